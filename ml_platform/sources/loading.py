@@ -1,0 +1,96 @@
+"""Load a source's declared columns into the warehouse, one range of daily partitions at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import zipfile
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.specs.checks import package_data_dir
+from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
+from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table
+
+
+class SourceLoadError(RuntimeError):
+    """A source file is missing or does not match its spec."""
+
+
+def source_file(source: SourceSpec, project_dir: Path) -> Path:
+    """The file a source is read from."""
+    location = source.location
+    if isinstance(location, PackageDataLocation):
+        folder = package_data_dir(location.package)
+        if folder is None:
+            raise SourceLoadError(f"source '{source.name}': package {location.package!r} is not installed")
+        path = folder / location.path
+    else:
+        path = project_dir / location.path
+    if not path.is_file():
+        raise SourceLoadError(f"source '{source.name}': file {path} does not exist")
+    return path
+
+
+def _raw_relation_sql(source: SourceSpec, path: Path, scratch: Path) -> str:
+    """SQL that reads the raw file with every declared column as text (or typed, for Parquet)."""
+    location = source.location
+    if location.format == "parquet":
+        return f"SELECT * FROM read_parquet('{_sql_string(path)}')"
+    if location.format == "csv_zip":
+        with zipfile.ZipFile(path) as archive:
+            members = [name for name in archive.namelist() if not name.endswith("/")]
+            if len(members) != 1:
+                raise SourceLoadError(f"source '{source.name}': {path} must hold exactly one file, holds {members}")
+            path = Path(archive.extract(members[0], scratch))
+    return (
+        f"SELECT * FROM read_csv('{_sql_string(path)}', header = true, all_varchar = true, "
+        f"nullstr = '{_sql_string(location.null_string)}')"
+    )
+
+
+def _sql_string(text: str | Path) -> str:
+    return str(text).replace("'", "''")
+
+
+def typed_select(source: SourceSpec, raw_sql: str) -> str:
+    """SQL casting the raw columns to their declared types and adding derived columns and partition_date."""
+    casts = ", ".join(f"CAST({quote(name)} AS {column.type}) AS {quote(name)}" for name, column in source.columns.items())
+    typed = f"SELECT {casts} FROM ({raw_sql})"
+    extra = [f"CAST(({derived.expression}) AS {derived.type}) AS {quote(name)}"
+             for name, derived in source.derived_columns.items()]
+    if isinstance(source.partitioning, DailyPartitioning):
+        extra.append(f"CAST(({source.partitioning.date}) AS DATE) AS partition_date")
+    return f"SELECT *{''.join(', ' + column for column in extra)} FROM ({typed})"
+
+
+def missing_columns(connection: duckdb.DuckDBPyConnection, source: SourceSpec, raw_sql: str) -> list[str]:
+    """Declared columns that the file does not have."""
+    present = {row[0] for row in connection.execute(f"DESCRIBE {raw_sql}").fetchall()}
+    return [name for name in source.columns if name not in present]
+
+
+def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path,
+                start: dt.date | None = None, end: dt.date | None = None) -> int:
+    """Write the source's rows (of [start, end] for a daily source) into source.<name>; returns rows written."""
+    path = source_file(source, project_dir)
+    with tempfile.TemporaryDirectory(prefix="ml_platform-source-") as scratch:
+        raw_sql = _raw_relation_sql(source, path, Path(scratch))
+        missing = missing_columns(connection, source, raw_sql)
+        if missing:
+            raise SourceLoadError(f"source '{source.name}': {path.name} lacks declared column(s) {', '.join(missing)}")
+        select = typed_select(source, raw_sql)
+        target = table("source", source.name)
+        if start is None:
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                connection.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+        ranged = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
+                  f"AND {date_literal(end)} ORDER BY ALL")
+        return replace_date_range(connection, target, ranged, start, end)

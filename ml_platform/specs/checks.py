@@ -1,0 +1,221 @@
+"""Checks across specs: names that must resolve, SQL that must bind, windows that must fit the data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.errors import SpecError, unknown_name
+from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
+from ml_platform.specs.sql_checks import SqlChecker, is_numeric
+
+CATEGORY_TYPES = {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
+
+
+def package_data_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) -> list[SpecError]:
+    """Every cross-spec error in the catalog; names in `broken` failed to parse and are not reported again."""
+    errors: list[SpecError] = []
+    for source in catalog.sources.values():
+        errors += _check_source(catalog, source)
+    errors += _check_feature_names(catalog)
+    for feature_set in catalog.feature_sets.values():
+        errors += _check_feature_set(catalog, feature_set, broken)
+    for model in catalog.models.values():
+        errors += _check_model(catalog, model, broken)
+    return errors
+
+
+def _error(catalog: Catalog, spec, field: str, message: str) -> SpecError:
+    return SpecError(catalog.file_of(spec.kind, spec.name), field, message, spec.kind, spec.name)
+
+
+def _check_source(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
+    errors = []
+    columns = source.all_columns()
+    for index, key in enumerate(source.keys):
+        if key not in columns:
+            errors.append(_error(catalog, source, f"keys[{index}]", unknown_name("column", key, columns)))
+    for name in source.derived_columns:
+        if name in source.columns:
+            errors.append(_error(catalog, source, f"derived_columns.{name}", "clashes with a declared column"))
+    if "partition_date" in source.columns or "partition_date" in source.derived_columns:
+        errors.append(_error(catalog, source, "columns", "'partition_date' is reserved for the platform"))
+    errors += _check_location(catalog, source)
+    checker = SqlChecker({source.name: source})
+    try:
+        for name, derived in source.derived_columns.items():
+            kind, problem = checker.expression_type(derived.expression, source.name, schema="raw")
+            if problem:
+                errors.append(_error(catalog, source, f"derived_columns.{name}.expression", problem))
+        if isinstance(source.partitioning, DailyPartitioning):
+            kind, problem = checker.expression_type(source.partitioning.date, source.name, schema="raw")
+            if problem:
+                errors.append(_error(catalog, source, "partitioning.date", problem))
+            elif kind not in ("DATE", "TIMESTAMP"):
+                errors.append(_error(catalog, source, "partitioning.date", f"must give a DATE, gives {kind}"))
+    finally:
+        checker.close()
+    return errors
+
+
+def _check_location(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
+    location = source.location
+    if isinstance(location, FileLocation):
+        path = Path(location.path)
+        inside = (catalog.project_dir / path).resolve()
+        if path.is_absolute() or not inside.is_relative_to(catalog.project_dir):
+            return [_error(catalog, source, "location.path",
+                           f"given {location.path!r}: the path must be relative and stay inside the project folder")]
+        return []
+    folder = package_data_dir(location.package)
+    if folder is None:
+        return [_error(catalog, source, "location.package", f"package {location.package!r} is not installed")]
+    target = (folder / location.path).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        return [_error(catalog, source, "location.path", f"given {location.path!r}: must stay inside the package")]
+    if not target.is_file():
+        return [_error(catalog, source, "location.path",
+                       f"package {location.package!r} has no file {location.path!r}")]
+    return []
+
+
+def _check_feature_names(catalog: Catalog) -> list[SpecError]:
+    owners: dict[str, str] = {}
+    errors = []
+    for feature_set in sorted(catalog.feature_sets.values(), key=lambda fs: catalog.file_of(fs.kind, fs.name)):
+        for feature in feature_set.features:
+            if feature in owners:
+                errors.append(_error(catalog, feature_set, f"features.{feature}",
+                                     f"feature '{feature}' is already declared by feature set '{owners[feature]}'"))
+            else:
+                owners[feature] = feature_set.name
+    return errors
+
+
+def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
+    errors = []
+    if feature_set.entity not in catalog.sources:
+        if ("source", feature_set.entity) not in broken:
+            errors.append(_error(catalog, feature_set, "entity",
+                                 unknown_name("source", feature_set.entity, catalog.sources)))
+        return errors
+    entity = catalog.sources[feature_set.entity]
+    if not entity.is_daily:
+        errors.append(_error(catalog, feature_set, "entity", f"source '{entity.name}' must have daily partitioning"))
+    readable = {feature_set.entity: entity}
+    for index, name in enumerate(feature_set.reads):
+        if name in catalog.sources:
+            readable[name] = catalog.sources[name]
+        elif ("source", name) not in broken:
+            errors.append(_error(catalog, feature_set, f"reads[{index}]", unknown_name("source", name, catalog.sources)))
+    if len(readable) != len(set(feature_set.reads) | {feature_set.entity}):
+        return errors
+    for clash in sorted(set(feature_set.features) & set(entity.all_columns())):
+        errors.append(_error(catalog, feature_set, f"features.{clash}",
+                             f"feature name clashes with a column of source '{entity.name}'"))
+    checker = SqlChecker(readable)
+    try:
+        checker.with_entity(entity.name)
+        columns, problem = checker.describe(feature_set.sql)
+    finally:
+        checker.close()
+    if problem:
+        return errors + [_error(catalog, feature_set, "sql", problem)]
+    returned = dict(columns)
+    for key in entity.keys:
+        if key not in returned:
+            errors.append(_error(catalog, feature_set, "sql", f"must return the entity key column '{key}'"))
+    for name, feature in feature_set.features.items():
+        if name not in returned:
+            errors.append(_error(catalog, feature_set, f"features.{name}",
+                                 f"declared but the SQL does not return it (returns: {', '.join(returned)})"))
+            continue
+        allowed = is_numeric(returned[name]) if feature.type == "number" else returned[name] in CATEGORY_TYPES
+        if not allowed:
+            errors.append(_error(catalog, feature_set, f"features.{name}.type",
+                                 f"declared {feature.type} but the SQL returns {returned[name]}"))
+    for name in returned:
+        if name not in feature_set.features and name not in entity.keys:
+            errors.append(_error(catalog, feature_set, "sql",
+                                 f"returns column '{name}', which is neither an entity key nor a declared feature"))
+    return errors
+
+
+def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
+    errors = []
+    if model.entity not in catalog.sources:
+        if ("source", model.entity) not in broken:
+            errors.append(_error(catalog, model, "entity", unknown_name("source", model.entity, catalog.sources)))
+        return errors
+    entity = catalog.sources[model.entity]
+    if not isinstance(entity.partitioning, DailyPartitioning):
+        return errors + [_error(catalog, model, "entity", f"source '{entity.name}' must have daily partitioning")]
+    index = catalog.feature_index()
+    predict_at = model.cadence.predict_at
+    for position, feature in enumerate(model.features):
+        if feature not in index:
+            note = " (a feature set failed to load: see its errors)" if any(k == "feature_set" for k, _ in broken) else ""
+            errors.append(_error(catalog, model, f"features[{position}]", unknown_name("feature", feature, index) + note))
+            continue
+        feature_set = catalog.feature_sets[index[feature]]
+        if feature_set.entity != model.entity:
+            errors.append(_error(catalog, model, f"features[{position}]",
+                                 f"feature '{feature}' describes '{feature_set.entity}' rows, not '{model.entity}'"))
+        if feature_set.known_by.minutes_before_event_day() < predict_at.minutes_before_event_day():
+            errors.append(_error(
+                catalog, model, f"features[{position}]",
+                f"feature '{feature}' is known only {feature_set.known_by.days_before} day(s) before at "
+                f"{feature_set.known_by.time}, after the model predicts ({predict_at.days_before} day(s) before at "
+                f"{predict_at.time}; field cadence.predict_at)"))
+    errors += _check_model_sql(catalog, model, entity)
+    errors += _check_windows(catalog, model, entity.partitioning)
+    if model.slice_column and model.slice_column not in entity.all_columns():
+        errors.append(_error(catalog, model, "slice_column",
+                             unknown_name("column", model.slice_column, entity.all_columns())))
+    return errors
+
+
+def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec) -> list[SpecError]:
+    errors = []
+    checker = SqlChecker({entity.name: entity})
+    try:
+        kind, problem = checker.expression_type(model.label.expression, entity.name)
+        if problem or kind != "BOOLEAN":
+            errors.append(_error(catalog, model, "label.expression", problem or f"must be true/false, gives {kind}"))
+            return errors
+        if model.filter is not None:
+            kind, problem = checker.expression_type(model.filter, entity.name)
+            if problem or kind != "BOOLEAN":
+                errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
+        with_label = f", ({model.label.expression}) AS label"
+        for outcome, expression in model.money.outcomes.model_dump().items():
+            kind, problem = checker.expression_type(expression, entity.name, extra_select=with_label)
+            if problem or not is_numeric(kind):
+                errors.append(_error(catalog, model, f"money.outcomes.{outcome}",
+                                     problem or f"must give a number, gives {kind}"))
+    finally:
+        checker.close()
+    return errors
+
+
+def _check_windows(catalog: Catalog, model: ModelSpec, partitioning: DailyPartitioning) -> list[SpecError]:
+    errors = []
+    for name in ("train", "validation", "test"):
+        window = getattr(model.split, name)
+        if window.start < partitioning.start:
+            errors.append(_error(catalog, model, f"split.{name}.start",
+                                 f"{window.start} is before the first day of source '{model.entity}' "
+                                 f"({partitioning.start})"))
+        if partitioning.end is not None and window.end > partitioning.end:
+            errors.append(_error(catalog, model, f"split.{name}.end",
+                                 f"{window.end} is after the last day of source '{model.entity}' ({partitioning.end})"))
+    return errors

@@ -1,0 +1,401 @@
+"""The spec language, version 1: typed, frozen models for sources, feature sets and models.
+
+Every YAML document under `model_specs/` is one of these three kinds, chosen by its `kind` field. The
+`description` of each field doubles as the reference documentation and ends up in the JSON schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+Identifier = Annotated[
+    str,
+    Field(pattern=IDENTIFIER_PATTERN, description="lower-case snake_case name: a letter, then letters, digits or _"),
+]
+SqlExpression = Annotated[str, Field(min_length=1, description="a DuckDB SQL expression")]
+
+COLUMN_TYPES = ("BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP")
+ColumnType = Literal["BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP"]
+
+# ISO 4217 codes of the currencies a money spec may use.
+CURRENCIES = (
+    "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "IDR", "ILS", "INR", "JPY",
+    "KRW", "MXN", "MYR", "NOK", "NZD", "PHP", "PLN", "SEK", "SGD", "THB", "TRY", "TWD", "USD", "ZAR",
+)
+Currency = Literal[
+    "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "IDR", "ILS", "INR", "JPY",
+    "KRW", "MXN", "MYR", "NOK", "NZD", "PHP", "PLN", "SEK", "SGD", "THB", "TRY", "TWD", "USD", "ZAR",
+]
+
+
+class Frozen(BaseModel):
+    """Base of every spec model: unknown fields are errors and parsed specs never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Header(Frozen):
+    """Fields every spec document carries."""
+
+    spec_version: Literal[1] = Field(description="version of the spec language; 1 is the only one")
+    name: Identifier
+    description: str = Field(min_length=1, description="what this is, for people: shown in the Dagster UI")
+    owner: str = Field(
+        min_length=1,
+        pattern=r"^(team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$",
+        description="who answers for it: an e-mail address or team:<name>",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------- sources
+
+
+class PackageDataLocation(Frozen):
+    """A data file that an installed Python package ships (read from disk; the package is never imported)."""
+
+    kind: Literal["package_data"]
+    package: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="importable package name")]
+    path: str = Field(min_length=1, description="path of the file inside the package folder")
+    format: Literal["csv", "csv_zip"] = Field(description="csv, or a zip archive holding one csv")
+    null_string: str = Field(default="NA", description="the text that stands for a missing value")
+
+
+class FileLocation(Frozen):
+    """A data file inside the project folder."""
+
+    kind: Literal["file"]
+    path: str = Field(min_length=1, description="path relative to the project folder; must stay inside it")
+    format: Literal["csv", "parquet"]
+    null_string: str = Field(default="", description="csv only: the text that stands for a missing value")
+
+
+Location = Annotated[Union[PackageDataLocation, FileLocation], Field(discriminator="kind")]
+
+
+class ColumnSpec(Frozen):
+    """One column of a source as the warehouse stores it."""
+
+    type: ColumnType = Field(description="DuckDB type the column is cast to on load")
+    known: Literal["before_event", "after_event"] = Field(
+        default="before_event",
+        description="after_event columns (outcomes) may feed labels and money but never a feature of the same row",
+    )
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        """Accept `column: TYPE` as shorthand for `column: {type: TYPE}`."""
+        return {"type": value} if isinstance(value, str) else value
+
+
+class DerivedColumn(Frozen):
+    """A column computed on load from the source's own columns."""
+
+    expression: SqlExpression
+    type: ColumnType
+    description: str = ""
+
+
+class DailyPartitioning(Frozen):
+    """Rows are split into daily partitions by their local event date."""
+
+    kind: Literal["daily"]
+    date: SqlExpression = Field(description="SQL expression giving each row's local event date")
+    start: dt.date = Field(description="first day with data")
+    end: dt.date | None = Field(default=None, description="last day with data; open-ended when absent")
+    timezone: str = Field(default="UTC", description="IANA time zone of the local dates, e.g. America/New_York")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/New_York' or 'UTC'")
+        return value
+
+
+class NoPartitioning(Frozen):
+    """A small reference table loaded whole (dimension table)."""
+
+    kind: Literal["none"]
+
+
+Partitioning = Annotated[Union[DailyPartitioning, NoPartitioning], Field(discriminator="kind")]
+
+
+class SourceSpec(Header):
+    """A raw business table loaded into the warehouse."""
+
+    kind: Literal["source"]
+    trust: Literal["internal", "external_vendor", "model_output"] = Field(
+        description="how far the data can be trusted: internal, an external vendor's, or another model's output"
+    )
+    location: Location
+    columns: dict[Identifier, ColumnSpec] = Field(min_length=1, description="the columns kept, with their types")
+    derived_columns: dict[Identifier, DerivedColumn] = Field(default_factory=dict)
+    keys: list[Identifier] = Field(min_length=1, description="columns that identify a row uniquely")
+    partitioning: Partitioning
+
+    @property
+    def is_daily(self) -> bool:
+        """True when the source is split into daily partitions."""
+        return isinstance(self.partitioning, DailyPartitioning)
+
+    def all_columns(self) -> dict[str, str]:
+        """Every column the warehouse table holds, with its DuckDB type (partition_date included when daily)."""
+        columns = {name: column.type for name, column in self.columns.items()}
+        columns.update({name: column.type for name, column in self.derived_columns.items()})
+        if self.is_daily:
+            columns["partition_date"] = "DATE"
+        return columns
+
+    def after_event_columns(self) -> list[str]:
+        """Columns that are only known after the event."""
+        return [name for name, column in self.columns.items() if column.known == "after_event"]
+
+
+# ------------------------------------------------------------------------------------------------------ feature sets
+
+
+class FeatureSpec(Frozen):
+    """One feature: a column the feature set's SQL returns."""
+
+    type: Literal["number", "category"] = Field(description="number, or category (a label with no order)")
+    description: str = Field(min_length=1)
+
+
+class KnownBy(Frozen):
+    """When a value is known, relative to the entity's local event date."""
+
+    days_before: int = Field(ge=0, le=366, description="how many days before the event date")
+    time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time of day, HH:MM")
+
+    def minutes_before_event_day(self) -> int:
+        """Minutes between this moment and the start of the event day (larger is earlier)."""
+        hours, minutes = (int(part) for part in self.time.split(":"))
+        return self.days_before * 24 * 60 - (hours * 60 + minutes)
+
+
+class FeatureSetSpec(Header):
+    """Named, reusable features computed by one DuckDB SQL query for the rows of an entity source."""
+
+    kind: Literal["feature_set"]
+    entity: Identifier = Field(description="the daily source whose rows these features describe")
+    reads: list[Identifier] = Field(default_factory=list, description="other sources the SQL reads")
+    lookback_days: int = Field(
+        default=0, ge=0, le=3660, description="how many days before a partition the SQL reads from daily sources"
+    )
+    known_by: KnownBy = Field(description="the latest moment any value of this set is known")
+    sql: str = Field(
+        min_length=1,
+        description=(
+            "a SELECT returning the entity's keys and every declared feature, one row per row of the view "
+            "`entity` (the entity's rows of the partitions being computed); sources are read by name"
+        ),
+    )
+    features: dict[Identifier, FeatureSpec] = Field(min_length=1)
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+
+
+class Window(Frozen):
+    """An inclusive range of local event dates."""
+
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end < self.start:
+            raise ValueError(f"empty window: end {self.end} is before start {self.start}")
+        return self
+
+    def overlaps(self, other: "Window") -> bool:
+        """True when the two windows share a day."""
+        return self.start <= other.end and other.start <= self.end
+
+
+class TimeSplit(Frozen):
+    """Train, validation and test windows, in this order, not overlapping."""
+
+    kind: Literal["time"] = "time"
+    train: Window
+    validation: Window = Field(description="used for early stopping and to choose the decision threshold")
+    test: Window = Field(description="held out: every reported figure is measured here")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        windows = [("train", self.train), ("validation", self.validation), ("test", self.test)]
+        for (first_name, first), (second_name, second) in zip(windows, windows[1:]):
+            if first.overlaps(second) or second.start < first.start:
+                raise ValueError(
+                    f"{second_name} ({second.start} to {second.end}) must start after {first_name} ends ({first.end})"
+                )
+        return self
+
+
+class LabelSpec(Frozen):
+    """What the model predicts."""
+
+    task: Literal["binary_classification"] = Field(description="the kind of prediction")
+    expression: SqlExpression = Field(description="SQL over the entity's columns: true for the positive class")
+
+
+class LightGBMParams(Frozen):
+    """LightGBM hyper-parameters."""
+
+    n_estimators: int = Field(default=300, ge=1, le=20000, description="maximum number of boosting rounds")
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2, le=131072)
+    max_depth: int = Field(default=-1, ge=-1, description="-1 for no limit")
+    min_child_samples: int = Field(default=20, ge=1)
+    feature_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_freq: int = Field(default=0, ge=0)
+    reg_lambda: float = Field(default=0.0, ge=0)
+    early_stopping_rounds: int | None = Field(
+        default=50, ge=1, description="stop when validation log loss has not improved for this many rounds"
+    )
+
+
+class LightGBMAlgorithm(Frozen):
+    """Gradient-boosted trees with LightGBM."""
+
+    kind: Literal["lightgbm"]
+    seed: int = Field(default=0, ge=0, description="random seed: the same seed and data give the same model")
+    params: LightGBMParams = Field(default_factory=LightGBMParams)
+
+
+class LogisticRegressionParams(Frozen):
+    """scikit-learn LogisticRegression hyper-parameters (features are one-hot encoded and standardised)."""
+
+    C: float = Field(default=1.0, gt=0, description="inverse regularisation strength")
+    max_iter: int = Field(default=1000, ge=1)
+    class_weight: Literal["balanced"] | None = None
+
+
+class LogisticRegressionAlgorithm(Frozen):
+    """Logistic regression with scikit-learn."""
+
+    kind: Literal["logistic_regression"]
+    seed: int = Field(default=0, ge=0)
+    params: LogisticRegressionParams = Field(default_factory=LogisticRegressionParams)
+
+
+class RandomForestParams(Frozen):
+    """scikit-learn RandomForestClassifier hyper-parameters."""
+
+    n_estimators: int = Field(default=200, ge=1, le=5000)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(default=20, ge=1)
+    max_features: float = Field(default=0.5, gt=0, le=1, description="fraction of features tried at each split")
+
+
+class RandomForestAlgorithm(Frozen):
+    """Random forest with scikit-learn."""
+
+    kind: Literal["random_forest"]
+    seed: int = Field(default=0, ge=0)
+    params: RandomForestParams = Field(default_factory=RandomForestParams)
+
+
+class HistGradientBoostingParams(Frozen):
+    """scikit-learn HistGradientBoostingClassifier hyper-parameters."""
+
+    max_iter: int = Field(default=300, ge=1, le=20000)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    max_leaf_nodes: int = Field(default=31, ge=2)
+    min_samples_leaf: int = Field(default=20, ge=1)
+    l2_regularization: float = Field(default=0.0, ge=0)
+
+
+class HistGradientBoostingAlgorithm(Frozen):
+    """Histogram gradient boosting with scikit-learn."""
+
+    kind: Literal["hist_gradient_boosting"]
+    seed: int = Field(default=0, ge=0)
+    params: HistGradientBoostingParams = Field(default_factory=HistGradientBoostingParams)
+
+
+Algorithm = Annotated[
+    Union[LightGBMAlgorithm, LogisticRegressionAlgorithm, RandomForestAlgorithm, HistGradientBoostingAlgorithm],
+    Field(discriminator="kind"),
+]
+
+
+class OutcomeValues(Frozen):
+    """Money made (positive) or lost (negative) by one row in each outcome, relative to doing nothing."""
+
+    true_positive: SqlExpression = Field(description="flagged and really positive")
+    false_positive: SqlExpression = Field(description="flagged but negative")
+    false_negative: SqlExpression = Field(description="not flagged but positive")
+    true_negative: SqlExpression = Field(description="not flagged and negative")
+
+
+class MoneySpec(Frozen):
+    """How the model is judged: the money value of each outcome, in one currency."""
+
+    currency: Currency
+    outcomes: OutcomeValues
+
+
+class GateSpec(Frozen):
+    """Thresholds a trained model must clear on the test window before it is deployed."""
+
+    min_money: float = Field(description="least money the model must make on the test window, in the spec's currency")
+    min_roc_auc: float = Field(default=0.5, ge=0.0, le=1.0, description="least ROC AUC on the test window")
+
+
+class CadenceSpec(Frozen):
+    """When the model scores and retrains."""
+
+    scoring: Literal["daily"] = Field(default="daily", description="one scoring per entity date")
+    predict_at: KnownBy = Field(description="when predictions for a date are made, relative to that date")
+    retraining: Literal["weekly", "monthly", "quarterly", "never"] = "monthly"
+
+
+class ModelSpec(Header):
+    """One model: where its rows come from, what it predicts, how it learns, and how it is judged in money."""
+
+    kind: Literal["model"]
+    entity: Identifier = Field(description="the daily source whose rows the model predicts for")
+    label: LabelSpec
+    filter: SqlExpression | None = Field(default=None, description="SQL condition on the entity's rows to keep")
+    features: list[Identifier] = Field(min_length=1, description="feature names from the feature library")
+    split: TimeSplit
+    algorithm: Algorithm
+    money: MoneySpec
+    gate: GateSpec
+    cadence: CadenceSpec
+    slice_column: Identifier | None = Field(default=None, description="entity column that reports break money down by")
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"features listed twice: {', '.join(duplicates)}")
+        return value
+
+
+SpecDocument = Annotated[Union[SourceSpec, FeatureSetSpec, ModelSpec], Field(discriminator="kind")]
+KINDS = {"source": SourceSpec, "feature_set": FeatureSetSpec, "model": ModelSpec}
+
+
+def is_identifier(value: str) -> bool:
+    """True when value is a valid spec name."""
+    return re.match(IDENTIFIER_PATTERN, value) is not None

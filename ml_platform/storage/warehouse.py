@@ -1,0 +1,77 @@
+"""The embedded DuckDB warehouse: schemas, safe identifiers, and partition-range writes done in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import duckdb
+
+SCHEMAS = ("source", "features", "registry", "predictions")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def quote(identifier: str) -> str:
+    """A double-quoted SQL identifier, after checking it is a plain spec name."""
+    if not _IDENTIFIER.match(identifier):
+        raise ValueError(f"not a valid identifier: {identifier!r}")
+    return f'"{identifier}"'
+
+
+def table(schema: str, name: str) -> str:
+    """The qualified, quoted name of a warehouse table."""
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown warehouse schema {schema!r}")
+    return f"{schema}.{quote(name)}"
+
+
+def date_literal(day: dt.date) -> str:
+    """A DuckDB DATE literal (dates come from partition keys or specs, never from free text)."""
+    return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
+
+
+def prepare(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the platform's schemas and registries when missing, and resolve bare names to sources."""
+    from ml_platform.storage.registry import create_registry_tables
+
+    for schema in SCHEMAS:
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    create_registry_tables(connection)
+    connection.execute("SET search_path = 'source,main'")
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """True when the warehouse has the table."""
+    rows = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
+    ).fetchall()
+    return rows[0][0] > 0
+
+
+def replace_date_range(connection: duckdb.DuckDBPyConnection, target: str, select_sql: str,
+                       start: dt.date, end: dt.date) -> int:
+    """Atomically replace the rows of [start, end] in target with select_sql's rows; returns the rows written."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({select_sql}) LIMIT 0")
+        connection.execute(
+            f"DELETE FROM {target} WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
+        )
+        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM ({select_sql})")
+        written = connection.execute(
+            f"SELECT count(*) FROM {target} WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
+        ).fetchall()[0][0]
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return written
+
+
+def rows_per_day(connection: duckdb.DuckDBPyConnection, target: str, start: dt.date, end: dt.date) -> dict[str, int]:
+    """Row count of each day of [start, end] present in target."""
+    rows = connection.execute(
+        f"SELECT partition_date, count(*) FROM {target} "
+        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {day.isoformat(): count for day, count in rows}
