@@ -1,9 +1,7 @@
 """Build one Dagster asset per source spec: `["source", name]`, daily-partitioned or loaded whole."""
 
-from __future__ import annotations
-
 import dagster as dg
-from dagster_duckdb import DuckDBResource
+from ml_platform.resources import Warehouse
 
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
@@ -49,10 +47,9 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
             "after_event_columns": ", ".join(source.after_event_columns()) or "none",
         },
     )
-    def load(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    def load(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         start, end = date_range(context) if partitions else (None, None)
         with warehouse.get_connection() as connection:
-            prepare(connection)
             written = load_source(connection, source, catalog.project_dir, start, end)
             per_day = rows_per_day(connection, table("source", source.name), start, end) if partitions else {}
         empty_days = [] if not partitions else [

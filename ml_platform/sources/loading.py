@@ -92,5 +92,5 @@ def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proje
                 raise
             return connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         ranged = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
-                  f"AND {date_literal(end)} ORDER BY ALL")
+                  f"AND {date_literal(end)}")
         return replace_date_range(connection, target, ranged, start, end)

@@ -1,0 +1,56 @@
+"""Classification metrics on held-out rows: ranking, probability quality and decisions at a threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def classification_metrics(label: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """ROC AUC, log loss, Brier score, and precision/recall of flagging at the threshold."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    label = label.astype(int)
+    flags = scores >= threshold
+    true_positives = int(np.sum(flags & (label == 1)))
+    flagged = int(flags.sum())
+    positives = int(label.sum())
+    both_classes = 0 < positives < len(label)
+    return {
+        "rows": int(len(label)),
+        "positive_rate": float(label.mean()) if len(label) else float("nan"),
+        "roc_auc": float(roc_auc_score(label, scores)) if both_classes else float("nan"),
+        "log_loss": float(log_loss(label, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "brier": float(brier_score_loss(label, scores)),
+        "flagged": flagged,
+        "precision": true_positives / flagged if flagged else float("nan"),
+        "recall": true_positives / positives if positives else float("nan"),
+    }
+
+
+def calibration_table(label: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict]:
+    """Mean predicted versus observed positive rate in equal-width score bins that hold rows."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    table = []
+    for position in range(bins):
+        mask = index == position
+        if mask.any():
+            table.append({"bin": f"{edges[position]:.1f}-{edges[position + 1]:.1f}", "rows": int(mask.sum()),
+                          "mean_predicted": float(scores[mask].mean()), "observed": float(label[mask].mean())})
+    return table
+
+
+def sanity_problems(scores: np.ndarray) -> list[str]:
+    """What is wrong with a set of predicted probabilities, if anything."""
+    problems = []
+    if len(scores) == 0:
+        return ["no predictions"]
+    missing = int(np.sum(~np.isfinite(scores)))
+    if missing:
+        problems.append(f"{missing} missing or infinite prediction(s)")
+    finite = scores[np.isfinite(scores)]
+    if len(finite) and (finite.min() < 0 or finite.max() > 1):
+        problems.append(f"predictions outside [0, 1]: from {finite.min():.4f} to {finite.max():.4f}")
+    if len(finite) and np.ptp(finite) < 1e-9:
+        problems.append(f"constant predictions ({finite[0]:.4f} for every row)")
+    return problems

@@ -1,0 +1,111 @@
+"""Compute a feature set for a range of its entity's daily partitions, and assemble feature matrices for models.
+
+Training snapshots and production scoring both read features through `feature_matrix_sql`: one code path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import FeatureSetSpec, ModelSpec
+from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table, table_exists
+
+
+class FeatureComputationError(RuntimeError):
+    """A feature set's inputs are missing or its SQL broke the feature contract."""
+
+
+def _bind_entity(connection: duckdb.DuckDBPyConnection, source: str, start: dt.date, end: dt.date) -> None:
+    connection.execute(
+        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {table('source', source)} "
+        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
+    )
+
+
+def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: list[str], hint: str) -> None:
+    """Fail with a clear message when any of the warehouse tables does not exist yet."""
+    missing = [name for name in names if not table_exists(connection, schema, name)]
+    if missing:
+        listed = ", ".join(f"{schema}.{name}" for name in missing)
+        raise FeatureComputationError(f"{listed} not in the warehouse yet: {hint}")
+
+
+def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                        start: dt.date, end: dt.date) -> dict[str, int]:
+    """Write features.<name> for [start, end]; returns entity row and written row counts."""
+    entity = catalog.sources[feature_set.entity]
+    require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
+                   "materialize the sources this feature set reads first")
+    _bind_entity(connection, entity.name, start, end)
+    keys = ", ".join(quote(key) for key in entity.keys)
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE feature_result AS {feature_set.sql}")
+    entity_rows, result_rows, distinct_keys, matched = connection.execute(
+        f"SELECT (SELECT count(*) FROM entity), (SELECT count(*) FROM feature_result), "
+        f"(SELECT count(*) FROM (SELECT DISTINCT {keys} FROM feature_result)), "
+        f"(SELECT count(*) FROM feature_result JOIN entity USING ({keys}))"
+    ).fetchall()[0]
+    if result_rows != distinct_keys:
+        raise FeatureComputationError(
+            f"feature set '{feature_set.name}' returned {result_rows - distinct_keys} duplicate row(s) for the same "
+            f"key ({keys}); its SQL must return one row per entity row")
+    if matched != entity_rows or result_rows != entity_rows:
+        raise FeatureComputationError(
+            f"feature set '{feature_set.name}' returned {result_rows} rows ({matched} matching an entity row) for "
+            f"{entity_rows} rows of '{entity.name}'; its SQL must return exactly one row per row of `entity`")
+    features = ", ".join(f"feature_result.{quote(name)}" for name in feature_set.features)
+    select = (f"SELECT {', '.join('entity.' + quote(key) for key in entity.keys)}, {features}, entity.partition_date "
+              f"FROM feature_result JOIN entity USING ({keys})")
+    written = replace_date_range(connection, table("features", feature_set.name), select, start, end)
+    connection.execute("DROP TABLE feature_result")
+    return {"entity_rows": entity_rows, "rows": written}
+
+
+def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date,
+                       with_outcomes: bool) -> str:
+    """SQL giving one row per kept entity row of [start, end]: keys, date, features (and label and money)."""
+    entity = catalog.sources[model.entity]
+    keys = ", ".join(quote(key) for key in entity.keys)
+    condition = f"base.partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
+    if model.filter:
+        condition += f" AND ({model.filter})"
+    index = catalog.feature_index()
+    joins = "".join(f" LEFT JOIN {table('features', fs.name)} AS {quote(fs.name)} USING ({keys})"
+                    for fs in catalog.feature_sets_of(model))
+    features = ", ".join(f"{quote(index[name])}.{quote(name)}" for name in model.features)
+    columns = f"{keys}, base.partition_date, {features}"
+    if with_outcomes:
+        outcomes = model.money.outcomes
+        label = f"({model.label.expression})"
+        columns += (f", CAST({label} AS BOOLEAN) AS label"
+                    f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
+                    f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
+                    f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
+                    f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
+        if model.slice_column:
+            columns += f", CAST(base.{quote(model.slice_column)} AS VARCHAR) AS slice"
+    # the outcome expressions may name `label`, so it is computed on the entity rows first
+    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {table('source', entity.name)})"
+    return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
+            f"ORDER BY base.partition_date, {keys}")
+
+
+def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
+                         start: dt.date, end: dt.date) -> dict[str, list[str]]:
+    """Days of [start, end] that have entity rows but no rows yet in a feature set the model reads."""
+    entity = table("source", model.entity)
+    span = f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
+    missing = {}
+    for feature_set in catalog.feature_sets_of(model):
+        if not table_exists(connection, "features", feature_set.name):
+            missing[feature_set.name] = ["all days"]
+            continue
+        rows = connection.execute(
+            f"SELECT DISTINCT partition_date FROM {entity} WHERE {span} EXCEPT "
+            f"SELECT DISTINCT partition_date FROM {table('features', feature_set.name)} WHERE {span} ORDER BY 1"
+        ).fetchall()
+        if rows:
+            missing[feature_set.name] = [row[0].isoformat() for row in rows]
+    return missing

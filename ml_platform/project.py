@@ -1,0 +1,41 @@
+"""Where a project's specs, data and Dagster instance live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_platform.resources import StoragePaths
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project folder: `model_specs/` with its specs, `.ml_platform/` with its data, `.dagster_home/`."""
+
+    root: Path
+    data_dir: Path
+    dagster_home: Path
+
+    @property
+    def specs_dir(self) -> Path:
+        return self.root / "model_specs"
+
+    @property
+    def storage(self) -> StoragePaths:
+        return StoragePaths(self.data_dir)
+
+    @classmethod
+    def at(cls, root: Path, data_dir: Path | None = None, dagster_home: Path | None = None) -> "Project":
+        """A project rooted at a folder, with its default data and instance folders inside it."""
+        root = Path(root).resolve()
+        return cls(root, Path(data_dir or root / ".ml_platform").resolve(),
+                   Path(dagster_home or root / ".dagster_home").resolve())
+
+    @classmethod
+    def from_environment(cls) -> "Project":
+        """The project named by ML_PLATFORM_PROJECT (default: the working folder), ML_PLATFORM_DATA and DAGSTER_HOME."""
+        root = Path(os.environ.get("ML_PLATFORM_PROJECT") or Path.cwd())
+        data = os.environ.get("ML_PLATFORM_DATA")
+        home = os.environ.get("DAGSTER_HOME")
+        return cls.at(root, Path(data) if data else None, Path(home) if home else None)

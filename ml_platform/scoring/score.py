@@ -1,0 +1,79 @@
+"""Score days of production rows with the live champion, through the same feature code as training."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from ml_platform.code_version import code_version
+from ml_platform.features.compute import feature_matrix_sql, missing_feature_days
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import quote, table, table_exists
+from ml_platform.training.fit import load_model
+
+PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
+              "promotion_id", "dagster_run_id")
+
+
+class ScoringError(RuntimeError):
+    """There is no champion to score with, or its inputs are missing."""
+
+
+def latest_view(model: ModelSpec) -> str:
+    """The view holding the latest prediction of each row."""
+    return table("predictions", f"{model.name}__latest")
+
+
+def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+               model: ModelSpec, start: dt.date, end: dt.date, dagster_run_id: str) -> dict:
+    """Append predictions for [start, end] to predictions.<model>, each row carrying its provenance."""
+    champion = registry.champion(connection, model.name)
+    if champion is None:
+        raise ScoringError(f"no version of '{model.name}' has been deployed yet: train it and pass the gate first")
+    model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
+    evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
+                                    training_run=champion["training_run"])
+    missing = missing_feature_days(connection, catalog, model, start, end)
+    if missing:
+        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
+        raise ScoringError(f"features missing for scoring '{model.name}' ({details}); materialize them first")
+    frame = connection.execute(feature_matrix_sql(catalog, model, start, end, with_outcomes=False)).df()
+    predictor = load_model(artifacts, model_row)
+    threshold = float(evaluation["summary"]["threshold"])
+    keys = list(catalog.sources[model.entity].keys)
+    output = frame[keys + ["partition_date"]].copy()
+    output["score"] = predictor.predict(frame) if len(frame) else []
+    output["flagged"] = output["score"] >= threshold
+    output["threshold"] = threshold
+    provenance = {
+        "model_version": model_row["model_version"], "spec_hash": model_row["spec_hash"],
+        "snapshot_id": model_row["snapshot_id"], "training_run": model_row["training_run"],
+        "code_version": code_version(), "scored_at": registry.now(),
+        "promotion_id": int(champion["promotion_id"]), "dagster_run_id": dagster_run_id,
+    }
+    for name, value in provenance.items():
+        output[name] = value
+    target = table("predictions", model.name)
+    key_list = ", ".join(quote(key) for key in keys)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM output LIMIT 0")
+        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM output")
+        connection.execute(
+            f"CREATE OR REPLACE VIEW {latest_view(model)} AS SELECT * FROM {target} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
+            "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
+
+
+def has_predictions(connection: duckdb.DuckDBPyConnection, model: ModelSpec) -> bool:
+    """True once the model has scored anything."""
+    return table_exists(connection, "predictions", model.name)

@@ -1,0 +1,105 @@
+"""Immutable training snapshots: the exact rows, features, labels and money inputs of one training run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from ml_platform.features.compute import feature_matrix_sql, missing_feature_days, require_tables
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import date_literal, table
+
+
+class SnapshotError(RuntimeError):
+    """The data a snapshot needs is not there."""
+
+
+def _split_sql(model: ModelSpec, matrix_sql: str) -> str:
+    split = model.split
+    case = (f"CASE WHEN partition_date BETWEEN {date_literal(split.train.start)} AND {date_literal(split.train.end)} "
+            f"THEN 'train' WHEN partition_date BETWEEN {date_literal(split.validation.start)} "
+            f"AND {date_literal(split.validation.end)} THEN 'validation' "
+            f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
+            f"THEN 'test' END")
+    return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
+
+
+def source_fingerprint(connection: duckdb.DuckDBPyConnection, name: str, start: dt.date | None,
+                       end: dt.date | None) -> dict:
+    """Row count and an order-independent content hash of a source (over [start, end] for a daily one)."""
+    where = f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}" if start else ""
+    count, digest = connection.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(source_row)), 0) FROM {table('source', name)} AS source_row {where}"
+    ).fetchall()[0]
+    return {"rows": count, "content_hash": f"{digest:016x}"}
+
+
+def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                   model: ModelSpec, training_run: str, spec_hash: str) -> dict:
+    """Write the run's snapshot once; return its registry row (the existing one if the run already has one)."""
+    existing = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
+    if existing is not None:
+        artifacts.verify(existing["path"], existing["sha256"])
+        return {**existing, "reused": True}
+    split = model.split
+    require_tables(connection, "source", [model.entity], "materialize the model's sources first")
+    missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
+    if missing:
+        details = "; ".join(f"{name}: {len(days)} day(s) from {days[0]}" for name, days in missing.items())
+        raise SnapshotError(f"features missing for the split windows of '{model.name}' ({details}); "
+                            f"materialize those feature partitions first")
+    query = _split_sql(model, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))
+    stored = artifacts.write(
+        f"snapshots/{model.name}", ".parquet",
+        lambda path: connection.execute(
+            f"COPY ({query}) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"),
+    )
+    stats = connection.execute(
+        f"SELECT split, count(*), avg(CAST(label AS DOUBLE)) FROM read_parquet('{artifacts.path_of(stored.path)}') "
+        f"GROUP BY split"
+    ).fetchall()
+    unlabelled = connection.execute(
+        f"SELECT count(*) FROM {table('source', model.entity)} WHERE partition_date BETWEEN "
+        f"{date_literal(split.train.start)} AND {date_literal(split.test.end)} AND ({model.label.expression}) IS NULL"
+    ).fetchall()[0][0]
+    entity = catalog.sources[model.entity]
+    sources = {}
+    for source in catalog.sources_of(model):
+        window = (split.train.start - dt.timedelta(days=max(
+            [fs.lookback_days for fs in catalog.feature_sets_of(model)] or [0])), split.test.end)
+        sources[source.name] = source_fingerprint(connection, source.name, *(window if source.is_daily else (None, None)))
+    manifest = {
+        "model": model.name,
+        "training_run": training_run,
+        "spec_hash": spec_hash,
+        "snapshot_sha256": stored.sha256,
+        "size_bytes": stored.size_bytes,
+        "entity": entity.name,
+        "keys": entity.keys,
+        "features": list(model.features),
+        "feature_set_versions": {fs.name: catalog.feature_set_hash(fs) for fs in catalog.feature_sets_of(model)},
+        "source_data_versions": sources,
+        "split_windows": {name: {"start": str(getattr(split, name).start), "end": str(getattr(split, name).end)}
+                          for name in ("train", "validation", "test")},
+        "rows": {name: count for name, count, _ in stats},
+        "positive_rate": {name: round(rate, 6) for name, _, rate in stats},
+        "rows_without_label_excluded": unlabelled,
+    }
+    row = {
+        "training_run": training_run, "model": model.name, "snapshot_id": stored.sha256[:16],
+        "spec_hash": spec_hash, "path": stored.path, "sha256": stored.sha256, "manifest": manifest,
+        "created_at": registry.now(),
+    }
+    registry.insert(connection, "snapshots", row)
+    return {**row, "reused": False}
+
+
+def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict) -> pd.DataFrame:
+    """The snapshot's rows, after verifying the file's hash."""
+    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
+    return connection.execute(f"SELECT * FROM read_parquet('{path}')").df()

@@ -1,0 +1,260 @@
+"""Deterministic training for the algorithms the spec language allows, and loading of their artifacts.
+
+LightGBM models are stored as JSON holding LightGBM's own text model (no code runs on load). scikit-learn
+pipelines are stored with joblib and only ever loaded after the artifact store has verified their SHA-256.
+Heavy libraries are imported inside functions so that loading the definitions stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.specs.models import (
+    HistGradientBoostingAlgorithm,
+    LightGBMAlgorithm,
+    LogisticRegressionAlgorithm,
+    RandomForestAlgorithm,
+)
+
+LIGHTGBM_FORMAT = "ml_platform.lightgbm.v1"
+SKLEARN_FORMAT = "ml_platform.sklearn-joblib.v1"
+THREADS = 2  # fixed, so that the same data and seed give the same model on any machine
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """The model's input columns, in order, and which of them are categories (with their training vocabulary)."""
+
+    columns: tuple[str, ...]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def learn(cls, frame: pd.DataFrame, columns: list[str], categorical: list[str]) -> "FeatureLayout":
+        """Fix the column order and each category's vocabulary from the training rows."""
+        vocabulary = {name: sorted(category_text(frame[name]).dropna().unique().tolist()) for name in categorical}
+        return cls(tuple(columns), vocabulary)
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Numbers as float64; categories as their code in the vocabulary (NaN when missing or unseen)."""
+        encoded = {}
+        for name in self.columns:
+            if name in self.categories:
+                codes = pd.Categorical(category_text(frame[name]), categories=self.categories[name]).codes
+                encoded[name] = np.where(codes < 0, np.nan, codes.astype("float64"))
+            else:
+                encoded[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        return pd.DataFrame(encoded, index=frame.index)
+
+
+def category_text(series: pd.Series) -> pd.Series:
+    """Category values as text ("7", not "7.0", even when missing values made the column float); NA stays NA."""
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_object_dtype(series) or \
+            pd.api.types.is_string_dtype(series):
+        return series.astype("string")
+    return series.astype("Int64").astype("string")
+
+
+class Predictor:
+    """A trained model that gives the probability of the positive class."""
+
+    format: str
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+class LightGBMPredictor(Predictor):
+    """A LightGBM booster with its feature layout."""
+
+    format = LIGHTGBM_FORMAT
+
+    def __init__(self, booster, layout: FeatureLayout):
+        self.booster = booster
+        self.layout = layout
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        encoded = self.layout.encode(frame)
+        return self.booster.predict(encoded.to_numpy(), num_threads=THREADS)
+
+    def save(self, path: Path) -> None:
+        document = {"format": self.format, "columns": list(self.layout.columns),
+                    "categories": self.layout.categories, "booster": self.booster.model_to_string()}
+        path.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "LightGBMPredictor":
+        import lightgbm
+
+        document = json.loads(path.read_text(encoding="utf-8"))
+        layout = FeatureLayout(tuple(document["columns"]), document["categories"])
+        return cls(lightgbm.Booster(model_str=document["booster"]), layout)
+
+
+class SklearnPredictor(Predictor):
+    """A scikit-learn pipeline (encoders and estimator) with its feature layout."""
+
+    format = SKLEARN_FORMAT
+
+    def __init__(self, pipeline, layout: FeatureLayout):
+        self.pipeline = pipeline
+        self.layout = layout
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict_proba(frame[list(self.layout.columns)])[:, 1]
+
+    def save(self, path: Path) -> None:
+        import joblib
+
+        joblib.dump({"format": self.format, "pipeline": self.pipeline, "columns": list(self.layout.columns),
+                     "categories": self.layout.categories}, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "SklearnPredictor":
+        import joblib
+
+        document = joblib.load(path)  # only called on a file whose SHA-256 the artifact store has verified
+        return cls(document["pipeline"], FeatureLayout(tuple(document["columns"]), document["categories"]))
+
+
+def load_predictor(path: Path, artifact_format: str) -> Predictor:
+    """Load a verified model artifact of the given format."""
+    if artifact_format == LIGHTGBM_FORMAT:
+        return LightGBMPredictor.load(path)
+    if artifact_format == SKLEARN_FORMAT:
+        return SklearnPredictor.load(path)
+    raise ValueError(f"unknown model artifact format {artifact_format!r}")
+
+
+@dataclass
+class TrainingResult:
+    """A trained predictor and the facts its model card reports."""
+
+    predictor: Predictor
+    details: dict[str, Any]
+
+
+def train(algorithm, layout: FeatureLayout, train_frame: pd.DataFrame, train_label: np.ndarray,
+          valid_frame: pd.DataFrame, valid_label: np.ndarray) -> TrainingResult:
+    """Train the spec's algorithm on the training rows, using the validation rows for early stopping."""
+    started = time.perf_counter()
+    if isinstance(algorithm, LightGBMAlgorithm):
+        result = _train_lightgbm(algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+    else:
+        result = _train_sklearn(algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+    result.details["training_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _train_lightgbm(algorithm: LightGBMAlgorithm, layout, train_frame, train_label, valid_frame, valid_label):
+    import lightgbm
+
+    params = algorithm.params
+    categorical = [index for index, name in enumerate(layout.columns) if name in layout.categories]
+    booster_params = {
+        "objective": "binary", "metric": "binary_logloss", "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves, "max_depth": params.max_depth,
+        "min_child_samples": params.min_child_samples, "feature_fraction": params.feature_fraction,
+        "bagging_fraction": params.bagging_fraction, "bagging_freq": params.bagging_freq,
+        "lambda_l2": params.reg_lambda, "seed": algorithm.seed, "deterministic": True, "force_col_wise": True,
+        "num_threads": THREADS, "verbosity": -1,
+    }
+    train_set = lightgbm.Dataset(layout.encode(train_frame).to_numpy(), label=train_label,
+                                 feature_name=list(layout.columns), categorical_feature=categorical,
+                                 free_raw_data=True)
+    valid_set = lightgbm.Dataset(layout.encode(valid_frame).to_numpy(), label=valid_label, reference=train_set)
+    callbacks = []
+    if params.early_stopping_rounds:
+        callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))
+    booster = lightgbm.train(booster_params, train_set, num_boost_round=params.n_estimators,
+                             valid_sets=[valid_set], valid_names=["validation"], callbacks=callbacks)
+    if booster.best_iteration and booster.best_iteration < booster.current_iteration():
+        booster = lightgbm.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    gains = booster.feature_importance(importance_type="gain")
+    importance = {name: float(gain) for name, gain in zip(layout.columns, gains)}
+    details = {"trees": booster.current_iteration(), "stopped_early": booster.current_iteration() < params.n_estimators,
+               "feature_importance": importance, "importance_kind": "total gain",
+               "library": {"lightgbm": lightgbm.__version__}}
+    return TrainingResult(LightGBMPredictor(booster, layout), details)
+
+
+def _sklearn_pipeline(algorithm, layout: FeatureLayout):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    numbers = [name for name in layout.columns if name not in layout.categories]
+    categories = [name for name in layout.columns if name in layout.categories]
+    vocabulary = [layout.categories[name] for name in categories]
+    params = algorithm.params.model_dump()
+    as_text = _as_text_transformer(categories)
+    if isinstance(algorithm, LogisticRegressionAlgorithm):
+        numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
+        categorical = make_pipeline(as_text, OneHotEncoder(categories=vocabulary, handle_unknown="ignore"))
+        estimator = LogisticRegression(random_state=algorithm.seed, **params)
+    else:
+        numeric = "passthrough"
+        categorical = make_pipeline(as_text, OrdinalEncoder(categories=vocabulary, handle_unknown="use_encoded_value",
+                                                             unknown_value=np.nan, encoded_missing_value=np.nan))
+        if isinstance(algorithm, RandomForestAlgorithm):
+            estimator = RandomForestClassifier(random_state=algorithm.seed, n_jobs=THREADS, **params)
+        elif isinstance(algorithm, HistGradientBoostingAlgorithm):
+            estimator = HistGradientBoostingClassifier(
+                random_state=algorithm.seed, early_stopping=True, n_iter_no_change=20,
+                categorical_features=[len(numbers) + index for index in range(len(categories))], **params)
+        else:
+            raise ValueError(f"no trainer for algorithm {algorithm.kind!r}")
+    transformer = ColumnTransformer([("numbers", numeric, numbers), ("categories", categorical, categories)],
+                                    verbose_feature_names_out=False)
+    return Pipeline([("encode", transformer), ("estimator", estimator)])
+
+
+def _as_text_transformer(categories: list[str]):
+    from sklearn.preprocessing import FunctionTransformer
+
+    return FunctionTransformer(_categories_as_text, feature_names_out="one-to-one")
+
+
+def _categories_as_text(frame: pd.DataFrame):
+    """Category values as text, missing values kept missing, so encoders see the vocabulary's types."""
+    return pd.DataFrame({name: category_text(frame[name]).astype(object).where(frame[name].notna(), np.nan)
+                         for name in frame.columns}, index=frame.index)
+
+
+def _train_sklearn(algorithm, layout, train_frame, train_label, valid_frame, valid_label):
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    pipeline = _sklearn_pipeline(algorithm, layout)
+    with threadpool_limits(limits=THREADS):
+        if isinstance(algorithm, HistGradientBoostingAlgorithm):
+            encoder = pipeline.named_steps["encode"].fit(train_frame[list(layout.columns)])
+            pipeline.named_steps["estimator"].fit(
+                encoder.transform(train_frame[list(layout.columns)]), train_label,
+                X_val=encoder.transform(valid_frame[list(layout.columns)]), y_val=valid_label)
+        else:
+            pipeline.fit(train_frame[list(layout.columns)], train_label)
+    estimator = pipeline.named_steps["estimator"]
+    details: dict[str, Any] = {"library": {"scikit-learn": sklearn.__version__}}
+    names = list(pipeline.named_steps["encode"].get_feature_names_out())
+    if hasattr(estimator, "feature_importances_"):
+        details["feature_importance"] = dict(zip(names, map(float, estimator.feature_importances_)))
+        details["importance_kind"] = "impurity decrease"
+    elif hasattr(estimator, "coef_"):
+        details["feature_importance"] = dict(zip(names, map(lambda value: abs(float(value)), estimator.coef_[0])))
+        details["importance_kind"] = "absolute standardised coefficient"
+    if hasattr(estimator, "n_iter_"):
+        details["iterations"] = int(np.max(estimator.n_iter_))
+    return TrainingResult(SklearnPredictor(pipeline, layout), details)

@@ -1,0 +1,87 @@
+"""Train a model from its run's snapshot and store the artifact by content hash, once per training run."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_platform.snapshots.build import read_snapshot
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.training.algorithms import FeatureLayout, load_predictor, train, Predictor
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start: the snapshot is missing or unusable."""
+
+
+def model_version(model: ModelSpec, sha256: str) -> str:
+    """The model version: the model's name and the first characters of its artifact's hash."""
+    return f"{model.name}-{sha256[:12]}"
+
+
+def categorical_features(catalog: Catalog, model: ModelSpec) -> list[str]:
+    """The model's features declared as categories."""
+    index = catalog.feature_index()
+    return [name for name in model.features if catalog.feature_sets[index[name]].features[name].type == "category"]
+
+
+def split_rows(frame: pd.DataFrame, split: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of one split and their labels as 0/1."""
+    rows = frame[frame["split"] == split]
+    return rows, rows["label"].astype(int).to_numpy()
+
+
+def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                model: ModelSpec, training_run: str) -> dict:
+    """Train the run's model once and record it; return its registry row (the existing one if already trained)."""
+    existing = registry.fetch_one(connection, "models", model=model.name, training_run=training_run)
+    if existing is not None:
+        artifacts.verify(existing["path"], existing["sha256"])
+        return {**existing, "reused": True}
+    snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
+    if snapshot is None:
+        raise TrainingError(f"training run '{training_run}' of '{model.name}' has no snapshot: materialize it first")
+    frame = read_snapshot(connection, artifacts, snapshot)
+    train_frame, train_label = split_rows(frame, "train")
+    valid_frame, valid_label = split_rows(frame, "validation")
+    for name, labels in (("train", train_label), ("validation", valid_label)):
+        if len(labels) == 0 or labels.min() == labels.max():
+            raise TrainingError(f"the {name} window of '{model.name}' has {len(labels)} rows and needs both classes")
+    layout = FeatureLayout.learn(train_frame, list(model.features), categorical_features(catalog, model))
+    result = train(model.algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+    stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
+    card = {
+        "algorithm": model.algorithm.kind,
+        "seed": model.algorithm.seed,
+        "parameters": model.algorithm.params.model_dump(),
+        "artifact_format": result.predictor.format,
+        "artifact_bytes": stored.size_bytes,
+        "training_rows": int(len(train_label)),
+        "validation_rows": int(len(valid_label)),
+        "training_positive_rate": round(float(train_label.mean()), 6),
+        "features": list(layout.columns),
+        "categories": {name: len(values) for name, values in layout.categories.items()},
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        **result.details,
+    }
+    row = {
+        "model_version": model_version(model, stored.sha256), "model": model.name, "training_run": training_run,
+        "snapshot_id": snapshot["snapshot_id"], "spec_hash": snapshot["spec_hash"], "path": stored.path,
+        "sha256": stored.sha256, "card": card, "created_at": registry.now(),
+    }
+    registry.insert(connection, "models", row)
+    return {**row, "reused": False}
+
+
+def load_model(artifacts: ArtifactStore, model_row: dict) -> Predictor:
+    """Load a registered model after verifying its artifact's hash."""
+    path = artifacts.verify(model_row["path"], model_row["sha256"])
+    return load_predictor(path, model_row["card"]["artifact_format"])
