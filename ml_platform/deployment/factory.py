@@ -27,7 +27,7 @@ def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
     def deployment(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             try:
-                row = promote(connection, model.name, context.partition_key, context.run_id,
+                row = promote(connection, model.name, context.partition_key, context.run.run_id,
                               reason=f"gate passed for training run {context.partition_key}")
             except GateRefusedError as error:
                 raise dg.Failure(description=str(error)) from error

@@ -37,7 +37,7 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
         start, end = date_range(context)
         with warehouse.get_connection() as connection:
             try:
-                result = score_days(connection, artifacts, catalog, model, start, end, context.run_id)
+                result = score_days(connection, artifacts, catalog, model, start, end, context.run.run_id)
             except ScoringError as error:
                 raise dg.Failure(description=str(error)) from error
         return dg.MaterializeResult(metadata={

@@ -1,0 +1,78 @@
+"""Shared fixtures: temporary projects on a small real slice of the flights (January 2013)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from ml_platform.project import Project
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPECS = REPO_ROOT / "model_specs"
+
+# January 2013: train on the first 20 days, validate on 5, test on the last 6, score February 1-2.
+JANUARY_SPLIT = {
+    "train": {"start": "2013-01-01", "end": "2013-01-20"},
+    "validation": {"start": "2013-01-21", "end": "2013-01-25"},
+    "test": {"start": "2013-01-26", "end": "2013-01-31"},
+}
+
+
+def load_yaml(path: Path) -> dict:
+    """A spec file as plain data."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def write_yaml(path: Path, document: dict) -> Path:
+    """Write plain data as a spec file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def january_model(**overrides) -> dict:
+    """The demo model's spec on the January slice, with a gate any working model clears, plus overrides."""
+    document = load_yaml(SPECS / "flight_delay.yaml")
+    document["split"] = JANUARY_SPLIT
+    document["gate"] = {"min_money": -1_000_000_000, "min_roc_auc": 0.5}
+    document["algorithm"]["params"]["n_estimators"] = 60
+    document.update(overrides)
+    return document
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """Build a project in a temporary folder: the repository's sources and features, and the given models."""
+
+    def make(models: dict[str, dict] | None = None, name: str = "project") -> Project:
+        root = tmp_path / name
+        shutil.copytree(SPECS / "sources", root / "model_specs" / "sources")
+        shutil.copytree(SPECS / "features", root / "model_specs" / "features")
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", root / "dagster.yaml")
+        shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
+        for model_name, document in (models if models is not None else {"flight_delay": january_model()}).items():
+            write_yaml(root / "model_specs" / f"{model_name}.yaml", document)
+        return Project.at(root)
+
+    return make
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, persistent Dagster instance folder for one test, named by DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def day(text: str) -> dt.date:
+    """A date from ISO text."""
+    return dt.date.fromisoformat(text)

@@ -1,0 +1,38 @@
+"""End to end: the demo's chain of Dagster runs on a January slice, in a real instance and a real DuckDB file."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+
+from ml_platform.build import training_job_name
+from ml_platform.demo import run_chain, summary_text
+
+
+def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_home):
+    project = make_project()
+    lines = []
+    result = run_chain(project, "flight_delay", score_days=2, say=lines.append)
+
+    assert [run.success for run in result.runs] == [True, True, True, True]
+    assert result.champion is not None and result.champion["model_version"].startswith("flight_delay-")
+    assert result.evaluation["gate_passed"] is True
+    assert result.scored_rows > 1000  # two days of departures from New York
+    assert any("[3/4] training run" in line for line in lines)
+
+    with duckdb.connect(str(project.storage.warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT model_version, spec_hash, snapshot_id, code_version, count(*) FROM predictions.flight_delay "
+            "GROUP BY ALL").fetchall()
+    assert len(rows) == 1
+    model_version, spec_hash, snapshot_id, code_version, count = rows[0]
+    assert model_version == result.champion["model_version"]
+    assert len(spec_hash) == 12 and len(snapshot_id) == 16 and code_version.startswith("0.1.0+")
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert {run.job_name for run in runs} >= {"daily_data", training_job_name("flight_delay")}
+    for stage in ("snapshot", "model", "evaluation", "deployment"):
+        assert instance.get_latest_materialization_event(dg.AssetKey([stage, "flight_delay"])) is not None
+    text = summary_text(project, result)
+    assert "Money on the test window 2013-01-26 to 2013-01-31" in text and "USD" in text
