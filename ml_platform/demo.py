@@ -74,6 +74,8 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user's exception, not Dagster's wrapper around it
             message = error.message.strip() if error else "unknown error"
             user_error = event.step_failure_data.user_failure_data
             if user_error is not None and user_error.description:

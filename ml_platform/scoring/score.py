@@ -23,6 +23,31 @@ class ScoringError(RuntimeError):
     """There is no champion to score with, or its inputs are missing."""
 
 
+def champion_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model_row: dict) -> ModelSpec:
+    """The spec the champion was trained with, after checking its feature sets still compute the same features.
+
+    The champion scores with the features, filter and entity of its own spec revision, not of today's spec; a
+    feature set whose definition changed since would feed it values it never saw in training, so that fails.
+    """
+    recorded = registry.fetch_one(connection, "specs", spec_hash=model_row["spec_hash"])
+    snapshot = registry.fetch_one(connection, "snapshots", model=model_row["model"],
+                                  training_run=model_row["training_run"])
+    if recorded is None or snapshot is None:
+        raise ScoringError(f"{model_row['model_version']} has no recorded spec or snapshot in the registry")
+    spec = ModelSpec.model_validate(recorded["payload"]["model"])
+    for name, trained_version in snapshot["manifest"]["feature_set_versions"].items():
+        current = catalog.feature_sets.get(name)
+        if current is None:
+            raise ScoringError(f"feature set '{name}', which {model_row['model_version']} was trained on, is no "
+                               f"longer declared; retrain the model or restore the feature set")
+        if catalog.feature_set_hash(current) != trained_version:
+            raise ScoringError(
+                f"feature set '{name}' changed since {model_row['model_version']} was trained (version "
+                f"{trained_version} then, {catalog.feature_set_hash(current)} now): scoring would feed the model "
+                f"features it never saw; retrain and deploy a new version first")
+    return spec
+
+
 def latest_view(model: ModelSpec) -> str:
     """The view holding the latest prediction of each row."""
     return table("predictions", f"{model.name}__latest")
@@ -37,11 +62,12 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
     evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
                                     training_run=champion["training_run"])
-    missing = missing_feature_days(connection, catalog, model, start, end)
+    trained_spec = champion_spec(connection, catalog, model_row)
+    missing = missing_feature_days(connection, catalog, trained_spec, start, end)
     if missing:
         details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
         raise ScoringError(f"features missing for scoring '{model.name}' ({details}); materialize them first")
-    frame = connection.execute(feature_matrix_sql(catalog, model, start, end, with_outcomes=False)).df()
+    frame = connection.execute(feature_matrix_sql(catalog, trained_spec, start, end, with_outcomes=False)).df()
     predictor = load_model(artifacts, model_row)
     threshold = float(evaluation["summary"]["threshold"])
     keys = list(catalog.sources[model.entity].keys)

@@ -38,6 +38,16 @@ def _error(catalog: Catalog, spec, field: str, message: str) -> SpecError:
     return SpecError(catalog.file_of(spec.kind, spec.name), field, message, spec.kind, spec.name)
 
 
+def _unknown(what: str, given: str, allowed, broken: set[tuple[str, str]]) -> str | None:
+    """The message for a source or feature name that resolves to nothing; None when its spec failed to load."""
+    if (what, given) in broken:
+        return None  # the errors of the file that declares it already say why
+    declared_by = "feature_set" if what == "feature" else what
+    failed = any(kind in (declared_by, "file") for kind, _ in broken)
+    note = " (a spec file failed to load: see its errors)" if failed else ""
+    return unknown_name(what, given, allowed) + note
+
+
 def _check_source(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
     errors = []
     columns = source.all_columns()
@@ -94,8 +104,10 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
     for feature_set in sorted(catalog.feature_sets.values(), key=lambda fs: catalog.file_of(fs.kind, fs.name)):
         for feature in feature_set.features:
             if feature in owners:
+                first = owners[feature]
                 errors.append(_error(catalog, feature_set, f"features.{feature}",
-                                     f"feature '{feature}' is already declared by feature set '{owners[feature]}'"))
+                                     f"feature '{feature}' is already declared by feature set '{first}' "
+                                     f"({catalog.file_of('feature_set', first)})"))
             else:
                 owners[feature] = feature_set.name
     return errors
@@ -104,10 +116,8 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
 def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
     errors = []
     if feature_set.entity not in catalog.sources:
-        if ("source", feature_set.entity) not in broken:
-            errors.append(_error(catalog, feature_set, "entity",
-                                 unknown_name("source", feature_set.entity, catalog.sources)))
-        return errors
+        message = _unknown("source", feature_set.entity, catalog.sources, broken)
+        return [_error(catalog, feature_set, "entity", message)] if message else []
     entity = catalog.sources[feature_set.entity]
     if not entity.is_daily:
         errors.append(_error(catalog, feature_set, "entity", f"source '{entity.name}' must have daily partitioning"))
@@ -115,14 +125,14 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     for index, name in enumerate(feature_set.reads):
         if name in catalog.sources:
             readable[name] = catalog.sources[name]
-        elif ("source", name) not in broken:
-            errors.append(_error(catalog, feature_set, f"reads[{index}]", unknown_name("source", name, catalog.sources)))
+        elif message := _unknown("source", name, catalog.sources, broken):
+            errors.append(_error(catalog, feature_set, f"reads[{index}]", message))
     if len(readable) != len(set(feature_set.reads) | {feature_set.entity}):
         return errors
     for clash in sorted(set(feature_set.features) & set(entity.all_columns())):
         errors.append(_error(catalog, feature_set, f"features.{clash}",
                              f"feature name clashes with a column of source '{entity.name}'"))
-    checker = SqlChecker(readable)
+    checker = SqlChecker(readable, unreadable=catalog.sources)
     try:
         checker.with_entity(entity.name)
         columns, problem = checker.describe(feature_set.sql)
@@ -153,9 +163,8 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
 def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
     errors = []
     if model.entity not in catalog.sources:
-        if ("source", model.entity) not in broken:
-            errors.append(_error(catalog, model, "entity", unknown_name("source", model.entity, catalog.sources)))
-        return errors
+        message = _unknown("source", model.entity, catalog.sources, broken)
+        return [_error(catalog, model, "entity", message)] if message else []
     entity = catalog.sources[model.entity]
     if not isinstance(entity.partitioning, DailyPartitioning):
         return errors + [_error(catalog, model, "entity", f"source '{entity.name}' must have daily partitioning")]
@@ -163,8 +172,8 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
     predict_at = model.cadence.predict_at
     for position, feature in enumerate(model.features):
         if feature not in index:
-            note = " (a feature set failed to load: see its errors)" if any(k == "feature_set" for k, _ in broken) else ""
-            errors.append(_error(catalog, model, f"features[{position}]", unknown_name("feature", feature, index) + note))
+            if message := _unknown("feature", feature, index, broken):
+                errors.append(_error(catalog, model, f"features[{position}]", message))
             continue
         feature_set = catalog.feature_sets[index[feature]]
         if feature_set.entity != model.entity:
@@ -173,9 +182,9 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
         if feature_set.known_by.minutes_before_event_day() < predict_at.minutes_before_event_day():
             errors.append(_error(
                 catalog, model, f"features[{position}]",
-                f"feature '{feature}' is known only {feature_set.known_by.days_before} day(s) before at "
-                f"{feature_set.known_by.time}, after the model predicts ({predict_at.days_before} day(s) before at "
-                f"{predict_at.time}; field cadence.predict_at)"))
+                f"feature '{feature}' of feature set '{feature_set.name}' is known only "
+                f"{feature_set.known_by.days_before} day(s) before at {feature_set.known_by.time}, after the model "
+                f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field cadence.predict_at)"))
     errors += _check_model_sql(catalog, model, entity)
     errors += _check_windows(catalog, model, entity.partitioning)
     if model.slice_column and model.slice_column not in entity.all_columns():
@@ -196,9 +205,9 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec) -> 
             kind, problem = checker.expression_type(model.filter, entity.name)
             if problem or kind != "BOOLEAN":
                 errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
-        with_label = f", ({model.label.expression}) AS label"
+        with_label = {"label": model.label.expression}
         for outcome, expression in model.money.outcomes.model_dump().items():
-            kind, problem = checker.expression_type(expression, entity.name, extra_select=with_label)
+            kind, problem = checker.expression_type(expression, entity.name, extra_columns=with_label)
             if problem or not is_numeric(kind):
                 errors.append(_error(catalog, model, f"money.outcomes.{outcome}",
                                      problem or f"must give a number, gives {kind}"))

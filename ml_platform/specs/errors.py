@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -10,6 +11,17 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pydantic import ValidationError
+
+from ml_platform.specs.models import IDENTIFIER_PATTERN
+
+
+# What the patterns of the spec language mean, in words; a pattern missing here is shown as it is.
+PATTERN_MEANINGS = {
+    IDENTIFIER_PATTERN: "lower-case snake_case: a letter, then up to 62 lower-case letters, digits or _",
+    r"^(team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$": "an e-mail address or team:<name>",
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]$": "a time of day as HH:MM, from 00:00 to 23:59",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "an importable package name: letters, digits or _",
+}
 
 
 @dataclass(frozen=True)
@@ -35,11 +47,16 @@ class SpecErrors(Exception):
     """Every error found while loading the specs, raised together so that one run shows them all."""
 
     def __init__(self, errors: Sequence[SpecError]):
-        self.errors = tuple(sorted(errors, key=lambda error: (error.file, error.field, error.message)))
+        self.errors = tuple(sorted(errors, key=lambda error: (error.file, natural_key(error.field), error.message)))
         count = len(self.errors)
         lines = [f"{count} error{'s' if count != 1 else ''} in the specs:"]
         lines += [f"  - {error}" for error in self.errors]
         super().__init__("\n".join(lines))
+
+
+def natural_key(text: str) -> tuple:
+    """A sort key that puts 'features[2]' before 'features[10]'."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def did_you_mean(given: str, allowed: Iterable[str]) -> str:
@@ -65,8 +82,22 @@ def display_path(path: Path, root: Path | None) -> str:
     return str(path)
 
 
+# Location elements pydantic inserts for its own validators (`function-after[...]`, `[key]`, `str`, ...): never
+# field names, which are identifiers.
+_INTERNAL_TAG = re.compile(r"^([a-z][a-z-]*\[.*\]|\[key\]|str|int|float|bool|none)$")
+
+
+def _is_internal(current: Any, element: Any) -> bool:
+    """True for a location element pydantic added: a union's tag or a validator's name, not a field written."""
+    if isinstance(current, dict) and element in current:
+        return False
+    if isinstance(current, dict) and current.get("kind") == element:
+        return True  # the discriminator tag of a union
+    return bool(_INTERNAL_TAG.match(str(element)))
+
+
 def _field_path(raw: Any, loc: tuple) -> str:
-    """Turn a pydantic error location into the path the user wrote, dropping union tags pydantic inserts."""
+    """Turn a pydantic error location into the path the user wrote, dropping the tags pydantic inserts."""
     parts: list[str] = []
     current = raw
     for element in loc:
@@ -74,24 +105,22 @@ def _field_path(raw: Any, loc: tuple) -> str:
             parts.append(f"[{element}]")
             current = current[element] if isinstance(current, list) and element < len(current) else None
             continue
-        if isinstance(current, dict) and element not in current and current.get("kind") == element:
-            continue  # the discriminator tag of a union, not a field the user wrote
-        if isinstance(current, dict) and element not in current and element.startswith(("function-", "str")):
+        if _is_internal(current, element):
             continue
         parts.append(f".{element}" if parts else str(element))
         current = current.get(element) if isinstance(current, dict) else None
     return "".join(parts)
 
 
-def _allowed_fields(model: type, raw: Any, loc: tuple) -> list[str]:
-    """The field names the model allows at the location of an unknown field."""
+def _annotation_at(model: type, raw: Any, loc: tuple) -> Any:
+    """The type annotation that applies at a pydantic error location (None when it cannot be followed)."""
     from pydantic import BaseModel
 
     annotation: Any = model
     current_raw = raw
-    for element in loc[:-1]:
+    for element in loc:
         annotation = _resolve(annotation, current_raw)
-        if isinstance(current_raw, dict) and element not in current_raw and current_raw.get("kind") == element:
+        if not isinstance(element, int) and _is_internal(current_raw, element):
             continue
         origin = typing.get_origin(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -102,12 +131,42 @@ def _allowed_fields(model: type, raw: Any, loc: tuple) -> list[str]:
         elif origin is list:
             annotation = typing.get_args(annotation)[0]
         else:
-            return []
+            return None
         current_raw = current_raw[element] if _has(current_raw, element) else None
-    annotation = _resolve(annotation, current_raw)
+    return annotation
+
+
+def _allowed_fields(model: type, raw: Any, loc: tuple) -> list[str]:
+    """The field names the model allows at a location (for an unknown field, the location of its parent)."""
+    from pydantic import BaseModel
+
+    annotation = _resolve(_annotation_at(model, raw, loc), _value_at(raw, loc))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []
+
+
+def _allowed_kinds(model: type, raw: Any, loc: tuple) -> list[str]:
+    """The `kind` values of the union members allowed at a location."""
+    annotation = _annotation_at(model, raw, loc)
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    kinds: list[str] = []
+    for member in typing.get_args(annotation):
+        kind_field = getattr(member, "model_fields", {}).get("kind")
+        if kind_field is not None:
+            kinds += [str(value) for value in typing.get_args(kind_field.annotation)]
+    return kinds
+
+
+def _value_at(raw: Any, loc: tuple) -> Any:
+    """The raw value the user wrote at a location, skipping pydantic's tags (None when absent)."""
+    current = raw
+    for element in loc:
+        if not isinstance(element, int) and _is_internal(current, element):
+            continue
+        current = current[element] if _has(current, element) else None
+    return current
 
 
 def _has(container: Any, element: Any) -> bool:
@@ -143,26 +202,39 @@ def from_validation_error(
         loc = tuple(item["loc"])
         field = _field_path(raw, loc)
         given = item.get("input")
+        context = item.get("ctx") or {}
         kind_of_error = item["type"]
         if kind_of_error == "extra_forbidden":
-            allowed = _allowed_fields(model, raw, loc)
+            allowed = _allowed_fields(model, raw, loc[:-1])
             unknown = str(loc[-1])
             message = f"unknown field '{unknown}'{did_you_mean(unknown, allowed)} (allowed: {', '.join(allowed)})"
             field = _field_path(raw, loc[:-1])
         elif kind_of_error == "missing":
             message = "missing required field"
         elif kind_of_error in ("literal_error", "union_tag_invalid"):
-            expected = item.get("ctx", {}).get("expected") or item.get("ctx", {}).get("expected_tags", "")
+            expected = context.get("expected") or context.get("expected_tags", "")
             allowed = [part.strip(" '\"") for part in str(expected).replace(" or ", ",").split(",") if part.strip()]
             if kind_of_error == "union_tag_invalid":
-                given = item.get("ctx", {}).get("tag", given)
+                given = context.get("tag", given)
                 field = f"{field}.kind" if field else "kind"
             message = f"given {given!r}{did_you_mean(str(given), allowed)} (allowed: {', '.join(allowed)})"
         elif kind_of_error == "union_tag_not_found":
-            message = "missing field 'kind' that says which variant this is"
+            allowed = _allowed_kinds(model, raw, loc)
+            field = f"{field}.kind" if field else "kind"
+            message = f"missing required field (allowed: {', '.join(allowed)})"
+        elif kind_of_error == "string_pattern_mismatch":
+            pattern = context.get("pattern")
+            meaning = PATTERN_MEANINGS.get(pattern, f"text matching the pattern {pattern}")
+            subject = "the name " if loc and loc[-1] == "[key]" else ""  # a mapping's key, e.g. a column name
+            message = f"{subject}must be {meaning} (given {given!r})"
+        elif kind_of_error in ("model_type", "model_attributes_type", "dict_type"):
+            fields, kinds = _allowed_fields(model, raw, loc), _allowed_kinds(model, raw, loc)
+            shape = (f"a mapping with the fields {', '.join(fields)}" if fields else
+                     f"a mapping with a field 'kind', one of: {', '.join(kinds)}" if kinds else "a mapping")
+            message = f"must be {shape}" + (f" (given {given!r})" if _short(given) else "")
         else:
             text = item["msg"].removeprefix("Value error, ")
-            message = f"{text} (given {given!r})" if _short(given) else text
+            message = f"{text} (given {given!r})" if _short(given) and repr(given) not in text else text
         result.append(SpecError(file=file, field=field, message=message, kind=kind, name=name))
     return result
 

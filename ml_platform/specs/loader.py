@@ -20,31 +20,68 @@ def spec_files(specs_dir: Path) -> list[Path]:
     return sorted(path for path in specs_dir.rglob("*") if path.suffix in SPEC_SUFFIXES and path.is_file())
 
 
-def _parse_file(path: Path, shown: str) -> tuple[object | None, list[SpecError]]:
-    """One file's document as a typed spec, or the errors that stop it."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key written twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice in one mapping (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path, shown: str) -> tuple[object, list[SpecError]]:
+    """The file's one YAML document, or the error that stops it."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader), []
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        if context and problem.startswith("but "):  # e.g. "expected a single document in the stream, but found ..."
+            problem = f"{context}, {problem}"
         return None, [SpecError(shown, "", f"YAML syntax error{where}: {problem}")]
     except UnicodeDecodeError as error:
         return None, [SpecError(shown, "", f"not UTF-8 text: {error.reason}")]
+
+
+def _parse_file(path: Path, shown: str) -> tuple[object | None, dict | None, list[SpecError]]:
+    """One file's document as a typed spec, its raw mapping, and the errors that stop it."""
+    raw, errors = _read_yaml(path, shown)
+    if errors:
+        return None, None, errors
     if not isinstance(raw, dict):
         given = "an empty file" if raw is None else f"a {type(raw).__name__}"
-        return None, [SpecError(shown, "", f"a spec file must hold one mapping with a 'kind' field, found {given}")]
+        return None, None, [SpecError(shown, "", f"a spec file must hold one mapping with a 'kind' field, found {given}")]
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
     kind = raw.get("kind")
     if kind is None:
-        return None, [SpecError(shown, "kind", f"missing required field (allowed: {', '.join(KINDS)})", None, name)]
+        return None, raw, [SpecError(shown, "kind", f"missing required field (allowed: {', '.join(KINDS)})", None, name)]
+    if not isinstance(kind, str):
+        return None, raw, [SpecError(shown, "kind", f"must be one of {', '.join(KINDS)} (given {kind!r})", None, name)]
     if kind not in KINDS:
-        return None, [SpecError(shown, "kind", unknown_name("kind", str(kind), KINDS), None, name)]
+        return None, raw, [SpecError(shown, "kind", unknown_name("kind", kind, KINDS), None, name)]
     model = KINDS[kind]
     try:
-        return model.model_validate(raw), []
+        return model.model_validate(raw), raw, []
     except ValidationError as error:
-        return None, from_validation_error(error, raw, model, shown, kind, name)
+        return None, raw, from_validation_error(error, raw, model, shown, kind, name)
+
+
+def _broken_names(raw: dict | None, errors: list[SpecError]) -> set[tuple[str, str]]:
+    """What a file that failed to load would have declared, so that specs naming it get no second error."""
+    names = {(error.kind, error.name) for error in errors if error.kind and error.name}
+    if not any(error.kind for error in errors):
+        names.add(("file", errors[0].file))  # not even its kind is known
+    if isinstance(raw, dict) and raw.get("kind") == "feature_set" and isinstance(raw.get("features"), dict):
+        names.update(("feature", str(feature)) for feature in raw["features"])
+    return names
 
 
 def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
@@ -59,10 +96,10 @@ def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
     broken: set[tuple[str, str]] = set()
     for path in spec_files(specs_dir):
         shown = display_path(path, project_dir)
-        spec, file_errors = _parse_file(path, shown)
+        spec, raw, file_errors = _parse_file(path, shown)
         errors.extend(file_errors)
         if spec is None:
-            broken.update((error.kind, error.name) for error in file_errors if error.kind and error.name)
+            broken.update(_broken_names(raw, file_errors))
             continue
         key = (spec.kind, spec.name)
         if key in files:

@@ -6,14 +6,24 @@ search path, and a feature set's rows of interest are the view `entity`.
 
 from __future__ import annotations
 
-from typing import Mapping
+import re
+from typing import Iterable, Mapping
 
 import duckdb
 
+from ml_platform.specs.errors import did_you_mean, unknown_name
 from ml_platform.specs.models import SourceSpec
 
 NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT"}
+
+# The parts of DuckDB's messages that the checks turn into the platform's own wording.
+_ERROR_PREFIX = re.compile(r"^[A-Za-z ]+ Error: ")
+_MISSING_TABLE = re.compile(r'Table with name "?([^"\s!]+)"? does not exist')
+_MISSING_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"')
+_CANDIDATES = re.compile(r'Candidate bindings: [:\s]*(.*)')
+_DID_YOU_MEAN = re.compile(r'^Did you mean (.*)\?$', re.MULTILINE)
+_LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)
 
 
 def first_line(error: Exception) -> str:
@@ -22,12 +32,18 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _at_line(error: Exception, sql: str) -> str:
+    """' (line N)' for an error in SQL of several lines, else an empty string."""
+    match = _LINE.search(str(error))
+    return f" (line {match.group(1)})" if match and "\n" in sql.strip() else ""
+
+
 def only_one_select(connection: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     """An error message unless sql is exactly one SELECT statement (spec SQL may only read)."""
     try:
         statements = connection.extract_statements(sql)
     except duckdb.Error as error:
-        return f"SQL does not parse: {first_line(error)}"
+        return f"SQL does not parse: {_ERROR_PREFIX.sub('', first_line(error))}{_at_line(error, sql)}"
     if len(statements) != 1:
         return f"must be exactly one SELECT statement, found {len(statements)} statements"
     if statements[0].type != duckdb.StatementType.SELECT:
@@ -38,43 +54,81 @@ def only_one_select(connection: duckdb.DuckDBPyConnection, sql: str) -> str | No
 class SqlChecker:
     """An in-memory DuckDB holding empty tables with the declared sources' columns."""
 
-    def __init__(self, sources: Mapping[str, SourceSpec]):
+    def __init__(self, sources: Mapping[str, SourceSpec], unreadable: Iterable[str] = ()):
+        """Tables for `sources`; `unreadable` names sources that exist but that this SQL has not declared."""
         self.connection = duckdb.connect(":memory:")
         self.connection.execute("CREATE SCHEMA source; CREATE SCHEMA raw")
+        self.columns: dict[tuple[str, str], list[str]] = {}
+        self.tables = sorted(sources)
+        self.unreadable = set(unreadable) - set(sources)
         for source in sources.values():
             raw_columns = ", ".join(f'"{name}" {column.type}' for name, column in source.columns.items())
             self.connection.execute(f'CREATE TABLE raw."{source.name}" ({raw_columns})')
             all_columns = ", ".join(f'"{name}" {kind}' for name, kind in source.all_columns().items())
             self.connection.execute(f'CREATE TABLE source."{source.name}" ({all_columns})')
+            self.columns[("raw", source.name)] = list(source.columns)
+            self.columns[("source", source.name)] = list(source.all_columns())
         self.connection.execute("SET search_path = 'source,main'")
 
     def close(self) -> None:
         """Release the in-memory database."""
         self.connection.close()
 
-    def describe(self, sql: str) -> tuple[list[tuple[str, str]] | None, str | None]:
-        """The (column, type) pairs a SELECT returns, or an error message."""
+    def describe(self, sql: str, columns: Iterable[str] | None = None) -> tuple[list[tuple[str, str]] | None, str | None]:
+        """The (column, type) pairs a SELECT returns, or an error message (`columns`: the ones it may name)."""
         problem = only_one_select(self.connection, sql)
         if problem:
             return None, problem
         try:
             rows = self.connection.execute(f"DESCRIBE {sql}").fetchall()
         except duckdb.Error as error:
-            return None, first_line(error)
+            return None, self._explain(error, sql, columns)
         return [(row[0], row[1]) for row in rows], None
 
     def expression_type(self, expression: str, table: str, schema: str = "source",
-                        extra_select: str = "") -> tuple[str | None, str | None]:
-        """The DuckDB type of an expression evaluated over a table's rows, or an error message."""
-        inner = f'SELECT *{extra_select} FROM {schema}."{table}"'
-        columns, problem = self.describe(f"SELECT ({expression}) AS value FROM ({inner})")
+                        extra_columns: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+        """The DuckDB type of an expression over a table's rows (plus named extra expressions), or an error."""
+        try:
+            statements = self.connection.extract_statements(f"SELECT {expression}")
+        except duckdb.Error as error:
+            return None, f"SQL does not parse: {_ERROR_PREFIX.sub('', first_line(error))}{_at_line(error, expression)}"
+        if len(statements) != 1:
+            return None, "must be one SQL expression, not several statements"
+        extra = "".join(f', ({sql}) AS "{name}"' for name, sql in (extra_columns or {}).items())
+        inner = f'SELECT *{extra} FROM {schema}."{table}"'
+        columns = self.columns[(schema, table)] + list(extra_columns or {})
+        described, problem = self.describe(f"SELECT ({expression}) AS value FROM ({inner})", columns)
         if problem:
             return None, problem
-        return columns[0][1], None
+        return described[0][1], None
 
     def with_entity(self, entity: str):
         """Point the `entity` view at the given source for the next checks."""
         self.connection.execute(f'CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM source."{entity}"')
+        self.tables = sorted({*self.tables, "entity"})
+
+    def _explain(self, error: duckdb.Error, sql: str, columns: Iterable[str] | None) -> str:
+        """DuckDB's error in the platform's words: the unknown name, a "did you mean" and what is allowed."""
+        text = str(error)
+        where = _at_line(error, sql)
+        table = _MISSING_TABLE.search(text)
+        if table:
+            name = table.group(1)
+            if name in self.unreadable:
+                return f"reads source '{name}', which is not listed in 'reads'{where}"
+            return (f"unknown table '{name}'{did_you_mean(name, self.tables)}{where} "
+                    f"(sources it may read: {', '.join(self.tables)})")
+        column = _MISSING_COLUMN.search(text)
+        if column:
+            name = column.group(1) or column.group(2)
+            if columns is not None:
+                return unknown_name("column", name, columns) + where
+            candidates = _CANDIDATES.search(text)
+            names = re.findall(r'"([^"]+)"', candidates.group(1)) if candidates else []
+            return f"unknown column '{name}'{did_you_mean(name, names)}{where}"
+        hint = _DID_YOU_MEAN.search(text)
+        suggestion = "; did you mean " + hint.group(1).replace('"', "'") + "?" if hint else ""
+        return f"{first_line(error)}{suggestion}{where}"
 
 
 def is_numeric(duckdb_type: str) -> bool:
