@@ -35,6 +35,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# Dates stay text, parsed by the spec models: PyYAML would turn 2013-13-01 into a ValueError that names no field.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _read_yaml(path: Path, shown: str) -> tuple[object, list[SpecError]]:
     """The file's one YAML document, or the error that stops it."""
     try:
@@ -49,6 +56,8 @@ def _read_yaml(path: Path, shown: str) -> tuple[object, list[SpecError]]:
         return None, [SpecError(shown, "", f"YAML syntax error{where}: {problem}")]
     except UnicodeDecodeError as error:
         return None, [SpecError(shown, "", f"not UTF-8 text: {error.reason}")]
+    except ValueError as error:  # a value PyYAML cannot build, e.g. an explicitly tagged !!timestamp
+        return None, [SpecError(shown, "", f"YAML value error: {error}")]
 
 
 def _parse_file(path: Path, shown: str) -> tuple[object | None, dict | None, list[SpecError]]:
