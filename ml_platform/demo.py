@@ -23,6 +23,7 @@ from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.loader import load_catalog
 from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -188,21 +189,8 @@ def _require(outcome: RunOutcome) -> None:
 
 
 def project_warehouse(project: Project):
-    """A read-write connection to the project's warehouse, as a context manager."""
-    import duckdb
-
-    from ml_platform.storage.warehouse import prepare
-
-    class _Connection:
-        def __enter__(self):
-            self.connection = duckdb.connect(str(project.storage.warehouse))
-            prepare(self.connection)
-            return self.connection
-
-        def __exit__(self, *exc):
-            self.connection.close()
-
-    return _Connection()
+    """A connection to the project's warehouse, as a context manager."""
+    return open_warehouse(project.storage.warehouse)
 
 
 def summary_text(project: Project, result: ChainResult) -> str:

@@ -11,18 +11,19 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import prepare
+from ml_platform.storage.warehouse import open_warehouse
 
 
 class Warehouse(DuckDBResource):
-    """The project's DuckDB warehouse, with its schemas and registries in place on every connection."""
+    """The project's DuckDB warehouse, with its schemas and registries in place on every connection.
+
+    Unlike the stock resource it closes the connection when the step fails, creates a missing folder at once
+    instead of retrying for two minutes, and waits only while another process holds the file's lock.
+    """
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # A missing folder would otherwise only surface after DuckDB's two-minute connect retries.
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as connection:
-            prepare(connection)
+        with open_warehouse(self.database) as connection:
             yield connection
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import duckdb
 import dagster as dg
 
 from ml_platform.build import training_job_name
 from ml_platform.demo import run_chain, summary_text
+from ml_platform.storage.warehouse import open_warehouse
 
 
 def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_home):
@@ -20,7 +20,7 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
     assert result.scored_rows > 1000  # two days of departures from New York
     assert any("[3/4] training run" in line for line in lines)
 
-    with duckdb.connect(str(project.storage.warehouse), read_only=True) as connection:
+    with open_warehouse(project.storage.warehouse) as connection:
         rows = connection.execute(
             "SELECT model_version, spec_hash, snapshot_id, code_version, count(*) FROM predictions.flight_delay "
             "GROUP BY ALL").fetchall()

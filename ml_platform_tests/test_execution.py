@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.demo import Chain, run_chain
 from ml_platform.specs.loader import load_catalog
+from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import january_model, load_yaml, write_yaml, SPECS
 
@@ -22,7 +22,7 @@ def chain(project) -> Chain:
 
 
 def query(project, sql: str, *parameters):
-    with duckdb.connect(str(project.storage.warehouse), read_only=True) as connection:
+    with open_warehouse(project.storage.warehouse) as connection:
         return connection.execute(sql, list(parameters)).fetchall()
 
 

@@ -4,11 +4,49 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
 SCHEMAS = ("source", "features", "registry", "predictions")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+LOCK_WAIT_SECONDS = 120.0
+
+
+@contextmanager
+def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file with schemas and registries in place, always closed afterwards.
+
+    DuckDB admits one writer process: while another process holds the file, wait for it (up to wait_seconds),
+    then fail saying so. Any other error is raised at once.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            connection = duckdb.connect(str(path))
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the warehouse {path} stayed locked by another process for {wait_seconds:.0f} s: "
+                    f"{str(error).splitlines()[0]}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        prepare(connection)
+        yield connection
+    finally:
+        connection.close()
 
 
 def quote(identifier: str) -> str:

@@ -49,8 +49,18 @@ class FeatureLayout:
                 codes = pd.Categorical(category_text(frame[name]), categories=self.categories[name]).codes
                 encoded[name] = np.where(codes < 0, np.nan, codes.astype("float64"))
             else:
-                encoded[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+                encoded[name] = as_float(frame[name])
         return pd.DataFrame(encoded, index=frame.index)
+
+    def raw(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns in order, numbers as float64 with NaN for missing (never pandas.NA)."""
+        return pd.DataFrame({name: frame[name] if name in self.categories else as_float(frame[name])
+                             for name in self.columns}, index=frame.index)
+
+
+def as_float(series: pd.Series) -> np.ndarray:
+    """A numeric column as float64, missing values as NaN (DuckDB hands nullable integers over as pandas.NA)."""
+    return pd.to_numeric(series, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def category_text(series: pd.Series) -> pd.Series:
@@ -110,7 +120,7 @@ class SklearnPredictor(Predictor):
         self.layout = layout
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(frame[list(self.layout.columns)])[:, 1]
+        return self.pipeline.predict_proba(self.layout.raw(frame))[:, 1]
 
     def save(self, path: Path) -> None:
         import joblib
@@ -240,12 +250,12 @@ def _train_sklearn(algorithm, layout, train_frame, train_label, valid_frame, val
     pipeline = _sklearn_pipeline(algorithm, layout)
     with threadpool_limits(limits=THREADS):
         if isinstance(algorithm, HistGradientBoostingAlgorithm):
-            encoder = pipeline.named_steps["encode"].fit(train_frame[list(layout.columns)])
+            encoder = pipeline.named_steps["encode"].fit(layout.raw(train_frame))
             pipeline.named_steps["estimator"].fit(
-                encoder.transform(train_frame[list(layout.columns)]), train_label,
-                X_val=encoder.transform(valid_frame[list(layout.columns)]), y_val=valid_label)
+                encoder.transform(layout.raw(train_frame)), train_label,
+                X_val=encoder.transform(layout.raw(valid_frame)), y_val=valid_label)
         else:
-            pipeline.fit(train_frame[list(layout.columns)], train_label)
+            pipeline.fit(layout.raw(train_frame), train_label)
     estimator = pipeline.named_steps["estimator"]
     details: dict[str, Any] = {"library": {"scikit-learn": sklearn.__version__}}
     names = list(pipeline.named_steps["encode"].get_feature_names_out())
