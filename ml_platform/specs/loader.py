@@ -20,7 +20,7 @@ def spec_files(specs_dir: Path) -> list[Path]:
     return sorted(path for path in specs_dir.rglob("*") if path.suffix in SPEC_SUFFIXES and path.is_file())
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """A safe YAML loader that rejects a key written twice in one mapping instead of keeping the last."""
 
     def construct_mapping(self, node, deep=False):
@@ -50,9 +50,11 @@ def _read_yaml(path: Path, shown: str) -> tuple[object, list[SpecError]]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        context = getattr(error, "context", None)
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
         if context and problem.startswith("but "):  # e.g. "expected a single document in the stream, but found ..."
             problem = f"{context}, {problem}"
+        elif context and context_mark and mark and context_mark.line != mark.line:
+            problem += f" ({context} started at line {context_mark.line + 1}, column {context_mark.column + 1})"
         return None, [SpecError(shown, "", f"YAML syntax error{where}: {problem}")]
     except UnicodeDecodeError as error:
         return None, [SpecError(shown, "", f"not UTF-8 text: {error.reason}")]
