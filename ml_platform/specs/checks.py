@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import duckdb
+
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import SpecError, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
@@ -24,13 +26,17 @@ def package_data_dir(package: str) -> Path | None:
 def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) -> list[SpecError]:
     """Every cross-spec error in the catalog; names in `broken` failed to parse and are not reported again."""
     errors: list[SpecError] = []
-    for source in catalog.sources.values():
-        errors += _check_source(catalog, source)
-    errors += _check_feature_names(catalog)
-    for feature_set in catalog.feature_sets.values():
-        errors += _check_feature_set(catalog, feature_set, broken)
-    for model in catalog.models.values():
-        errors += _check_model(catalog, model, broken)
+    connection = duckdb.connect(":memory:")  # shared by the SQL checks, which reset it
+    try:
+        for source in catalog.sources.values():
+            errors += _check_source(catalog, source, connection)
+        errors += _check_feature_names(catalog)
+        for feature_set in catalog.feature_sets.values():
+            errors += _check_feature_set(catalog, feature_set, broken, connection)
+        for model in catalog.models.values():
+            errors += _check_model(catalog, model, broken, connection)
+    finally:
+        connection.close()
     return errors
 
 
@@ -48,7 +54,7 @@ def _unknown(what: str, given: str, allowed, broken: set[tuple[str, str]]) -> st
     return unknown_name(what, given, allowed) + note
 
 
-def _check_source(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
+def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
     columns = source.all_columns()
     for index, key in enumerate(source.keys):
@@ -60,7 +66,7 @@ def _check_source(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
     if "partition_date" in source.columns or "partition_date" in source.derived_columns:
         errors.append(_error(catalog, source, "columns", "'partition_date' is reserved for the platform"))
     errors += _check_location(catalog, source)
-    checker = SqlChecker({source.name: source})
+    checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():
             kind, problem = checker.expression_type(derived.expression, source.name, schema="raw")
@@ -113,7 +119,8 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
     return errors
 
 
-def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
+def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]],
+                       connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
     if feature_set.entity not in catalog.sources:
         message = _unknown("source", feature_set.entity, catalog.sources, broken)
@@ -132,7 +139,7 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     for clash in sorted(set(feature_set.features) & set(entity.all_columns())):
         errors.append(_error(catalog, feature_set, f"features.{clash}",
                              f"feature name clashes with a column of source '{entity.name}'"))
-    checker = SqlChecker(readable, unreadable=catalog.sources)
+    checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection)
     try:
         checker.with_entity(entity.name)
         columns, problem = checker.describe(feature_set.sql)
@@ -160,7 +167,8 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     return errors
 
 
-def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]]) -> list[SpecError]:
+def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]],
+                 connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
     if model.entity not in catalog.sources:
         message = _unknown("source", model.entity, catalog.sources, broken)
@@ -185,7 +193,7 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
                 f"feature '{feature}' of feature set '{feature_set.name}' is known only "
                 f"{feature_set.known_by.days_before} day(s) before at {feature_set.known_by.time}, after the model "
                 f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field cadence.predict_at)"))
-    errors += _check_model_sql(catalog, model, entity)
+    errors += _check_model_sql(catalog, model, entity, connection)
     errors += _check_windows(catalog, model, entity.partitioning)
     if model.slice_column and model.slice_column not in entity.all_columns():
         errors.append(_error(catalog, model, "slice_column",
@@ -193,9 +201,10 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
     return errors
 
 
-def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec) -> list[SpecError]:
+def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
+                     connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
-    checker = SqlChecker({entity.name: entity})
+    checker = SqlChecker({entity.name: entity}, connection=connection)
     try:
         kind, problem = checker.expression_type(model.label.expression, entity.name)
         if problem or kind != "BOOLEAN":

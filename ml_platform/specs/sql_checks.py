@@ -54,10 +54,16 @@ def only_one_select(connection: duckdb.DuckDBPyConnection, sql: str) -> str | No
 class SqlChecker:
     """An in-memory DuckDB holding empty tables with the declared sources' columns."""
 
-    def __init__(self, sources: Mapping[str, SourceSpec], unreadable: Iterable[str] = ()):
-        """Tables for `sources`; `unreadable` names sources that exist but that this SQL has not declared."""
-        self.connection = duckdb.connect(":memory:")
-        self.connection.execute("CREATE SCHEMA source; CREATE SCHEMA raw")
+    def __init__(self, sources: Mapping[str, SourceSpec], unreadable: Iterable[str] = (),
+                 connection: duckdb.DuckDBPyConnection | None = None):
+        """Tables for `sources`; `unreadable` names sources that exist but that this SQL has not declared.
+
+        A given in-memory `connection` is reset and reused (connecting costs more than every check of a spec).
+        """
+        self.owns_connection = connection is None
+        self.connection = connection if connection is not None else duckdb.connect(":memory:")
+        self.connection.execute("DROP VIEW IF EXISTS entity; DROP SCHEMA IF EXISTS source CASCADE; "
+                                "DROP SCHEMA IF EXISTS raw CASCADE; CREATE SCHEMA source; CREATE SCHEMA raw")
         self.columns: dict[tuple[str, str], list[str]] = {}
         self.tables = sorted(sources)
         self.unreadable = set(unreadable) - set(sources)
@@ -71,8 +77,9 @@ class SqlChecker:
         self.connection.execute("SET search_path = 'source,main'")
 
     def close(self) -> None:
-        """Release the in-memory database."""
-        self.connection.close()
+        """Release the in-memory database, unless it was lent."""
+        if self.owns_connection:
+            self.connection.close()
 
     def describe(self, sql: str, columns: Iterable[str] | None = None) -> tuple[list[tuple[str, str]] | None, str | None]:
         """The (column, type) pairs a SELECT returns, or an error message (`columns`: the ones it may name)."""
@@ -128,7 +135,7 @@ class SqlChecker:
             return f"unknown column '{name}'{did_you_mean(name, names)}{where}"
         hint = _DID_YOU_MEAN.search(text)
         suggestion = "; did you mean " + hint.group(1).replace('"', "'") + "?" if hint else ""
-        return f"{first_line(error)}{suggestion}{where}"
+        return f"{first_line(error).rstrip('!') if suggestion else first_line(error)}{suggestion}{where}"
 
 
 def is_numeric(duckdb_type: str) -> bool:
