@@ -1,0 +1,56 @@
+"""`ml-platform demo` and `ml-platform ui`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from ml_platform.cli.common import project_of
+from ml_platform.specs.errors import SpecErrors
+
+
+def command_demo(arguments: argparse.Namespace) -> int:
+    """Run the demo model end to end through Dagster."""
+    from ml_platform.demo import DemoError, run_chain, summary_text
+
+    project = project_of(arguments)
+    print(f"ml-platform demo: model '{arguments.model}' in {project.root}", flush=True)
+    try:
+        result = run_chain(project, arguments.model, score_days=arguments.score_days,
+                           say=lambda line: print(line, flush=True))
+    except SpecErrors as errors:
+        print(errors, file=sys.stderr)
+        return 1
+    except DemoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary_text(project, result))
+    return 0
+
+
+def command_ui(arguments: argparse.Namespace) -> int:
+    """Start the Dagster web UI on this project's instance, bound to localhost."""
+    from ml_platform.demo import prepare_instance
+
+    project = project_of(arguments)
+    home = prepare_instance(project)
+    environment = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_PROJECT": str(project.root)}
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(project.root / "workspace.yaml"),
+               "-h", arguments.host, "-p", str(arguments.port)]
+    print(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml -h {arguments.host} -p {arguments.port}", flush=True)
+    return subprocess.call(command, cwd=project.root, env=environment)
+
+
+def register(commands) -> None:
+    """Add the demo and UI subcommands."""
+    demo = commands.add_parser("demo", help="run a model from sources to production predictions through Dagster")
+    demo.add_argument("--model", default="flight_delay", help="model to run (default: flight_delay)")
+    demo.add_argument("--score-days", type=int, default=7, help="days to score after the test window (default: 7)")
+    demo.set_defaults(handler=command_demo)
+
+    ui = commands.add_parser("ui", help="open the Dagster web UI on the project's instance")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=command_ui)
