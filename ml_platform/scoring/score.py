@@ -71,10 +71,15 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     predictor = load_model(artifacts, model_row)
     threshold = float(evaluation["summary"]["threshold"])
     keys = list(catalog.sources[model.entity].keys)
-    output = frame[keys + ["partition_date"]].copy()
-    output["score"] = predictor.predict(frame) if len(frame) else []
-    output["flagged"] = output["score"] >= threshold
-    output["threshold"] = threshold
+    scored = frame.copy()
+    scored["score"] = predictor.predict(frame) if len(frame) else []
+    scored["flagged"] = scored["score"] >= threshold
+    scored["threshold"] = threshold
+    # the exact feature values the model saw, as JSON, so that any prediction can be explained later
+    inputs = ", ".join(f"{quote(name)} := {quote(name)}" for name in trained_spec.features)
+    output = connection.execute(
+        f"SELECT {', '.join(quote(key) for key in keys)}, partition_date, score, flagged, threshold, "
+        f"CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs FROM scored").df()
     provenance = {
         "model_version": model_row["model_version"], "spec_hash": model_row["spec_hash"],
         "snapshot_id": model_row["snapshot_id"], "training_run": model_row["training_run"],
