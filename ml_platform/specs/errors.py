@@ -36,8 +36,8 @@ class SpecError:
 
     def __str__(self) -> str:
         where = self.file
-        if self.kind and self.name:
-            where += f": {self.kind.replace('_', ' ')} '{self.name}'"
+        if self.name:  # "spec" when the kind itself is what is wrong
+            where += f": {(self.kind or 'spec').replace('_', ' ')} '{self.name}'"
         if self.field:
             where += f", field '{self.field}'"
         return f"{where}: {self.message}"
