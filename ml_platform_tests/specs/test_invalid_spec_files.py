@@ -1,0 +1,63 @@
+"""One named fixture file per failure mode: each is a valid document except for its one mistake, and its first two
+comment lines say which field the single error names and how its message starts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ml_platform.specs.errors import SpecErrors
+from ml_platform_tests.specs.helpers import load, make_specs
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "invalid_specs"
+FIXTURE_FILES = sorted(path.name for path in FIXTURES.glob("*.yaml"))
+
+# The failure modes the issue names; each must keep its fixture file.
+REQUIRED = {
+    "yaml_syntax_error", "empty_file", "missing_kind", "unknown_kind", "unknown_top_level_field",
+    "unknown_hyper_parameter", "unknown_algorithm", "missing_label", "unknown_feature", "unknown_entity",
+    "unknown_currency", "overlapping_windows", "empty_window", "window_outside_source", "label_does_not_parse",
+    "label_unknown_column", "label_not_boolean", "money_not_numeric", "feature_set_undeclared_column",
+    "feature_set_missing_feature", "feature_set_unread_source", "feature_set_not_a_select", "duplicate_model_name",
+    "duplicate_feature", "feature_known_too_late", "location_outside_project", "bad_owner", "bad_name",
+}
+
+
+def expectation(path: Path) -> tuple[str, str]:
+    """The field and the start of the message a fixture file declares in its first two lines."""
+    field_line, error_line = path.read_text(encoding="utf-8").splitlines()[:2]
+    assert field_line.startswith("# field:") and error_line.startswith("# error: "), path.name
+    return field_line.removeprefix("# field:").strip(), error_line.removeprefix("# error: ")
+
+
+def test_every_failure_mode_has_its_fixture_file():
+    assert REQUIRED <= {name.removesuffix(".yaml") for name in FIXTURE_FILES}
+
+
+@pytest.mark.parametrize("name", FIXTURE_FILES)
+def test_fixture_gives_one_error_naming_its_file_and_field(name, tmp_path):
+    field, message_start = expectation(FIXTURES / name)
+    root = make_specs(tmp_path, {}, repository_model=True)
+    (root / "model_specs" / "invalid_specs").mkdir()
+    shutil.copyfile(FIXTURES / name, root / "model_specs" / "invalid_specs" / name)
+
+    with pytest.raises(SpecErrors) as caught:
+        load(root)
+
+    errors = caught.value.errors
+    assert len(errors) == 1, str(caught.value)
+    error = errors[0]
+    where = f"model_specs/invalid_specs/{name}"
+    assert error.file == where or where in error.message, str(error)
+    assert error.field == field
+    assert error.message.startswith(message_start), str(error)
+    assert str(error).startswith(error.file) and (f", field '{field}': " in str(error) or not field)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_the_repository_specs_alone_are_valid(tmp_path):
+    catalog = load(make_specs(tmp_path, {}, repository_model=True))
+
+    assert "flight_delay" in catalog.models
