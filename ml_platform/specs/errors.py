@@ -234,11 +234,13 @@ def from_validation_error(
             message = f"must be {shape}" + (f" (given {given!r})" if _short(given) else "")
         else:
             text = item["msg"].removeprefix("Value error, ")
-            message = f"{text} (given {given!r})" if _short(given) and repr(given) not in text else text
+            echo = _short(given, containers=kind_of_error.endswith("_type"))  # a list where text was expected
+            message = f"{text} (given {given!r})" if echo and repr(given) not in text else text
         result.append(SpecError(file=file, field=field, message=message, kind=kind, name=name))
     return result
 
 
-def _short(value: Any) -> bool:
-    """True for a given value that is small enough to echo in a message."""
-    return isinstance(value, (str, int, float, bool)) and len(str(value)) <= 80
+def _short(value: Any, containers: bool = False) -> bool:
+    """True for a given value that is small enough to echo in a message (lists and mappings only if asked)."""
+    kinds = (str, int, float, bool, list, dict) if containers else (str, int, float, bool)
+    return isinstance(value, kinds) and len(repr(value)) <= 80
