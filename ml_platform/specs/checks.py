@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Sequence
 
 import duckdb
 
@@ -37,6 +38,24 @@ def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) 
             errors += _check_model(catalog, model, broken, connection)
     finally:
         connection.close()
+    return errors
+
+
+def check_unparsed_names(catalog: Catalog, raw: dict, parse_errors: Sequence[SpecError],
+                         broken: set[tuple[str, str]]) -> list[SpecError]:
+    """The unknown names in a model or feature set that failed to parse, so that one run shows every typo."""
+    kind, file, name = parse_errors[0].kind, parse_errors[0].file, parse_errors[0].name
+    failed = {error.field for error in parse_errors}
+    references = [("entity", "source", raw.get("entity"))]
+    list_field, what = ("features", "feature") if kind == "model" else ("reads", "source")
+    if isinstance(raw.get(list_field), list) and list_field not in failed:
+        references += [(f"{list_field}[{index}]", what, given) for index, given in enumerate(raw[list_field])]
+    errors = []
+    for field, what, given in references:
+        allowed = catalog.feature_index() if what == "feature" else catalog.sources
+        if isinstance(given, str) and field not in failed and given not in allowed:
+            if message := _unknown(what, given, allowed, broken):
+                errors.append(SpecError(file, field, message, kind, name))
     return errors
 
 

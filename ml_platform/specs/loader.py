@@ -8,7 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.checks import check_catalog
+from ml_platform.specs.checks import check_catalog, check_unparsed_names
 from ml_platform.specs.errors import SpecError, SpecErrors, display_path, from_validation_error, unknown_name
 from ml_platform.specs.models import KINDS
 
@@ -105,12 +105,15 @@ def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
     documents: dict[str, dict] = {kind: {} for kind in KINDS}
     files: dict[tuple[str, str], str] = {}
     broken: set[tuple[str, str]] = set()
+    unparsed: list[tuple[dict, list[SpecError]]] = []  # documents of a known kind that failed validation
     for path in spec_files(specs_dir):
         shown = display_path(path, project_dir)
         spec, raw, file_errors = _parse_file(path, shown)
         errors.extend(file_errors)
         if spec is None:
             broken.update(_broken_names(raw, file_errors))
+            if raw is not None and raw.get("kind") in ("model", "feature_set") and file_errors[0].kind:
+                unparsed.append((raw, file_errors))
             continue
         key = (spec.kind, spec.name)
         if key in files:
@@ -128,6 +131,8 @@ def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
         files=files,
     )
     errors.extend(check_catalog(catalog, broken))
+    for raw, file_errors in unparsed:
+        errors.extend(check_unparsed_names(catalog, raw, file_errors, broken))
     if errors:
         raise SpecErrors(errors)
     return catalog
