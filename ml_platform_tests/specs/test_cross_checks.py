@@ -349,3 +349,25 @@ def test_partition_date_that_is_not_a_date(spec_errors):
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: source 'delays_export', field 'partitioning.date': must give a DATE, gives DOUBLE"
     ]
+
+
+# ------------------------------------------------------------------------------- names in a document that fails
+
+
+def test_names_are_checked_even_when_the_document_fails_to_parse(spec_errors):
+    text = edit(edit(edit(VALID_MODEL, "currency: USD", "currency: USDD"), "entity: flights", "entity: flight"),
+                "  - origin_airport\n", "  - orign_airport\n")
+
+    assert [error.split(", field ")[1].split("'")[1] for error in spec_errors(text)] == [
+        "entity", "features[2]", "money.currency"]
+
+
+def test_a_name_that_already_failed_is_not_reported_twice(spec_errors):
+    text = edit(VALID_FEATURE_SET, "entity: flights\n", "entity: Flights\nreads: [plane]\n")
+
+    assert spec_errors(text) == [
+        "model_specs/test_spec.yaml: feature set 'schedule_extra', field 'entity': must be lower-case snake_case: "
+        "a letter, then up to 62 lower-case letters, digits or _ (given 'Flights')",
+        "model_specs/test_spec.yaml: feature set 'schedule_extra', field 'reads[0]': unknown source 'plane'; "
+        f"did you mean 'planes'? (allowed: {SOURCES})",
+    ]
