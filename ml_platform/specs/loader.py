@@ -69,15 +69,15 @@ def _parse_file(path: Path, shown: str) -> tuple[object | None, dict | None, lis
         return None, None, errors
     if not isinstance(raw, dict):
         given = "an empty file" if raw is None else f"a {type(raw).__name__}"
-        return None, None, [SpecError(shown, "", f"a spec file must hold one mapping with a 'kind' field, found {given}")]
+        message = f"a spec file must hold one mapping with a 'kind' field, found {given}"
+        return None, None, [SpecError(shown, "", message)]
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
     kind = raw.get("kind")
-    if kind is None:
-        return None, raw, [SpecError(shown, "kind", f"missing required field (allowed: {', '.join(KINDS)})", None, name)]
-    if not isinstance(kind, str):
-        return None, raw, [SpecError(shown, "kind", f"must be one of {', '.join(KINDS)} (given {kind!r})", None, name)]
-    if kind not in KINDS:
-        return None, raw, [SpecError(shown, "kind", unknown_name("kind", kind, KINDS), None, name)]
+    if not isinstance(kind, str) or kind not in KINDS:
+        message = (f"missing required field (allowed: {', '.join(KINDS)})" if kind is None else
+                   f"must be one of {', '.join(KINDS)} (given {kind!r})" if not isinstance(kind, str) else
+                   unknown_name("kind", kind, KINDS))
+        return None, raw, [SpecError(shown, "kind", message, None, name)]
     model = KINDS[kind]
     try:
         return model.model_validate(raw), raw, []

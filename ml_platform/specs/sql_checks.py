@@ -81,7 +81,8 @@ class SqlChecker:
         if self.owns_connection:
             self.connection.close()
 
-    def describe(self, sql: str, columns: Iterable[str] | None = None) -> tuple[list[tuple[str, str]] | None, str | None]:
+    def describe(self, sql: str,
+                 columns: Iterable[str] | None = None) -> tuple[list[tuple[str, str]] | None, str | None]:
         """The (column, type) pairs a SELECT returns, or an error message (`columns`: the ones it may name)."""
         problem = only_one_select(self.connection, sql)
         if problem:
