@@ -4,7 +4,7 @@ the data, features known in time, names declared twice, file locations."""
 from __future__ import annotations
 
 from ml_platform_tests.conftest import SPECS, load_yaml
-from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit
+from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
 
 def _repository_features() -> str:
@@ -126,9 +126,7 @@ def test_money_expression_that_is_not_numeric(spec_errors):
     ]
 
 
-def test_money_expression_may_read_the_label(spec_errors, tmp_path):
-    from ml_platform_tests.specs.helpers import load, make_specs
-
+def test_money_expression_may_read_the_label(tmp_path):
     text = edit(VALID_MODEL, 'false_negative: "0"', 'false_negative: "CASE WHEN label THEN -100 ELSE 0 END"')
 
     assert load(make_specs(tmp_path, {"model.yaml": text})).models["flight_delay"].money.outcomes.false_negative
@@ -147,7 +145,8 @@ def test_feature_set_sql_returning_an_undeclared_column(spec_errors):
 
 
 def test_feature_set_sql_missing_a_declared_feature(spec_errors):
-    text = edit(VALID_FEATURE_SET, "features:\n", "features:\n  scheduled_minute: {type: number, description: minute}\n")
+    minute = "  scheduled_minute: {type: number, description: minute}\n"
+    text = edit(VALID_FEATURE_SET, "features:\n", "features:\n" + minute)
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: feature set 'schedule_extra', field 'features.scheduled_minute': "
@@ -344,7 +343,8 @@ def test_derived_column_naming_a_missing_column(spec_errors):
 
 
 def test_partition_date_that_is_not_a_date(spec_errors):
-    text = edit(VALID_SOURCE, "partitioning: {kind: none}", "partitioning: {kind: daily, date: minutes, start: 2013-01-01}")
+    text = edit(VALID_SOURCE, "partitioning: {kind: none}",
+                "partitioning: {kind: daily, date: minutes, start: 2013-01-01}")
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: source 'delays_export', field 'partitioning.date': must give a DATE, gives DOUBLE"

@@ -7,19 +7,18 @@ user sees.
 from __future__ import annotations
 
 from ml_platform.specs.models import CURRENCIES
-from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit
+from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
 MODEL_FIELDS = ("spec_version, name, description, owner, kind, entity, label, filter, features, split, algorithm, "
                 "money, gate, cadence, slice_column")
 LIGHTGBM_PARAMS = ("n_estimators, learning_rate, num_leaves, max_depth, min_child_samples, feature_fraction, "
                    "bagging_fraction, bagging_freq, reg_lambda, early_stopping_rounds")
 ALGORITHMS = "lightgbm, logistic_regression, random_forest, hist_gradient_boosting"
+LABEL = 'label:\n  task: binary_classification\n  expression: "dep_time IS NULL OR dep_delay > 15"'
 IDENTIFIER_RULE = "lower-case snake_case: a letter, then up to 62 lower-case letters, digits or _"
 
 
 def test_the_valid_documents_load(tmp_path):
-    from ml_platform_tests.specs.helpers import load, make_specs
-
     catalog = load(make_specs(tmp_path, {"m.yaml": VALID_MODEL, "f.yaml": VALID_FEATURE_SET, "s.yaml": VALID_SOURCE}))
 
     assert catalog.models["flight_delay"].features == ["departure_hour", "carrier_code", "origin_airport", "eve_temp_f"]
@@ -63,7 +62,8 @@ def test_yaml_indentation_error(spec_errors):
         """
 
     assert spec_errors(text) == [
-        "model_specs/test_spec.yaml: YAML syntax error at line 3, column 9: mapping values are not allowed in this context"
+        "model_specs/test_spec.yaml: YAML syntax error at line 3, column 9: "
+        "mapping values are not allowed in this context"
     ]
 
 
@@ -100,7 +100,8 @@ def test_file_holding_a_list(spec_errors):
 
 def test_missing_kind(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model\n", "")) == [
-        "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': missing required field (allowed: source, feature_set, model)"
+        "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
+        "missing required field (allowed: source, feature_set, model)"
     ]
 
 
@@ -113,7 +114,8 @@ def test_unknown_kind_with_did_you_mean(spec_errors):
 
 def test_kind_that_is_not_text(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model", "kind: [model]")) == [
-        "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': must be one of source, feature_set, model (given ['model'])"
+        "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
+        "must be one of source, feature_set, model (given ['model'])"
     ]
 
 
@@ -229,14 +231,14 @@ def test_spec_version(spec_errors):
 
 
 def test_missing_label(spec_errors):
-    text = edit(VALID_MODEL, 'label:\n  task: binary_classification\n  expression: "dep_time IS NULL OR dep_delay > 15"\n', "")
+    text = edit(VALID_MODEL, LABEL + "\n", "")
 
-    assert spec_errors(text) == ["model_specs/test_spec.yaml: model 'flight_delay', field 'label': missing required field"]
+    assert spec_errors(text) == [
+        "model_specs/test_spec.yaml: model 'flight_delay', field 'label': missing required field"]
 
 
 def test_label_given_as_text(spec_errors):
-    text = edit(VALID_MODEL, 'label:\n  task: binary_classification\n  expression: "dep_time IS NULL OR dep_delay > 15"',
-                'label: "dep_delay > 15"')
+    text = edit(VALID_MODEL, LABEL, 'label: "dep_delay > 15"')
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: model 'flight_delay', field 'label': must be a mapping with the fields task, "
@@ -257,8 +259,10 @@ def test_missing_outcome_values_are_each_reported(spec_errors):
     text = edit(VALID_MODEL, '    false_negative: "0"\n    true_negative: "0"\n', "")
 
     assert spec_errors(text) == [
-        "model_specs/test_spec.yaml: model 'flight_delay', field 'money.outcomes.false_negative': missing required field",
-        "model_specs/test_spec.yaml: model 'flight_delay', field 'money.outcomes.true_negative': missing required field",
+        "model_specs/test_spec.yaml: model 'flight_delay', field 'money.outcomes.false_negative': "
+        "missing required field",
+        "model_specs/test_spec.yaml: model 'flight_delay', field 'money.outcomes.true_negative': "
+        "missing required field",
     ]
 
 

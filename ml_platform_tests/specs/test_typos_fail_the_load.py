@@ -19,8 +19,8 @@ REPOSITORY_MODEL = (SPECS / "flight_delay.yaml").read_text(encoding="utf-8")
 LABEL = 'label:\n  task: binary_classification\n  expression: "dep_time IS NULL OR dep_delay > 15"\n'
 
 TYPOS = {
-    "unknown feature": (
-        ("  - eve_temp_f\n", "  - eve_tmp_f\n"), "features[8]", "unknown feature 'eve_tmp_f'; did you mean 'eve_temp_f'?"),
+    "unknown feature": (("  - eve_temp_f\n", "  - eve_tmp_f\n"), "features[8]",
+                        "unknown feature 'eve_tmp_f'; did you mean 'eve_temp_f'?"),
     "unknown algorithm": (
         ("kind: lightgbm", "kind: lightgmb"), "algorithm.kind", "given 'lightgmb'; did you mean 'lightgbm'?"),
     "missing label": ((LABEL, ""), "label", "missing required field"),
@@ -57,7 +57,8 @@ def test_a_valid_model_next_to_a_broken_one_does_not_hide_its_errors(tmp_path):
 
 def test_two_broken_models_are_both_reported(tmp_path):
     first = edit(REPOSITORY_MODEL, "  - eve_temp_f\n", "  - eve_tmp_f\n")
-    second = edit(edit(REPOSITORY_MODEL, "name: flight_delay", "name: flight_delay_v2"), "kind: lightgbm", "kind: xgboost")
+    second = edit(edit(REPOSITORY_MODEL, "name: flight_delay", "name: flight_delay_v2"),
+                  "kind: lightgbm", "kind: xgboost")
 
     errors = errors_of(make_specs(tmp_path, {"flight_delay.yaml": first, "flight_delay_v2.yaml": second}))
 
@@ -80,8 +81,9 @@ def test_a_broken_feature_set_does_not_flood_its_models_with_unknown_features(tm
 
 def test_a_typo_next_to_a_broken_feature_set_is_still_reported(tmp_path):
     schedule = (SPECS / "features" / "flight_schedule.yaml").read_text(encoding="utf-8")
-    root = make_specs(tmp_path, {"flight_delay.yaml": edit(REPOSITORY_MODEL, "  - eve_temp_f\n", "  - eve_tmp_f\n"),
-                                 "features/flight_schedule.yaml": edit(schedule, "entity: flights", "entity: [flights]")})
+    model = edit(REPOSITORY_MODEL, "  - eve_temp_f\n", "  - eve_tmp_f\n")
+    feature_set = edit(schedule, "entity: flights", "entity: [flights]")
+    root = make_specs(tmp_path, {"flight_delay.yaml": model, "features/flight_schedule.yaml": feature_set})
 
     errors = errors_of(root)
 

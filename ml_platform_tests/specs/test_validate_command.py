@@ -21,7 +21,8 @@ def test_validate_passes_on_the_repository_specs(capsys):
 
 
 def test_validate_prints_every_error_at_once_and_fails(tmp_path, capsys):
-    bad_model = edit(edit(VALID_MODEL, "  - origin_airport\n", "  - orign_airport\n"), "kind: lightgbm", "kind: lightgbn")
+    bad_model = edit(edit(VALID_MODEL, "  - origin_airport\n", "  - orign_airport\n"),
+                     "kind: lightgbm", "kind: lightgbn")
     documents = {
         "flight_delay.yaml": edit(bad_model, "name: flight_delay", "name: delay_model"),
         "other.yaml": edit(VALID_MODEL, "currency: USD", "currency: USDD"),
