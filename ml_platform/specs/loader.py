@@ -74,8 +74,9 @@ def _parse_file(path: Path, shown: str) -> tuple[object | None, dict | None, lis
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
     kind = raw.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        message = (f"missing required field (allowed: {', '.join(KINDS)})" if kind is None else
-                   f"must be one of {', '.join(KINDS)} (given {kind!r})" if not isinstance(kind, str) else
+        kinds = ", ".join(sorted(KINDS))
+        message = (f"missing required field (allowed: {kinds})" if kind is None else
+                   f"must be one of {kinds} (given {kind!r})" if not isinstance(kind, str) else
                    unknown_name("kind", kind, KINDS))
         return None, raw, [SpecError(shown, "kind", message, None, name)]
     model = KINDS[kind]

@@ -101,7 +101,7 @@ def test_file_holding_a_list(spec_errors):
 def test_missing_kind(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model\n", "")) == [
         "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
-        "missing required field (allowed: source, feature_set, model)"
+        "missing required field (allowed: feature_set, model, source)"
     ]
 
 
@@ -115,7 +115,7 @@ def test_unknown_kind_with_did_you_mean(spec_errors):
 def test_kind_that_is_not_text(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model", "kind: [model]")) == [
         "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
-        "must be one of source, feature_set, model (given ['model'])"
+        "must be one of feature_set, model, source (given ['model'])"
     ]
 
 
