@@ -19,9 +19,9 @@ _TABLES = {
         spec_hash VARCHAR NOT NULL, path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, manifest JSON NOT NULL,
         created_at TIMESTAMP NOT NULL, PRIMARY KEY (model, training_run)""",
     "models": """
-        model_version VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, training_run VARCHAR NOT NULL,
+        model_version VARCHAR NOT NULL, model VARCHAR NOT NULL, training_run VARCHAR NOT NULL,
         snapshot_id VARCHAR NOT NULL, spec_hash VARCHAR NOT NULL, path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
-        card JSON NOT NULL, created_at TIMESTAMP NOT NULL, UNIQUE (model, training_run)""",
+        card JSON NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (model, training_run)""",
     "evaluations": """
         model VARCHAR NOT NULL, training_run VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
         report_path VARCHAR NOT NULL, report_sha256 VARCHAR NOT NULL, summary JSON NOT NULL,
@@ -44,14 +44,70 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+class RegistryConflictError(RuntimeError):
+    """A second write of something the append-only registry already holds; the stored row is kept as it was."""
+
+
+# What each registry holds, and the columns that identify one record (each a primary or unique key).
+_RECORDS = {
+    "specs": ("recorded spec", [("spec_hash",)]),
+    "snapshots": ("snapshot", [("model", "training_run")]),
+    "models": ("trained model", [("model", "training_run"), ("model_version",)]),
+    "evaluations": ("evaluation", [("model", "training_run")]),
+    "promotions": ("promotion", [("promotion_id",)]),
+}
+
+
 def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> None:
-    """Append one row; JSON-valued fields may be given as Python objects."""
+    """Append one row; JSON-valued fields may be given as Python objects. A second write of a record fails."""
     if name not in _TABLES:
         raise ValueError(f"unknown registry {name!r}")
     values = [json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value for value in row.values()]
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    connection.execute(f"INSERT INTO registry.{name} ({columns}) VALUES ({marks})", values)
+    try:
+        connection.execute(f"INSERT INTO registry.{name} ({columns}) VALUES ({marks})", values)
+    except duckdb.ConstraintException as error:
+        raise RegistryConflictError(conflict_message(connection, name, row)) from None  # the message says it all
+
+
+def conflict_message(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> str:
+    """Why a row cannot be appended: which stored record already has its identity."""
+    what, identities = _RECORDS[name]
+    for identity in identities:
+        try:
+            existing = fetch_one(connection, name, **{column: row[column] for column in identity})
+        except (KeyError, duckdb.Error):  # a partial row, or a failed transaction where nothing can be read
+            existing = None
+        if existing is not None:
+            return f"{_describe(name, row, identity, existing)}; registry.{name} is append-only: " \
+                   f"the stored {what} is kept and never replaced"
+    return f"{_describe(name, row, identities[0], None)}; registry.{name} is append-only: " \
+           f"the stored {what} is kept and never replaced"
+
+
+def _describe(name: str, row: dict[str, Any], identity: tuple[str, ...], existing: dict | None) -> str:
+    created = ""
+    if existing and "created_at" in existing:
+        created = f", created {existing['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+    if identity == ("model", "training_run"):
+        owner = f"training run '{row['training_run']}' of model '{row['model']}'"
+        if name == "snapshots":
+            stored = f" (snapshot {existing['snapshot_id']}{created})" if existing else ""
+            return f"{owner} already has a snapshot{stored}"
+        if name == "models":
+            stored = f" ({existing['model_version']}{created})" if existing else ""
+            return f"{owner} already has a trained model{stored}"
+        stored = f" (of {existing['model_version']}{created})" if existing else ""
+        return f"{owner} already has an evaluation{stored}"
+    if identity == ("model_version",):
+        other = f" for training run '{existing['training_run']}'" if existing else ""
+        return (f"model version '{row['model_version']}' is already registered{other}: training run "
+                f"'{row['training_run']}' produced the identical artifact (sha256 {row.get('sha256', '?')}), "
+                f"so its spec differs only in what training does not read")
+    if identity == ("spec_hash",):
+        return f"spec hash {row['spec_hash']} of model '{row.get('model', '?')}' is already recorded"
+    return f"promotion #{row['promotion_id']} already exists"
 
 
 def fetch_one(connection: duckdb.DuckDBPyConnection, name: str, **where: Any) -> dict[str, Any] | None:
