@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_platform.provenance.environment import training_environment
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -68,8 +66,7 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
         "training_positive_rate": round(float(train_label.mean()), 6),
         "features": list(layout.columns),
         "categories": {name: len(values) for name, values in layout.categories.items()},
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
+        **training_environment(),  # python, platform, library versions, code version: what reproduce compares
         **result.details,
     }
     row = {
