@@ -9,6 +9,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table, table_exists
@@ -39,7 +40,22 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     entity = catalog.sources[feature_set.entity]
     require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
                    "materialize the sources this feature set reads first")
+    require_tables(connection, "features", sorted(feature_set.uses),
+                   "materialize the feature sets this feature set uses first")
     _bind_entity(connection, entity.name, start, end)
+    for name in sorted({entity.name, *feature_set.reads}):
+        # every column, outcomes included, for windows over earlier events (the spec checks allow no other use)
+        connection.execute(f"CREATE OR REPLACE VIEW {table('history', name)} AS SELECT * FROM {table('source', name)}")
+    for used in feature_set.uses:
+        missing = connection.execute(
+            f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "
+            f"FROM {table('features', used)} WHERE partition_date BETWEEN {date_literal(start)} AND "
+            f"{date_literal(end)} ORDER BY 1").fetchall()
+        if missing:
+            raise FeatureComputationError(
+                f"feature set '{feature_set.name}' uses '{used}', which has no rows yet for {len(missing)} day(s) "
+                f"from {missing[0][0]}: materialize it first")
+    register_functions(connection, list(feature_set.functions))
     keys = ", ".join(quote(key) for key in entity.keys)
     connection.execute(f"CREATE OR REPLACE TEMP TABLE feature_result AS {feature_set.sql}")
     entity_rows, result_rows, distinct_keys, matched = connection.execute(

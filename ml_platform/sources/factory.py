@@ -1,13 +1,14 @@
 """Build one Dagster asset per source spec: `["source", name]`, daily-partitioned or loaded whole."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
 
 from ml_platform.partitions import date_range, source_partitions
+from ml_platform.resources import Warehouse
+from ml_platform.sources.loading import content_versions, file_fingerprint, load_source
 from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
 from ml_platform.specs.models import SourceSpec
-from ml_platform.sources.loading import load_source
-from ml_platform.storage.warehouse import prepare, rows_per_day, table
+from ml_platform.storage.versions import WHOLE, record_versions, source_asset, stored_versions, version_of
+from ml_platform.storage.warehouse import rows_per_day, table
 
 
 def source_key(name: str) -> dg.AssetKey:
@@ -49,18 +50,35 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
     )
     def load(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         start, end = date_range(context) if partitions else (None, None)
+        keys = context.partition_keys if partitions else [WHOLE]
+        fingerprint = {"spec": spec_hash, "file": file_fingerprint(source, catalog.project_dir)}
+        asset = source_asset(source.name)
         with warehouse.get_connection() as connection:
+            stored = stored_versions(connection, asset, keys)
+            if all(stored.get(key, {}).get("components", {}).get("load") == fingerprint for key in keys):
+                return dg.MaterializeResult(metadata={
+                    "reused": f"{len(keys)} partition(s) already loaded from the same file and spec "
+                              f"(file {fingerprint['file']}, spec {spec_hash}): nothing read",
+                    "spec_hash": spec_hash,
+                })
             written = load_source(connection, source, catalog.project_dir, start, end)
+            contents = content_versions(connection, source, start, end)
+            changed = [key for key in keys
+                       if stored.get(key, {}).get("components", {}).get("content") != contents[key]]
+            record_versions(connection, asset, {
+                key: {"version": version_of({"content": contents[key]}),
+                      "components": {"content": contents[key], "load": fingerprint}} for key in keys})
             per_day = rows_per_day(connection, table("source", source.name), start, end) if partitions else {}
-        empty_days = [] if not partitions else [
-            key for key in context.partition_keys if per_day.get(key, 0) == 0
-        ]
+        empty_days = [key for key in keys if partitions and per_day.get(key, 0) == 0]
         if empty_days:
             context.log.warning(f"source '{source.name}' has no rows for {len(empty_days)} day(s): {empty_days[:10]}")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": written,
-            "days": len(context.partition_keys) if partitions else 0,
+            "days": len(keys) if partitions else 0,
             "empty_days": len(empty_days),
+            "reused": "no",
+            "changed_partitions": len(changed),
+            "file_sha256": fingerprint["file"],
             "spec_hash": spec_hash,
         })
 

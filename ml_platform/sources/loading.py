@@ -94,3 +94,29 @@ def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proje
         ranged = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
                   f"AND {date_literal(end)}")
         return replace_date_range(connection, target, ranged, start, end)
+
+
+def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:
+    """SHA-256 (first 16 hex digits) of the source file's bytes."""
+    from ml_platform.storage.artifacts import file_sha256
+
+    return file_sha256(source_file(source, project_dir))[:16]
+
+
+def content_versions(connection: duckdb.DuckDBPyConnection, source: SourceSpec, start: dt.date | None = None,
+                     end: dt.date | None = None) -> dict[str, str]:
+    """An order-independent hash of the stored rows: per day of [start, end] for a daily source, else whole."""
+    target = table("source", source.name)
+    if start is None:
+        digest = connection.execute(f"SELECT count(*), bit_xor(hash(row)) FROM {target} AS row").fetchall()[0]
+        return {"": f"{digest[0]}:{digest[1] or 0:016x}"}
+    rows = connection.execute(
+        f"SELECT partition_date, count(*), bit_xor(hash(row)) FROM {target} AS row "
+        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)} GROUP BY 1").fetchall()
+    found = {day.isoformat(): f"{count}:{digest:016x}" for day, count, digest in rows}
+    result = {}
+    current = start
+    while current <= end:
+        result[current.isoformat()] = found.get(current.isoformat(), "0:empty")
+        current += dt.timedelta(days=1)
+    return result

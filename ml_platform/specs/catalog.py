@@ -18,6 +18,17 @@ def canonical_json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def semantic(value):
+    """A spec as plain data without the fields that change no computed value (descriptions, owners)."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {key: semantic(item) for key, item in value.items() if key not in ("description", "owner")}
+    if isinstance(value, list):
+        return [semantic(item) for item in value]
+    return value
+
+
 def short_hash(text: str, length: int = 12) -> str:
     """The first characters of a SHA-256 hex digest of text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
@@ -52,10 +63,19 @@ class Catalog:
         return [self.sources[name] for name in sorted(names)]
 
     def feature_set_hash(self, feature_set: FeatureSetSpec) -> str:
-        """Version of a feature set's definition and of the sources it reads."""
-        sources = [self.sources[name] for name in sorted({feature_set.entity, *feature_set.reads})]
-        return short_hash(canonical_json({"feature_set": canonical_json(feature_set),
-                                          "sources": [canonical_json(source) for source in sources]}))
+        """Version of what a feature set computes: its SQL and types, the sources it reads, the feature sets it
+        uses (recursively) and the source code of the functions it calls; descriptions and owners do not count."""
+        from ml_platform.features.functions import REGISTRY
+
+        sources = [self.sources[name] for name in sorted({feature_set.entity, *feature_set.reads})
+                   if name in self.sources]
+        used = {name: self.feature_set_hash(self.feature_sets[name]) for name in sorted(feature_set.uses)
+                if name in self.feature_sets and name != feature_set.name}
+        functions = {name: REGISTRY[name].version() if name in REGISTRY else "unregistered"
+                     for name in sorted(feature_set.functions)}
+        return short_hash(canonical_json({
+            "feature_set": semantic(feature_set), "sources": [semantic(source) for source in sources],
+            "uses": used, "functions": functions}))
 
     def model_payload(self, model: ModelSpec) -> dict:
         """Everything that defines what a model learns: its spec, its feature sets and its sources."""

@@ -158,14 +158,21 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     for clash in sorted(set(feature_set.features) & set(entity.all_columns())):
         errors.append(_error(catalog, feature_set, f"features.{clash}",
                              f"feature name clashes with a column of source '{entity.name}'"))
-    checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection)
+    used, problems = _used_feature_tables(catalog, feature_set, entity)
+    functions, function_problems = _registered_functions(catalog, feature_set)
+    errors += problems + function_problems
+    if problems or function_problems:
+        return errors
+    checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection, feature_tables=used,
+                         before_event_only=True)
     try:
+        checker.register(functions)
         checker.with_entity(entity.name)
         columns, problem = checker.describe(feature_set.sql)
     finally:
         checker.close()
     if problem:
-        return errors + [_error(catalog, feature_set, "sql", problem)]
+        return errors + [_error(catalog, feature_set, "sql", _after_event_hint(problem, readable))]
     returned = dict(columns)
     for key in entity.keys:
         if key not in returned:
@@ -184,6 +191,73 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
             errors.append(_error(catalog, feature_set, "sql",
                                  f"returns column '{name}', which is neither an entity key nor a declared feature"))
     return errors
+
+
+def _after_event_hint(problem: str, readable: dict[str, SourceSpec]) -> str:
+    """Say so when SQL failed because it read a column known only after the event from the rows it describes."""
+    for source in readable.values():
+        for column in source.after_event_columns():
+            if problem.startswith(f"unknown column '{column}'"):
+                return (f"reads '{column}', which is known only after the event, from rows whose features it "
+                        f"computes; read outcomes of earlier events from history.{source.name}, in a window that "
+                        f"ends before the prediction time")
+    return problem
+
+
+def _used_feature_tables(catalog: Catalog, feature_set: FeatureSetSpec,
+                         entity: SourceSpec) -> tuple[dict[str, dict[str, str]], list[SpecError]]:
+    """{feature set: {column: type}} of the feature sets this one uses, or the errors in its `uses`."""
+    tables, errors = {}, []
+    for index, name in enumerate(feature_set.uses):
+        used = catalog.feature_sets.get(name)
+        if used is None:
+            errors.append(_error(catalog, feature_set, f"uses[{index}]",
+                                 unknown_name("feature set", name, catalog.feature_sets)))
+        elif used.entity != feature_set.entity:
+            errors.append(_error(catalog, feature_set, f"uses[{index}]",
+                                 f"feature set '{name}' describes '{used.entity}' rows, not '{feature_set.entity}'"))
+        elif name in catalog.sources:
+            errors.append(_error(catalog, feature_set, f"uses[{index}]",
+                                 f"'{name}' names both a source and a feature set; rename the feature set"))
+        else:
+            columns = {key: entity.all_columns()[key] for key in entity.keys}
+            columns.update({feature: "DOUBLE" if spec.type == "number" else "VARCHAR"
+                            for feature, spec in used.features.items()})
+            tables[name] = {**columns, "partition_date": "DATE"}
+    cycle = _cycle_through(catalog, feature_set.name)
+    if cycle:
+        errors.append(_error(catalog, feature_set, "uses",
+                             f"feature sets use each other in a cycle: {' -> '.join(cycle)}"))
+    return tables, errors
+
+
+def _cycle_through(catalog: Catalog, start: str) -> list[str] | None:
+    """A path of `uses` from start back to itself, if there is one."""
+    stack = [(start, [start])]
+    seen = set()
+    while stack:
+        name, path = stack.pop()
+        for used in catalog.feature_sets[name].uses if name in catalog.feature_sets else ():
+            if used == start:
+                return path + [start]
+            if used not in seen:
+                seen.add(used)
+                stack.append((used, path + [used]))
+    return None
+
+
+def _registered_functions(catalog: Catalog, feature_set: FeatureSetSpec) -> tuple[list, list[SpecError]]:
+    """The registered functions the feature set declares, or the errors naming unknown ones."""
+    from ml_platform.features.functions import REGISTRY
+
+    found, errors = [], []
+    for index, name in enumerate(feature_set.functions):
+        if name in REGISTRY:
+            found.append(REGISTRY[name])
+        else:
+            errors.append(_error(catalog, feature_set, f"functions[{index}]",
+                                 unknown_name("registered function", name, REGISTRY)))
+    return found, errors
 
 
 def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]],
@@ -224,13 +298,18 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                      connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
     checker = SqlChecker({entity.name: entity}, connection=connection)
+    after_event = set(entity.after_event_columns())
+    before_event = [name for name in entity.all_columns() if name not in after_event]
     try:
         kind, problem = checker.expression_type(model.label.expression, entity.name)
         if problem or kind != "BOOLEAN":
             errors.append(_error(catalog, model, "label.expression", problem or f"must be true/false, gives {kind}"))
             return errors
         if model.filter is not None:
-            kind, problem = checker.expression_type(model.filter, entity.name)
+            kind, problem = checker.expression_type(model.filter, entity.name, columns=before_event)
+            if problem and problem.startswith("unknown column '") and problem.split("'")[1] in after_event:
+                problem = (f"reads '{problem.split(chr(39))[1]}', which is known only after the event: the filter "
+                           f"also selects the rows to score, before their outcome exists")
             if problem or kind != "BOOLEAN":
                 errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
         with_label = {"label": model.label.expression}

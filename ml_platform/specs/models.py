@@ -195,8 +195,15 @@ class FeatureSetSpec(Header):
     kind: Literal["feature_set"]
     entity: Identifier = Field(description="the daily source whose rows these features describe")
     reads: list[Identifier] = Field(default_factory=list, description="other sources the SQL reads")
+    uses: list[Identifier] = Field(
+        default_factory=list, description="other feature sets (of the same entity) whose tables the SQL reads by name"
+    )
+    functions: list[Identifier] = Field(
+        default_factory=list, description="registered Python functions the SQL calls (see ml-platform functions)"
+    )
     lookback_days: int = Field(
-        default=0, ge=0, le=3660, description="how many days before a partition the SQL reads from daily sources"
+        default=0, ge=0, le=3660,
+        description="how many days before a partition the SQL reads from daily sources and used feature sets",
     )
     known_by: KnownBy = Field(description="the latest moment any value of this set is known")
     sql: str = Field(
@@ -354,10 +361,28 @@ class MoneySpec(Frozen):
 
 
 class GateSpec(Frozen):
-    """Thresholds a trained model must clear on the test window before it is deployed."""
+    """Thresholds a trained model must clear before it is deployed; each is a blocking check on its evaluation."""
 
     min_money: float = Field(description="least money the model must make on the test window, in the spec's currency")
     min_roc_auc: float = Field(default=0.5, ge=0.0, le=1.0, description="least ROC AUC on the test window")
+    min_gain_over_champion: float = Field(
+        default=0.0,
+        ge=0.0,
+        description=(
+            "least money, in the spec's currency, by which the model must beat the live champion on the model's "
+            "own test window (the champion scored on the same rows with its own spec and threshold); the paired "
+            "bootstrap 95% interval of the difference must also lie above zero. Passes when nothing is deployed yet"
+        ),
+    )
+    max_feature_roc_auc: float = Field(
+        default=0.97,
+        gt=0.5,
+        le=1.0,
+        description=(
+            "leakage guard: a feature that on its own ranks the training rows' labels with at least this ROC AUC "
+            "(in either direction) is taken to leak the outcome, and the model is not deployed"
+        ),
+    )
 
 
 class CadenceSpec(Frozen):

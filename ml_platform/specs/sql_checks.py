@@ -55,29 +55,53 @@ class SqlChecker:
     """An in-memory DuckDB holding empty tables with the declared sources' columns."""
 
     def __init__(self, sources: Mapping[str, SourceSpec], unreadable: Iterable[str] = (),
-                 connection: duckdb.DuckDBPyConnection | None = None):
+                 connection: duckdb.DuckDBPyConnection | None = None,
+                 feature_tables: Mapping[str, Mapping[str, str]] | None = None, before_event_only: bool = False):
         """Tables for `sources`; `unreadable` names sources that exist but that this SQL has not declared.
 
+        `feature_tables` adds `features.<name>` tables ({column: type}) for the feature sets the SQL may use.
+        With `before_event_only`, the source tables (and `entity`) lack the columns known only after the event;
+        every column stays readable through `history.<source>`, for outcomes of earlier events.
         A given in-memory `connection` is reset and reused (connecting costs more than every check of a spec).
         """
         self.owns_connection = connection is None
         self.connection = connection if connection is not None else duckdb.connect(":memory:")
-        self.connection.execute("DROP VIEW IF EXISTS entity; DROP SCHEMA IF EXISTS source CASCADE; "
-                                "DROP SCHEMA IF EXISTS raw CASCADE; CREATE SCHEMA source; CREATE SCHEMA raw")
+        self.connection.execute("DROP VIEW IF EXISTS entity; " + "".join(
+            f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; "
+            for schema in ("source", "raw", "features", "history")))
         self.columns: dict[tuple[str, str], list[str]] = {}
-        self.tables = sorted(sources)
+        self.tables = sorted(sources) + sorted(feature_tables or {})
         self.unreadable = set(unreadable) - set(sources)
+        self.registered: list[str] = []
         for source in sources.values():
             raw_columns = ", ".join(f'"{name}" {column.type}' for name, column in source.columns.items())
             self.connection.execute(f'CREATE TABLE raw."{source.name}" ({raw_columns})')
-            all_columns = ", ".join(f'"{name}" {kind}' for name, kind in source.all_columns().items())
-            self.connection.execute(f'CREATE TABLE source."{source.name}" ({all_columns})')
+            hidden = set(source.after_event_columns()) if before_event_only else set()
+            visible = {name: kind for name, kind in source.all_columns().items() if name not in hidden}
+            self._create("source", source.name, visible)
+            self._create("history", source.name, source.all_columns())
             self.columns[("raw", source.name)] = list(source.columns)
-            self.columns[("source", source.name)] = list(source.all_columns())
-        self.connection.execute("SET search_path = 'source,main'")
+        for name, columns in (feature_tables or {}).items():
+            self._create("features", name, columns)
+        self.connection.execute("SET search_path = 'source,features,main'")
+
+    def _create(self, schema: str, name: str, columns: Mapping[str, str]) -> None:
+        listed = ", ".join(f'"{column}" {kind}' for column, kind in columns.items())
+        self.connection.execute(f'CREATE TABLE {schema}."{name}" ({listed})')
+        self.columns[(schema, name)] = list(columns)
+
+    def register(self, functions) -> None:
+        """Make registered Python functions callable for the next checks (removed again by close())."""
+        for function in functions:
+            self.connection.create_function(function.name, function.function, list(function.parameters),
+                                            function.returns)
+            self.registered.append(function.name)
 
     def close(self) -> None:
-        """Release the in-memory database, unless it was lent."""
+        """Release the in-memory database, unless it was lent (then only forget the registered functions)."""
+        for name in self.registered:
+            self.connection.remove_function(name)
+        self.registered.clear()
         if self.owns_connection:
             self.connection.close()
 
@@ -94,8 +118,10 @@ class SqlChecker:
         return [(row[0], row[1]) for row in rows], None
 
     def expression_type(self, expression: str, table: str, schema: str = "source",
-                        extra_columns: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
-        """The DuckDB type of an expression over a table's rows (plus named extra expressions), or an error."""
+                        extra_columns: Mapping[str, str] | None = None,
+                        columns: list[str] | None = None) -> tuple[str | None, str | None]:
+        """The DuckDB type of an expression over a table's rows (only `columns` of them when given, plus named
+        extra expressions), or an error."""
         try:
             statements = self.connection.extract_statements(f"SELECT {expression}")
         except duckdb.Error as error:
@@ -103,9 +129,10 @@ class SqlChecker:
         if len(statements) != 1:
             return None, "must be one SQL expression, not several statements"
         extra = "".join(f', ({sql}) AS "{name}"' for name, sql in (extra_columns or {}).items())
-        inner = f'SELECT *{extra} FROM {schema}."{table}"'
-        columns = self.columns[(schema, table)] + list(extra_columns or {})
-        described, problem = self.describe(f"SELECT ({expression}) AS value FROM ({inner})", columns)
+        selected = ", ".join(f'"{column}"' for column in columns) if columns is not None else "*"
+        inner = f'SELECT {selected}{extra} FROM {schema}."{table}"'
+        allowed = (columns if columns is not None else self.columns[(schema, table)]) + list(extra_columns or {})
+        described, problem = self.describe(f"SELECT ({expression}) AS value FROM ({inner})", allowed)
         if problem:
             return None, problem
         return described[0][1], None

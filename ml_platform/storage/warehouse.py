@@ -11,7 +11,7 @@ from typing import Iterator
 
 import duckdb
 
-SCHEMAS = ("source", "features", "registry", "predictions")
+SCHEMAS = ("source", "features", "registry", "predictions", "history")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -71,11 +71,14 @@ def date_literal(day: dt.date) -> str:
 def prepare(connection: duckdb.DuckDBPyConnection) -> None:
     """Create the platform's schemas and registries when missing, and resolve bare names to sources."""
     from ml_platform.storage.registry import create_registry_tables
+    from ml_platform.storage.versions import create_versions_table
 
     for schema in SCHEMAS:
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     create_registry_tables(connection)
-    connection.execute("SET search_path = 'source,main'")
+    create_versions_table(connection)
+    # spec SQL names sources and feature sets bare; the checks keep their names apart
+    connection.execute("SET search_path = 'source,features,main'")
 
 
 def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:

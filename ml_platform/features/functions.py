@@ -1,0 +1,83 @@
+"""Registered Python functions that feature SQL may call, for what SQL cannot say simply.
+
+A feature set names the functions it calls under `functions:`; the platform registers them on the DuckDB
+connection before running the set's SQL, and a function's source code is part of the feature set's version,
+so editing a function recomputes exactly the feature sets that call it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class RegisteredFunction:
+    """A Python function callable from feature SQL."""
+
+    name: str
+    function: Callable
+    parameters: tuple[str, ...]
+    returns: str
+    description: str
+
+    def version(self) -> str:
+        """Hash of the function's source code."""
+        return hashlib.sha256(inspect.getsource(self.function).encode()).hexdigest()[:12]
+
+
+REGISTRY: dict[str, RegisteredFunction] = {}
+
+
+def feature_function(name: str, parameters: tuple[str, ...], returns: str):
+    """Register a Python function under a SQL name, with its DuckDB parameter and return types."""
+
+    def register(function: Callable) -> Callable:
+        REGISTRY[name] = RegisteredFunction(name, function, parameters, returns,
+                                            (function.__doc__ or "").strip().splitlines()[0])
+        return function
+
+    return register
+
+
+def register_functions(connection: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Make the named functions callable from SQL on this connection (once per connection)."""
+    present = {row[0] for row in connection.execute(
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'scalar'").fetchall()}
+    for name in names:
+        if name in present:
+            continue
+        registered = REGISTRY[name]
+        connection.create_function(name, registered.function, list(registered.parameters), registered.returns)
+
+
+@functools.lru_cache(maxsize=None)
+def _us_holidays(year: int) -> tuple[dt.date, ...]:
+    """The major US holidays of a year, by their federal rules."""
+
+    def nth_weekday(month: int, weekday: int, nth: int) -> dt.date:
+        first = dt.date(year, month, 1)
+        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (nth - 1))
+
+    def last_weekday(month: int, weekday: int) -> dt.date:
+        following = dt.date(year + (month == 12), month % 12 + 1, 1)
+        last = following - dt.timedelta(days=1)
+        return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+
+    return tuple(sorted([
+        dt.date(year, 1, 1), nth_weekday(1, 0, 3), nth_weekday(2, 0, 3), last_weekday(5, 0),
+        dt.date(year, 7, 4), nth_weekday(9, 0, 1), nth_weekday(11, 3, 4), dt.date(year, 12, 25),
+    ]))
+
+
+@feature_function("days_to_us_holiday", parameters=("DATE",), returns="INTEGER")
+def days_to_us_holiday(day: dt.date) -> int:
+    """Days from a date to the nearest major US holiday, before or after it (0 on the holiday)."""
+    candidates = _us_holidays(day.year - 1) + _us_holidays(day.year) + _us_holidays(day.year + 1)
+    return min(abs((holiday - day).days) for holiday in candidates)

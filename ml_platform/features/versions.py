@@ -1,0 +1,77 @@
+"""The version each feature partition should have: its definition, the code computing it, and its inputs' data.
+
+A feature partition for day D reads its daily sources over [D - lookback_days, D] and its reference sources
+whole, so its version hashes the stored data versions of exactly those source partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.partitions import days
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.versions import WHOLE, feature_asset, source_asset, stored_versions, version_of
+
+ABSENT = "absent"
+
+
+@functools.lru_cache(maxsize=1)
+def feature_code_version() -> str:
+    """Hash of the platform code that computes feature values."""
+    source = (Path(__file__).resolve().parent / "compute.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()[:12]
+
+
+def expected_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                      start: dt.date, end: dt.date) -> dict[str, dict]:
+    """{day: {"version", "components"}} that the feature set's partitions of [start, end] should have."""
+    lookback = dt.timedelta(days=feature_set.lookback_days)
+    inputs = {}
+    for name in sorted({feature_set.entity, *feature_set.reads}):
+        stored = stored_versions(connection, source_asset(name))
+        inputs[name] = (catalog.sources[name].is_daily, {key: entry["version"] for key, entry in stored.items()})
+    used = {name: stored_versions(connection, feature_asset(name)) for name in sorted(feature_set.uses)}
+    definition = catalog.feature_set_hash(feature_set)
+    result = {}
+    for day in days(start, end):
+        components = {"definition": definition, "code": feature_code_version()}
+        for name, (daily, versions) in inputs.items():
+            if daily:
+                window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, day)]
+                components[f"source {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
+            else:
+                components[f"source {name}"] = versions.get(WHOLE, ABSENT)
+        for name, stored in used.items():
+            window = [stored.get(other.isoformat(), {}).get("version", ABSENT) for other in days(day - lookback, day)]
+            components[f"features {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
+        result[day.isoformat()] = {"version": version_of(components), "components": components}
+    return result
+
+
+def stale_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+               start: dt.date, end: dt.date) -> tuple[dict[str, dict], dict[str, str]]:
+    """Expected versions of [start, end], and {day: why} for the days whose stored version differs."""
+    from ml_platform.storage.versions import explain_change
+
+    expected = expected_versions(connection, catalog, feature_set, start, end)
+    stored = stored_versions(connection, feature_asset(feature_set.name), expected)
+    stale = {day: explain_change(stored.get(day), entry) for day, entry in expected.items()
+             if stored.get(day, {}).get("version") != entry["version"]}
+    return expected, stale
+
+
+def segments(day_keys: list[str]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive runs of days, as (first, last) pairs."""
+    result: list[list[dt.date]] = []
+    for day in sorted(dt.date.fromisoformat(key) for key in day_keys):
+        if result and day - result[-1][1] == dt.timedelta(days=1):
+            result[-1][1] = day
+        else:
+            result.append([day, day])
+    return [(first, last) for first, last in result]

@@ -1,0 +1,74 @@
+"""The version of every stored partition: what it was computed from, so unchanged work is never redone.
+
+This is a cache index, not history: a partition's row is replaced, in the same transaction as its data, when the
+partition is recomputed. A version is a hash of its inputs' components (definition, code, input data versions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Iterable
+
+import duckdb
+
+from ml_platform.specs.catalog import canonical_json, short_hash
+
+WHOLE = ""  # the partition key of an unpartitioned asset
+
+CREATE = """
+    CREATE TABLE IF NOT EXISTS registry.partition_versions (
+        asset VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        components JSON NOT NULL, recorded_at TIMESTAMP NOT NULL, PRIMARY KEY (asset, partition_key))"""
+
+
+def source_asset(name: str) -> str:
+    """The version-index name of a source."""
+    return f"source/{name}"
+
+
+def feature_asset(name: str) -> str:
+    """The version-index name of a feature set."""
+    return f"features/{name}"
+
+
+def create_versions_table(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the version index when missing."""
+    connection.execute(CREATE)
+
+
+def version_of(components: dict) -> str:
+    """The version named by a set of components."""
+    return short_hash(canonical_json(components), 16)
+
+
+def stored_versions(connection: duckdb.DuckDBPyConnection, asset: str,
+                    keys: Iterable[str] | None = None) -> dict[str, dict]:
+    """Stored {partition key: {"version", "components"}} of an asset (all, or those of the given keys)."""
+    rows = connection.execute(
+        "SELECT partition_key, version, components FROM registry.partition_versions WHERE asset = ?", [asset]
+    ).fetchall()
+    wanted = set(keys) if keys is not None else None
+    return {key: {"version": version, "components": json.loads(components)} for key, version, components in rows
+            if wanted is None or key in wanted}
+
+
+def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, dict]) -> None:
+    """Replace the stored versions of the given partitions (call inside the transaction that wrote their data)."""
+    if not versions:
+        return
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    rows = [(asset, key, entry["version"], json.dumps(entry["components"], sort_keys=True), now)
+            for key, entry in versions.items()]
+    connection.executemany("DELETE FROM registry.partition_versions WHERE asset = ? AND partition_key = ?",
+                           [(asset, key) for key in versions])
+    connection.executemany("INSERT INTO registry.partition_versions VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def explain_change(old: dict | None, new: dict) -> str:
+    """Why a partition's version changed, in words: which components differ."""
+    if old is None:
+        return "never computed"
+    changed = sorted(name for name in set(old["components"]) | set(new["components"])
+                     if old["components"].get(name) != new["components"].get(name))
+    return "changed: " + ", ".join(changed) if changed else "unchanged"
