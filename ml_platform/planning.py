@@ -1,0 +1,66 @@
+"""What a chain of runs would have to recompute, decided from stored versions before any run starts.
+
+A run whose every partition is already stored at the version it would produce does no work, but Dagster still
+records one event per partition; the chain asks here first and launches only runs that have work to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from ml_platform.features.versions import stale_days
+from ml_platform.partitions import days
+from ml_platform.sources.loading import SourceLoadError, file_fingerprint
+from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.storage.versions import WHOLE, source_asset, stored_versions
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Partitions to (re)compute per asset; empty when everything is up to date."""
+
+    stale: dict[str, int]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.stale
+
+    def describe(self) -> str:
+        """One line saying what is stale."""
+        return ", ".join(f"{asset} ({count})" for asset, count in sorted(self.stale.items())) or "nothing"
+
+
+def _stale_source_partitions(connection, catalog: Catalog, name: str, keys: list[str]) -> int:
+    source = catalog.sources[name]
+    try:
+        fingerprint = {"spec": short_hash(canonical_json(source)),
+                       "file": file_fingerprint(source, catalog.project_dir)}
+    except SourceLoadError:
+        return len(keys)  # the run will say what is wrong
+    stored = stored_versions(connection, source_asset(name), keys)
+    return sum(stored.get(key, {}).get("components", {}).get("load") != fingerprint for key in keys)
+
+
+def plan_reference_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> Plan:
+    """Reference (unpartitioned) sources whose file or spec changed since they were loaded."""
+    stale = {f"source/{name}": _stale_source_partitions(connection, catalog, name, [WHOLE])
+             for name, source in catalog.sources.items() if not source.is_daily}
+    return Plan({asset: count for asset, count in stale.items() if count})
+
+
+def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: dt.date, end: dt.date) -> Plan:
+    """Daily sources and feature partitions of [start, end] that a run would load or compute."""
+    keys = [day.isoformat() for day in days(start, end)]
+    stale = {f"source/{name}": _stale_source_partitions(connection, catalog, name, keys)
+             for name, source in catalog.sources.items() if source.is_daily}
+    stale = {asset: count for asset, count in stale.items() if count}
+    if stale:
+        return Plan(stale)  # feature versions depend on the data versions that loading will record
+    for name, feature_set in catalog.feature_sets.items():
+        _, outdated = stale_days(connection, catalog, feature_set, start, end)
+        if outdated:
+            stale[f"features/{name}"] = len(outdated)
+    return Plan(stale)
