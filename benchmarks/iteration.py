@@ -40,10 +40,10 @@ def _apply(change: str, project: Path, round_number: int) -> None:
         _edit(project / "model_specs" / "flight_delay.yaml",
               lambda spec: spec["algorithm"]["params"].update(learning_rate=0.04 + 0.001 * round_number))
     elif change == "one feature set changed":
+        # observations up to an hour earlier: a real change of values, still known before the prediction time
         _edit(project / "model_specs" / "features" / "origin_weather_eve.yaml",
-              lambda spec: spec.update(sql=spec["sql"].replace("WHERE hour < 18", f"WHERE hour < {17 - round_number}")
-                                       if "WHERE hour < 18" in spec["sql"] else
-                                       re.sub(r"WHERE hour < \d+", f"WHERE hour < {17 - round_number}", spec["sql"])))
+              lambda spec: spec.update(sql=re.sub(r"WHERE hour < \d+", f"WHERE hour < {17 - round_number}",
+                                                  spec["sql"])))
 
 
 def _demo(project: Path) -> tuple[float, str]:
