@@ -48,13 +48,13 @@ class RegistryConflictError(RuntimeError):
     """A second write of something the append-only registry already holds; the stored row is kept as it was."""
 
 
-# What each registry holds, and the columns that identify one record (each a primary or unique key).
+# What each registry holds, and the columns that identify one record (its primary key).
 _RECORDS = {
-    "specs": ("recorded spec", [("spec_hash",)]),
-    "snapshots": ("snapshot", [("model", "training_run")]),
-    "models": ("trained model", [("model", "training_run"), ("model_version",)]),
-    "evaluations": ("evaluation", [("model", "training_run")]),
-    "promotions": ("promotion", [("promotion_id",)]),
+    "specs": ("recorded spec", ("spec_hash",)),
+    "snapshots": ("snapshot", ("model", "training_run")),
+    "models": ("trained model", ("model", "training_run")),
+    "evaluations": ("evaluation", ("model", "training_run")),
+    "promotions": ("promotion", ("promotion_id",)),
 }
 
 
@@ -73,41 +73,29 @@ def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]
 
 def conflict_message(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> str:
     """Why a row cannot be appended: which stored record already has its identity."""
-    what, identities = _RECORDS[name]
-    for identity in identities:
-        try:
-            existing = fetch_one(connection, name, **{column: row[column] for column in identity})
-        except (KeyError, duckdb.Error):  # a partial row, or a failed transaction where nothing can be read
-            existing = None
-        if existing is not None:
-            return f"{_describe(name, row, identity, existing)}; registry.{name} is append-only: " \
-                   f"the stored {what} is kept and never replaced"
-    return f"{_describe(name, row, identities[0], None)}; registry.{name} is append-only: " \
-           f"the stored {what} is kept and never replaced"
+    what, identity = _RECORDS[name]
+    try:
+        existing = fetch_one(connection, name, **{column: row[column] for column in identity})
+    except (KeyError, duckdb.Error):  # a partial row, or a failed transaction where nothing can be read
+        existing = None
+    return f"{_describe(name, row, existing)}; registry.{name} is append-only: the stored {what} is kept and " \
+           f"never replaced"
 
 
-def _describe(name: str, row: dict[str, Any], identity: tuple[str, ...], existing: dict | None) -> str:
+def _describe(name: str, row: dict[str, Any], existing: dict | None) -> str:
     created = ""
     if existing and "created_at" in existing:
         created = f", created {existing['created_at']:%Y-%m-%d %H:%M:%S} UTC"
-    if identity == ("model", "training_run"):
-        owner = f"training run '{row['training_run']}' of model '{row['model']}'"
-        if name == "snapshots":
-            stored = f" (snapshot {existing['snapshot_id']}{created})" if existing else ""
-            return f"{owner} already has a snapshot{stored}"
-        if name == "models":
-            stored = f" ({existing['model_version']}{created})" if existing else ""
-            return f"{owner} already has a trained model{stored}"
-        stored = f" (of {existing['model_version']}{created})" if existing else ""
-        return f"{owner} already has an evaluation{stored}"
-    if identity == ("model_version",):
-        other = f" for training run '{existing['training_run']}'" if existing else ""
-        return (f"model version '{row['model_version']}' is already registered{other}: training run "
-                f"'{row['training_run']}' produced the identical artifact (sha256 {row.get('sha256', '?')}), "
-                f"so its spec differs only in what training does not read")
-    if identity == ("spec_hash",):
+    if name == "specs":
         return f"spec hash {row['spec_hash']} of model '{row.get('model', '?')}' is already recorded"
-    return f"promotion #{row['promotion_id']} already exists"
+    if name == "promotions":
+        return f"promotion #{row['promotion_id']} already exists"
+    owner = f"training run '{row['training_run']}' of model '{row['model']}'"
+    if name == "snapshots":
+        stored = f" (snapshot {existing['snapshot_id']}{created})" if existing else ""
+        return f"{owner} already has a snapshot{stored}"
+    stored = f" ({'' if name == 'models' else 'of '}{existing['model_version']}{created})" if existing else ""
+    return f"{owner} already has {'a trained model' if name == 'models' else 'an evaluation'}{stored}"
 
 
 def fetch_one(connection: duckdb.DuckDBPyConnection, name: str, **where: Any) -> dict[str, Any] | None:
