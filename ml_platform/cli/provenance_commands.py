@@ -1,7 +1,126 @@
-"""Subcommands added by this module's owner (see register())."""
+"""`ml-platform runs`, `reproduce`, `explain` and `diff`: what made a model or a prediction, and can it be made again.
+
+Exit codes: 0 when all is well (for reproduce: identical; for diff: no differences), 1 when reproduce finds a
+different artifact or an integrity check fails, or diff finds differences, 2 when the input names nothing known.
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from ml_platform.cli.common import project_of
+
+BAD_INPUT = 2
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _guarded(command):
+    """Run a command; known errors become one clear line on standard error instead of a traceback."""
+
+    def run(arguments: argparse.Namespace) -> int:
+        from ml_platform.provenance.records import ProvenanceInputError, RecordedSpecError
+        from ml_platform.storage.artifacts import TamperedArtifactError
+
+        try:
+            return command(arguments)
+        except ProvenanceInputError as error:
+            return _fail(str(error), BAD_INPUT)
+        except (RecordedSpecError, TamperedArtifactError) as error:
+            return _fail(str(error), 1)
+
+    run.__doc__ = command.__doc__
+    return run
+
+
+@_guarded
+def command_runs(arguments: argparse.Namespace) -> int:
+    """List a model's training runs with their snapshot, model, money, gate and champion status."""
+    from ml_platform.provenance.records import open_registry
+    from ml_platform.provenance.runs import runs_text, training_runs
+
+    with open_registry(project_of(arguments).storage.warehouse) as connection:
+        runs = training_runs(connection, arguments.model)
+    print(runs_text(arguments.model, runs))
+    return 0
+
+
+@_guarded
+def command_reproduce(arguments: argparse.Namespace) -> int:
+    """Retrain a model version from its recorded snapshot and spec, and compare the artifact's SHA-256."""
+    from ml_platform.provenance.reproduce import reproduce, reproduction_text
+
+    output = Path(arguments.output) if arguments.output else None
+    result = reproduce(project_of(arguments), arguments.model_version, output)
+    print(reproduction_text(result))
+    return 0 if result.identical else 1
+
+
+@_guarded
+def command_explain(arguments: argparse.Namespace) -> int:
+    """Explain one production prediction: what made it, from which inputs, and which promotion made it live."""
+    from ml_platform.provenance.explain import explain, explanation_text
+    from ml_platform.provenance.records import open_registry
+
+    with open_registry(project_of(arguments).storage.warehouse) as connection:
+        result = explain(connection, arguments.model, arguments.key, arguments.date)
+    print(explanation_text(result, full_spec=arguments.full_spec))
+    return 0
+
+
+@_guarded
+def command_diff(arguments: argparse.Namespace) -> int:
+    """Show a unified diff of two specs (files, model versions or training runs) with their feature sets and sources."""
+    from ml_platform.provenance.spec_diff import diff_text, side
+
+    project = project_of(arguments)
+    differ, text = diff_text(side(project, arguments.a), side(project, arguments.b))
+    print(text)
+    return 1 if differ else 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date YYYY-MM-DD") from None
+
 
 def register(commands) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add the provenance subcommands: runs, reproduce, explain, diff."""
+    runs = commands.add_parser("runs", help="list a model's training runs: snapshot, version, money, gate, champion")
+    runs.add_argument("model", help="model name, e.g. flight_delay")
+    runs.set_defaults(handler=command_runs)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="retrain a model version from its recorded snapshot and spec; compare artifact hashes",
+        description="Retrain MODEL_VERSION from its training run's snapshot (hash verified) and the spec recorded "
+                    "for that run, through the platform's training code, into a temporary file. Nothing is written "
+                    "to the registry or the artifact store. Exit code 0: identical artifact; 1: different.")
+    reproduce.add_argument("model_version", metavar="MODEL_VERSION", help="e.g. flight_delay-3f2a1b0c9d8e")
+    reproduce.add_argument("--output", help="also keep the reproduced artifact in this file (outside the store)")
+    reproduce.set_defaults(handler=command_reproduce)
+
+    explain = commands.add_parser(
+        "explain", help="explain one production prediction: score, model, spec, snapshot, code, inputs, promotion")
+    explain.add_argument("model", help="model name, e.g. flight_delay")
+    explain.add_argument("key", help="the entity row's key, e.g. a flight_id like 2013-11-03-UA1545-EWR")
+    explain.add_argument("--date", type=_date, help="only the prediction for this event date (YYYY-MM-DD)")
+    explain.add_argument("--full-spec", action="store_true",
+                         help="print the recorded feature sets and sources too, not only the model's spec")
+    explain.set_defaults(handler=command_explain)
+
+    diff = commands.add_parser(
+        "diff", help="unified diff of two specs (spec files or model versions) and what they depend on",
+        description="A and B are each a model spec file, a model version or a training run key (then the spec "
+                    "recorded for that training run). The model, its feature sets and its sources are compared. "
+                    "Exit code 0: identical; 1: they differ.")
+    diff.add_argument("a", metavar="A", help="spec file, model version or training run")
+    diff.add_argument("b", metavar="B", help="spec file, model version or training run")
+    diff.set_defaults(handler=command_diff)

@@ -1,0 +1,191 @@
+"""Explain one production prediction: score, decision, model, spec, snapshot, code, inputs, scoring and promotion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+from ml_platform.provenance.describe import count, day as event_day, snapshot_rows, snapshot_windows, timestamp
+from ml_platform.provenance.records import (
+    ProvenanceInputError, choices, recorded_payload, registered_models, snapshot_row)
+from ml_platform.provenance.spec_text import spec_yaml
+from ml_platform.specs.errors import did_you_mean
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import quote, table, table_exists
+
+
+@dataclass
+class Explanation:
+    """One prediction and everything that made it; `others` are earlier scorings of the same row."""
+
+    model: str
+    keys: dict[str, str]
+    entity: str
+    prediction: dict
+    inputs: dict
+    model_row: dict
+    snapshot: dict
+    payload: dict
+    spec_recorded_at: object
+    promotion: dict | None
+    others: list[dict]
+
+
+def _scored_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'predictions' "
+                              "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str:
+    """The model's predictions table, or a clear error naming the models that have predictions."""
+    scored = _scored_models(connection)
+    if model in scored:
+        return table("predictions", model)
+    if model in registered_models(connection):
+        raise ProvenanceInputError(f"model '{model}' has training runs but has not scored anything yet "
+                                   f"(models with predictions: {choices(scored)})")
+    raise ProvenanceInputError(f"no predictions of model '{model}'{did_you_mean(model, scored)} "
+                               f"(models with predictions: {choices(scored)})")
+
+
+def _entity_keys(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[str, list[str]]:
+    """The entity a model predicts for and its key columns, from the model's latest recorded spec."""
+    specs = registry.fetch_all(connection, "specs", order_by="recorded_at", model=model)
+    if not specs:
+        raise ProvenanceInputError(f"model '{model}' has predictions but no recorded spec in registry.specs")
+    payload = specs[-1]["payload"]
+    entity = payload["model"]["entity"]
+    return entity, list(payload["sources"][entity]["keys"])
+
+
+def _key_values(key: str, columns: list[str], entity: str) -> dict[str, str]:
+    values = [key] if len(columns) == 1 else key.split(",")
+    if len(values) != len(columns):
+        raise ProvenanceInputError(f"{entity} rows are identified by {len(columns)} columns ({', '.join(columns)}): "
+                                   f"give KEY as their values separated by commas (given '{key}')")
+    return dict(zip(columns, values))
+
+
+def _where(keys: dict[str, str]) -> tuple[str, list[str]]:
+    return " AND ".join(f"CAST({quote(column)} AS VARCHAR) = ?" for column in keys), list(keys.values())
+
+
+def _key_text(keys: dict[str, str]) -> str:
+    return ", ".join(f"{column} '{value}'" for column, value in keys.items())
+
+
+def _not_scored(connection: duckdb.DuckDBPyConnection, target: str, model: str, entity: str,
+                keys: dict[str, str], day: dt.date | None) -> ProvenanceInputError:
+    """The error for a key without a prediction: scored on other days, a row never scored, or no such row."""
+    where, values = _where(keys)
+    first, last, count = connection.execute(
+        f"SELECT min(partition_date), max(partition_date), count(*) FROM {target}").fetchall()[0]
+    scored = f"{model} scored {count:,} rows dated {event_day(first)} to {event_day(last)}"
+    if day is not None:
+        days = [row[0] for row in connection.execute(
+            f"SELECT DISTINCT partition_date FROM {target} WHERE {where} ORDER BY 1", values).fetchall()]
+        if days:
+            return ProvenanceInputError(f"{_key_text(keys)} was not scored for {day} by {model}; it was scored for "
+                                        f"{choices([event_day(value) for value in days])}")
+    if table_exists(connection, "source", entity):
+        found = connection.execute(
+            f"SELECT min(partition_date) FROM {table('source', entity)} WHERE {where}", values).fetchall()[0][0]
+        if found is not None:
+            when = f" for {day}" if day is not None else ""
+            return ProvenanceInputError(f"{_key_text(keys)} is a {entity} row dated {event_day(found)}, but {model} "
+                                        f"never scored it{when} ({scored})")
+    suggestion = ""
+    if len(keys) == 1:
+        column, value = next(iter(keys.items()))
+        closest = connection.execute(
+            f"SELECT CAST({quote(column)} AS VARCHAR) AS key FROM {target} "
+            f"ORDER BY levenshtein(CAST({quote(column)} AS VARCHAR), ?), key LIMIT 1", [value]).fetchall()
+        if closest:
+            suggestion = did_you_mean(value, [closest[0][0]]) or f"; e.g. '{closest[0][0]}'"
+    return ProvenanceInputError(f"no {entity} row has {_key_text(keys)}{suggestion} ({scored})")
+
+
+def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt.date | None = None) -> Explanation:
+    """Everything recorded about the latest prediction of one entity row (of one day when given)."""
+    target = _predictions_table(connection, model)
+    entity, columns = _entity_keys(connection, model)
+    keys = _key_values(key, columns, entity)
+    where, values = _where(keys)
+    if day is not None:
+        where, values = f"{where} AND partition_date = ?", [*values, day]
+    cursor = connection.execute(
+        f"SELECT * FROM {target} WHERE {where} ORDER BY scored_at DESC, promotion_id DESC", values)
+    names = [description[0] for description in cursor.description]
+    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    if not rows:
+        raise _not_scored(connection, target, model, entity, keys, day)
+    latest = rows[0]
+    model_row = registry.fetch_one(connection, "models", model=model, training_run=latest["training_run"])
+    snapshot = snapshot_row(connection, model, latest["training_run"])
+    payload = recorded_payload(connection, latest["spec_hash"])
+    spec = registry.fetch_one(connection, "specs", spec_hash=latest["spec_hash"])
+    promotion = registry.fetch_one(connection, "promotions", promotion_id=latest["promotion_id"])
+    return Explanation(model, keys, entity, latest, json.loads(latest["inputs"]), model_row, snapshot, payload,
+                       spec["recorded_at"], promotion, rows[1:])
+
+
+def _decision(row: dict) -> str:
+    return "FLAGGED" if row["flagged"] else "not flagged"
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "missing" if value is None else str(value)
+
+
+def explanation_text(result: Explanation, full_spec: bool = False) -> str:
+    """The report `ml-platform explain` prints."""
+    row, card, manifest, payload = result.prediction, result.model_row["card"], result.snapshot["manifest"], \
+        result.payload
+    comparison = "≥" if row["flagged"] else "<"
+    promotion = result.promotion
+    made_live = (f"promotion #{promotion['promotion_id']} at {timestamp(promotion['promoted_at'])} UTC of training "
+                 f"run {promotion['training_run']} (Dagster run {promotion['dagster_run_id']}): {promotion['reason']}"
+                 if promotion else f"promotion #{row['promotion_id']} (not found in registry.promotions)")
+    trained_code = card.get("code_version", "not recorded in its model card")
+    lines = [
+        f"Prediction of {result.model} for {result.entity} {_key_text(result.keys)}, "
+        f"dated {event_day(row['partition_date'])}",
+        f"  score         {row['score']:.4f} {comparison} threshold {row['threshold']:.4f}: {_decision(row)}",
+        f"  scored at     {timestamp(row['scored_at'])} UTC by Dagster run {row['dagster_run_id']}",
+        f"  model         {row['model_version']} ({card['algorithm']}, seed {card['seed']}), trained "
+        f"{timestamp(result.model_row['created_at'])} UTC in training run {row['training_run']}",
+        f"  made live by  {made_live}",
+        f"  snapshot      {row['snapshot_id']}: {snapshot_windows(manifest)}; {snapshot_rows(manifest)}",
+        f"  code version  {row['code_version']} when scoring; {trained_code} when training",
+        f"  spec          spec hash {row['spec_hash']}, recorded {timestamp(result.spec_recorded_at)} UTC; "
+        f"feature sets {', '.join(sorted(payload['feature_sets']))}; sources {', '.join(sorted(payload['sources']))}",
+        "",
+        f"Feature values the model saw ({len(result.inputs)}):",
+    ]
+    feature_set_of = {name: set_name for set_name, spec in payload["feature_sets"].items() for name in spec["features"]}
+    width = max([len(name) for name in result.inputs] or [0])
+    values = {name: _value(value) for name, value in result.inputs.items()}
+    value_width = max([len(text) for text in values.values()] or [0])
+    lines += [f"  {name:<{width}}  {values[name]:>{value_width}}  ({feature_set_of.get(name, '?')})"
+              for name in result.inputs]
+    lines += ["", f"Spec of {result.model} as recorded then (spec hash {row['spec_hash']})"
+              + ("" if full_spec else "; --full-spec adds its feature sets and sources") + ":"]
+    lines += [f"  {line}" for line in spec_yaml(payload["model"]).splitlines()]
+    if full_spec:
+        for kind in ("feature_sets", "sources"):
+            for name, document in sorted(payload[kind].items()):
+                lines += ["", f"  # {kind[:-1].replace('_', ' ')} {name}"]
+                lines += [f"  {line}" for line in spec_yaml(document).splitlines()]
+    if result.others:
+        lines += ["", f"Scored {count(len(result.others), 'other time')} before, newest first:"]
+        for other in result.others:
+            lines.append(f"  {timestamp(other['scored_at'])} UTC  {event_day(other['partition_date'])}  "
+                         f"{other['model_version']}  score {other['score']:.4f}  {_decision(other)}  "
+                         f"promotion #{other['promotion_id']}  Dagster run {other['dagster_run_id']}")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Read-only access to the registry, and look-ups whose errors say what was given and what exists."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.specs.errors import did_you_mean
+from ml_platform.specs.models import FeatureSetSpec, ModelSpec, SourceSpec
+from ml_platform.storage import registry
+
+LOCK_WAIT_SECONDS = 60.0
+SHOWN_CHOICES = 8
+
+
+class ProvenanceInputError(ValueError):
+    """The command named something the project does not hold; the message says what was given and what exists."""
+
+
+class RecordedSpecError(RuntimeError):
+    """A recorded spec no longer hashes to its spec hash, or no longer parses as a spec."""
+
+
+@contextmanager
+def open_registry(warehouse: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse (nothing can be written through it), always closed afterwards."""
+    warehouse = Path(warehouse)
+    if not warehouse.is_file():
+        raise ProvenanceInputError(f"no warehouse at {warehouse}: nothing was trained in this project yet "
+                                   f"(run `ml-platform demo`, or pass --project)")
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            connection = duckdb.connect(str(warehouse), read_only=True)
+            break
+        except duckdb.IOException as error:  # another process writes to it: wait for it, as the assets do
+            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        tables = {row[0] for row in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'registry'").fetchall()}
+        if not {"specs", "snapshots", "models", "evaluations", "promotions"} <= tables:
+            raise ProvenanceInputError(f"{warehouse} holds no ml_platform registry (registry.* tables are missing)")
+        yield connection
+    finally:
+        connection.close()
+
+
+def choices(values: list[str], limit: int = SHOWN_CHOICES) -> str:
+    """A short listing of values, saying how many were left out."""
+    if not values:
+        return "none"
+    shown = ", ".join(values[:limit])
+    return shown + (f", and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def registered_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the models that have at least one training run in the registry."""
+    rows = connection.execute(
+        "SELECT DISTINCT model FROM registry.snapshots UNION SELECT DISTINCT model FROM registry.models "
+        "ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def require_model(connection: duckdb.DuckDBPyConnection, model: str) -> None:
+    """Fail clearly when the registry holds no training run of the model."""
+    known = registered_models(connection)
+    if model not in known:
+        raise ProvenanceInputError(f"no training runs of model '{model}' in the registry{did_you_mean(model, known)} "
+                                   f"(models with training runs: {choices(known)})")
+
+
+def model_rows(connection: duckdb.DuckDBPyConnection, model_version: str) -> list[dict]:
+    """The registry rows of a model version, oldest first (two training runs can produce the identical artifact)."""
+    rows = registry.fetch_all(connection, "models", order_by="created_at", model_version=model_version)
+    if rows:
+        return rows
+    versions = [row[0] for row in connection.execute(
+        "SELECT model_version FROM registry.models GROUP BY 1 ORDER BY max(created_at) DESC").fetchall()]
+    raise ProvenanceInputError(f"unknown model version '{model_version}'{did_you_mean(model_version, versions)} "
+                               f"(versions in the registry, newest first: {choices(versions)})")
+
+
+def snapshot_row(connection: duckdb.DuckDBPyConnection, model: str, training_run: str) -> dict:
+    """The snapshot of a training run (every registered model has one)."""
+    row = registry.fetch_one(connection, "snapshots", model=model, training_run=training_run)
+    if row is None:
+        raise RecordedSpecError(f"training run '{training_run}' of '{model}' has a model but no snapshot record")
+    return row
+
+
+def recorded_payload(connection: duckdb.DuckDBPyConnection, spec_hash: str) -> dict:
+    """The spec recorded under a spec hash (model, feature sets, sources), after checking it still hashes to it."""
+    row = registry.fetch_one(connection, "specs", spec_hash=spec_hash)
+    if row is None:
+        raise RecordedSpecError(f"no spec is recorded under spec hash {spec_hash} in registry.specs")
+    actual = short_hash(canonical_json(row["payload"]))
+    if actual != spec_hash:
+        raise RecordedSpecError(f"the spec recorded under spec hash {spec_hash} was modified: it now hashes to "
+                                f"{actual}; refusing to use it")
+    return row["payload"]
+
+
+def recorded_catalog(payload: dict) -> tuple[Catalog, ModelSpec]:
+    """A catalog holding only what a recorded payload declares, and its model, parsed by today's spec language."""
+    try:
+        model = ModelSpec.model_validate(payload["model"])
+        feature_sets = {name: FeatureSetSpec.model_validate(spec) for name, spec in payload["feature_sets"].items()}
+        sources = {name: SourceSpec.model_validate(spec) for name, spec in payload["sources"].items()}
+    except (KeyError, ValueError) as error:
+        first = str(error).splitlines()[0]
+        raise RecordedSpecError(f"the recorded spec no longer parses with today's spec language: {first}") from error
+    here = Path(".")
+    return Catalog(here, here, sources, feature_sets, {model.name: model}), model

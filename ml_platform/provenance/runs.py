@@ -1,0 +1,81 @@
+"""The training runs of a model as the registry records them: snapshot, model, evaluation, gate and promotions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from ml_platform.provenance.describe import money_with_interval, timestamp
+from ml_platform.provenance.records import require_model
+from ml_platform.storage import registry
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run of a model; a stage it has not reached yet is None."""
+
+    key: str
+    created_at: object
+    snapshot_id: str
+    snapshot_rows: int
+    model_version: str | None
+    currency: str | None
+    test: dict | None
+    gate_passed: bool | None
+    promotions: tuple[int, ...]
+    champion: bool
+
+
+def training_runs(connection: duckdb.DuckDBPyConnection, model: str) -> list[TrainingRun]:
+    """Every training run of the model, oldest first."""
+    require_model(connection, model)
+    models = {row["training_run"]: row for row in registry.fetch_all(connection, "models", model=model)}
+    evaluations = {row["training_run"]: row for row in registry.fetch_all(connection, "evaluations", model=model)}
+    promotions = registry.fetch_all(connection, "promotions", order_by="promotion_id", model=model)
+    live = promotions[-1]["training_run"] if promotions else None
+    runs = []
+    for snapshot in registry.fetch_all(connection, "snapshots", order_by="created_at", model=model):
+        key = snapshot["training_run"]
+        evaluation = evaluations.get(key)
+        summary = evaluation["summary"] if evaluation else None
+        runs.append(TrainingRun(
+            key=key, created_at=snapshot["created_at"], snapshot_id=snapshot["snapshot_id"],
+            snapshot_rows=sum(snapshot["manifest"]["rows"].values()),
+            model_version=models[key]["model_version"] if key in models else None,
+            currency=summary["currency"] if summary else None, test=summary["test"] if summary else None,
+            gate_passed=evaluation["gate_passed"] if evaluation else None,
+            promotions=tuple(int(row["promotion_id"]) for row in promotions if row["training_run"] == key),
+            champion=key == live,
+        ))
+    return runs
+
+
+def _champion_text(run: TrainingRun) -> str:
+    ids = ", ".join(f"#{number}" for number in run.promotions)
+    if run.champion:
+        return f"live champion (promotion {ids})"
+    return f"was champion (promotion {ids})" if run.promotions else "never"
+
+
+def runs_text(model: str, runs: list[TrainingRun]) -> str:
+    """The table `ml-platform runs` prints."""
+    champion = next((run for run in runs if run.champion), None)
+    title = f"Training runs of {model}: {len(runs)}; live champion: " + (
+        f"{champion.model_version} (training run {champion.key})" if champion else "none")
+    header = ("training run", "created (UTC)", "snapshot", "rows", "model version", "test money", "ROC AUC",
+              "gate", "champion")
+    table = [header]
+    for run in runs:
+        table.append((
+            run.key, timestamp(run.created_at), run.snapshot_id, f"{run.snapshot_rows:,}",
+            run.model_version or "(not trained)",
+            money_with_interval(run.test, run.currency) if run.test else "(not evaluated)",
+            f"{run.test['roc_auc']:.4f}" if run.test else "-",
+            "-" if run.gate_passed is None else ("passed" if run.gate_passed else "FAILED"),
+            _champion_text(run),
+        ))
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    lines = [title, ""]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    return "\n".join(lines)
