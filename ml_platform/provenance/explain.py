@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -15,6 +16,8 @@ from ml_platform.provenance.spec_text import spec_yaml
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import quote, table, table_exists
+
+_RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -35,9 +38,11 @@ class Explanation:
 
 
 def _scored_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Models with a production predictions table (not the shadow tables of their challengers)."""
     rows = connection.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'predictions' "
                               "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()
-    return [row[0] for row in rows]
+    models = set(registered_models(connection))
+    return [row[0] for row in rows if row[0] in models]
 
 
 def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str:
@@ -133,6 +138,11 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
                        spec["recorded_at"], promotion, rows[1:])
 
 
+def _run(recorded_by: str) -> str:
+    """A Dagster run id as such; anything else (e.g. a rollback from the command line) as recorded."""
+    return f"Dagster run {recorded_by}" if _RUN_ID.fullmatch(recorded_by) else f"by {recorded_by}"
+
+
 def _decision(row: dict) -> str:
     return "FLAGGED" if row["flagged"] else "not flagged"
 
@@ -150,7 +160,7 @@ def explanation_text(result: Explanation, full_spec: bool = False) -> str:
     comparison = "≥" if row["flagged"] else "<"
     promotion = result.promotion
     made_live = (f"promotion #{promotion['promotion_id']} at {timestamp(promotion['promoted_at'])} UTC of training "
-                 f"run {promotion['training_run']} (Dagster run {promotion['dagster_run_id']}): {promotion['reason']}"
+                 f"run {promotion['training_run']} ({_run(promotion['dagster_run_id'])}): {promotion['reason']}"
                  if promotion else f"promotion #{row['promotion_id']} (not found in registry.promotions)")
     trained_code = card.get("code_version", "not recorded in its model card")
     lines = [

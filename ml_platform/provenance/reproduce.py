@@ -17,12 +17,14 @@ from pathlib import Path
 import duckdb
 
 from ml_platform.project import Project
+from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.provenance.environment import environment_differences
 from ml_platform.provenance.records import (
     ProvenanceInputError, model_rows, open_registry, recorded_catalog, recorded_payload, snapshot_row)
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import prepare
+from ml_platform.training.fit import train_model
 
 # Model card entries that describe the run rather than what was learnt.
 _RUN_FACTS = {"training_seconds", "python", "platform", "library_versions", "code_version", "library",
@@ -99,7 +101,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         with duckdb.connect() as memory:
             prepare(memory)
             registry.insert(memory, "snapshots", snapshot)
-            retrained = _train(memory, private, catalog, model, recorded["training_run"])
+            retrained = train_model(memory, private, catalog, model, recorded["training_run"])
         if output is not None:
             shutil.copyfile(private.path_of(retrained["path"]), output)
     result = Reproduction(
@@ -114,16 +116,8 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
     return result
 
 
-def _train(connection, artifacts, catalog, model, training_run) -> dict:
-    from ml_platform.training.fit import train_model  # lightgbm and scikit-learn load only when training
-
-    return train_model(connection, artifacts, catalog, model, training_run)
-
-
 def reproduction_text(result: Reproduction) -> str:
     """The report `ml-platform reproduce` prints."""
-    from ml_platform.provenance.describe import snapshot_rows, timestamp
-
     manifest = result.snapshot["manifest"]
     lines = [
         f"Reproducing {result.model_version} (training run {result.training_run} of {result.model})",

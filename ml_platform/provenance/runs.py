@@ -76,6 +76,8 @@ def runs_text(model: str, runs: list[TrainingRun]) -> str:
             _champion_text(run),
         ))
     widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    numbers = {header.index("rows"), header.index("ROC AUC")}
     lines = [title, ""]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    lines += ["  ".join(cell.rjust(width) if column in numbers else cell.ljust(width)
+                        for column, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in table]
     return "\n".join(lines)
