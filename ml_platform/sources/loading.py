@@ -71,29 +71,64 @@ def missing_columns(connection: duckdb.DuckDBPyConnection, source: SourceSpec, r
     return [name for name in source.columns if name not in present]
 
 
-def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path,
-                start: dt.date | None = None, end: dt.date | None = None) -> int:
-    """Write the source's rows (of [start, end] for a daily source) into source.<name>; returns rows written."""
+def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path,
+                 start: dt.date | None = None, end: dt.date | None = None) -> tuple[str, list[str]]:
+    """Read the source's rows (of [start, end] for a daily source) into a temporary table, unchecked.
+
+    Returns the staged table's name and the schema problems found (then nothing is staged).
+    """
     path = source_file(source, project_dir)
     with tempfile.TemporaryDirectory(prefix="ml_platform-source-") as scratch:
         raw_sql = _raw_relation_sql(source, path, Path(scratch))
         missing = missing_columns(connection, source, raw_sql)
         if missing:
-            raise SourceLoadError(f"source '{source.name}': {path.name} lacks declared column(s) {', '.join(missing)}")
+            return "", [f"{path.name} lacks declared column(s) {', '.join(missing)}"]
+        from ml_platform.sources.checks import conversion_problems
+
+        problems = conversion_problems(connection, source, raw_sql)
+        if problems:
+            return "", problems
         select = typed_select(source, raw_sql)
-        target = table("source", source.name)
-        if start is None:
-            connection.execute("BEGIN TRANSACTION")
-            try:
-                connection.execute(f"CREATE OR REPLACE TABLE {target} AS {select}")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            return connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
-        ranged = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
-                  f"AND {date_literal(end)}")
-        return replace_date_range(connection, target, ranged, start, end)
+        if start is not None:
+            select = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
+                      f"AND {date_literal(end)}")
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE staged_source AS {select}")
+    return "staged_source", []
+
+
+def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
+                   start: dt.date | None = None, end: dt.date | None = None) -> int:
+    """Replace the stored rows (of [start, end]) with the staged ones, in one transaction; returns rows written."""
+    target = table("source", source.name)
+    if start is not None:
+        written = replace_date_range(connection, target, f"SELECT * FROM {staged}", start, end)
+    else:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staged}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        written = connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+    connection.execute(f"DROP TABLE {staged}")
+    return written
+
+
+def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path,
+                start: dt.date | None = None, end: dt.date | None = None) -> int:
+    """Stage, check and publish the source's rows; raise SourceLoadError naming every failed check."""
+    from ml_platform.partitions import days
+    from ml_platform.sources.checks import check_staged
+
+    staged, problems = stage_source(connection, source, project_dir, start, end)
+    if not problems:
+        keys = [day.isoformat() for day in days(start, end)] if start is not None else []
+        problems = [f"{outcome.name}: {outcome.message}"
+                    for outcome in check_staged(connection, source, staged, keys) if not outcome.passed]
+    if problems:
+        raise SourceLoadError(f"source '{source.name}' rejected, nothing written: {'; '.join(problems)}")
+    return publish_staged(connection, source, staged, start, end)
 
 
 def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:

@@ -85,6 +85,15 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
     if "partition_date" in source.columns or "partition_date" in source.derived_columns:
         errors.append(_error(catalog, source, "columns", "'partition_date' is reserved for the platform"))
     errors += _check_location(catalog, source)
+    for index, name in enumerate(source.checks.not_null):
+        if name not in columns:
+            errors.append(_error(catalog, source, f"checks.not_null[{index}]", unknown_name("column", name, columns)))
+    for name in source.checks.ranges:
+        if name not in columns:
+            errors.append(_error(catalog, source, f"checks.ranges.{name}", unknown_name("column", name, columns)))
+        elif columns[name] not in ("INTEGER", "BIGINT", "DOUBLE"):
+            errors.append(_error(catalog, source, f"checks.ranges.{name}",
+                                 f"a range needs a numeric column; '{name}' is {columns[name]}"))
     checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():

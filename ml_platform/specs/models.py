@@ -136,6 +136,34 @@ class NoPartitioning(Frozen):
 Partitioning = Annotated[Union[DailyPartitioning, NoPartitioning], Field(discriminator="kind")]
 
 
+class ValueRange(Frozen):
+    """Plausible values of a numeric column; values outside are impossible and reject the load."""
+
+    min: float | None = None
+    max: float | None = None
+    outside: Literal["reject", "set_missing"] = Field(
+        default="reject",
+        description="reject the load, or keep the row with the impossible value set missing (and counted)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        return self
+
+
+class SourceChecks(Frozen):
+    """Data checks every load must pass before its rows replace the stored ones."""
+
+    min_rows_per_day: int = Field(default=1, ge=0, description="daily sources: fewer rows on a day reject the load")
+    unique_keys: bool = Field(default=True, description="no two rows share the same keys")
+    not_null: list[Identifier] = Field(default_factory=list, description="columns that must never be missing")
+    ranges: dict[Identifier, ValueRange] = Field(default_factory=dict, description="plausible values per column")
+
+
 class SourceSpec(Header):
     """A raw business table loaded into the warehouse."""
 
@@ -148,6 +176,7 @@ class SourceSpec(Header):
     derived_columns: dict[Identifier, DerivedColumn] = Field(default_factory=dict)
     keys: list[Identifier] = Field(min_length=1, description="columns that identify a row uniquely")
     partitioning: Partitioning
+    checks: SourceChecks = Field(default_factory=SourceChecks)
 
     @property
     def is_daily(self) -> bool:
