@@ -11,6 +11,8 @@ from typing import Callable
 
 import dagster as dg
 
+from ml_platform.storage.faults import pause_point
+
 
 class TamperedArtifactError(RuntimeError):
     """An artifact's bytes no longer match the hash it was stored under."""
@@ -52,6 +54,7 @@ class ArtifactStore(dg.ConfigurableResource):
         temporary_path = Path(temporary)
         try:
             produce(temporary_path)
+            pause_point(f"artifact-written:{folder.split('/')[0]}")
             with open(temporary_path, "rb") as written:
                 os.fsync(written.fileno())
             sha256 = file_sha256(temporary_path)

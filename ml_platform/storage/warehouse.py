@@ -11,6 +11,8 @@ from typing import Iterator
 
 import duckdb
 
+from ml_platform.storage.faults import pause_point
+
 SCHEMAS = ("source", "features", "registry", "predictions", "history")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -102,6 +104,7 @@ def replace_date_range(connection: duckdb.DuckDBPyConnection, target: str, selec
         written = connection.execute(
             f"SELECT count(*) FROM {target} WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
         ).fetchall()[0][0]
+        pause_point("partition-range-written")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
