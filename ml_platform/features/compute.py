@@ -11,6 +11,7 @@ import duckdb
 
 from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table, table_exists
 
@@ -37,6 +38,9 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date) -> dict[str, int]:
     """Write features.<name> for [start, end]; returns entity row and written row counts."""
+    problem = only_one_select(connection, feature_set.sql)
+    if problem:  # the loader rejects such SQL already; a spec built in code must not write either
+        raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
     entity = catalog.sources[feature_set.entity]
     require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
                    "materialize the sources this feature set reads first")
