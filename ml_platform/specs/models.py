@@ -394,13 +394,15 @@ class GateSpec(Frozen):
 
     min_money: float = Field(description="least money the model must make on the test window, in the spec's currency")
     min_roc_auc: float = Field(default=0.5, ge=0.0, le=1.0, description="least ROC AUC on the test window")
-    min_gain_over_champion: float = Field(
+    min_gain_over_champion: float | None = Field(
         default=0.0,
         ge=0.0,
         description=(
             "least money, in the spec's currency, by which the model must beat the live champion on the model's "
             "own test window (the champion scored on the same rows with its own spec and threshold); the paired "
-            "bootstrap 95% interval of the difference must also lie above zero. Passes when nothing is deployed yet"
+            "bootstrap 95% interval of the difference must also lie above zero. Passes when nothing is deployed yet. "
+            "null waives the requirement (say why in the spec, e.g. the champion's features were retired): the "
+            "comparison is still reported when the champion can be scored"
         ),
     )
     max_feature_roc_auc: float = Field(
