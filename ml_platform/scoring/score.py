@@ -1,10 +1,15 @@
-"""Score days of production rows with the live champion, through the same feature code as training."""
+"""Score days of production rows with the live champion, through the same feature code as training.
+
+The challenger (the newest run that passed the gate but was never promoted) can score the same days in shadow,
+into `predictions.<model>__shadow`, so that it is judged on live rows before anyone promotes it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import duckdb
+import pandas as pd
 
 from ml_platform.code_version import code_version
 from ml_platform.features.compute import feature_matrix_sql, missing_feature_days
@@ -20,14 +25,14 @@ PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code
 
 
 class ScoringError(RuntimeError):
-    """There is no champion to score with, or its inputs are missing."""
+    """There is no model to score with, or its inputs are missing."""
 
 
-def champion_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model_row: dict) -> ModelSpec:
-    """The spec the champion was trained with, after checking its feature sets still compute the same features.
+def trained_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model_row: dict) -> ModelSpec:
+    """The spec a model version was trained with, after checking its feature sets still compute the same features.
 
-    The champion scores with the features, filter and entity of its own spec revision, not of today's spec; a
-    feature set whose definition changed since would feed it values it never saw in training, so that fails.
+    A deployed model scores with the features, filter and entity of its own spec revision, not of today's spec;
+    a feature set whose definition changed since would feed it values it never saw in training, so that fails.
     """
     recorded = registry.fetch_one(connection, "specs", spec_hash=model_row["spec_hash"])
     snapshot = registry.fetch_one(connection, "snapshots", model=model_row["model"],
@@ -48,9 +53,81 @@ def champion_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model
     return spec
 
 
+champion_spec = trained_spec  # the name the champion's scoring has always used
+
+
 def latest_view(model: ModelSpec) -> str:
     """The view holding the latest prediction of each row."""
     return table("predictions", f"{model.name}__latest")
+
+
+def shadow_table(model: ModelSpec) -> str:
+    """The table holding the challenger's shadow predictions."""
+    return table("predictions", f"{model.name}__shadow")
+
+
+def score_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model_row: dict,
+               threshold: float, start: dt.date, end: dt.date) -> tuple[ModelSpec, pd.DataFrame]:
+    """A model version's spec and its scores for the rows of [start, end] that its own spec keeps.
+
+    The frame holds the entity keys, partition_date, every feature of that spec, score, flagged and threshold.
+    """
+    spec = trained_spec(connection, catalog, model_row)
+    missing = missing_feature_days(connection, catalog, spec, start, end)
+    if missing:
+        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
+        raise ScoringError(f"features missing for scoring {model_row['model_version']} ({details}); "
+                           f"materialize them first")
+    frame = connection.execute(feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()
+    predictor = load_model(artifacts, model_row)
+    frame["score"] = predictor.predict(frame) if len(frame) else []
+    frame["flagged"] = frame["score"] >= threshold
+    frame["threshold"] = float(threshold)
+    return spec, frame
+
+
+def _with_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec,
+                 scored: pd.DataFrame) -> pd.DataFrame:
+    """Keys, date, score, decision and the exact feature values the model saw, as JSON (to explain it later)."""
+    keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    inputs = ", ".join(f"{quote(name)} := {quote(name)}" for name in spec.features)
+    connection.register("scored_rows", scored)
+    try:
+        return connection.execute(
+            f"SELECT {keys}, CAST(partition_date AS DATE) AS partition_date, score, flagged, threshold, "
+            f"CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs FROM scored_rows").df()
+    finally:
+        connection.unregister("scored_rows")
+
+
+def _provenance(model_row: dict, promotion_id: int | None, dagster_run_id: str) -> dict:
+    return {
+        "model_version": model_row["model_version"], "spec_hash": model_row["spec_hash"],
+        "snapshot_id": model_row["snapshot_id"], "training_run": model_row["training_run"],
+        "code_version": code_version(), "scored_at": registry.now(),
+        "promotion_id": promotion_id, "dagster_run_id": dagster_run_id,
+    }
+
+
+def _append(connection: duckdb.DuckDBPyConnection, target: str, output: pd.DataFrame, view: str | None,
+            keys: list[str]) -> None:
+    """Append rows to target (and refresh the latest-per-row view) in one transaction."""
+    key_list = ", ".join(quote(key) for key in keys)
+    connection.register("new_rows", output)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM new_rows LIMIT 0")
+        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM new_rows")
+        if view is not None:
+            connection.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
+                f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("new_rows")
 
 
 def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
@@ -62,45 +139,38 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
     evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
                                     training_run=champion["training_run"])
-    trained_spec = champion_spec(connection, catalog, model_row)
-    missing = missing_feature_days(connection, catalog, trained_spec, start, end)
-    if missing:
-        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
-        raise ScoringError(f"features missing for scoring '{model.name}' ({details}); materialize them first")
-    frame = connection.execute(feature_matrix_sql(catalog, trained_spec, start, end, with_outcomes=False)).df()
-    predictor = load_model(artifacts, model_row)
-    threshold = float(evaluation["summary"]["threshold"])
-    keys = list(catalog.sources[model.entity].keys)
-    scored = frame.copy()
-    scored["score"] = predictor.predict(frame) if len(frame) else []
-    scored["flagged"] = scored["score"] >= threshold
-    scored["threshold"] = threshold
-    # the exact feature values the model saw, as JSON, so that any prediction can be explained later
-    inputs = ", ".join(f"{quote(name)} := {quote(name)}" for name in trained_spec.features)
-    output = connection.execute(
-        f"SELECT {', '.join(quote(key) for key in keys)}, partition_date, score, flagged, threshold, "
-        f"CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs FROM scored").df()
-    provenance = {
-        "model_version": model_row["model_version"], "spec_hash": model_row["spec_hash"],
-        "snapshot_id": model_row["snapshot_id"], "training_run": model_row["training_run"],
-        "code_version": code_version(), "scored_at": registry.now(),
-        "promotion_id": int(champion["promotion_id"]), "dagster_run_id": dagster_run_id,
-    }
+    spec, scored = score_rows(connection, artifacts, catalog, model_row, float(evaluation["summary"]["threshold"]),
+                              start, end)
+    output = _with_inputs(connection, catalog, spec, scored)
+    provenance = _provenance(model_row, int(champion["promotion_id"]), dagster_run_id)
     for name, value in provenance.items():
         output[name] = value
-    target = table("predictions", model.name)
-    key_list = ", ".join(quote(key) for key in keys)
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM output LIMIT 0")
-        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM output")
-        connection.execute(
-            f"CREATE OR REPLACE VIEW {latest_view(model)} AS SELECT * FROM {target} "
-            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+    _append(connection, table("predictions", model.name), output, latest_view(model),
+            list(catalog.sources[model.entity].keys))
+    return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
+            "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
+
+
+def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                      model: ModelSpec, challenger: dict, start: dt.date, end: dt.date, dagster_run_id: str) -> dict:
+    """Append the challenger's predictions for [start, end] to predictions.<model>__shadow, with provenance.
+
+    `challenger` is the challenger's evaluation row. Shadow rows carry the same provenance columns as production
+    rows (promotion_id is empty: the challenger was never promoted) plus the champion version they shadowed.
+    """
+    model_row = registry.fetch_one(connection, "models", model_version=challenger["model_version"])
+    if model_row is None:
+        raise ScoringError(f"challenger {challenger['model_version']} has no registered model artifact")
+    spec, scored = score_rows(connection, artifacts, catalog, model_row, float(challenger["summary"]["threshold"]),
+                              start, end)
+    output = _with_inputs(connection, catalog, spec, scored)
+    provenance = _provenance(model_row, None, dagster_run_id)
+    for name, value in provenance.items():
+        output[name] = value
+    output["promotion_id"] = pd.array([None] * len(output), dtype="Int64")
+    champion = registry.champion(connection, model.name)
+    output["shadowing"] = pd.array([champion["model_version"] if champion else None] * len(output), dtype="string")
+    _append(connection, shadow_table(model), output, None, list(catalog.sources[model.entity].keys))
     return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
             "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
 
