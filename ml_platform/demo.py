@@ -18,6 +18,8 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, build_definitions, scoring_job_name, training_job_name
+from ml_platform.evaluation.evaluate import ordered_checks
+from ml_platform.evaluation.plots import PLOTS
 from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
@@ -208,8 +210,15 @@ def summary_text(project: Project, result: ChainResult) -> str:
             f"ROC AUC {test['roc_auc']:.3f}; threshold {evaluation['threshold']:.3f} chosen on validation; "
             f"flags {test['flagged']:,} of {test['rows']:,} test flights",
             "Gate: " + ", ".join(f"{name} {'passed' if check['passed'] else 'FAILED'}"
-                                 for name, check in evaluation["gate"].items()),
+                                 for name, check in ordered_checks(evaluation["gate"])),
         ]
+        lines += [f"  {name}: {check['why']}" for name, check in ordered_checks(evaluation["gate"])
+                  if not check["passed"]]
+        files = evaluation.get("artifacts", {})
+        if "report_markdown" in files:
+            lines.append(f"Report: {project.storage.artifacts / files['report_markdown']['path']}")
+        lines += [f"  plot {name}: {project.storage.artifacts / files['plots'][name]['path']}"
+                  for name in PLOTS if name in files.get("plots", {})]
     if result.champion:
         lines.append(f"Deployed model: {result.champion['model_version']} "
                      f"(promotion #{result.champion['promotion_id']}, training run {result.champion['training_run']})")

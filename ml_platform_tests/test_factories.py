@@ -79,7 +79,7 @@ def test_gate_checks_are_blocking_and_sit_on_the_evaluation(two_model_project):
     _, definitions, graph = _graph(two_model_project)
     checks = {key.name: graph.get(key) for key in graph.asset_check_keys
               if key.asset_key == dg.AssetKey(["evaluation", "flight_delay"])}
-    assert set(checks) == {"money_floor", "roc_auc_floor", "predictions_sane"}
+    assert set(checks) == {"money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane"}
     assert all(check.blocking for check in checks.values())
 
 

@@ -8,6 +8,7 @@ from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.storage.artifacts import ArtifactStore
 
 
 def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
@@ -17,25 +18,30 @@ def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         key=stage_key("deployment", model),
         group_name=model.name,
         description=f"Promotes the training run's {model.name} model to champion through the append-only "
-                    f"promotion log, only if its stored evaluation passed every gate check.",
+                    f"promotion log, only if its stored evaluation passed every gate check (compared again with "
+                    f"the champion when another version was promoted since the evaluation).",
         owners=[model.owner],
         kinds={"duckdb"},
         partitions_def=training_runs(model),
         deps=[stage_key("evaluation", model)],
         code_version=catalog.spec_hash(model),
     )
-    def deployment(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def deployment(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                   artifacts: ArtifactStore) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             try:
-                row = promote(connection, model.name, context.partition_key, context.run.run_id,
+                row = promote(connection, artifacts, catalog, model, context.partition_key, context.run.run_id,
                               reason=f"gate passed for training run {context.partition_key}")
             except GateRefusedError as error:
                 raise dg.Failure(description=str(error)) from error
-        return dg.MaterializeResult(metadata={
+        metadata = {
             "champion": row["model_version"],
             "promotion_id": int(row["promotion_id"]),
             "promoted_at": str(row["promoted_at"]),
             "outcome": "already the champion" if row["already_champion"] else "promoted",
-        })
+        }
+        if row["recompared"]:
+            metadata["compared_again"] = row["gate"]["beats_champion"]["why"]
+        return dg.MaterializeResult(metadata=metadata)
 
     return deployment

@@ -1,34 +1,106 @@
-"""Promotion through an append-only log: the champion is the latest promotion; the gate is checked again here."""
+"""Promotion through an append-only log: the champion is the latest promotion; the gate is checked again here.
+
+Blocking checks only stop the run that evaluated a model, so a promotion re-verifies every gate check from the
+stored evaluation. The `beats_champion` check compared the model with the champion live at evaluation time; when
+another version has been promoted since, the comparison is made again against the current champion, from the
+evaluation's stored per-row predictions, before anything is appended.
+"""
 
 from __future__ import annotations
 
 import duckdb
 
+from ml_platform.evaluation.comparison import beats_champion
+from ml_platform.evaluation.evaluate import CHECK_ORDER
+from ml_platform.evaluation.money import OutcomeValues
+from ml_platform.evaluation.store import read_predictions
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
 
 
 class GateRefusedError(RuntimeError):
     """The run's evaluation failed the gate, or the run was never evaluated."""
 
 
-def promote(connection: duckdb.DuckDBPyConnection, model: str, training_run: str, dagster_run_id: str,
-            reason: str) -> dict:
-    """Append a promotion of the run's model unless it is already the champion; refuse when the gate failed."""
-    evaluation = registry.fetch_one(connection, "evaluations", model=model, training_run=training_run)
+def stored_gate_failures(evaluation: dict, required: tuple[str, ...] = CHECK_ORDER) -> dict[str, str]:
+    """Check name -> why, for every required check the stored evaluation failed or lacks."""
+    gate = evaluation["summary"].get("gate", {})
+    failures = {name: check["why"] for name, check in gate.items() if not check["passed"]}
+    for name in required:
+        if name not in gate:
+            failures[name] = f"not evaluated (the evaluation was stored before the {name} check existed)"
+    if not failures and not evaluation["gate_passed"]:
+        failures["gate"] = "the stored evaluation is marked as not passing its gate"
+    return failures
+
+
+def verify_stored_gate(evaluation: dict | None, model: str, training_run: str) -> dict:
+    """The stored gate of an evaluation that passed every check; GateRefusedError naming each failure otherwise."""
     if evaluation is None:
         raise GateRefusedError(f"training run '{training_run}' of '{model}' has no evaluation: it cannot be deployed")
-    gate = evaluation["summary"]["gate"]
-    failed = {name: check for name, check in gate.items() if not check["passed"]}
-    if failed or not evaluation["gate_passed"]:
-        reasons = "; ".join(f"{name}: {check['why']}" for name, check in failed.items())
+    failures = stored_gate_failures(evaluation)
+    if failures:
+        reasons = "; ".join(f"{name}: {why}" for name, why in failures.items())
         raise GateRefusedError(f"{evaluation['model_version']} is not deployed: the gate failed ({reasons})")
-    current = registry.champion(connection, model)
-    if current is not None and current["model_version"] == evaluation["model_version"]:
-        return {**current, "already_champion": True}
+    return evaluation["summary"]["gate"]
+
+
+def recompare_with_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                            model: ModelSpec, evaluation: dict) -> dict:
+    """The beats_champion check made again against the current champion, from the stored test predictions."""
+    rows = read_predictions(connection, artifacts, evaluation["summary"])
+    test = rows[rows["split"] == "test"].reset_index(drop=True)
+    values = OutcomeValues(test["money_if_flagged"].to_numpy(dtype=float),
+                           test["money_if_not_flagged"].to_numpy(dtype=float))
+    return beats_champion(connection, artifacts, catalog, model, evaluation["model_version"], test, values,
+                          test["flagged"].to_numpy(dtype=bool), seed=model.algorithm.seed)
+
+
+def _append(connection: duckdb.DuckDBPyConnection, model: str, model_version: str, training_run: str,
+            dagster_run_id: str, reason: str, gate: dict) -> dict:
     row = {
-        "promotion_id": registry.next_promotion_id(connection), "model": model,
-        "model_version": evaluation["model_version"], "training_run": training_run,
-        "promoted_at": registry.now(), "dagster_run_id": dagster_run_id, "reason": reason, "gate": gate,
+        "promotion_id": registry.next_promotion_id(connection), "model": model, "model_version": model_version,
+        "training_run": training_run, "promoted_at": registry.now(), "dagster_run_id": dagster_run_id,
+        "reason": reason, "gate": gate,
     }
     registry.insert(connection, "promotions", row)
-    return {**row, "already_champion": False}
+    return row
+
+
+def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
+            training_run: str, dagster_run_id: str, reason: str) -> dict:
+    """Append a promotion of the run's model unless it is already the champion; refuse when the gate failed."""
+    evaluation = registry.fetch_one(connection, "evaluations", model=model.name, training_run=training_run)
+    gate = verify_stored_gate(evaluation, model.name, training_run)
+    current = registry.champion(connection, model.name)
+    if current is not None and current["model_version"] == evaluation["model_version"]:
+        return {**current, "already_champion": True, "recompared": False}
+    compared_with = gate["beats_champion"]["details"].get("champion")
+    waived = model.gate.min_gain_over_champion is None
+    recompared = current is not None and current["model_version"] != compared_with and not waived
+    if recompared:
+        check = recompare_with_champion(connection, artifacts, catalog, model, evaluation)
+        if not check["passed"]:
+            raise GateRefusedError(
+                f"{evaluation['model_version']} is not deployed: the champion changed since it was evaluated "
+                f"(compared with {compared_with or 'no champion'}, now {current['model_version']}) and, compared "
+                f"again, beats_champion fails: {check['why']}")
+        gate = {**gate, "beats_champion": check}
+    row = _append(connection, model.name, evaluation["model_version"], training_run, dagster_run_id, reason, gate)
+    return {**row, "already_champion": False, "recompared": recompared}
+
+
+def challenger(connection: duckdb.DuckDBPyConnection, model: str) -> dict | None:
+    """The evaluation of the newest run that passed its gate and was never promoted, or None."""
+    promoted = {row["model_version"] for row in registry.fetch_all(connection, "promotions", model=model)}
+    candidates = [row for row in registry.fetch_all(connection, "evaluations", order_by="created_at", model=model)
+                  if row["gate_passed"] and row["model_version"] not in promoted
+                  and not stored_gate_failures(row)]
+    return candidates[-1] if candidates else None
+
+
+def promoted_versions(log: list[dict]) -> list[str]:
+    """Distinct versions in a promotion log, in the order they were first promoted."""
+    return list(dict.fromkeys(row["model_version"] for row in log))

@@ -2,45 +2,70 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_platform.evaluation.metrics import calibration_table, classification_metrics, sanity_problems
-from ml_platform.evaluation.money import OutcomeValues, best_threshold, bootstrap_interval, money_curve
+from ml_platform.evaluation.comparison import beats_champion
+from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
+from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.snapshots.build import read_snapshot
+from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import GateSpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.training.fit import load_model
+from ml_platform.training.fit import categorical_features, load_model
+
+# the order in which the gate's checks are shown and verified
+CHECK_ORDER = ("money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane")
+CURVE_POINTS = 101
+
+
+def ordered_checks(gate: dict) -> list[tuple[str, dict]]:
+    """A stored gate's checks in the order they are shown (stored JSON sorts them by name)."""
+    return sorted(gate.items(), key=lambda item: (CHECK_ORDER.index(item[0]) if item[0] in CHECK_ORDER
+                                                  else len(CHECK_ORDER), item[0]))
 
 
 class EvaluationError(RuntimeError):
     """The run has no model or snapshot to evaluate."""
 
 
+@dataclass
+class Evaluation:
+    """A computed evaluation: its summary and the per-row predictions it was measured on (not yet stored)."""
+
+    summary: dict
+    predictions: pd.DataFrame
+
+
 def gate_results(gate: GateSpec, summary: dict) -> dict[str, dict]:
-    """Each gate check's outcome for an evaluation summary: passed, and a sentence saying why."""
+    """The absolute gate checks for an evaluation summary: passed, and a sentence saying why."""
     test = summary["test"]
     currency = summary["currency"]
     money = test["money"]
     auc = test["roc_auc"]
     problems = summary["sanity_problems"]
+    auc_passed = bool(np.isfinite(auc) and auc >= gate.min_roc_auc)
     return {
         "money_floor": {
-            "passed": money >= gate.min_money,
+            "passed": bool(money >= gate.min_money),
             "why": f"test money {money:,.0f} {currency} {'≥' if money >= gate.min_money else '<'} floor "
                    f"{gate.min_money:,.0f} {currency}",
+            "details": {"money": money, "floor": gate.min_money, "currency": currency},
         },
         "roc_auc_floor": {
-            "passed": bool(np.isfinite(auc) and auc >= gate.min_roc_auc),
-            "why": f"test ROC AUC {auc:.4f} {'≥' if auc >= gate.min_roc_auc else '<'} floor {gate.min_roc_auc}",
+            "passed": auc_passed,
+            "why": f"test ROC AUC {auc:.4f} {'≥' if auc_passed else '<'} floor {gate.min_roc_auc}",
+            "details": {"roc_auc": auc, "floor": gate.min_roc_auc},
         },
         "predictions_sane": {
             "passed": not problems,
             "why": "; ".join(problems) if problems else "finite, within [0, 1] and not constant",
+            "details": {"problems": problems},
         },
     }
 
@@ -48,86 +73,112 @@ def gate_results(gate: GateSpec, summary: dict) -> dict[str, dict]:
 def _slice_money(frame: pd.DataFrame, flags: np.ndarray, values: OutcomeValues) -> list[dict]:
     if "slice" not in frame:
         return []
-    per_row = np.where(flags, values.if_flagged, values.if_not_flagged)
-    table = pd.DataFrame({"slice": frame["slice"].fillna("(missing)").to_numpy(), "money": per_row,
-                          "flagged": flags, "perfect": np.maximum(values.if_flagged, values.if_not_flagged)})
+    table = pd.DataFrame({"slice": frame["slice"].fillna("(missing)").to_numpy(), "money": values.per_row(flags),
+                          "flagged": flags, "perfect": np.maximum(values.if_flagged, values.if_not_flagged),
+                          "do_nothing": values.if_not_flagged})
     grouped = table.groupby("slice").agg(rows=("money", "size"), flagged=("flagged", "sum"), money=("money", "sum"),
-                                         perfect=("perfect", "sum")).reset_index()
-    grouped = grouped.sort_values("money", ascending=False)
+                                         do_nothing=("do_nothing", "sum"), perfect=("perfect", "sum")).reset_index()
+    grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
     return [{key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()}
             for row in grouped.to_dict("records")]
 
 
-def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec,
-             training_run: str) -> dict:
-    """Compute the run's evaluation summary (not yet stored)."""
+def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.ndarray, test: pd.DataFrame,
+              test_scores: np.ndarray) -> dict:
+    """Metrics and money of scored validation and test rows; the threshold is chosen on validation only."""
+    validation_values = OutcomeValues.from_frame(validation)
+    threshold, validation_money = best_threshold(validation_scores, validation_values)
+    values = OutcomeValues.from_frame(test)
+    flags = test_scores >= threshold
+    test_label = test["label"].astype(int).to_numpy()
+    money = values.money(flags)
+    days = test["partition_date"].to_numpy()
+    low, high = bootstrap_interval(flags, values, seed=model.algorithm.seed, groups=days)
+    do_nothing, perfect = values.do_nothing(), values.perfect()
+    thresholds = np.round(np.linspace(0.0, 1.0, CURVE_POINTS), 4)
+    return {
+        "model": model.name,
+        "currency": model.money.currency,
+        "threshold": threshold,
+        "threshold_chosen_on": "validation",
+        "validation": {**classification_metrics(validation["label"].to_numpy(), validation_scores, threshold),
+                       "window": [str(model.split.validation.start), str(model.split.validation.end)],
+                       "money": validation_money, "money_do_nothing": validation_values.do_nothing(),
+                       "money_perfect": validation_values.perfect()},
+        "test": {
+            **classification_metrics(test_label, test_scores, threshold),
+            "window": [str(model.split.test.start), str(model.split.test.end)],
+            "money": money,
+            "money_interval_95": [low, high],
+            "money_interval_method": f"percentile bootstrap over the {len(np.unique(days))} test days "
+                                     f"({RESAMPLES} resamples of whole days)",
+            "money_do_nothing": do_nothing,
+            "money_perfect": perfect,
+            "share_of_perfect": (money - do_nothing) / (perfect - do_nothing) if perfect != do_nothing
+            else float("nan"),
+        },
+        "money_by_threshold": {
+            "thresholds": thresholds.tolist(),
+            "validation": [round(float(value), 2) for value in
+                           money_curve(validation_scores, validation_values, thresholds)],
+            "test": [round(float(value), 2) for value in money_curve(test_scores, values, thresholds)],
+        },
+        "money_by_slice": _slice_money(test, flags, values),
+        "roc_curve": roc_points(test_label, test_scores),
+        "calibration": calibration_table(test_label, test_scores),
+        "sanity_problems": sanity_problems(np.concatenate([validation_scores, test_scores])),
+    }
+
+
+def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, threshold: float) -> pd.DataFrame:
+    """The rows a figure was measured on: keys, date, split, label, score, decision and its money."""
+    values = OutcomeValues.from_frame(frame)
+    rows = frame[keys + ["partition_date", "split"]].copy()
+    rows["label"] = frame["label"].astype(bool).to_numpy()
+    rows["score"] = scores
+    rows["flagged"] = scores >= threshold
+    rows["money_if_flagged"] = values.if_flagged
+    rows["money_if_not_flagged"] = values.if_not_flagged
+    rows["money"] = values.per_row(rows["flagged"].to_numpy())
+    if "slice" in frame:
+        rows["slice"] = frame["slice"].to_numpy()
+    return rows
+
+
+def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
+             training_run: str) -> Evaluation:
+    """Compute the run's evaluation: summary, gate checks (against the live champion too) and per-row predictions."""
     model_row = registry.fetch_one(connection, "models", model=model.name, training_run=training_run)
     snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
     if model_row is None or snapshot is None:
         raise EvaluationError(f"training run '{training_run}' of '{model.name}' has no trained model yet")
     predictor = load_model(artifacts, model_row)
     frame = read_snapshot(connection, artifacts, snapshot)
-    validation = frame[frame["split"] == "validation"].reset_index(drop=True)
-    test = frame[frame["split"] == "test"].reset_index(drop=True)
-    if test.empty:
-        raise EvaluationError(f"the test window of '{model.name}' has no rows")
-    validation_scores = predictor.predict(validation)
-    test_scores = predictor.predict(test)
-    threshold, validation_money = best_threshold(validation_scores, OutcomeValues.from_frame(validation))
-    values = OutcomeValues.from_frame(test)
-    flags = test_scores >= threshold
-    test_label = test["label"].astype(int).to_numpy()
-    money = values.money(flags)
-    low, high = bootstrap_interval(flags, values, seed=model.algorithm.seed)
-    curve_thresholds = np.round(np.linspace(0.0, 1.0, 41), 3)
-    summary = {
-        "model": model.name,
-        "training_run": training_run,
-        "model_version": model_row["model_version"],
-        "snapshot_id": snapshot["snapshot_id"],
-        "spec_hash": snapshot["spec_hash"],
-        "currency": model.money.currency,
-        "threshold": threshold,
-        "threshold_chosen_on": "validation",
-        "validation": {**classification_metrics(validation["label"].to_numpy(), validation_scores, threshold),
-                       "money": validation_money},
-        "test": {
-            **classification_metrics(test_label, test_scores, threshold),
-            "window": [str(model.split.test.start), str(model.split.test.end)],
-            "money": money,
-            "money_interval_95": [low, high],
-            "money_do_nothing": values.do_nothing(),
-            "money_perfect": values.perfect(),
-            "share_of_perfect": (money - values.do_nothing()) / (values.perfect() - values.do_nothing())
-            if values.perfect() != values.do_nothing() else float("nan"),
-        },
-        "money_by_threshold": {str(t): float(m) for t, m in
-                               zip(curve_thresholds, money_curve(test_scores, values, curve_thresholds))},
-        "money_by_slice": _slice_money(test, flags, values),
-        "calibration": calibration_table(test_label, test_scores),
-        "sanity_problems": sanity_problems(np.concatenate([validation_scores, test_scores])),
-    }
-    summary["gate"] = gate_results(model.gate, summary)
+    split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    if split["test"].empty or split["validation"].empty:
+        raise EvaluationError(f"the validation or test window of '{model.name}' has no rows")
+    validation_scores = predictor.predict(split["validation"])
+    test_scores = predictor.predict(split["test"])
+    summary = summarize(model, split["validation"], validation_scores, split["test"], test_scores)
+    summary.update({"training_run": training_run, "model_version": model_row["model_version"],
+                    "snapshot_id": snapshot["snapshot_id"], "spec_hash": snapshot["spec_hash"]})
+    threshold = summary["threshold"]
+
+    categories = set(categorical_features(catalog, model))
+    kinds = {name: "category" if name in categories else "number" for name in model.features}
+    train = split["train"]
+    aucs = single_feature_aucs(train, kinds, train["label"].to_numpy(), seed=model.algorithm.seed)
+    summary["single_feature_roc_auc"] = aucs
+    leakage = leakage_result(aucs, model.gate.max_feature_roc_auc, len(train))
+
+    test = split["test"]
+    comparison = beats_champion(connection, artifacts, catalog, model, model_row["model_version"], test,
+                                OutcomeValues.from_frame(test), test_scores >= threshold, seed=model.algorithm.seed)
+    checks = {**gate_results(model.gate, summary), "beats_champion": comparison, "no_leakage": leakage}
+    summary["gate"] = {name: checks[name] for name in CHECK_ORDER}
     summary["gate_passed"] = all(check["passed"] for check in summary["gate"].values())
-    return summary
 
-
-def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, summary: dict,
-                     report_markdown: str) -> dict:
-    """Write the report files and the registry row once; return the row."""
-    existing = registry.fetch_one(connection, "evaluations", model=summary["model"],
-                                  training_run=summary["training_run"])
-    if existing is not None:
-        return {**existing, "reused": True}
-    document = json.dumps({"summary": summary, "report_markdown": report_markdown}, sort_keys=True, indent=1,
-                          default=float)
-    stored = artifacts.write(f"reports/{summary['model']}", ".json",
-                             lambda path: path.write_text(document, encoding="utf-8"))
-    row = {
-        "model": summary["model"], "training_run": summary["training_run"],
-        "model_version": summary["model_version"], "report_path": stored.path, "report_sha256": stored.sha256,
-        "summary": json.loads(json.dumps(summary, default=float)), "gate_passed": summary["gate_passed"],
-        "created_at": registry.now(),
-    }
-    registry.insert(connection, "evaluations", row)
-    return {**row, "reused": False}
+    keys = list(catalog.sources[model.entity].keys)
+    predictions = pd.concat([_prediction_rows(split["validation"], keys, validation_scores, threshold),
+                             _prediction_rows(test, keys, test_scores, threshold)], ignore_index=True)
+    return Evaluation(summary, predictions)

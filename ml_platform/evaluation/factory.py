@@ -3,8 +3,8 @@
 import dagster as dg
 from ml_platform.resources import Warehouse
 
-from ml_platform.evaluation.evaluate import evaluate, store_evaluation
-from ml_platform.evaluation.report import render_report
+from ml_platform.evaluation.evaluate import CHECK_ORDER, evaluate
+from ml_platform.evaluation.store import report_with_inline_plots, store_evaluation
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog
@@ -12,64 +12,119 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 
-GATE_CHECKS = {
-    "money_floor": "money on the test window is at least the spec's gate.min_money",
-    "roc_auc_floor": "ROC AUC on the test window is at least the spec's gate.min_roc_auc",
-    "predictions_sane": "predictions are finite, within [0, 1] and not constant",
-}
+
+def check_descriptions(model: ModelSpec) -> dict[str, str]:
+    """What each gate check requires, with the spec's values, as the UI shows it."""
+    gate, currency = model.gate, model.money.currency
+    return {
+        "money_floor": f"Money on the test window is at least {gate.min_money:,.0f} {currency} (gate.min_money).",
+        "roc_auc_floor": f"ROC AUC on the test window is at least {gate.min_roc_auc} (gate.min_roc_auc).",
+        "beats_champion": (f"Beats the live champion in {currency} on this run's test window, the champion scored "
+                           f"on the same rows with its own spec and threshold, by at least "
+                           f"{gate.min_gain_over_champion:,.0f} {currency} (gate.min_gain_over_champion), with the "
+                           f"paired-bootstrap 95% interval of the gain (resampling days) above zero. Passes when "
+                           f"nothing is deployed." if gate.min_gain_over_champion is not None else
+                           "Waived by the spec (gate.min_gain_over_champion is null): the comparison with the live "
+                           "champion is reported but does not block."),
+        "no_leakage": f"No feature alone predicts the label on the training rows with ROC AUC of "
+                      f"{gate.max_feature_roc_auc} or more in either direction (gate.max_feature_roc_auc).",
+        "predictions_sane": "Predictions are finite, within [0, 1] and not constant.",
+    }
+
+
+def _check_metadata(check: dict) -> dict:
+    """A check's reason and its measured details, as metadata the UI lists."""
+    metadata = {"why": check["why"]}
+    for name, value in check.get("details", {}).items():
+        if isinstance(value, bool) or value is None:
+            metadata[name] = str(value)
+        elif isinstance(value, (int, float, str)):
+            metadata[name] = value
+        else:
+            metadata[name] = dg.MetadataValue.json(value)
+    return metadata
+
+
+def check_results(summary: dict) -> list[dg.AssetCheckResult]:
+    """One result per gate check; a check the stored evaluation lacks (made by older code) fails, saying so."""
+    results = []
+    for name in CHECK_ORDER:
+        check = summary["gate"].get(name) or {
+            "passed": False, "why": f"not evaluated: this evaluation was stored before the {name} check existed; "
+                                   f"train a new run to evaluate it"}
+        results.append(dg.AssetCheckResult(check_name=name, passed=bool(check["passed"]),
+                                           severity=dg.AssetCheckSeverity.ERROR, description=check["why"],
+                                           metadata=_check_metadata(check)))
+    return results
+
+
+def _metadata(artifacts: ArtifactStore, summary: dict, row: dict) -> dict:
+    test, currency = summary["test"], summary["currency"]
+    files = summary.get("artifacts", {})
+    comparison = summary["gate"].get("beats_champion", {}).get("details", {})
+    metadata = {
+        "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary)),
+        "reused": "evaluation already stored for this run" if row["reused"] else "no",
+        "model_version": summary["model_version"],
+        f"money_{currency}": round(test["money"], 2),
+        f"money_low_{currency}": round(test["money_interval_95"][0], 2),
+        f"money_high_{currency}": round(test["money_interval_95"][1], 2),
+        "threshold": round(summary["threshold"], 6),
+        "roc_auc": round(test["roc_auc"], 6),
+        "log_loss": round(test["log_loss"], 6),
+        "precision": round(test["precision"], 6) if test["precision"] == test["precision"] else 0.0,
+        "recall": round(test["recall"], 6) if test["recall"] == test["recall"] else 0.0,
+        "gate_passed": summary["gate_passed"],
+        "failed_checks": ", ".join(name for name, check in summary["gate"].items() if not check["passed"]) or "none",
+        "champion_compared": comparison.get("champion") or "none (nothing deployed)",
+        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(row["report_path"]))),
+    }
+    if "gain" in comparison:
+        metadata[f"gain_over_champion_{currency}"] = round(comparison["gain"], 2)
+    if "report_markdown" in files:
+        metadata["report_file"] = dg.MetadataValue.path(str(artifacts.path_of(files["report_markdown"]["path"])))
+    if "predictions" in files:
+        metadata["predictions_file"] = dg.MetadataValue.path(str(artifacts.path_of(files["predictions"]["path"])))
+        metadata["predictions_rows"] = files["predictions"]["rows"]
+    for name, plot in files.get("plots", {}).items():
+        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(plot["path"])))
+    return metadata
 
 
 def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
     """The asset that evaluates each training run in money, with the gate as blocking checks."""
     key = stage_key("evaluation", model)
     gate = model.gate
+    descriptions = check_descriptions(model)
 
     @dg.asset(
         key=key,
         group_name=model.name,
         description=f"Evaluation of {model.name} in {model.money.currency} on the test window "
                     f"{model.split.test.start} to {model.split.test.end}; the decision threshold is chosen on "
-                    f"the validation window. Gate: money ≥ {gate.min_money:,.0f} {model.money.currency}, "
-                    f"ROC AUC ≥ {gate.min_roc_auc}.",
+                    f"the validation window. Keeps the per-row predictions, a report with plots, and the gate: "
+                    f"money ≥ {gate.min_money:,.0f} {model.money.currency}, ROC AUC ≥ {gate.min_roc_auc}, "
+                    + (f"beats the champion by ≥ {gate.min_gain_over_champion:,.0f} {model.money.currency}, "
+                       if gate.min_gain_over_champion is not None else "")
+                    + "no leaking feature, sane predictions.",
         owners=[model.owner],
-        kinds={"json"},
+        kinds={"json", "parquet"},
         partitions_def=training_runs(model),
         deps=[stage_key("model", model), stage_key("snapshot", model)],
         code_version=catalog.spec_hash(model),
-        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=description)
-                     for name, description in GATE_CHECKS.items()],
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=descriptions[name])
+                     for name in CHECK_ORDER],
     )
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            existing = registry.fetch_one(connection, "evaluations", model=model.name,
-                                          training_run=context.partition_key)
-            summary = existing["summary"] if existing else evaluate(connection, artifacts, model, context.partition_key)
-            report = render_report(summary)
-            row = store_evaluation(connection, artifacts, summary, report)
-        test = summary["test"]
-        return dg.MaterializeResult(
-            metadata={
-                "report": dg.MetadataValue.md(report),
-                "reused": "evaluation already stored for this run" if row["reused"] else "no",
-                "model_version": summary["model_version"],
-                f"money_{summary['currency']}": round(test["money"], 2),
-                f"money_low_{summary['currency']}": round(test["money_interval_95"][0], 2),
-                f"money_high_{summary['currency']}": round(test["money_interval_95"][1], 2),
-                "threshold": round(summary["threshold"], 6),
-                "roc_auc": round(test["roc_auc"], 6),
-                "log_loss": round(test["log_loss"], 6),
-                "precision": round(test["precision"], 6) if test["precision"] == test["precision"] else 0.0,
-                "recall": round(test["recall"], 6) if test["recall"] == test["recall"] else 0.0,
-                "gate_passed": summary["gate_passed"],
-                "report_file": dg.MetadataValue.path(str(artifacts.path_of(row["report_path"]))),
-            },
-            check_results=[
-                dg.AssetCheckResult(check_name=name, passed=bool(check["passed"]),
-                                    severity=dg.AssetCheckSeverity.ERROR,
-                                    description=check["why"], metadata={"why": check["why"]})
-                for name, check in summary["gate"].items()
-            ],
-        )
+            row = registry.fetch_one(connection, "evaluations", model=model.name, training_run=context.partition_key)
+            if row is not None:
+                row = {**row, "reused": True}
+            else:
+                row = store_evaluation(connection, artifacts,
+                                       evaluate(connection, artifacts, catalog, model, context.partition_key))
+        summary = row["summary"]
+        return dg.MaterializeResult(metadata=_metadata(artifacts, summary, row), check_results=check_results(summary))
 
     return evaluation

@@ -54,3 +54,18 @@ def sanity_problems(scores: np.ndarray) -> list[str]:
     if len(finite) and np.ptp(finite) < 1e-9:
         problems.append(f"constant predictions ({finite[0]:.4f} for every row)")
     return problems
+
+
+def roc_points(label: np.ndarray, scores: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
+    """The ROC curve (false and true positive rates), thinned to at most max_points; empty with one class."""
+    from sklearn.metrics import roc_curve
+
+    label = label.astype(int)
+    if not 0 < label.sum() < len(label):
+        return {"false_positive_rate": [], "true_positive_rate": []}
+    false_positive_rate, true_positive_rate, _ = roc_curve(label, scores, drop_intermediate=True)
+    if len(false_positive_rate) > max_points:
+        keep = np.unique(np.linspace(0, len(false_positive_rate) - 1, max_points).round().astype(int))
+        false_positive_rate, true_positive_rate = false_positive_rate[keep], true_positive_rate[keep]
+    return {"false_positive_rate": [round(float(value), 5) for value in false_positive_rate],
+            "true_positive_rate": [round(float(value), 5) for value in true_positive_rate]}

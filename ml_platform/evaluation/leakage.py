@@ -1,0 +1,109 @@
+"""Leakage guard: how well each feature alone predicts the label on the training rows.
+
+A feature computed from the outcome (a delay that is only known after departure, say) ranks the labels almost
+perfectly on its own; no honest feature of a hard problem does. Each feature gets one ROC AUC, taken in whichever
+direction is stronger, so 0.5 means no signal and 1.0 a perfect separation:
+
+- numbers: the AUC of the raw value, with missing values placed lowest and then highest (a value that is missing
+  exactly when the outcome happened leaks too); and, to catch relations that are not monotonic, the AUC of the
+  out-of-fold positive rate of the value's quantile bin;
+- categories: the AUC of the out-of-fold positive rate of each category (missing is a category of its own).
+
+Out-of-fold rates stop an identifier-like category from "predicting" its own rows: a value seen in no other fold
+gets the overall rate, which carries no signal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FOLDS = 5
+QUANTILE_BINS = 20
+SMOOTHING = 10.0  # pseudo-rows at the overall positive rate added to every category's rate
+
+
+def _auc(label: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC in the stronger direction (at least 0.5)."""
+    from sklearn.metrics import roc_auc_score
+
+    if np.ptp(scores) == 0:
+        return 0.5
+    auc = float(roc_auc_score(label, scores))
+    return max(auc, 1.0 - auc)
+
+
+def _out_of_fold_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each row's category positive rate, learned on the other folds and smoothed towards the overall rate."""
+    encoded = np.empty(len(codes))
+    size = int(codes.max()) + 1 if len(codes) else 0
+    for fold in range(FOLDS):
+        held = folds == fold
+        rest = ~held
+        prior = label[rest].mean() if rest.any() else 0.5
+        positives = np.bincount(codes[rest], weights=label[rest], minlength=size)
+        counts = np.bincount(codes[rest], minlength=size)
+        rate = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
+        encoded[held] = rate[codes[held]]
+    return encoded
+
+
+def _category_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a column's values as text, missing values as a code of their own."""
+    text = values.astype("string").fillna("\x00missing")
+    return pd.factorize(text, sort=True)[0].astype(np.int64)
+
+
+def _bin_codes(numbers: np.ndarray) -> np.ndarray:
+    """Bin codes of numbers (each value its own bin when there are few, else quantile bins), missing apart."""
+    codes = np.full(len(numbers), -1, dtype=np.int64)
+    present = np.isfinite(numbers)
+    if present.any():
+        distinct = np.unique(numbers[present])
+        if len(distinct) <= QUANTILE_BINS:
+            codes[present] = np.searchsorted(distinct, numbers[present])
+        else:
+            codes[present] = np.asarray(pd.qcut(numbers[present], QUANTILE_BINS, labels=False, duplicates="drop"),
+                                        dtype=np.int64)
+    return codes + 1
+
+
+def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarray) -> float:
+    """The feature's ROC AUC alone, in the stronger direction (0.5 means no signal)."""
+    if values.nunique(dropna=False) <= 1:
+        return 0.5  # one value for every row carries no signal (out-of-fold rates would still wobble by fold)
+    if kind == "category":
+        return _auc(label, _out_of_fold_rate(_category_codes(values), label, folds))
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    missing = ~np.isfinite(numbers)
+    best = _auc(label, _out_of_fold_rate(_bin_codes(numbers), label, folds))
+    if (~missing).any():
+        low, high = np.nanmin(numbers[~missing]), np.nanmax(numbers[~missing])
+        for fill in (low - 1.0, high + 1.0):  # missing values ranked below, then above, every value
+            best = max(best, _auc(label, np.where(missing, fill, numbers)))
+    return best
+
+
+def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.ndarray, seed: int) -> list[dict]:
+    """Every feature's ROC AUC alone on these rows, strongest first."""
+    label = np.asarray(label).astype(int)
+    folds = np.random.default_rng(seed).permutation(len(label)) % FOLDS
+    rows = [{"feature": name, "type": kind, "roc_auc": round(feature_auc(frame[name], kind, label, folds), 6)}
+            for name, kind in kinds.items()]
+    return sorted(rows, key=lambda row: (-row["roc_auc"], row["feature"]))
+
+
+def leakage_result(aucs: list[dict], limit: float, rows: int) -> dict:
+    """The no_leakage gate check: fails naming every feature whose AUC alone reaches the limit."""
+    leaking = [row for row in aucs if row["roc_auc"] >= limit]
+    details = {"limit": limit, "training_rows": rows, "strongest_features": aucs[:5]}
+    if leaking:
+        named = ", ".join(f"'{row['feature']}' (ROC AUC {row['roc_auc']:.4f})" for row in leaking)
+        return {"passed": False, "details": {**details, "leaking_features": [row["feature"] for row in leaking]},
+                "why": f"feature {named} alone predicts the label on the {rows:,} training rows almost perfectly "
+                       f"(ROC AUC ≥ {limit}): it most likely leaks the outcome; compute it only from what is known "
+                       f"at prediction time"}
+    strongest = aucs[0] if aucs else {"feature": "none", "roc_auc": 0.5}
+    return {"passed": True, "details": {**details, "leaking_features": []},
+            "why": f"no feature predicts the label alone: the strongest, '{strongest['feature']}', has ROC AUC "
+                   f"{strongest['roc_auc']:.4f} < {limit} on the {rows:,} training rows"}

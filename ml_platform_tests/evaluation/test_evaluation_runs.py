@@ -1,0 +1,99 @@
+"""Evaluation materialized through Dagster on January 2013: kept predictions, plots, report, and the gate."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ml_platform.evaluation.plots import PLOTS
+from ml_platform.storage.artifacts import file_sha256
+from ml_platform_tests.conftest import january_model
+from ml_platform_tests.evaluation.january import LEAKING_FEATURE, MODEL, Runs, january_project, latest_event
+
+CHECKS = ["money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane"]
+
+
+@pytest.fixture
+def runs(tmp_path, dagster_home) -> Runs:
+    return Runs(january_project(tmp_path / "project"))
+
+
+def check_evaluations(run_id: str) -> dict[str, dg.AssetCheckEvaluation]:
+    """The gate check results a Dagster run recorded, by check name."""
+    records = dg.DagsterInstance.get().all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return {record.dagster_event.event_specific_data.check_name: record.dagster_event.event_specific_data
+            for record in records}
+
+
+def test_evaluation_keeps_its_predictions_plots_and_report(runs):
+    trained = runs.train()
+    assert trained.outcome.success, trained.outcome.failures
+    summary = trained.evaluation["summary"]
+    artifacts = runs.project.storage.artifacts
+
+    # the per-row predictions: validation and test rows, the decision at the threshold and its money
+    stored = summary["artifacts"]["predictions"]
+    path = artifacts / stored["path"]
+    assert stored["path"].startswith(f"evaluations/{MODEL}/") and file_sha256(path) == stored["sha256"]
+    rows = duckdb.sql(f"SELECT split, count(*), sum(money), bool_and(flagged = (score >= {summary['threshold']})), "
+                      f"typeof(any_value(partition_date)) FROM read_parquet('{path}') GROUP BY split ORDER BY split"
+                      ).fetchall()
+    assert [row[0] for row in rows] == ["test", "validation"]
+    test_rows = rows[0]
+    assert test_rows[1] == summary["test"]["rows"] and round(test_rows[2], 2) == round(summary["test"]["money"], 2)
+    assert rows[1][1] == summary["validation"]["rows"]
+    assert all(row[3] for row in rows) and test_rows[4] == "DATE"
+
+    # the report file links its plots by relative path, and every plot is a stored PNG
+    report = artifacts / summary["artifacts"]["report_markdown"]["path"]
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation['model_version']}")
+    links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
+    assert len(links) == len(PLOTS)
+    for link in links:
+        assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(summary["artifacts"]["plots"]) == set(PLOTS)
+
+    # the UI: the report with its plots inline, the files as paths, and every check with its reason
+    metadata = latest_event(["evaluation", MODEL]).asset_materialization.metadata
+    assert metadata["report"].value.count("](data:image/png;base64,") == len(PLOTS)
+    assert len(metadata["report"].value) < 150_000
+    assert Path(metadata["report_file"].value) == report
+    assert Path(metadata["predictions_file"].value) == path
+    for name in PLOTS:
+        assert Path(metadata[f"plot_{name}"].value).is_file()
+    assert metadata["champion_compared"].value == "none (nothing deployed)"
+    checks = check_evaluations(trained.outcome.run_id)
+    assert list(checks) == CHECKS and all(check.passed for check in checks.values())
+    assert checks["beats_champion"].description == "no champion is deployed yet: there is nothing to beat"
+    assert checks["no_leakage"].description.startswith("no feature predicts the label alone: the strongest, ")
+
+    # evaluated once: a second run of the same training run reuses every file
+    again = runs.train()
+    assert again.outcome.success
+    assert again.evaluation["summary"]["artifacts"] == summary["artifacts"]
+    assert runs.query("SELECT count(*) FROM registry.evaluations") == [(1,)]
+    assert latest_event(["evaluation", MODEL]).asset_materialization.metadata["reused"].value.startswith(
+        "evaluation already stored")
+
+
+def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
+    leaking = january_model()
+    leaking["features"] = [*leaking["features"], LEAKING_FEATURE]
+    trained = runs.train(leaking)
+    assert not trained.outcome.success
+    gate = trained.evaluation["summary"]["gate"]
+    assert [name for name, check in gate.items() if not check["passed"]] == ["no_leakage"]
+    assert gate["no_leakage"]["details"]["leaking_features"] == [LEAKING_FEATURE]
+    message = next(failure for failure in trained.outcome.failures if failure.startswith("gate check no_leakage"))
+    assert f"feature '{LEAKING_FEATURE}' (ROC AUC 1.0000) alone predicts the label" in message
+    # the UI says which check stopped the model and why
+    check = check_evaluations(trained.outcome.run_id)["no_leakage"]
+    assert not check.passed and LEAKING_FEATURE in check.description
+    assert check.metadata["leaking_features"].value == [LEAKING_FEATURE]
+    assert trained.champion is None
+    assert runs.query("SELECT count(*) FROM registry.promotions") == [(0,)]

@@ -1,0 +1,69 @@
+"""The leakage guard on small synthetic columns: what it catches and what it leaves alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+
+ROWS = 2000
+
+
+def label() -> np.ndarray:
+    return np.random.default_rng(0).random(ROWS) < 0.3
+
+
+def aucs(columns: dict[str, tuple[str, pd.Series]], target: np.ndarray) -> dict[str, float]:
+    frame = pd.DataFrame({name: values for name, (_, values) in columns.items()})
+    kinds = {name: kind for name, (kind, _) in columns.items()}
+    return {row["feature"]: row["roc_auc"] for row in single_feature_aucs(frame, kinds, target, seed=1)}
+
+
+def test_outcome_copies_are_caught_in_every_form():
+    target = label()
+    noise = np.random.default_rng(1).normal(size=ROWS)
+    delay = np.where(target, 30 + np.abs(noise) * 20, -np.abs(noise) * 5)
+    found = aucs({
+        "delay": ("number", pd.Series(delay)),
+        "minus_delay": ("number", pd.Series(-delay)),                                   # the other direction
+        "status_text": ("category", pd.Series(np.where(target, "late", "on time"))),
+        "missing_when_late": ("number", pd.Series(np.where(target, np.nan, noise))),   # missing = the outcome
+    }, target)
+    assert all(value >= 0.99 for value in found.values()), found
+
+
+def test_a_value_far_from_the_middle_leaks_even_when_not_monotonic():
+    target = label()
+    middle = np.random.default_rng(2).normal(size=ROWS)
+    # positives sit at both ends, negatives in the middle: ranking alone sees nothing, bins see it all
+    value = np.where(target, np.sign(middle) * (3 + np.abs(middle)), middle * 0.5)
+    found = aucs({"two_sided": ("number", pd.Series(value))}, target)
+    assert found["two_sided"] >= 0.97
+
+
+def test_honest_features_and_identifiers_are_left_alone():
+    target = label()
+    generator = np.random.default_rng(3)
+    weak = target * 0.5 + generator.normal(size=ROWS)
+    found = aucs({
+        "weak_signal": ("number", pd.Series(weak)),
+        "row_id": ("category", pd.Series([f"id-{index}" for index in range(ROWS)])),  # unique per row
+        "constant": ("number", pd.Series(np.ones(ROWS))),
+        "airport": ("category", pd.Series(generator.choice(["EWR", "JFK", "LGA"], ROWS))),
+    }, target)
+    assert 0.55 < found["weak_signal"] < 0.8
+    assert found["row_id"] < 0.6 and found["constant"] == 0.5 and found["airport"] < 0.6
+
+
+def test_the_check_names_each_leaking_feature_and_passes_without_one():
+    rows = [{"feature": "vendor_delay", "type": "number", "roc_auc": 0.999},
+            {"feature": "status", "type": "category", "roc_auc": 0.98},
+            {"feature": "hour", "type": "number", "roc_auc": 0.62}]
+    failed = leakage_result(rows, 0.97, 1000)
+    assert not failed["passed"]
+    assert failed["details"]["leaking_features"] == ["vendor_delay", "status"]
+    assert failed["why"].startswith("feature 'vendor_delay' (ROC AUC 0.9990), 'status' (ROC AUC 0.9800) alone "
+                                    "predicts the label on the 1,000 training rows")
+    passed = leakage_result(rows[2:], 0.97, 1000)
+    assert passed["passed"] and "the strongest, 'hour', has ROC AUC 0.6200 < 0.97" in passed["why"]
