@@ -1,0 +1,155 @@
+"""The beats_champion gate check, deployment's own verification, and shadow scoring, on January 2013."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from ml_platform.evaluation.comparison import beats_champion
+from ml_platform.evaluation.money import OutcomeValues
+from ml_platform.evaluation.store import read_predictions
+from ml_platform.scoring.shadow import shadow_comparison
+from ml_platform.specs.loader import load_catalog
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import open_warehouse
+from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
+from ml_platform_tests.evaluation.january import MODEL, latest_event, strong_model, useless_model
+
+FEBRUARY = (dt.date(2013, 2, 1), dt.date(2013, 2, 2))
+
+
+def check_evaluation(run_id: str, name: str) -> dg.AssetCheckEvaluation:
+    records = dg.DagsterInstance.get().all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return next(record.dagster_event.event_specific_data for record in records
+                if record.dagster_event.event_specific_data.check_name == name)
+
+
+def test_a_worse_model_is_blocked_by_the_champion_which_keeps_scoring(runs, state):
+    worse = runs.train(useless_model())
+    assert not worse.outcome.success
+    gate = worse.evaluation["summary"]["gate"]
+    assert [name for name, check in gate.items() if not check["passed"]] == ["beats_champion"]
+    assert gate["beats_champion"]["details"]["champion"] == state.champion
+    assert gate["beats_champion"]["details"]["gain"] < 0
+    assert any(failure.startswith("gate check beats_champion failed: does not beat the champion by the margin of "
+                                  f"0 USD: ") for failure in worse.outcome.failures), worse.outcome.failures
+    # the UI names the check, the champion and the money
+    check = check_evaluation(worse.outcome.run_id, "beats_champion")
+    assert not check.passed and state.champion in check.description
+    assert check.metadata["champion"].value == state.champion
+    # nothing was promoted; the champion keeps scoring
+    assert worse.champion["model_version"] == state.champion
+    assert runs.query("SELECT count(*) FROM registry.promotions") == [(1,)]
+    assert runs.score(*FEBRUARY).success
+    scored = runs.query("SELECT DISTINCT model_version FROM predictions.flight_delay__latest "
+                        "WHERE partition_date = DATE '2013-02-02'")
+    assert scored == [(state.champion,)]
+
+
+def test_a_better_model_beats_the_champion_on_the_same_rows(runs, state):
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        champion = registry.fetch_one(connection, "evaluations", model_version=state.champion)
+        challenger = registry.fetch_one(connection, "evaluations", model_version=state.challenger)
+    check = challenger["summary"]["gate"]["beats_champion"]
+    details = check["details"]
+    assert check["passed"], check["why"]
+    assert details["champion"] == state.champion and details["rows"] == challenger["summary"]["test"]["rows"]
+    # the champion, scored again with its own spec and threshold on the same rows, makes exactly its own test money
+    assert details["champion_money"] == champion["summary"]["test"]["money"]
+    assert details["challenger_money"] == challenger["summary"]["test"]["money"]
+    assert details["gain"] > 0 and 0 < details["gain_interval_95"][0] < details["gain"]
+    assert check["why"].startswith("beats the champion by at least 0 USD, clear of 0: ")
+
+    # the same comparison with a margin larger than the gain fails, saying so
+    catalog = load_catalog(runs.project.specs_dir, runs.project.root)
+    model = catalog.models[MODEL]
+    demanding = model.model_copy(update={"gate": model.gate.model_copy(
+        update={"min_gain_over_champion": details["gain"] + 1})})
+    store = ArtifactStore(root=str(runs.project.storage.artifacts))
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        rows = read_predictions(connection, store, challenger["summary"])
+        test = rows[rows["split"] == "test"].reset_index(drop=True)
+        values = OutcomeValues(test["money_if_flagged"].to_numpy(), test["money_if_not_flagged"].to_numpy())
+        result = beats_champion(connection, store, catalog, demanding, state.challenger, test, values,
+                                test["flagged"].to_numpy(), seed=model.algorithm.seed)
+    assert not result["passed"]
+    assert result["why"].startswith(f"does not beat the champion by the margin of {details['gain'] + 1:,.0f} USD")
+
+    # deployment re-verifies the stored gate and promotes it
+    deployed = runs.deploy(state.challenger_run)
+    assert deployed.success, deployed.failures
+    assert runs.query("SELECT model_version FROM registry.promotions ORDER BY promotion_id") == [
+        (state.champion,), (state.challenger,)]
+
+
+def test_the_champion_that_cannot_be_scored_fails_the_comparison(runs, state):
+    # the champion was trained on aircraft_and_destination; its SQL changes; the challenger does not use it
+    path = runs.project.specs_dir / "features" / "aircraft_and_destination.yaml"
+    document = load_yaml(path)
+    assert "planes.seats " in document["sql"]
+    document["sql"] = document["sql"].replace("planes.seats ", "planes.seats * 1 ")
+    write_yaml(path, document)
+    challenger = january_model(features=["departure_hour", "carrier_code", "eve_day_precip_in",
+                                         "carrier_disruption_rate_14d"])
+    trained = runs.train(challenger)
+    assert not trained.outcome.success
+    check = trained.evaluation["summary"]["gate"]["beats_champion"]
+    assert not check["passed"]
+    assert check["why"].startswith(f"the champion {state.champion} cannot be scored on this run's test rows, so the "
+                                   f"challenger cannot be shown to beat it: feature set 'aircraft_and_destination' "
+                                   f"changed since {state.champion} was trained")
+    assert trained.champion["model_version"] == state.champion
+    # the way out, stated in the spec: waive the comparison; the new model then deploys
+    challenger["gate"]["min_gain_over_champion"] = None
+    waived = runs.train(challenger)
+    assert waived.outcome.success, waived.outcome.failures
+    check = waived.evaluation["summary"]["gate"]["beats_champion"]
+    assert check["passed"] and check["details"]["waived"]
+    assert check["why"].startswith("waived by the spec (gate.min_gain_over_champion is null), so it passes; the "
+                                   f"champion {state.champion} cannot be scored on this run's test rows: feature set")
+    assert waived.champion["model_version"] == waived.evaluation["model_version"]
+
+
+def test_deployment_compares_again_when_the_champion_changed_since_the_evaluation(runs, state):
+    other = strong_model()
+    other["algorithm"]["seed"] = 7  # as good as the challenger, within noise
+    evaluated = runs.train(other, deploy=False)
+    assert evaluated.outcome.success, evaluated.outcome.failures
+    assert evaluated.evaluation["summary"]["gate"]["beats_champion"]["details"]["champion"] == state.champion
+    assert runs.deploy(state.challenger_run).success
+    refused = runs.deploy(evaluated.training_run)
+    assert not refused.success
+    assert any(f"the champion changed since it was evaluated (compared with {state.champion}, now "
+               f"{state.challenger}) and, compared again, beats_champion fails: " in failure
+               for failure in refused.failures), refused.failures
+    assert runs.query("SELECT count(*) FROM registry.promotions") == [(2,)]
+
+
+def test_the_challenger_scores_in_shadow_and_is_compared_in_money(runs, state):
+    assert runs.score(*FEBRUARY).success
+    shadow = runs.query("SELECT model_version, count(*), count(promotion_id), any_value(shadowing), "
+                        "count(DISTINCT code_version) FROM predictions.flight_delay__shadow GROUP BY ALL")
+    production = runs.query("SELECT count(*) FROM predictions.flight_delay__latest "
+                            "WHERE partition_date BETWEEN DATE '2013-02-01' AND DATE '2013-02-02'")
+    assert shadow == [(state.challenger, production[0][0], 0, state.champion, 1)]
+    # the comparison, measured independently in SQL on the same rows
+    expected = runs.query(
+        "WITH o AS (SELECT flight_id, (dep_time IS NULL OR dep_delay > 15) AS label, "
+        "  0.30 * 75 * coalesce(dep_delay, 180) - 500 AS tp FROM source.flights) "
+        "SELECT sum(CASE WHEN p.flagged THEN CASE WHEN o.label THEN o.tp ELSE -500 END ELSE 0 END), "
+        "       sum(CASE WHEN s.flagged THEN CASE WHEN o.label THEN o.tp ELSE -500 END ELSE 0 END), count(*) "
+        "FROM predictions.flight_delay__latest p JOIN predictions.flight_delay__shadow s USING (flight_id) "
+        "JOIN o USING (flight_id)")[0]
+    catalog = load_catalog(runs.project.specs_dir, runs.project.root)
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        comparison = shadow_comparison(connection, catalog, catalog.models[MODEL], state.challenger)
+    assert (comparison["champion_money"], comparison["challenger_money"], comparison["rows"]) == expected
+    assert comparison["days"] == 2 and comparison["champions"] == [state.champion]
+    low, high = comparison["gain_interval_95"]
+    assert low <= comparison["gain"] <= high
+    metadata = latest_event(["predictions", MODEL]).asset_materialization.metadata
+    assert metadata["shadow_model_version"].value == state.challenger
+    assert metadata["shadow_comparison"].value.startswith(f"on {expected[2]:,} labelled rows of 2 day(s)")
+    assert metadata["shadow_gain_USD"].value == round(comparison["gain"], 2)
