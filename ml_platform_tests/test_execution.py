@@ -138,9 +138,11 @@ def test_the_gate_blocks_a_worse_model_and_the_champion_keeps_scoring(make_proje
     worse["gate"] = {"min_money": 0, "min_roc_auc": 0.6}
     write_yaml(project.specs_dir / "flight_delay.yaml", worse)
     blocked = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)
-    training = blocked.runs[2]
+    training = next(run for run in blocked.runs if run.job == training_job_name("flight_delay"))
     assert not training.success
     assert any(failure.startswith("gate check roc_auc_floor failed") for failure in training.failures)
+    assert any(failure.startswith("gate check beats_champion failed: does not beat the champion")
+               for failure in training.failures), training.failures
     assert blocked.evaluation["gate_passed"] is False
     assert blocked.champion["model_version"] == champion
     assert query(project, "SELECT count(*) FROM registry.promotions") == [(1,)]
