@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from ml_platform.storage import registry
 
 LOCK_WAIT_SECONDS = 60.0
 SHOWN_CHOICES = 8
+_ABBREVIATION = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{4,}")  # a model's name and the start of a version's hash
 
 
 class ProvenanceInputError(ValueError):
@@ -78,13 +80,30 @@ def require_model(connection: duckdb.DuckDBPyConnection, model: str) -> None:
                                    f"(models with training runs: {choices(known)})")
 
 
+def known_versions(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every model version in the registry, newest first."""
+    return [row[0] for row in connection.execute(
+        "SELECT model_version FROM registry.models GROUP BY 1 ORDER BY max(created_at) DESC").fetchall()]
+
+
+def resolve_version(connection: duckdb.DuckDBPyConnection, given: str) -> str | None:
+    """The version `given` names: itself, or the only version it abbreviates (e.g. flight_delay-7588); else None."""
+    versions = known_versions(connection)
+    if given in versions or not _ABBREVIATION.fullmatch(given):
+        return given if given in versions else None
+    matches = [version for version in versions if version.startswith(given)]
+    if len(matches) > 1:
+        raise ProvenanceInputError(f"'{given}' abbreviates several model versions ({choices(matches)}): "
+                                   f"give more of it")
+    return matches[0] if matches else None
+
+
 def model_rows(connection: duckdb.DuckDBPyConnection, model_version: str) -> list[dict]:
     """The registry rows of a model version, oldest first (two training runs can produce the identical artifact)."""
-    rows = registry.fetch_all(connection, "models", order_by="created_at", model_version=model_version)
-    if rows:
-        return rows
-    versions = [row[0] for row in connection.execute(
-        "SELECT model_version FROM registry.models GROUP BY 1 ORDER BY max(created_at) DESC").fetchall()]
+    resolved = resolve_version(connection, model_version)
+    if resolved is not None:
+        return registry.fetch_all(connection, "models", order_by="created_at", model_version=resolved)
+    versions = known_versions(connection)
     raise ProvenanceInputError(f"unknown model version '{model_version}'{did_you_mean(model_version, versions)} "
                                f"(versions in the registry, newest first: {choices(versions)})")
 

@@ -82,6 +82,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
     output = _check_output(output, project.storage.artifacts)
     with open_registry(project.storage.warehouse) as connection:
         recorded, *also = model_rows(connection, model_version)
+        model_version = recorded["model_version"]  # in full, when an abbreviation was given
         snapshot = snapshot_row(connection, recorded["model"], recorded["training_run"])
         payload = recorded_payload(connection, recorded["spec_hash"])
         spec_recorded_at = registry.fetch_one(connection, "specs", spec_hash=recorded["spec_hash"])["recorded_at"]

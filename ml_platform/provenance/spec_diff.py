@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ml_platform.project import Project
 from ml_platform.provenance.describe import count
-from ml_platform.provenance.records import ProvenanceInputError, choices, open_registry, recorded_payload
+from ml_platform.provenance.records import (
+    ProvenanceInputError, choices, known_versions, open_registry, recorded_payload, resolve_version)
 from ml_platform.provenance.spec_text import spec_yaml
 from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
 from ml_platform.specs.errors import SpecErrors, did_you_mean
@@ -82,10 +83,10 @@ def recorded_side(project: Project, given: str) -> SpecSide:
     """The spec recorded for a training run, named by its key or by the model version it trained."""
     with open_registry(project.storage.warehouse) as connection:
         runs = registry.fetch_all(connection, "snapshots", training_run=given)
-        rows = runs or registry.fetch_all(connection, "models", order_by="created_at", model_version=given)
+        version = None if runs else resolve_version(connection, given)
+        rows = runs or registry.fetch_all(connection, "models", order_by="created_at", model_version=version)
         if not rows:
-            versions = [found[0] for found in connection.execute(
-                "SELECT model_version FROM registry.models GROUP BY 1 ORDER BY max(created_at) DESC").fetchall()]
+            versions = known_versions(connection)
             raise ProvenanceInputError(f"'{given}' is neither a spec file, a model version nor a training run in "
                                        f"the registry{did_you_mean(given, versions)} "
                                        f"(versions, newest first: {choices(versions)})")
@@ -97,7 +98,7 @@ def recorded_side(project: Project, given: str) -> SpecSide:
         payload = recorded_payload(connection, row["spec_hash"])
     if runs:
         return SpecSide(f"training run {given} of {row['model']} (spec hash {row['spec_hash']})", payload)
-    return SpecSide(f"{given} (training run {row['training_run']}, spec hash {row['spec_hash']})", payload)
+    return SpecSide(f"{version} (training run {row['training_run']}, spec hash {row['spec_hash']})", payload)
 
 
 def side(project: Project, given: str) -> SpecSide:

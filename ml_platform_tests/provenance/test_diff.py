@@ -68,9 +68,11 @@ def test_diff_of_a_changed_feature_set_in_another_specs_folder_against_a_model_v
 
 
 def test_diff_of_todays_spec_file_and_the_champion_it_trained_finds_nothing(history, capsys):
-    assert main(history.run("diff", str(history.project.specs_dir / "flight_delay.yaml"), history.second)) == 0
+    abbreviated = history.second[:-6]  # like a short git hash: the model's name and the start of the version's hash
+    assert main(history.run("diff", str(history.project.specs_dir / "flight_delay.yaml"), abbreviated)) == 0
     output = capsys.readouterr().out
     spec_hash = fetch(history.project, "models", model_version=history.second)["spec_hash"]
+    assert f"\n+++ B: {history.second} (training run {history.second_run}, spec hash {spec_hash})\n" in output
     assert output.endswith(f"no differences: both define spec hash {spec_hash} (the model, its 1 feature set "
                            f"and 1 source)\n")
 
