@@ -62,11 +62,20 @@ class ArtifactStore(dg.ConfigurableResource):
             try:
                 os.link(temporary_path, final)  # fails when the name exists: never replaces a stored artifact
             except FileExistsError:
-                self.verify(final.relative_to(self._root()).as_posix(), sha256)
+                self._check_existing(final, sha256)
             size = final.stat().st_size
         finally:
             temporary_path.unlink(missing_ok=True)
         return StoredArtifact(final.relative_to(self._root()).as_posix(), sha256, size)
+
+    def _check_existing(self, final: Path, sha256: str) -> None:
+        """The file already stored under this content's name must hold this content; it is never replaced."""
+        relative = final.relative_to(self._root()).as_posix()
+        actual = file_sha256(final)
+        if actual != sha256:
+            raise TamperedArtifactError(
+                f"artifact {relative} was modified: its SHA-256 is {actual}, its name says {sha256}; the same "
+                f"content was written again and the stored file is left as it is, for inspection, not replaced")
 
     def verify(self, relative_path: str, sha256: str) -> Path:
         """The artifact's absolute path, after checking its bytes still hash to sha256."""
