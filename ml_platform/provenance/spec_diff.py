@@ -37,12 +37,13 @@ def _specs_folder(path: Path) -> Path | None:
     return next((parent for parent in path.parents if parent.name == "model_specs"), None)
 
 
-def _load(specs_dir: Path, shown: str) -> Catalog:
+def _load(specs_dir: Path, heading: str, renamed: tuple[str, str] | None = None) -> Catalog:
+    """The catalog of a specs folder; its errors under a heading, a temporary file shown by its real name."""
     try:
         return load_catalog(specs_dir, specs_dir.parent)
     except SpecErrors as errors:
-        raise ProvenanceInputError(f"{shown} cannot be read with the specs it depends on ({specs_dir}):\n"
-                                   f"{errors}") from errors
+        text = str(errors).replace(*renamed) if renamed else str(errors)
+        raise ProvenanceInputError(f"{heading}:\n{text}") from errors
 
 
 def _model_declared_in(catalog: Catalog, path: Path, shown: str):
@@ -60,11 +61,11 @@ def file_side(project: Project, given: str) -> SpecSide:
     path = Path(given).resolve()
     folder = _specs_folder(path)
     if folder is not None:
-        catalog = _load(folder, given)
+        catalog = _load(folder, f"{given} cannot be read with the specs of {folder}")
         model = _model_declared_in(catalog, path, given)
         return SpecSide(f"{given} (spec hash {catalog.spec_hash(model)})", catalog.model_payload(model))
     # a file outside any specs folder: read it with the project's sources and feature library
-    library = _load(project.specs_dir, str(project.specs_dir))
+    library = _load(project.specs_dir, f"the specs of {project.specs_dir} do not load")
     with tempfile.TemporaryDirectory(prefix="ml_platform-diff-") as scratch:
         specs_dir = Path(scratch) / "model_specs"
         for (kind, _), relative in library.files.items():
@@ -74,7 +75,8 @@ def file_side(project: Project, given: str) -> SpecSide:
                 shutil.copyfile(library.project_dir / relative, target)
         copy = specs_dir / path.name
         shutil.copyfile(path, copy)
-        catalog = _load(specs_dir, f"{given} (with the sources and feature sets of {project.specs_dir})")
+        catalog = _load(specs_dir, f"{given} cannot be read with the sources and feature sets of "
+                                   f"{project.specs_dir}", (f"model_specs/{path.name}", given))
         model = _model_declared_in(catalog, copy.resolve(), given)
         return SpecSide(f"{given} (spec hash {catalog.spec_hash(model)})", catalog.model_payload(model))
 

@@ -6,7 +6,7 @@ import shutil
 
 from ml_platform.cli import main
 
-from ml_platform_tests.conftest import load_yaml, write_yaml
+from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
 from ml_platform_tests.provenance.helpers import fetch
 
 
@@ -90,3 +90,12 @@ def test_diff_names_what_was_given_when_it_is_neither_a_file_nor_a_version(histo
     assert capsys.readouterr().err.strip() == (
         f"error: {feature_set} declares the feature set 'flight_schedule': diff compares models "
         f"(give a model spec file or a model version)")
+
+
+def test_diff_of_an_invalid_spec_file_names_the_file_and_its_errors(history, tmp_path, capsys):
+    candidate = write_yaml(tmp_path / "candidate.yaml", january_model(features=["departure_hourr"]))
+    assert main(history.run("diff", str(candidate), history.second)) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {candidate} cannot be read with the sources and feature sets of "
+                            f"{history.project.specs_dir}:\n")
+    assert f"  - {candidate}: model 'flight_delay', field 'features[0]': unknown feature 'departure_hourr'" in error
