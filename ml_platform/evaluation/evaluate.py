@@ -94,6 +94,8 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
     money = values.money(flags)
     days = test["partition_date"].to_numpy()
     low, high = bootstrap_interval(flags, values, seed=model.algorithm.seed, groups=days)
+    # for comparison only: resampling single rows ignores that flights of one day share its weather
+    rows_low, rows_high = bootstrap_interval(flags, values, seed=model.algorithm.seed)
     do_nothing, perfect = values.do_nothing(), values.perfect()
     thresholds = np.round(np.linspace(0.0, 1.0, CURVE_POINTS), 4)
     return {
@@ -112,6 +114,7 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
             "money_interval_95": [low, high],
             "money_interval_method": f"percentile bootstrap over the {len(np.unique(days))} test days "
                                      f"({RESAMPLES} resamples of whole days)",
+            "money_interval_95_rows": [rows_low, rows_high],
             "money_do_nothing": do_nothing,
             "money_perfect": perfect,
             "share_of_perfect": (money - do_nothing) / (perfect - do_nothing) if perfect != do_nothing

@@ -4,6 +4,7 @@ import dagster as dg
 from ml_platform.resources import Warehouse
 
 from ml_platform.evaluation.evaluate import CHECK_ORDER, evaluate
+from ml_platform.evaluation.plots import PLOTS
 from ml_platform.evaluation.store import report_with_inline_plots, store_evaluation
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key
@@ -86,8 +87,9 @@ def _metadata(artifacts: ArtifactStore, summary: dict, row: dict) -> dict:
     if "predictions" in files:
         metadata["predictions_file"] = dg.MetadataValue.path(str(artifacts.path_of(files["predictions"]["path"])))
         metadata["predictions_rows"] = files["predictions"]["rows"]
-    for name, plot in files.get("plots", {}).items():
-        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(plot["path"])))
+    plots = files.get("plots", {})
+    for name in (name for name in PLOTS if name in plots):
+        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(plots[name]["path"])))
     return metadata
 
 

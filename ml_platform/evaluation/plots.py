@@ -50,7 +50,12 @@ def _png(figure) -> bytes:
 def _money_axis(axes, currency: str, axis: str = "y") -> None:
     from matplotlib.ticker import FuncFormatter
 
-    formatter = FuncFormatter(lambda value, _: f"{value / 1000:,.0f}k" if abs(value) >= 10_000 else f"{value:,.0f}")
+    def text(value: float, _position) -> str:
+        if abs(value) >= 1_000_000:
+            return f"{value / 1_000_000:,.1f}M"
+        return f"{value / 1000:,.0f}k" if abs(value) >= 10_000 else f"{value:,.0f}"
+
+    formatter = FuncFormatter(text)
     (axes.yaxis if axis == "y" else axes.xaxis).set_major_formatter(formatter)
     (axes.set_ylabel if axis == "y" else axes.set_xlabel)(f"money ({currency})", fontsize=8)
 
@@ -137,13 +142,15 @@ def money_by_slice_figure(summary: dict, most: int = 16):
     money = [row["money"] for row in table][::-1]
     perfect = [row["perfect"] for row in table][::-1]
     positions = np.arange(len(names))
-    axes.barh(positions, perfect, height=0.8, color=GREY, alpha=0.3, label="perfect model")
-    axes.barh(positions, money, height=0.5, color=[GREEN if value >= 0 else RED for value in money],
-              label="model at the chosen threshold")
+    from matplotlib.patches import Patch
+
+    axes.barh(positions, perfect, height=0.8, color=GREY, alpha=0.3)
+    axes.barh(positions, money, height=0.5, color=[GREEN if value >= 0 else RED for value in money])
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_yticks(positions, names, fontsize=7)
     _money_axis(axes, currency, axis="x")
-    axes.legend(fontsize=7, loc="best")
+    axes.legend(handles=[Patch(color=GREEN, label="model makes money"), Patch(color=RED, label="model loses money"),
+                         Patch(color=GREY, alpha=0.3, label="a perfect model")], fontsize=7, loc="best")
     return figure
 
 

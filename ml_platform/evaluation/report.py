@@ -14,6 +14,15 @@ def _percent(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}%"
 
 
+def _row_interval(test: dict, currency: str) -> str:
+    """The interval from resampling single rows, shown to explain why the day-resampled one is wider."""
+    if "money_interval_95_rows" not in test:
+        return ""
+    low, high = test["money_interval_95_rows"]
+    return (f" Resampling single rows instead of days would give {_money(low, currency)} to {_money(high, currency)}:"
+            f" too narrow, as rows of one day share its conditions.")
+
+
 def _image(images: dict[str, str], name: str) -> list[str]:
     return ["", f"![{PLOTS[name]}]({images[name]})"] if name in images else []
 
@@ -66,7 +75,7 @@ def render_report(summary: dict, images: dict[str, str] | None = None) -> str:
         f"{_money(high, currency)}, {test.get('money_interval_method', 'bootstrap')}), against "
         f"{_money(test['money_do_nothing'], currency)} for doing nothing and "
         f"{_money(test['money_perfect'], currency)} for a perfect model ({_percent(test['share_of_perfect'])} of "
-        f"the possible gain).",
+        f"the possible gain).{_row_interval(test, currency)}",
         "",
         f"Decision threshold {summary['threshold']:.4f}, chosen on the validation window "
         f"{summary['validation']['window'][0]} to {summary['validation']['window'][1]} (where it made "
