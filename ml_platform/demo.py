@@ -21,6 +21,7 @@ from ml_platform.build import DAILY_JOB, REFERENCE_JOB, build_definitions, scori
 from ml_platform.evaluation.evaluate import ordered_checks
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.partitions import training_run_key, training_runs
+from ml_platform.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.loader import load_catalog
@@ -156,10 +157,21 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
     chain = Chain(project, catalog, say)
     first, last = data_window(catalog, model_name, score_days)
     score_window = (model.split.test.end + dt.timedelta(days=1), last)
-    say(f"[1/4] reference sources")
-    _require(chain.run(REFERENCE_JOB, "load reference sources"))
+    with project_warehouse(project) as connection:
+        reference_plan = plan_reference_sources(connection, catalog)
+    say("[1/4] reference sources")
+    if reference_plan.up_to_date:
+        say("     up to date: every reference source is stored from the same file and spec; no run needed")
+    else:
+        _require(chain.run(REFERENCE_JOB, f"load reference sources: {reference_plan.describe()}"))
+    with project_warehouse(project) as connection:
+        daily_plan = plan_daily(connection, catalog, first, last)
     say(f"[2/4] daily sources and features, {first} to {last} ({(last - first).days + 1} days)")
-    _require(chain.run(DAILY_JOB, "load daily sources and compute features", date_range=(first, last)))
+    if daily_plan.up_to_date:
+        say("     up to date: every partition is stored at the version it would get; no run needed")
+    else:
+        _require(chain.run(DAILY_JOB, f"load and compute stale partitions: {daily_plan.describe()}",
+                           date_range=(first, last)))
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
     training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
