@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain, run_chain
+from ml_platform.demo import Chain, DemoError, run_chain
 from ml_platform.features import functions
 from ml_platform.sources.loading import source_file
 from ml_platform.specs.loader import load_catalog
@@ -163,3 +163,24 @@ def test_a_hyper_parameter_change_recomputes_no_feature(make_project, dagster_ho
     assert all(run.success for run in second.runs[:2])
     assert {name: _metadata(f"features/{name}")["recomputed_days"] for name in SETS} == {name: 0 for name in SETS}
     assert second.evaluation["model_version"] != ""
+
+
+def test_a_changed_feature_set_retrains_and_the_new_model_is_compared_with_the_champion(make_project, dagster_home):
+    """After a feature set changes, the champion cannot score with today's features any more: the challenger is
+    compared with the test predictions the champion's own evaluation stored, on the same rows; and production
+    scoring refuses to feed the champion features it never saw, saying so, rather than scoring skewed."""
+    project = make_project()
+    first = run_chain(project, "flight_delay", score_days=1, say=lambda line: None)
+    path = project.specs_dir / "features" / "origin_weather_eve.yaml"
+    spec = load_yaml(path)
+    spec["sql"] = spec["sql"].replace("WHERE hour < 18", "WHERE hour < 17")
+    write_yaml(path, spec)
+    lines: list[str] = []
+    try:
+        run_chain(project, "flight_delay", score_days=1, say=lines.append)
+    except DemoError as error:  # the challenger lost (this change makes it worse on January): nothing can score
+        assert "feature set 'origin_weather_eve' changed since" in str(error)
+        assert "retrain and deploy a new version first" in str(error)
+    output = "\n".join(lines)
+    assert f"for champion {first.champion['model_version']} on the same 5,144 test rows" in output
+    assert "cannot be scored" not in output

@@ -41,6 +41,12 @@ def champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     keys = list(catalog.sources[model.entity].keys)
     start, end = window_of(rows)
     threshold = float(evaluation["summary"]["threshold"])
+    stored = _stored_decisions(connection, artifacts, evaluation, keys, rows, threshold)
+    if stored is not None:
+        return stored, {"champion": champion["model_version"], "champion_training_run": champion["training_run"],
+                        "champion_promotion_id": int(champion["promotion_id"]), "champion_threshold": threshold,
+                        "rows_outside_champion_filter": 0,
+                        "champion_scores_from": "its own evaluation on the same test rows"}
     spec, scored = score_rows(connection, artifacts, catalog, model_row, threshold, start, end)
     if spec.entity != model.entity:
         raise ScoringError(f"{champion['model_version']} predicts for '{spec.entity}' rows, this model for "
@@ -51,6 +57,29 @@ def champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     return flags, {"champion": champion["model_version"], "champion_training_run": champion["training_run"],
                    "champion_promotion_id": int(champion["promotion_id"]), "champion_threshold": threshold,
                    "rows_outside_champion_filter": outside}
+
+
+def _stored_decisions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, evaluation: dict,
+                      keys: list[str], rows: pd.DataFrame, threshold: float) -> np.ndarray | None:
+    """The champion's decisions from the test predictions its own evaluation stored, when they cover every row.
+
+    Those scores were made with the features the champion was trained on, so the comparison stays possible after
+    a feature set changed (the change that the challenger is usually about); otherwise None.
+    """
+    from ml_platform.evaluation.store import read_predictions  # store imports the evaluation, which imports this
+
+    try:
+        stored = read_predictions(connection, artifacts, evaluation["summary"])
+    except FileNotFoundError:
+        return None
+    stored = stored[stored["split"] == "test"] if "split" in stored else stored
+    if not set(keys) <= set(stored.columns) or "score" not in stored:
+        return None
+    joined = rows[keys].merge(stored[keys + ["score"]].drop_duplicates(keys), on=keys, how="left",
+                              validate="one_to_one")
+    if joined["score"].isna().any():
+        return None
+    return (joined["score"].to_numpy(dtype=float) >= threshold)
 
 
 def _money(value: float, currency: str) -> str:
