@@ -19,7 +19,7 @@ REPOSITORY_MODEL = (SPECS / "flight_delay.yaml").read_text(encoding="utf-8")
 LABEL = 'label:\n  task: binary_classification\n  expression: "dep_time IS NULL OR dep_delay > 15"\n'
 
 TYPOS = {
-    "unknown feature": (("  - eve_temp_f\n", "  - eve_tmp_f\n"), "features[8]",
+    "unknown feature": (("  - eve_temp_f\n", "  - eve_tmp_f\n"), "features[9]",
                         "unknown feature 'eve_tmp_f'; did you mean 'eve_temp_f'?"),
     "unknown algorithm": (
         ("kind: lightgbm", "kind: lightgmb"), "algorithm.kind", "given 'lightgmb'; did you mean 'lightgbm'?"),
@@ -52,7 +52,7 @@ def test_a_valid_model_next_to_a_broken_one_does_not_hide_its_errors(tmp_path):
         load(root)
 
     assert [(error.file, error.field) for error in caught.value.errors] == [
-        ("model_specs/flight_delay_v2.yaml", "features[8]"), ("model_specs/flight_delay_v2.yaml", "money.currency")]
+        ("model_specs/flight_delay_v2.yaml", "features[9]"), ("model_specs/flight_delay_v2.yaml", "money.currency")]
 
 
 def test_two_broken_models_are_both_reported(tmp_path):
@@ -63,7 +63,7 @@ def test_two_broken_models_are_both_reported(tmp_path):
     errors = errors_of(make_specs(tmp_path, {"flight_delay.yaml": first, "flight_delay_v2.yaml": second}))
 
     assert [error.split(": ", 2)[:2] for error in errors] == [
-        ["model_specs/flight_delay.yaml", "model 'flight_delay', field 'features[8]'"],
+        ["model_specs/flight_delay.yaml", "model 'flight_delay', field 'features[9]'"],
         ["model_specs/flight_delay_v2.yaml", "model 'flight_delay_v2', field 'algorithm.kind'"],
     ]
 
@@ -89,7 +89,7 @@ def test_a_typo_next_to_a_broken_feature_set_is_still_reported(tmp_path):
 
     assert errors[0] == ("model_specs/features/flight_schedule.yaml: feature set 'flight_schedule', field 'entity': "
                          "Input should be a valid string (given ['flights'])")
-    assert errors[1].startswith("model_specs/flight_delay.yaml: model 'flight_delay', field 'features[8]': "
+    assert errors[1].startswith("model_specs/flight_delay.yaml: model 'flight_delay', field 'features[9]': "
                                 "unknown feature 'eve_tmp_f'; did you mean 'eve_temp_f'? (allowed: ")
     assert errors[1].endswith(") (a spec file failed to load: see its errors)")
     assert len(errors) == 2
