@@ -88,7 +88,8 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                reasons.append(f"gate check {evaluation.check_name} failed: {evaluation.description}")
+                kind = "gate check" if evaluation.asset_key.path[0] == "evaluation" else "data check"
+                reasons.append(f"{kind} {evaluation.check_name} failed: {evaluation.description}")
     return reasons
 
 
@@ -104,7 +105,8 @@ class Chain:
         self.runs: list[RunOutcome] = []
 
     def run(self, job: str, label: str, partition_key: str | None = None,
-            date_range: tuple[dt.date, dt.date] | None = None) -> RunOutcome:
+            date_range: tuple[dt.date, dt.date] | None = None,
+            assets: list[dg.AssetKey] | None = None) -> RunOutcome:
         """Execute one job in the instance and report how it went."""
         tags = {"ml_platform/chain": label}
         if date_range is not None:
@@ -113,7 +115,8 @@ class Chain:
         self.say(f"  -> {label} ...")
         started = time.perf_counter()
         result = self.definitions.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET, raise_on_error=False)
+            instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET, raise_on_error=False,
+            asset_selection=assets)
         outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result))
         self.runs.append(outcome)
         status = "done" if outcome.success else "FAILED"
@@ -171,7 +174,7 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
         say("     up to date: every partition is stored at the version it would get; no run needed")
     else:
         _require(chain.run(DAILY_JOB, f"load and compute stale partitions: {daily_plan.describe()}",
-                           date_range=(first, last)))
+                           date_range=(first, last), assets=daily_plan.assets_to_run(catalog)))
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
     training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)

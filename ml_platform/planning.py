@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import dagster as dg
 import duckdb
 
 from ml_platform.features.versions import stale_days
@@ -27,6 +28,19 @@ class Plan:
     @property
     def up_to_date(self) -> bool:
         return not self.stale
+
+    def assets_to_run(self, catalog: Catalog) -> list[dg.AssetKey] | None:
+        """The assets a run needs: only stale feature sets and the sets using them, or None (the whole job)
+        when a source is stale, since every feature reading it may change once it is loaded."""
+        stale = {asset.split("/", 1)[1] for asset in self.stale if asset.startswith("features/")}
+        if not stale or len(stale) != len(self.stale):
+            return None
+        while True:
+            users = {name for name, feature_set in catalog.feature_sets.items() if stale & set(feature_set.uses)}
+            if users <= stale:
+                break
+            stale |= users
+        return [dg.AssetKey(["features", name]) for name in sorted(stale)]
 
     def describe(self) -> str:
         """One line saying what is stale."""

@@ -55,8 +55,8 @@ def _stored(project):
 
 
 def _failed_checks(outcome) -> dict[str, str]:
-    return {failure.split(" failed: ")[0].removeprefix("gate check "): failure.split(" failed: ")[1]
-            for failure in outcome.failures if failure.startswith("gate check ")}
+    return {failure.split(" failed: ")[0].removeprefix("data check "): failure.split(" failed: ")[1]
+            for failure in outcome.failures if failure.startswith("data check ")}
 
 
 @pytest.mark.parametrize("content, check, message", [
