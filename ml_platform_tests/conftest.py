@@ -76,3 +76,14 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def day(text: str) -> dt.date:
     """A date from ISO text."""
     return dt.date.fromisoformat(text)
+
+
+def route_load_feature_set(name: str = "route_load", feature: str = "hour_share_of_day") -> dict:
+    """A feature set that uses another one (flight_schedule): the share of its day's departures in a flight's hour."""
+    return {
+        "spec_version": 1, "kind": "feature_set", "name": name, "owner": "team:flight-ops-ds",
+        "description": "How busy the flight's origin is in its hour, relative to its day.", "entity": "flights",
+        "uses": ["flight_schedule"], "known_by": {"days_before": 1, "time": "00:00"},
+        "sql": f"SELECT flight_id, origin_departures_that_hour / origin_departures_that_day AS {feature} "
+               f"FROM entity JOIN flight_schedule USING (flight_id)",
+        "features": {feature: {"type": "number", "description": "share of the day's departures"}}}

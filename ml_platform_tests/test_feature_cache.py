@@ -15,7 +15,7 @@ from ml_platform.features import functions
 from ml_platform.sources.loading import source_file
 from ml_platform.specs.loader import load_catalog
 
-from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
+from ml_platform_tests.conftest import january_model, load_yaml, route_load_feature_set, write_yaml
 
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 1, 31))  # within the demo chain's window of the January project
 SETS = ("flight_schedule", "origin_weather_eve", "aircraft_and_destination", "disruption_history")
@@ -98,13 +98,7 @@ def test_a_changed_description_recomputes_nothing(csv_project):
 
 
 def test_a_feature_set_recomputes_when_a_feature_set_it_uses_changes(csv_project):
-    write_yaml(csv_project.specs_dir / "features" / "route_load.yaml", {
-        "spec_version": 1, "kind": "feature_set", "name": "route_load", "owner": "team:flight-ops-ds",
-        "description": "How busy the flight's origin is relative to its day.", "entity": "flights",
-        "uses": ["flight_schedule"], "known_by": {"days_before": 1, "time": "00:00"},
-        "sql": "SELECT flight_id, origin_departures_that_hour / origin_departures_that_day AS hour_share_of_day "
-               "FROM entity JOIN flight_schedule USING (flight_id)",
-        "features": {"hour_share_of_day": {"type": "number", "description": "share of the day's departures"}}})
+    write_yaml(csv_project.specs_dir / "features" / "route_load.yaml", route_load_feature_set())
     sets = SETS + ("route_load",)
     runner = Chain(csv_project, load_catalog(csv_project.specs_dir, csv_project.root), say=lambda line: None)
     assert runner.run(DAILY_JOB, "daily", date_range=JANUARY).success, runner.runs[-1].failures

@@ -7,18 +7,12 @@ import dagster as dg
 from ml_platform.planning import Plan
 from ml_platform.specs.loader import load_catalog
 
-from ml_platform_tests.conftest import write_yaml
+from ml_platform_tests.conftest import route_load_feature_set, write_yaml
 
 
 def test_a_stale_feature_set_runs_alone_with_the_sets_that_use_it(make_project):
     project = make_project()
-    write_yaml(project.specs_dir / "features" / "route_load.yaml", {
-        "spec_version": 1, "kind": "feature_set", "name": "route_load", "owner": "team:flight-ops-ds",
-        "description": "Share of the day's departures in the flight's hour.", "entity": "flights",
-        "uses": ["flight_schedule"], "known_by": {"days_before": 1, "time": "00:00"},
-        "sql": "SELECT flight_id, origin_departures_that_hour / origin_departures_that_day AS hour_share "
-               "FROM entity JOIN flight_schedule USING (flight_id)",
-        "features": {"hour_share": {"type": "number", "description": "share of the day's departures"}}})
+    write_yaml(project.specs_dir / "features" / "route_load.yaml", route_load_feature_set())
     catalog = load_catalog(project.specs_dir, project.root)
     assert Plan({"features/flight_schedule": 3}).assets_to_run(catalog) == [
         dg.AssetKey(["features", "flight_schedule"]), dg.AssetKey(["features", "route_load"])]

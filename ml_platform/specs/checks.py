@@ -147,15 +147,22 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
     return errors
 
 
+def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]]) -> tuple[SourceSpec | None, list[SpecError]]:
+    """The daily source a feature set or model describes, and the errors in its `entity` field."""
+    if spec.entity not in catalog.sources:
+        message = _unknown("source", spec.entity, catalog.sources, broken)
+        return None, [_error(catalog, spec, "entity", message)] if message else []
+    entity = catalog.sources[spec.entity]
+    if not entity.is_daily:
+        return entity, [_error(catalog, spec, "entity", f"source '{entity.name}' must have daily partitioning")]
+    return entity, []
+
+
 def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]],
                        connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    errors = []
-    if feature_set.entity not in catalog.sources:
-        message = _unknown("source", feature_set.entity, catalog.sources, broken)
-        return [_error(catalog, feature_set, "entity", message)] if message else []
-    entity = catalog.sources[feature_set.entity]
-    if not entity.is_daily:
-        errors.append(_error(catalog, feature_set, "entity", f"source '{entity.name}' must have daily partitioning"))
+    entity, errors = _daily_entity(catalog, feature_set, broken)
+    if entity is None:
+        return errors
     readable = {feature_set.entity: entity}
     for index, name in enumerate(feature_set.reads):
         if name in catalog.sources:
@@ -271,13 +278,9 @@ def _registered_functions(catalog: Catalog, feature_set: FeatureSetSpec) -> tupl
 
 def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]],
                  connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    errors = []
-    if model.entity not in catalog.sources:
-        message = _unknown("source", model.entity, catalog.sources, broken)
-        return [_error(catalog, model, "entity", message)] if message else []
-    entity = catalog.sources[model.entity]
-    if not isinstance(entity.partitioning, DailyPartitioning):
-        return errors + [_error(catalog, model, "entity", f"source '{entity.name}' must have daily partitioning")]
+    entity, errors = _daily_entity(catalog, model, broken)
+    if entity is None or errors:
+        return errors
     index = catalog.feature_index()
     predict_at = model.cadence.predict_at
     for position, feature in enumerate(model.features):
