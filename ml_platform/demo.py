@@ -245,6 +245,7 @@ def summary_text(project: Project, result: ChainResult) -> str:
                      f"{project.storage.warehouse}")
     lines += [
         f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)",
-        f"  then http://127.0.0.1:3000/asset-groups/{result.model} shows every asset this run materialized.",
+        f"  then http://127.0.0.1:3000/locations/ml_platform/asset-groups/{result.model} shows every asset "
+        f"this run materialized.",
     ]
     return "\n".join(lines)
