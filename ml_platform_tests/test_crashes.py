@@ -27,6 +27,9 @@ project = Project.at(sys.argv[1])
 runner = Chain(project, load_catalog(project.specs_dir, project.root), say=print)
 if sys.argv[2] == "daily":
     runner.run(DAILY_JOB, "daily", date_range=(dt.date(2013, 1, 1), dt.date(2013, 2, 2)))
+elif sys.argv[2] == "scoring":
+    from ml_platform.build import scoring_job_name
+    runner.run(scoring_job_name("flight_delay"), "scoring", date_range=(dt.date(2013, 2, 1), dt.date(2013, 2, 2)))
 else:
     key = runner.add_training_run("flight_delay")
     runner.run(training_job_name("flight_delay"), "training", partition_key=key)
@@ -96,3 +99,27 @@ def test_killed_while_writing_an_artifact_leaves_none_visible_and_a_rerun_comple
     assert runner.run(training_job_name("flight_delay"), "rerun", partition_key=key).success, runner.runs[-1].failures
     for path in visible_artifacts(project, "snapshots") + visible_artifacts(project, "models"):
         assert path.name.startswith(file_sha256(path)), f"{path} does not hold what its name promises"
+
+
+def test_killed_while_writing_predictions_leaves_the_day_unscored_and_a_rerun_scores_it(
+        make_project, dagster_home, tmp_path):
+    from ml_platform.build import scoring_job_name
+    from ml_platform.demo import run_chain
+
+    project = make_project()
+    first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)  # scores Feb 1 and 2
+    with open_warehouse(project.storage.warehouse) as connection:
+        before = connection.execute("SELECT count(*) FROM predictions.flight_delay").fetchall()
+    kill_at(project, "scoring", "predictions-written", tmp_path)
+    with open_warehouse(project.storage.warehouse) as connection:
+        assert connection.execute("SELECT count(*) FROM predictions.flight_delay").fetchall() == before
+    runner = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
+    import datetime as dt
+
+    assert runner.run(scoring_job_name("flight_delay"), "rerun",
+                      date_range=(dt.date(2013, 2, 1), dt.date(2013, 2, 2))).success, runner.runs[-1].failures
+    with open_warehouse(project.storage.warehouse) as connection:
+        days = connection.execute("SELECT DISTINCT partition_date, model_version FROM predictions.flight_delay__latest "
+                                  "ORDER BY 1").fetchall()
+    assert [str(day)[:10] for day, _ in days] == ["2013-02-01", "2013-02-02"]
+    assert {version for _, version in days} == {first.champion["model_version"]}

@@ -17,6 +17,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.faults import pause_point
 from ml_platform.storage.warehouse import quote, table, table_exists
 from ml_platform.training.fit import load_model
 
@@ -122,6 +123,7 @@ def _append(connection: duckdb.DuckDBPyConnection, target: str, output: pd.DataF
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+        pause_point("predictions-written")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
