@@ -44,3 +44,23 @@ def test_yaml_tags_that_would_run_code_are_refused(make_project):
     with pytest.raises(SpecErrors, match="evil.yaml"):
         load_catalog(project.specs_dir, project.root)
     assert not (project.root / "pwned").exists()
+
+
+def test_a_modified_model_file_is_refused_before_it_is_loaded(make_project, dagster_home):
+    import datetime as dt
+
+    from ml_platform.build import scoring_job_name
+    from ml_platform.demo import Chain, run_chain
+
+    project = make_project()
+    result = run_chain(project, "flight_delay", score_days=1, say=lambda line: None)
+    with open_warehouse(project.storage.warehouse) as connection:
+        path = connection.execute("SELECT path FROM registry.models").fetchall()[0][0]
+    artifact = project.storage.artifacts / path
+    artifact.write_bytes(artifact.read_bytes().replace(b'num_leaves=31', b'num_leaves=63'))
+    assert b'num_leaves=63' in artifact.read_bytes()
+    runner = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
+    outcome = runner.run(scoring_job_name("flight_delay"), "score", date_range=(dt.date(2013, 2, 1),) * 2)
+    assert not outcome.success
+    assert any(f"artifact {path} was modified" in failure for failure in outcome.failures), outcome.failures
+    assert result.champion is not None
