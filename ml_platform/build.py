@@ -69,8 +69,17 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
     return jobs
 
 
+# In-process unless a run asks for `execution: {config: {multiprocess: {...}}}`: the warehouse admits one writer
+# process at a time (parallel steps wait for its lock) and every extra process re-imports the code location.
+EXECUTOR = dg.multi_or_in_process_executor.configured(
+    lambda config: config, name="in_process_unless_configured",
+    config_schema=dg.Field(dg.Selector({"multiprocess": dg.Permissive(), "in_process": dg.Permissive()}),
+                           default_value={"in_process": {}}),
+)
+
+
 def build_definitions(catalog: Catalog, storage: StoragePaths) -> dg.Definitions:
-    """The project's Dagster definitions, run in-process: one DuckDB writer, no per-step process start-up."""
+    """The project's Dagster definitions, run in-process by default (see EXECUTOR)."""
     with warnings.catch_warnings():
         # single-run backfills and mappings that tolerate days before a source's first day are beta in 1.13
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -79,5 +88,5 @@ def build_definitions(catalog: Catalog, storage: StoragePaths) -> dg.Definitions
         assets=assets,
         jobs=build_jobs(catalog),
         resources=build_resources(storage),
-        executor=dg.in_process_executor,
+        executor=EXECUTOR,
     )

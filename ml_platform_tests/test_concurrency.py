@@ -38,3 +38,23 @@ def test_runs_started_at_once_all_succeed_and_every_write_lands(make_project, da
     assert days == [(31, 27004)]
     assert features == [(31, 27004)]
     assert versions == [(31,)]
+
+
+def test_a_backfill_with_the_multiprocess_executor_runs_steps_in_parallel_processes_without_lock_failures(
+        make_project, dagster_home):
+    project = make_project()
+    assert Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None).run(
+        REFERENCE_JOB, "reference").success
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    completed = subprocess.run(
+        [dagster, "asset", "materialize", "-m", "ml_platform.definitions", "--select", SELECTION,
+         "--partition-range", "2013-01-01...2013-01-31",
+         "--config-json", '{"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}'],
+        cwd=project.root, env={**os.environ, "ML_PLATFORM_PROJECT": str(project.root)},
+        capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Executing steps using multiprocess executor" in completed.stderr
+    with open_warehouse(project.storage.warehouse) as connection:
+        for name in ("flight_schedule", "origin_weather_eve", "aircraft_and_destination", "disruption_history"):
+            assert connection.execute(f"SELECT count(DISTINCT partition_date), count(*) FROM features.{name}"
+                                      ).fetchall() == [(31, 27004)]
