@@ -18,7 +18,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import quote, table, table_exists
+from ml_platform.storage.warehouse import quote, table
 from ml_platform.training.fit import load_model
 
 PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
@@ -175,8 +175,3 @@ def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     _append(connection, shadow_table(model), output, None, list(catalog.sources[model.entity].keys))
     return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
             "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
-
-
-def has_predictions(connection: duckdb.DuckDBPyConnection, model: ModelSpec) -> bool:
-    """True once the model has scored anything."""
-    return table_exists(connection, "predictions", model.name)

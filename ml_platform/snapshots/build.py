@@ -12,7 +12,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal, table
+from ml_platform.storage.warehouse import date_literal, row_digests, table
 
 
 class SnapshotError(RuntimeError):
@@ -32,10 +32,7 @@ def _split_sql(model: ModelSpec, matrix_sql: str) -> str:
 def source_fingerprint(connection: duckdb.DuckDBPyConnection, name: str, start: dt.date | None,
                        end: dt.date | None) -> dict:
     """Row count and an order-independent content hash of a source (over [start, end] for a daily one)."""
-    where = f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}" if start else ""
-    count, digest = connection.execute(
-        f"SELECT count(*), coalesce(bit_xor(hash(source_row)), 0) FROM {table('source', name)} AS source_row {where}"
-    ).fetchall()[0]
+    count, digest = row_digests(connection, table("source", name), start, end)[0]
     return {"rows": count, "content_hash": f"{digest:016x}"}
 
 

@@ -11,7 +11,7 @@ import duckdb
 
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
-from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table
+from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, row_digests, table
 
 
 class SourceLoadError(RuntimeError):
@@ -115,22 +115,6 @@ def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, st
     return written
 
 
-def load_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path,
-                start: dt.date | None = None, end: dt.date | None = None) -> int:
-    """Stage, check and publish the source's rows; raise SourceLoadError naming every failed check."""
-    from ml_platform.partitions import days
-    from ml_platform.sources.checks import check_staged
-
-    staged, problems = stage_source(connection, source, project_dir, start, end)
-    if not problems:
-        keys = [day.isoformat() for day in days(start, end)] if start is not None else []
-        problems = [f"{outcome.name}: {outcome.message}"
-                    for outcome in check_staged(connection, source, staged, keys) if not outcome.passed]
-    if problems:
-        raise SourceLoadError(f"source '{source.name}' rejected, nothing written: {'; '.join(problems)}")
-    return publish_staged(connection, source, staged, start, end)
-
-
 def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:
     """SHA-256 (first 16 hex digits) of the source file's bytes."""
     from ml_platform.storage.artifacts import file_sha256
@@ -141,17 +125,12 @@ def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:
 def content_versions(connection: duckdb.DuckDBPyConnection, source: SourceSpec, start: dt.date | None = None,
                      end: dt.date | None = None) -> dict[str, str]:
     """An order-independent hash of the stored rows: per day of [start, end] for a daily source, else whole."""
+    from ml_platform.partitions import days
+
     target = table("source", source.name)
     if start is None:
-        digest = connection.execute(f"SELECT count(*), bit_xor(hash(row)) FROM {target} AS row").fetchall()[0]
-        return {"": f"{digest[0]}:{digest[1] or 0:016x}"}
-    rows = connection.execute(
-        f"SELECT partition_date, count(*), bit_xor(hash(row)) FROM {target} AS row "
-        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)} GROUP BY 1").fetchall()
-    found = {day.isoformat(): f"{count}:{digest:016x}" for day, count, digest in rows}
-    result = {}
-    current = start
-    while current <= end:
-        result[current.isoformat()] = found.get(current.isoformat(), "0:empty")
-        current += dt.timedelta(days=1)
-    return result
+        count, digest = row_digests(connection, target)[0]
+        return {"": f"{count}:{digest:016x}"}
+    found = {day.isoformat(): f"{count}:{digest:016x}"
+             for day, count, digest in row_digests(connection, target, start, end, by_day=True)}
+    return {day.isoformat(): found.get(day.isoformat(), "0:empty") for day in days(start, end)}

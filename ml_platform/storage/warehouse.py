@@ -112,10 +112,12 @@ def replace_date_range(connection: duckdb.DuckDBPyConnection, target: str, selec
     return written
 
 
-def rows_per_day(connection: duckdb.DuckDBPyConnection, target: str, start: dt.date, end: dt.date) -> dict[str, int]:
-    """Row count of each day of [start, end] present in target."""
-    rows = connection.execute(
-        f"SELECT partition_date, count(*) FROM {target} "
-        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1"
+def row_digests(connection: duckdb.DuckDBPyConnection, target: str, start: dt.date | None = None,
+                end: dt.date | None = None, by_day: bool = False) -> list[tuple]:
+    """Row count and an order-independent hash of target's rows (of [start, end]), whole or per partition_date."""
+    where = f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}" if start is not None else ""
+    day = "partition_date, " if by_day else ""
+    group = " GROUP BY 1" if by_day else ""
+    return connection.execute(
+        f"SELECT {day}count(*), coalesce(bit_xor(hash(stored_row)), 0) FROM {target} AS stored_row {where}{group}"
     ).fetchall()
-    return {day.isoformat(): count for day, count in rows}
