@@ -12,9 +12,10 @@ from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
+from ml_platform.partitions import run_split
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import GateSpec, ModelSpec
+from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import categorical_features, load_model
@@ -84,8 +85,12 @@ def _slice_money(frame: pd.DataFrame, flags: np.ndarray, values: OutcomeValues) 
 
 
 def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.ndarray, test: pd.DataFrame,
-              test_scores: np.ndarray) -> dict:
-    """Metrics and money of scored validation and test rows; the threshold is chosen on validation only."""
+              test_scores: np.ndarray, split: TimeSplit | None = None) -> dict:
+    """Metrics and money of scored validation and test rows; the threshold is chosen on validation only.
+
+    `split` is the training run's split (the spec's own when omitted); it names the reported windows.
+    """
+    split = split or model.split
     validation_values = OutcomeValues.from_frame(validation)
     threshold, validation_money = best_threshold(validation_scores, validation_values)
     values = OutcomeValues.from_frame(test)
@@ -104,12 +109,12 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
         "threshold": threshold,
         "threshold_chosen_on": "validation",
         "validation": {**classification_metrics(validation["label"].to_numpy(), validation_scores, threshold),
-                       "window": [str(model.split.validation.start), str(model.split.validation.end)],
+                       "window": [str(split.validation.start), str(split.validation.end)],
                        "money": validation_money, "money_do_nothing": validation_values.do_nothing(),
                        "money_perfect": validation_values.perfect()},
         "test": {
             **classification_metrics(test_label, test_scores, threshold),
-            "window": [str(model.split.test.start), str(model.split.test.end)],
+            "window": [str(split.test.start), str(split.test.end)],
             "money": money,
             "money_interval_95": [low, high],
             "money_interval_method": f"percentile bootstrap over the {len(np.unique(days))} test days "
@@ -162,7 +167,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
         raise EvaluationError(f"the validation or test window of '{model.name}' has no rows")
     validation_scores = predictor.predict(split["validation"])
     test_scores = predictor.predict(split["test"])
-    summary = summarize(model, split["validation"], validation_scores, split["test"], test_scores)
+    summary = summarize(model, split["validation"], validation_scores, split["test"], test_scores,
+                        run_split(model, training_run))
     summary.update({"training_run": training_run, "model_version": model_row["model_version"],
                     "snapshot_id": snapshot["snapshot_id"], "spec_hash": snapshot["spec_hash"]})
     threshold = summary["threshold"]

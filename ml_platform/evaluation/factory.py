@@ -102,8 +102,9 @@ def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
     @dg.asset(
         key=key,
         group_name=model.name,
-        description=f"Evaluation of {model.name} in {model.money.currency} on the test window "
-                    f"{model.split.test.start} to {model.split.test.end}; the decision threshold is chosen on "
+        description=f"Evaluation of {model.name} in {model.money.currency} on the test window of its run "
+                    f"({model.split.test.start} to {model.split.test.end} for the spec's own split; a retraining "
+                    f"run's test window ends on its cut-off); the decision threshold is chosen on "
                     f"the validation window. Keeps the per-row predictions, a report with plots, and the gate: "
                     f"money ≥ {gate.min_money:,.0f} {model.money.currency}, ROC AUC ≥ {gate.min_roc_auc}, "
                     + (f"beats the champion by ≥ {gate.min_gain_over_champion:,.0f} {model.money.currency}, "

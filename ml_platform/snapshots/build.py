@@ -9,7 +9,8 @@ import pandas as pd
 
 from ml_platform.features.compute import feature_matrix_sql, missing_feature_days, require_tables
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import ModelSpec
+from ml_platform.partitions import run_split
+from ml_platform.specs.models import ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, row_digests, table
@@ -19,8 +20,7 @@ class SnapshotError(RuntimeError):
     """The data a snapshot needs is not there."""
 
 
-def _split_sql(model: ModelSpec, matrix_sql: str) -> str:
-    split = model.split
+def _split_sql(split: TimeSplit, matrix_sql: str) -> str:
     case = (f"CASE WHEN partition_date BETWEEN {date_literal(split.train.start)} AND {date_literal(split.train.end)} "
             f"THEN 'train' WHEN partition_date BETWEEN {date_literal(split.validation.start)} "
             f"AND {date_literal(split.validation.end)} THEN 'validation' "
@@ -43,14 +43,14 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     if existing is not None:
         artifacts.verify(existing["path"], existing["sha256"])
         return {**existing, "reused": True}
-    split = model.split
+    split = run_split(model, training_run)
     require_tables(connection, "source", [model.entity], "materialize the model's sources first")
     missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
     if missing:
         details = "; ".join(f"{name}: {len(days)} day(s) from {days[0]}" for name, days in missing.items())
         raise SnapshotError(f"features missing for the split windows of '{model.name}' ({details}); "
                             f"materialize those feature partitions first")
-    query = _split_sql(model, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))
+    query = _split_sql(split, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))
     stored = artifacts.write(
         f"snapshots/{model.name}", ".parquet",
         lambda path: connection.execute(

@@ -4,7 +4,7 @@ import dagster as dg
 from ml_platform.resources import Warehouse
 
 from ml_platform.features.factory import feature_key
-from ml_platform.partitions import training_run_key, training_runs
+from ml_platform.partitions import parse_training_run_key, training_run_key, training_runs, training_split
 from ml_platform.snapshots.build import build_snapshot
 from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
@@ -19,12 +19,18 @@ def stage_key(stage: str, model: ModelSpec) -> dg.AssetKey:
 
 
 def check_run_matches_spec(model: ModelSpec, training_run: str, spec_hash: str) -> None:
-    """Refuse to build a run defined by another revision of the spec (its key names that revision's hash)."""
-    expected = training_run_key(model, spec_hash)
-    if training_run != expected:
+    """Refuse to build a run whose key is malformed, names another revision of the spec, or leaves no training days."""
+    try:
+        cutoff, run_hash = parse_training_run_key(training_run)
+        training_split(model, cutoff)
+    except ValueError as error:
+        raise dg.Failure(description=f"training run '{training_run}' of '{model.name}' cannot be built: {error}") \
+            from None
+    if run_hash != spec_hash:
         raise dg.Failure(
             description=f"training run '{training_run}' was defined by another revision of the spec of "
-                        f"'{model.name}' and has no stored snapshot; the current spec defines run '{expected}'")
+                        f"'{model.name}' and has no stored snapshot; the current spec defines run "
+                        f"'{training_run_key(model, spec_hash, cutoff)}' for the same cut-off")
 
 
 def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:

@@ -27,7 +27,8 @@ def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition
         key=stage_key("model", model),
         group_name=model.name,
         description=f"{model.name} trained with {model.algorithm.kind} (seed {model.algorithm.seed}) on the "
-                    f"{model.split.train.start} to {model.split.train.end} window of its snapshot.",
+                    f"training window of its snapshot ({model.split.train.start} to {model.split.train.end} for the "
+                    f"spec's own split; a retraining run moves the split to its cut-off, keeping the first day).",
         owners=[model.owner],
         kinds={"lightgbm" if model.algorithm.kind == "lightgbm" else "sklearn"},
         partitions_def=training_runs(model),
