@@ -43,7 +43,24 @@ def january_model(**overrides) -> dict:
     document["gate"] = {"min_money": -1_000_000_000, "min_roc_auc": 0.5}
     document["algorithm"]["params"]["n_estimators"] = 60
     document.update(overrides)
+    if "features" in overrides and "data_dependencies" not in overrides:
+        document["data_dependencies"] = {"accept": {
+            name: accepted for name, accepted in document["data_dependencies"]["accept"].items()
+            if name in sources_behind(document["features"])}}
     return document
+
+
+def sources_behind(features: list[str]) -> set[str]:
+    """The repository's sources that the given features are computed from (through used feature sets too)."""
+    sets = {spec["name"]: spec for spec in map(load_yaml, (SPECS / "features").glob("*.yaml"))}
+    pending = [name for name, spec in sets.items() if set(spec["features"]) & set(features)]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name not in seen and name in sets:
+            seen.add(name)
+            pending += sets[name].get("uses", [])
+    return {source for name in seen for source in [sets[name]["entity"], *sets[name].get("reads", [])]}
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from ml_platform.specs.models import FeatureSetSpec, ModelSpec, SourceSpec
+from ml_platform.specs.models import AcceptedSource, FeatureSetSpec, ModelSpec, SourceSpec
+
+NEEDS_OPT_IN = ("external_vendor", "model_output")
 
 
 def canonical_json(value) -> str:
@@ -29,6 +31,23 @@ def semantic(value):
     return value
 
 
+@dataclass(frozen=True)
+class SourceDependency:
+    """One source a model depends on: its trust level, what pulls it in, and the spec's opt-in to it."""
+
+    source: str
+    trust: str
+    daily: bool
+    via: tuple[str, ...]  # "entity", or chains of feature sets such as "route_load > flight_schedule"
+    features: tuple[str, ...]  # the model's features computed from it
+    accepted: AcceptedSource | None
+
+    @property
+    def needs_opt_in(self) -> bool:
+        """True when the source is not internal, so the model's spec must accept it."""
+        return self.trust in NEEDS_OPT_IN
+
+
 def short_hash(text: str, length: int = 12) -> str:
     """The first characters of a SHA-256 hex digest of text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
@@ -44,6 +63,41 @@ class Catalog:
     feature_sets: Mapping[str, FeatureSetSpec]
     models: Mapping[str, ModelSpec]
     files: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def feature_set_paths(self, model: ModelSpec) -> dict[str, list[tuple[str, ...]]]:
+        """Every feature set the model reads, directly or through `uses`, with the chains of sets that reach it
+        (a direct set's chain is its own name); unknown names are skipped."""
+        index = self.feature_index()
+        paths: dict[str, list[tuple[str, ...]]] = {}
+        stack = [(index[feature],) for feature in model.features if feature in index]
+        while stack:
+            path = stack.pop()
+            if path in paths.get(path[-1], []) or path[-1] not in self.feature_sets:
+                continue
+            paths.setdefault(path[-1], []).append(path)
+            stack += [(*path, used) for used in self.feature_sets[path[-1]].uses if used not in path]
+        return {name: sorted(found) for name, found in sorted(paths.items())}
+
+    def source_dependencies(self, model: ModelSpec) -> list["SourceDependency"]:
+        """Every source the model depends on, through its entity and its feature sets (used sets included), with
+        its trust level, what pulls it in and the spec's opt-in; sorted by source name."""
+        index = self.feature_index()
+        via: dict[str, set[str]] = {model.entity: {"entity"}}
+        features: dict[str, set[str]] = {model.entity: set()}
+        for name, chains in self.feature_set_paths(model).items():
+            feature_set = self.feature_sets[name]
+            read = {*feature_set.reads} | ({feature_set.entity} if feature_set.entity != model.entity else set())
+            for source in read:
+                for chain in chains:
+                    via.setdefault(source, set()).add(" > ".join(chain))
+                    features.setdefault(source, set()).update(
+                        feature for feature in model.features if index.get(feature) == chain[0])
+        accepted = model.data_dependencies.accept
+        return [SourceDependency(
+            source=name, trust=self.sources[name].trust, daily=self.sources[name].is_daily,
+            via=tuple(sorted(via[name], key=lambda text: (text != "entity", text))),
+            features=tuple(feature for feature in model.features if feature in features[name]),
+            accepted=accepted.get(name)) for name in sorted(via) if name in self.sources]
 
     def feature_index(self) -> dict[str, str]:
         """Feature name -> name of the feature set that computes it."""

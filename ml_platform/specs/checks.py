@@ -8,8 +8,8 @@ from typing import Sequence
 
 import duckdb
 
-from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.errors import SpecError, unknown_name
+from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
+from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
 from ml_platform.specs.sql_checks import SqlChecker, is_numeric
 
@@ -300,6 +300,9 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
                 f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field cadence.predict_at)"))
     errors += _check_model_sql(catalog, model, entity, connection)
     errors += _check_windows(catalog, model, entity.partitioning)
+    resolved = all(feature in index for feature in model.features) and not any(
+        kind in ("feature_set", "file") for kind, _ in broken)
+    errors += _check_data_dependencies(catalog, model, stale_too=resolved)
     if model.slice_column and model.slice_column not in entity.all_columns():
         errors.append(_error(catalog, model, "slice_column",
                              unknown_name("column", model.slice_column, entity.all_columns())))
@@ -346,4 +349,53 @@ def _check_windows(catalog: Catalog, model: ModelSpec, partitioning: DailyPartit
         if partitioning.end is not None and window.end > partitioning.end:
             errors.append(_error(catalog, model, f"split.{name}.end",
                                  f"{window.end} is after the last day of source '{model.entity}' ({partitioning.end})"))
+    return errors
+
+
+def _pulled_in_by(dependency: SourceDependency) -> str:
+    """What makes a model read a source, in words."""
+    parts = []
+    for via in dependency.via:
+        *users, reader = via.split(" > ")
+        parts.append("its entity" if via == "entity" else f"feature set '{reader}'" + "".join(
+            f", used by '{user}'" for user in reversed(users)))
+    features = f" (the model's features from {'it' if len(parts) == 1 else 'them'}: " \
+               f"{', '.join(dependency.features)})" if dependency.features else ""
+    return "; ".join(parts) + features
+
+
+def _check_data_dependencies(catalog: Catalog, model: ModelSpec, stale_too: bool) -> list[SpecError]:
+    """Every non-internal source the model reads must be accepted in its spec, and only those (stale opt-ins rot);
+    stale ones are not judged while a feature of the model does not resolve."""
+    errors = []
+    dependencies = {dependency.source: dependency for dependency in catalog.source_dependencies(model)}
+    needing = sorted(name for name, dependency in dependencies.items() if dependency.needs_opt_in)
+    accepted = model.data_dependencies.accept
+    for name in needing:
+        dependency = dependencies[name]
+        if name not in accepted:
+            errors.append(_error(
+                catalog, model, "data_dependencies.accept",
+                f"depends on source '{name}', whose trust is {dependency.trust}, through {_pulled_in_by(dependency)}, "
+                f"without an opt-in; a model reads external_vendor or model_output data only when its spec accepts "
+                f"it: add under data_dependencies.accept '{name}: {{trust: {dependency.trust}, reason: <why this "
+                f"data is acceptable and what guards the model>, reviewed_by: <e-mail or team:name>, reviewed_on: "
+                f"<YYYY-MM-DD>}}', or drop the features that read it"))
+        elif accepted[name].trust != dependency.trust:
+            errors.append(_error(
+                catalog, model, f"data_dependencies.accept.{name}.trust",
+                f"accepted source '{name}' as {accepted[name].trust}, but its trust is now {dependency.trust}: "
+                f"review the opt-in again, then set trust: {dependency.trust}, reason, reviewed_by and reviewed_on"))
+    for name in sorted(set(accepted) - set(needing)):
+        field = f"data_dependencies.accept.{name}"
+        if name in dependencies:
+            message = (f"source '{name}' is {dependencies[name].trust}: only {' and '.join(NEEDS_OPT_IN)} sources "
+                       f"need an opt-in; remove it")
+        elif stale_too:
+            listing = ", ".join(needing) or "none"
+            message = (f"the model does not depend on source '{name}'{did_you_mean(name, needing)} (sources it "
+                       f"depends on that need an opt-in: {listing}); remove the stale opt-in")
+        else:
+            continue
+        errors.append(_error(catalog, model, field, message))
     return errors

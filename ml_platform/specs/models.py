@@ -424,6 +424,39 @@ class CadenceSpec(Frozen):
     retraining: Literal["weekly", "monthly", "quarterly", "never"] = "monthly"
 
 
+class AcceptedSource(Frozen):
+    """A reviewed decision that a model may depend on one source that is not internal."""
+
+    trust: Literal["external_vendor", "model_output"] = Field(
+        description="the source's trust level when this was reviewed; if the source is reclassified, the opt-in "
+                    "fails until it is reviewed again")
+    reason: str = Field(
+        description="why this data is acceptable for this model, and what guards the model if it goes wrong "
+                    "(at least 20 characters)")
+    reviewed_by: str = Field(
+        pattern=r"^(team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$",
+        description="who reviewed and accepts the dependency: an e-mail address or team:<name>")
+    reviewed_on: dt.date = Field(description="the day of the review")
+
+    @field_validator("reason")
+    @classmethod
+    def _substantive(cls, value: str) -> str:
+        if len(" ".join(value.split())) < 20:
+            raise ValueError("say in at least 20 characters why this data is acceptable for the model and what "
+                             "guards it if the data goes wrong")
+        return value
+
+
+class DataDependencies(Frozen):
+    """The model's opt-ins to sources that are not internal (external vendors' data, other models' outputs)."""
+
+    accept: dict[Identifier, AcceptedSource] = Field(
+        default_factory=dict,
+        description="source name -> the reviewed opt-in; required for every external_vendor or model_output "
+                    "source the model reads through its entity or its features (see ml-platform dependencies), "
+                    "and only for those")
+
+
 class ModelSpec(Header):
     """One model: where its rows come from, what it predicts, how it learns, and how it is judged in money."""
 
@@ -438,6 +471,9 @@ class ModelSpec(Header):
     gate: GateSpec
     cadence: CadenceSpec
     slice_column: Identifier | None = Field(default=None, description="entity column that reports break money down by")
+    data_dependencies: DataDependencies = Field(
+        default_factory=DataDependencies,
+        description="opt-ins to the sources the model depends on that are not internal")
 
     @field_validator("features")
     @classmethod

@@ -68,11 +68,18 @@ def useless_model(**overrides) -> dict:
     return document
 
 
+def with_vendor_feature(document: dict, feature: str) -> dict:
+    """The model spec plus one feature of the vendor's feed, and the opt-in to that external source."""
+    document["features"] = [*document["features"], feature]
+    document["data_dependencies"]["accept"]["delay_feed"] = {
+        "trust": "external_vendor", "reason": "a test feed of the vendor's delay figures, delivered the evening before",
+        "reviewed_by": "team:flight-ops-ds", "reviewed_on": "2026-11-28"}
+    return document
+
+
 def strong_model(**overrides) -> dict:
     """The demo model plus the vendor's forecast: clearly better than the demo model, and honest."""
-    document = january_model(**overrides)
-    document["features"] = [*document["features"], STRONG_FEATURE]
-    return document
+    return with_vendor_feature(january_model(**overrides), STRONG_FEATURE)
 
 
 def write_specs(root: Path, models: dict[str, dict], with_leak: bool = True) -> None:

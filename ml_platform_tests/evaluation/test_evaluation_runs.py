@@ -12,7 +12,8 @@ import pytest
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform_tests.conftest import january_model
-from ml_platform_tests.evaluation.january import LEAKING_FEATURE, MODEL, Runs, january_project, latest_event
+from ml_platform_tests.evaluation.january import (
+    LEAKING_FEATURE, MODEL, Runs, january_project, latest_event, with_vendor_feature)
 
 CHECKS = ["money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane"]
 
@@ -82,8 +83,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
 
 
 def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
-    leaking = january_model()
-    leaking["features"] = [*leaking["features"], LEAKING_FEATURE]
+    leaking = with_vendor_feature(january_model(), LEAKING_FEATURE)
     trained = runs.train(leaking)
     assert not trained.outcome.success
     gate = trained.evaluation["summary"]["gate"]

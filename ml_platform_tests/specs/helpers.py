@@ -46,6 +46,13 @@ money:
 gate: {min_money: 0}
 cadence:
   predict_at: {days_before: 1, time: "18:00"}
+data_dependencies:
+  accept:
+    weather:
+      trust: external_vendor
+      reason: public NOAA observations, checked on load
+      reviewed_by: data-review@example.com
+      reviewed_on: 2026-11-28
 """
 
 VALID_FEATURE_SET = """\

@@ -10,7 +10,7 @@ from ml_platform.specs.models import CURRENCIES
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
 MODEL_FIELDS = ("spec_version, name, description, owner, kind, entity, label, filter, features, split, algorithm, "
-                "money, gate, cadence, slice_column")
+                "money, gate, cadence, slice_column, data_dependencies")
 LIGHTGBM_PARAMS = ("n_estimators, learning_rate, num_leaves, max_depth, min_child_samples, feature_fraction, "
                    "bagging_fraction, bagging_freq, reg_lambda, early_stopping_rounds")
 ALGORITHMS = "lightgbm, logistic_regression, random_forest, hist_gradient_boosting"
@@ -71,14 +71,14 @@ def test_key_written_twice_is_an_error_not_a_silent_override(spec_errors):
     text = VALID_MODEL + "entity: weather\n"
 
     assert spec_errors(text) == [
-        "model_specs/test_spec.yaml: YAML syntax error at line 32, column 1: "
+        "model_specs/test_spec.yaml: YAML syntax error at line 39, column 1: "
         "the key 'entity' appears twice in one mapping (first on line 6)"
     ]
 
 
 def test_two_documents_in_one_file(spec_errors):
     assert spec_errors(VALID_MODEL + "---\n" + VALID_FEATURE_SET) == [
-        "model_specs/test_spec.yaml: YAML syntax error at line 32, column 1: "
+        "model_specs/test_spec.yaml: YAML syntax error at line 39, column 1: "
         "expected a single document in the stream, but found another document"
     ]
 

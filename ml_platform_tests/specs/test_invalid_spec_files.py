@@ -23,7 +23,8 @@ REQUIRED = {
     "feature_set_missing_feature", "feature_set_unread_source", "feature_set_not_a_select", "duplicate_model_name",
     "duplicate_feature", "feature_known_too_late", "location_outside_project", "bad_owner", "bad_name",
     "feature_reads_after_event_column", "filter_reads_after_event_column", "feature_set_cycle", "unknown_function",
-    "unknown_used_feature_set",
+    "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
+    "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
 }
 
 
