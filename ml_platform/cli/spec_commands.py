@@ -1,4 +1,4 @@
-"""`ml-platform validate` and `ml-platform schema`."""
+"""`ml-platform validate`, `ml-platform schema` and `ml-platform dependencies`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,25 @@ def command_schema(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_dependencies(arguments: argparse.Namespace) -> int:
+    """Print every source a model depends on: trust level, what pulls it in, and the spec's opt-in."""
+    from ml_platform.specs.dependencies import dependencies_text
+    from ml_platform.specs.errors import unknown_name
+    from ml_platform.specs.loader import load_catalog
+
+    project = project_of(arguments)
+    try:
+        catalog = load_catalog(project.specs_dir, project.root)
+    except SpecErrors as errors:
+        print(errors, file=sys.stderr)
+        return 1
+    if arguments.model not in catalog.models:
+        print(f"error: {unknown_name('model', arguments.model, catalog.models)}", file=sys.stderr)
+        return 2
+    print(dependencies_text(catalog, catalog.models[arguments.model]))
+    return 0
+
+
 def register(commands) -> None:
     """Add the spec subcommands."""
     validate = commands.add_parser("validate", help="check every spec and print every error at once")
@@ -52,3 +71,8 @@ def register(commands) -> None:
     schema = commands.add_parser("schema", help="print or write the JSON schema of spec files")
     schema.add_argument("--output", help="file to write (default: standard output)")
     schema.set_defaults(handler=command_schema)
+
+    dependencies = commands.add_parser(
+        "dependencies", help="every source a model depends on: trust level, what pulls it in, the spec's opt-in")
+    dependencies.add_argument("model", help="model name, e.g. flight_delay")
+    dependencies.set_defaults(handler=command_dependencies)

@@ -39,6 +39,7 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
         description=source.description,
         owners=[source.owner],
         kinds={"duckdb"},
+        tags={"trust": source.trust},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
         code_version=spec_hash,

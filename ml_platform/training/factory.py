@@ -6,6 +6,7 @@ from ml_platform.resources import Warehouse
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.dependencies import dependencies_markdown
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import train_model
@@ -35,7 +36,8 @@ def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition
         deps=[stage_key("snapshot", model)],
         code_version=spec_hash,
         metadata={"algorithm": model.algorithm.kind,
-                  "parameters": dg.MetadataValue.json(model.algorithm.params.model_dump())},
+                  "parameters": dg.MetadataValue.json(model.algorithm.params.model_dump()),
+                  "data_dependencies": dg.MetadataValue.md(dependencies_markdown(catalog, model))},
     )
     def trained_model(context: dg.AssetExecutionContext, warehouse: Warehouse,
                       artifacts: ArtifactStore) -> dg.MaterializeResult:
