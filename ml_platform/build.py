@@ -1,4 +1,4 @@
-"""Turn a validated catalog into Dagster definitions: assets, gate checks, jobs and resources."""
+"""Turn a validated catalog into Dagster definitions: assets, gate checks, jobs, schedules, sensors and resources."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import warnings
 
 import dagster as dg
 
+from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
+                                            build_scoring_schedule)
 from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
 from ml_platform.features.factory import build_feature_asset, feature_key
@@ -66,7 +68,18 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
         jobs.append(dg.define_asset_job(
             scoring_job_name(model.name), selection=[stage_key("predictions", model)],
             description=f"Score days with the {model.name} champion."))
+        jobs += build_automation_jobs(catalog, model, monitoring=[], outcomes=[])
     return jobs
+
+
+def build_schedules(catalog: Catalog) -> list[dg.ScheduleDefinition]:
+    """Each model's daily scoring schedule (and outcomes schedule once it has outcome assets)."""
+    return [build_scoring_schedule(catalog, model, monitoring=[]) for model in catalog.models.values()]
+
+
+def build_sensors(catalog: Catalog) -> list[dg.SensorDefinition]:
+    """Each model's retraining sensor."""
+    return [build_retraining_sensor(catalog, model) for model in catalog.models.values()]
 
 
 # In-process unless a run asks for `execution: {config: {multiprocess: {...}}}`: the warehouse admits one writer
@@ -87,6 +100,8 @@ def build_definitions(catalog: Catalog, storage: StoragePaths) -> dg.Definitions
     return dg.Definitions(
         assets=assets,
         jobs=build_jobs(catalog),
+        schedules=build_schedules(catalog),
+        sensors=build_sensors(catalog),
         resources=build_resources(storage),
         executor=EXECUTOR,
     )

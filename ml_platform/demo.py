@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -74,8 +74,13 @@ def prepare_instance(project: Project) -> Path:
 
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     """Readable reasons a run failed: failed steps and failed blocking checks."""
+    return failure_reasons(result.all_events)
+
+
+def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """Readable reasons in a run's events: failed steps and failed checks."""
     reasons = []
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
             while error is not None and error.cause is not None:

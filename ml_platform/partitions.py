@@ -10,14 +10,20 @@ import dagster as dg
 
 from ml_platform.specs.models import DailyPartitioning, ModelSpec, SourceSpec, TimeSplit, Window
 
+DAYS_AHEAD = 7  # the furthest ahead a model can predict (cadence.predict_at.days_before)
 RUN_KEY_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})_([0-9a-f]{12})$")
 
 
 def daily_partitions(partitioning: DailyPartitioning) -> dg.DailyPartitionsDefinition:
-    """One partition per local event date, from the source's first to its last day."""
+    """One partition per local event date, from the source's first to its last day.
+
+    Dagster creates a day's partition only once the day is over; models predict days ahead (the spec's
+    `cadence.predict_at`), so partitions exist up to DAYS_AHEAD days beyond today.
+    """
     end = (partitioning.end + dt.timedelta(days=1)).isoformat() if partitioning.end else None
     return dg.DailyPartitionsDefinition(
-        start_date=partitioning.start.isoformat(), end_date=end, timezone=partitioning.timezone
+        start_date=partitioning.start.isoformat(), end_date=end, timezone=partitioning.timezone,
+        end_offset=DAYS_AHEAD + 1,
     )
 
 

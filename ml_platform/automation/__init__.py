@@ -1,0 +1,1 @@
+"""Automation generated from each model spec: daily scoring and outcome schedules, the retraining sensor, replay."""

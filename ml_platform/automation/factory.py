@@ -1,0 +1,192 @@
+"""Build each model's automation: its daily and outcome jobs, their schedules, and the retraining sensor.
+
+- `<model>__daily_scoring` ticks at the spec's `cadence.predict_at` (local time of the entity) and runs
+  `<model>__daily` for the day being predicted: that day's source partitions (blocking data checks), its
+  features, and, once a champion is deployed, its predictions and their monitoring. A source partition that fails
+  a blocking check stops the run, so a broken day is never scored.
+- `<model>__outcomes` ticks the morning after each day, when its labels are known, and judges that day's
+  predictions in money against what the champion's evaluation promised.
+- `<model>__retraining` (sensor) requests a training run on the spec's cadence, on a new spec revision, or on a
+  drift alarm; the run's deployment step promotes the model only when every gate check passed.
+Everything starts running with the daemon (`dagster dev`); `ml-platform replay` drives the same schedules and
+sensor through Dagster's daemon code on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import dagster as dg
+
+from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
+from ml_platform.features.factory import feature_key
+from ml_platform.partitions import training_runs
+from ml_platform.resources import Warehouse
+from ml_platform.snapshots.factory import stage_key
+from ml_platform.sources.factory import source_key
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+
+OUTCOMES_TIME = dt.time(6, 0)  # local time at which the previous day's outcomes are judged
+RETRAINING_INTERVAL_SECONDS = 3600  # the daemon evaluates the retraining sensor at most hourly
+TICK_TAG = "ml_platform/tick"  # the scheduled (or simulated) time of the tick that requested a run
+REASON_TAG = "ml_platform/reason"
+# runs keep every event in the instance (the UI's event log); only warnings reach the run worker's console
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def daily_job_name(model: str) -> str:
+    """The job that loads, computes and scores one day for a model."""
+    return f"{model}__daily"
+
+
+def outcomes_job_name(model: str) -> str:
+    """The job that judges one scored day once its labels are known."""
+    return f"{model}__outcomes"
+
+
+def scoring_schedule_name(model: str) -> str:
+    return f"{model}__daily_scoring"
+
+
+def outcomes_schedule_name(model: str) -> str:
+    return f"{model}__outcomes"
+
+
+def retraining_sensor_name(model: str) -> str:
+    return f"{model}__retraining"
+
+
+def data_keys(catalog: Catalog, model: ModelSpec) -> list[dg.AssetKey]:
+    """The daily sources and feature sets a model's day needs, in graph order."""
+    keys = [source_key(source.name) for source in catalog.sources_of(model) if source.is_daily]
+    return keys + [feature_key(feature_set.name) for feature_set in catalog.feature_sets_of(model)]
+
+
+def _timezone(catalog: Catalog, model: ModelSpec) -> str:
+    return catalog.sources[model.entity].partitioning.timezone
+
+
+def _local_date(tick: dt.datetime, timezone: str) -> dt.date:
+    return tick.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
+def _outside(catalog: Catalog, model: ModelSpec, day: dt.date) -> str | None:
+    """Why a day has no partition of the model's entity, or None (Dagster's own test depends on the wall clock)."""
+    partitioning = catalog.sources[model.entity].partitioning
+    if day < partitioning.start or (partitioning.end is not None and day > partitioning.end):
+        return (f"{day} is outside the {model.entity} partitions ({partitioning.start} to "
+                f"{partitioning.end or 'open-ended'})")
+    return None
+
+
+def build_automation_jobs(catalog: Catalog, model: ModelSpec, monitoring: list[dg.AssetKey],
+                          outcomes: list[dg.AssetKey]) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The daily job (data, predictions, monitoring of one day) and the outcomes job of a model."""
+    jobs = [dg.define_asset_job(
+        daily_job_name(model.name), selection=data_keys(catalog, model) + [stage_key("predictions", model)]
+        + monitoring,
+        description=f"One day of {model.name}: load the day's source partitions (blocking data checks), compute "
+                    f"its features, score it with the champion and monitor the scores.")]
+    if outcomes:
+        jobs.append(dg.define_asset_job(
+            outcomes_job_name(model.name), selection=outcomes,
+            description=f"Judge one scored day of {model.name} in money once its labels are known."))
+    return jobs
+
+
+def build_scoring_schedule(catalog: Catalog, model: ModelSpec,
+                           monitoring: list[dg.AssetKey]) -> dg.ScheduleDefinition:
+    """The schedule that loads and scores each day at the spec's prediction time."""
+    predict_at = model.cadence.predict_at
+    hour, minute = (int(part) for part in predict_at.time.split(":"))
+    timezone = _timezone(catalog, model)
+    data = data_keys(catalog, model)
+    scoring = [stage_key("predictions", model)] + monitoring
+
+    @dg.schedule(
+        name=scoring_schedule_name(model.name), job_name=daily_job_name(model.name),
+        cron_schedule=f"{minute} {hour} * * *", execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every day at {predict_at.time} ({timezone}), load the {model.entity} day "
+                    f"{predict_at.days_before} day(s) ahead, compute its features and score it with the "
+                    f"{model.name} champion (data only while no model is deployed).",
+    )
+    def daily_scoring(context: dg.ScheduleEvaluationContext, warehouse: Warehouse):
+        tick = context.scheduled_execution_time
+        day = _local_date(tick, timezone) + dt.timedelta(days=predict_at.days_before)
+        outside = _outside(catalog, model, day)
+        if outside:
+            return dg.SkipReason(outside)
+        with warehouse.get_connection() as connection:
+            deployed = has_champion(connection, model)
+        return dg.RunRequest(
+            run_key=f"{model.name}:{day}", partition_key=day.isoformat(),
+            asset_selection=data + scoring if deployed else data, run_config=RUN_CONFIG,
+            tags={TICK_TAG: tick.isoformat(),
+                  REASON_TAG: "score" if deployed else "load data only: no model is deployed yet"})
+
+    return daily_scoring
+
+
+def build_outcomes_schedule(catalog: Catalog, model: ModelSpec) -> dg.ScheduleDefinition:
+    """The schedule that judges each scored day the morning its labels are known."""
+    timezone = _timezone(catalog, model)
+
+    @dg.schedule(
+        name=outcomes_schedule_name(model.name), job_name=outcomes_job_name(model.name),
+        cron_schedule=f"{OUTCOMES_TIME.minute} {OUTCOMES_TIME.hour} * * *", execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every day at {OUTCOMES_TIME:%H:%M} ({timezone}), judge the predictions of the day "
+                    f"{LABELS_AFTER_DAYS} day(s) before, now that its outcomes are known, against what the "
+                    f"champion's evaluation promised.",
+    )
+    def outcomes(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time
+        day = _local_date(tick, timezone) - dt.timedelta(days=LABELS_AFTER_DAYS)
+        outside = _outside(catalog, model, day)
+        if outside:
+            return dg.SkipReason(outside)
+        return dg.RunRequest(run_key=f"{model.name}:outcomes:{day}", partition_key=day.isoformat(),
+                             run_config=RUN_CONFIG,
+                             tags={TICK_TAG: tick.isoformat(), REASON_TAG: "labels known"})
+
+    return outcomes
+
+
+def build_retraining_sensor(catalog: Catalog, model: ModelSpec, drift_alarm=None) -> dg.SensorDefinition:
+    """The sensor that requests a new training run when the cadence, the spec or drift calls for one."""
+    runs = training_runs(model)
+    timezone = _timezone(catalog, model)
+
+    @dg.sensor(
+        name=retraining_sensor_name(model.name), job_name=f"{model.name}__training",
+        minimum_interval_seconds=RETRAINING_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Requests a training run of {model.name} {model.cadence.retraining} (cut off at the end of "
+                    f"the last complete period with known labels), on a new spec revision, or on a drift alarm. "
+                    f"The run promotes its model only when every gate check passed.",
+    )
+    def retraining(context: dg.SensorEvaluationContext, warehouse: Warehouse):
+        now = clock_now()
+        today = _local_date(now, timezone)
+        requested = context.instance.get_dynamic_partitions(runs.name)
+        with warehouse.get_connection() as connection:
+            decision = decide_retraining(connection, catalog, model, today, requested, drift_alarm)
+        if not isinstance(decision, Retraining):
+            return dg.SkipReason(f"{today}: {decision}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=decision.training_run, partition_key=decision.training_run,
+                                        run_config=RUN_CONFIG,
+                                        tags={TICK_TAG: now.isoformat(), REASON_TAG: decision.reason})],
+            dynamic_partitions_requests=[runs.build_add_request([decision.training_run])],
+        )
+
+    return retraining
+
+
+def clock_now() -> dt.datetime:
+    """The daemon's current time: wall time, or the simulated time `ml-platform replay` sets for each tick."""
+    from dagster._time import get_current_datetime  # the clock Dagster's daemon reads (and replay freezes)
+
+    return get_current_datetime()
