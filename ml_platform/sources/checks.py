@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform.sources.health import HEALTH_CHECK_NAMES, health_judgements, summary
 from ml_platform.specs.models import SourceSpec
 from ml_platform.storage.warehouse import quote
 
@@ -15,6 +16,7 @@ CHECK_NAMES = {
     "unique_keys": "no two rows share the source's keys",
     "not_null": "the columns listed under checks.not_null are never missing",
     "value_ranges": "numeric values lie within checks.ranges",
+    **HEALTH_CHECK_NAMES,
 }
 
 
@@ -53,8 +55,10 @@ def check_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, stag
         counts = dict(connection.execute(
             f"SELECT CAST(partition_date AS VARCHAR), count(*) FROM {staged} GROUP BY 1").fetchall())
         short = [f"{day} ({counts.get(day, 0)})" for day in days if counts.get(day, 0) < checks.min_rows_per_day]
+        empty = [day for day in days if not counts.get(day, 0) and checks.min_rows_per_day > 0]
         outcomes.append(CheckOutcome("row_count", not short, (
             f"{len(short)} day(s) with fewer than {checks.min_rows_per_day} row(s): {', '.join(short[:5])}"
+            + (f"; empty day(s), nothing delivered for {source.name}: {', '.join(empty[:5])}" if empty else "")
             if short else f"every day has at least {checks.min_rows_per_day} row(s)")))
     else:
         total = connection.execute(f"SELECT count(*) FROM {staged}").fetchall()[0][0]
@@ -93,4 +97,7 @@ def check_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, stag
                 problems.append(described)
         message = "; ".join(problems + cleared) or "every value within its range"
         outcomes.append(CheckOutcome("value_ranges", not problems, message))
+    if source.is_daily:  # after value_ranges: impossible values set missing do not count as sizes
+        for name, judgements in health_judgements(connection, source, staged, days).items():
+            outcomes.append(CheckOutcome(name, *summary(source, name, judgements)))
     return outcomes

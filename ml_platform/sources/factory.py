@@ -31,7 +31,8 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
     partitions = source_partitions(source)
     spec_hash = short_hash(canonical_json(source))
     check_names = ["schema", "row_count"] + (["unique_keys"] if source.checks.unique_keys else []) + (
-        ["not_null"] if source.checks.not_null else []) + (["value_ranges"] if source.checks.ranges else [])
+        ["not_null"] if source.checks.not_null else []) + (["value_ranges"] if source.checks.ranges else []) + (
+        ["distribution_shift", "null_surge"] if partitions else [])
 
     @dg.asset(
         key=source_key(source.name),

@@ -73,6 +73,26 @@ def _unknown(what: str, given: str, allowed, broken: set[tuple[str, str]]) -> st
     return unknown_name(what, given, allowed) + note
 
 
+def _check_health_columns(catalog: Catalog, source: SourceSpec) -> list[SpecError]:
+    """Columns named by the distribution and null-surge checks must be declared (and numeric, for distribution)."""
+    errors = []
+    declared = {name: column.type for name, column in source.columns.items()}
+    distribution = source.checks.distribution
+    named = [(f"checks.distribution.exclude[{index}]", name) for index, name in enumerate(distribution.exclude)]
+    named += [(f"checks.distribution.thresholds.{name}", name) for name in distribution.thresholds]
+    for field, name in named:
+        if name not in declared:
+            errors.append(_error(catalog, source, field, unknown_name("column", name, declared)))
+        elif declared[name] not in ("INTEGER", "BIGINT", "DOUBLE"):
+            errors.append(_error(catalog, source, field, f"the distribution check judges numeric columns only; "
+                                                         f"'{name}' is {declared[name]}"))
+    for index, name in enumerate(source.checks.null_surge.exclude):
+        if name not in declared:
+            errors.append(_error(catalog, source, f"checks.null_surge.exclude[{index}]",
+                                 unknown_name("column", name, declared)))
+    return errors
+
+
 def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
     columns = source.all_columns()
@@ -94,6 +114,7 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
         elif columns[name] not in ("INTEGER", "BIGINT", "DOUBLE"):
             errors.append(_error(catalog, source, f"checks.ranges.{name}",
                                  f"a range needs a numeric column; '{name}' is {columns[name]}"))
+    errors += _check_health_columns(catalog, source)
     checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():

@@ -155,6 +155,48 @@ class ValueRange(Frozen):
         return self
 
 
+class DistributionChecks(Frozen):
+    """Daily sources: each numeric column's typical size on a day, judged against the trailing days (a unit change).
+
+    The typical size of a column on a day is the mean absolute value of its non-zero values. A day fails when its
+    logarithm lies more than `threshold` robust standard deviations (1.4826 x the median absolute deviation of the
+    trailing days' values, at least 0.05) from the trailing days' median, or when it differs from that median by more
+    than a factor of `max_factor`.
+    """
+
+    window_days: int = Field(default=28, ge=2, le=366, description="how many days before a partition it is judged by")
+    min_history_days: int = Field(
+        default=7, ge=1, le=366,
+        description="fewer trailing days with enough values and the column passes unjudged, saying so")
+    min_values: int = Field(default=10, ge=1, description="least non-zero values a day needs to be judged or compared")
+    threshold: float = Field(default=8.0, gt=0, description="largest robust z allowed for the day's typical size")
+    max_factor: float = Field(default=10.0, gt=1, description="largest ratio allowed between the day's typical size "
+                                                                "and the trailing days' one (either way)")
+    thresholds: dict[Identifier, float] = Field(
+        default_factory=dict, description="per column: a robust z threshold replacing `threshold` (a volatile column)")
+    exclude: list[Identifier] = Field(
+        default_factory=list,
+        description="numeric columns not judged (e.g. angles, codes); columns the partition date is computed from and "
+                    "the keys are never judged")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(name for name, threshold in value.items() if not threshold > 0)
+        if negative:
+            raise ValueError(f"thresholds must be above 0: {', '.join(negative)}")
+        return value
+
+
+class NullSurgeChecks(Frozen):
+    """Daily sources: no column may be missing far more often on a day than on any of the trailing days."""
+
+    margin: float = Field(default=0.3, ge=0, le=1,
+                          description="allowed rise of a column's missing share above its largest trailing share")
+    min_missing: int = Field(default=10, ge=1, description="fewer missing values on a day never fail")
+    exclude: list[Identifier] = Field(default_factory=list, description="columns not judged")
+
+
 class SourceChecks(Frozen):
     """Data checks every load must pass before its rows replace the stored ones."""
 
@@ -162,6 +204,12 @@ class SourceChecks(Frozen):
     unique_keys: bool = Field(default=True, description="no two rows share the same keys")
     not_null: list[Identifier] = Field(default_factory=list, description="columns that must never be missing")
     ranges: dict[Identifier, ValueRange] = Field(default_factory=dict, description="plausible values per column")
+    distribution: DistributionChecks = Field(
+        default_factory=DistributionChecks,
+        description="daily sources: each numeric column's typical size against the trailing days (a changed unit)")
+    null_surge: NullSurgeChecks = Field(
+        default_factory=NullSurgeChecks,
+        description="daily sources: each column's missing share against the trailing days")
 
 
 class SourceSpec(Header):
