@@ -1,8 +1,9 @@
-"""`ml-platform demo` and `ml-platform ui`."""
+"""`ml-platform demo`, `ml-platform replay` and `ml-platform ui`."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -30,6 +31,33 @@ def command_demo(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_replay(arguments: argparse.Namespace) -> int:
+    """Live through past days on a simulated clock: schedules, sensors and runs, day by day."""
+    from ml_platform.automation.replay import ReplayError
+    from ml_platform.automation.story import replay, summary_lines
+    from ml_platform.demo import DemoError
+
+    project = project_of(arguments)
+    print(f"ml-platform replay: {arguments.start} to {arguments.end} in {project.root}", flush=True)
+    try:
+        result = replay(project, arguments.start, arguments.end, say=lambda line: print(line, flush=True))
+    except SpecErrors as errors:
+        print(errors, file=sys.stderr)
+        return 1
+    except (DemoError, ReplayError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary_lines(project, result)))
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date: write YYYY-MM-DD, e.g. 2013-07-01") from None
+
+
 def command_ui(arguments: argparse.Namespace) -> int:
     """Start the Dagster web UI on this project's instance, bound to localhost."""
     from ml_platform.demo import prepare_instance
@@ -49,6 +77,17 @@ def register(commands) -> None:
     demo.add_argument("--model", default="flight_delay", help="model to run (default: flight_delay)")
     demo.add_argument("--score-days", type=int, default=7, help="days to score after the test window (default: 7)")
     demo.set_defaults(handler=command_demo)
+
+    replay = commands.add_parser(
+        "replay", help="live through past days on a simulated clock: daily scoring, outcomes, retraining, promotion",
+        description="Advance a simulated clock day by day through Dagster's scheduler, sensor and run-queue "
+                    "daemons: each day's source partitions are loaded and scored by the champion, scored days are "
+                    "judged once labels are known, and models retrain on their cadence or on drift and are "
+                    "promoted when they pass the gate. Runs and ticks land in the project's instance (see them "
+                    "with `ml-platform ui`).")
+    replay.add_argument("--from", dest="start", type=_date, required=True, help="first day to score, YYYY-MM-DD")
+    replay.add_argument("--to", dest="end", type=_date, required=True, help="last day of the clock, YYYY-MM-DD")
+    replay.set_defaults(handler=command_replay)
 
     ui = commands.add_parser("ui", help="open the Dagster web UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
