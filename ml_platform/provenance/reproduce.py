@@ -21,6 +21,7 @@ from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.provenance.environment import environment_differences
 from ml_platform.provenance.records import (
     ProvenanceInputError, model_rows, open_registry, recorded_catalog, recorded_payload, snapshot_row)
+from ml_platform.snapshots.pinning import DataCheck, check_pinned_versions, data_check_text
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import prepare
@@ -53,6 +54,7 @@ class Reproduction:
     environment: list[tuple[str, str, str]] = field(default_factory=list)
     card_differences: list[tuple[str, str, str]] = field(default_factory=list)
     other_runs: list[str] = field(default_factory=list)  # later runs that produced the identical artifact
+    data: DataCheck | None = None  # does the warehouse still hold the data versions the snapshot pinned?
 
     @property
     def identical(self) -> bool:
@@ -86,13 +88,14 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         snapshot = snapshot_row(connection, recorded["model"], recorded["training_run"])
         payload = recorded_payload(connection, recorded["spec_hash"])
         spec_recorded_at = registry.fetch_one(connection, "specs", spec_hash=recorded["spec_hash"])["recorded_at"]
+        catalog, model = recorded_catalog(payload)
+        data = check_pinned_versions(connection, catalog, snapshot["manifest"])
     snapshot_path = store.verify(snapshot["path"], snapshot["sha256"])
     try:
         store.verify(recorded["path"], recorded["sha256"])
         stored_artifact = f"{recorded['path']}: SHA-256 verified"
     except TamperedArtifactError as error:
         stored_artifact = f"FAILS its check: {error}"
-    catalog, model = recorded_catalog(payload)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
         private = ArtifactStore(root=scratch)
@@ -111,7 +114,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         algorithm=model.algorithm.kind, seed=model.algorithm.seed, recorded_sha256=recorded["sha256"],
         reproduced_sha256=retrained["sha256"], recorded_card=recorded["card"], reproduced_card=retrained["card"],
         stored_artifact=stored_artifact, seconds=time.perf_counter() - started, output=output,
-        other_runs=[row["training_run"] for row in also])
+        other_runs=[row["training_run"] for row in also], data=data)
     result.environment = environment_differences(recorded["card"], retrained["card"])
     result.card_differences = _card_differences(recorded["card"], retrained["card"])
     return result
@@ -128,6 +131,7 @@ def reproduction_text(result: Reproduction) -> str:
         f"  training    {result.algorithm}, seed {result.seed}, through ml_platform.training into a temporary "
         f"file ({result.seconds:.1f} s)",
         f"  stored      {result.stored_artifact}",
+        *([f"  data        {data_check_text(result.data)}"] if result.data is not None else []),
         f"  recorded    sha256 {result.recorded_sha256}",
         f"  reproduced  sha256 {result.reproduced_sha256}",
     ]

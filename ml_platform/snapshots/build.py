@@ -13,7 +13,8 @@ from ml_platform.partitions import run_split
 from ml_platform.specs.models import ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal, row_digests, table
+from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_versions
+from ml_platform.storage.warehouse import date_literal, table
 
 
 class SnapshotError(RuntimeError):
@@ -27,13 +28,6 @@ def _split_sql(split: TimeSplit, matrix_sql: str) -> str:
             f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
             f"THEN 'test' END")
     return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
-
-
-def source_fingerprint(connection: duckdb.DuckDBPyConnection, name: str, start: dt.date | None,
-                       end: dt.date | None) -> dict:
-    """Row count and an order-independent content hash of a source (over [start, end] for a daily one)."""
-    count, digest = row_digests(connection, table("source", name), start, end)[0]
-    return {"rows": count, "content_hash": f"{digest:016x}"}
 
 
 def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
@@ -50,6 +44,10 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         details = "; ".join(f"{name}: {len(days)} day(s) from {days[0]}" for name, days in missing.items())
         raise SnapshotError(f"features missing for the split windows of '{model.name}' ({details}); "
                             f"materialize those feature partitions first")
+    try:
+        sources, features = pin_data_versions(connection, catalog, model, split)
+    except MissingDataVersionError as error:
+        raise SnapshotError(f"cannot pin the data versions the snapshot of '{model.name}' reads: {error}") from None
     query = _split_sql(split, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))
     stored = artifacts.write(
         f"snapshots/{model.name}", ".parquet",
@@ -65,11 +63,6 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         f"{date_literal(split.train.start)} AND {date_literal(split.test.end)} AND ({model.label.expression}) IS NULL"
     ).fetchall()[0][0]
     entity = catalog.sources[model.entity]
-    sources = {}
-    for source in catalog.sources_of(model):
-        window = (split.train.start - dt.timedelta(days=max(
-            [fs.lookback_days for fs in catalog.feature_sets_of(model)] or [0])), split.test.end)
-        sources[source.name] = source_fingerprint(connection, source.name, *(window if source.is_daily else (None, None)))
     manifest = {
         "model": model.name,
         "training_run": training_run,
@@ -81,6 +74,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         "features": list(model.features),
         "feature_set_versions": {fs.name: catalog.feature_set_hash(fs) for fs in catalog.feature_sets_of(model)},
         "source_data_versions": sources,
+        "feature_data_versions": features,
         "split_windows": {name: {"start": str(getattr(split, name).start), "end": str(getattr(split, name).end)}
                           for name in ("train", "validation", "test")},
         "rows": {name: count for name, count, _ in stats},

@@ -6,6 +6,7 @@ from ml_platform.resources import Warehouse
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_runs, training_split
 from ml_platform.snapshots.build import build_snapshot
+from ml_platform.snapshots.pinning import manifest_summary
 from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -73,7 +74,7 @@ def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
             "path": dg.MetadataValue.path(str(artifacts.path_of(row["path"]))),
             "sha256": row["sha256"],
             "spec_hash": row["spec_hash"],
-            "manifest": dg.MetadataValue.json(manifest),
+            "manifest": dg.MetadataValue.json(manifest_summary(manifest)),  # per-day versions: registry.snapshots
         })
 
     return snapshot

@@ -1,0 +1,178 @@
+"""The exact data versions a snapshot read, pinned in its manifest, and whether the warehouse still holds them.
+
+A snapshot reads each daily source over [first training day - lookback, last test day] (the lookback of every
+feature set that reads it, through used feature sets too), each reference source whole, and each feature set's
+days. The versions come from the version index (`registry.partition_versions`), written in the same transaction
+as the data they describe; nothing is re-hashed to build a snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+
+from ml_platform.features.versions import stale_days
+from ml_platform.partitions import days
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.storage.versions import WHOLE, feature_asset, source_asset, stored_versions
+
+SHOWN_DAYS = 5
+
+
+class MissingDataVersionError(RuntimeError):
+    """A day the snapshot reads has no recorded data version, or its features are stale."""
+
+
+def read_windows(catalog: Catalog, model: ModelSpec, split: TimeSplit) -> tuple[dict, dict]:
+    """({daily source: (first, last)}, {feature set: (first, last)}) of the days a snapshot reads, within the
+    days each source declares."""
+    needed = {feature_set.name: split.train.start for feature_set in catalog.feature_sets_of(model)}
+    pending = list(needed)
+    while pending:  # a used set is read over its user's lookback too
+        user = catalog.feature_sets[pending.pop()]
+        for name in user.uses:
+            start = needed[user.name] - dt.timedelta(days=user.lookback_days)
+            if name in catalog.feature_sets and (name not in needed or start < needed[name]):
+                needed[name] = start
+                pending.append(name)
+    sources = {model.entity: split.train.start}
+    for name, first in needed.items():
+        feature_set = catalog.feature_sets[name]
+        for source in {feature_set.entity, *feature_set.reads}:
+            start = first - dt.timedelta(days=feature_set.lookback_days)
+            sources[source] = min(start, sources.get(source, start))
+    windows = {}
+    for name, first in sorted(sources.items()):
+        partitioning = catalog.sources[name].partitioning
+        if catalog.sources[name].is_daily:
+            last = min(split.test.end, partitioning.end or split.test.end)
+            windows[name] = (max(first, partitioning.start), last)
+    return windows, {name: (first, split.test.end) for name, first in sorted(needed.items())}
+
+
+def _pin_days(versions: dict[str, dict], first: dt.date, last: dt.date, what: str) -> dict:
+    """The per-day versions of [first, last], with an aggregate hash; refuse when a day has no version."""
+    wanted = [day.isoformat() for day in days(first, last)]
+    missing = [day for day in wanted if day not in versions]
+    if missing:
+        shown = ", ".join(missing[:SHOWN_DAYS]) + (f" and {len(missing) - SHOWN_DAYS} more" if len(missing) >
+                                                    SHOWN_DAYS else "")
+        raise MissingDataVersionError(f"{what} has no recorded data version for {len(missing)} day(s) the snapshot "
+                                      f"reads ({shown}); materialize those partitions first")
+    by_day = {day: versions[day]["version"] for day in wanted}
+    text = "".join(f"{day} {version}\n" for day, version in by_day.items())
+    return {"days": len(by_day), "first": wanted[0], "last": wanted[-1],
+            "versions_sha256": hashlib.sha256(text.encode()).hexdigest(), "by_day": by_day}
+
+
+def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
+                      split: TimeSplit) -> tuple[dict, dict]:
+    """({source: pinned versions}, {feature set: pinned versions}) of everything the snapshot reads; raises
+    MissingDataVersionError when a day has no version or a feature day was computed from other data."""
+    source_windows, feature_windows = read_windows(catalog, model, split)
+    sources = {}
+    for dependency in catalog.source_dependencies(model):
+        name = dependency.source
+        stored = stored_versions(connection, source_asset(name))
+        pinned = {"trust": dependency.trust}
+        if name in source_windows:
+            pinned.update(_pin_days(stored, *source_windows[name], f"source '{name}'"))
+        elif WHOLE in stored:
+            pinned.update({"days": 0, "version": stored[WHOLE]["version"]})
+        else:
+            raise MissingDataVersionError(f"source '{name}' has no recorded data version; materialize "
+                                          f"source/{name} first")
+        sources[name] = pinned
+    features = {}
+    for name, (first, last) in feature_windows.items():
+        _, stale = stale_days(connection, catalog, catalog.feature_sets[name], first, last)
+        if stale:
+            day = min(stale)
+            raise MissingDataVersionError(
+                f"feature set '{name}' is not up to date with its inputs on {len(stale)} day(s) the snapshot reads, "
+                f"first {day} ({stale[day]}); materialize those partitions of features/{name} first")
+        features[name] = _pin_days(stored_versions(connection, feature_asset(name)), first, last,
+                                   f"feature set '{name}'")
+    return sources, features
+
+
+def manifest_summary(manifest: dict) -> dict:
+    """The manifest without its per-day versions, for a short display (the registry keeps the whole manifest)."""
+    def short(pins: dict) -> dict:
+        return {name: {key: value for key, value in pinned.items() if key != "by_day"} for name, pinned in
+                pins.items()}
+
+    return {**manifest, **{key: short(manifest[key]) for key in ("source_data_versions", "feature_data_versions")
+                           if isinstance(manifest.get(key), dict)}}
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """One pinned partition whose data the warehouse no longer holds as it was."""
+
+    asset: str  # "source/weather" or "features/origin_weather_eve"
+    day: str  # ISO date, or "" for a reference source
+    pinned: str
+    now: str  # the version recorded now, "absent", or "rows modified" when the rows no longer match it
+
+    def __str__(self) -> str:
+        where = f"{self.asset} {self.day}" if self.day else self.asset
+        if self.now == "rows modified":
+            return f"{where}: rows modified outside the platform (they no longer hash to version {self.pinned})"
+        return f"{where}: pinned {self.pinned}, now {self.now}"
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What the warehouse holds of a snapshot's pinned data versions."""
+
+    pinned: bool  # False for a snapshot made before versions were pinned
+    partitions: int
+    changes: tuple[DataChange, ...]
+
+
+def check_pinned_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, manifest: dict) -> DataCheck:
+    """Compare a manifest's pinned versions with the version index and, for sources, with the stored rows."""
+    from ml_platform.sources.loading import content_versions
+
+    sources, features = manifest.get("source_data_versions", {}), manifest.get("feature_data_versions")
+    if features is None or any("trust" not in pinned for pinned in sources.values()):
+        return DataCheck(False, 0, ())
+    changes, partitions = [], 0
+    for kind, pins in (("source", sources), ("features", features)):
+        for name, pinned in pins.items():
+            asset = f"{kind}/{name}"
+            stored = stored_versions(connection, asset)
+            expected = pinned.get("by_day") or {WHOLE: pinned["version"]}
+            partitions += len(expected)
+            rows = {}
+            if kind == "source" and name in catalog.sources:
+                first, last = (dt.date.fromisoformat(pinned["first"]), dt.date.fromisoformat(pinned["last"])) \
+                    if "by_day" in pinned else (None, None)
+                rows = content_versions(connection, catalog.sources[name], first, last)
+            for day, version in expected.items():
+                now = stored.get(day, {})
+                if now.get("version") != version:
+                    changes.append(DataChange(asset, day, version, now.get("version", "absent")))
+                elif rows and now["components"].get("content") != rows.get(day):
+                    changes.append(DataChange(asset, day, version, "rows modified"))
+    return DataCheck(True, partitions, tuple(changes))
+
+
+def data_check_text(check: DataCheck, shown: int = SHOWN_DAYS) -> str:
+    """One line (and the first changes) saying whether the warehouse still holds the pinned data."""
+    if not check.pinned:
+        return "not pinned: the snapshot was made before data versions were pinned per day"
+    if not check.changes:
+        return f"the warehouse still holds all {check.partitions:,} pinned partitions (sources and features)"
+    assets = sorted({change.asset for change in check.changes})
+    lines = [f"CHANGED since the snapshot: {len(check.changes)} of {check.partitions:,} pinned partitions "
+             f"({', '.join(assets)}); the snapshot file keeps the data it was trained on"]
+    lines += [f"    {change}" for change in check.changes[:shown]]
+    if len(check.changes) > shown:
+        lines.append(f"    and {len(check.changes) - shown} more")
+    return "\n".join(lines)
