@@ -1,0 +1,65 @@
+"""Monitoring tables in the warehouse: one row per model, day and measure, replaced whole when a day is measured again."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from ml_platform.storage.warehouse import date_literal, quote
+
+SCHEMA = "monitoring"
+COLUMNS = {
+    "drift": "day DATE NOT NULL, model_version VARCHAR NOT NULL, feature VARCHAR NOT NULL, psi DOUBLE NOT NULL, "
+             "rows BIGINT NOT NULL, computed_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL",
+    "outcomes": "day DATE NOT NULL, status VARCHAR NOT NULL, model_version VARCHAR, rows_scored BIGINT, "
+                "labelled_rows BIGINT, flagged BIGINT, true_positives BIGINT, false_positives BIGINT, "
+                "realized_money DOUBLE, promised_money DOUBLE, promised_money_by_rows DOUBLE, promised_low DOUBLE, "
+                "promised_high DOUBLE, test_days BIGINT, currency VARCHAR, computed_at TIMESTAMP NOT NULL, "
+                "run_id VARCHAR NOT NULL",
+}
+
+
+def monitoring_table(model: str, kind: str) -> str:
+    """The qualified name of a model's monitoring table: kind is 'drift' or 'outcomes'."""
+    if kind not in COLUMNS:
+        raise ValueError(f"unknown monitoring table kind {kind!r}")
+    return f"{SCHEMA}.{quote(f'{model}__{kind}')}"
+
+
+def has_table(connection: duckdb.DuckDBPyConnection, model: str, kind: str) -> bool:
+    """True when the model's monitoring table exists."""
+    return connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+                              "table_name = ?", [SCHEMA, f"{model}__{kind}"]).fetchall()[0][0] > 0
+
+
+def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, frame: pd.DataFrame,
+                 days: list[dt.date]) -> int:
+    """Replace the rows of the given days with frame's rows, in one transaction; returns rows written."""
+    target = monitoring_table(model, kind)
+    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    connection.register("monitoring_rows", frame)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS[kind]})")
+        listed = ", ".join(date_literal(day) for day in days)
+        if listed:
+            connection.execute(f"DELETE FROM {target} WHERE day IN ({listed})")
+        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM monitoring_rows")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("monitoring_rows")
+    return len(frame)
+
+
+def read_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, start: dt.date,
+              end: dt.date) -> pd.DataFrame:
+    """The stored rows of [start, end] (empty when nothing was measured yet)."""
+    if not has_table(connection, model, kind):
+        return pd.DataFrame()
+    return connection.execute(f"SELECT * FROM {monitoring_table(model, kind)} WHERE day BETWEEN "
+                              f"{date_literal(start)} AND {date_literal(end)} ORDER BY ALL").df()

@@ -1,0 +1,175 @@
+"""Monitoring on January 2013: drift of a scored February day against the champion's training rows, realized money
+once labels are known, the drift alarm the retraining sensor reads, and what happens when something is missing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_platform.demo import prepare_instance
+from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
+from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
+from ml_platform.monitoring.factory import build_monitoring_assets
+from ml_platform.monitoring.outcomes import recorded_spec
+from ml_platform.monitoring.store import replace_days
+from ml_platform.snapshots.factory import stage_key
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
+from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
+
+FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> Runs:
+    """The demo model deployed as champion on January, and February 1 scored."""
+    project = copy_of(champion_and_challenger(), tmp_path / "project")
+    monkeypatch.setenv("DAGSTER_HOME", str(project.dagster_home))
+    runs = Runs(project)
+    assert runs.score(FEBRUARY_1, FEBRUARY_1).success
+    return runs
+
+
+def monitor(runs: Runs, stages: list[str], first: dt.date, last: dt.date):
+    """Materialize the model's monitoring assets (added to the project's definitions unless already wired in)."""
+    chain = runs.chain()
+    model = chain.catalog.models[MODEL]
+    wired = {key for assets in chain.definitions.assets for key in assets.keys}
+    extra = [asset for asset in build_monitoring_assets(chain.catalog, model) if asset.key not in wired]
+    job = dg.define_asset_job("monitor", selection=[stage_key(stage, model) for stage in stages])
+    chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(assets=extra, jobs=[job]))
+    return chain.run("monitor", "monitor", date_range=(first, last))
+
+
+def check_result(run_id: str, name: str) -> dg.AssetCheckEvaluation:
+    records = dg.DagsterInstance.get().all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return next(record.dagster_event.event_specific_data for record in records
+                if record.dagster_event.event_specific_data.check_name == name)
+
+
+def test_psi_is_zero_for_the_same_population_and_large_for_a_shifted_one():
+    generator = np.random.default_rng(0)
+    reference = pd.Series(generator.normal(50, 10, 5000))
+    assert feature_psi(reference, reference) == pytest.approx(0.0, abs=1e-9)
+    assert feature_psi(reference, pd.Series(generator.normal(50, 10, 900))) < 0.1
+    assert feature_psi(reference, pd.Series(generator.normal(65, 10, 900))) > PSI_ALARM
+    # a feature that stops arriving drifts: missing values are a bin of their own
+    assert feature_psi(reference, pd.Series([np.nan] * 900)) > PSI_ALARM
+    # categories by their training shares; an unseen category counts too
+    carriers = pd.Series(["UA"] * 50 + ["B6"] * 50)
+    assert feature_psi(carriers, pd.Series(["UA"] * 90 + ["B6"] * 10)) == pytest.approx(psi([0.5, 0.5, 0, 0],
+                                                                                            [0.9, 0.1, 0, 0]))
+    assert feature_psi(carriers, pd.Series(["ZZ"] * 100)) > PSI_ALARM
+    # by hand: two bins moving from 50/50 to 90/10
+    assert psi([0.5, 0.5], [0.9, 0.1]) == pytest.approx(0.4 * math.log(1.8) - 0.4 * math.log(0.2))
+
+
+def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
+    outcome = monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1)
+    assert outcome.success, outcome.failures
+    champion = runs.query("SELECT model_version FROM registry.promotions")[0][0]
+    rows = runs.query(f"SELECT feature, psi, rows, model_version FROM monitoring.{MODEL}__drift ORDER BY feature")
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        trained = recorded_spec(connection, champion)  # the champion's own features, not today's spec's
+    assert sorted(row[0] for row in rows) == sorted([*trained.features, SCORE])
+    scored = runs.query(f"SELECT count(*) FROM predictions.{MODEL}__latest WHERE partition_date = DATE '2013-02-01'")
+    assert {(row[2], row[3]) for row in rows} == {(scored[0][0], champion)}
+    assert all(np.isfinite(row[1]) and row[1] >= 0 for row in rows)
+    # the UI: the largest feature PSI as a float, a table of the top ones, and checks that warn
+    metadata = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey(["monitoring", MODEL])).asset_materialization.metadata
+    assert metadata["max_feature_psi"].value == pytest.approx(max(row[1] for row in rows if row[0] != SCORE))
+    assert metadata["prediction_psi"].value == pytest.approx(next(row[1] for row in rows if row[0] == SCORE))
+    assert metadata["top_drift"].value.startswith("| day | feature | PSI | rows |")
+    for name in ("feature_drift", "prediction_drift"):
+        check = check_result(outcome.run_id, name)
+        assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith("largest PSI ")
+    # measuring the day again replaces its rows
+    assert monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1).success
+    assert runs.query(f"SELECT count(*) FROM monitoring.{MODEL}__drift")[0][0] == len(rows)
+
+
+def test_realized_money_of_a_labelled_day_against_the_promise(runs):
+    outcome = monitor(runs, ["outcomes"], FEBRUARY_1, FEBRUARY_2)
+    assert outcome.success, outcome.failures
+    stored = {str(row[0]): row[1:] for row in runs.query(
+        f"SELECT day, status, realized_money, flagged, true_positives, false_positives, promised_money "
+        f"FROM monitoring.{MODEL}__outcomes")}
+    # February 2 was not scored: recorded as such, not failed
+    assert stored["2013-02-02"][0] == "not scored: no production predictions of 2013-02-02"
+    # February 1, measured independently in SQL with the spec's label and money
+    expected = runs.query(
+        "WITH o AS (SELECT flight_id, (dep_time IS NULL OR dep_delay > 15) AS label, "
+        "  0.30 * 75 * coalesce(dep_delay, 180) - 500 AS tp FROM source.flights) "
+        "SELECT sum(CASE WHEN p.flagged THEN CASE WHEN o.label THEN o.tp ELSE -500 END ELSE 0 END), "
+        "count_if(p.flagged), count_if(p.flagged AND o.label), count_if(p.flagged AND NOT o.label) "
+        f"FROM predictions.{MODEL}__latest p JOIN o USING (flight_id) WHERE p.partition_date = DATE '2013-02-01'")[0]
+    status, realized, flagged, true_positives, false_positives, promised = stored["2013-02-01"]
+    assert status == "labelled"
+    assert (realized, flagged, true_positives, false_positives) == pytest.approx(expected)
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        champion = registry.champion(connection, MODEL)
+        test = registry.fetch_one(connection, "evaluations", model_version=champion["model_version"])["summary"]["test"]
+    assert promised == pytest.approx(test["money"] / 6)  # the January test window has 6 days
+    check = check_result(outcome.run_id, "realized_money")
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description.startswith("1 labelled day(s) 2013-02-01 to 2013-02-01: realized ")
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        summary = monitoring_summary(connection, MODEL, FEBRUARY_1, FEBRUARY_2)
+    assert summary["days_labelled"] == 1 and summary["realized_money"] == pytest.approx(realized)
+    assert summary["days"][0]["day"] == "2013-02-01" and summary["currency"] == "USD"
+
+
+def test_a_day_not_scored_is_not_monitored_and_says_so(runs):
+    outcome = monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_2)
+    assert not outcome.success
+    assert any("1 day(s) of 'flight_delay' not scored yet (2013-02-02): materialize predictions/flight_delay" in reason
+               for reason in outcome.failures), outcome.failures
+
+
+def test_a_modified_snapshot_is_refused(runs):
+    snapshot = runs.query("SELECT path FROM registry.snapshots s JOIN registry.promotions p USING (training_run)")[0][0]
+    path = runs.project.storage.artifacts / snapshot
+    path.chmod(0o644)
+    with open(path, "ab") as handle:
+        handle.write(b"tampered")
+    outcome = monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1)
+    assert not outcome.success
+    assert any(f"artifact {snapshot} was modified" in reason and "refusing to load it" in reason
+               for reason in outcome.failures), outcome.failures
+
+
+def test_without_a_champion_there_is_nothing_to_monitor(tmp_path, monkeypatch):
+    project = january_project(tmp_path / "project")
+    monkeypatch.setenv("DAGSTER_HOME", str(project.dagster_home))
+    prepare_instance(project)
+    outcome = monitor(Runs(project), ["monitoring"], FEBRUARY_1, FEBRUARY_1)
+    assert not outcome.success
+    assert any("no version of 'flight_delay' has been deployed: nothing is scored, nothing to monitor" in reason
+               for reason in outcome.failures), outcome.failures
+
+
+def test_the_drift_alarm_needs_drift_on_most_of_the_last_scored_days(runs):
+    assert monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1).success
+    # the steadiest feature of February 1, as measured
+    feature, measured = runs.query(f"SELECT feature, psi FROM monitoring.{MODEL}__drift WHERE feature <> '{SCORE}' "
+                                   f"ORDER BY psi LIMIT 1")[0]
+    assert measured <= PSI_ALARM
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        champion = registry.champion(connection, MODEL)["model_version"]
+        # five later days on which that feature drifted (as the monitoring asset stores them)
+        later = [FEBRUARY_1 + dt.timedelta(days=offset) for offset in range(1, 6)]
+        frame = pd.DataFrame([{"day": day, "model_version": champion, "feature": feature, "psi": 0.3 + 0.02 * index,
+                               "rows": 900, "computed_at": registry.now(), "run_id": "test"}
+                              for index, day in enumerate(later)])
+        replace_days(connection, MODEL, "drift", frame, later)
+        early = drift_alarm(connection, MODEL, later[3])  # four drifted days are not enough
+        reason = drift_alarm(connection, MODEL, later[-1])
+    assert early is None or feature not in early
+    assert f"{champion}: " in reason and (f"feature drift: PSI of {feature} above 0.25 on 5 of the last 6 scored "
+                                          f"days (max 0.38)") in reason
