@@ -11,6 +11,8 @@ from ml_platform.automation.factory import (build_automation_jobs, build_outcome
 from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
 from ml_platform.features.factory import build_feature_asset, feature_key
+from ml_platform.monitoring.alarms import drift_alarm
+from ml_platform.monitoring.factory import build_monitoring_assets
 from ml_platform.resources import StoragePaths, build_resources
 from ml_platform.scoring.factory import build_predictions_asset
 from ml_platform.snapshots.factory import build_snapshot_asset, stage_key
@@ -18,7 +20,7 @@ from ml_platform.sources.factory import build_source_asset, source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.training.factory import build_model_asset
 
-MODEL_STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions")
+MODEL_STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions", "monitoring", "outcomes")
 REFERENCE_JOB = "reference_sources"
 DAILY_JOB = "daily_data"
 
@@ -44,6 +46,7 @@ def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
             build_evaluation_asset(catalog, model),
             build_deployment_asset(catalog, model),
             build_predictions_asset(catalog, model),
+            *build_monitoring_assets(catalog, model),
         ]
     return assets
 
@@ -68,18 +71,23 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
         jobs.append(dg.define_asset_job(
             scoring_job_name(model.name), selection=[stage_key("predictions", model)],
             description=f"Score days with the {model.name} champion."))
-        jobs += build_automation_jobs(catalog, model, monitoring=[], outcomes=[])
+        jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model)],
+                                      outcomes=[stage_key("outcomes", model)])
     return jobs
 
 
 def build_schedules(catalog: Catalog) -> list[dg.ScheduleDefinition]:
-    """Each model's daily scoring schedule (and outcomes schedule once it has outcome assets)."""
-    return [build_scoring_schedule(catalog, model, monitoring=[]) for model in catalog.models.values()]
+    """Each model's daily scoring schedule and its outcomes schedule."""
+    schedules = []
+    for model in catalog.models.values():
+        schedules += [build_scoring_schedule(catalog, model, monitoring=[stage_key("monitoring", model)]),
+                      build_outcomes_schedule(catalog, model)]
+    return schedules
 
 
 def build_sensors(catalog: Catalog) -> list[dg.SensorDefinition]:
     """Each model's retraining sensor."""
-    return [build_retraining_sensor(catalog, model) for model in catalog.models.values()]
+    return [build_retraining_sensor(catalog, model, drift_alarm=drift_alarm) for model in catalog.models.values()]
 
 
 # In-process unless a run asks for `execution: {config: {multiprocess: {...}}}`: the warehouse admits one writer

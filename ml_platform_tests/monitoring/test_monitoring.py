@@ -154,7 +154,7 @@ def test_without_a_champion_there_is_nothing_to_monitor(tmp_path, monkeypatch):
                for reason in outcome.failures), outcome.failures
 
 
-def test_the_drift_alarm_needs_drift_on_most_of_the_last_scored_days(runs):
+def test_the_drift_alarm_needs_prediction_drift_on_most_of_the_last_scored_days(runs):
     assert monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1).success
     # the steadiest feature of February 1, as measured
     feature, measured = runs.query(f"SELECT feature, psi FROM monitoring.{MODEL}__drift WHERE feature <> '{SCORE}' "
@@ -162,14 +162,25 @@ def test_the_drift_alarm_needs_drift_on_most_of_the_last_scored_days(runs):
     assert measured <= PSI_ALARM
     with open_warehouse(runs.project.storage.warehouse) as connection:
         champion = registry.champion(connection, MODEL)["model_version"]
-        # five later days on which that feature drifted (as the monitoring asset stores them)
-        later = [FEBRUARY_1 + dt.timedelta(days=offset) for offset in range(1, 6)]
-        frame = pd.DataFrame([{"day": day, "model_version": champion, "feature": feature, "psi": 0.3 + 0.02 * index,
-                               "rows": 900, "computed_at": registry.now(), "run_id": "test"}
-                              for index, day in enumerate(later)])
-        replace_days(connection, MODEL, "drift", frame, later)
-        early = drift_alarm(connection, MODEL, later[3])  # four drifted days are not enough
+        later = [FEBRUARY_1 + dt.timedelta(days=offset) for offset in range(1, 8)]  # February 2 to 8
+
+        def measured_days(feature_psi: list[float], score_psi: list[float]) -> pd.DataFrame:
+            """The later days as the monitoring asset stores them: one feature's PSI and the score's, per day."""
+            return pd.DataFrame([{"day": day, "model_version": champion, "feature": name, "psi": value, "rows": 900,
+                                  "computed_at": registry.now(), "run_id": "test"}
+                                 for name, values in ((feature, feature_psi), (SCORE, score_psi))
+                                 for day, value in zip(later, values)])
+
+        calm = [0.05] * 7
+        replace_days(connection, MODEL, "drift", measured_days([0.4] * 7, calm), later)
+        features_only = drift_alarm(connection, MODEL, later[-1])  # one day's weather is not a reason to retrain
+        replace_days(connection, MODEL, "drift", measured_days(calm, [0.3, 0.32, 0.34, 0.36, 0.05, 0.05, 0.05]),
+                     later)
+        four_days = drift_alarm(connection, MODEL, later[-1])
+        replace_days(connection, MODEL, "drift", measured_days([0.4] * 7, [0.3, 0.32, 0.34, 0.36, 0.38, 0.05, 0.05]),
+                     later)
         reason = drift_alarm(connection, MODEL, later[-1])
-    assert early is None or feature not in early
-    assert f"{champion}: " in reason and (f"feature drift: PSI of {feature} above 0.25 on 5 of the last 6 scored "
-                                          f"days (max 0.38)") in reason
+    assert features_only is None
+    assert four_days is None
+    assert reason == (f"{champion}: prediction drift: PSI of the score above 0.25 on 5 of the last 7 scored days "
+                      f"(max 0.38); features drifting most: {feature} (7 days)"), reason
