@@ -1,0 +1,27 @@
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale} [options]` (--help on each)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "demo-vs-script": "benchmarks.demo_vs_script",
+    "iteration": "benchmarks.iteration",
+    "scoring": "benchmarks.scoring",
+    "scale": "benchmarks.scale",
+}
+
+
+def main() -> None:
+    """Dispatch to the benchmark named by the first argument."""
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__.strip())
+        raise SystemExit(2)
+    module = importlib.import_module(COMMANDS[sys.argv[1]])
+    sys.argv = [f"python -m benchmarks {sys.argv[1]}", *sys.argv[2:]]
+    module.main()
+
+
+if __name__ == "__main__":
+    main()
