@@ -69,8 +69,8 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
             selection=[stage_key(stage, model) for stage in ("snapshot", "model", "evaluation", "deployment")],
             description=f"One training run of {model.name}: snapshot, train, evaluate, gate, deploy."))
         jobs.append(dg.define_asset_job(
-            scoring_job_name(model.name), selection=[stage_key("predictions", model)],
-            description=f"Score days with the {model.name} champion."))
+            scoring_job_name(model.name), selection=[stage_key("predictions", model), stage_key("monitoring", model)],
+            description=f"Score days with the {model.name} champion and measure their drift."))
         jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model)],
                                       outcomes=[stage_key("outcomes", model)])
     return jobs

@@ -17,9 +17,11 @@ from typing import Callable, Iterable
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ml_platform.automation.factory import outcomes_job_name
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, build_definitions, scoring_job_name, training_job_name
 from ml_platform.evaluation.evaluate import ordered_checks
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
@@ -58,6 +60,7 @@ class ChainResult:
     scored_rows: int
     score_window: tuple[dt.date, dt.date]
     seconds: float
+    monitoring: dict | None = None
 
 
 def prepare_instance(project: Project) -> Path:
@@ -188,20 +191,24 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
         champion = registry.champion(connection, model_name)
     if not training.success and evaluation is None:
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
-    scored = 0
+    scored, monitored = 0, None
     if champion is None:
         say("[4/4] scoring skipped: no model of this spec has passed the gate")
     elif score_window[0] > score_window[1]:
         say("[4/4] scoring skipped: the source has no days after the test window")
     else:
         say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion['model_version']}")
-        _require(chain.run(scoring_job_name(model_name), "score with the champion", date_range=score_window))
+        _require(chain.run(scoring_job_name(model_name), "score with the champion and measure drift",
+                           date_range=score_window))
+        _require(chain.run(outcomes_job_name(model_name), "judge the scored days (their labels are known)",
+                           date_range=score_window))
         with project_warehouse(project) as connection:
             scored = connection.execute(
                 f"SELECT count(*) FROM predictions.{model_name}__latest WHERE partition_date BETWEEN ? AND ?",
                 list(score_window)).fetchall()[0][0]
+            monitored = monitoring_summary(connection, model_name, *score_window)
     return ChainResult(model_name, key, chain.runs, evaluation and evaluation["summary"], champion, scored,
-                       score_window, time.perf_counter() - started)
+                       score_window, time.perf_counter() - started, monitored)
 
 
 def _require(outcome: RunOutcome) -> None:
@@ -248,6 +255,15 @@ def summary_text(project: Project, result: ChainResult) -> str:
         lines.append(f"Predictions: {result.scored_rows:,} rows for {result.score_window[0]} to "
                      f"{result.score_window[1]} in table predictions.{result.model}__latest of "
                      f"{project.storage.warehouse}")
+    monitored = result.monitoring
+    if monitored and monitored["days_labelled"]:
+        lines.append(f"Realized on those days, once their labels were known: {monitored['realized_money']:,.0f} "
+                     f"{monitored['currency']} against the {monitored['promised_money']:,.0f} the evaluation "
+                     f"promised for {monitored['days_labelled']} days (table monitoring.{result.model}__outcomes)")
+    if monitored and monitored["days_measured"]:
+        lines.append(f"Drift against the training snapshot: {monitored['days_drifted']} of "
+                     f"{monitored['days_measured']} scored days above PSI 0.25 on some feature or the score "
+                     f"(table monitoring.{result.model}__drift)")
     lines += [
         f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)",
         f"  then http://127.0.0.1:3000/locations/ml_platform/asset-groups/{result.model} shows every asset "

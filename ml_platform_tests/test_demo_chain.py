@@ -14,7 +14,7 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
     lines = []
     result = run_chain(project, "flight_delay", score_days=2, say=lines.append)
 
-    assert [run.success for run in result.runs] == [True, True, True, True]
+    assert [run.success for run in result.runs] == [True] * 5  # reference, daily, training, scoring, outcomes
     assert result.champion is not None and result.champion["model_version"].startswith("flight_delay-")
     assert result.evaluation["gate_passed"] is True
     assert result.scored_rows > 1000  # two days of departures from New York
@@ -36,3 +36,9 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
         assert instance.get_latest_materialization_event(dg.AssetKey([stage, "flight_delay"])) is not None
     text = summary_text(project, result)
     assert "Money on the test window 2013-01-26 to 2013-01-31" in text and "USD" in text
+    # the scored days were monitored, then judged in money once their labels were known
+    for stage in ("monitoring", "outcomes"):
+        assert instance.get_latest_materialization_event(dg.AssetKey([stage, "flight_delay"])) is not None
+    assert result.monitoring["days_measured"] == 2 and result.monitoring["days_labelled"] == 2
+    assert "Realized on those days, once their labels were known: " in text
+    assert "promised for 2 days (table monitoring.flight_delay__outcomes)" in text

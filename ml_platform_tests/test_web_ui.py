@@ -23,6 +23,7 @@ from typing import Callable
 
 import pytest
 
+from ml_platform.automation.factory import outcomes_job_name
 from ml_platform.build import scoring_job_name, training_job_name
 from ml_platform.demo import ChainResult, run_chain
 from ml_platform.project import Project
@@ -34,8 +35,9 @@ pytestmark = pytest.mark.browser
 
 MODEL = "flight_delay"
 LOCATION = "ml_platform"
-STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions")
+STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions", "monitoring", "outcomes")
 TRAINING_STAGES = ("snapshot", "model", "evaluation", "deployment")  # one partition each: the training run
+DAILY_STAGES = ("predictions", "monitoring", "outcomes")  # one partition per day, SCORE_DAYS of them made
 GATE_CHECKS = ("money_floor", "roc_auc_floor", "predictions_sane")  # the evaluation may carry more checks
 SCORE_DAYS = 2
 PAGE_TIMEOUT = 30.0
@@ -189,7 +191,7 @@ def section(text: str, start: str, end: str) -> str:
 
 
 def test_asset_group_lineage_shows_every_stage_materialized(served, browser):
-    """The model's group graph: five assets, four fully filled, the scoring one partly, every check passed."""
+    """The model's group graph: seven assets, the training ones fully filled, the daily ones partly, the gate passed."""
     checks = len(served.evaluation_checks())
     passed = f"{checks} / {checks} Passed"
     browser.set_viewport(*LINEAGE_VIEWPORT)
@@ -237,9 +239,10 @@ def test_asset_group_list_names_each_stage_with_its_partitions(served, browser):
         row = rows[f"{stage} / {MODEL}"]
         # Status column: "All" materialized, then 0 missing, 0 failed, 0 in progress, of "1 partition".
         assert re.search(r"\nAll\n0\n0\n0\n1 partition$", row), (stage, row)
-    predictions = rows[f"predictions / {MODEL}"]
-    # SCORE_DAYS materialized, the rest of the year missing, none failed or in progress.
-    assert re.search(rf"\n{SCORE_DAYS}\n{365 - SCORE_DAYS}\n0\n0\n365 partitions$", predictions), predictions
+    for stage in DAILY_STAGES:
+        row = rows[f"{stage} / {MODEL}"]
+        # SCORE_DAYS materialized, the rest of the year missing, none failed or in progress.
+        assert re.search(rf"\n{SCORE_DAYS}\n{365 - SCORE_DAYS}\n0\n0\n365 partitions$", row), (stage, row)
 
 
 def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
@@ -304,11 +307,13 @@ def test_graphql_agrees_the_group_is_materialized(served):
                                           "numMaterializing": 0}, (stage, node)
         assert node["assetMaterializations"] == [{"runId": training_run, "partition": served.chain.training_run}]
 
-    predictions = by_stage["predictions"]
-    assert predictions["partitionStats"]["numMaterialized"] == SCORE_DAYS
-    assert predictions["partitionStats"]["numFailed"] == 0
-    assert predictions["assetMaterializations"] == [{
-        "runId": served.run_id(scoring_job_name(MODEL)), "partition": served.chain.score_window[1].isoformat()}]
+    last_day = served.chain.score_window[1].isoformat()
+    for stage, job in (("predictions", scoring_job_name(MODEL)), ("monitoring", scoring_job_name(MODEL)),
+                       ("outcomes", outcomes_job_name(MODEL))):
+        node = by_stage[stage]
+        assert node["partitionStats"]["numMaterialized"] == SCORE_DAYS, (stage, node)
+        assert node["partitionStats"]["numFailed"] == 0, (stage, node)
+        assert node["assetMaterializations"] == [{"runId": served.run_id(job), "partition": last_day}], stage
 
     checks = {check["name"]: check for check in by_stage["evaluation"]["assetChecksOrError"]["checks"]}
     assert set(GATE_CHECKS) <= set(checks), sorted(checks)

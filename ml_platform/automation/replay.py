@@ -25,6 +25,8 @@ import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.external import RemoteSchedule
+from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
+                                                 ScheduleInstigatorData)
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from dagster._core.test_utils import freeze_time
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -114,18 +116,20 @@ class Clock:
         return found
 
     def reset(self, start: dt.datetime) -> None:
-        """Forget earlier ticks of the model's schedules and sensor, and start them at the simulated start."""
+        """Forget earlier ticks of the schedules and sensors, and start the schedules at the simulated start.
+
+        The schedules run by default (declared in code), so the scheduler would otherwise create their state at
+        its first iteration and skip a tick due at that very moment; the sensors' state is made by their daemon.
+        """
         for instigator in self.instigators:
             origin_id, selector_id = instigator.get_remote_origin_id(), instigator.selector_id
             self.instance.purge_ticks(origin_id, selector_id, before=time.time() + 86400 * 365 * 100)
             if self.instance.get_instigator_state(origin_id, selector_id) is not None:
                 self.instance.delete_instigator_state(origin_id, selector_id)
-        with freeze_time(start):
-            for instigator in self.instigators:
-                if isinstance(instigator, RemoteSchedule):
-                    self.instance.start_schedule(instigator)
-                else:
-                    self.instance.start_sensor(instigator)
+            if isinstance(instigator, RemoteSchedule):
+                self.instance.add_instigator_state(InstigatorState(
+                    instigator.get_remote_origin(), InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE,
+                    ScheduleInstigatorData(instigator.cron_schedule, start.timestamp())))
 
     def tick(self, at: dt.datetime) -> Moment:
         """Evaluate the schedules and sensors due at a simulated moment, then run what they submitted."""

@@ -11,6 +11,9 @@ from ml_platform.automation.factory import daily_job_name, outcomes_job_name
 from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, project_environment, run_replay
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
 from ml_platform.demo import Chain, DemoError, prepare_instance, project_warehouse
+from ml_platform.monitoring.alarms import monitoring_summary
+from ml_platform.monitoring.drift import SCORE
+from ml_platform.monitoring.store import has_table, read_days
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
@@ -113,7 +116,37 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
     ledger.scored_days.append(day)
     ledger.unscored_days.pop(day, None)
-    return f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}"
+    return f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}{_drift_text(connection, model_name, day)}"
+
+
+def _drift_text(connection, model_name: str, day: str) -> str:
+    """The day's prediction drift and its most drifted feature, as monitoring measured them."""
+    if not has_table(connection, model_name, "drift"):
+        return ""
+    rows = read_days(connection, model_name, "drift", dt.date.fromisoformat(day), dt.date.fromisoformat(day))
+    if rows.empty:
+        return ""
+    score = rows[rows["feature"] == SCORE]["psi"]
+    features = rows[rows["feature"] != SCORE].sort_values("psi")
+    top = features.iloc[-1] if len(features) else None
+    text = f"; drift PSI: score {float(score.iloc[0]):.2f}" if len(score) else "; drift PSI:"
+    return text + (f", most {top['feature']} {float(top['psi']):.2f}" if top is not None else "")
+
+
+def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
+    """What judging a day found: realized money against the evaluation's promise, or why there was nothing."""
+    if run.status != "SUCCESS":
+        return f"NOT judged {run.partition}: {'; '.join(run.failures) or run.status}"
+    day = dt.date.fromisoformat(run.partition)
+    rows = read_days(connection, model_name, "outcomes", day, day) if has_table(connection, model_name,
+                                                                                 "outcomes") else None
+    if rows is None or rows.empty:
+        return f"judged {run.partition}: nothing recorded"
+    row = rows.iloc[-1]
+    if row["status"] not in ("labelled", "partly labelled"):
+        return f"judged {run.partition}: {row['status']}"
+    return (f"judged {run.partition}: realized {row['realized_money']:,.0f} against a promised "
+            f"{row['promised_money']:,.0f} {row['currency']}")
 
 
 def describe_moment(project: Project, catalog: Catalog, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
@@ -129,8 +162,7 @@ def describe_moment(project: Project, catalog: Catalog, moment: Moment, ledgers:
                     ledger.trainings.append(record)
                     phrases.append(f"{name}: {line}")
                 elif run.job == outcomes_job_name(name):
-                    status = "judged" if run.status == "SUCCESS" else "NOT judged: " + "; ".join(run.failures)
-                    phrases.append(f"{name}: {status} {run.partition}")
+                    phrases.append(f"{name}: {_outcome_text(connection, name, run)}")
     return phrases
 
 
@@ -204,6 +236,16 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 lines.append(f"    cut off {cutoff} ({record['reason']}){money}: {verdict}")
             champion = registry.champion(connection, name)
             lines.append(f"  champion at the end: {champion['model_version'] if champion else 'none'}")
+            monitored = monitoring_summary(connection, name, result.start, result.end)
+            if monitored["days_labelled"]:
+                lines.append(f"  realized {monitored['realized_money']:,.0f} {monitored['currency']} over "
+                             f"{monitored['days_labelled']} judged days, against a promised "
+                             f"{monitored['promised_money']:,.0f} (each champion's test money per day)")
+            lines.append(f"  drift: {monitored['days_measured']} days measured, {monitored['days_drifted']} with a "
+                         f"PSI above the alarm level on some feature or the score")
+            alarms = [record for record in ledger.trainings if record["reason"].startswith("drift alarm")]
+            if alarms:
+                lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")
     del catalog
     return lines
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import dagster as dg
 import pandas as pd
@@ -31,12 +32,18 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
 
     day_lines = [line for line in lines if line.startswith("[")]
     assert day_lines[0].startswith("[history]") and day_lines[1].startswith("[clock]")
-    assert day_lines[2] == ("[  1/4] 2013-01-31  flight_delay: loaded 2013-02-01 (load data only: no model is "
-                            "deployed yet)")
+    assert day_lines[2] == ("[  1/4] 2013-01-31  flight_delay: judged 2013-01-30: not scored: "
+                            "predictions.flight_delay does not exist yet · flight_delay: loaded 2013-02-01 (load data "
+                            "only: no model is deployed yet)")
     assert "retrained 2013-01-31_" in day_lines[3] and "(first training run: data through 2013-01-31): PROMOTED" \
         in day_lines[3]
     assert "scored 2013-02-02:" in day_lines[3]
     assert "scored 2013-02-03:" in day_lines[4] and "scored 2013-02-04:" in day_lines[5]
+    # each scored day is monitored for drift, and judged in money the morning after
+    assert re.search(r"scored 2013-02-03: [\d,]+ rows, [\d,]+ flagged by flight_delay-\w+; drift PSI: score "
+                     r"\d+\.\d\d, most \w+ \d+\.\d\d", day_lines[4]), day_lines[4]
+    assert "judged 2013-02-01: not scored: no production predictions of 2013-02-01" in day_lines[4]
+    assert re.search(r"judged 2013-02-02: realized -?[\d,]+ against a promised -?[\d,]+ USD", day_lines[5])
 
     ledger = result.ledgers["flight_delay"]
     assert ledger.scored_days == ["2013-02-02", "2013-02-03", "2013-02-04"]
@@ -51,7 +58,9 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
                   if "ml_platform/tick" in run.tags)
     assert jobs == [("flight_delay__daily", "2013-02-01"), ("flight_delay__daily", "2013-02-02"),
                     ("flight_delay__daily", "2013-02-03"), ("flight_delay__daily", "2013-02-04"),
-                    ("flight_delay__training", jobs[4][1])]
+                    ("flight_delay__outcomes", "2013-01-30"), ("flight_delay__outcomes", "2013-01-31"),
+                    ("flight_delay__outcomes", "2013-02-01"), ("flight_delay__outcomes", "2013-02-02"),
+                    ("flight_delay__training", jobs[-1][1])]
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     # the ticks are recorded as the daemon would: at the simulated times, with their skip reasons
     states = {state.instigator_name: state for state in instance.all_instigator_state()}
@@ -113,5 +122,6 @@ def test_the_command_prints_days_and_a_summary(make_project, dagster_home, capsy
     project = make_project()
     assert main(["--project", str(project.root), "replay", "--from", "2013-02-01", "--to", "2013-02-01"]) == 0
     out = capsys.readouterr().out
-    assert "[  2/2] 2013-02-01  flight_delay: retrained" in out
+    assert re.search(r"^\[  2/2\] 2013-02-01  .*flight_delay: retrained 2013-01-31_\w+ \(first training run", out,
+                     flags=re.M), out
     assert "== replay 2013-02-01 to 2013-02-01:" in out and "champion at the end: flight_delay-" in out
