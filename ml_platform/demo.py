@@ -80,6 +80,9 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return failure_reasons(result.all_events)
 
 
+CHECK_KINDS = {"evaluation": "gate check", "monitoring": "monitoring check", "outcomes": "monitoring check"}
+
+
 def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
     """Readable reasons in a run's events: failed steps and failed checks."""
     reasons = []
@@ -96,8 +99,9 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                kind = "gate check" if evaluation.asset_key.path[0] == "evaluation" else "data check"
-                reasons.append(f"{kind} {evaluation.check_name} failed: {evaluation.description}")
+                kind = CHECK_KINDS.get(evaluation.asset_key.path[0], "data check")
+                warning = " (warning)" if evaluation.severity == dg.AssetCheckSeverity.WARN else ""
+                reasons.append(f"{kind} {evaluation.check_name} failed{warning}: {evaluation.description}")
     return reasons
 
 

@@ -12,7 +12,7 @@ from ml_platform.demo import Chain, run_chain
 from ml_platform.specs.loader import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import january_model, load_yaml, write_yaml, SPECS
+from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
 
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 2, 2))
 

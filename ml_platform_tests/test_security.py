@@ -12,7 +12,6 @@ from ml_platform.specs.loader import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse, quote, table
 
-from ml_platform_tests.conftest import write_yaml
 
 
 def test_feature_sql_that_writes_is_refused_at_run_time_too(make_project, tmp_path):

@@ -116,7 +116,10 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
     ledger.scored_days.append(day)
     ledger.unscored_days.pop(day, None)
-    return f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}{_drift_text(connection, model_name, day)}"
+    # a weather feature drifts with each day's weather, so only prediction drift is worth a warning on the line
+    warnings = "".join(f" [{reason}]" for reason in run.failures if "prediction_drift" in reason)
+    return (f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}"
+            f"{_drift_text(connection, model_name, day)}{warnings}")
 
 
 def _drift_text(connection, model_name: str, day: str) -> str:
@@ -145,8 +148,9 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
     row = rows.iloc[-1]
     if row["status"] not in ("labelled", "partly labelled"):
         return f"judged {run.partition}: {row['status']}"
+    warnings = "".join(f" [{reason}]" for reason in run.failures)  # e.g. realized money short of the promise
     return (f"judged {run.partition}: realized {row['realized_money']:,.0f} against a promised "
-            f"{row['promised_money']:,.0f} {row['currency']}")
+            f"{row['promised_money']:,.0f} {row['currency']}{warnings}")
 
 
 def describe_moment(project: Project, catalog: Catalog, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:

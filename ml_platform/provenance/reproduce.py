@@ -144,7 +144,7 @@ def reproduction_text(result: Reproduction) -> str:
     libraries = ", ".join(f"{name} {version}" for name, version in now.get("library_versions", {}).items())
     environment = f"python {now.get('python')}, {libraries}; platform code {now.get('code_version')}"
     if result.identical:
-        lines.append(f"IDENTICAL: the reproduced artifact is byte for byte the recorded one.")
+        lines.append("IDENTICAL: the reproduced artifact is byte for byte the recorded one.")
         lines.append(f"  environment now: {environment}")
         if result.environment:
             lines.append("  (recorded with a different " + ", ".join(what for what, _, _ in result.environment)

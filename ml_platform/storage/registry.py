@@ -67,7 +67,7 @@ def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]
     marks = ", ".join("?" for _ in row)
     try:
         connection.execute(f"INSERT INTO registry.{name} ({columns}) VALUES ({marks})", values)
-    except duckdb.ConstraintException as error:
+    except duckdb.ConstraintException:
         raise RegistryConflictError(conflict_message(connection, name, row)) from None  # the message says it all
 
 

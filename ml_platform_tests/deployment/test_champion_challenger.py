@@ -34,7 +34,7 @@ def test_a_worse_model_is_blocked_by_the_champion_which_keeps_scoring(runs, stat
     assert gate["beats_champion"]["details"]["champion"] == state.champion
     assert gate["beats_champion"]["details"]["gain"] < 0
     assert any(failure.startswith("gate check beats_champion failed: does not beat the champion by the margin of "
-                                  f"0 USD: ") for failure in worse.outcome.failures), worse.outcome.failures
+                                  "0 USD: ") for failure in worse.outcome.failures), worse.outcome.failures
     # the UI names the check, the champion and the money
     check = check_evaluation(worse.outcome.run_id, "beats_champion")
     assert not check.passed and state.champion in check.description

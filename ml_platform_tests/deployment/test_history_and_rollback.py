@@ -56,7 +56,7 @@ def test_rollback_then_history_at_any_time_gives_the_version_live_then(two_promo
         code, out, err = cli(runs, capsys, "history", MODEL, "--at", moment)
         assert code == 0, err
         first = out.splitlines()[0]
-        assert first.startswith(f"live at ") and f" UTC: {expected}" in first, (moment, first)
+        assert first.startswith("live at ") and f" UTC: {expected}" in first, (moment, first)
     # a time with an offset is converted to UTC
     local = (times[1] + (times[2] - times[1]) / 2).replace(tzinfo=dt.timezone.utc).astimezone(
         dt.timezone(dt.timedelta(hours=-5)))
@@ -66,8 +66,8 @@ def test_rollback_then_history_at_any_time_gives_the_version_live_then(two_promo
     code, out, _ = cli(runs, capsys, "history", MODEL)
     lines = out.splitlines()
     assert lines[0] == f"{MODEL}: 3 promotion(s), times in UTC, newest last"
-    assert lines[1].startswith(f"  #1   ") and state.champion in lines[1] and "until " in lines[1]
-    assert lines[5].startswith(f"  #3   ") and lines[5].endswith("LIVE (champion)")
+    assert lines[1].startswith("  #1   ") and state.champion in lines[1] and "until " in lines[1]
+    assert lines[5].startswith("  #3   ") and lines[5].endswith("LIVE (champion)")
     assert lines[6] == f"        reason: {log[2][3]}"
     # the rollback shows on the deployment asset in the UI, and production scores with the rolled-back version
     event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["deployment", MODEL]))
