@@ -20,6 +20,7 @@ import zoneinfo
 import dagster as dg
 
 from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
+from ml_platform.automation.tags import REASON_TAG, TICK_TAG
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import training_runs
 from ml_platform.resources import Warehouse
@@ -30,8 +31,6 @@ from ml_platform.specs.models import ModelSpec
 
 OUTCOMES_TIME = dt.time(6, 0)  # local time at which the previous day's outcomes are judged
 RETRAINING_INTERVAL_SECONDS = 3600  # the daemon evaluates the retraining sensor at most hourly
-TICK_TAG = "ml_platform/tick"  # the scheduled (or simulated) time of the tick that requested a run
-REASON_TAG = "ml_platform/reason"
 # runs keep every event in the instance (the UI's event log); only warnings reach the run worker's console
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -36,8 +36,9 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 from dagster._daemon.sensor import execute_sensor_iteration
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
-from ml_platform.automation.factory import (OUTCOMES_TIME, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
+from ml_platform.automation.factory import (OUTCOMES_TIME, outcomes_schedule_name, retraining_sensor_name,
                                             scoring_schedule_name)
+from ml_platform.automation.tags import REASON_TAG
 from ml_platform.project import Project
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules

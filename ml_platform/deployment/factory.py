@@ -3,6 +3,7 @@
 import dagster as dg
 from ml_platform.resources import Warehouse
 
+from ml_platform.automation.tags import REASON_TAG, tick_time
 from ml_platform.deployment.promotion import GateRefusedError, promote
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key
@@ -30,8 +31,11 @@ def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             try:
+                requested_because = context.run.tags.get(REASON_TAG)
                 row = promote(connection, artifacts, catalog, model, context.partition_key, context.run.run_id,
-                              reason=f"gate passed for training run {context.partition_key}")
+                              reason=f"gate passed for training run {context.partition_key}"
+                                     + (f" ({requested_because})" if requested_because else ""),
+                              promoted_at=tick_time(context.run.tags))
             except GateRefusedError as error:
                 raise dg.Failure(description=str(error)) from error
         metadata = {

@@ -8,6 +8,8 @@ evaluation's stored per-row predictions, before anything is appended.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 
 from ml_platform.evaluation.comparison import beats_champion
@@ -59,10 +61,10 @@ def recompare_with_champion(connection: duckdb.DuckDBPyConnection, artifacts: Ar
 
 
 def _append(connection: duckdb.DuckDBPyConnection, model: str, model_version: str, training_run: str,
-            dagster_run_id: str, reason: str, gate: dict) -> dict:
+            dagster_run_id: str, reason: str, gate: dict, promoted_at: dt.datetime | None = None) -> dict:
     row = {
         "promotion_id": registry.next_promotion_id(connection), "model": model, "model_version": model_version,
-        "training_run": training_run, "promoted_at": registry.now(), "dagster_run_id": dagster_run_id,
+        "training_run": training_run, "promoted_at": promoted_at or registry.now(), "dagster_run_id": dagster_run_id,
         "reason": reason, "gate": gate,
     }
     registry.insert(connection, "promotions", row)
@@ -70,8 +72,12 @@ def _append(connection: duckdb.DuckDBPyConnection, model: str, model_version: st
 
 
 def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
-            training_run: str, dagster_run_id: str, reason: str) -> dict:
-    """Append a promotion of the run's model unless it is already the champion; refuse when the gate failed."""
+            training_run: str, dagster_run_id: str, reason: str, promoted_at: dt.datetime | None = None) -> dict:
+    """Append a promotion of the run's model unless it is already the champion; refuse when the gate failed.
+
+    `promoted_at` (naive UTC) is the platform clock's time of the decision: the tick that requested the run,
+    which on a replay is simulated; by default, now.
+    """
     evaluation = registry.fetch_one(connection, "evaluations", model=model.name, training_run=training_run)
     gate = verify_stored_gate(evaluation, model.name, training_run)
     current = registry.champion(connection, model.name)
@@ -88,7 +94,8 @@ def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, cat
                 f"(compared with {compared_with or 'no champion'}, now {current['model_version']}) and, compared "
                 f"again, beats_champion fails: {check['why']}")
         gate = {**gate, "beats_champion": check}
-    row = _append(connection, model.name, evaluation["model_version"], training_run, dagster_run_id, reason, gate)
+    row = _append(connection, model.name, evaluation["model_version"], training_run, dagster_run_id, reason, gate,
+                  promoted_at)
     return {**row, "already_champion": False, "recompared": recompared}
 
 

@@ -83,6 +83,9 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
             "FROM predictions.flight_delay GROUP BY ALL ORDER BY day").df()
     assert [str(day.date()) for day in scored["day"]] == ["2013-02-02", "2013-02-03", "2013-02-04"]
     assert set(scored["version"]) == {champion["model_version"]}
+    # the promotion is dated by the platform's clock (the sensor's simulated tick), and says why it was trained
+    assert champion["promoted_at"] == dt.datetime(2013, 2, 1, 11, 0, 30)
+    assert champion["reason"].endswith("(first training run: data through 2013-01-31)"), champion["reason"]
 
 
 def test_a_broken_source_day_is_not_scored_and_the_replay_says_why(make_project, dagster_home):
