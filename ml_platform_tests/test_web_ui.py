@@ -322,3 +322,21 @@ def test_graphql_agrees_the_group_is_materialized(served):
     for check in checks.values():
         assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED", check
         assert check["executionForLatestMaterialization"]["evaluation"]["success"] is True, check
+
+
+def test_model_page_lists_its_data_dependencies(served, browser):
+    """The model asset's page: every source the model reads, its trust level, what reads it and the opt-in."""
+    def listed(text: str) -> bool:
+        return "Data dependencies" in text and "opt-in" in text and "weather\texternal_vendor" in text
+
+    text = open_and_wait(served, browser, f"assets/model/{MODEL}", listed,
+                         "the description's data dependencies table", "model-dependencies")
+    keep_screenshot(served, browser, f"model-{MODEL}-dependencies")
+    rows = {line.split("\t")[0]: line.split("\t") for line in text.splitlines()
+            if line.split("\t")[0] in ("flights", "weather", "planes", "airports")}
+    assert rows["flights"][1:5] == ["internal", "daily", "entity (rows, label, money)", "all"], rows["flights"]
+    assert rows["flights"][5] == "not needed (internal)"
+    assert rows["weather"][1:4] == ["external_vendor", "daily", "origin_weather_eve"], rows["weather"]
+    assert rows["weather"][5].startswith("accepted by team:flight-ops-ds on "), rows["weather"]
+    for reference in ("planes", "airports"):
+        assert rows[reference][1:4] == ["external_vendor", "whole table", "aircraft_and_destination"], rows[reference]

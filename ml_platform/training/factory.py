@@ -29,7 +29,9 @@ def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition
         group_name=model.name,
         description=f"{model.name} trained with {model.algorithm.kind} (seed {model.algorithm.seed}) on the "
                     f"training window of its snapshot ({model.split.train.start} to {model.split.train.end} for the "
-                    f"spec's own split; a retraining run moves the split to its cut-off, keeping the first day).",
+                    f"spec's own split; a retraining run moves the split to its cut-off, keeping the first day).\n\n"
+                    f"**Data dependencies**: every source the model reads, through which feature sets, and the "
+                    f"spec's opt-in for data that is not internal.\n\n{dependencies_markdown(catalog, model)}",
         owners=[model.owner],
         kinds={"lightgbm" if model.algorithm.kind == "lightgbm" else "sklearn"},
         partitions_def=training_runs(model),
