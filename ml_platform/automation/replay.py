@@ -203,18 +203,27 @@ def moments(start: dt.date, end: dt.date, timezone: str, predict_time: str) -> I
         day += dt.timedelta(days=1)
 
 
-def project_environment(project: Project) -> None:
-    """Point the definitions module at the project (it reads the environment when it loads)."""
-    os.environ["ML_PLATFORM_PROJECT"] = str(project.root)
-    os.environ["ML_PLATFORM_DATA"] = str(project.data_dir)
+@contextmanager
+def project_environment(project: Project) -> Iterator[None]:
+    """Point the definitions module at the project (it reads the environment when it loads), then restore."""
+    wanted = {"ML_PLATFORM_PROJECT": str(project.root), "ML_PLATFORM_DATA": str(project.data_dir)}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_replay(project: Project, home: str, model_names: list[str], timezone: str, predict_time: str,
                start: dt.date, end: dt.date, on_moment: Callable[[Moment], None]) -> None:
-    """Tick through every simulated moment from the eve of `start` to the morning after `end`."""
-    project_environment(project)
+    """Tick through every simulated moment from the morning before `start` to the prediction time of `end`."""
     instance = replay_instance(home)
-    with replay_workspace(project, instance) as context:
+    with project_environment(project), replay_workspace(project, instance) as context:
         clock = Clock(context, model_names)
         try:
             first = next(moments(start, end, timezone, predict_time))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ml_platform.automation.factory import daily_job_name, outcomes_job_name
-from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, project_environment, run_replay
+from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
 from ml_platform.demo import Chain, DemoError, prepare_instance, project_warehouse
 from ml_platform.monitoring.alarms import monitoring_summary
@@ -176,7 +176,6 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
         raise ReplayError(f"--to {end} is before --from {start}")
     began = time.perf_counter()
     home = str(prepare_instance(project))
-    project_environment(project)
     catalog = load_catalog(project.specs_dir, project.root)
     if not catalog.models:
         raise ReplayError(f"no model spec in {project.specs_dir}: nothing to replay")

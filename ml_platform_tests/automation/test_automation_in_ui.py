@@ -41,7 +41,7 @@ def served(tmp_path_factory):
     write_yaml(root / "model_specs" / "flight_delay.yaml", january_model())
     project = Project.at(root)
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.setenv("DAGSTER_HOME", str(project.dagster_home))  # restored when the context ends
         patch.delenv("ML_PLATFORM_DATA", raising=False)
         replay(project, dt.date(2013, 2, 1), dt.date(2013, 2, 2), say=lambda line: None)
     with DagsterWebserver(root, project.dagster_home, log_path=base / "webserver.log", location=LOCATION) as server:
