@@ -58,11 +58,15 @@ def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions:
     if not versions:
         return
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    rows = [(asset, key, entry["version"], json.dumps(entry["components"], sort_keys=True), now)
-            for key, entry in versions.items()]
-    connection.executemany("DELETE FROM registry.partition_versions WHERE asset = ? AND partition_key = ?",
-                           [(asset, key) for key in versions])
-    connection.executemany("INSERT INTO registry.partition_versions VALUES (?, ?, ?, ?, ?)", rows)
+    keys = list(versions)
+    # one statement each, with the rows as lists: executemany costs about a millisecond per row
+    connection.execute("DELETE FROM registry.partition_versions WHERE asset = ? AND list_contains(?, partition_key)",
+                       [asset, keys])
+    connection.execute(
+        "INSERT INTO registry.partition_versions SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "CAST(unnest(?::VARCHAR[]) AS JSON), ?",
+        [asset, keys, [versions[key]["version"] for key in keys],
+         [json.dumps(versions[key]["components"], sort_keys=True) for key in keys], now])
 
 
 def explain_change(old: dict | None, new: dict) -> str:
