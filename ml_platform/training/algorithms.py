@@ -38,19 +38,24 @@ class FeatureLayout:
     @classmethod
     def learn(cls, frame: pd.DataFrame, columns: list[str], categorical: list[str]) -> "FeatureLayout":
         """Fix the column order and each category's vocabulary from the training rows."""
-        vocabulary = {name: sorted(category_text(frame[name]).dropna().unique().tolist()) for name in categorical}
+        vocabulary = {name: sorted(category_text(distinct_values(frame[name])).dropna().unique().tolist())
+                      for name in categorical}
         return cls(tuple(columns), vocabulary)
 
-    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numbers as float64; categories as their code in the vocabulary (NaN when missing or unseen)."""
-        encoded = {}
-        for name in self.columns:
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's input matrix (column-major float64): numbers as they are, categories as their code in the
+        vocabulary, NaN when missing or unseen."""
+        encoded = np.empty((len(frame), len(self.columns)), dtype="float64", order="F")
+        for position, name in enumerate(self.columns):
             if name in self.categories:
-                codes = pd.Categorical(category_text(frame[name]), categories=self.categories[name]).codes
-                encoded[name] = np.where(codes < 0, np.nan, codes.astype("float64"))
+                encoded[:, position] = category_codes(frame[name], self.categories[name])
             else:
-                encoded[name] = as_float(frame[name])
-        return pd.DataFrame(encoded, index=frame.index)
+                encoded[:, position] = as_float(frame[name])
+        return encoded
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The input matrix as a frame with the model's column names."""
+        return pd.DataFrame(self.matrix(frame), columns=list(self.columns), index=frame.index)
 
     def raw(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's columns in order, numbers as float64 with NaN for missing (never pandas.NA)."""
@@ -61,6 +66,25 @@ class FeatureLayout:
 def as_float(series: pd.Series) -> np.ndarray:
     """A numeric column as float64, missing values as NaN (DuckDB hands nullable integers over as pandas.NA)."""
     return pd.to_numeric(series, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def distinct_values(series: pd.Series) -> pd.Series:
+    """The column's distinct values (missing values dropped), in order of first appearance."""
+    return pd.Series(pd.unique(series.dropna()), dtype=series.dtype)
+
+
+def category_codes(series: pd.Series, vocabulary: list[str]) -> np.ndarray:
+    """Each value's position in the vocabulary as float64, NaN when missing or unseen.
+
+    The text of each distinct value is looked up once, not the text of every row: the same codes as
+    `pd.Categorical(category_text(series), categories=vocabulary)`, at a fraction of the cost on large columns.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    text = category_text(pd.Series(uniques, dtype=series.dtype))
+    positions = pd.Index(vocabulary, dtype="string").get_indexer(text).astype("float64")
+    positions[positions < 0] = np.nan
+    return np.where(codes < 0, np.nan, positions[np.maximum(codes, 0)]) if len(positions) else \
+        np.full(len(series), np.nan)
 
 
 def category_text(series: pd.Series) -> pd.Series:
@@ -93,8 +117,7 @@ class LightGBMPredictor(Predictor):
         self.layout = layout
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        encoded = self.layout.encode(frame)
-        return self.booster.predict(encoded.to_numpy(), num_threads=THREADS)
+        return self.booster.predict(self.layout.matrix(frame), num_threads=THREADS)
 
     def save(self, path: Path) -> None:
         document = {"format": self.format, "columns": list(self.layout.columns),
@@ -178,10 +201,10 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, layout, train_frame, train_lab
         "lambda_l2": params.reg_lambda, "seed": algorithm.seed, "deterministic": True, "force_col_wise": True,
         "num_threads": THREADS, "verbosity": -1,
     }
-    train_set = lightgbm.Dataset(layout.encode(train_frame).to_numpy(), label=train_label,
+    train_set = lightgbm.Dataset(layout.matrix(train_frame), label=train_label,
                                  feature_name=list(layout.columns), categorical_feature=categorical,
                                  free_raw_data=True)
-    valid_set = lightgbm.Dataset(layout.encode(valid_frame).to_numpy(), label=valid_label, reference=train_set)
+    valid_set = lightgbm.Dataset(layout.matrix(valid_frame), label=valid_label, reference=train_set)
     callbacks = []
     if params.early_stopping_rounds:
         callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))

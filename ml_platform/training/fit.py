@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.provenance.environment import training_environment
-from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import quote
 from ml_platform.training.algorithms import FeatureLayout, load_predictor, train, Predictor
 
 
@@ -36,6 +36,19 @@ def split_rows(frame: pd.DataFrame, split: str) -> tuple[pd.DataFrame, np.ndarra
     return rows, rows["label"].astype(int).to_numpy()
 
 
+def read_training_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict,
+                       model: ModelSpec) -> pd.DataFrame:
+    """The snapshot's train and validation rows, with only the columns training reads, after verifying its hash.
+
+    Keys, money and test rows stay on disk: at millions of rows, reading every column into pandas costs more
+    memory and time than the training itself needs.
+    """
+    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
+    columns = ", ".join(quote(name) for name in ("split", "label", *model.features))
+    return connection.execute(
+        f"SELECT {columns} FROM read_parquet('{path}') WHERE split IN ('train', 'validation')").df()
+
+
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 model: ModelSpec, training_run: str) -> dict:
     """Train the run's model once and record it; return its registry row (the existing one if already trained)."""
@@ -46,7 +59,7 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
     if snapshot is None:
         raise TrainingError(f"training run '{training_run}' of '{model.name}' has no snapshot: materialize it first")
-    frame = read_snapshot(connection, artifacts, snapshot)
+    frame = read_training_rows(connection, artifacts, snapshot, model)
     train_frame, train_label = split_rows(frame, "train")
     valid_frame, valid_label = split_rows(frame, "validation")
     for name, labels in (("train", train_label), ("validation", valid_label)):
