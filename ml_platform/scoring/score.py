@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ml_platform.code_version import code_version
@@ -18,7 +19,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import quote, table
+from ml_platform.storage.warehouse import date_literal, quote, table
 from ml_platform.training.fit import load_model
 
 PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
@@ -67,6 +68,32 @@ def shadow_table(model: ModelSpec) -> str:
     return table("predictions", f"{model.name}__shadow")
 
 
+# rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
+BATCH_ROWS = 1_000_000
+# the stored type of each provenance column, as the first scoring of a model creates its table
+PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapshot_id": "VARCHAR",
+                    "training_run": "VARCHAR", "code_version": "VARCHAR", "scored_at": "TIMESTAMP",
+                    "promotion_id": "BIGINT", "dagster_run_id": "VARCHAR"}
+
+
+def _require_features(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, model_row: dict,
+                      start: dt.date, end: dt.date) -> None:
+    missing = missing_feature_days(connection, catalog, spec, start, end)
+    if missing:
+        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
+        raise ScoringError(f"features missing for scoring {model_row['model_version']} ({details}); "
+                           f"materialize them first")
+
+
+def _scored_frame(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
+                  threshold: float, start: dt.date, end: dt.date) -> pd.DataFrame:
+    frame = connection.execute(feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()
+    frame["score"] = predictor.predict(frame) if len(frame) else []
+    frame["flagged"] = frame["score"] >= threshold
+    frame["threshold"] = float(threshold)
+    return frame
+
+
 def score_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model_row: dict,
                threshold: float, start: dt.date, end: dt.date) -> tuple[ModelSpec, pd.DataFrame]:
     """A model version's spec and its scores for the rows of [start, end] that its own spec keeps.
@@ -74,31 +101,56 @@ def score_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     The frame holds the entity keys, partition_date, every feature of that spec, score, flagged and threshold.
     """
     spec = trained_spec(connection, catalog, model_row)
-    missing = missing_feature_days(connection, catalog, spec, start, end)
-    if missing:
-        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
-        raise ScoringError(f"features missing for scoring {model_row['model_version']} ({details}); "
-                           f"materialize them first")
-    frame = connection.execute(feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()
+    _require_features(connection, catalog, spec, model_row, start, end)
     predictor = load_model(artifacts, model_row)
-    frame["score"] = predictor.predict(frame) if len(frame) else []
-    frame["flagged"] = frame["score"] >= threshold
-    frame["threshold"] = float(threshold)
-    return spec, frame
+    return spec, _scored_frame(connection, catalog, spec, predictor, threshold, start, end)
 
 
-def _with_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec,
-                 scored: pd.DataFrame) -> pd.DataFrame:
-    """Keys, date, score, decision and the exact feature values the model saw, as JSON (to explain it later)."""
+def _batches(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, start: dt.date,
+             end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive day ranges of [start, end] holding at most BATCH_ROWS entity rows each (or one day)."""
+    counts = connection.execute(
+        f"SELECT partition_date, count(*) FROM {table('source', spec.entity)} WHERE partition_date BETWEEN "
+        f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
+    batches: list[list] = []
+    rows = 0
+    for day, count in counts:
+        if batches and rows + count <= BATCH_ROWS:
+            batches[-1][1] = day
+            rows += count
+        else:
+            batches.append([day, day])
+            rows = count
+    return [(first, last) for first, last in batches] or [(start, end)]
+
+
+def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str]) -> str:
+    """The stored rows of the batch in `scoring_rows` joined to their `scores`: keys, date, score, decision, the
+    exact feature values the model saw as JSON (to explain it later), then the threshold and the given constant
+    columns (one parameter each)."""
     keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
     inputs = ", ".join(f"{quote(name)} := {quote(name)}" for name in spec.features)
-    connection.register("scored_rows", scored)
-    try:
-        return connection.execute(
-            f"SELECT {keys}, CAST(partition_date AS DATE) AS partition_date, score, flagged, threshold, "
-            f"CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs FROM scored_rows").df()
-    finally:
-        connection.unregister("scored_rows")
+    constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
+    return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
+            f"score >= threshold AS flagged, threshold, CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs"
+            f"{constants} FROM scoring_rows JOIN (SELECT *, CAST(? AS DOUBLE) AS threshold FROM scores) "
+            f"USING (scoring_row) ORDER BY scoring_row")
+
+
+def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
+                 start: dt.date, end: dt.date) -> None:
+    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`).
+
+    Only the features cross into pandas, for the model; keys and the inputs' JSON stay in DuckDB.
+    """
+    keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE scoring_rows AS SELECT *, row_number() OVER (ORDER BY partition_date, "
+        f"{keys}) AS scoring_row FROM ({feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)})")
+    features = ", ".join(quote(name) for name in spec.features)
+    frame = connection.execute(f"SELECT scoring_row, {features} FROM scoring_rows ORDER BY scoring_row").df()
+    scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
+    connection.register("scores", pd.DataFrame({"scoring_row": frame["scoring_row"].to_numpy(), "score": scores}))
 
 
 def _provenance(model_row: dict, promotion_id: int | None, dagster_run_id: str) -> dict:
@@ -110,15 +162,37 @@ def _provenance(model_row: dict, promotion_id: int | None, dagster_run_id: str) 
     }
 
 
-def _append(connection: duckdb.DuckDBPyConnection, target: str, output: pd.DataFrame, view: str | None,
-            keys: list[str]) -> None:
-    """Append rows to target (and refresh the latest-per-row view) in one transaction."""
-    key_list = ", ".join(quote(key) for key in keys)
-    connection.register("new_rows", output)
+def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model_row: dict,
+                threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
+                view: str | None) -> tuple[int, int]:
+    """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction.
+
+    Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the JSON of
+    the inputs never become Python objects. Returns the rows written and how many were flagged.
+    """
+    spec = trained_spec(connection, catalog, model_row)
+    _require_features(connection, catalog, spec, model_row, start, end)
+    predictor = load_model(artifacts, model_row)
+    types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
+    select = _output_sql(catalog, spec, types)
+    parameters = list(constants.values())
+    key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    rows = flagged = 0
     connection.execute("BEGIN TRANSACTION")
     try:
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM new_rows LIMIT 0")
-        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM new_rows")
+        for first, last in _batches(connection, spec, start, end):
+            _score_batch(connection, catalog, spec, predictor, first, last)
+            try:
+                batch_parameters = [*parameters, float(threshold)]  # in the order of the placeholders
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({select}) LIMIT 0",
+                                   batch_parameters)
+                counts = connection.execute(f"INSERT INTO {target} BY NAME {select}", batch_parameters).fetchall()
+                rows += counts[0][0]
+                flagged += connection.execute(
+                    "SELECT count(*) FROM scores WHERE score >= ?", [float(threshold)]).fetchall()[0][0]
+            finally:
+                connection.unregister("scores")
+                connection.execute("DROP TABLE IF EXISTS scoring_rows")
         if view is not None:
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
@@ -128,8 +202,7 @@ def _append(connection: duckdb.DuckDBPyConnection, target: str, output: pd.DataF
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-    finally:
-        connection.unregister("new_rows")
+    return rows, flagged
 
 
 def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
@@ -141,15 +214,10 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
     evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
                                     training_run=champion["training_run"])
-    spec, scored = score_rows(connection, artifacts, catalog, model_row, float(evaluation["summary"]["threshold"]),
-                              start, end)
-    output = _with_inputs(connection, catalog, spec, scored)
     provenance = _provenance(model_row, int(champion["promotion_id"]), dagster_run_id)
-    for name, value in provenance.items():
-        output[name] = value
-    _append(connection, table("predictions", model.name), output, latest_view(model),
-            list(catalog.sources[model.entity].keys))
-    return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
+    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(evaluation["summary"]["threshold"]),
+                                start, end, table("predictions", model.name), provenance, latest_view(model))
+    return {"rows": rows, "flagged": flagged, **provenance,
             "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
 
 
@@ -163,15 +231,10 @@ def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     model_row = registry.fetch_one(connection, "models", model_version=challenger["model_version"])
     if model_row is None:
         raise ScoringError(f"challenger {challenger['model_version']} has no registered model artifact")
-    spec, scored = score_rows(connection, artifacts, catalog, model_row, float(challenger["summary"]["threshold"]),
-                              start, end)
-    output = _with_inputs(connection, catalog, spec, scored)
     provenance = _provenance(model_row, None, dagster_run_id)
-    for name, value in provenance.items():
-        output[name] = value
-    output["promotion_id"] = pd.array([None] * len(output), dtype="Int64")
     champion = registry.champion(connection, model.name)
-    output["shadowing"] = pd.array([champion["model_version"] if champion else None] * len(output), dtype="string")
-    _append(connection, shadow_table(model), output, None, list(catalog.sources[model.entity].keys))
-    return {"rows": len(output), "flagged": int(output["flagged"].sum()), **provenance,
+    constants = {**provenance, "shadowing": champion["model_version"] if champion else None}
+    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(challenger["summary"]["threshold"]),
+                                start, end, shadow_table(model), constants, None)
+    return {"rows": rows, "flagged": flagged, **provenance,
             "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
