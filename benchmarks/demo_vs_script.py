@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -34,9 +35,23 @@ def run_platform(folder: Path) -> tuple[ChildRun, dict]:
     with duckdb.connect(str(project / ".ml_platform" / "warehouse.duckdb"), read_only=True) as connection:
         summary = json.loads(connection.execute("SELECT summary FROM registry.evaluations").fetchall()[0][0])
     test = summary["test"]
+    events = _event_counts(project / ".dagster_home")
     steps = dict(re.findall(r"-> (.+?) \.\.\.\n\s+done in ([\d.]+) s", child.stdout))
     return child, {"roc_auc": test["roc_auc"], "threshold": summary["threshold"], "money": test["money"],
-                   "flagged": test["flagged"], "steps": {label: float(value) for label, value in steps.items()}}
+                   "flagged": test["flagged"], "steps": {label: float(value) for label, value in steps.items()},
+                   "events": events}
+
+
+def _event_counts(home: Path) -> dict[str, int]:
+    """Events the platform's runs recorded in the Dagster instance (sqlite: one database per run), by type."""
+    counts: dict[str, int] = {}
+    for path in (home / "history" / "runs").glob("*.db"):
+        if path.name == "index.db":
+            continue
+        with sqlite3.connect(path) as connection:
+            for kind, count in connection.execute("SELECT dagster_event_type, count(*) FROM event_logs GROUP BY 1"):
+                counts[kind or "log"] = counts.get(kind or "log", 0) + count
+    return counts
 
 
 def run_script(folder: Path) -> tuple[ChildRun, dict]:
@@ -76,11 +91,15 @@ def report(result: dict) -> str:
     same = all(abs(figures["platform"][key] - figures["script"][key]) < 1e-6 for key in ("roc_auc", "money"))
     steps = "; ".join(f"{label}: {seconds:.1f} s" for label, seconds in figures["platform"]["steps"].items())
     script_stages = "; ".join(f"{stage} {seconds:.1f} s" for stage, seconds in figures["script"]["seconds"].items())
+    events = figures["platform"]["events"]
+    per_partition = events.get("ASSET_MATERIALIZATION", 0) + events.get("ASSET_MATERIALIZATION_PLANNED", 0)
     return (f"{table}\n\n"
             f"**Ratio platform / script: {ratio:.2f}x** (per round: {', '.join(f'{r:.2f}' for r in result['ratios'])};"
             f" target at most {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'}). Same results on both sides: "
             f"{'yes' if same else 'NO'}.\n\n"
-            f"Platform, last round, per Dagster run: {steps}.\n\n"
+            f"Platform, last round, per Dagster run: {steps}. Its runs recorded {sum(events.values()):,} Dagster "
+            f"events, {per_partition:,} of them a planned or a done materialization of one asset partition "
+            f"(each daily partition of each asset is planned, then recorded as done).\n\n"
             f"Plain script, last round, per stage: {script_stages}.\n")
 
 
