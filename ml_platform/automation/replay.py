@@ -43,6 +43,7 @@ from ml_platform.project import Project
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
 DEFINITIONS_MODULE = "ml_platform.definitions"
+MAX_QUEUE_ITERATIONS = 50  # a moment launches a few runs; more iterations mean the queue is stuck
 SYNC_LAUNCHER = {"module": "dagster._core.launcher.sync_in_memory_run_launcher", "class": "SyncInMemoryRunLauncher"}
 
 
@@ -152,12 +153,19 @@ class Clock:
     def _drain(self, moment: Moment, known: set[str]) -> None:
         from ml_platform.demo import failure_reasons
 
-        while self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]), limit=1):
-            started = time.perf_counter()
-            for _ in self.queue.run_iteration(self.context):
+        for _ in range(MAX_QUEUE_ITERATIONS):
+            queued = self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]))
+            if not queued:
+                break
+            for _ in self.queue.run_iteration(self.context):  # each launched run executes before it returns
                 pass
-            if time.perf_counter() - started > 3600:
-                raise ReplayError("a queued run did not finish within an hour")
+        else:
+            busy = self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+            raise ReplayError(
+                f"{len(queued)} run(s) stay queued ({', '.join(run.run_id[:8] for run in queued)}): the instance "
+                f"admits {self.instance.get_concurrency_config().run_queue_config.max_concurrent_runs} run(s) at a "
+                f"time and these are still in progress: {', '.join(run.run_id[:8] for run in busy) or 'none'} "
+                f"(a run left behind by a killed process? mark it failed in the UI, then replay again)")
         for run in reversed(self.instance.get_runs(limit=50)):
             if run.run_id in known or run.run_id in {item.run_id for item in moment.runs}:
                 continue

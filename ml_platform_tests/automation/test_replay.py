@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+from dagster._core.storage.dagster_run import DagsterRun
 
 from ml_platform.automation.replay import ReplayError
 from ml_platform.automation.story import replay, summary_lines
@@ -128,3 +129,15 @@ def test_the_command_prints_days_and_a_summary(make_project, dagster_home, capsy
     assert re.search(r"^\[  2/2\] 2013-02-01  .*flight_delay: retrained 2013-01-31_\w+ \(first training run", out,
                      flags=re.M), out
     assert "== replay 2013-02-01 to 2013-02-01:" in out and "champion at the end: flight_delay-" in out
+
+
+def test_a_queue_blocked_by_a_run_left_in_progress_stops_the_replay_with_a_clear_error(make_project, dagster_home):
+    instance = dg.DagsterInstance.get()
+    stuck = instance.add_run(DagsterRun(job_name="flight_delay__daily", run_id="0badc0de-0000-4000-8000-000000000000",
+                                        status=dg.DagsterRunStatus.STARTED))
+    with pytest.raises(ReplayError) as error:
+        replay(make_project(), dt.date(2013, 2, 1), dt.date(2013, 2, 1), say=lambda line: None)
+    assert str(error.value).startswith("1 run(s) stay queued (")
+    assert str(error.value).endswith(
+        f"the instance admits 1 run(s) at a time and these are still in progress: {stuck.run_id[:8]} (a run left "
+        f"behind by a killed process? mark it failed in the UI, then replay again)")
