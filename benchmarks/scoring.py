@@ -2,8 +2,8 @@
 
     python -m benchmarks scoring [--repeats N] [--write]
 
-Trains the demo model on a fresh project (`ml-platform demo --score-days 61`, so features exist for every day
-of 2013), then, in one child process and alternating the order, times on all the 2013 rows:
+Trains the demo model on a fresh project (`ml-platform demo --score-days 60`, so features exist for every day
+of 2013 up to 30 December), then, in one child process and alternating the order, times on all those rows:
 - bare: `booster.predict` of the champion's LightGBM booster on the already encoded matrix of those rows;
 - platform: `score_days`, the body of the predictions asset (feature matrix from the warehouse, encoding,
   predict, the inputs each prediction saw, provenance, and the append to predictions.<model>);
@@ -26,7 +26,8 @@ from benchmarks.common import (BIN, copy_project, machine, markdown_table, proje
                                run_child, write_section)
 
 TARGET = 0.8
-WINDOW = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+# the weather has no observation dated 31 December 2013, so its source (and the demo) cannot load that day
+WINDOW = (dt.date(2013, 1, 1), dt.date(2013, 12, 30))
 
 
 def measure(project: Path, repeats: int) -> dict:
@@ -83,7 +84,7 @@ def run(repeats: int) -> dict:
     """Train on a fresh project, then measure in a child process."""
     with tempfile.TemporaryDirectory(prefix="ml_platform-bench-scoring-") as folder:
         project = copy_project(Path(folder))
-        require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo", "--score-days", "61"],
+        require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo", "--score-days", "60"],
                                   project_environment(project)), "ml-platform demo")
         child = require_success(run_child([sys.executable, "-m", "benchmarks.scoring", "--child", str(project),
                                            "--repeats", str(repeats)], project_environment(project)),
@@ -104,7 +105,7 @@ def report(result: dict) -> str:
         [[labels[side], f"{medians[side]:.2f}", ", ".join(f"{value:.2f}" for value in result[side]),
           f"{rows / medians[side]:,.0f}", f"{medians['bare'] / medians[side]:.2f}x"] for side in labels])
     ratio = medians["bare"] / medians["platform"]
-    return (f"{rows:,} rows (every 2013 departure), champion with {result['trees']} trees, 2 threads.\n\n{table}\n\n"
+    return (f"{rows:,} rows (every 2013 departure to 30 December), champion with {result['trees']} trees, 2 threads.\n\n{table}\n\n"
             f"**Scoring throughput platform / bare predict: {ratio:.2f}x** (target at least {TARGET}x: "
             f"{'met' if ratio >= TARGET else 'NOT met'}); through Dagster "
             f"{medians['bare'] / medians['dagster']:.2f}x.\n")
