@@ -81,7 +81,8 @@ def training_split(model: ModelSpec, cutoff: dt.date) -> TimeSplit:
 
     The spec's split is moved so that its test window ends on the cut-off; validation and test keep their
     lengths (in calendar months when the spec's windows are whole months and the cut-off ends a month, in days
-    otherwise) and the training window keeps its first day and ends as far before validation as in the spec, so it grows as time passes (an expanding window).
+    otherwise); the training window keeps its first day and ends as far before validation as in the spec, so it
+    grows as time passes (an expanding window).
     Raises ValueError when the cut-off leaves no training days.
     """
     split = model.split

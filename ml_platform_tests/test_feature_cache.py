@@ -156,7 +156,8 @@ def test_a_hyper_parameter_change_recomputes_no_feature(make_project, dagster_ho
     lines: list[str] = []
     second = run_chain(project, "flight_delay", score_days=1, say=lines.append)
     # the chain found every source and feature partition at its version and launched no load at all
-    assert [run.job for run in second.runs] == ["flight_delay__training", "flight_delay__scoring"]
+    assert [run.job for run in second.runs] == ["flight_delay__training", "flight_delay__scoring",
+                                                "flight_delay__outcomes"]
     assert "     up to date: every partition is stored at the version it would get; no run needed" in lines
     # and a run launched anyway recomputes nothing
     assert _recomputed(_run_daily(project)) == {name: 0 for name in SETS}

@@ -1,4 +1,5 @@
-"""Monitoring tables in the warehouse: one row per model, day and measure, replaced whole when a day is measured again."""
+"""Monitoring tables in the warehouse: one row per model, day and measure, replaced whole when a day is measured
+again."""
 
 from __future__ import annotations
 
