@@ -31,8 +31,9 @@ from ml_platform.specs.models import ModelSpec
 
 OUTCOMES_TIME = dt.time(6, 0)  # local time at which the previous day's outcomes are judged
 RETRAINING_INTERVAL_SECONDS = 3600  # the daemon evaluates the retraining sensor at most hourly
-# runs keep every event in the instance (the UI's event log); only warnings reach the run worker's console
-RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# runs keep every event in the instance (the UI's event log); the run worker's console stays quiet: a gate that
+# blocks a model fails a step by design, and `ml-platform replay` prints its own line for every run
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def daily_job_name(model: str) -> str:

@@ -12,7 +12,7 @@ from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, run_re
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
 from ml_platform.demo import Chain, DemoError, prepare_instance, project_warehouse
 from ml_platform.monitoring.alarms import monitoring_summary
-from ml_platform.monitoring.drift import SCORE
+from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.store import has_table, read_days
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.planning import plan_daily, plan_reference_sources
@@ -244,8 +244,10 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 lines.append(f"  realized {monitored['realized_money']:,.0f} {monitored['currency']} over "
                              f"{monitored['days_labelled']} judged days, against a promised "
                              f"{monitored['promised_money']:,.0f} (each champion's test money per day)")
-            lines.append(f"  drift: {monitored['days_measured']} days measured, {monitored['days_drifted']} with a "
-                         f"PSI above the alarm level on some feature or the score")
+            scored_drift = [day for day in monitored["days"] if day.get("prediction_psi", 0.0) > PSI_ALARM]
+            lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
+                         f"{monitored['days_measured']} scored days; some feature above it on "
+                         f"{monitored['days_drifted']} (the eve's weather is one value per airport and day)")
             alarms = [record for record in ledger.trainings if record["reason"].startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")
