@@ -100,92 +100,115 @@ def _sizes(connection: duckdb.DuckDBPyConnection, columns: list[str]) -> pd.Data
         f"FROM nonzero JOIN tops USING (partition_date, column_name) GROUP BY ALL ORDER BY ALL").df()
 
 
-def _trailing(frame: pd.DataFrame, day: dt.date, window: int) -> pd.DataFrame:
-    dates = pd.to_datetime(frame["partition_date"]).dt.date
-    return frame[(dates < day) & (dates >= day - dt.timedelta(days=window))]
+class DaySeries:
+    """Per-day figures sorted by day, for judging each day against its trailing days without re-filtering."""
+
+    def __init__(self, frame: pd.DataFrame):
+        frame = frame.sort_values("partition_date", kind="stable")
+        self.days = pd.to_datetime(frame["partition_date"]).to_numpy(dtype="datetime64[D]")
+        self.columns = {name: frame[name].to_numpy() for name in frame.columns if name != "partition_date"}
+
+    def index_of(self, day: dt.date) -> int | None:
+        """The position of the day, or None when it has no figures."""
+        position = int(np.searchsorted(self.days, np.datetime64(day, "D")))
+        return position if position < len(self.days) and self.days[position] == np.datetime64(day, "D") else None
+
+    def trailing(self, day: dt.date, window: int) -> slice:
+        """The positions of the `window` days before the day."""
+        first = np.searchsorted(self.days, np.datetime64(day - dt.timedelta(days=window), "D"))
+        return slice(int(first), int(np.searchsorted(self.days, np.datetime64(day, "D"))))
 
 
-def judge_distribution(source: SourceSpec, sizes: pd.DataFrame, day: dt.date) -> list[Judgement]:
+def judge_distribution(source: SourceSpec, sizes: dict[str, DaySeries], day: dt.date) -> list[Judgement]:
     """Judge the typical size of every judged column on one day against the trailing days."""
     settings = source.checks.distribution
     judgements = []
     for column in judged_columns(source):
-        rows = sizes[sizes["column_name"] == column]
-        today = rows[pd.to_datetime(rows["partition_date"]).dt.date == day]
-        history = _trailing(rows, day, settings.window_days)
-        history = history[history["nonzero"] >= settings.min_values]
-        nonzero = int(today["nonzero"].iloc[0]) if len(today) else 0
-        if len(history) < settings.min_history_days:
+        series = sizes.get(column)
+        if series is None:
+            series = DaySeries(pd.DataFrame(columns=["partition_date", "nonzero", "log_size", "top_share"]))
+        window = series.trailing(day, settings.window_days)
+        enough = series.columns["nonzero"][window] >= settings.min_values
+        logs = series.columns["log_size"][window][enough].astype(float)
+        top_shares = series.columns["top_share"][window][enough].astype(float)
+        position = series.index_of(day)
+        nonzero = int(series.columns["nonzero"][position]) if position is not None else 0
+        if len(logs) < settings.min_history_days:
             judgements.append(Judgement(day, column, True, None, (
-                f"{column}: not judged, too little history ({len(history)} of the {settings.window_days} trailing "
+                f"{column}: not judged, too little history ({len(logs)} of the {settings.window_days} trailing "
                 f"days have {settings.min_values}+ non-zero values; {settings.min_history_days} needed)")))
             continue
         if nonzero < settings.min_values:
             judgements.append(Judgement(day, column, True, None, (
                 f"{column}: not judged, {nonzero} non-zero value(s) on the day ({settings.min_values} needed)")))
             continue
-        if float(history["top_share"].median()) >= MOSTLY_ONE_VALUE:
+        if float(np.median(top_shares)) >= MOSTLY_ONE_VALUE:
             judgements.append(Judgement(day, column, True, None, (
                 f"{column}: not judged, mostly one value (on a trailing day, its most common non-zero value makes "
-                f"up {float(history['top_share'].median()):.0%} of its values)")))
+                f"up {float(np.median(top_shares)):.0%} of its values)")))
             continue
-        logs = history["log_size"].to_numpy(dtype=float)
         center = float(np.median(logs))
         scale = max(1.4826 * float(np.median(np.abs(logs - center))), MIN_LOG_SCALE)
-        value = float(today["log_size"].iloc[0])
+        value = float(series.columns["log_size"][position])
         robust_z = abs(value - center) / scale
         factor = math.exp(abs(value - center))
         threshold = settings.thresholds.get(column, settings.threshold)
         passed = robust_z <= threshold and factor <= settings.max_factor
         judgements.append(Judgement(day, column, passed, robust_z, (
             f"{column} typical size {math.exp(value):.4g} against a trailing {math.exp(center):.4g} "
-            f"({len(history)} days; robust z {robust_z:.1f} {'≤' if robust_z <= threshold else '>'} {threshold:g}, "
+            f"({len(logs)} days; robust z {robust_z:.1f} {'≤' if robust_z <= threshold else '>'} {threshold:g}, "
             f"factor {factor:.2f} {'≤' if factor <= settings.max_factor else '>'} {settings.max_factor:g})"
             + ("" if passed else ": a unit change? (typical size: mean absolute value of the non-zero values)"))))
     return judgements
 
 
-def judge_null_surge(source: SourceSpec, presence: pd.DataFrame, day: dt.date) -> list[Judgement]:
+def judge_null_surge(source: SourceSpec, presence: DaySeries, day: dt.date) -> list[Judgement]:
     """Judge the missing share of every declared column on one day against the trailing days."""
     settings = source.checks.null_surge
-    window = source.checks.distribution.window_days
-    dates = pd.to_datetime(presence["partition_date"]).dt.date
-    today = presence[dates == day]
-    history = _trailing(presence, day, window)
-    history = history[history["row_count"] > 0]
-    if today.empty or today["row_count"].iloc[0] == 0:
+    position = presence.index_of(day)
+    window = presence.trailing(day, source.checks.distribution.window_days)
+    trailing_rows = presence.columns["row_count"][window].astype(float)
+    kept = trailing_rows > 0
+    if position is None or presence.columns["row_count"][position] == 0:
         return []  # an empty day fails row_count
-    rows = int(today["row_count"].iloc[0])
+    rows = int(presence.columns["row_count"][position])
+    history_days = int(kept.sum())
     judgements = []
     for column in source.columns:
         if column in settings.exclude:
             continue
-        missing = rows - int(today[column].iloc[0])
-        if len(history) < source.checks.distribution.min_history_days:
+        missing = rows - int(presence.columns[column][position])
+        if history_days < source.checks.distribution.min_history_days:
             judgements.append(Judgement(day, column, True, None, f"{column}: not judged, too little history "
-                                                                 f"({len(history)} trailing day(s))"))
+                                                                 f"({history_days} trailing day(s))"))
             continue
-        trailing = float((1 - history[column] / history["row_count"]).max())
+        present = presence.columns[column][window][kept].astype(float)
+        trailing = float((1 - present / trailing_rows[kept]).max())
         share = missing / rows
         allowed = min(trailing + settings.margin, 1.0)
         passed = share <= allowed or missing < settings.min_missing
         judgements.append(Judgement(day, column, passed, share - trailing, (
             f"{column} missing in {missing} of {rows} rows ({share:.0%}) against at most {trailing:.0%} on the "
-            f"{len(history)} trailing days (allowed: up to {allowed:.0%}, the trailing largest + "
+            f"{history_days} trailing days (allowed: up to {allowed:.0%}, the trailing largest + "
             f"{settings.margin:.0%}, or fewer than {settings.min_missing} missing)")))
     return judgements
 
 
 def health_judgements(connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
                       days: list[str]) -> dict[str, list[Judgement]]:
-    """Judge every staged day: {"distribution_shift": [...], "null_surge": [...]}."""
+    """Judge every staged day: {"distribution_shift": [...], "null_surge": [...]}.
+
+    The per-day figures come from two queries; each day is then judged on sorted arrays (a binary search for
+    its trailing window), so a long backfill costs in proportion to its days.
+    """
     if not days:
         return {"distribution_shift": [], "null_surge": []}
     judged_days = sorted(dt.date.fromisoformat(day) for day in days)
     _history_view(connection, source, staged, judged_days[0], judged_days[-1])
     try:
-        presence = _presence(connection, source)
-        sizes = _sizes(connection, judged_columns(source))
+        presence = DaySeries(_presence(connection, source))
+        sizes = {column: DaySeries(frame.drop(columns="column_name"))
+                 for column, frame in _sizes(connection, judged_columns(source)).groupby("column_name")}
     finally:
         connection.execute("DROP VIEW IF EXISTS health_rows")
     result = {"distribution_shift": [], "null_surge": []}
