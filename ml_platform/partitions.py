@@ -8,9 +8,8 @@ import re
 
 import dagster as dg
 
-from ml_platform.specs.models import DailyPartitioning, ModelSpec, SourceSpec, TimeSplit, Window
+from ml_platform.specs.models import DAYS_AHEAD, DailyPartitioning, ModelSpec, SourceSpec, TimeSplit, Window
 
-DAYS_AHEAD = 7  # the furthest ahead a model can predict (cadence.predict_at.days_before)
 RUN_KEY_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})_([0-9a-f]{12})$")
 
 

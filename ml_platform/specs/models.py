@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+DAYS_AHEAD = 7  # the furthest ahead a model can predict: daily partitions exist this many days beyond today
 Identifier = Annotated[
     str,
     Field(pattern=IDENTIFIER_PATTERN, description="lower-case snake_case name: a letter, then letters, digits or _"),
@@ -468,8 +469,18 @@ class CadenceSpec(Frozen):
     """When the model scores and retrains."""
 
     scoring: Literal["daily"] = Field(default="daily", description="one scoring per entity date")
-    predict_at: KnownBy = Field(description="when predictions for a date are made, relative to that date")
+    predict_at: KnownBy = Field(description="when predictions for a date are made, relative to that date, at "
+                                            "most 7 days before")
     retraining: Literal["weekly", "monthly", "quarterly", "never"] = "monthly"
+
+    @field_validator("predict_at")
+    @classmethod
+    def _within_scheduled_days(cls, value: KnownBy) -> KnownBy:
+        if value.days_before > DAYS_AHEAD:
+            raise ValueError(f"predictions can be made at most {DAYS_AHEAD} days before their date (daily "
+                             f"partitions exist up to {DAYS_AHEAD} days ahead) (given days_before "
+                             f"{value.days_before})")
+        return value
 
 
 class AcceptedSource(Frozen):

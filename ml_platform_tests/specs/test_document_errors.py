@@ -310,6 +310,13 @@ def test_bad_time_of_day(spec_errors):
     ]
 
 
+def test_predictions_at_most_a_week_ahead(spec_errors):
+    assert spec_errors(edit(VALID_MODEL, "predict_at: {days_before: 1,", "predict_at: {days_before: 9,")) == [
+        "model_specs/test_spec.yaml: model 'flight_delay', field 'cadence.predict_at': predictions can be made at "
+        "most 7 days before their date (daily partitions exist up to 7 days ahead) (given days_before 9)"
+    ]
+
+
 def test_unknown_time_zone_is_echoed_once(spec_errors):
     text = edit(VALID_SOURCE, "partitioning: {kind: none}",
                 "partitioning: {kind: daily, date: current_date, start: 2013-01-01, timezone: America/NewYork}")
