@@ -10,7 +10,7 @@ from typing import Callable
 from ml_platform.automation.factory import daily_job_name, outcomes_job_name
 from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain, DemoError, prepare_instance, project_warehouse
+from ml_platform.demo import Chain, DemoError, data_window, prepare_instance, project_warehouse
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.store import has_table, read_days
@@ -49,12 +49,8 @@ def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callab
     """Load what existed before the clock starts: reference sources, and daily sources and features until `start`."""
     began = time.perf_counter()
     chain = Chain(project, catalog, say)
-    firsts = []
-    for model in catalog.models.values():
-        entity = catalog.sources[model.entity].partitioning
-        lookback = max([fs.lookback_days for fs in catalog.feature_sets_of(model)] or [0])
-        firsts.append(max(entity.start, model.split.train.start - dt.timedelta(days=lookback)))
-    first, last = min(firsts), start - dt.timedelta(days=1)
+    first = min(data_window(catalog, name, score_days=0)[0] for name in catalog.models)
+    last = start - dt.timedelta(days=1)
     with project_warehouse(project) as connection:
         reference = plan_reference_sources(connection, catalog)
     if not reference.up_to_date:
@@ -153,7 +149,7 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
             f"{row['promised_money']:,.0f} {row['currency']}{warnings}")
 
 
-def describe_moment(project: Project, catalog: Catalog, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
+def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
     """One phrase per run a moment launched, recorded in the ledgers."""
     phrases = []
     with project_warehouse(project) as connection:
@@ -202,7 +198,7 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
             flush()
             state["day"] = day
         state["runs"] += len(moment.runs)
-        state["phrases"] += describe_moment(project, catalog, moment, ledgers)
+        state["phrases"] += describe_moment(project, moment, ledgers)
 
     run_replay(project, home, list(catalog.models), timezone, first_model.cadence.predict_at.time, start, end,
                on_moment)
@@ -214,7 +210,6 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
     """The closing summary: days scored, trainings promoted or blocked, champions, wall time."""
     lines = ["", f"== replay {result.start} to {result.end}: {result.runs} Dagster runs in {result.seconds:.0f} s "
                  f"(history {result.history_seconds:.0f} s) =="]
-    catalog = load_catalog(project.specs_dir, project.root)
     with project_warehouse(project) as connection:
         for name, ledger in result.ledgers.items():
             wanted = [(result.start + dt.timedelta(days=offset)).isoformat()
@@ -251,7 +246,6 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
             alarms = [record for record in ledger.trainings if record["reason"].startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")
-    del catalog
     return lines
 
 
