@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
 from ml_platform.project import Project
@@ -11,3 +12,11 @@ from ml_platform.project import Project
 def project_of(arguments: argparse.Namespace) -> Project:
     """The project named by --project, else by the environment."""
     return Project.at(Path(arguments.project)) if arguments.project else Project.from_environment()
+
+
+def date_argument(text: str) -> dt.date:
+    """An argparse type: a YYYY-MM-DD date, or a usage error naming what was given."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date YYYY-MM-DD") from None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import subprocess
 import sys
 
-from ml_platform.cli.common import project_of
+from ml_platform.cli.common import date_argument, project_of
 from ml_platform.specs.errors import SpecErrors
 
 
@@ -51,11 +50,6 @@ def command_replay(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date: write YYYY-MM-DD, e.g. 2013-07-01") from None
 
 
 def command_ui(arguments: argparse.Namespace) -> int:
@@ -85,8 +79,10 @@ def register(commands) -> None:
                     "judged once labels are known, and models retrain on their cadence or on drift and are "
                     "promoted when they pass the gate. Runs and ticks land in the project's instance (see them "
                     "with `ml-platform ui`).")
-    replay.add_argument("--from", dest="start", type=_date, required=True, help="first day to score, YYYY-MM-DD")
-    replay.add_argument("--to", dest="end", type=_date, required=True, help="last day of the clock, YYYY-MM-DD")
+    replay.add_argument("--from", dest="start", type=date_argument, required=True,
+                        help="first day to score, YYYY-MM-DD")
+    replay.add_argument("--to", dest="end", type=date_argument, required=True,
+                        help="last day of the clock, YYYY-MM-DD")
     replay.set_defaults(handler=command_replay)
 
     ui = commands.add_parser("ui", help="open the Dagster web UI on the project's instance")

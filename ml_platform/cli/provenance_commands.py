@@ -7,11 +7,10 @@ different artifact or an integrity check fails, or diff finds differences, 2 whe
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
-from ml_platform.cli.common import project_of
+from ml_platform.cli.common import date_argument, project_of
 
 BAD_INPUT = 2
 
@@ -85,11 +84,6 @@ def command_diff(arguments: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date YYYY-MM-DD") from None
 
 
 def register(commands) -> None:
@@ -111,7 +105,7 @@ def register(commands) -> None:
         "explain", help="explain one production prediction: score, model, spec, snapshot, code, inputs, promotion")
     explain.add_argument("model", help="model name, e.g. flight_delay")
     explain.add_argument("key", help="the entity row's key, e.g. a flight_id like 2013-11-03-UA1545-EWR")
-    explain.add_argument("--date", type=_date, help="only the prediction for this event date (YYYY-MM-DD)")
+    explain.add_argument("--date", type=date_argument, help="only the prediction for this event date (YYYY-MM-DD)")
     explain.add_argument("--full-spec", action="store_true",
                          help="print the recorded feature sets and sources too, not only the model's spec")
     explain.set_defaults(handler=command_explain)
