@@ -14,6 +14,16 @@ from ml_platform.specs.errors import SpecErrors
 from ml_platform.specs.loader import load_catalog
 from ml_platform_tests.conftest import SPECS
 
+WEATHER_OPT_IN = """\
+data_dependencies:
+  accept:
+    weather:
+      trust: external_vendor
+      reason: public NOAA observations, checked on load
+      reviewed_by: data-review@example.com
+      reviewed_on: 2026-11-28
+"""
+
 VALID_MODEL = """\
 spec_version: 1
 kind: model
@@ -46,14 +56,7 @@ money:
 gate: {min_money: 0}
 cadence:
   predict_at: {days_before: 1, time: "18:00"}
-data_dependencies:
-  accept:
-    weather:
-      trust: external_vendor
-      reason: public NOAA observations, checked on load
-      reviewed_by: data-review@example.com
-      reviewed_on: 2026-11-28
-"""
+""" + WEATHER_OPT_IN
 
 VALID_FEATURE_SET = """\
 spec_version: 1

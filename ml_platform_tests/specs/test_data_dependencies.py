@@ -3,17 +3,9 @@ reviewed reason; an opt-in that no longer matches what the model reads is an err
 
 from __future__ import annotations
 
-from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
+from ml_platform_tests.specs.helpers import (VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, WEATHER_OPT_IN, edit, load,
+                                            make_specs)
 
-WEATHER_OPT_IN = """\
-data_dependencies:
-  accept:
-    weather:
-      trust: external_vendor
-      reason: public NOAA observations, checked on load
-      reviewed_by: data-review@example.com
-      reviewed_on: 2026-11-28
-"""
 WITHOUT_OPT_IN = edit(VALID_MODEL, WEATHER_OPT_IN, "")
 HOW_TO = ("without an opt-in; a model reads external_vendor or model_output data only when its spec accepts it: add "
           "under data_dependencies.accept '{name}: {{trust: {trust}, reason: <why this data is acceptable and what "
