@@ -23,13 +23,27 @@ QUANTILE_BINS = 20
 SMOOTHING = 10.0  # pseudo-rows at the overall positive rate added to every category's rate
 
 
+def roc_auc(label: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC of scores for a 0/1 label: the chance that a positive row outranks a negative one, ties counting half.
+
+    The same figure as sklearn's roc_auc_score (the area under the ROC curve is this Mann-Whitney statistic),
+    counted per distinct score: the leakage guard scores every feature of every training row two to four times.
+    """
+    values, inverse = np.unique(scores, return_inverse=True)
+    positives = np.bincount(inverse, weights=label, minlength=len(values))
+    negatives = np.bincount(inverse, minlength=len(values)) - positives
+    total_positive, total_negative = positives.sum(), negatives.sum()
+    if total_positive == 0 or total_negative == 0:
+        raise ValueError("ROC AUC needs both classes among the rows")
+    below = np.cumsum(negatives) - negatives  # negatives with a lower score than each distinct value
+    return float(np.sum(positives * (below + 0.5 * negatives)) / (total_positive * total_negative))
+
+
 def _auc(label: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC in the stronger direction (at least 0.5)."""
-    from sklearn.metrics import roc_auc_score
-
     if np.ptp(scores) == 0:
         return 0.5
-    auc = float(roc_auc_score(label, scores))
+    auc = roc_auc(label, scores)
     return max(auc, 1.0 - auc)
 
 

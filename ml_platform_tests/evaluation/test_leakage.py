@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+from ml_platform.evaluation.leakage import leakage_result, roc_auc, single_feature_aucs
 
 ROWS = 2000
 
@@ -67,3 +68,19 @@ def test_the_check_names_each_leaking_feature_and_passes_without_one():
                                     "predicts the label on the 1,000 training rows")
     passed = leakage_result(rows[2:], 0.97, 1000)
     assert passed["passed"] and "the strongest, 'hour', has ROC AUC 0.6200 < 0.97" in passed["why"]
+
+
+@pytest.mark.parametrize("distinct", [3, 50, 100_000])
+def test_roc_auc_is_sklearns_figure_with_ties(distinct):
+    from sklearn.metrics import roc_auc_score
+
+    generator = np.random.default_rng(distinct)
+    label = generator.integers(0, 2, 20_000)
+    scores = generator.integers(0, distinct, 20_000) + 0.3 * label * generator.random(20_000)
+    assert roc_auc(label, scores) == pytest.approx(roc_auc_score(label, scores), abs=1e-12)
+    assert roc_auc(label, -scores) == pytest.approx(1 - roc_auc_score(label, scores), abs=1e-12)
+
+
+def test_roc_auc_needs_both_classes():
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(np.ones(10), np.arange(10.0))
