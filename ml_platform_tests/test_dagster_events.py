@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster_shared.serdes import deserialize_value
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
 from ml_platform.demo import Chain
@@ -84,7 +83,7 @@ def test_batched_records_match_dagsters_own(make_project, tmp_path, monkeypatch)
     latest = batched_instance.event_log_storage.get_asset_records([flights])[0].asset_entry.last_materialization_record
     assert latest.event_log_entry.run_id == batched_run and latest.storage_id == max(
         record.storage_id for record in batched_instance.fetch_materializations(flights, limit=100).records)
-    assert deserialize_value(latest.event_log_entry.to_json()).dagster_event.partition == DAYS[1].isoformat()
+    assert latest.event_log_entry.dagster_event.partition == DAYS[1].isoformat()
 
 
 def test_without_a_folder_the_storage_says_what_to_set(monkeypatch):
