@@ -86,6 +86,27 @@ def test_batched_records_match_dagsters_own(make_project, tmp_path, monkeypatch)
     assert latest.event_log_entry.dagster_event.partition == DAYS[1].isoformat()
 
 
+def test_a_failed_index_write_leaves_each_event_recorded_once(make_project, tmp_path, monkeypatch):
+    failures = []
+    original = BatchingSqliteEventLogStorage._store_index_batch
+
+    def fail_first(self, events, rows):
+        if not failures and any(event.dagster_event.partition for event in events):  # the daily run's first
+            failures.append(len(events))
+            raise sqlite3.OperationalError("database is locked")
+        return original(self, events, rows)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "_store_index_batch", fail_first)
+    _, failed_run = run_daily(make_project(name="failed"), tmp_path / "failed_home",
+                              (REPO_ROOT / "dagster.yaml").read_text(), monkeypatch)
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "_store_index_batch", original)
+    _, plain_run = run_daily(make_project(name="plain"), tmp_path / "plain_home", PLAIN_CONFIG, monkeypatch)
+
+    assert failures and failures[0] > 1  # a real batch of days failed, and Dagster wrote its events one by one
+    assert run_records(tmp_path / "failed_home", failed_run) == run_records(tmp_path / "plain_home", plain_run)
+    assert index_records(tmp_path / "failed_home", failed_run) == index_records(tmp_path / "plain_home", plain_run)
+
+
 def test_without_a_folder_the_storage_says_what_to_set(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(dg.DagsterInvariantViolationError, match="config.base_dir is not set and DAGSTER_HOME"):

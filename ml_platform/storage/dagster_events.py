@@ -10,7 +10,8 @@ cost 28 ms per asset partition, most of the demo's daily run and 36 minutes of a
 database in one INSERT, and to the index in one transaction with their asset tags, their asset-check
 executions and the asset-key rows (each asset key written once per event type, by the batch's last event of
 that type, which leaves the row as writing every event in turn would). Events of any other kind, and batches
-mixing runs, go through Dagster's own per-event path.
+mixing runs, go through Dagster's own per-event path. A batch whose index write fails is taken back out of the
+run's database before the error reaches Dagster, which then writes the events one at a time: each is recorded once.
 """
 
 from __future__ import annotations
@@ -74,15 +75,32 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             return
         rows = [self._event_to_row(event) for event in events]
         with self.run_connection(events[0].run_id) as connection:
-            connection.execute(SqlEventLogStorageTable.insert(), rows)
+            run_ids = self._insert(connection, rows)
+        try:
+            self._store_index_batch(events, rows)
+        except Exception:
+            # Dagster answers a failed batch by writing its events one at a time: take the batch back out of the
+            # run's database first, so that each event is recorded once.
+            with self.run_connection(events[0].run_id) as connection:
+                connection.execute(SqlEventLogStorageTable.delete().where(SqlEventLogStorageTable.c.id.in_(run_ids)))
+            raise
+
+    @staticmethod
+    def _insert(connection, rows: list[dict]) -> list[int]:
+        """Insert event rows in one statement; their ids, in order."""
+        result = connection.execute(
+            SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+            rows)
+        ids = [row[0] for row in result.fetchall()]
+        if len(ids) != len(rows) or any(event_id is None for event_id in ids):
+            raise dg.DagsterInvariantViolationError(
+                f"the event log returned {len(ids)} ids for a batch of {len(rows)} events")
+        return ids
+
+    def _store_index_batch(self, events: Sequence[EventLogEntry], rows: list[dict]) -> None:
+        """The index's copy of the batch, with its asset tags, asset-key rows and planned check executions."""
         with self.index_transaction() as connection:
-            result = connection.execute(
-                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
-                rows)
-            event_ids = [row[0] for row in result.fetchall()]
-            if len(event_ids) != len(events) or any(event_id is None for event_id in event_ids):
-                raise dg.DagsterInvariantViolationError(
-                    f"the event log's index returned {len(event_ids)} ids for a batch of {len(events)} events")
+            event_ids = self._insert(connection, rows)
             asset_events = [(event, event_id) for event, event_id in zip(events, event_ids)
                             if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED]
             if asset_events:
