@@ -66,7 +66,8 @@ def test_batched_records_match_dagsters_own(make_project, tmp_path, monkeypatch)
 
     plain, batched = index_records(tmp_path / "plain_home", plain_run), index_records(tmp_path / "batched_home",
                                                                                       batched_run)
-    planned = Counter({row: count for row, count in batched["events"].items() if row[0] == "ASSET_MATERIALIZATION_PLANNED"})
+    planned = Counter({row: count for row, count in batched["events"].items()
+                       if row[0] == "ASSET_MATERIALIZATION_PLANNED"})
     assert sum(planned.values()) >= 6 * 2  # both daily sources, each of the six days (and their feature sets)
     for table in ("events", "tags", "checks", "asset_keys"):
         assert batched[table] == plain[table], table

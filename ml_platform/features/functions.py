@@ -33,10 +33,17 @@ class RegisteredFunction:
 
 
 REGISTRY: dict[str, RegisteredFunction] = {}
+# The DuckDB types a feature function may return, with the Arrow type its values go back to DuckDB in.
+CACHED_ARGUMENTS = 1_000_000  # distinct argument tuples remembered per function and connection
+RETURN_TYPES = {"INTEGER": "int32", "BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "string", "BOOLEAN": "bool_",
+                "DATE": "date32"}
 
 
 def feature_function(name: str, parameters: tuple[str, ...], returns: str):
     """Register a Python function under a SQL name, with its DuckDB parameter and return types."""
+
+    if returns not in RETURN_TYPES:
+        raise ValueError(f"feature function '{name}' returns {returns}; allowed: {', '.join(RETURN_TYPES)}")
 
     def register(function: Callable) -> Callable:
         REGISTRY[name] = RegisteredFunction(name, function, parameters, returns,
@@ -54,7 +61,43 @@ def register_functions(connection: duckdb.DuckDBPyConnection, names: list[str]) 
         if name in present:
             continue
         registered = REGISTRY[name]
-        connection.create_function(name, registered.function, list(registered.parameters), registered.returns)
+        connection.create_function(name, per_distinct_arguments(registered), list(registered.parameters),
+                                   registered.returns, type="arrow", null_handling="special")
+
+
+def per_distinct_arguments(registered: RegisteredFunction) -> Callable:
+    """The function over DuckDB's Arrow batches, called once per distinct argument tuple on this connection.
+
+    A feature function is pure (its source is its version), so its value on a row follows from its value on the
+    row's arguments: a day's flights share their date, and the Python function runs once per day instead of once
+    per row. A NULL argument gives NULL, as DuckDB does for row-wise functions.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    result_type = getattr(pa, RETURN_TYPES[registered.returns])()
+    known: dict[tuple, object] = {}
+
+    def value(arguments: tuple) -> object:
+        if arguments not in known:
+            if len(known) >= CACHED_ARGUMENTS:
+                known.clear()
+            known[arguments] = None if None in arguments else registered.function(*arguments)
+        return known[arguments]
+
+    def vectorised(*columns):  # no annotations: DuckDB evaluates them in this module, where pyarrow is not imported
+        if len(columns) == 1:
+            distinct = columns[0].unique()
+            values = pa.array([value((argument,)) for argument in distinct.to_pylist()], type=result_type)
+            return values.take(pc.index_in(columns[0], distinct))
+        return pa.array([value(arguments) for arguments in zip(*(column.to_pylist() for column in columns))],
+                        type=result_type)
+
+    # DuckDB counts the parameters of what it registers: one per SQL argument
+    vectorised.__signature__ = inspect.Signature([
+        inspect.Parameter(f"argument_{index}", inspect.Parameter.POSITIONAL_ONLY)
+        for index in range(len(registered.parameters))])
+    return vectorised
 
 
 @functools.lru_cache(maxsize=None)
