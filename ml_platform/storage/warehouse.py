@@ -1,4 +1,10 @@
-"""The embedded DuckDB warehouse: schemas, safe identifiers, and partition-range writes done in one transaction."""
+"""The embedded DuckDB warehouse: schemas, safe identifiers, and partition-range writes done in one transaction.
+
+Every connection is capped at MEMORY_LIMIT of the machine's memory (DuckDB's default is 80%), and spills what
+does not fit (big sorts, joins and aggregates) to SPILL_FOLDER beside the warehouse file, in the project's data
+folder: DuckDB shares its process with pandas and LightGBM, and the machine with other processes, so a
+10-million-row snapshot sorts on disk instead of growing the process by the size of its rows.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,13 @@ _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 LOCK_WAIT_SECONDS = 120.0
+MEMORY_LIMIT = "25%"  # of physical memory (or the container's limit), as DuckDB reads it
+SPILL_FOLDER = "duckdb_spill"
+
+
+def connection_settings(path: Path) -> dict[str, str]:
+    """DuckDB settings of a warehouse connection: its memory cap and where it spills beyond it."""
+    return {"memory_limit": MEMORY_LIMIT, "temp_directory": str(path.resolve().parent / SPILL_FOLDER)}
 
 
 @contextmanager
@@ -33,7 +46,7 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
     delay = 0.05
     while True:
         try:
-            connection = duckdb.connect(str(path))
+            connection = duckdb.connect(str(path), config=connection_settings(path))
             break
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
