@@ -6,27 +6,19 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from ml_platform.features.compute import feature_matrix_sql, missing_feature_days, require_tables
+from ml_platform.features.compute import missing_feature_days, require_tables
 from ml_platform.specs.catalog import Catalog
 from ml_platform.partitions import run_split
-from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_versions
+from ml_platform.snapshots.writing import write_rows
 from ml_platform.storage.warehouse import date_literal, table
 
 
 class SnapshotError(RuntimeError):
     """The data a snapshot needs is not there."""
-
-
-def _split_sql(split: TimeSplit, matrix_sql: str) -> str:
-    case = (f"CASE WHEN partition_date BETWEEN {date_literal(split.train.start)} AND {date_literal(split.train.end)} "
-            f"THEN 'train' WHEN partition_date BETWEEN {date_literal(split.validation.start)} "
-            f"AND {date_literal(split.validation.end)} THEN 'validation' "
-            f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
-            f"THEN 'test' END")
-    return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
 
 
 def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
@@ -47,12 +39,8 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         sources, features = pin_data_versions(connection, catalog, model, split)
     except MissingDataVersionError as error:
         raise SnapshotError(f"cannot pin the data versions the snapshot of '{model.name}' reads: {error}") from None
-    query = _split_sql(split, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))
-    stored = artifacts.write(
-        f"snapshots/{model.name}", ".parquet",
-        lambda path: connection.execute(
-            f"COPY ({query}) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"),
-    )
+    stored = artifacts.write(f"snapshots/{model.name}", ".parquet",
+                             lambda path: write_rows(connection, catalog, model, split, path))
     stats = connection.execute(
         f"SELECT split, count(*), avg(CAST(label AS DOUBLE)) FROM read_parquet('{artifacts.path_of(stored.path)}') "
         f"GROUP BY split"

@@ -1,0 +1,70 @@
+"""Write a snapshot's rows to Parquet in bounded memory, in one deterministic order.
+
+The feature matrix is joined a range of days at a time (at most CHUNK_ROWS entity rows each) into a temporary
+table, then written sorted by day and entity keys. Over millions of rows at once, the chain of feature joins
+holds hash tables that DuckDB cannot spill (it runs out of memory under the warehouse's limit); a temporary table
+and a sort both spill to the warehouse's spill folder.
+
+The same rows give the same bytes: the order is total (day, then the entity's keys), and the file's column types
+and nullability (Parquet REQUIRED for a column without missing values) come from the rows themselves, however
+the days were grouped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.features.compute import feature_matrix_sql
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.storage.warehouse import date_literal, quote, table
+
+CHUNK_ROWS = 1_000_000
+ROWS_TABLE = "temp.main.snapshot_rows"  # the connection's own, never a warehouse table
+
+
+def split_sql(split: TimeSplit, matrix_sql: str) -> str:
+    """The matrix's rows within the split's windows and with a label, each named by its window (`split`)."""
+    case = (f"CASE WHEN partition_date BETWEEN {date_literal(split.train.start)} AND {date_literal(split.train.end)} "
+            f"THEN 'train' WHEN partition_date BETWEEN {date_literal(split.validation.start)} "
+            f"AND {date_literal(split.validation.end)} THEN 'validation' "
+            f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
+            f"THEN 'test' END")
+    return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
+
+
+def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.date, end: dt.date,
+               rows: int = CHUNK_ROWS) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
+    more is a range of its own)."""
+    counts = connection.execute(
+        f"SELECT partition_date, count(*) FROM {table('source', entity)} WHERE partition_date BETWEEN "
+        f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
+    ranges, first, held = [], start, 0
+    for day, count in counts:
+        if held and held + count > rows:
+            ranges.append((first, day - dt.timedelta(days=1)))
+            first, held = day, 0
+        held += count
+    ranges.append((first, end))
+    return ranges
+
+
+def write_rows(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, split: TimeSplit,
+               path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Write the snapshot's rows of the split's windows to a Parquet file at path, joining at most about
+    chunk_rows entity rows at a time."""
+    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    ranges = day_ranges(connection, model.entity, split.train.start, split.test.end, chunk_rows)
+    try:
+        for index, (first, last) in enumerate(ranges):
+            rows = split_sql(split, feature_matrix_sql(catalog, model, first, last, True))
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS_TABLE} AS {rows}" if index == 0 else
+                               f"INSERT INTO {ROWS_TABLE} {rows}")
+        connection.execute(f"COPY (SELECT * FROM {ROWS_TABLE} ORDER BY partition_date, {keys}) TO '{path}' "
+                           f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)")
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {ROWS_TABLE}")
