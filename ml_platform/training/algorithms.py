@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,15 @@ SKLEARN_FORMAT = "ml_platform.sklearn-joblib.v1"
 THREADS = 2  # fixed, so that the same data and seed give the same model on any machine
 
 
+class Rows(Protocol):
+    """One split's rows for training: their 0/1 labels, and each input column read when asked (not kept)."""
+
+    label: np.ndarray
+
+    def column(self, name: str) -> pd.Series:
+        ...
+
+
 @dataclass(frozen=True)
 class FeatureLayout:
     """The model's input columns, in order, and which of them are categories (with their training vocabulary)."""
@@ -38,19 +47,35 @@ class FeatureLayout:
     @classmethod
     def learn(cls, frame: pd.DataFrame, columns: list[str], categorical: list[str]) -> "FeatureLayout":
         """Fix the column order and each category's vocabulary from the training rows."""
-        vocabulary = {name: sorted(category_text(distinct_values(frame[name])).dropna().unique().tolist())
-                      for name in categorical}
-        return cls(tuple(columns), vocabulary)
+        return cls(tuple(columns), {name: category_vocabulary(frame[name]) for name in categorical})
+
+    @classmethod
+    def learn_and_encode(cls, rows: Rows, columns: list[str],
+                         categorical: list[str]) -> tuple["FeatureLayout", np.ndarray]:
+        """The layout learnt from the training rows and their matrix, reading each column once."""
+        encoded = np.empty((len(rows.label), len(columns)), dtype="float64", order="F")
+        categories = {}
+        for position, name in enumerate(columns):
+            values = rows.column(name)
+            if name in categorical:
+                categories[name] = category_vocabulary(values)
+                encoded[:, position] = category_codes(values, categories[name])
+            else:
+                encoded[:, position] = as_float(values)
+        return cls(tuple(columns), {name: categories[name] for name in categorical}), encoded
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's input matrix (column-major float64): numbers as they are, categories as their code in the
         vocabulary, NaN when missing or unseen."""
-        encoded = np.empty((len(frame), len(self.columns)), dtype="float64", order="F")
+        return self.rows_matrix(frame.__getitem__, len(frame))
+
+    def rows_matrix(self, column: Callable[[str], pd.Series], rows: int) -> np.ndarray:
+        """The input matrix of `rows` rows whose columns `column(name)` gives, one column at a time."""
+        encoded = np.empty((rows, len(self.columns)), dtype="float64", order="F")
         for position, name in enumerate(self.columns):
-            if name in self.categories:
-                encoded[:, position] = category_codes(frame[name], self.categories[name])
-            else:
-                encoded[:, position] = as_float(frame[name])
+            values = column(name)
+            encoded[:, position] = category_codes(values, self.categories[name]) if name in self.categories \
+                else as_float(values)
         return encoded
 
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,6 +86,11 @@ class FeatureLayout:
         """The model's columns in order, numbers as float64 with NaN for missing (never pandas.NA)."""
         return pd.DataFrame({name: frame[name] if name in self.categories else as_float(frame[name])
                              for name in self.columns}, index=frame.index)
+
+
+def category_vocabulary(series: pd.Series) -> list[str]:
+    """A category column's distinct values as sorted text (missing values left out)."""
+    return sorted(category_text(distinct_values(series)).dropna().unique().tolist())
 
 
 def as_float(series: pd.Series) -> np.ndarray:
@@ -99,6 +129,7 @@ class Predictor:
     """A trained model that gives the probability of the positive class."""
 
     format: str
+    layout: FeatureLayout
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
@@ -176,24 +207,23 @@ class TrainingResult:
     details: dict[str, Any]
 
 
-def train(algorithm, layout: FeatureLayout, train_frame: pd.DataFrame, train_label: np.ndarray,
-          valid_frame: pd.DataFrame, valid_label: np.ndarray) -> TrainingResult:
-    """Train the spec's algorithm on the training rows, using the validation rows for early stopping."""
+def train(algorithm, columns: list[str], categorical: list[str], train_rows: Rows,
+          valid_rows: Rows) -> TrainingResult:
+    """Train the spec's algorithm on the training rows, using the validation rows for early stopping; the feature
+    layout (column order, category vocabularies) is learnt from the training rows."""
     started = time.perf_counter()
     if isinstance(algorithm, LightGBMAlgorithm):
-        result = _train_lightgbm(algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+        result = _train_lightgbm(algorithm, columns, categorical, train_rows, valid_rows)
     else:
-        result = _train_sklearn(algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+        result = _train_sklearn(algorithm, columns, categorical, train_rows, valid_rows)
     result.details["training_seconds"] = round(time.perf_counter() - started, 3)
     return result
 
 
-def _train_lightgbm(algorithm: LightGBMAlgorithm, layout, train_frame, train_label, valid_frame, valid_label):
-    import lightgbm
-
+def lightgbm_parameters(algorithm: LightGBMAlgorithm) -> dict[str, Any]:
+    """LightGBM's parameters for the spec's algorithm: its hyper-parameters, seed, and a fixed deterministic setup."""
     params = algorithm.params
-    categorical = [index for index, name in enumerate(layout.columns) if name in layout.categories]
-    booster_params = {
+    return {
         "objective": "binary", "metric": "binary_logloss", "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves, "max_depth": params.max_depth,
         "min_child_samples": params.min_child_samples, "feature_fraction": params.feature_fraction,
@@ -201,10 +231,25 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, layout, train_frame, train_lab
         "lambda_l2": params.reg_lambda, "seed": algorithm.seed, "deterministic": True, "force_col_wise": True,
         "num_threads": THREADS, "verbosity": -1,
     }
-    train_set = lightgbm.Dataset(layout.matrix(train_frame), label=train_label,
-                                 feature_name=list(layout.columns), categorical_feature=categorical,
-                                 free_raw_data=True)
-    valid_set = lightgbm.Dataset(layout.matrix(valid_frame), label=valid_label, reference=train_set)
+
+
+def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
+                    valid_rows: Rows) -> TrainingResult:
+    import lightgbm
+
+    params = algorithm.params
+    booster_params = lightgbm_parameters(algorithm)
+    layout, matrix = FeatureLayout.learn_and_encode(train_rows, columns, categorical)
+    # built now with the training parameters (lightgbm.train would build it with the same ones, to the same bins),
+    # so that the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
+    train_set = lightgbm.Dataset(matrix, label=train_rows.label, feature_name=list(layout.columns),
+                                 categorical_feature=[index for index, name in enumerate(layout.columns)
+                                                      if name in layout.categories],
+                                 params=booster_params, free_raw_data=True)
+    del matrix
+    train_set.construct()
+    valid_set = lightgbm.Dataset(layout.rows_matrix(valid_rows.column, len(valid_rows.label)),
+                                 label=valid_rows.label, reference=train_set)
     callbacks = []
     if params.early_stopping_rounds:
         callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))
@@ -266,17 +311,22 @@ def _categories_as_text(frame: pd.DataFrame):
                          for name in frame.columns}, index=frame.index)
 
 
-def _train_sklearn(algorithm, layout, train_frame, train_label, valid_frame, valid_label):
+def _train_sklearn(algorithm, columns: list[str], categorical: list[str], train_rows: Rows,
+                   valid_rows: Rows) -> TrainingResult:
     import sklearn
     from threadpoolctl import threadpool_limits
 
+    train_frame = pd.DataFrame({name: train_rows.column(name) for name in columns})
+    train_label = train_rows.label
+    layout = FeatureLayout.learn(train_frame, columns, categorical)
     pipeline = _sklearn_pipeline(algorithm, layout)
     with threadpool_limits(limits=THREADS):
         if isinstance(algorithm, HistGradientBoostingAlgorithm):
             encoder = pipeline.named_steps["encode"].fit(layout.raw(train_frame))
+            valid_frame = pd.DataFrame({name: valid_rows.column(name) for name in columns})
             pipeline.named_steps["estimator"].fit(
                 encoder.transform(layout.raw(train_frame)), train_label,
-                X_val=encoder.transform(layout.raw(valid_frame)), y_val=valid_label)
+                X_val=encoder.transform(layout.raw(valid_frame)), y_val=valid_rows.label)
         else:
             pipeline.fit(layout.raw(train_frame), train_label)
     estimator = pipeline.named_steps["estimator"]

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from ml_platform.provenance.environment import training_environment
+from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import quote
-from ml_platform.training.algorithms import FeatureLayout, load_predictor, train, Predictor
+from ml_platform.training.algorithms import load_predictor, train, Predictor
 
 
 class TrainingError(RuntimeError):
@@ -30,25 +28,6 @@ def categorical_features(catalog: Catalog, model: ModelSpec) -> list[str]:
     return [name for name in model.features if catalog.feature_sets[index[name]].features[name].type == "category"]
 
 
-def split_rows(frame: pd.DataFrame, split: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of one split and their labels as 0/1."""
-    rows = frame[frame["split"] == split]
-    return rows, rows["label"].astype(int).to_numpy()
-
-
-def read_training_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict,
-                       model: ModelSpec) -> pd.DataFrame:
-    """The snapshot's train and validation rows, with only the columns training reads, after verifying its hash.
-
-    Keys, money and test rows stay on disk: at millions of rows, reading every column into pandas costs more
-    memory and time than the training itself needs.
-    """
-    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
-    columns = ", ".join(quote(name) for name in ("split", "label", *model.features))
-    return connection.execute(
-        f"SELECT {columns} FROM read_parquet('{path}') WHERE split IN ('train', 'validation')").df()
-
-
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 model: ModelSpec, training_run: str) -> dict:
     """Train the run's model once and record it; return its registry row (the existing one if already trained)."""
@@ -59,14 +38,16 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
     if snapshot is None:
         raise TrainingError(f"training run '{training_run}' of '{model.name}' has no snapshot: materialize it first")
-    frame = read_training_rows(connection, artifacts, snapshot, model)
-    train_frame, train_label = split_rows(frame, "train")
-    valid_frame, valid_label = split_rows(frame, "validation")
-    for name, labels in (("train", train_label), ("validation", valid_label)):
-        if len(labels) == 0 or labels.min() == labels.max():
-            raise TrainingError(f"the {name} window of '{model.name}' has {len(labels)} rows and needs both classes")
-    layout = FeatureLayout.learn(train_frame, list(model.features), categorical_features(catalog, model))
-    result = train(model.algorithm, layout, train_frame, train_label, valid_frame, valid_label)
+    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
+    # only the labels are read here: each feature column is read when it is encoded, never a frame of them all
+    rows = {name: SplitRows.read(connection, path, name) for name in ("train", "validation")}
+    for name, split in rows.items():
+        if len(split) == 0 or split.label.min() == split.label.max():
+            raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and needs both classes")
+    result = train(model.algorithm, list(model.features), categorical_features(catalog, model), rows["train"],
+                   rows["validation"])
+    layout = result.predictor.layout
+    train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
     card = {
         "algorithm": model.algorithm.kind,

@@ -1,11 +1,14 @@
-"""Snapshot files on January 2013: written a range of days at a time to the same bytes."""
+"""Snapshot files on January 2013: written a range of days at a time to the same bytes, read by split and column."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ml_platform.features.compute import feature_matrix_sql
+from ml_platform.snapshots.columns import SplitRows
 from ml_platform.snapshots.writing import day_ranges, split_sql, write_rows
 from ml_platform.specs.loader import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
@@ -59,3 +62,21 @@ def test_rows_are_written_in_day_and_key_order_to_the_same_bytes_however_the_day
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
     assert list(written["split"].unique()) == ["train", "validation", "test"]
     assert leftover == [(0,)]
+
+
+def test_a_split_is_read_a_column_at_a_time_in_the_files_order(january):
+    project, _, _, path = january
+    with open_warehouse(project.storage.warehouse) as connection:
+        whole = connection.execute(f"SELECT * FROM read_parquet('{path}')").df()
+        rows = SplitRows.read(connection, path, "validation")
+        carriers = rows.column("carrier_code")
+    validation = whole[whole["split"] == "validation"].reset_index(drop=True)
+    assert len(rows) == len(validation) > 0
+    assert rows.label.tolist() == validation["label"].astype(int).tolist()
+    pd.testing.assert_series_equal(carriers, validation["carrier_code"])
+
+
+def test_an_unknown_split_is_refused_when_reading_columns(january):
+    project, _, _, path = january
+    with open_warehouse(project.storage.warehouse) as connection, pytest.raises(ValueError, match="'valid'"):
+        SplitRows.read(connection, Path(path), "valid")
