@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_feature_aucs
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.partitions import run_split
 from ml_platform.snapshots.build import read_snapshot
+from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
 from ml_platform.storage import registry
@@ -161,8 +162,9 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     if model_row is None or snapshot is None:
         raise EvaluationError(f"training run '{training_run}' of '{model.name}' has no trained model yet")
     predictor = load_model(artifacts, model_row)
-    frame = read_snapshot(connection, artifacts, snapshot)
-    split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    frame = read_snapshot(connection, artifacts, snapshot, splits=("validation", "test"))
+    split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("validation", "test")}
+    del frame
     if split["test"].empty or split["validation"].empty:
         raise EvaluationError(f"the validation or test window of '{model.name}' has no rows")
     validation_scores = predictor.predict(split["validation"])
@@ -175,10 +177,13 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
 
     categories = set(categorical_features(catalog, model))
     kinds = {name: "category" if name in categories else "number" for name in model.features}
-    train = split["train"]
+    # the file's hash was verified by read_snapshot above
+    train, available = sample_split(connection, artifacts.path_of(snapshot["path"]), "train",
+                                    ["label", *model.features], LEAKAGE_ROWS, seed=model.algorithm.seed)
     aucs = single_feature_aucs(train, kinds, train["label"].to_numpy(), seed=model.algorithm.seed)
     summary["single_feature_roc_auc"] = aucs
-    leakage = leakage_result(aucs, model.gate.max_feature_roc_auc, len(train))
+    leakage = leakage_result(aucs, model.gate.max_feature_roc_auc, len(train), available)
+    del train
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, model_row["model_version"], test,

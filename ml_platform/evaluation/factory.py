@@ -4,6 +4,7 @@ import dagster as dg
 from ml_platform.resources import Warehouse
 
 from ml_platform.evaluation.evaluate import CHECK_ORDER, evaluate
+from ml_platform.evaluation.leakage import LEAKAGE_ROWS
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.evaluation.store import report_with_inline_plots, store_evaluation
 from ml_platform.partitions import training_runs
@@ -27,8 +28,9 @@ def check_descriptions(model: ModelSpec) -> dict[str, str]:
                            f"nothing is deployed." if gate.min_gain_over_champion is not None else
                            "Waived by the spec (gate.min_gain_over_champion is null): the comparison with the live "
                            "champion is reported but does not block."),
-        "no_leakage": f"No feature alone predicts the label on the training rows with ROC AUC of "
-                      f"{gate.max_feature_roc_auc} or more in either direction (gate.max_feature_roc_auc).",
+        "no_leakage": f"No feature alone predicts the label on the training rows (a fixed-seed sample of "
+                      f"{LEAKAGE_ROWS:,} of them when there are more) with ROC AUC of {gate.max_feature_roc_auc} "
+                      f"or more in either direction (gate.max_feature_roc_auc).",
         "predictions_sane": "Predictions are finite, within [0, 1] and not constant.",
     }
 

@@ -12,6 +12,7 @@ from ml_platform.partitions import run_split
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.snapshots.columns import split_condition
 from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_versions
 from ml_platform.snapshots.writing import write_rows
 from ml_platform.storage.warehouse import date_literal, table
@@ -77,7 +78,9 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     return {**row, "reused": False}
 
 
-def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict) -> pd.DataFrame:
-    """The snapshot's rows, after verifying the file's hash."""
+def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict,
+                  splits: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The snapshot's rows (of the given splits only, when named), after verifying the file's hash."""
     path = artifacts.verify(snapshot["path"], snapshot["sha256"])
-    return connection.execute(f"SELECT * FROM read_parquet('{path}')").df()
+    where = f" WHERE {split_condition(*splits)}" if splits is not None else ""
+    return connection.execute(f"SELECT * FROM read_parquet('{path}'){where}").df()

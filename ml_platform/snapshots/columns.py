@@ -1,7 +1,7 @@
 """A snapshot's rows read by split and column, so that a stage holds only what it works on.
 
 At millions of rows, a frame of every column of a snapshot costs several times the memory of the work done on
-it: training encodes one column at a time.
+it: training encodes one column at a time, evaluation reads the training rows only for the leakage guard.
 Rows come in the file's order (DuckDB keeps a scan's order), the order the snapshot was written in.
 """
 
@@ -51,3 +51,26 @@ class SplitRows:
         """One column of these rows, in the file's order (a new read each time: nothing is kept)."""
         return self.connection.execute(
             f"SELECT {quote(name)} FROM read_parquet('{self.path}') WHERE {split_condition(self.split)}").df()[name]
+
+
+def sample_split(connection: duckdb.DuckDBPyConnection, path: Path, split: str, names: list[str], size: int,
+                 seed: int) -> tuple[pd.DataFrame, int]:
+    """Some columns of at most `size` rows of a split, drawn without replacement with a fixed seed, in the file's
+    order (every row when there are no more), and the number of rows the split has."""
+    positions = connection.execute(
+        f"SELECT file_row_number FROM read_parquet('{path}', file_row_number = true) "
+        f"WHERE {split_condition(split)} ORDER BY file_row_number").fetchnumpy()["file_row_number"]
+    columns = ", ".join(quote(name) for name in names)
+    if len(positions) <= size:
+        return connection.execute(
+            f"SELECT {columns} FROM read_parquet('{path}') WHERE {split_condition(split)}").df(), len(positions)
+    drawn = pd.DataFrame({"file_row_number": np.sort(np.random.default_rng(seed).choice(positions, size=size,
+                                                                                         replace=False))})
+    connection.register("sampled_snapshot_rows", drawn)
+    try:
+        frame = connection.execute(
+            f"SELECT {columns} FROM read_parquet('{path}', file_row_number = true) "
+            f"SEMI JOIN sampled_snapshot_rows USING (file_row_number) ORDER BY file_row_number").df()
+    finally:
+        connection.unregister("sampled_snapshot_rows")
+    return frame, len(positions)

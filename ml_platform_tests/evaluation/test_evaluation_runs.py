@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -72,6 +73,11 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert list(checks) == CHECKS and all(check.passed for check in checks.values())
     assert checks["beats_champion"].description == "no champion is deployed yet: there is nothing to beat"
     assert checks["no_leakage"].description.startswith("no feature predicts the label alone: the strongest, ")
+    # fewer training rows than the guard's sample: it measured every one of them
+    leakage = summary["gate"]["no_leakage"]["details"]
+    card = json.loads(runs.query("SELECT card FROM registry.models")[0][0])
+    assert leakage["rows_used"] == leakage["rows_available"] == card["training_rows"]
+    assert checks["no_leakage"].description.endswith(f"on the {leakage['rows_used']:,} training rows")
 
     # evaluated once: a second run of the same training run reuses every file
     again = runs.train()

@@ -67,7 +67,20 @@ def test_the_check_names_each_leaking_feature_and_passes_without_one():
     assert failed["why"].startswith("feature 'vendor_delay' (ROC AUC 0.9990), 'status' (ROC AUC 0.9800) alone "
                                     "predicts the label on the 1,000 training rows")
     passed = leakage_result(rows[2:], 0.97, 1000)
-    assert passed["passed"] and "the strongest, 'hour', has ROC AUC 0.6200 < 0.97" in passed["why"]
+    assert passed["passed"] and passed["why"].endswith("the strongest, 'hour', has ROC AUC 0.6200 < 0.97 on the "
+                                                       "1,000 training rows")
+    assert (passed["details"]["rows_used"], passed["details"]["rows_available"]) == (1000, 1000)
+
+
+def test_the_check_says_when_it_measured_a_sample_of_the_training_rows():
+    rows = [{"feature": "vendor_delay", "type": "number", "roc_auc": 0.999},
+            {"feature": "hour", "type": "number", "roc_auc": 0.62}]
+    failed = leakage_result(rows, 0.97, 1_000_000, 9_956_702)
+    assert "alone predicts the label on a fixed-seed sample of 1,000,000 of the 9,956,702 training rows " \
+           "almost perfectly" in failed["why"]
+    assert (failed["details"]["rows_used"], failed["details"]["rows_available"]) == (1_000_000, 9_956_702)
+    passed = leakage_result(rows[1:], 0.97, 1_000_000, 9_956_702)
+    assert passed["why"].endswith("< 0.97 on a fixed-seed sample of 1,000,000 of the 9,956,702 training rows")
 
 
 @pytest.mark.parametrize("distinct", [3, 50, 100_000])

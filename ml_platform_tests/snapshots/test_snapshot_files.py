@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ml_platform.features.compute import feature_matrix_sql
-from ml_platform.snapshots.columns import SplitRows
+from ml_platform.snapshots.columns import SplitRows, sample_split
 from ml_platform.snapshots.writing import day_ranges, split_sql, write_rows
 from ml_platform.specs.loader import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
@@ -74,6 +75,30 @@ def test_a_split_is_read_a_column_at_a_time_in_the_files_order(january):
     assert len(rows) == len(validation) > 0
     assert rows.label.tolist() == validation["label"].astype(int).tolist()
     pd.testing.assert_series_equal(carriers, validation["carrier_code"])
+
+
+def test_a_sample_of_a_split_is_fixed_by_its_seed_and_keeps_the_files_order(january):
+    project, _, _, path = january
+    names = ["flight_id", "label", "departure_hour"]
+    with open_warehouse(project.storage.warehouse) as connection:
+        train = connection.execute(f"SELECT {', '.join(names)} FROM read_parquet('{path}') "
+                                   f"WHERE split = 'train'").df()
+        sample, available = sample_split(connection, path, "train", names, 500, seed=13)
+        again, _ = sample_split(connection, path, "train", names, 500, seed=13)
+        other, _ = sample_split(connection, path, "train", names, 500, seed=14)
+        every, all_available = sample_split(connection, path, "train", names, len(train), seed=13)
+        with pytest.raises(ValueError) as error:
+            sample_split(connection, path, "training", names, 500, seed=13)
+    assert available == all_available == len(train) > 500
+    assert len(sample) == sample["flight_id"].nunique() == 500
+    positions = pd.Index(train["flight_id"]).get_indexer(sample["flight_id"])
+    assert (positions >= 0).all() and (np.diff(positions) > 0).all()  # training rows, in the file's order
+    pd.testing.assert_frame_equal(sample, train.iloc[positions].reset_index(drop=True))
+    pd.testing.assert_frame_equal(again, sample)
+    assert set(other["flight_id"]) != set(sample["flight_id"])
+    pd.testing.assert_frame_equal(every, train)  # no more rows than asked for: every row, as they are
+    assert str(error.value) == ("unknown snapshot split(s) 'training'; a snapshot has the splits train, validation, "
+                                "test")
 
 
 def test_an_unknown_split_is_refused_when_reading_columns(january):
