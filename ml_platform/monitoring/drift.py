@@ -1,9 +1,8 @@
-"""Feature and prediction drift of a scored day against the champion's training snapshot, as population stability.
+"""Feature and prediction drift of scored days against the champion's training snapshot, as population stability.
 
-PSI = sum over bins of (day share - reference share) * ln(day share / reference share). Numeric features are binned at
-the training rows' deciles, categories by their training values (unseen ones share one bin), and a missing value
-is a bin of its own, so a feature that stops arriving drifts too. Scores are binned at the deciles of the champion's
-scores on its evaluation test window. Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
+Each feature of a day is binned as the champion's training rows were (see `bins`), and scores at the deciles of the
+champion's scores on its evaluation test window; a reference is binned once, for every day measured against it.
+Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
 """
 
 from __future__ import annotations
@@ -13,21 +12,24 @@ import json
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from ml_platform.evaluation.store import read_predictions
+from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
+from ml_platform.partitions import days
+from ml_platform.scoring.inputs import COLUMN as INPUTS, STRUCT, stored_type
 from ml_platform.scoring.score import latest_view
-from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal, table_exists
+from ml_platform.storage.warehouse import date_literal, quote, table, table_exists
+
+__all__ = ["PSI_ALARM", "SCORE", "MonitoringError", "Reference", "champion_reference", "day_drift", "drift_frame",
+           "feature_psi", "latest_rows", "psi", "score_psi"]
 
 PSI_ALARM = 0.25  # the feature_drift and prediction_drift checks warn above it; drift_alarm counts days above it
 SCORE = "__score__"  # the row of the drift table that holds prediction drift
-_FLOOR = 1e-4  # share given to an empty bin, so that PSI stays finite
-_BINS = 10
+_FIELD = "input:"  # prefix of the columns of latest_rows that hold a feature's value
 
 
 class MonitoringError(RuntimeError):
@@ -36,60 +38,17 @@ class MonitoringError(RuntimeError):
 
 @dataclass
 class Reference:
-    """The champion's reference populations: its training rows and its scores on the evaluation test window."""
+    """A version's reference populations, binned: each feature's training rows, and its test-window scores."""
 
     model_version: str
-    features: pd.DataFrame
-    scores: np.ndarray
-
-
-def psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """Population stability index of two vectors of bin shares."""
-    expected = np.maximum(np.asarray(reference, dtype=float), _FLOOR)
-    actual = np.maximum(np.asarray(current, dtype=float), _FLOOR)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def _shares(codes: np.ndarray, bins: int) -> np.ndarray:
-    counts = np.bincount(codes, minlength=bins).astype(float)
-    return counts / max(counts.sum(), 1.0)
-
-
-def _is_category(values: pd.Series) -> bool:
-    return values.dtype == object or isinstance(values.dtype, pd.StringDtype) or values.dtype == bool
-
-
-def feature_psi(reference: pd.Series, current: pd.Series) -> float:
-    """PSI of one feature: training deciles (or categories) as bins, missing values as a bin of their own."""
-    if _is_category(reference):  # the day's values come from JSON: the training column says what they are
-        categories = {value: index for index, value in enumerate(sorted(reference.dropna().astype(str).unique()))}
-        unseen, missing = len(categories), len(categories) + 1
-
-        def codes(values: pd.Series) -> np.ndarray:
-            return np.array([missing if pd.isna(value) else categories.get(str(value), unseen) for value in values],
-                            dtype=int)
-
-        return psi(_shares(codes(reference), missing + 1), _shares(codes(current), missing + 1))
-    known = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
-    present = known[np.isfinite(known)]
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, _BINS + 1)[1:-1])) if len(present) else np.array([])
-    missing = len(edges) + 1
-
-    def numeric_codes(values) -> np.ndarray:
-        numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-        return np.where(np.isfinite(numbers), np.searchsorted(edges, numbers, side="right"), missing)
-
-    return psi(_shares(numeric_codes(known), missing + 1), _shares(numeric_codes(current), missing + 1))
-
-
-def score_psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """PSI of scores, binned at the reference scores' deciles."""
-    return feature_psi(pd.Series(reference, dtype=float), pd.Series(current, dtype=float))
+    features: dict[str, Bins]
+    scores: Bins
 
 
 def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
                        model_version: str) -> Reference:
-    """A model version's training rows (from its verified snapshot) and test-window scores (from its evaluation)."""
+    """A model version's training rows (from its verified snapshot) and test-window scores (from its evaluation),
+    binned."""
     model_row = registry.fetch_one(connection, "models", model_version=model_version)
     if model_row is None:
         raise MonitoringError(f"{model_version} of '{model}' is not in the model registry")
@@ -97,28 +56,74 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
     evaluation = registry.fetch_one(connection, "evaluations", model=model, training_run=model_row["training_run"])
     if snapshot is None or evaluation is None:
         raise MonitoringError(f"{model_version} has no recorded snapshot or evaluation to compare with")
-    rows = read_snapshot(connection, artifacts, snapshot)  # verifies the snapshot file's hash first
-    evaluated = read_predictions(connection, artifacts, evaluation["summary"])
+    path = artifacts.verify(snapshot["path"], snapshot["sha256"])  # the snapshot file's hash first
     features = list(snapshot["manifest"]["features"])
-    return Reference(model_version, rows.loc[rows["split"] == "train", features].reset_index(drop=True),
-                     evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))
+    # every row is read, as the whole snapshot would be: pandas types a column by its values (NULLs among them)
+    rows = connection.execute(f"SELECT split, {', '.join(quote(name) for name in features)} "
+                              f"FROM read_parquet(?)", [str(path)]).df()
+    train = rows[rows["split"] == "train"]
+    evaluated = read_predictions(connection, artifacts, evaluation["summary"])
+    return Reference(model_version, {name: Bins.of(train[name].reset_index(drop=True)) for name in features},
+                     Bins.of(pd.Series(evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))))
 
 
-def scored_rows(connection: duckdb.DuckDBPyConnection, model: ModelSpec, day: dt.date) -> pd.DataFrame:
-    """The latest production prediction of each row of the day: model_version, score and the inputs the model saw."""
+def latest_rows(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
+                end: dt.date) -> pd.DataFrame:
+    """The latest production prediction of each row of [start, end]: day, model_version, score and the inputs the
+    model saw (a column `input:<feature>` per stored feature, or the JSON text `inputs` of an older table)."""
     if not table_exists(connection, "predictions", model.name):
-        return pd.DataFrame(columns=["model_version", "score", "inputs"])
-    return connection.execute(f"SELECT model_version, score, inputs FROM {latest_view(model)} "
-                              f"WHERE partition_date = {date_literal(day)}").df()
+        return pd.DataFrame(columns=["day", "model_version", "score"])
+    target = table("predictions", model.name)
+    kind = stored_type(connection, target)
+    names = [name for name, _ in kind.children] if kind.id == STRUCT else [INPUTS]
+    # the struct's fields are read in SQL, one column each: no value of them becomes a Python object
+    inputs = [f"{INPUTS}.{quote(name)}" for name in names] if kind.id == STRUCT else [INPUTS]
+    frame = connection.execute(
+        f"SELECT CAST(partition_date AS DATE), model_version, score, {', '.join(inputs)} FROM {latest_view(model)} "
+        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}").df()
+    frame.columns = ["day", "model_version", "score", *(f"{_FIELD}{name}" for name in names)] \
+        if kind.id == STRUCT else ["day", "model_version", "score", INPUTS]
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    return frame
+
+
+def _inputs(rows: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    if INPUTS in rows.columns:  # JSON text, as older tables store it
+        return pd.DataFrame([json.loads(text) for text in rows[INPUTS]], columns=features)
+    return pd.DataFrame({name: rows[f"{_FIELD}{name}"].reset_index(drop=True) for name in features})
 
 
 def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
-    """PSI of every feature and of the score, for the rows of one day that the reference's version scored."""
+    """PSI of every feature and of the score, for the rows of one day (of latest_rows) that the reference's version
+    scored."""
     rows = scored[scored["model_version"] == reference.model_version]
-    inputs = pd.DataFrame([json.loads(text) for text in rows["inputs"]], columns=list(reference.features.columns))
-    measures = [{"feature": name, "psi": feature_psi(reference.features[name], inputs[name])}
-                for name in reference.features.columns]
-    measures.append({"feature": SCORE, "psi": score_psi(reference.scores, rows["score"].to_numpy(dtype=float))})
+    inputs = _inputs(rows, list(reference.features))
+    measures = [{"feature": name, "psi": bins.psi(inputs[name])} for name, bins in reference.features.items()]
+    measures.append({"feature": SCORE, "psi": reference.scores.psi(rows["score"].to_numpy(dtype=float))})
     frame = pd.DataFrame(measures)
     frame["rows"] = len(rows)
     return frame
+
+
+def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec, start: dt.date,
+                end: dt.date) -> pd.DataFrame:
+    """PSI of every feature and of the score for each day of [start, end], against the version that scored most
+    of the day's rows; fails naming what is missing."""
+    if registry.champion(connection, model.name) is None:
+        raise MonitoringError(f"no version of '{model.name}' has been deployed: nothing is scored, nothing to monitor")
+    scored = latest_rows(connection, model, start, end)
+    references, frames, unscored = {}, [], []
+    for day, rows in ((day, scored[scored["day"] == day]) for day in days(start, end)):
+        if rows.empty:
+            unscored.append(day.isoformat())
+            continue
+        version = rows["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
+        if version not in references:
+            references[version] = champion_reference(connection, artifacts, model.name, version)
+        drift = day_drift(references[version], rows)
+        drift["day"], drift["model_version"] = day, version
+        frames.append(drift)
+    if unscored:
+        raise MonitoringError(f"{len(unscored)} day(s) of '{model.name}' not scored yet ({', '.join(unscored[:5])}): "
+                              f"materialize predictions/{model.name} for them first")
+    return pd.concat(frames, ignore_index=True)

@@ -7,11 +7,12 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform.evaluation.money import MoneyError
-from ml_platform.monitoring.drift import PSI_ALARM, SCORE, MonitoringError, champion_reference, day_drift, scored_rows
+from ml_platform.monitoring.drift import PSI_ALARM, SCORE, MonitoringError, drift_frame
 from ml_platform.monitoring.outcomes import day_outcomes, shortfall, shortfall_text
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.partitions import date_range, days, source_partitions
 from ml_platform.resources import Warehouse
+from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -23,25 +24,8 @@ TOP_FEATURES = 10
 
 def _drift_frame(context: dg.AssetExecutionContext, connection, artifacts: ArtifactStore, model: ModelSpec,
                  start, end) -> pd.DataFrame:
-    """PSI of every feature and of the score for each day of [start, end]; fails naming what is missing."""
-    if registry.champion(connection, model.name) is None:
-        raise MonitoringError(f"no version of '{model.name}' has been deployed: nothing is scored, nothing to monitor")
-    references, frames, unscored = {}, [], []
-    for day in days(start, end):
-        scored = scored_rows(connection, model, day)
-        if scored.empty:
-            unscored.append(day.isoformat())
-            continue
-        version = scored["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
-        if version not in references:
-            references[version] = champion_reference(connection, artifacts, model.name, version)
-        drift = day_drift(references[version], scored)
-        drift["day"], drift["model_version"] = day, version
-        frames.append(drift)
-    if unscored:
-        raise MonitoringError(f"{len(unscored)} day(s) of '{model.name}' not scored yet ({', '.join(unscored[:5])}): "
-                              f"materialize predictions/{model.name} for them first")
-    frame = pd.concat(frames, ignore_index=True)
+    """PSI of every feature and of the score for each day of [start, end], stamped with this run."""
+    frame = drift_frame(connection, artifacts, model, start, end)
     frame["computed_at"], frame["run_id"] = registry.now(), context.run.run_id
     return frame
 
@@ -80,7 +64,7 @@ def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         with warehouse.get_connection() as connection:
             try:
                 frame = _drift_frame(context, connection, artifacts, model, start, end)
-            except (MonitoringError, TamperedArtifactError, FileNotFoundError) as error:
+            except (MonitoringError, InputsColumnError, TamperedArtifactError, FileNotFoundError) as error:
                 raise dg.Failure(description=f"monitoring of '{model.name}' {start} to {end}: {error}") from error
             replace_days(connection, model.name, "drift", frame, days(start, end))
         features, scores = frame[frame["feature"] != SCORE], frame[frame["feature"] == SCORE]

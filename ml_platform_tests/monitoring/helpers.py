@@ -1,0 +1,37 @@
+"""PSI by its definition, to check monitoring's binning against."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def definition_psi(reference: pd.Series, current: pd.Series) -> float:
+    """PSI as monitoring first computed it: bins recomputed from the reference, each value coded on its own."""
+    def psi(expected, actual):
+        expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
+        return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+    def shares(codes, bins):
+        counts = np.bincount(codes, minlength=bins).astype(float)
+        return counts / max(counts.sum(), 1.0)
+
+    if reference.dtype == object or isinstance(reference.dtype, pd.StringDtype) or reference.dtype == bool:
+        categories = {value: index for index, value in enumerate(sorted(reference.dropna().astype(str).unique()))}
+        unseen, missing = len(categories), len(categories) + 1
+
+        def codes(values):
+            return np.array([missing if pd.isna(value) else categories.get(str(value), unseen) for value in values],
+                            dtype=int)
+
+        return psi(shares(codes(reference), missing + 1), shares(codes(current), missing + 1))
+    known = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
+    present = known[np.isfinite(known)]
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)[1:-1])) if len(present) else np.array([])
+    missing = len(edges) + 1
+
+    def numeric_codes(values):
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+        return np.where(np.isfinite(numbers), np.searchsorted(edges, numbers, side="right"), missing)
+
+    return psi(shares(numeric_codes(known), missing + 1), shares(numeric_codes(current), missing + 1))

@@ -1,0 +1,81 @@
+"""Drift binned once per reference, read from the inputs' STRUCT fields, gives the PSIs of the definition: bins
+recomputed for every day and each stored JSON value coded on its own (as monitoring first did)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from contextlib import closing
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_platform.monitoring.bins import Bins
+from ml_platform.monitoring.drift import SCORE, Reference, day_drift, latest_rows
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage.warehouse import prepare
+from ml_platform_tests.conftest import january_model
+from ml_platform_tests.monitoring.helpers import definition_psi
+
+DAY = dt.date(2013, 2, 1)
+VERSION = "flight_delay-000000000001"
+# training-like rows with what real features have: NULLs and NaN among numbers, nullable integers, categories
+# with NULLs, booleans with and without NULLs (pandas types them bool and boolean), a constant, a sparse number
+FEATURES_SQL = """
+    CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 97) * 1.5 + {shift} END AS distance_miles,
+    CAST(CASE WHEN i % 23 = 0 THEN NULL ELSE i % {ages} END AS INTEGER) AS plane_age_years,
+    CAST(i % 7 AS INTEGER) AS day_of_week,
+    CASE WHEN i % 11 = 0 THEN NULL ELSE {carriers}[i % 4 + 1] END AS carrier_code,
+    i % {holidays} = 0 AS is_holiday,
+    CASE WHEN i % 5 = 0 THEN NULL ELSE i % {wet} = 0 END AS wet_day,
+    42.0 AS constant_value,
+    CASE WHEN i % 13 = 0 THEN 'nan'::DOUBLE WHEN i % 29 = 0 THEN 'inf'::DOUBLE ELSE i / 7.0 END AS ratio,
+    CASE WHEN i % 50 = 0 THEN i ELSE NULL END AS sparse_count
+"""
+TRAINING = FEATURES_SQL.format(shift=0, ages=12, carriers="['UA', 'B6', 'DL', 'AA']", holidays=3, wet=2)
+# the day drifts: numbers shift, a carrier never seen in training arrives, booleans change their mix
+DAY_ROWS = FEATURES_SQL.format(shift=20, ages=9, carriers="['UA', 'ZZ', 'ZZ', 'AA']", holidays=4, wet=3)
+
+
+def scored_warehouse(path, inputs_as_text: bool) -> duckdb.DuckDBPyConnection:
+    """A warehouse whose predictions of DAY hold the day's rows, inputs as a STRUCT or as their JSON text."""
+    connection = duckdb.connect(str(path))
+    prepare(connection)
+    names = [line.split(" AS ")[-1].strip().rstrip(",") for line in DAY_ROWS.strip().splitlines()]
+    packed = f"struct_pack({', '.join(f'{name} := {name}' for name in names)})"
+    inputs = f"CAST(to_json({packed}) AS VARCHAR)" if inputs_as_text else packed
+    connection.execute(
+        f"CREATE TABLE predictions.flight_delay AS SELECT CAST(i AS VARCHAR) AS flight_id, "
+        f"TIMESTAMP '{DAY} 00:00:00' AS partition_date, (i % 100) / 100.0 + 0.2 AS score, "
+        f"'{VERSION}' AS model_version, {inputs} AS inputs FROM (SELECT i, {DAY_ROWS} FROM range(900) AS t(i))")
+    connection.execute("CREATE VIEW predictions.flight_delay__latest AS SELECT * FROM predictions.flight_delay")
+    return connection
+
+
+def test_psis_binned_once_from_struct_fields_equal_the_definition_on_json_text(tmp_path):
+    training = duckdb.connect().execute(f"SELECT {TRAINING} FROM range(5000) AS t(i)").df()
+    # pandas types these columns as the snapshot reader would: nullable integers and booleans, objects, floats
+    assert str(training["plane_age_years"].dtype) == "Int32" and str(training["wet_day"].dtype) == "boolean"
+    assert training["is_holiday"].dtype == bool and training["carrier_code"].dtype == object
+    scores = np.linspace(0.1, 0.6, 400)
+    reference = Reference(VERSION, {name: Bins.of(training[name]) for name in training.columns},
+                          Bins.of(pd.Series(scores)))
+    model = ModelSpec.model_validate(january_model())
+    measured = {}
+    for text in (False, True):
+        with closing(scored_warehouse(tmp_path / f"text_{text}.duckdb", text)) as connection:
+            measured[text] = day_drift(reference, latest_rows(connection, model, DAY, DAY)).set_index("feature")
+            if text:
+                stored = connection.execute("SELECT inputs, score FROM predictions.flight_delay").df()
+    parsed = pd.DataFrame([json.loads(text) for text in stored["inputs"]], columns=list(training.columns))
+    expected = {name: definition_psi(training[name], parsed[name]) for name in training.columns}
+    expected[SCORE] = definition_psi(pd.Series(scores), stored["score"])
+    for text in (False, True):
+        assert measured[text]["psi"].to_dict() == expected, text
+        assert set(measured[text]["rows"]) == {900}
+    # the frame is realistic: unseen carriers, missing values and drifted numbers all move the PSIs
+    assert all(expected[name] > 0.01 for name in ("distance_miles", "plane_age_years", "carrier_code", "is_holiday",
+                                                  "wet_day", "ratio", "sparse_count", SCORE)), expected
+    assert expected["constant_value"] == pytest.approx(0.0, abs=1e-12)
