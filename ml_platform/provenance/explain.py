@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from ml_platform.provenance.describe import count, day as event_day, snapshot_ro
 from ml_platform.provenance.records import (
     ProvenanceInputError, choices, recorded_payload, registered_models, snapshot_row)
 from ml_platform.provenance.spec_text import spec_yaml
+from ml_platform.scoring.inputs import feature_values
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import quote, table, table_exists
@@ -134,8 +134,10 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     payload = recorded_payload(connection, latest["spec_hash"])
     spec = registry.fetch_one(connection, "specs", spec_hash=latest["spec_hash"])
     promotion = registry.fetch_one(connection, "promotions", promotion_id=latest["promotion_id"])
-    return Explanation(model, keys, entity, latest, json.loads(latest["inputs"]), model_row, snapshot, payload,
-                       spec["recorded_at"], promotion, rows[1:])
+    # a table's inputs may hold fields of other versions' features too: show those of this row's own spec
+    inputs = feature_values(latest["inputs"], payload["model"]["features"])
+    return Explanation(model, keys, entity, latest, inputs, model_row, snapshot, payload, spec["recorded_at"],
+                       promotion, rows[1:])
 
 
 def _run(recorded_by: str) -> str:

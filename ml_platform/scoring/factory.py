@@ -7,6 +7,7 @@ from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import date_range, source_partitions
+from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringError, score_days, score_shadow_days
 from ml_platform.scoring.shadow import comparison_text, shadow_comparison
 from ml_platform.snapshots.factory import stage_key
@@ -26,7 +27,7 @@ def shadow_metadata(context: dg.AssetExecutionContext, connection, artifacts: Ar
         return {"shadow": "no challenger: every run that passed the gate has been promoted"}
     try:
         shadow = score_shadow_days(connection, artifacts, catalog, model, candidate, start, end, context.run.run_id)
-    except ScoringError as error:
+    except (ScoringError, InputsColumnError) as error:
         context.log.warning(f"challenger {candidate['model_version']} not scored in shadow: {error}")
         return {"shadow": f"challenger {candidate['model_version']} not scored: {error}"}
     metadata = {"shadow": f"challenger {shadow['model_version']} scored {shadow['rows']:,} rows into "
@@ -80,7 +81,7 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
         with warehouse.get_connection() as connection:
             try:
                 result = score_days(connection, artifacts, catalog, model, start, end, context.run.run_id)
-            except ScoringError as error:
+            except (ScoringError, InputsColumnError) as error:
                 raise dg.Failure(description=str(error)) from error
             shadow = shadow_metadata(context, connection, artifacts, catalog, model, start, end)
         return dg.MaterializeResult(metadata={

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ml_platform.code_version import code_version
 from ml_platform.features.compute import feature_matrix_sql, missing_feature_days
+from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
@@ -124,33 +125,39 @@ def _batches(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, start: dt.d
     return [(first, last) for first, last in batches] or [(start, end)]
 
 
-def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str]) -> str:
-    """The stored rows of the batch in `scoring_rows` joined to their `scores`: keys, date, score, decision, the
-    exact feature values the model saw as JSON (to explain it later), then the threshold and the given constant
-    columns (one parameter each)."""
+def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str) -> str:
+    """The stored rows of the batch: each row of `scoring_rows` beside its score in `scores` (the same position in
+    both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
+    explain it later), then the threshold and the given constant columns (one parameter each)."""
     keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
-    inputs = ", ".join(f"{quote(name)} := {quote(name)}" for name in spec.features)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
-            f"score >= threshold AS flagged, threshold, CAST(to_json(struct_pack({inputs})) AS VARCHAR) AS inputs"
-            f"{constants} FROM scoring_rows JOIN (SELECT *, CAST(? AS DOUBLE) AS threshold FROM scores) "
-            f"USING (scoring_row) ORDER BY scoring_row")
+            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
+            f"POSITIONAL JOIN (SELECT score, CAST(? AS DOUBLE) AS threshold FROM scores)")
 
 
 def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
-                 start: dt.date, end: dt.date) -> None:
-    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`).
+                 start: dt.date, end: dt.date) -> dict[str, str]:
+    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`), in the same
+    order; returns the DuckDB type of each feature.
 
-    Only the features cross into pandas, for the model; keys and the inputs' JSON stay in DuckDB.
+    Only the features cross into pandas, for the model; keys and inputs stay in DuckDB. A table is read in the
+    order its rows were inserted, so the scores line up with the staged rows by position: no row number, no join.
     """
-    keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE scoring_rows AS SELECT *, row_number() OVER (ORDER BY partition_date, "
-        f"{keys}) AS scoring_row FROM ({feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)})")
-    features = ", ".join(quote(name) for name in spec.features)
-    frame = connection.execute(f"SELECT scoring_row, {features} FROM scoring_rows ORDER BY scoring_row").df()
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
+                       f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
+    staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")
+    frame = staged.df()
     scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
-    connection.register("scores", pd.DataFrame({"scoring_row": frame["scoring_row"].to_numpy(), "score": scores}))
+    connection.register("scores", pd.DataFrame({"score": scores}))
+    return {name: str(kind) for name, kind in zip(spec.features, staged.types)}
+
+
+def _require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
+    # scores are joined to their rows by position, which holds only while tables are read in insertion order
+    if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
+        raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
+                           "matched to their rows by position; it is off on this connection")
 
 
 def _provenance(model_row: dict, promotion_id: int | None, dagster_run_id: str) -> dict:
@@ -167,33 +174,34 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
                 view: str | None) -> tuple[int, int]:
     """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction.
 
-    Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the JSON of
-    the inputs never become Python objects. Returns the rows written and how many were flagged.
+    Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
+    never become Python objects. Returns the rows written and how many were flagged.
     """
     spec = trained_spec(connection, catalog, model_row)
     _require_features(connection, catalog, spec, model_row, start, end)
+    _require_insertion_order(connection)
     predictor = load_model(artifacts, model_row)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
-    select = _output_sql(catalog, spec, types)
-    parameters = list(constants.values())
-    key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
     connection.execute("BEGIN TRANSACTION")
     try:
         for first, last in _batches(connection, spec, start, end):
-            _score_batch(connection, catalog, spec, predictor, first, last)
+            features = _score_batch(connection, catalog, spec, predictor, first, last)
             try:
-                batch_parameters = [*parameters, float(threshold)]  # in the order of the placeholders
-                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({select}) LIMIT 0",
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
+                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features))}) LIMIT 0",
                                    batch_parameters)
-                counts = connection.execute(f"INSERT INTO {target} BY NAME {select}", batch_parameters).fetchall()
-                rows += counts[0][0]
+                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features))
+                rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
+                                           batch_parameters).fetchall()[0][0]
                 flagged += connection.execute(
                     "SELECT count(*) FROM scores WHERE score >= ?", [float(threshold)]).fetchall()[0][0]
             finally:
                 connection.unregister("scores")
                 connection.execute("DROP TABLE IF EXISTS scoring_rows")
         if view is not None:
+            key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")

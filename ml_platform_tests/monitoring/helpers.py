@@ -1,9 +1,16 @@
-"""PSI by its definition, to check monitoring's binning against."""
+"""Monitoring runs on a test project, and PSI by its definition to check monitoring's binning against."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import dagster as dg
 import numpy as np
 import pandas as pd
+
+from ml_platform.monitoring.factory import build_monitoring_assets
+from ml_platform.snapshots.factory import stage_key
+from ml_platform_tests.evaluation.january import MODEL, Runs
 
 
 def definition_psi(reference: pd.Series, current: pd.Series) -> float:
@@ -35,3 +42,14 @@ def definition_psi(reference: pd.Series, current: pd.Series) -> float:
         return np.where(np.isfinite(numbers), np.searchsorted(edges, numbers, side="right"), missing)
 
     return psi(shares(numeric_codes(known), missing + 1), shares(numeric_codes(current), missing + 1))
+
+
+def monitor(runs: Runs, stages: list[str], first: dt.date, last: dt.date):
+    """Materialize the model's monitoring assets (added to the project's definitions unless already wired in)."""
+    chain = runs.chain()
+    model = chain.catalog.models[MODEL]
+    wired = {key for assets in chain.definitions.assets for key in assets.keys}
+    extra = [asset for asset in build_monitoring_assets(chain.catalog, model) if asset.key not in wired]
+    job = dg.define_asset_job("monitor", selection=[stage_key(stage, model) for stage in stages])
+    chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(assets=extra, jobs=[job]))
+    return chain.run("monitor", "monitor", date_range=(first, last))

@@ -4,6 +4,7 @@ once labels are known, the drift alarm the retraining sensor reads, and what hap
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import dagster as dg
@@ -12,15 +13,17 @@ import pandas as pd
 import pytest
 
 from ml_platform.demo import prepare_instance
+from ml_platform.evaluation.store import read_predictions
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
-from ml_platform.monitoring.factory import build_monitoring_assets
 from ml_platform.monitoring.outcomes import recorded_spec
 from ml_platform.monitoring.store import replace_days
-from ml_platform.snapshots.factory import stage_key
+from ml_platform.snapshots.build import read_snapshot
 from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
+from ml_platform_tests.monitoring.helpers import definition_psi, monitor
 
 FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
 
@@ -35,21 +38,31 @@ def runs(tmp_path, monkeypatch) -> Runs:
     return runs
 
 
-def monitor(runs: Runs, stages: list[str], first: dt.date, last: dt.date):
-    """Materialize the model's monitoring assets (added to the project's definitions unless already wired in)."""
-    chain = runs.chain()
-    model = chain.catalog.models[MODEL]
-    wired = {key for assets in chain.definitions.assets for key in assets.keys}
-    extra = [asset for asset in build_monitoring_assets(chain.catalog, model) if asset.key not in wired]
-    job = dg.define_asset_job("monitor", selection=[stage_key(stage, model) for stage in stages])
-    chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(assets=extra, jobs=[job]))
-    return chain.run("monitor", "monitor", date_range=(first, last))
-
-
 def check_result(run_id: str, name: str) -> dg.AssetCheckEvaluation:
     records = dg.DagsterInstance.get().all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return next(record.dagster_event.event_specific_data for record in records
                 if record.dagster_event.event_specific_data.check_name == name)
+
+
+def definition_psis(runs: Runs, version: str, day: dt.date) -> dict[str, float]:
+    """PSI of every feature and of the score of a day's rows that version scored, by the definition."""
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        model_row = registry.fetch_one(connection, "models", model_version=version)
+        snapshot = registry.fetch_one(connection, "snapshots", model=MODEL, training_run=model_row["training_run"])
+        evaluation = registry.fetch_one(connection, "evaluations", model=MODEL, training_run=model_row["training_run"])
+        artifacts = ArtifactStore(root=str(runs.project.storage.artifacts))
+        training = read_snapshot(connection, artifacts, snapshot)
+        scores = read_predictions(connection, artifacts, evaluation["summary"])
+        stored = connection.execute(f"SELECT CAST(to_json(inputs) AS VARCHAR) AS inputs, score FROM "
+                                    f"predictions.{MODEL}__latest WHERE partition_date = ? AND model_version = ?",
+                                    [day, version]).df()
+    features = list(snapshot["manifest"]["features"])
+    train = training.loc[training["split"] == "train", features].reset_index(drop=True)
+    inputs = pd.DataFrame([json.loads(text) for text in stored["inputs"]], columns=features)
+    measured = {name: definition_psi(train[name], inputs[name]) for name in features}
+    measured[SCORE] = definition_psi(pd.Series(scores.loc[scores["split"] == "test", "score"].to_numpy(dtype=float)),
+                                     pd.Series(stored["score"].to_numpy(dtype=float)))
+    return measured
 
 
 def test_psi_is_zero_for_the_same_population_and_large_for_a_shifted_one():
@@ -80,6 +93,8 @@ def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
     scored = runs.query(f"SELECT count(*) FROM predictions.{MODEL}__latest WHERE partition_date = DATE '2013-02-01'")
     assert {(row[2], row[3]) for row in rows} == {(scored[0][0], champion)}
     assert all(np.isfinite(row[1]) and row[1] >= 0 for row in rows)
+    # real features of a real day: the definition (bins afresh, each stored value's JSON coded alone) agrees
+    assert {row[0]: row[1] for row in rows} == definition_psis(runs, champion, FEBRUARY_1)
     # the UI: the largest feature PSI as a float, a table of the top ones, and checks that warn
     metadata = dg.DagsterInstance.get().get_latest_materialization_event(
         dg.AssetKey(["monitoring", MODEL])).asset_materialization.metadata

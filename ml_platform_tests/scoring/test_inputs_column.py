@@ -1,0 +1,91 @@
+"""The inputs column of a predictions table, on a real DuckDB file: a STRUCT that gains a field per new feature,
+JSON text when a feature changes type or the table holds JSON text already, each row read back as its own
+features' values."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import duckdb
+import pytest
+
+from ml_platform.scoring.inputs import InputsColumnError, feature_values, packed_sql, writable_sql
+
+TARGET = "predictions.flight_delay"
+
+
+@pytest.fixture
+def connection(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    connection.execute("CREATE SCHEMA predictions")
+    yield connection
+    connection.close()
+
+
+def write(connection: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+    """Append rows (a key `k`, then features) as scoring does: create the table once, then write its column."""
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {rows_sql}")
+    staged = connection.sql("SELECT * EXCLUDE (k) FROM batch")
+    features = {name: str(kind) for name, kind in zip(staged.columns, staged.types)}
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {TARGET} AS SELECT k, {packed_sql(list(features))} AS inputs "
+                       f"FROM batch LIMIT 0")
+    connection.execute(f"INSERT INTO {TARGET} BY NAME SELECT k, {writable_sql(connection, TARGET, features)} AS inputs "
+                       f"FROM batch")
+
+
+def stored(connection: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
+    kind = str(connection.sql(f"SELECT inputs FROM {TARGET}").types[0])
+    return kind, dict(connection.execute(f"SELECT k, inputs FROM {TARGET} ORDER BY k").fetchall())
+
+
+def test_a_new_feature_adds_a_field_and_earlier_rows_keep_their_values(connection):
+    write(connection, "SELECT 1 AS k, CAST(5 AS INTEGER) AS a, 'x' AS b")
+    write(connection, "SELECT 2 AS k, CAST(6 AS INTEGER) AS a, CAST(2.5 AS DOUBLE) AS c")
+    kind, rows = stored(connection)
+    assert kind == "STRUCT(a INTEGER, b VARCHAR, c DOUBLE)"
+    assert rows == {1: {"a": 5, "b": "x", "c": None}, 2: {"a": 6, "b": None, "c": 2.5}}
+    # each row is read with the features of its own spec, in that spec's order
+    assert feature_values(rows[1], ["b", "a"]) == {"b": "x", "a": 5}
+    assert feature_values(rows[2], ["a", "c"]) == {"a": 6, "c": 2.5}
+
+
+def test_a_feature_whose_type_changes_turns_the_column_into_json_text_without_loss(connection):
+    write(connection, "SELECT 1 AS k, CAST(5 AS INTEGER) AS a, 'x' AS b")
+    write(connection, "SELECT 2 AS k, CAST(6 AS INTEGER) AS a, CAST(2.5 AS DOUBLE) AS c")
+    write(connection, "SELECT 3 AS k, 'seven' AS a")
+    kind, rows = stored(connection)
+    assert kind == "VARCHAR"
+    assert {key: json.loads(text) for key, text in rows.items()} == {
+        1: {"a": 5, "b": "x", "c": None}, 2: {"a": 6, "b": None, "c": 2.5}, 3: {"a": "seven"}}
+    assert feature_values(rows[1], ["a", "b"]) == {"a": 5, "b": "x"}
+    assert feature_values(rows[3], ["a"]) == {"a": "seven"}
+
+
+def test_a_table_of_json_text_keeps_receiving_json_text(connection):
+    connection.execute(f"CREATE TABLE {TARGET} (k INTEGER, inputs VARCHAR)")
+    connection.execute(f"""INSERT INTO {TARGET} VALUES (1, '{{"a":5,"b":"x"}}')""")
+    write(connection, "SELECT 2 AS k, CAST(6 AS INTEGER) AS a, CAST(NULL AS VARCHAR) AS b, 'nan'::DOUBLE AS c")
+    kind, rows = stored(connection)
+    assert kind == "VARCHAR" and rows[1] == '{"a":5,"b":"x"}'
+    assert feature_values(rows[2], ["a", "b"]) == {"a": 6, "b": None}
+    assert math.isnan(json.loads(rows[2])["c"])
+
+
+def test_a_widening_rolled_back_leaves_the_column_as_it_was(connection):
+    write(connection, "SELECT 1 AS k, CAST(5 AS INTEGER) AS a")
+    before = stored(connection)
+    for rows_sql in ("SELECT 2 AS k, 'six' AS b", "SELECT 2 AS k, 'six' AS a"):  # a new field, a changed type
+        connection.execute("BEGIN TRANSACTION")
+        write(connection, rows_sql)
+        assert stored(connection) != before
+        connection.execute("ROLLBACK")
+        assert stored(connection) == before == ("STRUCT(a INTEGER)", {1: {"a": 5}})
+
+
+def test_an_inputs_column_of_another_type_is_refused_saying_what_is_allowed(connection):
+    connection.execute(f"CREATE TABLE {TARGET} (k INTEGER, inputs INTEGER)")
+    with pytest.raises(InputsColumnError) as raised:
+        write(connection, "SELECT 1 AS k, CAST(5 AS INTEGER) AS a")
+    assert str(raised.value) == ("column inputs of predictions.flight_delay is INTEGER: the platform stores the inputs "
+                                 "of a prediction as STRUCT (one field per feature) or VARCHAR (their JSON text)")
