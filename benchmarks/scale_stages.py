@@ -215,9 +215,16 @@ def bare_training(project: Path) -> dict:
 
 
 def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
-    """booster.predict of the champion on the encoded rows of [start, end] (matrix built first, not timed)."""
+    """booster.predict of the champion on the encoded rows of [start, end] (matrix built first, not timed).
+
+    The matrix is joined and encoded a range of days at a time (as snapshots are written): the warehouse's capped
+    DuckDB cannot join the whole range's features at once, and a frame of every row would dwarf predict's memory.
+    """
+    import numpy as np
+
     from ml_platform.features.compute import feature_matrix_sql
     from ml_platform.scoring.score import trained_spec
+    from ml_platform.snapshots.writing import day_ranges
     from ml_platform.storage import registry
     from ml_platform.storage.artifacts import ArtifactStore
     from ml_platform.storage.warehouse import open_warehouse
@@ -230,8 +237,15 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
         model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
-        matrix = predictor.layout.encode(connection.execute(
-            feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()).to_numpy()
+        parts = [predictor.layout.matrix(connection.execute(
+                     feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)).df())
+                 for first, last in day_ranges(connection, spec.entity, start, end)]
+    matrix = np.empty((sum(len(part) for part in parts), len(predictor.layout.columns)), order="F")
+    offset = 0
+    while parts:  # column-major, as the platform's batches are, without holding two copies of every part
+        part = parts.pop(0)
+        matrix[offset:offset + len(part)] = part
+        offset += len(part)
     started = time.perf_counter()
     predictor.booster.predict(matrix, num_threads=2)
     return {"seconds": time.perf_counter() - started, "rows": len(matrix)}
