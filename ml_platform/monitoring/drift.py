@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Iterator
 
 import duckdb
 import pandas as pd
@@ -25,11 +27,12 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, quote, table, table_exists
 
 __all__ = ["PSI_ALARM", "SCORE", "MonitoringError", "Reference", "champion_reference", "day_drift", "drift_frame",
-           "feature_psi", "latest_rows", "psi", "score_psi"]
+           "feature_psi", "psi", "score_psi", "scored_days"]
 
 PSI_ALARM = 0.25  # the feature_drift and prediction_drift checks warn above it; drift_alarm counts days above it
 SCORE = "__score__"  # the row of the drift table that holds prediction drift
-_FIELD = "input:"  # prefix of the columns of latest_rows that hold a feature's value
+_FIELD = "input:"  # prefix of the columns of scored_days' frames that hold a feature's value
+_STAGED = "monitored_rows"  # temporary table of the latest predictions of the days being measured
 
 
 class MonitoringError(RuntimeError):
@@ -67,24 +70,33 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
                      Bins.of(pd.Series(evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))))
 
 
-def latest_rows(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
-                end: dt.date) -> pd.DataFrame:
-    """The latest production prediction of each row of [start, end]: day, model_version, score and the inputs the
-    model saw (a column `input:<feature>` per stored feature, or the JSON text `inputs` of an older table)."""
+def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
+                end: dt.date) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """Each day of [start, end] and the latest production prediction of each of its rows: model_version, score and
+    the inputs the model saw (a column `input:<feature>` per stored field, or the JSON text `inputs` of an older
+    table). Close it when done: the range's rows are staged once (one pass over the latest-per-row view), then
+    read a day at a time, so pandas holds one day's rows at a time."""
     if not table_exists(connection, "predictions", model.name):
-        return pd.DataFrame(columns=["day", "model_version", "score"])
-    target = table("predictions", model.name)
-    kind = stored_type(connection, target)
-    names = [name for name, _ in kind.children] if kind.id == STRUCT else [INPUTS]
-    # the struct's fields are read in SQL, one column each: no value of them becomes a Python object
-    inputs = [f"{INPUTS}.{quote(name)}" for name in names] if kind.id == STRUCT else [INPUTS]
-    frame = connection.execute(
-        f"SELECT CAST(partition_date AS DATE), model_version, score, {', '.join(inputs)} FROM {latest_view(model)} "
-        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}").df()
-    frame.columns = ["day", "model_version", "score", *(f"{_FIELD}{name}" for name in names)] \
-        if kind.id == STRUCT else ["day", "model_version", "score", INPUTS]
-    frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    return frame
+        for day in days(start, end):
+            yield day, pd.DataFrame(columns=["model_version", "score"])
+        return
+    kind = stored_type(connection, table("predictions", model.name))
+    fields = [name for name, _ in kind.children] if kind.id == STRUCT else None
+    # the struct's fields are split into columns in SQL: no row's inputs become a Python dict to unpack
+    inputs = ", ".join(f"{INPUTS}.{quote(name)}" for name in fields) if fields is not None else INPUTS
+    names = ["model_version", "score", *([f"{_FIELD}{name}" for name in fields] if fields is not None else [INPUTS])]
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_STAGED} AS SELECT CAST(partition_date AS DATE) AS day, model_version, "
+        f"score, {INPUTS} FROM {latest_view(model)} "
+        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
+    try:
+        for day in days(start, end):
+            frame = connection.execute(f"SELECT model_version, score, {inputs} FROM {_STAGED} WHERE day = ?",
+                                       [day]).df()
+            frame.columns = names
+            yield day, frame
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {_STAGED}")
 
 
 def _inputs(rows: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -94,7 +106,7 @@ def _inputs(rows: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 
 def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
-    """PSI of every feature and of the score, for the rows of one day (of latest_rows) that the reference's version
+    """PSI of every feature and of the score, for the rows of one day (of scored_days) that the reference's version
     scored."""
     rows = scored[scored["model_version"] == reference.model_version]
     inputs = _inputs(rows, list(reference.features))
@@ -111,18 +123,18 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     of the day's rows; fails naming what is missing."""
     if registry.champion(connection, model.name) is None:
         raise MonitoringError(f"no version of '{model.name}' has been deployed: nothing is scored, nothing to monitor")
-    scored = latest_rows(connection, model, start, end)
     references, frames, unscored = {}, [], []
-    for day, rows in ((day, scored[scored["day"] == day]) for day in days(start, end)):
-        if rows.empty:
-            unscored.append(day.isoformat())
-            continue
-        version = rows["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
-        if version not in references:
-            references[version] = champion_reference(connection, artifacts, model.name, version)
-        drift = day_drift(references[version], rows)
-        drift["day"], drift["model_version"] = day, version
-        frames.append(drift)
+    with closing(scored_days(connection, model, start, end)) as scored:
+        for day, rows in scored:
+            if rows.empty:
+                unscored.append(day.isoformat())
+                continue
+            version = rows["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
+            if version not in references:
+                references[version] = champion_reference(connection, artifacts, model.name, version)
+            drift = day_drift(references[version], rows)
+            drift["day"], drift["model_version"] = day, version
+            frames.append(drift)
     if unscored:
         raise MonitoringError(f"{len(unscored)} day(s) of '{model.name}' not scored yet ({', '.join(unscored[:5])}): "
                               f"materialize predictions/{model.name} for them first")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ml_platform.monitoring.bins import Bins
-from ml_platform.monitoring.drift import SCORE, Reference, day_drift, latest_rows
+from ml_platform.monitoring.drift import SCORE, Reference, day_drift, scored_days
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.warehouse import prepare
 from ml_platform_tests.conftest import january_model
@@ -66,7 +66,10 @@ def test_psis_binned_once_from_struct_fields_equal_the_definition_on_json_text(t
     measured = {}
     for text in (False, True):
         with closing(scored_warehouse(tmp_path / f"text_{text}.duckdb", text)) as connection:
-            measured[text] = day_drift(reference, latest_rows(connection, model, DAY, DAY)).set_index("feature")
+            with closing(scored_days(connection, model, DAY, DAY)) as scored:
+                (day, rows), = scored
+            assert day == DAY
+            measured[text] = day_drift(reference, rows).set_index("feature")
             if text:
                 stored = connection.execute("SELECT inputs, score FROM predictions.flight_delay").df()
     parsed = pd.DataFrame([json.loads(text) for text in stored["inputs"]], columns=list(training.columns))
