@@ -222,9 +222,8 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
     """
     import numpy as np
 
-    from ml_platform.features.compute import feature_matrix_sql
-    from ml_platform.scoring.score import trained_spec
-    from ml_platform.snapshots.writing import day_ranges
+    from ml_platform.features.compute import day_ranges, feature_matrix_sql
+    from ml_platform.scoring.score import BATCH_ROWS, trained_spec
     from ml_platform.storage import registry
     from ml_platform.storage.artifacts import ArtifactStore
     from ml_platform.storage.warehouse import open_warehouse
@@ -239,7 +238,7 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
         predictor = load_model(artifacts, model_row)
         parts = [predictor.layout.matrix(connection.execute(
                      feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)).df())
-                 for first, last in day_ranges(connection, spec.entity, start, end)]
+                 for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS)]
     matrix = np.empty((sum(len(part) for part in parts), len(predictor.layout.columns)), order="F")
     offset = 0
     while parts:  # column-major, as the platform's batches are, without holding two copies of every part

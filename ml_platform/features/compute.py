@@ -129,3 +129,20 @@ def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog
         if rows:
             missing[feature_set.name] = [row[0].isoformat() for row in rows]
     return missing
+
+
+def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.date, end: dt.date,
+               rows: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
+    more is a range of its own)."""
+    counts = connection.execute(
+        f"SELECT partition_date, count(*) FROM {table('source', entity)} WHERE partition_date BETWEEN "
+        f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
+    ranges, first, held = [], start, 0
+    for day, count in counts:
+        if held and held + count > rows:
+            ranges.append((first, day - dt.timedelta(days=1)))
+            first, held = day, 0
+        held += count
+    ranges.append((first, end))
+    return ranges

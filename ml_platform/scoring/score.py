@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.code_version import code_version
-from ml_platform.features.compute import feature_matrix_sql, missing_feature_days
+from ml_platform.features.compute import day_ranges, feature_matrix_sql, missing_feature_days
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import date_literal, quote, table
+from ml_platform.storage.warehouse import quote, table
 from ml_platform.training.fit import load_model
 
 PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
@@ -107,24 +107,6 @@ def score_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     return spec, _scored_frame(connection, catalog, spec, predictor, threshold, start, end)
 
 
-def _batches(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, start: dt.date,
-             end: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """Consecutive day ranges of [start, end] holding at most BATCH_ROWS entity rows each (or one day)."""
-    counts = connection.execute(
-        f"SELECT partition_date, count(*) FROM {table('source', spec.entity)} WHERE partition_date BETWEEN "
-        f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
-    batches: list[list] = []
-    rows = 0
-    for day, count in counts:
-        if batches and rows + count <= BATCH_ROWS:
-            batches[-1][1] = day
-            rows += count
-        else:
-            batches.append([day, day])
-            rows = count
-    return [(first, last) for first, last in batches] or [(start, end)]
-
-
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str) -> str:
     """The stored rows of the batch: each row of `scoring_rows` beside its score in `scores` (the same position in
     both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
@@ -186,7 +168,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     rows = flagged = 0
     connection.execute("BEGIN TRANSACTION")
     try:
-        for first, last in _batches(connection, spec, start, end):
+        for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS):
             features = _score_batch(connection, catalog, spec, predictor, first, last)
             try:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "

@@ -12,15 +12,14 @@ the days were grouped.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
 
-from ml_platform.features.compute import feature_matrix_sql
+from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
-from ml_platform.storage.warehouse import date_literal, quote, table
+from ml_platform.storage.warehouse import date_literal, quote
 
 CHUNK_ROWS = 1_000_000
 ROWS_TABLE = "temp.main.snapshot_rows"  # the connection's own, never a warehouse table
@@ -34,23 +33,6 @@ def split_sql(split: TimeSplit, matrix_sql: str) -> str:
             f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
             f"THEN 'test' END")
     return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
-
-
-def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.date, end: dt.date,
-               rows: int = CHUNK_ROWS) -> list[tuple[dt.date, dt.date]]:
-    """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
-    more is a range of its own)."""
-    counts = connection.execute(
-        f"SELECT partition_date, count(*) FROM {table('source', entity)} WHERE partition_date BETWEEN "
-        f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
-    ranges, first, held = [], start, 0
-    for day, count in counts:
-        if held and held + count > rows:
-            ranges.append((first, day - dt.timedelta(days=1)))
-            first, held = day, 0
-        held += count
-    ranges.append((first, end))
-    return ranges
 
 
 def write_rows(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, split: TimeSplit,
