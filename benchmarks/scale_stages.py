@@ -27,9 +27,10 @@ MODEL = "flight_delay"
 
 def _context(project: Path):
     os.environ["DAGSTER_HOME"] = str(project / ".dagster_home")
-    from ml_platform.demo import Chain, prepare_instance
+    from ml_platform.chain.instance import prepare_instance
+    from ml_platform.chain.runner import Chain
     from ml_platform.project import Project
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.features.library import load_catalog
 
     paths = Project.at(project)
     prepare_instance(paths)
@@ -90,7 +91,7 @@ def daily_stage(stage: str, project: Path, start: dt.date, end: dt.date) -> dict
     import dagster as dg
 
     from ml_platform.build import build_assets
-    from ml_platform.resources import build_resources
+    from ml_platform.storage.resources import build_resources
 
     paths, catalog, _ = _context(project)
     with warnings.catch_warnings():
@@ -223,7 +224,8 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
     import numpy as np
 
     from ml_platform.features.compute import day_ranges, feature_matrix_sql
-    from ml_platform.scoring.score import BATCH_ROWS, trained_spec
+    from ml_platform.scoring.score import BATCH_ROWS
+    from ml_platform.training.inference import trained_spec
     from ml_platform.storage import registry
     from ml_platform.storage.artifacts import ArtifactStore
     from ml_platform.storage.warehouse import open_warehouse

@@ -36,11 +36,12 @@ def measure(project: Path, repeats: int) -> dict:
 
     os.environ["DAGSTER_HOME"] = str(project / ".dagster_home")
     from ml_platform.build import scoring_job_name
-    from ml_platform.demo import Chain
+    from ml_platform.chain.runner import Chain
     from ml_platform.features.compute import feature_matrix_sql
     from ml_platform.project import Project
-    from ml_platform.scoring.score import score_days, trained_spec
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.scoring.score import score_days
+    from ml_platform.training.inference import trained_spec
+    from ml_platform.features.library import load_catalog
     from ml_platform.storage import registry
     from ml_platform.storage.artifacts import ArtifactStore
     from ml_platform.storage.warehouse import open_warehouse

@@ -13,7 +13,7 @@ from ml_platform.evaluation.factory import build_evaluation_asset
 from ml_platform.features.factory import build_feature_asset, feature_key
 from ml_platform.monitoring.alarms import drift_alarm
 from ml_platform.monitoring.factory import build_monitoring_assets
-from ml_platform.resources import StoragePaths, build_resources
+from ml_platform.storage.resources import StoragePaths, build_resources
 from ml_platform.scoring.factory import build_predictions_asset
 from ml_platform.snapshots.factory import build_snapshot_asset, stage_key
 from ml_platform.sources.factory import build_source_asset, source_key

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_platform.resources import StoragePaths
+from ml_platform.storage.resources import StoragePaths
 
 
 @dataclass(frozen=True)

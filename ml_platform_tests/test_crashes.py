@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, training_job_name
-from ml_platform.demo import Chain
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 
 CHILD = """
 import datetime as dt, sys
 from ml_platform.build import DAILY_JOB, training_job_name
-from ml_platform.demo import Chain
+from ml_platform.chain.runner import Chain
 from ml_platform.project import Project
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 project = Project.at(sys.argv[1])
 runner = Chain(project, load_catalog(project.specs_dir, project.root), say=print)
 if sys.argv[2] == "daily":
@@ -104,7 +104,7 @@ def test_killed_while_writing_an_artifact_leaves_none_visible_and_a_rerun_comple
 def test_killed_while_writing_predictions_leaves_the_day_unscored_and_a_rerun_scores_it(
         make_project, dagster_home, tmp_path):
     from ml_platform.build import scoring_job_name
-    from ml_platform.demo import run_chain
+    from ml_platform.chain.model_chain import run_chain
 
     project = make_project()
     first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)  # scores Feb 1 and 2

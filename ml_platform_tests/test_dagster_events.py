@@ -12,8 +12,8 @@ import pytest
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.dagster_events import BatchingSqliteEventLogStorage
 
 from ml_platform_tests.conftest import REPO_ROOT

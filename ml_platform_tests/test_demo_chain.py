@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from ml_platform.build import training_job_name
-from ml_platform.demo import run_chain, summary_text
+from ml_platform.chain.model_chain import run_chain
+from ml_platform.demo import summary_text
 from ml_platform.storage.warehouse import open_warehouse
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from ml_platform.build import build_definitions
 from ml_platform.cli import main
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 
 from ml_platform_tests.conftest import january_model
 

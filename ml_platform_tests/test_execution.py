@@ -8,8 +8,9 @@ import dagster as dg
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
-from ml_platform.demo import Chain, run_chain
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.model_chain import run_chain
+from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import january_model, load_yaml, write_yaml

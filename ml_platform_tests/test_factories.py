@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from ml_platform.build import build_definitions, scoring_job_name, training_job_name
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 
 from ml_platform_tests.conftest import january_model
 

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain, DemoError, run_chain
+from ml_platform.chain.model_chain import DemoError, run_chain
+from ml_platform.chain.runner import Chain
 from ml_platform.features import functions
 from ml_platform.sources.loading import source_file
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 
 from ml_platform_tests.conftest import january_model, load_yaml, route_load_feature_set, write_yaml
 

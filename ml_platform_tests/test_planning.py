@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform.planning import Plan
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.planning import Plan
+from ml_platform.features.library import load_catalog
 
 from ml_platform_tests.conftest import route_load_feature_set, write_yaml
 

@@ -8,7 +8,7 @@ import pytest
 
 from ml_platform.features.compute import FeatureComputationError, compute_feature_set
 from ml_platform.specs.errors import SpecErrors
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse, quote, table
 
@@ -49,7 +49,8 @@ def test_a_modified_model_file_is_refused_before_it_is_loaded(make_project, dags
     import datetime as dt
 
     from ml_platform.build import scoring_job_name
-    from ml_platform.demo import Chain, run_chain
+    from ml_platform.chain.model_chain import run_chain
+    from ml_platform.chain.runner import Chain
 
     project = make_project()
     result = run_chain(project, "flight_delay", score_days=1, say=lambda line: None)

@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import write_yaml

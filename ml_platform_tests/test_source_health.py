@@ -16,7 +16,7 @@ from ml_platform.snapshots.factory import stage_key
 from ml_platform.sources.checks import check_staged
 from ml_platform.sources.factory import source_key
 from ml_platform.sources.loading import stage_source
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 from ml_platform_tests.conftest import REPO_ROOT, load_yaml, write_yaml
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project

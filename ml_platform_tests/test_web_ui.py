@@ -25,7 +25,7 @@ import pytest
 
 from ml_platform.automation.factory import outcomes_job_name
 from ml_platform.build import scoring_job_name, training_job_name
-from ml_platform.demo import ChainResult, run_chain
+from ml_platform.chain.model_chain import ChainResult, run_chain
 from ml_platform.project import Project
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.web.chromium import CHROMIUM, Chromium

@@ -1,1 +1,1 @@
-"""Automation generated from each model spec: daily scoring and outcome schedules, the retraining sensor, replay."""
+"""Automation generated from each model spec: daily scoring and outcome schedules, and the retraining sensor."""

@@ -20,10 +20,10 @@ import zoneinfo
 import dagster as dg
 
 from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
-from ml_platform.automation.tags import REASON_TAG, TICK_TAG
+from ml_platform.tags import REASON_TAG, TICK_TAG
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import training_runs
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog

@@ -13,7 +13,8 @@ from ml_platform.specs.errors import SpecErrors
 
 def command_demo(arguments: argparse.Namespace) -> int:
     """Run the demo model end to end through Dagster."""
-    from ml_platform.demo import DemoError, run_chain, summary_text
+    from ml_platform.chain.model_chain import DemoError, run_chain
+    from ml_platform.demo import summary_text
 
     project = project_of(arguments)
     print(f"ml-platform demo: model '{arguments.model}' in {project.root}", flush=True)
@@ -32,9 +33,9 @@ def command_demo(arguments: argparse.Namespace) -> int:
 
 def command_replay(arguments: argparse.Namespace) -> int:
     """Live through past days on a simulated clock: schedules, sensors and runs, day by day."""
-    from ml_platform.automation.replay import ReplayError
-    from ml_platform.automation.story import replay, summary_lines
-    from ml_platform.demo import DemoError
+    from ml_platform.replay.clock import ReplayError
+    from ml_platform.replay.story import replay, summary_lines
+    from ml_platform.chain.model_chain import DemoError
 
     project = project_of(arguments)
     print(f"ml-platform replay: {arguments.start} to {arguments.end} in {project.root}", flush=True)
@@ -54,7 +55,7 @@ def command_replay(arguments: argparse.Namespace) -> int:
 
 def command_ui(arguments: argparse.Namespace) -> int:
     """Start the Dagster web UI on this project's instance, bound to localhost."""
-    from ml_platform.demo import prepare_instance
+    from ml_platform.chain.instance import prepare_instance
 
     project = project_of(arguments)
     home = prepare_instance(project)

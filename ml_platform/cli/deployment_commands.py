@@ -63,7 +63,7 @@ def _record_in_dagster(project, model: str, row: dict) -> str | None:
     try:
         import dagster as dg
 
-        from ml_platform.demo import prepare_instance
+        from ml_platform.chain.instance import prepare_instance
 
         prepare_instance(project)
         with dg.DagsterInstance.get() as instance:
@@ -82,9 +82,9 @@ def command_rollback(arguments: argparse.Namespace) -> int:
     """Promote an earlier, previously promoted version again through the promotion log."""
     from ml_platform.deployment.history import DeploymentError, rollback
     from ml_platform.deployment.promotion import GateRefusedError
-    from ml_platform.resources import build_resources
+    from ml_platform.storage.resources import build_resources
     from ml_platform.specs.errors import SpecErrors
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.features.library import load_catalog
     from ml_platform.storage.warehouse import open_warehouse
 
     project = project_of(arguments)

@@ -13,7 +13,7 @@ from ml_platform.specs.errors import SpecErrors
 
 def command_validate(arguments: argparse.Namespace) -> int:
     """Check every spec; print every error at once."""
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.features.library import load_catalog
 
     project = project_of(arguments)
     specs_dir = Path(arguments.specs) if arguments.specs else project.specs_dir
@@ -47,7 +47,7 @@ def command_dependencies(arguments: argparse.Namespace) -> int:
     """Print every source a model depends on: trust level, what pulls it in, and the spec's opt-in."""
     from ml_platform.specs.dependencies import dependencies_text
     from ml_platform.specs.errors import unknown_name
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.features.library import load_catalog
 
     project = project_of(arguments)
     try:

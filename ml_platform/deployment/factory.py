@@ -1,9 +1,9 @@
 """Build the `["deployment", model]` asset: promote a training run's model when its evaluation passed the gate."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 
-from ml_platform.automation.tags import REASON_TAG, tick_time
+from ml_platform.tags import REASON_TAG, tick_time
 from ml_platform.deployment.promotion import GateRefusedError, promote
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key

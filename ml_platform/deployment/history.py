@@ -12,7 +12,7 @@ import duckdb
 
 from ml_platform.deployment.promotion import GateRefusedError, promoted_versions, stored_gate_failures
 from ml_platform.evaluation.evaluate import CHECK_ORDER
-from ml_platform.scoring.score import ScoringError, trained_spec
+from ml_platform.training.inference import ScoringError, trained_spec
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError

@@ -15,7 +15,7 @@ import duckdb
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.evaluate import CHECK_ORDER
 from ml_platform.evaluation.money import OutcomeValues
-from ml_platform.evaluation.store import read_predictions
+from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry

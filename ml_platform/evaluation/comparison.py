@@ -13,8 +13,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
-from ml_platform.scoring.score import ScoringError, score_rows
+from ml_platform.training.inference import ScoringError, score_rows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
@@ -66,8 +67,6 @@ def _stored_decisions(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     Those scores were made with the features the champion was trained on, so the comparison stays possible after
     a feature set changed (the change that the challenger is usually about); otherwise None.
     """
-    from ml_platform.evaluation.store import read_predictions  # store imports the evaluation, which imports this
-
     try:
         stored = read_predictions(connection, artifacts, evaluation["summary"])
     except FileNotFoundError:

@@ -1,7 +1,7 @@
 """Build the `["evaluation", model]` asset and its blocking gate checks."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 
 from ml_platform.evaluation.evaluate import CHECK_ORDER, evaluate
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS

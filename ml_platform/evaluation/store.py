@@ -11,41 +11,13 @@ import json
 import posixpath
 
 import duckdb
-import pandas as pd
 
 from ml_platform.evaluation.evaluate import Evaluation
+from ml_platform.evaluation.predictions_file import stored_file, write_predictions
 from ml_platform.evaluation.plots import draw_plots
 from ml_platform.evaluation.report import render_report
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-
-
-def _stored(artifact) -> dict:
-    return {"path": artifact.path, "sha256": artifact.sha256, "size_bytes": artifact.size_bytes}
-
-
-def write_predictions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
-                      predictions: pd.DataFrame) -> dict:
-    """Write the run's per-row validation and test predictions as content-addressed Parquet."""
-    connection.register("evaluation_rows", predictions)
-    try:
-        stored = artifacts.write(
-            f"evaluations/{model}", ".parquet",
-            lambda path: connection.execute(
-                f"COPY (SELECT * REPLACE (CAST(partition_date AS DATE) AS partition_date) FROM evaluation_rows) "
-                f"TO '{path}' (FORMAT parquet, COMPRESSION zstd)"))
-    finally:
-        connection.unregister("evaluation_rows")
-    return {**_stored(stored), "rows": int(len(predictions))}
-
-
-def read_predictions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, summary: dict) -> pd.DataFrame:
-    """The stored per-row predictions of an evaluation, after verifying the file's hash."""
-    stored = summary.get("artifacts", {}).get("predictions")
-    if stored is None:
-        raise FileNotFoundError(f"the evaluation of {summary['model_version']} kept no per-row predictions")
-    path = artifacts.verify(stored["path"], stored["sha256"])
-    return connection.execute(f"SELECT * FROM read_parquet('{path}')").df()
 
 
 def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, evaluation: Evaluation) -> dict:
@@ -58,12 +30,12 @@ def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactS
     files = {"predictions": write_predictions(connection, artifacts, model, evaluation.predictions), "plots": {}}
     for name, png in draw_plots(summary).items():
         stored = artifacts.write(f"reports/{model}/plots", ".png", lambda path, data=png: path.write_bytes(data))
-        files["plots"][name] = _stored(stored)
+        files["plots"][name] = stored_file(stored)
     summary["artifacts"] = files
     relative = {name: posixpath.relpath(plot["path"], f"reports/{model}") for name, plot in files["plots"].items()}
     markdown = render_report(summary, relative)
     report = artifacts.write(f"reports/{model}", ".md", lambda path: path.write_text(markdown, encoding="utf-8"))
-    files["report_markdown"] = _stored(report)
+    files["report_markdown"] = stored_file(report)
     plain = json.loads(json.dumps(summary, default=float))
     document = json.dumps({"summary": plain, "report_markdown": markdown}, sort_keys=True, indent=1)
     stored = artifacts.write(f"reports/{model}", ".json", lambda path: path.write_text(document, encoding="utf-8"))

@@ -7,7 +7,7 @@ import dagster as dg
 from ml_platform.features.compute import compute_feature_set
 from ml_platform.features.versions import segments, stale_days
 from ml_platform.partitions import date_range, source_partitions
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec

@@ -9,27 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import inspect
-from dataclasses import dataclass
 from typing import Callable
 
 import duckdb
 
-
-@dataclass(frozen=True)
-class RegisteredFunction:
-    """A Python function callable from feature SQL."""
-
-    name: str
-    function: Callable
-    parameters: tuple[str, ...]
-    returns: str
-    description: str
-
-    def version(self) -> str:
-        """Hash of the function's source code."""
-        return hashlib.sha256(inspect.getsource(self.function).encode()).hexdigest()[:12]
+from ml_platform.specs.functions import RegisteredFunction
 
 
 REGISTRY: dict[str, RegisteredFunction] = {}

@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from ml_platform.evaluation.store import read_predictions
+from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.partitions import days
 from ml_platform.scoring.inputs import COLUMN as INPUTS, STRUCT, stored_type

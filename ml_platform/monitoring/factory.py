@@ -11,7 +11,7 @@ from ml_platform.monitoring.drift import PSI_ALARM, SCORE, MonitoringError, drif
 from ml_platform.monitoring.outcomes import day_outcomes, shortfall, shortfall_text
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.partitions import date_range, days, source_partitions
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog

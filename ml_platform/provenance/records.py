@@ -10,7 +10,9 @@ from typing import Iterator
 
 import duckdb
 
-from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.features.functions import REGISTRY
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec, SourceSpec
 from ml_platform.storage import registry
@@ -138,4 +140,4 @@ def recorded_catalog(payload: dict) -> tuple[Catalog, ModelSpec]:
         first = str(error).splitlines()[0]
         raise RecordedSpecError(f"the recorded spec no longer parses with today's spec language: {first}") from error
     here = Path(".")
-    return Catalog(here, here, sources, feature_sets, {model.name: model}), model
+    return Catalog(here, here, sources, feature_sets, {model.name: model}, functions=REGISTRY), model

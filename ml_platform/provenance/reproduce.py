@@ -18,7 +18,7 @@ import duckdb
 
 from ml_platform.project import Project
 from ml_platform.provenance.describe import snapshot_rows, timestamp
-from ml_platform.provenance.environment import environment_differences
+from ml_platform.training.environment import environment_differences
 from ml_platform.provenance.records import (
     ProvenanceInputError, model_rows, open_registry, recorded_catalog, recorded_payload, snapshot_row)
 from ml_platform.snapshots.pinning import DataCheck, check_pinned_versions, data_check_text

@@ -14,9 +14,11 @@ from ml_platform.provenance.describe import count
 from ml_platform.provenance.records import (
     ProvenanceInputError, choices, known_versions, open_registry, recorded_payload, resolve_version)
 from ml_platform.provenance.spec_text import spec_yaml
-from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import SpecErrors, did_you_mean
-from ml_platform.specs.loader import SPEC_SUFFIXES, load_catalog
+from ml_platform.features.library import load_catalog
+from ml_platform.specs.loader import SPEC_SUFFIXES
 from ml_platform.storage import registry
 
 

@@ -1,14 +1,15 @@
 """Build the `["predictions", model]` asset: daily production scores from the champion, with provenance."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.scoring.inputs import InputsColumnError
-from ml_platform.scoring.score import ScoringError, score_days, score_shadow_days
+from ml_platform.scoring.score import score_days, score_shadow_days
+from ml_platform.training.inference import ScoringError
 from ml_platform.scoring.shadow import comparison_text, shadow_comparison
 from ml_platform.snapshots.factory import stage_key
 from ml_platform.specs.catalog import Catalog

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.code_version import code_version
-from ml_platform.features.compute import day_ranges, feature_matrix_sql, missing_feature_days
+from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -22,41 +22,10 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
 from ml_platform.storage.warehouse import quote, table
 from ml_platform.training.fit import load_model
+from ml_platform.training.inference import ScoringError, require_features, trained_spec
 
 PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
               "promotion_id", "dagster_run_id")
-
-
-class ScoringError(RuntimeError):
-    """There is no model to score with, or its inputs are missing."""
-
-
-def trained_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model_row: dict) -> ModelSpec:
-    """The spec a model version was trained with, after checking its feature sets still compute the same features.
-
-    A deployed model scores with the features, filter and entity of its own spec revision, not of today's spec;
-    a feature set whose definition changed since would feed it values it never saw in training, so that fails.
-    """
-    recorded = registry.fetch_one(connection, "specs", spec_hash=model_row["spec_hash"])
-    snapshot = registry.fetch_one(connection, "snapshots", model=model_row["model"],
-                                  training_run=model_row["training_run"])
-    if recorded is None or snapshot is None:
-        raise ScoringError(f"{model_row['model_version']} has no recorded spec or snapshot in the registry")
-    spec = ModelSpec.model_validate(recorded["payload"]["model"])
-    for name, trained_version in snapshot["manifest"]["feature_set_versions"].items():
-        current = catalog.feature_sets.get(name)
-        if current is None:
-            raise ScoringError(f"feature set '{name}', which {model_row['model_version']} was trained on, is no "
-                               f"longer declared; retrain the model or restore the feature set")
-        if catalog.feature_set_hash(current) != trained_version:
-            raise ScoringError(
-                f"feature set '{name}' changed since {model_row['model_version']} was trained (version "
-                f"{trained_version} then, {catalog.feature_set_hash(current)} now): scoring would feed the model "
-                f"features it never saw; retrain and deploy a new version first")
-    return spec
-
-
-champion_spec = trained_spec  # the name the champion's scoring has always used
 
 
 def latest_view(model: ModelSpec) -> str:
@@ -75,36 +44,6 @@ BATCH_ROWS = 1_000_000
 PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapshot_id": "VARCHAR",
                     "training_run": "VARCHAR", "code_version": "VARCHAR", "scored_at": "TIMESTAMP",
                     "promotion_id": "BIGINT", "dagster_run_id": "VARCHAR"}
-
-
-def _require_features(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, model_row: dict,
-                      start: dt.date, end: dt.date) -> None:
-    missing = missing_feature_days(connection, catalog, spec, start, end)
-    if missing:
-        details = "; ".join(f"{name}: {', '.join(days[:5])}" for name, days in missing.items())
-        raise ScoringError(f"features missing for scoring {model_row['model_version']} ({details}); "
-                           f"materialize them first")
-
-
-def _scored_frame(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
-                  threshold: float, start: dt.date, end: dt.date) -> pd.DataFrame:
-    frame = connection.execute(feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()
-    frame["score"] = predictor.predict(frame) if len(frame) else []
-    frame["flagged"] = frame["score"] >= threshold
-    frame["threshold"] = float(threshold)
-    return frame
-
-
-def score_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model_row: dict,
-               threshold: float, start: dt.date, end: dt.date) -> tuple[ModelSpec, pd.DataFrame]:
-    """A model version's spec and its scores for the rows of [start, end] that its own spec keeps.
-
-    The frame holds the entity keys, partition_date, every feature of that spec, score, flagged and threshold.
-    """
-    spec = trained_spec(connection, catalog, model_row)
-    _require_features(connection, catalog, spec, model_row, start, end)
-    predictor = load_model(artifacts, model_row)
-    return spec, _scored_frame(connection, catalog, spec, predictor, threshold, start, end)
 
 
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str) -> str:
@@ -160,7 +99,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     never become Python objects. Returns the rows written and how many were flagged.
     """
     spec = trained_spec(connection, catalog, model_row)
-    _require_features(connection, catalog, spec, model_row, start, end)
+    require_features(connection, catalog, spec, model_row, start, end)
     _require_insertion_order(connection)
     predictor = load_model(artifacts, model_row)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}

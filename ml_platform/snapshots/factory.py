@@ -1,7 +1,7 @@
 """Build the `["snapshot", model]` asset: one immutable snapshot per training run."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 
 from ml_platform.features.factory import feature_key
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_runs, training_split

@@ -3,10 +3,11 @@
 import dagster as dg
 
 from ml_platform.partitions import date_range, source_partitions
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 from ml_platform.sources.checks import CHECK_NAMES, CheckOutcome, check_staged
 from ml_platform.sources.loading import content_versions, file_fingerprint, publish_staged, stage_source
-from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import SourceSpec
 from ml_platform.storage.versions import WHOLE, record_versions, source_asset, stored_versions, version_of
 

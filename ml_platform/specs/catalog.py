@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.specs.functions import FunctionLibrary
 from ml_platform.specs.models import AcceptedSource, FeatureSetSpec, ModelSpec, SourceSpec
 
 NEEDS_OPT_IN = ("external_vendor", "model_output")
-
-
-def canonical_json(value) -> str:
-    """Stable JSON text of a spec or of plain data, for hashing."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def semantic(value):
@@ -48,11 +41,6 @@ class SourceDependency:
         return self.trust in NEEDS_OPT_IN
 
 
-def short_hash(text: str, length: int = 12) -> str:
-    """The first characters of a SHA-256 hex digest of text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
 @dataclass(frozen=True)
 class Catalog:
     """Every spec of a project, validated together."""
@@ -63,6 +51,7 @@ class Catalog:
     feature_sets: Mapping[str, FeatureSetSpec]
     models: Mapping[str, ModelSpec]
     files: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    functions: FunctionLibrary = field(default_factory=dict)  # registered feature functions, by SQL name
 
     def feature_set_paths(self, model: ModelSpec) -> dict[str, list[tuple[str, ...]]]:
         """Every feature set the model reads, directly or through `uses`, with the chains of sets that reach it
@@ -119,13 +108,11 @@ class Catalog:
     def feature_set_hash(self, feature_set: FeatureSetSpec) -> str:
         """Version of what a feature set computes: its SQL and types, the sources it reads, the feature sets it
         uses (recursively) and the source code of the functions it calls; descriptions and owners do not count."""
-        from ml_platform.features.functions import REGISTRY
-
         sources = [self.sources[name] for name in sorted({feature_set.entity, *feature_set.reads})
                    if name in self.sources]
         used = {name: self.feature_set_hash(self.feature_sets[name]) for name in sorted(feature_set.uses)
                 if name in self.feature_sets and name != feature_set.name}
-        functions = {name: REGISTRY[name].version() if name in REGISTRY else "unregistered"
+        functions = {name: self.functions[name].version() if name in self.functions else "unregistered"
                      for name in sorted(feature_set.functions)}
         return short_hash(canonical_json({
             "feature_set": semantic(feature_set), "sources": [semantic(source) for source in sources],

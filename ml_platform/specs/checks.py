@@ -285,15 +285,13 @@ def _cycle_through(catalog: Catalog, start: str) -> list[str] | None:
 
 def _registered_functions(catalog: Catalog, feature_set: FeatureSetSpec) -> tuple[list, list[SpecError]]:
     """The registered functions the feature set declares, or the errors naming unknown ones."""
-    from ml_platform.features.functions import REGISTRY
-
     found, errors = [], []
     for index, name in enumerate(feature_set.functions):
-        if name in REGISTRY:
-            found.append(REGISTRY[name])
+        if name in catalog.functions:
+            found.append(catalog.functions[name])
         else:
             errors.append(_error(catalog, feature_set, f"functions[{index}]",
-                                 unknown_name("registered function", name, REGISTRY)))
+                                 unknown_name("registered function", name, catalog.functions)))
     return found, errors
 
 

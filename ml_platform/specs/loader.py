@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.checks import check_catalog, check_unparsed_names
 from ml_platform.specs.errors import SpecError, SpecErrors, display_path, from_validation_error, unknown_name
+from ml_platform.specs.functions import FunctionLibrary
 from ml_platform.specs.models import KINDS
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -96,8 +97,9 @@ def _broken_names(raw: dict | None, errors: list[SpecError]) -> set[tuple[str, s
     return names
 
 
-def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
-    """Load and check every spec; raise SpecErrors listing every problem when there is any."""
+def load_catalog(specs_dir: Path, project_dir: Path | None = None, functions: FunctionLibrary | None = None) -> Catalog:
+    """Load and check every spec against the given registered feature functions (none when omitted); raise
+    SpecErrors listing every problem when there is any."""
     specs_dir = Path(specs_dir).resolve()
     project_dir = Path(project_dir).resolve() if project_dir else specs_dir.parent
     if not specs_dir.is_dir():
@@ -130,6 +132,7 @@ def load_catalog(specs_dir: Path, project_dir: Path | None = None) -> Catalog:
         feature_sets=documents["feature_set"],
         models=documents["model"],
         files=files,
+        functions=dict(functions or {}),
     )
     errors.extend(check_catalog(catalog, broken))
     for raw, file_errors in unparsed:

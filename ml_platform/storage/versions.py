@@ -12,7 +12,7 @@ from typing import Iterable
 
 import duckdb
 
-from ml_platform.specs.catalog import canonical_json, short_hash
+from ml_platform.hashing import canonical_json, short_hash
 
 WHOLE = ""  # the partition key of an unpartitioned asset
 

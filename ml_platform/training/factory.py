@@ -1,7 +1,7 @@
 """Build the `["model", model]` asset: one trained artifact per training run."""
 
 import dagster as dg
-from ml_platform.resources import Warehouse
+from ml_platform.storage.resources import Warehouse
 
 from ml_platform.partitions import training_runs
 from ml_platform.snapshots.factory import stage_key

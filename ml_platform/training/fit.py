@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ml_platform.provenance.environment import training_environment
+from ml_platform.training.environment import training_environment
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec

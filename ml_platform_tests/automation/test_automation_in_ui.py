@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from ml_platform.automation.story import replay
+from ml_platform.replay.story import replay
 from ml_platform.project import Project
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.web.chromium import CHROMIUM, Chromium

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from ml_platform.automation.cadence import Retraining, decide_retraining, last_labelled_day, period_end
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.versions import record_versions, source_asset
 from ml_platform.storage.warehouse import open_warehouse
 

@@ -11,8 +11,8 @@ import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
-from ml_platform.automation.replay import ReplayError
-from ml_platform.automation.story import replay, summary_lines
+from ml_platform.replay.clock import ReplayError
+from ml_platform.replay.story import replay, summary_lines
 from ml_platform.cli import main
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.storage import registry

@@ -8,9 +8,9 @@ import dagster as dg
 
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.money import OutcomeValues
-from ml_platform.evaluation.store import read_predictions
+from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.scoring.shadow import shadow_comparison
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse

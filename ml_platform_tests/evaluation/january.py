@@ -19,10 +19,11 @@ from pathlib import Path
 import dagster as dg
 
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
-from ml_platform.demo import Chain, RunOutcome, prepare_instance
+from ml_platform.chain.instance import prepare_instance
+from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.project import Project
 from ml_platform.snapshots.factory import stage_key
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_platform.demo import prepare_instance
-from ml_platform.evaluation.store import read_predictions
+from ml_platform.chain.instance import prepare_instance
+from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
 from ml_platform.monitoring.outcomes import recorded_spec

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from ml_platform.build import scoring_job_name, training_job_name
-from ml_platform.demo import Chain, run_chain
+from ml_platform.chain.model_chain import run_chain
+from ml_platform.chain.runner import Chain
 from ml_platform.project import Project
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 

@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 
 from ml_platform.build import build_definitions, training_job_name
-from ml_platform.demo import QUIET
-from ml_platform.specs.loader import load_catalog
+from ml_platform.chain.runner import QUIET
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.registry import RegistryConflictError

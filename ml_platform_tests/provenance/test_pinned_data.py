@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from ml_platform.build import DAILY_JOB
-from ml_platform.demo import Chain
+from ml_platform.chain.runner import Chain
 from ml_platform.provenance.reproduce import reproduce, reproduction_text
 from ml_platform.snapshots.build import SnapshotError, build_snapshot
 from ml_platform.sources.factory import source_key
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.versions import WHOLE, stored_versions
 from ml_platform.storage.warehouse import open_warehouse

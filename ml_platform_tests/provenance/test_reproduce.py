@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from ml_platform.cli import main
-from ml_platform.provenance.environment import TRAINING_LIBRARIES
+from ml_platform.training.environment import TRAINING_LIBRARIES
 from ml_platform.provenance.reproduce import reproduce
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.provenance.helpers import fetch, folder_hashes

@@ -12,7 +12,7 @@ from ml_platform.features.compute import feature_matrix_sql
 from ml_platform.snapshots.columns import SplitRows, sample_split
 from ml_platform.features.compute import day_ranges
 from ml_platform.snapshots.writing import split_sql, write_rows
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, january_project
 

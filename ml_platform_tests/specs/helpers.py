@@ -11,7 +11,7 @@ import pytest
 
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import SpecErrors
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform_tests.conftest import SPECS
 
 WEATHER_OPT_IN = """\

@@ -6,7 +6,7 @@ from __future__ import annotations
 import lightgbm
 import pytest
 
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.training.algorithms import FeatureLayout, LightGBMPredictor, lightgbm_parameters

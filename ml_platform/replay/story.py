@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ml_platform.automation.factory import daily_job_name, outcomes_job_name
-from ml_platform.automation.replay import Moment, ReplayError, ReplayRun, run_replay
+from ml_platform.replay.clock import Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB
-from ml_platform.demo import Chain, DemoError, data_window, prepare_instance, project_warehouse
+from ml_platform.chain.instance import prepare_instance
+from ml_platform.chain.model_chain import DemoError, data_window, project_warehouse
+from ml_platform.chain.runner import Chain
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.store import has_table, read_days
 from ml_platform.partitions import parse_training_run_key
-from ml_platform.planning import plan_daily, plan_reference_sources
+from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.loader import load_catalog
+from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import table, table_exists
 

@@ -38,7 +38,7 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from ml_platform.automation.factory import (OUTCOMES_TIME, outcomes_schedule_name, retraining_sensor_name,
                                             scoring_schedule_name)
-from ml_platform.automation.tags import REASON_TAG
+from ml_platform.tags import REASON_TAG
 from ml_platform.project import Project
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
@@ -151,7 +151,7 @@ class Clock:
         return moment
 
     def _drain(self, moment: Moment, known: set[str]) -> None:
-        from ml_platform.demo import failure_reasons
+        from ml_platform.chain.runner import failure_reasons
 
         for _ in range(MAX_QUEUE_ITERATIONS):
             queued = self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]))

@@ -15,7 +15,8 @@ import duckdb
 from ml_platform.features.versions import stale_days
 from ml_platform.partitions import days
 from ml_platform.sources.loading import SourceLoadError, file_fingerprint
-from ml_platform.specs.catalog import Catalog, canonical_json, short_hash
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.specs.catalog import Catalog
 from ml_platform.storage.versions import WHOLE, source_asset, stored_versions
 
 

@@ -1,0 +1,118 @@
+"""One model carried through the chain: plan, then run only what is stale, and report what was made."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ml_platform.automation.factory import outcomes_job_name
+from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
+from ml_platform.chain.instance import prepare_instance
+from ml_platform.chain.planning import plan_daily, plan_reference_sources
+from ml_platform.chain.runner import Chain, RunOutcome
+from ml_platform.features.library import load_catalog
+from ml_platform.monitoring.alarms import monitoring_summary
+from ml_platform.project import Project
+from ml_platform.specs.catalog import Catalog
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
+
+
+class DemoError(RuntimeError):
+    """A run of the chain failed; the message names the run and what stopped it."""
+
+
+@dataclass
+class ChainResult:
+    """What the chain did and what it produced."""
+
+    model: str
+    training_run: str
+    runs: list[RunOutcome]
+    evaluation: dict | None
+    champion: dict | None
+    scored_rows: int
+    score_window: tuple[dt.date, dt.date]
+    seconds: float
+    monitoring: dict | None = None
+
+
+def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.date, dt.date]:
+    """Days of daily sources and features the model's training and scoring need."""
+    model = catalog.models[model_name]
+    lookback = max([fs.lookback_days for fs in catalog.feature_sets_of(model)] or [0])
+    entity = catalog.sources[model.entity].partitioning
+    start = max(entity.start, model.split.train.start - dt.timedelta(days=lookback))
+    end = model.split.test.end + dt.timedelta(days=score_days)
+    if entity.end is not None:
+        end = min(end, entity.end)
+    return start, end
+
+
+def run_chain(project: Project, model_name: str, score_days: int = 7,
+              say: Callable[[str], None] = print) -> ChainResult:
+    """Load, build features, train, evaluate, gate, deploy and score one model through Dagster runs."""
+    started = time.perf_counter()
+    prepare_instance(project)
+    catalog = load_catalog(project.specs_dir, project.root)
+    if model_name not in catalog.models:
+        raise DemoError(f"no model named '{model_name}' in {project.specs_dir} "
+                        f"(models: {', '.join(sorted(catalog.models)) or 'none'})")
+    model = catalog.models[model_name]
+    chain = Chain(project, catalog, say)
+    first, last = data_window(catalog, model_name, score_days)
+    score_window = (model.split.test.end + dt.timedelta(days=1), last)
+    with project_warehouse(project) as connection:
+        reference_plan = plan_reference_sources(connection, catalog)
+    say("[1/4] reference sources")
+    if reference_plan.up_to_date:
+        say("     up to date: every reference source is stored from the same file and spec; no run needed")
+    else:
+        _require(chain.run(REFERENCE_JOB, f"load reference sources: {reference_plan.describe()}"))
+    with project_warehouse(project) as connection:
+        daily_plan = plan_daily(connection, catalog, first, last)
+    say(f"[2/4] daily sources and features, {first} to {last} ({(last - first).days + 1} days)")
+    if daily_plan.up_to_date:
+        say("     up to date: every partition is stored at the version it would get; no run needed")
+    else:
+        _require(chain.run(DAILY_JOB, f"load and compute stale partitions: {daily_plan.describe()}",
+                           date_range=(first, last), assets=daily_plan.assets_to_run(catalog)))
+    key = chain.add_training_run(model_name)
+    say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
+    training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
+    with project_warehouse(project) as connection:
+        evaluation = registry.fetch_one(connection, "evaluations", model=model_name, training_run=key)
+        champion = registry.champion(connection, model_name)
+    if not training.success and evaluation is None:
+        raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
+    scored, monitored = 0, None
+    if champion is None:
+        say("[4/4] scoring skipped: no model of this spec has passed the gate")
+    elif score_window[0] > score_window[1]:
+        say("[4/4] scoring skipped: the source has no days after the test window")
+    else:
+        say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion['model_version']}")
+        _require(chain.run(scoring_job_name(model_name), "score with the champion and measure drift",
+                           date_range=score_window))
+        _require(chain.run(outcomes_job_name(model_name), "judge the scored days (their labels are known)",
+                           date_range=score_window))
+        with project_warehouse(project) as connection:
+            scored = connection.execute(
+                f"SELECT count(*) FROM predictions.{model_name}__latest WHERE partition_date BETWEEN ? AND ?",
+                list(score_window)).fetchall()[0][0]
+            monitored = monitoring_summary(connection, model_name, *score_window)
+    return ChainResult(model_name, key, chain.runs, evaluation and evaluation["summary"], champion, scored,
+                       score_window, time.perf_counter() - started, monitored)
+
+
+def _require(outcome: RunOutcome) -> None:
+    if not outcome.success:
+        raise DemoError(f"Dagster run {outcome.run_id} ({outcome.job}) failed: "
+                        f"{'; '.join(outcome.failures) or 'see the run in the UI'}")
+
+
+def project_warehouse(project: Project):
+    """A connection to the project's warehouse, as a context manager."""
+    return open_warehouse(project.storage.warehouse)
