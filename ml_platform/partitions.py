@@ -8,6 +8,7 @@ import re
 
 import dagster as dg
 
+from ml_platform.errors import PlatformError
 from ml_platform.specs.models import DAYS_AHEAD, DailyPartitioning, ModelSpec, SourceSpec, TimeSplit, Window
 
 RUN_KEY_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})_([0-9a-f]{12})$")
@@ -45,7 +46,7 @@ def training_run_key(model: ModelSpec, spec_hash: str, cutoff: dt.date | None = 
     return f"{(cutoff or model.split.test.end).isoformat()}_{spec_hash}"
 
 
-class TrainingRunKeyError(ValueError):
+class TrainingRunKeyError(PlatformError, ValueError):
     """A training run key that does not name a cut-off date and a spec hash."""
 
 

@@ -12,6 +12,7 @@ from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, traini
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.chain.runner import Chain, RunOutcome
+from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.project import Project
@@ -20,7 +21,7 @@ from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
 
-class DemoError(RuntimeError):
+class DemoError(PlatformError, RuntimeError):
     """A run of the chain failed; the message names the run and what stopped it."""
 
 

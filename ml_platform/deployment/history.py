@@ -11,6 +11,7 @@ import datetime as dt
 import duckdb
 
 from ml_platform.deployment.promotion import GateRefusedError, promoted_versions, stored_gate_failures
+from ml_platform.errors import PlatformError
 from ml_platform.evaluation.evaluate import CHECK_ORDER
 from ml_platform.training.inference import ScoringError, trained_spec
 from ml_platform.specs.catalog import Catalog
@@ -20,7 +21,7 @@ from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 ROLLBACK_RUN = "ml-platform rollback"  # recorded as the promotion's run: a rollback is not a Dagster run
 
 
-class DeploymentError(ValueError):
+class DeploymentError(PlatformError, ValueError):
     """A history or rollback request names something that does not exist or cannot be done."""
 
 

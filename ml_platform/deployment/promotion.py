@@ -12,6 +12,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.evaluate import CHECK_ORDER
 from ml_platform.evaluation.money import OutcomeValues
@@ -22,7 +23,7 @@ from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 
 
-class GateRefusedError(RuntimeError):
+class GateRefusedError(PlatformError, RuntimeError):
     """The run's evaluation failed the gate, or the run was never evaluated."""
 
 

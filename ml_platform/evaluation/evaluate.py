@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_platform.errors import PlatformError
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_feature_aucs
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
@@ -32,7 +33,7 @@ def ordered_checks(gate: dict) -> list[tuple[str, dict]]:
                                                   else len(CHECK_ORDER), item[0]))
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(PlatformError, RuntimeError):
     """The run has no model or snapshot to evaluate."""
 
 

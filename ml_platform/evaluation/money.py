@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml_platform.errors import PlatformError
+
 OUTCOMES = ("true_positive", "false_positive", "false_negative", "true_negative")
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -14,7 +16,7 @@ LEVEL = 0.95
 _BLOCK_CELLS = 5_000_000
 
 
-class MoneyError(ValueError):
+class MoneyError(PlatformError, ValueError):
     """The money values of some rows are missing, so no total can be reported."""
 
 

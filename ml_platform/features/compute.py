@@ -9,6 +9,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
@@ -16,7 +17,7 @@ from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table, table_exists
 
 
-class FeatureComputationError(RuntimeError):
+class FeatureComputationError(PlatformError, RuntimeError):
     """A feature set's inputs are missing or its SQL broke the feature contract."""
 
 

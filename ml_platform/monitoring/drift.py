@@ -16,6 +16,7 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
+from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.partitions import days
@@ -35,7 +36,7 @@ _FIELD = "input:"  # prefix of the columns of scored_days' frames that hold a fe
 _STAGED = "monitored_rows"  # temporary table of the latest predictions of the days being measured
 
 
-class MonitoringError(RuntimeError):
+class MonitoringError(PlatformError, RuntimeError):
     """What monitoring needs is missing: no champion, a day not scored, or a reference that cannot be read."""
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from ml_platform.storage.warehouse import date_literal, quote
+from ml_platform.storage.warehouse import date_literal, quote, transaction
 
 SCHEMA = "monitoring"
 COLUMNS = {
@@ -41,17 +41,13 @@ def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, f
     target = monitoring_table(model, kind)
     connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     connection.register("monitoring_rows", frame)
-    connection.execute("BEGIN TRANSACTION")
     try:
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS[kind]})")
-        listed = ", ".join(date_literal(day) for day in days)
-        if listed:
-            connection.execute(f"DELETE FROM {target} WHERE day IN ({listed})")
-        connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM monitoring_rows")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        with transaction(connection):
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS[kind]})")
+            listed = ", ".join(date_literal(day) for day in days)
+            if listed:
+                connection.execute(f"DELETE FROM {target} WHERE day IN ({listed})")
+            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM monitoring_rows")
     finally:
         connection.unregister("monitoring_rows")
     return len(frame)

@@ -10,6 +10,7 @@ from typing import Iterator
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.features.functions import REGISTRY
 from ml_platform.hashing import canonical_json, short_hash
 from ml_platform.specs.catalog import Catalog
@@ -22,11 +23,11 @@ SHOWN_CHOICES = 8
 _ABBREVIATION = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{4,}")  # a model's name and the start of a version's hash
 
 
-class ProvenanceInputError(ValueError):
+class ProvenanceInputError(PlatformError, ValueError):
     """The command named something the project does not hold; the message says what was given and what exists."""
 
 
-class RecordedSpecError(RuntimeError):
+class RecordedSpecError(PlatformError, RuntimeError):
     """A recorded spec no longer hashes to its spec hash, or no longer parses as a spec."""
 
 

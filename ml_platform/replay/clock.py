@@ -38,6 +38,7 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from ml_platform.automation.factory import (OUTCOMES_TIME, outcomes_schedule_name, retraining_sensor_name,
                                             scoring_schedule_name)
+from ml_platform.errors import PlatformError
 from ml_platform.tags import REASON_TAG
 from ml_platform.project import Project
 
@@ -47,7 +48,7 @@ MAX_QUEUE_ITERATIONS = 50  # a moment launches a few runs; more iterations mean 
 SYNC_LAUNCHER = {"module": "dagster._core.launcher.sync_in_memory_run_launcher", "class": "SyncInMemoryRunLauncher"}
 
 
-class ReplayError(RuntimeError):
+class ReplayError(PlatformError, RuntimeError):
     """The replay cannot start or a tick could not be evaluated; the message says which and why."""
 
 

@@ -10,13 +10,14 @@ import json
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.storage.warehouse import quote
 
 COLUMN = "inputs"
 TEXT, STRUCT = "varchar", "struct"
 
 
-class InputsColumnError(RuntimeError):
+class InputsColumnError(PlatformError, RuntimeError):
     """A predictions table's inputs column has a type the platform never writes."""
 
 

@@ -20,7 +20,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import quote, table
+from ml_platform.storage.warehouse import quote, table, transaction
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
 
@@ -105,8 +105,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(connection):
         for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS):
             features = _score_batch(connection, catalog, spec, predictor, first, last)
             try:
@@ -127,10 +126,6 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
         pause_point("predictions-written")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return rows, flagged
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from ml_platform.errors import PlatformError
 from ml_platform.features.compute import missing_feature_days, require_tables
 from ml_platform.specs.catalog import Catalog
 from ml_platform.partitions import run_split
@@ -18,7 +19,7 @@ from ml_platform.snapshots.writing import write_rows
 from ml_platform.storage.warehouse import date_literal, table
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(PlatformError, RuntimeError):
     """The data a snapshot needs is not there."""
 
 

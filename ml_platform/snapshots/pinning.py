@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.features.versions import stale_days
 from ml_platform.partitions import days
 from ml_platform.specs.catalog import Catalog
@@ -23,7 +24,7 @@ from ml_platform.storage.versions import WHOLE, feature_asset, source_asset, sto
 SHOWN_DAYS = 5
 
 
-class MissingDataVersionError(RuntimeError):
+class MissingDataVersionError(PlatformError, RuntimeError):
     """A day the snapshot reads has no recorded data version, or its features are stale."""
 
 

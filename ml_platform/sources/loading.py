@@ -9,12 +9,13 @@ from pathlib import Path
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
-from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, row_digests, table
+from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, row_digests, table, transaction
 
 
-class SourceLoadError(RuntimeError):
+class SourceLoadError(PlatformError, RuntimeError):
     """A source file is missing or does not match its spec."""
 
 
@@ -103,13 +104,8 @@ def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, st
     if start is not None:
         written = replace_date_range(connection, target, f"SELECT * FROM {staged}", start, end)
     else:
-        connection.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(connection):
             connection.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staged}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         written = connection.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
     connection.execute(f"DROP TABLE {staged}")
     return written

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from pydantic import ValidationError
 
+from ml_platform.errors import PlatformError
 from ml_platform.specs.models import IDENTIFIER_PATTERN
 
 
@@ -43,7 +44,7 @@ class SpecError:
         return f"{where}: {self.message}"
 
 
-class SpecErrors(Exception):
+class SpecErrors(PlatformError):
     """Every error found while loading the specs, raised together so that one run shows them all."""
 
     def __init__(self, errors: Sequence[SpecError]):

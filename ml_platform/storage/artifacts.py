@@ -11,10 +11,11 @@ from typing import Callable
 
 import dagster as dg
 
+from ml_platform.errors import PlatformError
 from ml_platform.storage.faults import pause_point
 
 
-class TamperedArtifactError(RuntimeError):
+class TamperedArtifactError(PlatformError, RuntimeError):
     """An artifact's bytes no longer match the hash it was stored under."""
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import duckdb
 
+from ml_platform.errors import PlatformError
+
 _TABLES = {
     "specs": """
         spec_hash VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, payload JSON NOT NULL, recorded_at TIMESTAMP NOT NULL""",
@@ -44,7 +46,7 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-class RegistryConflictError(RuntimeError):
+class RegistryConflictError(PlatformError, RuntimeError):
     """A second write of something the append-only registry already holds; the stored row is kept as it was."""
 
 

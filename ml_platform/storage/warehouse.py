@@ -104,11 +104,22 @@ def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, name: str) 
     return rows[0][0] > 0
 
 
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: committed when the block ends, rolled back (and the error raised again) when it fails."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def replace_date_range(connection: duckdb.DuckDBPyConnection, target: str, select_sql: str,
                        start: dt.date, end: dt.date) -> int:
     """Atomically replace the rows of [start, end] in target with select_sql's rows; returns the rows written."""
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(connection):
         connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({select_sql}) LIMIT 0")
         connection.execute(
             f"DELETE FROM {target} WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
@@ -118,10 +129,6 @@ def replace_date_range(connection: duckdb.DuckDBPyConnection, target: str, selec
             f"SELECT count(*) FROM {target} WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
         ).fetchall()[0][0]
         pause_point("partition-range-written")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return written
 
 

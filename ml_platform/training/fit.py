@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from ml_platform.errors import PlatformError
 from ml_platform.training.environment import training_environment
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
@@ -13,7 +14,7 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import load_predictor, train, Predictor
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PlatformError, RuntimeError):
     """Training cannot start: the snapshot is missing or unusable."""
 
 

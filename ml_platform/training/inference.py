@@ -11,6 +11,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from ml_platform.errors import PlatformError
 from ml_platform.features.compute import feature_matrix_sql, missing_feature_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -19,7 +20,7 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import load_model
 
 
-class ScoringError(RuntimeError):
+class ScoringError(PlatformError, RuntimeError):
     """There is no model to score with, or its inputs are missing."""
 
 
