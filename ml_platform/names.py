@@ -1,0 +1,231 @@
+"""Every contract name of the platform, built in one place: asset keys, jobs, schedules, sensors, partitions,
+warehouse schemas, tables and views, run keys, run tags and metadata keys.
+
+The bottom floor: it imports only the standard library and dagster, and takes plain strings (model, source, feature
+set and stage names), never spec objects, so any module may call it. A name here is a contract with the Dagster
+instance, the warehouse file and the run history: changing one orphans what was stored under the old name
+(`ml_platform_tests/test_names.py` pins each).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import dagster as dg
+
+# --- asset keys ---------------------------------------------------------------------------------------------------
+
+MODEL_STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions", "monitoring", "outcomes")
+TRAINING_STAGES = MODEL_STAGES[:4]  # the stages of one training run, partitioned by it
+
+
+def stage_key(stage: str, model: str) -> dg.AssetKey:
+    """The asset key of one stage of a model: `[stage, model]`."""
+    if stage not in MODEL_STAGES:
+        raise ValueError(f"unknown model stage {stage!r}")
+    return dg.AssetKey([stage, model])
+
+
+def source_key(name: str) -> dg.AssetKey:
+    """The asset key of a source: `["source", name]`."""
+    return dg.AssetKey(["source", name])
+
+
+def feature_key(name: str) -> dg.AssetKey:
+    """The asset key of a feature set: `["features", name]`."""
+    return dg.AssetKey(["features", name])
+
+
+SOURCES_GROUP = "sources"  # the asset group of every source
+FEATURES_GROUP = "features"  # the asset group of every feature set
+
+
+def model_group(model: str) -> str:
+    """The asset group of a model's stages: the model's name."""
+    return model
+
+
+# --- version index (registry.partition_versions.asset) ------------------------------------------------------------
+
+def source_asset(name: str) -> str:
+    """The version-index name of a source: `source/<name>`."""
+    return f"source/{name}"
+
+
+def feature_asset(name: str) -> str:
+    """The version-index name of a feature set: `features/<name>`."""
+    return f"features/{name}"
+
+
+# --- jobs, schedules, sensors, partitions -------------------------------------------------------------------------
+
+REFERENCE_JOB = "reference_sources"  # the job that loads every source loaded whole
+DAILY_JOB = "daily_data"  # the job that loads daily sources and computes feature sets, one day at a time
+
+
+def training_job_name(model: str) -> str:
+    """The job that builds a training run (snapshot, model, evaluation, deployment): `<model>__training`."""
+    return f"{model}__training"
+
+
+def scoring_job_name(model: str) -> str:
+    """The job that scores days with the champion and monitors them: `<model>__scoring`."""
+    return f"{model}__scoring"
+
+
+def daily_job_name(model: str) -> str:
+    """The job the daily schedule runs (a day's data, then its scores): `<model>__daily`."""
+    return f"{model}__daily"
+
+
+def outcomes_job_name(model: str) -> str:
+    """The job that judges a scored day once its labels are known: `<model>__outcomes`."""
+    return f"{model}__outcomes"
+
+
+def scoring_schedule_name(model: str) -> str:
+    """The schedule that loads and scores each day: `<model>__daily_scoring`."""
+    return f"{model}__daily_scoring"
+
+
+def outcomes_schedule_name(model: str) -> str:
+    """The schedule that judges each day's outcomes: `<model>__outcomes` (the same text as its job)."""
+    return f"{model}__outcomes"
+
+
+def retraining_sensor_name(model: str) -> str:
+    """The sensor that requests training runs: `<model>__retraining`."""
+    return f"{model}__retraining"
+
+
+def training_runs_name(model: str) -> str:
+    """The dynamic partitions of a model's training runs: `<model>__training_runs`."""
+    return f"{model}__training_runs"
+
+
+def scoring_run_key(model: str, day: dt.date | str) -> str:
+    """The run key of the daily scoring schedule's request for a day: `<model>:<YYYY-MM-DD>`."""
+    return f"{model}:{day}"
+
+
+def outcomes_run_key(model: str, day: dt.date | str) -> str:
+    """The run key of the outcomes schedule's request for a day: `<model>:outcomes:<YYYY-MM-DD>`."""
+    return f"{model}:outcomes:{day}"
+
+
+# --- run tags and metadata keys -----------------------------------------------------------------------------------
+
+TICK_TAG = "ml_platform/tick"  # the scheduled (or simulated) time of the tick that requested a run, ISO 8601
+REASON_TAG = "ml_platform/reason"  # why the run was requested, in words
+CHAIN_TAG = "ml_platform/chain"  # the demo's label of the chain of runs a run belongs to
+PARTITION_TAG = "dagster/partition"  # Dagster's tag of a run's partition key, read back by the replay
+TRUST_TAG = "trust"  # a source asset's tag (and metadata key): the trust level of its data
+
+TABLE_NAME_METADATA = "dagster/table_name"  # the warehouse table an asset writes, as `schema.name`
+ROW_COUNT_METADATA = "dagster/row_count"  # the rows an asset's materialization wrote
+COLUMN_SCHEMA_METADATA = "dagster/column_schema"  # a source asset's columns
+LATEST_VIEW_METADATA = "latest_view"  # the predictions asset's latest view, as `schema.name`
+SHADOW_TABLE_METADATA = "shadow_table"  # the predictions asset's shadow table, as `schema.name`
+
+
+# --- warehouse schemas, identifiers, tables -----------------------------------------------------------------------
+
+SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring")
+REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions")
+MONITORING_KINDS = ("drift", "outcomes")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted
+
+
+def quote(identifier: str) -> str:
+    """A double-quoted SQL identifier, after checking it is a plain spec name."""
+    if not IDENTIFIER.match(identifier):
+        raise ValueError(f"not a valid identifier: {identifier!r}")
+    return f'"{identifier}"'
+
+
+def _schema(schema: str) -> str:
+    """The schema, after checking it is one of the warehouse's."""
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown warehouse schema {schema!r}")
+    return schema
+
+
+def table(schema: str, name: str) -> str:
+    """The qualified, quoted SQL name of a warehouse table or view: `schema."name"`."""
+    return f"{_schema(schema)}.{quote(name)}"
+
+
+def table_label(schema: str, name: str) -> str:
+    """The unquoted `schema.name` of a table, as asset metadata and messages show it (checked like `table`)."""
+    quote(name)
+    return f"{_schema(schema)}.{name}"
+
+
+def source_table(name: str) -> str:
+    """A source's table: `source."<name>"`."""
+    return table("source", name)
+
+
+def feature_table(name: str) -> str:
+    """A feature set's table: `features."<name>"`."""
+    return table("features", name)
+
+
+def history_view(source: str) -> str:
+    """A source's view with every column, outcomes included: `history."<source>"`."""
+    return table("history", source)
+
+
+def predictions_table(model: str) -> str:
+    """Every production prediction of a model, with provenance: `predictions."<model>"`."""
+    return table("predictions", model)
+
+
+def latest_view_name(model: str) -> str:
+    """The bare name of a model's latest-prediction view: `<model>__latest`."""
+    return f"{model}__latest"
+
+
+def latest_view(model: str) -> str:
+    """The view holding the latest prediction of each row: `predictions."<model>__latest"`."""
+    return table("predictions", latest_view_name(model))
+
+
+def shadow_table_name(model: str) -> str:
+    """The bare name of a model's shadow table: `<model>__shadow`."""
+    return f"{model}__shadow"
+
+
+def shadow_table(model: str) -> str:
+    """The table holding the challenger's shadow predictions: `predictions."<model>__shadow"`."""
+    return table("predictions", shadow_table_name(model))
+
+
+def monitoring_table_name(model: str, kind: str) -> str:
+    """The bare name of a model's monitoring table, kind 'drift' or 'outcomes': `<model>__<kind>`."""
+    if kind not in MONITORING_KINDS:
+        raise ValueError(f"unknown monitoring table kind {kind!r}")
+    return f"{model}__{kind}"
+
+
+def monitoring_table(model: str, kind: str) -> str:
+    """A model's monitoring table, kind 'drift' or 'outcomes': `monitoring."<model>__<kind>"`."""
+    return table("monitoring", monitoring_table_name(model, kind))
+
+
+def drift_table(model: str) -> str:
+    """The drift measured on each scored day: `monitoring."<model>__drift"`."""
+    return monitoring_table(model, "drift")
+
+
+def outcomes_table(model: str) -> str:
+    """Each day's outcomes judged against the promise: `monitoring."<model>__outcomes"`."""
+    return monitoring_table(model, "outcomes")
+
+
+def registry_table(name: str) -> str:
+    """An append-only registry (or the version index), unquoted as the registries have always been: `registry.<name>`."""
+    if name not in REGISTRY_TABLES:
+        raise ValueError(f"unknown registry table {name!r}")
+    return f"registry.{name}"
