@@ -1,12 +1,11 @@
-"""Tags that automation puts on the runs it requests, read back by the steps and by the replay."""
+"""The tags automation puts on the runs it requests, read back: the requesting tick's time."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Mapping
 
-TICK_TAG = "ml_platform/tick"  # the scheduled (or simulated) time of the tick that requested a run, ISO 8601
-REASON_TAG = "ml_platform/reason"  # why the run was requested, in words
+from ml_platform.names import REASON_TAG, TICK_TAG  # noqa: F401 (read back from here by the steps)
 
 
 def tick_time(tags: Mapping[str, str]) -> dt.datetime | None:

@@ -128,7 +128,7 @@ def test_names_refuse_what_is_not_a_name():
 def test_same_as_the_functions_that_built_them_by_hand(model):
     from ml_platform import build, partitions
     from ml_platform.automation import factory as automation
-    from ml_platform.automation import tags
+    from ml_platform import tags
     from ml_platform.features.factory import feature_key
     from ml_platform.monitoring import store
     from ml_platform.scoring import score
@@ -216,7 +216,7 @@ def test_every_table_name_is_usable_sql():
 @pytest.fixture
 def built(make_project):
     from ml_platform.build import build_definitions
-    from ml_platform.specs.loader import load_catalog
+    from ml_platform.features.library import load_catalog
 
     project = make_project()
     catalog = load_catalog(project.specs_dir, project.root)
