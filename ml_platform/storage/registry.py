@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 
 from ml_platform.errors import PlatformError
+from ml_platform.records.base import Record
+from ml_platform.records.registry import EvaluationRecord, ModelRecord, PromotionRecord, SnapshotRecord, SpecRecord
 
 _TABLES = {
     "specs": """
@@ -134,3 +136,72 @@ def champion(connection: duckdb.DuckDBPyConnection, model: str) -> dict[str, Any
 def next_promotion_id(connection: duckdb.DuckDBPyConnection) -> int:
     """The id the next promotion record takes."""
     return connection.execute("SELECT coalesce(max(promotion_id), 0) + 1 FROM registry.promotions").fetchall()[0][0]
+
+
+# The typed registry API: records in, records out. The dict functions above stay until their callers move.
+
+Stored = TypeVar("Stored", bound=Record)
+
+
+class RecordTable(Generic[Stored]):
+    """One registry table read and written as records of one type; JSON columns hold the same JSON as insert()."""
+
+    def __init__(self, name: str, record_type: type[Stored], identity: tuple[str, ...], order_by: str):
+        self.name = name
+        self.record_type = record_type
+        self.identity = identity  # the primary key's columns, the arguments of get()
+        self.order_by = order_by  # the order of all()
+
+    def add(self, connection: duckdb.DuckDBPyConnection, record: Stored) -> None:
+        """Append the record; RegistryConflictError (the dict API's message) when its identity is already stored."""
+        row = {column: getattr(record, column) for column in type(record).model_fields}
+        # nested records as their plain dicts, so insert() writes the same sorted-key JSON the dict API writes
+        insert(connection, self.name, {column: value.plain() if isinstance(value, Record) else value
+                                       for column, value in row.items()})
+
+    def get(self, connection: duckdb.DuckDBPyConnection, *identity: Any) -> Stored | None:
+        """The record with this identity (the primary key's values, in order), or None."""
+        if len(identity) != len(self.identity):
+            raise TypeError(f"registry.{self.name} records are identified by {', '.join(self.identity)}")
+        return self.find(connection, **dict(zip(self.identity, identity)))
+
+    def find(self, connection: duckdb.DuckDBPyConnection, **where: Any) -> Stored | None:
+        """The last record (in the table's order) matching all conditions, or None."""
+        records = self.all(connection, **where)
+        return records[-1] if records else None
+
+    def all(self, connection: duckdb.DuckDBPyConnection, **where: Any) -> list[Stored]:
+        """Every record matching all conditions, in the table's order."""
+        return [self.record_type.model_validate(row)
+                for row in fetch_all(connection, self.name, order_by=self.order_by, **where)]
+
+
+class ModelTable(RecordTable[ModelRecord]):
+    """registry.models, also read by model version."""
+
+    def by_version(self, connection: duckdb.DuckDBPyConnection, model_version: str) -> ModelRecord | None:
+        """The trained model of a model version, or None."""
+        return self.find(connection, model_version=model_version)
+
+
+class PromotionTable(RecordTable[PromotionRecord]):
+    """registry.promotions: the append-only promotion log."""
+
+    def log(self, connection: duckdb.DuckDBPyConnection, model: str) -> list[PromotionRecord]:
+        """The model's promotions, oldest first."""
+        return self.all(connection, model=model)
+
+    def champion(self, connection: duckdb.DuckDBPyConnection, model: str) -> PromotionRecord | None:
+        """The model's latest promotion (its live champion), or None when nothing was ever promoted."""
+        return self.find(connection, model=model)
+
+    def next_id(self, connection: duckdb.DuckDBPyConnection) -> int:
+        """The id the next promotion record takes."""
+        return next_promotion_id(connection)
+
+
+specs = RecordTable("specs", SpecRecord, ("spec_hash",), "recorded_at")
+snapshots = RecordTable("snapshots", SnapshotRecord, ("model", "training_run"), "created_at")
+models = ModelTable("models", ModelRecord, ("model", "training_run"), "created_at")
+evaluations = RecordTable("evaluations", EvaluationRecord, ("model", "training_run"), "created_at")
+promotions = PromotionTable("promotions", PromotionRecord, ("promotion_id",), "promotion_id")

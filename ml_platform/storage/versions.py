@@ -13,6 +13,7 @@ from typing import Iterable
 import duckdb
 
 from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.records.versions import PartitionVersion
 
 WHOLE = ""  # the partition key of an unpartitioned asset
 
@@ -51,6 +52,13 @@ def stored_versions(connection: duckdb.DuckDBPyConnection, asset: str,
     wanted = set(keys) if keys is not None else None
     return {key: {"version": version, "components": json.loads(components)} for key, version, components in rows
             if wanted is None or key in wanted}
+
+
+def partition_versions(connection: duckdb.DuckDBPyConnection, asset: str,
+                       keys: Iterable[str] | None = None) -> dict[str, PartitionVersion]:
+    """Stored {partition key: PartitionVersion} of an asset (all, or those of the given keys)."""
+    return {key: PartitionVersion.model_validate(stored) for key, stored in stored_versions(connection, asset,
+                                                                                             keys).items()}
 
 
 def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, dict]) -> None:

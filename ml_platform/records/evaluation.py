@@ -1,0 +1,120 @@
+"""The evaluation summary: metrics and money on validation and test, curves, slices, gate and stored files."""
+
+from __future__ import annotations
+
+from ml_platform.records.base import Record
+from ml_platform.records.gate import FeatureAuc, Gate
+
+
+class WindowMetrics(Record):
+    """Classification metrics and money of one window at the chosen threshold (validation)."""
+
+    rows: int
+    positive_rate: float  # NaN without rows
+    roc_auc: float  # NaN with one class
+    log_loss: float
+    brier: float
+    flagged: int
+    precision: float  # NaN when nothing is flagged
+    recall: float  # NaN without positives
+    window: tuple[str, str]  # ISO first and last day
+    money: float
+    money_do_nothing: float
+    money_perfect: float
+
+
+class TestMetrics(WindowMetrics):
+    """The test window's metrics and money, with bootstrap intervals of the money."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    money_interval_95: tuple[float, float]  # resampling whole test days
+    money_interval_method: str
+    money_interval_95_rows: tuple[float, float] | None = None  # resampling single rows, for comparison
+    share_of_perfect: float  # NaN when perfect equals doing nothing
+
+
+class MoneyCurve(Record):
+    """Money at each threshold of a fixed grid, on validation and on test."""
+
+    thresholds: tuple[float, ...]
+    validation: tuple[float, ...]
+    test: tuple[float, ...]
+
+
+class SliceMoney(Record):
+    """The test money of one slice (a value of the spec's slice column), most money first."""
+
+    slice: str | bool | int | float  # the column's value; "(missing)" when missing
+    rows: int
+    flagged: int
+    money: float
+    do_nothing: float
+    perfect: float
+
+
+class RocCurve(Record):
+    """The test ROC curve, thinned; both lists empty when the test rows hold one class."""
+
+    false_positive_rate: tuple[float, ...]
+    true_positive_rate: tuple[float, ...]
+
+
+class CalibrationBin(Record):
+    """Mean predicted versus observed positive rate of one score bin that holds rows."""
+
+    bin: str  # "0.3-0.4"
+    rows: int
+    mean_predicted: float
+    observed: float
+
+
+class StoredFile(Record):
+    """A content-addressed file in the artifact store."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class StoredPredictions(StoredFile):
+    """The evaluation's per-row predictions file, with its row count."""
+
+    rows: int
+
+
+class EvaluationFiles(Record):
+    """The files an evaluation stored beside its summary."""
+
+    predictions: StoredPredictions
+    plots: dict[str, StoredFile]  # plot name -> PNG
+    report_markdown: StoredFile | None = None  # set after the report is rendered; always present once stored
+
+
+class MeasuredSummary(Record):
+    """What evaluation.evaluate.summarize measures: threshold chosen on validation, every figure on test."""
+
+    model: str
+    currency: str
+    threshold: float
+    threshold_chosen_on: str  # "validation"
+    validation: WindowMetrics
+    test: TestMetrics
+    money_by_threshold: MoneyCurve
+    money_by_slice: tuple[SliceMoney, ...]  # empty without a slice column
+    roc_curve: RocCurve
+    calibration: tuple[CalibrationBin, ...]
+    sanity_problems: tuple[str, ...]
+
+
+class EvaluationSummary(MeasuredSummary):
+    """A training run's evaluation, as stored in registry.evaluations.summary."""
+
+    training_run: str
+    model_version: str
+    snapshot_id: str
+    spec_hash: str
+    single_feature_roc_auc: tuple[FeatureAuc, ...]  # strongest first
+    gate: Gate
+    gate_passed: bool
+    artifacts: EvaluationFiles | None = None  # None until the evaluation's files are stored

@@ -1,0 +1,47 @@
+"""The manifest of a training snapshot: what it holds, and the exact data versions it read."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ml_platform.records.base import Record
+
+
+class PinnedVersions(Record):
+    """The data versions a snapshot read of one source or feature set: per day, or one version of a whole source."""
+
+    days: int  # 0 for a reference (unpartitioned) source
+    trust: str | None = None  # sources only: how far the source is trusted, from the model's dependency
+    first: str | None = None  # ISO dates of the first and last day read; absent for a reference source
+    last: str | None = None
+    versions_sha256: str | None = None  # hash of the "day version" lines of by_day
+    by_day: dict[str, str] | None = None  # ISO day -> version
+    version: str | None = None  # a reference source's single version
+
+
+class SplitWindow(Record):
+    """First and last day (ISO) of one split of a training run."""
+
+    start: str
+    end: str
+
+
+class SnapshotManifest(Record):
+    """Everything a snapshot holds and read, as stored in registry.snapshots.manifest."""
+
+    model: str
+    training_run: str
+    spec_hash: str
+    snapshot_sha256: str
+    size_bytes: int
+    entity: str
+    keys: tuple[str, ...]
+    features: tuple[str, ...]
+    feature_set_versions: dict[str, str]
+    # absent from manifests made before data versions were pinned (pinning.check_pinned_versions handles that)
+    source_data_versions: dict[str, PinnedVersions] | None = None
+    feature_data_versions: dict[str, PinnedVersions] | None = None
+    split_windows: dict[str, SplitWindow]  # train, validation, test
+    rows: dict[str, int] = Field(description="rows per split present in the file")
+    positive_rate: dict[str, float]
+    rows_without_label_excluded: int

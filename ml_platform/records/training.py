@@ -1,0 +1,40 @@
+"""The model card: how a model was trained, on what, with which software, and what training found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_platform.records.base import Record
+
+
+class ModelCard(Record):
+    """Facts about a trained model, as stored in registry.models.card."""
+
+    algorithm: str
+    seed: int
+    parameters: dict[str, Any]  # the spec's hyper-parameters of that algorithm (model_dump of its params)
+    artifact_format: str
+    artifact_bytes: int
+    training_rows: int
+    validation_rows: int
+    training_positive_rate: float
+    features: tuple[str, ...]  # the model's input columns, in order
+    categories: dict[str, int]  # category feature -> size of its training vocabulary
+    # the training environment (provenance.environment); older cards may lack it
+    python: str | None = None
+    platform: str | None = None
+    library_versions: dict[str, str] | None = None
+    code_version: str | None = None
+    # what the trainer reports (training.algorithms): library and training_seconds always, the rest by algorithm
+    library: dict[str, str]  # {"lightgbm": version} or {"scikit-learn": version}
+    training_seconds: float
+    trees: int | None = None  # LightGBM: boosting rounds kept
+    stopped_early: bool | None = None  # LightGBM
+    iterations: int | None = None  # scikit-learn estimators with n_iter_
+    feature_importance: dict[str, float] | None = None  # encoded column -> importance
+    importance_kind: str | None = None  # "total gain", "impurity decrease", "absolute standardised coefficient"
+
+    def environment(self) -> dict[str, Any]:
+        """The recorded training environment in the shape provenance.environment compares (absent parts left out)."""
+        return {name: getattr(self, name) for name in ("python", "platform", "library_versions", "code_version")
+                if getattr(self, name) is not None}
