@@ -14,7 +14,7 @@ from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.evaluate import CHECK_ORDER, gate_results, summarize
 from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
 from ml_platform.evaluation.money import OutcomeValues
-from ml_platform.provenance.environment import training_environment
+from ml_platform.training.environment import training_environment
 from ml_platform.specs.models import LogisticRegressionAlgorithm, ModelSpec, RandomForestAlgorithm
 from ml_platform.training.algorithms import train
 from ml_platform_tests.conftest import january_model
