@@ -9,6 +9,7 @@ import re
 import dagster as dg
 
 from ml_platform.errors import PlatformError
+from ml_platform.names import training_runs_name
 from ml_platform.specs.models import DAYS_AHEAD, DailyPartitioning, ModelSpec, SourceSpec, TimeSplit, Window
 
 RUN_KEY_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})_([0-9a-f]{12})$")
@@ -34,7 +35,7 @@ def source_partitions(source: SourceSpec) -> dg.DailyPartitionsDefinition | None
 
 def training_runs(model: ModelSpec) -> dg.DynamicPartitionsDefinition:
     """One partition per training run of a model, shared by its snapshot, model, evaluation and deployment."""
-    return dg.DynamicPartitionsDefinition(name=f"{model.name}__training_runs")
+    return dg.DynamicPartitionsDefinition(name=training_runs_name(model.name))
 
 
 def training_run_key(model: ModelSpec, spec_hash: str, cutoff: dt.date | None = None) -> str:
@@ -61,6 +62,10 @@ def parse_training_run_key(key: str) -> tuple[dt.date, str]:
         raise TrainingRunKeyError(f"training run key '{key}' names an impossible date: {error}") from None
 
 
+class TrainingSplitError(PlatformError, ValueError):
+    """A training run's cut-off that leaves its model no training days."""
+
+
 def _month_end(day: dt.date) -> bool:
     return day.day == calendar.monthrange(day.year, day.month)[1]
 
@@ -83,7 +88,7 @@ def training_split(model: ModelSpec, cutoff: dt.date) -> TimeSplit:
     lengths (in calendar months when the spec's windows are whole months and the cut-off ends a month, in days
     otherwise); the training window keeps its first day and ends as far before validation as in the spec, so it
     grows as time passes (an expanding window).
-    Raises ValueError when the cut-off leaves no training days.
+    Raises TrainingSplitError (a ValueError) when the cut-off leaves no training days.
     """
     split = model.split
     if cutoff == split.test.end:
@@ -103,8 +108,9 @@ def training_split(model: ModelSpec, cutoff: dt.date) -> TimeSplit:
     validation, test = move(split.validation), move(split.test)
     train_end = move(split.train).end
     if train_end < split.train.start:
-        raise ValueError(f"a training run of '{model.name}' cut off on {cutoff} would have no training days: training "
-                         f"would end on {train_end}, before split.train.start ({split.train.start})")
+        raise TrainingSplitError(
+            f"a training run of '{model.name}' cut off on {cutoff} would have no training days: training would end "
+            f"on {train_end}, before split.train.start ({split.train.start})")
     return TimeSplit(train=Window(start=split.train.start, end=train_end), validation=validation, test=test)
 
 

@@ -13,11 +13,12 @@ import dagster as dg
 import duckdb
 
 from ml_platform.features.versions import stale_days
+from ml_platform.names import feature_asset, feature_key, source_asset
 from ml_platform.partitions import days
-from ml_platform.sources.loading import SourceLoadError, file_fingerprint
-from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.sources.loading import SourceLoadError, load_fingerprint
+from ml_platform.sources.refresh import stale_partitions
 from ml_platform.specs.catalog import Catalog
-from ml_platform.storage.versions import WHOLE, source_asset, stored_versions
+from ml_platform.storage.versions import WHOLE, partition_versions
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Plan:
     def assets_to_run(self, catalog: Catalog) -> list[dg.AssetKey] | None:
         """The assets a run needs: only stale feature sets and the sets using them, or None (the whole job)
         when a source is stale, since every feature reading it may change once it is loaded."""
-        stale = {asset.split("/", 1)[1] for asset in self.stale if asset.startswith("features/")}
+        stale = {name for name in catalog.feature_sets if feature_asset(name) in self.stale}
         if not stale or len(stale) != len(self.stale):
             return None
         while True:
@@ -41,7 +42,7 @@ class Plan:
             if users <= stale:
                 break
             stale |= users
-        return [dg.AssetKey(["features", name]) for name in sorted(stale)]
+        return [feature_key(name) for name in sorted(stale)]
 
     def describe(self) -> str:
         """One line saying what is stale."""
@@ -49,19 +50,16 @@ class Plan:
 
 
 def _stale_source_partitions(connection, catalog: Catalog, name: str, keys: list[str]) -> int:
-    source = catalog.sources[name]
     try:
-        fingerprint = {"spec": short_hash(canonical_json(source)),
-                       "file": file_fingerprint(source, catalog.project_dir)}
+        fingerprint = load_fingerprint(catalog.sources[name], catalog.project_dir)
     except SourceLoadError:
         return len(keys)  # the run will say what is wrong
-    stored = stored_versions(connection, source_asset(name), keys)
-    return sum(stored.get(key, {}).get("components", {}).get("load") != fingerprint for key in keys)
+    return len(stale_partitions(partition_versions(connection, source_asset(name), keys), keys, fingerprint))
 
 
 def plan_reference_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> Plan:
     """Reference (unpartitioned) sources whose file or spec changed since they were loaded."""
-    stale = {f"source/{name}": _stale_source_partitions(connection, catalog, name, [WHOLE])
+    stale = {source_asset(name): _stale_source_partitions(connection, catalog, name, [WHOLE])
              for name, source in catalog.sources.items() if not source.is_daily}
     return Plan({asset: count for asset, count in stale.items() if count})
 
@@ -69,7 +67,7 @@ def plan_reference_sources(connection: duckdb.DuckDBPyConnection, catalog: Catal
 def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: dt.date, end: dt.date) -> Plan:
     """Daily sources and feature partitions of [start, end] that a run would load or compute."""
     keys = [day.isoformat() for day in days(start, end)]
-    stale = {f"source/{name}": _stale_source_partitions(connection, catalog, name, keys)
+    stale = {source_asset(name): _stale_source_partitions(connection, catalog, name, keys)
              for name, source in catalog.sources.items() if source.is_daily}
     stale = {asset: count for asset, count in stale.items() if count}
     if stale:
@@ -77,5 +75,5 @@ def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: d
     for name, feature_set in catalog.feature_sets.items():
         _, outdated = stale_days(connection, catalog, feature_set, start, end)
         if outdated:
-            stale[f"features/{name}"] = len(outdated)
+            stale[feature_asset(name)] = len(outdated)
     return Plan(stale)

@@ -14,7 +14,8 @@ from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, table, table_exists
+from ml_platform.names import feature_table, history_view, quote, source_table, table_label
+from ml_platform.storage.warehouse import date_literal, replace_date_range, table_exists
 
 
 class FeatureComputationError(PlatformError, RuntimeError):
@@ -23,7 +24,7 @@ class FeatureComputationError(PlatformError, RuntimeError):
 
 def _bind_entity(connection: duckdb.DuckDBPyConnection, source: str, start: dt.date, end: dt.date) -> None:
     connection.execute(
-        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {table('source', source)} "
+        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {source_table(source)} "
         f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     )
 
@@ -32,13 +33,13 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
     """Fail with a clear message when any of the warehouse tables does not exist yet."""
     missing = [name for name in names if not table_exists(connection, schema, name)]
     if missing:
-        listed = ", ".join(f"{schema}.{name}" for name in missing)
+        listed = ", ".join(table_label(schema, name) for name in missing)
         raise FeatureComputationError(f"{listed} not in the warehouse yet: {hint}")
 
 
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                        start: dt.date, end: dt.date) -> dict[str, int]:
-    """Write features.<name> for [start, end]; returns entity row and written row counts."""
+                        start: dt.date, end: dt.date) -> int:
+    """Write features.<name> for [start, end] (one row per entity row); returns the rows written."""
     problem = only_one_select(connection, feature_set.sql)
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
@@ -50,11 +51,11 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     _bind_entity(connection, entity.name, start, end)
     for name in sorted({entity.name, *feature_set.reads}):
         # every column, outcomes included, for windows over earlier events (the spec checks allow no other use)
-        connection.execute(f"CREATE OR REPLACE VIEW {table('history', name)} AS SELECT * FROM {table('source', name)}")
+        connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS SELECT * FROM {source_table(name)}")
     for used in feature_set.uses:
         missing = connection.execute(
             f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "
-            f"FROM {table('features', used)} WHERE partition_date BETWEEN {date_literal(start)} AND "
+            f"FROM {feature_table(used)} WHERE partition_date BETWEEN {date_literal(start)} AND "
             f"{date_literal(end)} ORDER BY 1").fetchall()
         if missing:
             raise FeatureComputationError(
@@ -79,9 +80,9 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     features = ", ".join(f"feature_result.{quote(name)}" for name in feature_set.features)
     select = (f"SELECT {', '.join('entity.' + quote(key) for key in entity.keys)}, {features}, entity.partition_date "
               f"FROM feature_result JOIN entity USING ({keys})")
-    written = replace_date_range(connection, table("features", feature_set.name), select, start, end)
+    written = replace_date_range(connection, feature_table(feature_set.name), select, start, end)
     connection.execute("DROP TABLE feature_result")
-    return {"entity_rows": entity_rows, "rows": written}
+    return written
 
 
 def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date,
@@ -93,7 +94,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
     if model.filter:
         condition += f" AND ({model.filter})"
     index = catalog.feature_index()
-    joins = "".join(f" LEFT JOIN {table('features', fs.name)} AS {quote(fs.name)} USING ({keys})"
+    joins = "".join(f" LEFT JOIN {feature_table(fs.name)} AS {quote(fs.name)} USING ({keys})"
                     for fs in catalog.feature_sets_of(model))
     features = ", ".join(f"{quote(index[name])}.{quote(name)}" for name in model.features)
     columns = f"{keys}, base.partition_date, {features}"
@@ -108,7 +109,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
         if model.slice_column:
             columns += f", CAST(base.{quote(model.slice_column)} AS VARCHAR) AS slice"
     # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {table('source', entity.name)})"
+    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {source_table(entity.name)})"
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
             f"ORDER BY base.partition_date, {keys}")
 
@@ -116,7 +117,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
 def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                          start: dt.date, end: dt.date) -> dict[str, list[str]]:
     """Days of [start, end] that have entity rows but no rows yet in a feature set the model reads."""
-    entity = table("source", model.entity)
+    entity = source_table(model.entity)
     span = f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     missing = {}
     for feature_set in catalog.feature_sets_of(model):
@@ -125,7 +126,7 @@ def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog
             continue
         rows = connection.execute(
             f"SELECT DISTINCT partition_date FROM {entity} WHERE {span} EXCEPT "
-            f"SELECT DISTINCT partition_date FROM {table('features', feature_set.name)} WHERE {span} ORDER BY 1"
+            f"SELECT DISTINCT partition_date FROM {feature_table(feature_set.name)} WHERE {span} ORDER BY 1"
         ).fetchall()
         if rows:
             missing[feature_set.name] = [row[0].isoformat() for row in rows]
@@ -137,7 +138,7 @@ def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.dat
     """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
     more is a range of its own)."""
     counts = connection.execute(
-        f"SELECT partition_date, count(*) FROM {table('source', entity)} WHERE partition_date BETWEEN "
+        f"SELECT partition_date, count(*) FROM {source_table(entity)} WHERE partition_date BETWEEN "
         f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
     ranges, first, held = [], start, 0
     for day, count in counts:

@@ -1,22 +1,17 @@
 """Build one Dagster asset per feature set: `["features", name]`, partitioned like its entity source."""
 
-from collections import Counter
-
 import dagster as dg
 
-from ml_platform.features.compute import compute_feature_set
-from ml_platform.features.versions import segments, stale_days
+from ml_platform.errors import as_dagster_failure
+from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
+from ml_platform.names import (FEATURES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, feature_key, source_key,
+                               table_label)
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.storage.resources import Warehouse
-from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.versions import feature_asset, record_versions
 
-
-def feature_key(name: str) -> dg.AssetKey:
-    """Asset key of a feature set."""
-    return dg.AssetKey(["features", name])
+__all__ = ["build_feature_asset", "feature_key"]  # feature_key is names.py's, still imported from here elsewhere
 
 
 def _window(lookback_days: int) -> dg.TimeWindowPartitionMapping:
@@ -39,7 +34,7 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
 
     @dg.asset(
         key=feature_key(feature_set.name),
-        group_name="features",
+        group_name=FEATURES_GROUP,
         description=feature_set.description,
         owners=[feature_set.owner],
         kinds={"duckdb", "sql"},
@@ -51,7 +46,7 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
         code_version=version,
         metadata={
             "spec_file": catalog.file_of("feature_set", feature_set.name),
-            "dagster/table_name": f"features.{feature_set.name}",
+            TABLE_NAME_METADATA: table_label("features", feature_set.name),
             "features": dg.MetadataValue.md(
                 "| feature | type | description |\n|---|---|---|\n" + "\n".join(
                     f"| {name} | {feature.type} | {feature.description} |"
@@ -62,29 +57,24 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
     )
     def compute(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         start, end = date_range(context)
-        with warehouse.get_connection() as connection:
-            expected, stale = stale_days(connection, catalog, feature_set, start, end)
-            rows = 0
-            for first, last in segments(list(stale)):
-                counts = compute_feature_set(connection, catalog, feature_set, first, last)
-                rows += counts["rows"]
-                record_versions(connection, feature_asset(feature_set.name),
-                                {day: expected[day] for day in stale if first.isoformat() <= day <= last.isoformat()})
-        reasons = Counter(stale.values())
-        versions = sorted({entry["version"] for entry in expected.values()})
-        metadata = {
-            "days": len(expected),
-            "recomputed_days": len(stale),
-            "reused_days": len(expected) - len(stale),
-            "definition_version": version,
-            "reused": (f"all {len(expected)} day(s): versions already stored (e.g. {versions[0]})" if not stale
-                       else f"{len(expected) - len(stale)} of {len(expected)} day(s)"),
-            "why_recomputed": "; ".join(f"{count} day(s) {reason}" for reason, count in reasons.most_common())
-                              or "nothing changed",
-        }
-        if stale:
-            metadata["dagster/row_count"] = rows
-        context.log.info(f"features '{feature_set.name}': {metadata['why_recomputed']}")
-        return dg.MaterializeResult(metadata=metadata)
+        with warehouse.get_connection() as connection, as_dagster_failure():
+            refresh = refresh_feature_set(connection, catalog, feature_set, start, end)
+        context.log.info(f"features '{feature_set.name}': {refresh.why_recomputed()}")
+        return dg.MaterializeResult(metadata=refresh_metadata(refresh, version))
 
     return compute
+
+
+def refresh_metadata(refresh: FeatureRefresh, definition_version: str) -> dict:
+    """The materialization's metadata: days reused and recomputed, and why."""
+    metadata = {
+        "days": len(refresh.expected),
+        "recomputed_days": len(refresh.stale),
+        "reused_days": refresh.reused_days,
+        "definition_version": definition_version,
+        "reused": refresh.reused(),
+        "why_recomputed": refresh.why_recomputed(),
+    }
+    if refresh.stale:
+        metadata[ROW_COUNT_METADATA] = refresh.rows
+    return metadata

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import duckdb
 
+from ml_platform.names import feature_asset, source_asset
 from ml_platform.partitions import days
+from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.versions import WHOLE, feature_asset, source_asset, stored_versions, version_of
+from ml_platform.storage.versions import WHOLE, explain_change, partition_version, partition_versions
 
 ABSENT = "absent"
 
@@ -29,14 +31,15 @@ def feature_code_version() -> str:
 
 
 def expected_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                      start: dt.date, end: dt.date) -> dict[str, dict]:
-    """{day: {"version", "components"}} that the feature set's partitions of [start, end] should have."""
+                      start: dt.date, end: dt.date) -> dict[str, PartitionVersion]:
+    """{day: version} that the feature set's partitions of [start, end] should have."""
     lookback = dt.timedelta(days=feature_set.lookback_days)
     inputs = {}
     for name in sorted({feature_set.entity, *feature_set.reads}):
-        stored = stored_versions(connection, source_asset(name))
-        inputs[name] = (catalog.sources[name].is_daily, {key: entry["version"] for key, entry in stored.items()})
-    used = {name: stored_versions(connection, feature_asset(name)) for name in sorted(feature_set.uses)}
+        stored = partition_versions(connection, source_asset(name))
+        inputs[name] = (catalog.sources[name].is_daily, {key: entry.version for key, entry in stored.items()})
+    used = {name: {key: entry.version for key, entry in partition_versions(connection, feature_asset(name)).items()}
+            for name in sorted(feature_set.uses)}
     definition = catalog.feature_set_hash(feature_set)
     result = {}
     for day in days(start, end):
@@ -47,22 +50,20 @@ def expected_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
                 components[f"source {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
             else:
                 components[f"source {name}"] = versions.get(WHOLE, ABSENT)
-        for name, stored in used.items():
-            window = [stored.get(other.isoformat(), {}).get("version", ABSENT) for other in days(day - lookback, day)]
+        for name, versions in used.items():
+            window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, day)]
             components[f"features {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
-        result[day.isoformat()] = {"version": version_of(components), "components": components}
+        result[day.isoformat()] = partition_version(components)
     return result
 
 
 def stale_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-               start: dt.date, end: dt.date) -> tuple[dict[str, dict], dict[str, str]]:
+               start: dt.date, end: dt.date) -> tuple[dict[str, PartitionVersion], dict[str, str]]:
     """Expected versions of [start, end], and {day: why} for the days whose stored version differs."""
-    from ml_platform.storage.versions import explain_change
-
     expected = expected_versions(connection, catalog, feature_set, start, end)
-    stored = stored_versions(connection, feature_asset(feature_set.name), expected)
+    stored = partition_versions(connection, feature_asset(feature_set.name), expected)
     stale = {day: explain_change(stored.get(day), entry) for day, entry in expected.items()
-             if stored.get(day, {}).get("version") != entry["version"]}
+             if day not in stored or stored[day].version != entry.version}
     return expected, stale
 
 

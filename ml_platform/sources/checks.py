@@ -8,7 +8,7 @@ import duckdb
 
 from ml_platform.sources.health import HEALTH_CHECK_NAMES, health_judgements, summary
 from ml_platform.specs.models import SourceSpec
-from ml_platform.storage.warehouse import quote
+from ml_platform.names import quote
 
 CHECK_NAMES = {
     "schema": "every declared column is present and its values convert to the declared type",
@@ -18,6 +18,14 @@ CHECK_NAMES = {
     "value_ranges": "numeric values lie within checks.ranges",
     **HEALTH_CHECK_NAMES,
 }
+
+
+def declared_checks(source: SourceSpec) -> list[str]:
+    """The checks a source's asset declares: schema and row count always, the others when its spec asks for them."""
+    checks = source.checks
+    return ["schema", "row_count"] + (["unique_keys"] if checks.unique_keys else []) + (
+        ["not_null"] if checks.not_null else []) + (["value_ranges"] if checks.ranges else []) + (
+        ["distribution_shift", "null_surge"] if source.is_daily else [])
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,19 @@
 
 import dagster as dg
 
+from ml_platform.errors import as_dagster_failure
+from ml_platform.names import (COLUMN_SCHEMA_METADATA, ROW_COUNT_METADATA, SOURCES_GROUP, TABLE_NAME_METADATA,
+                               TRUST_TAG, source_key, table_label)
 from ml_platform.partitions import date_range, source_partitions
-from ml_platform.storage.resources import Warehouse
-from ml_platform.sources.checks import CHECK_NAMES, CheckOutcome, check_staged
-from ml_platform.sources.loading import content_versions, file_fingerprint, publish_staged, stage_source
-from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.sources.checks import CHECK_NAMES, declared_checks
+from ml_platform.sources.loading import source_spec_hash
+from ml_platform.sources.refresh import SourceLoad, refresh_source
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import SourceSpec
-from ml_platform.storage.versions import WHOLE, record_versions, source_asset, stored_versions, version_of
+from ml_platform.storage.resources import Warehouse
+from ml_platform.storage.versions import WHOLE
 
-
-def source_key(name: str) -> dg.AssetKey:
-    """Asset key of a source."""
-    return dg.AssetKey(["source", name])
+__all__ = ["build_source_asset", "column_schema", "source_key"]  # source_key is names.py's, imported from here too
 
 
 def column_schema(source: SourceSpec) -> dg.TableSchema:
@@ -30,73 +30,65 @@ def column_schema(source: SourceSpec) -> dg.TableSchema:
 def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinition:
     """The asset that loads one source into `source.<name>` in the warehouse."""
     partitions = source_partitions(source)
-    spec_hash = short_hash(canonical_json(source))
-    check_names = ["schema", "row_count"] + (["unique_keys"] if source.checks.unique_keys else []) + (
-        ["not_null"] if source.checks.not_null else []) + (["value_ranges"] if source.checks.ranges else []) + (
-        ["distribution_shift", "null_surge"] if partitions else [])
+    spec_hash = source_spec_hash(source)
+    check_names = declared_checks(source)
 
     @dg.asset(
         key=source_key(source.name),
-        group_name="sources",
+        group_name=SOURCES_GROUP,
         description=source.description,
         owners=[source.owner],
         kinds={"duckdb"},
-        tags={"trust": source.trust},
+        tags={TRUST_TAG: source.trust},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
         code_version=spec_hash,
         check_specs=[dg.AssetCheckSpec(name, asset=source_key(source.name), blocking=True,
                                        description=CHECK_NAMES[name]) for name in check_names],
         metadata={
-            "trust": source.trust,
+            TRUST_TAG: source.trust,
             "spec_file": catalog.file_of("source", source.name),
-            "dagster/table_name": f"source.{source.name}",
-            "dagster/column_schema": column_schema(source),
+            TABLE_NAME_METADATA: table_label("source", source.name),
+            COLUMN_SCHEMA_METADATA: column_schema(source),
             "after_event_columns": ", ".join(source.after_event_columns()) or "none",
         },
     )
     def load(context: dg.AssetExecutionContext, warehouse: Warehouse):
         start, end = date_range(context) if partitions else (None, None)
         keys = context.partition_keys if partitions else [WHOLE]
-        fingerprint = {"spec": spec_hash, "file": file_fingerprint(source, catalog.project_dir)}
-        asset = source_asset(source.name)
-        with warehouse.get_connection() as connection:
-            stored = stored_versions(connection, asset, keys)
-            if all(stored.get(key, {}).get("components", {}).get("load") == fingerprint for key in keys):
-                yield dg.MaterializeResult(metadata={
-                    "reused": f"{len(keys)} partition(s) already loaded from the same file and spec "
-                              f"(file {fingerprint['file']}, spec {spec_hash}): nothing read",
-                    "spec_hash": spec_hash,
-                }, check_results=[dg.AssetCheckResult(check_name=name, passed=True,
-                                                      description="unchanged data, checked when loaded")
-                                  for name in check_names])
-                return
-            staged, problems = stage_source(connection, source, catalog.project_dir, start, end)
-            outcomes = [CheckOutcome("schema", not problems, "; ".join(problems) or "declared columns and types")]
-            if not problems:
-                outcomes += check_staged(connection, source, staged, keys if partitions else [])
-            results = [dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed,
-                                           severity=dg.AssetCheckSeverity.ERROR, description=outcome.message)
-                       for outcome in outcomes if outcome.name in check_names]
-            failed = [outcome for outcome in outcomes if not outcome.passed]
-            if failed:
-                yield from results
-                raise dg.Failure(description=f"source '{source.name}' rejected, nothing written: " + "; ".join(
-                    f"{outcome.name}: {outcome.message}" for outcome in failed))
-            written = publish_staged(connection, source, staged, start, end)
-            contents = content_versions(connection, source, start, end)
-            changed = [key for key in keys
-                       if stored.get(key, {}).get("components", {}).get("content") != contents[key]]
-            record_versions(connection, asset, {
-                key: {"version": version_of({"content": contents[key]}),
-                      "components": {"content": contents[key], "load": fingerprint}} for key in keys})
-        yield dg.MaterializeResult(metadata={
-            "dagster/row_count": written,
-            "days": len(keys) if partitions else 0,
-            "reused": "no",
-            "changed_partitions": len(changed),
-            "file_sha256": fingerprint["file"],
-            "spec_hash": spec_hash,
-        }, check_results=results)
+        with warehouse.get_connection() as connection, as_dagster_failure():
+            loaded = refresh_source(connection, source, catalog.project_dir, keys, start, end)
+        results = check_results(loaded, check_names)
+        if loaded.failures():
+            yield from results
+            raise dg.Failure(description=loaded.rejection(source.name))
+        yield dg.MaterializeResult(metadata=load_metadata(loaded, source), check_results=results)
 
     return load
+
+
+def check_results(loaded: SourceLoad, check_names: list[str]) -> list[dg.AssetCheckResult]:
+    """The declared checks' results: their verdicts on the staged rows, or passed when nothing was read."""
+    if loaded.reused:
+        return [dg.AssetCheckResult(check_name=name, passed=True, description="unchanged data, checked when loaded")
+                for name in check_names]
+    return [dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR,
+                                description=outcome.message)
+            for outcome in loaded.outcomes if outcome.name in check_names]
+
+
+def load_metadata(loaded: SourceLoad, source: SourceSpec) -> dict:
+    """The materialization's metadata: what was read and written, or why nothing was."""
+    fingerprint = loaded.fingerprint
+    if loaded.reused:
+        return {"reused": f"{len(loaded.keys)} partition(s) already loaded from the same file and spec "
+                          f"(file {fingerprint['file']}, spec {fingerprint['spec']}): nothing read",
+                "spec_hash": fingerprint["spec"]}
+    return {
+        ROW_COUNT_METADATA: loaded.written,
+        "days": len(loaded.keys) if source.is_daily else 0,
+        "reused": "no",
+        "changed_partitions": loaded.changed,
+        "file_sha256": fingerprint["file"],
+        "spec_hash": fingerprint["spec"],
+    }

@@ -6,7 +6,7 @@ on the trailing stored days. The comparison is made on the logarithm, so a unit 
 column's scale: a robust z (distance from the trailing median in units of 1.4826 x the trailing median absolute
 deviation, never below 0.05, i.e. 5 %) and a plain factor. Temperature in °C instead of °F, inches turned into
 millimetres or miles into kilometres all move it far more than any real day of 2013 did (see
-ml_platform_tests/test_source_health.py, which runs it over the whole year).
+ml_platform_tests/sources/test_source_health.py, which runs it over the whole year).
 
 `null_surge` compares each column's missing share on a day with the largest share of the trailing days, so a
 column that is usually 80 % missing (a gust speed) is judged by its own history.
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.specs.models import SourceSpec
-from ml_platform.storage.warehouse import date_literal, quote, table, table_exists
+from ml_platform.names import quote, source_table
+from ml_platform.storage.warehouse import date_literal, table_exists
 
 HEALTH_CHECK_NAMES = {
     "distribution_shift": "each numeric column's typical size on the day is in line with the trailing days "
@@ -70,7 +71,7 @@ def _history_view(connection: duckdb.DuckDBPyConnection, source: SourceSpec, sta
     columns = ", ".join(quote(name) for name in source.columns)
     select = f"SELECT partition_date, TRUE AS staged, {columns} FROM {staged}"
     if table_exists(connection, "source", source.name):
-        select += (f" UNION ALL SELECT partition_date, FALSE AS staged, {columns} FROM {table('source', source.name)} "
+        select += (f" UNION ALL SELECT partition_date, FALSE AS staged, {columns} FROM {source_table(source.name)} "
                    f"WHERE partition_date >= {date_literal(start - dt.timedelta(days=window))} "
                    f"AND partition_date < {date_literal(start)}")
     connection.execute(f"CREATE OR REPLACE TEMP VIEW health_rows AS {select}")

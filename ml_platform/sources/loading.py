@@ -10,9 +10,14 @@ from pathlib import Path
 import duckdb
 
 from ml_platform.errors import PlatformError
+from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.names import quote, source_table
+from ml_platform.partitions import days
+from ml_platform.sources.checks import conversion_problems
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
-from ml_platform.storage.warehouse import date_literal, quote, replace_date_range, row_digests, table, transaction
+from ml_platform.storage.artifacts import file_sha256
+from ml_platform.storage.warehouse import date_literal, replace_date_range, row_digests, transaction
 
 
 class SourceLoadError(PlatformError, RuntimeError):
@@ -84,8 +89,6 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
         missing = missing_columns(connection, source, raw_sql)
         if missing:
             return "", [f"{path.name} lacks declared column(s) {', '.join(missing)}"]
-        from ml_platform.sources.checks import conversion_problems
-
         problems = conversion_problems(connection, source, raw_sql)
         if problems:
             return "", problems
@@ -100,7 +103,7 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
 def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
                    start: dt.date | None = None, end: dt.date | None = None) -> int:
     """Replace the stored rows (of [start, end]) with the staged ones, in one transaction; returns rows written."""
-    target = table("source", source.name)
+    target = source_table(source.name)
     if start is not None:
         written = replace_date_range(connection, target, f"SELECT * FROM {staged}", start, end)
     else:
@@ -113,17 +116,23 @@ def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, st
 
 def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:
     """SHA-256 (first 16 hex digits) of the source file's bytes."""
-    from ml_platform.storage.artifacts import file_sha256
-
     return file_sha256(source_file(source, project_dir))[:16]
+
+
+def source_spec_hash(source: SourceSpec) -> str:
+    """The hash of a source's spec: its asset's code version."""
+    return short_hash(canonical_json(source))
+
+
+def load_fingerprint(source: SourceSpec, project_dir: Path) -> dict[str, str]:
+    """What a load reads: {"spec": the spec's hash, "file": the file's}; unchanged, a stored load is reused."""
+    return {"spec": source_spec_hash(source), "file": file_fingerprint(source, project_dir)}
 
 
 def content_versions(connection: duckdb.DuckDBPyConnection, source: SourceSpec, start: dt.date | None = None,
                      end: dt.date | None = None) -> dict[str, str]:
     """An order-independent hash of the stored rows: per day of [start, end] for a daily source, else whole."""
-    from ml_platform.partitions import days
-
-    target = table("source", source.name)
+    target = source_table(source.name)
     if start is None:
         count, digest = row_digests(connection, target)[0]
         return {"": f"{count}:{digest:016x}"}

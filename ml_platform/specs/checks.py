@@ -11,7 +11,7 @@ import duckdb
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
-from ml_platform.specs.sql_checks import SqlChecker, is_numeric
+from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric
 
 CATEGORY_TYPES = {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 
@@ -118,11 +118,11 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
     checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():
-            kind, problem = checker.expression_type(derived.expression, source.name, schema="raw")
+            kind, problem = checker.expression_type(derived.expression, source.name, schema=RAW)
             if problem:
                 errors.append(_error(catalog, source, f"derived_columns.{name}.expression", problem))
         if isinstance(source.partitioning, DailyPartitioning):
-            kind, problem = checker.expression_type(source.partitioning.date, source.name, schema="raw")
+            kind, problem = checker.expression_type(source.partitioning.date, source.name, schema=RAW)
             if problem:
                 errors.append(_error(catalog, source, "partitioning.date", problem))
             elif kind not in ("DATE", "TIMESTAMP"):

@@ -11,6 +11,7 @@ from typing import Iterable, Mapping
 
 import duckdb
 
+from ml_platform import names
 from ml_platform.specs.errors import did_you_mean, unknown_name
 from ml_platform.specs.models import SourceSpec
 
@@ -24,6 +25,13 @@ _MISSING_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|does not ha
 _CANDIDATES = re.compile(r'Candidate bindings: [:\s]*(.*)')
 _DID_YOU_MEAN = re.compile(r'^Did you mean (.*)\?$', re.MULTILINE)
 _LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)
+
+RAW = "raw"  # the checker's own schema: each source's file columns, before casts and derived columns
+
+
+def _qualified(schema: str, name: str) -> str:
+    """A checked table's quoted name: the warehouse's own (names.table), or a raw file's."""
+    return f"{RAW}.{names.quote(name)}" if schema == RAW else names.table(schema, name)
 
 
 def first_line(error: Exception) -> str:
@@ -68,26 +76,26 @@ class SqlChecker:
         self.connection = connection if connection is not None else duckdb.connect(":memory:")
         self.connection.execute("DROP VIEW IF EXISTS entity; " + "".join(
             f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; "
-            for schema in ("source", "raw", "features", "history")))
+            for schema in ("source", RAW, "features", "history")))
         self.columns: dict[tuple[str, str], list[str]] = {}
         self.tables = sorted(sources) + sorted(feature_tables or {})
         self.unreadable = set(unreadable) - set(sources)
         self.registered: list[str] = []
         for source in sources.values():
             raw_columns = ", ".join(f'"{name}" {column.type}' for name, column in source.columns.items())
-            self.connection.execute(f'CREATE TABLE raw."{source.name}" ({raw_columns})')
+            self.connection.execute(f"CREATE TABLE {_qualified(RAW, source.name)} ({raw_columns})")
             hidden = set(source.after_event_columns()) if before_event_only else set()
             visible = {name: kind for name, kind in source.all_columns().items() if name not in hidden}
             self._create("source", source.name, visible)
             self._create("history", source.name, source.all_columns())
-            self.columns[("raw", source.name)] = list(source.columns)
+            self.columns[(RAW, source.name)] = list(source.columns)
         for name, columns in (feature_tables or {}).items():
             self._create("features", name, columns)
         self.connection.execute("SET search_path = 'source,features,main'")
 
     def _create(self, schema: str, name: str, columns: Mapping[str, str]) -> None:
         listed = ", ".join(f'"{column}" {kind}' for column, kind in columns.items())
-        self.connection.execute(f'CREATE TABLE {schema}."{name}" ({listed})')
+        self.connection.execute(f"CREATE TABLE {_qualified(schema, name)} ({listed})")
         self.columns[(schema, name)] = list(columns)
 
     def register(self, functions) -> None:
@@ -130,7 +138,7 @@ class SqlChecker:
             return None, "must be one SQL expression, not several statements"
         extra = "".join(f', ({sql}) AS "{name}"' for name, sql in (extra_columns or {}).items())
         selected = ", ".join(f'"{column}"' for column in columns) if columns is not None else "*"
-        inner = f'SELECT {selected}{extra} FROM {schema}."{table}"'
+        inner = f"SELECT {selected}{extra} FROM {_qualified(schema, table)}"
         allowed = (columns if columns is not None else self.columns[(schema, table)]) + list(extra_columns or {})
         described, problem = self.describe(f"SELECT ({expression}) AS value FROM ({inner})", allowed)
         if problem:
@@ -139,7 +147,7 @@ class SqlChecker:
 
     def with_entity(self, entity: str):
         """Point the `entity` view at the given source for the next checks."""
-        self.connection.execute(f'CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM source."{entity}"')
+        self.connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {names.source_table(entity)}")
         self.tables = sorted({*self.tables, "entity"})
 
     def _explain(self, error: duckdb.Error, sql: str, columns: Iterable[str] | None) -> str:

@@ -13,24 +13,20 @@ from typing import Iterable
 import duckdb
 
 from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.names import feature_asset, registry_table, source_asset
 from ml_platform.records.versions import PartitionVersion
 
-WHOLE = ""  # the partition key of an unpartitioned asset
+# source_asset and feature_asset are names.py's, listed here too for the modules still importing them from here
+__all__ = ["WHOLE", "source_asset", "feature_asset", "create_versions_table", "version_of", "partition_version",
+           "partition_versions", "stored_versions", "record_versions", "explain_change"]
 
-CREATE = """
-    CREATE TABLE IF NOT EXISTS registry.partition_versions (
+WHOLE = ""  # the partition key of an unpartitioned asset
+TABLE = registry_table("partition_versions")
+
+CREATE = f"""
+    CREATE TABLE IF NOT EXISTS {TABLE} (
         asset VARCHAR NOT NULL, partition_key VARCHAR NOT NULL, version VARCHAR NOT NULL,
         components JSON NOT NULL, recorded_at TIMESTAMP NOT NULL, PRIMARY KEY (asset, partition_key))"""
-
-
-def source_asset(name: str) -> str:
-    """The version-index name of a source."""
-    return f"source/{name}"
-
-
-def feature_asset(name: str) -> str:
-    """The version-index name of a feature set."""
-    return f"features/{name}"
 
 
 def create_versions_table(connection: duckdb.DuckDBPyConnection) -> None:
@@ -43,44 +39,46 @@ def version_of(components: dict) -> str:
     return short_hash(canonical_json(components), 16)
 
 
-def stored_versions(connection: duckdb.DuckDBPyConnection, asset: str,
-                    keys: Iterable[str] | None = None) -> dict[str, dict]:
-    """Stored {partition key: {"version", "components"}} of an asset (all, or those of the given keys)."""
-    rows = connection.execute(
-        "SELECT partition_key, version, components FROM registry.partition_versions WHERE asset = ?", [asset]
-    ).fetchall()
-    wanted = set(keys) if keys is not None else None
-    return {key: {"version": version, "components": json.loads(components)} for key, version, components in rows
-            if wanted is None or key in wanted}
+def partition_version(components: dict) -> PartitionVersion:
+    """The version of a partition computed from these components."""
+    return PartitionVersion(version=version_of(components), components=components)
 
 
 def partition_versions(connection: duckdb.DuckDBPyConnection, asset: str,
                        keys: Iterable[str] | None = None) -> dict[str, PartitionVersion]:
     """Stored {partition key: PartitionVersion} of an asset (all, or those of the given keys)."""
-    return {key: PartitionVersion.model_validate(stored) for key, stored in stored_versions(connection, asset,
-                                                                                             keys).items()}
+    rows = connection.execute(
+        f"SELECT partition_key, version, components FROM {TABLE} WHERE asset = ?", [asset]).fetchall()
+    wanted = set(keys) if keys is not None else None
+    return {key: PartitionVersion(version=version, components=json.loads(components))
+            for key, version, components in rows if wanted is None or key in wanted}
 
 
-def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, dict]) -> None:
+def stored_versions(connection: duckdb.DuckDBPyConnection, asset: str,
+                    keys: Iterable[str] | None = None) -> dict[str, dict]:
+    """Stored {partition key: {"version", "components"}} of an asset: `partition_versions` as plain dicts."""
+    return {key: stored.plain() for key, stored in partition_versions(connection, asset, keys).items()}
+
+
+def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, PartitionVersion]) -> None:
     """Replace the stored versions of the given partitions (call inside the transaction that wrote their data)."""
     if not versions:
         return
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     keys = list(versions)
     # one statement each, with the rows as lists: executemany costs about a millisecond per row
-    connection.execute("DELETE FROM registry.partition_versions WHERE asset = ? AND list_contains(?, partition_key)",
-                       [asset, keys])
+    connection.execute(f"DELETE FROM {TABLE} WHERE asset = ? AND list_contains(?, partition_key)", [asset, keys])
     connection.execute(
-        "INSERT INTO registry.partition_versions SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-        "CAST(unnest(?::VARCHAR[]) AS JSON), ?",
-        [asset, keys, [versions[key]["version"] for key in keys],
-         [json.dumps(versions[key]["components"], sort_keys=True) for key in keys], now])
+        f"INSERT INTO {TABLE} SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        f"CAST(unnest(?::VARCHAR[]) AS JSON), ?",
+        [asset, keys, [versions[key].version for key in keys],
+         [json.dumps(versions[key].components, sort_keys=True) for key in keys], now])
 
 
-def explain_change(old: dict | None, new: dict) -> str:
+def explain_change(old: PartitionVersion | None, new: PartitionVersion) -> str:
     """Why a partition's version changed, in words: which components differ."""
     if old is None:
         return "never computed"
-    changed = sorted(name for name in set(old["components"]) | set(new["components"])
-                     if old["components"].get(name) != new["components"].get(name))
+    changed = sorted(name for name in set(old.components) | set(new.components)
+                     if old.components.get(name) != new.components.get(name))
     return "changed: " + ", ".join(changed) if changed else "unchanged"

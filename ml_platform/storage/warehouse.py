@@ -9,7 +9,6 @@ folder: DuckDB shares its process with pandas and LightGBM, and the machine with
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +16,13 @@ from typing import Iterator
 
 import duckdb
 
+from ml_platform.names import SCHEMAS, quote, table
 from ml_platform.storage.faults import pause_point
 
-SCHEMAS = ("source", "features", "registry", "predictions", "history")
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
+# SCHEMAS, quote and table are names.py's, listed here too for the modules that write their SQL through this one
+__all__ = ["SCHEMAS", "quote", "table", "LOCK_WAIT_SECONDS", "MEMORY_LIMIT", "SPILL_FOLDER", "connection_settings",
+           "open_warehouse", "date_literal", "prepare", "table_exists", "transaction", "replace_date_range",
+           "row_digests"]
 
 LOCK_WAIT_SECONDS = 120.0
 MEMORY_LIMIT = "25%"  # of physical memory (or the container's limit), as DuckDB reads it
@@ -62,20 +63,6 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
         yield connection
     finally:
         connection.close()
-
-
-def quote(identifier: str) -> str:
-    """A double-quoted SQL identifier, after checking it is a plain spec name."""
-    if not _IDENTIFIER.match(identifier):
-        raise ValueError(f"not a valid identifier: {identifier!r}")
-    return f'"{identifier}"'
-
-
-def table(schema: str, name: str) -> str:
-    """The qualified, quoted name of a warehouse table."""
-    if schema not in SCHEMAS:
-        raise ValueError(f"unknown warehouse schema {schema!r}")
-    return f"{schema}.{quote(name)}"
 
 
 def date_literal(day: dt.date) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from ml_platform.automation.cadence import Retraining, decide_retraining, last_labelled_day, period_end
 from ml_platform.features.library import load_catalog
+from ml_platform.records.versions import PartitionVersion
 from ml_platform.storage.versions import record_versions, source_asset
 from ml_platform.storage.warehouse import open_warehouse
 
@@ -34,7 +35,7 @@ def store_days(connection, first: str, last: str, skip: tuple[str, ...] = ()) ->
     current = day(first)
     while current <= day(last):
         if current.isoformat() not in skip:
-            days[current.isoformat()] = {"version": "v", "components": {}}
+            days[current.isoformat()] = PartitionVersion(version="v", components={})
         current += dt.timedelta(days=1)
     record_versions(connection, source_asset("flights"), days)
 

@@ -12,7 +12,7 @@ import pytest
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import SpecErrors
 from ml_platform.features.library import load_catalog
-from ml_platform_tests.conftest import SPECS
+from ml_platform_tests.helpers import SPECS
 
 WEATHER_OPT_IN = """\
 data_dependencies:

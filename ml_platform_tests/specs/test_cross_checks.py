@@ -3,7 +3,7 @@ the data, features known in time, names declared twice, file locations."""
 
 from __future__ import annotations
 
-from ml_platform_tests.conftest import SPECS, load_yaml
+from ml_platform_tests.helpers import SPECS, load_yaml
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ml_platform.specs.errors import SpecErrors
-from ml_platform_tests.conftest import REPO_ROOT, SPECS
+from ml_platform_tests.helpers import REPO_ROOT, SPECS
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, edit, errors_of, load, make_specs
 
 REPOSITORY_MODEL = (SPECS / "flight_delay.yaml").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ import json
 
 from ml_platform.cli import main
 from ml_platform.specs.schema import spec_json_schema
-from ml_platform_tests.conftest import REPO_ROOT, SPECS
+from ml_platform_tests.helpers import REPO_ROOT, SPECS
 from ml_platform_tests.specs.helpers import VALID_MODEL, edit, make_specs
 
 

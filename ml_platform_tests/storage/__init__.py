@@ -1,1 +1,1 @@
-"""Tests of the warehouse registries."""
+"""Tests of the warehouse, its registries and the version index."""

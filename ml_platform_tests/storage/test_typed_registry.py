@@ -157,8 +157,10 @@ def test_rows_written_by_the_dict_api_read_back_as_records(connection):
 
 
 def test_partition_versions_read_back_as_records(connection):
+    from ml_platform.records.versions import PartitionVersion
     from ml_platform.storage.versions import partition_versions, record_versions
 
-    record_versions(connection, "source/weather", {"2013-01-01": {"version": "abcd", "components": {"content": "x"}}})
+    record_versions(connection, "source/weather",
+                    {"2013-01-01": PartitionVersion(version="abcd", components={"content": "x"})})
     assert partition_versions(connection, "source/weather")["2013-01-01"].components == {"content": "x"}
     assert partition_versions(connection, "source/weather", ["2013-01-02"]) == {}

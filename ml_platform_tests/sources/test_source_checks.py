@@ -12,7 +12,7 @@ from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import write_yaml
+from ml_platform_tests.helpers import write_yaml
 
 DAYS = (dt.date(2013, 1, 1), dt.date(2013, 1, 3))
 GOOD = ("day,gate,movements,temperature_f\n"

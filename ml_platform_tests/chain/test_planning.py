@@ -7,7 +7,7 @@ import dagster as dg
 from ml_platform.chain.planning import Plan
 from ml_platform.features.library import load_catalog
 
-from ml_platform_tests.conftest import route_load_feature_set, write_yaml
+from ml_platform_tests.helpers import route_load_feature_set, write_yaml
 
 
 def test_a_stale_feature_set_runs_alone_with_the_sets_that_use_it(make_project):

@@ -11,14 +11,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_platform.features.factory import feature_key
-from ml_platform.snapshots.factory import stage_key
+from ml_platform.names import feature_key, source_key, stage_key
 from ml_platform.sources.checks import check_staged
-from ml_platform.sources.factory import source_key
 from ml_platform.sources.loading import stage_source
 from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse, table_exists
-from ml_platform_tests.conftest import REPO_ROOT, load_yaml, write_yaml
+from ml_platform_tests.helpers import REPO_ROOT, load_yaml, write_yaml
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
 
 YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
@@ -162,7 +160,7 @@ def test_a_broken_source_partition_fails_its_check_and_the_day_is_not_scored(tmp
     runs = Runs(project)
     chain = runs.chain()
     model = chain.catalog.models[MODEL]
-    selection = [source_key("flights"), source_key("weather"), stage_key("predictions", model)]
+    selection = [source_key("flights"), source_key("weather"), stage_key("predictions", model.name)]
     selection += [feature_key(name) for name in chain.catalog.feature_sets]
     chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(
         jobs=[dg.define_asset_job("load_and_score", selection=selection)]))

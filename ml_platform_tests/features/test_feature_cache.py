@@ -15,7 +15,7 @@ from ml_platform.features import functions
 from ml_platform.sources.loading import source_file
 from ml_platform.features.library import load_catalog
 
-from ml_platform_tests.conftest import january_model, load_yaml, route_load_feature_set, write_yaml
+from ml_platform_tests.helpers import january_model, load_yaml, route_load_feature_set, write_yaml
 
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 1, 31))  # within the demo chain's window of the January project
 SETS = ("flight_schedule", "origin_weather_eve", "aircraft_and_destination", "disruption_history")

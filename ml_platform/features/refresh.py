@@ -1,0 +1,60 @@
+"""Bring a feature set's daily partitions of a range up to date: recompute only the days whose version changed.
+
+A day's version (see `versions.py`) names what it is computed from; a day already stored at that version is
+reused as it is, the others are computed again, a run of consecutive days at a time, and their versions recorded
+in the same warehouse as their rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+import duckdb
+
+from ml_platform.features.compute import compute_feature_set
+from ml_platform.features.versions import segments, stale_days
+from ml_platform.names import feature_asset
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.versions import record_versions
+
+
+@dataclass(frozen=True)
+class FeatureRefresh:
+    """What bringing a range of a feature set up to date did: the expected versions, the stale days and why."""
+
+    expected: dict[str, PartitionVersion]  # {day: the version it has now}
+    stale: dict[str, str]  # {day: why it was recomputed}, empty when every day was reused
+    rows: int  # rows written for the recomputed days
+
+    @property
+    def reused_days(self) -> int:
+        """Days already stored at their version."""
+        return len(self.expected) - len(self.stale)
+
+    def why_recomputed(self) -> str:
+        """The reasons for recomputing, most common first, with their counts of days."""
+        reasons = Counter(self.stale.values())
+        return "; ".join(f"{count} day(s) {reason}" for reason, count in reasons.most_common()) or "nothing changed"
+
+    def reused(self) -> str:
+        """How many days were reused, in words."""
+        if self.stale:
+            return f"{self.reused_days} of {len(self.expected)} day(s)"
+        example = min(entry.version for entry in self.expected.values())
+        return f"all {len(self.expected)} day(s): versions already stored (e.g. {example})"
+
+
+def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                        start: dt.date, end: dt.date) -> FeatureRefresh:
+    """Recompute the stale days of [start, end] and record their versions; the days already up to date are kept."""
+    expected, stale = stale_days(connection, catalog, feature_set, start, end)
+    rows = 0
+    for first, last in segments(list(stale)):
+        rows += compute_feature_set(connection, catalog, feature_set, first, last)
+        record_versions(connection, feature_asset(feature_set.name),
+                        {day: expected[day] for day in stale if first.isoformat() <= day <= last.isoformat()})
+    return FeatureRefresh(expected, stale, rows)

@@ -1,0 +1,1 @@
+"""Tests of the run-chain library: planning from stored versions."""

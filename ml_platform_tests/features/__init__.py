@@ -1,0 +1,1 @@
+"""Tests of feature sets: computing, caching by version, registered functions."""

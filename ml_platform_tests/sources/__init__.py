@@ -1,0 +1,1 @@
+"""Tests of loading sources: data checks and partition health."""
