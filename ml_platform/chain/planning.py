@@ -29,6 +29,7 @@ class Plan:
 
     @property
     def up_to_date(self) -> bool:
+        """True when nothing is stale."""
         return not self.stale
 
     def assets_to_run(self, catalog: Catalog) -> list[dg.AssetKey] | None:
@@ -49,7 +50,9 @@ class Plan:
         return ", ".join(f"{asset} ({count})" for asset, count in sorted(self.stale.items())) or "nothing"
 
 
-def _stale_source_partitions(connection, catalog: Catalog, name: str, keys: list[str]) -> int:
+def _stale_source_partitions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, name: str,
+                             keys: list[str]) -> int:
+    """How many of a source's partitions (`keys`) a run would load again: all, when its file cannot be read."""
     try:
         fingerprint = load_fingerprint(catalog.sources[name], catalog.project_dir)
     except SourceLoadError:

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from ml_platform.errors import PlatformError
+from ml_platform.names import registry_table
 from ml_platform.records.base import Record
 from ml_platform.records.registry import EvaluationRecord, ModelRecord, PromotionRecord, SnapshotRecord, SpecRecord
 
@@ -40,7 +41,7 @@ _TABLES = {
 def create_registry_tables(connection: duckdb.DuckDBPyConnection) -> None:
     """Create the registry tables when missing."""
     for name, columns in _TABLES.items():
-        connection.execute(f"CREATE TABLE IF NOT EXISTS registry.{name} ({columns})")
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {registry_table(name)} ({columns})")
 
 
 def now() -> dt.datetime:
@@ -70,7 +71,7 @@ def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     try:
-        connection.execute(f"INSERT INTO registry.{name} ({columns}) VALUES ({marks})", values)
+        connection.execute(f"INSERT INTO {registry_table(name)} ({columns}) VALUES ({marks})", values)
     except duckdb.ConstraintException:
         raise RegistryConflictError(conflict_message(connection, name, row)) from None  # the message says it all
 
@@ -82,7 +83,7 @@ def conflict_message(connection: duckdb.DuckDBPyConnection, name: str, row: dict
         existing = fetch_one(connection, name, **{column: row[column] for column in identity})
     except (KeyError, duckdb.Error):  # a partial row, or a failed transaction where nothing can be read
         existing = None
-    return f"{_describe(name, row, existing)}; registry.{name} is append-only: the stored {what} is kept and " \
+    return f"{_describe(name, row, existing)}; {registry_table(name)} is append-only: the stored {what} is kept and " \
            f"never replaced"
 
 
@@ -115,7 +116,7 @@ def fetch_all(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | 
         raise ValueError(f"unknown registry {name!r}")
     clause = " AND ".join(f"{column} = ?" for column in where) or "TRUE"
     order = f" ORDER BY {order_by}" if order_by else ""
-    cursor = connection.execute(f"SELECT * FROM registry.{name} WHERE {clause}{order}", list(where.values()))
+    cursor = connection.execute(f"SELECT * FROM {registry_table(name)} WHERE {clause}{order}", list(where.values()))
     columns = [description[0] for description in cursor.description]
     result = []
     for values in cursor.fetchall():
@@ -135,7 +136,7 @@ def champion(connection: duckdb.DuckDBPyConnection, model: str) -> dict[str, Any
 
 def next_promotion_id(connection: duckdb.DuckDBPyConnection) -> int:
     """The id the next promotion record takes."""
-    return connection.execute("SELECT coalesce(max(promotion_id), 0) + 1 FROM registry.promotions").fetchall()[0][0]
+    return connection.execute(f"SELECT coalesce(max(promotion_id), 0) + 1 FROM {registry_table('promotions')}").fetchall()[0][0]
 
 
 # The typed registry API: records in, records out. The dict functions above stay until their callers move.
@@ -162,7 +163,7 @@ class RecordTable(Generic[Stored]):
     def get(self, connection: duckdb.DuckDBPyConnection, *identity: Any) -> Stored | None:
         """The record with this identity (the primary key's values, in order), or None."""
         if len(identity) != len(self.identity):
-            raise TypeError(f"registry.{self.name} records are identified by {', '.join(self.identity)}")
+            raise TypeError(f"{registry_table(self.name)} records are identified by {', '.join(self.identity)}")
         return self.find(connection, **dict(zip(self.identity, identity)))
 
     def find(self, connection: duckdb.DuckDBPyConnection, **where: Any) -> Stored | None:
