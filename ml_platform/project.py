@@ -19,10 +19,12 @@ class Project:
 
     @property
     def specs_dir(self) -> Path:
+        """The folder of the project's spec files."""
         return self.root / "model_specs"
 
     @property
     def storage(self) -> StoragePaths:
+        """Where the project keeps its warehouse and artifacts."""
         return StoragePaths(self.data_dir)
 
     @classmethod

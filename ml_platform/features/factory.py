@@ -20,6 +20,7 @@ def _window(lookback_days: int) -> dg.TimeWindowPartitionMapping:
 
 
 def _source_dependency(catalog: Catalog, name: str, lookback_days: int) -> dg.AssetDep:
+    """A feature set's dependency on a source it reads: its lookback window of days, or the whole table."""
     source = catalog.sources[name]
     if not source.is_daily:
         return dg.AssetDep(source_key(name))

@@ -1,0 +1,1 @@
+"""Storage: the DuckDB warehouse, its append-only registries, the version index and the artifact store."""

@@ -23,6 +23,7 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse, closed when the block ends (see open_warehouse)."""
         with open_warehouse(self.database) as connection:
             yield connection
 
@@ -35,10 +36,12 @@ class StoragePaths:
 
     @property
     def warehouse(self) -> Path:
+        """The DuckDB warehouse file."""
         return self.data_dir / "warehouse.duckdb"
 
     @property
     def artifacts(self) -> Path:
+        """The artifact store's root folder."""
         return self.data_dir / "artifacts"
 
 
