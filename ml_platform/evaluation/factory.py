@@ -19,6 +19,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.resources import Warehouse
 
+
 def check_descriptions(model: ModelSpec) -> dict[str, str]:
     """What each gate check requires, with the spec's values, as the UI shows it."""
     gate, currency = model.gate, model.money.currency

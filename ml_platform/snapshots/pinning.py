@@ -21,7 +21,8 @@ from ml_platform.partitions import days
 from ml_platform.records.snapshots import PinnedVersions, SnapshotManifest
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
-from ml_platform.storage.versions import WHOLE, stored_versions
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.storage.versions import WHOLE, partition_versions
 
 SHOWN_DAYS = 5
 
@@ -57,7 +58,7 @@ def read_windows(catalog: Catalog, model: ModelSpec, split: TimeSplit) -> tuple[
     return windows, {name: (first, split.test.end) for name, first in sorted(needed.items())}
 
 
-def _pin_days(versions: dict[str, dict], first: dt.date, last: dt.date, what: str, trust: str | None = None
+def _pin_days(versions: dict[str, PartitionVersion], first: dt.date, last: dt.date, what: str, trust: str | None = None
               ) -> PinnedVersions:
     """The per-day versions of [first, last], with an aggregate hash; refuse when a day has no version."""
     wanted = [day.isoformat() for day in days(first, last)]
@@ -67,7 +68,7 @@ def _pin_days(versions: dict[str, dict], first: dt.date, last: dt.date, what: st
                                                     SHOWN_DAYS else "")
         raise MissingDataVersionError(f"{what} has no recorded data version for {len(missing)} day(s) the snapshot "
                                       f"reads ({shown}); materialize those partitions first")
-    by_day = {day: versions[day]["version"] for day in wanted}
+    by_day = {day: versions[day].version for day in wanted}
     text = "".join(f"{day} {version}\n" for day, version in by_day.items())
     return PinnedVersions(days=len(by_day), trust=trust, first=wanted[0], last=wanted[-1],
                           versions_sha256=hashlib.sha256(text.encode()).hexdigest(), by_day=by_day)
@@ -81,11 +82,11 @@ def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     sources = {}
     for dependency in catalog.source_dependencies(model):
         name = dependency.source
-        stored = stored_versions(connection, names.source_asset(name))
+        stored = partition_versions(connection, names.source_asset(name))
         if name in source_windows:
             sources[name] = _pin_days(stored, *source_windows[name], f"source '{name}'", trust=dependency.trust)
         elif WHOLE in stored:
-            sources[name] = PinnedVersions(days=0, trust=dependency.trust, version=stored[WHOLE]["version"])
+            sources[name] = PinnedVersions(days=0, trust=dependency.trust, version=stored[WHOLE].version)
         else:
             raise MissingDataVersionError(f"source '{name}' has no recorded data version; materialize "
                                           f"{names.source_asset(name)} first")
@@ -97,7 +98,7 @@ def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
             raise MissingDataVersionError(
                 f"feature set '{name}' is not up to date with its inputs on {len(stale)} day(s) the snapshot reads, "
                 f"first {day} ({stale[day]}); materialize those partitions of features/{name} first")
-        features[name] = _pin_days(stored_versions(connection, names.feature_asset(name)), first, last,
+        features[name] = _pin_days(partition_versions(connection, names.feature_asset(name)), first, last,
                                    f"feature set '{name}'")
     return sources, features
 
@@ -148,7 +149,7 @@ def check_pinned_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalo
                            (names.feature_asset, manifest.feature_data_versions)):
         for name, pinned in pins.items():
             asset = asset_of(name)
-            stored = stored_versions(connection, asset)
+            stored = partition_versions(connection, asset)
             expected = pinned.by_day or {WHOLE: pinned.version}
             partitions += len(expected)
             rows = {}
@@ -157,10 +158,10 @@ def check_pinned_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalo
                     if pinned.by_day is not None else (None, None)
                 rows = content_versions(connection, catalog.sources[name], first, last)
             for day, version in expected.items():
-                now = stored.get(day, {})
-                if now.get("version") != version:
-                    changes.append(DataChange(asset, day, version, now.get("version", "absent")))
-                elif rows and now["components"].get("content") != rows.get(day):
+                now = stored.get(day)
+                if now is None or now.version != version:
+                    changes.append(DataChange(asset, day, version, now.version if now is not None else "absent"))
+                elif rows and now.components.get("content") != rows.get(day):
                     changes.append(DataChange(asset, day, version, "rows modified"))
     return DataCheck(partitions, tuple(changes))
 
