@@ -29,7 +29,7 @@ def window_of(rows: pd.DataFrame) -> tuple[dt.date, dt.date]:
     return pd.Timestamp(rows["partition_date"].min()).date(), pd.Timestamp(rows["partition_date"].max()).date()
 
 
-def champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+def _champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                    champion: PromotionRecord, model: ModelSpec, rows: pd.DataFrame) -> tuple[np.ndarray, dict]:
     """The champion's decisions on the given rows (entity keys and partition_date), and the ChampionComparison
     fields saying how they were made.
@@ -103,7 +103,7 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     if champion.model_version == challenger_version:
         return check(True, f"{challenger_version} is itself the live champion", champion=challenger_version)
     try:
-        champion_decisions, facts = champion_flags(connection, artifacts, catalog, champion, model, rows)
+        champion_decisions, facts = _champion_flags(connection, artifacts, catalog, champion, model, rows)
     except ScoringError as error:
         unscored = f"the champion {champion.model_version} cannot be scored on this run's test rows"
         if waived:

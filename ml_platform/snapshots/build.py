@@ -26,8 +26,9 @@ class SnapshotError(PlatformError, RuntimeError):
     """The data a snapshot needs is not there."""
 
 
-class TrainingRunKeyError(PlatformError, ValueError):
-    """A training run's key is malformed, leaves no training days, or names another revision of the spec."""
+class TrainingRunError(PlatformError, ValueError):
+    """A training run that cannot be built: its key is malformed, leaves no training days, or names another
+    revision of the spec."""
 
 
 def check_run_matches_spec(model: ModelSpec, training_run: str, spec_hash: str) -> None:
@@ -36,10 +37,10 @@ def check_run_matches_spec(model: ModelSpec, training_run: str, spec_hash: str) 
         cutoff, run_hash = parse_training_run_key(training_run)
         training_split(model, cutoff)
     except ValueError as error:
-        raise TrainingRunKeyError(f"training run '{training_run}' of '{model.name}' cannot be built: {error}") \
+        raise TrainingRunError(f"training run '{training_run}' of '{model.name}' cannot be built: {error}") \
             from None
     if run_hash != spec_hash:
-        raise TrainingRunKeyError(
+        raise TrainingRunError(
             f"training run '{training_run}' was defined by another revision of the spec of '{model.name}' and has "
             f"no stored snapshot; the current spec defines run '{training_run_key(model, spec_hash, cutoff)}' for "
             f"the same cut-off")
