@@ -11,7 +11,8 @@ import datetime as dt
 import duckdb
 
 from ml_platform import names
-from ml_platform.deployment.promotion import GateRefusedError, append_promotion, promoted_versions, stored_gate_failures
+from ml_platform.deployment.promotion import (
+    GateRefusedError, append_promotion, promoted_versions, stored_gate_failures)
 from ml_platform.errors import PlatformError
 from ml_platform.records.outcomes import LoggedPromotion, RollbackOutcome
 from ml_platform.records.registry import PromotionRecord

@@ -14,10 +14,9 @@ from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.partitions import run_split
-from ml_platform.records.evaluation import EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics
-from ml_platform.records.evaluation import WindowMetrics
-from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails
-from ml_platform.records.gate import SanityDetails
+from ml_platform.records.evaluation import (
+    EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics, WindowMetrics)
+from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
