@@ -235,7 +235,7 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
     artifacts = ArtifactStore(root=str(paths.storage.artifacts))
     with open_warehouse(paths.storage.warehouse) as connection:
         champion = registry.champion(connection, MODEL)
-        model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
+        model_row = registry.models.by_version(connection, champion["model_version"])
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
         parts = [predictor.layout.matrix(connection.execute(

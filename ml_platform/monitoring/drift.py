@@ -20,6 +20,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.partitions import days
+from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.scoring.inputs import COLUMN as INPUTS, STRUCT, stored_type
 from ml_platform.scoring.score import latest_view
 from ml_platform.specs.models import ModelSpec
@@ -66,7 +67,7 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
     rows = connection.execute(f"SELECT split, {', '.join(quote(name) for name in features)} "
                               f"FROM read_parquet(?)", [str(path)]).df()
     train = rows[rows["split"] == "train"]
-    evaluated = read_predictions(connection, artifacts, evaluation["summary"])
+    evaluated = read_predictions(connection, artifacts, EvaluationSummary.model_validate(evaluation["summary"]))
     return Reference(model_version, {name: Bins.of(train[name].reset_index(drop=True)) for name in features},
                      Bins.of(pd.Series(evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))))
 

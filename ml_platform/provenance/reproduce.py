@@ -21,6 +21,7 @@ from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.training.environment import environment_differences
 from ml_platform.provenance.records import (
     ProvenanceInputError, model_rows, open_registry, recorded_catalog, recorded_payload, snapshot_row)
+from ml_platform.records.snapshots import SnapshotManifest
 from ml_platform.snapshots.pinning import DataCheck, check_pinned_versions, data_check_text
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
@@ -89,7 +90,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         payload = recorded_payload(connection, recorded["spec_hash"])
         spec_recorded_at = registry.fetch_one(connection, "specs", spec_hash=recorded["spec_hash"])["recorded_at"]
         catalog, model = recorded_catalog(payload)
-        data = check_pinned_versions(connection, catalog, snapshot["manifest"])
+        data = check_pinned_versions(connection, catalog, SnapshotManifest.model_validate(snapshot["manifest"]))
     snapshot_path = store.verify(snapshot["path"], snapshot["sha256"])
     try:
         store.verify(recorded["path"], recorded["sha256"])
@@ -105,7 +106,9 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         with duckdb.connect() as memory:
             prepare(memory)
             registry.insert(memory, "snapshots", snapshot)
-            retrained = train_model(memory, private, catalog, model, recorded["training_run"])
+            train_model(memory, private, catalog, model, recorded["training_run"])
+            retrained = registry.fetch_one(memory, "models", model=recorded["model"],
+                                           training_run=recorded["training_run"])
         if output is not None:
             shutil.copyfile(private.path_of(retrained["path"]), output)
     result = Reproduction(

@@ -29,8 +29,8 @@ def shadow_metadata(context: dg.AssetExecutionContext, connection, artifacts: Ar
     try:
         shadow = score_shadow_days(connection, artifacts, catalog, model, candidate, start, end, context.run.run_id)
     except (ScoringError, InputsColumnError) as error:
-        context.log.warning(f"challenger {candidate['model_version']} not scored in shadow: {error}")
-        return {"shadow": f"challenger {candidate['model_version']} not scored: {error}"}
+        context.log.warning(f"challenger {candidate.model_version} not scored in shadow: {error}")
+        return {"shadow": f"challenger {candidate.model_version} not scored: {error}"}
     metadata = {"shadow": f"challenger {shadow['model_version']} scored {shadow['rows']:,} rows into "
                           f"predictions.{model.name}__shadow",
                 "shadow_model_version": shadow["model_version"], "shadow_rows": shadow["rows"],

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ml_platform.code_version import code_version
 from ml_platform.features.compute import day_ranges, feature_matrix_sql
+from ml_platform.records.registry import EvaluationRecord, ModelRecord
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -98,10 +99,11 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
     never become Python objects. Returns the rows written and how many were flagged.
     """
-    spec = trained_spec(connection, catalog, model_row)
-    require_features(connection, catalog, spec, model_row, start, end)
+    trained = ModelRecord.model_validate(model_row)
+    spec = trained_spec(connection, catalog, trained)
+    require_features(connection, catalog, spec, trained, start, end)
     _require_insertion_order(connection)
-    predictor = load_model(artifacts, model_row)
+    predictor = load_model(artifacts, trained)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
@@ -146,19 +148,20 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
 
 
 def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, challenger: dict, start: dt.date, end: dt.date, dagster_run_id: str) -> dict:
+                      model: ModelSpec, challenger: EvaluationRecord, start: dt.date, end: dt.date,
+                      dagster_run_id: str) -> dict:
     """Append the challenger's predictions for [start, end] to predictions.<model>__shadow, with provenance.
 
     `challenger` is the challenger's evaluation row. Shadow rows carry the same provenance columns as production
     rows (promotion_id is empty: the challenger was never promoted) plus the champion version they shadowed.
     """
-    model_row = registry.fetch_one(connection, "models", model_version=challenger["model_version"])
+    model_row = registry.fetch_one(connection, "models", model_version=challenger.model_version)
     if model_row is None:
-        raise ScoringError(f"challenger {challenger['model_version']} has no registered model artifact")
+        raise ScoringError(f"challenger {challenger.model_version} has no registered model artifact")
     provenance = _provenance(model_row, None, dagster_run_id)
     champion = registry.champion(connection, model.name)
     constants = {**provenance, "shadowing": champion["model_version"] if champion else None}
-    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(challenger["summary"]["threshold"]),
+    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(challenger.summary.threshold),
                                 start, end, shadow_table(model), constants, None)
     return {"rows": rows, "flagged": flagged, **provenance,
             "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}

@@ -49,10 +49,11 @@ def definition_psis(runs: Runs, version: str, day: dt.date) -> dict[str, float]:
     with open_warehouse(runs.project.storage.warehouse) as connection:
         model_row = registry.fetch_one(connection, "models", model_version=version)
         snapshot = registry.fetch_one(connection, "snapshots", model=MODEL, training_run=model_row["training_run"])
-        evaluation = registry.fetch_one(connection, "evaluations", model=MODEL, training_run=model_row["training_run"])
+        evaluation = registry.evaluations.get(connection, MODEL, model_row["training_run"])
         artifacts = ArtifactStore(root=str(runs.project.storage.artifacts))
-        training = read_snapshot(connection, artifacts, snapshot)
-        scores = read_predictions(connection, artifacts, evaluation["summary"])
+        training = read_snapshot(connection, artifacts, registry.snapshots.get(connection, MODEL,
+                                                                               model_row["training_run"]))
+        scores = read_predictions(connection, artifacts, evaluation.summary)
         stored = connection.execute(f"SELECT CAST(to_json(inputs) AS VARCHAR) AS inputs, score FROM "
                                     f"predictions.{MODEL}__latest WHERE partition_date = ? AND model_version = ?",
                                     [day, version]).df()

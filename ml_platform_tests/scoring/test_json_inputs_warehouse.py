@@ -90,6 +90,6 @@ def test_each_stored_score_is_the_models_on_the_inputs_stored_beside_it(tmp_path
         for name in TABLES:  # the champion's rows, and the challenger's in shadow (one feature more)
             stored = connection.execute(f"SELECT model_version, score, inputs.* FROM {name}").df()
             for version, rows in stored.groupby("model_version"):
-                predictor = load_model(artifacts, registry.fetch_one(connection, "models", model_version=version))
+                predictor = load_model(artifacts, registry.models.by_version(connection, version))
                 assert len(rows) > 1000
                 assert (predictor.predict(rows.drop(columns=["model_version", "score"])) == rows["score"]).all()
