@@ -44,7 +44,7 @@ def test_reproduction_uses_the_spec_recorded_for_the_run_not_todays_file(history
     assert recorded["spec_hash"] != today  # today's file is revision 2: other features, other money
     result = reproduce(history.project, history.first)
     assert result.identical and result.reproduced_sha256 == recorded["sha256"]
-    assert result.reproduced_card["features"] == ["distance_miles"]
+    assert result.reproduced_card.features == ("distance_miles",)
 
 
 def test_a_scikit_learn_model_reproduces_byte_for_byte_into_a_file_of_the_users_choice(history, tmp_path, capsys):
