@@ -64,6 +64,7 @@ class Reproduction:
 
     @property
     def identical(self) -> bool:
+        """True when the reproduced artifact is byte for byte the recorded one."""
         return self.recorded_sha256 == self.reproduced_sha256
 
 

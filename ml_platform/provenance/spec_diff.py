@@ -31,6 +31,7 @@ class SpecSide:
 
     @property
     def spec_hash(self) -> str:
+        """The spec hash the payload defines."""
         return short_hash(canonical_json(self.payload))
 
 

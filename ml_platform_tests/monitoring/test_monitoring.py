@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_platform import names
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
@@ -97,7 +98,7 @@ def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
     assert {row[0]: row[1] for row in rows} == definition_psis(runs, champion, FEBRUARY_1)
     # the UI: the largest feature PSI as a float, a table of the top ones, and checks that warn
     metadata = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey(["monitoring", MODEL])).asset_materialization.metadata
+        names.stage_key("monitoring", MODEL)).asset_materialization.metadata
     assert metadata["max_feature_psi"].value == pytest.approx(max(row[1] for row in rows if row[0] != SCORE))
     assert metadata["prediction_psi"].value == pytest.approx(next(row[1] for row in rows if row[0] == SCORE))
     assert metadata["top_drift"].value.startswith("| day | feature | PSI | rows |")
