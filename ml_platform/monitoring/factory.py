@@ -2,14 +2,15 @@
 (realized money once labels are known), each with non-blocking checks that warn."""
 
 import warnings
+from typing import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
-from ml_platform.monitoring.drift import PSI_ALARM, SCORE, measure_drift
-from ml_platform.monitoring.outcomes import judge_days, shortfall_text
+from ml_platform.monitoring.drift import PSI_ALARM, SCORE, DriftMeasure, measure_drift
+from ml_platform.monitoring.outcomes import JudgedDays, judge_days, shortfall_text
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -30,6 +31,43 @@ def _top_table(frame: pd.DataFrame) -> str:
     lines += [f"| {pd.Timestamp(row.day).date()} | {'(score)' if row.feature == SCORE else row.feature} | "
               f"{row.psi:.3f} | {row.rows:,} |" for row in top.itertuples()]
     return "\n".join(lines)
+
+
+def drift_results(drift: DriftMeasure) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The monitoring asset's materialization and its two drift checks, which warn above PSI_ALARM."""
+    frame = drift.frame
+    yield dg.MaterializeResult(metadata={
+        "max_feature_psi": drift.feature_psi, "prediction_psi": drift.score_psi,
+        "top_drift": dg.MetadataValue.md(_top_table(frame)),
+        "model_version": ", ".join(sorted(frame["model_version"].unique())),
+        names.ROW_COUNT_METADATA: int(frame.loc[frame["feature"] == SCORE, "rows"].sum()),
+    })
+    for name, value, where in (("feature_drift", drift.feature_psi, drift.feature_where),
+                               ("prediction_drift", drift.score_psi, drift.score_where)):
+        yield dg.AssetCheckResult(
+            check_name=name, passed=value <= PSI_ALARM, severity=dg.AssetCheckSeverity.WARN,
+            description=f"largest PSI {value:.3f} ({where}) {'≤' if value <= PSI_ALARM else '>'} {PSI_ALARM}",
+            metadata={"psi": value})
+
+
+def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The outcomes asset's materialization and its realized_money check, which warns below the promise."""
+    labelled = judged.labelled
+    metadata = {"labelled_days": len(labelled), "not_judged": judged.not_judged or "none"}
+    if len(labelled):
+        metadata.update({"realized_money": float(labelled["realized_money"].sum()),
+                         "promised_money": float(labelled["promised_money"].sum()),
+                         "currency": str(labelled["currency"].iloc[0]),
+                         **{name: int(labelled[name].sum())
+                            for name in ("flagged", "true_positives", "false_positives")}})
+    yield dg.MaterializeResult(metadata=metadata)
+    shortfall = judged.judged
+    yield dg.AssetCheckResult(
+        check_name="realized_money", passed=shortfall is None or not shortfall.below,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=shortfall_text(shortfall) if shortfall else f"not judged: no labelled day yet "
+                                                                 f"({judged.not_judged})",
+        metadata=shortfall.figures() if shortfall else {})
 
 
 def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
@@ -53,19 +91,7 @@ def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         with warehouse.get_connection() as connection:
             with as_dagster_failure(f"monitoring of '{model.name}' {start} to {end}"):
                 drift = measure_drift(connection, artifacts, model, start, end, context.run.run_id)
-        frame = drift.frame
-        yield dg.MaterializeResult(metadata={
-            "max_feature_psi": drift.feature_psi, "prediction_psi": drift.score_psi,
-            "top_drift": dg.MetadataValue.md(_top_table(frame)),
-            "model_version": ", ".join(sorted(frame["model_version"].unique())),
-            names.ROW_COUNT_METADATA: int(frame.loc[frame["feature"] == SCORE, "rows"].sum()),
-        })
-        for name, value, where in (("feature_drift", drift.feature_psi, drift.feature_where),
-                                   ("prediction_drift", drift.score_psi, drift.score_where)):
-            yield dg.AssetCheckResult(
-                check_name=name, passed=value <= PSI_ALARM, severity=dg.AssetCheckSeverity.WARN,
-                description=f"largest PSI {value:.3f} ({where}) {'≤' if value <= PSI_ALARM else '>'} {PSI_ALARM}",
-                metadata={"psi": value})
+        yield from drift_results(drift)
 
     return monitoring
 
@@ -92,22 +118,7 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         with warehouse.get_connection() as connection:
             with as_dagster_failure(f"outcomes of '{model.name}' {start} to {end}"):
                 judged = judge_days(connection, catalog, model, start, end, context.run.run_id)
-        labelled = judged.labelled
-        metadata = {"labelled_days": len(labelled), "not_judged": judged.not_judged or "none"}
-        if len(labelled):
-            metadata.update({"realized_money": float(labelled["realized_money"].sum()),
-                             "promised_money": float(labelled["promised_money"].sum()),
-                             "currency": str(labelled["currency"].iloc[0]),
-                             **{name: int(labelled[name].sum())
-                                for name in ("flagged", "true_positives", "false_positives")}})
-        yield dg.MaterializeResult(metadata=metadata)
-        shortfall = judged.judged
-        yield dg.AssetCheckResult(
-            check_name="realized_money", passed=shortfall is None or not shortfall.below,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=shortfall_text(shortfall) if shortfall else f"not judged: no labelled day yet "
-                                                                     f"({judged.not_judged})",
-            metadata=shortfall.figures() if shortfall else {})
+        yield from outcome_results(judged)
 
     return outcomes
 

@@ -1,4 +1,5 @@
-"""Champion against challenger on production rows: money of each one's decisions on days whose labels are known.
+"""The challenger in shadow: scored beside the champion on production rows, then compared with it in money on the
+days whose labels are known.
 
 Production decisions are the latest prediction of each row (`predictions.<model>__latest`); the challenger's
 are its latest shadow prediction of the same row. Both are valued with the current spec's label and money
