@@ -130,7 +130,7 @@ def scoring(project: Path, start: dt.date, end: dt.date) -> dict:
     started = time.perf_counter()
     with open_warehouse(paths.storage.warehouse) as connection:
         result = score_days(connection, artifacts, catalog, catalog.models[MODEL], start, end, "scale-benchmark")
-    return {"seconds": time.perf_counter() - started, "rows": result["rows"], "partitions": (end - start).days + 1}
+    return {"seconds": time.perf_counter() - started, "rows": result.rows, "partitions": (end - start).days + 1}
 
 
 def _in_dependency_order(catalog) -> list:

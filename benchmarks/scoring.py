@@ -68,7 +68,7 @@ def measure(project: Path, repeats: int) -> dict:
                     predictor.booster.predict(matrix, num_threads=THREADS)
                 else:
                     result = score_days(connection, artifacts, catalog, model, *WINDOW, "benchmark")
-                    assert result["rows"] == rows, (result["rows"], rows)
+                    assert result.rows == rows, (result.rows, rows)
                 timings[side].append(time.perf_counter() - started)
     chain = Chain(paths, catalog, say=lambda line: None)
     dagster = []
