@@ -130,7 +130,7 @@ def scoring(project: Path, start: dt.date, end: dt.date) -> dict:
     started = time.perf_counter()
     with open_warehouse(paths.storage.warehouse) as connection:
         result = score_days(connection, artifacts, catalog, catalog.models[MODEL], start, end, "scale-benchmark")
-    return {"seconds": time.perf_counter() - started, "rows": result["rows"], "partitions": (end - start).days + 1}
+    return {"seconds": time.perf_counter() - started, "rows": result.rows, "partitions": (end - start).days + 1}
 
 
 def _in_dependency_order(catalog) -> list:
@@ -235,7 +235,7 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
     artifacts = ArtifactStore(root=str(paths.storage.artifacts))
     with open_warehouse(paths.storage.warehouse) as connection:
         champion = registry.champion(connection, MODEL)
-        model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
+        model_row = registry.models.by_version(connection, champion["model_version"])
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
         parts = [predictor.layout.matrix(connection.execute(

@@ -55,7 +55,7 @@ def measure(project: Path, repeats: int) -> dict:
     timings = {"bare": [], "platform": []}
     with open_warehouse(paths.storage.warehouse) as connection:
         champion = registry.champion(connection, model.name)
-        model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
+        model_row = registry.models.by_version(connection, champion["model_version"])
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
         frame = connection.execute(feature_matrix_sql(catalog, spec, *WINDOW, with_outcomes=False)).df()
@@ -68,7 +68,7 @@ def measure(project: Path, repeats: int) -> dict:
                     predictor.booster.predict(matrix, num_threads=THREADS)
                 else:
                     result = score_days(connection, artifacts, catalog, model, *WINDOW, "benchmark")
-                    assert result["rows"] == rows, (result["rows"], rows)
+                    assert result.rows == rows, (result.rows, rows)
                 timings[side].append(time.perf_counter() - started)
     chain = Chain(paths, catalog, say=lambda line: None)
     dagster = []

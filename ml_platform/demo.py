@@ -44,13 +44,13 @@ def summary_text(project: Project, result: ChainResult) -> str:
                      f"{result.score_window[1]} in table predictions.{result.model}__latest of "
                      f"{project.storage.warehouse}")
     monitored = result.monitoring
-    if monitored and monitored["days_labelled"]:
-        lines.append(f"Realized on those days, once their labels were known: {monitored['realized_money']:,.0f} "
-                     f"{monitored['currency']} against the {monitored['promised_money']:,.0f} the evaluation "
-                     f"promised for {monitored['days_labelled']} days (table monitoring.{result.model}__outcomes)")
-    if monitored and monitored["days_measured"]:
-        lines.append(f"Drift against the training snapshot: {monitored['days_drifted']} of "
-                     f"{monitored['days_measured']} scored days above PSI 0.25 on some feature or the score "
+    if monitored and monitored.days_labelled:
+        lines.append(f"Realized on those days, once their labels were known: {monitored.realized_money:,.0f} "
+                     f"{monitored.currency} against the {monitored.promised_money:,.0f} the evaluation "
+                     f"promised for {monitored.days_labelled} days (table monitoring.{result.model}__outcomes)")
+    if monitored and monitored.days_measured:
+        lines.append(f"Drift against the training snapshot: {monitored.days_drifted} of "
+                     f"{monitored.days_measured} scored days above PSI 0.25 on some feature or the score "
                      f"(table monitoring.{result.model}__drift)")
     lines += [
         f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)",

@@ -40,6 +40,6 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
     # the scored days were monitored, then judged in money once their labels were known
     for stage in ("monitoring", "outcomes"):
         assert instance.get_latest_materialization_event(dg.AssetKey([stage, "flight_delay"])) is not None
-    assert result.monitoring["days_measured"] == 2 and result.monitoring["days_labelled"] == 2
+    assert result.monitoring.days_measured == 2 and result.monitoring.days_labelled == 2
     assert "Realized on those days, once their labels were known: " in text
     assert "promised for 2 days (table monitoring.flight_delay__outcomes)" in text

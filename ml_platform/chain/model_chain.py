@@ -14,7 +14,7 @@ from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
-from ml_platform.monitoring.alarms import monitoring_summary
+from ml_platform.monitoring.alarms import MonitoringSummary, monitoring_summary
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
@@ -37,7 +37,7 @@ class ChainResult:
     scored_rows: int
     score_window: tuple[dt.date, dt.date]
     seconds: float
-    monitoring: dict | None = None
+    monitoring: MonitoringSummary | None = None
 
 
 def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.date, dt.date]:

@@ -21,13 +21,14 @@ def _time(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
-def _log_lines(log: list[dict]) -> list[str]:
+def _log_lines(log) -> list[str]:
     lines = []
-    for row in log:
-        state = "LIVE (champion)" if row["live_until"] is None else f"until {_time(row['live_until'])}"
-        lines.append(f"  #{row['promotion_id']:<3} {_time(row['promoted_at'])}  {row['model_version']}  "
-                     f"run {row['training_run']}  {state}")
-        lines.append(f"        reason: {row['reason']}")
+    for entry in log:
+        row = entry.record
+        state = "LIVE (champion)" if entry.live_until is None else f"until {_time(entry.live_until)}"
+        lines.append(f"  #{row.promotion_id:<3} {_time(row.promoted_at)}  {row.model_version}  "
+                     f"run {row.training_run}  {state}")
+        lines.append(f"        reason: {row.reason}")
     return lines
 
 
@@ -48,17 +49,17 @@ def command_history(arguments: argparse.Namespace) -> int:
     if when is not None:
         live = live_at(log, when)
         if live is None:
-            first = f" (first promotion at {_time(log[0]['promoted_at'])} UTC)" if log else ""
+            first = f" (first promotion at {_time(log[0].record.promoted_at)} UTC)" if log else ""
             print(f"live at {_time(when)} UTC: nothing; no version of '{arguments.model}' was deployed yet{first}")
         else:
-            print(f"live at {_time(when)} UTC: {live['model_version']} (promotion #{live['promotion_id']} at "
-                  f"{_time(live['promoted_at'])} UTC, training run {live['training_run']})")
+            print(f"live at {_time(when)} UTC: {live.model_version} (promotion #{live.promotion_id} at "
+                  f"{_time(live.promoted_at)} UTC, training run {live.training_run})")
     print(f"{arguments.model}: {len(log)} promotion(s), times in UTC, newest last")
     print("\n".join(_log_lines(log)) if log else "  (none)")
     return 0
 
 
-def _record_in_dagster(project, model: str, row: dict) -> str | None:
+def _record_in_dagster(project, model: str, outcome) -> str | None:
     """Mirror the rollback as a materialization of the deployment asset, so that the UI shows it; error or None."""
     try:
         import dagster as dg
@@ -68,11 +69,11 @@ def _record_in_dagster(project, model: str, row: dict) -> str | None:
         prepare_instance(project)
         with dg.DagsterInstance.get() as instance:
             instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=dg.AssetKey(["deployment", model]), partition=row["training_run"],
-                description=row["reason"],
-                metadata={"champion": row["model_version"], "promotion_id": int(row["promotion_id"]),
-                          "promoted_at": str(row["promoted_at"]), "outcome": "rolled back",
-                          "previous_champion": row["previous"]}))
+                asset_key=dg.AssetKey(["deployment", model]), partition=outcome.record.training_run,
+                description=outcome.record.reason,
+                metadata={"champion": outcome.record.model_version, "promotion_id": outcome.record.promotion_id,
+                          "promoted_at": str(outcome.record.promoted_at), "outcome": "rolled back",
+                          "previous_champion": outcome.previous}))
     except Exception as error:  # the promotion log is the record; the UI event only mirrors it
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return None
@@ -99,17 +100,15 @@ def command_rollback(arguments: argparse.Namespace) -> int:
     artifacts = build_resources(project.storage)["artifacts"]
     try:
         with open_warehouse(project.storage.warehouse) as connection:
-            row = rollback(connection, artifacts, catalog, arguments.model, arguments.to, reason)
+            outcome = rollback(connection, artifacts, catalog, arguments.model, arguments.to, reason)
     except DeploymentError as error:
         return _fail(str(error))
     except GateRefusedError as error:
         return _fail(str(error), REFUSED)
-    print(f"{arguments.model}: rolled back from {row['previous']} to {row['model_version']} "
-          f"(promotion #{row['promotion_id']} at {_time(row['promoted_at'])} UTC)")
-    print(f"  reason: {row['reason']}")
-    if row["checks_not_in_evaluation"]:
-        print(f"  note: its evaluation predates the check(s) {', '.join(row['checks_not_in_evaluation'])}")
-    problem = _record_in_dagster(project, arguments.model, row)
+    print(f"{arguments.model}: rolled back from {outcome.previous} to {outcome.record.model_version} "
+          f"(promotion #{outcome.record.promotion_id} at {_time(outcome.record.promoted_at)} UTC)")
+    print(f"  reason: {outcome.record.reason}")
+    problem = _record_in_dagster(project, arguments.model, outcome)
     if problem:
         print(f"warning: promoted, but the Dagster instance did not record it ({problem})", file=sys.stderr)
     return 0

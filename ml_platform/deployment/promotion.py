@@ -14,9 +14,11 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.evaluate import CHECK_ORDER
 from ml_platform.evaluation.money import OutcomeValues
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.records.gate import ChampionComparison, Gate, GateCheck
+from ml_platform.records.outcomes import PromotionOutcome
+from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
@@ -27,88 +29,89 @@ class GateRefusedError(PlatformError, RuntimeError):
     """The run's evaluation failed the gate, or the run was never evaluated."""
 
 
-def stored_gate_failures(evaluation: dict, required: tuple[str, ...] = CHECK_ORDER) -> dict[str, str]:
-    """Check name -> why, for every required check the stored evaluation failed or lacks."""
-    gate = evaluation["summary"].get("gate", {})
-    failures = {name: check["why"] for name, check in gate.items() if not check["passed"]}
-    for name in required:
-        if name not in gate:
-            failures[name] = f"not evaluated (the evaluation was stored before the {name} check existed)"
-    if not failures and not evaluation["gate_passed"]:
+def stored_gate_failures(evaluation: EvaluationRecord) -> dict[str, str]:
+    """Check name -> why, for every check the stored evaluation failed or lacks."""
+    gate = evaluation.summary.gate
+    failures = {name: check.why for name, check in gate.failures()}
+    # every stored gate holds all five checks; one without them is refused, never passed
+    failures.update({name: "missing from the stored gate" for name in gate.missing()})
+    if not failures and not evaluation.gate_passed:
         failures["gate"] = "the stored evaluation is marked as not passing its gate"
     return failures
 
 
-def verify_stored_gate(evaluation: dict | None, model: str, training_run: str) -> dict:
+def verify_stored_gate(evaluation: EvaluationRecord | None, model: str, training_run: str) -> Gate:
     """The stored gate of an evaluation that passed every check; GateRefusedError naming each failure otherwise."""
     if evaluation is None:
         raise GateRefusedError(f"training run '{training_run}' of '{model}' has no evaluation: it cannot be deployed")
     failures = stored_gate_failures(evaluation)
     if failures:
         reasons = "; ".join(f"{name}: {why}" for name, why in failures.items())
-        raise GateRefusedError(f"{evaluation['model_version']} is not deployed: the gate failed ({reasons})")
-    return evaluation["summary"]["gate"]
+        raise GateRefusedError(f"{evaluation.model_version} is not deployed: the gate failed ({reasons})")
+    return evaluation.summary.gate
 
 
 def recompare_with_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                            model: ModelSpec, evaluation: dict) -> dict:
+                            model: ModelSpec, evaluation: EvaluationRecord) -> GateCheck[ChampionComparison]:
     """The beats_champion check made again against the current champion, from the stored test predictions."""
-    rows = read_predictions(connection, artifacts, evaluation["summary"])
+    rows = read_predictions(connection, artifacts, evaluation.summary)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
     values = OutcomeValues(test["money_if_flagged"].to_numpy(dtype=float),
                            test["money_if_not_flagged"].to_numpy(dtype=float))
-    return beats_champion(connection, artifacts, catalog, model, evaluation["model_version"], test, values,
+    return beats_champion(connection, artifacts, catalog, model, evaluation.model_version, test, values,
                           test["flagged"].to_numpy(dtype=bool), seed=model.algorithm.seed)
 
 
-def _append(connection: duckdb.DuckDBPyConnection, model: str, model_version: str, training_run: str,
-            dagster_run_id: str, reason: str, gate: dict, promoted_at: dt.datetime | None = None) -> dict:
-    row = {
-        "promotion_id": registry.next_promotion_id(connection), "model": model, "model_version": model_version,
-        "training_run": training_run, "promoted_at": promoted_at or registry.now(), "dagster_run_id": dagster_run_id,
-        "reason": reason, "gate": gate,
-    }
-    registry.insert(connection, "promotions", row)
-    return row
+def append_promotion(connection: duckdb.DuckDBPyConnection, model: str, model_version: str, training_run: str,
+                     dagster_run_id: str, reason: str, gate: Gate,
+                     promoted_at: dt.datetime | None = None) -> PromotionRecord:
+    """Append a promotion to the log under the next id (at `promoted_at`, by default now) and return it."""
+    record = PromotionRecord(promotion_id=registry.promotions.next_id(connection), model=model,
+                             model_version=model_version, training_run=training_run,
+                             promoted_at=promoted_at or registry.now(), dagster_run_id=dagster_run_id, reason=reason,
+                             gate=gate)
+    registry.promotions.add(connection, record)
+    return record
 
 
 def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
-            training_run: str, dagster_run_id: str, reason: str, promoted_at: dt.datetime | None = None) -> dict:
+            training_run: str, dagster_run_id: str, reason: str,
+            promoted_at: dt.datetime | None = None) -> PromotionOutcome:
     """Append a promotion of the run's model unless it is already the champion; refuse when the gate failed.
 
     `promoted_at` (naive UTC) is the platform clock's time of the decision: the tick that requested the run,
     which on a replay is simulated; by default, now.
     """
-    evaluation = registry.fetch_one(connection, "evaluations", model=model.name, training_run=training_run)
+    evaluation = registry.evaluations.get(connection, model.name, training_run)
     gate = verify_stored_gate(evaluation, model.name, training_run)
-    current = registry.champion(connection, model.name)
-    if current is not None and current["model_version"] == evaluation["model_version"]:
-        return {**current, "already_champion": True, "recompared": False}
-    compared_with = gate["beats_champion"]["details"].get("champion")
+    current = registry.promotions.champion(connection, model.name)
+    if current is not None and current.model_version == evaluation.model_version:
+        return PromotionOutcome(current, already_champion=True, recompared=False)
+    compared_with = gate.beats_champion.details.champion
     waived = model.gate.min_gain_over_champion is None
-    recompared = current is not None and current["model_version"] != compared_with and not waived
+    recompared = current is not None and current.model_version != compared_with and not waived
     if recompared:
         check = recompare_with_champion(connection, artifacts, catalog, model, evaluation)
-        if not check["passed"]:
+        if not check.passed:
             raise GateRefusedError(
-                f"{evaluation['model_version']} is not deployed: the champion changed since it was evaluated "
-                f"(compared with {compared_with or 'no champion'}, now {current['model_version']}) and, compared "
-                f"again, beats_champion fails: {check['why']}")
-        gate = {**gate, "beats_champion": check}
-    row = _append(connection, model.name, evaluation["model_version"], training_run, dagster_run_id, reason, gate,
-                  promoted_at)
-    return {**row, "already_champion": False, "recompared": recompared}
+                f"{evaluation.model_version} is not deployed: the champion changed since it was evaluated "
+                f"(compared with {compared_with or 'no champion'}, now {current.model_version}) and, compared "
+                f"again, beats_champion fails: {check.why}")
+        gate = gate.model_copy(update={"beats_champion": check})
+    record = append_promotion(connection, model.name, evaluation.model_version, training_run, dagster_run_id, reason,
+                              gate, promoted_at)
+    return PromotionOutcome(record, already_champion=False, recompared=recompared)
 
 
-def challenger(connection: duckdb.DuckDBPyConnection, model: str) -> dict | None:
+def challenger(connection: duckdb.DuckDBPyConnection, model: str) -> EvaluationRecord | None:
     """The evaluation of the newest run that passed its gate and was never promoted, or None."""
-    promoted = {row["model_version"] for row in registry.fetch_all(connection, "promotions", model=model)}
-    candidates = [row for row in registry.fetch_all(connection, "evaluations", order_by="created_at", model=model)
-                  if row["gate_passed"] and row["model_version"] not in promoted
-                  and not stored_gate_failures(row)]
+    promoted = {promotion.model_version for promotion in registry.promotions.log(connection, model)}
+    candidates = [evaluation for evaluation in registry.evaluations.all(connection, model=model)
+                  if evaluation.gate_passed and evaluation.model_version not in promoted
+                  and not stored_gate_failures(evaluation)]
     return candidates[-1] if candidates else None
 
 
-def promoted_versions(log: list[dict]) -> list[str]:
+def promoted_versions(log: list[PromotionRecord]) -> list[str]:
     """Distinct versions in a promotion log, in the order they were first promoted."""
-    return list(dict.fromkeys(row["model_version"] for row in log))
+    return list(dict.fromkeys(promotion.model_version for promotion in log))

@@ -13,13 +13,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
-from ml_platform.training.inference import ScoringError, score_rows
+from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.records.gate import ChampionComparison, GateCheck
+from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.training.inference import ScoringError, score_rows
 
 
 def window_of(rows: pd.DataFrame) -> tuple[dt.date, dt.date]:
@@ -27,52 +29,47 @@ def window_of(rows: pd.DataFrame) -> tuple[dt.date, dt.date]:
     return pd.Timestamp(rows["partition_date"].min()).date(), pd.Timestamp(rows["partition_date"].max()).date()
 
 
-def champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                   champion: dict, model: ModelSpec, rows: pd.DataFrame) -> tuple[np.ndarray, dict]:
-    """The champion's decisions on the given rows (entity keys and partition_date), and facts about them.
+def _champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                   champion: PromotionRecord, model: ModelSpec, rows: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """The champion's decisions on the given rows (entity keys and partition_date), and the ChampionComparison
+    fields saying how they were made.
 
     Raises ScoringError when the champion cannot score these rows (changed feature sets, missing features,
     another entity, no artifact).
     """
-    model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
-    evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
-                                    training_run=champion["training_run"])
-    if model_row is None or evaluation is None:
-        raise ScoringError(f"{champion['model_version']} has no registered artifact or evaluation")
+    trained = registry.models.by_version(connection, champion.model_version)
+    evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
+    if trained is None or evaluation is None:
+        raise ScoringError(f"{champion.model_version} has no registered artifact or evaluation")
     keys = list(catalog.sources[model.entity].keys)
     start, end = window_of(rows)
-    threshold = float(evaluation["summary"]["threshold"])
+    threshold = float(evaluation.summary.threshold)
+    facts = {"champion": champion.model_version, "champion_training_run": champion.training_run,
+             "champion_promotion_id": champion.promotion_id, "champion_threshold": threshold}
     stored = _stored_decisions(connection, artifacts, evaluation, keys, rows, threshold)
     if stored is not None:
-        return stored, {"champion": champion["model_version"], "champion_training_run": champion["training_run"],
-                        "champion_promotion_id": int(champion["promotion_id"]), "champion_threshold": threshold,
-                        "rows_outside_champion_filter": 0,
+        return stored, {**facts, "rows_outside_champion_filter": 0,
                         "champion_scores_from": "its own evaluation on the same test rows"}
-    spec, scored = score_rows(connection, artifacts, catalog, model_row, threshold, start, end)
+    spec, scored = score_rows(connection, artifacts, catalog, trained, threshold, start, end)
     if spec.entity != model.entity:
-        raise ScoringError(f"{champion['model_version']} predicts for '{spec.entity}' rows, this model for "
+        raise ScoringError(f"{champion.model_version} predicts for '{spec.entity}' rows, this model for "
                            f"'{model.entity}' rows")
     joined = rows[keys].merge(scored[keys + ["flagged"]], on=keys, how="left", validate="one_to_one")
     outside = int(joined["flagged"].isna().sum())
     flags = joined["flagged"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    return flags, {"champion": champion["model_version"], "champion_training_run": champion["training_run"],
-                   "champion_promotion_id": int(champion["promotion_id"]), "champion_threshold": threshold,
-                   "rows_outside_champion_filter": outside}
+    return flags, {**facts, "rows_outside_champion_filter": outside}
 
 
-def _stored_decisions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, evaluation: dict,
+def _stored_decisions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, evaluation: EvaluationRecord,
                       keys: list[str], rows: pd.DataFrame, threshold: float) -> np.ndarray | None:
     """The champion's decisions from the test predictions its own evaluation stored, when they cover every row.
 
     Those scores were made with the features the champion was trained on, so the comparison stays possible after
     a feature set changed (the change that the challenger is usually about); otherwise None.
     """
-    try:
-        stored = read_predictions(connection, artifacts, evaluation["summary"])
-    except FileNotFoundError:
-        return None
-    stored = stored[stored["split"] == "test"] if "split" in stored else stored
-    if not set(keys) <= set(stored.columns) or "score" not in stored:
+    stored = read_predictions(connection, artifacts, evaluation.summary)
+    stored = stored[stored["split"] == "test"]
+    if not set(keys) <= set(stored.columns):
         return None
     joined = rows[keys].merge(stored[keys + ["score"]].drop_duplicates(keys), on=keys, how="left",
                               validate="one_to_one")
@@ -87,51 +84,52 @@ def _money(value: float, currency: str) -> str:
 
 def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                    model: ModelSpec, challenger_version: str, rows: pd.DataFrame, values: OutcomeValues,
-                   flags: np.ndarray, seed: int) -> dict:
+                   flags: np.ndarray, seed: int) -> GateCheck[ChampionComparison]:
     """The beats_champion gate check for a challenger's test rows, money values and decisions."""
     currency = model.money.currency
     margin = model.gate.min_gain_over_champion
     waived = margin is None
     waiver = "waived by the spec (gate.min_gain_over_champion is null), so it passes; "
-    champion = registry.champion(connection, model.name)
+    champion = registry.promotions.champion(connection, model.name)
     details = {"margin": margin, "waived": waived, "currency": currency, "rows": int(len(rows)),
                "compared_at": registry.now().isoformat(timespec="seconds")}
+
+    def check(passed: bool, why: str, **facts) -> GateCheck[ChampionComparison]:
+        return GateCheck[ChampionComparison](passed=passed, why=why,
+                                             details=ChampionComparison(**details, **facts))
+
     if champion is None:
-        return {"passed": True, "why": "no champion is deployed yet: there is nothing to beat",
-                "details": {**details, "champion": None}}
-    if champion["model_version"] == challenger_version:
-        return {"passed": True, "why": f"{challenger_version} is itself the live champion",
-                "details": {**details, "champion": challenger_version}}
+        return check(True, "no champion is deployed yet: there is nothing to beat", champion=None)
+    if champion.model_version == challenger_version:
+        return check(True, f"{challenger_version} is itself the live champion", champion=challenger_version)
     try:
-        champion_decisions, facts = champion_flags(connection, artifacts, catalog, champion, model, rows)
+        champion_decisions, facts = _champion_flags(connection, artifacts, catalog, champion, model, rows)
     except ScoringError as error:
-        unscored = f"the champion {champion['model_version']} cannot be scored on this run's test rows"
+        unscored = f"the champion {champion.model_version} cannot be scored on this run's test rows"
         if waived:
-            return {"passed": True, "why": f"{waiver}{unscored}: {error}",
-                    "details": {**details, "champion": champion["model_version"]}}
-        return {"passed": False, "details": {**details, "champion": champion["model_version"]},
-                "why": f"{unscored}, so the challenger cannot be shown to beat it: {error} (a spec may waive the "
-                       f"comparison with gate.min_gain_over_champion: null)"}
+            return check(True, f"{waiver}{unscored}: {error}", champion=champion.model_version)
+        return check(False, f"{unscored}, so the challenger cannot be shown to beat it: {error} (a spec may waive "
+                            f"the comparison with gate.min_gain_over_champion: null)",
+                     champion=champion.model_version)
     challenger_rows = values.per_row(flags)
     champion_rows = values.per_row(champion_decisions)
     challenger_money, champion_money = float(challenger_rows.sum()), float(champion_rows.sum())
     gain = challenger_money - champion_money
     days = rows["partition_date"].to_numpy()
     low, high = paired_bootstrap_interval(challenger_rows, champion_rows, seed, groups=days)
-    details.update(facts)
-    details.update({"challenger_money": challenger_money, "champion_money": champion_money, "gain": gain,
-                    "gain_interval_95": [low, high], "days": int(len(np.unique(days))),
-                    "window": [str(day) for day in window_of(rows)]})
+    facts.update({"challenger_money": challenger_money, "champion_money": champion_money, "gain": gain,
+                  "gain_interval_95": (low, high), "days": int(len(np.unique(days))),
+                  "window": tuple(str(day) for day in window_of(rows))})
     measured = (f"{_money(challenger_money, currency)} against {_money(champion_money, currency)} for champion "
-                f"{champion['model_version']} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
+                f"{champion.model_version} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
                 f"95% interval {_money(low, currency)} to {_money(high, currency)} (paired bootstrap over "
                 f"{len(np.unique(days))} days)")
     if waived:
-        return {"passed": True, "why": f"{waiver}measured {measured}", "details": details}
+        return check(True, f"{waiver}measured {measured}", **facts)
     if gain < margin:
         why = f"does not beat the champion by the margin of {_money(margin, currency)}: {measured}"
     elif low <= 0:
         why = f"not clearly better than the champion (the interval of the gain reaches 0): {measured}"
     else:
         why = f"beats the champion by at least {_money(margin, currency)}, clear of 0: {measured}"
-    return {"passed": bool(gain >= margin and low > 0), "why": why, "details": details}
+    return check(bool(gain >= margin and low > 0), why, **facts)

@@ -14,6 +14,9 @@ from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.partitions import run_split
+from ml_platform.records.evaluation import (
+    EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics, WindowMetrics)
+from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
@@ -22,13 +25,11 @@ from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import categorical_features, load_model
 
-# the order in which the gate's checks are shown and verified
-CHECK_ORDER = ("money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane")
 CURVE_POINTS = 101
 
 
 def ordered_checks(gate: dict) -> list[tuple[str, dict]]:
-    """A stored gate's checks in the order they are shown (stored JSON sorts them by name)."""
+    """A stored gate's checks (as plain JSON) in the order they are shown; kept for ml_platform.demo only."""
     return sorted(gate.items(), key=lambda item: (CHECK_ORDER.index(item[0]) if item[0] in CHECK_ORDER
                                                   else len(CHECK_ORDER), item[0]))
 
@@ -41,53 +42,50 @@ class EvaluationError(PlatformError, RuntimeError):
 class Evaluation:
     """A computed evaluation: its summary and the per-row predictions it was measured on (not yet stored)."""
 
-    summary: dict
+    summary: EvaluationSummary
     predictions: pd.DataFrame
 
 
-def gate_results(gate: GateSpec, summary: dict) -> dict[str, dict]:
-    """The absolute gate checks for an evaluation summary: passed, and a sentence saying why."""
-    test = summary["test"]
-    currency = summary["currency"]
-    money = test["money"]
-    auc = test["roc_auc"]
-    problems = summary["sanity_problems"]
+def gate_results(gate: GateSpec, summary: MeasuredSummary) -> dict[str, GateCheck]:
+    """The absolute gate checks of a measured summary by name: money_floor, roc_auc_floor and predictions_sane."""
+    test = summary.test
+    currency = summary.currency
+    money = test.money
+    auc = test.roc_auc
+    problems = summary.sanity_problems
     auc_passed = bool(np.isfinite(auc) and auc >= gate.min_roc_auc)
     return {
-        "money_floor": {
-            "passed": bool(money >= gate.min_money),
-            "why": f"test money {money:,.0f} {currency} {'≥' if money >= gate.min_money else '<'} floor "
-                   f"{gate.min_money:,.0f} {currency}",
-            "details": {"money": money, "floor": gate.min_money, "currency": currency},
-        },
-        "roc_auc_floor": {
-            "passed": auc_passed,
-            "why": f"test ROC AUC {auc:.4f} {'≥' if auc_passed else '<'} floor {gate.min_roc_auc}",
-            "details": {"roc_auc": auc, "floor": gate.min_roc_auc},
-        },
-        "predictions_sane": {
-            "passed": not problems,
-            "why": "; ".join(problems) if problems else "finite, within [0, 1] and not constant",
-            "details": {"problems": problems},
-        },
+        "money_floor": GateCheck[MoneyFloorDetails](
+            passed=bool(money >= gate.min_money),
+            why=f"test money {money:,.0f} {currency} {'≥' if money >= gate.min_money else '<'} floor "
+                f"{gate.min_money:,.0f} {currency}",
+            details=MoneyFloorDetails(money=money, floor=gate.min_money, currency=currency)),
+        "roc_auc_floor": GateCheck[RocAucFloorDetails](
+            passed=auc_passed,
+            why=f"test ROC AUC {auc:.4f} {'≥' if auc_passed else '<'} floor {gate.min_roc_auc}",
+            details=RocAucFloorDetails(roc_auc=auc, floor=gate.min_roc_auc)),
+        "predictions_sane": GateCheck[SanityDetails](
+            passed=not problems,
+            why="; ".join(problems) if problems else "finite, within [0, 1] and not constant",
+            details=SanityDetails(problems=problems)),
     }
 
 
-def _slice_money(frame: pd.DataFrame, flags: np.ndarray, values: OutcomeValues) -> list[dict]:
+def _slice_money(frame: pd.DataFrame, flags: np.ndarray, values: OutcomeValues) -> tuple[SliceMoney, ...]:
     if "slice" not in frame:
-        return []
+        return ()
     table = pd.DataFrame({"slice": frame["slice"].fillna("(missing)").to_numpy(), "money": values.per_row(flags),
                           "flagged": flags, "perfect": np.maximum(values.if_flagged, values.if_not_flagged),
                           "do_nothing": values.if_not_flagged})
     grouped = table.groupby("slice").agg(rows=("money", "size"), flagged=("flagged", "sum"), money=("money", "sum"),
                                          do_nothing=("do_nothing", "sum"), perfect=("perfect", "sum")).reset_index()
     grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
-    return [{key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()}
-            for row in grouped.to_dict("records")]
+    return tuple(SliceMoney(**{key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()})
+                 for row in grouped.to_dict("records"))
 
 
 def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.ndarray, test: pd.DataFrame,
-              test_scores: np.ndarray, split: TimeSplit | None = None) -> dict:
+              test_scores: np.ndarray, split: TimeSplit | None = None) -> MeasuredSummary:
     """Metrics and money of scored validation and test rows; the threshold is chosen on validation only.
 
     `split` is the training run's split (the spec's own when omitted); it names the reported windows.
@@ -105,39 +103,38 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
     rows_low, rows_high = bootstrap_interval(flags, values, seed=model.algorithm.seed)
     do_nothing, perfect = values.do_nothing(), values.perfect()
     thresholds = np.round(np.linspace(0.0, 1.0, CURVE_POINTS), 4)
-    return {
-        "model": model.name,
-        "currency": model.money.currency,
-        "threshold": threshold,
-        "threshold_chosen_on": "validation",
-        "validation": {**classification_metrics(validation["label"].to_numpy(), validation_scores, threshold),
-                       "window": [str(split.validation.start), str(split.validation.end)],
-                       "money": validation_money, "money_do_nothing": validation_values.do_nothing(),
-                       "money_perfect": validation_values.perfect()},
-        "test": {
+    return MeasuredSummary(
+        model=model.name,
+        currency=model.money.currency,
+        threshold=threshold,
+        threshold_chosen_on="validation",
+        validation=WindowMetrics(
+            **classification_metrics(validation["label"].to_numpy(), validation_scores, threshold),
+            window=(str(split.validation.start), str(split.validation.end)),
+            money=validation_money, money_do_nothing=validation_values.do_nothing(),
+            money_perfect=validation_values.perfect()),
+        test=TestMetrics(
             **classification_metrics(test_label, test_scores, threshold),
-            "window": [str(split.test.start), str(split.test.end)],
-            "money": money,
-            "money_interval_95": [low, high],
-            "money_interval_method": f"percentile bootstrap over the {len(np.unique(days))} test days "
-                                     f"({RESAMPLES} resamples of whole days)",
-            "money_interval_95_rows": [rows_low, rows_high],
-            "money_do_nothing": do_nothing,
-            "money_perfect": perfect,
-            "share_of_perfect": (money - do_nothing) / (perfect - do_nothing) if perfect != do_nothing
-            else float("nan"),
-        },
-        "money_by_threshold": {
-            "thresholds": thresholds.tolist(),
-            "validation": [round(float(value), 2) for value in
-                           money_curve(validation_scores, validation_values, thresholds)],
-            "test": [round(float(value), 2) for value in money_curve(test_scores, values, thresholds)],
-        },
-        "money_by_slice": _slice_money(test, flags, values),
-        "roc_curve": roc_points(test_label, test_scores),
-        "calibration": calibration_table(test_label, test_scores),
-        "sanity_problems": sanity_problems(np.concatenate([validation_scores, test_scores])),
-    }
+            window=(str(split.test.start), str(split.test.end)),
+            money=money,
+            money_interval_95=(low, high),
+            money_interval_method=f"percentile bootstrap over the {len(np.unique(days))} test days "
+                                  f"({RESAMPLES} resamples of whole days)",
+            money_interval_95_rows=(rows_low, rows_high),
+            money_do_nothing=do_nothing,
+            money_perfect=perfect,
+            share_of_perfect=(money - do_nothing) / (perfect - do_nothing) if perfect != do_nothing
+            else float("nan")),
+        money_by_threshold=MoneyCurve(
+            thresholds=tuple(thresholds.tolist()),
+            validation=tuple(round(float(value), 2) for value in
+                             money_curve(validation_scores, validation_values, thresholds)),
+            test=tuple(round(float(value), 2) for value in money_curve(test_scores, values, thresholds))),
+        money_by_slice=_slice_money(test, flags, values),
+        roc_curve=roc_points(test_label, test_scores),
+        calibration=calibration_table(test_label, test_scores),
+        sanity_problems=sanity_problems(np.concatenate([validation_scores, test_scores])),
+    )
 
 
 def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, threshold: float) -> pd.DataFrame:
@@ -158,11 +155,11 @@ def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, t
 def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
              training_run: str) -> Evaluation:
     """Compute the run's evaluation: summary, gate checks (against the live champion too) and per-row predictions."""
-    model_row = registry.fetch_one(connection, "models", model=model.name, training_run=training_run)
-    snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
-    if model_row is None or snapshot is None:
+    trained = registry.models.get(connection, model.name, training_run)
+    snapshot = registry.snapshots.get(connection, model.name, training_run)
+    if trained is None or snapshot is None:
         raise EvaluationError(f"training run '{training_run}' of '{model.name}' has no trained model yet")
-    predictor = load_model(artifacts, model_row)
+    predictor = load_model(artifacts, trained)
     frame = read_snapshot(connection, artifacts, snapshot, splits=("validation", "test"))
     split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("validation", "test")}
     del frame
@@ -170,28 +167,26 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
         raise EvaluationError(f"the validation or test window of '{model.name}' has no rows")
     validation_scores = predictor.predict(split["validation"])
     test_scores = predictor.predict(split["test"])
-    summary = summarize(model, split["validation"], validation_scores, split["test"], test_scores,
-                        run_split(model, training_run))
-    summary.update({"training_run": training_run, "model_version": model_row["model_version"],
-                    "snapshot_id": snapshot["snapshot_id"], "spec_hash": snapshot["spec_hash"]})
-    threshold = summary["threshold"]
+    measured = summarize(model, split["validation"], validation_scores, split["test"], test_scores,
+                         run_split(model, training_run))
+    threshold = measured.threshold
 
     categories = set(categorical_features(catalog, model))
     kinds = {name: "category" if name in categories else "number" for name in model.features}
     # the file's hash was verified by read_snapshot above
-    train, available = sample_split(connection, artifacts.path_of(snapshot["path"]), "train",
+    train, available = sample_split(connection, artifacts.path_of(snapshot.path), "train",
                                     ["label", *model.features], LEAKAGE_ROWS, seed=model.algorithm.seed)
     aucs = single_feature_aucs(train, kinds, train["label"].to_numpy(), seed=model.algorithm.seed)
-    summary["single_feature_roc_auc"] = aucs
     leakage = leakage_result(aucs, model.gate.max_feature_roc_auc, len(train), available)
     del train
 
     test = split["test"]
-    comparison = beats_champion(connection, artifacts, catalog, model, model_row["model_version"], test,
+    comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,
                                 OutcomeValues.from_frame(test), test_scores >= threshold, seed=model.algorithm.seed)
-    checks = {**gate_results(model.gate, summary), "beats_champion": comparison, "no_leakage": leakage}
-    summary["gate"] = {name: checks[name] for name in CHECK_ORDER}
-    summary["gate_passed"] = all(check["passed"] for check in summary["gate"].values())
+    gate = Gate(**gate_results(model.gate, measured), beats_champion=comparison, no_leakage=leakage)
+    summary = EvaluationSummary(**dict(measured), training_run=training_run, model_version=trained.model_version,
+                                snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
+                                single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed())
 
     keys = list(catalog.sources[model.entity].keys)
     predictions = pd.concat([_prediction_rows(split["validation"], keys, validation_scores, threshold),

@@ -1,18 +1,23 @@
 """Build the `["evaluation", model]` asset and its blocking gate checks."""
 
-import dagster as dg
-from ml_platform.storage.resources import Warehouse
+import json
 
-from ml_platform.evaluation.evaluate import CHECK_ORDER, evaluate
+import dagster as dg
+
+from ml_platform import names
+from ml_platform.errors import as_dagster_failure
+from ml_platform.evaluation.evaluate import EvaluationError
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS
 from ml_platform.evaluation.plots import PLOTS
-from ml_platform.evaluation.store import report_with_inline_plots, store_evaluation
+from ml_platform.evaluation.store import evaluation_of_run, report_with_inline_plots
 from ml_platform.partitions import training_runs
-from ml_platform.snapshots.factory import stage_key
+from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck
+from ml_platform.records.outcomes import Stored
+from ml_platform.records.registry import EvaluationRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.resources import Warehouse
 
 
 def check_descriptions(model: ModelSpec) -> dict[str, str]:
@@ -35,10 +40,10 @@ def check_descriptions(model: ModelSpec) -> dict[str, str]:
     }
 
 
-def _check_metadata(check: dict) -> dict:
+def _check_metadata(check: GateCheck) -> dict:
     """A check's reason and its measured details, as metadata the UI lists."""
-    metadata = {"why": check["why"]}
-    for name, value in check.get("details", {}).items():
+    metadata = {"why": check.why}
+    for name, value in json.loads(check.details.model_dump_json()).items():
         if isinstance(value, bool) or value is None:
             metadata[name] = str(value)
         elif isinstance(value, (int, float, str)):
@@ -48,62 +53,56 @@ def _check_metadata(check: dict) -> dict:
     return metadata
 
 
-def check_results(summary: dict) -> list[dg.AssetCheckResult]:
-    """One result per gate check; a check the stored evaluation lacks (made by older code) fails, saying so."""
-    results = []
-    for name in CHECK_ORDER:
-        check = summary["gate"].get(name) or {
-            "passed": False, "why": f"not evaluated: this evaluation was stored before the {name} check existed; "
-                                   f"train a new run to evaluate it"}
-        results.append(dg.AssetCheckResult(check_name=name, passed=bool(check["passed"]),
-                                           severity=dg.AssetCheckSeverity.ERROR, description=check["why"],
-                                           metadata=_check_metadata(check)))
-    return results
+def check_results(gate: Gate) -> list[dg.AssetCheckResult]:
+    """One result per gate check, in CHECK_ORDER; EvaluationError when the stored gate lacks a check."""
+    if gate.missing():
+        raise EvaluationError(f"the stored gate lacks the check(s) {', '.join(gate.missing())}")
+    return [dg.AssetCheckResult(check_name=name, passed=check.passed, severity=dg.AssetCheckSeverity.ERROR,
+                                description=check.why, metadata=_check_metadata(check))
+            for name, check in gate.checks()]
 
 
-def _metadata(artifacts: ArtifactStore, summary: dict, row: dict) -> dict:
-    test, currency = summary["test"], summary["currency"]
-    files = summary.get("artifacts", {})
-    comparison = summary["gate"].get("beats_champion", {}).get("details", {})
+def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecord]) -> dict:
+    """The evaluation's materialization metadata: the report, money and metrics, the gate and the files."""
+    summary = stored.record.summary
+    test, currency, files = summary.test, summary.currency, summary.artifacts
+    comparison = summary.gate.beats_champion.details
     metadata = {
         "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary)),
-        "reused": "evaluation already stored for this run" if row["reused"] else "no",
-        "model_version": summary["model_version"],
-        f"money_{currency}": round(test["money"], 2),
-        f"money_low_{currency}": round(test["money_interval_95"][0], 2),
-        f"money_high_{currency}": round(test["money_interval_95"][1], 2),
-        "threshold": round(summary["threshold"], 6),
-        "roc_auc": round(test["roc_auc"], 6),
-        "log_loss": round(test["log_loss"], 6),
-        "precision": round(test["precision"], 6) if test["precision"] == test["precision"] else 0.0,
-        "recall": round(test["recall"], 6) if test["recall"] == test["recall"] else 0.0,
-        "gate_passed": summary["gate_passed"],
-        "failed_checks": ", ".join(name for name, check in summary["gate"].items() if not check["passed"]) or "none",
-        "champion_compared": comparison.get("champion") or "none (nothing deployed)",
-        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(row["report_path"]))),
+        "reused": "evaluation already stored for this run" if stored.reused else "no",
+        "model_version": summary.model_version,
+        f"money_{currency}": round(test.money, 2),
+        f"money_low_{currency}": round(test.money_interval_95[0], 2),
+        f"money_high_{currency}": round(test.money_interval_95[1], 2),
+        "threshold": round(summary.threshold, 6),
+        "roc_auc": round(test.roc_auc, 6),
+        "log_loss": round(test.log_loss, 6),
+        "precision": round(test.precision, 6) if test.precision == test.precision else 0.0,
+        "recall": round(test.recall, 6) if test.recall == test.recall else 0.0,
+        "gate_passed": summary.gate_passed,
+        "failed_checks": ", ".join(name for name, _ in summary.gate.failures()) or "none",
+        "champion_compared": comparison.champion or "none (nothing deployed)",
+        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(stored.record.report_path))),
+        "report_file": dg.MetadataValue.path(str(artifacts.path_of(files.report_markdown.path))),
+        "predictions_file": dg.MetadataValue.path(str(artifacts.path_of(files.predictions.path))),
+        "predictions_rows": files.predictions.rows,
     }
-    if "gain" in comparison:
-        metadata[f"gain_over_champion_{currency}"] = round(comparison["gain"], 2)
-    if "report_markdown" in files:
-        metadata["report_file"] = dg.MetadataValue.path(str(artifacts.path_of(files["report_markdown"]["path"])))
-    if "predictions" in files:
-        metadata["predictions_file"] = dg.MetadataValue.path(str(artifacts.path_of(files["predictions"]["path"])))
-        metadata["predictions_rows"] = files["predictions"]["rows"]
-    plots = files.get("plots", {})
-    for name in (name for name in PLOTS if name in plots):
-        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(plots[name]["path"])))
+    if comparison.gain is not None:
+        metadata[f"gain_over_champion_{currency}"] = round(comparison.gain, 2)
+    for name in (name for name in PLOTS if name in files.plots):
+        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(files.plots[name].path)))
     return metadata
 
 
 def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
     """The asset that evaluates each training run in money, with the gate as blocking checks."""
-    key = stage_key("evaluation", model)
+    key = names.stage_key("evaluation", model.name)
     gate = model.gate
     descriptions = check_descriptions(model)
 
     @dg.asset(
         key=key,
-        group_name=model.name,
+        group_name=names.model_group(model.name),
         description=f"Evaluation of {model.name} in {model.money.currency} on the test window of its run "
                     f"({model.split.test.start} to {model.split.test.end} for the spec's own split; a retraining "
                     f"run's test window ends on its cut-off); the decision threshold is chosen on "
@@ -115,21 +114,16 @@ def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         owners=[model.owner],
         kinds={"json", "parquet"},
         partitions_def=training_runs(model),
-        deps=[stage_key("model", model), stage_key("snapshot", model)],
+        deps=[names.stage_key("model", model.name), names.stage_key("snapshot", model.name)],
         code_version=catalog.spec_hash(model),
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=True, description=descriptions[name])
                      for name in CHECK_ORDER],
     )
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
-        with warehouse.get_connection() as connection:
-            row = registry.fetch_one(connection, "evaluations", model=model.name, training_run=context.partition_key)
-            if row is not None:
-                row = {**row, "reused": True}
-            else:
-                row = store_evaluation(connection, artifacts,
-                                       evaluate(connection, artifacts, catalog, model, context.partition_key))
-        summary = row["summary"]
-        return dg.MaterializeResult(metadata=_metadata(artifacts, summary, row), check_results=check_results(summary))
+        with as_dagster_failure(), warehouse.get_connection() as connection:
+            stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key)
+            checks = check_results(stored.record.summary.gate)
+        return dg.MaterializeResult(metadata=evaluation_metadata(artifacts, stored), check_results=checks)
 
     return evaluation

@@ -15,8 +15,12 @@ gets the overall rate, which carries no signal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails
 
 FOLDS = 5
 QUANTILE_BINS = 20
@@ -101,16 +105,18 @@ def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarr
     return best
 
 
-def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.ndarray, seed: int) -> list[dict]:
+def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.ndarray,
+                        seed: int) -> tuple[FeatureAuc, ...]:
     """Every feature's ROC AUC alone on these rows, strongest first."""
     label = np.asarray(label).astype(int)
     folds = np.random.default_rng(seed).permutation(len(label)) % FOLDS
-    rows = [{"feature": name, "type": kind, "roc_auc": round(feature_auc(frame[name], kind, label, folds), 6)}
+    rows = [FeatureAuc(feature=name, type=kind, roc_auc=round(feature_auc(frame[name], kind, label, folds), 6))
             for name, kind in kinds.items()]
-    return sorted(rows, key=lambda row: (-row["roc_auc"], row["feature"]))
+    return tuple(sorted(rows, key=lambda row: (-row.roc_auc, row.feature)))
 
 
-def leakage_result(aucs: list[dict], limit: float, rows: int, available: int | None = None) -> dict:
+def leakage_result(aucs: Sequence[FeatureAuc], limit: float, rows: int,
+                   available: int | None = None) -> GateCheck[LeakageDetails]:
     """The no_leakage gate check: fails naming every feature whose AUC alone reaches the limit.
 
     `rows` is the number of training rows the AUCs were measured on, `available` the number there are (the same
@@ -119,15 +125,18 @@ def leakage_result(aucs: list[dict], limit: float, rows: int, available: int | N
     available = rows if available is None else available
     on = f"the {rows:,} training rows" if rows == available else \
         f"a fixed-seed sample of {rows:,} of the {available:,} training rows"
-    leaking = [row for row in aucs if row["roc_auc"] >= limit]
-    details = {"limit": limit, "rows_used": rows, "rows_available": available, "strongest_features": aucs[:5]}
+    leaking = [row for row in aucs if row.roc_auc >= limit]
+    details = LeakageDetails(limit=limit, rows_used=rows, rows_available=available,
+                             strongest_features=tuple(aucs[:5]),
+                             leaking_features=tuple(row.feature for row in leaking))
     if leaking:
-        named = ", ".join(f"'{row['feature']}' (ROC AUC {row['roc_auc']:.4f})" for row in leaking)
-        return {"passed": False, "details": {**details, "leaking_features": [row["feature"] for row in leaking]},
-                "why": f"feature {named} alone predicts the label on {on} almost perfectly "
-                       f"(ROC AUC ≥ {limit}): it most likely leaks the outcome; compute it only from what is known "
-                       f"at prediction time"}
-    strongest = aucs[0] if aucs else {"feature": "none", "roc_auc": 0.5}
-    return {"passed": True, "details": {**details, "leaking_features": []},
-            "why": f"no feature predicts the label alone: the strongest, '{strongest['feature']}', has ROC AUC "
-                   f"{strongest['roc_auc']:.4f} < {limit} on {on}"}
+        named = ", ".join(f"'{row.feature}' (ROC AUC {row.roc_auc:.4f})" for row in leaking)
+        return GateCheck[LeakageDetails](
+            passed=False, details=details,
+            why=f"feature {named} alone predicts the label on {on} almost perfectly (ROC AUC ≥ {limit}): it most "
+                f"likely leaks the outcome; compute it only from what is known at prediction time")
+    strongest = aucs[0] if aucs else FeatureAuc(feature="none", type="number", roc_auc=0.5)
+    return GateCheck[LeakageDetails](
+        passed=True, details=details,
+        why=f"no feature predicts the label alone: the strongest, '{strongest.feature}', has ROC AUC "
+            f"{strongest.roc_auc:.4f} < {limit} on {on}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ml_platform.records.evaluation import CalibrationBin, RocCurve
+
 
 def classification_metrics(label: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """ROC AUC, log loss, Brier score, and precision/recall of flagging at the threshold."""
@@ -27,7 +29,7 @@ def classification_metrics(label: np.ndarray, scores: np.ndarray, threshold: flo
     }
 
 
-def calibration_table(label: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict]:
+def calibration_table(label: np.ndarray, scores: np.ndarray, bins: int = 10) -> tuple[CalibrationBin, ...]:
     """Mean predicted versus observed positive rate in equal-width score bins that hold rows."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
@@ -35,16 +37,17 @@ def calibration_table(label: np.ndarray, scores: np.ndarray, bins: int = 10) -> 
     for position in range(bins):
         mask = index == position
         if mask.any():
-            table.append({"bin": f"{edges[position]:.1f}-{edges[position + 1]:.1f}", "rows": int(mask.sum()),
-                          "mean_predicted": float(scores[mask].mean()), "observed": float(label[mask].mean())})
-    return table
+            table.append(CalibrationBin(bin=f"{edges[position]:.1f}-{edges[position + 1]:.1f}", rows=int(mask.sum()),
+                                        mean_predicted=float(scores[mask].mean()),
+                                        observed=float(label[mask].mean())))
+    return tuple(table)
 
 
-def sanity_problems(scores: np.ndarray) -> list[str]:
+def sanity_problems(scores: np.ndarray) -> tuple[str, ...]:
     """What is wrong with a set of predicted probabilities, if anything."""
     problems = []
     if len(scores) == 0:
-        return ["no predictions"]
+        return ("no predictions",)
     missing = int(np.sum(~np.isfinite(scores)))
     if missing:
         problems.append(f"{missing} missing or infinite prediction(s)")
@@ -53,19 +56,19 @@ def sanity_problems(scores: np.ndarray) -> list[str]:
         problems.append(f"predictions outside [0, 1]: from {finite.min():.4f} to {finite.max():.4f}")
     if len(finite) and np.ptp(finite) < 1e-9:
         problems.append(f"constant predictions ({finite[0]:.4f} for every row)")
-    return problems
+    return tuple(problems)
 
 
-def roc_points(label: np.ndarray, scores: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
+def roc_points(label: np.ndarray, scores: np.ndarray, max_points: int = 200) -> RocCurve:
     """The ROC curve (false and true positive rates), thinned to at most max_points; empty with one class."""
     from sklearn.metrics import roc_curve
 
     label = label.astype(int)
     if not 0 < label.sum() < len(label):
-        return {"false_positive_rate": [], "true_positive_rate": []}
+        return RocCurve(false_positive_rate=(), true_positive_rate=())
     false_positive_rate, true_positive_rate, _ = roc_curve(label, scores, drop_intermediate=True)
     if len(false_positive_rate) > max_points:
         keep = np.unique(np.linspace(0, len(false_positive_rate) - 1, max_points).round().astype(int))
         false_positive_rate, true_positive_rate = false_positive_rate[keep], true_positive_rate[keep]
-    return {"false_positive_rate": [round(float(value), 5) for value in false_positive_rate],
-            "true_positive_rate": [round(float(value), 5) for value in true_positive_rate]}
+    return RocCurve(false_positive_rate=tuple(round(float(value), 5) for value in false_positive_rate),
+                    true_positive_rate=tuple(round(float(value), 5) for value in true_positive_rate))

@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 
+from ml_platform.records.evaluation import MeasuredSummary
+
 PLOTS = {
     "money_by_threshold": "Money versus decision threshold",
     "roc": "ROC curve (test)",
@@ -60,21 +62,21 @@ def _money_axis(axes, currency: str, axis: str = "y") -> None:
     (axes.set_ylabel if axis == "y" else axes.set_xlabel)(f"money ({currency})", fontsize=8)
 
 
-def money_by_threshold_figure(summary: dict):
+def money_by_threshold_figure(summary: MeasuredSummary):
     """Validation and test money at each threshold, the chosen threshold marked."""
-    curve = summary["money_by_threshold"]
-    currency, threshold = summary["currency"], summary["threshold"]
+    curve = summary.money_by_threshold
+    currency, threshold = summary.currency, summary.threshold
     figure, axes = _figure(PLOTS["money_by_threshold"])
-    validation, test = summary["validation"], summary["test"]
-    axes.plot(curve["thresholds"], curve["validation"], color=GREY, linewidth=1.2,
-              label=f"validation {validation['window'][0]} to {validation['window'][1]}")
-    axes.plot(curve["thresholds"], curve["test"], color=BLUE, linewidth=1.6,
-              label=f"test {test['window'][0]} to {test['window'][1]}")
-    axes.axhline(test["money_do_nothing"], color="black", linewidth=0.8, linestyle=":", label="doing nothing (test)")
+    validation, test = summary.validation, summary.test
+    axes.plot(curve.thresholds, curve.validation, color=GREY, linewidth=1.2,
+              label=f"validation {validation.window[0]} to {validation.window[1]}")
+    axes.plot(curve.thresholds, curve.test, color=BLUE, linewidth=1.6,
+              label=f"test {test.window[0]} to {test.window[1]}")
+    axes.axhline(test.money_do_nothing, color="black", linewidth=0.8, linestyle=":", label="doing nothing (test)")
     axes.axvline(threshold, color=ORANGE, linewidth=1.2, linestyle="--",
                  label=f"threshold {threshold:.3f}, chosen on validation")
-    axes.plot([threshold], [test["money"]], marker="o", color=ORANGE, markersize=5)
-    axes.annotate(f"{test['money']:,.0f} {currency}", (threshold, test["money"]), textcoords="offset points",
+    axes.plot([threshold], [test.money], marker="o", color=ORANGE, markersize=5)
+    axes.annotate(f"{test.money:,.0f} {currency}", (threshold, test.money), textcoords="offset points",
                   xytext=(6, -12), fontsize=8, color=ORANGE)
     axes.set_xlim(0, 1)
     axes.set_xlabel("threshold (flag rows scoring at least this)", fontsize=8)
@@ -83,20 +85,20 @@ def money_by_threshold_figure(summary: dict):
     return figure
 
 
-def roc_figure(summary: dict):
+def roc_figure(summary: MeasuredSummary):
     """The test ROC curve with the operating point of the chosen threshold."""
-    test = summary["test"]
-    points = summary["roc_curve"]
+    test = summary.test
+    points = summary.roc_curve
     figure, axes = _figure(PLOTS["roc"])
     axes.plot([0, 1], [0, 1], color=GREY, linewidth=0.8, linestyle=":", label="chance")
-    axes.plot(points["false_positive_rate"], points["true_positive_rate"], color=BLUE, linewidth=1.6,
-              label=f"model, ROC AUC {test['roc_auc']:.3f}")
-    positives = test["rows"] * test["positive_rate"]
-    negatives = test["rows"] - positives
-    true_positives = (test["recall"] if test["recall"] == test["recall"] else 0.0) * positives
-    false_positive_rate = (test["flagged"] - true_positives) / negatives if negatives else 0.0
+    axes.plot(points.false_positive_rate, points.true_positive_rate, color=BLUE, linewidth=1.6,
+              label=f"model, ROC AUC {test.roc_auc:.3f}")
+    positives = test.rows * test.positive_rate
+    negatives = test.rows - positives
+    true_positives = (test.recall if test.recall == test.recall else 0.0) * positives
+    false_positive_rate = (test.flagged - true_positives) / negatives if negatives else 0.0
     axes.plot([false_positive_rate], [true_positives / positives if positives else 0.0], marker="o", color=ORANGE,
-              linestyle="none", label=f"threshold {summary['threshold']:.3f}")
+              linestyle="none", label=f"threshold {summary.threshold:.3f}")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.set_xlabel("false positive rate", fontsize=8)
@@ -105,15 +107,15 @@ def roc_figure(summary: dict):
     return figure
 
 
-def calibration_figure(summary: dict):
+def calibration_figure(summary: MeasuredSummary):
     """Observed positive rate against mean predicted probability per score bin, with the rows per bin."""
-    table = summary["calibration"]
+    table = summary.calibration
     figure, axes = _figure(PLOTS["calibration"])
-    predicted = [row["mean_predicted"] for row in table]
-    observed = [row["observed"] for row in table]
-    rows = np.array([row["rows"] for row in table], dtype=float)
+    predicted = [row.mean_predicted for row in table]
+    observed = [row.observed for row in table]
+    rows = np.array([row.rows for row in table], dtype=float)
     share = axes.twinx()
-    centres = [(float(row["bin"].split("-")[0]) + float(row["bin"].split("-")[1])) / 2 for row in table]
+    centres = [(float(row.bin.split("-")[0]) + float(row.bin.split("-")[1])) / 2 for row in table]
     share.bar(centres, rows / max(rows.sum(), 1.0), width=0.09, color=GREY, alpha=0.25, label="share of rows")
     share.set_ylabel("share of rows", fontsize=8)
     share.tick_params(labelsize=8)
@@ -130,17 +132,17 @@ def calibration_figure(summary: dict):
     return figure
 
 
-def money_by_slice_figure(summary: dict, most: int = 16):
+def money_by_slice_figure(summary: MeasuredSummary, most: int = 16):
     """Money of each slice at the chosen threshold, beside what a perfect model would make; None without slices."""
-    table = summary["money_by_slice"][:most]
+    table = summary.money_by_slice[:most]
     if not table:
         return None
-    currency = summary["currency"]
-    figure, axes = _figure(PLOTS["money_by_slice"] + (f", top {most}" if len(summary["money_by_slice"]) > most
+    currency = summary.currency
+    figure, axes = _figure(PLOTS["money_by_slice"] + (f", top {most}" if len(summary.money_by_slice) > most
                                                       else ""))
-    names = [str(row["slice"]) for row in table][::-1]
-    money = [row["money"] for row in table][::-1]
-    perfect = [row["perfect"] for row in table][::-1]
+    names = [str(row.slice) for row in table][::-1]
+    money = [row.money for row in table][::-1]
+    perfect = [row.perfect for row in table][::-1]
     positions = np.arange(len(names))
     from matplotlib.patches import Patch
 
@@ -158,7 +160,7 @@ FIGURES = {"money_by_threshold": money_by_threshold_figure, "roc": roc_figure, "
            "money_by_slice": money_by_slice_figure}
 
 
-def draw_plots(summary: dict) -> dict[str, bytes]:
+def draw_plots(summary: MeasuredSummary) -> dict[str, bytes]:
     """Every plot the summary supports, as PNG bytes by name (in the order of PLOTS)."""
     figures = {name: FIGURES[name](summary) for name in PLOTS}
     return {name: _png(figure) for name, figure in figures.items() if figure is not None}

@@ -5,16 +5,17 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from ml_platform.records.evaluation import EvaluationSummary, StoredFile, StoredPredictions
 from ml_platform.storage.artifacts import ArtifactStore
 
 
-def stored_file(artifact) -> dict:
+def stored_file(artifact) -> StoredFile:
     """Where an artifact was stored and its hash and size, as the evaluation summary records it."""
-    return {"path": artifact.path, "sha256": artifact.sha256, "size_bytes": artifact.size_bytes}
+    return StoredFile(path=artifact.path, sha256=artifact.sha256, size_bytes=artifact.size_bytes)
 
 
 def write_predictions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
-                      predictions: pd.DataFrame) -> dict:
+                      predictions: pd.DataFrame) -> StoredPredictions:
     """Write the run's per-row validation and test predictions as content-addressed Parquet."""
     connection.register("evaluation_rows", predictions)
     try:
@@ -25,13 +26,15 @@ def write_predictions(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
                 f"TO '{path}' (FORMAT parquet, COMPRESSION zstd)"))
     finally:
         connection.unregister("evaluation_rows")
-    return {**stored_file(stored), "rows": int(len(predictions))}
+    return StoredPredictions(path=stored.path, sha256=stored.sha256, size_bytes=stored.size_bytes,
+                             rows=int(len(predictions)))
 
 
-def read_predictions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, summary: dict) -> pd.DataFrame:
+def read_predictions(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
+                     summary: EvaluationSummary) -> pd.DataFrame:
     """The stored per-row predictions of an evaluation, after verifying the file's hash."""
-    stored = summary.get("artifacts", {}).get("predictions")
-    if stored is None:
-        raise FileNotFoundError(f"the evaluation of {summary['model_version']} kept no per-row predictions")
-    path = artifacts.verify(stored["path"], stored["sha256"])
+    if summary.artifacts is None:
+        raise ValueError(f"the evaluation of {summary.model_version} is not stored yet: it has no predictions file")
+    stored = summary.artifacts.predictions
+    path = artifacts.verify(stored.path, stored.sha256)
     return connection.execute(f"SELECT * FROM read_parquet('{path}')").df()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ml_platform.evaluation.evaluate import ordered_checks
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
 
 
 def _money(value: float, currency: str) -> str:
@@ -14,11 +14,11 @@ def _percent(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}%"
 
 
-def _row_interval(test: dict, currency: str) -> str:
+def _row_interval(test: TestMetrics, currency: str) -> str:
     """The interval from resampling single rows, shown to explain why the day-resampled one is wider."""
-    if "money_interval_95_rows" not in test:
+    if test.money_interval_95_rows is None:
         return ""
-    low, high = test["money_interval_95_rows"]
+    low, high = test.money_interval_95_rows
     return (f" Resampling single rows instead of days would give {_money(low, currency)} to {_money(high, currency)}:"
             f" too narrow, as rows of one day share its conditions.")
 
@@ -27,92 +27,89 @@ def _image(images: dict[str, str], name: str) -> list[str]:
     return ["", f"![{PLOTS[name]}]({images[name]})"] if name in images else []
 
 
-def _champion_section(summary: dict) -> list[str]:
-    check = summary["gate"].get("beats_champion")
-    if check is None:
-        return []
-    details, currency = check.get("details", {}), summary["currency"]
-    lines = ["", "## Against the live champion", ""]
-    if "gain" not in details:
+def _champion_section(summary: EvaluationSummary) -> list[str]:
+    check = summary.gate.beats_champion
+    if check is None or check.details.gain is None:
         return []  # nothing was compared: the gate table says why
-    low, high = details["gain_interval_95"]
-    required = ("waived by the spec" if details.get("margin") is None else
-                f"required: at least {_money(details['margin'], currency)}, interval above 0")
-    return lines + [
-        f"Same {details['rows']:,} test rows, {details['window'][0]} to {details['window'][1]}, valued with this "
+    details, currency = check.details, summary.currency
+    low, high = details.gain_interval_95
+    required = ("waived by the spec" if details.margin is None else
+                f"required: at least {_money(details.margin, currency)}, interval above 0")
+    return ["", "## Against the live champion", "",
+        f"Same {details.rows:,} test rows, {details.window[0]} to {details.window[1]}, valued with this "
         f"model's money values; the champion decides with its own spec and threshold "
-        f"({details['champion_threshold']:.4f}).",
+        f"({details.champion_threshold:.4f}).",
         "",
         "| model | money |",
         "|---|---|",
-        f"| this model ({summary['model_version']}) | {_money(details['challenger_money'], currency)} |",
-        f"| champion ({details['champion']}, promotion #{details['champion_promotion_id']}) | "
-        f"{_money(details['champion_money'], currency)} |",
-        f"| gain | **{_money(details['gain'], currency)}** (paired 95% interval {_money(low, currency)} to "
-        f"{_money(high, currency)}, resampling {details.get('days', '?')} days; {required}) |",
-    ] + (["", f"{details['rows_outside_champion_filter']:,} of these rows fall outside the champion's filter "
-                   f"and count as not flagged by it."] if details.get("rows_outside_champion_filter") else [])
+        f"| this model ({summary.model_version}) | {_money(details.challenger_money, currency)} |",
+        f"| champion ({details.champion}, promotion #{details.champion_promotion_id}) | "
+        f"{_money(details.champion_money, currency)} |",
+        f"| gain | **{_money(details.gain, currency)}** (paired 95% interval {_money(low, currency)} to "
+        f"{_money(high, currency)}, resampling {details.days if details.days is not None else '?'} days; "
+        f"{required}) |",
+    ] + (["", f"{details.rows_outside_champion_filter:,} of these rows fall outside the champion's filter "
+                   f"and count as not flagged by it."] if details.rows_outside_champion_filter else [])
 
 
-def render_report(summary: dict, images: dict[str, str] | None = None) -> str:
+def render_report(summary: EvaluationSummary, images: dict[str, str] | None = None) -> str:
     """Markdown report of an evaluation; `images` maps plot names (see PLOTS) to image URLs or relative paths."""
     images = images or {}
-    currency = summary["currency"]
-    test = summary["test"]
-    low, high = test["money_interval_95"]
-    checks = ordered_checks(summary["gate"])
-    failed = [name for name, check in checks if not check["passed"]]
+    currency = summary.currency
+    test = summary.test
+    low, high = test.money_interval_95
+    checks = summary.gate.checks()
+    failed = [name for name, _ in summary.gate.failures()]
     verdict = ("**Gate passed**: every check below passed." if not failed else
                f"**Gate failed** ({', '.join(failed)}): this model is not deployed.")
     lines = [
-        f"# {summary['model']} — evaluation of {summary['model_version']}",
+        f"# {summary.model} — evaluation of {summary.model_version}",
         "",
-        f"Training run `{summary['training_run']}`, snapshot `{summary['snapshot_id']}`, "
-        f"spec `{summary['spec_hash']}`. {verdict}",
+        f"Training run `{summary.training_run}`, snapshot `{summary.snapshot_id}`, "
+        f"spec `{summary.spec_hash}`. {verdict}",
         "",
-        f"**Money on the test window {test['window'][0]} to {test['window'][1]}: "
-        f"{_money(test['money'], currency)}** (95% interval {_money(low, currency)} to "
-        f"{_money(high, currency)}, {test.get('money_interval_method', 'bootstrap')}), against "
-        f"{_money(test['money_do_nothing'], currency)} for doing nothing and "
-        f"{_money(test['money_perfect'], currency)} for a perfect model ({_percent(test['share_of_perfect'])} of "
+        f"**Money on the test window {test.window[0]} to {test.window[1]}: "
+        f"{_money(test.money, currency)}** (95% interval {_money(low, currency)} to "
+        f"{_money(high, currency)}, {test.money_interval_method}), against "
+        f"{_money(test.money_do_nothing, currency)} for doing nothing and "
+        f"{_money(test.money_perfect, currency)} for a perfect model ({_percent(test.share_of_perfect)} of "
         f"the possible gain).{_row_interval(test, currency)}",
         "",
-        f"Decision threshold {summary['threshold']:.4f}, chosen on the validation window "
-        f"{summary['validation']['window'][0]} to {summary['validation']['window'][1]} (where it made "
-        f"{_money(summary['validation']['money'], currency)}), never on test; it flags {test['flagged']:,} of "
-        f"{test['rows']:,} test rows.",
+        f"Decision threshold {summary.threshold:.4f}, chosen on the validation window "
+        f"{summary.validation.window[0]} to {summary.validation.window[1]} (where it made "
+        f"{_money(summary.validation.money, currency)}), never on test; it flags {test.flagged:,} of "
+        f"{test.rows:,} test rows.",
     ]
     lines += _image(images, "money_by_threshold")
     lines += ["", "## Gate", "", "| check | result | why |", "|---|---|---|"]
-    lines += [f"| {name} | {'passed' if check['passed'] else '**failed**'} | {check['why']} |"
-              for name, check in checks]
+    lines += [f"| {name} | {'passed' if check.passed else '**failed**'} | {check.why} |" for name, check in checks]
     lines += _champion_section(summary)
     lines += [
         "", "## Metrics (test)", "",
         "| metric | value |",
         "|---|---|",
-        f"| ROC AUC | {test['roc_auc']:.4f} |",
-        f"| log loss | {test['log_loss']:.4f} |",
-        f"| Brier score | {test['brier']:.4f} |",
-        f"| precision at threshold | {_percent(test['precision'])} |",
-        f"| recall at threshold | {_percent(test['recall'])} |",
-        f"| positive rate | {_percent(test['positive_rate'])} |",
+        f"| ROC AUC | {test.roc_auc:.4f} |",
+        f"| log loss | {test.log_loss:.4f} |",
+        f"| Brier score | {test.brier:.4f} |",
+        f"| precision at threshold | {_percent(test.precision)} |",
+        f"| recall at threshold | {_percent(test.recall)} |",
+        f"| positive rate | {_percent(test.positive_rate)} |",
     ]
     lines += _image(images, "roc")
-    if summary["money_by_slice"]:
+    if summary.money_by_slice:
         lines += ["", "## Money by slice (test)", "",
                   f"| slice | rows | flagged | money ({currency}) | doing nothing | perfect |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {row['slice']} | {row['rows']:,} | {row['flagged']:,} | {row['money']:,.0f} | "
-                  f"{row.get('do_nothing', 0.0):,.0f} | {row['perfect']:,.0f} |" for row in summary["money_by_slice"]]
+        lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
+                  f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in summary.money_by_slice]
         lines += _image(images, "money_by_slice")
     lines += ["", "## Calibration (test)", "", "| score bin | rows | mean predicted | observed |", "|---|---|---|---|"]
-    lines += [f"| {row['bin']} | {row['rows']:,} | {row['mean_predicted']:.3f} | {row['observed']:.3f} |"
-              for row in summary["calibration"]]
+    lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
+              for row in summary.calibration]
     lines += _image(images, "calibration")
-    strongest = summary.get("single_feature_roc_auc", [])[:8]
+    strongest = summary.single_feature_roc_auc[:8]
     if strongest:
         lines += ["", "## Strongest single features (training rows, leakage guard)", "",
                   "| feature | type | ROC AUC alone |", "|---|---|---|"]
-        lines += [f"| {row['feature']} | {row['type']} | {row['roc_auc']:.4f} |" for row in strongest]
+        lines += [f"| {row.feature} | {row.type} | {row.roc_auc:.4f} |" for row in strongest]
     return "\n".join(lines).rstrip() + "\n"

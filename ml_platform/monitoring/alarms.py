@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
+from ml_platform.monitoring.outcomes import JUDGED
 from ml_platform.monitoring.store import read_days
 
 ALARM_WINDOW_DAYS = 7  # scored days looked at, the latest first
@@ -41,8 +43,38 @@ def drift_alarm(connection: duckdb.DuckDBPyConnection, model_name: str, as_of: d
             + (f"; features drifting most: {context}" if context else ""))
 
 
+@dataclass(frozen=True)
+class MonitoredDay:
+    """What monitoring stored of one day; a measure not taken (not measured, not labelled) is None."""
+
+    day: str  # ISO date
+    max_feature_psi: float | None = None
+    top_feature: str | None = None  # the feature of max_feature_psi
+    model_version: str | None = None  # the version that scored most of the day's rows
+    rows: int | None = None
+    prediction_psi: float | None = None
+    realized_money: float | None = None
+    promised_money: float | None = None
+
+
+@dataclass(frozen=True)
+class MonitoringSummary:
+    """A window's drift and outcomes, day by day, and their totals."""
+
+    model: str
+    start: str  # ISO dates
+    end: str
+    days: tuple[MonitoredDay, ...]
+    days_measured: int
+    days_drifted: int  # days with some feature's (or the score's) PSI above PSI_ALARM
+    days_labelled: int
+    realized_money: float
+    promised_money: float
+    currency: str | None  # None before a day is labelled
+
+
 def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, start: dt.date,
-                       end: dt.date) -> dict:
+                       end: dt.date) -> MonitoringSummary:
     """Per day of [start, end]: the largest feature PSI, the score's PSI, realized and promised money; and totals."""
     drift = read_days(connection, model_name, "drift", start, end)
     outcomes = read_days(connection, model_name, "outcomes", start, end)
@@ -55,20 +87,19 @@ def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, s
                                                     "model_version": top["model_version"], "rows": int(top["rows"])})
         for _, row in drift[drift["feature"] == SCORE].iterrows():
             days.setdefault(_text(row["day"]), {})["prediction_psi"] = float(row["psi"])
-    labelled = outcomes[outcomes["status"].isin(["labelled", "partly labelled"])] if not outcomes.empty else outcomes
+    labelled = outcomes[outcomes["status"].isin(JUDGED)] if not outcomes.empty else outcomes
     for _, row in labelled.iterrows():
         days.setdefault(_text(row["day"]), {}).update({"realized_money": float(row["realized_money"]),
                                                        "promised_money": float(row["promised_money"])})
-    return {
-        "model": model_name, "start": start.isoformat(), "end": end.isoformat(),
-        "days": [{"day": day, **values} for day, values in sorted(days.items())],
-        "days_measured": int(drift["day"].nunique()) if not drift.empty else 0,
-        "days_drifted": int(drift.loc[drift["psi"] > PSI_ALARM, "day"].nunique()) if not drift.empty else 0,
-        "days_labelled": len(labelled),
-        "realized_money": float(labelled["realized_money"].sum()) if len(labelled) else 0.0,
-        "promised_money": float(labelled["promised_money"].sum()) if len(labelled) else 0.0,
-        "currency": str(labelled["currency"].iloc[0]) if len(labelled) else None,
-    }
+    return MonitoringSummary(
+        model=model_name, start=start.isoformat(), end=end.isoformat(),
+        days=tuple(MonitoredDay(day, **values) for day, values in sorted(days.items())),
+        days_measured=int(drift["day"].nunique()) if not drift.empty else 0,
+        days_drifted=int(drift.loc[drift["psi"] > PSI_ALARM, "day"].nunique()) if not drift.empty else 0,
+        days_labelled=len(labelled),
+        realized_money=float(labelled["realized_money"].sum()) if len(labelled) else 0.0,
+        promised_money=float(labelled["promised_money"].sum()) if len(labelled) else 0.0,
+        currency=str(labelled["currency"].iloc[0]) if len(labelled) else None)
 
 
 def _text(day) -> str:

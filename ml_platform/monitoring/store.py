@@ -8,9 +8,9 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from ml_platform.storage.warehouse import date_literal, quote, transaction
+from ml_platform import names
+from ml_platform.storage.warehouse import date_literal, table_exists, transaction
 
-SCHEMA = "monitoring"
 COLUMNS = {
     "drift": "day DATE NOT NULL, model_version VARCHAR NOT NULL, feature VARCHAR NOT NULL, psi DOUBLE NOT NULL, "
              "rows BIGINT NOT NULL, computed_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL",
@@ -23,23 +23,15 @@ COLUMNS = {
 
 
 def monitoring_table(model: str, kind: str) -> str:
-    """The qualified name of a model's monitoring table: kind is 'drift' or 'outcomes'."""
-    if kind not in COLUMNS:
-        raise ValueError(f"unknown monitoring table kind {kind!r}")
-    return f"{SCHEMA}.{quote(f'{model}__{kind}')}"
-
-
-def has_table(connection: duckdb.DuckDBPyConnection, model: str, kind: str) -> bool:
-    """True when the model's monitoring table exists."""
-    return connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-                              "table_name = ?", [SCHEMA, f"{model}__{kind}"]).fetchall()[0][0] > 0
+    """The qualified name of a model's monitoring table (names.monitoring_table; kept for test_names)."""
+    return names.monitoring_table(model, kind)
 
 
 def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, frame: pd.DataFrame,
                  days: list[dt.date]) -> int:
     """Replace the rows of the given days with frame's rows, in one transaction; returns rows written."""
-    target = monitoring_table(model, kind)
-    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    target = names.monitoring_table(model, kind)
+    connection.execute("CREATE SCHEMA IF NOT EXISTS monitoring")
     connection.register("monitoring_rows", frame)
     try:
         with transaction(connection):
@@ -56,7 +48,7 @@ def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, f
 def read_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, start: dt.date,
               end: dt.date) -> pd.DataFrame:
     """The stored rows of [start, end] (empty when nothing was measured yet)."""
-    if not has_table(connection, model, kind):
+    if not table_exists(connection, "monitoring", names.monitoring_table_name(model, kind)):
         return pd.DataFrame()
-    return connection.execute(f"SELECT * FROM {monitoring_table(model, kind)} WHERE day BETWEEN "
+    return connection.execute(f"SELECT * FROM {names.monitoring_table(model, kind)} WHERE day BETWEEN "
                               f"{date_literal(start)} AND {date_literal(end)} ORDER BY ALL").df()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ml_platform.records.evaluation import TestMetrics
+from ml_platform.records.snapshots import SnapshotManifest
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -16,17 +19,17 @@ def timestamp(value: dt.datetime | str | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}"
 
 
-def snapshot_rows(manifest: dict) -> str:
+def snapshot_rows(manifest: SnapshotManifest) -> str:
     """Total rows of a snapshot and its rows per split."""
-    rows = manifest.get("rows", {})
+    rows = manifest.rows
     per_split = ", ".join(f"{name} {rows[name]:,}" for name in SPLITS if name in rows)
     return f"{sum(rows.values()):,} rows ({per_split})"
 
 
-def snapshot_windows(manifest: dict) -> str:
+def snapshot_windows(manifest: SnapshotManifest) -> str:
     """The date windows of a snapshot's splits."""
-    windows = manifest.get("split_windows", {})
-    return ", ".join(f"{name} {windows[name]['start']} to {windows[name]['end']}" for name in SPLITS if name in windows)
+    windows = manifest.split_windows
+    return ", ".join(f"{name} {windows[name].start} to {windows[name].end}" for name in SPLITS if name in windows)
 
 
 def money(value: float, currency: str) -> str:
@@ -34,10 +37,10 @@ def money(value: float, currency: str) -> str:
     return f"{value:,.0f} {currency}"
 
 
-def money_with_interval(test: dict, currency: str) -> str:
+def money_with_interval(test: TestMetrics, currency: str) -> str:
     """Test money and its 95% interval."""
-    low, high = test["money_interval_95"]
-    return f"{test['money']:,.0f} {currency} (95% {low:,.0f} to {high:,.0f})"
+    low, high = test.money_interval_95
+    return f"{test.money:,.0f} {currency} (95% {low:,.0f} to {high:,.0f})"
 
 
 def day(value: dt.date | dt.datetime | str) -> str:

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform import names
+from ml_platform.names import quote
 from ml_platform.provenance.describe import count, day as event_day, snapshot_rows, snapshot_windows, timestamp
 from ml_platform.provenance.records import (
-    ProvenanceInputError, choices, recorded_payload, registered_models, snapshot_row)
+    ProvenanceInputError, choices, recorded_spec, registered_models, snapshot_record)
 from ml_platform.provenance.spec_text import spec_yaml
+from ml_platform.records.registry import ModelRecord, PromotionRecord, SnapshotRecord
 from ml_platform.scoring.inputs import feature_values
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.storage import registry
-from ml_platform.storage.warehouse import quote, table, table_exists
+from ml_platform.storage.warehouse import table_exists
 
 _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -27,13 +30,13 @@ class Explanation:
     model: str
     keys: dict[str, str]
     entity: str
-    prediction: dict
+    prediction: dict  # the stored row of the predictions table
     inputs: dict
-    model_row: dict
-    snapshot: dict
-    payload: dict
-    spec_recorded_at: object
-    promotion: dict | None
+    trained: ModelRecord
+    snapshot: SnapshotRecord
+    payload: dict  # the recorded spec's payload: model, feature sets, sources
+    spec_recorded_at: dt.datetime
+    promotion: PromotionRecord | None
     others: list[dict]
 
 
@@ -49,7 +52,7 @@ def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str
     """The model's predictions table, or a clear error naming the models that have predictions."""
     scored = _scored_models(connection)
     if model in scored:
-        return table("predictions", model)
+        return names.predictions_table(model)
     if model in registered_models(connection):
         raise ProvenanceInputError(f"model '{model}' has training runs but has not scored anything yet "
                                    f"(models with predictions: {choices(scored)})")
@@ -59,10 +62,11 @@ def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str
 
 def _entity_keys(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[str, list[str]]:
     """The entity a model predicts for and its key columns, from the model's latest recorded spec."""
-    specs = registry.fetch_all(connection, "specs", order_by="recorded_at", model=model)
-    if not specs:
-        raise ProvenanceInputError(f"model '{model}' has predictions but no recorded spec in registry.specs")
-    payload = specs[-1]["payload"]
+    latest = registry.specs.find(connection, model=model)
+    if latest is None:
+        raise ProvenanceInputError(f"model '{model}' has predictions but no recorded spec in "
+                                   f"{names.registry_table('specs')}")
+    payload = latest.payload
     entity = payload["model"]["entity"]
     return entity, list(payload["sources"][entity]["keys"])
 
@@ -98,7 +102,7 @@ def _not_scored(connection: duckdb.DuckDBPyConnection, target: str, model: str, 
                                         f"{choices([event_day(value) for value in days])}")
     if table_exists(connection, "source", entity):
         found = connection.execute(
-            f"SELECT min(partition_date) FROM {table('source', entity)} WHERE {where}", values).fetchall()[0][0]
+            f"SELECT min(partition_date) FROM {names.source_table(entity)} WHERE {where}", values).fetchall()[0][0]
         if found is not None:
             when = f" for {day}" if day is not None else ""
             return ProvenanceInputError(f"{_key_text(keys)} is a {entity} row dated {event_day(found)}, but {model} "
@@ -129,14 +133,13 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     if not rows:
         raise _not_scored(connection, target, model, entity, keys, day)
     latest = rows[0]
-    model_row = registry.fetch_one(connection, "models", model=model, training_run=latest["training_run"])
-    snapshot = snapshot_row(connection, model, latest["training_run"])
-    payload = recorded_payload(connection, latest["spec_hash"])
-    spec = registry.fetch_one(connection, "specs", spec_hash=latest["spec_hash"])
-    promotion = registry.fetch_one(connection, "promotions", promotion_id=latest["promotion_id"])
+    trained = registry.models.get(connection, model, latest["training_run"])
+    snapshot = snapshot_record(connection, model, latest["training_run"])
+    spec = recorded_spec(connection, latest["spec_hash"])
+    promotion = registry.promotions.get(connection, latest["promotion_id"])
     # a table's inputs may hold fields of other versions' features too: show those of this row's own spec
-    inputs = feature_values(latest["inputs"], payload["model"]["features"])
-    return Explanation(model, keys, entity, latest, inputs, model_row, snapshot, payload, spec["recorded_at"],
+    inputs = feature_values(latest["inputs"], spec.payload["model"]["features"])
+    return Explanation(model, keys, entity, latest, inputs, trained, snapshot, spec.payload, spec.recorded_at,
                        promotion, rows[1:])
 
 
@@ -157,21 +160,21 @@ def _value(value) -> str:
 
 def explanation_text(result: Explanation, full_spec: bool = False) -> str:
     """The report `ml-platform explain` prints."""
-    row, card, manifest, payload = result.prediction, result.model_row["card"], result.snapshot["manifest"], \
-        result.payload
+    row, card, manifest, payload = result.prediction, result.trained.card, result.snapshot.manifest, result.payload
     comparison = "≥" if row["flagged"] else "<"
     promotion = result.promotion
-    made_live = (f"promotion #{promotion['promotion_id']} at {timestamp(promotion['promoted_at'])} UTC of training "
-                 f"run {promotion['training_run']} ({_run(promotion['dagster_run_id'])}): {promotion['reason']}"
-                 if promotion else f"promotion #{row['promotion_id']} (not found in registry.promotions)")
-    trained_code = card.get("code_version", "not recorded in its model card")
+    made_live = (f"promotion #{promotion.promotion_id} at {timestamp(promotion.promoted_at)} UTC of training "
+                 f"run {promotion.training_run} ({_run(promotion.dagster_run_id)}): {promotion.reason}"
+                 if promotion else f"promotion #{row['promotion_id']} (not found in "
+                                   f"{names.registry_table('promotions')})")
+    trained_code = card.code_version or "not recorded in its model card"
     lines = [
         f"Prediction of {result.model} for {result.entity} {_key_text(result.keys)}, "
         f"dated {event_day(row['partition_date'])}",
         f"  score         {row['score']:.4f} {comparison} threshold {row['threshold']:.4f}: {_decision(row)}",
         f"  scored at     {timestamp(row['scored_at'])} UTC by Dagster run {row['dagster_run_id']}",
-        f"  model         {row['model_version']} ({card['algorithm']}, seed {card['seed']}), trained "
-        f"{timestamp(result.model_row['created_at'])} UTC in training run {row['training_run']}",
+        f"  model         {row['model_version']} ({card.algorithm}, seed {card.seed}), trained "
+        f"{timestamp(result.trained.created_at)} UTC in training run {row['training_run']}",
         f"  made live by  {made_live}",
         f"  snapshot      {row['snapshot_id']}: {snapshot_windows(manifest)}; {snapshot_rows(manifest)}",
         f"  code version  {row['code_version']} when scoring; {trained_code} when training",

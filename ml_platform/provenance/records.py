@@ -10,9 +10,11 @@ from typing import Iterator
 
 import duckdb
 
+from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import REGISTRY
 from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.records.registry import ModelRecord, SnapshotRecord, SpecRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec, SourceSpec
@@ -20,6 +22,7 @@ from ml_platform.storage import registry
 
 LOCK_WAIT_SECONDS = 60.0
 SHOWN_CHOICES = 8
+_RECORD_TABLES = [name for name in names.REGISTRY_TABLES if name != "partition_versions"]  # the registries proper
 _ABBREVIATION = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{4,}")  # a model's name and the start of a version's hash
 
 
@@ -52,7 +55,7 @@ def open_registry(warehouse: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> I
     try:
         tables = {row[0] for row in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'registry'").fetchall()}
-        if not {"specs", "snapshots", "models", "evaluations", "promotions"} <= tables:
+        if not set(_RECORD_TABLES) <= tables:
             raise ProvenanceInputError(f"{warehouse} holds no ml_platform registry (registry.* tables are missing)")
         yield connection
     finally:
@@ -70,8 +73,8 @@ def choices(values: list[str], limit: int = SHOWN_CHOICES) -> str:
 def registered_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the models that have at least one training run in the registry."""
     rows = connection.execute(
-        "SELECT DISTINCT model FROM registry.snapshots UNION SELECT DISTINCT model FROM registry.models "
-        "ORDER BY 1").fetchall()
+        f"SELECT DISTINCT model FROM {names.registry_table('snapshots')} UNION "
+        f"SELECT DISTINCT model FROM {names.registry_table('models')} ORDER BY 1").fetchall()
     return [row[0] for row in rows]
 
 
@@ -86,7 +89,8 @@ def require_model(connection: duckdb.DuckDBPyConnection, model: str) -> None:
 def known_versions(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """Every model version in the registry, newest first."""
     return [row[0] for row in connection.execute(
-        "SELECT model_version FROM registry.models GROUP BY 1 ORDER BY max(created_at) DESC").fetchall()]
+        f"SELECT model_version FROM {names.registry_table('models')} GROUP BY 1 ORDER BY max(created_at) DESC"
+    ).fetchall()]
 
 
 def resolve_version(connection: duckdb.DuckDBPyConnection, given: str) -> str | None:
@@ -101,34 +105,39 @@ def resolve_version(connection: duckdb.DuckDBPyConnection, given: str) -> str | 
     return matches[0] if matches else None
 
 
-def model_rows(connection: duckdb.DuckDBPyConnection, model_version: str) -> list[dict]:
-    """The registry rows of a model version, oldest first (two training runs can produce the identical artifact)."""
+def model_records(connection: duckdb.DuckDBPyConnection, model_version: str) -> list[ModelRecord]:
+    """The trained models of a model version, oldest first (two training runs can produce the identical artifact)."""
     resolved = resolve_version(connection, model_version)
     if resolved is not None:
-        return registry.fetch_all(connection, "models", order_by="created_at", model_version=resolved)
+        return registry.models.all(connection, model_version=resolved)
     versions = known_versions(connection)
     raise ProvenanceInputError(f"unknown model version '{model_version}'{did_you_mean(model_version, versions)} "
                                f"(versions in the registry, newest first: {choices(versions)})")
 
 
-def snapshot_row(connection: duckdb.DuckDBPyConnection, model: str, training_run: str) -> dict:
+def snapshot_record(connection: duckdb.DuckDBPyConnection, model: str, training_run: str) -> SnapshotRecord:
     """The snapshot of a training run (every registered model has one)."""
-    row = registry.fetch_one(connection, "snapshots", model=model, training_run=training_run)
-    if row is None:
+    snapshot = registry.snapshots.get(connection, model, training_run)
+    if snapshot is None:
         raise RecordedSpecError(f"training run '{training_run}' of '{model}' has a model but no snapshot record")
-    return row
+    return snapshot
 
 
-def recorded_payload(connection: duckdb.DuckDBPyConnection, spec_hash: str) -> dict:
+def recorded_spec(connection: duckdb.DuckDBPyConnection, spec_hash: str) -> SpecRecord:
     """The spec recorded under a spec hash (model, feature sets, sources), after checking it still hashes to it."""
-    row = registry.fetch_one(connection, "specs", spec_hash=spec_hash)
-    if row is None:
-        raise RecordedSpecError(f"no spec is recorded under spec hash {spec_hash} in registry.specs")
-    actual = short_hash(canonical_json(row["payload"]))
+    recorded = registry.specs.get(connection, spec_hash)
+    if recorded is None:
+        raise RecordedSpecError(f"no spec is recorded under spec hash {spec_hash} in {names.registry_table('specs')}")
+    actual = short_hash(canonical_json(recorded.payload))
     if actual != spec_hash:
         raise RecordedSpecError(f"the spec recorded under spec hash {spec_hash} was modified: it now hashes to "
                                 f"{actual}; refusing to use it")
-    return row["payload"]
+    return recorded
+
+
+def recorded_payload(connection: duckdb.DuckDBPyConnection, spec_hash: str) -> dict:
+    """The payload (model, feature sets, sources) of the spec recorded under a spec hash, checked as recorded_spec."""
+    return recorded_spec(connection, spec_hash).payload
 
 
 def recorded_catalog(payload: dict) -> tuple[Catalog, ModelSpec]:

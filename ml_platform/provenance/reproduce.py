@@ -7,6 +7,7 @@ artifact store whose snapshot entry links to the stored (verified) file: nothing
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -16,15 +17,20 @@ from pathlib import Path
 
 import duckdb
 
+from ml_platform import names
 from ml_platform.project import Project
 from ml_platform.provenance.describe import snapshot_rows, timestamp
-from ml_platform.training.environment import environment_differences
 from ml_platform.provenance.records import (
-    ProvenanceInputError, model_rows, open_registry, recorded_catalog, recorded_payload, snapshot_row)
+    ProvenanceInputError, model_records, open_registry, recorded_catalog, recorded_spec, snapshot_record)
+from ml_platform.records.registry import ModelRecord, SnapshotRecord
+from ml_platform.records.training import ModelCard
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
 from ml_platform.snapshots.pinning import DataCheck, check_pinned_versions, data_check_text
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import prepare
+from ml_platform.training.environment import environment_differences
 from ml_platform.training.fit import train_model
 
 # Model card entries that describe the run rather than what was learnt.
@@ -40,14 +46,14 @@ class Reproduction:
     model: str
     training_run: str
     spec_hash: str
-    spec_recorded_at: object
-    snapshot: dict
+    spec_recorded_at: dt.datetime
+    snapshot: SnapshotRecord
     algorithm: str
     seed: int
     recorded_sha256: str
     reproduced_sha256: str
-    recorded_card: dict
-    reproduced_card: dict
+    recorded_card: ModelCard
+    reproduced_card: ModelCard
     stored_artifact: str
     seconds: float
     output: Path | None = None
@@ -58,10 +64,13 @@ class Reproduction:
 
     @property
     def identical(self) -> bool:
+        """True when the reproduced artifact is byte for byte the recorded one."""
         return self.recorded_sha256 == self.reproduced_sha256
 
 
-def _card_differences(recorded: dict, reproduced: dict) -> list[tuple[str, str, str]]:
+def _card_differences(recorded_card: ModelCard, reproduced_card: ModelCard) -> list[tuple[str, str, str]]:
+    """(fact, recorded, reproduced) of each fact both cards hold that differs, run facts left out."""
+    recorded, reproduced = recorded_card.model_dump(mode="json"), reproduced_card.model_dump(mode="json")
     return [(key, str(recorded[key]), str(reproduced[key])) for key in sorted(set(recorded) & set(reproduced))
             if key not in _RUN_FACTS and recorded[key] != reproduced[key]]
 
@@ -83,51 +92,54 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
     store = ArtifactStore(root=str(project.storage.artifacts))
     output = _check_output(output, project.storage.artifacts)
     with open_registry(project.storage.warehouse) as connection:
-        recorded, *also = model_rows(connection, model_version)
-        model_version = recorded["model_version"]  # in full, when an abbreviation was given
-        snapshot = snapshot_row(connection, recorded["model"], recorded["training_run"])
-        payload = recorded_payload(connection, recorded["spec_hash"])
-        spec_recorded_at = registry.fetch_one(connection, "specs", spec_hash=recorded["spec_hash"])["recorded_at"]
-        catalog, model = recorded_catalog(payload)
-        data = check_pinned_versions(connection, catalog, snapshot["manifest"])
-    snapshot_path = store.verify(snapshot["path"], snapshot["sha256"])
+        recorded, *also = model_records(connection, model_version)
+        snapshot = snapshot_record(connection, recorded.model, recorded.training_run)
+        spec = recorded_spec(connection, recorded.spec_hash)
+        catalog, model = recorded_catalog(spec.payload)
+        data = check_pinned_versions(connection, catalog, snapshot.manifest)
+    snapshot_path = store.verify(snapshot.path, snapshot.sha256)
     try:
-        store.verify(recorded["path"], recorded["sha256"])
-        stored_artifact = f"{recorded['path']}: SHA-256 verified"
+        store.verify(recorded.path, recorded.sha256)
+        stored_artifact = f"{recorded.path}: SHA-256 verified"
     except TamperedArtifactError as error:
         stored_artifact = f"FAILS its check: {error}"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
         private = ArtifactStore(root=scratch)
-        link = Path(scratch) / snapshot["path"]
-        link.parent.mkdir(parents=True)
-        os.symlink(snapshot_path, link)  # read through the link; train_model verifies the hash again
-        with duckdb.connect() as memory:
-            prepare(memory)
-            registry.insert(memory, "snapshots", snapshot)
-            retrained = train_model(memory, private, catalog, model, recorded["training_run"])
+        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model)
         if output is not None:
-            shutil.copyfile(private.path_of(retrained["path"]), output)
-    result = Reproduction(
-        model_version=model_version, model=recorded["model"], training_run=recorded["training_run"],
-        spec_hash=recorded["spec_hash"], spec_recorded_at=spec_recorded_at, snapshot=snapshot,
-        algorithm=model.algorithm.kind, seed=model.algorithm.seed, recorded_sha256=recorded["sha256"],
-        reproduced_sha256=retrained["sha256"], recorded_card=recorded["card"], reproduced_card=retrained["card"],
+            shutil.copyfile(private.path_of(retrained.path), output)
+    return Reproduction(
+        model_version=recorded.model_version, model=recorded.model, training_run=recorded.training_run,
+        spec_hash=recorded.spec_hash, spec_recorded_at=spec.recorded_at, snapshot=snapshot,
+        algorithm=model.algorithm.kind, seed=model.algorithm.seed, recorded_sha256=recorded.sha256,
+        reproduced_sha256=retrained.sha256, recorded_card=recorded.card, reproduced_card=retrained.card,
         stored_artifact=stored_artifact, seconds=time.perf_counter() - started, output=output,
-        other_runs=[row["training_run"] for row in also], data=data)
-    result.environment = environment_differences(recorded["card"], retrained["card"])
-    result.card_differences = _card_differences(recorded["card"], retrained["card"])
-    return result
+        environment=environment_differences(recorded.card.environment(), retrained.card.environment()),
+        card_differences=_card_differences(recorded.card, retrained.card),
+        other_runs=[other.training_run for other in also], data=data)
+
+
+def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, snapshot_path: Path, catalog: Catalog,
+             model: ModelSpec) -> ModelRecord:
+    """Train the run again from its snapshot into the private store, through a registry in memory holding only
+    that snapshot; the retrained model's record."""
+    link = scratch / snapshot.path
+    link.parent.mkdir(parents=True)
+    os.symlink(snapshot_path, link)  # read through the link; train_model verifies the hash again
+    with duckdb.connect() as memory:
+        prepare(memory)
+        registry.snapshots.add(memory, snapshot)
+        return train_model(memory, private, catalog, model, snapshot.training_run).record
 
 
 def reproduction_text(result: Reproduction) -> str:
     """The report `ml-platform reproduce` prints."""
-    manifest = result.snapshot["manifest"]
     lines = [
         f"Reproducing {result.model_version} (training run {result.training_run} of {result.model})",
-        f"  snapshot    {result.snapshot['snapshot_id']}: SHA-256 verified, {snapshot_rows(manifest)}",
+        f"  snapshot    {result.snapshot.snapshot_id}: SHA-256 verified, {snapshot_rows(result.snapshot.manifest)}",
         f"  spec        spec hash {result.spec_hash} as recorded at {timestamp(result.spec_recorded_at)} UTC "
-        f"(registry.specs, not today's spec file)",
+        f"({names.registry_table('specs')}, not today's spec file)",
         f"  training    {result.algorithm}, seed {result.seed}, through ml_platform.training into a temporary "
         f"file ({result.seconds:.1f} s)",
         f"  stored      {result.stored_artifact}",
@@ -141,8 +153,8 @@ def reproduction_text(result: Reproduction) -> str:
     if result.output is not None:
         lines.append(f"  written to  {result.output}")
     now = result.reproduced_card
-    libraries = ", ".join(f"{name} {version}" for name, version in now.get("library_versions", {}).items())
-    environment = f"python {now.get('python')}, {libraries}; platform code {now.get('code_version')}"
+    libraries = ", ".join(f"{name} {version}" for name, version in (now.library_versions or {}).items())
+    environment = f"python {now.python}, {libraries}; platform code {now.code_version}"
     if result.identical:
         lines.append("IDENTICAL: the reproduced artifact is byte for byte the recorded one.")
         lines.append(f"  environment now: {environment}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
 
 from ml_platform.provenance.describe import money_with_interval, timestamp
 from ml_platform.provenance.records import require_model
+from ml_platform.records.evaluation import TestMetrics
 from ml_platform.storage import registry
 
 
@@ -16,12 +18,12 @@ class TrainingRun:
     """One training run of a model; a stage it has not reached yet is None."""
 
     key: str
-    created_at: object
+    created_at: dt.datetime
     snapshot_id: str
     snapshot_rows: int
     model_version: str | None
     currency: str | None
-    test: dict | None
+    test: TestMetrics | None
     gate_passed: bool | None
     promotions: tuple[int, ...]
     champion: bool
@@ -30,22 +32,23 @@ class TrainingRun:
 def training_runs(connection: duckdb.DuckDBPyConnection, model: str) -> list[TrainingRun]:
     """Every training run of the model, oldest first."""
     require_model(connection, model)
-    models = {row["training_run"]: row for row in registry.fetch_all(connection, "models", model=model)}
-    evaluations = {row["training_run"]: row for row in registry.fetch_all(connection, "evaluations", model=model)}
-    promotions = registry.fetch_all(connection, "promotions", order_by="promotion_id", model=model)
-    live = promotions[-1]["training_run"] if promotions else None
+    models = {trained.training_run: trained for trained in registry.models.all(connection, model=model)}
+    evaluations = {evaluation.training_run: evaluation
+                   for evaluation in registry.evaluations.all(connection, model=model)}
+    promotions = registry.promotions.log(connection, model)
+    live = promotions[-1].training_run if promotions else None
     runs = []
-    for snapshot in registry.fetch_all(connection, "snapshots", order_by="created_at", model=model):
-        key = snapshot["training_run"]
+    for snapshot in registry.snapshots.all(connection, model=model):
+        key = snapshot.training_run
         evaluation = evaluations.get(key)
-        summary = evaluation["summary"] if evaluation else None
         runs.append(TrainingRun(
-            key=key, created_at=snapshot["created_at"], snapshot_id=snapshot["snapshot_id"],
-            snapshot_rows=sum(snapshot["manifest"]["rows"].values()),
-            model_version=models[key]["model_version"] if key in models else None,
-            currency=summary["currency"] if summary else None, test=summary["test"] if summary else None,
-            gate_passed=evaluation["gate_passed"] if evaluation else None,
-            promotions=tuple(int(row["promotion_id"]) for row in promotions if row["training_run"] == key),
+            key=key, created_at=snapshot.created_at, snapshot_id=snapshot.snapshot_id,
+            snapshot_rows=sum(snapshot.manifest.rows.values()),
+            model_version=models[key].model_version if key in models else None,
+            currency=evaluation.summary.currency if evaluation else None,
+            test=evaluation.summary.test if evaluation else None,
+            gate_passed=evaluation.gate_passed if evaluation else None,
+            promotions=tuple(promotion.promotion_id for promotion in promotions if promotion.training_run == key),
             champion=key == live,
         ))
     return runs
@@ -71,7 +74,7 @@ def runs_text(model: str, runs: list[TrainingRun]) -> str:
             run.key, timestamp(run.created_at), run.snapshot_id, f"{run.snapshot_rows:,}",
             run.model_version or "(not trained)",
             money_with_interval(run.test, run.currency) if run.test else "(not evaluated)",
-            f"{run.test['roc_auc']:.4f}" if run.test else "-",
+            f"{run.test.roc_auc:.4f}" if run.test else "-",
             "-" if run.gate_passed is None else ("passed" if run.gate_passed else "FAILED"),
             _champion_text(run),
         ))

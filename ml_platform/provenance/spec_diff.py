@@ -31,6 +31,7 @@ class SpecSide:
 
     @property
     def spec_hash(self) -> str:
+        """The spec hash the payload defines."""
         return short_hash(canonical_json(self.payload))
 
 
@@ -86,23 +87,23 @@ def file_side(project: Project, given: str) -> SpecSide:
 def recorded_side(project: Project, given: str) -> SpecSide:
     """The spec recorded for a training run, named by its key or by the model version it trained."""
     with open_registry(project.storage.warehouse) as connection:
-        runs = registry.fetch_all(connection, "snapshots", training_run=given)
+        runs = registry.snapshots.all(connection, training_run=given)
         version = None if runs else resolve_version(connection, given)
-        rows = runs or registry.fetch_all(connection, "models", order_by="created_at", model_version=version)
+        rows = runs or registry.models.all(connection, model_version=version)
         if not rows:
             versions = known_versions(connection)
             raise ProvenanceInputError(f"'{given}' is neither a spec file, a model version nor a training run in "
                                        f"the registry{did_you_mean(given, versions)} "
                                        f"(versions, newest first: {choices(versions)})")
-        if len({row["spec_hash"] for row in rows}) > 1:
-            listing = ", ".join(f"{row['training_run']} (spec hash {row['spec_hash']})" for row in rows)
+        if len({row.spec_hash for row in rows}) > 1:
+            listing = ", ".join(f"{row.training_run} (spec hash {row.spec_hash})" for row in rows)
             raise ProvenanceInputError(f"'{given}' was trained by several training runs whose specs differ: "
                                        f"{listing}; give one of those training runs instead")
-        row = rows[0]
-        payload = recorded_payload(connection, row["spec_hash"])
+        row = rows[0]  # a snapshot or a trained model: both name their training run, model and spec hash
+        payload = recorded_payload(connection, row.spec_hash)
     if runs:
-        return SpecSide(f"training run {given} of {row['model']} (spec hash {row['spec_hash']})", payload)
-    return SpecSide(f"{version} (training run {row['training_run']}, spec hash {row['spec_hash']})", payload)
+        return SpecSide(f"training run {given} of {row.model} (spec hash {row.spec_hash})", payload)
+    return SpecSide(f"{version} (training run {row.training_run}, spec hash {row.spec_hash})", payload)
 
 
 def side(project: Project, given: str) -> SpecSide:

@@ -15,7 +15,7 @@ from ml_platform.chain.model_chain import DemoError, data_window, project_wareho
 from ml_platform.chain.runner import Chain
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
-from ml_platform.monitoring.store import has_table, read_days
+from ml_platform.monitoring.store import read_days
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
@@ -122,8 +122,6 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
 
 def _drift_text(connection, model_name: str, day: str) -> str:
     """The day's prediction drift and its most drifted feature, as monitoring measured them."""
-    if not has_table(connection, model_name, "drift"):
-        return ""
     rows = read_days(connection, model_name, "drift", dt.date.fromisoformat(day), dt.date.fromisoformat(day))
     if rows.empty:
         return ""
@@ -139,9 +137,8 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
     if run.status != "SUCCESS":
         return f"NOT judged {run.partition}: {'; '.join(run.failures) or run.status}"
     day = dt.date.fromisoformat(run.partition)
-    rows = read_days(connection, model_name, "outcomes", day, day) if has_table(connection, model_name,
-                                                                                 "outcomes") else None
-    if rows is None or rows.empty:
+    rows = read_days(connection, model_name, "outcomes", day, day)  # empty before the table exists
+    if rows.empty:
         return f"judged {run.partition}: nothing recorded"
     row = rows.iloc[-1]
     if row["status"] not in ("labelled", "partly labelled"):
@@ -237,14 +234,14 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
             champion = registry.champion(connection, name)
             lines.append(f"  champion at the end: {champion['model_version'] if champion else 'none'}")
             monitored = monitoring_summary(connection, name, result.start, result.end)
-            if monitored["days_labelled"]:
-                lines.append(f"  realized {monitored['realized_money']:,.0f} {monitored['currency']} over "
-                             f"{monitored['days_labelled']} judged days, against a promised "
-                             f"{monitored['promised_money']:,.0f} (each champion's test money per day)")
-            scored_drift = [day for day in monitored["days"] if day.get("prediction_psi", 0.0) > PSI_ALARM]
+            if monitored.days_labelled:
+                lines.append(f"  realized {monitored.realized_money:,.0f} {monitored.currency} over "
+                             f"{monitored.days_labelled} judged days, against a promised "
+                             f"{monitored.promised_money:,.0f} (each champion's test money per day)")
+            scored_drift = [day for day in monitored.days if (day.prediction_psi or 0.0) > PSI_ALARM]
             lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
-                         f"{monitored['days_measured']} scored days; some feature above it on "
-                         f"{monitored['days_drifted']} (the eve's weather is one value per airport and day)")
+                         f"{monitored.days_measured} scored days; some feature above it on "
+                         f"{monitored.days_drifted} (the eve's weather is one value per airport and day)")
             alarms = [record for record in ledger.trainings if record["reason"].startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")

@@ -1,0 +1,1 @@
+"""Scoring: production predictions of the champion with provenance, and the challenger scored in shadow."""

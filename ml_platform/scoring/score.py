@@ -7,35 +7,46 @@ into `predictions.<model>__shadow`, so that it is judged on live rows before any
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.code_version import code_version
 from ml_platform.features.compute import day_ranges, feature_matrix_sql
+from ml_platform.names import quote
+from ml_platform.records.registry import EvaluationRecord, ModelRecord
+from ml_platform.records.scoring import PredictionProvenance
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import quote, table, transaction
+from ml_platform.storage.warehouse import transaction
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
 
-PROVENANCE = ("model_version", "spec_hash", "snapshot_id", "training_run", "code_version", "scored_at",
-              "promotion_id", "dagster_run_id")
+
+@dataclass(frozen=True)
+class ScoringResult:
+    """What one scoring of a range of days wrote: rows, how many were flagged, and their provenance."""
+
+    rows: int
+    flagged: int
+    provenance: PredictionProvenance
 
 
 def latest_view(model: ModelSpec) -> str:
-    """The view holding the latest prediction of each row."""
-    return table("predictions", f"{model.name}__latest")
+    """The view holding the latest prediction of each row (names.latest_view; kept for test_names)."""
+    return names.latest_view(model.name)
 
 
 def shadow_table(model: ModelSpec) -> str:
-    """The table holding the challenger's shadow predictions."""
-    return table("predictions", f"{model.name}__shadow")
+    """The table holding the challenger's shadow predictions (names.shadow_table; kept for test_names)."""
+    return names.shadow_table(model.name)
 
 
 # rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
@@ -81,27 +92,26 @@ def _require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
                            "matched to their rows by position; it is off on this connection")
 
 
-def _provenance(model_row: dict, promotion_id: int | None, dagster_run_id: str) -> dict:
-    return {
-        "model_version": model_row["model_version"], "spec_hash": model_row["spec_hash"],
-        "snapshot_id": model_row["snapshot_id"], "training_run": model_row["training_run"],
-        "code_version": code_version(), "scored_at": registry.now(),
-        "promotion_id": promotion_id, "dagster_run_id": dagster_run_id,
-    }
+def _provenance(model: ModelRecord, promotion_id: int | None, dagster_run_id: str) -> PredictionProvenance:
+    """The provenance columns of a batch scored now by a registered model."""
+    return PredictionProvenance(
+        model_version=model.model_version, spec_hash=model.spec_hash, snapshot_id=model.snapshot_id,
+        training_run=model.training_run, code_version=code_version(), scored_at=registry.now(),
+        promotion_id=promotion_id, dagster_run_id=dagster_run_id)
 
 
-def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model_row: dict,
-                threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
+def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                trained: ModelRecord, threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
                 view: str | None) -> tuple[int, int]:
     """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction.
 
     Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
     never become Python objects. Returns the rows written and how many were flagged.
     """
-    spec = trained_spec(connection, catalog, model_row)
-    require_features(connection, catalog, spec, model_row, start, end)
+    spec = trained_spec(connection, catalog, trained)
+    require_features(connection, catalog, spec, trained, start, end)
     _require_insertion_order(connection)
-    predictor = load_model(artifacts, model_row)
+    predictor = load_model(artifacts, trained)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
@@ -130,35 +140,34 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
 
 
 def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-               model: ModelSpec, start: dt.date, end: dt.date, dagster_run_id: str) -> dict:
+               model: ModelSpec, start: dt.date, end: dt.date, dagster_run_id: str) -> ScoringResult:
     """Append predictions for [start, end] to predictions.<model>, each row carrying its provenance."""
-    champion = registry.champion(connection, model.name)
+    champion = registry.promotions.champion(connection, model.name)
     if champion is None:
         raise ScoringError(f"no version of '{model.name}' has been deployed yet: train it and pass the gate first")
-    model_row = registry.fetch_one(connection, "models", model_version=champion["model_version"])
-    evaluation = registry.fetch_one(connection, "evaluations", model=model.name,
-                                    training_run=champion["training_run"])
-    provenance = _provenance(model_row, int(champion["promotion_id"]), dagster_run_id)
-    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(evaluation["summary"]["threshold"]),
-                                start, end, table("predictions", model.name), provenance, latest_view(model))
-    return {"rows": rows, "flagged": flagged, **provenance,
-            "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
+    trained = registry.models.by_version(connection, champion.model_version)
+    evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
+    provenance = _provenance(trained, champion.promotion_id, dagster_run_id)
+    rows, flagged = _score_into(connection, artifacts, catalog, trained, evaluation.summary.threshold, start, end,
+                                names.predictions_table(model.name), provenance.plain(),
+                                names.latest_view(model.name))
+    return ScoringResult(rows, flagged, provenance)
 
 
 def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, challenger: dict, start: dt.date, end: dt.date, dagster_run_id: str) -> dict:
+                      model: ModelSpec, challenger: EvaluationRecord, start: dt.date, end: dt.date,
+                      dagster_run_id: str) -> ScoringResult:
     """Append the challenger's predictions for [start, end] to predictions.<model>__shadow, with provenance.
 
-    `challenger` is the challenger's evaluation row. Shadow rows carry the same provenance columns as production
-    rows (promotion_id is empty: the challenger was never promoted) plus the champion version they shadowed.
+    `challenger` is the challenger's evaluation. Shadow rows carry the same provenance columns as production rows
+    (promotion_id is empty: the challenger was never promoted) plus the champion version they shadowed.
     """
-    model_row = registry.fetch_one(connection, "models", model_version=challenger["model_version"])
-    if model_row is None:
-        raise ScoringError(f"challenger {challenger['model_version']} has no registered model artifact")
-    provenance = _provenance(model_row, None, dagster_run_id)
-    champion = registry.champion(connection, model.name)
-    constants = {**provenance, "shadowing": champion["model_version"] if champion else None}
-    rows, flagged = _score_into(connection, artifacts, catalog, model_row, float(challenger["summary"]["threshold"]),
-                                start, end, shadow_table(model), constants, None)
-    return {"rows": rows, "flagged": flagged, **provenance,
-            "scored_at": provenance["scored_at"].isoformat(timespec="seconds")}
+    trained = registry.models.by_version(connection, challenger.model_version)
+    if trained is None:
+        raise ScoringError(f"challenger {challenger.model_version} has no registered model artifact")
+    provenance = _provenance(trained, None, dagster_run_id)
+    champion = registry.promotions.champion(connection, model.name)
+    constants = {**provenance.plain(), "shadowing": champion.model_version if champion else None}
+    rows, flagged = _score_into(connection, artifacts, catalog, trained, challenger.summary.threshold, start, end,
+                                names.shadow_table(model.name), constants, None)
+    return ScoringResult(rows, flagged, provenance)

@@ -1,4 +1,5 @@
-"""Champion against challenger on production rows: money of each one's decisions on days whose labels are known.
+"""The challenger in shadow: scored beside the champion on production rows, then compared with it in money on the
+days whose labels are known.
 
 Production decisions are the latest prediction of each row (`predictions.<model>__latest`); the challenger's
 are its latest shadow prediction of the same row. Both are valued with the current spec's label and money
@@ -8,15 +9,58 @@ expressions, evaluated on the entity's rows, so the comparison uses exactly the 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
-from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
-from ml_platform.scoring.score import latest_view, shadow_table
+from ml_platform import names
+from ml_platform.deployment.promotion import challenger
+from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
+from ml_platform.names import quote
+from ml_platform.scoring.inputs import InputsColumnError
+from ml_platform.scoring.score import ScoringResult, score_shadow_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.storage.warehouse import date_literal, quote, table, table_exists
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import date_literal, table_exists
+from ml_platform.training.inference import ScoringError
+
+
+@dataclass(frozen=True)
+class ShadowOutcome:
+    """What shadow scoring of a range did: the challenger scored (or why not) and its comparison (or why not)."""
+
+    challenger: str | None  # the challenger's model version; None when there is none
+    scored: ScoringResult | None = None
+    not_scored: str | None = None  # why the challenger could not score
+    comparison: dict | None = None  # shadow_comparison's figures
+    not_compared: str | None = None  # why no comparison was made
+    warning: str | None = None  # what went wrong, for the run's log
+
+
+def shadow_scoring(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                   model: ModelSpec, start: dt.date, end: dt.date, dagster_run_id: str) -> ShadowOutcome:
+    """Score the challenger in shadow beside the champion, and compare both in money where labels are known.
+
+    Shadow scoring never fails production scoring: when the challenger cannot score, the outcome says why.
+    """
+    candidate = challenger(connection, model.name)
+    if candidate is None:
+        return ShadowOutcome(None)
+    try:
+        scored = score_shadow_days(connection, artifacts, catalog, model, candidate, start, end, dagster_run_id)
+    except (ScoringError, InputsColumnError) as error:
+        return ShadowOutcome(candidate.model_version, not_scored=str(error),
+                             warning=f"challenger {candidate.model_version} not scored in shadow: {error}")
+    try:
+        comparison = shadow_comparison(connection, catalog, model, candidate.model_version, seed=model.algorithm.seed)
+    except MoneyError as error:
+        return ShadowOutcome(candidate.model_version, scored, not_compared=f"not made: {error}",
+                             warning=f"shadow comparison not made: {error}")
+    if comparison is None:
+        return ShadowOutcome(candidate.model_version, scored, not_compared="no labelled rows scored by both yet")
+    return ShadowOutcome(candidate.model_version, scored, comparison=comparison)
 
 
 def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> str:
@@ -26,7 +70,7 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
     # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {table('source', model.entity)} "
+    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {names.source_table(model.entity)} "
             f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)})")
     return f"SELECT {keys}, label{money} FROM {base} AS base"
 
@@ -37,20 +81,21 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
 
     None when there are no such rows yet (nothing scored in shadow, or no labels known for those days).
     """
-    if not (table_exists(connection, "predictions", f"{model.name}__shadow")
+    if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
         return None
     keys = [quote(key) for key in catalog.sources[model.entity].keys]
     key_list = ", ".join(keys)
-    span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow_table(model)} "
+    shadow = names.shadow_table(model.name)
+    span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow} "
                               f"WHERE model_version = ?", [challenger_version]).fetchall()[0]
     if span[0] is None:
         return None
     frame = connection.execute(
-        f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow_table(model)} "
+        f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow} "
         f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY scored_at DESC) = 1), "
         f"production AS (SELECT {key_list}, flagged AS champion_flagged, model_version AS champion_version "
-        f"  FROM {latest_view(model)}), "
+        f"  FROM {names.latest_view(model.name)}), "
         f"outcomes AS ({outcomes_sql(catalog, model, *(pd.Timestamp(day).date() for day in span))}) "
         f"SELECT * FROM shadow JOIN production USING ({key_list}) JOIN outcomes USING ({key_list}) "
         f"WHERE outcomes.label IS NOT NULL ORDER BY partition_date, {key_list}", [challenger_version]).df()

@@ -2,34 +2,74 @@
 
 from __future__ import annotations
 
-
 import duckdb
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.features.compute import missing_feature_days, require_tables
-from ml_platform.specs.catalog import Catalog
-from ml_platform.partitions import run_split
-from ml_platform.specs.models import ModelSpec
-from ml_platform.storage import registry
-from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.partitions import parse_training_run_key, run_split, training_run_key, training_split
+from ml_platform.records.outcomes import Stored
+from ml_platform.records.registry import SnapshotRecord, SpecRecord
+from ml_platform.records.snapshots import SnapshotManifest, SplitWindow
 from ml_platform.snapshots.columns import split_condition
 from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_versions
 from ml_platform.snapshots.writing import write_rows
-from ml_platform.storage.warehouse import date_literal, table
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.warehouse import date_literal
 
 
 class SnapshotError(PlatformError, RuntimeError):
     """The data a snapshot needs is not there."""
 
 
+class TrainingRunError(PlatformError, ValueError):
+    """A training run that cannot be built: its key is malformed, leaves no training days, or names another
+    revision of the spec."""
+
+
+def check_run_matches_spec(model: ModelSpec, training_run: str, spec_hash: str) -> None:
+    """Refuse to build a run whose key is malformed, names another revision of the spec, or leaves no training days."""
+    try:
+        cutoff, run_hash = parse_training_run_key(training_run)
+        training_split(model, cutoff)
+    except ValueError as error:
+        raise TrainingRunError(f"training run '{training_run}' of '{model.name}' cannot be built: {error}") \
+            from None
+    if run_hash != spec_hash:
+        raise TrainingRunError(
+            f"training run '{training_run}' was defined by another revision of the spec of '{model.name}' and has "
+            f"no stored snapshot; the current spec defines run '{training_run_key(model, spec_hash, cutoff)}' for "
+            f"the same cut-off")
+
+
+def record_spec(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, spec_hash: str) -> None:
+    """Record the spec's text under its hash in registry.specs, once."""
+    if registry.specs.get(connection, spec_hash) is None:
+        registry.specs.add(connection, SpecRecord(spec_hash=spec_hash, model=model.name,
+                                                  payload=catalog.model_payload(model), recorded_at=registry.now()))
+
+
+def snapshot_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                 model: ModelSpec, training_run: str) -> Stored[SnapshotRecord]:
+    """The run's snapshot: the stored one, or a new one once the run key is checked and the spec recorded."""
+    spec_hash = catalog.spec_hash(model)
+    if registry.snapshots.get(connection, model.name, training_run) is None:
+        check_run_matches_spec(model, training_run, spec_hash)
+        record_spec(connection, catalog, model, spec_hash)
+    return build_snapshot(connection, artifacts, catalog, model, training_run, spec_hash)
+
+
 def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                   model: ModelSpec, training_run: str, spec_hash: str) -> dict:
-    """Write the run's snapshot once; return its registry row (the existing one if the run already has one)."""
-    existing = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
+                   model: ModelSpec, training_run: str, spec_hash: str) -> Stored[SnapshotRecord]:
+    """Write the run's snapshot once and record it; the stored one (reused) when the run already has one."""
+    existing = registry.snapshots.get(connection, model.name, training_run)
     if existing is not None:
-        artifacts.verify(existing["path"], existing["sha256"])
-        return {**existing, "reused": True}
+        artifacts.verify(existing.path, existing.sha256)
+        return Stored(existing, reused=True)
     split = run_split(model, training_run)
     require_tables(connection, "source", [model.entity], "materialize the model's sources first")
     missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
@@ -48,40 +88,38 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         f"GROUP BY split"
     ).fetchall()
     unlabelled = connection.execute(
-        f"SELECT count(*) FROM {table('source', model.entity)} WHERE partition_date BETWEEN "
+        f"SELECT count(*) FROM {names.source_table(model.entity)} WHERE partition_date BETWEEN "
         f"{date_literal(split.train.start)} AND {date_literal(split.test.end)} AND ({model.label.expression}) IS NULL"
     ).fetchall()[0][0]
     entity = catalog.sources[model.entity]
-    manifest = {
-        "model": model.name,
-        "training_run": training_run,
-        "spec_hash": spec_hash,
-        "snapshot_sha256": stored.sha256,
-        "size_bytes": stored.size_bytes,
-        "entity": entity.name,
-        "keys": entity.keys,
-        "features": list(model.features),
-        "feature_set_versions": {fs.name: catalog.feature_set_hash(fs) for fs in catalog.feature_sets_of(model)},
-        "source_data_versions": sources,
-        "feature_data_versions": features,
-        "split_windows": {name: {"start": str(getattr(split, name).start), "end": str(getattr(split, name).end)}
-                          for name in ("train", "validation", "test")},
-        "rows": {name: count for name, count, _ in stats},
-        "positive_rate": {name: round(rate, 6) for name, _, rate in stats},
-        "rows_without_label_excluded": unlabelled,
-    }
-    row = {
-        "training_run": training_run, "model": model.name, "snapshot_id": stored.sha256[:16],
-        "spec_hash": spec_hash, "path": stored.path, "sha256": stored.sha256, "manifest": manifest,
-        "created_at": registry.now(),
-    }
-    registry.insert(connection, "snapshots", row)
-    return {**row, "reused": False}
+    manifest = SnapshotManifest(
+        model=model.name,
+        training_run=training_run,
+        spec_hash=spec_hash,
+        snapshot_sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        entity=entity.name,
+        keys=tuple(entity.keys),
+        features=tuple(model.features),
+        feature_set_versions={fs.name: catalog.feature_set_hash(fs) for fs in catalog.feature_sets_of(model)},
+        source_data_versions=sources,
+        feature_data_versions=features,
+        split_windows={name: SplitWindow(start=str(getattr(split, name).start), end=str(getattr(split, name).end))
+                       for name in ("train", "validation", "test")},
+        rows={name: count for name, count, _ in stats},
+        positive_rate={name: round(rate, 6) for name, _, rate in stats},
+        rows_without_label_excluded=unlabelled,
+    )
+    record = SnapshotRecord(training_run=training_run, model=model.name, snapshot_id=stored.sha256[:16],
+                            spec_hash=spec_hash, path=stored.path, sha256=stored.sha256, manifest=manifest,
+                            created_at=registry.now())
+    registry.snapshots.add(connection, record)
+    return Stored(record, reused=False)
 
 
-def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: dict,
+def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: SnapshotRecord,
                   splits: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The snapshot's rows (of the given splits only, when named), after verifying the file's hash."""
-    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
+    path = artifacts.verify(snapshot.path, snapshot.sha256)
     where = f" WHERE {split_condition(*splits)}" if splits is not None else ""
     return connection.execute(f"SELECT * FROM read_parquet('{path}'){where}").df()

@@ -1,49 +1,53 @@
 """Build the `["snapshot", model]` asset: one immutable snapshot per training run."""
 
 import dagster as dg
-from ml_platform.storage.resources import Warehouse
 
-from ml_platform.features.factory import feature_key
-from ml_platform.partitions import parse_training_run_key, training_run_key, training_runs, training_split
-from ml_platform.snapshots.build import build_snapshot
+from ml_platform import names
+from ml_platform.errors import as_dagster_failure
+from ml_platform.partitions import training_runs
+from ml_platform.records.outcomes import Stored
+from ml_platform.records.registry import SnapshotRecord
+from ml_platform.snapshots.build import snapshot_run
 from ml_platform.snapshots.pinning import manifest_summary
-from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.storage.resources import Warehouse
 
 
 def stage_key(stage: str, model: ModelSpec) -> dg.AssetKey:
-    """Asset key of one stage of a model: `[stage, model]`."""
-    return dg.AssetKey([stage, model.name])
+    """Asset key of one stage of a model: `[stage, model]` (names.stage_key; kept for callers not yet moved)."""
+    return names.stage_key(stage, model.name)
 
 
-def check_run_matches_spec(model: ModelSpec, training_run: str, spec_hash: str) -> None:
-    """Refuse to build a run whose key is malformed, names another revision of the spec, or leaves no training days."""
-    try:
-        cutoff, run_hash = parse_training_run_key(training_run)
-        training_split(model, cutoff)
-    except ValueError as error:
-        raise dg.Failure(description=f"training run '{training_run}' of '{model.name}' cannot be built: {error}") \
-            from None
-    if run_hash != spec_hash:
-        raise dg.Failure(
-            description=f"training run '{training_run}' was defined by another revision of the spec of "
-                        f"'{model.name}' and has no stored snapshot; the current spec defines run "
-                        f"'{training_run_key(model, spec_hash, cutoff)}' for the same cut-off")
+def snapshot_metadata(artifacts: ArtifactStore, stored: Stored[SnapshotRecord]) -> dict:
+    """The snapshot's materialization metadata: identity, rows and rates by split, file, and the short manifest."""
+    record = stored.record
+    manifest = record.manifest
+    return {
+        "snapshot_id": record.snapshot_id,
+        "reused": f"snapshot {record.snapshot_id} already stored for this run" if stored.reused else "no",
+        names.ROW_COUNT_METADATA: sum(manifest.rows.values()),
+        "rows_by_split": dg.MetadataValue.json(dict(manifest.rows)),
+        "positive_rate_by_split": dg.MetadataValue.json(dict(manifest.positive_rate)),
+        "path": dg.MetadataValue.path(str(artifacts.path_of(record.path))),
+        "sha256": record.sha256,
+        "spec_hash": record.spec_hash,
+        "manifest": dg.MetadataValue.json(manifest_summary(manifest)),  # per-day versions: registry.snapshots
+    }
 
 
 def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
     """The asset that writes one immutable training snapshot per training run."""
     spec_hash = catalog.spec_hash(model)
     all_days = dg.AllPartitionMapping()
-    deps = [dg.AssetDep(feature_key(fs.name), partition_mapping=all_days) for fs in catalog.feature_sets_of(model)]
-    deps.append(dg.AssetDep(source_key(model.entity), partition_mapping=all_days))
+    deps = [dg.AssetDep(names.feature_key(fs.name), partition_mapping=all_days)
+            for fs in catalog.feature_sets_of(model)]
+    deps.append(dg.AssetDep(names.source_key(model.entity), partition_mapping=all_days))
 
     @dg.asset(
-        key=stage_key("snapshot", model),
-        group_name=model.name,
+        key=names.stage_key("snapshot", model.name),
+        group_name=names.model_group(model.name),
         description=f"Immutable training snapshot of {model.name}: the exact rows, features, labels and money "
                     f"inputs of one training run, as content-addressed Parquet.",
         owners=[model.owner],
@@ -55,26 +59,8 @@ def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
     )
     def snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse,
                  artifacts: ArtifactStore) -> dg.MaterializeResult:
-        with warehouse.get_connection() as connection:
-            if registry.fetch_one(connection, "snapshots", model=model.name, training_run=context.partition_key) is None:
-                check_run_matches_spec(model, context.partition_key, spec_hash)
-                registry_spec = registry.fetch_one(connection, "specs", spec_hash=spec_hash)
-                if registry_spec is None:
-                    registry.insert(connection, "specs", {"spec_hash": spec_hash, "model": model.name,
-                                                          "payload": catalog.model_payload(model),
-                                                          "recorded_at": registry.now()})
-            row = build_snapshot(connection, artifacts, catalog, model, context.partition_key, spec_hash)
-        manifest = row["manifest"]
-        return dg.MaterializeResult(metadata={
-            "snapshot_id": row["snapshot_id"],
-            "reused": f"snapshot {row['snapshot_id']} already stored for this run" if row["reused"] else "no",
-            "dagster/row_count": sum(manifest["rows"].values()),
-            "rows_by_split": dg.MetadataValue.json(manifest["rows"]),
-            "positive_rate_by_split": dg.MetadataValue.json(manifest["positive_rate"]),
-            "path": dg.MetadataValue.path(str(artifacts.path_of(row["path"]))),
-            "sha256": row["sha256"],
-            "spec_hash": row["spec_hash"],
-            "manifest": dg.MetadataValue.json(manifest_summary(manifest)),  # per-day versions: registry.snapshots
-        })
+        with as_dagster_failure(), warehouse.get_connection() as connection:
+            stored = snapshot_run(connection, artifacts, catalog, model, context.partition_key)
+        return dg.MaterializeResult(metadata=snapshot_metadata(artifacts, stored))
 
     return snapshot

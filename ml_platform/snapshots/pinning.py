@@ -14,12 +14,15 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.features.versions import stale_days
 from ml_platform.partitions import days
+from ml_platform.records.snapshots import PinnedVersions, SnapshotManifest
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
-from ml_platform.storage.versions import WHOLE, feature_asset, source_asset, stored_versions
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.storage.versions import WHOLE, partition_versions
 
 SHOWN_DAYS = 5
 
@@ -55,7 +58,8 @@ def read_windows(catalog: Catalog, model: ModelSpec, split: TimeSplit) -> tuple[
     return windows, {name: (first, split.test.end) for name, first in sorted(needed.items())}
 
 
-def _pin_days(versions: dict[str, dict], first: dt.date, last: dt.date, what: str) -> dict:
+def _pin_days(versions: dict[str, PartitionVersion], first: dt.date, last: dt.date, what: str, trust: str | None = None
+              ) -> PinnedVersions:
     """The per-day versions of [first, last], with an aggregate hash; refuse when a day has no version."""
     wanted = [day.isoformat() for day in days(first, last)]
     missing = [day for day in wanted if day not in versions]
@@ -64,30 +68,28 @@ def _pin_days(versions: dict[str, dict], first: dt.date, last: dt.date, what: st
                                                     SHOWN_DAYS else "")
         raise MissingDataVersionError(f"{what} has no recorded data version for {len(missing)} day(s) the snapshot "
                                       f"reads ({shown}); materialize those partitions first")
-    by_day = {day: versions[day]["version"] for day in wanted}
+    by_day = {day: versions[day].version for day in wanted}
     text = "".join(f"{day} {version}\n" for day, version in by_day.items())
-    return {"days": len(by_day), "first": wanted[0], "last": wanted[-1],
-            "versions_sha256": hashlib.sha256(text.encode()).hexdigest(), "by_day": by_day}
+    return PinnedVersions(days=len(by_day), trust=trust, first=wanted[0], last=wanted[-1],
+                          versions_sha256=hashlib.sha256(text.encode()).hexdigest(), by_day=by_day)
 
 
 def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
-                      split: TimeSplit) -> tuple[dict, dict]:
+                      split: TimeSplit) -> tuple[dict[str, PinnedVersions], dict[str, PinnedVersions]]:
     """({source: pinned versions}, {feature set: pinned versions}) of everything the snapshot reads; raises
     MissingDataVersionError when a day has no version or a feature day was computed from other data."""
     source_windows, feature_windows = read_windows(catalog, model, split)
     sources = {}
     for dependency in catalog.source_dependencies(model):
         name = dependency.source
-        stored = stored_versions(connection, source_asset(name))
-        pinned = {"trust": dependency.trust}
+        stored = partition_versions(connection, names.source_asset(name))
         if name in source_windows:
-            pinned.update(_pin_days(stored, *source_windows[name], f"source '{name}'"))
+            sources[name] = _pin_days(stored, *source_windows[name], f"source '{name}'", trust=dependency.trust)
         elif WHOLE in stored:
-            pinned.update({"days": 0, "version": stored[WHOLE]["version"]})
+            sources[name] = PinnedVersions(days=0, trust=dependency.trust, version=stored[WHOLE].version)
         else:
             raise MissingDataVersionError(f"source '{name}' has no recorded data version; materialize "
-                                          f"source/{name} first")
-        sources[name] = pinned
+                                          f"{names.source_asset(name)} first")
     features = {}
     for name, (first, last) in feature_windows.items():
         _, stale = stale_days(connection, catalog, catalog.feature_sets[name], first, last)
@@ -96,19 +98,18 @@ def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
             raise MissingDataVersionError(
                 f"feature set '{name}' is not up to date with its inputs on {len(stale)} day(s) the snapshot reads, "
                 f"first {day} ({stale[day]}); materialize those partitions of features/{name} first")
-        features[name] = _pin_days(stored_versions(connection, feature_asset(name)), first, last,
+        features[name] = _pin_days(partition_versions(connection, names.feature_asset(name)), first, last,
                                    f"feature set '{name}'")
     return sources, features
 
 
-def manifest_summary(manifest: dict) -> dict:
+def manifest_summary(manifest: SnapshotManifest) -> dict:
     """The manifest without its per-day versions, for a short display (the registry keeps the whole manifest)."""
-    def short(pins: dict) -> dict:
-        return {name: {key: value for key, value in pinned.items() if key != "by_day"} for name, pinned in
-                pins.items()}
-
-    return {**manifest, **{key: short(manifest[key]) for key in ("source_data_versions", "feature_data_versions")
-                           if isinstance(manifest.get(key), dict)}}
+    plain = manifest.plain()
+    for key in ("source_data_versions", "feature_data_versions"):
+        plain[key] = {name: {field: value for field, value in pinned.items() if field != "by_day"}
+                      for name, pinned in plain.get(key, {}).items()}
+    return plain
 
 
 @dataclass(frozen=True)
@@ -131,43 +132,42 @@ class DataChange:
 class DataCheck:
     """What the warehouse holds of a snapshot's pinned data versions."""
 
-    pinned: bool  # False for a snapshot made before versions were pinned
     partitions: int
     changes: tuple[DataChange, ...]
 
 
-def check_pinned_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, manifest: dict) -> DataCheck:
+def check_pinned_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                          manifest: SnapshotManifest) -> DataCheck:
     """Compare a manifest's pinned versions with the version index and, for sources, with the stored rows."""
     from ml_platform.sources.loading import content_versions
 
-    sources, features = manifest.get("source_data_versions", {}), manifest.get("feature_data_versions")
-    if features is None or any("trust" not in pinned for pinned in sources.values()):
-        return DataCheck(False, 0, ())
+    if manifest.source_data_versions is None or manifest.feature_data_versions is None:
+        raise MissingDataVersionError(f"the snapshot manifest of training run '{manifest.training_run}' of "
+                                      f"'{manifest.model}' pins no data versions")
     changes, partitions = [], 0
-    for kind, pins in (("source", sources), ("features", features)):
+    for asset_of, pins in ((names.source_asset, manifest.source_data_versions),
+                           (names.feature_asset, manifest.feature_data_versions)):
         for name, pinned in pins.items():
-            asset = f"{kind}/{name}"
-            stored = stored_versions(connection, asset)
-            expected = pinned.get("by_day") or {WHOLE: pinned["version"]}
+            asset = asset_of(name)
+            stored = partition_versions(connection, asset)
+            expected = pinned.by_day or {WHOLE: pinned.version}
             partitions += len(expected)
             rows = {}
-            if kind == "source" and name in catalog.sources:
-                first, last = (dt.date.fromisoformat(pinned["first"]), dt.date.fromisoformat(pinned["last"])) \
-                    if "by_day" in pinned else (None, None)
+            if asset_of is names.source_asset and name in catalog.sources:
+                first, last = (dt.date.fromisoformat(pinned.first), dt.date.fromisoformat(pinned.last)) \
+                    if pinned.by_day is not None else (None, None)
                 rows = content_versions(connection, catalog.sources[name], first, last)
             for day, version in expected.items():
-                now = stored.get(day, {})
-                if now.get("version") != version:
-                    changes.append(DataChange(asset, day, version, now.get("version", "absent")))
-                elif rows and now["components"].get("content") != rows.get(day):
+                now = stored.get(day)
+                if now is None or now.version != version:
+                    changes.append(DataChange(asset, day, version, now.version if now is not None else "absent"))
+                elif rows and now.components.get("content") != rows.get(day):
                     changes.append(DataChange(asset, day, version, "rows modified"))
-    return DataCheck(True, partitions, tuple(changes))
+    return DataCheck(partitions, tuple(changes))
 
 
 def data_check_text(check: DataCheck, shown: int = SHOWN_DAYS) -> str:
     """One line (and the first changes) saying whether the warehouse still holds the pinned data."""
-    if not check.pinned:
-        return "not pinned: the snapshot was made before data versions were pinned per day"
     if not check.changes:
         return f"the warehouse still holds all {check.partitions:,} pinned partitions (sources and features)"
     assets = sorted({change.asset for change in check.changes})

@@ -5,13 +5,16 @@ from __future__ import annotations
 import duckdb
 
 from ml_platform.errors import PlatformError
-from ml_platform.training.environment import training_environment
+from ml_platform.records.outcomes import Stored
+from ml_platform.records.registry import ModelRecord
+from ml_platform.records.training import ModelCard
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.training.algorithms import load_predictor, train, Predictor
+from ml_platform.training.algorithms import Predictor, load_predictor, train
+from ml_platform.training.environment import training_environment
 
 
 class TrainingError(PlatformError, RuntimeError):
@@ -30,16 +33,16 @@ def categorical_features(catalog: Catalog, model: ModelSpec) -> list[str]:
 
 
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                model: ModelSpec, training_run: str) -> dict:
-    """Train the run's model once and record it; return its registry row (the existing one if already trained)."""
-    existing = registry.fetch_one(connection, "models", model=model.name, training_run=training_run)
+                model: ModelSpec, training_run: str) -> Stored[ModelRecord]:
+    """Train the run's model once and record it; the stored one (reused) when the run is already trained."""
+    existing = registry.models.get(connection, model.name, training_run)
     if existing is not None:
-        artifacts.verify(existing["path"], existing["sha256"])
-        return {**existing, "reused": True}
-    snapshot = registry.fetch_one(connection, "snapshots", model=model.name, training_run=training_run)
+        artifacts.verify(existing.path, existing.sha256)
+        return Stored(existing, reused=True)
+    snapshot = registry.snapshots.get(connection, model.name, training_run)
     if snapshot is None:
         raise TrainingError(f"training run '{training_run}' of '{model.name}' has no snapshot: materialize it first")
-    path = artifacts.verify(snapshot["path"], snapshot["sha256"])
+    path = artifacts.verify(snapshot.path, snapshot.sha256)
     # only the labels are read here: each feature column is read when it is encoded, never a frame of them all
     rows = {name: SplitRows.read(connection, path, name) for name in ("train", "validation")}
     for name, split in rows.items():
@@ -50,30 +53,28 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     layout = result.predictor.layout
     train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
-    card = {
-        "algorithm": model.algorithm.kind,
-        "seed": model.algorithm.seed,
-        "parameters": model.algorithm.params.model_dump(),
-        "artifact_format": result.predictor.format,
-        "artifact_bytes": stored.size_bytes,
-        "training_rows": int(len(train_label)),
-        "validation_rows": int(len(valid_label)),
-        "training_positive_rate": round(float(train_label.mean()), 6),
-        "features": list(layout.columns),
-        "categories": {name: len(values) for name, values in layout.categories.items()},
+    card = ModelCard(
+        algorithm=model.algorithm.kind,
+        seed=model.algorithm.seed,
+        parameters=model.algorithm.params.model_dump(),
+        artifact_format=result.predictor.format,
+        artifact_bytes=stored.size_bytes,
+        training_rows=int(len(train_label)),
+        validation_rows=int(len(valid_label)),
+        training_positive_rate=round(float(train_label.mean()), 6),
+        features=tuple(layout.columns),
+        categories={name: len(values) for name, values in layout.categories.items()},
         **training_environment(),  # python, platform, library versions, code version: what reproduce compares
         **result.details,
-    }
-    row = {
-        "model_version": model_version(model, stored.sha256), "model": model.name, "training_run": training_run,
-        "snapshot_id": snapshot["snapshot_id"], "spec_hash": snapshot["spec_hash"], "path": stored.path,
-        "sha256": stored.sha256, "card": card, "created_at": registry.now(),
-    }
-    registry.insert(connection, "models", row)
-    return {**row, "reused": False}
+    )
+    record = ModelRecord(model_version=model_version(model, stored.sha256), model=model.name,
+                         training_run=training_run, snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
+                         path=stored.path, sha256=stored.sha256, card=card, created_at=registry.now())
+    registry.models.add(connection, record)
+    return Stored(record, reused=False)
 
 
-def load_model(artifacts: ArtifactStore, model_row: dict) -> Predictor:
+def load_model(artifacts: ArtifactStore, model: ModelRecord) -> Predictor:
     """Load a registered model after verifying its artifact's hash."""
-    path = artifacts.verify(model_row["path"], model_row["sha256"])
-    return load_predictor(path, model_row["card"]["artifact_format"])
+    path = artifacts.verify(model.path, model.sha256)
+    return load_predictor(path, model.card.artifact_format)

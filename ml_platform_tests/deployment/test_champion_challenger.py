@@ -29,10 +29,10 @@ def check_evaluation(run_id: str, name: str) -> dg.AssetCheckEvaluation:
 def test_a_worse_model_is_blocked_by_the_champion_which_keeps_scoring(runs, state):
     worse = runs.train(useless_model())
     assert not worse.outcome.success
-    gate = worse.evaluation["summary"]["gate"]
-    assert [name for name, check in gate.items() if not check["passed"]] == ["beats_champion"]
-    assert gate["beats_champion"]["details"]["champion"] == state.champion
-    assert gate["beats_champion"]["details"]["gain"] < 0
+    gate = worse.evaluation.summary.gate
+    assert [name for name, _ in gate.failures()] == ["beats_champion"]
+    assert gate.beats_champion.details.champion == state.champion
+    assert gate.beats_champion.details.gain < 0
     assert any(failure.startswith("gate check beats_champion failed: does not beat the champion by the margin of "
                                   "0 USD: ") for failure in worse.outcome.failures), worse.outcome.failures
     # the UI names the check, the champion and the money
@@ -40,7 +40,7 @@ def test_a_worse_model_is_blocked_by_the_champion_which_keeps_scoring(runs, stat
     assert not check.passed and state.champion in check.description
     assert check.metadata["champion"].value == state.champion
     # nothing was promoted; the champion keeps scoring
-    assert worse.champion["model_version"] == state.champion
+    assert worse.champion.model_version == state.champion
     assert runs.query("SELECT count(*) FROM registry.promotions") == [(1,)]
     assert runs.score(*FEBRUARY).success
     scored = runs.query("SELECT DISTINCT model_version FROM predictions.flight_delay__latest "
@@ -50,32 +50,32 @@ def test_a_worse_model_is_blocked_by_the_champion_which_keeps_scoring(runs, stat
 
 def test_a_better_model_beats_the_champion_on_the_same_rows(runs, state):
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        champion = registry.fetch_one(connection, "evaluations", model_version=state.champion)
-        challenger = registry.fetch_one(connection, "evaluations", model_version=state.challenger)
-    check = challenger["summary"]["gate"]["beats_champion"]
-    details = check["details"]
-    assert check["passed"], check["why"]
-    assert details["champion"] == state.champion and details["rows"] == challenger["summary"]["test"]["rows"]
+        champion = registry.evaluations.get(connection, MODEL, state.champion_run)
+        challenger = registry.evaluations.get(connection, MODEL, state.challenger_run)
+    check = challenger.summary.gate.beats_champion
+    details = check.details
+    assert check.passed, check.why
+    assert details.champion == state.champion and details.rows == challenger.summary.test.rows
     # the champion, scored again with its own spec and threshold on the same rows, makes exactly its own test money
-    assert details["champion_money"] == champion["summary"]["test"]["money"]
-    assert details["challenger_money"] == challenger["summary"]["test"]["money"]
-    assert details["gain"] > 0 and 0 < details["gain_interval_95"][0] < details["gain"]
-    assert check["why"].startswith("beats the champion by at least 0 USD, clear of 0: ")
+    assert details.champion_money == champion.summary.test.money
+    assert details.challenger_money == challenger.summary.test.money
+    assert details.gain > 0 and 0 < details.gain_interval_95[0] < details.gain
+    assert check.why.startswith("beats the champion by at least 0 USD, clear of 0: ")
 
     # the same comparison with a margin larger than the gain fails, saying so
     catalog = load_catalog(runs.project.specs_dir, runs.project.root)
     model = catalog.models[MODEL]
     demanding = model.model_copy(update={"gate": model.gate.model_copy(
-        update={"min_gain_over_champion": details["gain"] + 1})})
+        update={"min_gain_over_champion": details.gain + 1})})
     store = ArtifactStore(root=str(runs.project.storage.artifacts))
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        rows = read_predictions(connection, store, challenger["summary"])
+        rows = read_predictions(connection, store, challenger.summary)
         test = rows[rows["split"] == "test"].reset_index(drop=True)
         values = OutcomeValues(test["money_if_flagged"].to_numpy(), test["money_if_not_flagged"].to_numpy())
         result = beats_champion(connection, store, catalog, demanding, state.challenger, test, values,
                                 test["flagged"].to_numpy(), seed=model.algorithm.seed)
-    assert not result["passed"]
-    assert result["why"].startswith(f"does not beat the champion by the margin of {details['gain'] + 1:,.0f} USD")
+    assert not result.passed
+    assert result.why.startswith(f"does not beat the champion by the margin of {details.gain + 1:,.0f} USD")
 
     # deployment re-verifies the stored gate and promotes it
     deployed = runs.deploy(state.challenger_run)
@@ -94,19 +94,19 @@ def test_a_champion_whose_features_changed_is_compared_through_its_stored_test_p
     challenger = january_model(features=["departure_hour", "carrier_code", "eve_day_precip_in",
                                          "carrier_disruption_rate_14d"])
     trained = runs.train(challenger)
-    check = trained.evaluation["summary"]["gate"]["beats_champion"]
+    check = trained.evaluation.summary.gate.beats_champion
     # the champion cannot score with today's features, but its evaluation kept its scores for these very rows
-    assert check["details"]["champion"] == state.champion
-    assert check["details"]["champion_scores_from"] == "its own evaluation on the same test rows"
-    assert "cannot be scored" not in check["why"]
-    assert trained.outcome.success == check["passed"]
+    assert check.details.champion == state.champion
+    assert check.details.champion_scores_from == "its own evaluation on the same test rows"
+    assert "cannot be scored" not in check.why
+    assert trained.outcome.success == check.passed
     # a waiver in the spec still lets a model deploy without the comparison
     challenger["gate"]["min_gain_over_champion"] = None
     challenger["algorithm"]["seed"] = 5
     waived = runs.train(challenger)
-    check = waived.evaluation["summary"]["gate"]["beats_champion"]
-    assert check["passed"] and check["details"]["waived"]
-    assert check["why"].startswith("waived by the spec (gate.min_gain_over_champion is null), so it passes")
+    check = waived.evaluation.summary.gate.beats_champion
+    assert check.passed and check.details.waived
+    assert check.why.startswith("waived by the spec (gate.min_gain_over_champion is null), so it passes")
 
 
 def test_deployment_compares_again_when_the_champion_changed_since_the_evaluation(runs, state):
@@ -114,7 +114,7 @@ def test_deployment_compares_again_when_the_champion_changed_since_the_evaluatio
     other["algorithm"]["seed"] = 7  # as good as the challenger, within noise
     evaluated = runs.train(other, deploy=False)
     assert evaluated.outcome.success, evaluated.outcome.failures
-    assert evaluated.evaluation["summary"]["gate"]["beats_champion"]["details"]["champion"] == state.champion
+    assert evaluated.evaluation.summary.gate.beats_champion.details.champion == state.champion
     assert runs.deploy(state.challenger_run).success
     refused = runs.deploy(evaluated.training_run)
     assert not refused.success

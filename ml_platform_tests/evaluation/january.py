@@ -18,12 +18,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml_platform import names
 from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.runner import Chain, RunOutcome
-from ml_platform.project import Project
-from ml_platform.snapshots.factory import stage_key
 from ml_platform.features.library import load_catalog
+from ml_platform.project import Project
+from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
@@ -138,8 +139,8 @@ def loaded_january_warehouse() -> Path:
         write_yaml(root / "model_specs" / "sources" / "delay_feed.yaml", DELAY_FEED_SOURCE)
         write_yaml(root / "model_specs" / "features" / "vendor_delay.yaml", LEAKY_FEATURE_SET)
         chain = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
-        _materialize(chain, [dg.AssetKey(["source", "delay_feed"])], "feed")
-        _materialize(chain, [dg.AssetKey(["features", "vendor_delay"])], "leak", date_range=LOADED_DAYS)
+        _materialize(chain, [names.source_key("delay_feed")], "feed")
+        _materialize(chain, [names.feature_key("vendor_delay")], "leak", date_range=LOADED_DAYS)
     return project.storage.warehouse
 
 
@@ -161,8 +162,8 @@ class Trained:
 
     training_run: str
     outcome: RunOutcome
-    evaluation: dict | None
-    champion: dict | None
+    evaluation: EvaluationRecord | None
+    champion: PromotionRecord | None
 
 
 class Runs:
@@ -186,21 +187,19 @@ class Runs:
         if deploy:
             outcome = chain.run(training_job_name(MODEL), f"training run {key}", partition_key=key)
         else:
-            model = chain.catalog.models[MODEL]
-            job = dg.define_asset_job("evaluate_only", selection=[stage_key(stage, model)
+            job = dg.define_asset_job("evaluate_only", selection=[names.stage_key(stage, MODEL)
                                                                   for stage in ("snapshot", "model", "evaluation")])
             chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(jobs=[job]))
             outcome = chain.run("evaluate_only", f"evaluation of {key}", partition_key=key)
         with open_warehouse(self.project.storage.warehouse) as connection:
-            evaluation = registry.fetch_one(connection, "evaluations", model=MODEL, training_run=key)
-            champion = registry.champion(connection, MODEL)
+            evaluation = registry.evaluations.get(connection, MODEL, key)
+            champion = registry.promotions.champion(connection, MODEL)
         return Trained(key, outcome, evaluation, champion)
 
     def deploy(self, training_run: str) -> RunOutcome:
         """Run the deployment asset alone for a training run."""
         chain = self.chain()
-        model = chain.catalog.models[MODEL]
-        job = dg.define_asset_job("deploy_only", selection=[stage_key("deployment", model)])
+        job = dg.define_asset_job("deploy_only", selection=[names.stage_key("deployment", MODEL)])
         chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(jobs=[job]))
         return chain.run("deploy_only", f"deployment of {training_run}", partition_key=training_run)
 
@@ -242,8 +241,8 @@ def champion_and_challenger() -> ChampionAndChallenger:
         assert first.outcome.success and first.champion is not None, first.outcome.failures
         second = runs.train(strong_model(), deploy=False)
         assert second.outcome.success, second.outcome.failures
-    return ChampionAndChallenger(project.root, first.champion["model_version"], first.training_run,
-                                 second.evaluation["model_version"], second.training_run)
+    return ChampionAndChallenger(project.root, first.champion.model_version, first.training_run,
+                                 second.evaluation.model_version, second.training_run)
 
 
 def copy_of(state: ChampionAndChallenger, root: Path) -> Project:

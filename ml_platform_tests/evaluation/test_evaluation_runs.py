@@ -34,31 +34,31 @@ def check_evaluations(run_id: str) -> dict[str, dg.AssetCheckEvaluation]:
 def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     trained = runs.train()
     assert trained.outcome.success, trained.outcome.failures
-    summary = trained.evaluation["summary"]
+    summary = trained.evaluation.summary
     artifacts = runs.project.storage.artifacts
 
     # the per-row predictions: validation and test rows, the decision at the threshold and its money
-    stored = summary["artifacts"]["predictions"]
-    path = artifacts / stored["path"]
-    assert stored["path"].startswith(f"evaluations/{MODEL}/") and file_sha256(path) == stored["sha256"]
-    rows = duckdb.sql(f"SELECT split, count(*), sum(money), bool_and(flagged = (score >= {summary['threshold']})), "
+    stored = summary.artifacts.predictions
+    path = artifacts / stored.path
+    assert stored.path.startswith(f"evaluations/{MODEL}/") and file_sha256(path) == stored.sha256
+    rows = duckdb.sql(f"SELECT split, count(*), sum(money), bool_and(flagged = (score >= {summary.threshold})), "
                       f"typeof(any_value(partition_date)) FROM read_parquet('{path}') GROUP BY split ORDER BY split"
                       ).fetchall()
     assert [row[0] for row in rows] == ["test", "validation"]
     test_rows = rows[0]
-    assert test_rows[1] == summary["test"]["rows"] and round(test_rows[2], 2) == round(summary["test"]["money"], 2)
-    assert rows[1][1] == summary["validation"]["rows"]
+    assert test_rows[1] == summary.test.rows and round(test_rows[2], 2) == round(summary.test.money, 2)
+    assert rows[1][1] == summary.validation.rows
     assert all(row[3] for row in rows) and test_rows[4] == "DATE"
 
     # the report file links its plots by relative path, and every plot is a stored PNG
-    report = artifacts / summary["artifacts"]["report_markdown"]["path"]
+    report = artifacts / summary.artifacts.report_markdown.path
     text = report.read_text(encoding="utf-8")
-    assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation['model_version']}")
+    assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation.model_version}")
     links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
     assert len(links) == len(PLOTS)
     for link in links:
         assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(summary["artifacts"]["plots"]) == set(PLOTS)
+    assert set(summary.artifacts.plots) == set(PLOTS)
 
     # the UI: the report with its plots inline, the files as paths, and every check with its reason
     metadata = latest_event(["evaluation", MODEL]).asset_materialization.metadata
@@ -74,15 +74,15 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert checks["beats_champion"].description == "no champion is deployed yet: there is nothing to beat"
     assert checks["no_leakage"].description.startswith("no feature predicts the label alone: the strongest, ")
     # fewer training rows than the guard's sample: it measured every one of them
-    leakage = summary["gate"]["no_leakage"]["details"]
+    leakage = summary.gate.no_leakage.details
     card = json.loads(runs.query("SELECT card FROM registry.models")[0][0])
-    assert leakage["rows_used"] == leakage["rows_available"] == card["training_rows"]
-    assert checks["no_leakage"].description.endswith(f"on the {leakage['rows_used']:,} training rows")
+    assert leakage.rows_used == leakage.rows_available == card["training_rows"]
+    assert checks["no_leakage"].description.endswith(f"on the {leakage.rows_used:,} training rows")
 
     # evaluated once: a second run of the same training run reuses every file
     again = runs.train()
     assert again.outcome.success
-    assert again.evaluation["summary"]["artifacts"] == summary["artifacts"]
+    assert again.evaluation.summary.artifacts == summary.artifacts
     assert runs.query("SELECT count(*) FROM registry.evaluations") == [(1,)]
     assert latest_event(["evaluation", MODEL]).asset_materialization.metadata["reused"].value.startswith(
         "evaluation already stored")
@@ -92,9 +92,9 @@ def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
     leaking = with_vendor_feature(january_model(), LEAKING_FEATURE)
     trained = runs.train(leaking)
     assert not trained.outcome.success
-    gate = trained.evaluation["summary"]["gate"]
-    assert [name for name, check in gate.items() if not check["passed"]] == ["no_leakage"]
-    assert gate["no_leakage"]["details"]["leaking_features"] == [LEAKING_FEATURE]
+    gate = trained.evaluation.summary.gate
+    assert [name for name, _ in gate.failures()] == ["no_leakage"]
+    assert gate.no_leakage.details.leaking_features == (LEAKING_FEATURE,)
     message = next(failure for failure in trained.outcome.failures if failure.startswith("gate check no_leakage"))
     assert f"feature '{LEAKING_FEATURE}' (ROC AUC 1.0000) alone predicts the label" in message
     # the UI says which check stopped the model and why

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ml_platform.evaluation.leakage import leakage_result, roc_auc, single_feature_aucs
+from ml_platform.records.gate import FeatureAuc
 
 ROWS = 2000
 
@@ -18,7 +19,7 @@ def label() -> np.ndarray:
 def aucs(columns: dict[str, tuple[str, pd.Series]], target: np.ndarray) -> dict[str, float]:
     frame = pd.DataFrame({name: values for name, (_, values) in columns.items()})
     kinds = {name: kind for name, (kind, _) in columns.items()}
-    return {row["feature"]: row["roc_auc"] for row in single_feature_aucs(frame, kinds, target, seed=1)}
+    return {row.feature: row.roc_auc for row in single_feature_aucs(frame, kinds, target, seed=1)}
 
 
 def test_outcome_copies_are_caught_in_every_form():
@@ -58,29 +59,29 @@ def test_honest_features_and_identifiers_are_left_alone():
 
 
 def test_the_check_names_each_leaking_feature_and_passes_without_one():
-    rows = [{"feature": "vendor_delay", "type": "number", "roc_auc": 0.999},
-            {"feature": "status", "type": "category", "roc_auc": 0.98},
-            {"feature": "hour", "type": "number", "roc_auc": 0.62}]
+    rows = [FeatureAuc(feature="vendor_delay", type="number", roc_auc=0.999),
+            FeatureAuc(feature="status", type="category", roc_auc=0.98),
+            FeatureAuc(feature="hour", type="number", roc_auc=0.62)]
     failed = leakage_result(rows, 0.97, 1000)
-    assert not failed["passed"]
-    assert failed["details"]["leaking_features"] == ["vendor_delay", "status"]
-    assert failed["why"].startswith("feature 'vendor_delay' (ROC AUC 0.9990), 'status' (ROC AUC 0.9800) alone "
+    assert not failed.passed
+    assert failed.details.leaking_features == ("vendor_delay", "status")
+    assert failed.why.startswith("feature 'vendor_delay' (ROC AUC 0.9990), 'status' (ROC AUC 0.9800) alone "
                                     "predicts the label on the 1,000 training rows")
     passed = leakage_result(rows[2:], 0.97, 1000)
-    assert passed["passed"] and passed["why"].endswith("the strongest, 'hour', has ROC AUC 0.6200 < 0.97 on the "
-                                                       "1,000 training rows")
-    assert (passed["details"]["rows_used"], passed["details"]["rows_available"]) == (1000, 1000)
+    assert passed.passed and passed.why.endswith("the strongest, 'hour', has ROC AUC 0.6200 < 0.97 on the "
+                                                 "1,000 training rows")
+    assert (passed.details.rows_used, passed.details.rows_available) == (1000, 1000)
 
 
 def test_the_check_says_when_it_measured_a_sample_of_the_training_rows():
-    rows = [{"feature": "vendor_delay", "type": "number", "roc_auc": 0.999},
-            {"feature": "hour", "type": "number", "roc_auc": 0.62}]
+    rows = [FeatureAuc(feature="vendor_delay", type="number", roc_auc=0.999),
+            FeatureAuc(feature="hour", type="number", roc_auc=0.62)]
     failed = leakage_result(rows, 0.97, 1_000_000, 9_956_702)
     assert "alone predicts the label on a fixed-seed sample of 1,000,000 of the 9,956,702 training rows " \
-           "almost perfectly" in failed["why"]
-    assert (failed["details"]["rows_used"], failed["details"]["rows_available"]) == (1_000_000, 9_956_702)
+           "almost perfectly" in failed.why
+    assert (failed.details.rows_used, failed.details.rows_available) == (1_000_000, 9_956_702)
     passed = leakage_result(rows[1:], 0.97, 1_000_000, 9_956_702)
-    assert passed["why"].endswith("< 0.97 on a fixed-seed sample of 1,000,000 of the 9,956,702 training rows")
+    assert passed.why.endswith("< 0.97 on a fixed-seed sample of 1,000,000 of the 9,956,702 training rows")
 
 
 @pytest.mark.parametrize("distinct", [3, 50, 100_000])

@@ -80,12 +80,12 @@ def test_threshold_is_chosen_on_validation_never_on_test():
     # test: the best threshold would be 0.3 (both positives, 200); the validation threshold 0.8 makes 100
     test_scores = np.array([0.9, 0.1, 0.3, 0.2])
     summary = summarize(model, frame("2013-01-21"), validation_scores, frame("2013-01-26"), test_scores)
-    assert summary["threshold"] == 0.8 and summary["threshold_chosen_on"] == "validation"
-    assert summary["validation"]["money"] == 100.0
-    assert summary["test"]["money"] == 100.0 and summary["test"]["flagged"] == 1
-    assert summary["test"]["money_perfect"] == 200.0 and summary["test"]["money_do_nothing"] == 0.0
-    assert summary["test"]["share_of_perfect"] == 0.5
-    curve = dict(zip(summary["money_by_threshold"]["thresholds"], summary["money_by_threshold"]["test"]))
+    assert summary.threshold == 0.8 and summary.threshold_chosen_on == "validation"
+    assert summary.validation.money == 100.0
+    assert summary.test.money == 100.0 and summary.test.flagged == 1
+    assert summary.test.money_perfect == 200.0 and summary.test.money_do_nothing == 0.0
+    assert summary.test.share_of_perfect == 0.5
+    curve = dict(zip(summary.money_by_threshold.thresholds, summary.money_by_threshold.test))
     assert curve[0.3] == 200.0 and curve[0.8] == 100.0
 
 

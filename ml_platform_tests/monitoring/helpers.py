@@ -8,8 +8,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.monitoring.factory import build_monitoring_assets
-from ml_platform.snapshots.factory import stage_key
 from ml_platform_tests.evaluation.january import MODEL, Runs
 
 
@@ -50,6 +50,6 @@ def monitor(runs: Runs, stages: list[str], first: dt.date, last: dt.date):
     model = chain.catalog.models[MODEL]
     wired = {key for assets in chain.definitions.assets for key in assets.keys}
     extra = [asset for asset in build_monitoring_assets(chain.catalog, model) if asset.key not in wired]
-    job = dg.define_asset_job("monitor", selection=[stage_key(stage, model) for stage in stages])
+    job = dg.define_asset_job("monitor", selection=[names.stage_key(stage, MODEL) for stage in stages])
     chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(assets=extra, jobs=[job]))
     return chain.run("monitor", "monitor", date_range=(first, last))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_platform import names
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
@@ -47,16 +48,16 @@ def check_result(run_id: str, name: str) -> dg.AssetCheckEvaluation:
 def definition_psis(runs: Runs, version: str, day: dt.date) -> dict[str, float]:
     """PSI of every feature and of the score of a day's rows that version scored, by the definition."""
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        model_row = registry.fetch_one(connection, "models", model_version=version)
-        snapshot = registry.fetch_one(connection, "snapshots", model=MODEL, training_run=model_row["training_run"])
-        evaluation = registry.fetch_one(connection, "evaluations", model=MODEL, training_run=model_row["training_run"])
+        trained = registry.models.by_version(connection, version)
+        snapshot = registry.snapshots.get(connection, MODEL, trained.training_run)
+        evaluation = registry.evaluations.get(connection, MODEL, trained.training_run)
         artifacts = ArtifactStore(root=str(runs.project.storage.artifacts))
         training = read_snapshot(connection, artifacts, snapshot)
-        scores = read_predictions(connection, artifacts, evaluation["summary"])
+        scores = read_predictions(connection, artifacts, evaluation.summary)
         stored = connection.execute(f"SELECT CAST(to_json(inputs) AS VARCHAR) AS inputs, score FROM "
                                     f"predictions.{MODEL}__latest WHERE partition_date = ? AND model_version = ?",
                                     [day, version]).df()
-    features = list(snapshot["manifest"]["features"])
+    features = list(snapshot.manifest.features)
     train = training.loc[training["split"] == "train", features].reset_index(drop=True)
     inputs = pd.DataFrame([json.loads(text) for text in stored["inputs"]], columns=features)
     measured = {name: definition_psi(train[name], inputs[name]) for name in features}
@@ -97,7 +98,7 @@ def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
     assert {row[0]: row[1] for row in rows} == definition_psis(runs, champion, FEBRUARY_1)
     # the UI: the largest feature PSI as a float, a table of the top ones, and checks that warn
     metadata = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey(["monitoring", MODEL])).asset_materialization.metadata
+        names.stage_key("monitoring", MODEL)).asset_materialization.metadata
     assert metadata["max_feature_psi"].value == pytest.approx(max(row[1] for row in rows if row[0] != SCORE))
     assert metadata["prediction_psi"].value == pytest.approx(next(row[1] for row in rows if row[0] == SCORE))
     assert metadata["top_drift"].value.startswith("| day | feature | PSI | rows |")
@@ -128,16 +129,16 @@ def test_realized_money_of_a_labelled_day_against_the_promise(runs):
     assert status == "labelled"
     assert (realized, flagged, true_positives, false_positives) == pytest.approx(expected)
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        champion = registry.champion(connection, MODEL)
-        test = registry.fetch_one(connection, "evaluations", model_version=champion["model_version"])["summary"]["test"]
-    assert promised == pytest.approx(test["money"] / 6)  # the January test window has 6 days
+        champion = registry.promotions.champion(connection, MODEL)
+        test = registry.evaluations.find(connection, model_version=champion.model_version).summary.test
+    assert promised == pytest.approx(test.money / 6)  # the January test window has 6 days
     check = check_result(outcome.run_id, "realized_money")
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert check.description.startswith("1 labelled day(s) 2013-02-01 to 2013-02-01: realized ")
     with open_warehouse(runs.project.storage.warehouse) as connection:
         summary = monitoring_summary(connection, MODEL, FEBRUARY_1, FEBRUARY_2)
-    assert summary["days_labelled"] == 1 and summary["realized_money"] == pytest.approx(realized)
-    assert summary["days"][0]["day"] == "2013-02-01" and summary["currency"] == "USD"
+    assert summary.days_labelled == 1 and summary.realized_money == pytest.approx(realized)
+    assert summary.days[0].day == "2013-02-01" and summary.currency == "USD"
 
 
 def test_a_day_not_scored_is_not_monitored_and_says_so(runs):
@@ -176,7 +177,7 @@ def test_the_drift_alarm_needs_prediction_drift_on_most_of_the_last_scored_days(
                                    f"ORDER BY psi LIMIT 1")[0]
     assert measured <= PSI_ALARM
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        champion = registry.champion(connection, MODEL)["model_version"]
+        champion = registry.promotions.champion(connection, MODEL).model_version
         later = [FEBRUARY_1 + dt.timedelta(days=offset) for offset in range(1, 8)]  # February 2 to 8
 
         def measured_days(feature_psi: list[float], score_psi: list[float]) -> pd.DataFrame:

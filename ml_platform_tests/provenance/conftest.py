@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from ml_platform.build import scoring_job_name, training_job_name
+from ml_platform.names import scoring_job_name, training_job_name
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.project import Project
+from ml_platform.records.registry import PromotionRecord
 from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES
 
 FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
-SCHEDULE_FEATURES = ["departure_hour", "day_of_week", "carrier_code", "origin_airport"]
-WEAK_FEATURES = ["distance_miles"]
 LOGISTIC = {"kind": "logistic_regression", "seed": 3, "params": {"C": 0.5}}
 
 
@@ -90,10 +90,10 @@ def score(project: Project, model: str, first: dt.date, last: dt.date) -> None:
     assert outcome.success, outcome.failures
 
 
-def champion(project: Project, model: str) -> dict | None:
+def champion(project: Project, model: str) -> PromotionRecord | None:
     """The model's live champion."""
     with open_warehouse(project.storage.warehouse) as connection:
-        return registry.champion(connection, model)
+        return registry.promotions.champion(connection, model)
 
 
 @pytest.fixture(scope="package")
@@ -109,11 +109,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         environment.setenv("DAGSTER_HOME", str(home))
         project = new_project(base / "project", {"flight_delay": first_spec})
         first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)
-        assert first.champion is not None, first.evaluation and first.evaluation["gate"]
+        assert first.champion is not None, first.evaluation
 
         second_run, deployed = train_revision(project, "flight_delay", second_spec)
         second = champion(project, "flight_delay")
-        assert deployed and second["training_run"] == second_run, second
+        assert deployed and second.training_run == second_run, second
         score(project, "flight_delay", FEBRUARY_2, FEBRUARY_2)
 
         third_spec = january_model(gate={"min_money": -1_000_000_000, "min_roc_auc": 0.99})
@@ -125,10 +125,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         logistic_spec = january_model(name="flight_delay_lr", algorithm=LOGISTIC)
         _, deployed = train_revision(project, "flight_delay_lr", logistic_spec)
         assert deployed
-        logistic = champion(project, "flight_delay_lr")["model_version"]
+        logistic = champion(project, "flight_delay_lr").model_version
 
     spec_files = base / "spec_files"
     for number, document in enumerate((first_spec, second_spec, third_spec), start=1):
         write_yaml(spec_files / f"revision_{number}.yaml", document)
-    return History(project, first.champion["model_version"], second["model_version"], second_run, failed_run,
+    return History(project, first.champion["model_version"], second.model_version, second_run, failed_run,
                    logistic, spec_files, home)

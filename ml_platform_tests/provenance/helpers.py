@@ -6,16 +6,21 @@ import hashlib
 from pathlib import Path
 
 from ml_platform.project import Project
+from ml_platform.records.base import Record
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
+# the shared history's features (conftest.py builds it with them)
+SCHEDULE_FEATURES = ["departure_hour", "day_of_week", "carrier_code", "origin_airport"]
+WEAK_FEATURES = ["distance_miles"]
 
-def fetch(project: Project, name: str, **where) -> dict:
-    """One registry row."""
+
+def fetch(project: Project, name: str, **where) -> Record:
+    """One registry record: the last of the named registry (specs, snapshots, models, ...) matching all conditions."""
     with open_warehouse(project.storage.warehouse) as connection:
-        row = registry.fetch_one(connection, name, **where)
-    assert row is not None, (name, where)
-    return row
+        record = getattr(registry, name).find(connection, **where)
+    assert record is not None, (name, where)
+    return record
 
 
 def query(project: Project, sql: str, *parameters) -> list[tuple]:

@@ -14,8 +14,8 @@ def test_diff_of_two_spec_files_shows_what_changed_in_the_model(history, capsys)
     first, second = history.spec_files / "revision_1.yaml", history.spec_files / "revision_2.yaml"
     assert main(history.run("diff", str(first), str(second))) == 1
     output = capsys.readouterr().out
-    first_hash = fetch(history.project, "models", model_version=history.first)["spec_hash"]
-    second_hash = fetch(history.project, "models", model_version=history.second)["spec_hash"]
+    first_hash = fetch(history.project, "models", model_version=history.first).spec_hash
+    second_hash = fetch(history.project, "models", model_version=history.second).spec_hash
     # a file outside any specs folder is read with the project's feature library: it defines the recorded hash
     assert output.startswith(f"--- A: {first} (spec hash {first_hash})\n+++ B: {second} (spec hash {second_hash})\n"
                              f"  model flight_delay: changed\n  unchanged: 1 feature set, 1 source\n\n"
@@ -33,7 +33,7 @@ def test_diff_of_two_model_versions_includes_the_feature_sets_and_sources_they_r
     output = capsys.readouterr().out
     lines = output.splitlines()
     assert lines[0].startswith(f"--- A: {history.second} (training run {history.second_run}, spec hash ")
-    assert lines[1] == f"+++ B: training run {history.failed_run} of flight_delay (spec hash {failed['spec_hash']})"
+    assert lines[1] == f"+++ B: training run {history.failed_run} of flight_delay (spec hash {failed.spec_hash})"
     assert lines[2:10] == [
         "  model flight_delay: changed",
         "  feature set aircraft_and_destination: only in B",
@@ -60,7 +60,7 @@ def test_diff_of_a_changed_feature_set_in_another_specs_folder_against_a_model_v
     write_yaml(feature_file, document)
     failed = fetch(history.project, "evaluations", model="flight_delay", training_run=history.failed_run)
 
-    assert main(history.run("diff", failed["model_version"], str(specs / "flight_delay.yaml"))) == 1
+    assert main(history.run("diff", failed.model_version, str(specs / "flight_delay.yaml"))) == 1
     output = capsys.readouterr().out
     assert "  feature set disruption_history: changed\n  unchanged: 1 model, 3 feature sets, 4 sources\n" in output
     assert "--- A: feature set disruption_history\n+++ B: feature set disruption_history\n" in output
@@ -71,7 +71,7 @@ def test_diff_of_todays_spec_file_and_the_champion_it_trained_finds_nothing(hist
     abbreviated = history.second[:-6]  # like a short git hash: the model's name and the start of the version's hash
     assert main(history.run("diff", str(history.project.specs_dir / "flight_delay.yaml"), abbreviated)) == 0
     output = capsys.readouterr().out
-    spec_hash = fetch(history.project, "models", model_version=history.second)["spec_hash"]
+    spec_hash = fetch(history.project, "models", model_version=history.second).spec_hash
     assert f"\n+++ B: {history.second} (training run {history.second_run}, spec hash {spec_hash})\n" in output
     assert output.endswith(f"no differences: both define spec hash {spec_hash} (the model, its 1 feature set "
                            f"and 1 source)\n")

@@ -6,8 +6,7 @@ import pytest
 
 from ml_platform.cli import main
 
-from ml_platform_tests.provenance.conftest import SCHEDULE_FEATURES, WEAK_FEATURES
-from ml_platform_tests.provenance.helpers import fetch, query
+from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES, fetch, query
 
 
 def predictions_of(history, flight_id: str) -> list[dict]:
@@ -41,14 +40,14 @@ def test_explain_answers_every_question_about_a_prediction_scored_twice(history,
         f"Prediction of flight_delay for flights flight_id '{flight}', dated 2013-02-02",
         f"  score         {latest['score']:.4f} {comparison} threshold {latest['threshold']:.4f}: {decision}",
         f"  scored at     {latest['scored_at']:%Y-%m-%d %H:%M:%S} UTC by Dagster run {latest['dagster_run_id']}",
-        f"  model         {history.second} (lightgbm, seed 13), trained {model['created_at']:%Y-%m-%d %H:%M:%S} UTC "
+        f"  model         {history.second} (lightgbm, seed 13), trained {model.created_at:%Y-%m-%d %H:%M:%S} UTC "
         f"in training run {history.second_run}",
-        f"  made live by  promotion #2 at {promotion['promoted_at']:%Y-%m-%d %H:%M:%S} UTC of training run "
-        f"{history.second_run} (Dagster run {promotion['dagster_run_id']}): {promotion['reason']}",
-        f"  snapshot      {snapshot['snapshot_id']}: train 2013-01-01 to 2013-01-20, validation 2013-01-21 to "
+        f"  made live by  promotion #2 at {promotion.promoted_at:%Y-%m-%d %H:%M:%S} UTC of training run "
+        f"{history.second_run} (Dagster run {promotion.dagster_run_id}): {promotion.reason}",
+        f"  snapshot      {snapshot.snapshot_id}: train 2013-01-01 to 2013-01-20, validation 2013-01-21 to "
         f"2013-01-25, test 2013-01-26 to 2013-01-31; 27,004 rows (train 17,314, validation 4,546, test 5,144)",
-        f"  code version  {latest['code_version']} when scoring; {model['card']['code_version']} when training",
-        f"  spec          spec hash {model['spec_hash']}, recorded ",
+        f"  code version  {latest['code_version']} when scoring; {model.card.code_version} when training",
+        f"  spec          spec hash {model.spec_hash}, recorded ",
         "Feature values the model saw (4):",
     ]
     for line in expected_lines:
@@ -61,7 +60,7 @@ def test_explain_answers_every_question_about_a_prediction_scored_twice(history,
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
         assert any(line.split() == [name, shown, "(flight_schedule)"] for line in output.splitlines()), name
     # the spec as recorded then (revision 2), not today's file, as YAML
-    spec = output.split(f"Spec of flight_delay as recorded then (spec hash {model['spec_hash']}); --full-spec adds "
+    spec = output.split(f"Spec of flight_delay as recorded then (spec hash {model.spec_hash}); --full-spec adds "
                         f"its feature sets and sources:\n")[1]
     for line in ("  features:\n  - departure_hour\n  - day_of_week\n  - carrier_code\n  - origin_airport\n",
                  "    false_positive: '-500'\n", "  algorithm:\n    kind: lightgbm\n    seed: 13\n"):
@@ -78,7 +77,7 @@ def test_explain_a_prediction_of_the_first_champion_with_its_full_recorded_spec(
     output = capsys.readouterr().out
     promotion = fetch(history.project, "promotions", promotion_id=1)
     assert f"  model         {history.first} (lightgbm, seed 13)" in output
-    assert f"  made live by  promotion #1 at {promotion['promoted_at']:%Y-%m-%d %H:%M:%S} UTC" in output
+    assert f"  made live by  promotion #1 at {promotion.promoted_at:%Y-%m-%d %H:%M:%S} UTC" in output
     assert "Feature values the model saw (1):\n  distance_miles" in output
     assert "    false_positive: '-5000'\n" in output  # revision 1's money, as recorded
     assert "\n  # feature set flight_schedule\n" in output and "\n  # source flights\n" in output

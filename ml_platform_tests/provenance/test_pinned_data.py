@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_platform.build import DAILY_JOB
+from ml_platform import names
 from ml_platform.chain.runner import Chain
 from ml_platform.provenance.reproduce import reproduce, reproduction_text
+from ml_platform.records.snapshots import SnapshotManifest
 from ml_platform.snapshots.build import SnapshotError, build_snapshot
-from ml_platform.sources.factory import source_key
 from ml_platform.features.library import load_catalog
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.versions import WHOLE, stored_versions
@@ -28,33 +28,33 @@ JANUARY = [(dt.date(2013, 1, 1) + dt.timedelta(days=offset)).isoformat() for off
 FEATURE_SETS = ["aircraft_and_destination", "disruption_history", "flight_schedule", "origin_weather_eve"]
 
 
-def _manifest(project, model_version: str) -> dict:
-    row = fetch(project, "models", model_version=model_version)
-    return fetch(project, "snapshots", model=row["model"], training_run=row["training_run"])["manifest"]
+def _manifest(project, model_version: str) -> SnapshotManifest:
+    trained = fetch(project, "models", model_version=model_version)
+    return fetch(project, "snapshots", model=trained.model, training_run=trained.training_run).manifest
 
 
 def test_the_manifest_pins_every_source_day_and_feature_day_it_read(history):
     manifest = _manifest(history.project, history.logistic)  # every feature of the demo model
-    sources, features = manifest["source_data_versions"], manifest["feature_data_versions"]
+    sources, features = manifest.source_data_versions, manifest.feature_data_versions
 
     with open_warehouse(history.project.storage.warehouse) as connection:
         index = {asset: stored_versions(connection, asset) for asset in
                  [f"source/{name}" for name in sources] + [f"features/{name}" for name in features]}
     assert sorted(sources) == ["airports", "flights", "planes", "weather"]
-    assert {name: pinned["trust"] for name, pinned in sources.items()} == {
+    assert {name: pinned.trust for name, pinned in sources.items()} == {
         "airports": "external_vendor", "flights": "internal", "planes": "external_vendor",
         "weather": "external_vendor"}
     # lookback days before January 1 are not in the sources' declared days, so January is what was read
     for kind, pins in (("source", {name: sources[name] for name in ("flights", "weather")}), ("features", features)):
         for name, pinned in pins.items():
-            assert list(pinned["by_day"]) == JANUARY and (pinned["days"], pinned["first"], pinned["last"]) == (
+            assert list(pinned.by_day) == JANUARY and (pinned.days, pinned.first, pinned.last) == (
                 31, "2013-01-01", "2013-01-31")
-            assert pinned["by_day"] == {day: index[f"{kind}/{name}"][day]["version"] for day in JANUARY}
-            lines = "".join(f"{day} {version}\n" for day, version in pinned["by_day"].items())
-            assert pinned["versions_sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+            assert pinned.by_day == {day: index[f"{kind}/{name}"][day]["version"] for day in JANUARY}
+            lines = "".join(f"{day} {version}\n" for day, version in pinned.by_day.items())
+            assert pinned.versions_sha256 == hashlib.sha256(lines.encode()).hexdigest()
     assert sorted(features) == FEATURE_SETS
     for name in ("planes", "airports"):
-        assert sources[name] == {"trust": "external_vendor", "days": 0,
+        assert sources[name].plain() == {"trust": "external_vendor", "days": 0,
                                  "version": index[f"source/{name}"][WHOLE]["version"]}
 
 
@@ -77,8 +77,8 @@ def test_reproduce_says_which_pinned_day_was_reloaded_or_modified(history, tmp_p
     write_yaml(project.specs_dir / "sources" / "weather.yaml", spec)
     chain = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
     january_15 = dt.date(2013, 1, 15)
-    outcome = chain.run(DAILY_JOB, "reload weather", date_range=(january_15, january_15),
-                        assets=[source_key("weather")])
+    outcome = chain.run(names.DAILY_JOB, "reload weather", date_range=(january_15, january_15),
+                        assets=[names.source_key("weather")])
     assert outcome.success, outcome.failures
     # and someone edits a stored row of January 20 behind the platform's back
     with open_warehouse(project.storage.warehouse) as connection:
@@ -88,7 +88,7 @@ def test_reproduce_says_which_pinned_day_was_reloaded_or_modified(history, tmp_p
 
     result = reproduce(project, history.logistic)
 
-    pinned = _manifest(project, history.logistic)["source_data_versions"]["weather"]["by_day"]
+    pinned = _manifest(project, history.logistic).source_data_versions["weather"].by_day
     assert result.identical  # the snapshot file keeps the data it was trained on
     assert [str(change) for change in result.data.changes] == [
         f"source/weather 2013-01-15: pinned {pinned['2013-01-15']}, now {now}",

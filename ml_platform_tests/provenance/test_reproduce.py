@@ -23,28 +23,28 @@ def test_the_deployed_lightgbm_model_reproduces_byte_for_byte_and_nothing_is_wri
     row = fetch(project, "models", model_version=history.second)
     snapshot = fetch(project, "snapshots", model="flight_delay", training_run=history.second_run)
     assert output.startswith(f"Reproducing {history.second} (training run {history.second_run} of flight_delay)")
-    assert f"snapshot    {snapshot['snapshot_id']}: SHA-256 verified, 27,004 rows (train 17,314" in output
-    assert f"spec        spec hash {row['spec_hash']} as recorded at " in output
+    assert f"snapshot    {snapshot.snapshot_id}: SHA-256 verified, 27,004 rows (train 17,314" in output
+    assert f"spec        spec hash {row.spec_hash} as recorded at " in output
     assert "(registry.specs, not today's spec file)" in output
     assert "training    lightgbm, seed 13, through ml_platform.training into a temporary file" in output
-    assert f"stored      {row['path']}: SHA-256 verified" in output
-    assert f"recorded    sha256 {row['sha256']}\n  reproduced  sha256 {row['sha256']}\n" in output
+    assert f"stored      {row.path}: SHA-256 verified" in output
+    assert f"recorded    sha256 {row.sha256}\n  reproduced  sha256 {row.sha256}\n" in output
     assert "IDENTICAL: the reproduced artifact is byte for byte the recorded one." in output
     # the model card records what a later reproduction compares against
-    card = row["card"]
-    assert set(card["library_versions"]) == set(TRAINING_LIBRARIES)
-    assert card["code_version"].startswith("0.1.0+") and card["python"].count(".") == 2
-    assert f"platform code {card['code_version']}" in output
+    card = row.card
+    assert set(card.library_versions) == set(TRAINING_LIBRARIES)
+    assert card.code_version.startswith("0.1.0+") and card.python.count(".") == 2
+    assert f"platform code {card.code_version}" in output
 
 
 def test_reproduction_uses_the_spec_recorded_for_the_run_not_todays_file(history):
     catalog = load_catalog(history.project.specs_dir, history.project.root)
     today = catalog.spec_hash(catalog.models["flight_delay"])
     recorded = fetch(history.project, "models", model_version=history.first)
-    assert recorded["spec_hash"] != today  # today's file is revision 2: other features, other money
+    assert recorded.spec_hash != today  # today's file is revision 2: other features, other money
     result = reproduce(history.project, history.first)
-    assert result.identical and result.reproduced_sha256 == recorded["sha256"]
-    assert result.reproduced_card["features"] == ["distance_miles"]
+    assert result.identical and result.reproduced_sha256 == recorded.sha256
+    assert result.reproduced_card.features == ("distance_miles",)
 
 
 def test_a_scikit_learn_model_reproduces_byte_for_byte_into_a_file_of_the_users_choice(history, tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_a_scikit_learn_model_reproduces_byte_for_byte_into_a_file_of_the_users_
     row = fetch(history.project, "models", model_version=history.logistic)
     assert "training    logistic_regression, seed 3" in output
     assert f"written to  {target}" in output and "IDENTICAL" in output
-    assert target.read_bytes() == (history.project.storage.artifacts / row["path"]).read_bytes()
+    assert target.read_bytes() == (history.project.storage.artifacts / row.path).read_bytes()
 
 
 def test_a_different_artifact_is_explained_by_what_differs_from_the_recorded_environment(history, tmp_path, capsys):
@@ -62,16 +62,16 @@ def test_a_different_artifact_is_explained_by_what_differs_from_the_recorded_env
     # artifact of different bytes (here: another intact stored artifact)
     project = history.copy(tmp_path)
     other = fetch(project, "models", model_version=history.first)
-    card = fetch(project, "models", model_version=history.logistic)["card"]
+    card = fetch(project, "models", model_version=history.logistic).card.plain()
     card["library_versions"]["scikit-learn"] = "1.6.1"
     card["code_version"] = "0.1.0+000000000000"
     card["python"] = "3.11.2"
     with open_warehouse(project.storage.warehouse) as connection:
         connection.execute("UPDATE registry.models SET path = ?, sha256 = ?, card = ? WHERE model_version = ?",
-                           [other["path"], other["sha256"], json.dumps(card), history.logistic])
+                           [other.path, other.sha256, json.dumps(card), history.logistic])
     assert main(["--project", str(project.root), "reproduce", history.logistic]) == 1
     output = capsys.readouterr().out
-    assert f"recorded    sha256 {other['sha256']}" in output
+    assert f"recorded    sha256 {other.sha256}" in output
     assert "DIFFERENT: the reproduced artifact's SHA-256 is not the recorded one." in output
     assert "what differs between the recorded training environment and now:" in output
     lines = {line.split()[0]: line.split() for line in output.splitlines() if "  ->  " in line}
@@ -83,12 +83,12 @@ def test_a_different_artifact_is_explained_by_what_differs_from_the_recorded_env
 def test_a_modified_snapshot_is_refused(history, tmp_path, capsys):
     project = history.copy(tmp_path)
     snapshot = fetch(project, "snapshots", model="flight_delay_lr", training_run=fetch(
-        project, "models", model_version=history.logistic)["training_run"])
-    path = project.storage.artifacts / snapshot["path"]
+        project, "models", model_version=history.logistic).training_run)
+    path = project.storage.artifacts / snapshot.path
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     assert main(["--project", str(project.root), "reproduce", history.logistic]) == 1
     error = capsys.readouterr().err
-    assert error.startswith(f"error: artifact {snapshot['path']} was modified: its SHA-256 is ")
+    assert error.startswith(f"error: artifact {snapshot.path} was modified: its SHA-256 is ")
     assert "refusing to load it" in error
 
 

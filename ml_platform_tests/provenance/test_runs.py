@@ -17,19 +17,19 @@ def test_runs_lists_each_training_run_with_its_money_gate_and_champion_status(hi
     for column in ("created (UTC)", "snapshot", "rows", "model version", "test money", "ROC AUC", "gate", "champion"):
         assert column in lines[2]
     rows = {line.split()[0]: line for line in lines[3:]}
-    first_run = fetch(history.project, "models", model_version=history.first)["training_run"]
+    first_run = fetch(history.project, "models", model_version=history.first).training_run
     assert list(rows) == [first_run, history.second_run, history.failed_run]  # oldest first
 
     for key, line in rows.items():
         snapshot = fetch(history.project, "snapshots", model="flight_delay", training_run=key)
         evaluation = fetch(history.project, "evaluations", model="flight_delay", training_run=key)
-        test = evaluation["summary"]["test"]
-        low, high = test["money_interval_95"]
-        assert snapshot["snapshot_id"] in line and f"{snapshot['created_at']:%Y-%m-%d %H:%M:%S}" in line
-        assert f"{sum(snapshot['manifest']['rows'].values()):,}" in line
-        assert evaluation["model_version"] in line
-        assert f"{test['money']:,.0f} USD (95% {low:,.0f} to {high:,.0f})" in line
-        assert f"{test['roc_auc']:.4f}" in line
+        test = evaluation.summary.test
+        low, high = test.money_interval_95
+        assert snapshot.snapshot_id in line and f"{snapshot.created_at:%Y-%m-%d %H:%M:%S}" in line
+        assert f"{sum(snapshot.manifest.rows.values()):,}" in line
+        assert evaluation.model_version in line
+        assert f"{test.money:,.0f} USD (95% {low:,.0f} to {high:,.0f})" in line
+        assert f"{test.roc_auc:.4f}" in line
     assert "passed" in rows[first_run] and rows[first_run].endswith("was champion (promotion #1)")
     assert "passed" in rows[history.second_run] and rows[history.second_run].endswith("live champion (promotion #2)")
     assert "FAILED" in rows[history.failed_run] and rows[history.failed_run].endswith("never")

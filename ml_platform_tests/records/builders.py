@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.evaluate import CHECK_ORDER, gate_results, summarize
+from ml_platform.evaluation.evaluate import gate_results, summarize
 from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
 from ml_platform.evaluation.money import OutcomeValues
+from ml_platform.records.evaluation import EvaluationSummary
+from ml_platform.records.gate import Gate
 from ml_platform.training.environment import training_environment
 from ml_platform.specs.models import LogisticRegressionAlgorithm, ModelSpec, RandomForestAlgorithm
 from ml_platform.training.algorithms import train
@@ -44,25 +46,22 @@ def split_rows(days: list[str], seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def evaluation_summary(connection) -> dict:
-    """A summary as evaluation.evaluate.evaluate builds it, before store_evaluation adds its files."""
+    """A summary as evaluation.evaluate.evaluate builds it, before store_evaluation adds its files, as plain data."""
     model = spec()
     validation, validation_scores = split_rows(["2013-01-21", "2013-01-22"], seed=1)
     test, test_scores = split_rows(["2013-01-26", "2013-01-27", "2013-01-28"], seed=2)
-    summary = summarize(model, validation, validation_scores, test, test_scores)
-    summary.update({"training_run": TRAINING_RUN, "model_version": MODEL_VERSION,
-                    "snapshot_id": "0123456789abcdef", "spec_hash": "0123456789ab"})
+    measured = summarize(model, validation, validation_scores, test, test_scores)
     aucs = single_feature_aucs(validation, {"distance": "number", "carrier": "category"},
                                validation["label"].to_numpy(), seed=0)
-    summary["single_feature_roc_auc"] = aucs
-    flags = test_scores >= summary["threshold"]
+    flags = test_scores >= measured.threshold
     # with nothing promoted the champion comparison needs neither the catalog nor the artifact store
     comparison = beats_champion(connection, None, None, model, MODEL_VERSION, test, OutcomeValues.from_frame(test),
                                 flags, seed=0)
-    checks = {**gate_results(model.gate, summary), "beats_champion": comparison,
-              "no_leakage": leakage_result(aucs, 0.95, len(validation), 10 * len(validation))}
-    summary["gate"] = {name: checks[name] for name in CHECK_ORDER}
-    summary["gate_passed"] = all(check["passed"] for check in summary["gate"].values())
-    return summary
+    gate = Gate(**gate_results(model.gate, measured), beats_champion=comparison,
+                no_leakage=leakage_result(aucs, 0.95, len(validation), 10 * len(validation)))
+    return EvaluationSummary(**dict(measured), training_run=TRAINING_RUN, model_version=MODEL_VERSION,
+                             snapshot_id="0123456789abcdef", spec_hash="0123456789ab", single_feature_roc_auc=aucs,
+                             gate=gate, gate_passed=gate.passed()).plain()
 
 
 def stored_summary(connection) -> dict:

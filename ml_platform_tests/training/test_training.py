@@ -21,9 +21,9 @@ def trained(tmp_path, dagster_home):
     outcome = runs.train()
     assert outcome.outcome.success, outcome.outcome.failures
     with open_warehouse(runs.project.storage.warehouse) as connection:
-        snapshot = registry.fetch_one(connection, "snapshots", model=MODEL, training_run=outcome.training_run)
-        model_row = registry.fetch_one(connection, "models", model=MODEL, training_run=outcome.training_run)
-    return runs.project, snapshot, model_row
+        snapshot = registry.snapshots.get(connection, MODEL, outcome.training_run)
+        trained_model = registry.models.get(connection, MODEL, outcome.training_run)
+    return runs.project, snapshot, trained_model
 
 
 def whole_frame_model(project, snapshot, path):
@@ -32,7 +32,7 @@ def whole_frame_model(project, snapshot, path):
     model = catalog.models[MODEL]
     with open_warehouse(project.storage.warehouse) as connection:
         frame = connection.execute(
-            f"SELECT * FROM read_parquet('{project.storage.artifacts / snapshot['path']}')").df()
+            f"SELECT * FROM read_parquet('{project.storage.artifacts / snapshot.path}')").df()
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
     layout = FeatureLayout.learn(train, list(model.features), categorical_features(catalog, model))
     train_set = lightgbm.Dataset(layout.matrix(train), label=train["label"].astype(int).to_numpy(),
@@ -52,9 +52,9 @@ def whole_frame_model(project, snapshot, path):
 
 
 def test_the_model_is_byte_for_byte_the_one_trained_on_the_whole_frame(trained, tmp_path):
-    project, snapshot, model_row = trained
+    project, snapshot, trained_model = trained
     reference = whole_frame_model(project, snapshot, tmp_path / "whole_frame.model")
-    stored = project.storage.artifacts / model_row["path"]
+    stored = project.storage.artifacts / trained_model.path
     assert stored.read_bytes() == reference.read_bytes()
-    assert model_row["card"]["training_rows"] + model_row["card"]["validation_rows"] == sum(
-        snapshot["manifest"]["rows"][name] for name in ("train", "validation"))
+    assert trained_model.card.training_rows + trained_model.card.validation_rows == sum(
+        snapshot.manifest.rows[name] for name in ("train", "validation"))
