@@ -63,12 +63,12 @@ def _record_in_dagster(project, model: str, row: dict) -> str | None:
     try:
         import dagster as dg
 
-        from ml_platform.chain.instance import prepare_instance
+        from ml_platform.chain.instance import open_instance
+        from ml_platform.names import stage_key
 
-        prepare_instance(project)
-        with dg.DagsterInstance.get() as instance:
+        with open_instance(project) as instance:
             instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=dg.AssetKey(["deployment", model]), partition=row["training_run"],
+                asset_key=stage_key("deployment", model), partition=row["training_run"],
                 description=row["reason"],
                 metadata={"champion": row["model_version"], "promotion_id": int(row["promotion_id"]),
                           "promoted_at": str(row["promoted_at"]), "outcome": "rolled back",

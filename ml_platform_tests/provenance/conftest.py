@@ -26,6 +26,7 @@ from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import project_at
 
 FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
 SCHEDULE_FEATURES = ["departure_hour", "day_of_week", "carrier_code", "origin_airport"]
@@ -64,7 +65,7 @@ def new_project(root: Path, models: dict[str, dict]) -> Project:
     shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
     for name, document in models.items():
         write_yaml(root / "model_specs" / f"{name}.yaml", document)
-    return Project.at(root)
+    return project_at(root)
 
 
 def cautious(document: dict) -> dict:
