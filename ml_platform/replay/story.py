@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ml_platform.automation.factory import OUTCOMES_TIME
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.model_chain import DemoError, data_window, project_warehouse
 from ml_platform.chain.planning import plan_daily, plan_reference_sources
@@ -183,6 +184,33 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
     return phrases
 
 
+class DayLines:
+    """The replay's progress: one line per simulated day, said once the clock has moved past it."""
+
+    def __init__(self, say: Callable[[str], None], days: int):
+        self.say = say
+        self.days = days  # how many days the clock lives through
+        self.day: dt.date | None = None
+        self.phrases: list[str] = []
+        self.index = 0
+        self.runs = 0
+
+    def add(self, day: dt.date, runs: int, phrases: list[str]) -> None:
+        """Record a moment's runs and phrases, saying the previous day's line when the day changes."""
+        if day != self.day:
+            self.flush()
+            self.day = day
+        self.runs += runs
+        self.phrases += phrases
+
+    def flush(self) -> None:
+        """Say the current day's line (if any) and start afresh."""
+        if self.day is not None:
+            self.index += 1
+            self.say(f"[{self.index:>3}/{self.days}] {self.day}  {' · '.join(self.phrases) or 'nothing to do'}")
+        self.phrases = []
+
+
 def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], None] = print) -> ReplayResult:
     """Load the history, then live through [start, end] on the simulated clock, one line per day."""
     if end < start:
@@ -199,28 +227,16 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     timezone = catalog.sources[first_model.entity].partitioning.timezone
     days = (end - start).days + 2
     say(f"[clock] {start - dt.timedelta(days=1)} to {end}, {timezone}: the scheduler and sensor daemons tick at "
-        f"06:00 and {first_model.cadence.predict_at.time} each day")
-    state = {"day": None, "phrases": [], "runs": 0, "index": 0}
-
-    def flush() -> None:
-        if state["day"] is not None:
-            state["index"] += 1
-            text = " · ".join(state["phrases"]) or "nothing to do"
-            say(f"[{state['index']:>3}/{days}] {state['day']}  {text}")
-        state["phrases"] = []
+        f"{OUTCOMES_TIME:%H:%M} and {first_model.cadence.predict_at.time} each day")
+    lines = DayLines(say, days)
 
     def on_moment(moment: Moment) -> None:
-        day = moment.at.date()
-        if day != state["day"]:
-            flush()
-            state["day"] = day
-        state["runs"] += len(moment.runs)
-        state["phrases"] += describe_moment(project, moment, ledgers)
+        lines.add(moment.at.date(), len(moment.runs), describe_moment(project, moment, ledgers))
 
     run_replay(project, home, list(catalog.models), timezone, first_model.cadence.predict_at.time, start, end,
                on_moment)
-    flush()
-    return ReplayResult(start, end, ledgers, state["runs"], time.perf_counter() - began, history_seconds)
+    lines.flush()
+    return ReplayResult(start, end, ledgers, lines.runs, time.perf_counter() - began, history_seconds)
 
 
 def summary_lines(project: Project, result: ReplayResult) -> list[str]:
