@@ -110,7 +110,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         environment.setenv("DAGSTER_HOME", str(home))
         project = new_project(base / "project", {"flight_delay": first_spec})
         first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)
-        assert first.champion is not None, first.evaluation and first.evaluation["gate"]
+        assert first.champion is not None, first.evaluation and first.evaluation.gate
 
         second_run, deployed = train_revision(project, "flight_delay", second_spec)
         second = champion(project, "flight_delay")
@@ -131,5 +131,5 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     spec_files = base / "spec_files"
     for number, document in enumerate((first_spec, second_spec, third_spec), start=1):
         write_yaml(spec_files / f"revision_{number}.yaml", document)
-    return History(project, first.champion["model_version"], second["model_version"], second_run, failed_run,
+    return History(project, first.champion.model_version, second["model_version"], second_run, failed_run,
                    logistic, spec_files, home)
