@@ -37,6 +37,7 @@ from ml_platform.adapters.instance import open_instance
 # one writer anyway
 SYNC_LAUNCHER = {"module": "dagster._core.launcher.sync_in_memory_run_launcher", "class": "SyncInMemoryRunLauncher"}
 FOREVER = 86400 * 365 * 100  # seconds: purging ticks older than now plus this purges them all
+Workspace = WorkspaceProcessContext  # a loaded workspace, what the daemons iterate over
 
 
 def in_process_instance(home: Path) -> dg.DagsterInstance:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import dagster as dg
+
 from ml_platform.adapters import daemons
 from ml_platform.adapters.clock import frozen_clock
 from ml_platform.automation.factory import OUTCOMES_TIME
@@ -62,7 +64,7 @@ class Moment:
 
 
 @contextmanager
-def replay_workspace(project: Project, instance) -> Iterator[object]:
+def replay_workspace(project: Project, instance: dg.DagsterInstance) -> Iterator[daemons.Workspace]:
     """The project's code location, loaded once in this process under its workspace name."""
     with daemons.in_process_workspace(instance, DEFINITIONS_MODULE, project.root, LOCATION_NAME) as context:
         errors = daemons.load_errors(context)
@@ -74,7 +76,7 @@ def replay_workspace(project: Project, instance) -> Iterator[object]:
 class Clock:
     """Steps Dagster's daemons through simulated moments of a project's instance."""
 
-    def __init__(self, context, model_names: list[str]):
+    def __init__(self, context: daemons.Workspace, model_names: list[str]):
         self.context = context
         self.instance = context.instance
         self.logger = logging.getLogger("ml_platform.replay")
