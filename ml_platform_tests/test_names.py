@@ -17,6 +17,7 @@ import pytest
 
 from ml_platform import names
 
+
 # --- the bottom floor ---------------------------------------------------------------------------------------------
 
 def test_names_imports_only_the_standard_library_and_dagster():
