@@ -10,29 +10,17 @@ from ml_platform.automation.factory import (build_automation_jobs, build_outcome
                                             build_scoring_schedule)
 from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
-from ml_platform.features.factory import build_feature_asset, feature_key
+from ml_platform.features.factory import build_feature_asset
 from ml_platform.monitoring.alarms import drift_alarm
 from ml_platform.monitoring.factory import build_monitoring_assets
-from ml_platform.storage.resources import StoragePaths, build_resources
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, TRAINING_STAGES, feature_key, scoring_job_name,
+                               source_key, stage_key, training_job_name)
 from ml_platform.scoring.factory import build_predictions_asset
-from ml_platform.snapshots.factory import build_snapshot_asset, stage_key
-from ml_platform.sources.factory import build_source_asset, source_key
+from ml_platform.snapshots.factory import build_snapshot_asset
+from ml_platform.sources.factory import build_source_asset
 from ml_platform.specs.catalog import Catalog
+from ml_platform.storage.resources import StoragePaths, build_resources
 from ml_platform.training.factory import build_model_asset
-
-MODEL_STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions", "monitoring", "outcomes")
-REFERENCE_JOB = "reference_sources"
-DAILY_JOB = "daily_data"
-
-
-def training_job_name(model: str) -> str:
-    """Name of the job that builds a training run: snapshot, model, evaluation, deployment."""
-    return f"{model}__training"
-
-
-def scoring_job_name(model: str) -> str:
-    """Name of the job that scores days with the champion."""
-    return f"{model}__scoring"
 
 
 def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
@@ -66,13 +54,14 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
     for model in catalog.models.values():
         jobs.append(dg.define_asset_job(
             training_job_name(model.name),
-            selection=[stage_key(stage, model) for stage in ("snapshot", "model", "evaluation", "deployment")],
+            selection=[stage_key(stage, model.name) for stage in TRAINING_STAGES],
             description=f"One training run of {model.name}: snapshot, train, evaluate, gate, deploy."))
         jobs.append(dg.define_asset_job(
-            scoring_job_name(model.name), selection=[stage_key("predictions", model), stage_key("monitoring", model)],
+            scoring_job_name(model.name),
+            selection=[stage_key("predictions", model.name), stage_key("monitoring", model.name)],
             description=f"Score days with the {model.name} champion and measure their drift."))
-        jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model)],
-                                      outcomes=[stage_key("outcomes", model)])
+        jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model.name)],
+                                      outcomes=[stage_key("outcomes", model.name)])
     return jobs
 
 
@@ -80,7 +69,7 @@ def build_schedules(catalog: Catalog) -> list[dg.ScheduleDefinition]:
     """Each model's daily scoring schedule and its outcomes schedule."""
     schedules = []
     for model in catalog.models.values():
-        schedules += [build_scoring_schedule(catalog, model, monitoring=[stage_key("monitoring", model)]),
+        schedules += [build_scoring_schedule(catalog, model, monitoring=[stage_key("monitoring", model.name)]),
                       build_outcomes_schedule(catalog, model)]
     return schedules
 

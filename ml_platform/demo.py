@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from ml_platform.chain.model_chain import ChainResult
-from ml_platform.evaluation.evaluate import ordered_checks
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
 
 
@@ -15,46 +13,48 @@ def summary_text(project: Project, result: ChainResult) -> str:
     lines = ["", f"== {result.model}: done in {result.seconds:.0f} s, {len(result.runs)} Dagster runs =="]
     evaluation = result.evaluation
     if evaluation:
-        test = evaluation["test"]
-        currency = evaluation["currency"]
-        low, high = test["money_interval_95"]
+        test = evaluation.test
+        low, high = test.money_interval_95
         lines += [
-            f"Money on the test window {test['window'][0]} to {test['window'][1]}: {test['money']:,.0f} {currency} "
-            f"(95% interval {low:,.0f} to {high:,.0f}; doing nothing {test['money_do_nothing']:,.0f}, "
-            f"perfect {test['money_perfect']:,.0f})",
-            f"ROC AUC {test['roc_auc']:.3f}; threshold {evaluation['threshold']:.3f} chosen on validation; "
-            f"flags {test['flagged']:,} of {test['rows']:,} test flights",
-            "Gate: " + ", ".join(f"{name} {'passed' if check['passed'] else 'FAILED'}"
-                                 for name, check in ordered_checks(evaluation["gate"])),
+            f"Money on the test window {test.window[0]} to {test.window[1]}: {test.money:,.0f} {evaluation.currency} "
+            f"(95% interval {low:,.0f} to {high:,.0f}; doing nothing {test.money_do_nothing:,.0f}, "
+            f"perfect {test.money_perfect:,.0f})",
+            f"ROC AUC {test.roc_auc:.3f}; threshold {evaluation.threshold:.3f} chosen on validation; "
+            f"flags {test.flagged:,} of {test.rows:,} test flights",
+            "Gate: " + ", ".join(f"{name} {'passed' if check.passed else 'FAILED'}"
+                                 for name, check in evaluation.gate.checks()),
         ]
-        lines += [f"  {name}: {check['why']}" for name, check in ordered_checks(evaluation["gate"])
-                  if not check["passed"]]
-        files = evaluation.get("artifacts", {})
-        if "report_markdown" in files:
-            lines.append(f"Report: {project.storage.artifacts / files['report_markdown']['path']}")
-        lines += [f"  plot {name}: {project.storage.artifacts / files['plots'][name]['path']}"
-                  for name in PLOTS if name in files.get("plots", {})]
+        lines += [f"  {name}: {check.why}" for name, check in evaluation.gate.failures()]
+        files = evaluation.artifacts
+        if files is not None and files.report_markdown is not None:
+            lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
+        lines += [f"  plot {name}: {project.storage.artifacts / files.plots[name].path}"
+                  for name in PLOTS if files is not None and name in files.plots]
     if result.champion:
-        lines.append(f"Deployed model: {result.champion['model_version']} "
-                     f"(promotion #{result.champion['promotion_id']}, training run {result.champion['training_run']})")
+        lines.append(f"Deployed model: {result.champion.model_version} "
+                     f"(promotion #{result.champion.promotion_id}, training run {result.champion.training_run})")
     else:
         lines.append("Deployed model: none (the gate did not pass)")
+    latest = table_label("predictions", latest_view_name(result.model))
+    outcomes = table_label("monitoring", monitoring_table_name(result.model, "outcomes"))
+    drift = table_label("monitoring", monitoring_table_name(result.model, "drift"))
     if result.scored_rows:
         lines.append(f"Predictions: {result.scored_rows:,} rows for {result.score_window[0]} to "
-                     f"{result.score_window[1]} in table predictions.{result.model}__latest of "
+                     f"{result.score_window[1]} in table {latest} of "
                      f"{project.storage.warehouse}")
     monitored = result.monitoring
     if monitored and monitored.days_labelled:
         lines.append(f"Realized on those days, once their labels were known: {monitored.realized_money:,.0f} "
                      f"{monitored.currency} against the {monitored.promised_money:,.0f} the evaluation "
-                     f"promised for {monitored.days_labelled} days (table monitoring.{result.model}__outcomes)")
+                     f"promised for {monitored.days_labelled} days (table {outcomes})")
     if monitored and monitored.days_measured:
         lines.append(f"Drift against the training snapshot: {monitored.days_drifted} of "
                      f"{monitored.days_measured} scored days above PSI 0.25 on some feature or the score "
-                     f"(table monitoring.{result.model}__drift)")
+                     f"(table {drift})")
     lines += [
-        f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml)",
+        f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={result.dagster_home} dagster dev -w workspace.yaml)",
         f"  then http://127.0.0.1:3000/locations/ml_platform/asset-groups/{result.model} shows every asset "
         f"this run materialized.",
     ]
     return "\n".join(lines)
+

@@ -35,9 +35,10 @@ class Project:
                    Path(dagster_home or root / ".dagster_home").resolve())
 
     @classmethod
-    def from_environment(cls) -> "Project":
-        """The project named by ML_PLATFORM_PROJECT (default: the working folder), ML_PLATFORM_DATA and DAGSTER_HOME."""
-        root = Path(os.environ.get("ML_PLATFORM_PROJECT") or Path.cwd())
+    def from_environment(cls, root: Path | None = None) -> "Project":
+        """The project at root (default: ML_PLATFORM_PROJECT, else the working folder), with its data and instance
+        folders moved by ML_PLATFORM_DATA and DAGSTER_HOME when they are set."""
+        root = Path(root or os.environ.get("ML_PLATFORM_PROJECT") or Path.cwd())
         data = os.environ.get("ML_PLATFORM_DATA")
         home = os.environ.get("DAGSTER_HOME")
         return cls.at(root, Path(data) if data else None, Path(home) if home else None)

@@ -13,9 +13,10 @@ from typing import Callable
 import pytest
 
 from ml_platform.project import Project
-from ml_platform_tests.helpers import (JANUARY_SPLIT, REPO_ROOT, SPECS, day, january_model, load_yaml,
+from ml_platform_tests.helpers import (JANUARY_SPLIT, REPO_ROOT, SPECS, day, january_model, load_yaml, project_at,
                                        route_load_feature_set, sources_behind, write_yaml)
 
+# Re-exported until no test module imports them from here (test modules import ml_platform_tests.helpers).
 __all__ = ["JANUARY_SPLIT", "REPO_ROOT", "SPECS", "day", "january_model", "load_yaml", "route_load_feature_set",
            "sources_behind", "write_yaml"]
 
@@ -32,14 +33,15 @@ def make_project(tmp_path: Path) -> Callable[..., Project]:
         shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
         for model_name, document in (models if models is not None else {"flight_delay": january_model()}).items():
             write_yaml(root / "model_specs" / f"{model_name}.yaml", document)
-        return Project.at(root)
+        return project_at(root)
 
     return make
 
 
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh, persistent Dagster instance folder for one test, named by DAGSTER_HOME."""
+    """A fresh, persistent Dagster instance folder for one test, named by DAGSTER_HOME (the instance of the
+    projects make_project builds)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")

@@ -1,11 +1,19 @@
-"""Helpers shared by the tests: the repository's spec folders, spec files as data, the January slice's model."""
+"""Helpers shared by the tests: the repository's specs, the January model, spec files, and a project's instance.
+
+Plain functions, imported by test modules (conftest.py holds the fixtures only).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
+import dagster as dg
 import yaml
+
+from ml_platform.chain.instance import open_instance
+from ml_platform.project import Project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPECS = REPO_ROOT / "model_specs"
@@ -71,3 +79,15 @@ def route_load_feature_set(name: str = "route_load", feature: str = "hour_share_
         "sql": f"SELECT flight_id, origin_departures_that_hour / origin_departures_that_day AS {feature} "
                f"FROM entity JOIN flight_schedule USING (flight_id)",
         "features": {feature: {"type": "number", "description": "share of the day's departures"}}}
+
+
+def project_at(root: Path) -> Project:
+    """A project at root whose instance folder is the one DAGSTER_HOME names when set (the dagster_home fixture),
+    as the command line resolves it; its data stays inside root."""
+    home = os.environ.get("DAGSTER_HOME")
+    return Project.at(root, dagster_home=Path(home) if home else None)
+
+
+def instance_of(project: Project) -> dg.DagsterInstance:
+    """The project's Dagster instance, as the run chain opens it (its folder, not DAGSTER_HOME)."""
+    return open_instance(project)

@@ -1,15 +1,14 @@
-"""ml_platform.names: every contract name, pinned to the exact text (and to what the code built before it moved).
+"""ml_platform.names: every contract name, pinned to the exact text.
 
-Three layers: the literal strings for a model "m" (the contract itself); names.py against each function that built
-the name by hand before (so a migration that routes a call site through names.py cannot change a name); and the
-names the built Dagster graph and the warehouse actually carry.
+Two layers: the literal strings for a model "m" (the contract itself, which the names built by hand before names.py
+were checked against while the call sites moved to it); and the names the built Dagster graph and the warehouse
+actually carry.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as dt
-import types
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +16,6 @@ import duckdb
 import pytest
 
 from ml_platform import names
-
-MODELS = ["m", "flight_delay", "flight_delay_small"]
-
-
-def _spec(name: str):
-    """A stand-in for a ModelSpec: the functions that built names by hand read only its name."""
-    return types.SimpleNamespace(name=name)
 
 
 # --- the bottom floor ---------------------------------------------------------------------------------------------
@@ -122,51 +114,12 @@ def test_names_refuse_what_is_not_a_name():
         names.stage_key("scoring", "m")
 
 
-# --- names.py against the code that built each name before --------------------------------------------------------
-
-@pytest.mark.parametrize("model", MODELS)
-def test_same_as_the_functions_that_built_them_by_hand(model):
-    from ml_platform import build, partitions
-    from ml_platform.automation import factory as automation
-    from ml_platform import tags
-    from ml_platform.features.factory import feature_key
-    from ml_platform.monitoring import store
-    from ml_platform.scoring import score
-    from ml_platform.snapshots.factory import stage_key
-    from ml_platform.sources.factory import source_key
-    from ml_platform.storage import versions
-
-    spec = _spec(model)
-    assert names.MODEL_STAGES == build.MODEL_STAGES
-    for stage in build.MODEL_STAGES:
-        assert names.stage_key(stage, model) == stage_key(stage, spec)
-    assert names.source_key(model) == source_key(model)
-    assert names.feature_key(model) == feature_key(model)
-    assert names.source_asset(model) == versions.source_asset(model)
-    assert names.feature_asset(model) == versions.feature_asset(model)
-
-    assert (names.REFERENCE_JOB, names.DAILY_JOB) == (build.REFERENCE_JOB, build.DAILY_JOB)
-    assert names.training_job_name(model) == build.training_job_name(model)
-    assert names.scoring_job_name(model) == build.scoring_job_name(model)
-    assert names.daily_job_name(model) == automation.daily_job_name(model)
-    assert names.outcomes_job_name(model) == automation.outcomes_job_name(model)
-    assert names.scoring_schedule_name(model) == automation.scoring_schedule_name(model)
-    assert names.outcomes_schedule_name(model) == automation.outcomes_schedule_name(model)
-    assert names.retraining_sensor_name(model) == automation.retraining_sensor_name(model)
-    assert names.training_runs_name(model) == partitions.training_runs(spec).name
-    assert (names.TICK_TAG, names.REASON_TAG) == (tags.TICK_TAG, tags.REASON_TAG)
-
-    assert names.latest_view(model) == score.latest_view(spec)
-    assert names.shadow_table(model) == score.shadow_table(spec)
-    assert names.drift_table(model) == store.monitoring_table(model, "drift")
-    assert names.outcomes_table(model) == store.monitoring_table(model, "outcomes")
-    assert names.MONITORING_KINDS == tuple(store.COLUMNS)
-    # the hand-typed texts: a raw `predictions.<model>__latest` in demo.py, `monitoring.<model>__drift` in metadata
-    assert names.table_label("predictions", names.latest_view_name(model)) == f"predictions.{model}__latest"
-    assert names.table_label("predictions", names.shadow_table_name(model)) == f"predictions.{model}__shadow"
-    assert names.table_label("monitoring", names.monitoring_table_name(model, "drift")) == f"monitoring.{model}__drift"
-    assert names.table_label("monitoring", names.monitoring_table_name(model, "outcomes")) == \
-        f"monitoring.{model}__outcomes"
+@pytest.mark.parametrize("name", ['x"; DROP TABLE registry.promotions; --', "Flights", "a b", ""])
+def test_identifiers_are_validated_before_they_reach_sql(name):
+    with pytest.raises(ValueError, match="not a valid identifier"):
+        names.quote(name)
+    with pytest.raises(ValueError):
+        names.table("source", name)
 
 
 def test_warehouse_quoting_and_tables_are_the_same():
@@ -175,6 +128,7 @@ def test_warehouse_quoting_and_tables_are_the_same():
     # the warehouse reads its schemas, quoting and table names from names.py (monitoring included)
     assert (warehouse.SCHEMAS, warehouse.quote, warehouse.table) == (names.SCHEMAS, names.quote, names.table)
 
+# --- the warehouse and the names --------------------------------------------------------------------------------
 
 def test_registry_tables_are_the_ones_the_warehouse_creates(tmp_path):
     from ml_platform.storage import warehouse

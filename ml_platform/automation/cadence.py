@@ -17,7 +17,8 @@ from ml_platform.partitions import parse_training_run_key, training_run_key, tra
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
-from ml_platform.storage.versions import source_asset, stored_versions
+from ml_platform.names import source_asset
+from ml_platform.storage.versions import stored_versions
 
 LABELS_AFTER_DAYS = 1  # a day's outcomes (departure delays) are all known the morning after
 DRIFT_RETRAIN_AFTER_DAYS = 7  # a drift alarm retrains at most once a week: new data must have arrived meanwhile
@@ -109,4 +110,4 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
 
 def has_champion(connection: duckdb.DuckDBPyConnection, model: ModelSpec) -> bool:
     """True when a model version of this model is deployed."""
-    return registry.champion(connection, model.name) is not None
+    return registry.promotions.champion(connection, model.name) is not None

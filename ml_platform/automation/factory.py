@@ -19,13 +19,13 @@ import zoneinfo
 
 import dagster as dg
 
+from ml_platform.adapters.clock import current_time
 from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
-from ml_platform.tags import REASON_TAG, TICK_TAG
-from ml_platform.features.factory import feature_key
+from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, feature_key, outcomes_job_name,
+                               outcomes_run_key, outcomes_schedule_name, retraining_sensor_name, scoring_run_key,
+                               scoring_schedule_name, source_key, stage_key, training_job_name)
 from ml_platform.partitions import training_runs
 from ml_platform.storage.resources import Warehouse
-from ml_platform.snapshots.factory import stage_key
-from ml_platform.sources.factory import source_key
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 
@@ -34,28 +34,6 @@ RETRAINING_INTERVAL_SECONDS = 3600  # the daemon evaluates the retraining sensor
 # runs keep every event in the instance (the UI's event log); the run worker's console stays quiet: a gate that
 # blocks a model fails a step by design, and `ml-platform replay` prints its own line for every run
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-def daily_job_name(model: str) -> str:
-    """The job that loads, computes and scores one day for a model."""
-    return f"{model}__daily"
-
-
-def outcomes_job_name(model: str) -> str:
-    """The job that judges one scored day once its labels are known."""
-    return f"{model}__outcomes"
-
-
-def scoring_schedule_name(model: str) -> str:
-    return f"{model}__daily_scoring"
-
-
-def outcomes_schedule_name(model: str) -> str:
-    return f"{model}__outcomes"
-
-
-def retraining_sensor_name(model: str) -> str:
-    return f"{model}__retraining"
 
 
 def data_keys(catalog: Catalog, model: ModelSpec) -> list[dg.AssetKey]:
@@ -85,7 +63,7 @@ def build_automation_jobs(catalog: Catalog, model: ModelSpec, monitoring: list[d
                           outcomes: list[dg.AssetKey]) -> list[dg.UnresolvedAssetJobDefinition]:
     """The daily job (data, predictions, monitoring of one day) and the outcomes job of a model."""
     jobs = [dg.define_asset_job(
-        daily_job_name(model.name), selection=data_keys(catalog, model) + [stage_key("predictions", model)]
+        daily_job_name(model.name), selection=data_keys(catalog, model) + [stage_key("predictions", model.name)]
         + monitoring,
         description=f"One day of {model.name}: load the day's source partitions (blocking data checks), compute "
                     f"its features, score it with the champion and monitor the scores.")]
@@ -103,7 +81,7 @@ def build_scoring_schedule(catalog: Catalog, model: ModelSpec,
     hour, minute = (int(part) for part in predict_at.time.split(":"))
     timezone = _timezone(catalog, model)
     data = data_keys(catalog, model)
-    scoring = [stage_key("predictions", model)] + monitoring
+    scoring = [stage_key("predictions", model.name)] + monitoring
 
     @dg.schedule(
         name=scoring_schedule_name(model.name), job_name=daily_job_name(model.name),
@@ -122,7 +100,7 @@ def build_scoring_schedule(catalog: Catalog, model: ModelSpec,
         with warehouse.get_connection() as connection:
             deployed = has_champion(connection, model)
         return dg.RunRequest(
-            run_key=f"{model.name}:{day}", partition_key=day.isoformat(),
+            run_key=scoring_run_key(model.name, day), partition_key=day.isoformat(),
             asset_selection=data + scoring if deployed else data, run_config=RUN_CONFIG,
             tags={TICK_TAG: tick.isoformat(),
                   REASON_TAG: "score" if deployed else "load data only: no model is deployed yet"})
@@ -148,7 +126,7 @@ def build_outcomes_schedule(catalog: Catalog, model: ModelSpec) -> dg.ScheduleDe
         outside = _outside(catalog, model, day)
         if outside:
             return dg.SkipReason(outside)
-        return dg.RunRequest(run_key=f"{model.name}:outcomes:{day}", partition_key=day.isoformat(),
+        return dg.RunRequest(run_key=outcomes_run_key(model.name, day), partition_key=day.isoformat(),
                              run_config=RUN_CONFIG,
                              tags={TICK_TAG: tick.isoformat(), REASON_TAG: "labels known"})
 
@@ -161,14 +139,14 @@ def build_retraining_sensor(catalog: Catalog, model: ModelSpec, drift_alarm=None
     timezone = _timezone(catalog, model)
 
     @dg.sensor(
-        name=retraining_sensor_name(model.name), job_name=f"{model.name}__training",
+        name=retraining_sensor_name(model.name), job_name=training_job_name(model.name),
         minimum_interval_seconds=RETRAINING_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Requests a training run of {model.name} {model.cadence.retraining} (cut off at the end of "
                     f"the last complete period with known labels), on a new spec revision, or on a drift alarm. "
                     f"The run promotes its model only when every gate check passed.",
     )
     def retraining(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-        now = clock_now()
+        now = current_time()  # the simulated moment while `ml-platform replay` ticks
         today = _local_date(now, timezone)
         requested = context.instance.get_dynamic_partitions(runs.name)
         with warehouse.get_connection() as connection:
@@ -184,9 +162,3 @@ def build_retraining_sensor(catalog: Catalog, model: ModelSpec, drift_alarm=None
 
     return retraining
 
-
-def clock_now() -> dt.datetime:
-    """The daemon's current time: wall time, or the simulated time `ml-platform replay` sets for each tick."""
-    from dagster._time import get_current_datetime  # the clock Dagster's daemon reads (and replay freezes)
-
-    return get_current_datetime()

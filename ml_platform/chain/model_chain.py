@@ -7,15 +7,19 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ml_platform.automation.factory import outcomes_job_name
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
+from pathlib import Path
+
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import MonitoringSummary, monitoring_summary
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, latest_view, outcomes_job_name, scoring_job_name,
+                               training_job_name)
 from ml_platform.project import Project
+from ml_platform.records.evaluation import EvaluationSummary
+from ml_platform.records.registry import PromotionRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
@@ -32,11 +36,12 @@ class ChainResult:
     model: str
     training_run: str
     runs: list[RunOutcome]
-    evaluation: dict | None
-    champion: dict | None
+    evaluation: EvaluationSummary | None  # the training run's, also when its gate blocked it
+    champion: PromotionRecord | None  # the live promotion once the chain is done
     scored_rows: int
     score_window: tuple[dt.date, dt.date]
     seconds: float
+    dagster_home: Path  # the instance folder the runs were recorded in
     monitoring: MonitoringSummary | None = None
 
 
@@ -56,7 +61,7 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
               say: Callable[[str], None] = print) -> ChainResult:
     """Load, build features, train, evaluate, gate, deploy and score one model through Dagster runs."""
     started = time.perf_counter()
-    prepare_instance(project)
+    home = prepare_instance(project)
     catalog = load_catalog(project.specs_dir, project.root)
     if model_name not in catalog.models:
         raise DemoError(f"no model named '{model_name}' in {project.specs_dir} "
@@ -84,8 +89,8 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
     training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
     with project_warehouse(project) as connection:
-        evaluation = registry.fetch_one(connection, "evaluations", model=model_name, training_run=key)
-        champion = registry.champion(connection, model_name)
+        evaluation = registry.evaluations.get(connection, model_name, key)
+        champion = registry.promotions.champion(connection, model_name)
     if not training.success and evaluation is None:
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
     scored, monitored = 0, None
@@ -94,18 +99,18 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
     elif score_window[0] > score_window[1]:
         say("[4/4] scoring skipped: the source has no days after the test window")
     else:
-        say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion['model_version']}")
+        say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion.model_version}")
         _require(chain.run(scoring_job_name(model_name), "score with the champion and measure drift",
                            date_range=score_window))
         _require(chain.run(outcomes_job_name(model_name), "judge the scored days (their labels are known)",
                            date_range=score_window))
         with project_warehouse(project) as connection:
             scored = connection.execute(
-                f"SELECT count(*) FROM predictions.{model_name}__latest WHERE partition_date BETWEEN ? AND ?",
+                f"SELECT count(*) FROM {latest_view(model_name)} WHERE partition_date BETWEEN ? AND ?",
                 list(score_window)).fetchall()[0][0]
             monitored = monitoring_summary(connection, model_name, *score_window)
-    return ChainResult(model_name, key, chain.runs, evaluation and evaluation["summary"], champion, scored,
-                       score_window, time.perf_counter() - started, monitored)
+    return ChainResult(model_name, key, chain.runs, evaluation.summary if evaluation else None, champion, scored,
+                       score_window, time.perf_counter() - started, home, monitored)
 
 
 def _require(outcome: RunOutcome) -> None:

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ml_platform.adapters.run_tags import partition_range_tags
 from ml_platform.build import build_definitions
+from ml_platform.chain.instance import open_instance
+from ml_platform.names import CHAIN_TAG
+from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
-from ml_platform.partitions import training_run_key, training_runs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -62,22 +64,22 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
 class Chain:
     """Runs jobs of a project's definitions in its Dagster instance, reporting progress as it goes."""
 
-    def __init__(self, project: Project, catalog: Catalog, say: Callable[[str], None] = print):
+    def __init__(self, project: Project, catalog: Catalog, say: Callable[[str], None] = print,
+                 instance: dg.DagsterInstance | None = None):
         self.project = project
         self.catalog = catalog
         self.say = say
         self.definitions = build_definitions(catalog, project.storage)
-        self.instance = dg.DagsterInstance.get()
+        self.instance = instance if instance is not None else open_instance(project)
         self.runs: list[RunOutcome] = []
 
     def run(self, job: str, label: str, partition_key: str | None = None,
             date_range: tuple[dt.date, dt.date] | None = None,
             assets: list[dg.AssetKey] | None = None) -> RunOutcome:
         """Execute one job in the instance and report how it went."""
-        tags = {"ml_platform/chain": label}
+        tags = {CHAIN_TAG: label}
         if date_range is not None:
-            tags[ASSET_PARTITION_RANGE_START_TAG] = date_range[0].isoformat()
-            tags[ASSET_PARTITION_RANGE_END_TAG] = date_range[1].isoformat()
+            tags.update(partition_range_tags(*date_range))
         self.say(f"  -> {label} ...")
         started = time.perf_counter()
         result = self.definitions.resolve_job_def(job).execute_in_process(

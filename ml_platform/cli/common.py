@@ -10,8 +10,8 @@ from ml_platform.project import Project
 
 
 def project_of(arguments: argparse.Namespace) -> Project:
-    """The project named by --project, else by the environment."""
-    return Project.at(Path(arguments.project)) if arguments.project else Project.from_environment()
+    """The project named by --project, else by the environment; DAGSTER_HOME and ML_PLATFORM_DATA move its folders."""
+    return Project.from_environment(Path(arguments.project) if arguments.project else None)
 
 
 def date_argument(text: str) -> dt.date:

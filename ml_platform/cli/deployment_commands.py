@@ -64,12 +64,12 @@ def _record_in_dagster(project, model: str, outcome) -> str | None:
     try:
         import dagster as dg
 
-        from ml_platform.chain.instance import prepare_instance
+        from ml_platform.chain.instance import open_instance
+        from ml_platform.names import stage_key
 
-        prepare_instance(project)
-        with dg.DagsterInstance.get() as instance:
+        with open_instance(project) as instance:
             instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=dg.AssetKey(["deployment", model]), partition=outcome.record.training_run,
+                asset_key=stage_key("deployment", model), partition=outcome.record.training_run,
                 description=outcome.record.reason,
                 metadata={"champion": outcome.record.model_version, "promotion_id": outcome.record.promotion_id,
                           "promoted_at": str(outcome.record.promoted_at), "outcome": "rolled back",

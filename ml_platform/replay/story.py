@@ -7,22 +7,40 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ml_platform.automation.factory import daily_job_name, outcomes_job_name
-from ml_platform.replay.clock import Moment, ReplayError, ReplayRun, run_replay
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB
+from ml_platform.automation.factory import OUTCOMES_TIME
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.model_chain import DemoError, data_window, project_warehouse
+from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.store import read_days
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcomes_job_name, predictions_table,
+                               training_job_name)
 from ml_platform.partitions import parse_training_run_key
-from ml_platform.chain.planning import plan_daily, plan_reference_sources
 from ml_platform.project import Project
+from ml_platform.records.evaluation import EvaluationSummary
+from ml_platform.replay.clock import Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.specs.catalog import Catalog
-from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
-from ml_platform.storage.warehouse import table, table_exists
+from ml_platform.storage.warehouse import table_exists
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What one training run of the replay came to: promoted, blocked by gate checks, or failed."""
+
+    training_run: str
+    reason: str  # why the sensor requested it
+    status: str  # the Dagster run's status
+    promoted: bool
+    evaluation: EvaluationSummary | None = None  # None when the run failed before its evaluation was stored
+
+    def failed_checks(self) -> dict[str, str]:
+        """Why each failed gate check failed, by check name in alphabetical order (as the replay always listed them)."""
+        failures = self.evaluation.gate.failures() if self.evaluation else ()
+        return {name: check.why for name, check in sorted(failures, key=lambda failure: failure[0])}
 
 
 @dataclass
@@ -31,7 +49,7 @@ class ModelLedger:
 
     scored_days: list[str] = field(default_factory=list)
     unscored_days: dict[str, str] = field(default_factory=dict)
-    trainings: list[dict] = field(default_factory=list)
+    trainings: list[TrainingOutcome] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
 
 
@@ -74,29 +92,27 @@ def _require(outcome) -> None:
                         f"{'; '.join(outcome.failures) or 'see the run in the UI'}")
 
 
-def _training_line(connection, model_name: str, run: ReplayRun) -> tuple[str, dict]:
+def _training_line(connection, model_name: str, run: ReplayRun) -> tuple[str, TrainingOutcome]:
     """What a training run did: promoted, or blocked by which gate checks (or why it failed)."""
-    evaluation = registry.fetch_one(connection, "evaluations", model=model_name, training_run=run.partition)
-    promotion = [row for row in registry.fetch_all(connection, "promotions", order_by="promotion_id",
-                                                   model=model_name) if row["training_run"] == run.partition]
-    record = {"training_run": run.partition, "reason": run.reason, "status": run.status, "promoted": bool(promotion)}
+    evaluation = registry.evaluations.get(connection, model_name, run.partition)
+    promoted = any(promotion.training_run == run.partition
+                   for promotion in registry.promotions.log(connection, model_name))
+    outcome = TrainingOutcome(run.partition, run.reason, run.status, promoted,
+                              evaluation.summary if evaluation else None)
     if evaluation is not None:
-        test = evaluation["summary"]["test"]
-        record.update(money=test["money"], roc_auc=test["roc_auc"], currency=evaluation["summary"]["currency"],
-                      model_version=evaluation["model_version"], window=test["window"])
-        failed = {name: check["why"] for name, check in evaluation["summary"]["gate"].items() if not check["passed"]}
-        record["failed_checks"] = failed
-        measured = f"test {test['window'][0]}..{test['window'][1]}: {test['money']:,.0f} " \
-                   f"{record['currency']}, ROC AUC {test['roc_auc']:.3f}"
-        if promotion:
-            return f"retrained {run.partition} ({run.reason}): PROMOTED {evaluation['model_version']}, {measured}", \
-                record
+        test = evaluation.summary.test
+        failed = outcome.failed_checks()
+        measured = f"test {test.window[0]}..{test.window[1]}: {test.money:,.0f} " \
+                   f"{evaluation.summary.currency}, ROC AUC {test.roc_auc:.3f}"
+        if promoted:
+            return f"retrained {run.partition} ({run.reason}): PROMOTED {evaluation.model_version}, {measured}", \
+                outcome
         if failed:
             first, why = next(iter(failed.items()))
             return (f"retrained {run.partition} ({run.reason}): BLOCKED by the gate ({', '.join(failed)}), "
-                    f"{measured}; {first}: {why}"), record
+                    f"{measured}; {first}: {why}"), outcome
     reason = "; ".join(run.failures) or run.status
-    return f"retraining {run.partition} ({run.reason}) FAILED: {reason}", record
+    return f"retraining {run.partition} ({run.reason}) FAILED: {reason}", outcome
 
 
 def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedger) -> str:
@@ -108,7 +124,7 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
     if not run.reason.startswith("score"):
         ledger.unscored_days[day] = run.reason
         return f"loaded {day} ({run.reason})"
-    predictions = table("predictions", model_name)
+    predictions = predictions_table(model_name)
     rows, flagged, version = connection.execute(
         f"SELECT count(*), coalesce(sum(CAST(flagged AS INTEGER)), 0), any_value(model_version) FROM {predictions} "
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
@@ -156,13 +172,40 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
             for name, ledger in ledgers.items():
                 if run.job == daily_job_name(name):
                     phrases.append(f"{name}: {_scoring_line(connection, name, run, ledger)}")
-                elif run.job == f"{name}__training":
-                    line, record = _training_line(connection, name, run)
-                    ledger.trainings.append(record)
+                elif run.job == training_job_name(name):
+                    line, outcome = _training_line(connection, name, run)
+                    ledger.trainings.append(outcome)
                     phrases.append(f"{name}: {line}")
                 elif run.job == outcomes_job_name(name):
                     phrases.append(f"{name}: {_outcome_text(connection, name, run)}")
     return phrases
+
+
+class DayLines:
+    """The replay's progress: one line per simulated day, said once the clock has moved past it."""
+
+    def __init__(self, say: Callable[[str], None], days: int):
+        self.say = say
+        self.days = days  # how many days the clock lives through
+        self.day: dt.date | None = None
+        self.phrases: list[str] = []
+        self.index = 0
+        self.runs = 0
+
+    def add(self, day: dt.date, runs: int, phrases: list[str]) -> None:
+        """Record a moment's runs and phrases, saying the previous day's line when the day changes."""
+        if day != self.day:
+            self.flush()
+            self.day = day
+        self.runs += runs
+        self.phrases += phrases
+
+    def flush(self) -> None:
+        """Say the current day's line (if any) and start afresh."""
+        if self.day is not None:
+            self.index += 1
+            self.say(f"[{self.index:>3}/{self.days}] {self.day}  {' · '.join(self.phrases) or 'nothing to do'}")
+        self.phrases = []
 
 
 def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], None] = print) -> ReplayResult:
@@ -170,7 +213,7 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     if end < start:
         raise ReplayError(f"--to {end} is before --from {start}")
     began = time.perf_counter()
-    home = str(prepare_instance(project))
+    home = prepare_instance(project)
     catalog = load_catalog(project.specs_dir, project.root)
     if not catalog.models:
         raise ReplayError(f"no model spec in {project.specs_dir}: nothing to replay")
@@ -181,28 +224,16 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     timezone = catalog.sources[first_model.entity].partitioning.timezone
     days = (end - start).days + 2
     say(f"[clock] {start - dt.timedelta(days=1)} to {end}, {timezone}: the scheduler and sensor daemons tick at "
-        f"06:00 and {first_model.cadence.predict_at.time} each day")
-    state = {"day": None, "phrases": [], "runs": 0, "index": 0}
-
-    def flush() -> None:
-        if state["day"] is not None:
-            state["index"] += 1
-            text = " · ".join(state["phrases"]) or "nothing to do"
-            say(f"[{state['index']:>3}/{days}] {state['day']}  {text}")
-        state["phrases"] = []
+        f"{OUTCOMES_TIME:%H:%M} and {first_model.cadence.predict_at.time} each day")
+    lines = DayLines(say, days)
 
     def on_moment(moment: Moment) -> None:
-        day = moment.at.date()
-        if day != state["day"]:
-            flush()
-            state["day"] = day
-        state["runs"] += len(moment.runs)
-        state["phrases"] += describe_moment(project, moment, ledgers)
+        lines.add(moment.at.date(), len(moment.runs), describe_moment(project, moment, ledgers))
 
     run_replay(project, home, list(catalog.models), timezone, first_model.cadence.predict_at.time, start, end,
                on_moment)
-    flush()
-    return ReplayResult(start, end, ledgers, state["runs"], time.perf_counter() - began, history_seconds)
+    lines.flush()
+    return ReplayResult(start, end, ledgers, lines.runs, time.perf_counter() - began, history_seconds)
 
 
 def summary_lines(project: Project, result: ReplayResult) -> list[str]:
@@ -221,18 +252,19 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
             for day in missing[:10]:
                 if day in ledger.unscored_days:
                     lines.append(f"  {day}: {ledger.unscored_days[day]}")
-            promoted = [record for record in ledger.trainings if record["promoted"]]
+            promoted = [training for training in ledger.trainings if training.promoted]
             lines.append(f"  {len(ledger.trainings)} training runs: {len(promoted)} promoted, "
                          f"{len(ledger.trainings) - len(promoted)} blocked or failed")
-            for record in ledger.trainings:
-                cutoff = parse_training_run_key(record["training_run"])[0]
-                verdict = "promoted" if record["promoted"] else (
-                    "blocked: " + ", ".join(record.get("failed_checks", {})) if record.get("failed_checks")
-                    else f"failed ({record['status']})")
-                money = f", {record['money']:,.0f} {record['currency']} on test" if "money" in record else ""
-                lines.append(f"    cut off {cutoff} ({record['reason']}){money}: {verdict}")
-            champion = registry.champion(connection, name)
-            lines.append(f"  champion at the end: {champion['model_version'] if champion else 'none'}")
+            for training in ledger.trainings:
+                cutoff = parse_training_run_key(training.training_run)[0]
+                failed = training.failed_checks()
+                verdict = "promoted" if training.promoted else (
+                    "blocked: " + ", ".join(failed) if failed else f"failed ({training.status})")
+                summary = training.evaluation
+                money = f", {summary.test.money:,.0f} {summary.currency} on test" if summary else ""
+                lines.append(f"    cut off {cutoff} ({training.reason}){money}: {verdict}")
+            champion = registry.promotions.champion(connection, name)
+            lines.append(f"  champion at the end: {champion.model_version if champion else 'none'}")
             monitored = monitoring_summary(connection, name, result.start, result.end)
             if monitored.days_labelled:
                 lines.append(f"  realized {monitored.realized_money:,.0f} {monitored.currency} over "
@@ -242,7 +274,7 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
             lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
                          f"{monitored.days_measured} scored days; some feature above it on "
                          f"{monitored.days_drifted} (the eve's weather is one value per airport and day)")
-            alarms = [record for record in ledger.trainings if record["reason"].startswith("drift alarm")]
+            alarms = [training for training in ledger.trainings if training.reason.startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")
     return lines
@@ -252,6 +284,6 @@ def _scored_days(connection, model_name: str, start: dt.date, end: dt.date) -> l
     if not table_exists(connection, "predictions", model_name):
         return []
     rows = connection.execute(
-        f"SELECT DISTINCT CAST(CAST(partition_date AS DATE) AS VARCHAR) FROM {table('predictions', model_name)} "
+        f"SELECT DISTINCT CAST(CAST(partition_date AS DATE) AS VARCHAR) FROM {predictions_table(model_name)} "
         f"WHERE partition_date BETWEEN ? AND ?", [start, end]).fetchall()
     return [row[0] for row in rows]

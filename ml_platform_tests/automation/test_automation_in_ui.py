@@ -15,7 +15,7 @@ import pytest
 
 from ml_platform.replay.story import replay
 from ml_platform.project import Project
-from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.web.chromium import CHROMIUM, Chromium
 from ml_platform_tests.web.server import DagsterWebserver
 
@@ -40,10 +40,7 @@ def served(tmp_path_factory):
         shutil.copyfile(REPO_ROOT / name, root / name)
     write_yaml(root / "model_specs" / "flight_delay.yaml", january_model())
     project = Project.at(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(project.dagster_home))  # restored when the context ends
-        patch.delenv("ML_PLATFORM_DATA", raising=False)
-        replay(project, dt.date(2013, 2, 1), dt.date(2013, 2, 2), say=lambda line: None)
+    replay(project, dt.date(2013, 2, 1), dt.date(2013, 2, 2), say=lambda line: None)  # into project.dagster_home
     with DagsterWebserver(root, project.dagster_home, log_path=base / "webserver.log", location=LOCATION) as server:
         yield server, base
 

@@ -8,11 +8,12 @@ import pytest
 
 from ml_platform.automation.cadence import Retraining, decide_retraining, last_labelled_day, period_end
 from ml_platform.features.library import load_catalog
+from ml_platform.names import source_asset
 from ml_platform.records.versions import PartitionVersion
-from ml_platform.storage.versions import record_versions, source_asset
+from ml_platform.storage.versions import record_versions
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import day, january_model
+from ml_platform_tests.helpers import day, january_model
 
 MONTHS = {"train": {"start": "2013-01-01", "end": "2013-01-31"},
           "validation": {"start": "2013-02-01", "end": "2013-02-28"},

@@ -11,14 +11,16 @@ import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
+from ml_platform.cli import main
+from ml_platform.names import (PARTITION_TAG, TICK_TAG, daily_job_name, outcomes_job_name, retraining_sensor_name,
+                               scoring_schedule_name, training_job_name)
 from ml_platform.replay.clock import ReplayError
 from ml_platform.replay.story import replay, summary_lines
-from ml_platform.cli import main
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import load_yaml, write_yaml
+from ml_platform_tests.helpers import instance_of, load_yaml, write_yaml
 
 
 def replayed(project, start: str, end: str) -> tuple[object, list[str]]:
@@ -48,45 +50,44 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
 
     ledger = result.ledgers["flight_delay"]
     assert ledger.scored_days == ["2013-02-02", "2013-02-03", "2013-02-04"]
-    assert [record["promoted"] for record in ledger.trainings] == [True]
+    assert [training.promoted for training in ledger.trainings] == [True]
+    assert ledger.trainings[0].evaluation.gate_passed and not ledger.trainings[0].failed_checks()
     summary = summary_lines(project, result)
     assert summary[2] == ("flight_delay: 2 of 3 days scored; not scored: 2013-02-01")
     assert summary[3] == "  2013-02-01: load data only: no model is deployed yet"
 
-    instance = dg.DagsterInstance.get()
+    instance = instance_of(project)
     runs = instance.get_runs()
-    jobs = sorted((run.job_name, run.tags.get("dagster/partition")) for run in runs
-                  if "ml_platform/tick" in run.tags)
-    assert jobs == [("flight_delay__daily", "2013-02-01"), ("flight_delay__daily", "2013-02-02"),
-                    ("flight_delay__daily", "2013-02-03"), ("flight_delay__daily", "2013-02-04"),
-                    ("flight_delay__outcomes", "2013-01-30"), ("flight_delay__outcomes", "2013-01-31"),
-                    ("flight_delay__outcomes", "2013-02-01"), ("flight_delay__outcomes", "2013-02-02"),
-                    ("flight_delay__training", jobs[-1][1])]
+    jobs = sorted((run.job_name, run.tags.get(PARTITION_TAG)) for run in runs if TICK_TAG in run.tags)
+    daily, outcomes = daily_job_name("flight_delay"), outcomes_job_name("flight_delay")
+    assert jobs == [(daily, "2013-02-01"), (daily, "2013-02-02"), (daily, "2013-02-03"), (daily, "2013-02-04"),
+                    (outcomes, "2013-01-30"), (outcomes, "2013-01-31"), (outcomes, "2013-02-01"),
+                    (outcomes, "2013-02-02"), (training_job_name("flight_delay"), jobs[-1][1])]
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     # the ticks are recorded as the daemon would: at the simulated times, with their skip reasons
     states = {state.instigator_name: state for state in instance.all_instigator_state()}
-    schedule = states["flight_delay__daily_scoring"]
+    schedule = states[scoring_schedule_name("flight_delay")]
     assert schedule.instigator_type == InstigatorType.SCHEDULE
     ticks = instance.get_ticks(schedule.instigator_origin_id, schedule.selector_id)
     assert sorted(dt.datetime.fromtimestamp(tick.timestamp, dt.timezone.utc).isoformat() for tick in ticks) == [
         "2013-01-31T23:00:00+00:00", "2013-02-01T23:00:00+00:00", "2013-02-02T23:00:00+00:00",
         "2013-02-03T23:00:00+00:00"]
     assert {tick.status for tick in ticks} == {TickStatus.SUCCESS}
-    sensor = states["flight_delay__retraining"]
+    sensor = states[retraining_sensor_name("flight_delay")]
     sensor_ticks = instance.get_ticks(sensor.instigator_origin_id, sensor.selector_id)
     assert [tick.status for tick in sensor_ticks].count(TickStatus.SUCCESS) == 1
     assert any("not enough history yet" in (tick.skip_reason or "") for tick in sensor_ticks)
 
     with open_warehouse(project.storage.warehouse) as connection:
-        champion = registry.champion(connection, "flight_delay")
+        champion = registry.promotions.champion(connection, "flight_delay")
         scored = connection.execute(
             "SELECT CAST(partition_date AS DATE) AS day, count(*) AS n, any_value(model_version) AS version "
             "FROM predictions.flight_delay GROUP BY ALL ORDER BY day").df()
     assert [str(day.date()) for day in scored["day"]] == ["2013-02-02", "2013-02-03", "2013-02-04"]
-    assert set(scored["version"]) == {champion["model_version"]}
+    assert set(scored["version"]) == {champion.model_version}
     # the promotion is dated by the platform's clock (the sensor's simulated tick), and says why it was trained
-    assert champion["promoted_at"] == dt.datetime(2013, 2, 1, 11, 0, 30)
-    assert champion["reason"].endswith("(first training run: data through 2013-01-31)"), champion["reason"]
+    assert champion.promoted_at == dt.datetime(2013, 2, 1, 11, 0, 30)
+    assert champion.reason.endswith("(first training run: data through 2013-01-31)"), champion.reason
 
 
 def test_a_broken_source_day_is_not_scored_and_the_replay_says_why(make_project, dagster_home):
@@ -132,11 +133,12 @@ def test_the_command_prints_days_and_a_summary(make_project, dagster_home, capsy
 
 
 def test_a_queue_blocked_by_a_run_left_in_progress_stops_the_replay_with_a_clear_error(make_project, dagster_home):
-    instance = dg.DagsterInstance.get()
-    stuck = instance.add_run(DagsterRun(job_name="flight_delay__daily", run_id="0badc0de-0000-4000-8000-000000000000",
-                                        status=dg.DagsterRunStatus.STARTED))
+    project = make_project()
+    stuck = instance_of(project).add_run(DagsterRun(
+        job_name=daily_job_name("flight_delay"), run_id="0badc0de-0000-4000-8000-000000000000",
+        status=dg.DagsterRunStatus.STARTED))
     with pytest.raises(ReplayError) as error:
-        replay(make_project(), dt.date(2013, 2, 1), dt.date(2013, 2, 1), say=lambda line: None)
+        replay(project, dt.date(2013, 2, 1), dt.date(2013, 2, 1), say=lambda line: None)
     assert str(error.value).startswith("1 run(s) stay queued (")
     assert str(error.value).endswith(
         f"the instance admits 1 run(s) at a time and these are still in progress: {stuck.run_id[:8]} (a run left "

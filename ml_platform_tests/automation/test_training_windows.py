@@ -8,7 +8,7 @@ from ml_platform.partitions import (TrainingRunKeyError, parse_training_run_key,
                                     training_split)
 from ml_platform.specs.models import ModelSpec
 
-from ml_platform_tests.conftest import SPECS, load_yaml
+from ml_platform_tests.helpers import SPECS, load_yaml
 
 
 def windows(split) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import project_at
 
 MODEL = "flight_delay"
 LOADED_DAYS = (dt.date(2013, 1, 1), dt.date(2013, 2, 2))
@@ -150,7 +151,7 @@ def january_project(root: Path, models: dict[str, dict] | None = None) -> Projec
     write_specs(root, models if models is not None else {MODEL: january_model()})
     (root / DELAY_FEED_FILE).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(warehouse.parent.parent / DELAY_FEED_FILE, root / DELAY_FEED_FILE)
-    project = Project.at(root)
+    project = project_at(root)
     project.data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(warehouse, project.storage.warehouse)
     return project

@@ -162,7 +162,7 @@ def test_a_hyper_parameter_change_recomputes_no_feature(make_project, dagster_ho
     assert "     up to date: every partition is stored at the version it would get; no run needed" in lines
     # and a run launched anyway recomputes nothing
     assert _recomputed(_run_daily(project)) == {name: 0 for name in SETS}
-    assert second.evaluation["model_version"] != ""
+    assert second.evaluation.model_version != ""
 
 
 def test_a_changed_feature_set_retrains_and_the_new_model_is_compared_with_the_champion(make_project, dagster_home):
@@ -182,5 +182,5 @@ def test_a_changed_feature_set_retrains_and_the_new_model_is_compared_with_the_c
         assert "feature set 'origin_weather_eve' changed since" in str(error)
         assert "retrain and deploy a new version first" in str(error)
     output = "\n".join(lines)
-    assert f"for champion {first.champion['model_version']} on the same 5,144 test rows" in output
+    assert f"for champion {first.champion.model_version} on the same 5,144 test rows" in output
     assert "cannot be scored" not in output

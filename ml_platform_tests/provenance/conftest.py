@@ -27,6 +27,7 @@ from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import project_at
 from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES
 
 FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
@@ -64,7 +65,7 @@ def new_project(root: Path, models: dict[str, dict]) -> Project:
     shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
     for name, document in models.items():
         write_yaml(root / "model_specs" / f"{name}.yaml", document)
-    return Project.at(root)
+    return project_at(root)
 
 
 def cautious(document: dict) -> dict:
@@ -109,7 +110,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
         environment.setenv("DAGSTER_HOME", str(home))
         project = new_project(base / "project", {"flight_delay": first_spec})
         first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)
-        assert first.champion is not None, first.evaluation
+        assert first.champion is not None, first.evaluation and first.evaluation.gate
 
         second_run, deployed = train_revision(project, "flight_delay", second_spec)
         second = champion(project, "flight_delay")
@@ -130,5 +131,5 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     spec_files = base / "spec_files"
     for number, document in enumerate((first_spec, second_spec, third_spec), start=1):
         write_yaml(spec_files / f"revision_{number}.yaml", document)
-    return History(project, first.champion["model_version"], second.model_version, second_run, failed_run,
+    return History(project, first.champion.model_version, second.model_version, second_run, failed_run,
                    logistic, spec_files, home)

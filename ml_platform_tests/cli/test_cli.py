@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ml_platform.cli import main, parser
+from ml_platform.cli.common import project_of
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from ml_platform_tests.helpers import REPO_ROOT
 
 
 def test_demo_command_prints_progress_and_the_money_summary(make_project, dagster_home, capsys):
@@ -28,6 +28,21 @@ def test_demo_command_names_an_unknown_model(make_project, dagster_home, capsys)
     assert main(["--project", str(project.root), "demo", "--model", "flight_dealy"]) == 1
     error = capsys.readouterr().err
     assert "no model named 'flight_dealy'" in error and "(models: flight_delay)" in error
+
+
+def test_project_folders_follow_the_environment_with_or_without_project(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ML_PLATFORM_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("ML_PLATFORM_PROJECT", str(tmp_path / "elsewhere"))
+    for argv, root in ((["--project", str(tmp_path / "project"), "ui"], tmp_path / "project"),
+                       (["ui"], tmp_path / "elsewhere")):
+        project = project_of(parser().parse_args(argv))
+        assert (project.root, project.data_dir, project.dagster_home) == (root, tmp_path / "data", tmp_path / "home")
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.delenv("ML_PLATFORM_DATA")
+    project = project_of(parser().parse_args(["--project", str(tmp_path / "project"), "ui"]))
+    assert project.dagster_home == tmp_path / "project" / ".dagster_home"
+    assert project.data_dir == tmp_path / "project" / ".ml_platform"
 
 
 def test_ui_binds_to_localhost_by_default():

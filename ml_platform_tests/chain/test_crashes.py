@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -11,24 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB, training_job_name
+from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
+from ml_platform.names import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 
 CHILD = """
 import datetime as dt, sys
-from ml_platform.build import DAILY_JOB, training_job_name
 from ml_platform.chain.runner import Chain
-from ml_platform.project import Project
 from ml_platform.features.library import load_catalog
-project = Project.at(sys.argv[1])
+from ml_platform.names import DAILY_JOB, scoring_job_name, training_job_name
+from ml_platform.project import Project
+project = Project.from_environment(sys.argv[1])  # the parent's instance: DAGSTER_HOME, as the command line reads it
 runner = Chain(project, load_catalog(project.specs_dir, project.root), say=print)
 if sys.argv[2] == "daily":
     runner.run(DAILY_JOB, "daily", date_range=(dt.date(2013, 1, 1), dt.date(2013, 2, 2)))
 elif sys.argv[2] == "scoring":
-    from ml_platform.build import scoring_job_name
     runner.run(scoring_job_name("flight_delay"), "scoring", date_range=(dt.date(2013, 2, 1), dt.date(2013, 2, 2)))
 else:
     key = runner.add_training_run("flight_delay")
@@ -62,8 +63,6 @@ def visible_artifacts(project, folder: str) -> list[Path]:
 def load_january(project) -> Chain:
     runner = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
     assert runner.run(REFERENCE_JOB, "reference").success
-    import datetime as dt
-
     assert runner.run(DAILY_JOB, "daily", date_range=(dt.date(2013, 1, 1), dt.date(2013, 2, 2))).success
     return runner
 
@@ -103,9 +102,6 @@ def test_killed_while_writing_an_artifact_leaves_none_visible_and_a_rerun_comple
 
 def test_killed_while_writing_predictions_leaves_the_day_unscored_and_a_rerun_scores_it(
         make_project, dagster_home, tmp_path):
-    from ml_platform.build import scoring_job_name
-    from ml_platform.chain.model_chain import run_chain
-
     project = make_project()
     first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)  # scores Feb 1 and 2
     with open_warehouse(project.storage.warehouse) as connection:
@@ -114,12 +110,10 @@ def test_killed_while_writing_predictions_leaves_the_day_unscored_and_a_rerun_sc
     with open_warehouse(project.storage.warehouse) as connection:
         assert connection.execute("SELECT count(*) FROM predictions.flight_delay").fetchall() == before
     runner = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
-    import datetime as dt
-
     assert runner.run(scoring_job_name("flight_delay"), "rerun",
                       date_range=(dt.date(2013, 2, 1), dt.date(2013, 2, 2))).success, runner.runs[-1].failures
     with open_warehouse(project.storage.warehouse) as connection:
         days = connection.execute("SELECT DISTINCT partition_date, model_version FROM predictions.flight_delay__latest "
                                   "ORDER BY 1").fetchall()
     assert [str(day)[:10] for day, _ in days] == ["2013-02-01", "2013-02-02"]
-    assert {version for _, version in days} == {first.champion["model_version"]}
+    assert {version for _, version in days} == {first.champion.model_version}

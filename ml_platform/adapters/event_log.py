@@ -1,5 +1,10 @@
 """Dagster's sqlite event log, writing each batch of events in one transaction per database.
 
+Written for Dagster 1.13.27: it subclasses `SqliteEventLogStorage` and writes its tables (`SqlEventLogStorageTable`,
+`AssetCheckExecutionsTable`) through private methods (`_event_to_row`, `_store_asset_event_tags`,
+`_store_asset_event`, `_event_insert_timestamp`); re-check each against another version
+(ml_platform_tests/adapters/test_dagster_version.py).
+
 A run over a range of daily partitions records two events per asset and day: the run plans each partition, then
 its step reports each partition materialized. Dagster hands these to the event log in batches (one per run plan,
 one per step output) when `DAGSTER_EVENT_BATCH_SIZE` is set, but its sqlite storage writes a batch one event at a
@@ -42,17 +47,22 @@ BATCHED = frozenset({
 BATCH_SIZE = "10000"
 
 
+def events_folder(home: str) -> str:
+    """The folder of an instance's run databases and event index: `<home>/history/runs/`."""
+    return _event_logs_directory(home)
+
+
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
-    """Sqlite event log of the instance in DAGSTER_HOME whose batches cost one transaction per database."""
+    """Sqlite event log whose batches cost one transaction per database (in config.base_dir, else DAGSTER_HOME's)."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         if base_dir is None:
             home = os.environ.get("DAGSTER_HOME")
             if not home:
                 raise dg.DagsterInvariantViolationError(
-                    "event_log_storage ml_platform.storage.dagster_events.BatchingSqliteEventLogStorage: "
+                    f"event_log_storage {__name__}.{type(self).__name__}: "
                     "config.base_dir is not set and DAGSTER_HOME is not set; set either to the instance folder")
-            base_dir = _event_logs_directory(home)
+            base_dir = events_folder(home)
         super().__init__(base_dir, inst_data)
         # Read by Dagster at every event; an operator's own setting wins.
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)

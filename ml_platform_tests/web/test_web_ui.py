@@ -23,11 +23,10 @@ from typing import Callable
 
 import pytest
 
-from ml_platform.automation.factory import outcomes_job_name
-from ml_platform.build import scoring_job_name, training_job_name
 from ml_platform.chain.model_chain import ChainResult, run_chain
+from ml_platform.names import MODEL_STAGES, TRAINING_STAGES, outcomes_job_name, scoring_job_name, training_job_name
 from ml_platform.project import Project
-from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.web.chromium import CHROMIUM, Chromium
 from ml_platform_tests.web.server import DagsterWebserver
 
@@ -35,9 +34,9 @@ pytestmark = pytest.mark.browser
 
 MODEL = "flight_delay"
 LOCATION = "ml_platform"
-STAGES = ("snapshot", "model", "evaluation", "deployment", "predictions", "monitoring", "outcomes")
-TRAINING_STAGES = ("snapshot", "model", "evaluation", "deployment")  # one partition each: the training run
-DAILY_STAGES = ("predictions", "monitoring", "outcomes")  # one partition per day, SCORE_DAYS of them made
+STAGES = MODEL_STAGES
+# the training stages have one partition each (the training run); the others one per day, SCORE_DAYS of them made
+DAILY_STAGES = tuple(stage for stage in MODEL_STAGES if stage not in TRAINING_STAGES)
 GATE_CHECKS = ("money_floor", "roc_auc_floor", "predictions_sane")  # the evaluation may carry more checks
 SCORE_DAYS = 2
 PAGE_TIMEOUT = 30.0
@@ -114,16 +113,11 @@ def served(chromium_available, tmp_path_factory) -> Served:
     shutil.copyfile(REPO_ROOT / "dagster.yaml", root / "dagster.yaml")
     shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
     write_yaml(root / "model_specs" / f"{MODEL}.yaml", january_model())
-    project = Project.at(root)
     home = base / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # disables nux (its modal) and telemetry
+    project = Project.at(root, dagster_home=home)  # run_chain copies the project's dagster.yaml there (no nux modal)
 
     started = time.monotonic()
-    with pytest.MonkeyPatch.context() as patch:  # run_chain reads and sets DAGSTER_HOME; restore it afterwards
-        patch.setenv("DAGSTER_HOME", str(home))
-        patch.delenv("ML_PLATFORM_DATA", raising=False)
-        chain = run_chain(project, MODEL, score_days=SCORE_DAYS, say=lambda line: None)
+    chain = run_chain(project, MODEL, score_days=SCORE_DAYS, say=lambda line: None)
     timings["materialize"] = time.monotonic() - started
     assert chain.runs and all(run.success for run in chain.runs), chain.runs
     assert chain.scored_rows > 0, "the chain scored nothing: no champion passed the gate?"
@@ -266,7 +260,7 @@ def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
     assert re.search(rf"\n[^\n]+ ago\n{re.escape(latest['partition'])}\nLatest check results\n{len(checks)}\n",
                      status), status
     assert latest["partition"] == served.chain.training_run
-    assert served.chain.champion["model_version"] in text  # the model it evaluated is the one deployed
+    assert served.chain.champion.model_version in text  # the model it evaluated is the one deployed
     assert re.search(r"^gate_passed\n\s*\n[^\n]+\n\s*\ntrue$", text, flags=re.M), text
     assert re.search(r"^roc_auc\n\s*\n[^\n]+\n\s*\n0\.\d+$", text, flags=re.M), text
     upstream = section(text, "Upstream assets", "Downstream assets")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import pytest
 
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, ROW_COUNT_METADATA, scoring_job_name, source_key,
+                               stage_key, training_job_name)
+from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
+from ml_platform_tests.helpers import instance_of, january_model, load_yaml, write_yaml
 
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 2, 2))
 
@@ -43,8 +44,8 @@ def test_sources_load_by_local_scheduled_date(make_project, dagster_home):
     mismatched = query(project, "SELECT count(*) FROM source.flights WHERE partition_date <> make_date(year, month, day)")
     assert mismatched[0][0] == 0
     assert query(project, "SELECT count(DISTINCT flight_id) = count(*) FROM source.flights")[0][0] is True
-    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["source", "flights"]))
-    assert event.asset_materialization.metadata["dagster/row_count"].value > 27004  # the range ends on Feb 2
+    event = instance_of(project).get_latest_materialization_event(source_key("flights"))
+    assert event.asset_materialization.metadata[ROW_COUNT_METADATA].value > 27004  # the range ends on Feb 2
 
 
 def test_features_hold_one_row_per_flight_and_only_past_weather(make_project, dagster_home):
@@ -115,8 +116,7 @@ def test_training_run_is_immutable_and_its_artifacts_are_verified(make_project, 
     runner = chain(project)
     again = runner.run(training_job_name("flight_delay"), "again", partition_key=first.training_run)
     assert again.success
-    instance = dg.DagsterInstance.get()
-    event = instance.get_latest_materialization_event(dg.AssetKey(["snapshot", "flight_delay"]))
+    event = instance_of(project).get_latest_materialization_event(stage_key("snapshot", "flight_delay"))
     assert event.asset_materialization.metadata["reused"].value.startswith("snapshot ")
     snapshots = query(project, "SELECT path, sha256 FROM registry.snapshots")
     assert len(snapshots) == 1
@@ -133,7 +133,7 @@ def test_training_run_is_immutable_and_its_artifacts_are_verified(make_project, 
 def test_the_gate_blocks_a_worse_model_and_the_champion_keeps_scoring(make_project, dagster_home):
     project = make_project()
     good = run_chain(project, "flight_delay", score_days=1, say=lambda line: None)
-    champion = good.champion["model_version"]
+    champion = good.champion.model_version
     worse = january_model(features=["day_of_week"])
     worse["algorithm"]["params"]["n_estimators"] = 1
     worse["gate"] = {"min_money": 0, "min_roc_auc": 0.6}
@@ -144,8 +144,8 @@ def test_the_gate_blocks_a_worse_model_and_the_champion_keeps_scoring(make_proje
     assert any(failure.startswith("gate check roc_auc_floor failed") for failure in training.failures)
     assert any(failure.startswith("gate check beats_champion failed: does not beat the champion")
                for failure in training.failures), training.failures
-    assert blocked.evaluation["gate_passed"] is False
-    assert blocked.champion["model_version"] == champion
+    assert blocked.evaluation.gate_passed is False
+    assert blocked.champion.model_version == champion
     assert query(project, "SELECT count(*) FROM registry.promotions") == [(1,)]
     scored = query(project, "SELECT DISTINCT model_version FROM predictions.flight_delay__latest "
                             "WHERE partition_date = DATE '2013-02-02'")
@@ -160,10 +160,11 @@ def test_the_gate_blocks_a_worse_model_and_the_champion_keeps_scoring(make_proje
 def test_scikit_learn_algorithms_train_evaluate_and_deploy(make_project, dagster_home, algorithm):
     project = make_project({"flight_delay": january_model(algorithm=algorithm)})
     result = run_chain(project, "flight_delay", score_days=1, say=lambda line: None)
-    assert result.evaluation["gate_passed"], result.evaluation["gate"]
+    assert result.evaluation.gate_passed, result.evaluation.gate
     # January's last week is hard for every model; each must still learn the validation window and beat chance
-    assert 0.6 < result.evaluation["validation"]["roc_auc"] < 0.95
-    assert 0.5 < result.evaluation["test"]["roc_auc"] < 0.95
+    assert 0.6 < result.evaluation.validation.roc_auc < 0.95
+    assert 0.5 < result.evaluation.test.roc_auc < 0.95
     assert result.scored_rows > 500
-    card = query(project, "SELECT card FROM registry.models")[0][0]
-    assert f'"algorithm": "{algorithm["kind"]}"' in card
+    with open_warehouse(project.storage.warehouse) as connection:
+        card = registry.models.get(connection, "flight_delay", result.training_run).card
+    assert card.algorithm == algorithm["kind"]

@@ -8,8 +8,9 @@ import dagster as dg
 from ml_platform.build import build_definitions
 from ml_platform.cli import main
 from ml_platform.features.library import load_catalog
+from ml_platform.names import TRUST_TAG, source_key, stage_key
 
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 SMALL = january_model(name="flight_delay_small", features=["departure_hour", "carrier_code", "eve_temp_f"])
 WEATHER_REASON = " ".join(SMALL["data_dependencies"]["accept"]["weather"]["reason"].split())
@@ -19,7 +20,7 @@ def test_the_model_asset_shows_its_data_dependencies_and_sources_carry_their_tru
     project = make_project({"flight_delay_small": SMALL})
     graph = build_definitions(load_catalog(project.specs_dir, project.root), project.storage).resolve_asset_graph()
 
-    table = graph.get(dg.AssetKey(["model", "flight_delay_small"])).metadata["data_dependencies"]
+    table = graph.get(stage_key("model", "flight_delay_small")).metadata["data_dependencies"]
 
     assert isinstance(table, dg.MarkdownMetadataValue)
     assert table.value.splitlines() == [
@@ -29,10 +30,12 @@ def test_the_model_asset_shows_its_data_dependencies_and_sources_carry_their_tru
         "| weather | external_vendor | daily | origin_weather_eve | eve_temp_f | accepted by team:flight-ops-ds on "
         f"2026-11-28: {WEATHER_REASON} |",
     ]
-    trust = {key.path[1]: graph.get(key).tags.get("trust") for key in graph.get_all_asset_keys()
-             if key.path[0] == "source"}
+    trust = {name: graph.get(source_key(name)).tags.get(TRUST_TAG)
+             for name in ("flights", "weather", "planes", "airports")}
     assert trust == {"flights": "internal", "weather": "external_vendor", "planes": "external_vendor",
                      "airports": "external_vendor"}
+    assert {key for key in graph.get_all_asset_keys() if key.path[0] == "source"} == {
+        source_key(name) for name in trust}
 
 
 def test_dependencies_command_prints_every_source_and_names_an_unknown_model(make_project, capsys):

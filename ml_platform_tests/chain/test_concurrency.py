@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from ml_platform.build import REFERENCE_JOB
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
+from ml_platform.names import REFERENCE_JOB
 from ml_platform.storage.warehouse import open_warehouse
 
 SELECTION = "group:features or key:source/flights or key:source/weather"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections import Counter
@@ -11,22 +12,26 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB
+from ml_platform.adapters.event_log import BatchingSqliteEventLogStorage
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
-from ml_platform.storage.dagster_events import BatchingSqliteEventLogStorage
+from ml_platform.names import DAILY_JOB, REFERENCE_JOB, source_key
 
-from ml_platform_tests.conftest import REPO_ROOT
+from ml_platform_tests.helpers import REPO_ROOT
 
 DAYS = (dt.date(2013, 1, 1), dt.date(2013, 1, 6))
 PLAIN_CONFIG = "telemetry:\n  enabled: false\n"  # Dagster's default storage
 
 
 def run_daily(project, home: Path, config: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dg.DagsterInstance, str]:
-    """Load six days of sources and features into a fresh instance configured by config; the daily run's id."""
+    """Load six days of sources and features into a fresh instance configured by config; the daily run's id.
+
+    DAGSTER_HOME is unset: the instance, its batching event log included, is opened from its folder alone.
+    """
     home.mkdir()
     (home / "dagster.yaml").write_text(config)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    project = dataclasses.replace(project, dagster_home=home)
     chain = Chain(project, load_catalog(project.specs_dir, project.root), say=lambda line: None)
     assert chain.run(REFERENCE_JOB, "reference").success
     outcome = chain.run(DAILY_JOB, "daily", date_range=DAYS)
@@ -80,7 +85,7 @@ def test_batched_records_match_dagsters_own(make_project, tmp_path, monkeypatch)
         batched_latest = batched_instance.get_latest_materialization_event(key)
         assert batched_latest.asset_materialization.partition == plain_latest.asset_materialization.partition
         assert batched_latest.asset_materialization.metadata == plain_latest.asset_materialization.metadata
-    flights = dg.AssetKey(["source", "flights"])
+    flights = source_key("flights")
     latest = batched_instance.event_log_storage.get_asset_records([flights])[0].asset_entry.last_materialization_record
     assert latest.event_log_entry.run_id == batched_run and latest.storage_id == max(
         record.storage_id for record in batched_instance.fetch_materializations(flights, limit=100).records)

@@ -1,0 +1,10 @@
+"""The only modules that reach into Dagster's internals, one small module per concern.
+
+Written for Dagster 1.13.27 (pinned in pyproject.toml and by ml_platform_tests/adapters/test_dagster_version.py):
+- `event_log`: the batching sqlite event log configured in dagster.yaml;
+- `instance`: an instance opened from its folder, without DAGSTER_HOME;
+- `clock`: Dagster's clock, read and frozen at a simulated moment;
+- `daemons`: the scheduler, sensor and run-queue daemon iterations `ml-platform replay` drives;
+- `run_tags`: the run tags of a partition range.
+Everything else in ml_platform uses Dagster's public API only (the import-linter contracts in pyproject.toml).
+"""

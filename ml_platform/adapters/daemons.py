@@ -1,0 +1,131 @@
+"""Dagster's daemons driven by hand, one iteration at a time, in this process: what `ml-platform replay` ticks.
+
+Written for Dagster 1.13.27: the scheduler's `launch_scheduled_runs` (dagster._scheduler.scheduler), the sensor
+daemon's `execute_sensor_iteration` (dagster._daemon.sensor), the run queue's `QueuedRunCoordinatorDaemon`
+(dagster._daemon.run_coordinator), an in-process code location (`WorkspaceProcessContext`,
+`InProcessWorkspaceLoadTarget`, `InProcessCodeLocationOrigin`, `LoadableTargetOrigin`), instigator states
+(dagster._core.scheduler.instigation), run filters (dagster._core.storage.dagster_run) and the in-memory run
+launcher (dagster._core.launcher.sync_in_memory_run_launcher). Re-check each on another version
+(ml_platform_tests/adapters/test_dagster_version.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import dagster as dg
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.remote_representation.external import RemoteSchedule
+from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
+                                                 ScheduleInstigatorData)
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster._daemon.sensor import execute_sensor_iteration
+from dagster._scheduler.scheduler import launch_scheduled_runs
+
+from ml_platform.adapters.instance import open_instance
+
+# runs execute in this process as the queue launches them: the code is already loaded, and the warehouse admits
+# one writer anyway
+SYNC_LAUNCHER = {"module": "dagster._core.launcher.sync_in_memory_run_launcher", "class": "SyncInMemoryRunLauncher"}
+FOREVER = 86400 * 365 * 100  # seconds: purging ticks older than now plus this purges them all
+Workspace = WorkspaceProcessContext  # a loaded workspace, what the daemons iterate over
+
+
+def in_process_instance(home: Path) -> dg.DagsterInstance:
+    """The instance of a folder (same storage, same queue), launching its runs in this process."""
+    return open_instance(home, overrides={"run_launcher": SYNC_LAUNCHER})
+
+
+@contextmanager
+def in_process_workspace(instance: dg.DagsterInstance, module: str, working_directory: Path,
+                         location_name: str) -> Iterator[WorkspaceProcessContext]:
+    """A code location loaded once in this process from a definitions module, under its workspace name."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=module,
+                             working_directory=str(working_directory)),
+        location_name=location_name)
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
+        yield context
+
+
+def load_errors(context: WorkspaceProcessContext) -> list[str]:
+    """Why the workspace's code locations did not load (empty when they did)."""
+    entries = context.create_request_context().get_code_location_entries()
+    return [entry.load_error.message.strip() for entry in entries.values() if entry.load_error is not None]
+
+
+def instigators(context: WorkspaceProcessContext, names: set[str]) -> list[Any]:
+    """The workspace's schedules and sensors of the given names."""
+    found = []
+    for entry in context.create_request_context().get_code_location_entries().values():
+        for repository in entry.code_location.get_repositories().values():
+            found += [item for item in [*repository.get_schedules(), *repository.get_sensors()] if item.name in names]
+    return found
+
+
+def restart_instigator(instance: dg.DagsterInstance, instigator: Any, start: dt.datetime) -> None:
+    """Forget a schedule's or sensor's ticks and state; a schedule starts again at `start`.
+
+    The schedules run by default (declared in code), so the scheduler would otherwise create their state at its
+    first iteration and skip a tick due at that very moment; a sensor's state is made by its daemon.
+    """
+    origin_id, selector_id = instigator.get_remote_origin_id(), instigator.selector_id
+    instance.purge_ticks(origin_id, selector_id, before=start.timestamp() + FOREVER)
+    if instance.get_instigator_state(origin_id, selector_id) is not None:
+        instance.delete_instigator_state(origin_id, selector_id)
+    if isinstance(instigator, RemoteSchedule):
+        instance.add_instigator_state(InstigatorState(
+            instigator.get_remote_origin(), InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE,
+            ScheduleInstigatorData(instigator.cron_schedule, start.timestamp())))
+
+
+def ticks_after(instance: dg.DagsterInstance, instigator: Any, after: float, limit: int = 3) -> list[Any]:
+    """A schedule's or sensor's latest ticks after a timestamp (each with .timestamp, .error, .skip_reason)."""
+    return instance.get_ticks(instigator.get_remote_origin_id(), instigator.selector_id, limit=limit, after=after)
+
+
+def scheduler_iteration(context: WorkspaceProcessContext, logger: logging.Logger, at: dt.datetime) -> None:
+    """One iteration of the scheduler daemon at `at`: due schedules tick and submit their runs to the queue."""
+    for _ in launch_scheduled_runs(context, logger, at.astimezone(dt.timezone.utc), {}):
+        pass
+
+
+def sensor_iteration(context: WorkspaceProcessContext, logger: logging.Logger) -> None:
+    """One iteration of the sensor daemon: due sensors tick and submit their runs to the queue."""
+    for _ in execute_sensor_iteration(context, logger, None, None):
+        pass
+
+
+def queued_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs waiting in the instance's queue."""
+    return instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]))
+
+
+def runs_in_progress(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs started or starting, which hold the queue's slots."""
+    return instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+
+
+class RunQueue:
+    """The run-queue daemon, iterated by hand: each iteration launches what the instance's limits admit."""
+
+    def __init__(self) -> None:
+        self.stack = ExitStack()
+        self.daemon = self.stack.enter_context(QueuedRunCoordinatorDaemon(interval_seconds=1))
+
+    def iterate(self, context: WorkspaceProcessContext) -> None:
+        """One iteration; with the in-process launcher each launched run executes before it returns."""
+        for _ in self.daemon.run_iteration(context):
+            pass
+
+    def close(self) -> None:
+        self.stack.close()
