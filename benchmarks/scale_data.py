@@ -44,7 +44,7 @@ def build_files(folder: Path, replicas: int) -> dict[str, int]:
     connection.execute(f"CREATE TABLE weather AS SELECT * FROM read_csv('{data / 'weather.csv'}', nullstr = 'NA', "
                        f"types = {{'time_hour': 'VARCHAR'}})")
     copies = f"(SELECT range AS k FROM range({replicas}))"
-    keep = f"NOT (k > 0 AND month = 12 AND day = 31)"
+    keep = "NOT (k > 0 AND month = 12 AND day = 31)"
     connection.execute(f"""
         COPY (
             SELECT year(d) AS year, month(d) AS month, day(d) AS day, dep_time, sched_dep_time,

@@ -47,8 +47,8 @@ def _run(chain, job: str, **options) -> dict:
 
 def platform_stage(stage: str, project: Path) -> dict:
     """Run one training-run stage through the platform's training job; the seconds of its Dagster run."""
-    from ml_platform.build import training_job_name
-    from ml_platform.snapshots.factory import stage_key
+    from ml_platform.names import training_job_name
+    from ml_platform.names import stage_key
     from ml_platform.storage import registry
     from ml_platform.storage.warehouse import open_warehouse
 
@@ -57,11 +57,11 @@ def platform_stage(stage: str, project: Path) -> dict:
     key = chain.add_training_run(MODEL)
     assets = {"snapshot": ["snapshot"], "training": ["model"], "evaluation": ["evaluation", "deployment"]}[stage]
     result = {**_run(chain, training_job_name(MODEL), partition_key=key,
-                     assets=[stage_key(name, model) for name in assets]), "training_run": key}
+                     assets=[stage_key(name, model.name) for name in assets]), "training_run": key}
     if stage == "training":
         with open_warehouse(paths.storage.warehouse) as connection:
-            card = registry.fetch_one(connection, "models", model=MODEL, training_run=key)["card"]
-        result.update(trees=card["trees"], rows=card["training_rows"])
+            card = registry.models.get(connection, MODEL, key).card
+        result.update(trees=card.trees, rows=card.training_rows)
     return result
 
 
@@ -111,8 +111,8 @@ def daily_stage(stage: str, project: Path, start: dt.date, end: dt.date) -> dict
 
 def features_dagster(project: Path, start: dt.date, end: dt.date) -> dict:
     """The feature assets over [start, end] through one Dagster run of the daily job, as the demo launches it."""
-    from ml_platform.build import DAILY_JOB
-    from ml_platform.features.factory import feature_key
+    from ml_platform.names import DAILY_JOB
+    from ml_platform.names import feature_key
 
     _, catalog, chain = _context(project)
     return {**_run(chain, DAILY_JOB, date_range=(start, end),
@@ -180,10 +180,10 @@ def _training_matrix(paths, catalog):
 
     model = catalog.models[MODEL]
     with open_warehouse(paths.storage.warehouse) as connection:
-        snapshot = registry.fetch_all(connection, "snapshots", model=MODEL)[-1]
+        snapshot = registry.snapshots.all(connection, model=MODEL)[-1]
     columns = ", ".join(["split", "label", *model.features])
     frame = duckdb.connect().execute(
-        f"SELECT {columns} FROM read_parquet('{paths.storage.artifacts / snapshot['path']}')").df()
+        f"SELECT {columns} FROM read_parquet('{paths.storage.artifacts / snapshot.path}')").df()
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
     layout = FeatureLayout.learn(train, list(model.features), categorical_features(catalog, model))
     return model, layout, (layout.encode(train).to_numpy(), train["label"].astype(int).to_numpy(),
@@ -234,8 +234,8 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
     paths, catalog, _ = _context(project)
     artifacts = ArtifactStore(root=str(paths.storage.artifacts))
     with open_warehouse(paths.storage.warehouse) as connection:
-        champion = registry.champion(connection, MODEL)
-        model_row = registry.models.by_version(connection, champion["model_version"])
+        champion = registry.promotions.champion(connection, MODEL)
+        model_row = registry.models.by_version(connection, champion.model_version)
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
         parts = [predictor.layout.matrix(connection.execute(

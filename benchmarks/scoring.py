@@ -35,7 +35,7 @@ def measure(project: Path, repeats: int) -> dict:
     import os
 
     os.environ["DAGSTER_HOME"] = str(project / ".dagster_home")
-    from ml_platform.build import scoring_job_name
+    from ml_platform.names import scoring_job_name
     from ml_platform.chain.runner import Chain
     from ml_platform.features.compute import feature_matrix_sql
     from ml_platform.project import Project
@@ -54,8 +54,8 @@ def measure(project: Path, repeats: int) -> dict:
     artifacts = ArtifactStore(root=str(paths.storage.artifacts))
     timings = {"bare": [], "platform": []}
     with open_warehouse(paths.storage.warehouse) as connection:
-        champion = registry.champion(connection, model.name)
-        model_row = registry.models.by_version(connection, champion["model_version"])
+        champion = registry.promotions.champion(connection, model.name)
+        model_row = registry.models.by_version(connection, champion.model_version)
         spec = trained_spec(connection, catalog, model_row)
         predictor = load_model(artifacts, model_row)
         frame = connection.execute(feature_matrix_sql(catalog, spec, *WINDOW, with_outcomes=False)).df()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Mapping
 
-from ml_platform.names import REASON_TAG, TICK_TAG
+from ml_platform.names import TICK_TAG
 
-__all__ = ["REASON_TAG", "TICK_TAG", "tick_time"]  # the steps read the tags back from here
 
 
 def tick_time(tags: Mapping[str, str]) -> dt.datetime | None:

@@ -1,7 +1,6 @@
 """Shared fixtures: temporary projects on a small real slice of the flights (January 2013).
 
-The plain helpers live in `helpers.py`; those imported below are listed in `__all__` too, for the tests that
-still import them from here.
+Fixtures only; the plain helpers live in `helpers.py`, which test modules import.
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from typing import Callable
 import pytest
 
 from ml_platform.project import Project
-from ml_platform_tests.helpers import (JANUARY_SPLIT, REPO_ROOT, SPECS, day, january_model, load_yaml, project_at,
-                                       route_load_feature_set, sources_behind, write_yaml)
-
-# Re-exported until no test module imports them from here (test modules import ml_platform_tests.helpers).
-__all__ = ["JANUARY_SPLIT", "REPO_ROOT", "SPECS", "day", "january_model", "load_yaml", "route_load_feature_set",
-           "sources_behind", "write_yaml"]
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, project_at, write_yaml
 
 
 @pytest.fixture

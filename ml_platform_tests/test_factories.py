@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from ml_platform.build import build_definitions, scoring_job_name, training_job_name
+from ml_platform.build import build_definitions
+from ml_platform.names import scoring_job_name, training_job_name
 from ml_platform.features.library import load_catalog
 
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 STAGES = ["snapshot", "model", "evaluation", "deployment", "predictions"]
 

@@ -16,9 +16,9 @@ import duckdb
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.storage import registry
 from ml_platform.names import source_asset
-from ml_platform.storage.versions import stored_versions
+from ml_platform.storage import registry
+from ml_platform.storage.versions import partition_versions
 
 LABELS_AFTER_DAYS = 1  # a day's outcomes (departure delays) are all known the morning after
 DRIFT_RETRAIN_AFTER_DAYS = 7  # a drift alarm retrains at most once a week: new data must have arrived meanwhile
@@ -50,7 +50,7 @@ def period_end(cadence: str, day: dt.date) -> dt.date:
 
 def last_labelled_day(connection: duckdb.DuckDBPyConnection, model: ModelSpec, today: dt.date) -> dt.date | None:
     """The last day of the unbroken stored run of entity days whose labels are known by `today`."""
-    stored = sorted(dt.date.fromisoformat(key) for key in stored_versions(connection, source_asset(model.entity)))
+    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, source_asset(model.entity)))
     known = [day for day in stored if day <= today - dt.timedelta(days=LABELS_AFTER_DAYS)]
     if not known:
         return None

@@ -16,7 +16,7 @@ from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshol
 from ml_platform.partitions import run_split
 from ml_platform.records.evaluation import (
     EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics, WindowMetrics)
-from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
+from ml_platform.records.gate import Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
@@ -26,12 +26,6 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import categorical_features, load_model
 
 CURVE_POINTS = 101
-
-
-def ordered_checks(gate: dict) -> list[tuple[str, dict]]:
-    """A stored gate's checks (as plain JSON) in the order they are shown; kept for ml_platform.demo only."""
-    return sorted(gate.items(), key=lambda item: (CHECK_ORDER.index(item[0]) if item[0] in CHECK_ORDER
-                                                  else len(CHECK_ORDER), item[0]))
 
 
 class EvaluationError(PlatformError, RuntimeError):

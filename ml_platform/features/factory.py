@@ -11,7 +11,6 @@ from ml_platform.storage.resources import Warehouse
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 
-__all__ = ["build_feature_asset", "feature_key"]  # feature_key is names.py's, still imported from here elsewhere
 
 
 def _window(lookback_days: int) -> dg.TimeWindowPartitionMapping:

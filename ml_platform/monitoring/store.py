@@ -22,16 +22,10 @@ COLUMNS = {
 }
 
 
-def monitoring_table(model: str, kind: str) -> str:
-    """The qualified name of a model's monitoring table (names.monitoring_table; kept for test_names)."""
-    return names.monitoring_table(model, kind)
-
-
 def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, frame: pd.DataFrame,
                  days: list[dt.date]) -> int:
     """Replace the rows of the given days with frame's rows, in one transaction; returns rows written."""
     target = names.monitoring_table(model, kind)
-    connection.execute("CREATE SCHEMA IF NOT EXISTS monitoring")
     connection.register("monitoring_rows", frame)
     try:
         with transaction(connection):

@@ -39,16 +39,6 @@ class ScoringResult:
     provenance: PredictionProvenance
 
 
-def latest_view(model: ModelSpec) -> str:
-    """The view holding the latest prediction of each row (names.latest_view; kept for test_names)."""
-    return names.latest_view(model.name)
-
-
-def shadow_table(model: ModelSpec) -> str:
-    """The table holding the challenger's shadow predictions (names.shadow_table; kept for test_names)."""
-    return names.shadow_table(model.name)
-
-
 # rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
 BATCH_ROWS = 1_000_000
 # the stored type of each provenance column, as the first scoring of a model creates its table

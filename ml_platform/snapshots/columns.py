@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_platform.storage.warehouse import quote
+from ml_platform.names import quote
 
 SPLITS = ("train", "validation", "test")
 

@@ -15,11 +15,6 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.resources import Warehouse
 
 
-def stage_key(stage: str, model: ModelSpec) -> dg.AssetKey:
-    """Asset key of one stage of a model: `[stage, model]` (names.stage_key; kept for callers not yet moved)."""
-    return names.stage_key(stage, model.name)
-
-
 def snapshot_metadata(artifacts: ArtifactStore, stored: Stored[SnapshotRecord]) -> dict:
     """The snapshot's materialization metadata: identity, rows and rates by split, file, and the short manifest."""
     record = stored.record

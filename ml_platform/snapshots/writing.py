@@ -19,7 +19,8 @@ import duckdb
 from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
-from ml_platform.storage.warehouse import date_literal, quote
+from ml_platform.names import quote
+from ml_platform.storage.warehouse import date_literal
 
 CHUNK_ROWS = 1_000_000
 ROWS_TABLE = "temp.main.snapshot_rows"  # the connection's own, never a warehouse table

@@ -14,7 +14,6 @@ from ml_platform.specs.models import SourceSpec
 from ml_platform.storage.resources import Warehouse
 from ml_platform.storage.versions import WHOLE
 
-__all__ = ["build_source_asset", "column_schema", "source_key"]  # source_key is names.py's, imported from here too
 
 
 def column_schema(source: SourceSpec) -> dg.TableSchema:

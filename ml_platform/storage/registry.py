@@ -63,8 +63,8 @@ _RECORDS = {
 }
 
 
-def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> None:
-    """Append one row; JSON-valued fields may be given as Python objects. A second write of a record fails."""
+def _insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> None:
+    """Append one row, JSON-valued fields as sorted-key JSON text. A second write of a record fails."""
     if name not in _TABLES:
         raise ValueError(f"unknown registry {name!r}")
     values = [json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value for value in row.values()]
@@ -73,14 +73,15 @@ def insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]
     try:
         connection.execute(f"INSERT INTO {registry_table(name)} ({columns}) VALUES ({marks})", values)
     except duckdb.ConstraintException:
-        raise RegistryConflictError(conflict_message(connection, name, row)) from None  # the message says it all
+        raise RegistryConflictError(_conflict_message(connection, name, row)) from None  # the message says it all
 
 
-def conflict_message(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> str:
+def _conflict_message(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any]) -> str:
     """Why a row cannot be appended: which stored record already has its identity."""
     what, identity = _RECORDS[name]
     try:
-        existing = fetch_one(connection, name, **{column: row[column] for column in identity})
+        found = _rows(connection, name, **{column: row[column] for column in identity})
+        existing = found[-1] if found else None
     except (KeyError, duckdb.Error):  # a partial row, or a failed transaction where nothing can be read
         existing = None
     return f"{_describe(name, row, existing)}; {registry_table(name)} is append-only: the stored {what} is kept and " \
@@ -103,15 +104,9 @@ def _describe(name: str, row: dict[str, Any], existing: dict | None) -> str:
     return f"{owner} already has {'a trained model' if name == 'models' else 'an evaluation'}{stored}"
 
 
-def fetch_one(connection: duckdb.DuckDBPyConnection, name: str, **where: Any) -> dict[str, Any] | None:
-    """The single row matching all conditions, as a dict with JSON fields decoded, or None."""
-    rows = fetch_all(connection, name, **where)
-    return rows[-1] if rows else None
-
-
-def fetch_all(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None,
-              **where: Any) -> list[dict[str, Any]]:
-    """Every row matching all conditions, JSON fields decoded."""
+def _rows(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | None = None,
+          **where: Any) -> list[dict[str, Any]]:
+    """Every row matching all conditions, JSON fields decoded: what a record is validated from."""
     if name not in _TABLES:
         raise ValueError(f"unknown registry {name!r}")
     clause = " AND ".join(f"{column} = ?" for column in where) or "TRUE"
@@ -128,24 +123,13 @@ def fetch_all(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | 
     return result
 
 
-def champion(connection: duckdb.DuckDBPyConnection, model: str) -> dict[str, Any] | None:
-    """The latest promotion of a model: its live champion, or None when nothing was ever promoted."""
-    rows = fetch_all(connection, "promotions", order_by="promotion_id", model=model)
-    return rows[-1] if rows else None
-
-
-def next_promotion_id(connection: duckdb.DuckDBPyConnection) -> int:
-    """The id the next promotion record takes."""
-    return connection.execute(f"SELECT coalesce(max(promotion_id), 0) + 1 FROM {registry_table('promotions')}").fetchall()[0][0]
-
-
-# The typed registry API: records in, records out. The dict functions above stay until their callers move.
+# The registry API: records in, records out.
 
 Stored = TypeVar("Stored", bound=Record)
 
 
 class RecordTable(Generic[Stored]):
-    """One registry table read and written as records of one type; JSON columns hold the same JSON as insert()."""
+    """One registry table read and written as records of one type; JSON columns hold sorted-key JSON text."""
 
     def __init__(self, name: str, record_type: type[Stored], identity: tuple[str, ...], order_by: str):
         self.name = name
@@ -154,10 +138,10 @@ class RecordTable(Generic[Stored]):
         self.order_by = order_by  # the order of all()
 
     def add(self, connection: duckdb.DuckDBPyConnection, record: Stored) -> None:
-        """Append the record; RegistryConflictError (the dict API's message) when its identity is already stored."""
+        """Append the record; RegistryConflictError naming the stored record when its identity is already stored."""
         row = {column: getattr(record, column) for column in type(record).model_fields}
-        # nested records as their plain dicts, so insert() writes the same sorted-key JSON the dict API writes
-        insert(connection, self.name, {column: value.plain() if isinstance(value, Record) else value
+        # nested records as their plain dicts, written as sorted-key JSON text
+        _insert(connection, self.name, {column: value.plain() if isinstance(value, Record) else value
                                        for column, value in row.items()})
 
     def get(self, connection: duckdb.DuckDBPyConnection, *identity: Any) -> Stored | None:
@@ -174,7 +158,7 @@ class RecordTable(Generic[Stored]):
     def all(self, connection: duckdb.DuckDBPyConnection, **where: Any) -> list[Stored]:
         """Every record matching all conditions, in the table's order."""
         return [self.record_type.model_validate(row)
-                for row in fetch_all(connection, self.name, order_by=self.order_by, **where)]
+                for row in _rows(connection, self.name, order_by=self.order_by, **where)]
 
 
 class ModelTable(RecordTable[ModelRecord]):
@@ -198,7 +182,8 @@ class PromotionTable(RecordTable[PromotionRecord]):
 
     def next_id(self, connection: duckdb.DuckDBPyConnection) -> int:
         """The id the next promotion record takes."""
-        return next_promotion_id(connection)
+        return connection.execute(
+            f"SELECT coalesce(max(promotion_id), 0) + 1 FROM {registry_table('promotions')}").fetchall()[0][0]
 
 
 specs = RecordTable("specs", SpecRecord, ("spec_hash",), "recorded_at")

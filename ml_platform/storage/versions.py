@@ -13,12 +13,8 @@ from typing import Iterable
 import duckdb
 
 from ml_platform.hashing import canonical_json, short_hash
-from ml_platform.names import feature_asset, registry_table, source_asset
+from ml_platform.names import registry_table
 from ml_platform.records.versions import PartitionVersion
-
-# source_asset and feature_asset are names.py's, listed here too for the modules still importing them from here
-__all__ = ["WHOLE", "source_asset", "feature_asset", "create_versions_table", "version_of", "partition_version",
-           "partition_versions", "stored_versions", "record_versions", "explain_change"]
 
 WHOLE = ""  # the partition key of an unpartitioned asset
 TABLE = registry_table("partition_versions")
@@ -52,12 +48,6 @@ def partition_versions(connection: duckdb.DuckDBPyConnection, asset: str,
     wanted = set(keys) if keys is not None else None
     return {key: PartitionVersion(version=version, components=json.loads(components))
             for key, version, components in rows if wanted is None or key in wanted}
-
-
-def stored_versions(connection: duckdb.DuckDBPyConnection, asset: str,
-                    keys: Iterable[str] | None = None) -> dict[str, dict]:
-    """Stored {partition key: {"version", "components"}} of an asset: `partition_versions` as plain dicts."""
-    return {key: stored.plain() for key, stored in partition_versions(connection, asset, keys).items()}
 
 
 def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, PartitionVersion]) -> None:

@@ -16,13 +16,10 @@ from typing import Iterator
 
 import duckdb
 
-from ml_platform.names import SCHEMAS, quote, table
+from ml_platform.names import SCHEMAS
 from ml_platform.storage.faults import pause_point
 
 # SCHEMAS, quote and table are names.py's, listed here too for the modules that write their SQL through this one
-__all__ = ["SCHEMAS", "quote", "table", "LOCK_WAIT_SECONDS", "MEMORY_LIMIT", "SPILL_FOLDER", "connection_settings",
-           "open_warehouse", "date_literal", "prepare", "table_exists", "transaction", "replace_date_range",
-           "row_digests"]
 
 LOCK_WAIT_SECONDS = 120.0
 MEMORY_LIMIT = "25%"  # of physical memory (or the container's limit), as DuckDB reads it

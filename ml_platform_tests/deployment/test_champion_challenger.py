@@ -14,7 +14,7 @@ from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
+from ml_platform_tests.helpers import january_model, load_yaml, write_yaml
 from ml_platform_tests.evaluation.january import MODEL, latest_event, strong_model, useless_model
 
 FEBRUARY = (dt.date(2013, 2, 1), dt.date(2013, 2, 2))

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_platform import names
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
+from ml_platform.names import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.features.library import load_catalog
@@ -27,7 +27,7 @@ from ml_platform.project import Project
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.helpers import project_at
 
 MODEL = "flight_delay"

@@ -12,7 +12,7 @@ import pytest
 
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.storage.artifacts import file_sha256
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 from ml_platform_tests.evaluation.january import (
     LEAKING_FEATURE, MODEL, Runs, january_project, latest_event, with_vendor_feature)
 

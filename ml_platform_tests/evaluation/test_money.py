@@ -17,7 +17,7 @@ from ml_platform.evaluation.money import (
     paired_bootstrap_interval,
 )
 from ml_platform.specs.models import ModelSpec
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 # Four rows: label, and the money of each outcome as the snapshot stores it (tp, fp, fn, tn).
 ROWS = pd.DataFrame({

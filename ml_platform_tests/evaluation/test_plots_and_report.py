@@ -14,7 +14,7 @@ from ml_platform.evaluation.report import render_report
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.gate import ChampionComparison, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.specs.models import ModelSpec
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 
 def split_rows(days: list[str], seed: int) -> tuple[pd.DataFrame, np.ndarray]:

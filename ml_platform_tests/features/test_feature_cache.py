@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB
+from ml_platform.names import DAILY_JOB, REFERENCE_JOB
 from ml_platform.chain.model_chain import DemoError, run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features import functions

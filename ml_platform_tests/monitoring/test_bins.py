@@ -16,7 +16,7 @@ from ml_platform.monitoring.bins import Bins
 from ml_platform.monitoring.drift import SCORE, Reference, day_drift, scored_days
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.warehouse import prepare
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 from ml_platform_tests.monitoring.helpers import definition_psi
 
 DAY = dt.date(2013, 2, 1)

@@ -26,7 +26,7 @@ from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import REPO_ROOT, SPECS, january_model, write_yaml
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.helpers import project_at
 from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES
 

@@ -6,7 +6,7 @@ import shutil
 
 from ml_platform.cli import main
 
-from ml_platform_tests.conftest import january_model, load_yaml, write_yaml
+from ml_platform_tests.helpers import january_model, load_yaml, write_yaml
 from ml_platform_tests.provenance.helpers import fetch
 
 

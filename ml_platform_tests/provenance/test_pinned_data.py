@@ -18,10 +18,10 @@ from ml_platform.records.snapshots import SnapshotManifest
 from ml_platform.snapshots.build import SnapshotError, build_snapshot
 from ml_platform.features.library import load_catalog
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.versions import WHOLE, stored_versions
+from ml_platform.storage.versions import WHOLE, partition_versions
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.conftest import load_yaml, write_yaml
+from ml_platform_tests.helpers import load_yaml, write_yaml
 from ml_platform_tests.provenance.helpers import fetch
 
 JANUARY = [(dt.date(2013, 1, 1) + dt.timedelta(days=offset)).isoformat() for offset in range(31)]
@@ -38,7 +38,7 @@ def test_the_manifest_pins_every_source_day_and_feature_day_it_read(history):
     sources, features = manifest.source_data_versions, manifest.feature_data_versions
 
     with open_warehouse(history.project.storage.warehouse) as connection:
-        index = {asset: stored_versions(connection, asset) for asset in
+        index = {asset: partition_versions(connection, asset) for asset in
                  [f"source/{name}" for name in sources] + [f"features/{name}" for name in features]}
     assert sorted(sources) == ["airports", "flights", "planes", "weather"]
     assert {name: pinned.trust for name, pinned in sources.items()} == {
@@ -49,7 +49,7 @@ def test_the_manifest_pins_every_source_day_and_feature_day_it_read(history):
         for name, pinned in pins.items():
             assert list(pinned.by_day) == JANUARY and (pinned.days, pinned.first, pinned.last) == (
                 31, "2013-01-01", "2013-01-31")
-            assert pinned.by_day == {day: index[f"{kind}/{name}"][day]["version"] for day in JANUARY}
+            assert pinned.by_day == {day: index[f"{kind}/{name}"][day].version for day in JANUARY}
             lines = "".join(f"{day} {version}\n" for day, version in pinned.by_day.items())
             assert pinned.versions_sha256 == hashlib.sha256(lines.encode()).hexdigest()
     assert sorted(features) == FEATURE_SETS
@@ -84,7 +84,7 @@ def test_reproduce_says_which_pinned_day_was_reloaded_or_modified(history, tmp_p
     with open_warehouse(project.storage.warehouse) as connection:
         connection.execute("UPDATE source.weather SET humid = humid + 1 WHERE partition_date = DATE '2013-01-20' "
                            "AND origin = 'JFK' AND hour = 6")
-        now = stored_versions(connection, "source/weather")["2013-01-15"]["version"]
+        now = partition_versions(connection, "source/weather")["2013-01-15"].version
 
     result = reproduce(project, history.logistic)
 

@@ -19,7 +19,7 @@ from ml_platform.records.gate import Gate
 from ml_platform.training.environment import training_environment
 from ml_platform.specs.models import LogisticRegressionAlgorithm, ModelSpec, RandomForestAlgorithm
 from ml_platform.training.algorithms import train
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 TRAINING_RUN = "2013-01-31_0123456789ab"
 MODEL_VERSION = "flight_delay-0123456789ab"

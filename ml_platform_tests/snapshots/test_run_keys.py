@@ -8,7 +8,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.partitions import training_run_key
 from ml_platform.snapshots.build import TrainingRunError, check_run_matches_spec
 from ml_platform.specs.models import ModelSpec
-from ml_platform_tests.conftest import january_model
+from ml_platform_tests.helpers import january_model
 
 SPEC_HASH = "0123456789ab"
 

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from ml_platform.build import DAILY_JOB, REFERENCE_JOB
+from ml_platform.names import DAILY_JOB, REFERENCE_JOB
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
