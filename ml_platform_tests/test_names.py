@@ -122,11 +122,13 @@ def test_identifiers_are_validated_before_they_reach_sql(name):
         names.table("source", name)
 
 
-def test_warehouse_quoting_and_tables_are_the_same():
-    from ml_platform.storage import warehouse
+def test_the_warehouse_creates_every_schema_names_lists(tmp_path):
+    from ml_platform.storage.warehouse import open_warehouse
 
-    # the warehouse reads its schemas, quoting and table names from names.py (monitoring included)
-    assert (warehouse.SCHEMAS, warehouse.quote, warehouse.table) == (names.SCHEMAS, names.quote, names.table)
+    with open_warehouse(tmp_path / "w.duckdb") as connection:
+        created = {row[0] for row in connection.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
+    assert set(names.SCHEMAS) <= created and "monitoring" in names.SCHEMAS
+
 
 # --- the warehouse and the names --------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def test_the_manifest_pins_every_source_day_and_feature_day_it_read(history):
     assert sorted(features) == FEATURE_SETS
     for name in ("planes", "airports"):
         assert sources[name].plain() == {"trust": "external_vendor", "days": 0,
-                                 "version": index[f"source/{name}"][WHOLE]["version"]}
+                                 "version": index[f"source/{name}"][WHOLE].version}
 
 
 def test_reproduce_says_which_pinned_day_was_reloaded_or_modified(history, tmp_path, dagster_home):
