@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ml_platform.chain.model_chain import ChainResult
+from ml_platform.evaluation.evaluate import interval_caveat
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
@@ -25,6 +26,10 @@ def summary_text(project: Project, result: ChainResult) -> str:
                                  for name, check in evaluation.gate.checks()),
         ]
         lines += [f"  {name}: {check.why}" for name, check in evaluation.gate.failures()]
+        floor = evaluation.gate.money_floor
+        caveat = interval_caveat(test.money_interval_95, bool(floor and floor.passed), evaluation.currency)
+        if caveat:
+            lines.append(f"  money_floor {caveat.removeprefix('; ')}")
         files = evaluation.artifacts
         if files is not None and files.report_markdown is not None:
             lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
@@ -47,6 +52,8 @@ def summary_text(project: Project, result: ChainResult) -> str:
         lines.append(f"Realized on those days, once their labels were known: {monitored.realized_money:,.0f} "
                      f"{monitored.currency} against the {monitored.promised_money:,.0f} the evaluation "
                      f"promised for {monitored.days_labelled} days (table {outcomes})")
+        lines += [f"  verdict ({verdict_line.model_version}): {verdict_line.text()}"
+                  for verdict_line in monitored.verdicts]
     if monitored and monitored.days_measured:
         lines.append(f"Drift against the training snapshot: {monitored.days_drifted} of "
                      f"{monitored.days_measured} scored days above PSI 0.25 on some feature or the score "

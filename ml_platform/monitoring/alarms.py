@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
-from ml_platform.monitoring.outcomes import JUDGED
+from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.monitoring.store import read_days
 
 ALARM_WINDOW_DAYS = 7  # scored days looked at, the latest first
@@ -71,6 +71,16 @@ class MonitoringSummary:
     realized_money: float
     promised_money: float
     currency: str | None  # None before a day is labelled
+    verdicts: tuple[Verdict, ...] = ()  # realized against promised, one per model version judged, in order
+
+
+def version_verdicts(labelled: pd.DataFrame) -> tuple[Verdict, ...]:
+    """The verdict of each model version's judged days among stored outcome rows, the first judged first."""
+    if not len(labelled):
+        return ()
+    ordered = labelled.sort_values("day")
+    versions = list(dict.fromkeys(ordered["model_version"]))
+    return tuple(verdict_of_rows(ordered[ordered["model_version"] == version]) for version in versions)
 
 
 def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, start: dt.date,
@@ -99,7 +109,8 @@ def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, s
         days_labelled=len(labelled),
         realized_money=float(labelled["realized_money"].sum()) if len(labelled) else 0.0,
         promised_money=float(labelled["promised_money"].sum()) if len(labelled) else 0.0,
-        currency=str(labelled["currency"].iloc[0]) if len(labelled) else None)
+        currency=str(labelled["currency"].iloc[0]) if len(labelled) else None,
+        verdicts=version_verdicts(labelled))
 
 
 def _text(day) -> str:

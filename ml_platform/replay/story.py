@@ -15,6 +15,7 @@ from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
+from ml_platform.monitoring.outcomes import HISTORY_DAYS, trailing_verdict
 from ml_platform.monitoring.store import read_days
 from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcomes_job_name, predictions_table,
                                training_job_name)
@@ -159,9 +160,11 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
     row = rows.iloc[-1]
     if row["status"] not in ("labelled", "partly labelled"):
         return f"judged {run.partition}: {row['status']}"
-    warnings = "".join(f" [{reason}]" for reason in run.failures)  # e.g. realized money short of the promise
+    trailing = trailing_verdict(read_days(connection, model_name, "outcomes", day - dt.timedelta(days=HISTORY_DAYS),
+                                          day))
+    verdict = f"; trailing {trailing.days} judged day(s) {trailing.text()}" if trailing else ""
     return (f"judged {run.partition}: realized {row['realized_money']:,.0f} against a promised "
-            f"{row['promised_money']:,.0f} {row['currency']}{warnings}")
+            f"{row['promised_money']:,.0f} {row['currency']}{verdict}")
 
 
 def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
@@ -270,6 +273,8 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 lines.append(f"  realized {monitored.realized_money:,.0f} {monitored.currency} over "
                              f"{monitored.days_labelled} judged days, against a promised "
                              f"{monitored.promised_money:,.0f} (each champion's test money per day)")
+                lines += [f"    {verdict.model_version}: {verdict.text()}"
+                          for verdict in monitored.verdicts]
             scored_drift = [day for day in monitored.days if (day.prediction_psi or 0.0) > PSI_ALARM]
             lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
                          f"{monitored.days_measured} scored days; some feature above it on "
