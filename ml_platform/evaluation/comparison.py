@@ -23,7 +23,7 @@ import pandas as pd
 
 from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
 from ml_platform.evaluation.predictions_file import read_predictions
-from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
+from ml_platform.evaluation.realized import EVIDENCE_DAYS, Verdict, recent_verdict
 from ml_platform.records.gate import ChampionComparison, GateCheck
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
@@ -140,6 +140,14 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         facts.update({"champion_realized_verdict": realized.state, "champion_realized_money": realized.realized,
                       "champion_realized_interval": (realized.low, realized.high),
                       "champion_realized_window": (realized.first_day, realized.last_day)})
+    passed, why, rule = champion_rule(gain, low, margin, challenger_money, realized, measured, currency)
+    return check(passed, why, rule=rule, **facts)
+
+
+def champion_rule(gain: float, gain_low: float, margin: float, challenger_money: float, realized: Verdict | None,
+                  measured: str, currency: str) -> tuple[bool, str, str]:
+    """(passed, why, rule) of the comparison: "clearly better" unless the champion is under water in production
+    (see the module docstring)."""
     in_production = (f"; in production the champion is {realized.text()}" if realized else
                      f"; the champion's realized money is not known for {EVIDENCE_DAYS} judged days")
     if realized is not None and realized.under_water:
@@ -151,11 +159,11 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         else:
             why = (f"does not beat the champion, even under water (that rule needs a gain of at least "
                    f"{_money(margin, currency)} and money above 0 on the test rows): {measured}{in_production}")
-        return check(passed, why, rule="champion under water", **facts)
+        return passed, why, "champion under water"
     if gain < margin:
         why = f"does not beat the champion by the margin of {_money(margin, currency)}: {measured}{in_production}"
-    elif low <= 0:
+    elif gain_low <= 0:
         why = f"not clearly better than the champion (the interval of the gain reaches 0): {measured}{in_production}"
     else:
         why = f"beats the champion by at least {_money(margin, currency)}, clear of 0: {measured}{in_production}"
-    return check(bool(gain >= margin and low > 0), why, rule="clearly better", **facts)
+    return bool(gain >= margin and gain_low > 0), why, "clearly better"
