@@ -4,10 +4,12 @@ water."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
 from ml_platform.evaluation.comparison import champion_rule
+from ml_platform.evaluation.evaluate import gate_results
 from ml_platform.evaluation.realized import BELOW, LOSING, ON_TRACK, promised_interval, verdict
 
 # the demo's evaluation: 861,520 USD over 31 test days, day-bootstrap interval -353,876 to 2,498,511
@@ -80,3 +82,21 @@ def test_a_clearly_better_challenger_passes_whatever_the_champion_realized():
     for realized in (None, ON_PROMISE):
         passed, why, rule = champion_rule(40_000, 5_000, 0.0, 138_900, realized, "measured", "USD")
         assert passed and rule == "clearly better" and why.startswith("beats the champion by at least 0 USD")
+
+
+def _measured(money: float, interval: tuple[float, float]) -> SimpleNamespace:
+    """The parts of a measured summary the absolute gate checks read."""
+    return SimpleNamespace(currency="USD", sanity_problems=(),
+                           test=SimpleNamespace(money=money, roc_auc=0.7, money_interval_95=interval))
+
+
+def test_a_money_floor_passed_with_an_interval_reaching_below_zero_says_what_that_means():
+    gate = SimpleNamespace(min_money=100_000, min_roc_auc=0.6)
+    floor = gate_results(gate, _measured(861_520, (-353_876, 2_498_511)))["money_floor"]
+    assert floor.passed
+    assert floor.why == ("test money 861,520 USD ≥ floor 100,000 USD; passed on the point estimate: the 95% interval "
+                         "reaches below zero (-353,876 USD), so a month like this one could lose money")
+    clear = gate_results(gate, _measured(861_520, (120_000, 2_498_511)))["money_floor"]
+    assert clear.passed and clear.why == "test money 861,520 USD ≥ floor 100,000 USD"
+    failed = gate_results(gate, _measured(50_000, (-353_876, 2_498_511)))["money_floor"]
+    assert not failed.passed and failed.why == "test money 50,000 USD < floor 100,000 USD"

@@ -15,6 +15,7 @@ import pytest
 from ml_platform import names
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.evaluation.realized import ON_TRACK, promised_interval, state_of
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
 from ml_platform.monitoring.outcomes import recorded_spec
@@ -134,11 +135,23 @@ def test_realized_money_of_a_labelled_day_against_the_promise(runs):
     assert promised == pytest.approx(test.money / 6)  # the January test window has 6 days
     check = check_result(outcome.run_id, "realized_money")
     assert check.severity == dg.AssetCheckSeverity.WARN
-    assert check.description.startswith("1 labelled day(s) 2013-02-01 to 2013-02-01: realized ")
+    # the verdict: realized against the promise of one day, its interval the test window's scaled to one day
+    promised_one, low, high = promised_interval(1, 6, test.money, *test.money_interval_95)
+    state = state_of(realized, low)
+    assert check.description.startswith(f"the trailing 1 judged day(s): {state}: realized {realized:,.0f} USD over "
+                                        f"1 judged day(s) (2013-02-01 to 2013-02-01) against a promised "
+                                        f"{promised_one:,.0f} (95% interval {low:,.0f} to {high:,.0f}")
+    assert check.passed == (state == ON_TRACK)
+    assert check.metadata["verdict"].value == state
+    metadata = dg.DagsterInstance.get().get_latest_materialization_event(
+        names.stage_key("outcomes", MODEL)).asset_materialization.metadata
+    assert metadata["verdict"].value == state
     with open_warehouse(runs.project.storage.warehouse) as connection:
         summary = monitoring_summary(connection, MODEL, FEBRUARY_1, FEBRUARY_2)
     assert summary.days_labelled == 1 and summary.realized_money == pytest.approx(realized)
     assert summary.days[0].day == "2013-02-01" and summary.currency == "USD"
+    assert [(verdict.state, verdict.days, verdict.model_version) for verdict in summary.verdicts] == [
+        (state, 1, champion.model_version)]
 
 
 def test_a_day_not_scored_is_not_monitored_and_says_so(runs):
