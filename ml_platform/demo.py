@@ -5,6 +5,7 @@ from __future__ import annotations
 from ml_platform.chain.model_chain import ChainResult
 from ml_platform.evaluation.evaluate import interval_caveat
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
 
@@ -55,9 +56,14 @@ def summary_text(project: Project, result: ChainResult) -> str:
         lines += [f"  verdict ({verdict_line.model_version}): {verdict_line.text()}"
                   for verdict_line in monitored.verdicts]
     if monitored and monitored.days_measured:
-        lines.append(f"Drift against the training snapshot: {monitored.days_drifted} of "
-                     f"{monitored.days_measured} scored days above PSI 0.25 on some feature or the score "
-                     f"(table {drift})")
+        lines.append(f"Prediction drift (the score's PSI pooled over the 7 days ending on each day, against the "
+                     f"test window's scores): above {PSI_ALARM} on {monitored.days_prediction_drift} of "
+                     f"{monitored.days_measured} scored days (table {drift})")
+        if monitored.drifting_features:
+            shown = ", ".join(monitored.drifting_features[:5])
+            more = len(monitored.drifting_features) - 5
+            lines.append(f"  features above {PSI_ALARM} on the last day (pooled; per day, or per day and group, for "
+                         f"features constant within a day): {shown}" + (f" and {more} more" if more > 0 else ""))
     lines += [
         f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={result.dagster_home} dagster dev -w workspace.yaml)",
         f"  then http://127.0.0.1:3000/locations/ml_platform/asset-groups/{result.model} shows every asset "

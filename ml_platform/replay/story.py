@@ -131,21 +131,21 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
     ledger.scored_days.append(day)
     ledger.unscored_days.pop(day, None)
-    # a weather feature drifts with each day's weather, so only prediction drift is worth a warning on the line
+    # features may move without the scores moving, so only prediction drift is worth a warning on the line
     warnings = "".join(f" [{reason}]" for reason in run.failures if "prediction_drift" in reason)
     return (f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}"
             f"{_drift_text(connection, model_name, day)}{warnings}")
 
 
 def _drift_text(connection, model_name: str, day: str) -> str:
-    """The day's prediction drift and its most drifted feature, as monitoring measured them."""
+    """The day's prediction drift and its most drifted feature, pooled over 7 days, as monitoring measured them."""
     rows = read_days(connection, model_name, "drift", dt.date.fromisoformat(day), dt.date.fromisoformat(day))
     if rows.empty:
         return ""
     score = rows[rows["feature"] == SCORE]["psi"]
     features = rows[rows["feature"] != SCORE].sort_values("psi")
     top = features.iloc[-1] if len(features) else None
-    text = f"; drift PSI: score {float(score.iloc[0]):.2f}" if len(score) else "; drift PSI:"
+    text = f"; drift PSI (7 days): score {float(score.iloc[0]):.2f}" if len(score) else "; drift PSI (7 days):"
     return text + (f", most {top['feature']} {float(top['psi']):.2f}" if top is not None else "")
 
 
@@ -275,10 +275,9 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                              f"{monitored.promised_money:,.0f} (each champion's test money per day)")
                 lines += [f"    {verdict.model_version}: {verdict.text()}"
                           for verdict in monitored.verdicts]
-            scored_drift = [day for day in monitored.days if (day.prediction_psi or 0.0) > PSI_ALARM]
-            lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
-                         f"{monitored.days_measured} scored days; some feature above it on "
-                         f"{monitored.days_drifted} (the eve's weather is one value per airport and day)")
+            lines.append(f"  prediction drift (score PSI pooled over 7 days, above {PSI_ALARM}) on "
+                         f"{monitored.days_prediction_drift} of {monitored.days_measured} scored days; some feature "
+                         f"above it on {monitored.days_drifted}")
             alarms = [training for training in ledger.trainings if training.reason.startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")
