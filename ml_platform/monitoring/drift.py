@@ -38,7 +38,7 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, table_exists
 
 __all__ = ["PSI_ALARM", "SCORE", "WINDOW_DAYS", "DriftMeasure", "MonitoringError", "Reference", "champion_reference",
-           "day_drift", "drift_frame", "feature_psi", "measure_drift", "partition_level", "psi", "score_psi",
+           "day_drift", "drift_frame", "feature_psi", "measure_drift", "partition_level", "psi", "reference_of", "score_psi",
            "scored_days", "window_drift"]
 
 PSI_ALARM = 0.25  # the feature_drift and prediction_drift checks warn above it; drift_alarm counts days above it
@@ -128,12 +128,17 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
                               f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()
     train = rows[rows["split"] == "train"].reset_index(drop=True)
     evaluated = read_predictions(connection, artifacts, evaluation.summary)
-    levels = partition_level(train, features, _DAY) if by_partition else {}
-    bins = {name: _partition_bins(train, name, levels[name], _DAY) if name in levels else Bins.of(train[name])
+    return reference_of(model_version, train, features, evaluated.loc[evaluated["split"] == "test", "score"],
+                        by_partition, _DAY)
+
+
+def reference_of(model_version: str, train: pd.DataFrame, features: list[str], scores: pd.Series,
+                 by_partition: bool = True, day: str = "partition_date") -> Reference:
+    """A version's reference from its training rows (with their partition day in column `day`) and test scores."""
+    levels = partition_level(train, features, day) if by_partition else {}
+    bins = {name: _partition_bins(train, name, levels[name], day) if name in levels else Bins.of(train[name])
             for name in features}
-    return Reference(model_version, bins,
-                     Bins.of(pd.Series(evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))),
-                     levels)
+    return Reference(model_version, bins, Bins.of(pd.Series(scores.to_numpy(dtype=float))), levels)
 
 
 def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
