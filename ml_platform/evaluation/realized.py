@@ -54,10 +54,10 @@ class Verdict:
     def text(self) -> str:
         """One line: the verdict, then the figures it was decided on."""
         span = f" ({self.first_day} to {self.last_day})" if self.first_day else ""
-        share = f", {self.realized / self.promised:.0%} of the promise" if self.promised > 0 else ""
+        share = f"; {self.realized / self.promised:.0%} of the promise" if self.promised > 0 else ""
         return (f"{self.state}: realized {self.realized:,.0f} {self.currency} over {self.days} judged day(s){span} "
-                f"against a promised {self.promised:,.0f} (95% interval {self.low:,.0f} to {self.high:,.0f}"
-                f"{share})")
+                f"against a promised {self.promised:,.0f} (95% interval {self.low:,.0f} to {self.high:,.0f})"
+                f"{share}")
 
     def figures(self) -> dict[str, float | str | int]:
         """The numbers of the verdict, as metadata."""

@@ -25,7 +25,11 @@ def drift_alarm(connection: duckdb.DuckDBPyConnection, model_name: str, as_of: d
     without the model's scores moving; its `feature_drift` check warns, and the alarm names the features drifting
     most as context.
     """
-    rows = read_days(connection, model_name, "drift", as_of - dt.timedelta(days=366), as_of)
+    return alarm_of(read_days(connection, model_name, "drift", as_of - dt.timedelta(days=366), as_of))
+
+
+def alarm_of(rows: pd.DataFrame) -> str | None:
+    """The drift alarm of stored drift rows (day, model_version, feature, psi, computed_at) up to a day, or None."""
     if rows.empty:
         return None
     latest = rows.sort_values(["day", "computed_at"]).iloc[-1]["model_version"]
