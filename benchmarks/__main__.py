@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ COMMANDS = {
     "iteration": "benchmarks.iteration",
     "scoring": "benchmarks.scoring",
     "scale": "benchmarks.scale",
+    "drift-alarms": "benchmarks.drift_alarms",
 }
 
 

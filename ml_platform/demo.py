@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ml_platform.chain.model_chain import ChainResult
+from ml_platform.evaluation.evaluate import interval_caveat
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
 
@@ -25,6 +27,10 @@ def summary_text(project: Project, result: ChainResult) -> str:
                                  for name, check in evaluation.gate.checks()),
         ]
         lines += [f"  {name}: {check.why}" for name, check in evaluation.gate.failures()]
+        floor = evaluation.gate.money_floor
+        caveat = interval_caveat(test.money_interval_95, bool(floor and floor.passed), evaluation.currency)
+        if caveat:
+            lines.append(f"  money_floor {caveat.removeprefix('; ')}")
         files = evaluation.artifacts
         if files is not None and files.report_markdown is not None:
             lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
@@ -47,10 +53,17 @@ def summary_text(project: Project, result: ChainResult) -> str:
         lines.append(f"Realized on those days, once their labels were known: {monitored.realized_money:,.0f} "
                      f"{monitored.currency} against the {monitored.promised_money:,.0f} the evaluation "
                      f"promised for {monitored.days_labelled} days (table {outcomes})")
+        lines += [f"  verdict ({verdict_line.model_version}): {verdict_line.text()}"
+                  for verdict_line in monitored.verdicts]
     if monitored and monitored.days_measured:
-        lines.append(f"Drift against the training snapshot: {monitored.days_drifted} of "
-                     f"{monitored.days_measured} scored days above PSI 0.25 on some feature or the score "
-                     f"(table {drift})")
+        lines.append(f"Prediction drift (the score's PSI pooled over the 7 days ending on each day, against the "
+                     f"test window's scores): above {PSI_ALARM} on {monitored.days_prediction_drift} of "
+                     f"{monitored.days_measured} scored days (table {drift})")
+        if monitored.drifting_features:
+            shown = ", ".join(monitored.drifting_features[:5])
+            more = len(monitored.drifting_features) - 5
+            lines.append(f"  features above {PSI_ALARM} on the last day (pooled; per day, or per day and group, for "
+                         f"features constant within a day): {shown}" + (f" and {more} more" if more > 0 else ""))
     lines += [
         f"Open the UI: ml-platform ui   (or: DAGSTER_HOME={result.dagster_home} dagster dev -w workspace.yaml)",
         f"  then http://127.0.0.1:3000/locations/ml_platform/asset-groups/{result.model} shows every asset "

@@ -1,4 +1,6 @@
-"""When a model retrains: on its cadence, on a new spec revision, or on a drift alarm, as a new training run.
+"""When a model retrains: on its cadence, on a new spec revision, when the champion's realized money is under water
+(its last 7 judged days `losing money` or `below the interval`), or on a drift alarm, as a new training run; the last
+two at most once a week (7 labelled days after the last run's cut-off).
 
 Pure decisions over the warehouse and the run keys already requested, so the sensor stays a thin shell and the
 decision can be tested and explained on its own.
@@ -13,6 +15,7 @@ from typing import Callable, Iterable
 
 import duckdb
 
+from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -90,9 +93,12 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     elif cadence != "never" and due_end > latest:
         candidates.append((due_end, f"{cadence} retraining: labelled data through {due_end} "
                                     f"(the last run was cut off on {latest})"))
-    elif drift_alarm is not None and (labelled - latest).days >= DRIFT_RETRAIN_AFTER_DAYS:
-        alarm = drift_alarm(connection, model.name, today)
-        if alarm:
+    elif (labelled - latest).days >= DRIFT_RETRAIN_AFTER_DAYS:
+        under_water = realized_alarm(connection, model, labelled)
+        alarm = drift_alarm(connection, model.name, today) if drift_alarm is not None and not under_water else None
+        if under_water:
+            candidates.append((labelled, f"realized money: {under_water}"))
+        elif alarm:
             candidates.append((labelled, f"drift alarm: {alarm}"))
     if not candidates:
         when = "never retrains on a schedule" if cadence == "never" else f"next {cadence} cut-off after {latest}"
@@ -106,6 +112,18 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if key in cutoffs:
         return f"training run {key} was already requested"
     return Retraining(key, cutoff, reason)
+
+
+def realized_alarm(connection: duckdb.DuckDBPyConnection, model: ModelSpec, through: dt.date) -> str | None:
+    """Why the champion's realized money calls for retraining, or None: its last EVIDENCE_DAYS (7) judged days up to
+    `through` are `losing money` or `below the interval` (see ml_platform.evaluation.realized)."""
+    champion = registry.promotions.champion(connection, model.name)
+    if champion is None:
+        return None
+    judged = recent_verdict(connection, model.name, champion.model_version, through, EVIDENCE_DAYS)
+    if judged is None or not judged.under_water:
+        return None
+    return f"the champion {champion.model_version} is {judged.text()}"
 
 
 def has_champion(connection: duckdb.DuckDBPyConnection, model: ModelSpec) -> bool:

@@ -3,7 +3,8 @@
 Blocking checks only stop the run that evaluated a model, so a promotion re-verifies every gate check from the
 stored evaluation. The `beats_champion` check compared the model with the champion live at evaluation time; when
 another version has been promoted since, the comparison is made again against the current champion, from the
-evaluation's stored per-row predictions, before anything is appended.
+evaluation's stored per-row predictions, before anything is appended; it reads the new champion's realized money in
+production too (a champion under water is compared on the point estimate, see `evaluation.comparison`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,14 @@
 The champion is scored on the challenger's test rows with its own recorded spec (its features, filter and
 threshold), and both sets of decisions are valued with the challenger's money values for those rows. Rows the
 champion's own filter leaves out would not be scored by it in production, so they count as not flagged.
+
+Two rules, and the check says which one decided:
+- clearly better (the default): the gain is at least the spec's margin and its 95% paired-bootstrap interval is
+  clear of 0;
+- champion under water: when the champion's realized money in production over its last 7 judged days up to the end
+  of the test window is `losing money` or `below the interval` (ml_platform.evaluation.realized), a challenger that
+  makes money on the test rows and gains at least the margin over the champion on them passes on the point
+  estimate, without the interval requirement: the champion's own promise has already failed in production.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import pandas as pd
 
 from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.evaluation.realized import EVIDENCE_DAYS, Verdict, recent_verdict
 from ml_platform.records.gate import ChampionComparison, GateCheck
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
@@ -126,10 +135,35 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
                 f"{len(np.unique(days))} days)")
     if waived:
         return check(True, f"{waiver}measured {measured}", **facts)
+    realized = recent_verdict(connection, model.name, champion.model_version, window_of(rows)[1], EVIDENCE_DAYS)
+    if realized is not None:
+        facts.update({"champion_realized_verdict": realized.state, "champion_realized_money": realized.realized,
+                      "champion_realized_interval": (realized.low, realized.high),
+                      "champion_realized_window": (realized.first_day, realized.last_day)})
+    passed, why, rule = champion_rule(gain, low, margin, challenger_money, realized, measured, currency)
+    return check(passed, why, rule=rule, **facts)
+
+
+def champion_rule(gain: float, gain_low: float, margin: float, challenger_money: float, realized: Verdict | None,
+                  measured: str, currency: str) -> tuple[bool, str, str]:
+    """(passed, why, rule) of the comparison: "clearly better" unless the champion is under water in production
+    (see the module docstring)."""
+    in_production = (f"; in production the champion is {realized.text()}" if realized else
+                     f"; the champion's realized money is not known for {EVIDENCE_DAYS} judged days")
+    if realized is not None and realized.under_water:
+        passed = bool(gain >= margin and challenger_money > 0)
+        if passed:
+            why = (f"beats a champion under water by at least {_money(margin, currency)} on the point estimate "
+                   f"(the interval requirement is dropped because the champion is {realized.state} in "
+                   f"production): {measured}{in_production}")
+        else:
+            why = (f"does not beat the champion, even under water (that rule needs a gain of at least "
+                   f"{_money(margin, currency)} and money above 0 on the test rows): {measured}{in_production}")
+        return passed, why, "champion under water"
     if gain < margin:
-        why = f"does not beat the champion by the margin of {_money(margin, currency)}: {measured}"
-    elif low <= 0:
-        why = f"not clearly better than the champion (the interval of the gain reaches 0): {measured}"
+        why = f"does not beat the champion by the margin of {_money(margin, currency)}: {measured}{in_production}"
+    elif gain_low <= 0:
+        why = f"not clearly better than the champion (the interval of the gain reaches 0): {measured}{in_production}"
     else:
-        why = f"beats the champion by at least {_money(margin, currency)}, clear of 0: {measured}"
-    return check(bool(gain >= margin and low > 0), why, **facts)
+        why = f"beats the champion by at least {_money(margin, currency)}, clear of 0: {measured}{in_production}"
+    return bool(gain >= margin and gain_low > 0), why, "clearly better"

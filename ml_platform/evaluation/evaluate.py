@@ -40,6 +40,15 @@ class Evaluation:
     predictions: pd.DataFrame
 
 
+def interval_caveat(interval: tuple[float, float], passed: bool, currency: str) -> str:
+    """What a passed money floor means when the money's 95% interval reaches below zero (else nothing)."""
+    low = interval[0]
+    if not passed or low >= 0:
+        return ""
+    return (f"; passed on the point estimate: the 95% interval reaches below zero ({low:,.0f} {currency}), so a "
+            f"month like this one could lose money")
+
+
 def gate_results(gate: GateSpec, summary: MeasuredSummary) -> dict[str, GateCheck]:
     """The absolute gate checks of a measured summary by name: money_floor, roc_auc_floor and predictions_sane."""
     test = summary.test
@@ -48,11 +57,12 @@ def gate_results(gate: GateSpec, summary: MeasuredSummary) -> dict[str, GateChec
     auc = test.roc_auc
     problems = summary.sanity_problems
     auc_passed = bool(np.isfinite(auc) and auc >= gate.min_roc_auc)
+    caveat = interval_caveat(test.money_interval_95, money >= gate.min_money, currency)
     return {
         "money_floor": GateCheck[MoneyFloorDetails](
             passed=bool(money >= gate.min_money),
             why=f"test money {money:,.0f} {currency} {'≥' if money >= gate.min_money else '<'} floor "
-                f"{gate.min_money:,.0f} {currency}",
+                f"{gate.min_money:,.0f} {currency}{caveat}",
             details=MoneyFloorDetails(money=money, floor=gate.min_money, currency=currency)),
         "roc_auc_floor": GateCheck[RocAucFloorDetails](
             passed=auc_passed,

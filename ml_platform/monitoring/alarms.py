@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
-from ml_platform.monitoring.outcomes import JUDGED
+from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.monitoring.store import read_days
 
 ALARM_WINDOW_DAYS = 7  # scored days looked at, the latest first
@@ -20,11 +20,16 @@ def drift_alarm(connection: duckdb.DuckDBPyConnection, model_name: str, as_of: d
     """Why the model should be retrained because of drift as of a day, or None.
 
     Looks at the latest 7 measured days up to as_of, of the model version measured last: the alarm is prediction
-    drift, the score's PSI above 0.25 on at least 5 of them. Feature drift alone does not raise it: on one day all
-    flights from an airport share the eve's weather, so a weather feature's daily PSI measures that day's weather
-    (its `feature_drift` check warns, and the alarm names the features drifting most as context).
+    drift, the score's PSI, pooled over the 7 days ending on each of them (see `drift`), above 0.25 on at least 5 of
+    them. Feature drift alone does not raise it: a feature may move (November is colder than the training months)
+    without the model's scores moving; its `feature_drift` check warns, and the alarm names the features drifting
+    most as context.
     """
-    rows = read_days(connection, model_name, "drift", as_of - dt.timedelta(days=366), as_of)
+    return alarm_of(read_days(connection, model_name, "drift", as_of - dt.timedelta(days=366), as_of))
+
+
+def alarm_of(rows: pd.DataFrame) -> str | None:
+    """The drift alarm of stored drift rows (day, model_version, feature, psi, computed_at) up to a day, or None."""
     if rows.empty:
         return None
     latest = rows.sort_values(["day", "computed_at"]).iloc[-1]["model_version"]
@@ -38,8 +43,8 @@ def drift_alarm(connection: duckdb.DuckDBPyConnection, model_name: str, as_of: d
     features = window[(window["feature"] != SCORE) & (window["psi"] > PSI_ALARM)].groupby("feature")["day"] \
         .nunique().sort_values(ascending=False)
     context = ", ".join(f"{name} ({count} days)" for name, count in features.head(3).items())
-    return (f"{latest}: prediction drift: PSI of the score above {PSI_ALARM} on {drifted['day'].nunique()} of the "
-            f"last {len(days)} scored days (max {drifted['psi'].max():.2f})"
+    return (f"{latest}: prediction drift: PSI of the score (pooled over 7 days) above {PSI_ALARM} on "
+            f"{drifted['day'].nunique()} of the last {len(days)} scored days (max {drifted['psi'].max():.2f})"
             + (f"; features drifting most: {context}" if context else ""))
 
 
@@ -66,11 +71,23 @@ class MonitoringSummary:
     end: str
     days: tuple[MonitoredDay, ...]
     days_measured: int
-    days_drifted: int  # days with some feature's (or the score's) PSI above PSI_ALARM
+    days_drifted: int  # days with some feature's (or the score's) pooled PSI above PSI_ALARM
     days_labelled: int
     realized_money: float
     promised_money: float
     currency: str | None  # None before a day is labelled
+    verdicts: tuple[Verdict, ...] = ()  # realized against promised, one per model version judged, in order
+    days_prediction_drift: int = 0  # days with the score's pooled PSI above PSI_ALARM
+    drifting_features: tuple[str, ...] = ()  # "<feature> <psi> (<scope>)" above PSI_ALARM on the last day, worst first
+
+
+def version_verdicts(labelled: pd.DataFrame) -> tuple[Verdict, ...]:
+    """The verdict of each model version's judged days among stored outcome rows, the first judged first."""
+    if not len(labelled):
+        return ()
+    ordered = labelled.sort_values("day")
+    versions = list(dict.fromkeys(ordered["model_version"]))
+    return tuple(verdict_of_rows(ordered[ordered["model_version"] == version]) for version in versions)
 
 
 def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, start: dt.date,
@@ -99,7 +116,20 @@ def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, s
         days_labelled=len(labelled),
         realized_money=float(labelled["realized_money"].sum()) if len(labelled) else 0.0,
         promised_money=float(labelled["promised_money"].sum()) if len(labelled) else 0.0,
-        currency=str(labelled["currency"].iloc[0]) if len(labelled) else None)
+        currency=str(labelled["currency"].iloc[0]) if len(labelled) else None,
+        verdicts=version_verdicts(labelled),
+        days_prediction_drift=int(drift.loc[(drift["feature"] == SCORE) & (drift["psi"] > PSI_ALARM), "day"].nunique())
+        if not drift.empty else 0,
+        drifting_features=_drifting_on_the_last_day(drift))
+
+
+def _drifting_on_the_last_day(drift: pd.DataFrame) -> tuple[str, ...]:
+    if drift.empty:
+        return ()
+    last = drift[(drift["day"] == drift["day"].max()) & (drift["feature"] != SCORE) & (drift["psi"] > PSI_ALARM)]
+    scope = last["scope"] if "scope" in last else pd.Series("rows", index=last.index)
+    return tuple(f"{row.feature} {row.psi:.2f} ({scope[index]})"
+                 for index, row in last.sort_values("psi", ascending=False).iterrows())
 
 
 def _text(day) -> str:

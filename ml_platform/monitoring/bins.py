@@ -46,18 +46,18 @@ class Bins:
     shares: np.ndarray
 
     @classmethod
-    def of(cls, reference: pd.Series) -> "Bins":
-        """The bins of a reference column and its shares in them."""
+    def of(cls, reference: pd.Series, bins: int = _BINS) -> "Bins":
+        """The bins of a reference column (numbers: at its `bins`-quantiles) and its shares in them."""
         if is_category(reference):
             categories = {text: index for index, text in enumerate(sorted(reference.dropna().astype(str).unique()))}
-            bins = cls(None, categories, np.array([]))
+            binned = cls(None, categories, np.array([]))
         else:
             known = _numbers(reference)
             present = known[np.isfinite(known)]
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, _BINS + 1)[1:-1])) if len(present) else \
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else \
                 np.array([])
-            bins = cls(edges, None, np.array([]))
-        return replace(bins, shares=_shares(bins.codes(reference), bins.size))
+            binned = cls(edges, None, np.array([]))
+        return replace(binned, shares=_shares(binned.codes(reference), binned.size))
 
     @property
     def size(self) -> int:

@@ -1,15 +1,24 @@
 """Feature and prediction drift of scored days against the champion's training snapshot, as population stability.
 
-Each feature of a day is binned as the champion's training rows were (see `bins`), and scores at the deciles of the
-champion's scores on its evaluation test window; a reference is binned once, for every day measured against it.
-Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
+A day's measure is pooled over a window: the rows of the day and of the days scored among the 6 before it (7
+calendar days) that the same model version scored. Each feature is binned as the champion's training rows were (see
+`bins`), and scores at the deciles of the champion's scores on its evaluation test window; a reference is binned
+once, for every day measured against it. Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
+
+A feature constant within a partition (one value per day, like the day of the week or the days to a holiday, or per
+day and group, like the eve's weather per airport) says nothing within one day: all of a day's rows share one
+value, so comparing them with the training rows measures that day, not drift. Such features are found in the
+training rows (at least 99% of the days, or of the day-and-group cells for a feature with at most 20 values, hold one
+value) and compared across partitions: the distribution of their per-partition values in training against the
+window's per-partition values, in fewer bins (one per 5 partition values a window holds, 2 to 10).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from contextlib import closing
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import duckdb
@@ -28,12 +37,18 @@ from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, table_exists
 
-__all__ = ["PSI_ALARM", "SCORE", "DriftMeasure", "MonitoringError", "Reference", "champion_reference", "day_drift",
-           "drift_frame", "feature_psi", "measure_drift", "psi", "score_psi", "scored_days"]
+__all__ = ["PSI_ALARM", "SCORE", "WINDOW_DAYS", "DriftMeasure", "MonitoringError", "Reference", "champion_reference",
+           "day_drift", "drift_frame", "feature_psi", "measure_drift", "partition_level", "psi", "reference_of", "score_psi",
+           "scored_days", "window_drift"]
 
 PSI_ALARM = 0.25  # the feature_drift and prediction_drift checks warn above it; drift_alarm counts days above it
+WINDOW_DAYS = 7  # a day's drift pools the rows of the scored days among the 7 calendar days ending on it
+CONSTANT_SHARE = 0.99  # a feature is constant within partitions when it holds one value in this share of them
+GROUP_MAX_VALUES = 20  # a feature with at most this many values in training may group a day's rows into partitions
+UNITS_PER_BIN = 5  # partition values per bin of a partition-level feature's window
 SCORE = "__score__"  # the row of the drift table that holds prediction drift
 _FIELD = "input:"  # prefix of the columns of scored_days' frames that hold a feature's value
+_DAY = "__partition_day"  # the training rows' partition date, as the reference reads it
 _STAGED = "monitored_rows"  # temporary table of the latest predictions of the days being measured
 
 
@@ -43,17 +58,60 @@ class MonitoringError(PlatformError, RuntimeError):
 
 @dataclass
 class Reference:
-    """A version's reference populations, binned: each feature's training rows, and its test-window scores."""
+    """A version's reference populations, binned: each feature's training rows (or, for a feature constant within
+    partitions, its training partitions' values), and its test-window scores."""
 
     model_version: str
     features: dict[str, Bins]
     scores: Bins
+    partition_level: dict[str, tuple[str, ...]] = field(default_factory=dict)  # feature -> grouping features
+
+    def scope(self, feature: str) -> str:
+        """How a feature is compared: "rows", or "days" / "days x <group>" for a partition-level one."""
+        if feature not in self.partition_level:
+            return "rows"
+        return " x ".join(["days", *self.partition_level[feature]])
+
+
+def _units(frame: pd.DataFrame, day: str, groups: list[str], feature: str) -> pd.Series:
+    """One value per partition (day, or day and group): the first value present in it (missing if none is)."""
+    return frame.groupby([day, *groups], dropna=False, sort=True)[feature].first().reset_index(drop=True)
+
+
+def partition_level(train: pd.DataFrame, features: list[str], day: str = "partition_date") -> dict[str, tuple]:
+    """The features constant within partitions of the training rows, each with the features that group a day's rows
+    into those partitions: () for one value per day, (group,) for one value per day and group (see the module's
+    docstring)."""
+    if train.empty:
+        return {}
+
+    def constant(groups: list[str]) -> set[str]:
+        candidates = [name for name in features if name not in groups]
+        distinct = train.groupby([day, *groups], dropna=False)[candidates].nunique()
+        return {name for name in candidates if float((distinct[name] <= 1).mean()) >= CONSTANT_SHARE}
+
+    found: dict[str, tuple[str, ...]] = {name: () for name in constant([])}
+    sizes = train[features].nunique()
+    groups = sorted((name for name in features if name not in found and 1 < sizes[name] <= GROUP_MAX_VALUES),
+                    key=lambda name: (sizes[name], name))
+    for group in groups:
+        for name in sorted(constant([group]) - set(found) - set(groups)):
+            found[name] = (group,)
+    return found
+
+
+def _partition_bins(train: pd.DataFrame, feature: str, groups: tuple[str, ...], day: str) -> Bins:
+    """Bins of a partition-level feature's training partition values, as many as a full window's values allow."""
+    units = _units(train, day, list(groups), feature)
+    per_day = len(units) / max(train[day].nunique(), 1)
+    bins = int(min(10, max(2, per_day * WINDOW_DAYS // UNITS_PER_BIN)))
+    return Bins.of(units, bins=bins)
 
 
 def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
-                       model_version: str) -> Reference:
+                       model_version: str, by_partition: bool = True) -> Reference:
     """A model version's training rows (from its verified snapshot) and test-window scores (from its evaluation),
-    binned."""
+    binned; with `by_partition`, the features constant within partitions by their partitions' values."""
     trained = registry.models.by_version(connection, model_version)
     if trained is None:
         raise MonitoringError(f"{model_version} of '{model}' is not in the model registry")
@@ -66,12 +124,21 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
     path = artifacts.verify(snapshot.path, snapshot.sha256)  # the snapshot file's hash first
     features = list(snapshot.manifest.features)
     # every row is read, as the whole snapshot would be: pandas types a column by its values (NULLs among them)
-    rows = connection.execute(f"SELECT split, {', '.join(quote(name) for name in features)} "
-                              f"FROM read_parquet(?)", [str(path)]).df()
-    train = rows[rows["split"] == "train"]
+    rows = connection.execute(f"SELECT split, CAST(partition_date AS DATE) AS {_DAY}, "
+                              f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()
+    train = rows[rows["split"] == "train"].reset_index(drop=True)
     evaluated = read_predictions(connection, artifacts, evaluation.summary)
-    return Reference(model_version, {name: Bins.of(train[name].reset_index(drop=True)) for name in features},
-                     Bins.of(pd.Series(evaluated.loc[evaluated["split"] == "test", "score"].to_numpy(dtype=float))))
+    return reference_of(model_version, train, features, evaluated.loc[evaluated["split"] == "test", "score"],
+                        by_partition, _DAY)
+
+
+def reference_of(model_version: str, train: pd.DataFrame, features: list[str], scores: pd.Series,
+                 by_partition: bool = True, day: str = "partition_date") -> Reference:
+    """A version's reference from its training rows (with their partition day in column `day`) and test scores."""
+    levels = partition_level(train, features, day) if by_partition else {}
+    bins = {name: _partition_bins(train, name, levels[name], day) if name in levels else Bins.of(train[name])
+            for name in features}
+    return Reference(model_version, bins, Bins.of(pd.Series(scores.to_numpy(dtype=float))), levels)
 
 
 def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
@@ -102,34 +169,60 @@ def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: 
         connection.execute(f"DROP TABLE IF EXISTS {_STAGED}")
 
 
-def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
-    """PSI of every feature and of the score, for the rows of one day (of scored_days) that the reference's version
-    scored."""
-    rows = scored[scored["model_version"] == reference.model_version]
-    measures = [{"feature": name, "psi": bins.psi(rows[f"{_FIELD}{name}"].reset_index(drop=True))}
-                for name, bins in reference.features.items()]
-    measures.append({"feature": SCORE, "psi": reference.scores.psi(rows["score"].to_numpy(dtype=float))})
+def window_drift(reference: Reference, window: pd.DataFrame) -> pd.DataFrame:
+    """PSI of every feature and of the score over the pooled rows of a window (scored_days' frames with a `day`
+    column) that the reference's version scored: row-level features over the rows, partition-level ones over the
+    window's partition values."""
+    rows = window[window["model_version"] == reference.model_version].reset_index(drop=True)
+    measures = []
+    for name, bins in reference.features.items():
+        groups = reference.partition_level.get(name)
+        values = rows[f"{_FIELD}{name}"] if groups is None else \
+            _units(rows, "day", [f"{_FIELD}{group}" for group in groups], f"{_FIELD}{name}")
+        measures.append({"feature": name, "psi": bins.psi(values.reset_index(drop=True)),
+                         "scope": reference.scope(name)})
+    measures.append({"feature": SCORE, "psi": reference.scores.psi(rows["score"].to_numpy(dtype=float)),
+                     "scope": "rows"})
     frame = pd.DataFrame(measures)
-    frame["rows"] = len(rows)
+    frame["window_rows"] = len(rows)
+    frame["window_days"] = int(rows["day"].nunique()) if len(rows) else 0
     return frame
 
 
+def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
+    """PSI of every feature and of the score, for the rows of one day (of scored_days) that the reference's version
+    scored: a window of that day alone."""
+    frame = window_drift(reference, scored.assign(day=0))
+    frame["rows"] = frame["window_rows"]
+    return frame.drop(columns=["window_rows", "window_days", "scope"])
+
+
 def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec, start: dt.date,
-                end: dt.date) -> pd.DataFrame:
-    """PSI of every feature and of the score for each day of [start, end], against the version that scored most
-    of the day's rows; fails naming what is missing."""
+                end: dt.date, window_days: int = WINDOW_DAYS, by_partition: bool = True) -> pd.DataFrame:
+    """PSI of every feature and of the score for each day of [start, end], pooled over the scored days among the
+    `window_days` calendar days ending on it, against the version that scored most of the day's rows; fails naming
+    what is missing. `window_days=1, by_partition=False` is the former measure, each day's rows alone."""
     if registry.promotions.champion(connection, model.name) is None:
         raise MonitoringError(f"no version of '{model.name}' has been deployed: nothing is scored, nothing to monitor")
     references, frames, unscored = {}, [], []
-    with closing(scored_days(connection, model, start, end)) as scored:
+    recent: deque[pd.DataFrame] = deque()
+    first = start - dt.timedelta(days=window_days - 1)
+    with closing(scored_days(connection, model, first, end)) as scored:
         for day, rows in scored:
+            while recent and (day - recent[0]["day"].iloc[0]).days >= window_days:
+                recent.popleft()
+            if not rows.empty:
+                recent.append(rows.assign(day=day))
+            if day < start:
+                continue
             if rows.empty:
                 unscored.append(day.isoformat())
                 continue
             version = rows["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
             if version not in references:
-                references[version] = champion_reference(connection, artifacts, model.name, version)
-            drift = day_drift(references[version], rows)
+                references[version] = champion_reference(connection, artifacts, model.name, version, by_partition)
+            drift = window_drift(references[version], pd.concat(list(recent), ignore_index=True))
+            drift["rows"] = int((rows["model_version"] == version).sum())
             drift["day"], drift["model_version"] = day, version
             frames.append(drift)
     if unscored:
@@ -142,16 +235,20 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
 class DriftMeasure:
     """The drift of a range of days as stored, with the largest PSI of a feature and of the score, and where."""
 
-    frame: pd.DataFrame  # one row per day and feature (SCORE for the score): psi, rows, model_version, day
+    # one row per day and feature (SCORE for the score): psi (pooled over the window), scope, rows (of the day),
+    # window_rows, window_days, model_version, day
+    frame: pd.DataFrame
     feature_psi: float
-    feature_where: str  # "<feature> on <day>"
+    feature_where: str  # "<feature> over the <n> scored day(s) to <day>[, compared per <scope>]"
     score_psi: float
-    score_where: str  # "the score on <day>"
+    score_where: str  # "the score over the <n> scored day(s) to <day>"
 
 
 def _worst(frame: pd.DataFrame) -> tuple[float, str]:
     row = frame.loc[frame["psi"].idxmax()]
-    return float(row["psi"]), f"{row['feature']} on {pd.Timestamp(row['day']).date()}"
+    scope = "" if row["scope"] == "rows" else f", compared per {row['scope']}"
+    return float(row["psi"]), (f"{row['feature']} over the {int(row['window_days'])} scored day(s) to "
+                               f"{pd.Timestamp(row['day']).date()}{scope}")
 
 
 def measure_drift(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec,

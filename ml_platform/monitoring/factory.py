@@ -9,8 +9,8 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
-from ml_platform.monitoring.drift import PSI_ALARM, SCORE, DriftMeasure, measure_drift
-from ml_platform.monitoring.outcomes import JudgedDays, judge_days, shortfall_text
+from ml_platform.monitoring.drift import PSI_ALARM, SCORE, WINDOW_DAYS, DriftMeasure, measure_drift
+from ml_platform.monitoring.outcomes import JudgedDays, judge_days
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -27,9 +27,10 @@ def _table_label(model: ModelSpec, kind: str) -> str:
 
 def _top_table(frame: pd.DataFrame) -> str:
     top = frame.sort_values("psi", ascending=False).head(TOP_FEATURES)
-    lines = ["| day | feature | PSI | rows |", "|---|---|---:|---:|"]
-    lines += [f"| {pd.Timestamp(row.day).date()} | {'(score)' if row.feature == SCORE else row.feature} | "
-              f"{row.psi:.3f} | {row.rows:,} |" for row in top.itertuples()]
+    lines = ["| day | feature | PSI, 7 days pooled | rows pooled |", "|---|---|---:|---:|"]
+    lines += [f"| {pd.Timestamp(row.day).date()} | {'(score)' if row.feature == SCORE else row.feature}"
+              f"{'' if row.scope == 'rows' else f' (per {row.scope})'} | {row.psi:.3f} | {row.window_rows:,} |"
+              for row in top.itertuples()]
     return "\n".join(lines)
 
 
@@ -60,14 +61,16 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
                          "currency": str(labelled["currency"].iloc[0]),
                          **{name: int(labelled[name].sum())
                             for name in ("flagged", "true_positives", "false_positives")}})
+    verdict = judged.judged
+    if verdict is not None:
+        metadata.update({"verdict": verdict.state, "verdict_text": verdict.text()})
     yield dg.MaterializeResult(metadata=metadata)
-    shortfall = judged.judged
     yield dg.AssetCheckResult(
-        check_name="realized_money", passed=shortfall is None or not shortfall.below,
+        check_name="realized_money", passed=verdict is None or not verdict.under_water,
         severity=dg.AssetCheckSeverity.WARN,
-        description=shortfall_text(shortfall) if shortfall else f"not judged: no labelled day yet "
-                                                                 f"({judged.not_judged})",
-        metadata=shortfall.figures() if shortfall else {})
+        description=(f"the trailing {verdict.days} judged day(s): {verdict.text()}" if verdict
+                     else f"not judged: no labelled day yet ({judged.not_judged})"),
+        metadata=verdict.figures() if verdict else {})
 
 
 def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
@@ -76,8 +79,10 @@ def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
 
     @dg.asset(
         key=key, group_name=names.model_group(model.name), owners=[model.owner], kinds={"duckdb"},
-        description=f"Drift of each scored day of {model.name}: PSI of every feature against the champion's training "
-                    f"rows and of the scores against its evaluation test window (above {PSI_ALARM}: drifted).",
+        description=f"Drift of each scored day of {model.name}, pooled over the scored days among the {WINDOW_DAYS} "
+                    f"days ending on it: PSI of every feature against the champion's training rows (a feature "
+                    f"constant within a day, or within a day and group, by its per-partition values) and of the "
+                    f"scores against its evaluation test window (above {PSI_ALARM}: drifted).",
         partitions_def=source_partitions(catalog.sources[model.entity]),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
@@ -109,8 +114,9 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
         check_specs=[dg.AssetCheckSpec("realized_money", asset=key,
-                                       description="the trailing 7 labelled days made at least the lower bound of "
-                                                   "what the evaluation promised")],
+                                       description="the trailing 7 judged days are on track: their realized money "
+                                                   "is at least the low end of the promise's 95% interval "
+                                                   "(else: below the interval, or losing money)")],
         metadata={names.TABLE_NAME_METADATA: _table_label(model, "outcomes")},
     )
     def outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):

@@ -2,16 +2,15 @@
 what its evaluation promised.
 
 The promise is the evaluation's test money per test day (and per scored row). Its uncertainty is the day-resampled
-bootstrap interval of the test total: divided by the N test days it bounds the mean money of N days; the mean of k
-days varies sqrt(N / k) times more, so the `realized_money` check widens the half-width below the mean by that factor
-before it compares the trailing k (at most 7) labelled days with k times the promise. A shortfall below that bound is
-unlikely (about 2.5 %) for a model that performs as evaluated, so it warns, without blocking anything.
+bootstrap interval of the test total, scaled to the k judged days (see `ml_platform.evaluation.realized`): the
+`realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `below the interval` or
+`losing money`, and warns unless it is `on track` (a model that performs as evaluated falls below the interval's low
+end about 2.5 % of the time). The retraining sensor reads the same verdict.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import duckdb
@@ -20,6 +19,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.money import OutcomeValues
+from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
 from ml_platform.partitions import days as days_of
@@ -30,7 +30,6 @@ from ml_platform.storage import registry
 from ml_platform.storage.warehouse import date_literal, table_exists
 
 TRAILING_DAYS = 7
-JUDGED = ("labelled", "partly labelled")  # the statuses of a day whose realized money is known
 HISTORY_DAYS = 90  # stored days read back before a range, for the trailing days of the check
 
 
@@ -106,51 +105,17 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
             "currency": promised.currency}
 
 
-@dataclass(frozen=True)
-class Shortfall:
-    """The trailing labelled days' realized money against the widened lower bound of the promise."""
+def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdict | None:
+    """The verdict of the trailing (at most 7) judged days of the model version judged last (see
+    `ml_platform.evaluation.realized` for the interval and the states); None when no judged day is stored.
 
-    days: int
-    first_day: str
-    last_day: str
-    realized: float
-    promised: float
-    lower_bound: float
-    below: bool
-    currency: str
-
-    def figures(self) -> dict[str, float]:
-        """The numbers of the judgement, as the realized_money check's metadata."""
-        return {"days": self.days, "realized": self.realized, "promised": self.promised,
-                "lower_bound": self.lower_bound, "below": self.below}
-
-
-def shortfall(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Shortfall | None:
-    """The trailing days' realized money against the widened lower bound of the promise (see the module docstring).
-
-    `days` holds the stored outcome rows, oldest first; None when no labelled day is stored.
+    `days` holds the stored outcome rows, oldest first.
     """
-    labelled = days[days["status"].isin(JUDGED)].tail(trailing)
-    if labelled.empty:
+    judged = days[days["status"].isin(JUDGED)] if len(days) else days
+    if not len(judged):
         return None
-    k = len(labelled)
-    last = labelled.iloc[-1]
-    mean = float(last["promised_money"])
-    widening = math.sqrt(float(last["test_days"]) / k)
-    bound = k * (mean - (mean - float(last["promised_low"])) * widening)
-    realized = float(labelled["realized_money"].sum())
-    return Shortfall(days=k, first_day=str(labelled["day"].iloc[0])[:10], last_day=str(labelled["day"].iloc[-1])[:10],
-                     realized=realized, promised=k * mean, lower_bound=bound, below=bool(realized < bound),
-                     currency=str(last["currency"]))
-
-
-def shortfall_text(result: Shortfall) -> str:
-    """One sentence for the realized_money check."""
-    currency = result.currency
-    return (f"{result.days} labelled day(s) {result.first_day} to {result.last_day}: realized "
-            f"{result.realized:,.0f} {currency} against a promise of {result.promised:,.0f} {currency} "
-            f"(lower bound {result.lower_bound:,.0f} {currency}: the evaluation's day-bootstrap 95% interval, "
-            f"widened for {result.days} day(s))" + (": below the promise" if result.below else ""))
+    judged = judged.sort_values("day")
+    return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing))
 
 
 @dataclass(frozen=True)
@@ -160,7 +125,7 @@ class JudgedDays:
     frame: pd.DataFrame  # one row per day of the range (day_outcomes' fields), as stored
     labelled: pd.DataFrame  # the rows of days whose labels are known
     not_judged: str  # "<day>: <status>" of each day not judged, "; "-separated; empty when every day was
-    judged: Shortfall | None  # None before any labelled day is stored
+    judged: Verdict | None  # the trailing days' verdict; None before any labelled day is stored
 
 
 def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
@@ -172,4 +137,4 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
     replace_days(connection, model.name, "outcomes", frame, days_of(start, end))
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)
-    return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes, shortfall(history))
+    return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes, trailing_verdict(history))

@@ -13,13 +13,16 @@ from ml_platform.storage.warehouse import date_literal, table_exists, transactio
 
 COLUMNS = {
     "drift": "day DATE NOT NULL, model_version VARCHAR NOT NULL, feature VARCHAR NOT NULL, psi DOUBLE NOT NULL, "
-             "rows BIGINT NOT NULL, computed_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL",
+             "rows BIGINT NOT NULL, computed_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, window_days BIGINT, "
+             "window_rows BIGINT, scope VARCHAR",
     "outcomes": "day DATE NOT NULL, status VARCHAR NOT NULL, model_version VARCHAR, rows_scored BIGINT, "
                 "labelled_rows BIGINT, flagged BIGINT, true_positives BIGINT, false_positives BIGINT, "
                 "realized_money DOUBLE, promised_money DOUBLE, promised_money_by_rows DOUBLE, promised_low DOUBLE, "
                 "promised_high DOUBLE, test_days BIGINT, currency VARCHAR, computed_at TIMESTAMP NOT NULL, "
                 "run_id VARCHAR NOT NULL",
 }
+# columns added since a table was first created: a table made by an earlier version gains them (NULL in old rows)
+ADDED = {"drift": {"window_days": "BIGINT", "window_rows": "BIGINT", "scope": "VARCHAR"}}
 
 
 def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, frame: pd.DataFrame,
@@ -30,6 +33,8 @@ def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, f
     try:
         with transaction(connection):
             connection.execute(f"CREATE TABLE IF NOT EXISTS {target} ({COLUMNS[kind]})")
+            for column, kind_of in ADDED.get(kind, {}).items():
+                connection.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {column} {kind_of}")
             listed = ", ".join(date_literal(day) for day in days)
             if listed:
                 connection.execute(f"DELETE FROM {target} WHERE day IN ({listed})")

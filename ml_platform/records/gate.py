@@ -84,6 +84,12 @@ class ChampionComparison(Record):
     gain_interval_95: tuple[float, float] | None = None
     days: int | None = None
     window: tuple[str, str] | None = None
+    # the champion's realized money in production over its last 7 judged days up to the window's end, when known
+    champion_realized_verdict: str | None = None  # on track, below the interval, losing money
+    champion_realized_money: float | None = None
+    champion_realized_interval: tuple[float, float] | None = None  # the promise's 95% interval for those days
+    champion_realized_window: tuple[str, str] | None = None
+    rule: str | None = None  # "clearly better" (gain interval clear of 0) or "champion under water" (point estimate)
 
 
 class Gate(Record):

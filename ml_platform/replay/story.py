@@ -15,6 +15,7 @@ from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
+from ml_platform.monitoring.outcomes import HISTORY_DAYS, trailing_verdict
 from ml_platform.monitoring.store import read_days
 from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcomes_job_name, predictions_table,
                                training_job_name)
@@ -130,21 +131,21 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
     ledger.scored_days.append(day)
     ledger.unscored_days.pop(day, None)
-    # a weather feature drifts with each day's weather, so only prediction drift is worth a warning on the line
+    # features may move without the scores moving, so only prediction drift is worth a warning on the line
     warnings = "".join(f" [{reason}]" for reason in run.failures if "prediction_drift" in reason)
     return (f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}"
             f"{_drift_text(connection, model_name, day)}{warnings}")
 
 
 def _drift_text(connection, model_name: str, day: str) -> str:
-    """The day's prediction drift and its most drifted feature, as monitoring measured them."""
+    """The day's prediction drift and its most drifted feature, pooled over 7 days, as monitoring measured them."""
     rows = read_days(connection, model_name, "drift", dt.date.fromisoformat(day), dt.date.fromisoformat(day))
     if rows.empty:
         return ""
     score = rows[rows["feature"] == SCORE]["psi"]
     features = rows[rows["feature"] != SCORE].sort_values("psi")
     top = features.iloc[-1] if len(features) else None
-    text = f"; drift PSI: score {float(score.iloc[0]):.2f}" if len(score) else "; drift PSI:"
+    text = f"; drift PSI (7 days): score {float(score.iloc[0]):.2f}" if len(score) else "; drift PSI (7 days):"
     return text + (f", most {top['feature']} {float(top['psi']):.2f}" if top is not None else "")
 
 
@@ -159,9 +160,11 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
     row = rows.iloc[-1]
     if row["status"] not in ("labelled", "partly labelled"):
         return f"judged {run.partition}: {row['status']}"
-    warnings = "".join(f" [{reason}]" for reason in run.failures)  # e.g. realized money short of the promise
+    trailing = trailing_verdict(read_days(connection, model_name, "outcomes", day - dt.timedelta(days=HISTORY_DAYS),
+                                          day))
+    verdict = f"; trailing {trailing.days} judged day(s) {trailing.text()}" if trailing else ""
     return (f"judged {run.partition}: realized {row['realized_money']:,.0f} against a promised "
-            f"{row['promised_money']:,.0f} {row['currency']}{warnings}")
+            f"{row['promised_money']:,.0f} {row['currency']}{verdict}")
 
 
 def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
@@ -270,10 +273,11 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 lines.append(f"  realized {monitored.realized_money:,.0f} {monitored.currency} over "
                              f"{monitored.days_labelled} judged days, against a promised "
                              f"{monitored.promised_money:,.0f} (each champion's test money per day)")
-            scored_drift = [day for day in monitored.days if (day.prediction_psi or 0.0) > PSI_ALARM]
-            lines.append(f"  prediction drift (score PSI above {PSI_ALARM}) on {len(scored_drift)} of "
-                         f"{monitored.days_measured} scored days; some feature above it on "
-                         f"{monitored.days_drifted} (the eve's weather is one value per airport and day)")
+                lines += [f"    {verdict.model_version}: {verdict.text()}"
+                          for verdict in monitored.verdicts]
+            lines.append(f"  prediction drift (score PSI pooled over 7 days, above {PSI_ALARM}) on "
+                         f"{monitored.days_prediction_drift} of {monitored.days_measured} scored days; some feature "
+                         f"above it on {monitored.days_drifted}")
             alarms = [training for training in ledger.trainings if training.reason.startswith("drift alarm")]
             if alarms:
                 lines.append(f"  {len(alarms)} retraining(s) called by the drift alarm")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from ml_platform.automation.cadence import Retraining, decide_retraining, last_labelled_day, period_end
 from ml_platform.features.library import load_catalog
+from ml_platform.monitoring.store import replace_days
 from ml_platform.names import source_asset
+from ml_platform.records.gate import Gate
+from ml_platform.records.registry import PromotionRecord
+from ml_platform.storage import registry
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.storage.versions import record_versions
 from ml_platform.storage.warehouse import open_warehouse
@@ -119,3 +124,56 @@ def test_no_stored_days_means_no_training(setting):
     connection, catalog, model = setting
     assert decide_retraining(connection, catalog, model, day("2013-05-01"), []) == (
         "no flights day with known labels is stored yet")
+
+
+def store_outcomes(connection, version: str, first: str, daily_money: list[float]) -> None:
+    """Store judged outcome days of a model version, each promising 100 a day (interval 80 to 120 a day, 30 test
+    days), as the outcomes asset would."""
+    rows = [{"day": day(first) + dt.timedelta(days=offset), "status": "labelled", "model_version": version,
+             "rows_scored": 10, "labelled_rows": 10, "flagged": 2, "true_positives": 1, "false_positives": 1,
+             "realized_money": money, "promised_money": 100.0, "promised_money_by_rows": 100.0,
+             "promised_low": 80.0, "promised_high": 120.0, "test_days": 30, "currency": "USD",
+             "computed_at": dt.datetime(2013, 6, 1), "run_id": "test"} for offset, money in enumerate(daily_money)]
+    replace_days(connection, "flight_delay", "outcomes", pd.DataFrame(rows), [row["day"] for row in rows])
+
+
+def promote_champion(connection, version: str) -> None:
+    registry.promotions.add(connection, PromotionRecord(
+        promotion_id=registry.promotions.next_id(connection), model="flight_delay", model_version=version,
+        training_run="2013-04-30_0123456789ab", promoted_at=dt.datetime(2013, 5, 1), dagster_run_id="test",
+        reason="test", gate=Gate()))
+
+
+@pytest.mark.parametrize("daily, expected", [
+    ([-50.0] * 7, "losing money"),
+    ([50.0] * 7, "below the interval"),
+])
+def test_a_champion_under_water_on_its_last_7_judged_days_retrains_at_most_weekly(setting, daily, expected):
+    connection, catalog, model = setting
+    spec_hash = catalog.spec_hash(model)
+    store_days(connection, "2013-01-01", "2013-05-20")
+    promote_champion(connection, "flight_delay-champion")
+    store_outcomes(connection, "flight_delay-champion", "2013-05-01", daily)
+    requested = [f"2013-04-30_{spec_hash}"]
+    assert decide_retraining(connection, catalog, model, day("2013-05-05"), requested).startswith("up to date")
+    decision = decide_retraining(connection, catalog, model, day("2013-05-10"), requested,
+                                 lambda *_: "prediction drift")
+    assert decision.training_run == f"2013-05-09_{spec_hash}"
+    assert decision.reason.startswith(f"realized money: the champion flight_delay-champion is {expected}: realized "
+                                      f"{sum(daily):,.0f} USD over 7 judged day(s) (2013-05-01 to 2013-05-07) "
+                                      f"against a promised 700")
+
+
+def test_a_champion_on_track_or_with_too_few_judged_days_does_not_retrain(setting):
+    connection, catalog, model = setting
+    spec_hash = catalog.spec_hash(model)
+    store_days(connection, "2013-01-01", "2013-05-20")
+    promote_champion(connection, "flight_delay-champion")
+    requested = [f"2013-04-30_{spec_hash}"]
+    store_outcomes(connection, "flight_delay-champion", "2013-05-01", [-50.0] * 6)  # six days are no evidence
+    assert decide_retraining(connection, catalog, model, day("2013-05-10"), requested).startswith("up to date")
+    store_outcomes(connection, "flight_delay-champion", "2013-05-01", [100.0] * 7)  # on track
+    assert decide_retraining(connection, catalog, model, day("2013-05-10"), requested).startswith("up to date")
+    # another version's losses are not the champion's
+    store_outcomes(connection, "flight_delay-other", "2013-05-01", [-50.0] * 7)
+    assert decide_retraining(connection, catalog, model, day("2013-05-10"), requested).startswith("up to date")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pandas as pd
 
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.money import OutcomeValues
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.monitoring.store import replace_days
 from ml_platform.scoring.shadow import shadow_comparison
 from ml_platform.features.library import load_catalog
 from ml_platform.storage import registry
@@ -150,3 +152,64 @@ def test_the_challenger_scores_in_shadow_and_is_compared_in_money(runs, state):
     assert metadata["shadow_model_version"].value == state.challenger
     assert metadata["shadow_comparison"].value.startswith(f"on {expected[2]:,} labelled rows of 2 day(s)")
     assert metadata["shadow_gain_USD"].value == round(comparison["gain"], 2)
+
+
+def _store_losing_week(connection, champion: str, last_day: dt.date) -> float:
+    """Seven judged production days of the champion up to last_day, each losing 1,000 USD; returns the total."""
+    test = registry.evaluations.find(connection, model_version=champion).summary.test
+    first, end = (dt.date.fromisoformat(day) for day in test.window)
+    days = (end - first).days + 1
+    low, high = test.money_interval_95
+    rows = [{"day": last_day - dt.timedelta(days=offset), "status": "labelled", "model_version": champion,
+             "rows_scored": 100, "labelled_rows": 100, "flagged": 10, "true_positives": 2, "false_positives": 8,
+             "realized_money": -1000.0, "promised_money": test.money / days, "promised_money_by_rows": 0.0,
+             "promised_low": low / days, "promised_high": high / days, "test_days": days, "currency": "USD",
+             "computed_at": dt.datetime(2013, 2, 1), "run_id": "test"} for offset in range(7)]
+    replace_days(connection, MODEL, "outcomes", pd.DataFrame(rows), [row["day"] for row in rows])
+    return -7000.0
+
+
+def _compare(runs, connection, evaluation):
+    catalog = load_catalog(runs.project.specs_dir, runs.project.root)
+    model = catalog.models[MODEL]
+    store = ArtifactStore(root=str(runs.project.storage.artifacts))
+    rows = read_predictions(connection, store, evaluation.summary)
+    test = rows[rows["split"] == "test"].reset_index(drop=True)
+    values = OutcomeValues(test["money_if_flagged"].to_numpy(), test["money_if_not_flagged"].to_numpy())
+    return test, beats_champion(connection, store, catalog, model, evaluation.model_version, test, values,
+                                test["flagged"].to_numpy(), seed=model.algorithm.seed)
+
+
+def test_the_champions_realized_money_is_part_of_the_comparison_and_says_so(runs, state):
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        challenger = registry.evaluations.get(connection, MODEL, state.challenger_run)
+        test, before = _compare(runs, connection, challenger)
+        # no realized money yet: the comparison says it is not known, and the interval rule decides
+        assert before.passed and before.details.rule == "clearly better"
+        assert before.details.champion_realized_verdict is None
+        assert "the champion's realized money is not known for 7 judged days" in before.why
+        end = pd.Timestamp(test["partition_date"].max()).date()
+        realized = _store_losing_week(connection, state.champion, end)
+        _, after = _compare(runs, connection, challenger)
+        # days judged after the test window are not evidence for it
+        _store_losing_week(connection, state.champion, end + dt.timedelta(days=30))
+        _, unchanged = _compare(runs, connection, challenger)
+    details = after.details
+    assert after.passed and details.rule == "champion under water"
+    assert details.champion_realized_verdict == "losing money" and details.champion_realized_money == realized
+    assert details.champion_realized_window == ((end - dt.timedelta(days=6)).isoformat(), end.isoformat())
+    assert after.why.startswith("beats a champion under water by at least 0 USD on the point estimate (the interval "
+                                "requirement is dropped because the champion is losing money in production)")
+    assert "in production the champion is losing money: realized -7,000 USD over 7 judged day(s)" in after.why
+    assert unchanged.details.champion_realized_window == details.champion_realized_window
+
+
+def test_a_worse_challenger_stays_blocked_by_a_champion_losing_money(runs, state):
+    worse = runs.train(useless_model())
+    assert not worse.outcome.success
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        test, _ = _compare(runs, connection, worse.evaluation)
+        _store_losing_week(connection, state.champion, pd.Timestamp(test["partition_date"].max()).date())
+        _, check = _compare(runs, connection, worse.evaluation)
+    assert not check.passed and check.details.rule == "champion under water"
+    assert check.why.startswith("does not beat the champion, even under water")

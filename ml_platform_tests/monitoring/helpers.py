@@ -13,8 +13,9 @@ from ml_platform.monitoring.factory import build_monitoring_assets
 from ml_platform_tests.evaluation.january import MODEL, Runs
 
 
-def definition_psi(reference: pd.Series, current: pd.Series) -> float:
-    """PSI as monitoring first computed it: bins recomputed from the reference, each value coded on its own."""
+def definition_psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float:
+    """PSI as monitoring first computed it: bins recomputed from the reference (numbers at its `bins`-quantiles),
+    each value coded on its own."""
     def psi(expected, actual):
         expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
         return float(np.sum((actual - expected) * np.log(actual / expected)))
@@ -34,7 +35,7 @@ def definition_psi(reference: pd.Series, current: pd.Series) -> float:
         return psi(shares(codes(reference), missing + 1), shares(codes(current), missing + 1))
     known = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
     present = known[np.isfinite(known)]
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)[1:-1])) if len(present) else np.array([])
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else np.array([])
     missing = len(edges) + 1
 
     def numeric_codes(values):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from ml_platform.monitoring.bins import Bins
-from ml_platform.monitoring.drift import SCORE, Reference, day_drift, scored_days
+from ml_platform.monitoring.drift import (PSI_ALARM, SCORE, Reference, day_drift, partition_level, reference_of,
+                                         scored_days, window_drift)
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.warehouse import prepare
 from ml_platform_tests.helpers import january_model
@@ -78,3 +79,43 @@ def test_psis_binned_once_from_struct_fields_equal_the_definition_on_each_stored
     assert all(expected[name] > 0.01 for name in ("distance_miles", "plane_age_years", "carrier_code", "is_holiday",
                                                   "wet_day", "ratio", "sparse_count", SCORE)), expected
     assert expected["constant_value"] == pytest.approx(0.0, abs=1e-12)
+
+
+def _days(first: int, count: int, generator: np.random.Generator, rows: int = 60) -> pd.DataFrame:
+    """Days of flights from three airports drawn from one process: the day of the week and each airport's
+    temperature are one value per day (and airport), the hour one per flight, the score follows the temperature."""
+    frames = []
+    for day in range(first, first + count):
+        temperatures = dict(zip("ABC", generator.normal(60, 15, 3)))
+        origin = generator.choice(list("ABC"), rows)
+        temperature = np.array([temperatures[code] for code in origin])
+        frames.append(pd.DataFrame({
+            "partition_date": day, "day_of_week": day % 7, "origin": origin, "temperature": temperature,
+            "hour": generator.uniform(5, 23, rows),
+            "score": 1 / (1 + np.exp(-(60 - temperature) / 10 - generator.normal(0, 0.3, rows)))}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_features_constant_within_a_day_are_found_in_training_and_compared_across_days():
+    generator = np.random.default_rng(7)
+    training = _days(0, 240, generator)
+    features = ["day_of_week", "origin", "temperature", "hour"]
+    assert partition_level(training, features) == {"day_of_week": (), "temperature": ("origin",)}
+    pooled = reference_of(VERSION, training, features, training["score"])
+    daily = reference_of(VERSION, training, features, training["score"], by_partition=False)
+    assert pooled.scope("temperature") == "days x origin" and daily.partition_level == {}
+    week = _days(1000, 7, generator).rename(columns={name: f"input:{name}" for name in features})
+    week = week.assign(model_version=VERSION, day=week["partition_date"])
+    measured = window_drift(pooled, week).set_index("feature")
+    one_day = day_drift(daily, week[week["day"] == 1003]).set_index("feature")
+    # one day alone: its one day of the week and its three temperatures drift, by construction, as do its scores
+    assert one_day.loc["day_of_week", "psi"] > PSI_ALARM and one_day.loc["temperature", "psi"] > PSI_ALARM
+    # pooled over the week and compared across days, the same process is stable
+    assert measured.loc["day_of_week", "psi"] < 0.01
+    assert measured.loc["temperature", "psi"] < PSI_ALARM and measured.loc[SCORE, "psi"] < PSI_ALARM
+    assert measured.loc["hour", "psi"] < 0.1
+    assert set(measured["window_days"]) == {7} and set(measured["window_rows"]) == {7 * 60}
+    assert measured.loc["temperature", "scope"] == "days x origin" and measured.loc["hour", "scope"] == "rows"
+    # a week truly colder than training drifts on the pooled measure too
+    cold = week.assign(**{"input:temperature": week["input:temperature"] - 40})
+    assert window_drift(pooled, cold).set_index("feature").loc["temperature", "psi"] > PSI_ALARM

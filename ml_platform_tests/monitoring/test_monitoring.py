@@ -15,6 +15,7 @@ import pytest
 from ml_platform import names
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.evaluation.realized import ON_TRACK, promised_interval, state_of
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
 from ml_platform.monitoring.outcomes import recorded_spec
@@ -45,8 +46,9 @@ def check_result(run_id: str, name: str) -> dg.AssetCheckEvaluation:
                 if record.dagster_event.event_specific_data.check_name == name)
 
 
-def definition_psis(runs: Runs, version: str, day: dt.date) -> dict[str, float]:
-    """PSI of every feature and of the score of a day's rows that version scored, by the definition."""
+def definition_psis(runs: Runs, version: str, day: dt.date, scopes: dict[str, list[str]]) -> dict[str, float]:
+    """PSI of every feature and of the score of a day's rows that version scored, by the definition; a feature of
+    `scopes` (constant within each day and group of the named features) by its values per day and group."""
     with open_warehouse(runs.project.storage.warehouse) as connection:
         trained = registry.models.by_version(connection, version)
         snapshot = registry.snapshots.get(connection, MODEL, trained.training_run)
@@ -58,9 +60,15 @@ def definition_psis(runs: Runs, version: str, day: dt.date) -> dict[str, float]:
                                     f"predictions.{MODEL}__latest WHERE partition_date = ? AND model_version = ?",
                                     [day, version]).df()
     features = list(snapshot.manifest.features)
-    train = training.loc[training["split"] == "train", features].reset_index(drop=True)
+    train = training.loc[training["split"] == "train"].reset_index(drop=True)
     inputs = pd.DataFrame([json.loads(text) for text in stored["inputs"]], columns=features)
-    measured = {name: definition_psi(train[name], inputs[name]) for name in features}
+    measured = {name: definition_psi(train[name], inputs[name]) for name in features if name not in scopes}
+    for name, groups in scopes.items():
+        # one value per training day (and group): the first present; the day's own, likewise
+        reference = train.groupby(["partition_date", *groups], dropna=False)[name].first()
+        current = inputs.groupby(groups, dropna=False)[name].first() if groups else inputs[name].dropna().head(1)
+        bins = int(min(10, max(2, len(reference) / train["partition_date"].nunique() * 7 // 5)))
+        measured[name] = definition_psi(reference.reset_index(drop=True), current.reset_index(drop=True), bins)
     measured[SCORE] = definition_psi(pd.Series(scores.loc[scores["split"] == "test", "score"].to_numpy(dtype=float)),
                                      pd.Series(stored["score"].to_numpy(dtype=float)))
     return measured
@@ -94,14 +102,20 @@ def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
     scored = runs.query(f"SELECT count(*) FROM predictions.{MODEL}__latest WHERE partition_date = DATE '2013-02-01'")
     assert {(row[2], row[3]) for row in rows} == {(scored[0][0], champion)}
     assert all(np.isfinite(row[1]) and row[1] >= 0 for row in rows)
+    # features constant within a day (or a day and airport) are found in the training rows
+    scopes = dict(runs.query(f"SELECT feature, scope FROM monitoring.{MODEL}__drift WHERE scope <> 'rows'"))
+    assert scopes["day_of_week"] == scopes["days_to_holiday"] == "days"
+    assert scopes["eve_temp_f"] == scopes["eve_pressure_mb"] == "days x origin_airport", scopes
+    assert "departure_hour" not in scopes and "distance_miles" not in scopes
+    groups = {name: scope.split(" x ")[1:] for name, scope in scopes.items()}
     # real features of a real day: the definition (bins afresh, each stored value's JSON coded alone) agrees
-    assert {row[0]: row[1] for row in rows} == definition_psis(runs, champion, FEBRUARY_1)
+    assert {row[0]: row[1] for row in rows} == pytest.approx(definition_psis(runs, champion, FEBRUARY_1, groups))
     # the UI: the largest feature PSI as a float, a table of the top ones, and checks that warn
     metadata = dg.DagsterInstance.get().get_latest_materialization_event(
         names.stage_key("monitoring", MODEL)).asset_materialization.metadata
     assert metadata["max_feature_psi"].value == pytest.approx(max(row[1] for row in rows if row[0] != SCORE))
     assert metadata["prediction_psi"].value == pytest.approx(next(row[1] for row in rows if row[0] == SCORE))
-    assert metadata["top_drift"].value.startswith("| day | feature | PSI | rows |")
+    assert metadata["top_drift"].value.startswith("| day | feature | PSI, 7 days pooled | rows pooled |")
     for name in ("feature_drift", "prediction_drift"):
         check = check_result(outcome.run_id, name)
         assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith("largest PSI ")
@@ -134,11 +148,23 @@ def test_realized_money_of_a_labelled_day_against_the_promise(runs):
     assert promised == pytest.approx(test.money / 6)  # the January test window has 6 days
     check = check_result(outcome.run_id, "realized_money")
     assert check.severity == dg.AssetCheckSeverity.WARN
-    assert check.description.startswith("1 labelled day(s) 2013-02-01 to 2013-02-01: realized ")
+    # the verdict: realized against the promise of one day, its interval the test window's scaled to one day
+    promised_one, low, high = promised_interval(1, 6, test.money, *test.money_interval_95)
+    state = state_of(realized, low)
+    assert check.description.startswith(f"the trailing 1 judged day(s): {state}: realized {realized:,.0f} USD over "
+                                        f"1 judged day(s) (2013-02-01 to 2013-02-01) against a promised "
+                                        f"{promised_one:,.0f} (95% interval {low:,.0f} to {high:,.0f}")
+    assert check.passed == (state == ON_TRACK)
+    assert check.metadata["verdict"].value == state
+    metadata = dg.DagsterInstance.get().get_latest_materialization_event(
+        names.stage_key("outcomes", MODEL)).asset_materialization.metadata
+    assert metadata["verdict"].value == state
     with open_warehouse(runs.project.storage.warehouse) as connection:
         summary = monitoring_summary(connection, MODEL, FEBRUARY_1, FEBRUARY_2)
     assert summary.days_labelled == 1 and summary.realized_money == pytest.approx(realized)
     assert summary.days[0].day == "2013-02-01" and summary.currency == "USD"
+    assert [(verdict.state, verdict.days, verdict.model_version) for verdict in summary.verdicts] == [
+        (state, 1, champion.model_version)]
 
 
 def test_a_day_not_scored_is_not_monitored_and_says_so(runs):
@@ -198,5 +224,6 @@ def test_the_drift_alarm_needs_prediction_drift_on_most_of_the_last_scored_days(
         reason = drift_alarm(connection, MODEL, later[-1])
     assert features_only is None
     assert four_days is None
-    assert reason == (f"{champion}: prediction drift: PSI of the score above 0.25 on 5 of the last 7 scored days "
+    assert reason == (f"{champion}: prediction drift: PSI of the score (pooled over 7 days) above 0.25 on 5 of the "
+                      f"last 7 scored days "
                       f"(max 0.38); features drifting most: {feature} (7 days)"), reason
