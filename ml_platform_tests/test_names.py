@@ -44,8 +44,12 @@ def test_literal_names_for_model_m():
                                   "outcomes")
     assert names.TRAINING_STAGES == ("snapshot", "model", "evaluation", "deployment")
     assert [names.stage_key(stage, "m").path for stage in names.MODEL_STAGES] == [
-        ["snapshot", "m"], ["model", "m"], ["evaluation", "m"], ["deployment", "m"], ["predictions", "m"],
-        ["monitoring", "m"], ["outcomes", "m"]]
+        ["m", "snapshot"], ["m", "model"], ["m", "evaluation"], ["m", "deployment"], ["m", "predictions"],
+        ["m", "monitoring"], ["m", "outcomes"]]
+    assert [names.stage_of(names.stage_key(stage, "m")) for stage in names.MODEL_STAGES] == list(names.MODEL_STAGES)
+    assert names.stage_of(names.source_key("model")) is None and names.stage_of(names.feature_key("snapshot")) is None
+    assert names.stage_of(dg.AssetKey(["m", "weights"])) is None and names.stage_of(dg.AssetKey("model")) is None
+    assert names.RESERVED_KEY_PREFIXES == ("source", "features")
     assert names.source_key("flights") == dg.AssetKey(["source", "flights"])
     assert names.feature_key("flight_schedule") == dg.AssetKey(["features", "flight_schedule"])
     assert (names.SOURCES_GROUP, names.FEATURES_GROUP, names.model_group("m")) == ("sources", "features", "m")

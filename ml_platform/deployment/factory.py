@@ -1,4 +1,4 @@
-"""Build the `["deployment", model]` asset: promote a training run's model when its evaluation passed the gate."""
+"""Build the `[model, "deployment"]` asset: promote a training run's model when its evaluation passed the gate."""
 
 import dagster as dg
 

@@ -1,4 +1,4 @@
-"""Build the `["evaluation", model]` asset and its blocking gate checks."""
+"""Build the `[model, "evaluation"]` asset and its blocking gate checks."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Build a model's monitoring assets: `["monitoring", model]` (drift of each scored day) and `["outcomes", model]`
+"""Build a model's monitoring assets: `[model, "monitoring"]` (drift of each scored day) and `[model, "outcomes"]`
 (realized money once labels are known), each with non-blocking checks that warn."""
 
 import warnings

@@ -1,4 +1,4 @@
-"""Build the `["predictions", model]` asset: daily production scores from the champion, with provenance."""
+"""Build the `[model, "predictions"]` asset: daily production scores from the champion, with provenance."""
 
 import dagster as dg
 

@@ -1,4 +1,4 @@
-"""Build the `["model", model]` asset: one trained artifact per training run."""
+"""Build the `[model, "model"]` asset: one trained artifact per training run."""
 
 import json
 

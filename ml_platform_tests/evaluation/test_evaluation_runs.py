@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ml_platform import names
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform_tests.helpers import january_model
@@ -61,7 +62,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert set(summary.artifacts.plots) == set(PLOTS)
 
     # the UI: the report with its plots inline, the files as paths, and every check with its reason
-    metadata = latest_event(["evaluation", MODEL]).asset_materialization.metadata
+    metadata = latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata
     assert metadata["report"].value.count("](data:image/png;base64,") == len(PLOTS)
     assert len(metadata["report"].value) < 150_000
     assert Path(metadata["report_file"].value) == report
@@ -84,7 +85,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert again.outcome.success
     assert again.evaluation.summary.artifacts == summary.artifacts
     assert runs.query("SELECT count(*) FROM registry.evaluations") == [(1,)]
-    assert latest_event(["evaluation", MODEL]).asset_materialization.metadata["reused"].value.startswith(
+    assert latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata["reused"].value.startswith(
         "evaluation already stored")
 
 

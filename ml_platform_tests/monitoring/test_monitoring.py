@@ -144,7 +144,7 @@ def test_realized_money_of_a_labelled_day_against_the_promise(runs):
 def test_a_day_not_scored_is_not_monitored_and_says_so(runs):
     outcome = monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_2)
     assert not outcome.success
-    assert any("1 day(s) of 'flight_delay' not scored yet (2013-02-02): materialize predictions/flight_delay" in reason
+    assert any("1 day(s) of 'flight_delay' not scored yet (2013-02-02): materialize flight_delay/predictions" in reason
                for reason in outcome.failures), outcome.failures
 
 

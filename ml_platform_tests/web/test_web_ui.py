@@ -251,7 +251,7 @@ def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
                 and f"Latest check results\n{len(checks)}\n" in text and "gate_passed" in text
                 and "Downstream assets" in text)
 
-    text = open_and_wait(served, browser, f"assets/evaluation/{MODEL}", overview,
+    text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation", overview,
                          "the latest materialization, its checks and its metadata", "evaluation")
     keep_screenshot(served, browser, f"evaluation-{MODEL}")
     assert browser.evaluate("document.title") == f"Assets | evaluation / {MODEL}"
@@ -272,7 +272,7 @@ def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
                 and "Evaluation result\nPassed" in text
                 and re.search(r"Latest execution\s+[^\n]*money", text) is not None)
 
-    text = open_and_wait(served, browser, f"assets/evaluation/{MODEL}?view=checks&checkDetail=money_floor",
+    text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation?view=checks&checkDetail=money_floor",
                          checks_listed, "every check succeeded, and money_floor's details", "evaluation-checks")
     keep_screenshot(served, browser, f"evaluation-{MODEL}-checks")
     assert f"Checks ({len(checks)})" in text
@@ -323,7 +323,7 @@ def test_model_page_lists_its_data_dependencies(served, browser):
     def listed(text: str) -> bool:
         return "Data dependencies" in text and "opt-in" in text and "weather\texternal_vendor" in text
 
-    text = open_and_wait(served, browser, f"assets/model/{MODEL}", listed,
+    text = open_and_wait(served, browser, f"assets/{MODEL}/model", listed,
                          "the description's data dependencies table", "model-dependencies")
     keep_screenshot(served, browser, f"model-{MODEL}-dependencies")
     rows = {line.split("\t")[0]: line.split("\t") for line in text.splitlines()
