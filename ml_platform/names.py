@@ -89,8 +89,10 @@ def daily_job_name(model: str) -> str:
 
 
 def outcomes_job_name(model: str) -> str:
-    """The job that judges a scored day once its labels are known: `<model>__outcomes`."""
-    return f"{model}__outcomes"
+    """The job that judges a scored day once its labels are known: `<model>__judging`."""
+    # not `<model>__outcomes`: that is the op name Dagster derives from the key `[model, "outcomes"]`, and a job and
+    # an op may not share a name in one repository
+    return f"{model}__judging"
 
 
 def scoring_schedule_name(model: str) -> str:
@@ -99,7 +101,7 @@ def scoring_schedule_name(model: str) -> str:
 
 
 def outcomes_schedule_name(model: str) -> str:
-    """The schedule that judges each day's outcomes: `<model>__outcomes` (the same text as its job)."""
+    """The schedule that judges each day's outcomes: `<model>__outcomes`."""
     return f"{model}__outcomes"
 
 

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from ml_platform.evaluation.plots import PLOTS
+import base64
+
+from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg
 from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
 
 
 def _money(value: float, currency: str) -> str:
     return f"{value:,.0f} {currency}"
+
+
+def readable_money(value: float, currency: str = "") -> str:
+    """Money as a person reads it: whole units, thousands separated, a true minus sign, the currency if given."""
+    text = f"{round(value):,}".replace("-", "\u2212")
+    return f"{text} {currency}" if currency else text
+
+
+def money_interval(interval: tuple[float, float], currency: str) -> str:
+    """A money interval as a person reads it: `−353,876 to 2,498,511 USD`."""
+    return f"{readable_money(interval[0])} to {readable_money(interval[1], currency)}"
+
+
+def headline(summary: EvaluationSummary) -> str:
+    """One line: the test money with its 95% interval, the decision threshold and the gate's verdict."""
+    test, currency = summary.test, summary.currency
+    failed = [name for name, _ in summary.gate.failures()]
+    verdict = ("gate passed" if summary.gate_passed else
+               f"gate failed ({', '.join(failed) or 'checks missing'}): not deployed")
+    return (f"{readable_money(test.money, currency)} (95% interval {money_interval(test.money_interval_95, '')}) "
+            f"at threshold {summary.threshold:.3f} on the test window {test.window[0]} to {test.window[1]}; "
+            f"{verdict}")
+
+
+INLINE_MARKDOWN_LIMIT = 1000  # Dagster 1.13's UI shows a markdown entry inline below this length, else behind a click
+
+
+def headline_markdown(summary: EvaluationSummary) -> str:
+    """The headline in bold and the money-by-threshold drawing, short enough for the UI to show without a click."""
+    svg = money_by_threshold_svg(summary)
+    image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    text = f"**{headline(summary)}**\n\n![money by threshold on the test window]({image})"
+    if len(text) >= INLINE_MARKDOWN_LIMIT:  # a long model name or window: keep the headline, drop the drawing
+        text = f"**{headline(summary)}**"
+    return text
 
 
 def _percent(value: float) -> str:
