@@ -166,7 +166,7 @@ def draw_plots(summary: MeasuredSummary) -> dict[str, bytes]:
     return {name: _png(figure) for name, figure in figures.items() if figure is not None}
 
 
-def money_by_threshold_svg(summary: MeasuredSummary, points: int = 25) -> str:
+def money_by_threshold_svg(summary: MeasuredSummary, points: int = 20) -> str:
     """A small SVG of test money by threshold, zero and the chosen threshold marked: short enough to inline.
 
     Dagster's UI renders a markdown metadata entry inline only when it is under 1,000 characters, so this drawing

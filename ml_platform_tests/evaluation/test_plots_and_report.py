@@ -15,7 +15,7 @@ from ml_platform.evaluation.evaluate import summarize
 from ml_platform.evaluation.factory import check_metadata
 from ml_platform.evaluation.plots import PLOTS, calibration_figure, draw_plots, money_by_threshold_figure
 from ml_platform.evaluation.report import (
-    INLINE_MARKDOWN_LIMIT, headline, headline_markdown, money_interval, readable_money, render_report)
+    INLINE_MARKDOWN_LIMIT, headline, headline_markdown, headline_parts, money_interval, readable_money, render_report)
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.gate import ChampionComparison, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.specs.models import ModelSpec
@@ -126,19 +126,24 @@ def test_headline_markdown_is_short_enough_to_show_inline_with_its_drawing():
     result = summary()
     text = headline_markdown(result)
     assert len(text) < INLINE_MARKDOWN_LIMIT == 1000
-    assert text.startswith(f"**{headline(result)}**")
-    url = re.search(r"!\[money by threshold on the test window\]\((data:image/svg\+xml;base64,[^)]+)\)", text)[1]
+    money, decision, verdict = headline_parts(result)
+    assert text.startswith(f"**{money}**\n\n{decision}: **{verdict}**\n\n")
+    assert f"{money} {decision}; {verdict}" == headline(result)
+    assert text.endswith("\n\nmoney by threshold on the test window; orange: the chosen threshold; dotted: zero")
+    url = re.search(r"!\[money by threshold\]\((data:image/svg\+xml;base64,[^)]+)\)", text)[1]
     svg = base64.b64decode(url.split(",", 1)[1]).decode()
     root = ElementTree.fromstring(svg)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     # the curve has a vertex per sampled threshold, left to right; the threshold's line sits at its x
     points = [tuple(map(int, pair.split(","))) for pair in
               root.find("{http://www.w3.org/2000/svg}polyline").get("points").split()]
-    assert 10 <= len(points) <= 25 and [x for x, _ in points] == sorted(x for x, _ in points)
+    assert 10 <= len(points) <= 20 and [x for x, _ in points] == sorted(x for x, _ in points)
     best = max(range(len(points)), key=lambda index: -points[index][1])  # highest money: smallest y
     curve = result.money_by_threshold
-    step = -(-len(curve.thresholds) // 25)
-    assert curve.test[::step][best] == max(curve.test[::step])
+    step = -(-len(curve.thresholds) // 20)
+    sampled = curve.test[::step]
+    pixel = (max(max(sampled), 0) - min(min(sampled), 0)) / 64  # the drawing's 64-pixel money axis
+    assert max(sampled) - sampled[best] <= pixel
     marker = root.findall("{http://www.w3.org/2000/svg}path")[1].get("d")
     assert marker.startswith(f"M{round(4 + 232 * result.threshold)} ")
 
@@ -156,3 +161,15 @@ def test_gate_check_figures_are_text_in_the_currency_not_numbers_to_chart():
     floor = check_metadata(result.gate.money_floor)
     assert floor["floor"] == "0 USD" and floor["money"] == readable_money(result.test.money, "USD")
     assert all(isinstance(value, str) for value in {**champion, **floor}.values())
+
+
+def test_a_headline_too_long_to_show_inline_keeps_its_words_and_leaves_the_drawing_to_the_report():
+    result = summary()
+    failing = result.model_copy(update={"gate": result.gate.model_copy(update={"money_floor": GateCheck[
+        MoneyFloorDetails](passed=False, why="x" * 10, details=result.gate.money_floor.details)})})
+    long_window = failing.model_copy(update={"test": failing.test.model_copy(
+        update={"window": ("2013-01-26" + " " * 250, "2013-01-31")})})
+    text = headline_markdown(long_window)
+    money, decision, verdict = headline_parts(long_window)
+    assert text == f"**{money}**\n\n{decision}: **{verdict}**" and "data:image" not in text
+    assert "money_floor, beats_champion" in verdict
