@@ -89,8 +89,8 @@ def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecor
         "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary)),
         f"money_{currency}": round(test.money),
         "money_interval_95": money_interval(test.money_interval_95, currency),
-        "threshold": f"{summary.threshold:.3f} (chosen on the validation window; flags {test.flagged:,} of "
-                     f"{test.rows:,} test rows)",
+        "threshold": f"{summary.threshold:.3f} (chosen on the validation window)",
+        "flagged": f"{test.flagged:,} of {test.rows:,} test rows",
         "roc_auc": round(test.roc_auc, 4),
         "log_loss": round(test.log_loss, 4),
         "precision": "n/a (nothing flagged)" if test.precision != test.precision else f"{test.precision:.1%}",

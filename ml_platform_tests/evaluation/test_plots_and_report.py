@@ -114,7 +114,7 @@ def test_headline_reads_money_interval_threshold_and_verdict_as_a_person_would()
     text = headline(result)
     assert text == ("861,520 USD (95% interval \u2212353,876 to 2,498,511) at threshold "
                     f"{result.threshold:.3f} on the test window 2013-01-26 to 2013-01-31; "
-                    "gate failed (beats_champion): not deployed")
+                    "gate failed: not deployed (beats_champion)")
     assert len(f"{result.threshold:.3f}") == 5
     assert "." not in text.split(" at threshold")[0]  # whole units: no cents anywhere in the money
     assert readable_money(861520.4, "USD") == "861,520 USD"
@@ -126,10 +126,12 @@ def test_headline_markdown_is_short_enough_to_show_inline_with_its_drawing():
     result = summary()
     text = headline_markdown(result)
     assert len(text) < INLINE_MARKDOWN_LIMIT == 1000
-    money, decision, verdict = headline_parts(result)
-    assert text.startswith(f"**{money}**\n\n{decision}: **{verdict}**\n\n")
-    assert f"{money} {decision}; {verdict}" == headline(result)
-    assert text.endswith("\n\nmoney by threshold on the test window; orange: the chosen threshold; dotted: zero")
+    money, threshold, window, verdict = headline_parts(result)
+    assert text.startswith(f"**{money}**\n\nat {threshold}, {window}\n\n**{verdict}**\n\n")
+    assert f"{money} at {threshold} on the {window}; {verdict}" == headline(result)
+    assert text.endswith("\n\nblue: money by threshold, orange: threshold, dotted: 0")
+    # each line short enough for the UI's table cell, which does not wrap
+    assert all(len(line) <= 60 for line in text.splitlines() if not line.startswith("!["))
     url = re.search(r"!\[money by threshold\]\((data:image/svg\+xml;base64,[^)]+)\)", text)[1]
     svg = base64.b64decode(url.split(",", 1)[1]).decode()
     root = ElementTree.fromstring(svg)
@@ -170,6 +172,6 @@ def test_a_headline_too_long_to_show_inline_keeps_its_words_and_leaves_the_drawi
     long_window = failing.model_copy(update={"test": failing.test.model_copy(
         update={"window": ("2013-01-26" + " " * 250, "2013-01-31")})})
     text = headline_markdown(long_window)
-    money, decision, verdict = headline_parts(long_window)
-    assert text == f"**{money}**\n\n{decision}: **{verdict}**" and "data:image" not in text
+    money, threshold, window, verdict = headline_parts(long_window)
+    assert text == f"**{money}**\n\nat {threshold}, {window}\n\n**{verdict}**" and "data:image" not in text
     assert "money_floor, beats_champion" in verdict

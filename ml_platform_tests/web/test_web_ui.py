@@ -297,18 +297,21 @@ def test_evaluation_page_shows_the_money_headline_with_an_inline_plot(served, br
     """The evaluation's page shows, without a click, the money with its interval, the threshold, the gate's verdict
     and a plot of money by threshold drawn inline (Dagster renders a markdown entry under 1,000 characters)."""
     summary = served.chain.evaluation
-    money, decision, verdict = headline_parts(summary)
+    money, threshold, window, verdict = headline_parts(summary)
     assert money.startswith(f"{round(summary.test.money):,} {summary.currency} (95% interval ")
-    assert decision.startswith(f"at threshold {summary.threshold:.3f} on the test window ") and verdict == "gate passed"
+    assert threshold == f"threshold {summary.threshold:.3f}" and verdict == "gate passed"
 
     def shown(text: str) -> bool:
         return money in text and browser.evaluate(_INLINE_PLOTS) > 0
 
     text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation", shown,
                          "the headline entry with its inline plot", "evaluation-headline")
-    # the headline's row: its key, its time, then the money, the decision and verdict, and the plot's caption
-    assert re.search(rf"^headline\n\s*\n[^\n]+\n\s*\n{re.escape(money)}\s+{re.escape(decision)}: "
-                     rf"{re.escape(verdict)}\s+{re.escape(PLOT_CAPTION)}$", text, flags=re.M), text
+    # the headline's row: its key, its time, then the money, the threshold and window, the verdict, the caption
+    assert re.search(rf"^headline\n\s*\n[^\n]+\n\s*\n{re.escape(money)}\s+at {re.escape(threshold)}, "
+                     rf"{re.escape(window)}\s+{re.escape(verdict)}\s+{re.escape(PLOT_CAPTION)}$", text, flags=re.M), text
+    # every line of it shown whole: none is wider than its table cell
+    clipped = browser.evaluate(_CLIPPED_HEADLINE_LINES)
+    assert clipped == [], clipped
     assert "[Show Markdown]" in text  # the full report stays one click away; the headline needs none
     # an <img> with a data: URL, drawn (decoded, with a size), in the headline's own table cell
     images = browser.evaluate(
@@ -324,6 +327,19 @@ def test_evaluation_page_shows_the_money_headline_with_an_inline_plot(served, br
     time.sleep(0.5)
     keep_screenshot(served, browser, f"evaluation-{MODEL}-headline")
 
+
+# the headline's lines whose text reaches past the edge of the first ancestor that clips (overflow not visible)
+_CLIPPED_HEADLINE_LINES = """
+Array.from(document.querySelectorAll('tr')).filter(r => r.innerText.startsWith('headline'))
+  .flatMap(r => Array.from(r.querySelectorAll('p'))).filter(p => {
+    let clip = p.parentElement;
+    while (clip && getComputedStyle(clip).overflowX === 'visible') clip = clip.parentElement;
+    const edge = clip ? clip.getBoundingClientRect().right : window.innerWidth;
+    const range = document.createRange();
+    range.selectNodeContents(p);
+    return range.getBoundingClientRect().right > edge + 1;
+  }).map(p => p.innerText)
+"""
 
 _INLINE_PLOTS = ("Array.from(document.images).filter(i => i.src.startsWith('data:image/svg+xml;base64,') "
                  "&& i.complete && i.naturalWidth > 0).length")
