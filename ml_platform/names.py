@@ -21,10 +21,18 @@ TRAINING_STAGES = MODEL_STAGES[:4]  # the stages of one training run, partitione
 
 
 def stage_key(stage: str, model: str) -> dg.AssetKey:
-    """The asset key of one stage of a model: `[stage, model]`."""
+    """The asset key of one stage of a model: `[model, stage]`, so Dagster titles the graph's node by its stage."""
     if stage not in MODEL_STAGES:
         raise ValueError(f"unknown model stage {stage!r}")
-    return dg.AssetKey([stage, model])
+    return dg.AssetKey([model, stage])
+
+
+def stage_of(key: dg.AssetKey) -> str | None:
+    """The model stage an asset key names, or None for a source, a feature set or any other key."""
+    path = key.path
+    if len(path) == 2 and path[0] not in RESERVED_KEY_PREFIXES and path[1] in MODEL_STAGES:
+        return path[1]
+    return None
 
 
 def source_key(name: str) -> dg.AssetKey:
@@ -37,6 +45,7 @@ def feature_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["features", name])
 
 
+RESERVED_KEY_PREFIXES = ("source", "features")  # the first part of source and feature keys: no model takes them
 SOURCES_GROUP = "sources"  # the asset group of every source
 FEATURES_GROUP = "features"  # the asset group of every feature set
 
@@ -80,8 +89,10 @@ def daily_job_name(model: str) -> str:
 
 
 def outcomes_job_name(model: str) -> str:
-    """The job that judges a scored day once its labels are known: `<model>__outcomes`."""
-    return f"{model}__outcomes"
+    """The job that judges a scored day once its labels are known: `<model>__judging`."""
+    # not `<model>__outcomes`: that is the op name Dagster derives from the key `[model, "outcomes"]`, and a job and
+    # an op may not share a name in one repository
+    return f"{model}__judging"
 
 
 def scoring_schedule_name(model: str) -> str:
@@ -90,7 +101,7 @@ def scoring_schedule_name(model: str) -> str:
 
 
 def outcomes_schedule_name(model: str) -> str:
-    """The schedule that judges each day's outcomes: `<model>__outcomes` (the same text as its job)."""
+    """The schedule that judges each day's outcomes: `<model>__outcomes`."""
     return f"{model}__outcomes"
 
 

@@ -44,8 +44,12 @@ def test_literal_names_for_model_m():
                                   "outcomes")
     assert names.TRAINING_STAGES == ("snapshot", "model", "evaluation", "deployment")
     assert [names.stage_key(stage, "m").path for stage in names.MODEL_STAGES] == [
-        ["snapshot", "m"], ["model", "m"], ["evaluation", "m"], ["deployment", "m"], ["predictions", "m"],
-        ["monitoring", "m"], ["outcomes", "m"]]
+        ["m", "snapshot"], ["m", "model"], ["m", "evaluation"], ["m", "deployment"], ["m", "predictions"],
+        ["m", "monitoring"], ["m", "outcomes"]]
+    assert [names.stage_of(names.stage_key(stage, "m")) for stage in names.MODEL_STAGES] == list(names.MODEL_STAGES)
+    assert names.stage_of(names.source_key("model")) is None and names.stage_of(names.feature_key("snapshot")) is None
+    assert names.stage_of(dg.AssetKey(["m", "weights"])) is None and names.stage_of(dg.AssetKey("model")) is None
+    assert names.RESERVED_KEY_PREFIXES == ("source", "features")
     assert names.source_key("flights") == dg.AssetKey(["source", "flights"])
     assert names.feature_key("flight_schedule") == dg.AssetKey(["features", "flight_schedule"])
     assert (names.SOURCES_GROUP, names.FEATURES_GROUP, names.model_group("m")) == ("sources", "features", "m")
@@ -56,7 +60,7 @@ def test_literal_names_for_model_m():
     assert names.training_job_name("m") == "m__training"
     assert names.scoring_job_name("m") == "m__scoring"
     assert names.daily_job_name("m") == "m__daily"
-    assert names.outcomes_job_name("m") == "m__outcomes"
+    assert names.outcomes_job_name("m") == "m__judging"
     assert names.scoring_schedule_name("m") == "m__daily_scoring"
     assert names.outcomes_schedule_name("m") == "m__outcomes"
     assert names.retraining_sensor_name("m") == "m__retraining"
@@ -170,6 +174,14 @@ def built(make_project):
     catalog = load_catalog(project.specs_dir, project.root)
     definitions = build_definitions(catalog, project.storage)
     return catalog, definitions, definitions.resolve_asset_graph()
+
+
+def test_the_repository_loads_as_the_ui_and_daemon_load_it(built):
+    # a job named like an asset's op (`<model>__outcomes` for the key `[model, "outcomes"]`) fails only here
+    _, definitions, _ = built
+    repository = definitions.get_repository_def()
+    assert repository.get_all_jobs()
+    dg.Definitions.validate_loadable(definitions)
 
 
 def test_the_graph_carries_the_names(built):

@@ -12,7 +12,7 @@ import dagster as dg
 from ml_platform.adapters.run_tags import partition_range_tags
 from ml_platform.build import build_definitions
 from ml_platform.chain.instance import open_instance
-from ml_platform.names import CHAIN_TAG
+from ml_platform.names import CHAIN_TAG, stage_of
 from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
@@ -55,7 +55,7 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                kind = CHECK_KINDS.get(evaluation.asset_key.path[0], "data check")
+                kind = CHECK_KINDS.get(stage_of(evaluation.asset_key), "data check")
                 warning = " (warning)" if evaluation.severity == dg.AssetCheckSeverity.WARN else ""
                 reasons.append(f"{kind} {evaluation.check_name} failed{warning}: {evaluation.description}")
     return reasons

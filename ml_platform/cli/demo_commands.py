@@ -53,17 +53,65 @@ def command_replay(arguments: argparse.Namespace) -> int:
 
 
 
+def automation_notice(project, home) -> list[str]:
+    """What `ml-platform ui` says first: the schedules and sensors that start ON against the real clock, and how to
+    stop them."""
+    from ml_platform.features.library import load_catalog
+    from ml_platform.names import outcomes_schedule_name, retraining_sensor_name, scoring_schedule_name
+
+    try:
+        models = list(load_catalog(project.specs_dir, project.root).models.values())
+    except SpecErrors:
+        models = []  # the UI shows the specs' errors on its code location page
+    lines = ["The Dagster daemon starts with the UI: these schedules and sensors are ON and run against the real "
+             "clock (today's date, not 2013) until you stop them:"]
+    for model in models:
+        lines += [f"  schedule {scoring_schedule_name(model.name)}: daily at {model.cadence.predict_at.time}, "
+                  "loads and scores the next day",
+                  f"  schedule {outcomes_schedule_name(model.name)}: daily at 06:00, judges yesterday's outcomes",
+                  f"  sensor   {retraining_sensor_name(model.name)}: hourly, requests a training run when due"]
+    if not models:
+        lines += ["  (no valid model spec: none)"]
+    lines += ["Stop one on the UI's Automation page (its toggle), or with "
+              f"`DAGSTER_HOME={home} dagster schedule stop NAME -w workspace.yaml` "
+              "(`dagster sensor stop NAME` for the sensor); it stays stopped when the UI starts again.",
+              "Ctrl-C stops the web UI and the daemon."]
+    return lines
+
+
 def command_ui(arguments: argparse.Namespace) -> int:
-    """Start the Dagster web UI on this project's instance, bound to localhost."""
+    """Start the Dagster web UI and daemon on this project's instance, bound to localhost; Ctrl-C stops both."""
+    import signal
+
     from ml_platform.chain.instance import prepare_instance
 
     project = project_of(arguments)
     home = prepare_instance(project)
     environment = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_PROJECT": str(project.root)}
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(project.root / "workspace.yaml"),
+    # run from the instance folder: dagster dev reads the instance's own dagster.yaml there, and does not warn
+    # that the project's template dagster.yaml (which prepare_instance copied) "will not be used"
+    command = [sys.executable, "-m", "ml_platform.adapters.dev_server", "-w", str(project.root / "workspace.yaml"),
                "-h", arguments.host, "-p", str(arguments.port)]
-    print(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml -h {arguments.host} -p {arguments.port}", flush=True)
-    return subprocess.call(command, cwd=project.root, env=environment)
+    print(f"ml-platform ui: http://{arguments.host}:{arguments.port} on the instance {home}", flush=True)
+    print(f"(DAGSTER_HOME={home} dagster dev -w {project.root / 'workspace.yaml'} -h {arguments.host} "
+          f"-p {arguments.port})", flush=True)
+    print("\n".join(automation_notice(project, home)), flush=True)
+    server = subprocess.Popen(command, cwd=home, env=environment)
+    interrupted = False
+    while True:
+        try:
+            code = server.wait(timeout=2) if interrupted else server.wait()
+            break
+        except KeyboardInterrupt:  # a terminal's Ctrl-C reaches the server too: it is shutting down
+            interrupted = True
+        except subprocess.TimeoutExpired:  # the interrupt was this process's alone: pass it on, once
+            server.send_signal(signal.SIGINT)
+            code = server.wait()
+            break
+    if interrupted:
+        print("ml-platform ui: stopped", flush=True)
+        return 0
+    return code
 
 
 def register(commands) -> None:

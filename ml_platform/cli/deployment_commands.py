@@ -71,7 +71,7 @@ def _record_in_dagster(project, model: str, outcome) -> str | None:
             instance.report_runless_asset_event(dg.AssetMaterialization(
                 asset_key=stage_key("deployment", model), partition=outcome.record.training_run,
                 description=outcome.record.reason,
-                metadata={"champion": outcome.record.model_version, "promotion_id": outcome.record.promotion_id,
+                metadata={"champion": outcome.record.model_version, "promotion": f"#{outcome.record.promotion_id}",
                           "promoted_at": str(outcome.record.promoted_at), "outcome": "rolled back",
                           "previous_champion": outcome.previous}))
     except Exception as error:  # the promotion log is the record; the UI event only mirrors it

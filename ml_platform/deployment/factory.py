@@ -1,4 +1,4 @@
-"""Build the `["deployment", model]` asset: promote a training run's model when its evaluation passed the gate."""
+"""Build the `[model, "deployment"]` asset: promote a training run's model when its evaluation passed the gate."""
 
 import dagster as dg
 
@@ -19,7 +19,7 @@ def promotion_metadata(outcome: PromotionOutcome) -> dict:
     record = outcome.record
     metadata = {
         "champion": record.model_version,
-        "promotion_id": record.promotion_id,
+        "promotion": f"#{record.promotion_id}",  # an id, not a number to chart
         "promoted_at": str(record.promoted_at),
         "outcome": "already the champion" if outcome.already_champion else "promoted",
     }

@@ -1,4 +1,4 @@
-"""Build the `["evaluation", model]` asset and its blocking gate checks."""
+"""Build the `[model, "evaluation"]` asset and its blocking gate checks."""
 
 import json
 
@@ -8,10 +8,10 @@ from ml_platform import names
 from ml_platform.errors import as_dagster_failure
 from ml_platform.evaluation.evaluate import EvaluationError
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS
-from ml_platform.evaluation.plots import PLOTS
+from ml_platform.evaluation.report import headline_markdown, money_interval, readable_money
 from ml_platform.evaluation.store import evaluation_of_run, report_with_inline_plots
 from ml_platform.partitions import training_runs
-from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck
+from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import EvaluationRecord
 from ml_platform.specs.catalog import Catalog
@@ -40,17 +40,33 @@ def check_descriptions(model: ModelSpec) -> dict[str, str]:
     }
 
 
-def _check_metadata(check: GateCheck) -> dict:
-    """A check's reason and its measured details, as metadata the UI lists."""
-    metadata = {"why": check.why}
-    for name, value in json.loads(check.details.model_dump_json()).items():
-        if isinstance(value, bool) or value is None:
-            metadata[name] = str(value)
-        elif isinstance(value, (int, float, str)):
-            metadata[name] = value
-        else:
-            metadata[name] = dg.MetadataValue.json(value)
-    return metadata
+MONEY_DETAILS = ("money", "floor", "margin", "challenger_money", "champion_money", "gain")  # in the currency
+
+
+def _detail_text(name: str, value, currency: str | None) -> str | dg.MetadataValue:
+    """A check's measured detail as text a person reads (a detail is not a series worth a chart)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if currency and name in MONEY_DETAILS and isinstance(value, (int, float)):
+        return readable_money(value, currency)
+    if currency and name == "gain_interval_95" and isinstance(value, list):
+        return money_interval(tuple(value), currency)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.4f}"
+    if isinstance(value, str):
+        return value
+    return dg.MetadataValue.json(value)
+
+
+def check_metadata(check: GateCheck) -> dict:
+    """A check's reason and its measured details, as text the UI lists."""
+    details = json.loads(check.details.model_dump_json())
+    currency = details.get("currency") if isinstance(details.get("currency"), str) else None
+    if isinstance(check.details, MoneyFloorDetails):
+        currency = check.details.currency
+    return {"why": check.why, **{name: _detail_text(name, value, currency) for name, value in details.items()}}
 
 
 def check_results(gate: Gate) -> list[dg.AssetCheckResult]:
@@ -58,39 +74,38 @@ def check_results(gate: Gate) -> list[dg.AssetCheckResult]:
     if gate.missing():
         raise EvaluationError(f"the stored gate lacks the check(s) {', '.join(gate.missing())}")
     return [dg.AssetCheckResult(check_name=name, passed=check.passed, severity=dg.AssetCheckSeverity.ERROR,
-                                description=check.why, metadata=_check_metadata(check))
+                                description=check.why, metadata=check_metadata(check))
             for name, check in gate.checks()]
 
 
 def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecord]) -> dict:
-    """The evaluation's materialization metadata: the report, money and metrics, the gate and the files."""
+    """The evaluation's materialization metadata: the headline first (shown inline), the full report, the metrics
+    worth a chart across training runs (money, ROC AUC, log loss), the gate and the files; nothing else numeric."""
     summary = stored.record.summary
     test, currency, files = summary.test, summary.currency, summary.artifacts
     comparison = summary.gate.beats_champion.details
     metadata = {
+        "headline": dg.MetadataValue.md(headline_markdown(summary)),
         "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary)),
-        "reused": "evaluation already stored for this run" if stored.reused else "no",
-        "model_version": summary.model_version,
-        f"money_{currency}": round(test.money, 2),
-        f"money_low_{currency}": round(test.money_interval_95[0], 2),
-        f"money_high_{currency}": round(test.money_interval_95[1], 2),
-        "threshold": round(summary.threshold, 6),
-        "roc_auc": round(test.roc_auc, 6),
-        "log_loss": round(test.log_loss, 6),
-        "precision": round(test.precision, 6) if test.precision == test.precision else 0.0,
-        "recall": round(test.recall, 6) if test.recall == test.recall else 0.0,
-        "gate_passed": summary.gate_passed,
-        "failed_checks": ", ".join(name for name, _ in summary.gate.failures()) or "none",
+        f"money_{currency}": round(test.money),
+        "money_interval_95": money_interval(test.money_interval_95, currency),
+        "threshold": f"{summary.threshold:.3f} (chosen on the validation window)",
+        "flagged": f"{test.flagged:,} of {test.rows:,} test rows",
+        "roc_auc": round(test.roc_auc, 4),
+        "log_loss": round(test.log_loss, 4),
+        "precision": "n/a (nothing flagged)" if test.precision != test.precision else f"{test.precision:.1%}",
+        "recall": "n/a (no positives)" if test.recall != test.recall else f"{test.recall:.1%}",
+        "gate": "passed" if summary.gate_passed else
+                f"failed: {', '.join(name for name, _ in summary.gate.failures()) or 'checks missing'}",
         "champion_compared": comparison.champion or "none (nothing deployed)",
-        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(stored.record.report_path))),
+        "model_version": summary.model_version,
+        "reused": "evaluation already stored for this run" if stored.reused else "no",
         "report_file": dg.MetadataValue.path(str(artifacts.path_of(files.report_markdown.path))),
+        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(stored.record.report_path))),
         "predictions_file": dg.MetadataValue.path(str(artifacts.path_of(files.predictions.path))),
-        "predictions_rows": files.predictions.rows,
     }
     if comparison.gain is not None:
-        metadata[f"gain_over_champion_{currency}"] = round(comparison.gain, 2)
-    for name in (name for name in PLOTS if name in files.plots):
-        metadata[f"plot_{name}"] = dg.MetadataValue.path(str(artifacts.path_of(files.plots[name].path)))
+        metadata[f"gain_over_champion_{currency}"] = round(comparison.gain)
     return metadata
 
 

@@ -2,12 +2,57 @@
 
 from __future__ import annotations
 
-from ml_platform.evaluation.plots import PLOTS
+import base64
+
+from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg
 from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
 
 
 def _money(value: float, currency: str) -> str:
     return f"{value:,.0f} {currency}"
+
+
+def readable_money(value: float, currency: str = "") -> str:
+    """Money as a person reads it: whole units, thousands separated, a true minus sign, the currency if given."""
+    text = f"{round(value):,}".replace("-", "\u2212")
+    return f"{text} {currency}" if currency else text
+
+
+def money_interval(interval: tuple[float, float], currency: str) -> str:
+    """A money interval as a person reads it: `−353,876 to 2,498,511 USD`."""
+    return f"{readable_money(interval[0])} to {readable_money(interval[1], currency)}"
+
+
+def headline_parts(summary: EvaluationSummary) -> tuple[str, str, str, str]:
+    """The headline's parts: the test money with its 95% interval, the threshold, the test window, the verdict."""
+    test, currency = summary.test, summary.currency
+    failed = [name for name, _ in summary.gate.failures()]
+    verdict = ("gate passed" if summary.gate_passed else
+               f"gate failed: not deployed ({', '.join(failed) or 'checks missing'})")
+    return (f"{readable_money(test.money, currency)} (95% interval {money_interval(test.money_interval_95, '')})",
+            f"threshold {summary.threshold:.3f}", f"test window {test.window[0]} to {test.window[1]}", verdict)
+
+
+def headline(summary: EvaluationSummary) -> str:
+    """One line: the test money with its 95% interval, the decision threshold and the gate's verdict."""
+    money, threshold, window, verdict = headline_parts(summary)
+    return f"{money} at {threshold} on the {window}; {verdict}"
+
+
+INLINE_MARKDOWN_LIMIT = 1000  # Dagster 1.13's UI shows a markdown entry inline below this length, else behind a click
+PLOT_CAPTION = "blue: money by threshold, orange: threshold, dotted: 0"
+
+
+def headline_markdown(summary: EvaluationSummary) -> str:
+    """The headline, short lines (the UI's table cell does not wrap; about 60 characters show), and the drawing of
+    money by threshold with its caption: short enough for the UI to show without a click."""
+    money, threshold, window, verdict = headline_parts(summary)
+    text = f"**{money}**\n\nat {threshold}, {window}\n\n**{verdict}**"
+    svg = money_by_threshold_svg(summary)
+    image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    with_plot = f"{text}\n\n![money by threshold]({image})\n\n{PLOT_CAPTION}"
+    # a long verdict could cross the limit: then the headline alone, the drawing staying in the report
+    return with_plot if len(with_plot) < INLINE_MARKDOWN_LIMIT else text
 
 
 def _percent(value: float) -> str:

@@ -227,7 +227,7 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             frames.append(drift)
     if unscored:
         raise MonitoringError(f"{len(unscored)} day(s) of '{model.name}' not scored yet ({', '.join(unscored[:5])}): "
-                              f"materialize predictions/{model.name} for them first")
+                              f"materialize {model.name}/predictions for them first")
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,4 +1,4 @@
-"""Build a model's monitoring assets: `["monitoring", model]` (drift of each scored day) and `["outcomes", model]`
+"""Build a model's monitoring assets: `[model, "monitoring"]` (drift of each scored day) and `[model, "outcomes"]`
 (realized money once labels are known), each with non-blocking checks that warn."""
 
 import warnings
@@ -38,7 +38,7 @@ def drift_results(drift: DriftMeasure) -> Iterator[dg.MaterializeResult | dg.Ass
     """The monitoring asset's materialization and its two drift checks, which warn above PSI_ALARM."""
     frame = drift.frame
     yield dg.MaterializeResult(metadata={
-        "max_feature_psi": drift.feature_psi, "prediction_psi": drift.score_psi,
+        "max_feature_psi": round(drift.feature_psi, 3), "prediction_psi": round(drift.score_psi, 3),  # readable
         "top_drift": dg.MetadataValue.md(_top_table(frame)),
         "model_version": ", ".join(sorted(frame["model_version"].unique())),
         names.ROW_COUNT_METADATA: int(frame.loc[frame["feature"] == SCORE, "rows"].sum()),
@@ -48,7 +48,7 @@ def drift_results(drift: DriftMeasure) -> Iterator[dg.MaterializeResult | dg.Ass
         yield dg.AssetCheckResult(
             check_name=name, passed=value <= PSI_ALARM, severity=dg.AssetCheckSeverity.WARN,
             description=f"largest PSI {value:.3f} ({where}) {'≤' if value <= PSI_ALARM else '>'} {PSI_ALARM}",
-            metadata={"psi": value})
+            metadata={"psi": round(value, 3)})
 
 
 def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -56,8 +56,8 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
     labelled = judged.labelled
     metadata = {"labelled_days": len(labelled), "not_judged": judged.not_judged or "none"}
     if len(labelled):
-        metadata.update({"realized_money": float(labelled["realized_money"].sum()),
-                         "promised_money": float(labelled["promised_money"].sum()),
+        metadata.update({"realized_money": round(float(labelled["realized_money"].sum())),  # whole units
+                         "promised_money": round(float(labelled["promised_money"].sum())),
                          "currency": str(labelled["currency"].iloc[0]),
                          **{name: int(labelled[name].sum())
                             for name in ("flagged", "true_positives", "false_positives")}})

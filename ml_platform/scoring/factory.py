@@ -1,4 +1,4 @@
-"""Build the `["predictions", model]` asset: daily production scores from the champion, with provenance."""
+"""Build the `[model, "predictions"]` asset: daily production scores from the champion, with provenance."""
 
 import dagster as dg
 
@@ -36,7 +36,7 @@ def shadow_metadata(model: ModelSpec, outcome: ShadowOutcome) -> dict:
     if comparison is None:
         return {**metadata, "shadow_comparison": outcome.not_compared}
     return {**metadata, "shadow_comparison": comparison_text(comparison),
-            f"shadow_gain_{comparison['currency']}": round(comparison["gain"], 2),
+            f"shadow_gain_{comparison['currency']}": round(comparison["gain"]),  # whole units
             "shadow_comparison_detail": dg.MetadataValue.json(comparison)}
 
 

@@ -1,4 +1,4 @@
-"""Build the `["snapshot", model]` asset: one immutable snapshot per training run."""
+"""Build the `[model, "snapshot"]` asset: one immutable snapshot per training run."""
 
 import dagster as dg
 

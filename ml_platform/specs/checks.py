@@ -8,6 +8,7 @@ from typing import Sequence
 
 import duckdb
 
+from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
@@ -35,6 +36,10 @@ def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) 
         for feature_set in catalog.feature_sets.values():
             errors += _check_feature_set(catalog, feature_set, broken, connection)
         for model in catalog.models.values():
+            if model.name in RESERVED_KEY_PREFIXES:  # its stage keys would be `source/<stage>`, a source's key shape
+                errors.append(_error(catalog, model, "name", f"given {model.name!r}: "
+                                     f"{', '.join(map(repr, RESERVED_KEY_PREFIXES))} name the sources' and feature "
+                                     "sets' asset keys; choose another model name"))
             errors += _check_model(catalog, model, broken, connection)
     finally:
         connection.close()

@@ -1,4 +1,4 @@
-"""Build the `["model", model]` asset: one trained artifact per training run."""
+"""Build the `[model, "model"]` asset: one trained artifact per training run."""
 
 import json
 
@@ -38,7 +38,7 @@ def model_metadata(artifacts: ArtifactStore, stored: Stored[ModelRecord]) -> dic
         "sha256": record.sha256,
         "path": dg.MetadataValue.path(str(artifacts.path_of(record.path))),
         "training_rows": card.training_rows,
-        "training_seconds": card.training_seconds,
+        "training_seconds": round(card.training_seconds, 1),
         "feature_importance": dg.MetadataValue.md(_importance_table(card)),
         "model_card": dg.MetadataValue.json(json.loads(card.model_dump_json(exclude={"feature_importance"}))),
     }

@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.money import OutcomeValues
 from ml_platform.evaluation.predictions_file import read_predictions
@@ -148,10 +149,10 @@ def test_the_challenger_scores_in_shadow_and_is_compared_in_money(runs, state):
     assert comparison["days"] == 2 and comparison["champions"] == [state.champion]
     low, high = comparison["gain_interval_95"]
     assert low <= comparison["gain"] <= high
-    metadata = latest_event(["predictions", MODEL]).asset_materialization.metadata
+    metadata = latest_event(names.stage_key("predictions", MODEL)).asset_materialization.metadata
     assert metadata["shadow_model_version"].value == state.challenger
     assert metadata["shadow_comparison"].value.startswith(f"on {expected[2]:,} labelled rows of 2 day(s)")
-    assert metadata["shadow_gain_USD"].value == round(comparison["gain"], 2)
+    assert metadata["shadow_gain_USD"].value == round(comparison["gain"])
 
 
 def _store_losing_week(connection, champion: str, last_day: dt.date) -> float:

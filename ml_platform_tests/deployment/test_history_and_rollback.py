@@ -70,7 +70,7 @@ def test_rollback_then_history_at_any_time_gives_the_version_live_then(two_promo
     assert lines[5].startswith("  #3   ") and lines[5].endswith("LIVE (champion)")
     assert lines[6] == f"        reason: {log[2][3]}"
     # the rollback shows on the deployment asset in the UI, and production scores with the rolled-back version
-    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["deployment", MODEL]))
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey([MODEL, "deployment"]))
     assert event.asset_materialization.metadata["outcome"].value == "rolled back"
     assert event.asset_materialization.partition == state.champion_run
     assert runs.score(dt.date(2013, 2, 2), dt.date(2013, 2, 2)).success

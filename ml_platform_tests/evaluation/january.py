@@ -213,9 +213,9 @@ class Runs:
             return connection.execute(sql, list(parameters)).fetchall()
 
 
-def latest_event(key: list[str]) -> dg.EventLogEntry:
+def latest_event(key: dg.AssetKey) -> dg.EventLogEntry:
     """The latest materialization of an asset in the current instance."""
-    return dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(key))
+    return dg.DagsterInstance.get().get_latest_materialization_event(key)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ml_platform import names
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.evaluation.report import headline_markdown
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform_tests.helpers import january_model
 from ml_platform_tests.evaluation.january import (
@@ -60,15 +62,22 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
         assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(summary.artifacts.plots) == set(PLOTS)
 
-    # the UI: the report with its plots inline, the files as paths, and every check with its reason
-    metadata = latest_event(["evaluation", MODEL]).asset_materialization.metadata
+    # the UI: the headline first (short enough to show inline), the report with its plots inline, the files as
+    # paths, readable numbers, and no number that is not a metric worth a chart across training runs
+    metadata = latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata
+    assert list(metadata)[:2] == ["headline", "report"]
+    assert metadata["headline"].value == headline_markdown(summary) and len(metadata["headline"].value) < 1000
+    assert metadata["headline"].value.startswith(f"**{summary.test.money:,.0f} USD (95% interval ")
     assert metadata["report"].value.count("](data:image/png;base64,") == len(PLOTS)
     assert len(metadata["report"].value) < 150_000
     assert Path(metadata["report_file"].value) == report
     assert Path(metadata["predictions_file"].value) == path
-    for name in PLOTS:
-        assert Path(metadata[f"plot_{name}"].value).is_file()
     assert metadata["champion_compared"].value == "none (nothing deployed)"
+    assert metadata["threshold"].value.startswith(f"{summary.threshold:.3f} (chosen on the validation window")
+    numbers = {key for key, value in metadata.items() if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue))}
+    assert numbers == {"money_USD", "roc_auc", "log_loss"}
+    assert metadata["money_USD"].value == round(summary.test.money)
+    assert metadata["roc_auc"].value == round(summary.test.roc_auc, 4)
     checks = check_evaluations(trained.outcome.run_id)
     assert list(checks) == CHECKS and all(check.passed for check in checks.values())
     assert checks["beats_champion"].description == "no champion is deployed yet: there is nothing to beat"
@@ -84,7 +93,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert again.outcome.success
     assert again.evaluation.summary.artifacts == summary.artifacts
     assert runs.query("SELECT count(*) FROM registry.evaluations") == [(1,)]
-    assert latest_event(["evaluation", MODEL]).asset_materialization.metadata["reused"].value.startswith(
+    assert latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata["reused"].value.startswith(
         "evaluation already stored")
 
 
@@ -101,5 +110,10 @@ def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
     check = check_evaluations(trained.outcome.run_id)["no_leakage"]
     assert not check.passed and LEAKING_FEATURE in check.description
     assert check.metadata["leaking_features"].value == [LEAKING_FEATURE]
+    # a check's figures are text a person reads, never a number Dagster would chart across runs
+    assert check.metadata["rows_used"].value == f"{gate.no_leakage.details.rows_used:,}"
+    assert check.metadata["limit"].value == f"{gate.no_leakage.details.limit:.4f}"
+    assert not [key for key, value in check.metadata.items()
+                if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue))]
     assert trained.champion is None
     assert runs.query("SELECT count(*) FROM registry.promotions") == [(0,)]

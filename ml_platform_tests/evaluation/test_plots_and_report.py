@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import re
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from ml_platform.evaluation.evaluate import summarize
+from ml_platform.evaluation.factory import check_metadata
 from ml_platform.evaluation.plots import PLOTS, calibration_figure, draw_plots, money_by_threshold_figure
-from ml_platform.evaluation.report import render_report
+from ml_platform.evaluation.report import (
+    INLINE_MARKDOWN_LIMIT, headline, headline_markdown, headline_parts, money_interval, readable_money, render_report)
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.gate import ChampionComparison, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.specs.models import ModelSpec
@@ -100,3 +105,73 @@ def test_report_reads_money_first_names_failed_checks_and_links_plots():
         assert f"![{title}](plots/{name}.png)" in report
     assert "| beats_champion | **failed** | not clearly better than the champion |" in report
     assert report.index("Money versus") < report.index("## Gate") < report.index("## Metrics (test)")
+
+
+def test_headline_reads_money_interval_threshold_and_verdict_as_a_person_would():
+    measured = summary()
+    result = measured.model_copy(update={"test": measured.test.model_copy(
+        update={"money": 861520.4, "money_interval_95": (-353876.49, 2498511.2)})})
+    text = headline(result)
+    assert text == ("861,520 USD (95% interval \u2212353,876 to 2,498,511) at threshold "
+                    f"{result.threshold:.3f} on the test window 2013-01-26 to 2013-01-31; "
+                    "gate failed: not deployed (beats_champion)")
+    assert len(f"{result.threshold:.3f}") == 5
+    assert "." not in text.split(" at threshold")[0]  # whole units: no cents anywhere in the money
+    assert readable_money(861520.4, "USD") == "861,520 USD"
+    assert readable_money(-353876.49) == "\u2212353,876"
+    assert money_interval((-353876.49, 2498511.2), "USD") == "\u2212353,876 to 2,498,511 USD"
+
+
+def test_headline_markdown_is_short_enough_to_show_inline_with_its_drawing():
+    result = summary()
+    text = headline_markdown(result)
+    assert len(text) < INLINE_MARKDOWN_LIMIT == 1000
+    money, threshold, window, verdict = headline_parts(result)
+    assert text.startswith(f"**{money}**\n\nat {threshold}, {window}\n\n**{verdict}**\n\n")
+    assert f"{money} at {threshold} on the {window}; {verdict}" == headline(result)
+    assert text.endswith("\n\nblue: money by threshold, orange: threshold, dotted: 0")
+    # each line short enough for the UI's table cell, which does not wrap
+    assert all(len(line) <= 60 for line in text.splitlines() if not line.startswith("!["))
+    url = re.search(r"!\[money by threshold\]\((data:image/svg\+xml;base64,[^)]+)\)", text)[1]
+    svg = base64.b64decode(url.split(",", 1)[1]).decode()
+    root = ElementTree.fromstring(svg)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    # the curve has a vertex per sampled threshold, left to right; the threshold's line sits at its x
+    points = [tuple(map(int, pair.split(","))) for pair in
+              root.find("{http://www.w3.org/2000/svg}polyline").get("points").split()]
+    assert 10 <= len(points) <= 20 and [x for x, _ in points] == sorted(x for x, _ in points)
+    best = max(range(len(points)), key=lambda index: -points[index][1])  # highest money: smallest y
+    curve = result.money_by_threshold
+    step = -(-len(curve.thresholds) // 20)
+    sampled = curve.test[::step]
+    pixel = (max(max(sampled), 0) - min(min(sampled), 0)) / 64  # the drawing's 64-pixel money axis
+    assert max(sampled) - sampled[best] <= pixel
+    marker = root.findall("{http://www.w3.org/2000/svg}path")[1].get("d")
+    assert marker.startswith(f"M{round(4 + 232 * result.threshold)} ")
+
+
+def test_gate_check_figures_are_text_in_the_currency_not_numbers_to_chart():
+    result = summary()
+    champion = check_metadata(result.gate.beats_champion.model_copy(update={"details": ChampionComparison(
+        margin=5000.0, waived=False, currency="USD", rows=6486, compared_at="2026-11-28T09:30:15",
+        champion="flight_delay-aaaaaaaaaaaa", champion_threshold=0.35, gain=-12345.67,
+        gain_interval_95=(-40000.2, 15000.9))}))
+    assert {key: value for key, value in champion.items() if key in
+            ("margin", "rows", "gain", "gain_interval_95", "champion_threshold", "waived")} == {
+        "margin": "5,000 USD", "rows": "6,486", "gain": "\u221212,346 USD",
+        "gain_interval_95": "\u221240,000 to 15,001 USD", "champion_threshold": "0.3500", "waived": "False"}
+    floor = check_metadata(result.gate.money_floor)
+    assert floor["floor"] == "0 USD" and floor["money"] == readable_money(result.test.money, "USD")
+    assert all(isinstance(value, str) for value in {**champion, **floor}.values())
+
+
+def test_a_headline_too_long_to_show_inline_keeps_its_words_and_leaves_the_drawing_to_the_report():
+    result = summary()
+    failing = result.model_copy(update={"gate": result.gate.model_copy(update={"money_floor": GateCheck[
+        MoneyFloorDetails](passed=False, why="x" * 10, details=result.gate.money_floor.details)})})
+    long_window = failing.model_copy(update={"test": failing.test.model_copy(
+        update={"window": ("2013-01-26" + " " * 250, "2013-01-31")})})
+    text = headline_markdown(long_window)
+    money, threshold, window, verdict = headline_parts(long_window)
+    assert text == f"**{money}**\n\nat {threshold}, {window}\n\n**{verdict}**" and "data:image" not in text
+    assert "money_floor, beats_champion" in verdict

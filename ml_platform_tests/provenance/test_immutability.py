@@ -81,7 +81,7 @@ def test_rematerializing_an_old_training_run_reuses_its_snapshot_and_model_and_s
         instance=dg.DagsterInstance.get(), partition_key=first.training_run, run_config=QUIET,
         asset_selection=[names.stage_key("snapshot", "flight_delay"), names.stage_key("model", "flight_delay")])
     assert result.success
-    metadata = {event.asset_key.path[0]: event.materialization.metadata
+    metadata = {names.stage_of(event.asset_key): event.materialization.metadata
                 for event in result.get_asset_materialization_events()}
     assert metadata["snapshot"]["reused"].value == f"snapshot {first.snapshot_id} already stored for this run"
     assert metadata["model"]["reused"].value == f"model {history.first} already trained for this run"

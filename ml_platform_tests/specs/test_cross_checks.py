@@ -3,6 +3,8 @@ the data, features known in time, names declared twice, file locations."""
 
 from __future__ import annotations
 
+import pytest
+
 from ml_platform_tests.helpers import SPECS, load_yaml
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
@@ -371,3 +373,13 @@ def test_a_name_that_already_failed_is_not_reported_twice(spec_errors):
         "model_specs/test_spec.yaml: feature set 'schedule_extra', field 'reads[0]': unknown source 'plane'; "
         f"did you mean 'planes'? (allowed: {SOURCES})",
     ]
+
+
+@pytest.mark.parametrize("reserved", ["source", "features"])
+def test_a_model_may_not_take_the_first_part_of_source_and_feature_keys(spec_errors, reserved):
+    # its stage keys would be `source/snapshot`, ..., the shape of a source's or feature set's asset key
+    errors = spec_errors(VALID_MODEL.replace("name: flight_delay", f"name: {reserved}", 1))
+
+    assert errors == [
+        f"model_specs/test_spec.yaml: model '{reserved}', field 'name': given '{reserved}': 'source', 'features' "
+        "name the sources' and feature sets' asset keys; choose another model name"]

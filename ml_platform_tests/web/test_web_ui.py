@@ -24,6 +24,7 @@ from typing import Callable
 import pytest
 
 from ml_platform.chain.model_chain import ChainResult, run_chain
+from ml_platform.evaluation.report import PLOT_CAPTION, headline_parts
 from ml_platform.names import MODEL_STAGES, TRAINING_STAGES, outcomes_job_name, scoring_job_name, training_job_name
 from ml_platform.project import Project
 from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
@@ -81,7 +82,7 @@ class Served:
         """The server's GraphQL view of the model's asset group, by stage."""
         nodes = self.server.graphql(GROUP_QUERY, {"group": {
             "groupName": MODEL, "repositoryName": "__repository__", "repositoryLocationName": LOCATION}})
-        return {node["assetKey"]["path"][0]: node for node in nodes["assetNodes"]}
+        return {node["assetKey"]["path"][1]: node for node in nodes["assetNodes"]}
 
     def evaluation_checks(self) -> list[str]:
         """Names of the evaluation asset's checks, as GraphQL lists them."""
@@ -171,8 +172,8 @@ def open_and_wait(served: Served, browser: Chromium, path: str, ready: Callable[
 
 
 def asset_rows(text: str) -> dict[str, str]:
-    """The asset list's rows, by asset name ('snapshot / flight_delay'), as the text of each row."""
-    names = [f"{stage} / {MODEL}" for stage in STAGES]
+    """The asset list's rows, by asset name ('flight_delay / snapshot'), as the text of each row."""
+    names = [f"{MODEL} / {stage}" for stage in STAGES]
     positions = sorted((text.find(name), name) for name in names if name in text)
     return {name: text[start:end]
             for (start, name), (end, _) in zip(positions, positions[1:] + [(len(text), None)])}
@@ -199,11 +200,16 @@ def test_asset_group_lineage_shows_every_stage_materialized(served, browser):
     keep_screenshot(served, browser, f"{MODEL}-group-lineage")
 
     assert "Asset Group in" in text and LOCATION in text
-    # One node per asset of the group, each labelled with the model's name (the last part of its key) and
+    # One node per asset of the group, each titled by its stage (the last part of its key `[model, stage]`) and
     # the time of its latest materialization ("... ago"; a never-materialized asset shows "–").
-    events = re.findall(rf"^{MODEL}\nLatest event\n([^\n]+)\n", text, flags=re.M)
-    assert len(events) == len(STAGES), text
-    assert all(event.endswith(" ago") for event in events), events
+    events = dict(re.findall(r"^(\w+)\nLatest event\n([^\n]+)\n", text, flags=re.M))
+    assert sorted(events) == sorted(STAGES), text
+    assert all(event.endswith(" ago") for event in events.values()), events
+    # the node titles are in the page's DOM, each stage once, the model's name on none
+    titles = browser.evaluate(
+        "Array.from(document.querySelectorAll('[data-tooltip]')).map(e => e.getAttribute('data-tooltip'))")
+    assert sorted(title for title in titles if title in STAGES) == sorted(STAGES), titles
+    assert MODEL not in titles, titles
     # Training stages are single-partition assets, all filled; predictions have one partition per day.
     assert text.count("1 partition\n") == len(TRAINING_STAGES), text
     assert text.count("100% filled") == len(TRAINING_STAGES), text
@@ -228,13 +234,13 @@ def test_asset_group_list_names_each_stage_with_its_partitions(served, browser):
     keep_screenshot(served, browser, f"{MODEL}-group-list")
 
     rows = asset_rows(text)
-    assert set(rows) == {f"{stage} / {MODEL}" for stage in STAGES}, text
+    assert set(rows) == {f"{MODEL} / {stage}" for stage in STAGES}, text
     for stage in TRAINING_STAGES:
-        row = rows[f"{stage} / {MODEL}"]
+        row = rows[f"{MODEL} / {stage}"]
         # Status column: "All" materialized, then 0 missing, 0 failed, 0 in progress, of "1 partition".
         assert re.search(r"\nAll\n0\n0\n0\n1 partition$", row), (stage, row)
     for stage in DAILY_STAGES:
-        row = rows[f"{stage} / {MODEL}"]
+        row = rows[f"{MODEL} / {stage}"]
         # SCORE_DAYS materialized, the rest of the year missing, none failed or in progress.
         assert re.search(rf"\n{SCORE_DAYS}\n{365 - SCORE_DAYS}\n0\n0\n365 partitions$", row), (stage, row)
 
@@ -248,31 +254,31 @@ def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
 
     def overview(text: str) -> bool:
         return ("Latest materialization" in text and latest["partition"] in text and "Description" in text
-                and f"Latest check results\n{len(checks)}\n" in text and "gate_passed" in text
+                and f"Latest check results\n{len(checks)}\n" in text and "headline" in text
                 and "Downstream assets" in text)
 
-    text = open_and_wait(served, browser, f"assets/evaluation/{MODEL}", overview,
+    text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation", overview,
                          "the latest materialization, its checks and its metadata", "evaluation")
     keep_screenshot(served, browser, f"evaluation-{MODEL}")
-    assert browser.evaluate("document.title") == f"Assets | evaluation / {MODEL}"
+    assert browser.evaluate("document.title") == f"Assets | {MODEL} / evaluation"
     status = section(text, "Latest materialization", "Description")
     # A green "... ago" badge with the training run's partition key, and the count of passed checks.
     assert re.search(rf"\n[^\n]+ ago\n{re.escape(latest['partition'])}\nLatest check results\n{len(checks)}\n",
                      status), status
     assert latest["partition"] == served.chain.training_run
     assert served.chain.champion.model_version in text  # the model it evaluated is the one deployed
-    assert re.search(r"^gate_passed\n\s*\n[^\n]+\n\s*\ntrue$", text, flags=re.M), text
-    assert re.search(r"^roc_auc\n\s*\n[^\n]+\n\s*\n0\.\d+$", text, flags=re.M), text
+    assert re.search(r"^gate\n\s*\n[^\n]+\n\s*\npassed$", text, flags=re.M), text
+    assert re.search(r"^roc_auc\n\s*\n[^\n]+\n\s*\n0\.\d{1,4}$", text, flags=re.M), text
     upstream = section(text, "Upstream assets", "Downstream assets")
-    assert f"model / {MODEL}" in upstream and f"snapshot / {MODEL}" in upstream, upstream
-    assert f"Downstream assets\ndeployment / {MODEL}" in text
+    assert f"{MODEL} / model" in upstream and f"{MODEL} / snapshot" in upstream, upstream
+    assert f"Downstream assets\n{MODEL} / deployment" in text
 
     def checks_listed(text: str) -> bool:
         return (all(f"{check}\n{check}\nSucceeded" in text for check in checks)
                 and "Evaluation result\nPassed" in text
                 and re.search(r"Latest execution\s+[^\n]*money", text) is not None)
 
-    text = open_and_wait(served, browser, f"assets/evaluation/{MODEL}?view=checks&checkDetail=money_floor",
+    text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation?view=checks&checkDetail=money_floor",
                          checks_listed, "every check succeeded, and money_floor's details", "evaluation-checks")
     keep_screenshot(served, browser, f"evaluation-{MODEL}-checks")
     assert f"Checks ({len(checks)})" in text
@@ -287,11 +293,63 @@ def test_evaluation_page_shows_materialization_and_gate_checks(served, browser):
     assert "Evaluation result\nPassed" in detail
 
 
+def test_evaluation_page_shows_the_money_headline_with_an_inline_plot(served, browser):
+    """The evaluation's page shows, without a click, the money with its interval, the threshold, the gate's verdict
+    and a plot of money by threshold drawn inline (Dagster renders a markdown entry under 1,000 characters)."""
+    summary = served.chain.evaluation
+    money, threshold, window, verdict = headline_parts(summary)
+    assert money.startswith(f"{round(summary.test.money):,} {summary.currency} (95% interval ")
+    assert threshold == f"threshold {summary.threshold:.3f}" and verdict == "gate passed"
+
+    def shown(text: str) -> bool:
+        return money in text and browser.evaluate(_INLINE_PLOTS) > 0
+
+    text = open_and_wait(served, browser, f"assets/{MODEL}/evaluation", shown,
+                         "the headline entry with its inline plot", "evaluation-headline")
+    # the headline's row: its key, its time, then the money, the threshold and window, the verdict, the caption
+    assert re.search(rf"^headline\n\s*\n[^\n]+\n\s*\n{re.escape(money)}\s+at {re.escape(threshold)}, "
+                     rf"{re.escape(window)}\s+{re.escape(verdict)}\s+{re.escape(PLOT_CAPTION)}$", text, flags=re.M), text
+    # every line of it shown whole: none is wider than its table cell
+    clipped = browser.evaluate(_CLIPPED_HEADLINE_LINES)
+    assert clipped == [], clipped
+    assert "[Show Markdown]" in text  # the full report stays one click away; the headline needs none
+    # an <img> with a data: URL, drawn (decoded, with a size), in the headline's own table cell
+    images = browser.evaluate(
+        "Array.from(document.images).filter(i => i.src.startsWith('data:image/svg+xml;base64,'))"
+        ".map(i => ({w: i.naturalWidth, h: i.naturalHeight, alt: i.alt, done: i.complete,"
+        " row: i.closest('tr') ? i.closest('tr').innerText.split('\\n')[0] : ''}))")
+    assert images and all(image["done"] and image["w"] > 0 and image["h"] > 0 for image in images), images
+    assert images[0]["alt"] == "money by threshold" and images[0]["row"] == "headline", images
+    # no 16-digit floats or cents anywhere on the page
+    assert not re.search(r"\d\.\d{7,}", text), re.search(r"\d\.\d{7,}", text)
+    browser.evaluate("document.querySelector('img[src^=\"data:image/svg\"]').closest('tr')"
+                     ".scrollIntoView({block: 'center'})")
+    time.sleep(0.5)
+    keep_screenshot(served, browser, f"evaluation-{MODEL}-headline")
+
+
+# the headline's lines whose text reaches past the edge of the first ancestor that clips (overflow not visible)
+_CLIPPED_HEADLINE_LINES = """
+Array.from(document.querySelectorAll('tr')).filter(r => r.innerText.startsWith('headline'))
+  .flatMap(r => Array.from(r.querySelectorAll('p'))).filter(p => {
+    let clip = p.parentElement;
+    while (clip && getComputedStyle(clip).overflowX === 'visible') clip = clip.parentElement;
+    const edge = clip ? clip.getBoundingClientRect().right : window.innerWidth;
+    const range = document.createRange();
+    range.selectNodeContents(p);
+    return range.getBoundingClientRect().right > edge + 1;
+  }).map(p => p.innerText)
+"""
+
+_INLINE_PLOTS = ("Array.from(document.images).filter(i => i.src.startsWith('data:image/svg+xml;base64,') "
+                 "&& i.complete && i.naturalWidth > 0).length")
+
+
 def test_graphql_agrees_the_group_is_materialized(served):
     """The same server's GraphQL: the group's assets, their partitions and the runs that materialized them."""
     by_stage = served.group_nodes()
     assert sorted(by_stage) == sorted(STAGES)
-    assert all(node["assetKey"]["path"] == [stage, MODEL] for stage, node in by_stage.items())
+    assert all(node["assetKey"]["path"] == [MODEL, stage] for stage, node in by_stage.items())
     assert {node["groupName"] for node in by_stage.values()} == {MODEL}
 
     training_run = served.run_id(training_job_name(MODEL))
@@ -323,7 +381,7 @@ def test_model_page_lists_its_data_dependencies(served, browser):
     def listed(text: str) -> bool:
         return "Data dependencies" in text and "opt-in" in text and "weather\texternal_vendor" in text
 
-    text = open_and_wait(served, browser, f"assets/model/{MODEL}", listed,
+    text = open_and_wait(served, browser, f"assets/{MODEL}/model", listed,
                          "the description's data dependencies table", "model-dependencies")
     keep_screenshot(served, browser, f"model-{MODEL}-dependencies")
     rows = {line.split("\t")[0]: line.split("\t") for line in text.splitlines()
