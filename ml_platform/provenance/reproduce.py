@@ -56,6 +56,7 @@ class Reproduction:
     reproduced_card: ModelCard
     stored_artifact: str
     seconds: float
+    stored_problem: str | None = None  # why the stored artifact fails its check (modified or missing), if it does
     output: Path | None = None
     environment: list[tuple[str, str, str]] = field(default_factory=list)
     card_differences: list[tuple[str, str, str]] = field(default_factory=list)
@@ -66,6 +67,11 @@ class Reproduction:
     def identical(self) -> bool:
         """True when the reproduced artifact is byte for byte the recorded one."""
         return self.recorded_sha256 == self.reproduced_sha256
+
+    @property
+    def verified(self) -> bool:
+        """True when the model version is sound: the stored artifact passes its check and reproduces identically."""
+        return self.stored_problem is None and self.identical
 
 
 def _card_differences(recorded_card: ModelCard, reproduced_card: ModelCard) -> list[tuple[str, str, str]]:
@@ -98,10 +104,12 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         catalog, model = recorded_catalog(spec.payload)
         data = check_pinned_versions(connection, catalog, snapshot.manifest)
     snapshot_path = store.verify(snapshot.path, snapshot.sha256)
+    stored_problem = None
     try:
         store.verify(recorded.path, recorded.sha256)
         stored_artifact = f"{recorded.path}: SHA-256 verified"
     except TamperedArtifactError as error:
+        stored_problem = str(error)
         stored_artifact = f"FAILS its check: {error}"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
@@ -114,7 +122,8 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         spec_hash=recorded.spec_hash, spec_recorded_at=spec.recorded_at, snapshot=snapshot,
         algorithm=model.algorithm.kind, seed=model.algorithm.seed, recorded_sha256=recorded.sha256,
         reproduced_sha256=retrained.sha256, recorded_card=recorded.card, reproduced_card=retrained.card,
-        stored_artifact=stored_artifact, seconds=time.perf_counter() - started, output=output,
+        stored_artifact=stored_artifact, seconds=time.perf_counter() - started, stored_problem=stored_problem,
+        output=output,
         environment=environment_differences(recorded.card.environment(), retrained.card.environment()),
         card_differences=_card_differences(recorded.card, retrained.card),
         other_runs=[other.training_run for other in also], data=data)
@@ -155,6 +164,16 @@ def reproduction_text(result: Reproduction) -> str:
     now = result.reproduced_card
     libraries = ", ".join(f"{name} {version}" for name, version in (now.library_versions or {}).items())
     environment = f"python {now.python}, {libraries}; platform code {now.code_version}"
+    if result.stored_problem is not None:
+        lines.append(f"TAMPERED: the stored artifact of {result.model_version} is not the one recorded; whatever "
+                     f"loads it (scoring, a rollback) refuses it.")
+        lines.append(f"  {result.stored_problem.replace('; refusing to load it', '')}")
+        if result.identical:
+            lines.append("  the retrained artifact matches the recorded SHA-256: the recorded model can be made "
+                         "again (--output FILE keeps it), but the stored file is not it")
+        else:
+            lines.append("  the retrained artifact does not match the recorded SHA-256 either")
+        return "\n".join(lines)
     if result.identical:
         lines.append("IDENTICAL: the reproduced artifact is byte for byte the recorded one.")
         lines.append(f"  environment now: {environment}")

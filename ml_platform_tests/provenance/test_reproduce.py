@@ -106,3 +106,19 @@ def test_reproduce_never_writes_into_the_artifact_store(history, capsys):
     assert main(history.run("reproduce", history.logistic, "--output", str(inside))) == 2
     assert "lies inside the artifact store" in capsys.readouterr().err
     assert not inside.exists()
+
+
+def test_a_tampered_stored_artifact_is_the_verdict_and_exits_1_even_when_retraining_matches(history, tmp_path, capsys):
+    project = history.copy(tmp_path)
+    row = fetch(project, "models", model_version=history.logistic)
+    stored = project.storage.artifacts / row.path
+    stored.write_bytes(stored.read_bytes() + b"\0")  # one byte appended to the stored model file
+
+    assert main(["--project", str(project.root), "reproduce", history.logistic]) == 1
+    output = capsys.readouterr().out
+    assert f"stored      FAILS its check: artifact {row.path} was modified" in output
+    assert f"TAMPERED: the stored artifact of {history.logistic} is not the one recorded" in output
+    assert "the retrained artifact matches the recorded SHA-256" in output
+    assert "IDENTICAL" not in output
+    result = reproduce(project, history.logistic)
+    assert result.identical and not result.verified
