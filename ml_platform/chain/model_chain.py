@@ -10,7 +10,8 @@ from typing import Callable
 from pathlib import Path
 
 from ml_platform.chain.instance import prepare_instance
-from ml_platform.chain.planning import plan_daily, plan_reference_sources
+from ml_platform.chain.planning import (
+    days_text, plan_daily, plan_outcomes, plan_reference_sources, plan_scoring, training_done)
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
@@ -43,6 +44,15 @@ class ChainResult:
     seconds: float
     dagster_home: Path  # the instance folder the runs were recorded in
     monitoring: MonitoringSummary | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """True when the training run's model is not the live one because the gate blocked it (its checks failed,
+        or the deployment step refused it): `ml-platform demo` then exits with code 3."""
+        if self.evaluation is None:
+            return False
+        return not self.evaluation.gate_passed or self.champion is None or \
+            self.champion.model_version != self.evaluation.model_version
 
 
 def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.date, dt.date]:
@@ -87,11 +97,17 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
                            date_range=(first, last), assets=daily_plan.assets_to_run(catalog)))
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
-    training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
+    with project_warehouse(project) as connection:
+        done = training_done(registry.evaluations.get(connection, model_name, key),
+                             registry.promotions.champion(connection, model_name))
+    if done:
+        say(f"     up to date: {done}; no run needed")
+    else:
+        training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
     with project_warehouse(project) as connection:
         evaluation = registry.evaluations.get(connection, model_name, key)
         champion = registry.promotions.champion(connection, model_name)
-    if not training.success and evaluation is None:
+    if not done and not training.success and (evaluation is None or not training.blocked):
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
     scored, monitored = 0, None
     if champion is None:
@@ -100,10 +116,23 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
         say("[4/4] scoring skipped: the source has no days after the test window")
     else:
         say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion.model_version}")
-        _require(chain.run(scoring_job_name(model_name), "score with the champion and measure drift",
-                           date_range=score_window))
-        _require(chain.run(outcomes_job_name(model_name), "judge the scored days (their labels are known)",
-                           date_range=score_window))
+        with project_warehouse(project) as connection:
+            stale = plan_scoring(connection, catalog, model_name, champion.model_version, *score_window)
+        if not stale:
+            say(f"     up to date: every day is scored by {champion.model_version} from the feature data stored "
+                f"for it; no run needed")
+        else:
+            _require(chain.run(scoring_job_name(model_name), f"score with the champion and measure drift "
+                                                             f"({days_text(stale)})",
+                               date_range=(min(stale), max(stale))))
+        with project_warehouse(project) as connection:
+            stale = plan_outcomes(connection, catalog, model_name, *score_window)
+        if not stale:
+            say("     up to date: every scored day is judged from the same predictions and labels; no run needed")
+        else:
+            _require(chain.run(outcomes_job_name(model_name), f"judge the scored days, their labels are known "
+                                                              f"({days_text(stale)})",
+                               date_range=(min(stale), max(stale))))
         with project_warehouse(project) as connection:
             scored = connection.execute(
                 f"SELECT count(*) FROM {latest_view(model_name)} WHERE partition_date BETWEEN ? AND ?",

@@ -11,9 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ml_platform.cli.common import date_argument, project_of
-
-BAD_INPUT = 2
+from ml_platform.cli.common import BAD_INPUT, date_argument, project_of
 
 
 def _fail(message: str, code: int) -> int:

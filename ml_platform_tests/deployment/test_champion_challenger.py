@@ -117,7 +117,7 @@ def test_deployment_compares_again_when_the_champion_changed_since_the_evaluatio
     assert evaluated.evaluation.summary.gate.beats_champion.details.champion == state.champion
     assert runs.deploy(state.challenger_run).success
     refused = runs.deploy(evaluated.training_run)
-    assert not refused.success
+    assert not refused.success and refused.refused and refused.blocked  # blocked by the gate, not broken
     assert any(f"the champion changed since it was evaluated (compared with {state.champion}, now "
                f"{state.challenger}) and, compared again, beats_champion fails: " in failure
                for failure in refused.failures), refused.failures

@@ -110,3 +110,14 @@ def test_nothing_to_roll_back_to(runs, state, capsys):
     assert code == 2
     assert err == (f"error: only {state.champion} has ever been promoted for '{MODEL}': there is no earlier "
                    f"version to roll back to\n")
+
+
+def test_a_rollback_refused_by_the_deployment_checks_exits_3_blocked(two_promoted, state, capsys):
+    runs = two_promoted
+    path = runs.query("SELECT path FROM registry.models WHERE model_version = ?", state.champion)[0][0]
+    stored = runs.project.storage.artifacts / path
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    code, _, err = cli(runs, capsys, "rollback", MODEL, "--to", state.champion)
+    assert code == 3
+    assert err.startswith(f"error: cannot roll back to {state.champion}: artifact {path} was modified")
+    assert len(promotions(runs)) == 2
