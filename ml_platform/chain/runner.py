@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import dagster as dg
 
@@ -15,6 +17,7 @@ from ml_platform.chain.instance import open_instance
 from ml_platform.deployment.promotion import GateRefusedError
 from ml_platform.names import CHAIN_TAG
 from ml_platform.partitions import training_run_key, training_runs
+from ml_platform.progress import LOGGER as PROGRESS_LOGGER
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 
@@ -92,6 +95,30 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
     return reasons
 
 
+class _Relay(logging.Handler):
+    def __init__(self, say: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self.relay = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.relay(record.getMessage())
+
+
+@contextmanager
+def relay_progress(say: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, progress lines of long waits (ml_platform.progress) reach `say` too: a run executed in
+    this process reports them to its Dagster log and to the chain's output."""
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler, level = _Relay(say), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 class Chain:
     """Runs jobs of a project's definitions in its Dagster instance, reporting progress as it goes."""
 
@@ -113,9 +140,10 @@ class Chain:
             tags.update(partition_range_tags(*date_range))
         self.say(f"  -> {label} ...")
         started = time.perf_counter()
-        result = self.definitions.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET, raise_on_error=False,
-            asset_selection=assets)
+        with relay_progress(lambda line: self.say(f"     ... {line}")):
+            result = self.definitions.resolve_job_def(job).execute_in_process(
+                instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET,
+                raise_on_error=False, asset_selection=assets)
         outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result),
                              refused=refused_by_gate(result.all_events))
         self.runs.append(outcome)

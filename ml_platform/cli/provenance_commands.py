@@ -54,8 +54,12 @@ def command_reproduce(arguments: argparse.Namespace) -> int:
     """Retrain a model version from its recorded snapshot and spec, and compare the artifact's SHA-256."""
     from ml_platform.provenance.reproduce import reproduce, reproduction_text
 
+    from ml_platform.progress import Progress
+
     output = Path(arguments.output) if arguments.output else None
-    result = reproduce(project_of(arguments), arguments.model_version, output)
+    # progress goes to standard error, so that standard output holds the report alone
+    progress = Progress(lambda line: print(f"  ... {line}", file=sys.stderr, flush=True))
+    result = reproduce(project_of(arguments), arguments.model_version, output, progress)
     print(reproduction_text(result))
     return 0 if result.verified else 1
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ml_platform import names
+from ml_platform.progress import Progress
 from ml_platform.project import Project
 from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.provenance.records import (
@@ -93,8 +94,10 @@ def _check_output(output: Path | None, artifacts_root: Path) -> Path | None:
     return output
 
 
-def reproduce(project: Project, model_version: str, output: Path | None = None) -> Reproduction:
-    """Retrain a registered model version from its run's snapshot and recorded spec; compare SHA-256."""
+def reproduce(project: Project, model_version: str, output: Path | None = None,
+              progress: Progress | None = None) -> Reproduction:
+    """Retrain a registered model version from its run's snapshot and recorded spec; compare SHA-256. `progress`
+    hears of the retraining's rounds every few seconds."""
     store = ArtifactStore(root=str(project.storage.artifacts))
     output = _check_output(output, project.storage.artifacts)
     with open_registry(project.storage.warehouse) as connection:
@@ -114,7 +117,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
         private = ArtifactStore(root=scratch)
-        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model)
+        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model, progress)
         if output is not None:
             shutil.copyfile(private.path_of(retrained.path), output)
     return Reproduction(
@@ -130,7 +133,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
 
 
 def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, snapshot_path: Path, catalog: Catalog,
-             model: ModelSpec) -> ModelRecord:
+             model: ModelSpec, progress: Progress | None = None) -> ModelRecord:
     """Train the run again from its snapshot into the private store, through a registry in memory holding only
     that snapshot; the retrained model's record."""
     link = scratch / snapshot.path
@@ -139,7 +142,7 @@ def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, sn
     with duckdb.connect() as memory:
         prepare(memory)
         registry.snapshots.add(memory, snapshot)
-        return train_model(memory, private, catalog, model, snapshot.training_run).record
+        return train_model(memory, private, catalog, model, snapshot.training_run, progress).record
 
 
 def reproduction_text(result: Reproduction) -> str:
