@@ -50,10 +50,21 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
 
 
 @pytest.mark.slow
-def test_a_re_run_with_nothing_changed_launches_no_run_and_a_new_day_scores_only_that_day(make_project, dagster_home):
+def test_a_re_run_with_nothing_changed_launches_no_run_and_a_new_day_scores_only_that_day(make_project, dagster_home,
+                                                                                         monkeypatch):
     project = make_project()
-    first = run_chain(project, "flight_delay", score_days=2, say=lambda line: None)
+    monkeypatch.setenv("ML_PLATFORM_PROGRESS_SECONDS", "0")  # a progress line whenever one can be given
+    said = []
+    first = run_chain(project, "flight_delay", score_days=2, say=said.append)
     assert len(first.runs) == 5 and first.scored_rows > 1000
+    # progress of the waits, under the run it belongs to: feature backfills by ranges of days, training rounds
+    assert "     ... features 'flight_schedule': 1 of 2 ranges of days computed, up to 2013-01-31 (" in "\n".join(said)
+    assert any(line.startswith("     ... training round 1 of 60 (validation binary_logloss ") for line in said)
+    assert any(line.startswith("     ... trained lightgbm in ") for line in said)
+    training = next(run for run in first.runs if run.job == training_job_name("flight_delay"))
+    logged = [entry.user_message for entry in instance_of(project).all_logs(training.run_id)]
+    assert any(message.startswith("training round 1 of 60 (") for message in logged)  # the run's Dagster log
+    monkeypatch.delenv("ML_PLATFORM_PROGRESS_SECONDS")
 
     def rows() -> int:
         with open_warehouse(project.storage.warehouse) as connection:

@@ -122,3 +122,13 @@ def test_a_tampered_stored_artifact_is_the_verdict_and_exits_1_even_when_retrain
     assert "IDENTICAL" not in output
     result = reproduce(project, history.logistic)
     assert result.identical and not result.verified
+
+
+def test_reproduce_reports_the_retraining_rounds_on_standard_error(history, capsys, monkeypatch):
+    monkeypatch.setenv("ML_PLATFORM_PROGRESS_SECONDS", "0")
+    assert main(history.run("reproduce", history.second)) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"Reproducing {history.second}")  # the report alone on standard output
+    progress = captured.err.splitlines()
+    assert progress[0].startswith("  ... training round 1 of 60 (validation binary_logloss ")
+    assert progress[-1].startswith("  ... trained lightgbm in ")
