@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from pathlib import Path
@@ -21,8 +21,10 @@ from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, latest_view, outcomes_j
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.registry import PromotionRecord
+from ml_platform.scoring.missing import degraded_features
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 
 
@@ -44,6 +46,7 @@ class ChainResult:
     seconds: float
     dagster_home: Path  # the instance folder the runs were recorded in
     monitoring: MonitoringSummary | None = None
+    degraded: list[str] = field(default_factory=list)  # scored days with a feature missing far more than in training
 
     @property
     def blocked(self) -> bool:
@@ -109,7 +112,7 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
         champion = registry.promotions.champion(connection, model_name)
     if not done and not training.success and (evaluation is None or not training.blocked):
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
-    scored, monitored = 0, None
+    scored, monitored, degraded = 0, None, []
     if champion is None:
         say("[4/4] scoring skipped: no model of this spec has passed the gate")
     elif score_window[0] > score_window[1]:
@@ -138,8 +141,11 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
                 f"SELECT count(*) FROM {latest_view(model_name)} WHERE partition_date BETWEEN ? AND ?",
                 list(score_window)).fetchall()[0][0]
             monitored = monitoring_summary(connection, model_name, *score_window)
+            trained = registry.models.by_version(connection, champion.model_version)
+            degraded = [item.text() for item in degraded_features(
+                connection, ArtifactStore(root=str(project.storage.artifacts)), catalog, trained, *score_window)]
     return ChainResult(model_name, key, chain.runs, evaluation.summary if evaluation else None, champion, scored,
-                       score_window, time.perf_counter() - started, home, monitored)
+                       score_window, time.perf_counter() - started, home, monitored, degraded)
 
 
 def _require(outcome: RunOutcome) -> None:

@@ -68,7 +68,8 @@ def refused_by_gate(events: Iterable[dg.DagsterEvent]) -> bool:
     return False
 
 
-CHECK_KINDS = {"evaluation": "gate check", "monitoring": "monitoring check", "outcomes": "monitoring check"}
+CHECK_KINDS = {"evaluation": "gate check", "monitoring": "monitoring check", "outcomes": "monitoring check",
+               "predictions": "scoring check"}
 
 
 def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
