@@ -11,6 +11,9 @@ from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.helpers import instance_of
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_home):
     project = make_project()

@@ -15,6 +15,7 @@ from ml_platform.cli.common import BAD_INPUT, BLOCKED, ERROR, OK, project_of
 from ml_platform_tests.helpers import REPO_ROOT, january_model
 
 
+@pytest.mark.slow
 def test_demo_command_prints_progress_and_the_money_summary(make_project, dagster_home, capsys):
     project = make_project()
     assert main(["--project", str(project.root), "demo", "--score-days", "2"]) == 0

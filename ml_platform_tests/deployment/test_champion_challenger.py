@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pytest
 
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.money import OutcomeValues
@@ -16,6 +17,9 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import january_model, load_yaml, write_yaml
 from ml_platform_tests.evaluation.january import MODEL, latest_event, strong_model, useless_model
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 FEBRUARY = (dt.date(2013, 2, 1), dt.date(2013, 2, 2))
 

@@ -10,6 +10,9 @@ import pytest
 from ml_platform.cli import main
 from ml_platform_tests.evaluation.january import MODEL
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def cli(runs, capsys, *arguments: str) -> tuple[int, str, str]:
     code = main(["--project", str(runs.project.root), *arguments])

@@ -8,6 +8,9 @@ from ml_platform.cli import main
 
 from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES, fetch, query
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def predictions_of(history, flight_id: str) -> list[dict]:
     """Every prediction of a flight, newest first."""

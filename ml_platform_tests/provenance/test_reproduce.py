@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ml_platform.cli import main
 from ml_platform.training.environment import TRAINING_LIBRARIES
 from ml_platform.provenance.reproduce import reproduce
@@ -11,6 +13,9 @@ from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.provenance.helpers import fetch, folder_hashes
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 
 def test_the_deployed_lightgbm_model_reproduces_byte_for_byte_and_nothing_is_written(history, capsys):

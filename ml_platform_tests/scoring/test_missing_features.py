@@ -16,6 +16,9 @@ from ml_platform.specs.checks import package_data_dir
 
 from ml_platform_tests.helpers import instance_of, load_yaml, write_yaml
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def weather_without_pressure_on(project, day: dt.date) -> None:
     """The project's weather source read from a copy of the vendor's file whose pressure is missing all day (its
