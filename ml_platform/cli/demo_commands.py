@@ -76,7 +76,10 @@ def command_ui(arguments: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the demo and UI subcommands."""
-    demo = commands.add_parser("demo", help="run a model from sources to production predictions through Dagster")
+    demo = commands.add_parser(
+        "demo", help="run a model from sources to production predictions through Dagster",
+        description="Run a model end to end through Dagster runs, launching only runs that have work. Exit code 0: "
+                    "the model is deployed (or already live); 1: an error; 3: blocked by the gate (not deployed).")
     demo.add_argument("--model", default="flight_delay", help="model to run (default: flight_delay)")
     demo.add_argument("--score-days", type=int, default=7, help="days to score after the test window (default: 7)")
     demo.set_defaults(handler=command_demo)
