@@ -19,15 +19,15 @@ from ml_platform.names import DAILY_JOB, REFERENCE_JOB, scoring_job_name, traini
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 CHILD = """
 import datetime as dt, sys
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.names import DAILY_JOB, scoring_job_name, training_job_name
 from ml_platform.project import Project
-
-# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
-pytestmark = pytest.mark.slow
 project = Project.from_environment(sys.argv[1])  # the parent's instance: DAGSTER_HOME, as the command line reads it
 runner = Chain(project, load_catalog(project.specs_dir, project.root), say=print)
 if sys.argv[2] == "daily":
