@@ -48,6 +48,10 @@ def summary_text(project: Project, result: ChainResult) -> str:
         lines.append(f"Predictions: {result.scored_rows:,} rows for {result.score_window[0]} to "
                      f"{result.score_window[1]} in table {latest} of "
                      f"{project.storage.warehouse}")
+    if result.degraded:
+        lines.append(f"DEGRADED: {len(result.degraded)} scored day/feature(s) with a feature missing far more than in "
+                     f"training (scored, but not as evaluated; check feature_missing):")
+        lines += [f"  {text}" for text in result.degraded]
     monitored = result.monitoring
     if monitored and monitored.days_labelled:
         lines.append(f"Realized on those days, once their labels were known: {monitored.realized_money:,.0f} "

@@ -67,6 +67,11 @@ def feature_asset(name: str) -> str:
     return f"features/{name}"
 
 
+def stage_asset(stage: str, model: str) -> str:
+    """The version-index name of a model's daily stage (predictions, outcomes): `<stage>/<model>`."""
+    return f"{stage}/{model}"
+
+
 # --- jobs, schedules, sensors, partitions -------------------------------------------------------------------------
 
 REFERENCE_JOB = "reference_sources"  # the job that loads every source loaded whole

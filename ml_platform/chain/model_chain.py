@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from pathlib import Path
 
 from ml_platform.chain.instance import prepare_instance
-from ml_platform.chain.planning import plan_daily, plan_reference_sources
+from ml_platform.chain.planning import (
+    days_text, plan_daily, plan_outcomes, plan_reference_sources, plan_scoring, training_done)
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
@@ -20,8 +21,10 @@ from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, latest_view, outcomes_j
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.registry import PromotionRecord
+from ml_platform.scoring.missing import degraded_features
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 
 
@@ -43,6 +46,16 @@ class ChainResult:
     seconds: float
     dagster_home: Path  # the instance folder the runs were recorded in
     monitoring: MonitoringSummary | None = None
+    degraded: list[str] = field(default_factory=list)  # scored days with a feature missing far more than in training
+
+    @property
+    def blocked(self) -> bool:
+        """True when the training run's model is not the live one because the gate blocked it (its checks failed,
+        or the deployment step refused it): `ml-platform demo` then exits with code 3."""
+        if self.evaluation is None:
+            return False
+        return not self.evaluation.gate_passed or self.champion is None or \
+            self.champion.model_version != self.evaluation.model_version
 
 
 def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.date, dt.date]:
@@ -87,30 +100,52 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
                            date_range=(first, last), assets=daily_plan.assets_to_run(catalog)))
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
-    training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
+    with project_warehouse(project) as connection:
+        done = training_done(registry.evaluations.get(connection, model_name, key),
+                             registry.promotions.champion(connection, model_name))
+    if done:
+        say(f"     up to date: {done}; no run needed")
+    else:
+        training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
     with project_warehouse(project) as connection:
         evaluation = registry.evaluations.get(connection, model_name, key)
         champion = registry.promotions.champion(connection, model_name)
-    if not training.success and evaluation is None:
+    if not done and not training.success and (evaluation is None or not training.blocked):
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
-    scored, monitored = 0, None
+    scored, monitored, degraded = 0, None, []
     if champion is None:
         say("[4/4] scoring skipped: no model of this spec has passed the gate")
     elif score_window[0] > score_window[1]:
         say("[4/4] scoring skipped: the source has no days after the test window")
     else:
         say(f"[4/4] production predictions {score_window[0]} to {score_window[1]} with {champion.model_version}")
-        _require(chain.run(scoring_job_name(model_name), "score with the champion and measure drift",
-                           date_range=score_window))
-        _require(chain.run(outcomes_job_name(model_name), "judge the scored days (their labels are known)",
-                           date_range=score_window))
+        with project_warehouse(project) as connection:
+            stale = plan_scoring(connection, catalog, model_name, champion.model_version, *score_window)
+        if not stale:
+            say(f"     up to date: every day is scored by {champion.model_version} from the feature data stored "
+                f"for it; no run needed")
+        else:
+            _require(chain.run(scoring_job_name(model_name), f"score with the champion and measure drift "
+                                                             f"({days_text(stale)})",
+                               date_range=(min(stale), max(stale))))
+        with project_warehouse(project) as connection:
+            stale = plan_outcomes(connection, catalog, model_name, *score_window)
+        if not stale:
+            say("     up to date: every scored day is judged from the same predictions and labels; no run needed")
+        else:
+            _require(chain.run(outcomes_job_name(model_name), f"judge the scored days, their labels are known "
+                                                              f"({days_text(stale)})",
+                               date_range=(min(stale), max(stale))))
         with project_warehouse(project) as connection:
             scored = connection.execute(
                 f"SELECT count(*) FROM {latest_view(model_name)} WHERE partition_date BETWEEN ? AND ?",
                 list(score_window)).fetchall()[0][0]
             monitored = monitoring_summary(connection, model_name, *score_window)
+            trained = registry.models.by_version(connection, champion.model_version)
+            degraded = [item.text() for item in degraded_features(
+                connection, ArtifactStore(root=str(project.storage.artifacts)), catalog, trained, *score_window)]
     return ChainResult(model_name, key, chain.runs, evaluation.summary if evaluation else None, champion, scored,
-                       score_window, time.perf_counter() - started, home, monitored)
+                       score_window, time.perf_counter() - started, home, monitored, degraded)
 
 
 def _require(outcome: RunOutcome) -> None:

@@ -13,8 +13,13 @@ import dagster as dg
 import duckdb
 
 from ml_platform.features.versions import stale_days
-from ml_platform.names import feature_asset, feature_key, source_asset
+from ml_platform.monitoring.outcomes import judged_versions
+from ml_platform.names import feature_asset, feature_key, source_asset, stage_asset
 from ml_platform.partitions import days
+from ml_platform.records.registry import EvaluationRecord, PromotionRecord
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.scoring.score import scored_versions
+from ml_platform.training.inference import ScoringError
 from ml_platform.sources.loading import SourceLoadError, load_fingerprint
 from ml_platform.sources.refresh import stale_partitions
 from ml_platform.specs.catalog import Catalog
@@ -80,3 +85,45 @@ def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: d
         if outdated:
             stale[feature_asset(name)] = len(outdated)
     return Plan(stale)
+
+
+def training_done(evaluation: EvaluationRecord | None, champion: PromotionRecord | None) -> str | None:
+    """Why a training run needs no run, or None when it does: it is evaluated (snapshot, model and evaluation are
+    stored once per run and reused) and its gate's decision stands: blocked, or its model is the live one."""
+    if evaluation is None:
+        return None
+    if not evaluation.gate_passed:
+        return f"{evaluation.model_version} was trained and evaluated; the gate blocked it"
+    if champion is not None and champion.model_version == evaluation.model_version:
+        return f"{evaluation.model_version} was trained, evaluated and is the live model (promotion " \
+               f"#{champion.promotion_id})"
+    return None
+
+
+def _stale(connection: duckdb.DuckDBPyConnection, asset: str,
+           expected: dict[str, PartitionVersion]) -> list[dt.date]:
+    stored = partition_versions(connection, asset, expected)
+    return [dt.date.fromisoformat(key) for key, entry in expected.items()
+            if key not in stored or stored[key].version != entry.version]
+
+
+def plan_scoring(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: str, model_version: str,
+                 start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days of [start, end] not yet scored by `model_version` from the feature data stored for them now."""
+    try:
+        expected = scored_versions(connection, catalog, model_version, start, end)
+    except ScoringError:
+        return list(days(start, end))  # the scoring run will say what is wrong
+    return _stale(connection, stage_asset("predictions", model), expected)
+
+
+def plan_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: str, start: dt.date,
+                  end: dt.date) -> list[dt.date]:
+    """Days of [start, end] whose outcomes were not judged from the predictions and labels stored now."""
+    expected = judged_versions(connection, catalog, catalog.models[model], start, end)
+    return _stale(connection, stage_asset("outcomes", model), expected)
+
+
+def days_text(stale: list[dt.date]) -> str:
+    """'3 days, 2013-02-01 to 2013-02-03' (the range a run covers)."""
+    return f"{len(stale)} day{'s' if len(stale) != 1 else ''}, {min(stale)} to {max(stale)}"

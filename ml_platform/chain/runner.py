@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import dagster as dg
 
 from ml_platform.adapters.run_tags import partition_range_tags
 from ml_platform.build import build_definitions
 from ml_platform.chain.instance import open_instance
+from ml_platform.deployment.promotion import GateRefusedError
 from ml_platform.names import CHAIN_TAG, stage_of
 from ml_platform.partitions import training_run_key, training_runs
+from ml_platform.progress import LOGGER as PROGRESS_LOGGER
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Dagster's console logger prints a failed step's error with its stack trace at level ERROR; the chain reports each
+# run's failures itself (failure_reasons), so the console keeps only the platform's lines. The run's full event log,
+# stack traces included, stays in the instance (the UI's run page).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Dagster's own errors whose reason the run's events already give in the platform's words
+_WRAPPERS = {"DagsterAssetCheckFailedError"}  # a blocking check failed: its ASSET_CHECK_EVALUATION says which, why
 
 
 @dataclass
@@ -30,13 +39,37 @@ class RunOutcome:
     seconds: float
     failures: list[str] = field(default_factory=list)
 
+    refused: bool = False  # a step failed because the deployment refused the model (GateRefusedError)
+
+    @property
+    def blocked(self) -> bool:
+        """True when the run failed only because the gate blocked its model: failed blocking gate checks, or the
+        deployment step's refusal (the gate did its job; nothing is broken)."""
+        if self.success or not self.failures:
+            return False
+        gate = [reason.startswith(f"{CHECK_KINDS['evaluation']} ") for reason in self.failures]
+        return all(gate) or (self.refused and sum(not flag for flag in gate) == 1)
+
 
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     """Readable reasons a run failed: failed steps and failed blocking checks."""
     return failure_reasons(result.all_events)
 
 
-CHECK_KINDS = {"evaluation": "gate check", "monitoring": "monitoring check", "outcomes": "monitoring check"}
+def refused_by_gate(events: Iterable[dg.DagsterEvent]) -> bool:
+    """True when a step of the run failed because the deployment refused its model (GateRefusedError)."""
+    for event in events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            while error is not None:
+                if error.cls_name == GateRefusedError.__name__:
+                    return True
+                error = error.cause
+    return False
+
+
+CHECK_KINDS = {"evaluation": "gate check", "monitoring": "monitoring check", "outcomes": "monitoring check",
+               "predictions": "scoring check"}
 
 
 def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
@@ -45,6 +78,8 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
     for event in events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
+            if error is not None and error.cls_name in _WRAPPERS:
+                continue
             while error is not None and error.cause is not None:
                 error = error.cause  # the user's exception, not Dagster's wrapper around it
             message = error.message.strip() if error else "unknown error"
@@ -59,6 +94,30 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
                 warning = " (warning)" if evaluation.severity == dg.AssetCheckSeverity.WARN else ""
                 reasons.append(f"{kind} {evaluation.check_name} failed{warning}: {evaluation.description}")
     return reasons
+
+
+class _Relay(logging.Handler):
+    def __init__(self, say: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self.relay = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.relay(record.getMessage())
+
+
+@contextmanager
+def relay_progress(say: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, progress lines of long waits (ml_platform.progress) reach `say` too: a run executed in
+    this process reports them to its Dagster log and to the chain's output."""
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler, level = _Relay(say), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class Chain:
@@ -82,12 +141,14 @@ class Chain:
             tags.update(partition_range_tags(*date_range))
         self.say(f"  -> {label} ...")
         started = time.perf_counter()
-        result = self.definitions.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET, raise_on_error=False,
-            asset_selection=assets)
-        outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result))
+        with relay_progress(lambda line: self.say(f"     ... {line}")):
+            result = self.definitions.resolve_job_def(job).execute_in_process(
+                instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET,
+                raise_on_error=False, asset_selection=assets)
+        outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result),
+                             refused=refused_by_gate(result.all_events))
         self.runs.append(outcome)
-        status = "done" if outcome.success else "FAILED"
+        status = "done" if outcome.success else "BLOCKED by the gate" if outcome.blocked else "FAILED"
         self.say(f"     {status} in {outcome.seconds:.1f} s (Dagster run {result.run_id[:8]})")
         for reason in outcome.failures:
             self.say(f"     ! {reason}")

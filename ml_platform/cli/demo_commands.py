@@ -1,4 +1,8 @@
-"""`ml-platform demo`, `ml-platform replay` and `ml-platform ui`."""
+"""`ml-platform demo`, `ml-platform replay` and `ml-platform ui`.
+
+Exit codes (README, "Commands"): 0 done (demo: the training run's model is the live one), 1 an error (a spec, a
+failed run), 3 the demo's model was blocked by the gate (everything ran; nothing is broken, but it is not deployed).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from ml_platform.cli.common import date_argument, project_of
+from ml_platform.cli.common import BLOCKED, ERROR, OK, date_argument, project_of
 from ml_platform.specs.errors import SpecErrors
 
 
@@ -23,12 +27,16 @@ def command_demo(arguments: argparse.Namespace) -> int:
                            say=lambda line: print(line, flush=True))
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
-        return 1
+        return ERROR
     except DemoError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return ERROR
     print(summary_text(project, result))
-    return 0
+    if result.blocked:
+        print(f"blocked: the gate did not deploy {result.evaluation.model_version} (training run "
+              f"{result.training_run}); exit code {BLOCKED}", file=sys.stderr)
+        return BLOCKED
+    return OK
 
 
 def command_replay(arguments: argparse.Namespace) -> int:
@@ -43,12 +51,12 @@ def command_replay(arguments: argparse.Namespace) -> int:
         result = replay(project, arguments.start, arguments.end, say=lambda line: print(line, flush=True))
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
-        return 1
+        return ERROR
     except (DemoError, ReplayError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return ERROR
     print("\n".join(summary_lines(project, result)))
-    return 0
+    return OK
 
 
 
@@ -116,7 +124,10 @@ def command_ui(arguments: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the demo and UI subcommands."""
-    demo = commands.add_parser("demo", help="run a model from sources to production predictions through Dagster")
+    demo = commands.add_parser(
+        "demo", help="run a model from sources to production predictions through Dagster",
+        description="Run a model end to end through Dagster runs, launching only runs that have work. Exit code 0: "
+                    "the model is deployed (or already live); 1: an error; 3: blocked by the gate (not deployed).")
     demo.add_argument("--model", default="flight_delay", help="model to run (default: flight_delay)")
     demo.add_argument("--score-days", type=int, default=7, help="days to score after the test window (default: 7)")
     demo.set_defaults(handler=command_demo)

@@ -6,10 +6,7 @@ import argparse
 import getpass
 import sys
 
-from ml_platform.cli.common import project_of
-
-BAD_INPUT = 2
-REFUSED = 1
+from ml_platform.cli.common import BAD_INPUT, BLOCKED, ERROR, project_of
 
 
 def _fail(message: str, code: int = BAD_INPUT) -> int:
@@ -95,7 +92,7 @@ def command_rollback(arguments: argparse.Namespace) -> int:
         catalog = load_catalog(project.specs_dir, project.root)
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
-        return REFUSED
+        return ERROR
     reason = arguments.reason or f"requested by {getpass.getuser()}"
     artifacts = build_resources(project.storage)["artifacts"]
     try:
@@ -104,7 +101,7 @@ def command_rollback(arguments: argparse.Namespace) -> int:
     except DeploymentError as error:
         return _fail(str(error))
     except GateRefusedError as error:
-        return _fail(str(error), REFUSED)
+        return _fail(str(error), BLOCKED)
     print(f"{arguments.model}: rolled back from {outcome.previous} to {outcome.record.model_version} "
           f"(promotion #{outcome.record.promotion_id} at {_time(outcome.record.promoted_at)} UTC)")
     print(f"  reason: {outcome.record.reason}")

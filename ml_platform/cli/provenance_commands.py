@@ -1,7 +1,8 @@
 """`ml-platform runs`, `reproduce`, `explain` and `diff`: what made a model or a prediction, and can it be made again.
 
 Exit codes: 0 when all is well (for reproduce: identical; for diff: no differences), 1 when reproduce finds a
-different artifact or an integrity check fails, or diff finds differences, 2 when the input names nothing known.
+different artifact, a stored artifact fails its integrity check (reproduce, explain), or diff finds differences,
+2 when the input names nothing known.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ml_platform.cli.common import date_argument, project_of
-
-BAD_INPUT = 2
+from ml_platform.cli.common import BAD_INPUT, date_argument, project_of
 
 
 def _fail(message: str, code: int) -> int:
@@ -55,10 +54,14 @@ def command_reproduce(arguments: argparse.Namespace) -> int:
     """Retrain a model version from its recorded snapshot and spec, and compare the artifact's SHA-256."""
     from ml_platform.provenance.reproduce import reproduce, reproduction_text
 
+    from ml_platform.progress import Progress
+
     output = Path(arguments.output) if arguments.output else None
-    result = reproduce(project_of(arguments), arguments.model_version, output)
+    # progress goes to standard error, so that standard output holds the report alone
+    progress = Progress(lambda line: print(f"  ... {line}", file=sys.stderr, flush=True))
+    result = reproduce(project_of(arguments), arguments.model_version, output, progress)
     print(reproduction_text(result))
-    return 0 if result.identical else 1
+    return 0 if result.verified else 1
 
 
 @_guarded
@@ -67,9 +70,16 @@ def command_explain(arguments: argparse.Namespace) -> int:
     from ml_platform.provenance.explain import explain, explanation_text
     from ml_platform.provenance.records import open_registry
 
-    with open_registry(project_of(arguments).storage.warehouse) as connection:
-        result = explain(connection, arguments.model, arguments.key, arguments.date)
+    from ml_platform.storage.artifacts import ArtifactStore
+
+    project = project_of(arguments)
+    with open_registry(project.storage.warehouse) as connection:
+        result = explain(connection, arguments.model, arguments.key, arguments.date,
+                         ArtifactStore(root=str(project.storage.artifacts)))
     print(explanation_text(result, full_spec=arguments.full_spec))
+    if result.artifact_problem is not None:
+        return _fail(f"the model that made this prediction, {result.trained.model_version}, fails its integrity "
+                     f"check: {result.artifact_problem}", 1)
     return 0
 
 
@@ -96,7 +106,8 @@ def register(commands) -> None:
         "reproduce", help="retrain a model version from its recorded snapshot and spec; compare artifact hashes",
         description="Retrain MODEL_VERSION from its training run's snapshot (hash verified) and the spec recorded "
                     "for that run, through the platform's training code, into a temporary file. Nothing is written "
-                    "to the registry or the artifact store. Exit code 0: identical artifact; 1: different.")
+                    "to the registry or the artifact store. Exit code 0: identical artifact and the stored one intact; 1: "
+                    "different, or the stored artifact fails its check (TAMPERED).")
     reproduce.add_argument("model_version", metavar="MODEL_VERSION", help="e.g. flight_delay-3f2a1b0c9d8e")
     reproduce.add_argument("--output", help="also keep the reproduced artifact in this file (outside the store)")
     reproduce.set_defaults(handler=command_reproduce)

@@ -7,6 +7,7 @@ from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
 from ml_platform.names import (FEATURES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, feature_key, source_key,
                                table_label)
 from ml_platform.partitions import date_range, source_partitions
+from ml_platform.progress import Progress
 from ml_platform.storage.resources import Warehouse
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
@@ -58,7 +59,7 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
     def compute(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         start, end = date_range(context)
         with warehouse.get_connection() as connection, as_dagster_failure():
-            refresh = refresh_feature_set(connection, catalog, feature_set, start, end)
+            refresh = refresh_feature_set(connection, catalog, feature_set, start, end, Progress(context.log.info))
         context.log.info(f"features '{feature_set.name}': {refresh.why_recomputed()}")
         return dg.MaterializeResult(metadata=refresh_metadata(refresh, version))
 

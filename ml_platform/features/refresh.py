@@ -16,6 +16,7 @@ import duckdb
 from ml_platform.features.compute import compute_feature_set
 from ml_platform.features.versions import segments, stale_days
 from ml_platform.names import feature_asset
+from ml_platform.progress import Progress, silent
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
@@ -48,13 +49,32 @@ class FeatureRefresh:
         return f"all {len(self.expected)} day(s): versions already stored (e.g. {example})"
 
 
+RANGE_DAYS = 31  # a backfill computes at most this many consecutive days at a time, and says how far it got
+
+
+def ranges(stale: list[str], size: int = RANGE_DAYS) -> list[tuple[dt.date, dt.date]]:
+    """The consecutive runs of stale days, cut into ranges of at most `size` days."""
+    result = []
+    for first, last in segments(stale):
+        while first <= last:
+            end = min(last, first + dt.timedelta(days=size - 1))
+            result.append((first, end))
+            first = end + dt.timedelta(days=1)
+    return result
+
+
 def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                        start: dt.date, end: dt.date) -> FeatureRefresh:
-    """Recompute the stale days of [start, end] and record their versions; the days already up to date are kept."""
+                        start: dt.date, end: dt.date, progress: Progress | None = None) -> FeatureRefresh:
+    """Recompute the stale days of [start, end] and record their versions; the days already up to date are kept.
+    Each range of days is committed with its versions; `progress` hears how far a long backfill got."""
+    progress = progress if progress is not None else silent()
     expected, stale = stale_days(connection, catalog, feature_set, start, end)
     rows = 0
-    for first, last in segments(list(stale)):
+    todo = ranges(list(stale))
+    for index, (first, last) in enumerate(todo, start=1):
         rows += compute_feature_set(connection, catalog, feature_set, first, last)
         record_versions(connection, feature_asset(feature_set.name),
                         {day: expected[day] for day in stale if first.isoformat() <= day <= last.isoformat()})
+        progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
+                              f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
     return FeatureRefresh(expected, stale, rows)

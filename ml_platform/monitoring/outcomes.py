@@ -27,6 +27,8 @@ from ml_platform.scoring.shadow import outcomes_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.storage.versions import partition_version, partition_versions, record_versions
 from ml_platform.storage.warehouse import date_literal, table_exists
 
 TRAILING_DAYS = 7
@@ -118,6 +120,22 @@ def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdi
     return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing))
 
 
+def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
+                    end: dt.date) -> dict[str, PartitionVersion]:
+    """{day: version} of the outcomes of [start, end] if judged now: the version of the day's production predictions
+    (model and feature data, see scoring.score.scored_versions) and the data version of the entity's day, where
+    the labels come from. A day stored at this version was judged from the same predictions and labels."""
+    predictions = partition_versions(connection, names.stage_asset("predictions", model.name))
+    labels = partition_versions(connection, names.source_asset(model.entity))
+    result = {}
+    for day in days_of(start, end):
+        key = day.isoformat()
+        result[key] = partition_version({
+            "predictions": predictions[key].version if key in predictions else "absent",
+            "labels": labels[key].version if key in labels else "absent"})
+    return result
+
+
 @dataclass(frozen=True)
 class JudgedDays:
     """The outcomes of a range of days as stored, and the trailing days judged against the promise."""
@@ -131,10 +149,12 @@ class JudgedDays:
 def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
                end: dt.date, run_id: str) -> JudgedDays:
     """Value each day of [start, end] in money, store it (replacing those days), and judge the trailing days."""
+    versions = judged_versions(connection, catalog, model, start, end)
     rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in days_of(start, end)]
     frame = pd.DataFrame(rows)
     frame["computed_at"], frame["run_id"] = registry.now(), run_id
     replace_days(connection, model.name, "outcomes", frame, days_of(start, end))
+    record_versions(connection, names.stage_asset("outcomes", model.name), versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)
     return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes, trailing_verdict(history))

@@ -18,6 +18,7 @@ from ml_platform.records.registry import ModelRecord, PromotionRecord, SnapshotR
 from ml_platform.scoring.inputs import feature_values
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import table_exists
 
 _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -38,6 +39,7 @@ class Explanation:
     spec_recorded_at: dt.datetime
     promotion: PromotionRecord | None
     others: list[dict]
+    artifact_problem: str | None = None  # why the model's stored artifact fails its check, if it does
 
 
 def _scored_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
@@ -118,8 +120,10 @@ def _not_scored(connection: duckdb.DuckDBPyConnection, target: str, model: str, 
     return ProvenanceInputError(f"no {entity} row has {_key_text(keys)}{suggestion} ({scored})")
 
 
-def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt.date | None = None) -> Explanation:
-    """Everything recorded about the latest prediction of one entity row (of one day when given)."""
+def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt.date | None,
+            store: ArtifactStore) -> Explanation:
+    """Everything recorded about the latest prediction of one entity row (of one day when given), the stored
+    artifact of the model that made it checked against its recorded SHA-256."""
     target = _predictions_table(connection, model)
     entity, columns = _entity_keys(connection, model)
     keys = _key_values(key, columns, entity)
@@ -139,8 +143,13 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     promotion = registry.promotions.get(connection, latest["promotion_id"])
     # a table's inputs may hold fields of other versions' features too: show those of this row's own spec
     inputs = feature_values(latest["inputs"], spec.payload["model"]["features"])
+    try:
+        store.verify(trained.path, trained.sha256)
+        problem = None
+    except TamperedArtifactError as error:
+        problem = str(error).replace("; refusing to load it", "")
     return Explanation(model, keys, entity, latest, inputs, trained, snapshot, spec.payload, spec.recorded_at,
-                       promotion, rows[1:])
+                       promotion, rows[1:], problem)
 
 
 def _run(recorded_by: str) -> str:
@@ -175,6 +184,9 @@ def explanation_text(result: Explanation, full_spec: bool = False) -> str:
         f"  scored at     {timestamp(row['scored_at'])} UTC by Dagster run {row['dagster_run_id']}",
         f"  model         {row['model_version']} ({card.algorithm}, seed {card.seed}), trained "
         f"{timestamp(result.trained.created_at)} UTC in training run {row['training_run']}",
+        f"  artifact      {result.trained.path}: "
+        + ("SHA-256 verified" if result.artifact_problem is None else f"FAILS its check (TAMPERED): "
+                                                                       f"{result.artifact_problem}"),
         f"  made live by  {made_live}",
         f"  snapshot      {row['snapshot_id']}: {snapshot_windows(manifest)}; {snapshot_rows(manifest)}",
         f"  code version  {row['code_version']} when scoring; {trained_code} when training",

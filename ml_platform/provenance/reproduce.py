@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ml_platform import names
+from ml_platform.progress import Progress
 from ml_platform.project import Project
 from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.provenance.records import (
@@ -56,6 +57,7 @@ class Reproduction:
     reproduced_card: ModelCard
     stored_artifact: str
     seconds: float
+    stored_problem: str | None = None  # why the stored artifact fails its check (modified or missing), if it does
     output: Path | None = None
     environment: list[tuple[str, str, str]] = field(default_factory=list)
     card_differences: list[tuple[str, str, str]] = field(default_factory=list)
@@ -66,6 +68,11 @@ class Reproduction:
     def identical(self) -> bool:
         """True when the reproduced artifact is byte for byte the recorded one."""
         return self.recorded_sha256 == self.reproduced_sha256
+
+    @property
+    def verified(self) -> bool:
+        """True when the model version is sound: the stored artifact passes its check and reproduces identically."""
+        return self.stored_problem is None and self.identical
 
 
 def _card_differences(recorded_card: ModelCard, reproduced_card: ModelCard) -> list[tuple[str, str, str]]:
@@ -87,8 +94,10 @@ def _check_output(output: Path | None, artifacts_root: Path) -> Path | None:
     return output
 
 
-def reproduce(project: Project, model_version: str, output: Path | None = None) -> Reproduction:
-    """Retrain a registered model version from its run's snapshot and recorded spec; compare SHA-256."""
+def reproduce(project: Project, model_version: str, output: Path | None = None,
+              progress: Progress | None = None) -> Reproduction:
+    """Retrain a registered model version from its run's snapshot and recorded spec; compare SHA-256. `progress`
+    hears of the retraining's rounds every few seconds."""
     store = ArtifactStore(root=str(project.storage.artifacts))
     output = _check_output(output, project.storage.artifacts)
     with open_registry(project.storage.warehouse) as connection:
@@ -98,15 +107,17 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         catalog, model = recorded_catalog(spec.payload)
         data = check_pinned_versions(connection, catalog, snapshot.manifest)
     snapshot_path = store.verify(snapshot.path, snapshot.sha256)
+    stored_problem = None
     try:
         store.verify(recorded.path, recorded.sha256)
         stored_artifact = f"{recorded.path}: SHA-256 verified"
     except TamperedArtifactError as error:
+        stored_problem = str(error)
         stored_artifact = f"FAILS its check: {error}"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
         private = ArtifactStore(root=scratch)
-        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model)
+        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model, progress)
         if output is not None:
             shutil.copyfile(private.path_of(retrained.path), output)
     return Reproduction(
@@ -114,14 +125,15 @@ def reproduce(project: Project, model_version: str, output: Path | None = None) 
         spec_hash=recorded.spec_hash, spec_recorded_at=spec.recorded_at, snapshot=snapshot,
         algorithm=model.algorithm.kind, seed=model.algorithm.seed, recorded_sha256=recorded.sha256,
         reproduced_sha256=retrained.sha256, recorded_card=recorded.card, reproduced_card=retrained.card,
-        stored_artifact=stored_artifact, seconds=time.perf_counter() - started, output=output,
+        stored_artifact=stored_artifact, seconds=time.perf_counter() - started, stored_problem=stored_problem,
+        output=output,
         environment=environment_differences(recorded.card.environment(), retrained.card.environment()),
         card_differences=_card_differences(recorded.card, retrained.card),
         other_runs=[other.training_run for other in also], data=data)
 
 
 def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, snapshot_path: Path, catalog: Catalog,
-             model: ModelSpec) -> ModelRecord:
+             model: ModelSpec, progress: Progress | None = None) -> ModelRecord:
     """Train the run again from its snapshot into the private store, through a registry in memory holding only
     that snapshot; the retrained model's record."""
     link = scratch / snapshot.path
@@ -130,7 +142,7 @@ def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, sn
     with duckdb.connect() as memory:
         prepare(memory)
         registry.snapshots.add(memory, snapshot)
-        return train_model(memory, private, catalog, model, snapshot.training_run).record
+        return train_model(memory, private, catalog, model, snapshot.training_run, progress).record
 
 
 def reproduction_text(result: Reproduction) -> str:
@@ -155,6 +167,16 @@ def reproduction_text(result: Reproduction) -> str:
     now = result.reproduced_card
     libraries = ", ".join(f"{name} {version}" for name, version in (now.library_versions or {}).items())
     environment = f"python {now.python}, {libraries}; platform code {now.code_version}"
+    if result.stored_problem is not None:
+        lines.append(f"TAMPERED: the stored artifact of {result.model_version} is not the one recorded; whatever "
+                     f"loads it (scoring, a rollback) refuses it.")
+        lines.append(f"  {result.stored_problem.replace('; refusing to load it', '')}")
+        if result.identical:
+            lines.append("  the retrained artifact matches the recorded SHA-256: the recorded model can be made "
+                         "again (--output FILE keeps it), but the stored file is not it")
+        else:
+            lines.append("  the retrained artifact does not match the recorded SHA-256 either")
+        return "\n".join(lines)
     if result.identical:
         lines.append("IDENTICAL: the reproduced artifact is byte for byte the recorded one.")
         lines.append(f"  environment now: {environment}")

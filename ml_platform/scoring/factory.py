@@ -5,10 +5,13 @@ import dagster as dg
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
 from ml_platform.partitions import date_range, source_partitions
+from ml_platform.scoring.missing import (
+    CHECK_NAME, MAX_EXTRA_MISSING, MissingFeature, degraded_features, degraded_text)
 from ml_platform.scoring.score import ScoringResult, score_days
 from ml_platform.scoring.shadow import ShadowOutcome, comparison_text, shadow_scoring
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.resources import Warehouse
 
@@ -40,6 +43,15 @@ def shadow_metadata(model: ModelSpec, outcome: ShadowOutcome) -> dict:
             "shadow_comparison_detail": dg.MetadataValue.json(comparison)}
 
 
+def degraded_table(found: list[MissingFeature]) -> str:
+    """The degraded days and features as a markdown table (the check's metadata in the UI)."""
+    if not found:
+        return "no degraded day"
+    return ("| day | feature | missing | in training | rows |\n|---|---|---|---|---|\n"
+            + "\n".join(f"| {item.day} | {item.feature} | {item.share:.0%} | {item.training_share:.1%} | "
+                        f"{item.rows:,} |" for item in found))
+
+
 def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
     """The asset that scores each day of the entity with the live champion."""
     predict_at = model.cadence.predict_at
@@ -62,6 +74,10 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
         partitions_def=source_partitions(catalog.sources[model.entity]),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=deps,
+        check_specs=[dg.AssetCheckSpec(
+            CHECK_NAME, asset=names.stage_key("predictions", model.name),
+            description=f"Warns when a scored day has a feature missing on more than {MAX_EXTRA_MISSING:.0%} more "
+                        f"of its rows than of the champion's training rows: the day is scored, but degraded.")],
         metadata={names.TABLE_NAME_METADATA: names.table_label("predictions", model.name),
                   names.LATEST_VIEW_METADATA: names.table_label("predictions", names.latest_view_name(model.name)),
                   names.SHADOW_TABLE_METADATA: shadow},
@@ -72,9 +88,21 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
         with warehouse.get_connection() as connection:
             with as_dagster_failure():
                 result = score_days(connection, artifacts, catalog, model, start, end, context.run.run_id)
+                trained = registry.models.by_version(connection, result.provenance.model_version)
+                degraded = degraded_features(connection, artifacts, catalog, trained, start, end)
             outcome = shadow_scoring(connection, artifacts, catalog, model, start, end, context.run.run_id)
         if outcome.warning is not None:
             context.log.warning(outcome.warning)
-        return dg.MaterializeResult(metadata={**scoring_metadata(result), **shadow_metadata(model, outcome)})
+        if degraded:
+            context.log.warning(degraded_text(degraded))
+        check = dg.AssetCheckResult(
+            check_name=CHECK_NAME, passed=not degraded, severity=dg.AssetCheckSeverity.WARN,
+            description=degraded_text(degraded),
+            metadata={"degraded_days": len({item.day for item in degraded}),
+                      "degraded": dg.MetadataValue.md(degraded_table(degraded))})
+        metadata = {**scoring_metadata(result), **shadow_metadata(model, outcome)}
+        if degraded:
+            metadata["degraded_days"] = ", ".join(sorted({str(item.day) for item in degraded}))
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return predictions

@@ -25,7 +25,10 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
+from ml_platform.storage.versions import partition_version, partition_versions, record_versions
 from ml_platform.storage.warehouse import transaction
+from ml_platform.partitions import days as days_of
+from ml_platform.records.versions import PartitionVersion
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
 
@@ -90,9 +93,30 @@ def _provenance(model: ModelRecord, promotion_id: int | None, dagster_run_id: st
         promotion_id=promotion_id, dagster_run_id=dagster_run_id)
 
 
+def scored_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model_version: str,
+                    start: dt.date, end: dt.date) -> dict[str, PartitionVersion]:
+    """{day: version} of the production predictions of [start, end] when scored by `model_version`: the model
+    version and the stored data version of each feature set it reads, that day. A day whose stored version is
+    this one is already scored by the same model from the same feature data: scoring it again adds nothing."""
+    trained = registry.models.by_version(connection, model_version)
+    if trained is None:
+        raise ScoringError(f"{model_version} has no registered model artifact")
+    spec = trained_spec(connection, catalog, trained)
+    stored = {feature_set.name: partition_versions(connection, names.feature_asset(feature_set.name))
+              for feature_set in catalog.feature_sets_of(spec)}
+    result = {}
+    for day in days_of(start, end):
+        key = day.isoformat()
+        components = {"model_version": model_version}
+        components.update({f"features {name}": versions[key].version if key in versions else "absent"
+                           for name, versions in sorted(stored.items())})
+        result[key] = partition_version(components)
+    return result
+
+
 def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 trained: ModelRecord, threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
-                view: str | None) -> tuple[int, int]:
+                view: str | None, versions: dict[str, PartitionVersion] | None = None) -> tuple[int, int]:
     """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction.
 
     Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
@@ -125,6 +149,8 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+        if versions is not None:
+            record_versions(connection, names.stage_asset("predictions", spec.name), versions)
         pause_point("predictions-written")
     return rows, flagged
 
@@ -138,9 +164,10 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     trained = registry.models.by_version(connection, champion.model_version)
     evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     provenance = _provenance(trained, champion.promotion_id, dagster_run_id)
+    versions = scored_versions(connection, catalog, trained.model_version, start, end)
     rows, flagged = _score_into(connection, artifacts, catalog, trained, evaluation.summary.threshold, start, end,
                                 names.predictions_table(model.name), provenance.plain(),
-                                names.latest_view(model.name))
+                                names.latest_view(model.name), versions)
     return ScoringResult(rows, flagged, provenance)
 
 

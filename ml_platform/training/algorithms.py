@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
+from ml_platform.progress import Progress, silent
 from ml_platform.specs.models import (
     HistGradientBoostingAlgorithm,
     LightGBMAlgorithm,
@@ -208,16 +209,35 @@ class TrainingResult:
 
 
 def train(algorithm, columns: list[str], categorical: list[str], train_rows: Rows,
-          valid_rows: Rows) -> TrainingResult:
+          valid_rows: Rows, progress: Progress | None = None) -> TrainingResult:
     """Train the spec's algorithm on the training rows, using the validation rows for early stopping; the feature
-    layout (column order, category vocabularies) is learnt from the training rows."""
+    layout (column order, category vocabularies) is learnt from the training rows. `progress` hears of LightGBM's
+    rounds every few seconds (nothing changes what is learnt)."""
+    progress = progress if progress is not None else silent()
     started = time.perf_counter()
     if isinstance(algorithm, LightGBMAlgorithm):
-        result = _train_lightgbm(algorithm, columns, categorical, train_rows, valid_rows)
+        result = _train_lightgbm(algorithm, columns, categorical, train_rows, valid_rows, progress)
     else:
         result = _train_sklearn(algorithm, columns, categorical, train_rows, valid_rows)
     result.details["training_seconds"] = round(time.perf_counter() - started, 3)
+    if progress.lines:  # the wait was long enough to report: say when it ends
+        progress.report(f"trained {algorithm.kind} in {time.perf_counter() - started:.1f} s")
     return result
+
+
+def _rounds_callback(progress: Progress, total: int):
+    """A LightGBM callback reporting the round and the validation metric when a progress line is due; it only
+    reads the evaluation LightGBM computes anyway for the validation set."""
+
+    def report(env) -> None:
+        if not progress.due():
+            return
+        metrics = ", ".join(f"{data} {metric} {value:.5f}" for data, metric, value, *_ in env.evaluation_result_list)
+        progress.report(f"training round {env.iteration + 1} of {total}"
+                        + (f" ({metrics})" if metrics else "") + f", {progress.elapsed:.0f} s")
+
+    report.order = 40  # after early stopping's bookkeeping; it never raises
+    return report
 
 
 def lightgbm_parameters(algorithm: LightGBMAlgorithm) -> dict[str, Any]:
@@ -234,7 +254,7 @@ def lightgbm_parameters(algorithm: LightGBMAlgorithm) -> dict[str, Any]:
 
 
 def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
-                    valid_rows: Rows) -> TrainingResult:
+                    valid_rows: Rows, progress: Progress) -> TrainingResult:
     import lightgbm
 
     params = algorithm.params
@@ -250,7 +270,7 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
     train_set.construct()
     valid_set = lightgbm.Dataset(layout.rows_matrix(valid_rows.column, len(valid_rows.label)),
                                  label=valid_rows.label, reference=train_set)
-    callbacks = []
+    callbacks = [_rounds_callback(progress, params.n_estimators)]
     if params.early_stopping_rounds:
         callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))
     booster = lightgbm.train(booster_params, train_set, num_boost_round=params.n_estimators,

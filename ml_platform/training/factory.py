@@ -7,6 +7,7 @@ import dagster as dg
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
 from ml_platform.partitions import training_runs
+from ml_platform.progress import Progress
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import ModelRecord
 from ml_platform.records.training import ModelCard
@@ -68,7 +69,8 @@ def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition
     def trained_model(context: dg.AssetExecutionContext, warehouse: Warehouse,
                       artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            stored = train_model(connection, artifacts, catalog, model, context.partition_key)
+            stored = train_model(connection, artifacts, catalog, model, context.partition_key,
+                                 Progress(context.log.info))
         return dg.MaterializeResult(metadata=model_metadata(artifacts, stored))
 
     return trained_model

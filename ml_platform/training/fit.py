@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from ml_platform.errors import PlatformError
+from ml_platform.progress import Progress
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import ModelRecord
 from ml_platform.records.training import ModelCard
@@ -33,8 +34,9 @@ def categorical_features(catalog: Catalog, model: ModelSpec) -> list[str]:
 
 
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                model: ModelSpec, training_run: str) -> Stored[ModelRecord]:
-    """Train the run's model once and record it; the stored one (reused) when the run is already trained."""
+                model: ModelSpec, training_run: str, progress: Progress | None = None) -> Stored[ModelRecord]:
+    """Train the run's model once and record it; the stored one (reused) when the run is already trained.
+    `progress` hears of the training rounds every few seconds."""
     existing = registry.models.get(connection, model.name, training_run)
     if existing is not None:
         artifacts.verify(existing.path, existing.sha256)
@@ -49,7 +51,7 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
         if len(split) == 0 or split.label.min() == split.label.max():
             raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and needs both classes")
     result = train(model.algorithm, list(model.features), categorical_features(catalog, model), rows["train"],
-                   rows["validation"])
+                   rows["validation"], progress)
     layout = result.predictor.layout
     train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)

@@ -19,6 +19,9 @@ from ml_platform.names import DAILY_JOB, REFERENCE_JOB, source_key
 
 from ml_platform_tests.helpers import REPO_ROOT
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 DAYS = (dt.date(2013, 1, 1), dt.date(2013, 1, 6))
 PLAIN_CONFIG = "telemetry:\n  enabled: false\n"  # Dagster's default storage
 

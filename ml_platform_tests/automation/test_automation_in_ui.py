@@ -19,7 +19,7 @@ from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yam
 from ml_platform_tests.web.chromium import CHROMIUM, Chromium
 from ml_platform_tests.web.server import DagsterWebserver
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LOCATION = "ml_platform"
 PAGE_TIMEOUT = 30.0

@@ -22,6 +22,9 @@ from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.helpers import instance_of, load_yaml, write_yaml
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def replayed(project, start: str, end: str) -> tuple[object, list[str]]:
     lines: list[str] = []

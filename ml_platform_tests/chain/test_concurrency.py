@@ -7,10 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.names import REFERENCE_JOB
 from ml_platform.storage.warehouse import open_warehouse
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 SELECTION = "group:features or key:source/flights or key:source/weather"
 RANGES = ("2013-01-01...2013-01-10", "2013-01-11...2013-01-20", "2013-01-21...2013-01-31")

@@ -19,6 +19,9 @@ from ml_platform.names import DAILY_JOB, REFERENCE_JOB, scoring_job_name, traini
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 CHILD = """
 import datetime as dt, sys
 from ml_platform.chain.runner import Chain

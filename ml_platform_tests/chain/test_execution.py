@@ -16,6 +16,9 @@ from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.helpers import instance_of, january_model, load_yaml, write_yaml
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 2, 2))
 
 

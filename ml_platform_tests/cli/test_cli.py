@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+
+import pytest
 
 from ml_platform.cli import main, parser
-from ml_platform.cli.common import project_of
+from ml_platform.cli.common import BAD_INPUT, BLOCKED, ERROR, OK, project_of
 
-from ml_platform_tests.helpers import REPO_ROOT
+from ml_platform_tests.helpers import REPO_ROOT, january_model
 
 
+@pytest.mark.slow
 def test_demo_command_prints_progress_and_the_money_summary(make_project, dagster_home, capsys):
     project = make_project()
     assert main(["--project", str(project.root), "demo", "--score-days", "2"]) == 0
@@ -58,3 +64,33 @@ def test_readme_set_up_commands_are_the_ones_ci_runs():
     assert f"```bash\n{demo}\n```" in readme
     assert f"```bash\n{tests}\n```" in readme
     assert f"\n{tests}\n" in ci
+
+
+def run_command(project, *arguments: str) -> subprocess.CompletedProcess:
+    """`ml-platform` in its own process, as a user's CI runs it: exit code, standard output and error."""
+    command = [sys.executable, "-c", "import sys; from ml_platform.cli import main; sys.exit(main())",
+               "--project", str(project.root), *arguments]
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
+
+
+@pytest.mark.slow
+def test_demo_blocked_by_the_gate_exits_3_with_only_the_platforms_lines(make_project, dagster_home):
+    project = make_project({"flight_delay": january_model(gate={"min_money": -1_000_000_000, "min_roc_auc": 0.99})})
+    for attempt in ("first", "re-run"):
+        done = run_command(project, "demo", "--score-days", "2")
+        assert done.returncode == 3, (attempt, done.stdout, done.stderr)
+        console = done.stdout + done.stderr
+        for fragment in ("Traceback", "Stack Trace", "dagster._core", "DagsterAssetCheckFailedError", " - dagster - "):
+            assert fragment not in console, (attempt, fragment, console)
+        assert "roc_auc_floor FAILED" in done.stdout and "Deployed model: none (the gate did not pass)" in done.stdout
+        assert re.search(r"blocked: the gate did not deploy flight_delay-[0-9a-f]{12} \(training run "
+                         r"2013-01-31_[0-9a-f]{12}\); exit code 3", done.stderr), done.stderr
+    assert "up to date: flight_delay-" in done.stdout and "the gate blocked it; no run needed" in done.stdout
+
+
+def test_exit_codes_are_distinct_and_documented_in_the_readme():
+    assert (OK, ERROR, BAD_INPUT, BLOCKED) == (0, 1, 2, 3)
+    readme = (REPO_ROOT / "README.md").read_text()
+    for line in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):
+        assert line in readme

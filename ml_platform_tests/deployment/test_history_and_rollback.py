@@ -10,6 +10,9 @@ import pytest
 from ml_platform.cli import main
 from ml_platform_tests.evaluation.january import MODEL
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def cli(runs, capsys, *arguments: str) -> tuple[int, str, str]:
     code = main(["--project", str(runs.project.root), *arguments])
@@ -110,3 +113,14 @@ def test_nothing_to_roll_back_to(runs, state, capsys):
     assert code == 2
     assert err == (f"error: only {state.champion} has ever been promoted for '{MODEL}': there is no earlier "
                    f"version to roll back to\n")
+
+
+def test_a_rollback_refused_by_the_deployment_checks_exits_3_blocked(two_promoted, state, capsys):
+    runs = two_promoted
+    path = runs.query("SELECT path FROM registry.models WHERE model_version = ?", state.champion)[0][0]
+    stored = runs.project.storage.artifacts / path
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    code, _, err = cli(runs, capsys, "rollback", MODEL, "--to", state.champion)
+    assert code == 3
+    assert err.startswith(f"error: cannot roll back to {state.champion}: artifact {path} was modified")
+    assert len(promotions(runs)) == 2

@@ -18,6 +18,9 @@ from ml_platform_tests.helpers import january_model
 from ml_platform_tests.evaluation.january import (
     LEAKING_FEATURE, MODEL, Runs, january_project, latest_event, with_vendor_feature)
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 CHECKS = ["money_floor", "roc_auc_floor", "beats_champion", "no_leakage", "predictions_sane"]
 
 

@@ -17,6 +17,9 @@ from ml_platform.features.library import load_catalog
 
 from ml_platform_tests.helpers import january_model, load_yaml, route_load_feature_set, write_yaml
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 1, 31))  # within the demo chain's window of the January project
 SETS = ("flight_schedule", "origin_weather_eve", "aircraft_and_destination", "disruption_history")
 

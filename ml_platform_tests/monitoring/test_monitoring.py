@@ -27,6 +27,9 @@ from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
 from ml_platform_tests.monitoring.helpers import definition_psi, monitor
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
 
 

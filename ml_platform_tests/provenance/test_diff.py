@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from ml_platform.cli import main
 
 from ml_platform_tests.helpers import january_model, load_yaml, write_yaml
 from ml_platform_tests.provenance.helpers import fetch
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 
 def test_diff_of_two_spec_files_shows_what_changed_in_the_model(history, capsys):

@@ -8,6 +8,9 @@ from ml_platform.cli import main
 
 from ml_platform_tests.provenance.helpers import SCHEDULE_FEATURES, WEAK_FEATURES, fetch, query
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 def predictions_of(history, flight_id: str) -> list[dict]:
     """Every prediction of a flight, newest first."""
@@ -127,3 +130,23 @@ def test_explain_refuses_a_date_that_is_not_one(history, capsys):
         main(history.run("explain", "flight_delay", "2013-02-01-UA1545-EWR", "--date", "2013-02-30"))
     assert stopped.value.code == 2
     assert "argument --date: '2013-02-30' is not a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_explain_checks_the_artifact_of_the_model_that_made_the_prediction(history, tmp_path, capsys):
+    flight = first_flight(history, "2013-02-02")
+    assert main(history.run("explain", "flight_delay", flight)) == 0
+    row = fetch(history.project, "models", model_version=history.second)
+    assert f"  artifact      {row.path}: SHA-256 verified" in capsys.readouterr().out
+
+    project = history.copy(tmp_path)
+    stored = project.storage.artifacts / row.path
+    stored.write_bytes(b"not the model" + stored.read_bytes())
+    assert main(["--project", str(project.root), "explain", "flight_delay", flight]) == 1
+    captured = capsys.readouterr()
+    assert f"  artifact      {row.path}: FAILS its check (TAMPERED): artifact {row.path} was modified" in captured.out
+    assert (f"error: the model that made this prediction, {history.second}, fails its integrity check: artifact "
+            f"{row.path} was modified: its SHA-256 is ") in captured.err
+    # a missing artifact fails the same way
+    stored.unlink()
+    assert main(["--project", str(project.root), "explain", "flight_delay", flight]) == 1
+    assert f"artifact {row.path} is missing from" in capsys.readouterr().err

@@ -18,6 +18,9 @@ from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.provenance.helpers import fetch, folder_hashes, query
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 RUN = "2013-01-31_0123456789ab"
 CREATED = dt.datetime(2013, 2, 1, 18, 0, 0)
 SNAPSHOT = {"training_run": RUN, "model": "flight_delay", "snapshot_id": "a" * 16, "spec_hash": "0123456789ab",

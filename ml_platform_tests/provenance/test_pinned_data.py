@@ -24,6 +24,9 @@ from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import load_yaml, write_yaml
 from ml_platform_tests.provenance.helpers import fetch
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 JANUARY = [(dt.date(2013, 1, 1) + dt.timedelta(days=offset)).isoformat() for offset in range(31)]
 FEATURE_SETS = ["aircraft_and_destination", "disruption_history", "flight_schedule", "origin_weather_eve"]
 

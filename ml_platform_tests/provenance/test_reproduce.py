@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ml_platform.cli import main
 from ml_platform.training.environment import TRAINING_LIBRARIES
 from ml_platform.provenance.reproduce import reproduce
@@ -11,6 +13,9 @@ from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.provenance.helpers import fetch, folder_hashes
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 
 def test_the_deployed_lightgbm_model_reproduces_byte_for_byte_and_nothing_is_written(history, capsys):
@@ -106,3 +111,29 @@ def test_reproduce_never_writes_into_the_artifact_store(history, capsys):
     assert main(history.run("reproduce", history.logistic, "--output", str(inside))) == 2
     assert "lies inside the artifact store" in capsys.readouterr().err
     assert not inside.exists()
+
+
+def test_a_tampered_stored_artifact_is_the_verdict_and_exits_1_even_when_retraining_matches(history, tmp_path, capsys):
+    project = history.copy(tmp_path)
+    row = fetch(project, "models", model_version=history.logistic)
+    stored = project.storage.artifacts / row.path
+    stored.write_bytes(stored.read_bytes() + b"\0")  # one byte appended to the stored model file
+
+    assert main(["--project", str(project.root), "reproduce", history.logistic]) == 1
+    output = capsys.readouterr().out
+    assert f"stored      FAILS its check: artifact {row.path} was modified" in output
+    assert f"TAMPERED: the stored artifact of {history.logistic} is not the one recorded" in output
+    assert "the retrained artifact matches the recorded SHA-256" in output
+    assert "IDENTICAL" not in output
+    result = reproduce(project, history.logistic)
+    assert result.identical and not result.verified
+
+
+def test_reproduce_reports_the_retraining_rounds_on_standard_error(history, capsys, monkeypatch):
+    monkeypatch.setenv("ML_PLATFORM_PROGRESS_SECONDS", "0")
+    assert main(history.run("reproduce", history.second)) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"Reproducing {history.second}")  # the report alone on standard output
+    progress = captured.err.splitlines()
+    assert progress[0].startswith("  ... training round 1 of 60 (validation binary_logloss ")
+    assert progress[-1].startswith("  ... trained lightgbm in ")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ml_platform.cli import main
 
 from ml_platform_tests.provenance.helpers import fetch
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 
 def test_runs_lists_each_training_run_with_its_money_gate_and_champion_status(history, capsys):

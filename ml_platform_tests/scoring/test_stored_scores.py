@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from ml_platform import names
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.training.fit import load_model
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 JANUARY_31, FEBRUARY_1 = dt.date(2013, 1, 31), dt.date(2013, 2, 1)
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.names import scoring_job_name
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
+
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
 
 
 def test_a_modified_model_file_is_refused_before_it_is_loaded(make_project, dagster_home):

@@ -16,6 +16,9 @@ from ml_platform.features.library import load_catalog
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, january_project
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def january(tmp_path_factory):

@@ -14,6 +14,9 @@ from ml_platform.storage.warehouse import open_warehouse
 
 from ml_platform_tests.helpers import write_yaml
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 DAYS = (dt.date(2013, 1, 1), dt.date(2013, 1, 3))
 GOOD = ("day,gate,movements,temperature_f\n"
         "2013-01-01,A1,10,30.5\n2013-01-01,A2,12,31.0\n"

@@ -19,6 +19,9 @@ from ml_platform.storage.warehouse import open_warehouse, table_exists
 from ml_platform_tests.helpers import REPO_ROOT, load_yaml, write_yaml
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
 FEBRUARY_1 = dt.date(2013, 2, 1)
 

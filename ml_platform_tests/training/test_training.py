@@ -13,6 +13,9 @@ from ml_platform.training.algorithms import FeatureLayout, LightGBMPredictor, li
 from ml_platform.training.fit import categorical_features
 from ml_platform_tests.evaluation.january import MODEL, Runs, january_project
 
+# drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def trained(tmp_path, dagster_home):
