@@ -57,8 +57,10 @@ def page(served, path: str, ready, what: str) -> str:
 
 def test_the_automation_page_lists_the_generated_schedules_and_sensor(served):
     names = ("flight_delay__daily_scoring", "flight_delay__outcomes", "flight_delay__retraining")
-    text = page(served, "automation", lambda text: all(name in text for name in names),
-                "the model's two schedules and its sensor")
+    expected = (*names, "At 06:00 PM EST", "At 06:00 AM EST", "Standard sensor")
+    # the list renders the names before each row's schedule and kind: wait for the whole table
+    text = page(served, "automation", lambda text: all(item in text for item in expected),
+                "the model's two schedules (with their crons) and its sensor")
     assert "At 06:00 PM EST" in text and "At 06:00 AM EST" in text  # cron in the entity's time zone
     assert "Standard sensor" in text
 
