@@ -30,6 +30,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
                                scoring_schedule_name)
 from ml_platform.project import Project
+from ml_platform.tags import this_process
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
 DEFINITIONS_MODULE = "ml_platform.definitions"
@@ -112,6 +113,8 @@ class Clock:
             queued = daemons.queued_runs(self.instance)
             if not queued:
                 break
+            for run in queued:  # each executes in this process: a replay killed mid-run leaves it to be failed
+                self.instance.add_run_tags(run.run_id, this_process())
             self.queue.iterate(self.context)
         else:
             busy = daemons.runs_in_progress(self.instance)
@@ -119,7 +122,7 @@ class Clock:
                 f"{len(queued)} run(s) stay queued ({', '.join(run.run_id[:8] for run in queued)}): the instance "
                 f"admits {self.instance.get_concurrency_config().run_queue_config.max_concurrent_runs} run(s) at a "
                 f"time and these are still in progress: {', '.join(run.run_id[:8] for run in busy) or 'none'} "
-                f"(a run left behind by a killed process? mark it failed in the UI, then replay again)")
+                f"(a run of a live process elsewhere, or launched by the UI's daemon: end it in the UI, then replay again)")
         for run in reversed(self.instance.get_runs(limit=RECENT_RUNS)):
             if run.run_id in known or run.run_id in {item.run_id for item in moment.runs}:
                 continue
