@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import dagster as dg
 
+from ml_platform import clock as platform_clock
 from ml_platform.adapters import daemons
 from ml_platform.adapters.clock import frozen_clock
 from ml_platform.automation.factory import OUTCOMES_TIME
@@ -109,11 +110,13 @@ class Clock:
         known = {run.run_id for run in self.instance.get_runs(limit=RECENT_RUNS)}
         with frozen_clock(at):
             daemons.scheduler_iteration(self.context, self.logger, at)
-        self._drain(moment, known)
+        with platform_clock.simulated(at):  # what the runs write (promotions, scores, records) carries `at`
+            self._drain(moment, known)
         known |= {run.run_id for run in moment.runs}
         with frozen_clock(at):
             daemons.sensor_iteration(self.context, self.logger)
-        self._drain(moment, known)
+        with platform_clock.simulated(at):
+            self._drain(moment, known)
         moment.skips, moment.sensors = self._decisions()
         self.previous = at.timestamp()
         return moment

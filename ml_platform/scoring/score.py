@@ -124,7 +124,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
-                f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+                f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")  # the last scored (append-only table)
         pause_point("predictions-written")
     return rows, flagged
 

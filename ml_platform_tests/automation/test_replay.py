@@ -181,3 +181,32 @@ def test_a_replay_after_the_ui_daemon_ticked_on_the_wall_clock_owns_its_sensor_a
     replayed_sensor = states[retraining_sensor_name("flight_delay")]
     ticks = instance.get_ticks(replayed_sensor.instigator_origin_id, replayed_sensor.selector_id)
     assert len(ticks) == 6 and all(dt.datetime.fromtimestamp(item.timestamp).year == 2013 for item in ticks)
+
+
+def test_a_replay_writes_in_simulated_time_and_history_answers_in_it(make_project, dagster_home, capsys):
+    project = make_project()
+    replayed(project, "2013-02-01", "2013-02-02")
+    # the first training run was requested and promoted at the morning tick of 2013-02-01 (06:00:30 in New York)
+    promoted = dt.datetime(2013, 2, 1, 11, 0, 30)
+    with open_warehouse(project.storage.warehouse) as connection:
+        [promotion] = registry.promotions.log(connection, "flight_delay")
+        model = registry.models.get(connection, "flight_delay", promotion.training_run)
+        snapshot = registry.snapshots.get(connection, "flight_delay", promotion.training_run)
+        evaluation = registry.evaluations.get(connection, "flight_delay", promotion.training_run)
+        scored = connection.execute("SELECT partition_date, min(scored_at), max(scored_at) FROM "
+                                    "predictions.flight_delay GROUP BY 1 ORDER BY 1").fetchall()
+    assert promotion.promoted_at == promoted
+    assert snapshot.created_at == model.created_at == evaluation.created_at == promoted
+    # each day is scored at the prediction tick of its eve (18:00:30 in New York, 23:00:30 UTC)
+    assert [(str(day)[:10], first, last) for day, first, last in scored] == [
+        (day, moment, moment) for day, moment in (
+            ("2013-02-02", dt.datetime(2013, 2, 1, 23, 0, 30)), ("2013-02-03", dt.datetime(2013, 2, 2, 23, 0, 30)))]
+    capsys.readouterr()
+    assert main(["--project", str(project.root), "history", "flight_delay", "--at", "2013-02-01T11:00"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "live at 2013-02-01 11:00:00 UTC: nothing; no version of 'flight_delay' was deployed yet (first promotion "
+        "at 2013-02-01 11:00:30 UTC)")
+    assert main(["--project", str(project.root), "history", "flight_delay", "--at", "2013-02-02T06:00-05:00"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"live at 2013-02-02 11:00:00 UTC: {model.model_version} (promotion #1 at 2013-02-01 11:00:30 UTC, "
+        f"training run {promotion.training_run})")
