@@ -41,7 +41,10 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
     day_lines = [line for line in lines if line.startswith("[")]
     assert day_lines[0].startswith("[history]") and day_lines[1].startswith("[clock]")
     assert day_lines[2] == ("[  1/4] 2013-01-31  flight_delay: judged 2013-01-30: not scored: "
-                            "predictions.flight_delay does not exist yet · flight_delay: loaded 2013-02-01 (load data "
+                            "predictions.flight_delay does not exist yet · flight_delay: retraining sensor no "
+                            "retraining (not enough history yet: a training run of 'flight_delay' cut off on "
+                            "2012-12-31 would have no training days: training would end on 2012-12-20, before "
+                            "split.train.start (2013-01-01)) · flight_delay: loaded 2013-02-01 (load data "
                             "only: no model is deployed yet)")
     assert "retrained 2013-01-31_" in day_lines[3] and "(first training run: data through 2013-01-31): PROMOTED" \
         in day_lines[3]
