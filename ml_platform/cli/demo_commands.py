@@ -55,10 +55,12 @@ def command_replay(arguments: argparse.Namespace) -> int:
 
 def command_ui(arguments: argparse.Namespace) -> int:
     """Start the Dagster web UI on this project's instance, bound to localhost."""
-    from ml_platform.chain.instance import prepare_instance
+    from ml_platform.chain.instance import fail_abandoned_runs, open_instance, prepare_instance
 
     project = project_of(arguments)
     home = prepare_instance(project)
+    for abandoned in fail_abandoned_runs(open_instance(project)):  # a killed demo's run would hold the queue
+        print(f"! {abandoned.describe()}", flush=True)
     environment = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_PROJECT": str(project.root)}
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(project.root / "workspace.yaml"),
                "-h", arguments.host, "-p", str(arguments.port)]

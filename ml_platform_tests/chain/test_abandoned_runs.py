@@ -56,3 +56,23 @@ def test_only_started_runs_of_a_dead_process_are_marked_failed(make_project, dag
                       "untagged": dg.DagsterRunStatus.STARTED}
     assert instance.get_run_by_id(done.run_id).status == dg.DagsterRunStatus.NOT_STARTED
     assert fail_abandoned_runs(instance) == []
+
+
+def test_the_ui_command_frees_the_queue_of_a_killed_demos_run_before_it_starts(make_project, dagster_home,
+                                                                             monkeypatch, capsys):
+    from ml_platform.cli import main
+    from ml_platform.cli import demo_commands
+
+    project = make_project()
+    instance = instance_of(project)
+    pid = finished_pid()
+    run = instance.create_run_for_job(dg.GraphDefinition(name="nothing").to_job(name="killed_demo"),
+                                      tags={PROCESS_TAG: f"{socket.gethostname()}:{pid}:"})
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(event_type_value="PIPELINE_START",
+                                                          job_name=run.job_name, message="started"))
+    started = []
+    monkeypatch.setattr(demo_commands.subprocess, "call", lambda command, **options: started.append(command) or 0)
+    assert main(["--project", str(project.root), "ui"]) == 0
+    assert capsys.readouterr().out.startswith(f"! marked run {run.run_id[:8]} (killed_demo) failed: its process "
+                                              f"{pid} is gone\n")
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE and started
