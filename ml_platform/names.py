@@ -135,6 +135,7 @@ def outcomes_run_key(model: str, day: dt.date | str) -> str:
 TICK_TAG = "ml_platform/tick"  # the scheduled (or simulated) time of the tick that requested a run, ISO 8601
 REASON_TAG = "ml_platform/reason"  # why the run was requested, in words
 CHAIN_TAG = "ml_platform/chain"  # the demo's label of the chain of runs a run belongs to
+PROCESS_TAG = "ml_platform/process"  # the process executing a run in itself: `host:pid:start`, to detect its death
 PARTITION_TAG = "dagster/partition"  # Dagster's tag of a run's partition key, read back by the replay
 TRUST_TAG = "trust"  # a source asset's tag (and metadata key): the trust level of its data
 

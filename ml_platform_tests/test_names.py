@@ -71,6 +71,7 @@ def test_literal_names_for_model_m():
     assert (names.TICK_TAG, names.REASON_TAG, names.CHAIN_TAG) == (
         "ml_platform/tick", "ml_platform/reason", "ml_platform/chain")
     assert (names.PARTITION_TAG, names.TRUST_TAG) == ("dagster/partition", "trust")
+    assert names.PROCESS_TAG == "ml_platform/process"
     assert (names.TABLE_NAME_METADATA, names.ROW_COUNT_METADATA, names.COLUMN_SCHEMA_METADATA) == (
         "dagster/table_name", "dagster/row_count", "dagster/column_schema")
     assert (names.LATEST_VIEW_METADATA, names.SHADOW_TABLE_METADATA) == ("latest_view", "shadow_table")

@@ -5,6 +5,7 @@ Written for Dagster 1.13.27 (pinned in pyproject.toml and by ml_platform_tests/a
 - `instance`: an instance opened from its folder, without DAGSTER_HOME;
 - `clock`: Dagster's clock, read and frozen at a simulated moment;
 - `daemons`: the scheduler, sensor and run-queue daemon iterations `ml-platform replay` drives;
-- `run_tags`: the run tags of a partition range.
+- `run_tags`: the run tags of a partition range;
+- `abandoned_runs`: runs in progress listed, and marked failed from outside (a run whose process died).
 Everything else in ml_platform uses Dagster's public API only (the import-linter contracts in pyproject.toml).
 """

@@ -4,7 +4,8 @@ Written for Dagster 1.13.27: the scheduler's `launch_scheduled_runs` (dagster._s
 daemon's `execute_sensor_iteration` (dagster._daemon.sensor), the run queue's `QueuedRunCoordinatorDaemon`
 (dagster._daemon.run_coordinator), an in-process code location (`WorkspaceProcessContext`,
 `InProcessWorkspaceLoadTarget`, `InProcessCodeLocationOrigin`, `LoadableTargetOrigin`), instigator states
-(dagster._core.scheduler.instigation), run filters (dagster._core.storage.dagster_run) and the in-memory run
+(dagster._core.scheduler.instigation; stored by selector in the sqlite schedule storage's instigators table, one
+row per code-location origin in its jobs table: dagster._core.storage.schedules.sql_schedule_storage), run filters (dagster._core.storage.dagster_run) and the in-memory run
 launcher (dagster._core.launcher.sync_in_memory_run_launcher). Re-check each on another version
 (ml_platform_tests/adapters/test_dagster_version.py).
 """
@@ -22,7 +23,7 @@ import dagster as dg
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.external import RemoteSchedule
 from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
-                                                 ScheduleInstigatorData)
+                                                 ScheduleInstigatorData, SensorInstigatorData)
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
@@ -73,19 +74,34 @@ def instigators(context: WorkspaceProcessContext, names: set[str]) -> list[Any]:
 
 
 def restart_instigator(instance: dg.DagsterInstance, instigator: Any, start: dt.datetime) -> None:
-    """Forget a schedule's or sensor's ticks and state; a schedule starts again at `start`.
+    """Forget a schedule's or sensor's ticks and state, whichever process stored them; both start afresh at `start`.
 
-    The schedules run by default (declared in code), so the scheduler would otherwise create their state at its
-    first iteration and skip a tick due at that very moment; a sensor's state is made by its daemon.
+    Dagster keeps one state per instigator (its selector: location, repository, name) in the instigators table,
+    and one row per code-location origin in the jobs table. `dagster dev` (the UI's daemon) loads the same
+    instigators from another origin (a gRPC server), so deleting this origin's row would leave the UI's state
+    standing: a sensor's last tick at the wall clock's time, years after the simulated moment, keeps it under its
+    minimum interval for ever (it never ticks), and its cursor would survive. So the state is overwritten, for
+    every origin, with a fresh one of this origin: no tick yet, no cursor, started at `start` (a schedule would
+    otherwise create its state at its first iteration and skip a tick due at that very moment).
     """
     origin_id, selector_id = instigator.get_remote_origin_id(), instigator.selector_id
-    instance.purge_ticks(origin_id, selector_id, before=start.timestamp() + FOREVER)
-    if instance.get_instigator_state(origin_id, selector_id) is not None:
-        instance.delete_instigator_state(origin_id, selector_id)
+    instance.purge_ticks(origin_id, selector_id, before=start.timestamp() + FOREVER)  # any origin's, by selector
     if isinstance(instigator, RemoteSchedule):
-        instance.add_instigator_state(InstigatorState(
-            instigator.get_remote_origin(), InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE,
-            ScheduleInstigatorData(instigator.cron_schedule, start.timestamp())))
+        kind, data = InstigatorType.SCHEDULE, ScheduleInstigatorData(instigator.cron_schedule, start.timestamp())
+    else:
+        kind, data = InstigatorType.SENSOR, SensorInstigatorData(
+            min_interval=instigator.min_interval_seconds, cursor=None, sensor_type=instigator.sensor_type,
+            last_sensor_start_timestamp=start.timestamp())
+    fresh = InstigatorState(instigator.get_remote_origin(), kind, InstigatorStatus.DECLARED_IN_CODE, data)
+    if instance.get_instigator_state(origin_id, selector_id) is None:
+        instance.add_instigator_state(fresh)
+    else:
+        instance.update_instigator_state(fresh)  # replaces the selector's state, whichever origin wrote it
+
+
+def instigator_state(instance: dg.DagsterInstance, instigator: Any) -> Any:
+    """A schedule's or sensor's stored state (its .instigator_data: last tick, cursor), or None."""
+    return instance.get_instigator_state(instigator.get_remote_origin_id(), instigator.selector_id)
 
 
 def ticks_after(instance: dg.DagsterInstance, instigator: Any, after: float, limit: int = 3) -> list[Any]:

@@ -13,13 +13,14 @@ import dagster as dg
 
 from ml_platform.adapters.run_tags import partition_range_tags
 from ml_platform.build import build_definitions
-from ml_platform.chain.instance import open_instance
+from ml_platform.chain.instance import fail_abandoned_runs, open_instance
 from ml_platform.deployment.promotion import GateRefusedError
 from ml_platform.names import CHAIN_TAG, stage_of
 from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.progress import LOGGER as PROGRESS_LOGGER
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
+from ml_platform.tags import this_process
 
 # Dagster's console logger prints a failed step's error with its stack trace at level ERROR; the chain reports each
 # run's failures itself (failure_reasons), so the console keeps only the platform's lines. The run's full event log,
@@ -131,12 +132,14 @@ class Chain:
         self.definitions = build_definitions(catalog, project.storage)
         self.instance = instance if instance is not None else open_instance(project)
         self.runs: list[RunOutcome] = []
+        for abandoned in fail_abandoned_runs(self.instance):
+            self.say(f"  ! {abandoned.describe()}")
 
     def run(self, job: str, label: str, partition_key: str | None = None,
             date_range: tuple[dt.date, dt.date] | None = None,
             assets: list[dg.AssetKey] | None = None) -> RunOutcome:
         """Execute one job in the instance and report how it went."""
-        tags = {CHAIN_TAG: label}
+        tags = {CHAIN_TAG: label, **this_process()}
         if date_range is not None:
             tags.update(partition_range_tags(*date_range))
         self.say(f"  -> {label} ...")

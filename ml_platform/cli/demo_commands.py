@@ -91,10 +91,13 @@ def command_ui(arguments: argparse.Namespace) -> int:
     """Start the Dagster web UI and daemon on this project's instance, bound to localhost; Ctrl-C stops both."""
     import signal
 
-    from ml_platform.chain.instance import prepare_instance
+    from ml_platform.chain.instance import fail_abandoned_runs, open_instance, prepare_instance
 
     project = project_of(arguments)
     home = prepare_instance(project)
+    with open_instance(project) as instance:  # a killed demo's run would hold the queue
+        for abandoned in fail_abandoned_runs(instance):
+            print(f"! {abandoned.describe()}", flush=True)
     environment = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_PROJECT": str(project.root)}
     # run from the instance folder: dagster dev reads the instance's own dagster.yaml there, and does not warn
     # that the project's template dagster.yaml (which prepare_instance copied) "will not be used"

@@ -15,7 +15,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.names import feature_table, history_view, quote, source_table, table_label
-from ml_platform.storage.warehouse import date_literal, replace_date_range, table_exists
+from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
 class FeatureComputationError(PlatformError, RuntimeError):
@@ -63,7 +63,8 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
                 f"from {missing[0][0]}: materialize it first")
     register_functions(connection, list(feature_set.functions))
     keys = ", ".join(quote(key) for key in entity.keys)
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE feature_result AS {feature_set.sql}")
+    with single_threaded(connection):  # identical feature values on every rebuild (see single_threaded)
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE feature_result AS {feature_set.sql}")
     entity_rows, result_rows, distinct_keys, matched = connection.execute(
         f"SELECT (SELECT count(*) FROM entity), (SELECT count(*) FROM feature_result), "
         f"(SELECT count(*) FROM (SELECT DISTINCT {keys} FROM feature_result)), "

@@ -131,7 +131,7 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     if day is not None:
         where, values = f"{where} AND partition_date = ?", [*values, day]
     cursor = connection.execute(
-        f"SELECT * FROM {target} WHERE {where} ORDER BY scored_at DESC, promotion_id DESC", values)
+        f"SELECT * FROM {target} WHERE {where} ORDER BY rowid DESC", values)  # newest first: the table only grows
     names = [description[0] for description in cursor.description]
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     if not rows:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import zoneinfo
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Callable, Iterator
 
 import dagster as dg
 
+from ml_platform import clock as platform_clock
 from ml_platform.adapters import daemons
 from ml_platform.adapters.clock import frozen_clock
 from ml_platform.automation.factory import OUTCOMES_TIME
@@ -30,6 +32,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
                                scoring_schedule_name)
 from ml_platform.project import Project
+from ml_platform.tags import this_process
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
 DEFINITIONS_MODULE = "ml_platform.definitions"
@@ -61,6 +64,8 @@ class Moment:
     at: dt.datetime
     runs: list[ReplayRun] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
+    # what each model's retraining sensor decided at this moment: requested a run, or skipped and why
+    sensors: dict[str, list[str]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -85,12 +90,19 @@ class Clock:
         for name in model_names:
             wanted |= {scoring_schedule_name(name), outcomes_schedule_name(name), retraining_sensor_name(name)}
         self.instigators = daemons.instigators(context, wanted)
+        self.sensor_models = {retraining_sensor_name(name): name for name in model_names}
         self.previous: float = 0.0  # the last simulated moment, as a timestamp
 
     def reset(self, start: dt.datetime) -> None:
-        """Forget earlier ticks of the schedules and sensors, and start the schedules at the simulated start."""
+        """Forget the earlier ticks and state of every schedule and sensor the replay drives (also those stored by
+        the UI's daemon on the wall clock: last tick, cursor), and start them all at the simulated start."""
         for instigator in self.instigators:
             daemons.restart_instigator(self.instance, instigator, start)
+            state = daemons.instigator_state(self.instance, instigator)
+            data = state.instigator_data if state is not None else None
+            if data is None or getattr(data, "cursor", None) is not None or \
+                    (getattr(data, "last_tick_timestamp", None) or 0) > start.timestamp():
+                raise ReplayError(f"{instigator.name}: its stored state could not be reset for the replay: {data}")
 
     def tick(self, at: dt.datetime) -> Moment:
         """Evaluate the schedules and sensors due at a simulated moment, then run what they submitted."""
@@ -98,12 +110,14 @@ class Clock:
         known = {run.run_id for run in self.instance.get_runs(limit=RECENT_RUNS)}
         with frozen_clock(at):
             daemons.scheduler_iteration(self.context, self.logger, at)
-        self._drain(moment, known)
+        with platform_clock.simulated(at):  # what the runs write (promotions, scores, records) carries `at`
+            self._drain(moment, known)
         known |= {run.run_id for run in moment.runs}
         with frozen_clock(at):
             daemons.sensor_iteration(self.context, self.logger)
-        self._drain(moment, known)
-        moment.skips = self._skips()
+        with platform_clock.simulated(at):
+            self._drain(moment, known)
+        moment.skips, moment.sensors = self._decisions()
         self.previous = at.timestamp()
         return moment
 
@@ -112,6 +126,8 @@ class Clock:
             queued = daemons.queued_runs(self.instance)
             if not queued:
                 break
+            for run in queued:  # each executes in this process: a replay killed mid-run leaves it to be failed
+                self.instance.add_run_tags(run.run_id, this_process())
             self.queue.iterate(self.context)
         else:
             busy = daemons.runs_in_progress(self.instance)
@@ -119,7 +135,7 @@ class Clock:
                 f"{len(queued)} run(s) stay queued ({', '.join(run.run_id[:8] for run in queued)}): the instance "
                 f"admits {self.instance.get_concurrency_config().run_queue_config.max_concurrent_runs} run(s) at a "
                 f"time and these are still in progress: {', '.join(run.run_id[:8] for run in busy) or 'none'} "
-                f"(a run left behind by a killed process? mark it failed in the UI, then replay again)")
+                f"(if no process runs it any more, mark it failed in the UI, then replay again)")
         for run in reversed(self.instance.get_runs(limit=RECENT_RUNS)):
             if run.run_id in known or run.run_id in {item.run_id for item in moment.runs}:
                 continue
@@ -130,18 +146,31 @@ class Clock:
                                          run.status.value, run.tags.get(REASON_TAG, ""),
                                          failure_reasons(events), seconds))
 
-    def _skips(self) -> list[str]:
-        """Why the ticks since the previous moment launched nothing; a tick that failed stops the replay."""
-        skips = []
+    def _decisions(self) -> tuple[list[str], dict[str, list[str]]]:
+        """Why the ticks since the previous moment launched nothing, and what each retraining sensor decided (a
+        sensor that did not tick says so); a tick that failed stops the replay."""
+        skips, sensors = [], {}
         for instigator in self.instigators:
-            for tick in daemons.ticks_after(self.instance, instigator, self.previous):
+            ticks = daemons.ticks_after(self.instance, instigator, self.previous)
+            for tick in ticks:
                 if tick.error is not None:
                     raise ReplayError(f"{instigator.name} failed its tick at "
                                       f"{dt.datetime.fromtimestamp(tick.timestamp, dt.timezone.utc)}: "
                                       f"{tick.error.message.strip()}")
                 if tick.skip_reason:
                     skips.append(f"{instigator.name}: {tick.skip_reason}")
-        return skips
+            model = self.sensor_models.get(instigator.name)
+            if model is None:
+                continue
+            decisions = []
+            for tick in sorted(ticks, key=lambda item: item.timestamp):
+                if tick.run_keys:
+                    decisions.append(f"requested {', '.join(tick.run_keys)}")
+                else:
+                    reason = re.sub(r"^\d{4}-\d{2}-\d{2}: ", "", tick.skip_reason or "no reason given")
+                    decisions.append(f"no retraining ({reason})")
+            sensors[model] = decisions or ["did not tick"]
+        return skips, sensors
 
     def close(self) -> None:
         self.queue.close()

@@ -170,6 +170,9 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
 def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLedger]) -> list[str]:
     """One phrase per run a moment launched, recorded in the ledgers."""
     phrases = []
+    # each retraining sensor's decision, said just before the training run it requested (or after the other runs)
+    decisions = {name: [f"{name}: retraining sensor {decision}" for decision in said]
+                 for name, said in moment.sensors.items()}
     with project_warehouse(project) as connection:
         for run in moment.runs:
             for name, ledger in ledgers.items():
@@ -178,10 +181,11 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
                 elif run.job == training_job_name(name):
                     line, outcome = _training_line(connection, name, run)
                     ledger.trainings.append(outcome)
+                    phrases += decisions.pop(name, [])
                     phrases.append(f"{name}: {line}")
                 elif run.job == outcomes_job_name(name):
                     phrases.append(f"{name}: {_outcome_text(connection, name, run)}")
-    return phrases
+    return phrases + [phrase for said in decisions.values() for phrase in said]
 
 
 class DayLines:
@@ -201,7 +205,8 @@ class DayLines:
             self.flush()
             self.day = day
         self.runs += runs
-        self.phrases += phrases
+        # a decision repeated at the day's two moments (the sensor skipping for the same reason) is said once
+        self.phrases += [phrase for phrase in phrases if phrase not in self.phrases]
 
     def flush(self) -> None:
         """Say the current day's line (if any) and start afresh."""

@@ -148,7 +148,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
-                f"(PARTITION BY {key_list} ORDER BY scored_at DESC, promotion_id DESC) = 1")
+                f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")  # the last scored (append-only table)
         if versions is not None:
             record_versions(connection, names.stage_asset("predictions", spec.name), versions)
         pause_point("predictions-written")

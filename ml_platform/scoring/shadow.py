@@ -93,7 +93,7 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
         return None
     frame = connection.execute(
         f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow} "
-        f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY scored_at DESC) = 1), "
+        f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY rowid DESC) = 1), "
         f"production AS (SELECT {key_list}, flagged AS champion_flagged, model_version AS champion_version "
         f"  FROM {names.latest_view(model.name)}), "
         f"outcomes AS ({outcomes_sql(catalog, model, *(pd.Timestamp(day).date() for day in span))}) "

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import duckdb
 
+from ml_platform import clock
 from ml_platform.errors import PlatformError
 from ml_platform.names import registry_table
 from ml_platform.records.base import Record
@@ -45,8 +46,8 @@ def create_registry_tables(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def now() -> dt.datetime:
-    """The current UTC time without tzinfo, as the registries store it."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    """The platform clock's current UTC time without tzinfo, as the registries store it (simulated in a replay)."""
+    return clock.now()
 
 
 class RegistryConflictError(PlatformError, RuntimeError):

@@ -6,12 +6,12 @@ partition is recomputed. A version is a hash of its inputs' components (definiti
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Iterable
 
 import duckdb
 
+from ml_platform import clock
 from ml_platform.hashing import canonical_json, short_hash
 from ml_platform.names import registry_table
 from ml_platform.records.versions import PartitionVersion
@@ -54,7 +54,7 @@ def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions:
     """Replace the stored versions of the given partitions (call inside the transaction that wrote their data)."""
     if not versions:
         return
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = clock.now()
     keys = list(versions)
     # one statement each, with the rows as lists: executemany costs about a millisecond per row
     connection.execute(f"DELETE FROM {TABLE} WHERE asset = ? AND list_contains(?, partition_key)", [asset, keys])

@@ -62,6 +62,23 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
         connection.close()
 
 
+@contextmanager
+def single_threaded(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection computing on one thread for the duration, its thread count restored afterwards.
+
+    DuckDB sums floating-point numbers in parallel, each thread over its own row groups, and adds the partial
+    sums in whatever order the threads finish: the last bits of a DOUBLE sum (or average, or window sum) differ
+    from one run to the next with more than one thread. On one thread a query adds its rows in their stored
+    order, so the same rows give the same bits on every rebuild, whatever the connection's thread count.
+    """
+    threads = connection.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    connection.execute("SET threads = 1")
+    try:
+        yield connection
+    finally:
+        connection.execute(f"SET threads = {int(threads)}")
+
+
 def date_literal(day: dt.date) -> str:
     """A DuckDB DATE literal (dates come from partition keys or specs, never from free text)."""
     return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 
 import dagster as dg
@@ -11,10 +12,14 @@ import pytest
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+from ml_platform.adapters import daemons
 from ml_platform.cli import main
 from ml_platform.names import (PARTITION_TAG, TICK_TAG, daily_job_name, outcomes_job_name, retraining_sensor_name,
                                scoring_schedule_name, training_job_name)
-from ml_platform.replay.clock import ReplayError
+from ml_platform.replay.clock import ReplayError, project_environment
 from ml_platform.replay.story import replay, summary_lines
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.storage import registry
@@ -39,7 +44,10 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
     day_lines = [line for line in lines if line.startswith("[")]
     assert day_lines[0].startswith("[history]") and day_lines[1].startswith("[clock]")
     assert day_lines[2] == ("[  1/4] 2013-01-31  flight_delay: judged 2013-01-30: not scored: "
-                            "predictions.flight_delay does not exist yet · flight_delay: loaded 2013-02-01 (load data "
+                            "predictions.flight_delay does not exist yet · flight_delay: retraining sensor no "
+                            "retraining (not enough history yet: a training run of 'flight_delay' cut off on "
+                            "2012-12-31 would have no training days: training would end on 2012-12-20, before "
+                            "split.train.start (2013-01-01)) · flight_delay: loaded 2013-02-01 (load data "
                             "only: no model is deployed yet)")
     assert "retrained 2013-01-31_" in day_lines[3] and "(first training run: data through 2013-01-31): PROMOTED" \
         in day_lines[3]
@@ -149,5 +157,67 @@ def test_a_queue_blocked_by_a_run_left_in_progress_stops_the_replay_with_a_clear
         replay(project, dt.date(2013, 2, 1), dt.date(2013, 2, 1), say=lambda line: None)
     assert str(error.value).startswith("1 run(s) stay queued (")
     assert str(error.value).endswith(
-        f"the instance admits 1 run(s) at a time and these are still in progress: {stuck.run_id[:8]} (a run left "
-        f"behind by a killed process? mark it failed in the UI, then replay again)")
+        f"the instance admits 1 run(s) at a time and these are still in progress: {stuck.run_id[:8]} (if no process "
+        f"runs it any more, mark it failed in the UI, then replay again)")
+
+
+def test_a_replay_after_the_ui_daemon_ticked_on_the_wall_clock_owns_its_sensor_and_retrains(
+        make_project, dagster_home):
+    project = make_project()
+    instance = instance_of(project)
+    # the UI's daemon: the code location from workspace.yaml (a gRPC server, another origin than the replay's
+    # in-process one), its sensor evaluated on the wall clock, its state stored
+    with project_environment(project), WorkspaceProcessContext(
+            instance, WorkspaceFileTarget([str(project.root / "workspace.yaml")])) as ui:
+        assert not daemons.load_errors(ui)
+        [sensor] = daemons.instigators(ui, {retraining_sensor_name("flight_delay")})
+        daemons.sensor_iteration(ui, logging.getLogger("test"))
+        state = instance.get_instigator_state(sensor.get_remote_origin_id(), sensor.selector_id)
+        [tick] = daemons.ticks_after(instance, sensor, 0.0)
+    assert state.instigator_data.last_tick_timestamp > dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    assert "no flights day with known labels is stored yet" in tick.skip_reason
+
+    result, lines = replayed(project, "2013-02-01", "2013-02-02")
+    day_lines = [line for line in lines if line.startswith("[ ")]
+    assert len(day_lines) == 3
+    # the sensor's decision each simulated day, in words
+    assert "flight_delay: retraining sensor no retraining (not enough history yet:" in day_lines[0]
+    assert re.search(r"flight_delay: retraining sensor requested 2013-01-31_\w+ · flight_delay: retrained "
+                     r"2013-01-31_\w+ \(first training run: data through 2013-01-31\): PROMOTED", day_lines[1])
+    assert re.search(r"flight_delay: retraining sensor no retraining \(up to date: the last run of spec \w+ was cut "
+                     r"off on 2013-01-31; next monthly cut-off after 2013-01-31\)", day_lines[2]), day_lines[2]
+    assert [training.promoted for training in result.ledgers["flight_delay"].trainings] == [True]
+    # the wall clock's tick is gone: every sensor tick is at a simulated moment
+    states = {item.instigator_name: item for item in instance.all_instigator_state()}
+    replayed_sensor = states[retraining_sensor_name("flight_delay")]
+    ticks = instance.get_ticks(replayed_sensor.instigator_origin_id, replayed_sensor.selector_id)
+    assert len(ticks) == 6 and all(dt.datetime.fromtimestamp(item.timestamp).year == 2013 for item in ticks)
+
+
+def test_a_replay_writes_in_simulated_time_and_history_answers_in_it(make_project, dagster_home, capsys):
+    project = make_project()
+    replayed(project, "2013-02-01", "2013-02-02")
+    # the first training run was requested and promoted at the morning tick of 2013-02-01 (06:00:30 in New York)
+    promoted = dt.datetime(2013, 2, 1, 11, 0, 30)
+    with open_warehouse(project.storage.warehouse) as connection:
+        [promotion] = registry.promotions.log(connection, "flight_delay")
+        model = registry.models.get(connection, "flight_delay", promotion.training_run)
+        snapshot = registry.snapshots.get(connection, "flight_delay", promotion.training_run)
+        evaluation = registry.evaluations.get(connection, "flight_delay", promotion.training_run)
+        scored = connection.execute("SELECT partition_date, min(scored_at), max(scored_at) FROM "
+                                    "predictions.flight_delay GROUP BY 1 ORDER BY 1").fetchall()
+    assert promotion.promoted_at == promoted
+    assert snapshot.created_at == model.created_at == evaluation.created_at == promoted
+    # each day is scored at the prediction tick of its eve (18:00:30 in New York, 23:00:30 UTC)
+    assert [(str(day)[:10], first, last) for day, first, last in scored] == [
+        (day, moment, moment) for day, moment in (
+            ("2013-02-02", dt.datetime(2013, 2, 1, 23, 0, 30)), ("2013-02-03", dt.datetime(2013, 2, 2, 23, 0, 30)))]
+    capsys.readouterr()
+    assert main(["--project", str(project.root), "history", "flight_delay", "--at", "2013-02-01T11:00"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "live at 2013-02-01 11:00:00 UTC: nothing; no version of 'flight_delay' was deployed yet (first promotion "
+        "at 2013-02-01 11:00:30 UTC)")
+    assert main(["--project", str(project.root), "history", "flight_delay", "--at", "2013-02-02T06:00-05:00"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"live at 2013-02-02 11:00:00 UTC: {model.model_version} (promotion #1 at 2013-02-01 11:00:30 UTC, "
+        f"training run {promotion.training_run})")

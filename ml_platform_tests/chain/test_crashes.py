@@ -10,14 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
-from ml_platform.names import DAILY_JOB, REFERENCE_JOB, scoring_job_name, training_job_name
+from ml_platform.names import DAILY_JOB, PROCESS_TAG, REFERENCE_JOB, scoring_job_name, training_job_name
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import open_warehouse, table_exists
+from ml_platform_tests.helpers import instance_of
 
 # drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
 pytestmark = pytest.mark.slow
@@ -120,3 +122,27 @@ def test_killed_while_writing_predictions_leaves_the_day_unscored_and_a_rerun_sc
                                   "ORDER BY 1").fetchall()
     assert [str(day)[:10] for day, _ in days] == ["2013-02-01", "2013-02-02"]
     assert {version for _, version in days} == {first.champion.model_version}
+
+
+def test_a_run_left_started_by_a_killed_process_is_marked_failed_at_the_next_start(
+        make_project, dagster_home, tmp_path):
+    project = make_project()
+    load_january(project)
+    kill_at(project, "training", "artifact-written:models", tmp_path)
+    instance = instance_of(project)
+    [stale] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    pid = int(stale.tags[PROCESS_TAG].split(":")[1])
+    said = []
+    runner = Chain(project, load_catalog(project.specs_dir, project.root), say=said.append)
+    assert said == [f"  ! marked run {stale.run_id[:8]} ({training_job_name('flight_delay')}) failed: "
+                    f"its process {pid} is gone"]
+    assert instance.get_run_by_id(stale.run_id).status == dg.DagsterRunStatus.FAILURE
+    failure = [entry for entry in instance.all_logs(stale.run_id)
+               if entry.dagster_event and entry.dagster_event.event_type_value == "PIPELINE_FAILURE"]
+    assert f"The process executing this run ({pid}) is gone" in failure[-1].dagster_event.message
+    key = runner.add_training_run("flight_delay")
+    assert runner.run(training_job_name("flight_delay"), "rerun", partition_key=key).success, runner.runs[-1].failures
+    assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) == []
+    said.clear()
+    Chain(project, load_catalog(project.specs_dir, project.root), say=said.append)
+    assert said == []  # nothing left to fail: a finished run is never touched again

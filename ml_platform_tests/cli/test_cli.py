@@ -16,9 +16,14 @@ from ml_platform_tests.helpers import REPO_ROOT, january_model
 
 
 @pytest.mark.slow
-def test_demo_command_prints_progress_and_the_money_summary(make_project, dagster_home, capsys):
+def test_demo_command_prints_progress_and_the_money_summary(make_project, dagster_home, capsys, tmp_path,
+                                                            monkeypatch):
     project = make_project()
+    data = tmp_path / "elsewhere" / "data"
+    monkeypatch.setenv("ML_PLATFORM_DATA", str(data))  # with DAGSTER_HOME (the fixture): both move out of --project
     assert main(["--project", str(project.root), "demo", "--score-days", "2"]) == 0
+    assert (data / "warehouse.duckdb").is_file() and (dagster_home / "history" / "runs.db").is_file()
+    assert not (project.root / ".ml_platform").exists() and not (project.root / ".dagster_home").exists()
     output = capsys.readouterr().out
     for step in ("[1/4] reference sources", "[2/4] daily sources and features, 2013-01-01 to 2013-02-02 (33 days)",
                  "[3/4] training run 2013-01-31_", "[4/4] production predictions 2013-02-01 to 2013-02-02"):
