@@ -71,7 +71,17 @@ def test_the_ui_command_frees_the_queue_of_a_killed_demos_run_before_it_starts(m
     instance.handle_run_event(run.run_id, dg.DagsterEvent(event_type_value="PIPELINE_START",
                                                           job_name=run.job_name, message="started"))
     started = []
-    monkeypatch.setattr(demo_commands.subprocess, "call", lambda command, **options: started.append(command) or 0)
+
+    class NoServer:
+        """Stands in for the web server's process: this test is about what happens before it starts."""
+
+        def __init__(self, command, **options):
+            started.append(command)
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(demo_commands.subprocess, "Popen", NoServer)
     assert main(["--project", str(project.root), "ui"]) == 0
     assert capsys.readouterr().out.startswith(f"! marked run {run.run_id[:8]} (killed_demo) failed: its process "
                                               f"{pid} is gone\n")
