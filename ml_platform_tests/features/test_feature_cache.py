@@ -8,7 +8,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_platform.names import DAILY_JOB, REFERENCE_JOB
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, outcomes_job_name, scoring_job_name,
+                               training_job_name)
 from ml_platform.chain.model_chain import DemoError, run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features import functions
@@ -160,8 +161,8 @@ def test_a_hyper_parameter_change_recomputes_no_feature(make_project, dagster_ho
     lines: list[str] = []
     second = run_chain(project, "flight_delay", score_days=1, say=lines.append)
     # the chain found every source and feature partition at its version and launched no load at all
-    assert [run.job for run in second.runs] == ["flight_delay__training", "flight_delay__scoring",
-                                                "flight_delay__outcomes"]
+    assert [run.job for run in second.runs] == [training_job_name("flight_delay"), scoring_job_name("flight_delay"),
+                                                outcomes_job_name("flight_delay")]
     assert "     up to date: every partition is stored at the version it would get; no run needed" in lines
     # and a run launched anyway recomputes nothing
     assert _recomputed(_run_daily(project)) == {name: 0 for name in SETS}
