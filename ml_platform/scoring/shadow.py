@@ -17,13 +17,14 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
+from ml_platform.features.labels import labelled_rows_sql
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal, table_exists
+from ml_platform.storage.warehouse import table_exists
 from ml_platform.training.inference import ScoringError
 
 
@@ -69,10 +70,7 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     outcomes = model.money.outcomes
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
-    # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {names.source_table(model.entity)} "
-            f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)})")
-    return f"SELECT {keys}, label{money} FROM {base} AS base"
+    return f"SELECT {keys}, label{money} FROM {labelled_rows_sql(catalog, model, start, end)} AS base"
 
 
 def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,

@@ -11,6 +11,7 @@ import duckdb
 from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
+from ml_platform.specs.label_checks import check_label, label_sources
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
 from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric
 
@@ -336,11 +337,15 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
 def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                      connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
-    checker = SqlChecker({entity.name: entity}, connection=connection)
+    checker = SqlChecker({**label_sources(catalog, model), entity.name: entity}, connection=connection)
     after_event = set(entity.after_event_columns())
     before_event = [name for name in entity.all_columns() if name not in after_event]
     try:
-        kind, problem = checker.expression_type(model.label.expression, entity.name)
+        problems, aggregates = check_label(catalog, model, entity, checker)
+        if problems:
+            errors += [_error(catalog, model, field, message) for field, message in problems]
+            return errors
+        kind, problem = checker.expression_type(model.label.expression, entity.name, extra_columns=aggregates)
         if problem or kind != "BOOLEAN":
             errors.append(_error(catalog, model, "label.expression", problem or f"must be true/false, gives {kind}"))
             return errors
@@ -351,7 +356,7 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                            f"also selects the rows to score, before their outcome exists")
             if problem or kind != "BOOLEAN":
                 errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
-        with_label = {"label": model.label.expression}
+        with_label = {**aggregates, "label": model.label.expression}
         for outcome, expression in model.money.outcomes.model_dump().items():
             kind, problem = checker.expression_type(expression, entity.name, extra_columns=with_label)
             if problem or not is_numeric(kind):
