@@ -8,6 +8,8 @@ early. The generic sandbox check of spec SQL (`refuse_escapes`, being added to `
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import unknown_name
 from ml_platform.specs.models import LabelAggregate, ModelSpec, SourceSpec
@@ -87,6 +89,16 @@ def check_label(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
         return [("label.horizon", "the label's aggregates read rows after the row's own day: say how far, e.g. "
                                   "horizon: {days: 30}")], {}
     errors, columns = [], {}
+    if label.horizon is not None:
+        split = model.split
+        for name, window, following in (("train", split.train, "validation"),
+                                        ("validation", split.validation, "test")):
+            reach = window.start + dt.timedelta(days=label.horizon.days)
+            if reach >= getattr(split, following).start:
+                errors.append(("label.horizon", (
+                    f"{label.horizon.days} days reach from the first {name} day ({window.start}) into the "
+                    f"{following} window (from {getattr(split, following).start}): every {name} row would be "
+                    f"purged; shorten the horizon or lengthen split.{name}")))
     for name, aggregate in label.aggregates.items():
         problems, kind = _check_aggregate(checker, entity, catalog, name, aggregate)
         errors += problems
