@@ -39,7 +39,7 @@ def spend_model(**label) -> dict:
         "description": "Flags the visits whose customer will spend more than $50 in the 30 days after the visit.",
         "label": {"task": "binary_classification", "expression": "spend_next_30_days > 50",
                   "horizon": {"days": 30},
-                  "aggregates": {"spend_next_30_days": {"source": "purchases", "on": {"customer_id": "customer_id"},
+                  "aggregates": {"spend_next_30_days": {"source": "purchases", "match": {"customer_id": "customer_id"},
                                                         "expression": "sum(amount)", "default": 0}},
                   **label},
         "features": ["pages_viewed"],

@@ -98,7 +98,7 @@ def label_columns_sql(catalog: Catalog, model: ModelSpec, entity_alias: str = "e
     columns = []
     for name, aggregate in sorted(model.label.aggregates.items()):
         match = " AND ".join(f"later.{quote(source_column)} = {entity_alias}.{quote(entity_column)}"
-                             for entity_column, source_column in sorted(aggregate.on.items()))
+                             for entity_column, source_column in sorted(aggregate.match.items()))
         value = f"({aggregate.expression})"
         if aggregate.default is not None:
             value = f"coalesce({value}, {aggregate.default!r})"

@@ -386,7 +386,8 @@ def _pulled_in_by(dependency: SourceDependency) -> str:
     parts = []
     for via in dependency.via:
         *users, reader = via.split(" > ")
-        parts.append("its entity" if via == "entity" else f"feature set '{reader}'" + "".join(
+        named = {"entity": "its entity", "label": "its label's aggregates"}
+        parts.append(named.get(via) or f"feature set '{reader}'" + "".join(
             f", used by '{user}'" for user in reversed(users)))
     features = f" (the model's features from {'it' if len(parts) == 1 else 'them'}: " \
                f"{', '.join(dependency.features)})" if dependency.features else ""

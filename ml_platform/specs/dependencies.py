@@ -12,7 +12,8 @@ COLUMNS = ("source", "trust", "partitioning", "read through", "model features", 
 
 
 def _read_through(dependency: SourceDependency) -> str:
-    return "; ".join("entity (rows, label, money)" if via == "entity" else via for via in dependency.via)
+    named = {"entity": "entity (rows, label, money)", "label": "label (aggregates over the horizon)"}
+    return "; ".join(named.get(via, via) for via in dependency.via)
 
 
 def _opt_in(dependency: SourceDependency) -> str:

@@ -56,13 +56,11 @@ def _check_aggregate(checker: SqlChecker, entity: SourceSpec, catalog: Catalog, 
         return [(f"{field}.source", f"source '{source.name}' is a reference table loaded whole: a label aggregates "
                                     f"the rows of a daily source over the days after the row's own")], None
     errors = []
-    for entity_column, source_column in aggregate.on.items():
-        if entity_column not in entity.all_columns():
-            errors.append((f"{field}.on", unknown_name(f"column of '{entity.name}'", entity_column,
-                                                       entity.all_columns())))
-        if source_column not in source.all_columns():
-            errors.append((f"{field}.on", unknown_name(f"column of '{source.name}'", source_column,
-                                                       source.all_columns())))
+    for entity_column, source_column in aggregate.match.items():
+        for side, table, column in (("entity", entity, entity_column), ("source", source, source_column)):
+            if column not in table.all_columns():
+                problem = unknown_name("column", column, table.all_columns()).removeprefix("unknown ")
+                errors.append((f"{field}.match", f"{side} '{table.name}' has no {problem}"))
     if errors:
         return errors, None
     problem = _escapes(aggregate.expression)

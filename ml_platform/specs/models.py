@@ -353,7 +353,7 @@ class LabelAggregate(Frozen):
     entity row's keys and whose local day falls in (row's day, row's day + horizon]."""
 
     source: Identifier = Field(description="the daily source aggregated (declared as a source spec)")
-    on: dict[Identifier, Identifier] = Field(
+    match: dict[Identifier, Identifier] = Field(
         min_length=1, description="entity column -> source column: the source rows matching the entity row")
     expression: SqlExpression = Field(description="an aggregate over the source's columns, e.g. sum(amount), "
                                                   "count(*)")

@@ -25,6 +25,10 @@ REQUIRED = {
     "feature_reads_after_event_column", "filter_reads_after_event_column", "feature_set_cycle", "unknown_function",
     "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
     "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
+    # labels that look forward (issue #14 item 4)
+    "label_aggregates_without_horizon", "label_aggregate_unknown_source", "label_aggregate_reference_source",
+    "label_aggregate_unknown_join_column", "label_aggregate_not_an_aggregate", "label_aggregate_escapes",
+    "label_aggregate_is_a_column", "label_horizon_in_hours", "label_horizon_reaches_next_split",
 }
 
 
