@@ -17,7 +17,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
-from ml_platform.features.labels import labelled_rows_sql
+from ml_platform.features.labels import labelled_rows_sql, labels_known_through, local_today
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
@@ -77,7 +77,7 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                       challenger_version: str, seed: int = 0) -> dict | None:
     """Money of production's and the challenger's decisions on the rows both scored whose labels are known.
 
-    None when there are no such rows yet (nothing scored in shadow, or no labels known for those days).
+    None when there are no such rows yet (nothing scored in shadow, or no mature labels for those days).
     """
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
@@ -89,6 +89,11 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                               f"WHERE model_version = ?", [challenger_version]).fetchall()[0]
     if span[0] is None:
         return None
+    first = pd.Timestamp(span[0]).date()
+    mature = labels_known_through(connection, catalog, model, first, local_today(catalog, model))
+    if mature is None:
+        return None  # only mature labels judge the challenger
+    span = (first, min(pd.Timestamp(span[1]).date(), mature))
     frame = connection.execute(
         f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow} "
         f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY rowid DESC) = 1), "

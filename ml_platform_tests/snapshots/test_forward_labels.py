@@ -12,13 +12,17 @@ import pandas as pd
 import pytest
 
 from ml_platform import clock
+from ml_platform.evaluation.evaluate import evaluate
+from ml_platform.evaluation.report import render_report
 from ml_platform.automation.cadence import Retraining, decide_retraining, last_labelled_day
 from ml_platform.features.labels import label_lag_days, labels_known_through, matures_on
 from ml_platform.features.library import load_catalog
+from ml_platform.monitoring.outcomes import judged_versions
 from ml_platform.partitions import training_run_key
 from ml_platform.snapshots.build import SnapshotError, read_snapshot, snapshot_run
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse, prepare
+from ml_platform.training.fit import train_model
 
 from ml_platform_tests.helpers import REPO_ROOT, day
 from ml_platform_tests.spend_project import load, write_project
@@ -148,3 +152,37 @@ def test_the_demo_label_matures_the_morning_after_and_keeps_its_spec_hash():
     assert catalog.spec_hash(model) == "5b8c306affc0"
     assert catalog.model_payload(model)["model"]["label"] == {
         "task": "binary_classification", "expression": "dep_time IS NULL OR dep_delay > 15"}
+
+
+def test_the_evaluation_report_says_how_many_rows_were_purged_and_left_out(spend):
+    connection, root = spend
+    catalog = load(connection, root)
+    model = catalog.models["spend"]
+    store = ArtifactStore(root=str(root / "artifacts"))
+    training_run = training_run_key(model, catalog.spec_hash(model))
+    with clock.simulated(dt.datetime(2024, 6, 20, 12, tzinfo=UTC)):
+        snapshot_run(connection, store, catalog, model, training_run)
+    train_model(connection, store, catalog, model, training_run)
+    summary = evaluate(connection, store, catalog, model, training_run).summary
+
+    assert summary.label_windows.purged == {"train": 180, "validation": 180}
+    assert summary.test.rows == 5 * 6
+    assert ("The label reads the 30 days after each row's day. Purged because their label window reaches the next "
+            "window: 180 training rows (into validation) and 180 validation rows (into test). Left out because "
+            "their label was not mature on 2024-06-20 (labels usable through 2024-05-20): 0 train, 0 validation, "
+            "66 test.") in render_report(summary)
+
+
+def test_outcomes_of_a_day_are_judged_again_once_its_labels_mature(spend):
+    connection, root = spend
+    catalog = load(connection, root)
+    model = catalog.models["spend"]
+    with clock.simulated(dt.datetime(2024, 6, 1, 12, tzinfo=UTC)):
+        before = judged_versions(connection, catalog, model, day("2024-05-01"), day("2024-05-02"))
+    with clock.simulated(dt.datetime(2024, 6, 2, 12, tzinfo=UTC)):
+        after = judged_versions(connection, catalog, model, day("2024-05-01"), day("2024-05-02"))
+
+    assert "labels_not_mature" not in before["2024-05-01"].components
+    assert before["2024-05-02"].components["labels_not_mature"] is True
+    assert after["2024-05-01"] == before["2024-05-01"] and after["2024-05-02"] != before["2024-05-02"]
+    assert len(after["2024-05-02"].components["label_window"]["purchases"]) == 30
