@@ -4,8 +4,9 @@
   `<model>__daily` for the day being predicted: that day's source partitions (blocking data checks), its
   features, and, once a champion is deployed, its predictions and their monitoring. A source partition that fails
   a blocking check stops the run, so a broken day is never scored.
-- `<model>__outcomes` ticks the morning after each day, when its labels are known, and judges that day's
-  predictions in money against what the champion's evaluation promised.
+- `<model>__outcomes` ticks each morning and judges the day whose labels matured last (see
+  ml_platform.features.labels: the morning after, for a label without a horizon) in money against what the
+  champion's evaluation promised.
 - `<model>__retraining` (sensor) requests a training run on the spec's cadence, on a new spec revision, or on a
   drift alarm; the run's deployment step promotes the model only when every gate check passed.
 Everything starts running with the daemon (`dagster dev`); `ml-platform replay` drives the same schedules and
