@@ -55,10 +55,16 @@ def last_labelled_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                       today: dt.date) -> dt.date | None:
     """The last day of the unbroken stored run of entity days whose labels are mature and fully stored on `today`
     (see ml_platform.features.labels: the label's horizon, the day's end and its sources' delivery)."""
-    stored = sorted(partition_versions(connection, source_asset(model.entity)))
-    if not stored:
+    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, source_asset(model.entity)))
+    known = labels_known_through(connection, catalog, model, stored[0], today) if stored else None
+    if known is None:
         return None
-    return labels_known_through(connection, catalog, model, dt.date.fromisoformat(stored[0]), today)
+    last = stored[0]
+    for day in stored[1:]:
+        if day > known or (day - last).days > 1:  # a gap: no run can be cut off after it until the gap is filled
+            break
+        last = day
+    return last
 
 
 def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, today: dt.date,

@@ -4,7 +4,8 @@ A row of local day d has a label window (d, d + horizon] (empty without a horizo
 outcome columns). Its label is mature, final and usable, at the start of day d + horizon + 1 + delay, local time:
 every day of its window is over (a daily source's day is complete when it ends) and the sources it reads have
 delivered it (`delivery_delay_days`). For the demo, a flight's outcome is known the morning after its day.
-A label is usable only when, besides being mature by the clock, every day of its window is stored.
+A label is usable only when, besides being mature by the clock, every day of its window is stored in the sources
+it aggregates.
 """
 
 from __future__ import annotations
@@ -70,15 +71,11 @@ def _stored_through(stored: set[str], first: dt.date) -> dt.date | None:
 
 def labels_known_through(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                          first: dt.date, today: dt.date) -> dt.date | None:
-    """The last row day from `first` whose label is usable on `today`: mature by the clock, and every day from
-    `first` to the end of its window stored in each source the label reads (a gap stops the run). None when not
-    even `first` is."""
+    """The last row day from `first` whose label is usable on `today`: mature by the clock, and every day of its
+    window, from the day after `first`, stored in each source the label aggregates (a gap stops the run). None
+    when not even `first`'s is. (A label of the row's own columns is there when the row is.)"""
     through = last_mature_day(catalog, model, today)
     horizon = dt.timedelta(days=horizon_days(model))
-    entity_last = _stored_through(set(partition_versions(connection, names.source_asset(model.entity))), first)
-    if entity_last is None:
-        return None
-    through = min(through, entity_last)
     for name in model.label.label_sources():
         stored = set(partition_versions(connection, names.source_asset(name)))
         # the window of `first` starts the day after it; days before the source's first day hold no rows

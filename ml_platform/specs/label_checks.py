@@ -15,6 +15,8 @@ from ml_platform.specs.errors import unknown_name
 from ml_platform.specs.models import LabelAggregate, ModelSpec, SourceSpec
 from ml_platform.specs.sql_checks import SqlChecker
 
+RESERVED_COLUMNS = ("label", "split", "slice")  # the snapshot's own columns beside the entity's
+
 
 def _escapes(expression: str) -> str | None:
     """Why an aggregate's SQL could leave the subquery it is placed in, or None."""
@@ -49,6 +51,9 @@ def _check_aggregate(checker: SqlChecker, entity: SourceSpec, catalog: Catalog, 
     field = f"label.aggregates.{name}"
     if name in entity.all_columns():
         return [(field, f"'{name}' is already a column of '{entity.name}': give the aggregate another name")], None
+    if name in RESERVED_COLUMNS:
+        return [(field, f"'{name}' is a column the platform adds to every row ({', '.join(RESERVED_COLUMNS)}): "
+                        f"give the aggregate another name")], None
     source = catalog.sources.get(aggregate.source)
     if source is None:
         return [(f"{field}.source", unknown_name("source", aggregate.source, catalog.sources))], None

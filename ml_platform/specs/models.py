@@ -357,7 +357,7 @@ class LabelAggregate(Frozen):
         min_length=1, description="entity column -> source column: the source rows matching the entity row")
     expression: SqlExpression = Field(description="an aggregate over the source's columns, e.g. sum(amount), "
                                                   "count(*)")
-    default: float | None = Field(default=None, description="the value when the aggregate is missing (no matching "
+    default: float | None = Field(default=None, allow_inf_nan=False, description="the value when the aggregate is missing (no matching "
                                                             "row in the window), e.g. 0 for a sum")
 
 
