@@ -125,13 +125,13 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
     checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():
-            kind, problem = None, refuse_escapes(derived.expression, (), expression=True)
+            kind, problem = None, refuse_escapes(derived.expression, (), True, connection)
             if not problem:
                 kind, problem = checker.expression_type(derived.expression, source.name, schema=RAW)
             if problem:
                 errors.append(_error(catalog, source, f"derived_columns.{name}.expression", problem))
         if isinstance(source.partitioning, DailyPartitioning):
-            kind, problem = None, refuse_escapes(source.partitioning.date, (), expression=True)
+            kind, problem = None, refuse_escapes(source.partitioning.date, (), True, connection)
             if not problem:
                 kind, problem = checker.expression_type(source.partitioning.date, source.name, schema=RAW)
             if problem:
@@ -211,7 +211,7 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     errors += problems + function_problems
     if problems or function_problems:
         return errors
-    if escape := _feature_set_escape(catalog, feature_set):
+    if escape := _feature_set_escape(catalog, feature_set, connection):
         return errors + [_error(catalog, feature_set, "sql", escape)]
     checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection, feature_tables=used,
                          before_event_only=True)
@@ -243,10 +243,11 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     return errors
 
 
-def _feature_set_escape(catalog: Catalog, feature_set: FeatureSetSpec) -> str | None:
+def _feature_set_escape(catalog: Catalog, feature_set: FeatureSetSpec,
+                        connection: duckdb.DuckDBPyConnection) -> str | None:
     """Why the feature set's SQL reaches beyond what it declares (an undeclared source or feature set, a file, a
     table function, the environment), or None."""
-    escape = find_escape(feature_set.sql, feature_set_tables(feature_set))
+    escape = find_escape(feature_set.sql, feature_set_tables(feature_set), connection=connection)
     if escape is None:
         return None
     if escape.kind == "table":
@@ -360,7 +361,7 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
 def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                      connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
-    escapes = {field: refuse_escapes(expression, model_tables(model, field), expression=True)
+    escapes = {field: refuse_escapes(expression, model_tables(model, field), True, connection)
                for field, expression in model_expressions(model)}
     if any(escapes.values()):  # checked before any of them is bound, as binding can already read a file
         return [_error(catalog, model, field, problem) for field, problem in escapes.items() if problem]

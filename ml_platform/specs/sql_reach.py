@@ -19,16 +19,17 @@ node of the tree is walked before the SQL runs, at load time and again at run ti
 from __future__ import annotations
 
 import json
-import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import duckdb
 
 from ml_platform import names
+from ml_platform.errors import PlatformError
 from ml_platform.specs.errors import did_you_mean
-from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.specs.sql_checks import only_one_select
+from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, ModelSpec, SourceSpec
+from ml_platform.specs.sql_checks import only_one_select, spec_sql_connection
 
 # The table functions spec SQL may call: each computes rows from its arguments alone and reads nothing else.
 TABLE_FUNCTIONS = {
@@ -80,10 +81,6 @@ _TABLE_REFS = {"BASE_TABLE", "TABLE_FUNCTION", "JOIN", "SUBQUERY", "EXPRESSION_L
 _KIND_WORDS = {"SHOW_REF": "DESCRIBE, SUMMARIZE or SHOW", "COLUMN_DATA": "materialized data",
                "DELIM_GET": "an internal relation"}
 
-_parser: duckdb.DuckDBPyConnection | None = None
-_parser_lock = threading.Lock()
-
-
 @dataclass(frozen=True)
 class Escape:
     """The first thing in spec SQL that reaches beyond what it may read."""
@@ -120,25 +117,71 @@ def model_expressions(model: ModelSpec) -> list[tuple[str, str]]:
     return found
 
 
-def refuse_escapes(sql: str, allowed_tables: Iterable[str], expression: bool = False) -> str | None:
+@contextmanager
+def _parser() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB to parse spec SQL with, closed afterwards."""
+    connection = spec_sql_connection()
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+class SpecSqlEscapeError(PlatformError, RuntimeError):
+    """Spec SQL about to run reaches beyond its declared sources (a spec built in code, or a recorded one)."""
+
+
+def source_expressions(source: SourceSpec) -> list[tuple[str, str]]:
+    """(field, expression) of every SQL expression of a source spec; none of them may read a table."""
+    found = [(f"derived_columns.{name}.expression", derived.expression)
+             for name, derived in source.derived_columns.items()]
+    if isinstance(source.partitioning, DailyPartitioning):
+        found.append(("partitioning.date", source.partitioning.date))
+    return found
+
+
+def require_contained_source(source: SourceSpec) -> None:
+    """Raise before a source's expressions run if any reaches beyond the row it computes from."""
+    with _parser() as connection:
+        problems = [f"field '{field}' {problem}" for field, expression in source_expressions(source)
+                    if (problem := refuse_escapes(expression, (), True, connection))]
+    if problems:
+        raise SpecSqlEscapeError(f"source '{source.name}': {'; '.join(problems)}")
+
+
+def require_contained_model(model: ModelSpec) -> None:
+    """Raise before a model's label, filter or money expressions run if any reaches beyond what it may read."""
+    with _parser() as connection:
+        problems = [f"field '{field}' {problem}" for field, expression in model_expressions(model)
+                    if (problem := refuse_escapes(expression, model_tables(model, field), True, connection))]
+    if problems:
+        raise SpecSqlEscapeError(f"model '{model.name}': {'; '.join(problems)}")
+
+
+def refuse_escapes(sql: str, allowed_tables: Iterable[str], expression: bool = False,
+                   connection: duckdb.DuckDBPyConnection | None = None) -> str | None:
     """Why `sql` (one SELECT, or one expression with `expression`) reaches beyond `allowed_tables` and the
-    platform's own relations, or None when it reads only those."""
-    found = find_escape(sql, allowed_tables, expression)
+    platform's own relations, or None when it reads only those (`connection`: an in-memory one to parse with)."""
+    found = find_escape(sql, allowed_tables, expression, connection)
     return found.message if found else None
 
 
-def find_escape(sql: str, allowed_tables: Iterable[str], expression: bool = False) -> Escape | None:
+def find_escape(sql: str, allowed_tables: Iterable[str], expression: bool = False,
+                connection: duckdb.DuckDBPyConnection | None = None) -> Escape | None:
     """The first node of `sql` that reads something it may not (see the module's docstring), or None."""
     allowed = frozenset(name.lower() for name in allowed_tables)
     text = f"SELECT {sql}" if expression else sql
-    with _parser_lock:
-        connection = _parser_connection()
-        problem = only_one_select(connection, text)
+    parser = connection if connection is not None else spec_sql_connection()
+    try:
+        problem = only_one_select(parser, text)
         if problem:
             if expression:
                 problem = "must be one SQL expression, not several statements" if "statements" in problem else problem
             return Escape("statement", "", problem)
-        tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+        tree = json.loads(parser.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+    finally:
+        if connection is None:
+            parser.close()
     if tree.get("error"):
         return Escape("statement", "", f"SQL does not parse: {tree.get('error_message', 'unknown error')}")
     node = tree["statements"][0]["node"]
@@ -146,14 +189,6 @@ def find_escape(sql: str, allowed_tables: Iterable[str], expression: bool = Fals
                        or node.get("type") != "SELECT_NODE"):
         return Escape("statement", "", "must be one SQL expression, not a query")
     return _Walk(allowed).node(node, frozenset())
-
-
-def _parser_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that only parses: it can reach no file, URL or other database."""
-    global _parser
-    if _parser is None:
-        _parser = duckdb.connect(":memory:", config={"enable_external_access": False})
-    return _parser
 
 
 class _Walk:
