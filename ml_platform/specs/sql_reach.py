@@ -143,19 +143,19 @@ def source_expressions(source: SourceSpec) -> list[tuple[str, str]]:
 def require_contained_source(source: SourceSpec) -> None:
     """Raise before a source's expressions run if any reaches beyond the row it computes from."""
     with _parser() as connection:
-        problems = [f"field '{field}' {problem}" for field, expression in source_expressions(source)
+        problems = [f"field '{field}': {problem}" for field, expression in source_expressions(source)
                     if (problem := refuse_escapes(expression, (), True, connection))]
     if problems:
-        raise SpecSqlEscapeError(f"source '{source.name}': {'; '.join(problems)}")
+        raise SpecSqlEscapeError(f"source '{source.name}', {'; '.join(problems)}")
 
 
 def require_contained_model(model: ModelSpec) -> None:
     """Raise before a model's label, filter or money expressions run if any reaches beyond what it may read."""
     with _parser() as connection:
-        problems = [f"field '{field}' {problem}" for field, expression in model_expressions(model)
+        problems = [f"field '{field}': {problem}" for field, expression in model_expressions(model)
                     if (problem := refuse_escapes(expression, model_tables(model, field), True, connection))]
     if problems:
-        raise SpecSqlEscapeError(f"model '{model.name}': {'; '.join(problems)}")
+        raise SpecSqlEscapeError(f"model '{model.name}', {'; '.join(problems)}")
 
 
 def refuse_escapes(sql: str, allowed_tables: Iterable[str], expression: bool = False,
