@@ -12,6 +12,7 @@ from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
+from ml_platform.specs.partition_checks import check_daily_partitionings
 from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric, spec_sql_connection
 from ml_platform.specs.sql_reach import (feature_set_tables, find_escape, model_expressions, model_tables,
                                          refuse_escapes)
@@ -35,6 +36,7 @@ def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) 
         for source in catalog.sources.values():
             errors += _check_source(catalog, source, connection)
         errors += _check_feature_names(catalog)
+        errors += check_daily_partitionings(catalog)
         for feature_set in catalog.feature_sets.values():
             errors += _check_feature_set(catalog, feature_set, broken, connection)
         for model in catalog.models.values():

@@ -13,6 +13,7 @@ from ml_platform.cli import main
 from ml_platform.features.compute import FeatureComputationError, compute_feature_set
 from ml_platform.scoring.shadow import outcomes_sql
 from ml_platform.sources.loading import stage_source
+from ml_platform.specs.errors import SpecErrors
 from ml_platform.specs.sql_reach import SpecSqlEscapeError
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, edit, load, make_specs
 
@@ -35,7 +36,7 @@ def test_every_escape_fixture_gives_its_exact_message(tmp_path):
     for path in fixtures:
         field_line, error_line = path.read_text(encoding="utf-8").splitlines()[:2]
         root = make_specs(tmp_path / path.stem, {path.name: path.read_text(encoding="utf-8")})
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(SpecErrors) as caught:
             load(root)
         [error] = caught.value.errors
         assert (error.field, error.message) == (field_line.removeprefix("# field: "),
