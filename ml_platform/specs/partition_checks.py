@@ -27,7 +27,8 @@ def _shown(value) -> str:
 
 def check_daily_partitionings(catalog: Catalog) -> list[SpecError]:
     """One error per field in which a daily source's partitioning differs from the one most daily sources share."""
-    daily = sorted((source for source in catalog.sources.values() if isinstance(source.partitioning, DailyPartitioning)),
+    daily = sorted((source for source in catalog.sources.values()
+                    if isinstance(source.partitioning, DailyPartitioning)),
                    key=lambda source: catalog.file_of("source", source.name))
     if len(daily) < 2:
         return []

@@ -103,7 +103,8 @@ def test_dagster_cannot_hold_two_daily_partitionings_in_one_job():
     @dg.asset(partitions_def=late)
     def second() -> None: ...
 
-    definitions = dg.Definitions(assets=[first, second], jobs=[dg.define_asset_job("both", selection=[first.key, second.key])])
+    both = dg.define_asset_job("both", selection=[first.key, second.key])
+    definitions = dg.Definitions(assets=[first, second], jobs=[both])
 
     with pytest.raises(dg.DagsterInvalidDefinitionError) as caught:
         definitions.resolve_job_def("both")
