@@ -149,6 +149,7 @@ SHADOW_TABLE_METADATA = "shadow_table"  # the predictions asset's shadow table, 
 # --- warehouse schemas, identifiers, tables -----------------------------------------------------------------------
 
 SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring")
+ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions")
 MONITORING_KINDS = ("drift", "outcomes")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted

@@ -346,7 +346,8 @@ def test_derived_column_naming_a_missing_column(spec_errors):
 
 def test_partition_date_that_is_not_a_date(spec_errors):
     text = edit(VALID_SOURCE, "partitioning: {kind: none}",
-                "partitioning: {kind: daily, date: minutes, start: 2013-01-01}")
+                "partitioning: {kind: daily, date: minutes, start: 2013-01-01, end: 2013-12-31, "
+                "timezone: America/New_York}")
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: source 'delays_export', field 'partitioning.date': must give a DATE, gives DOUBLE"
