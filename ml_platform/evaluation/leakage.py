@@ -1,4 +1,4 @@
-"""Leakage guard: how well each feature alone predicts the label on the training rows.
+"""Leakage guard: how well each feature alone predicts the label, on the training rows and out of time.
 
 A feature computed from the outcome (a delay that is only known after departure, say) ranks the labels almost
 perfectly on its own; no honest feature of a hard problem does. Each feature gets one ROC AUC, taken in whichever
@@ -21,19 +21,47 @@ Every task gets the same method with its own score (`single_feature_aucs(..., ta
   bin is its out-of-fold mean label;
 - multiclass: an integer class code label and the largest one-vs-rest ROC AUC over the classes present (a feature
   that gives away one class leaks, whatever it says of the others).
+
+The gate check no_leakage decides on the training rows, as it always did. The validation window's rows (sampled by
+the same rule, scored by the same method with the same seed) get their own figure beside it, and a warning flags
+a feature whose signal collapses out of time. With a feature's signal s = score - 0.5 on each window and se the
+standard error of a score under no signal (from the window's label counts, Kendall's variance with tied labels:
+the Mann-Whitney variance for a 0/1 label; for multiclass the largest over the one-vs-rest splits), a feature is
+flagged when
+
+    s_train >= MATERIAL_SIGNAL (0.05)  and  s_validation + NOISE_Z * sqrt(se_validation^2 + (KEPT * se_train)^2)
+                                            < KEPT * s_train,   with KEPT = 0.5 and NOISE_Z = 2:
+
+it had a material signal in training and keeps less than half of it on validation, by more than chance explains.
+Feature ties only lower a score's variance, so the allowance errs towards not flagging. Each window is scored on
+its own, in its stronger direction: a relation that reverses between the windows keeps its figure and is not
+flagged (the model's own validation and test metrics show that).
+
+It warns and does not block: a feature whose relation drifts is a reason to look, not proof that the model is
+worse (the money, ROC AUC and champion checks measure that on the test window, and block); seasonal features move
+legitimately; and the gate's five checks are a stored contract that deployments verify.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import duckdb
+
 from ml_platform.errors import PlatformError
-from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails
+from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails, OutOfTimeSignal, SignalCollapse
+from ml_platform.snapshots.columns import sample_split
 
 TASKS = ("binary_classification", "regression", "multiclass")
+SCORE_NAMES = {"binary_classification": "ROC AUC", "regression": "concordance",
+               "multiclass": "one-vs-rest ROC AUC"}
+MATERIAL_SIGNAL = 0.05  # a training signal below this (score < 0.55) is too weak to speak of its collapse
+KEPT = 0.5  # a feature keeping less than this share of its training signal on validation is flagged ...
+NOISE_Z = 2.0  # ... when it falls short by more than this many standard errors
 
 FOLDS = 5
 QUANTILE_BINS = 20
@@ -228,28 +256,141 @@ def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.nd
     return tuple(sorted(rows, key=lambda row: (-row.roc_auc, row.feature)))
 
 
-def leakage_result(aucs: Sequence[FeatureAuc], limit: float, rows: int,
-                   available: int | None = None) -> GateCheck[LeakageDetails]:
-    """The no_leakage gate check: fails naming every feature whose AUC alone reaches the limit.
+def _measurable(label: np.ndarray) -> bool:
+    """True when the rows hold at least two different labels (else no score can be taken on them)."""
+    return len(label) > 1 and len(np.unique(label)) > 1
 
-    `rows` is the number of training rows the AUCs were measured on, `available` the number there are (the same
-    when omitted): the text says when the AUCs come from a sample.
+
+def null_standard_error(label: np.ndarray, task: str = "binary_classification") -> float:
+    """The standard error of a single-feature score on rows with these labels when the feature carries no signal.
+
+    Kendall's null variance of concordant - discordant pairs with tied labels and untied feature values,
+    (n(n-1)(2n+5) - sum over label groups of u(u-1)(2u+5)) / 18, over twice the pairs with different labels
+    (for a 0/1 label it is the Mann-Whitney variance of the ROC AUC). Ties among feature values only lower it.
+    For multiclass: the largest over the one-vs-rest splits (the rarest class's).
+    """
+    label = task_label(label, task)
+    if task == "multiclass":
+        return max(null_standard_error((label == code).astype(np.int64)) for code in np.unique(label))
+    counts = [int(count) for count in np.unique(label, return_counts=True)[1]]
+    size = sum(counts)
+    different = size * (size - 1) // 2 - sum(count * (count - 1) // 2 for count in counts)
+    if different == 0:
+        raise ValueError("a score's standard error needs at least two different labels among the rows")
+    variance = (size * (size - 1) * (2 * size + 5) - sum(c * (c - 1) * (2 * c + 5) for c in counts)) / 18
+    return float(np.sqrt(variance) / (2 * different))
+
+
+def with_validation(aucs: Sequence[FeatureAuc], validation: Sequence[FeatureAuc]) -> tuple[FeatureAuc, ...]:
+    """The training scores with each feature's validation score beside it, in the training order."""
+    by_feature = {row.feature: row.roc_auc for row in validation}
+    missing = [row.feature for row in aucs if row.feature not in by_feature]
+    if missing:
+        raise ValueError(f"the validation scores lack the feature(s) {', '.join(missing)}")
+    return tuple(row.model_copy(update={"validation_roc_auc": by_feature[row.feature]}) for row in aucs)
+
+
+def out_of_time_signal(aucs: Sequence[FeatureAuc], training_label: np.ndarray, validation_label: np.ndarray,
+                       task: str = "binary_classification") -> OutOfTimeSignal:
+    """The out-of-time warning: the features whose signal collapses from training to validation (module docstring).
+
+    `aucs` carry both scores (with_validation); without validation scores (a single label on validation) nothing
+    is judged.
+    """
+    score = SCORE_NAMES[task]
+    rule = (f"flagged when a feature's training signal ({score} − 0.5) is at least {MATERIAL_SIGNAL:g} and its "
+            f"validation signal is below {KEPT:.0%} of it by more than {NOISE_Z:g} standard errors of chance")
+    validation_label = task_label(validation_label, task)
+    if not _measurable(validation_label) or any(row.validation_roc_auc is None for row in aucs):
+        return OutOfTimeSignal(rule=rule, judged=False, flagged=False, collapsed=(),
+                               why=f"not judged: the {len(validation_label):,} validation rows hold fewer than two different labels")
+    material = [row for row in aucs if row.roc_auc - 0.5 >= MATERIAL_SIGNAL]
+    if not material:
+        return OutOfTimeSignal(rule=rule, judged=True, flagged=False, collapsed=(),
+                               why=f"nothing to judge: no feature reaches {score} {0.5 + MATERIAL_SIGNAL:g} on the "
+                                   f"training rows")
+    noise = NOISE_Z * float(np.hypot(null_standard_error(validation_label, task),
+                                     KEPT * null_standard_error(training_label, task)))
+    collapsed = tuple(
+        SignalCollapse(feature=row.feature, training=row.roc_auc, validation=row.validation_roc_auc,
+                       kept=round((row.validation_roc_auc - 0.5) / (row.roc_auc - 0.5), 4), noise=round(noise, 6))
+        for row in sorted(material, key=lambda row: (-row.roc_auc, row.feature))
+        if row.validation_roc_auc - 0.5 + noise < KEPT * (row.roc_auc - 0.5))
+    if not collapsed:
+        return OutOfTimeSignal(
+            rule=rule, judged=True, flagged=False, collapsed=(),
+            why=f"no feature loses its signal out of time: none of the {len(material)} with training {score} ≥ "
+                f"{0.5 + MATERIAL_SIGNAL:g} falls on validation below {KEPT:.0%} of its training signal "
+                f"({score} − 0.5) by more than chance allows (± {noise:.4f})")
+    named = ", ".join(f"'{row.feature}' ({score} {row.training:.4f} on training, {row.validation:.4f} on validation: "
+                      f"{max(row.kept, 0.0):.0%} of its signal kept)" for row in collapsed)
+    return OutOfTimeSignal(
+        rule=rule, judged=True, flagged=True, collapsed=collapsed,
+        why=f"feature {named} loses its signal out of time, by more than chance explains (± {noise:.4f}): the "
+            f"model leans on a relation the validation window no longer shows; check how the feature is computed "
+            f"and whether its source changed")
+
+
+def _rows_text(rows: int, available: int, window: str) -> str:
+    return f"the {rows:,} {window} rows" if rows == available else \
+        f"a fixed-seed sample of {rows:,} of the {available:,} {window} rows"
+
+
+def leakage_result(aucs: Sequence[FeatureAuc], limit: float, rows: int, available: int | None = None, *,
+                   score: str = "ROC AUC", validation_rows: int | None = None,
+                   validation_available: int | None = None,
+                   out_of_time: OutOfTimeSignal | None = None) -> GateCheck[LeakageDetails]:
+    """The no_leakage gate check: fails naming every feature whose training score alone reaches the limit.
+
+    `rows` is the number of training rows the scores were measured on, `available` the number there are (the same
+    when omitted): the text says when the scores come from a sample; likewise `validation_rows` and
+    `validation_available` for the validation scores the features carry beside (shown, not decided on).
+    `out_of_time` is the warning stored beside the check; it does not change whether the check passes.
     """
     available = rows if available is None else available
-    on = f"the {rows:,} training rows" if rows == available else \
-        f"a fixed-seed sample of {rows:,} of the {available:,} training rows"
+    on = _rows_text(rows, available, "training")
+    if validation_rows is not None and validation_available is None:
+        validation_available = validation_rows
     leaking = [row for row in aucs if row.roc_auc >= limit]
     details = LeakageDetails(limit=limit, rows_used=rows, rows_available=available,
                              strongest_features=tuple(aucs[:5]),
-                             leaking_features=tuple(row.feature for row in leaking))
+                             leaking_features=tuple(row.feature for row in leaking), score=score,
+                             validation_rows_used=validation_rows, validation_rows_available=validation_available,
+                             out_of_time=out_of_time)
     if leaking:
-        named = ", ".join(f"'{row.feature}' (ROC AUC {row.roc_auc:.4f})" for row in leaking)
+        named = ", ".join(f"'{row.feature}' ({score} {row.roc_auc:.4f}"
+                          + ("" if row.validation_roc_auc is None else f"; {row.validation_roc_auc:.4f} on validation")
+                          + ")" for row in leaking)
         return GateCheck[LeakageDetails](
             passed=False, details=details,
-            why=f"feature {named} alone predicts the label on {on} almost perfectly (ROC AUC ≥ {limit}): it most "
+            why=f"feature {named} alone predicts the label on {on} almost perfectly ({score} ≥ {limit}): it most "
                 f"likely leaks the outcome; compute it only from what is known at prediction time")
     strongest = aucs[0] if aucs else FeatureAuc(feature="none", type="number", roc_auc=0.5)
+    beside = "" if strongest.validation_roc_auc is None or validation_rows is None else \
+        f" ({strongest.validation_roc_auc:.4f} on {_rows_text(validation_rows, validation_available, 'validation')})"
     return GateCheck[LeakageDetails](
         passed=True, details=details,
-        why=f"no feature predicts the label alone: the strongest, '{strongest.feature}', has ROC AUC "
-            f"{strongest.roc_auc:.4f} < {limit} on {on}")
+        why=f"no feature predicts the label alone: the strongest, '{strongest.feature}', has {score} "
+            f"{strongest.roc_auc:.4f} < {limit} on {on}{beside}")
+
+
+def measure_leakage(connection: duckdb.DuckDBPyConnection, path: Path, kinds: dict[str, str], limit: float,
+                    seed: int, task: str = "binary_classification"
+                    ) -> tuple[tuple[FeatureAuc, ...], GateCheck[LeakageDetails]]:
+    """Every feature's score alone on the training rows and on the validation rows of the snapshot file at `path`
+    (each a fixed-seed sample of at most LEAKAGE_ROWS), and the no_leakage check with its out-of-time warning."""
+    columns = ["label", *kinds]
+    train, available = sample_split(connection, path, "train", columns, LEAKAGE_ROWS, seed=seed)
+    training_label = train["label"].to_numpy()
+    aucs = single_feature_aucs(train, kinds, training_label, seed=seed, task=task)
+    del train
+    validation, validation_available = sample_split(connection, path, "validation", columns, LEAKAGE_ROWS,
+                                                    seed=seed)
+    validation_label = validation["label"].to_numpy()
+    if _measurable(task_label(validation_label, task)):
+        aucs = with_validation(aucs, single_feature_aucs(validation, kinds, validation_label, seed=seed, task=task))
+    warning = out_of_time_signal(aucs, training_label, validation_label, task)
+    check = leakage_result(aucs, limit, len(training_label), available, score=SCORE_NAMES[task],
+                           validation_rows=len(validation), validation_available=validation_available,
+                           out_of_time=warning)
+    return aucs, check
