@@ -24,18 +24,21 @@ Every task gets the same method with its own score (`single_feature_aucs(..., ta
 
 The gate check no_leakage decides on the training rows, as it always did. The validation window's rows (sampled by
 the same rule, scored by the same method with the same seed) get their own figure beside it, and a warning flags
-a feature whose signal collapses out of time. With a feature's signal s = score - 0.5 on each window and se the
+a feature whose signal collapses out of time. With a feature's signal s = score - 0.5 on each window, se the
 standard error of a score under no signal (from the window's label counts, Kendall's variance with tied labels:
-the Mann-Whitney variance for a 0/1 label; for multiclass the largest over the one-vs-rest splits), a feature is
-flagged when
+the Mann-Whitney variance for a 0/1 label; for multiclass the largest over the one-vs-rest splits) and d the
+feature's design effect on the window (rows of one day share its conditions: 1 + (m - 1) * rho_feature *
+rho_label, Scott and Holt, with days as clusters; see design_effects), a feature is flagged when
 
-    s_train >= MATERIAL_SIGNAL (0.05)  and  s_validation + NOISE_Z * sqrt(se_validation^2 + (KEPT * se_train)^2)
-                                            < KEPT * s_train,   with KEPT = 0.5 and NOISE_Z = 2:
+    s_train >= MATERIAL_SIGNAL (0.05)  and
+    s_validation + NOISE_Z * sqrt(d_validation * se_validation^2 + KEPT^2 * d_train * se_train^2) < KEPT * s_train,
+    with KEPT = 0.5 and NOISE_Z = 2:
 
 it had a material signal in training and keeps less than half of it on validation, by more than chance explains.
-Feature ties only lower a score's variance, so the allowance errs towards not flagging. Each window is scored on
-its own, in its stronger direction: a relation that reverses between the windows keeps its figure and is not
-flagged (the model's own validation and test metrics show that).
+Without the design effect a weather feature on a validation window of a few days would be "flagged" by chance: its
+rows are not independent. Feature ties only lower a score's variance, so the allowance errs towards not flagging.
+Each window is scored on its own, in its stronger direction: a relation that reverses between the windows keeps
+its figure and is not flagged (the model's own validation and test metrics show that).
 
 It warns and does not block: a feature whose relation drifts is a reason to look, not proof that the model is
 worse (the money, ROC AUC and champion checks measure that on the test window, and block); seasonal features move
@@ -290,45 +293,141 @@ def with_validation(aucs: Sequence[FeatureAuc], validation: Sequence[FeatureAuc]
     return tuple(row.model_copy(update={"validation_roc_auc": by_feature[row.feature]}) for row in aucs)
 
 
+def _intraclass_correlation(values: np.ndarray, groups: np.ndarray) -> float:
+    """The one-way ANOVA intraclass correlation of values within groups (integer codes), clipped to [0, 1]."""
+    size = len(values)
+    counts = np.bincount(groups).astype("float64")
+    counts = counts[counts > 0]
+    clusters = len(counts)
+    if clusters < 2 or size <= clusters:
+        return 0.0
+    sums = np.bincount(groups, weights=values)
+    sums = sums[np.bincount(groups) > 0]
+    squares = float(np.sum((values - values.mean()) ** 2))
+    between = float(np.sum(sums ** 2 / counts) - values.sum() ** 2 / size)
+    within = squares - between
+    mean_between, mean_within = between / (clusters - 1), within / (size - clusters)
+    typical = (size - np.sum(counts ** 2) / size) / (clusters - 1)
+    denominator = mean_between + (typical - 1) * mean_within
+    if denominator <= 0:
+        return 0.0
+    return float(np.clip((mean_between - mean_within) / denominator, 0.0, 1.0))
+
+
+def _agreement_correlation(codes: np.ndarray, groups: np.ndarray) -> float:
+    """For a nominal variable: how much likelier two rows of one group share a value than two rows at random,
+    (P_within - P_any) / (1 - P_any), clipped to [0, 1] (the kappa form of an intraclass correlation)."""
+    size = len(codes)
+    counts = np.bincount(groups)
+    within_pairs = float(np.sum(counts * (counts - 1.0)))
+    if within_pairs == 0 or size < 2:
+        return 0.0
+    _, shared = np.unique(groups.astype(np.int64) * (int(codes.max()) + 1) + codes, return_counts=True)
+    within = float(np.sum(shared * (shared - 1.0))) / within_pairs
+    overall = np.bincount(codes).astype("float64")
+    anywhere = float(np.sum(overall * (overall - 1.0))) / (size * (size - 1.0))
+    if anywhere >= 1.0:
+        return 0.0
+    return float(np.clip((within - anywhere) / (1.0 - anywhere), 0.0, 1.0))
+
+
+def _feature_correlation(values: pd.Series, kind: str, groups: np.ndarray) -> float | None:
+    """The feature's intraclass correlation within days (None when it has a single value on these rows)."""
+    if values.nunique(dropna=False) <= 1:
+        return None
+    if kind == "category":
+        return _agreement_correlation(_category_codes(values), groups)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ranks = pd.Series(np.where(np.isfinite(numbers), numbers, -np.inf)).rank().to_numpy()  # missing lowest
+    return _intraclass_correlation(ranks, groups)
+
+
+def _label_correlation(label: np.ndarray, task: str, groups: np.ndarray) -> float:
+    """The label's intraclass correlation within days."""
+    if task == "multiclass":
+        return _agreement_correlation(label.astype(np.int64), groups)
+    values = label.astype("float64") if task == "binary_classification" else pd.Series(label).rank().to_numpy()
+    return _intraclass_correlation(values, groups)
+
+
+def design_effects(training: pd.DataFrame, validation: pd.DataFrame, kinds: dict[str, str],
+                   task: str = "binary_classification", day: str = "partition_date"
+                   ) -> dict[str, tuple[float, float]]:
+    """Each feature's design effect on the training and the validation rows: by how much the variance of its
+    score exceeds the one of independent rows, since rows of one day share its conditions (weather, say).
+
+    Scott and Holt's approximation for a correlation under cluster sampling, 1 + (m - 1) * rho_feature * rho_label,
+    with days as the clusters, m their size-weighted mean size (sum of squared sizes over rows) and rho the
+    intraclass correlations within days (ANOVA on ranks for numbers and a numeric label, agreement for categories
+    and classes). A feature's rho is the larger of the two windows' (the training one alone when the feature has one
+    value on validation): the guard would rather not flag than flag by chance. Frames carry `label` and `day`.
+    """
+    windows = []
+    for frame in (training, validation):
+        groups = pd.factorize(frame[day])[0].astype(np.int64)
+        counts = np.bincount(groups).astype("float64")
+        typical = float(np.sum(counts ** 2) / len(frame)) if len(frame) else 1.0
+        windows.append((groups, typical, _label_correlation(task_label(frame["label"].to_numpy(), task), task,
+                                                            groups)))
+    effects = {}
+    for name, kind in kinds.items():
+        correlations = [_feature_correlation(frame[name], kind, groups)
+                        for frame, (groups, _, _) in zip((training, validation), windows)]
+        feature = max((value for value in correlations if value is not None), default=0.0)
+        effects[name] = tuple(round(1.0 + (typical - 1.0) * feature * label_rho, 4)
+                              for _, typical, label_rho in windows)
+    return effects
+
+
 def out_of_time_signal(aucs: Sequence[FeatureAuc], training_label: np.ndarray, validation_label: np.ndarray,
-                       task: str = "binary_classification") -> OutOfTimeSignal:
+                       task: str = "binary_classification",
+                       effects: dict[str, tuple[float, float]] | None = None) -> OutOfTimeSignal:
     """The out-of-time warning: the features whose signal collapses from training to validation (module docstring).
 
     `aucs` carry both scores (with_validation); without validation scores (a single label on validation) nothing
-    is judged.
+    is judged. `effects` are the features' design effects on (training, validation) (see design_effects): each
+    window's variance is multiplied by its own; without them rows are taken as independent.
     """
+    effects = effects or {}
     score = SCORE_NAMES[task]
     rule = (f"flagged when a feature's training signal ({score} − 0.5) is at least {MATERIAL_SIGNAL:g} and its "
-            f"validation signal is below {KEPT:.0%} of it by more than {NOISE_Z:g} standard errors of chance")
+            f"validation signal is below {KEPT:.0%} of it by more than {NOISE_Z:g} standard errors of chance "
+            f"(the rows of one day counted as correlated)")
     validation_label = task_label(validation_label, task)
     if not _measurable(validation_label) or any(row.validation_roc_auc is None for row in aucs):
         return OutOfTimeSignal(rule=rule, judged=False, flagged=False, collapsed=(),
-                               why=f"not judged: the {len(validation_label):,} validation rows hold fewer than two different labels")
+                               why=f"not judged: the {len(validation_label):,} validation rows hold fewer than two "
+                                   f"different labels")
     material = [row for row in aucs if row.roc_auc - 0.5 >= MATERIAL_SIGNAL]
     if not material:
         return OutOfTimeSignal(rule=rule, judged=True, flagged=False, collapsed=(),
                                why=f"nothing to judge: no feature reaches {score} {0.5 + MATERIAL_SIGNAL:g} on the "
                                    f"training rows")
-    noise = NOISE_Z * float(np.hypot(null_standard_error(validation_label, task),
-                                     KEPT * null_standard_error(training_label, task)))
-    collapsed = tuple(
-        SignalCollapse(feature=row.feature, training=row.roc_auc, validation=row.validation_roc_auc,
-                       kept=round((row.validation_roc_auc - 0.5) / (row.roc_auc - 0.5), 4), noise=round(noise, 6))
-        for row in sorted(material, key=lambda row: (-row.roc_auc, row.feature))
-        if row.validation_roc_auc - 0.5 + noise < KEPT * (row.roc_auc - 0.5))
+    training_error = null_standard_error(training_label, task)
+    validation_error = null_standard_error(validation_label, task)
+    collapsed = []
+    for row in sorted(material, key=lambda row: (-row.roc_auc, row.feature)):
+        training_effect, validation_effect = effects.get(row.feature, (1.0, 1.0))
+        noise = NOISE_Z * float(np.sqrt(validation_effect * validation_error ** 2
+                                        + KEPT ** 2 * training_effect * training_error ** 2))
+        if row.validation_roc_auc - 0.5 + noise < KEPT * (row.roc_auc - 0.5):
+            collapsed.append(SignalCollapse(
+                feature=row.feature, training=row.roc_auc, validation=row.validation_roc_auc,
+                kept=round((row.validation_roc_auc - 0.5) / (row.roc_auc - 0.5), 4), noise=round(noise, 6),
+                design_effects=(training_effect, validation_effect)))
     if not collapsed:
         return OutOfTimeSignal(
             rule=rule, judged=True, flagged=False, collapsed=(),
             why=f"no feature loses its signal out of time: none of the {len(material)} with training {score} ≥ "
                 f"{0.5 + MATERIAL_SIGNAL:g} falls on validation below {KEPT:.0%} of its training signal "
-                f"({score} − 0.5) by more than chance allows (± {noise:.4f})")
+                f"({score} − 0.5) by more than chance allows")
     named = ", ".join(f"'{row.feature}' ({score} {row.training:.4f} on training, {row.validation:.4f} on validation: "
-                      f"{max(row.kept, 0.0):.0%} of its signal kept)" for row in collapsed)
+                      f"{max(row.kept, 0.0):.0%} of its signal kept, chance ± {row.noise:.4f})" for row in collapsed)
     return OutOfTimeSignal(
-        rule=rule, judged=True, flagged=True, collapsed=collapsed,
-        why=f"feature {named} loses its signal out of time, by more than chance explains (± {noise:.4f}): the "
-            f"model leans on a relation the validation window no longer shows; check how the feature is computed "
-            f"and whether its source changed")
+        rule=rule, judged=True, flagged=True, collapsed=tuple(collapsed),
+        why=f"feature {named} loses its signal out of time, by more than chance explains: the model leans on a "
+            f"relation the validation window no longer shows; check how the feature is computed and whether its "
+            f"source changed")
 
 
 def _rows_text(rows: int, available: int, window: str) -> str:
@@ -379,17 +478,19 @@ def measure_leakage(connection: duckdb.DuckDBPyConnection, path: Path, kinds: di
                     ) -> tuple[tuple[FeatureAuc, ...], GateCheck[LeakageDetails]]:
     """Every feature's score alone on the training rows and on the validation rows of the snapshot file at `path`
     (each a fixed-seed sample of at most LEAKAGE_ROWS), and the no_leakage check with its out-of-time warning."""
-    columns = ["label", *kinds]
+    columns = ["label", "partition_date", *kinds]
     train, available = sample_split(connection, path, "train", columns, LEAKAGE_ROWS, seed=seed)
     training_label = train["label"].to_numpy()
     aucs = single_feature_aucs(train, kinds, training_label, seed=seed, task=task)
-    del train
     validation, validation_available = sample_split(connection, path, "validation", columns, LEAKAGE_ROWS,
                                                     seed=seed)
     validation_label = validation["label"].to_numpy()
+    effects = None
     if _measurable(task_label(validation_label, task)):
         aucs = with_validation(aucs, single_feature_aucs(validation, kinds, validation_label, seed=seed, task=task))
-    warning = out_of_time_signal(aucs, training_label, validation_label, task)
+        effects = design_effects(train, validation, kinds, task)
+    del train
+    warning = out_of_time_signal(aucs, training_label, validation_label, task, effects)
     check = leakage_result(aucs, limit, len(training_label), available, score=SCORE_NAMES[task],
                            validation_rows=len(validation), validation_available=validation_available,
                            out_of_time=warning)

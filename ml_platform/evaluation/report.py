@@ -199,7 +199,8 @@ def _single_features_section(summary: EvaluationSummary) -> list[str]:
         validation = "–" if row.validation_roc_auc is None else f"{row.validation_roc_auc:.4f}"
         lines.append(f"| {row.feature}{mark} | {row.type} | {row.roc_auc:.4f} | {validation} | {_kept(row)} |")
     if warning is not None:
-        lead = "**Warning (does not block the gate)**: " if warning.flagged else "Out of time: "
-        lines += ["", f"{lead}{warning.why}.", "", f"Rule: {warning.rule}; a feature's importance that drifts is "
-                  f"a reason to look, not proof the model is worse, which the test checks above measure."]
+        said = f"**Warning (does not block the gate)**: {warning.why}" if warning.flagged else \
+            warning.why[:1].upper() + warning.why[1:]
+        lines += ["", f"{said}.", "", f"Rule: {warning.rule}; a feature's importance that drifts is a reason to "
+                  f"look, not proof the model is worse, which the test checks above measure."]
     return lines

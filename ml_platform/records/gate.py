@@ -62,6 +62,7 @@ class SignalCollapse(Record):
     validation: float  # the score on the validation rows
     kept: float  # validation signal / training signal
     noise: float  # the allowance for chance: two standard errors of the comparison
+    design_effects: tuple[float, float]  # variance factors on (training, validation): rows of one day correlate
 
 
 class OutOfTimeSignal(Record):

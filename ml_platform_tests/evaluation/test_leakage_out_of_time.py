@@ -58,11 +58,13 @@ def test_a_feature_that_loses_its_signal_is_flagged_and_the_rest_are_not():
     feed = warning.collapsed[0]
     assert (feed.training, feed.validation, feed.kept) == (0.80, 0.55, round(0.05 / 0.30, 4))
     assert feed.noise == pytest.approx(noise, abs=1e-6)
-    assert warning.why.startswith("feature 'feed' (ROC AUC 0.8000 on training, 0.5500 on validation: 17% of its "
-                                  "signal kept), 'dead' (ROC AUC 0.6000 on training, 0.5000 on validation: 0% of "
-                                  "its signal kept) loses its signal out of time, by more than chance explains")
+    assert warning.why.startswith(f"feature 'feed' (ROC AUC 0.8000 on training, 0.5500 on validation: 17% of its "
+                                  f"signal kept, chance ± {noise:.4f}), 'dead' (ROC AUC 0.6000 on training, 0.5000 "
+                                  f"on validation: 0% of its signal kept, chance ± {noise:.4f}) loses its signal out "
+                                  f"of time, by more than chance explains")
     assert warning.rule == ("flagged when a feature's training signal (ROC AUC − 0.5) is at least 0.05 and its "
-                            "validation signal is below 50% of it by more than 2 standard errors of chance")
+                            "validation signal is below 50% of it by more than 2 standard errors of chance (the "
+                            "rows of one day counted as correlated)")
     # just past the allowance the edge feature is flagged too: the allowance is the rule's only slack
     past = out_of_time_signal(rows(("edge", 0.70, 0.60 - noise - 1e-4)), training, validation)
     assert [row.feature for row in past.collapsed] == ["edge"]
@@ -76,7 +78,7 @@ def test_no_collapse_is_claimed_on_a_validation_window_too_small_to_tell():
     assert small.judged and not small.flagged and small.collapsed == ()
     assert small.why.startswith("no feature loses its signal out of time: none of the 1 with training ROC AUC ≥ "
                                 "0.55 falls on validation below 50% of its training signal (ROC AUC − 0.5) by more "
-                                "than chance allows (± 0.")
+                                "than chance allows")
 
 
 def test_nothing_is_judged_without_a_second_label_on_validation_or_without_material_signal():
@@ -145,3 +147,59 @@ def test_records_stored_before_the_validation_window_was_measured_still_read():
     assert details.score == "ROC AUC"
     # and an absent validation figure stays absent in JSON
     assert "validation_roc_auc" not in details.strongest_features[0].plain()
+
+
+def days_of_rows(days: int, per_day: int, seed: int, day_spread: float = 1.0) -> pd.DataFrame:
+    """Rows of `days` days whose labels share each day's conditions (a day effect on the log-odds), with a feature
+    fixed for the day (its weather, say) and one drawn per row, neither related to the label."""
+    generator = np.random.default_rng(seed)
+    day = np.repeat(np.arange(days), per_day)
+    effect = generator.normal(scale=day_spread, size=days)[day]
+    label = (generator.random(days * per_day) < 1 / (1 + np.exp(1.0 - effect))).astype(int)
+    return pd.DataFrame({"partition_date": pd.Timestamp("2013-01-01") + pd.to_timedelta(day, unit="D"),
+                         "label": label, "weather": np.round(generator.normal(size=days)[day], 2),
+                         "per_row": generator.normal(size=days * per_day)})
+
+
+def test_intraclass_correlations_recover_a_known_share_of_variance():
+    from ml_platform.evaluation.leakage import _agreement_correlation, _intraclass_correlation
+
+    generator = np.random.default_rng(8)
+    groups = np.repeat(np.arange(400), 50)
+    values = generator.normal(scale=np.sqrt(0.3), size=400)[groups] + generator.normal(scale=np.sqrt(0.7),
+                                                                                         size=len(groups))
+    assert _intraclass_correlation(values, groups) == pytest.approx(0.3, abs=0.03)
+    assert _intraclass_correlation(generator.normal(size=len(groups)), groups) < 0.01
+    assert _intraclass_correlation(np.repeat(generator.normal(size=400), 50), groups) == pytest.approx(1.0)
+    codes = generator.integers(0, 4, 400)[groups]
+    assert _agreement_correlation(codes, groups) == pytest.approx(1.0)
+    assert _agreement_correlation(generator.integers(0, 4, len(groups)), groups) < 0.01
+
+
+def test_rows_of_one_day_count_as_correlated_where_the_feature_and_the_label_are():
+    from ml_platform.evaluation.leakage import design_effects
+
+    kinds = {"weather": "number", "per_row": "number"}
+    training, validation = days_of_rows(120, 200, seed=1), days_of_rows(10, 200, seed=2)
+    effects = design_effects(training, validation, kinds)
+    assert effects["per_row"][1] < 1.5  # a feature that does not follow the day: rows are nearly independent
+    assert effects["weather"][1] > 20  # a feature of the day on day-correlated labels: about one row per day
+    # the corrected standard error matches the real spread of a day feature's score over windows of ten days
+    spread = np.std([roc_auc(window["label"].to_numpy(), window["weather"].to_numpy())
+                     for window in (days_of_rows(10, 200, seed=100 + index) for index in range(300))])
+    corrected = np.sqrt(effects["weather"][1]) * null_standard_error(validation["label"].to_numpy())
+    assert 0.7 < corrected / spread < 1.5, (corrected, spread)
+    assert null_standard_error(validation["label"].to_numpy()) < spread / 3  # rows alone would claim far too much
+
+
+def test_a_day_feature_that_goes_quiet_on_a_few_days_is_not_called_a_collapse():
+    # ten validation days: a weather feature's training signal of 0.60 can vanish by chance; a row feature's cannot
+    training, validation = days_of_rows(120, 200, seed=3), days_of_rows(10, 200, seed=4)
+    from ml_platform.evaluation.leakage import design_effects
+
+    effects = design_effects(training, validation, {"weather": "number", "per_row": "number"})
+    aucs = rows(("weather", 0.60, 0.50), ("per_row", 0.60, 0.50))
+    warning = out_of_time_signal(aucs, training["label"].to_numpy(), validation["label"].to_numpy(),
+                                 effects=effects)
+    assert [row.feature for row in warning.collapsed] == ["per_row"]
+    assert warning.collapsed[0].design_effects == effects["per_row"]

@@ -38,7 +38,7 @@ def test_the_report_puts_validation_beside_training_and_warns_of_a_collapse():
     assert "| honest_8 |" not in text  # the ninth honest feature is beyond the eight strongest
     assert "| feed **(lost out of time)** | number | 0.5600 | 0.5000 | 0% |" in text
     assert "**Warning (does not block the gate)**: feature 'feed' (ROC AUC 0.5600 on training, 0.5000 on " \
-           "validation: 0% of its signal kept) loses its signal out of time" in text
+           "validation: 0% of its signal kept, chance ± 0.0" in text
     assert "Rule: flagged when a feature's training signal (ROC AUC − 0.5) is at least 0.05" in text
     assert headline(evaluated).endswith("; warning: 'feed' lost signal out of time")
     assert "warning: 'feed' lost signal out of time**" in headline_markdown(evaluated)
@@ -49,7 +49,7 @@ def test_without_a_collapse_the_report_says_so_and_the_headline_does_not_warn():
     text = section(render_report(evaluated))
     assert "| hour | number | 0.7000 | 0.6600 | 80% |" in text
     assert "| weak | number | 0.5200 | 0.4900 | – |" in text  # too weak in training for a share to mean anything
-    assert "Out of time: no feature loses its signal out of time: none of the 1 with training ROC AUC ≥ 0.55" in text
+    assert "\n\nNo feature loses its signal out of time: none of the 1 with training ROC AUC ≥ 0.55" in text
     assert "warning" not in headline(evaluated) and "Warning" not in text
 
 
