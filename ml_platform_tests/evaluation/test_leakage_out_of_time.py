@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from ml_platform.evaluation.leakage import (
-    KEPT, MATERIAL_SIGNAL, NOISE_Z, concordance, leakage_result, null_standard_error, out_of_time_signal, roc_auc,
+    KEPT, MATERIAL_SIGNAL, NOISE_Z, design_effects, leakage_result, null_standard_error, out_of_time_signal,
     single_feature_aucs, with_validation)
+from ml_platform.evaluation.rank_statistics import agreement_correlation, concordance, intraclass_correlation, roc_auc
 from ml_platform.records.gate import FeatureAuc, LeakageDetails
 
 
@@ -162,23 +163,19 @@ def days_of_rows(days: int, per_day: int, seed: int, day_spread: float = 1.0) ->
 
 
 def test_intraclass_correlations_recover_a_known_share_of_variance():
-    from ml_platform.evaluation.leakage import _agreement_correlation, _intraclass_correlation
-
     generator = np.random.default_rng(8)
     groups = np.repeat(np.arange(400), 50)
     values = generator.normal(scale=np.sqrt(0.3), size=400)[groups] + generator.normal(scale=np.sqrt(0.7),
                                                                                          size=len(groups))
-    assert _intraclass_correlation(values, groups) == pytest.approx(0.3, abs=0.03)
-    assert _intraclass_correlation(generator.normal(size=len(groups)), groups) < 0.01
-    assert _intraclass_correlation(np.repeat(generator.normal(size=400), 50), groups) == pytest.approx(1.0)
+    assert intraclass_correlation(values, groups) == pytest.approx(0.3, abs=0.03)
+    assert intraclass_correlation(generator.normal(size=len(groups)), groups) < 0.01
+    assert intraclass_correlation(np.repeat(generator.normal(size=400), 50), groups) == pytest.approx(1.0)
     codes = generator.integers(0, 4, 400)[groups]
-    assert _agreement_correlation(codes, groups) == pytest.approx(1.0)
-    assert _agreement_correlation(generator.integers(0, 4, len(groups)), groups) < 0.01
+    assert agreement_correlation(codes, groups) == pytest.approx(1.0)
+    assert agreement_correlation(generator.integers(0, 4, len(groups)), groups) < 0.01
 
 
 def test_rows_of_one_day_count_as_correlated_where_the_feature_and_the_label_are():
-    from ml_platform.evaluation.leakage import design_effects
-
     kinds = {"weather": "number", "per_row": "number"}
     training, validation = days_of_rows(120, 200, seed=1), days_of_rows(10, 200, seed=2)
     effects = design_effects(training, validation, kinds)
@@ -195,8 +192,6 @@ def test_rows_of_one_day_count_as_correlated_where_the_feature_and_the_label_are
 def test_a_day_feature_that_goes_quiet_on_a_few_days_is_not_called_a_collapse():
     # ten validation days: a weather feature's training signal of 0.60 can vanish by chance; a row feature's cannot
     training, validation = days_of_rows(120, 200, seed=3), days_of_rows(10, 200, seed=4)
-    from ml_platform.evaluation.leakage import design_effects
-
     effects = design_effects(training, validation, {"weather": "number", "per_row": "number"})
     aucs = rows(("weather", 0.60, 0.50), ("per_row", 0.60, 0.50))
     warning = out_of_time_signal(aucs, training["label"].to_numpy(), validation["label"].to_numpy(),

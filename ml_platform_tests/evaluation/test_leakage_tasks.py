@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_platform.evaluation.leakage import (LeakageInputError, _strict_inversions, concordance, feature_auc,
-                                            roc_auc, single_feature_aucs)
+from ml_platform.evaluation.leakage import LeakageInputError, feature_auc, single_feature_aucs
+from ml_platform.evaluation.rank_statistics import concordance, roc_auc, strict_inversions
 
 ROWS = 3000
 
@@ -41,15 +41,15 @@ def brute_ranking_score(label: np.ndarray, numbers: np.ndarray) -> float:
 def test_inversions_match_a_pairwise_count(seed):
     ranks = np.random.default_rng(seed).integers(0, 7, 37 + seed * 11)
     expected = sum(int(ranks[i] > ranks[j]) for i in range(len(ranks)) for j in range(i + 1, len(ranks)))
-    assert _strict_inversions(ranks) == expected
+    assert strict_inversions(ranks) == expected
 
 
 def test_inversions_of_the_edge_cases():
-    assert _strict_inversions(np.array([], dtype=np.int64)) == 0
-    assert _strict_inversions(np.array([3])) == 0
-    assert _strict_inversions(np.arange(100)) == 0
-    assert _strict_inversions(np.arange(100)[::-1]) == 100 * 99 // 2
-    assert _strict_inversions(np.zeros(50, dtype=np.int64)) == 0
+    assert strict_inversions(np.array([], dtype=np.int64)) == 0
+    assert strict_inversions(np.array([3])) == 0
+    assert strict_inversions(np.arange(100)) == 0
+    assert strict_inversions(np.arange(100)[::-1]) == 100 * 99 // 2
+    assert strict_inversions(np.zeros(50, dtype=np.int64)) == 0
 
 
 @pytest.mark.parametrize("seed", range(8))
