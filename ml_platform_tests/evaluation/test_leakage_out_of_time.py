@@ -198,3 +198,38 @@ def test_a_day_feature_that_goes_quiet_on_a_few_days_is_not_called_a_collapse():
                                  effects=effects)
     assert [row.feature for row in warning.collapsed] == ["per_row"]
     assert warning.collapsed[0].design_effects == effects["per_row"]
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "regression", "multiclass"])
+def test_the_guard_reads_both_windows_of_a_snapshot_file_for_every_task(tmp_path, task):
+    import duckdb
+
+    from ml_platform.evaluation.leakage import measure_leakage
+
+    generator = np.random.default_rng(12)
+    frames = []
+    windows = (("train", 40, "2013-01-01"), ("validation", 10, "2013-02-10"), ("test", 5, "2013-02-20"))
+    for split, days, start in windows:
+        size = days * 100
+        minutes = generator.gamma(2.0, 15.0, size)
+        label = {"binary_classification": (minutes > 30).astype(int), "regression": minutes,
+                 "multiclass": np.digitize(minutes, [15, 30, 60])}[task]
+        # the feed follows the delay in training and broke afterwards
+        feed = minutes + generator.normal(scale=15.0, size=size) if split == "train" else generator.normal(size=size)
+        frames.append(pd.DataFrame({
+            "split": split, "label": label, "feed": feed, "noise": generator.normal(size=size),
+            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(days), 100), unit="D")}))
+    path = tmp_path / "snapshot.parquet"
+    connection = duckdb.connect()
+    connection.register("rows", pd.concat(frames, ignore_index=True))
+    connection.execute(f"COPY rows TO '{path}' (FORMAT parquet)")
+    aucs, check = measure_leakage(connection, path, {"feed": "number", "noise": "number"}, 0.97, seed=5, task=task)
+    feed = next(row for row in aucs if row.feature == "feed")
+    assert 0.75 < feed.roc_auc < 0.97 and feed.validation_roc_auc < 0.56
+    score = {"binary_classification": "ROC AUC", "regression": "concordance", "multiclass": "one-vs-rest ROC AUC"}
+    assert check.details.score == score[task] and check.why.startswith(
+        f"no feature predicts the label alone: the strongest, 'feed', has {score[task]} {feed.roc_auc:.4f} < 0.97 "
+        f"on the 4,000 training rows ({feed.validation_roc_auc:.4f} on the 1,000 validation rows)")
+    warning = check.details.out_of_time
+    assert warning.flagged and [row.feature for row in warning.collapsed] == ["feed"]
+    assert check.passed  # the warning does not block
