@@ -10,7 +10,7 @@ import pandas as pd
 
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_feature_aucs
+from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.partitions import run_split
@@ -18,7 +18,6 @@ from ml_platform.records.evaluation import (
     EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics, WindowMetrics)
 from ml_platform.records.gate import Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
 from ml_platform.snapshots.build import read_snapshot
-from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
 from ml_platform.storage import registry
@@ -178,11 +177,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     categories = set(categorical_features(catalog, model))
     kinds = {name: "category" if name in categories else "number" for name in model.features}
     # the file's hash was verified by read_snapshot above
-    train, available = sample_split(connection, artifacts.path_of(snapshot.path), "train",
-                                    ["label", *model.features], LEAKAGE_ROWS, seed=model.algorithm.seed)
-    aucs = single_feature_aucs(train, kinds, train["label"].to_numpy(), seed=model.algorithm.seed)
-    leakage = leakage_result(aucs, model.gate.max_feature_roc_auc, len(train), available)
-    del train
+    aucs, leakage = measure_leakage(connection, artifacts.path_of(snapshot.path), kinds,
+                                    model.gate.max_feature_roc_auc, seed=model.algorithm.seed)
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,
