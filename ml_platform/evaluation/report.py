@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg
-from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
+from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
+from ml_platform.names import slice_plot_name
+from ml_platform.records.evaluation import EvaluationSummary, SliceTable, TestMetrics
 
 
 def _money(value: float, currency: str) -> str:
@@ -68,8 +69,21 @@ def _row_interval(test: TestMetrics, currency: str) -> str:
             f" too narrow, as rows of one day share its conditions.")
 
 
-def _image(images: dict[str, str], name: str) -> list[str]:
-    return ["", f"![{PLOTS[name]}]({images[name]})"] if name in images else []
+def _image(images: dict[str, str], name: str, title: str | None = None) -> list[str]:
+    return ["", f"![{title or PLOTS[name]}]({images[name]})"] if name in images else []
+
+
+def _slice_section(table: SliceTable, currency: str, images: dict[str, str]) -> list[str]:
+    """One slice's table of test money, its binning said, and its plot."""
+    binning = (" Its values are cut into deciles of the test rows, shown in order." if table.binning == "deciles"
+               else " Most money first.")
+    lines = ["", f"## {slice_title(table)}", "", f"Test money by {table.name or 'slice'} at the chosen threshold."
+             + binning, "",
+             f"| {table.name or 'slice'} | rows | flagged | money ({currency}) | doing nothing | perfect |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
+              f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in table.rows]
+    return lines + _image(images, slice_plot_name(table.name), slice_title(table))
 
 
 def _champion_section(summary: EvaluationSummary) -> list[str]:
@@ -141,13 +155,8 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
         f"| positive rate | {_percent(test.positive_rate)} |",
     ]
     lines += _image(images, "roc")
-    if summary.money_by_slice:
-        lines += ["", "## Money by slice (test)", "",
-                  f"| slice | rows | flagged | money ({currency}) | doing nothing | perfect |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
-                  f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in summary.money_by_slice]
-        lines += _image(images, "money_by_slice")
+    for table in summary.slice_tables():
+        lines += _slice_section(table, currency, images)
     lines += ["", "## Calibration (test)", "", "| score bin | rows | mean predicted | observed |", "|---|---|---|---|"]
     lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
               for row in summary.calibration]
