@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAYS_AHEAD = 7  # the furthest ahead a model can predict: daily partitions exist this many days beyond today
@@ -562,12 +562,14 @@ class ModelSpec(Header):
             raise ValueError(f"slices listed twice: {', '.join(duplicates)}")
         return value
 
-    @model_validator(mode="after")
-    def _one_way_to_slice(self) -> "ModelSpec":
-        if self.slices and self.slice_column:
+    @field_validator("slice_column")
+    @classmethod
+    def _one_way_to_slice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        slices = info.data.get("slices") or []
+        if value and slices:
             raise ValueError("give either slices or slice_column (which slices supersedes), not both: write "
-                             f"slices: [{', '.join(dict.fromkeys([self.slice_column, *self.slices]))}]")
-        return self
+                             f"slices: [{', '.join(dict.fromkeys([value, *slices]))}]")
+        return value
 
     def slice_names(self) -> list[str]:
         """The names money is broken down by: `slices`, or the older `slice_column` alone."""
