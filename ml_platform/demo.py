@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ml_platform.chain.model_chain import ChainResult
 from ml_platform.evaluation.evaluate import interval_caveat
+from ml_platform.evaluation.plots import plot_names
 from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
@@ -33,8 +34,8 @@ def summary_text(project: Project, result: ChainResult) -> str:
         files = evaluation.artifacts
         if files is not None and files.report_markdown is not None:
             lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
-        lines += [f"  plot {name}: {project.storage.artifacts / plot.path}"
-                  for name, plot in (files.plots.items() if files is not None else ())]
+        lines += [f"  plot {name}: {project.storage.artifacts / files.plots[name].path}"
+                  for name in plot_names(evaluation) if files is not None and name in files.plots]
     if result.champion:
         lines.append(f"Deployed model: {result.champion.model_version} "
                      f"(promotion #{result.champion.promotion_id}, training run {result.champion.training_run})")

@@ -173,6 +173,11 @@ def money_by_slice_figure(summary: MeasuredSummary, table: SliceTable, most: int
 FIGURES = {"money_by_threshold": money_by_threshold_figure, "roc": roc_figure, "calibration": calibration_figure}
 
 
+def plot_names(summary: MeasuredSummary) -> list[str]:
+    """The names of the plots the summary can have, in the report's order: those of PLOTS, then one per slice."""
+    return [*PLOTS, *(slice_plot_name(table.name) for table in summary.slice_tables())]
+
+
 def draw_plots(summary: MeasuredSummary) -> dict[str, bytes]:
     """Every plot the summary supports, as PNG bytes by name: those of PLOTS in order, then one per slice."""
     figures = {name: FIGURES[name](summary) for name in PLOTS}
