@@ -242,11 +242,12 @@ def outcomes_table(model: str) -> str:
 
 
 SLICE_COLUMN = "slice"  # a snapshot's text column of the older `slice_column`, kept so its snapshots stay the same
+SLICE_PREFIX = "slice__"  # of the snapshot columns that carry entity columns a model's money is sliced by
 
 
 def slice_column(name: str) -> str:
     """The snapshot column holding an entity column a model's money is sliced by: `slice__<name>`."""
-    return f"slice__{quote(name)[1:-1]}"
+    return f"{SLICE_PREFIX}{quote(name)[1:-1]}"
 
 
 def slice_plot_name(name: str) -> str:

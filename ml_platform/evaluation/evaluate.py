@@ -13,7 +13,7 @@ from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS, leakage_result, single_feature_aucs
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
-from ml_platform.evaluation.slices import money_by_slices
+from ml_platform.evaluation.slices import money_by_slices, sliced_entity_columns
 from ml_platform.partitions import run_split
 from ml_platform.records.evaluation import (
     EvaluationSummary, MeasuredSummary, MoneyCurve, TestMetrics, WindowMetrics)
@@ -139,8 +139,8 @@ def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, t
     rows["money_if_flagged"] = values.if_flagged
     rows["money_if_not_flagged"] = values.if_not_flagged
     rows["money"] = values.per_row(rows["flagged"].to_numpy())
-    if "slice" in frame:
-        rows["slice"] = frame["slice"].to_numpy()
+    for column in sliced_entity_columns(frame):
+        rows[column] = frame[column].to_numpy()
     return rows
 
 

@@ -41,6 +41,13 @@ def slice_column_of(model: ModelSpec, name: str, frame: pd.DataFrame) -> pd.Seri
                      f"without it (columns: {', '.join(map(str, frame.columns))})")
 
 
+def sliced_entity_columns(frame: pd.DataFrame) -> list[str]:
+    """The snapshot columns that carry entity columns only for slicing (kept in the predictions file beside the
+    rows' money, so that every slice's figures can be recomputed from it)."""
+    return [column for column in frame.columns
+            if column == names.SLICE_COLUMN or str(column).startswith(names.SLICE_PREFIX)]
+
+
 def _plain(value):
     """A slice value as the record stores it: str, bool, int or float."""
     if isinstance(value, pd.Timestamp) and value == value.normalize():

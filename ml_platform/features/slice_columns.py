@@ -1,8 +1,8 @@
 """The entity columns a model's money is sliced by, carried into its snapshot beside its features.
 
 A slice that names one of the model's features needs no column of its own: the feature's values are in the
-snapshot already. A slice that names an entity column (which wins when a feature has the same name) is copied as
-it is into `slice__<name>`; the older `slice_column` keeps its one text column `slice`, so that the snapshots of
+snapshot already. A slice that names an entity column (feature names never clash with entity columns) is copied
+as it is into `slice__<name>`; the older `slice_column` keeps its one text column `slice`, so that the snapshots of
 specs written before `slices` stay byte for byte the same.
 """
 

@@ -112,6 +112,14 @@ def test_a_model_of_orders_speaks_of_orders_and_shows_its_slices(tmp_path, dagst
     assert {"money_by_slice__region", "money_by_slice__basket_eur", "money_by_slice__item_count"} <= set(
         summary.artifacts.plots)
 
+    # the entity's column rides in the snapshot and the predictions file for slicing; a feature is there already
+    with open_warehouse(project.storage.warehouse) as connection:
+        (snapshot,) = registry.snapshots.all(connection)
+        for path in (snapshot.path, summary.artifacts.predictions.path):
+            columns = [row[0] for row in connection.execute(
+                f"DESCRIBE SELECT * FROM read_parquet('{project.storage.artifacts / path}')").fetchall()]
+            assert "slice__region" in columns and not any(
+                name in columns for name in ("slice__basket_eur", "slice__item_count", "slice")), columns
     report = (project.storage.artifacts / summary.artifacts.report_markdown.path).read_text(encoding="utf-8")
     assert "## Money by region (test)" in report and "## Money by basket_eur, deciles (test)" in report
     assert DEMO_WORDS.findall(report) == []
