@@ -534,10 +534,10 @@ class ModelSpec(Header):
         # left out of the spec's hash when empty, so that specs written before `slices` keep their hash
         exclude_if=lambda value: not value,
         description=(
-            "names that reports break the test money down by, one table and plot each: a column of the entity or one "
-            "of the model's features (a feature of the library the model does not use is not allowed). Text, booleans, dates and numbers with at most 10 distinct values "
-            "on the test rows slice by value; other numbers are cut into deciles of the test rows. Missing values "
-            "are the slice '(missing)'"))
+            "names that reports break the test money down by, one table and plot each: a column of the entity or "
+            "one of the model's features (a feature of the library the model does not use is not allowed). Text, "
+            "booleans, dates and numbers with at most 10 distinct values on the test rows slice by value; other "
+            "numbers are cut into deciles of the test rows. Missing values are the slice '(missing)'"))
     slice_column: Identifier | None = Field(
         default=None,
         description="one entity column that reports break money down by; superseded by `slices` (kept for the "
