@@ -40,6 +40,8 @@ def headline(summary: EvaluationSummary) -> str:
     return f"{money} at {threshold} on the {window}; {verdict}"
 
 
+SLICE_ROWS_SHOWN = 40  # a slice with more values shows the 30 that make the most money and the 10 that make least
+SLICE_ROWS_LAST = 10
 INLINE_MARKDOWN_LIMIT = 1000  # Dagster 1.13's UI shows a markdown entry inline below this length, else behind a click
 PLOT_CAPTION = "blue: money by threshold, orange: threshold, dotted: 0"
 
@@ -81,8 +83,13 @@ def _slice_section(table: SliceTable, currency: str, images: dict[str, str]) -> 
              + binning, "",
              f"| {table.name or 'slice'} | rows | flagged | money ({currency}) | doing nothing | perfect |",
              "|---|---|---|---|---|---|"]
+    rows = table.rows
+    if len(rows) > SLICE_ROWS_SHOWN:  # e.g. one slice per plane: the UI shows a report of bounded length
+        rows = rows[:SLICE_ROWS_SHOWN - SLICE_ROWS_LAST] + (None,) + rows[-SLICE_ROWS_LAST:]
     lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
-              f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in table.rows]
+              f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" if row is not None else
+              f"| ... {len(table.rows) - SLICE_ROWS_SHOWN:,} more slices (every one is in the evaluation summary) "
+              f"| | | | | |" for row in rows]
     return lines + _image(images, slice_plot_name(table.name), slice_title(table))
 
 

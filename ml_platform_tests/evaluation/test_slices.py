@@ -148,3 +148,19 @@ def test_a_summary_stored_before_slices_still_shows_its_one_slice():
     document = older.plain()
     del document["slices"]
     assert EvaluationSummary.model_validate(document).slice_tables()[0].rows == table.rows
+
+
+def test_a_slice_with_many_values_shows_the_best_and_the_worst_and_says_how_many_more():
+    frame, scores = scored_rows()
+    frame["slice__tailnum"] = [f"N{index % 200:03d}" for index in range(ROWS)]
+    validation, validation_scores = scored_rows(seed=1)
+    validation["slice__tailnum"] = "N000"
+    measured = summarize(model_slicing("tailnum"), validation, validation_scores, frame, scores)
+    (table,) = measured.slices
+    assert len(table.rows) == 200 and table.binning == "values"
+    report = render_report(legacy_summary().model_copy(update={"slices": measured.slices}))
+    shown = [line for line in report.splitlines() if line.startswith("| N")]
+    assert len(shown) == 40  # the 30 that make the most money and the 10 that make the least
+    assert shown[0].startswith(f"| {table.rows[0].slice} |") and shown[-1].startswith(f"| {table.rows[-1].slice} |")
+    assert shown[29].startswith(f"| {table.rows[29].slice} |") and shown[30].startswith(f"| {table.rows[190].slice} |")
+    assert "| ... 160 more slices (every one is in the evaluation summary) | | | | | |" in report
