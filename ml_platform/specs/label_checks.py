@@ -1,9 +1,9 @@
 """Checks of a label that looks forward: its horizon, and aggregates over declared daily sources only.
 
 An aggregate's SQL is placed inside the platform's correlated subquery (see `ml_platform.features.labels`), so it
-must be one aggregate expression over the aggregated source's columns and nothing that could close that subquery
-early. The generic sandbox check of spec SQL (`refuse_escapes`, being added to `specs/sql_checks.py`) belongs in
-`_escapes` once it lands; until then `_escapes` refuses comments, statement separators and unbalanced parentheses.
+must be one aggregate expression over the aggregated source's columns. The sandbox (`specs/sql_reach.py`,
+`refuse_escapes`, run on every model expression, aggregates included, before any is bound) keeps it to that
+source; `_escapes` also refuses comments and ';', which would cut the subquery it is placed in.
 """
 
 from __future__ import annotations
