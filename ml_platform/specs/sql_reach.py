@@ -102,11 +102,10 @@ def feature_set_tables(feature_set: FeatureSetSpec) -> frozenset[str]:
 def model_tables(model: ModelSpec, field: str) -> frozenset[str]:
     """The tables a model expression may read in a subquery: the label and money outcomes judge the row's outcome
     and may read their entity source; the filter selects the rows to score before outcomes exist and reads none."""
-    if field == "filter":
+    if field == "filter" or field.startswith("label.aggregates."):
+        # a label aggregate reads only the rows of its source's label window, which the platform selects: a
+        # subquery of its own could read days the label's maturity does not wait for
         return frozenset()
-    if field.startswith("label.aggregates."):  # an aggregate reads its own source's rows in the label window
-        source = model.label.aggregates[field.split(".")[2]].source
-        return frozenset({source, f"source.{source}"})
     return frozenset({model.entity, f"source.{model.entity}"})
 
 
