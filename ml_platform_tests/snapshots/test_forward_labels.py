@@ -20,6 +20,7 @@ from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.outcomes import judged_versions
 from ml_platform.partitions import training_run_key
 from ml_platform.snapshots.build import SnapshotError, read_snapshot, snapshot_run
+from ml_platform.specs.dependencies import dependency_rows
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse, prepare
 from ml_platform.training.fit import train_model
@@ -186,3 +187,13 @@ def test_outcomes_of_a_day_are_judged_again_once_its_labels_mature(spend):
     assert before["2024-05-02"].components["labels_not_mature"] is True
     assert after["2024-05-01"] == before["2024-05-01"] and after["2024-05-02"] != before["2024-05-02"]
     assert len(after["2024-05-02"].components["label_window"]["purchases"]) == 30
+
+
+def test_the_label_s_source_is_a_dependency_of_the_model_that_feeds_no_feature(tmp_path):
+    root = write_project(tmp_path / "spend")
+    catalog = load_catalog(root / "model_specs", root)
+
+    assert dependency_rows(catalog, catalog.models["spend"]) == [
+        ("purchases", "internal", "daily", "label (aggregates over the horizon)", "none (the label only)",
+         "not needed (internal)"),
+        ("visits", "internal", "daily", "entity (rows, label, money)", "all", "not needed (internal)")]
