@@ -68,7 +68,7 @@ class Catalog:
         return {name: sorted(found) for name, found in sorted(paths.items())}
 
     def source_dependencies(self, model: ModelSpec) -> list["SourceDependency"]:
-        """Every source the model depends on, through its entity and its feature sets (used sets included), with
+        """Every source the model depends on, through its entity, its label and its feature sets (used sets included), with
         its trust level, what pulls it in and the spec's opt-in; sorted by source name."""
         index = self.feature_index()
         via: dict[str, set[str]] = {model.entity: {"entity"}}
@@ -81,6 +81,10 @@ class Catalog:
                     via.setdefault(source, set()).add(" > ".join(chain))
                     features.setdefault(source, set()).update(
                         feature for feature in model.features if index.get(feature) == chain[0])
+        for source in model.label.label_sources():
+            if source != model.entity:
+                via.setdefault(source, set()).add("label")
+                features.setdefault(source, set())
         accepted = model.data_dependencies.accept
         return [SourceDependency(
             source=name, trust=self.sources[name].trust, daily=self.sources[name].is_daily,
@@ -99,11 +103,11 @@ class Catalog:
         return [self.feature_sets[name] for name in names]
 
     def sources_of(self, model: ModelSpec) -> list[SourceSpec]:
-        """Every source the model depends on, through its entity and its features."""
-        names = {model.entity}
+        """Every source the model depends on, through its entity, its label's aggregates and its features."""
+        names = {model.entity, *model.label.label_sources()}
         for feature_set in self.feature_sets_of(model):
             names.update([feature_set.entity, *feature_set.reads])
-        return [self.sources[name] for name in sorted(names)]
+        return [self.sources[name] for name in sorted(names) if name in self.sources]  # unknown: a spec error
 
     def feature_set_hash(self, feature_set: FeatureSetSpec) -> str:
         """Version of what a feature set computes: its SQL and types, the sources it reads, the feature sets it

@@ -26,6 +26,11 @@ REQUIRED = {
     "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
     "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
     "unknown_slice", "slice_feature_not_in_model", "slices_and_slice_column", "slice_listed_twice",
+    # labels that look forward (issue #14 item 4)
+    "label_aggregates_without_horizon", "label_aggregate_unknown_source", "label_aggregate_reference_source",
+    "label_aggregate_unknown_join_column", "label_aggregate_not_an_aggregate", "label_aggregate_escapes",
+    "label_aggregate_is_a_column", "label_aggregate_with_comment", "label_horizon_in_hours",
+    "label_horizon_reaches_next_split",
 }
 
 
