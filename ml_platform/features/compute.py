@@ -14,7 +14,8 @@ from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.names import feature_table, history_view, quote, source_table, table_label
+from ml_platform.specs.tasks import label_sql, value_inputs
+from ml_platform.names import feature_table, history_view, money_input_column, quote, source_table, table_label
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
@@ -101,16 +102,18 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
     columns = f"{keys}, base.partition_date, {features}"
     if with_outcomes:
         outcomes = model.money.outcomes
-        label = f"({model.label.expression})"
-        columns += (f", CAST({label} AS BOOLEAN) AS label"
-                    f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
-                    f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
-                    f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
-                    f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
+        columns += f", {label_sql(model.label)} AS label"
+        if outcomes is not None:
+            columns += (f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
+                        f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
+                        f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
+                        f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
+        columns += "".join(f", base.{quote(name)} AS {quote(money_input_column(name))}"
+                           for name in value_inputs(model))
         if model.slice_column:
             columns += f", CAST(base.{quote(model.slice_column)} AS VARCHAR) AS slice"
     # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {source_table(entity.name)})"
+    base = f"(SELECT *, {label_sql(model.label)} AS label FROM {source_table(entity.name)})"
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
             f"ORDER BY base.partition_date, {keys}")
 
