@@ -25,6 +25,13 @@ REQUIRED = {
     "feature_reads_after_event_column", "filter_reads_after_event_column", "feature_set_cycle", "unknown_function",
     "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
     "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
+    # tasks and money for every task (issue #14)
+    "regression_label_not_numeric", "objective_for_binary", "quantile_without_alpha", "objective_parameter_of_another",
+    "unknown_objective", "multiclass_without_classes", "classes_listed_twice", "too_few_classes",
+    "algorithm_without_task", "algorithm_without_objective", "outcomes_for_regression", "decision_not_of_task",
+    "money_value_not_numeric", "money_value_unknown_column", "money_value_without_decision", "budget_without_size",
+    "offset_range_reversed", "gate_metric_not_of_task", "roc_auc_floor_for_regression",
+    "class_decision_for_regression",
 }
 
 
