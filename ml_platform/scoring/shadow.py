@@ -22,6 +22,7 @@ from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import TaskNotSupportedError
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, table_exists
 from ml_platform.training.inference import ScoringError
@@ -67,6 +68,9 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     """SQL giving each entity row of [start, end] its keys, label and the money value of every outcome."""
     keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
     outcomes = model.money.outcomes
+    if outcomes is None:
+        raise TaskNotSupportedError(f"realized money of '{model.name}' is not supported for money given as a "
+                                    f"decision and a value expression yet (only the binary outcomes shorthand)")
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
     # the outcome expressions may name `label`, so it is computed on the entity rows first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ml_platform.specs.models import OBJECTIVES, LabelSpec, ModelSpec
+from ml_platform.errors import PlatformError
 from ml_platform.specs.errors import unknown_name
 from ml_platform.specs.sql_checks import is_numeric
 
@@ -114,3 +115,18 @@ def value_inputs(model: ModelSpec) -> list[str]:
         elif isinstance(node, list):
             pending.extend(node)
     return sorted(found - set(VALUE_NAMES))
+
+
+class TaskNotSupportedError(PlatformError, NotImplementedError):
+    """A stage that cannot yet handle the spec's task or decision: it refuses rather than produce wrong data."""
+
+
+def require_judged_today(model: ModelSpec, stage: str) -> None:
+    """Refuse a stage that judges or scores only binary classification with a threshold decision (the outcomes
+    shorthand or a value expression) today, naming the task and decision it was given."""
+    decision = "threshold" if model.money.decision is None else model.money.decision.kind
+    if model.label.task != "binary_classification" or decision != "threshold":
+        raise TaskNotSupportedError(
+            f"{stage} of '{model.name}' is not supported for task {model.label.task} with decision {decision} yet: "
+            f"snapshots, training and the money mechanism (evaluation.decisions) handle it, but {stage} handles "
+            f"binary_classification with a threshold decision only")

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from ml_platform.evaluation.decisions import apply, choose, day_ranks, outcome_values
+from ml_platform.evaluation.evaluate import summarize
 from ml_platform.evaluation.money import MoneyError, OutcomeValues, best_threshold
 from ml_platform.names import money_input_column
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import TaskNotSupportedError, require_judged_today
 from ml_platform_tests.flights_sample import CLASSES, january
 from ml_platform_tests.helpers import january_model
 
@@ -183,3 +185,33 @@ def test_a_value_without_a_number_for_some_rows_is_an_error():
 
     with pytest.raises(MoneyError, match=r"money.value gives no value \(NULL\) for \d+ row evaluation"):
         choose(model, validation, predictions)
+
+
+def test_evaluation_of_the_value_form_reports_what_the_shorthand_reports():
+    rows, scores = binary_rows()
+    validation, test = (rows["partition_date"] <= 4).to_numpy(), (rows["partition_date"] > 4).to_numpy()
+    value_form = spec(money={"currency": "USD", "decision": {"kind": "threshold"}, "value": DEMO_VALUE})
+
+    by_outcomes, by_value = (summarize(model, rows[validation].reset_index(drop=True), scores[validation],
+                                       rows[test].reset_index(drop=True), scores[test])
+                             for model in (spec(), value_form))
+
+    assert by_value.threshold == by_outcomes.threshold
+    assert by_value.test.money == pytest.approx(by_outcomes.test.money)
+    assert by_value.test.money_interval_95 == pytest.approx(by_outcomes.test.money_interval_95)
+    assert by_value.money_by_threshold.test == pytest.approx(by_outcomes.money_by_threshold.test)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"label": {"task": "regression", "expression": "air_time"},
+      "money": {"currency": "USD", "decision": {"kind": "quantity", "offset": {"min": 0, "max": 1, "step": 1}},
+                "value": "-abs(decision - label)"}, "gate": {"min_money": 0}},
+     "evaluation of 'flight_delay' is not supported for task regression with decision quantity yet"),
+    ({"money": {"currency": "USD", "decision": {"kind": "top", "count": 5}, "value": DEMO_VALUE}},
+     "evaluation of 'flight_delay' is not supported for task binary_classification with decision top yet"),
+])
+def test_stages_that_cannot_judge_a_task_yet_refuse_it(overrides, message):
+    with pytest.raises(TaskNotSupportedError) as caught:
+        require_judged_today(spec(**overrides), "evaluation")
+
+    assert str(caught.value).startswith(message)
