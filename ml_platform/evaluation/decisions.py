@@ -112,7 +112,7 @@ def day_ranks(rows: pd.DataFrame, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     return ranks, sizes
 
 
-def _top_key(model: ModelSpec, rows: pd.DataFrame, scores: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+def top_key(model: ModelSpec, rows: pd.DataFrame, scores: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     """A top decision as `acted when key <= parameter`: the parameter's name, each row's key and the candidates."""
     decision = model.money.decision
     ranks, sizes = day_ranks(rows, scores)
@@ -121,14 +121,14 @@ def _top_key(model: ModelSpec, rows: pd.DataFrame, scores: np.ndarray) -> tuple[
     return "share_per_day", ranks / sizes, np.linspace(0.0, decision.share, SHARE_STEPS + 1)
 
 
-def _key_curve(key: np.ndarray, values: OutcomeValues, candidates: np.ndarray) -> np.ndarray:
+def key_curve(key: np.ndarray, values: OutcomeValues, candidates: np.ndarray) -> np.ndarray:
     """Money at each candidate when a row is acted on if its key is at most the candidate."""
     order = np.argsort(key, kind="stable")
     gain = np.concatenate([[0.0], np.cumsum((values.if_flagged - values.if_not_flagged)[order])])
     return values.do_nothing() + gain[np.searchsorted(key[order], candidates, side="right")]
 
 
-def _offsets_money(model: ModelSpec, rows: pd.DataFrame, predictions: np.ndarray,
+def offsets_money(model: ModelSpec, rows: pd.DataFrame, predictions: np.ndarray,
                    offsets: list[float]) -> np.ndarray:
     """Total money at each offset of a quantity decision: one query over rows x offsets."""
     decision = model.money.decision
@@ -166,14 +166,14 @@ def choose(model: ModelSpec, rows: pd.DataFrame, predictions: np.ndarray) -> Cho
                               tuple(money_curve(predictions, values, candidates).tolist()))
     if kind == "top":
         values = outcome_values(model, rows, predictions)
-        name, key, candidates = _top_key(model, rows, predictions)
-        curve = _key_curve(key, values, candidates)
+        name, key, candidates = top_key(model, rows, predictions)
+        curve = key_curve(key, values, candidates)
         best = int(np.flatnonzero(curve == curve.max())[0])
         return ChosenDecision(kind, name, float(candidates[best]), float(curve[best]), tuple(candidates.tolist()),
                               tuple(curve.tolist()))
     if kind == "quantity":
         offsets = decision.offset.values()
-        curve = _offsets_money(model, rows, predictions, offsets)
+        curve = offsets_money(model, rows, predictions, offsets)
         best = int(np.flatnonzero(curve == curve.max())[0])
         return ChosenDecision(kind, "offset", offsets[best], float(curve[best]), tuple(offsets), tuple(curve.tolist()))
     decided = apply(model, ChosenDecision(kind, None, None, 0.0, (), ()), rows, predictions)
@@ -202,7 +202,7 @@ def apply(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame, predicti
         if kind == "threshold":
             acted = np.asarray(predictions) >= chosen.parameter
         else:
-            _, key, _ = _top_key(model, rows, predictions)
+            _, key, _ = top_key(model, rows, predictions)
             acted = key <= chosen.parameter
         return Decided(acted, values.per_row(acted), np.maximum(values.if_flagged, values.if_not_flagged))
     if kind == "quantity":

@@ -1,0 +1,90 @@
+"""Measure a regression or multiclass model on its validation and test rows: the decision chosen on validation,
+money with its bootstrap interval, the money curve, the task's metrics and its gate metric bounds on test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.evaluation.decisions import (
+    ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
+from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
+from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
+from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, TaskMeasurement
+from ml_platform.specs.models import ModelSpec, TimeSplit
+
+
+def test_curve(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame, predictions: np.ndarray) -> np.ndarray:
+    """Money on these rows at every candidate the decision was chosen from (for the plot beside validation's)."""
+    candidates = np.asarray(chosen.candidates, dtype="float64")
+    if chosen.kind == "quantity":
+        return offsets_money(model, rows, predictions, list(chosen.candidates))
+    if chosen.kind == "threshold":
+        return money_curve(predictions, outcome_values(model, rows, predictions), candidates)
+    if chosen.kind == "top":
+        _, key, _ = top_key(model, rows, predictions)
+        return key_curve(key, outcome_values(model, rows, predictions), candidates)
+    return np.array([])
+
+
+def prediction_problems(task: str, predictions: np.ndarray) -> tuple[str, ...]:
+    """What is wrong with a task's predictions: not finite, constant, or (multiclass) not probabilities."""
+    problems = []
+    if not np.isfinite(predictions).all():
+        problems.append(f"{int((~np.isfinite(predictions)).sum())} prediction(s) are not finite")
+    if task == "multiclass" and len(predictions):
+        if not np.allclose(predictions.sum(axis=1), 1.0, atol=1e-6) or (predictions < 0).any():
+            problems.append("class probabilities do not sum to 1 per row")
+        if len(np.unique(predictions.argmax(axis=1))) == 1:
+            problems.append("every row gets the same most likely class")
+    elif len(predictions) and np.ptp(predictions[np.isfinite(predictions)]) == 0:
+        problems.append("every prediction is the same number")
+    return tuple(problems)
+
+
+def _slices(test: pd.DataFrame, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+    if "slice" not in test:
+        return ()
+    table = pd.DataFrame({"slice": test["slice"].astype(object).fillna("(missing)").astype(str).to_numpy(),
+                          "money": decided.per_row, "perfect": decided.perfect})
+    grouped = table.groupby("slice").agg(rows=("money", "size"), money=("money", "sum"),
+                                         perfect=("perfect", "sum")).reset_index()
+    grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
+    return tuple(SliceTaskMoney(slice=row.slice, rows=int(row.rows), money=float(row.money),
+                                perfect=float(row.perfect)) for row in grouped.itertuples())
+
+
+def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predictions: np.ndarray,
+                 test: pd.DataFrame, test_predictions: np.ndarray, split: TimeSplit | None = None) -> TaskMeasurement:
+    """Choose the decision on validation and report every figure on test (see the module docstring)."""
+    split = split or model.split
+    chosen = choose(model, validation, validation_predictions)
+    decided = apply(model, chosen, test, test_predictions)
+    days = test["partition_date"].to_numpy()
+    low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
+    test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
+    checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
+    return TaskMeasurement(
+        model=model.name, task=model.label.task, objective=model.label.objective_kind(),
+        currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
+        decision_parameter=chosen.parameter, chosen_on="validation",
+        validation_window=(str(split.validation.start), str(split.validation.end)),
+        test_window=(str(split.test.start), str(split.test.end)),
+        validation_metrics=task_metrics(model.label, validation["label"].to_numpy(), validation_predictions),
+        test_metrics=test_metrics, validation_money=chosen.validation_money, test_money=decided.money(),
+        test_money_interval_95=(low, high),
+        money_interval_method=f"percentile bootstrap over the {len(np.unique(days))} test days ({RESAMPLES} "
+                              f"resamples of whole days)",
+        test_money_perfect=float(decided.perfect.sum()),
+        curve_candidates=chosen.candidates, curve_validation=chosen.validation_curve,
+        curve_test=tuple(float(value) for value in test_curve(model, chosen, test, test_predictions)),
+        money_by_slice=_slices(test, decided),
+        residuals_by_slice=residuals_by_slice(test["slice"].to_numpy(), test["label"].to_numpy(), test_predictions)
+        if model.label.task == "regression" and "slice" in test else (),
+        confusion=confusion(test["label"].to_numpy(), test_predictions, list(model.label.classes))
+        if model.label.task == "multiclass" else None,
+        metric_checks={name: MetricCheck(passed=passed, why=why, value=test_metrics[name])
+                       for name, (passed, why) in checks.items()},
+        sanity_problems=prediction_problems(model.label.task,
+                                            np.concatenate([validation_predictions, test_predictions])),
+    )
