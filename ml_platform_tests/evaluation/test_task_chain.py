@@ -1,0 +1,76 @@
+"""Regression and multiclass specs through real Dagster runs on January: the snapshot carries the task's label and
+the money inputs, the model trains on them, and the evaluation refuses, naming what it cannot judge yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
+from ml_platform_tests.evaluation.january import MODEL, Runs, january_project
+from ml_platform_tests.evaluation.test_decisions import SHORT_COSTS_MORE, class_value
+from ml_platform_tests.flights_sample import CLASSES
+from ml_platform_tests.helpers import january_model
+
+pytestmark = pytest.mark.slow
+
+OUTCOME_CLASS = ("CASE WHEN dep_time IS NULL THEN 'cancelled' WHEN dep_delay > 60 THEN 'very_late' "
+                 "WHEN dep_delay > 15 THEN 'late' ELSE 'on_time' END")
+REGRESSION = january_model(
+    label={"task": "regression", "expression": "air_time", "objective": {"kind": "quantile", "alpha": 0.8}},
+    money={"currency": "USD", "decision": {"kind": "quantity", "offset": {"min": -10, "max": 30, "step": 1}},
+           "value": SHORT_COSTS_MORE + " - 0.001 * distance"},  # and a handling cost per mile flown
+    gate={"min_money": -1_000_000, "metrics": {"pinball": {"max": 20}}})
+MULTICLASS = january_model(
+    label={"task": "multiclass", "expression": OUTCOME_CLASS, "classes": CLASSES},
+    money={"currency": "USD", "decision": {"kind": "class", "rule": "most_money"}, "value": class_value()},
+    gate={"min_money": -1_000_000, "metrics": {"accuracy": {"min": 0.5}}})
+
+
+def run(tmp_path, document):
+    runs = Runs(january_project(tmp_path / "project", {MODEL: document}))
+    trained = runs.train(deploy=False)
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        snapshot = registry.snapshots.get(connection, MODEL, trained.training_run)
+        model = registry.models.get(connection, MODEL, trained.training_run)
+    return runs, trained, snapshot, model
+
+
+def snapshot_columns(runs, snapshot) -> dict[str, str]:
+    path = runs.project.storage.artifacts / snapshot.path
+    return {name: kind for name, kind, *_ in runs.query(f"DESCRIBE SELECT * FROM read_parquet('{path}')")}
+
+
+def test_a_regression_snapshots_trains_and_is_refused_by_evaluation(tmp_path, dagster_home):
+    runs, trained, snapshot, model = run(tmp_path, REGRESSION)
+
+    assert not trained.outcome.success and trained.evaluation is None
+    assert any("evaluation of 'flight_delay' is not supported for task regression with decision quantity yet"
+               in failure for failure in trained.outcome.failures), trained.outcome.failures
+    columns = snapshot_columns(runs, snapshot)
+    assert columns["label"] == "DOUBLE" and columns["money_input__distance"] == "DOUBLE"
+    assert not any(name.startswith("money_true") for name in columns)
+    assert snapshot.manifest.positive_rate is None and 100 < snapshot.manifest.label_mean["train"] < 200
+    assert model.card.training_positive_rate is None and 100 < model.card.training_label_mean < 200
+
+
+def test_a_multiclass_snapshots_its_classes_and_trains(tmp_path, dagster_home):
+    runs, trained, snapshot, model = run(tmp_path, MULTICLASS)
+
+    assert not trained.outcome.success
+    assert snapshot_columns(runs, snapshot)["label"] == "VARCHAR"
+    shares = snapshot.manifest.class_shares["train"]
+    assert set(shares) == set(CLASSES) and sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+    assert shares["on_time"] > 0.5 and model.card.training_class_shares["on_time"] == shares["on_time"]
+
+
+def test_a_class_the_spec_does_not_list_fails_the_snapshot_naming_it(tmp_path, dagster_home):
+    document = {**MULTICLASS, "label": {**MULTICLASS["label"], "classes": ["on_time", "late", "very_late"]}}
+    document["money"] = {**MULTICLASS["money"], "value": "CASE WHEN decision = label THEN 1 ELSE 0 END"}
+
+    _, trained, snapshot, _ = run(tmp_path, document)
+
+    assert snapshot is None
+    assert any("label.expression of 'flight_delay' gives values that label.classes does not list: 'cancelled' ("
+               in failure and "(allowed: on_time, late, very_late)" in failure
+               for failure in trained.outcome.failures), trained.outcome.failures
