@@ -68,6 +68,7 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
         model=model.name, task=model.label.task, objective=model.label.objective_kind(),
         currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
         decision_parameter=chosen.parameter, chosen_on="validation",
+        decision_rule=model.money.decision.rule if chosen.kind == "class" else None,
         validation_window=(str(split.validation.start), str(split.validation.end)),
         test_window=(str(split.test.start), str(split.test.end)),
         validation_metrics=task_metrics(model.label, validation["label"].to_numpy(), validation_predictions),

@@ -49,6 +49,7 @@ class TaskMeasurement(Record):
     decision: str  # threshold, top, quantity, class
     decision_parameter_name: str | None = None  # threshold, rows_per_day, share_per_day, offset
     decision_parameter: float | None = None
+    decision_rule: str | None = None  # class decisions: most_likely or most_money
     chosen_on: str  # "validation"
     validation_window: tuple[str, str]
     test_window: tuple[str, str]

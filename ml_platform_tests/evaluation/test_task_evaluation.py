@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_platform.evaluation.report import readable_money
 from ml_platform.evaluation.task_evaluation import measure_task, prediction_problems
+from ml_platform.evaluation.task_report import draw_task_plots, render_task_report, task_headline
 from ml_platform.specs.models import LightGBMAlgorithm, ModelSpec
 from ml_platform.training.algorithms import train
 from ml_platform_tests.evaluation.test_decisions import SHORT_COSTS_MORE, class_value
@@ -82,3 +84,34 @@ def test_predictions_that_are_not_probabilities_or_numbers_are_named():
     assert prediction_problems("regression", np.array([3.0, 3.0])) == ("every prediction is the same number",)
     assert prediction_problems("multiclass", np.array([[0.5, 0.6, 0.0], [0.6, 0.1, 0.3]])) == (
         "class probabilities do not sum to 1 per row",)
+
+
+def test_the_reports_say_the_money_the_decision_and_the_metrics():
+    _, regression, test = measured({
+        "label": {"task": "regression", "expression": "air_time"},
+        "money": {"currency": "USD", "decision": {"kind": "quantity", "offset": {"min": -10, "max": 30, "step": 1}},
+                  "value": SHORT_COSTS_MORE},
+        "gate": {"min_money": 0, "metrics": {"rmse": {"max": 1}}}}, "air_time")
+
+    text = render_task_report(regression)
+
+    assert task_headline(regression).startswith(f"{readable_money(regression.test_money, 'USD')} (95% interval ")
+    assert f"at offset {regression.decision_parameter:+g} on the test window 2013-01-06 to 2013-01-07; " \
+           f"metric bounds failed: rmse" in text
+    assert "| rmse |" in text and "FAILED: test rmse" in text and "## Residuals by slice" in text
+    plots = draw_task_plots(regression, test["label"].to_numpy(), np.zeros(len(test)))
+    assert set(plots) == {"money_curve", "residuals_by_slice", "predicted_against_actual"}
+    assert all(png.startswith(b"\x89PNG") for png in plots.values())
+
+
+def test_the_multiclass_report_has_its_confusion_table():
+    _, result, _ = measured({
+        "label": {"task": "multiclass", "expression": "'on_time'", "classes": CLASSES},
+        "money": {"currency": "USD", "decision": {"kind": "class"}, "value": class_value()},
+        "gate": {"min_money": 0}}, "outcome")
+
+    text = render_task_report(result)
+
+    assert " at the most likely class on the test window " in text  # most_likely is the default rule
+    assert "| actual | on_time | late | very_late | cancelled |" in text
+    assert set(draw_task_plots(result)) == {"confusion"}
