@@ -3,15 +3,28 @@ money with its bootstrap interval, the money curve, the task's metrics and its g
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
+
+from ml_platform.errors import PlatformError
 
 from ml_platform.evaluation.decisions import (
     ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
 from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
 from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
-from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, TaskMeasurement
+from ml_platform.evaluation.task_report import draw_task_plots, render_task_report
+from ml_platform.partitions import run_split
+from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, StoredTaskEvaluation, TaskMeasurement
+from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.training.fit import load_model
+
+
+class TaskEvaluationError(PlatformError, RuntimeError):
+    """The run has no model or snapshot to evaluate, or a window without rows."""
 
 
 def test_curve(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame, predictions: np.ndarray) -> np.ndarray:
@@ -89,3 +102,52 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
         sanity_problems=prediction_problems(model.label.task,
                                             np.concatenate([validation_predictions, test_predictions])),
     )
+
+
+def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec,
+                      training_run: str) -> tuple[TaskMeasurement, StoredTaskEvaluation, dict[str, bytes]]:
+    """Measure a regression or multiclass training run on its snapshot and store the measurement, its report and
+    plots as content-addressed files.
+
+    TODO(leakage): the leakage guard (evaluation.leakage.single_feature_aucs with task=...) is skipped for these
+    tasks until that branch is merged; binary runs keep it.
+    """
+    trained = registry.models.get(connection, model.name, training_run)
+    snapshot = registry.snapshots.get(connection, model.name, training_run)
+    if trained is None or snapshot is None:
+        raise TaskEvaluationError(f"training run '{training_run}' of '{model.name}' has no trained model yet")
+    predictor = load_model(artifacts, trained)
+    frame = read_snapshot(connection, artifacts, snapshot, splits=("validation", "test"))
+    split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("validation", "test")}
+    if split["test"].empty or split["validation"].empty:
+        raise TaskEvaluationError(f"the validation or test window of '{model.name}' has no rows")
+    test_predictions = predictor.predict(split["test"])
+    measurement = measure_task(model, split["validation"], predictor.predict(split["validation"]), split["test"],
+                               test_predictions, run_split(model, training_run))
+    plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
+    folder = f"evaluations/{model.name}"
+    written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),
+                                                                             encoding="utf-8"))
+    report = artifacts.write(folder, ".md", lambda path: path.write_text(render_task_report(measurement),
+                                                                          encoding="utf-8"))
+    stored_plots = {name: artifacts.write(f"{folder}/plots", ".png", lambda path, data=data: path.write_bytes(data))
+                    for name, data in plots.items()}
+    stored = StoredTaskEvaluation(measurement_path=written.path, measurement_sha256=written.sha256,
+                                  report_path=report.path, report_sha256=report.sha256,
+                                  plots={name: plot.path for name, plot in stored_plots.items()})
+    return measurement, stored, plots
+
+
+def task_checks(model: ModelSpec, measurement: TaskMeasurement) -> dict[str, tuple[bool, str]]:
+    """The blocking checks of a task evaluation (TASK_CHECKS): the money floor, the metric bounds, sane predictions."""
+    floor, money, currency = model.gate.min_money, measurement.test_money, measurement.currency
+    bounds = measurement.metric_checks
+    failed = [name for name, check in bounds.items() if not check.passed]
+    return {
+        "money_floor": (money >= floor, f"test money {money:,.0f} {currency} {'≥' if money >= floor else '<'} "
+                                        f"floor {floor:,.0f} {currency}"),
+        "metric_bounds": (not failed, "; ".join(check.why for check in bounds.values()) or
+                          "no bounds in gate.metrics"),
+        "predictions_sane": (not measurement.sanity_problems, "; ".join(measurement.sanity_problems) or
+                             "finite and not constant"),
+    }

@@ -68,3 +68,17 @@ class TaskMeasurement(Record):
     confusion: ClassConfusion | None = None  # multiclass
     metric_checks: dict[str, MetricCheck]
     sanity_problems: tuple[str, ...]
+
+
+# the blocking checks of a regression or multiclass evaluation, in the order they are shown
+TASK_CHECKS = ("money_floor", "metric_bounds", "predictions_sane")
+
+
+class StoredTaskEvaluation(Record):
+    """Where a task measurement's files are: its JSON, its report and its plots (content-addressed)."""
+
+    measurement_path: str
+    measurement_sha256: str
+    report_path: str
+    report_sha256: str
+    plots: dict[str, str]  # plot name -> path
