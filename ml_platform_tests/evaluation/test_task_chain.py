@@ -14,23 +14,23 @@ from ml_platform.records.tasks import TASK_CHECKS
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, Runs, january_project, latest_event
-from ml_platform_tests.evaluation.test_decisions import SHORT_COSTS_MORE, class_value
 from ml_platform_tests.flights_sample import CLASSES
-from ml_platform_tests.helpers import january_model
+from ml_platform_tests.helpers import JANUARY_SPLIT, REPO_ROOT, load_yaml
 
 pytestmark = pytest.mark.slow
 
-OUTCOME_CLASS = ("CASE WHEN dep_time IS NULL THEN 'cancelled' WHEN dep_delay > 60 THEN 'very_late' "
-                 "WHEN dep_delay > 15 THEN 'late' ELSE 'on_time' END")
-REGRESSION = january_model(
-    label={"task": "regression", "expression": "air_time", "objective": {"kind": "quantile", "alpha": 0.8}},
-    money={"currency": "USD", "decision": {"kind": "quantity", "offset": {"min": -10, "max": 30, "step": 1}},
-           "value": SHORT_COSTS_MORE + " - 0.001 * distance"},  # and a handling cost per mile flown
-    gate={"min_money": -1_000_000, "metrics": {"pinball": {"max": 20}}})
-MULTICLASS = january_model(
-    label={"task": "multiclass", "expression": OUTCOME_CLASS, "classes": CLASSES},
-    money={"currency": "USD", "decision": {"kind": "class", "rule": "most_money"}, "value": class_value()},
-    gate={"min_money": -1_000_000, "metrics": {"accuracy": {"min": 0.5}}})
+EXAMPLES = REPO_ROOT / "docs" / "examples"
+
+
+def example(name: str, **overrides) -> dict:
+    """An example spec of docs/examples on the January slice, as the model the January helpers drive."""
+    document = {**load_yaml(EXAMPLES / f"{name}.yaml"), "name": MODEL, "split": JANUARY_SPLIT}
+    document["algorithm"]["params"]["n_estimators"] = 60
+    return {**document, **overrides}
+
+
+REGRESSION = example("air_time_plan")
+MULTICLASS = example("flight_outcome")
 
 
 def run(tmp_path, document):
@@ -52,8 +52,8 @@ def test_a_regression_is_snapshotted_trained_and_evaluated_in_money(tmp_path, da
 
     assert trained.outcome.success, trained.outcome.failures
     columns = snapshot_columns(runs, snapshot)
-    assert columns["label"] == "DOUBLE" and columns["money_input__distance"] == "DOUBLE"
-    assert not any(name.startswith("money_true") for name in columns)
+    assert columns["label"] == "DOUBLE"
+    assert not any(name.startswith("money_") for name in columns)  # the value reads only label and decision
     assert snapshot.manifest.positive_rate is None and 100 < snapshot.manifest.label_mean["train"] < 200
     assert model.card.training_positive_rate is None and 100 < model.card.training_label_mean < 200
     event = latest_event(names.stage_key("evaluation", MODEL))
@@ -88,7 +88,6 @@ def test_a_multiclass_snapshots_its_classes_and_trains(tmp_path, dagster_home):
 
 def test_a_class_the_spec_does_not_list_fails_the_snapshot_naming_it(tmp_path, dagster_home):
     document = {**MULTICLASS, "label": {**MULTICLASS["label"], "classes": ["on_time", "late", "very_late"]}}
-    document["money"] = {**MULTICLASS["money"], "value": "CASE WHEN decision = label THEN 1 ELSE 0 END"}
 
     _, trained, snapshot, _ = run(tmp_path, document)
 

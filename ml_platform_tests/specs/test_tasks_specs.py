@@ -3,12 +3,15 @@ table and the money inputs a value expression reads."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from ml_platform.features.library import load_catalog
 from ml_platform.specs.models import LabelSpec, ModelSpec, OffsetRange
 from ml_platform.specs.tasks import DECISIONS, GATE_METRICS, SUPPORT, value_inputs
-from ml_platform_tests.helpers import SPECS, january_model
+from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model
+from ml_platform_tests.specs.helpers import load, make_specs
 
 DEMO_SPEC_HASH = "5b8c306affc0"  # the demo's spec hash before tasks existed: it must not move
 
@@ -67,3 +70,14 @@ def test_money_inputs_are_the_entity_columns_the_value_reads():
 
     assert value_inputs(ModelSpec.model_validate(document)) == ["dep_delay", "distance"]
     assert value_inputs(ModelSpec.model_validate(january_model())) == []
+
+
+@pytest.mark.parametrize("name", ["air_time_plan", "flight_outcome"])
+def test_the_example_specs_are_valid_beside_the_repository_specs(name, tmp_path):
+    root = make_specs(tmp_path, {}, repository_model=True)
+    shutil.copyfile(REPO_ROOT / "docs" / "examples" / f"{name}.yaml", root / "model_specs" / f"{name}.yaml")
+
+    catalog = load(root)
+
+    assert catalog.models[name].label.task in ("regression", "multiclass")
+    assert catalog.spec_hash(catalog.models["flight_delay"]) == DEMO_SPEC_HASH
