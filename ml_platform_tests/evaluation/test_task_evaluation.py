@@ -115,3 +115,18 @@ def test_the_multiclass_report_has_its_confusion_table():
     assert " at the most likely class on the test window " in text  # most_likely is the default rule
     assert "| actual | on_time | late | very_late | cancelled |" in text
     assert set(draw_task_plots(result)) == {"confusion"}
+
+
+def test_a_regression_can_act_on_the_top_rows_of_each_day():
+    model, result, test = measured({
+        "label": {"task": "regression", "expression": "air_time"},
+        # checking a flight costs $20 and is worth 10 cents per minute it flies
+        "money": {"currency": "USD", "decision": {"kind": "top", "count": 40},
+                  "value": "CASE WHEN decision THEN 0.1 * label - 20 ELSE 0 END"},
+        "gate": {"min_money": 0}}, "air_time")
+
+    assert (result.decision, result.decision_parameter_name) == ("top", "rows_per_day")
+    best = result.curve_candidates.index(result.decision_parameter)
+    assert result.curve_test[best] == pytest.approx(result.test_money)
+    # only flights of more than 200 minutes are worth a check: the longest predicted ones, a few dozen a day
+    assert 0 < result.decision_parameter <= 40 and result.validation_money > 0
