@@ -149,6 +149,7 @@ SHADOW_TABLE_METADATA = "shadow_table"  # the predictions asset's shadow table, 
 # --- warehouse schemas, identifiers, tables -----------------------------------------------------------------------
 
 SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring")
+ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions")
 MONITORING_KINDS = ("drift", "outcomes")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted
@@ -247,6 +248,20 @@ def drift_table(model: str) -> str:
 def outcomes_table(model: str) -> str:
     """Each day's outcomes judged against the promise: `monitoring."<model>__outcomes"`."""
     return monitoring_table(model, "outcomes")
+
+
+SLICE_COLUMN = "slice"  # a snapshot's text column of the older `slice_column`, kept so its snapshots stay the same
+SLICE_PREFIX = "slice__"  # of the snapshot columns that carry entity columns a model's money is sliced by
+
+
+def slice_column(name: str) -> str:
+    """The snapshot column holding an entity column a model's money is sliced by: `slice__<name>`."""
+    return f"{SLICE_PREFIX}{quote(name)[1:-1]}"
+
+
+def slice_plot_name(name: str) -> str:
+    """The evaluation plot of money by one slice: `money_by_slice__<name>` (`money_by_slice` for an unnamed one)."""
+    return f"money_by_slice__{quote(name)[1:-1]}" if name else "money_by_slice"
 
 
 def registry_table(name: str) -> str:

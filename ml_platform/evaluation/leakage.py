@@ -1,4 +1,4 @@
-"""Leakage guard: how well each feature alone predicts the label on the training rows.
+"""Leakage guard: how well each feature alone predicts the label, on the training rows and out of time.
 
 A feature computed from the outcome (a delay that is only known after departure, say) ranks the labels almost
 perfectly on its own; no honest feature of a hard problem does. Each feature gets one ROC AUC, taken in whichever
@@ -11,16 +11,61 @@ direction is stronger, so 0.5 means no signal and 1.0 a perfect separation:
 
 Out-of-fold rates stop an identifier-like category from "predicting" its own rows: a value seen in no other fold
 gets the overall rate, which carries no signal.
+
+Every task gets the same method with its own score (`single_feature_aucs(..., task=...)`):
+
+- binary_classification: the 0/1 label and the ROC AUC above;
+- regression: a float label and the concordance index (Harrell's C: the chance that two rows' feature values are
+  in the same order as their labels, feature ties counting half, pairs with tied labels left out; it equals the
+  ROC AUC for a 0/1 label), computed in O(n log n) by counting inversions; the out-of-fold "rate" of a category or
+  bin is its out-of-fold mean label;
+- multiclass: an integer class code label and the largest one-vs-rest ROC AUC over the classes present (a feature
+  that gives away one class leaks, whatever it says of the others).
+
+The gate check no_leakage decides on the training rows, as it always did. The validation window's rows (sampled by
+the same rule, scored by the same method with the same seed) get their own figure beside it, and a warning flags
+a feature whose signal collapses out of time. With a feature's signal s = score - 0.5 on each window, se the
+standard error of a score under no signal (from the window's label counts, Kendall's variance with tied labels:
+the Mann-Whitney variance for a 0/1 label; for multiclass the largest over the one-vs-rest splits) and d the
+feature's design effect on the window (rows of one day share its conditions: 1 + (m - 1) * rho_feature *
+rho_label, Scott and Holt, with days as clusters; see design_effects), a feature is flagged when
+
+    s_train >= MATERIAL_SIGNAL (0.05)  and
+    s_validation + NOISE_Z * sqrt(d_validation * se_validation^2 + KEPT^2 * d_train * se_train^2) < KEPT * s_train,
+    with KEPT = 0.5 and NOISE_Z = 2:
+
+it had a material signal in training and keeps less than half of it on validation, by more than chance explains.
+Without the design effect a weather feature on a validation window of a few days would be "flagged" by chance: its
+rows are not independent. Feature ties only lower a score's variance, so the allowance errs towards not flagging.
+Each window is scored on its own, in its stronger direction: a relation that reverses between the windows keeps
+its figure and is not flagged (the model's own validation and test metrics show that).
+
+It warns and does not block: a feature whose relation drifts is a reason to look, not proof that the model is
+worse (the money, ROC AUC and champion checks measure that on the test window, and block); seasonal features move
+legitimately; and the gate's five checks are a stored contract that deployments verify.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails
+from ml_platform.errors import PlatformError
+from ml_platform.evaluation.rank_statistics import (
+    agreement_correlation, concordance, intraclass_correlation, null_concordance_error, roc_auc)
+from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails, OutOfTimeSignal, SignalCollapse
+from ml_platform.snapshots.columns import sample_split
+
+TASKS = ("binary_classification", "regression", "multiclass")
+SCORE_NAMES = {"binary_classification": "ROC AUC", "regression": "concordance",
+               "multiclass": "one-vs-rest ROC AUC"}
+MATERIAL_SIGNAL = 0.05  # a training signal below this (score < 0.55) is too weak to speak of its collapse
+KEPT = 0.5  # a feature keeping less than this share of its training signal on validation is flagged ...
+NOISE_Z = 2.0  # ... when it falls short by more than this many standard errors
 
 FOLDS = 5
 QUANTILE_BINS = 20
@@ -30,27 +75,15 @@ SMOOTHING = 10.0  # pseudo-rows at the overall positive rate added to every cate
 LEAKAGE_ROWS = 1_000_000
 
 
-def roc_auc(label: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC of scores for a 0/1 label: the chance that a positive row outranks a negative one, ties counting half.
-
-    The same figure as sklearn's roc_auc_score (the area under the ROC curve is this Mann-Whitney statistic),
-    counted per distinct score: the leakage guard scores every feature of every training row two to four times.
-    """
-    values, inverse = np.unique(scores, return_inverse=True)
-    positives = np.bincount(inverse, weights=label, minlength=len(values))
-    negatives = np.bincount(inverse, minlength=len(values)) - positives
-    total_positive, total_negative = positives.sum(), negatives.sum()
-    if total_positive == 0 or total_negative == 0:
-        raise ValueError("ROC AUC needs both classes among the rows")
-    below = np.cumsum(negatives) - negatives  # negatives with a lower score than each distinct value
-    return float(np.sum(positives * (below + 0.5 * negatives)) / (total_positive * total_negative))
+class LeakageInputError(PlatformError, ValueError):
+    """The leakage guard was given a task it does not know or a label that does not fit the task."""
 
 
-def _auc(label: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC in the stronger direction (at least 0.5)."""
+def _auc(label: np.ndarray, scores: np.ndarray, task: str = "binary_classification") -> float:
+    """ROC AUC (binary) or concordance (regression) in the stronger direction (at least 0.5)."""
     if np.ptp(scores) == 0:
         return 0.5
-    auc = roc_auc(label, scores)
+    auc = concordance(label, scores) if task == "regression" else roc_auc(label, scores)
     return max(auc, 1.0 - auc)
 
 
@@ -89,54 +122,254 @@ def _bin_codes(numbers: np.ndarray) -> np.ndarray:
     return codes + 1
 
 
-def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarray) -> float:
-    """The feature's ROC AUC alone, in the stronger direction (0.5 means no signal)."""
+def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarray,
+                task: str = "binary_classification") -> float:
+    """The feature's score alone, in the stronger direction (0.5 means no signal): ROC AUC for a 0/1 label,
+    concordance for a regression label, the largest one-vs-rest ROC AUC for a multiclass label."""
     if values.nunique(dropna=False) <= 1:
         return 0.5  # one value for every row carries no signal (out-of-fold rates would still wobble by fold)
+    if task == "multiclass":
+        classes = np.unique(label)
+        if len(classes) < 2:
+            raise ValueError("the one-vs-rest ROC AUC needs at least two classes among the rows")
+        return max(feature_auc(values, kind, (label == code).astype(int), folds) for code in classes)
     if kind == "category":
-        return _auc(label, _out_of_fold_rate(_category_codes(values), label, folds))
+        return _auc(label, _out_of_fold_rate(_category_codes(values), label, folds), task)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     missing = ~np.isfinite(numbers)
-    best = _auc(label, _out_of_fold_rate(_bin_codes(numbers), label, folds))
+    best = _auc(label, _out_of_fold_rate(_bin_codes(numbers), label, folds), task)
     if (~missing).any():
         low, high = np.nanmin(numbers[~missing]), np.nanmax(numbers[~missing])
         for fill in (low - 1.0, high + 1.0):  # missing values ranked below, then above, every value
-            best = max(best, _auc(label, np.where(missing, fill, numbers)))
+            best = max(best, _auc(label, np.where(missing, fill, numbers), task))
     return best
 
 
+def task_label(label: np.ndarray, task: str) -> np.ndarray:
+    """The label as the task's guard reads it: 0/1 integers, finite floats or integer class codes."""
+    if task not in TASKS:
+        raise LeakageInputError(f"the leakage guard does not know task '{task}'; allowed: {', '.join(TASKS)}")
+    values = np.asarray(label)
+    if task == "regression":
+        try:
+            numbers = values.astype("float64")
+        except (TypeError, ValueError) as error:
+            raise LeakageInputError(f"a regression label must be numbers, got {values.dtype}") from error
+        if not np.isfinite(numbers).all():
+            raise LeakageInputError(f"a regression label must be finite: {int((~np.isfinite(numbers)).sum()):,} "
+                                    f"of {len(numbers):,} rows are missing or infinite")
+        return numbers
+    if values.dtype.kind in "bO":  # booleans, or pandas' nullable integers handed over as objects
+        try:
+            values = values.astype("float64")
+        except (TypeError, ValueError) as error:
+            raise LeakageInputError(f"a {task} label must be integer codes, got {values.dtype}") from error
+    if values.dtype.kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all():
+        values = values.astype(np.int64)
+    if values.dtype.kind not in "iu":
+        raise LeakageInputError(f"a {task} label must be integer codes, got {values.dtype}")
+    if task == "binary_classification" and not np.isin(values, (0, 1)).all():
+        raise LeakageInputError("a binary_classification label must be 0 or 1, got "
+                                f"{sorted(set(np.unique(values).tolist()) - {0, 1})[:5]}")
+    return values.astype(np.int64)
+
+
 def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.ndarray,
-                        seed: int) -> tuple[FeatureAuc, ...]:
-    """Every feature's ROC AUC alone on these rows, strongest first."""
-    label = np.asarray(label).astype(int)
+                        seed: int, task: str = "binary_classification") -> tuple[FeatureAuc, ...]:
+    """Every feature's score alone on these rows (see feature_auc; 0.5 means no signal), strongest first."""
+    label = task_label(label, task)
     folds = np.random.default_rng(seed).permutation(len(label)) % FOLDS
-    rows = [FeatureAuc(feature=name, type=kind, roc_auc=round(feature_auc(frame[name], kind, label, folds), 6))
+    rows = [FeatureAuc(feature=name, type=kind,
+                       roc_auc=round(feature_auc(frame[name], kind, label, folds, task), 6))
             for name, kind in kinds.items()]
     return tuple(sorted(rows, key=lambda row: (-row.roc_auc, row.feature)))
 
 
-def leakage_result(aucs: Sequence[FeatureAuc], limit: float, rows: int,
-                   available: int | None = None) -> GateCheck[LeakageDetails]:
-    """The no_leakage gate check: fails naming every feature whose AUC alone reaches the limit.
+def _measurable(label: np.ndarray) -> bool:
+    """True when the rows hold at least two different labels (else no score can be taken on them)."""
+    return len(label) > 1 and len(np.unique(label)) > 1
 
-    `rows` is the number of training rows the AUCs were measured on, `available` the number there are (the same
-    when omitted): the text says when the AUCs come from a sample.
+
+def null_standard_error(label: np.ndarray, task: str = "binary_classification") -> float:
+    """The standard error of a single-feature score on rows with these labels when the feature carries no signal
+    (see rank_statistics.null_concordance_error); for multiclass the largest over the one-vs-rest splits (the
+    rarest class's)."""
+    label = task_label(label, task)
+    if task == "multiclass":
+        return max(null_concordance_error((label == code).astype(np.int64)) for code in np.unique(label))
+    return null_concordance_error(label)
+
+
+def with_validation(aucs: Sequence[FeatureAuc], validation: Sequence[FeatureAuc]) -> tuple[FeatureAuc, ...]:
+    """The training scores with each feature's validation score beside it, in the training order."""
+    by_feature = {row.feature: row.roc_auc for row in validation}
+    missing = [row.feature for row in aucs if row.feature not in by_feature]
+    if missing:
+        raise ValueError(f"the validation scores lack the feature(s) {', '.join(missing)}")
+    return tuple(row.model_copy(update={"validation_roc_auc": by_feature[row.feature]}) for row in aucs)
+
+
+def _feature_correlation(values: pd.Series, kind: str, groups: np.ndarray) -> float | None:
+    """The feature's intraclass correlation within days (None when it has a single value on these rows)."""
+    if values.nunique(dropna=False) <= 1:
+        return None
+    if kind == "category":
+        return agreement_correlation(_category_codes(values), groups)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ranks = pd.Series(np.where(np.isfinite(numbers), numbers, -np.inf)).rank().to_numpy()  # missing lowest
+    return intraclass_correlation(ranks, groups)
+
+
+def _label_correlation(label: np.ndarray, task: str, groups: np.ndarray) -> float:
+    """The label's intraclass correlation within days."""
+    if task == "multiclass":
+        return agreement_correlation(label.astype(np.int64), groups)
+    values = label.astype("float64") if task == "binary_classification" else pd.Series(label).rank().to_numpy()
+    return intraclass_correlation(values, groups)
+
+
+def design_effects(training: pd.DataFrame, validation: pd.DataFrame, kinds: dict[str, str],
+                   task: str = "binary_classification", day: str = "partition_date"
+                   ) -> dict[str, tuple[float, float]]:
+    """Each feature's design effect on the training and the validation rows: by how much the variance of its
+    score exceeds the one of independent rows, since rows of one day share its conditions (weather, say).
+
+    Scott and Holt's approximation for a correlation under cluster sampling, 1 + (m - 1) * rho_feature * rho_label,
+    with days as the clusters, m their size-weighted mean size (sum of squared sizes over rows) and rho the
+    intraclass correlations within days (ANOVA on ranks for numbers and a numeric label, agreement for categories
+    and classes). A feature's rho is the larger of the two windows' (the training one alone when the feature has one
+    value on validation): the guard would rather not flag than flag by chance. Frames carry `label` and `day`.
+    """
+    windows = []
+    for frame in (training, validation):
+        groups = pd.factorize(frame[day])[0].astype(np.int64)
+        counts = np.bincount(groups).astype("float64")
+        typical = float(np.sum(counts ** 2) / len(frame)) if len(frame) else 1.0
+        windows.append((groups, typical, _label_correlation(task_label(frame["label"].to_numpy(), task), task,
+                                                            groups)))
+    effects = {}
+    for name, kind in kinds.items():
+        correlations = [_feature_correlation(frame[name], kind, groups)
+                        for frame, (groups, _, _) in zip((training, validation), windows)]
+        feature = max((value for value in correlations if value is not None), default=0.0)
+        effects[name] = tuple(round(1.0 + (typical - 1.0) * feature * label_rho, 4)
+                              for _, typical, label_rho in windows)
+    return effects
+
+
+def out_of_time_signal(aucs: Sequence[FeatureAuc], training_label: np.ndarray, validation_label: np.ndarray,
+                       task: str = "binary_classification",
+                       effects: dict[str, tuple[float, float]] | None = None) -> OutOfTimeSignal:
+    """The out-of-time warning: the features whose signal collapses from training to validation (module docstring).
+
+    `aucs` carry both scores (with_validation); without validation scores (a single label on validation) nothing
+    is judged. `effects` are the features' design effects on (training, validation) (see design_effects): each
+    window's variance is multiplied by its own; without them rows are taken as independent.
+    """
+    effects = effects or {}
+    score = SCORE_NAMES[task]
+    rule = (f"flagged when a feature's training signal ({score} − 0.5) is at least {MATERIAL_SIGNAL:g} and its "
+            f"validation signal is below {KEPT:.0%} of it by more than {NOISE_Z:g} standard errors of chance "
+            f"(the rows of one day counted as correlated)")
+    validation_label = task_label(validation_label, task)
+    if not _measurable(validation_label) or any(row.validation_roc_auc is None for row in aucs):
+        return OutOfTimeSignal(rule=rule, judged=False, flagged=False, collapsed=(),
+                               why=f"not judged: the {len(validation_label):,} validation rows hold fewer than two "
+                                   f"different labels")
+    material = [row for row in aucs if row.roc_auc - 0.5 >= MATERIAL_SIGNAL]
+    if not material:
+        return OutOfTimeSignal(rule=rule, judged=True, flagged=False, collapsed=(),
+                               why=f"nothing to judge: no feature reaches {score} {0.5 + MATERIAL_SIGNAL:g} on the "
+                                   f"training rows")
+    training_error = null_standard_error(training_label, task)
+    validation_error = null_standard_error(validation_label, task)
+    collapsed = []
+    for row in sorted(material, key=lambda row: (-row.roc_auc, row.feature)):
+        training_effect, validation_effect = effects.get(row.feature, (1.0, 1.0))
+        noise = NOISE_Z * float(np.sqrt(validation_effect * validation_error ** 2
+                                        + KEPT ** 2 * training_effect * training_error ** 2))
+        if row.validation_roc_auc - 0.5 + noise < KEPT * (row.roc_auc - 0.5):
+            collapsed.append(SignalCollapse(
+                feature=row.feature, training=row.roc_auc, validation=row.validation_roc_auc,
+                kept=round((row.validation_roc_auc - 0.5) / (row.roc_auc - 0.5), 4), noise=round(noise, 6),
+                design_effects=(training_effect, validation_effect)))
+    if not collapsed:
+        return OutOfTimeSignal(
+            rule=rule, judged=True, flagged=False, collapsed=(),
+            why=f"no feature loses its signal out of time: none of the {len(material)} with training {score} ≥ "
+                f"{0.5 + MATERIAL_SIGNAL:g} falls on validation below {KEPT:.0%} of its training signal "
+                f"({score} − 0.5) by more than chance allows")
+    named = ", ".join(f"'{row.feature}' ({score} {row.training:.4f} on training, {row.validation:.4f} on validation: "
+                      f"{max(row.kept, 0.0):.0%} of its signal kept, chance ± {row.noise:.4f})" for row in collapsed)
+    return OutOfTimeSignal(
+        rule=rule, judged=True, flagged=True, collapsed=tuple(collapsed),
+        why=f"feature {named} loses its signal out of time, by more than chance explains: the model leans on a "
+            f"relation the validation window no longer shows; check how the feature is computed and whether its "
+            f"source changed")
+
+
+def _rows_text(rows: int, available: int, window: str) -> str:
+    return f"the {rows:,} {window} rows" if rows == available else \
+        f"a fixed-seed sample of {rows:,} of the {available:,} {window} rows"
+
+
+def leakage_result(aucs: Sequence[FeatureAuc], limit: float, rows: int, available: int | None = None, *,
+                   score: str = "ROC AUC", validation_rows: int | None = None,
+                   validation_available: int | None = None,
+                   out_of_time: OutOfTimeSignal | None = None) -> GateCheck[LeakageDetails]:
+    """The no_leakage gate check: fails naming every feature whose training score alone reaches the limit.
+
+    `rows` is the number of training rows the scores were measured on, `available` the number there are (the same
+    when omitted): the text says when the scores come from a sample; likewise `validation_rows` and
+    `validation_available` for the validation scores the features carry beside (shown, not decided on).
+    `out_of_time` is the warning stored beside the check; it does not change whether the check passes.
     """
     available = rows if available is None else available
-    on = f"the {rows:,} training rows" if rows == available else \
-        f"a fixed-seed sample of {rows:,} of the {available:,} training rows"
+    on = _rows_text(rows, available, "training")
+    if validation_rows is not None and validation_available is None:
+        validation_available = validation_rows
     leaking = [row for row in aucs if row.roc_auc >= limit]
     details = LeakageDetails(limit=limit, rows_used=rows, rows_available=available,
                              strongest_features=tuple(aucs[:5]),
-                             leaking_features=tuple(row.feature for row in leaking))
+                             leaking_features=tuple(row.feature for row in leaking), score=score,
+                             validation_rows_used=validation_rows, validation_rows_available=validation_available,
+                             out_of_time=out_of_time)
     if leaking:
-        named = ", ".join(f"'{row.feature}' (ROC AUC {row.roc_auc:.4f})" for row in leaking)
+        named = ", ".join(f"'{row.feature}' ({score} {row.roc_auc:.4f}"
+                          + ("" if row.validation_roc_auc is None else f"; {row.validation_roc_auc:.4f} on validation")
+                          + ")" for row in leaking)
         return GateCheck[LeakageDetails](
             passed=False, details=details,
-            why=f"feature {named} alone predicts the label on {on} almost perfectly (ROC AUC ≥ {limit}): it most "
+            why=f"feature {named} alone predicts the label on {on} almost perfectly ({score} ≥ {limit}): it most "
                 f"likely leaks the outcome; compute it only from what is known at prediction time")
     strongest = aucs[0] if aucs else FeatureAuc(feature="none", type="number", roc_auc=0.5)
+    beside = "" if strongest.validation_roc_auc is None or validation_rows is None else \
+        f" ({strongest.validation_roc_auc:.4f} on {_rows_text(validation_rows, validation_available, 'validation')})"
     return GateCheck[LeakageDetails](
         passed=True, details=details,
-        why=f"no feature predicts the label alone: the strongest, '{strongest.feature}', has ROC AUC "
-            f"{strongest.roc_auc:.4f} < {limit} on {on}")
+        why=f"no feature predicts the label alone: the strongest, '{strongest.feature}', has {score} "
+            f"{strongest.roc_auc:.4f} < {limit} on {on}{beside}")
+
+
+def measure_leakage(connection: duckdb.DuckDBPyConnection, path: Path, kinds: dict[str, str], limit: float,
+                    seed: int, task: str = "binary_classification"
+                    ) -> tuple[tuple[FeatureAuc, ...], GateCheck[LeakageDetails]]:
+    """Every feature's score alone on the training rows and on the validation rows of the snapshot file at `path`
+    (each a fixed-seed sample of at most LEAKAGE_ROWS), and the no_leakage check with its out-of-time warning."""
+    columns = ["label", "partition_date", *kinds]
+    train, available = sample_split(connection, path, "train", columns, LEAKAGE_ROWS, seed=seed)
+    training_label = train["label"].to_numpy()
+    aucs = single_feature_aucs(train, kinds, training_label, seed=seed, task=task)
+    validation, validation_available = sample_split(connection, path, "validation", columns, LEAKAGE_ROWS,
+                                                    seed=seed)
+    validation_label = validation["label"].to_numpy()
+    effects = None
+    if _measurable(task_label(validation_label, task)):
+        aucs = with_validation(aucs, single_feature_aucs(validation, kinds, validation_label, seed=seed, task=task))
+        effects = design_effects(train, validation, kinds, task)
+    del train
+    warning = out_of_time_signal(aucs, training_label, validation_label, task, effects)
+    check = leakage_result(aucs, limit, len(training_label), available, score=SCORE_NAMES[task],
+                           validation_rows=len(validation), validation_available=validation_available,
+                           out_of_time=warning)
+    return aucs, check

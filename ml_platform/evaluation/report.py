@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 
-from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg
-from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
+from ml_platform.evaluation.leakage import MATERIAL_SIGNAL
+from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
+from ml_platform.names import slice_plot_name
+from ml_platform.records.evaluation import EvaluationSummary, SliceTable, TestMetrics
+from ml_platform.records.gate import FeatureAuc
 
 
 def _money(value: float, currency: str) -> str:
@@ -29,8 +32,18 @@ def headline_parts(summary: EvaluationSummary) -> tuple[str, str, str, str]:
     failed = [name for name, _ in summary.gate.failures()]
     verdict = ("gate passed" if summary.gate_passed else
                f"gate failed: not deployed ({', '.join(failed) or 'checks missing'})")
+    collapsed = out_of_time_features(summary)
+    if collapsed:
+        verdict += f"; warning: {', '.join(repr(name) for name in collapsed)} lost signal out of time"
     return (f"{readable_money(test.money, currency)} (95% interval {money_interval(test.money_interval_95, '')})",
             f"threshold {summary.threshold:.3f}", f"test window {test.window[0]} to {test.window[1]}", verdict)
+
+
+def out_of_time_features(summary: EvaluationSummary) -> tuple[str, ...]:
+    """The features the leakage guard's out-of-time warning flags (none when it was not measured)."""
+    check = summary.gate.no_leakage
+    warning = check.details.out_of_time if check is not None else None
+    return tuple(row.feature for row in warning.collapsed) if warning is not None and warning.flagged else ()
 
 
 def headline(summary: EvaluationSummary) -> str:
@@ -39,6 +52,8 @@ def headline(summary: EvaluationSummary) -> str:
     return f"{money} at {threshold} on the {window}; {verdict}"
 
 
+SLICE_ROWS_SHOWN = 40  # a slice with more values shows the 30 that make the most money and the 10 that make least
+SLICE_ROWS_LAST = 10
 INLINE_MARKDOWN_LIMIT = 1000  # Dagster 1.13's UI shows a markdown entry inline below this length, else behind a click
 PLOT_CAPTION = "blue: money by threshold, orange: threshold, dotted: 0"
 
@@ -68,8 +83,26 @@ def _row_interval(test: TestMetrics, currency: str) -> str:
             f" too narrow, as rows of one day share its conditions.")
 
 
-def _image(images: dict[str, str], name: str) -> list[str]:
-    return ["", f"![{PLOTS[name]}]({images[name]})"] if name in images else []
+def _image(images: dict[str, str], name: str, title: str | None = None) -> list[str]:
+    return ["", f"![{title or PLOTS[name]}]({images[name]})"] if name in images else []
+
+
+def _slice_section(table: SliceTable, currency: str, images: dict[str, str]) -> list[str]:
+    """One slice's table of test money, its binning said, and its plot."""
+    binning = (" Its values are cut into deciles of the test rows, shown in order." if table.binning == "deciles"
+               else " Most money first.")
+    lines = ["", f"## {slice_title(table)}", "", f"Test money by {table.name or 'slice'} at the chosen threshold."
+             + binning, "",
+             f"| {table.name or 'slice'} | rows | flagged | money ({currency}) | doing nothing | perfect |",
+             "|---|---|---|---|---|---|"]
+    rows = table.rows
+    if len(rows) > SLICE_ROWS_SHOWN:  # e.g. one slice per plane: the UI shows a report of bounded length
+        rows = rows[:SLICE_ROWS_SHOWN - SLICE_ROWS_LAST] + (None,) + rows[-SLICE_ROWS_LAST:]
+    lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
+              f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" if row is not None else
+              f"| ... {len(table.rows) - SLICE_ROWS_SHOWN:,} more slices (every one is in the evaluation summary) "
+              f"| | | | | |" for row in rows]
+    return lines + _image(images, slice_plot_name(table.name), slice_title(table))
 
 
 def _champion_section(summary: EvaluationSummary) -> list[str]:
@@ -141,20 +174,49 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
         f"| positive rate | {_percent(test.positive_rate)} |",
     ]
     lines += _image(images, "roc")
-    if summary.money_by_slice:
-        lines += ["", "## Money by slice (test)", "",
-                  f"| slice | rows | flagged | money ({currency}) | doing nothing | perfect |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
-                  f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in summary.money_by_slice]
-        lines += _image(images, "money_by_slice")
+    for table in summary.slice_tables():
+        lines += _slice_section(table, currency, images)
     lines += ["", "## Calibration (test)", "", "| score bin | rows | mean predicted | observed |", "|---|---|---|---|"]
     lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
               for row in summary.calibration]
     lines += _image(images, "calibration")
-    strongest = summary.single_feature_roc_auc[:8]
-    if strongest:
-        lines += ["", "## Strongest single features (training rows, leakage guard)", "",
-                  "| feature | type | ROC AUC alone |", "|---|---|---|"]
-        lines += [f"| {row.feature} | {row.type} | {row.roc_auc:.4f} |" for row in strongest]
+    lines += _single_features_section(summary)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _kept(row: FeatureAuc) -> str:
+    """The share of a feature's training signal (score - 0.5) it keeps on validation."""
+    if row.validation_roc_auc is None or row.roc_auc - 0.5 < MATERIAL_SIGNAL:
+        return "–"
+    return f"{(row.validation_roc_auc - 0.5) / (row.roc_auc - 0.5):.0%}"
+
+
+def _single_features_section(summary: EvaluationSummary) -> list[str]:
+    """The leakage guard's features: the strongest eight and every flagged one, training beside validation."""
+    check = summary.gate.no_leakage
+    warning = check.details.out_of_time if check is not None else None
+    flagged = set(out_of_time_features(summary))
+    shown = [row for index, row in enumerate(summary.single_feature_roc_auc) if index < 8 or row.feature in flagged]
+    if not shown:
+        return []
+    score = check.details.score if check is not None else "ROC AUC"
+    if all(row.validation_roc_auc is None for row in shown):  # stored before the validation window was measured
+        return ["", "## Strongest single features (training rows, leakage guard)", "",
+                f"| feature | type | {score} alone |", "|---|---|---|"] + \
+            [f"| {row.feature} | {row.type} | {row.roc_auc:.4f} |" for row in shown]
+    lines = ["", "## Single features alone (leakage guard)", "",
+             f"Each feature's {score} alone (0.5: no signal), on the training rows and on the validation window's "
+             f"rows, same method and seed; the gate decides on training (limit {check.details.limit}). "
+             f"Signal kept: (validation − 0.5) / (training − 0.5), for a training signal of at least "
+             f"{MATERIAL_SIGNAL:g}.", "",
+             f"| feature | type | {score} training | {score} validation | signal kept |", "|---|---|---|---|---|"]
+    for row in shown:
+        mark = " **(lost out of time)**" if row.feature in flagged else ""
+        validation = "–" if row.validation_roc_auc is None else f"{row.validation_roc_auc:.4f}"
+        lines.append(f"| {row.feature}{mark} | {row.type} | {row.roc_auc:.4f} | {validation} | {_kept(row)} |")
+    if warning is not None:
+        said = f"**Warning (does not block the gate)**: {warning.why}" if warning.flagged else \
+            warning.why[:1].upper() + warning.why[1:]
+        lines += ["", f"{said}.", "", f"Rule: {warning.rule}; a feature's importance that drifts is a reason to "
+                  f"look, not proof the model is worse, which the test checks above measure."]
+    return lines

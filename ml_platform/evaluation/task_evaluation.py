@@ -3,6 +3,8 @@ money with its bootstrap interval, the money curve, the task's metrics and its g
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -11,16 +13,23 @@ from ml_platform.errors import PlatformError
 
 from ml_platform.evaluation.decisions import (
     ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
+from ml_platform.evaluation.leakage import (
+    LEAKAGE_ROWS, SCORE_NAMES, leakage_result, measure_leakage, single_feature_aucs)
 from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
+from ml_platform.evaluation.slices import slice_column_of
 from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
 from ml_platform.evaluation.task_report import draw_task_plots, render_task_report
 from ml_platform.partitions import run_split
+from ml_platform.records.gate import GateCheck, LeakageDetails
 from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, StoredTaskEvaluation, TaskMeasurement
 from ml_platform.snapshots.build import read_snapshot
+from ml_platform.snapshots.columns import sample_split
+from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.training.fit import load_model
+from ml_platform.training.algorithms import targets
+from ml_platform.training.fit import categorical_features, load_model
 
 
 class TaskEvaluationError(PlatformError, RuntimeError):
@@ -55,10 +64,16 @@ def prediction_problems(task: str, predictions: np.ndarray) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def _slices(test: pd.DataFrame, decided: Decided) -> tuple[SliceTaskMoney, ...]:
-    if "slice" not in test:
+def first_slice(model: ModelSpec, rows: pd.DataFrame) -> np.ndarray | None:
+    """The values of the spec's first slice on these rows (entity column or feature), or None without slices."""
+    slices = model.slice_names()
+    return slice_column_of(model, slices[0], rows).to_numpy() if slices else None
+
+
+def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+    if values is None:
         return ()
-    table = pd.DataFrame({"slice": test["slice"].astype(object).fillna("(missing)").astype(str).to_numpy(),
+    table = pd.DataFrame({"slice": pd.Series(values, dtype=object).fillna("(missing)").astype(str).to_numpy(),
                           "money": decided.per_row, "perfect": decided.perfect})
     grouped = table.groupby("slice").agg(rows=("money", "size"), money=("money", "sum"),
                                          perfect=("perfect", "sum")).reset_index()
@@ -77,6 +92,7 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
     low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
     test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
     checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
+    slice_values = first_slice(model, test)  # the first of the spec's slices: the others are not broken down yet
     return TaskMeasurement(
         model=model.name, task=model.label.task, objective=model.label.objective_kind(),
         currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
@@ -92,9 +108,9 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
         test_money_perfect=float(decided.perfect.sum()),
         curve_candidates=chosen.candidates, curve_validation=chosen.validation_curve,
         curve_test=tuple(float(value) for value in test_curve(model, chosen, test, test_predictions)),
-        money_by_slice=_slices(test, decided),
-        residuals_by_slice=residuals_by_slice(test["slice"].to_numpy(), test["label"].to_numpy(), test_predictions)
-        if model.label.task == "regression" and "slice" in test else (),
+        money_by_slice=_slices(slice_values, decided),
+        residuals_by_slice=residuals_by_slice(slice_values, test["label"].to_numpy(), test_predictions)
+        if model.label.task == "regression" and slice_values is not None else (),
         confusion=confusion(test["label"].to_numpy(), test_predictions, list(model.label.classes))
         if model.label.task == "multiclass" else None,
         metric_checks={name: MetricCheck(passed=passed, why=why, value=test_metrics[name])
@@ -104,14 +120,26 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
     )
 
 
-def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec,
-                      training_run: str) -> tuple[TaskMeasurement, StoredTaskEvaluation, dict[str, bytes]]:
-    """Measure a regression or multiclass training run on its snapshot and store the measurement, its report and
-    plots as content-addressed files.
+def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Catalog,
+                 model: ModelSpec) -> GateCheck[LeakageDetails]:
+    """The no_leakage check of a regression (concordance, on training and validation rows, with the out-of-time
+    warning) or a multiclass model (one-vs-rest ROC AUC of each feature on the training rows, classes as codes)."""
+    categories = set(categorical_features(catalog, model))
+    kinds = {name: "category" if name in categories else "number" for name in model.features}
+    limit, seed, task = model.gate.max_feature_roc_auc, model.algorithm.seed, model.label.task
+    if task == "regression":
+        return measure_leakage(connection, path, kinds, limit, seed, task=task)[1]
+    train, available = sample_split(connection, path, "train", ["label", *kinds], LEAKAGE_ROWS, seed=seed)
+    codes = targets(model.label, train["label"].to_numpy(dtype=object), "train")
+    aucs = single_feature_aucs(train, kinds, codes, seed=seed, task=task)
+    return leakage_result(aucs, limit, len(train), available, score=SCORE_NAMES[task])
 
-    TODO(leakage): the leakage guard (evaluation.leakage.single_feature_aucs with task=...) is skipped for these
-    tasks until that branch is merged; binary runs keep it.
-    """
+
+def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                      model: ModelSpec, training_run: str
+                      ) -> tuple[TaskMeasurement, StoredTaskEvaluation, dict[str, bytes], GateCheck[LeakageDetails]]:
+    """Measure a regression or multiclass training run on its snapshot (with the leakage guard of its task) and
+    store the measurement, its report and plots as content-addressed files."""
     trained = registry.models.get(connection, model.name, training_run)
     snapshot = registry.snapshots.get(connection, model.name, training_run)
     if trained is None or snapshot is None:
@@ -135,7 +163,8 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     stored = StoredTaskEvaluation(measurement_path=written.path, measurement_sha256=written.sha256,
                                   report_path=report.path, report_sha256=report.sha256,
                                   plots={name: plot.path for name, plot in stored_plots.items()})
-    return measurement, stored, plots
+    leakage = task_leakage(connection, artifacts.path_of(snapshot.path), catalog, model)
+    return measurement, stored, plots, leakage
 
 
 def task_checks(model: ModelSpec, measurement: TaskMeasurement) -> dict[str, tuple[bool, str]]:

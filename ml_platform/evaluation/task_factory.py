@@ -32,6 +32,9 @@ def task_check_descriptions(model: ModelSpec) -> dict[str, str]:
         "money_floor": f"Money on the test window is at least {model.gate.min_money:,.0f} {model.money.currency} "
                        f"(gate.min_money).",
         "metric_bounds": f"The test metrics lie within gate.metrics ({bounds or 'none given'}).",
+        "no_leakage": f"No feature alone predicts the label on the training rows with a score of "
+                      f"{model.gate.max_feature_roc_auc} or more (gate.max_feature_roc_auc; regression: concordance, "
+                      f"multiclass: one-vs-rest ROC AUC).",
         "predictions_sane": "Predictions are finite and not constant (multiclass: probabilities summing to 1).",
     }
 
@@ -47,7 +50,7 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
         description=f"Evaluation of {model.name} ({model.label.task}) in {model.money.currency} on the test window "
                     f"of its run; the decision ({model.money.decision.kind}) is chosen on the validation window. "
                     f"Gate: money ≥ {model.gate.min_money:,.0f} {model.money.currency}, the task's metric bounds, "
-                    f"sane predictions.",
+                    f"no leaking feature, sane predictions.",
         owners=[model.owner],
         kinds={"json"},
         partitions_def=training_runs(model),
@@ -59,8 +62,9 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            measurement, stored, plots = evaluate_task_run(connection, artifacts, model, context.partition_key)
-        checks = task_checks(model, measurement)
+            measurement, stored, plots, leakage = evaluate_task_run(connection, artifacts, catalog, model,
+                                                                    context.partition_key)
+        checks = {**task_checks(model, measurement), "no_leakage": (leakage.passed, leakage.why)}
         images = "".join(f"\n\n![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
                          for name, data in plots.items())
         currency = measurement.currency

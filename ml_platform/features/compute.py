@@ -11,8 +11,10 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
+from ml_platform.features.slice_columns import slice_columns_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
+from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import label_sql, value_inputs
 from ml_platform.names import feature_table, history_view, money_input_column, quote, source_table, table_label
@@ -41,7 +43,7 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date) -> int:
     """Write features.<name> for [start, end] (one row per entity row); returns the rows written."""
-    problem = only_one_select(connection, feature_set.sql)
+    problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
     entity = catalog.sources[feature_set.entity]
@@ -110,8 +112,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
                         f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
         columns += "".join(f", base.{quote(name)} AS {quote(money_input_column(name))}"
                            for name in value_inputs(model))
-        if model.slice_column:
-            columns += f", CAST(base.{quote(model.slice_column)} AS VARCHAR) AS slice"
+        columns += slice_columns_sql(model, entity)
     # the outcome expressions may name `label`, so it is computed on the entity rows first
     base = f"(SELECT *, {label_sql(model.label)} AS label FROM {source_table(entity.name)})"
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "

@@ -42,11 +42,41 @@ class SanityDetails(Record):
 
 
 class FeatureAuc(Record):
-    """One feature's ROC AUC alone on the training rows, in the stronger direction (0.5 means no signal)."""
+    """One feature's score alone, in the stronger direction (0.5 means no signal): ROC AUC for a binary label,
+    concordance for a regression label, the largest one-vs-rest ROC AUC for a multiclass one (see
+    evaluation.leakage), on the training rows and on the validation window's rows."""
 
     feature: str
     type: str  # "number" or "category"
-    roc_auc: float
+    roc_auc: float  # on the training rows
+    # on the validation window's rows, same method and seed; None before it was measured, or when the window's
+    # rows hold a single label
+    validation_roc_auc: float | None = None
+
+
+class SignalCollapse(Record):
+    """A feature whose single-feature signal (score - 0.5) collapses from the training rows to validation."""
+
+    feature: str
+    training: float  # the score on the training rows
+    validation: float  # the score on the validation rows
+    kept: float  # validation signal / training signal
+    noise: float  # the allowance for chance: two standard errors of the comparison
+    design_effects: tuple[float, float]  # variance factors on (training, validation): rows of one day correlate
+
+
+class OutOfTimeSignal(Record):
+    """The leakage guard's out-of-time warning (it never blocks): features whose signal collapses on validation.
+
+    `judged` is False when the validation window could not be measured (a single label among its rows); `flagged`
+    then is False too, and `why` says so.
+    """
+
+    rule: str  # the rule in words, as applied
+    judged: bool
+    flagged: bool
+    why: str
+    collapsed: tuple[SignalCollapse, ...]  # strongest training signal first; empty when nothing is flagged
 
 
 class LeakageDetails(Record):
@@ -57,6 +87,10 @@ class LeakageDetails(Record):
     rows_available: int | None = None  # absent before the guard could measure a sample
     strongest_features: tuple[FeatureAuc, ...]  # at most five, strongest first
     leaking_features: tuple[str, ...]
+    score: str = "ROC AUC"  # the score's name: "ROC AUC", "concordance", "one-vs-rest ROC AUC"
+    validation_rows_used: int | None = None  # absent before the guard measured the validation window
+    validation_rows_available: int | None = None
+    out_of_time: OutOfTimeSignal | None = None  # a warning, not part of passing: see OutOfTimeSignal
 
 
 class ChampionComparison(Record):

@@ -71,7 +71,7 @@ class TaskMeasurement(Record):
 
 
 # the blocking checks of a regression or multiclass evaluation, in the order they are shown
-TASK_CHECKS = ("money_floor", "metric_bounds", "predictions_sane")
+TASK_CHECKS = ("money_floor", "metric_bounds", "no_leakage", "predictions_sane")
 
 
 class StoredTaskEvaluation(Record):

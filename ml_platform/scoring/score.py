@@ -22,6 +22,7 @@ from ml_platform.records.scoring import PredictionProvenance
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
@@ -125,6 +126,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     never become Python objects. Returns the rows written and how many were flagged.
     """
     spec = trained_spec(connection, catalog, trained)
+    require_contained_model(spec)  # the spec recorded at training, checked again before its SQL runs
     require_features(connection, catalog, spec, trained, start, end)
     _require_insertion_order(connection)
     predictor = load_model(artifacts, trained)

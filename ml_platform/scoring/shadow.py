@@ -22,6 +22,7 @@ from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.specs.tasks import TaskNotSupportedError
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal, table_exists
@@ -66,6 +67,7 @@ def shadow_scoring(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
 
 def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> str:
     """SQL giving each entity row of [start, end] its keys, label and the money value of every outcome."""
+    require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
     keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
     outcomes = model.money.outcomes
     if outcomes is None:

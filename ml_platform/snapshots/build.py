@@ -17,6 +17,7 @@ from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_vers
 from ml_platform.snapshots.writing import write_rows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import date_literal
@@ -71,6 +72,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         artifacts.verify(existing.path, existing.sha256)
         return Stored(existing, reused=True)
     split = run_split(model, training_run)
+    require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
     require_tables(connection, "source", [model.entity], "materialize the model's sources first")
     missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
     if missing:

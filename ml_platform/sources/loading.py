@@ -16,6 +16,7 @@ from ml_platform.partitions import days
 from ml_platform.sources.checks import conversion_problems
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
+from ml_platform.specs.sql_reach import require_contained_source
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform.storage.warehouse import date_literal, replace_date_range, row_digests, transaction
 
@@ -83,6 +84,7 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
 
     Returns the staged table's name and the schema problems found (then nothing is staged).
     """
+    require_contained_source(source)  # the loader refuses such SQL already; a spec built in code must not run it
     path = source_file(source, project_dir)
     with tempfile.TemporaryDirectory(prefix="ml_platform-source-") as scratch:
         raw_sql = _raw_relation_sql(source, path, Path(scratch))

@@ -12,7 +12,10 @@ from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
-from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric
+from ml_platform.specs.partition_checks import check_daily_partitionings
+from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric, spec_sql_connection
+from ml_platform.specs.sql_reach import (feature_set_tables, find_escape, model_expressions, model_tables,
+                                         refuse_escapes)
 from ml_platform.specs.tasks import DECISIONS, label_type_problem, task_problems, value_columns
 
 CATEGORY_TYPES = {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
@@ -29,11 +32,12 @@ def package_data_dir(package: str) -> Path | None:
 def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) -> list[SpecError]:
     """Every cross-spec error in the catalog; names in `broken` failed to parse and are not reported again."""
     errors: list[SpecError] = []
-    connection = duckdb.connect(":memory:")  # shared by the SQL checks, which reset it
+    connection = spec_sql_connection()  # shared by the SQL checks, which reset it
     try:
         for source in catalog.sources.values():
             errors += _check_source(catalog, source, connection)
         errors += _check_feature_names(catalog)
+        errors += check_daily_partitionings(catalog)
         for feature_set in catalog.feature_sets.values():
             errors += _check_feature_set(catalog, feature_set, broken, connection)
         for model in catalog.models.values():
@@ -124,11 +128,15 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
     checker = SqlChecker({source.name: source}, connection=connection)
     try:
         for name, derived in source.derived_columns.items():
-            kind, problem = checker.expression_type(derived.expression, source.name, schema=RAW)
+            kind, problem = None, refuse_escapes(derived.expression, (), True, connection)
+            if not problem:
+                kind, problem = checker.expression_type(derived.expression, source.name, schema=RAW)
             if problem:
                 errors.append(_error(catalog, source, f"derived_columns.{name}.expression", problem))
         if isinstance(source.partitioning, DailyPartitioning):
-            kind, problem = checker.expression_type(source.partitioning.date, source.name, schema=RAW)
+            kind, problem = None, refuse_escapes(source.partitioning.date, (), True, connection)
+            if not problem:
+                kind, problem = checker.expression_type(source.partitioning.date, source.name, schema=RAW)
             if problem:
                 errors.append(_error(catalog, source, "partitioning.date", problem))
             elif kind not in ("DATE", "TIMESTAMP"):
@@ -206,6 +214,8 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     errors += problems + function_problems
     if problems or function_problems:
         return errors
+    if escape := _feature_set_escape(catalog, feature_set, connection):
+        return errors + [_error(catalog, feature_set, "sql", escape)]
     checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection, feature_tables=used,
                          before_event_only=True)
     try:
@@ -234,6 +244,23 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
             errors.append(_error(catalog, feature_set, "sql",
                                  f"returns column '{name}', which is neither an entity key nor a declared feature"))
     return errors
+
+
+def _feature_set_escape(catalog: Catalog, feature_set: FeatureSetSpec,
+                        connection: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the feature set's SQL reaches beyond what it declares (an undeclared source or feature set, a file, a
+    table function, the environment), or None."""
+    escape = find_escape(feature_set.sql, feature_set_tables(feature_set), connection=connection)
+    if escape is None:
+        return None
+    if escape.kind == "table":
+        name = escape.name.lower().removeprefix("source.").removeprefix("history.")
+        if name in catalog.sources:
+            return f"reads source '{name}', which is not listed in 'reads'"
+        name = escape.name.lower().removeprefix("features.")
+        if name in catalog.feature_sets:
+            return f"reads feature set '{name}', which is not listed in 'uses'"
+    return escape.message
 
 
 def _after_event_hint(problem: str, readable: dict[str, SourceSpec]) -> str:
@@ -332,12 +359,20 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
     if model.slice_column and model.slice_column not in entity.all_columns():
         errors.append(_error(catalog, model, "slice_column",
                              unknown_name("column", model.slice_column, entity.all_columns())))
+    sliceable = [*entity.all_columns(), *model.features]
+    errors += [_error(catalog, model, f"slices[{position}]",
+                      unknown_name("slice", name, dict.fromkeys(sliceable)))
+               for position, name in enumerate(model.slices) if name not in sliceable]
     return errors
 
 
 def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                      connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
     errors = []
+    escapes = {field: refuse_escapes(expression, model_tables(model, field), True, connection)
+               for field, expression in model_expressions(model)}
+    if any(escapes.values()):  # checked before any of them is bound, as binding can already read a file
+        return [_error(catalog, model, field, problem) for field, problem in escapes.items() if problem]
     checker = SqlChecker({entity.name: entity}, connection=connection)
     after_event = set(entity.after_event_columns())
     before_event = [name for name in entity.all_columns() if name not in after_event]

@@ -46,6 +46,12 @@ def _at_line(error: Exception, sql: str) -> str:
     return f" (line {match.group(1)})" if match and "\n" in sql.strip() else ""
 
 
+def spec_sql_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for checking spec SQL, which can reach no file, URL or other database: binding a table
+    function such as read_csv already reads the file, so the load-time checks run where that is impossible."""
+    return duckdb.connect(":memory:", config={"enable_external_access": False})
+
+
 def only_one_select(connection: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     """An error message unless sql is exactly one SELECT statement (spec SQL may only read)."""
     try:
@@ -73,7 +79,7 @@ class SqlChecker:
         A given in-memory `connection` is reset and reused (connecting costs more than every check of a spec).
         """
         self.owns_connection = connection is None
-        self.connection = connection if connection is not None else duckdb.connect(":memory:")
+        self.connection = connection if connection is not None else spec_sql_connection()
         self.connection.execute("DROP VIEW IF EXISTS entity; " + "".join(
             f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; "
             for schema in ("source", RAW, "features", "history")))

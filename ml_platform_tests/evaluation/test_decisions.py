@@ -190,11 +190,12 @@ def test_a_value_without_a_number_for_some_rows_is_an_error():
 def test_evaluation_of_the_value_form_reports_what_the_shorthand_reports():
     rows, scores = binary_rows()
     validation, test = (rows["partition_date"] <= 4).to_numpy(), (rows["partition_date"] > 4).to_numpy()
-    value_form = spec(money={"currency": "USD", "decision": {"kind": "threshold"}, "value": DEMO_VALUE})
+    value_form = spec(money={"currency": "USD", "decision": {"kind": "threshold"}, "value": DEMO_VALUE},
+                      slice_column=None)
 
     by_outcomes, by_value = (summarize(model, rows[validation].reset_index(drop=True), scores[validation],
                                        rows[test].reset_index(drop=True), scores[test])
-                             for model in (spec(), value_form))
+                             for model in (spec(slice_column=None), value_form))
 
     assert by_value.threshold == by_outcomes.threshold
     assert by_value.test.money == pytest.approx(by_outcomes.test.money)

@@ -12,7 +12,11 @@ import pytest
 
 from ml_platform import names
 from ml_platform.evaluation.plots import PLOTS
+from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.report import headline_markdown
+from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import registry
+from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.storage.artifacts import file_sha256
 from ml_platform_tests.helpers import january_model
 from ml_platform_tests.evaluation.january import (
@@ -60,10 +64,11 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     text = report.read_text(encoding="utf-8")
     assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation.model_version}")
     links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
-    assert len(links) == len(PLOTS)
+    plots = [*PLOTS, "money_by_slice__carrier"]  # the spec's slice_column: carrier
+    assert len(links) == len(plots)
     for link in links:
         assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(summary.artifacts.plots) == set(PLOTS)
+    assert set(summary.artifacts.plots) == set(plots)
 
     # the UI: the headline first (short enough to show inline), the report with its plots inline, the files as
     # paths, readable numbers, and no number that is not a metric worth a chart across training runs
@@ -71,7 +76,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert list(metadata)[:2] == ["headline", "report"]
     assert metadata["headline"].value == headline_markdown(summary) and len(metadata["headline"].value) < 1000
     assert metadata["headline"].value.startswith(f"**{summary.test.money:,.0f} USD (95% interval ")
-    assert metadata["report"].value.count("](data:image/png;base64,") == len(PLOTS)
+    assert metadata["report"].value.count("](data:image/png;base64,") == len(plots)
     assert len(metadata["report"].value) < 150_000
     assert Path(metadata["report_file"].value) == report
     assert Path(metadata["predictions_file"].value) == path
@@ -89,7 +94,14 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     leakage = summary.gate.no_leakage.details
     card = json.loads(runs.query("SELECT card FROM registry.models")[0][0])
     assert leakage.rows_used == leakage.rows_available == card["training_rows"]
-    assert checks["no_leakage"].description.endswith(f"on the {leakage.rows_used:,} training rows")
+    # the validation window's rows were measured too, every one of them, and each feature's score is stored beside
+    assert leakage.validation_rows_used == leakage.validation_rows_available == summary.validation.rows
+    assert all(row.validation_roc_auc is not None for row in summary.single_feature_roc_auc)
+    strongest = summary.single_feature_roc_auc[0]
+    assert checks["no_leakage"].description.endswith(
+        f"on the {leakage.rows_used:,} training rows ({strongest.validation_roc_auc:.4f} on the "
+        f"{summary.validation.rows:,} validation rows)")
+    assert leakage.out_of_time.judged and "## Single features alone (leakage guard)" in text
 
     # evaluated once: a second run of the same training run reuses every file
     again = runs.train()
@@ -108,7 +120,11 @@ def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
     assert [name for name, _ in gate.failures()] == ["no_leakage"]
     assert gate.no_leakage.details.leaking_features == (LEAKING_FEATURE,)
     message = next(failure for failure in trained.outcome.failures if failure.startswith("gate check no_leakage"))
-    assert f"feature '{LEAKING_FEATURE}' (ROC AUC 1.0000) alone predicts the label" in message
+    leak = next(row for row in trained.evaluation.summary.single_feature_roc_auc if row.feature == LEAKING_FEATURE)
+    assert leak.roc_auc == 1.0 and leak.validation_roc_auc > 0.99  # a leak leaks on both windows
+    assert f"feature '{LEAKING_FEATURE}' (ROC AUC 1.0000; {leak.validation_roc_auc:.4f} on validation) alone " \
+           f"predicts the label" in message
+    assert not gate.no_leakage.details.out_of_time.flagged
     # the UI says which check stopped the model and why
     check = check_evaluations(trained.outcome.run_id)["no_leakage"]
     assert not check.passed and LEAKING_FEATURE in check.description
@@ -120,3 +136,35 @@ def test_a_leaking_feature_fails_the_gate_and_is_named(runs):
                 if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue))]
     assert trained.champion is None
     assert runs.query("SELECT count(*) FROM registry.promotions") == [(0,)]
+
+
+def test_a_feature_whose_feed_breaks_on_validation_is_flagged_out_of_time(runs, tmp_path):
+    """Real January rows: the leaky vendor column, scrambled on the validation days only (a feed that broke), is
+    flagged as losing its signal out of time; the intact snapshot flags nothing."""
+    trained = runs.train(with_vendor_feature(january_model(), LEAKING_FEATURE), deploy=False)
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        snapshot = registry.snapshots.get(connection, MODEL, trained.training_run)
+    path = runs.project.storage.artifacts / snapshot.path
+    model = ModelSpec.model_validate(with_vendor_feature(january_model(), LEAKING_FEATURE))
+    kinds = {row.feature: row.type for row in trained.evaluation.summary.single_feature_roc_auc}
+    broken = tmp_path / "broken.parquet"
+    connection = duckdb.connect()
+    column = f'"{LEAKING_FEATURE}"'
+    connection.execute(
+        f"COPY (SELECT * EXCLUDE (file_row_number) REPLACE (CASE WHEN split = 'validation' THEN "
+        f"CAST(hash(file_row_number) % 97 AS DOUBLE) ELSE {column} END AS {column}) "
+        f"FROM read_parquet('{path}', file_row_number = true) ORDER BY file_row_number) TO '{broken}' "
+        f"(FORMAT parquet)")
+    intact_aucs, intact = measure_leakage(connection, path, kinds, model.gate.max_feature_roc_auc,
+                                          seed=model.algorithm.seed)
+    # the guard read what the evaluation stored
+    assert intact_aucs == trained.evaluation.summary.single_feature_roc_auc
+    assert intact == trained.evaluation.summary.gate.no_leakage and not intact.details.out_of_time.flagged
+    aucs, check = measure_leakage(connection, broken, kinds, model.gate.max_feature_roc_auc,
+                                  seed=model.algorithm.seed)
+    warning = check.details.out_of_time
+    assert warning.flagged and [row.feature for row in warning.collapsed] == [LEAKING_FEATURE]
+    assert warning.collapsed[0].training == 1.0 and warning.collapsed[0].validation < 0.56
+    # the warning never changes the check: it fails on the training rows' leak, as before
+    assert not check.passed and check.details.leaking_features == (LEAKING_FEATURE,)
+    assert [(row.feature, row.roc_auc) for row in aucs] == [(row.feature, row.roc_auc) for row in intact_aucs]

@@ -25,6 +25,7 @@ REQUIRED = {
     "feature_reads_after_event_column", "filter_reads_after_event_column", "feature_set_cycle", "unknown_function",
     "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
     "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
+    "unknown_slice", "slice_feature_not_in_model", "slices_and_slice_column", "slice_listed_twice",
     # tasks and money for every task (issue #14)
     "regression_label_not_numeric", "objective_for_binary", "quantile_without_alpha", "objective_parameter_of_another",
     "unknown_objective", "multiclass_without_classes", "classes_listed_twice", "too_few_classes",
