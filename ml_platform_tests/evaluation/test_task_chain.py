@@ -62,6 +62,7 @@ def test_a_regression_is_snapshotted_trained_and_evaluated_in_money(tmp_path, da
     assert metadata["headline"].value.startswith(f"{readable_money(metadata['money_USD'].value, 'USD')} (95%")
     assert "pinball" in metadata and "Predicted against actual" not in metadata["report"].value  # plots are images
     assert "![predicted_against_actual](data:image/png;base64," in metadata["report"].value
+    assert "## Money by slice (test)" in metadata["report"].value and "| JFK |" in metadata["report"].value
     checks = dg.DagsterInstance.get().event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(names.stage_key("evaluation", MODEL), name) for name in TASK_CHECKS])
     assert {key.name: record.status.value for key, record in checks.items()} == {
