@@ -20,11 +20,11 @@ from ml_platform_tests.helpers import JANUARY_SPLIT, REPO_ROOT, load_yaml
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = REPO_ROOT / "docs" / "examples"
+EXAMPLES = REPO_ROOT / "model_specs"
 
 
 def example(name: str, **overrides) -> dict:
-    """An example spec of docs/examples on the January slice, as the model the January helpers drive."""
+    """An example model of model_specs on the January slice, as the model the January helpers drive."""
     document = {**load_yaml(EXAMPLES / f"{name}.yaml"), "name": MODEL, "split": JANUARY_SPLIT}
     document["algorithm"]["params"]["n_estimators"] = 60
     return {**document, **overrides}
