@@ -75,7 +75,14 @@ def first_slice(model: ModelSpec, rows: pd.DataFrame) -> np.ndarray | None:
     return slice_column_of(model, slices[0], rows).to_numpy() if slices else None
 
 
-def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+def money_by_every_slice(model: ModelSpec, rows: pd.DataFrame, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+    """Test money under the decision for each value of every slice the spec declares, slice by slice in the
+    spec's order."""
+    return tuple(row for name in model.slice_names()
+                 for row in _slices(slice_column_of(model, name, rows).to_numpy(), decided, name))
+
+
+def _slices(values: np.ndarray | None, decided: Decided, name: str | None = None) -> tuple[SliceTaskMoney, ...]:
     if values is None:
         return ()
     table = pd.DataFrame({"slice": pd.Series(values, dtype=object).fillna("(missing)").astype(str).to_numpy(),
@@ -83,7 +90,7 @@ def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney
     grouped = table.groupby("slice").agg(rows=("money", "size"), money=("money", "sum"),
                                          perfect=("perfect", "sum")).reset_index()
     grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
-    return tuple(SliceTaskMoney(slice=row.slice, rows=int(row.rows), money=float(row.money),
+    return tuple(SliceTaskMoney(slice=row.slice, slice_name=name, rows=int(row.rows), money=float(row.money),
                                 perfect=float(row.perfect)) for row in grouped.itertuples())
 
 
@@ -105,7 +112,7 @@ def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_pr
     low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
     test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
     checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
-    slice_values = first_slice(model, test)  # the first of the spec's slices: the others are not broken down yet
+    slice_values = first_slice(model, test)  # residuals are broken down by the first of the spec's slices
     return TaskMeasurement(
         model=model.name, task=model.label.task, objective=model.label.objective_kind(),
         currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
@@ -121,7 +128,7 @@ def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_pr
         test_money_perfect=float(decided.perfect.sum()),
         curve_candidates=chosen.candidates, curve_validation=chosen.validation_curve,
         curve_test=tuple(float(value) for value in test_curve(model, chosen, test, test_predictions)),
-        money_by_slice=_slices(slice_values, decided),
+        money_by_slice=money_by_every_slice(model, test, decided),
         residuals_by_slice=residuals_by_slice(slice_values, test["label"].to_numpy(), test_predictions)
         if model.label.task == "regression" and slice_values is not None else (),
         confusion=confusion(test["label"].to_numpy(), test_predictions, list(model.label.classes))
@@ -164,8 +171,11 @@ def _prediction_rows(model: ModelSpec, keys: list[str], test: pd.DataFrame, pred
     """The stored test rows: keys, day, label, the prediction(s), the decision and its money."""
     rows = test[keys + ["partition_date"]].copy()
     rows["label"] = test["label"].to_numpy()
-    if model.label.task == "multiclass":
-        for position, name in enumerate(model.label.classes):
+    if model.label.task == "multiclass":  # `prediction` is the decided class's probability, as scoring stores it
+        classes = list(model.label.classes)
+        rows[names.PREDICTION_COLUMN] = predictions[np.arange(len(test)),
+                                                    [classes.index(value) for value in decided.decisions]]
+        for position, name in enumerate(classes):
             rows[names.probability_column(name)] = predictions[:, position]
     else:
         rows[names.PREDICTION_COLUMN] = np.asarray(predictions, dtype="float64")
@@ -227,7 +237,7 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
         report_sha256=report.sha256, plots={name: (plot.path, plot.sha256) for name, plot in stored_plots.items()},
         predictions_path=predictions.path, predictions_sha256=predictions.sha256,
         test_money=measurement.test_money, test_money_interval_95=measurement.test_money_interval_95,
-        test_window=measurement.test_window, currency=measurement.currency, gate=gate,
+        test_window=measurement.test_window, test_rows=int(len(split["test"])), currency=measurement.currency, gate=gate,
         gate_passed=gate.passed(), created_at=registry.now())
     registry.task_evaluations.add(connection, record)
     return TaskRunEvaluation(record, measurement, plots, reused=False)

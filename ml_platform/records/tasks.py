@@ -30,6 +30,9 @@ class SliceTaskMoney(Record):
     """The test money of one slice under the chosen decision, and of deciding knowing the labels."""
 
     slice: str
+    # the spec's slice this value belongs to (an entity column or a feature); absent in measurements stored when
+    # only the first slice was broken down
+    slice_name: str | None = None
     rows: int
     money: float
     perfect: float
@@ -134,6 +137,7 @@ class TaskEvaluationRecord(Record):
     test_money: float
     test_money_interval_95: tuple[float, float]
     test_window: tuple[str, str]
+    test_rows: int
     currency: str
     gate: TaskGate
     gate_passed: bool
