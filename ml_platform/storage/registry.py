@@ -41,10 +41,10 @@ _TABLES = {
         model VARCHAR NOT NULL, training_run VARCHAR NOT NULL, model_version VARCHAR NOT NULL, task VARCHAR NOT NULL,
         decision VARCHAR NOT NULL, decision_parameter_name VARCHAR, decision_parameter DOUBLE, decision_rule VARCHAR,
         measurement_path VARCHAR NOT NULL, measurement_sha256 VARCHAR NOT NULL, report_path VARCHAR NOT NULL,
-        report_sha256 VARCHAR NOT NULL, plots JSON NOT NULL, predictions_path VARCHAR NOT NULL, predictions_sha256 VARCHAR NOT NULL,
-        test_money DOUBLE NOT NULL, test_money_interval_95 DOUBLE[] NOT NULL, test_window VARCHAR[] NOT NULL,
-        currency VARCHAR NOT NULL, gate JSON NOT NULL, gate_passed BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (model, training_run)""",
+        report_sha256 VARCHAR NOT NULL, plots JSON NOT NULL, predictions_path VARCHAR NOT NULL,
+        predictions_sha256 VARCHAR NOT NULL, test_money DOUBLE NOT NULL, test_money_interval_95 DOUBLE[] NOT NULL,
+        test_window VARCHAR[] NOT NULL, test_rows BIGINT NOT NULL, currency VARCHAR NOT NULL, gate JSON NOT NULL,
+        gate_passed BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (model, training_run)""",
 }
 
 
