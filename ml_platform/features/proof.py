@@ -28,7 +28,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 from ml_platform.storage.warehouse import date_literal, single_threaded
 
-MAX_CUTS = 8  # cuts checked per call when there are more: a seeded subset (every cut when there are fewer)
+MAX_CUTS = 4  # cuts checked per call when there are more: a seeded subset (every cut when there are fewer)
 SHOWN = 3  # differing rows named per message
 
 
