@@ -28,7 +28,11 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 from ml_platform.storage.warehouse import date_literal, single_threaded
 
-MAX_CUTS = 4  # cuts checked per call when there are more: a seeded subset (every cut when there are fewer)
+# Cuts checked per proof when there are more: a seeded subset (every cut when there are fewer). A run of one day
+# is proven whole. In a run of many days the bulk computation is exact for the last day of each range and a leak
+# shows on the other days, so a small sample finds a systematic leak; each cut costs one run of the SQL over the
+# sources (a year of the demo: about 0.1 s per feature set and cut here).
+MAX_CUTS = 16
 SHOWN = 3  # differing rows named per message
 
 
@@ -86,7 +90,7 @@ class Proof:
                 "seconds": round(self.seconds, 3), "differing_rows": self.differing_rows,
                 "sample": ", ".join(day.isoformat() for day in self.cuts[:20]) + (" ..." if len(self.cuts) > 20 else ""),
                 "sampling": f"every cut up to {MAX_CUTS}, else the {MAX_CUTS} with the smallest "
-                            f"sha256(feature set | day)"}
+                            f"sha256(seed + feature set | day)"}
 
 
 class PointInTimeError(PlatformError, RuntimeError):
@@ -156,14 +160,18 @@ def _row_value_sql(catalog: Catalog, feature_set: FeatureSetSpec, table: str, fe
 
 
 def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                      start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS) -> Proof:
-    """Recompute a sample of the stored days of [start, end] at their prediction times and compare."""
+                      start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
+                      seed: str = "") -> Proof:
+    """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
+    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs')."""
     began = time.monotonic()
     entity = catalog.sources[feature_set.entity]
+    wanted = set(days) if days is not None else None
     days = [row[0] for row in connection.execute(
         f"SELECT DISTINCT partition_date FROM {source_table(entity.name)} WHERE partition_date BETWEEN "
-        f"{date_literal(start)} AND {date_literal(end)} ORDER BY 1").fetchall()]
-    cuts = sample_cuts(feature_set.name, days, max_cuts)
+        f"{date_literal(start)} AND {date_literal(end)} ORDER BY 1").fetchall()
+        if wanted is None or row[0] in wanted]
+    cuts = sample_cuts(f"{seed}{feature_set.name}", days, max_cuts)
     register_functions(connection, list(feature_set.functions))
     rows = differing_rows = 0
     differences: list[Difference] = []

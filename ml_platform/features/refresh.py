@@ -21,7 +21,7 @@ from ml_platform.progress import Progress, silent
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.versions import record_versions
+from ml_platform.storage.versions import forget_versions, record_versions
 from ml_platform.storage.warehouse import date_literal, transaction
 
 
@@ -32,16 +32,7 @@ class FeatureRefresh:
     expected: dict[str, PartitionVersion]  # {day: the version it has now}
     stale: dict[str, str]  # {day: why it was recomputed}, empty when every day was reused
     rows: int  # rows written for the recomputed days
-    proofs: tuple[Proof, ...] = ()  # the point-in-time proof of each recomputed range of days
-
-    def proof_metadata(self) -> dict:
-        """The proofs of this refresh summed: sample size (cuts and rows) and duration."""
-        return {"ranges_proven": len(self.proofs),
-                "cuts_checked": sum(len(proof.cuts) for proof in self.proofs),
-                "cuts_total": sum(proof.cuts_total for proof in self.proofs),
-                "rows_checked": sum(proof.rows for proof in self.proofs),
-                "seconds": round(sum(proof.seconds for proof in self.proofs), 3),
-                "sample": "; ".join(proof.metadata()["sample"] for proof in self.proofs[:5])}
+    proof: Proof | None = None  # the point-in-time proof of the recomputed days (None when every day was reused)
 
     @property
     def reused_days(self) -> int:
@@ -82,19 +73,22 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     progress = progress if progress is not None else silent()
     expected, stale = stale_days(connection, catalog, feature_set, start, end)
     rows = 0
-    proofs = []
     todo = ranges(list(stale))
     for index, (first, last) in enumerate(todo, start=1):
         rows += compute_feature_set(connection, catalog, feature_set, first, last)
-        proof = prove_feature_set(connection, catalog, feature_set, first, last)
-        if not proof.passed:  # unproven rows are not kept: nothing downstream may read them
-            with transaction(connection):
-                connection.execute(f"DELETE FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
-                                   f"{date_literal(first)} AND {date_literal(last)}")
-            raise PointInTimeError(proof)
-        proofs.append(proof)
         record_versions(connection, feature_asset(feature_set.name),
                         {day: expected[day] for day in stale if first.isoformat() <= day <= last.isoformat()})
         progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
                               f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
-    return FeatureRefresh(expected, stale, rows, tuple(proofs))
+    if not stale:
+        return FeatureRefresh(expected, stale, rows)
+    recomputed = [dt.date.fromisoformat(day) for day in stale]
+    proof = prove_feature_set(connection, catalog, feature_set, min(recomputed), max(recomputed), days=recomputed)
+    if not proof.passed:  # unproven rows are not kept: nothing downstream may read them, the next run recomputes
+        with transaction(connection):
+            for first, last in todo:
+                connection.execute(f"DELETE FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
+                                   f"{date_literal(first)} AND {date_literal(last)}")
+            forget_versions(connection, feature_asset(feature_set.name), stale)
+        raise PointInTimeError(proof)
+    return FeatureRefresh(expected, stale, rows, proof)

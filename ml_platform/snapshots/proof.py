@@ -31,7 +31,8 @@ def prove_training_run(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
         return []
     check_run_matches_spec(model, training_run, catalog.spec_hash(model))
     split = run_split(model, training_run)
-    proofs = [prove_feature_set(connection, catalog, feature_set, split.train.start, split.test.end)
+    proofs = [prove_feature_set(connection, catalog, feature_set, split.train.start, split.test.end,
+                                seed=f"{training_run}|")
               for feature_set in catalog.feature_sets_of(model)]
     if not all(proof.passed for proof in proofs):
         raise SnapshotProofError(model.name, proofs)

@@ -16,7 +16,8 @@ from ml_platform.features.timing import prediction_time
 from ml_platform.partitions import days
 from ml_platform.sources.refresh import refresh_source
 from ml_platform.specs.models import FeatureSetSpec, KnownBy
-from ml_platform.storage.versions import WHOLE
+from ml_platform.names import feature_asset
+from ml_platform.storage.versions import WHOLE, partition_versions
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import SPECS, write_yaml
 
@@ -87,6 +88,7 @@ def test_a_leaking_feature_fails_the_proof_naming_feature_key_values_and_source(
     assert first.key in message and first.stored != first.recomputed
     # nothing unproven is kept for a snapshot to read
     assert connection.execute(f'SELECT count(*) FROM features."{name}"').fetchall() == [(0,)]
+    assert partition_versions(connection, feature_asset(name)) == {}  # the next run computes them again
 
 
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
@@ -105,7 +107,7 @@ def test_the_run_cuts_every_source_at_its_latest_prediction_time(flights_warehou
     spec = FeatureSetSpec.model_validate(feature_set("same_row_single_day", sql, features, reads))
     day = dt.date(2013, 1, 5)
     refresh = refresh_feature_set(connection, catalog, spec, day, day)
-    assert refresh.proofs[0].passed and refresh.rows > 500
+    assert refresh.proof.passed and refresh.rows > 500
     assert connection.execute("SELECT count(*), count(own_delay) FROM features.same_row_single_day"
                               ).fetchall() == [(refresh.rows, 0)]
 
@@ -205,7 +207,7 @@ def test_a_point_in_time_join_through_available_at_passes(shop):
     connection, catalog = shop
     spec = catalog.feature_sets["honest_spend"]
     refresh = refresh_feature_set(connection, catalog, spec, dt.date(2024, 3, 1), dt.date(2024, 3, 10))
-    assert refresh.proofs[0].passed and refresh.rows == 30
+    assert refresh.proof.passed and refresh.rows == 30
     rows = dict(connection.execute("SELECT visit_id, credit_limit FROM features.honest_spend "
                                    "WHERE visit_id % 10 = 2").fetchall())
     assert rows[62] is None and rows[72] == 900.0  # visit of 6 March: predicted 5 March 18:00, before the update
