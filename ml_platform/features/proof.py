@@ -36,6 +36,11 @@ MAX_CUTS = 16
 SHOWN = 3  # differing rows named per message
 
 
+def _shown(value: object) -> str:
+    """A value as SQL would print it: NULL for a missing one."""
+    return "NULL" if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class Difference:
     """One feature of one row whose stored value differs from its value recomputed at the row's prediction time."""
@@ -53,8 +58,8 @@ class Difference:
         blame = (f"source(s) {', '.join(self.sources)} (rows or outcomes known after the prediction time)"
                  if self.sources else "no single source alone (several together)")
         return (f"feature set '{feature_set}', feature '{self.feature}', key {self.key} (day {self.day}, prediction "
-                f"time {self.cut:%Y-%m-%d %H:%M}): stored {self.stored!r}, recomputed with every source cut at the "
-                f"prediction time {self.recomputed!r}; changed by {blame}")
+                f"time {self.cut:%Y-%m-%d %H:%M}): stored {_shown(self.stored)}, recomputed with every source cut at "
+                f"the prediction time {_shown(self.recomputed)}; changed by {blame}")
 
 
 @dataclass(frozen=True)
