@@ -328,12 +328,16 @@ class FeatureSetSpec(Header):
         default=0, ge=0, le=3660,
         description="how many days before a partition the SQL reads from daily sources and used feature sets",
     )
-    known_by: KnownBy = Field(description="the latest moment any value of this set is known")
+    known_by: KnownBy = Field(
+        description="the latest moment any value of this set is known: each entity row's prediction time; the "
+                    "blocking point_in_time check recomputes stored values with every source cut there")
     sql: str = Field(
         min_length=1,
         description=(
             "a SELECT returning the entity's keys and every declared feature, one row per row of the view "
-            "`entity` (the entity's rows of the partitions being computed); sources are read by name"
+            "`entity` (the entity's rows of the partitions being computed, each with its `prediction_time`: the "
+            "event date minus known_by); sources are read by name or as `history.<source>`, every one showing only "
+            "the rows and outcome columns known at the prediction time, each row with its `available_at`"
         ),
     )
     features: dict[Identifier, FeatureSpec] = Field(min_length=1)
