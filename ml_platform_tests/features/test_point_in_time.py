@@ -211,3 +211,18 @@ def test_a_point_in_time_join_through_available_at_passes(shop):
     rows = dict(connection.execute("SELECT visit_id, credit_limit FROM features.honest_spend "
                                    "WHERE visit_id % 10 = 2").fetchall())
     assert rows[62] is None and rows[72] == 900.0  # visit of 6 March: predicted 5 March 18:00, before the update
+
+
+def test_a_source_in_another_time_zone_is_compared_in_the_entity_s_local_time():
+    import duckdb
+
+    from ml_platform.features.timing import row_available_sql
+
+    catalog = load_catalog(SPECS, SPECS.parent)
+    flights, weather = catalog.sources["flights"], catalog.sources["weather"]
+    in_utc = weather.model_copy(update={"partitioning": weather.partitioning.model_copy(update={"timezone": "UTC"}),
+                                        "available_at": "observed_at"})
+    expression = row_available_sql(in_utc, flights).replace("observed_at", "TIMESTAMP '2013-07-01 12:00:00'")
+    assert duckdb.sql(f"SELECT {expression}").fetchall() == [(dt.datetime(2013, 7, 1, 8, 0),)]  # EDT = UTC-4
+    assert row_available_sql(weather, flights) == "(observed_at + INTERVAL 1 HOUR)"
+    assert row_available_sql(catalog.sources["planes"], flights) == "TIMESTAMP '-infinity'"
