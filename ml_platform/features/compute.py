@@ -14,7 +14,7 @@ from ml_platform.features.functions import register_functions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.features.relations import bind_entity, bind_sources, bound
+from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
 from ml_platform.features.timing import prediction_time
 from ml_platform.names import feature_table, quote, source_table, table_label
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
@@ -43,6 +43,12 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     problem = only_one_select(connection, feature_set.sql)
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
+    bypassing = reads_past_relations(connection, catalog, feature_set)
+    if bypassing:
+        raise FeatureComputationError(
+            f"feature set '{feature_set.name}': its SQL reads {', '.join(bypassing)}, past the relations that show "
+            f"only what is known at each row's prediction time; read `entity`, the sources it declares by name or "
+            f"as history.<source>, and the feature sets it uses by name")
     entity = catalog.sources[feature_set.entity]
     require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
                    "materialize the sources this feature set reads first")

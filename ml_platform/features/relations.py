@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import datetime as dt
+import json
 from typing import Iterable, Iterator
 
 import duckdb
@@ -23,6 +24,34 @@ from ml_platform.specs.models import FeatureSetSpec
 def readable_sources(feature_set: FeatureSetSpec) -> list[str]:
     """The sources a feature set's SQL may read: its entity's and those it declares."""
     return sorted({feature_set.entity, *feature_set.reads})
+
+
+def _table_references(tree) -> Iterator[tuple[str, str, str]]:
+    """(catalog, schema, table) of every table a parsed statement names."""
+    if isinstance(tree, dict):
+        if tree.get("type") == "BASE_TABLE":
+            yield tree.get("catalog_name", ""), tree.get("schema_name", ""), tree.get("table_name", "")
+        for value in tree.values():
+            yield from _table_references(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _table_references(value)
+
+
+def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                         feature_set: FeatureSetSpec) -> list[str]:
+    """The tables the feature set's SQL names that bypass the cut relations: a schema other than `history` (its
+    readable sources) or `features` (the sets it uses), or a source it does not declare."""
+    tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [feature_set.sql]).fetchall()[0][0])
+    readable, used = set(readable_sources(feature_set)), set(feature_set.uses)
+    bypassing = []
+    for catalog_name, schema, table in _table_references(tree):
+        allowed = (not catalog_name and (
+            (schema == "history" and table in readable) or (schema == "features" and table in used)
+            or (not schema and (table in readable or table not in catalog.sources))))
+        if not allowed:
+            bypassing.append(".".join(part for part in (catalog_name, schema, table) if part))
+    return sorted(set(bypassing))
 
 
 def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,

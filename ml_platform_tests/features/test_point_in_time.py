@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ml_platform.features.compute import FeatureComputationError
 from ml_platform.features.library import load_catalog
 from ml_platform.features.proof import PointInTimeError, prove_feature_set, sample_cuts
 from ml_platform.features.refresh import refresh_feature_set
@@ -226,3 +227,14 @@ def test_a_source_in_another_time_zone_is_compared_in_the_entity_s_local_time():
     assert duckdb.sql(f"SELECT {expression}").fetchall() == [(dt.datetime(2013, 7, 1, 8, 0),)]  # EDT = UTC-4
     assert row_available_sql(weather, flights) == "(observed_at + INTERVAL 1 HOUR)"
     assert row_available_sql(catalog.sources["planes"], flights) == "TIMESTAMP '-infinity'"
+
+
+@pytest.mark.parametrize("table", ["source.flights", "main.source.flights", "planes", "history.weather"])
+def test_feature_sql_reading_past_the_cut_relations_is_refused(flights_warehouse, table):
+    connection, catalog = flights_warehouse
+    sql = f"SELECT e.flight_id, (SELECT count(*) FROM {table}) AS n FROM entity e"
+    spec = FeatureSetSpec.model_validate(feature_set("bypass", sql, ["n"], []))
+    with pytest.raises(FeatureComputationError, match=(
+            rf"feature set 'bypass': its SQL reads {table}, past the relations that show only what is known at "
+            rf"each row's prediction time")):
+        refresh_feature_set(connection, catalog, spec, START, END)
