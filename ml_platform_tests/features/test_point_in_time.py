@@ -238,3 +238,22 @@ def test_feature_sql_reading_past_the_cut_relations_is_refused(flights_warehouse
             rf"feature set 'bypass': its SQL reads {table}, past the relations that show only what is known at "
             rf"each row's prediction time")):
         refresh_feature_set(connection, catalog, spec, START, END)
+
+
+def test_days_computed_but_not_yet_proven_are_never_reused(flights_warehouse):
+    from ml_platform.features.refresh import awaiting_proof
+    from ml_platform.features.versions import stale_days
+    from ml_platform.storage.versions import record_versions
+
+    connection, catalog = flights_warehouse
+    schedule = catalog.feature_sets["flight_schedule"]
+    first, last = dt.date(2013, 1, 2), dt.date(2013, 1, 3)
+    refresh = refresh_feature_set(connection, catalog, schedule, first, last)  # computed, or reused when proven
+    assert stale_days(connection, catalog, schedule, first, last)[1] == {}
+    # what a run that died between computing the days and proving them leaves behind
+    record_versions(connection, feature_asset("flight_schedule"),
+                    {day: awaiting_proof(version) for day, version in refresh.expected.items()})
+    stale = stale_days(connection, catalog, schedule, first, last)[1]
+    assert sorted(stale) == ["2013-01-02", "2013-01-03"]
+    assert refresh_feature_set(connection, catalog, schedule, first, last).proof.passed
+    assert stale_days(connection, catalog, schedule, first, last)[1] == {}
