@@ -127,7 +127,7 @@ class Catalog:
         return {
             "model": model.model_dump(mode="json"),
             "feature_sets": {fs.name: fs.model_dump(mode="json") for fs in self.feature_sets_of(model)},
-            "sources": {source.name: source.model_dump(mode="json") for source in self.sources_of(model)},
+            "sources": {source.name: source.without_availability() for source in self.sources_of(model)},
         }
 
     def spec_hash(self, model: ModelSpec) -> str:
