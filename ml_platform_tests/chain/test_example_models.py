@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import pytest
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
 from ml_platform.chain.model_chain import run_chain
+from ml_platform.chain.runner import Chain
+from ml_platform.features.library import load_catalog
+from ml_platform.storage.resources import Warehouse
 from ml_platform.demo import summary_text
-from ml_platform.names import stage_key
+from ml_platform.names import daily_job_name, scoring_schedule_name, stage_key
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import SPECS, instance_of, january_model, load_yaml
 from ml_platform_tests.helpers import JANUARY_SPLIT
@@ -58,3 +66,20 @@ def test_an_example_model_runs_end_to_end_beside_the_flights_model(make_project,
     again = run_chain(project, name, score_days=2, say=lines.append)  # everything is up to date: no run
 
     assert again.runs == [] and again.champion == result.champion
+
+    # the model's own schedule, at 18:00 on February 2, loads and scores February 3 with the champion
+    chain = Chain(project, load_catalog(project.specs_dir, project.root), say=lines.append)
+    schedule = chain.definitions.resolve_schedule_def(scoring_schedule_name(name))
+    tick = dt.datetime(2013, 2, 2, 18, 0, tzinfo=ZoneInfo(schedule.execution_timezone))
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                   repository_def=chain.definitions.get_repository_def(),
+                                   resources={"warehouse": Warehouse(database=str(project.storage.warehouse))}) as context:
+        request, = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2013-02-03" and stage_key("predictions", name) in request.asset_selection
+    daily = chain.run(daily_job_name(name), "scheduled day", partition_key=request.partition_key,
+                      assets=list(request.asset_selection))
+    assert daily.success, daily.failures
+    with open_warehouse(project.storage.warehouse) as connection:
+        day = connection.execute(f'SELECT count(*), min(model_version) FROM predictions."{name}" '
+                                 f"WHERE partition_date = DATE '2013-02-03'").fetchall()[0]
+    assert day[0] > 500 and day[1] == result.champion.model_version
