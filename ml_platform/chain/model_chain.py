@@ -25,6 +25,7 @@ from ml_platform.records.tasks import TaskEvaluationRecord, TaskMeasurement
 from ml_platform.scoring.missing import degraded_features
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
@@ -169,9 +170,9 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
 
 def run_evaluation(connection, model: ModelSpec, training_run: str) -> EvaluationRecord | TaskEvaluationRecord | None:
     """A training run's stored evaluation in the registry of its model's task, or None."""
-    if model.label.task == "binary_classification":
-        return registry.evaluations.get(connection, model.name, training_run)
-    return registry.task_evaluations.get(connection, model.name, training_run)
+    if judged_by_decision(model):
+        return registry.task_evaluations.get(connection, model.name, training_run)
+    return registry.evaluations.get(connection, model.name, training_run)
 
 
 def _require(outcome: RunOutcome) -> None:

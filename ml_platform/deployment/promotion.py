@@ -29,7 +29,7 @@ from ml_platform.records.tasks import TaskEvaluationRecord, TaskGate
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.specs.tasks import require_judged_today
+from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 
@@ -45,17 +45,10 @@ def gate_of(evaluation: EvaluationRecord | TaskEvaluationRecord) -> Gate | TaskG
 
 def stored_evaluation(connection: duckdb.DuckDBPyConnection, model: ModelSpec,
                       training_run: str) -> EvaluationRecord | TaskEvaluationRecord | None:
-    """The run's stored evaluation in the registry of its task, or None."""
-    if model.label.task == "binary_classification":
-        return registry.evaluations.get(connection, model.name, training_run)
-    return registry.task_evaluations.get(connection, model.name, training_run)
-
-
-def require_deployable(model: ModelSpec) -> None:
-    """Refuse the one decision promotion cannot judge yet: a binary model's `top` decision (its evaluation
-    refuses it too, so there is nothing to promote)."""
-    if model.label.task == "binary_classification":
-        require_judged_today(model, "deployment")
+    """The run's stored evaluation in the registry of its kind (specs.tasks.judged_by_decision), or None."""
+    if judged_by_decision(model):
+        return registry.task_evaluations.get(connection, model.name, training_run)
+    return registry.evaluations.get(connection, model.name, training_run)
 
 
 def stored_gate_failures(evaluation: EvaluationRecord | TaskEvaluationRecord) -> dict[str, str]:
@@ -133,7 +126,6 @@ def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, cat
     `promoted_at` (naive UTC) is the platform clock's time of the decision: the tick that requested the run,
     which on a replay is simulated; by default, now.
     """
-    require_deployable(model)
     evaluation = stored_evaluation(connection, model, training_run)
     gate = verify_stored_gate(evaluation, model.name, training_run)
     current = registry.promotions.champion(connection, model.name)

@@ -30,7 +30,7 @@ from ml_platform.records.tasks import (
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.specs.models import MetricBound, ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import targets
@@ -94,6 +94,15 @@ def _slices(values: np.ndarray | None, decided: Decided, name: str | None = None
                                 perfect=float(row.perfect)) for row in grouped.itertuples())
 
 
+def metric_bounds(model: ModelSpec) -> dict[str, MetricBound]:
+    """The bounds the metric_bounds check applies: gate.metrics, and for a binary model gate.min_roc_auc as the
+    least ROC AUC (unless gate.metrics bounds roc_auc itself), as its binary threshold gate would."""
+    bounds = dict(model.gate.metrics or {})
+    if model.label.task == "binary_classification" and "roc_auc" not in bounds:
+        bounds["roc_auc"] = MetricBound(min=model.gate.min_roc_auc)
+    return bounds
+
+
 def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predictions: np.ndarray,
                  test: pd.DataFrame, test_predictions: np.ndarray, split: TimeSplit | None = None) -> TaskMeasurement:
     """Choose the decision on validation and report every figure on test (see the module docstring)."""
@@ -111,7 +120,7 @@ def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_pr
     days = test["partition_date"].to_numpy()
     low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
     test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
-    checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
+    checks = metric_bound_problems(metric_bounds(model), test_metrics)
     slice_values = first_slice(model, test)  # residuals are broken down by the first of the spec's slices
     return TaskMeasurement(
         model=model.name, task=model.label.task, objective=model.label.objective_kind(),
@@ -149,6 +158,8 @@ def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Cat
     limit, seed, task = model.gate.max_feature_roc_auc, model.algorithm.seed, model.label.task
     if task == "regression":
         return measure_leakage(connection, path, kinds, limit, seed, task=task)[1]
+    if task == "binary_classification":
+        return measure_leakage(connection, path, kinds, limit, seed)[1]
     train, available = sample_split(connection, path, "train", ["label", *kinds], LEAKAGE_ROWS, seed=seed)
     codes = targets(model.label, train["label"].to_numpy(dtype=object), "train")
     aucs = single_feature_aucs(train, kinds, codes, seed=seed, task=task)

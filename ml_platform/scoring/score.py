@@ -25,7 +25,7 @@ from ml_platform.scoring.task_score import score_task_into
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
-from ml_platform.specs.tasks import require_judged_today
+from ml_platform.specs.tasks import judged_by_decision, require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
@@ -51,8 +51,7 @@ class ScoringResult:
 def uses_task_scoring(spec: ModelSpec) -> bool:
     """Whether a model's predictions are stored as a task's (prediction, decision): every regression and multiclass
     model, and a binary one with a top decision; binary threshold models keep score, flagged and threshold."""
-    return spec.label.task != "binary_classification" or (
-        spec.money.decision is not None and spec.money.decision.kind != "threshold")
+    return judged_by_decision(spec)
 
 
 def _score_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,

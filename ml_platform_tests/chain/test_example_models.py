@@ -14,6 +14,7 @@ import dagster as dg
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
+from ml_platform.provenance.runs import runs_text, training_runs
 from ml_platform.storage.resources import Warehouse
 from ml_platform.demo import summary_text
 from ml_platform.names import daily_job_name, scoring_schedule_name, stage_key
@@ -55,6 +56,8 @@ def test_an_example_model_runs_end_to_end_beside_the_flights_model(make_project,
         stored = connection.execute(f'SELECT count(*), count(DISTINCT model_version), count(decision) '
                                     f'FROM predictions."{name}"').fetchall()[0]
         realized = connection.execute(f'SELECT sum(realized_money) FROM monitoring."{name}__outcomes"').fetchall()[0]
+        listed = runs_text(name, training_runs(connection, name))  # what `ml-platform runs` prints
+    assert f"{result.task_evaluation.test_money:,.0f} USD (95% " in listed and "(not evaluated)" not in listed
     assert stored == (result.scored_rows, 1, result.scored_rows)
     text = summary_text(project, result)
     assert "Money on the test window 2013-01-26 to 2013-01-31: " in text

@@ -17,6 +17,7 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.evaluation.january import MODEL, Runs, january_project, latest_event
 from ml_platform_tests.evaluation.test_task_chain import MULTICLASS, REGRESSION, example
+from ml_platform_tests.helpers import january_model
 from ml_platform_tests.monitoring.helpers import monitor
 
 pytestmark = pytest.mark.slow
@@ -133,3 +134,39 @@ def test_a_multiclass_scores_class_probabilities_and_realizes_its_money(tmp_path
     assert labelled == expected[1] and realized == pytest.approx(expected[0])
     metadata = latest_event(names.stage_key("outcomes", MODEL)).asset_materialization.metadata
     assert metadata["realized_money"].value == round(expected[0]) and "flagged" not in metadata
+
+
+TOP_VALUE = "CASE WHEN decision THEN (CASE WHEN label THEN 300 ELSE -100 END) ELSE 0 END"
+
+
+def test_a_binary_model_acting_on_the_top_rows_of_each_day_is_gated_deployed_scored_and_judged(tmp_path,
+                                                                                               dagster_home):
+    document = january_model(money={"currency": "USD", "decision": {"kind": "top", "count": 40},
+                                    "value": TOP_VALUE})
+    runs, record = deployed(tmp_path, document)
+
+    assert record.task == "binary_classification" and record.decision == "top"
+    assert record.decision_parameter_name == "rows_per_day" and 0 < record.decision_parameter <= 40
+    assert [name for name, _ in record.gate.checks()] == [
+        "money_floor", "metric_bounds", "beats_champion", "no_leakage", "predictions_sane"]
+    assert "test roc_auc" in record.gate.metric_bounds.why  # gate.min_roc_auc, as a bound of the task gate
+
+    scored = runs.score(FEBRUARY_1, FEBRUARY_1)
+
+    assert scored.success, scored.failures
+    columns = {name: kind for name, kind, *_ in runs.query(f"DESCRIBE {PREDICTIONS}")}
+    assert columns["decision"] == "BOOLEAN" and columns["prediction"] == "DOUBLE"
+    acted, rows, lowest_acted, highest_not = runs.query(
+        f"SELECT count(*) FILTER (WHERE decision), count(*), min(prediction) FILTER (WHERE decision), "
+        f"max(prediction) FILTER (WHERE NOT decision) FROM {PREDICTIONS}")[0]
+    assert acted == record.decision_parameter and rows > acted
+    assert acted == 0 or lowest_acted >= highest_not  # the day's top rows by predicted probability
+
+    judged = monitor(runs, ["outcomes"], FEBRUARY_1, FEBRUARY_1)
+
+    assert judged.success, judged.failures
+    realized, flagged = runs.query(f"SELECT realized_money, flagged FROM monitoring.{MODEL}__outcomes")[0]
+    expected = runs.query(
+        f"SELECT sum(CASE WHEN p.decision THEN (CASE WHEN (f.dep_time IS NULL OR f.dep_delay > 15) THEN 300 "
+        f"ELSE -100 END) ELSE 0 END) FROM {PREDICTIONS} p JOIN source.flights f USING (flight_id)")[0][0]
+    assert flagged == acted and realized == pytest.approx(expected)
