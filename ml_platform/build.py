@@ -9,6 +9,7 @@ import dagster as dg
 from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
                                             build_scoring_schedule)
 from ml_platform.deployment.factory import build_deployment_asset
+from ml_platform.entities.factory import build_entity_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
 from ml_platform.features.factory import build_feature_asset
 from ml_platform.monitoring.alarms import drift_alarm
@@ -26,6 +27,7 @@ from ml_platform.training.factory import build_model_asset
 def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     """Every asset the catalog defines."""
     assets = [build_source_asset(catalog, source) for source in catalog.sources.values()]
+    assets += [build_entity_asset(catalog, entity) for entity in catalog.entities.values()]
     assets += [build_feature_asset(catalog, feature_set) for feature_set in catalog.feature_sets.values()]
     for model in catalog.models.values():
         assets += [

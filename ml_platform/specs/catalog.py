@@ -1,4 +1,4 @@
-"""The loaded, validated set of specs: sources, feature library and models, with their hashes."""
+"""The loaded, validated set of specs: sources, feature library, entities and models, with their hashes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Mapping
 
 from ml_platform.hashing import canonical_json, short_hash
 from ml_platform.specs.functions import FunctionLibrary
-from ml_platform.specs.models import AcceptedSource, FeatureSetSpec, ModelSpec, SourceSpec
+from ml_platform.specs.models import AcceptedSource, EntitySpec, FeatureSetSpec, ModelSpec, SourceSpec
 
 NEEDS_OPT_IN = ("external_vendor", "model_output")
 
@@ -52,6 +52,7 @@ class Catalog:
     models: Mapping[str, ModelSpec]
     files: Mapping[tuple[str, str], str] = field(default_factory=dict)
     functions: FunctionLibrary = field(default_factory=dict)  # registered feature functions, by SQL name
+    entities: Mapping[str, EntitySpec] = field(default_factory=dict)  # entity specs: populations at a grain
 
     def feature_set_paths(self, model: ModelSpec) -> dict[str, list[tuple[str, ...]]]:
         """Every feature set the model reads, directly or through `uses`, with the chains of sets that reach it
@@ -133,3 +134,9 @@ class Catalog:
     def file_of(self, kind: str, name: str) -> str:
         """The spec file (relative to the project) that declares a spec."""
         return self.files.get((kind, name), "?")
+
+    def entity_hash(self, entity: EntitySpec) -> str:
+        """Version of what an entity's population is: its spec and the sources it reads (descriptions and owners
+        do not count)."""
+        sources = [semantic(self.sources[name]) for name in sorted(entity.reads) if name in self.sources]
+        return short_hash(canonical_json({"entity": semantic(entity), "sources": sources}))

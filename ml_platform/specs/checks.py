@@ -10,6 +10,7 @@ import duckdb
 
 from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
+from ml_platform.specs.entity_checks import check_entity
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
 from ml_platform.specs.partition_checks import check_daily_partitionings
@@ -39,11 +40,13 @@ def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) 
         errors += check_daily_partitionings(catalog)
         for feature_set in catalog.feature_sets.values():
             errors += _check_feature_set(catalog, feature_set, broken, connection)
+        for entity in catalog.entities.values():
+            errors += check_entity(catalog, entity, broken, connection)
         for model in catalog.models.values():
             if model.name in RESERVED_KEY_PREFIXES:  # its stage keys would be `source/<stage>`, a source's key shape
                 errors.append(_error(catalog, model, "name", f"given {model.name!r}: "
-                                     f"{', '.join(map(repr, RESERVED_KEY_PREFIXES))} name the sources' and feature "
-                                     "sets' asset keys; choose another model name"))
+                                     f"{', '.join(map(repr, RESERVED_KEY_PREFIXES))} name the sources', feature "
+                                     "sets' and entities' asset keys; choose another model name"))
             errors += _check_model(catalog, model, broken, connection)
     finally:
         connection.close()
