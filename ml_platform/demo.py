@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ml_platform.chain.model_chain import ChainResult
 from ml_platform.evaluation.evaluate import interval_caveat
-from ml_platform.evaluation.plots import PLOTS
+from ml_platform.evaluation.plots import plot_names
 from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
@@ -22,7 +22,7 @@ def summary_text(project: Project, result: ChainResult) -> str:
             f"(95% interval {low:,.0f} to {high:,.0f}; doing nothing {test.money_do_nothing:,.0f}, "
             f"perfect {test.money_perfect:,.0f})",
             f"ROC AUC {test.roc_auc:.3f}; threshold {evaluation.threshold:.3f} chosen on validation; "
-            f"flags {test.flagged:,} of {test.rows:,} test flights",
+            f"flags {test.flagged:,} of {test.rows:,} test rows of '{result.entity}'",
             "Gate: " + ", ".join(f"{name} {'passed' if check.passed else 'FAILED'}"
                                  for name, check in evaluation.gate.checks()),
         ]
@@ -35,7 +35,7 @@ def summary_text(project: Project, result: ChainResult) -> str:
         if files is not None and files.report_markdown is not None:
             lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
         lines += [f"  plot {name}: {project.storage.artifacts / files.plots[name].path}"
-                  for name in PLOTS if files is not None and name in files.plots]
+                  for name in plot_names(evaluation) if files is not None and name in files.plots]
     if result.champion:
         lines.append(f"Deployed model: {result.champion.model_version} "
                      f"(promotion #{result.champion.promotion_id}, training run {result.champion.training_run})")

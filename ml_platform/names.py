@@ -255,6 +255,20 @@ def outcomes_table(model: str) -> str:
     return monitoring_table(model, "outcomes")
 
 
+SLICE_COLUMN = "slice"  # a snapshot's text column of the older `slice_column`, kept so its snapshots stay the same
+SLICE_PREFIX = "slice__"  # of the snapshot columns that carry entity columns a model's money is sliced by
+
+
+def slice_column(name: str) -> str:
+    """The snapshot column holding an entity column a model's money is sliced by: `slice__<name>`."""
+    return f"{SLICE_PREFIX}{quote(name)[1:-1]}"
+
+
+def slice_plot_name(name: str) -> str:
+    """The evaluation plot of money by one slice: `money_by_slice__<name>` (`money_by_slice` for an unnamed one)."""
+    return f"money_by_slice__{quote(name)[1:-1]}" if name else "money_by_slice"
+
+
 def registry_table(name: str) -> str:
     """An append-only registry (or the version index), unquoted as the registries have always been: `registry.<name>`."""
     if name not in REGISTRY_TABLES:

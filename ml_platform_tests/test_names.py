@@ -95,6 +95,10 @@ def test_literal_names_for_model_m():
         "m__drift", "m__outcomes")
     assert names.table_label("predictions", "m__latest") == "predictions.m__latest"
     assert names.table_label("monitoring", "m__drift") == "monitoring.m__drift"
+    assert (names.SLICE_COLUMN, names.SLICE_PREFIX, names.slice_column("carrier")) == (
+        "slice", "slice__", "slice__carrier")
+    assert (names.slice_plot_name("carrier"), names.slice_plot_name("")) == ("money_by_slice__carrier",
+                                                                              "money_by_slice")
     assert names.REGISTRY_TABLES == ("specs", "snapshots", "models", "evaluations", "promotions",
                                      "partition_versions")
     assert [names.registry_table(name) for name in names.REGISTRY_TABLES] == [

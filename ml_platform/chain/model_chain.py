@@ -37,6 +37,7 @@ class ChainResult:
     """What the chain did and what it produced."""
 
     model: str
+    entity: str  # the source whose rows the model predicts for: what the summary counts
     training_run: str
     runs: list[RunOutcome]
     evaluation: EvaluationSummary | None  # the training run's, also when its gate blocked it
@@ -144,8 +145,9 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
             trained = registry.models.by_version(connection, champion.model_version)
             degraded = [item.text() for item in degraded_features(
                 connection, ArtifactStore(root=str(project.storage.artifacts)), catalog, trained, *score_window)]
-    return ChainResult(model_name, key, chain.runs, evaluation.summary if evaluation else None, champion, scored,
-                       score_window, time.perf_counter() - started, home, monitored, degraded)
+    return ChainResult(model_name, catalog.models[model_name].entity, key, chain.runs,
+                       evaluation.summary if evaluation else None, champion, scored, score_window,
+                       time.perf_counter() - started, home, monitored, degraded)
 
 
 def _require(outcome: RunOutcome) -> None:

@@ -99,7 +99,7 @@ def command_diff(arguments: argparse.Namespace) -> int:
 def register(commands) -> None:
     """Add the provenance subcommands: runs, reproduce, explain, diff."""
     runs = commands.add_parser("runs", help="list a model's training runs: snapshot, version, money, gate, champion")
-    runs.add_argument("model", help="model name, e.g. flight_delay")
+    runs.add_argument("model", help="the name of a model spec")
     runs.set_defaults(handler=command_runs)
 
     reproduce = commands.add_parser(
@@ -108,14 +108,16 @@ def register(commands) -> None:
                     "for that run, through the platform's training code, into a temporary file. Nothing is written "
                     "to the registry or the artifact store. Exit code 0: identical artifact and the stored one intact; 1: "
                     "different, or the stored artifact fails its check (TAMPERED).")
-    reproduce.add_argument("model_version", metavar="MODEL_VERSION", help="e.g. flight_delay-3f2a1b0c9d8e")
+    reproduce.add_argument("model_version", metavar="MODEL_VERSION",
+                           help="a model version: the model's name and its artifact hash, e.g. <model>-3f2a1b0c9d8e")
     reproduce.add_argument("--output", help="also keep the reproduced artifact in this file (outside the store)")
     reproduce.set_defaults(handler=command_reproduce)
 
     explain = commands.add_parser(
         "explain", help="explain one production prediction: score, model, spec, snapshot, code, inputs, promotion")
-    explain.add_argument("model", help="model name, e.g. flight_delay")
-    explain.add_argument("key", help="the entity row's key, e.g. a flight_id like 2013-11-03-UA1545-EWR")
+    explain.add_argument("model", help="the name of a model spec")
+    explain.add_argument("key", help="the entity row's key: the value of its key column (the values of several "
+                                     "key columns, separated by commas)")
     explain.add_argument("--date", type=date_argument, help="only the prediction for this event date (YYYY-MM-DD)")
     explain.add_argument("--full-spec", action="store_true",
                          help="print the recorded feature sets and sources too, not only the model's spec")

@@ -74,5 +74,5 @@ def register(commands) -> None:
 
     dependencies = commands.add_parser(
         "dependencies", help="every source a model depends on: trust level, what pulls it in, the spec's opt-in")
-    dependencies.add_argument("model", help="model name, e.g. flight_delay")
+    dependencies.add_argument("model", help="the name of a model spec")
     dependencies.set_defaults(handler=command_dependencies)

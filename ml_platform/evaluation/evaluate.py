@@ -13,9 +13,10 @@ from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
+from ml_platform.evaluation.slices import money_by_slices, sliced_entity_columns
 from ml_platform.partitions import run_split
 from ml_platform.records.evaluation import (
-    EvaluationSummary, MeasuredSummary, MoneyCurve, SliceMoney, TestMetrics, WindowMetrics)
+    EvaluationSummary, MeasuredSummary, MoneyCurve, TestMetrics, WindowMetrics)
 from ml_platform.records.gate import Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
@@ -74,19 +75,6 @@ def gate_results(gate: GateSpec, summary: MeasuredSummary) -> dict[str, GateChec
     }
 
 
-def _slice_money(frame: pd.DataFrame, flags: np.ndarray, values: OutcomeValues) -> tuple[SliceMoney, ...]:
-    if "slice" not in frame:
-        return ()
-    table = pd.DataFrame({"slice": frame["slice"].fillna("(missing)").to_numpy(), "money": values.per_row(flags),
-                          "flagged": flags, "perfect": np.maximum(values.if_flagged, values.if_not_flagged),
-                          "do_nothing": values.if_not_flagged})
-    grouped = table.groupby("slice").agg(rows=("money", "size"), flagged=("flagged", "sum"), money=("money", "sum"),
-                                         do_nothing=("do_nothing", "sum"), perfect=("perfect", "sum")).reset_index()
-    grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
-    return tuple(SliceMoney(**{key: (value.item() if hasattr(value, "item") else value) for key, value in row.items()})
-                 for row in grouped.to_dict("records"))
-
-
 def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.ndarray, test: pd.DataFrame,
               test_scores: np.ndarray, split: TimeSplit | None = None) -> MeasuredSummary:
     """Metrics and money of scored validation and test rows; the threshold is chosen on validation only.
@@ -133,7 +121,7 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
             validation=tuple(round(float(value), 2) for value in
                              money_curve(validation_scores, validation_values, thresholds)),
             test=tuple(round(float(value), 2) for value in money_curve(test_scores, values, thresholds))),
-        money_by_slice=_slice_money(test, flags, values),
+        slices=money_by_slices(model, test, flags, values),
         roc_curve=roc_points(test_label, test_scores),
         calibration=calibration_table(test_label, test_scores),
         sanity_problems=sanity_problems(np.concatenate([validation_scores, test_scores])),
@@ -150,8 +138,8 @@ def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, t
     rows["money_if_flagged"] = values.if_flagged
     rows["money_if_not_flagged"] = values.if_not_flagged
     rows["money"] = values.per_row(rows["flagged"].to_numpy())
-    if "slice" in frame:
-        rows["slice"] = frame["slice"].to_numpy()
+    for column in sliced_entity_columns(frame):
+        rows[column] = frame[column].to_numpy()
     return rows
 
 

@@ -10,14 +10,14 @@ import io
 
 import numpy as np
 
-from ml_platform.records.evaluation import MeasuredSummary
+from ml_platform.names import slice_plot_name
+from ml_platform.records.evaluation import MeasuredSummary, SliceTable
 
 PLOTS = {
     "money_by_threshold": "Money versus decision threshold",
     "roc": "ROC curve (test)",
     "calibration": "Calibration (test)",
-    "money_by_slice": "Money by slice (test)",
-}
+}  # then one plot of money per slice the spec declares (see slice_plot_name and plot_title)
 SIZE_INCHES = (6.0, 3.6)
 DOTS_PER_INCH = 80
 PALETTE_COLOURS = 64  # palette PNGs are a quarter of the size of true-colour ones and look the same here
@@ -132,37 +132,57 @@ def calibration_figure(summary: MeasuredSummary):
     return figure
 
 
-def money_by_slice_figure(summary: MeasuredSummary, most: int = 16):
-    """Money of each slice at the chosen threshold, beside what a perfect model would make; None without slices."""
-    table = summary.money_by_slice[:most]
-    if not table:
+def slice_title(table: SliceTable) -> str:
+    """The title of a slice's table and plot: `Money by carrier (test)`, deciles said when binned."""
+    named = table.name or "slice"
+    return f"Money by {named}{', deciles' if table.binning == 'deciles' else ''} (test)"
+
+
+def plot_title(summary: MeasuredSummary, name: str) -> str:
+    """The title of the summary's plot `name` (a key of PLOTS or a slice's plot)."""
+    if name in PLOTS:
+        return PLOTS[name]
+    tables = {slice_plot_name(table.name): table for table in summary.slice_tables()}
+    return slice_title(tables[name]) if name in tables else name
+
+
+def money_by_slice_figure(summary: MeasuredSummary, table: SliceTable, most: int = 16):
+    """Money of each slice at the chosen threshold, beside what a perfect model would make; None without rows.
+    Values show the `most` that make the most money; deciles show in order."""
+    rows = table.rows[:most]
+    if not rows:
         return None
     currency = summary.currency
-    figure, axes = _figure(PLOTS["money_by_slice"] + (f", top {most}" if len(summary.money_by_slice) > most
-                                                      else ""))
-    names = [str(row.slice) for row in table][::-1]
-    money = [row.money for row in table][::-1]
-    perfect = [row.perfect for row in table][::-1]
-    positions = np.arange(len(names))
+    figure, axes = _figure(slice_title(table) + (f", top {most}" if len(table.rows) > most else ""))
+    labels = [str(row.slice) for row in rows][::-1]
+    money = [row.money for row in rows][::-1]
+    perfect = [row.perfect for row in rows][::-1]
+    positions = np.arange(len(labels))
     from matplotlib.patches import Patch
 
     axes.barh(positions, perfect, height=0.8, color=GREY, alpha=0.3)
     axes.barh(positions, money, height=0.5, color=[GREEN if value >= 0 else RED for value in money])
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_yticks(positions, names, fontsize=7)
+    axes.set_yticks(positions, labels, fontsize=7)
     _money_axis(axes, currency, axis="x")
     axes.legend(handles=[Patch(color=GREEN, label="model makes money"), Patch(color=RED, label="model loses money"),
                          Patch(color=GREY, alpha=0.3, label="a perfect model")], fontsize=7, loc="best")
     return figure
 
 
-FIGURES = {"money_by_threshold": money_by_threshold_figure, "roc": roc_figure, "calibration": calibration_figure,
-           "money_by_slice": money_by_slice_figure}
+FIGURES = {"money_by_threshold": money_by_threshold_figure, "roc": roc_figure, "calibration": calibration_figure}
+
+
+def plot_names(summary: MeasuredSummary) -> list[str]:
+    """The names of the plots the summary can have, in the report's order: those of PLOTS, then one per slice."""
+    return [*PLOTS, *(slice_plot_name(table.name) for table in summary.slice_tables())]
 
 
 def draw_plots(summary: MeasuredSummary) -> dict[str, bytes]:
-    """Every plot the summary supports, as PNG bytes by name (in the order of PLOTS)."""
+    """Every plot the summary supports, as PNG bytes by name: those of PLOTS in order, then one per slice."""
     figures = {name: FIGURES[name](summary) for name in PLOTS}
+    figures.update({slice_plot_name(table.name): money_by_slice_figure(summary, table)
+                    for table in summary.slice_tables()})
     return {name: _png(figure) for name, figure in figures.items() if figure is not None}
 
 

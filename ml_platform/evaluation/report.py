@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
-from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg
 from ml_platform.evaluation.leakage import MATERIAL_SIGNAL
-from ml_platform.records.evaluation import EvaluationSummary, TestMetrics
+from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
+from ml_platform.names import slice_plot_name
+from ml_platform.records.evaluation import EvaluationSummary, SliceTable, TestMetrics
 from ml_platform.records.gate import FeatureAuc
 
 
@@ -51,6 +52,8 @@ def headline(summary: EvaluationSummary) -> str:
     return f"{money} at {threshold} on the {window}; {verdict}"
 
 
+SLICE_ROWS_SHOWN = 40  # a slice with more values shows the 30 that make the most money and the 10 that make least
+SLICE_ROWS_LAST = 10
 INLINE_MARKDOWN_LIMIT = 1000  # Dagster 1.13's UI shows a markdown entry inline below this length, else behind a click
 PLOT_CAPTION = "blue: money by threshold, orange: threshold, dotted: 0"
 
@@ -80,8 +83,26 @@ def _row_interval(test: TestMetrics, currency: str) -> str:
             f" too narrow, as rows of one day share its conditions.")
 
 
-def _image(images: dict[str, str], name: str) -> list[str]:
-    return ["", f"![{PLOTS[name]}]({images[name]})"] if name in images else []
+def _image(images: dict[str, str], name: str, title: str | None = None) -> list[str]:
+    return ["", f"![{title or PLOTS[name]}]({images[name]})"] if name in images else []
+
+
+def _slice_section(table: SliceTable, currency: str, images: dict[str, str]) -> list[str]:
+    """One slice's table of test money, its binning said, and its plot."""
+    binning = (" Its values are cut into deciles of the test rows, shown in order." if table.binning == "deciles"
+               else " Most money first.")
+    lines = ["", f"## {slice_title(table)}", "", f"Test money by {table.name or 'slice'} at the chosen threshold."
+             + binning, "",
+             f"| {table.name or 'slice'} | rows | flagged | money ({currency}) | doing nothing | perfect |",
+             "|---|---|---|---|---|---|"]
+    rows = table.rows
+    if len(rows) > SLICE_ROWS_SHOWN:  # e.g. one slice per plane: the UI shows a report of bounded length
+        rows = rows[:SLICE_ROWS_SHOWN - SLICE_ROWS_LAST] + (None,) + rows[-SLICE_ROWS_LAST:]
+    lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
+              f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" if row is not None else
+              f"| ... {len(table.rows) - SLICE_ROWS_SHOWN:,} more slices (every one is in the evaluation summary) "
+              f"| | | | | |" for row in rows]
+    return lines + _image(images, slice_plot_name(table.name), slice_title(table))
 
 
 def _champion_section(summary: EvaluationSummary) -> list[str]:
@@ -153,13 +174,8 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
         f"| positive rate | {_percent(test.positive_rate)} |",
     ]
     lines += _image(images, "roc")
-    if summary.money_by_slice:
-        lines += ["", "## Money by slice (test)", "",
-                  f"| slice | rows | flagged | money ({currency}) | doing nothing | perfect |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {row.slice} | {row.rows:,} | {row.flagged:,} | {row.money:,.0f} | "
-                  f"{row.do_nothing:,.0f} | {row.perfect:,.0f} |" for row in summary.money_by_slice]
-        lines += _image(images, "money_by_slice")
+    for table in summary.slice_tables():
+        lines += _slice_section(table, currency, images)
     lines += ["", "## Calibration (test)", "", "| score bin | rows | mean predicted | observed |", "|---|---|---|---|"]
     lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
               for row in summary.calibration]

@@ -11,6 +11,7 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
+from ml_platform.features.slice_columns import slice_columns_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
@@ -108,8 +109,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
                     f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
                     f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
                     f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
-        if model.slice_column:
-            columns += f", CAST(base.{quote(model.slice_column)} AS VARCHAR) AS slice"
+        columns += slice_columns_sql(model, entity)
     # the outcome expressions may name `label`, so it is computed on the entity rows first
     base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {source_table(entity.name)})"
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ml_platform.records.base import Record
 from ml_platform.records.gate import FeatureAuc, Gate
 
@@ -43,14 +45,22 @@ class MoneyCurve(Record):
 
 
 class SliceMoney(Record):
-    """The test money of one slice (a value of the spec's slice column), most money first."""
+    """The test money of one slice: a value of what the spec slices by, or a bin of its values."""
 
-    slice: str | bool | int | float  # the column's value; "(missing)" when missing
+    slice: str | bool | int | float  # the value, a bin such as "[1.5, 4)", or "(missing)"
     rows: int
     flagged: int
     money: float
     do_nothing: float
     perfect: float
+
+
+class SliceTable(Record):
+    """The test money broken down by one of the spec's slices: by value (most money first) or by decile (in order)."""
+
+    name: str  # the entity column or feature; "" in summaries stored before `slices`, which did not name it
+    binning: Literal["values", "deciles"]  # deciles of the test rows for numbers with more than 10 distinct values
+    rows: tuple[SliceMoney, ...]
 
 
 class RocCurve(Record):
@@ -101,10 +111,17 @@ class MeasuredSummary(Record):
     validation: WindowMetrics
     test: TestMetrics
     money_by_threshold: MoneyCurve
-    money_by_slice: tuple[SliceMoney, ...]  # empty without a slice column
+    money_by_slice: tuple[SliceMoney, ...] = ()  # the one slice of summaries stored before `slices`; now empty
+    slices: tuple[SliceTable, ...] = ()  # one table per slice the spec declares, in its order
     roc_curve: RocCurve
     calibration: tuple[CalibrationBin, ...]
     sanity_problems: tuple[str, ...]
+
+    def slice_tables(self) -> tuple[SliceTable, ...]:
+        """The money by slice to show: `slices`, or the single unnamed slice of a summary stored before them."""
+        if self.slices or not self.money_by_slice:
+            return self.slices
+        return (SliceTable(name="", binning="values", rows=self.money_by_slice),)
 
 
 class EvaluationSummary(MeasuredSummary):

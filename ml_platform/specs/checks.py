@@ -360,6 +360,10 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
     if model.slice_column and model.slice_column not in entity.all_columns():
         errors.append(_error(catalog, model, "slice_column",
                              unknown_name("column", model.slice_column, entity.all_columns())))
+    sliceable = [*entity.all_columns(), *model.features]
+    errors += [_error(catalog, model, f"slices[{position}]",
+                      unknown_name("slice", name, dict.fromkeys(sliceable)))
+               for position, name in enumerate(model.slices) if name not in sliceable]
     return errors
 
 

@@ -619,7 +619,19 @@ class ModelSpec(Header):
     money: MoneySpec
     gate: GateSpec
     cadence: CadenceSpec
-    slice_column: Identifier | None = Field(default=None, description="entity column that reports break money down by")
+    slices: list[Identifier] = Field(
+        default_factory=list,
+        # left out of the spec's hash when empty, so that specs written before `slices` keep their hash
+        exclude_if=lambda value: not value,
+        description=(
+            "names that reports break the test money down by, one table and plot each: a column of the entity or "
+            "one of the model's features (a feature of the library the model does not use is not allowed). Text, "
+            "booleans, dates and numbers with at most 10 distinct values on the test rows slice by value; other "
+            "numbers are cut into deciles of the test rows. Missing values are the slice '(missing)'"))
+    slice_column: Identifier | None = Field(
+        default=None,
+        description="one entity column that reports break money down by; superseded by `slices` (kept for the "
+                    "specs that use it: give one of the two)")
     data_dependencies: DataDependencies = Field(
         default_factory=DataDependencies,
         description="opt-ins to the sources the model depends on that are not internal")
@@ -631,6 +643,27 @@ class ModelSpec(Header):
         if duplicates:
             raise ValueError(f"features listed twice: {', '.join(duplicates)}")
         return value
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_slices(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"slices listed twice: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("slice_column")
+    @classmethod
+    def _one_way_to_slice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        slices = info.data.get("slices") or []
+        if value and slices:
+            raise ValueError("give either slices or slice_column (which slices supersedes), not both: write "
+                             f"slices: [{', '.join(dict.fromkeys([value, *slices]))}]")
+        return value
+
+    def slice_names(self) -> list[str]:
+        """The names money is broken down by: `slices`, or the older `slice_column` alone."""
+        return list(self.slices) if self.slices else [self.slice_column] if self.slice_column else []
 
 
 SpecDocument = Annotated[Union[SourceSpec, FeatureSetSpec, EntitySpec, ModelSpec], Field(discriminator="kind")]

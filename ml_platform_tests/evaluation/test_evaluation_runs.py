@@ -64,10 +64,11 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     text = report.read_text(encoding="utf-8")
     assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation.model_version}")
     links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
-    assert len(links) == len(PLOTS)
+    plots = [*PLOTS, "money_by_slice__carrier"]  # the spec's slice_column: carrier
+    assert len(links) == len(plots)
     for link in links:
         assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(summary.artifacts.plots) == set(PLOTS)
+    assert set(summary.artifacts.plots) == set(plots)
 
     # the UI: the headline first (short enough to show inline), the report with its plots inline, the files as
     # paths, readable numbers, and no number that is not a metric worth a chart across training runs
@@ -75,7 +76,7 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert list(metadata)[:2] == ["headline", "report"]
     assert metadata["headline"].value == headline_markdown(summary) and len(metadata["headline"].value) < 1000
     assert metadata["headline"].value.startswith(f"**{summary.test.money:,.0f} USD (95% interval ")
-    assert metadata["report"].value.count("](data:image/png;base64,") == len(PLOTS)
+    assert metadata["report"].value.count("](data:image/png;base64,") == len(plots)
     assert len(metadata["report"].value) < 150_000
     assert Path(metadata["report_file"].value) == report
     assert Path(metadata["predictions_file"].value) == path

@@ -40,6 +40,7 @@ def summary(with_slices: bool = True) -> EvaluationSummary:
     validation, validation_scores = split_rows(["2013-01-21", "2013-01-22"], seed=1)
     test, test_scores = split_rows(["2013-01-26", "2013-01-27", "2013-01-28"], seed=2)
     if not with_slices:
+        model = model.model_copy(update={"slice_column": None})
         validation, test = validation.drop(columns="slice"), test.drop(columns="slice")
     measured = summarize(model, validation, validation_scores, test, test_scores)
     gate = Gate(
@@ -57,7 +58,7 @@ def summary(with_slices: bool = True) -> EvaluationSummary:
 
 def test_every_plot_is_a_small_png():
     drawn = draw_plots(summary())
-    assert list(drawn) == list(PLOTS)
+    assert list(drawn) == [*PLOTS, "money_by_slice__carrier"]
     for name, png in drawn.items():
         image = Image.open(io.BytesIO(png))
         assert image.format == "PNG" and image.size == (480, 288), name
@@ -66,7 +67,7 @@ def test_every_plot_is_a_small_png():
 
 
 def test_without_slices_there_is_no_slice_plot():
-    assert "money_by_slice" not in draw_plots(summary(with_slices=False))
+    assert list(draw_plots(summary(with_slices=False))) == list(PLOTS)
 
 
 def test_money_plot_shows_both_curves_and_marks_the_threshold_chosen_on_validation():
