@@ -382,12 +382,8 @@ def test_a_model_may_not_take_the_first_part_of_source_and_feature_keys(spec_err
     errors = spec_errors(VALID_MODEL.replace("name: flight_delay", f"name: {reserved}", 1))
 
     assert errors == [
-<<<<<<< HEAD
         f"model_specs/test_spec.yaml: model '{reserved}', field 'name': given '{reserved}': 'source', 'features', "
         "'entity' name the sources', feature sets' and entities' asset keys; choose another model name"]
-=======
-        f"model_specs/test_spec.yaml: model '{reserved}', field 'name': given '{reserved}': 'source', 'features' "
-        "name the sources' and feature sets' asset keys; choose another model name"]
 
 
 # ------------------------------------------------------------------------------------------------ slices
@@ -423,4 +419,3 @@ def test_a_slice_listed_twice(spec_errors):
     assert spec_errors(VALID_MODEL + "slices: [origin, carrier, origin]\n") == [
         "model_specs/test_spec.yaml: model 'flight_delay', field 'slices': slices listed twice: origin"
     ]
->>>>>>> main
