@@ -148,3 +148,19 @@ def partitions_definition(grain: str, start: dt.date, end: dt.date | None, timez
                                              day_offset=1, end_offset=ahead)
     return dg.MonthlyPartitionsDefinition(start_date=start.isoformat(), end_date=end_date, timezone=timezone,
                                           end_offset=ahead)
+
+
+def partition_days(grain: str, first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """(first day, last day) of every partition of a daily, weekly or monthly grain whose first day lies in
+    [first, last]: a partition's rows carry its first day as their partition_date."""
+    if _grain(grain) == "hourly":
+        raise GrainError("hourly partitions are not days: their rows are told apart by partition_start")
+    start = dt.datetime.combine(first, dt.time())
+    if not is_aligned(grain, start):
+        start = shift(grain, period_start(grain, start), 1)
+    found = []
+    while start.date() <= last:
+        following = shift(grain, start, 1)
+        found.append((start.date(), (following - dt.timedelta(days=1)).date()))
+        start = following
+    return found

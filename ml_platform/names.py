@@ -68,6 +68,11 @@ def source_asset(name: str) -> str:
     return f"source/{name}"
 
 
+def population_asset(name: str) -> str:
+    """The version-index name of an entity spec's population: `entity/<name>`."""
+    return f"entity/{name}"
+
+
 def feature_asset(name: str) -> str:
     """The version-index name of a feature set: `features/<name>`."""
     return f"features/{name}"

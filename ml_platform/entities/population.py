@@ -9,18 +9,21 @@ Each partition's rows replace the stored ones in one transaction, with the parti
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 import duckdb
 
 from ml_platform import grains
 from ml_platform.errors import PlatformError
-from ml_platform.names import BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS, population_table, quote, source_table, table_label
+from ml_platform.names import (BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS, population_asset, population_table, quote,
+                               source_asset, source_table, table_label)
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.entity_checks import population_tables
 from ml_platform.specs.models import EntitySpec
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import refuse_escapes
+from ml_platform.storage.versions import WHOLE, partition_version, partition_versions, record_versions
 from ml_platform.storage.warehouse import date_literal, single_threaded, table_exists, transaction
 
 
@@ -112,7 +115,25 @@ def _check_rows(connection: duckdb.DuckDBPyConnection, entity: EntitySpec, start
                               f"outside it (e.g. {example or 'missing'}); a row's time lies inside its partition")
 
 
-def _write(connection: duckdb.DuckDBPyConnection, entity: EntitySpec, start: dt.datetime) -> int:
+def population_version(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
+                       start: dt.datetime, end: dt.datetime):
+    """The version of a partition's population: the entity's definition and the stored versions of every source
+    partition it reads (a changed source day within its lookback window changes it)."""
+    first, last = _days_read(entity, start, end)
+    components = {"definition": catalog.entity_hash(entity)}
+    for name in entity.reads:
+        stored = partition_versions(connection, source_asset(name))
+        if catalog.sources[name].is_daily:
+            window = [stored[key].version if key in stored else "absent" for key in
+                      (str(first + dt.timedelta(days=offset)) for offset in range((last - first).days + 1))]
+            components[f"source {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
+        else:
+            components[f"source {name}"] = stored[WHOLE].version if WHOLE in stored else "absent"
+    return partition_version(components)
+
+
+def _write(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec, start: dt.datetime,
+           end: dt.datetime, key: str) -> int:
     """Replace the partition's stored rows with the query's, in one transaction; returns the rows written."""
     target = population_table(entity.name)
     select = (f"SELECT *, {timestamp_literal(start)} AS partition_start, "
@@ -130,6 +151,8 @@ def _write(connection: duckdb.DuckDBPyConnection, entity: EntitySpec, start: dt.
             connection.execute(f"CREATE TABLE {target} AS SELECT * FROM ({select}) LIMIT 0")
         connection.execute(f"DELETE FROM {target} WHERE partition_start = {timestamp_literal(start)}")
         connection.execute(f"INSERT INTO {target} BY NAME {select}")
+        record_versions(connection, population_asset(entity.name),
+                        {key: population_version(connection, catalog, entity, start, end)})
         return connection.execute(
             f"SELECT count(*) FROM {target} WHERE partition_start = {timestamp_literal(start)}").fetchall()[0][0]
 
@@ -157,7 +180,7 @@ def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, ent
         _unbind(connection, entity)
     try:
         _check_rows(connection, entity, start, end)
-        rows = _write(connection, entity, start)
+        rows = _write(connection, catalog, entity, start, end, key)
     finally:
         connection.execute("DROP TABLE IF EXISTS temp.main.population_result")
     return PartitionPopulation(key=key, start=start, end=end, rows=rows)

@@ -176,7 +176,7 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
                                 single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed())
 
-    keys = list(catalog.sources[model.entity].keys)
+    keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(split["validation"], keys, validation_scores, threshold),
                              _prediction_rows(test, keys, test_scores, threshold)], ignore_index=True)
     return Evaluation(summary, predictions)

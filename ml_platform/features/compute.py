@@ -9,6 +9,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform import grains
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
 from ml_platform.features.slice_columns import slice_columns_sql
@@ -16,7 +17,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.names import feature_table, history_view, quote, source_table, table_label
+from ml_platform.names import feature_table, history_view, population_table, quote, source_table, table_label
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
@@ -24,9 +25,14 @@ class FeatureComputationError(PlatformError, RuntimeError):
     """A feature set's inputs are missing or its SQL broke the feature contract."""
 
 
-def _bind_entity(connection: duckdb.DuckDBPyConnection, source: str, start: dt.date, end: dt.date) -> None:
+def entity_table(catalog: Catalog, name: str) -> str:
+    """The warehouse table of the rows an `entity:` field names: an entity spec's population or a source."""
+    return population_table(name) if catalog.entity_rows(name).is_population else source_table(name)
+
+
+def _bind_entity(connection: duckdb.DuckDBPyConnection, table: str, start: dt.date, end: dt.date) -> None:
     connection.execute(
-        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {source_table(source)} "
+        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {table} "
         f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     )
 
@@ -42,16 +48,22 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date) -> int:
     """Write features.<name> for [start, end] (one row per entity row); returns the rows written."""
+    if catalog.entity_rows(feature_set.entity).is_population and start != end:
+        # a population's keys name a row within one partition, so its SQL sees one partition at a time
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day)
+                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
     problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
-    entity = catalog.sources[feature_set.entity]
-    require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
-                   "materialize the sources this feature set reads first")
+    entity = catalog.entity_rows(feature_set.entity)
+    read = sorted({*feature_set.reads, *([] if entity.is_population else [entity.name])})
+    require_tables(connection, "source", read, "materialize the sources this feature set reads first")
     require_tables(connection, "features", sorted(feature_set.uses),
                    "materialize the feature sets this feature set uses first")
-    _bind_entity(connection, entity.name, start, end)
-    for name in sorted({entity.name, *feature_set.reads}):
+    if entity.is_population:
+        require_tables(connection, "population", [entity.name], f"materialize entity '{entity.name}' first")
+    _bind_entity(connection, entity_table(catalog, entity.name), start, end)
+    for name in read:
         # every column, outcomes included, for windows over earlier events (the spec checks allow no other use)
         connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS SELECT * FROM {source_table(name)}")
     for used in feature_set.uses:
@@ -91,13 +103,15 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date,
                        with_outcomes: bool) -> str:
     """SQL giving one row per kept entity row of [start, end]: keys, date, features (and label and money)."""
-    entity = catalog.sources[model.entity]
+    entity = catalog.entity_rows(model.entity)
     keys = ", ".join(quote(key) for key in entity.keys)
     condition = f"base.partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     if model.filter:
         condition += f" AND ({model.filter})"
     index = catalog.feature_index()
-    joins = "".join(f" LEFT JOIN {feature_table(fs.name)} AS {quote(fs.name)} USING ({keys})"
+    # a population's keys name a row within its partition: its rows and features also match on the partition
+    matched = f"{keys}, partition_date" if entity.is_population else keys
+    joins = "".join(f" LEFT JOIN {feature_table(fs.name)} AS {quote(fs.name)} USING ({matched})"
                     for fs in catalog.feature_sets_of(model))
     features = ", ".join(f"{quote(index[name])}.{quote(name)}" for name in model.features)
     columns = f"{keys}, base.partition_date, {features}"
@@ -109,9 +123,9 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
                     f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
                     f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
                     f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
-        columns += slice_columns_sql(model, entity)
+        columns += slice_columns_sql(model)
     # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {source_table(entity.name)})"
+    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {entity_table(catalog, entity.name)})"
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
             f"ORDER BY base.partition_date, {keys}")
 
@@ -119,7 +133,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
 def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                          start: dt.date, end: dt.date) -> dict[str, list[str]]:
     """Days of [start, end] that have entity rows but no rows yet in a feature set the model reads."""
-    entity = source_table(model.entity)
+    entity = entity_table(catalog, model.entity)
     span = f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     missing = {}
     for feature_set in catalog.feature_sets_of(model):
@@ -135,12 +149,12 @@ def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog
     return missing
 
 
-def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.date, end: dt.date,
+def day_ranges(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: str, start: dt.date, end: dt.date,
                rows: int) -> list[tuple[dt.date, dt.date]]:
     """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
     more is a range of its own)."""
     counts = connection.execute(
-        f"SELECT partition_date, count(*) FROM {source_table(entity)} WHERE partition_date BETWEEN "
+        f"SELECT partition_date, count(*) FROM {entity_table(catalog, entity)} WHERE partition_date BETWEEN "
         f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
     ranges, first, held = [], start, 0
     for day, count in counts:

@@ -132,7 +132,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
     with transaction(connection):
-        for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS):
+        for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
             features = _score_batch(connection, catalog, spec, predictor, first, last)
             try:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.errors import PlatformError
-from ml_platform.features.compute import missing_feature_days, require_tables
+from ml_platform.features.compute import entity_table, missing_feature_days, require_tables
 from ml_platform.partitions import parse_training_run_key, run_split, training_run_key, training_split
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import SnapshotRecord, SpecRecord
@@ -73,7 +73,9 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         return Stored(existing, reused=True)
     split = run_split(model, training_run)
     require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    require_tables(connection, "source", [model.entity], "materialize the model's sources first")
+    rows = catalog.entity_rows(model.entity)
+    require_tables(connection, rows.schema, [model.entity],
+                   f"materialize the model's {'entity' if rows.is_population else 'sources'} first")
     missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
     if missing:
         details = "; ".join(f"{name}: {len(days)} day(s) from {days[0]}" for name, days in missing.items())
@@ -90,10 +92,10 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         f"GROUP BY split"
     ).fetchall()
     unlabelled = connection.execute(
-        f"SELECT count(*) FROM {names.source_table(model.entity)} WHERE partition_date BETWEEN "
+        f"SELECT count(*) FROM {entity_table(catalog, model.entity)} WHERE partition_date BETWEEN "
         f"{date_literal(split.train.start)} AND {date_literal(split.test.end)} AND ({model.label.expression}) IS NULL"
     ).fetchall()[0][0]
-    entity = catalog.sources[model.entity]
+    entity = catalog.entity_rows(model.entity)
     manifest = SnapshotManifest(
         model=model.name,
         training_run=training_run,

@@ -15,7 +15,7 @@ import duckdb
 from ml_platform.names import BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import SpecError, unknown_name
-from ml_platform.specs.models import DailyPartitioning, EntitySpec, Lookback, SourceSpec
+from ml_platform.specs.models import ColumnSpec, DailyPartitioning, EntitySpec, Lookback, SourceSpec
 from ml_platform.specs.sql_checks import SqlChecker
 from ml_platform.specs.sql_reach import refuse_escapes
 
@@ -173,3 +173,36 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
                                                             f"writes itself (reserved: "
                                                             f"{', '.join(ENTITY_RESERVED_COLUMNS)})"))
     return errors
+
+
+def population_source(catalog: Catalog, entity: EntitySpec,
+                      connection: duckdb.DuckDBPyConnection) -> SourceSpec | None:
+    """The entity's population described as a daily source would be, for checking the SQL of the feature sets and
+    models that name it (its columns are those the population query returns, plus partition_start; its days run
+    from the entity's start to its end); None when the query does not bind (its own errors say why).
+
+    Built without validation, inside the checks only: it names no file and is never loaded.
+    """
+    readable = {name: catalog.sources[name] for name in entity.reads if name in catalog.sources}
+    if len(readable) != len(entity.reads):
+        return None
+    checker = SqlChecker(readable, connection=connection, before_event_only=True)
+    try:
+        listed = ", ".join(f"{column} {kind}" for column, kind in BOUNDS_COLUMNS.items())
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {BOUNDS_VIEW} ({listed})")
+        columns, problem = checker.describe(entity.population)
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS temp.{BOUNDS_VIEW}")
+        checker.close()
+    if problem or any(name in ENTITY_RESERVED_COLUMNS for name, _ in columns):
+        return None
+    described = {name: ColumnSpec.model_construct(type=kind, known="before_event", description="")
+                 for name, kind in columns}
+    described["partition_start"] = ColumnSpec.model_construct(type="TIMESTAMP", known="before_event",
+                                                               description="")
+    partitioning = DailyPartitioning.model_construct(kind="daily", date="partition_date", start=entity.start,
+                                                     end=entity.end, timezone=entity.timezone)
+    return SourceSpec.model_construct(
+        spec_version=1, kind="source", name=entity.name, description=entity.description, owner=entity.owner,
+        trust="internal", location=None, columns=described, derived_columns={}, keys=list(entity.keys),
+        partitioning=partitioning, checks=None)
