@@ -45,7 +45,9 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
     """Jobs whose assets share one partitioning, so that one run can materialize each of them."""
     reference = [source_key(name) for name, source in catalog.sources.items() if not source.is_daily]
     daily = [source_key(name) for name, source in catalog.sources.items() if source.is_daily]
-    daily += [feature_key(name) for name in catalog.feature_sets]
+    # a feature set over an entity spec is partitioned by the entity's grain: its model's own job runs it
+    daily += [feature_key(name) for name, feature_set in catalog.feature_sets.items()
+              if not catalog.entity_rows(feature_set.entity).is_population]
     jobs = []
     if reference:
         jobs.append(dg.define_asset_job(REFERENCE_JOB, selection=reference,

@@ -14,7 +14,7 @@ import math
 import dagster as dg
 
 from ml_platform.errors import PlatformError
-from ml_platform.specs.models import GRAINS, Grain, Lookback
+from ml_platform.specs.models import DAYS_AHEAD, GRAINS, Grain, Lookback
 
 HOURLY_KEY = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
 DAY_KEY = "%Y-%m-%d"  # Dagster's daily, weekly and monthly partition keys: the partition's first day
@@ -126,11 +126,19 @@ def describe_lookback(lookback: Lookback | None) -> str:
     raise GrainError("a lookback names no unit")
 
 
+def periods_ahead(grain: str) -> int:
+    """How many periods beyond the last complete one exist already: Dagster creates a period once it is over,
+    models predict up to DAYS_AHEAD days before a period starts, so the current period and those starting within
+    DAYS_AHEAD days must exist (a source's days, as `partitions.daily_partitions` makes them, or an entity's)."""
+    return {"hourly": 24 * (DAYS_AHEAD + 1), "daily": DAYS_AHEAD + 1, "weekly": 2, "monthly": 2}[_grain(grain)]
+
+
 def partitions_definition(grain: str, start: dt.date, end: dt.date | None, timezone: str,
-                          ahead: int = 1) -> dg.TimeWindowPartitionsDefinition:
+                          ahead: int | None = None) -> dg.TimeWindowPartitionsDefinition:
     """Dagster's partitions of the grain from `start` to the partition holding the day `end` (open-ended when
-    None); `ahead` periods beyond the current one exist already (Dagster creates a period once it is over)."""
+    None); `ahead` periods beyond the last complete one exist already (default: `periods_ahead`)."""
     grain = _grain(grain)
+    ahead = periods_ahead(grain) if ahead is None else ahead
     first = dt.datetime.combine(start, dt.time())
     if not is_aligned(grain, first):
         raise GrainError(f"{start} does not start a {PERIOD_NOUN[grain]}")

@@ -19,7 +19,8 @@ from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.names import source_asset
+from ml_platform import grains
+from ml_platform.names import population_asset, source_asset
 from ml_platform.storage import registry
 from ml_platform.storage.versions import partition_versions
 
@@ -51,15 +52,22 @@ def period_end(cadence: str, day: dt.date) -> dt.date:
     return dt.date(year, last_month, calendar.monthrange(year, last_month)[1])
 
 
-def last_labelled_day(connection: duckdb.DuckDBPyConnection, model: ModelSpec, today: dt.date) -> dt.date | None:
-    """The last day of the unbroken stored run of entity days whose labels are known by `today`."""
-    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, source_asset(model.entity)))
+def last_labelled_day(connection: duckdb.DuckDBPyConnection, model: ModelSpec, today: dt.date,
+                      catalog: Catalog | None = None) -> dt.date | None:
+    """The last day of the unbroken stored run of entity partitions whose labels are known by `today` (a source's
+    days; with the catalog, an entity spec's populations, whose partitions follow one another by its grain)."""
+    rows = catalog.entity_rows(model.entity) if catalog is not None else None
+    population = rows is not None and rows.is_population
+    asset = population_asset(model.entity) if population else source_asset(model.entity)
+    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, asset))
     known = [day for day in stored if day <= today - dt.timedelta(days=LABELS_AFTER_DAYS)]
     if not known:
         return None
     last = known[0]
     for day in known[1:]:
-        if (day - last).days > 1:  # a gap: no run can be cut off after it until the gap is filled
+        following = grains.shift(rows.grain, dt.datetime.combine(last, dt.time()), 1).date() if population \
+            else last + dt.timedelta(days=1)
+        if day > following:  # a gap: no run can be cut off after it until the gap is filled
             break
         last = day
     return last
@@ -71,7 +79,7 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                       ) -> Retraining | str:
     """The training run due on `today`, or the reason none is (for the sensor's skip message)."""
     spec_hash = catalog.spec_hash(model)
-    labelled = last_labelled_day(connection, model, today)
+    labelled = last_labelled_day(connection, model, today, catalog)
     if labelled is None:
         return f"no {model.entity} day with known labels is stored yet"
     cutoffs = {}

@@ -21,7 +21,8 @@ import dagster as dg
 
 from ml_platform.adapters.clock import current_time
 from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
-from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, feature_key, outcomes_job_name,
+from ml_platform import grains
+from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, entity_key, feature_key, outcomes_job_name,
                                outcomes_run_key, outcomes_schedule_name, retraining_sensor_name, scoring_run_key,
                                scoring_schedule_name, source_key, stage_key, training_job_name)
 from ml_platform.partitions import training_runs
@@ -37,13 +38,17 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def data_keys(catalog: Catalog, model: ModelSpec) -> list[dg.AssetKey]:
-    """The daily sources and feature sets a model's day needs, in graph order."""
+    """The daily sources and feature sets a model's day needs, in graph order; for an entity spec, its population
+    and feature sets (one run holds assets of one partitioning: its daily sources are loaded by their own runs)."""
+    features = [feature_key(feature_set.name) for feature_set in catalog.feature_sets_of(model)]
+    if catalog.entity_rows(model.entity).is_population:
+        return [entity_key(model.entity)] + features
     keys = [source_key(source.name) for source in catalog.sources_of(model) if source.is_daily]
-    return keys + [feature_key(feature_set.name) for feature_set in catalog.feature_sets_of(model)]
+    return keys + features
 
 
 def _timezone(catalog: Catalog, model: ModelSpec) -> str:
-    return catalog.sources[model.entity].partitioning.timezone
+    return catalog.entity_rows(model.entity).timezone
 
 
 def _local_date(tick: dt.datetime, timezone: str) -> dt.date:
@@ -52,10 +57,12 @@ def _local_date(tick: dt.datetime, timezone: str) -> dt.date:
 
 def _outside(catalog: Catalog, model: ModelSpec, day: dt.date) -> str | None:
     """Why a day has no partition of the model's entity, or None (Dagster's own test depends on the wall clock)."""
-    partitioning = catalog.sources[model.entity].partitioning
+    partitioning = catalog.entity_rows(model.entity)
     if day < partitioning.start or (partitioning.end is not None and day > partitioning.end):
         return (f"{day} is outside the {model.entity} partitions ({partitioning.start} to "
                 f"{partitioning.end or 'open-ended'})")
+    if partitioning.is_population and not grains.is_aligned(partitioning.grain, dt.datetime.combine(day, dt.time())):
+        return f"{day} starts no {grains.PERIOD_NOUN[partitioning.grain]} of entity '{model.entity}'"
     return None
 
 

@@ -8,6 +8,7 @@ from ml_platform.entities.population import build_partition
 from ml_platform.errors import as_dagster_failure
 from ml_platform.names import ENTITIES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, entity_key, source_key, \
     table_label
+from ml_platform.partitions import source_partitions
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import EntitySpec
 from ml_platform.storage.resources import Warehouse
@@ -63,3 +64,11 @@ def build_entity_asset(catalog: Catalog, entity: EntitySpec) -> dg.AssetsDefinit
         })
 
     return population
+
+
+def entity_partitions_of(catalog: Catalog, name: str) -> dg.PartitionsDefinition:
+    """The partitions of the rows an `entity:` field names: a daily source's days or an entity spec's periods;
+    every asset of a model that holds one partition per entity partition (features, predictions, monitoring,
+    outcomes) takes these."""
+    rows = catalog.entity_rows(name)
+    return entity_partitions(rows.population) if rows.is_population else source_partitions(rows.source)

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from ml_platform import names
+from ml_platform import grains, names
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.money import OutcomeValues
 from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
-from ml_platform.partitions import days as days_of
 from ml_platform.scoring.shadow import outcomes_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -78,7 +77,8 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
     """The day's realized money and counts, or a dict with `status` saying why there is nothing to report yet."""
     if not table_exists(connection, "predictions", model.name):
         return {"status": f"not scored: {names.table_label('predictions', model.name)} does not exist yet"}
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    rows_of = catalog.entity_rows(model.entity)
+    keys = ", ".join([*(quote(key) for key in rows_of.keys), *(["partition_date"] if rows_of.is_population else [])])
     latest = names.latest_view(model.name)
     versions = connection.execute(f"SELECT model_version, count(*) FROM {latest} WHERE partition_date = "
                                   f"{date_literal(day)} GROUP BY 1 ORDER BY 2 DESC").fetchall()
@@ -120,15 +120,22 @@ def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdi
     return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing))
 
 
+def _partition_days(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The first days of the model's entity partitions in [start, end]: every day, or a weekly entity's Mondays."""
+    return [day for day, _ in grains.partition_days(catalog.entity_rows(model.entity).grain, start, end)]
+
+
 def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
                     end: dt.date) -> dict[str, PartitionVersion]:
     """{day: version} of the outcomes of [start, end] if judged now: the version of the day's production predictions
     (model and feature data, see scoring.score.scored_versions) and the data version of the entity's day, where
     the labels come from. A day stored at this version was judged from the same predictions and labels."""
     predictions = partition_versions(connection, names.stage_asset("predictions", model.name))
-    labels = partition_versions(connection, names.source_asset(model.entity))
+    rows = catalog.entity_rows(model.entity)
+    labels = partition_versions(connection, names.population_asset(model.entity) if rows.is_population
+                                else names.source_asset(model.entity))
     result = {}
-    for day in days_of(start, end):
+    for day in _partition_days(catalog, model, start, end):
         key = day.isoformat()
         result[key] = partition_version({
             "predictions": predictions[key].version if key in predictions else "absent",
@@ -150,10 +157,11 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
                end: dt.date, run_id: str) -> JudgedDays:
     """Value each day of [start, end] in money, store it (replacing those days), and judge the trailing days."""
     versions = judged_versions(connection, catalog, model, start, end)
-    rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in days_of(start, end)]
+    partitions = _partition_days(catalog, model, start, end)
+    rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in partitions]
     frame = pd.DataFrame(rows)
     frame["computed_at"], frame["run_id"] = registry.now(), run_id
-    replace_days(connection, model.name, "outcomes", frame, days_of(start, end))
+    replace_days(connection, model.name, "outcomes", frame, partitions)
     record_versions(connection, names.stage_asset("outcomes", model.name), versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)

@@ -17,6 +17,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
+from ml_platform.features.compute import entity_table
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
@@ -67,12 +68,15 @@ def shadow_scoring(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
 def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> str:
     """SQL giving each entity row of [start, end] its keys, label and the money value of every outcome."""
     require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    rows = catalog.entity_rows(model.entity)
+    # a population's keys name a row within its partition, so its rows are matched on the partition too
+    keys = ", ".join([*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])])
     outcomes = model.money.outcomes
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
     # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {names.source_table(model.entity)} "
+    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label "
+            f"FROM {entity_table(catalog, model.entity)} "
             f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)})")
     return f"SELECT {keys}, label{money} FROM {base} AS base"
 
@@ -86,7 +90,8 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
         return None
-    keys = [quote(key) for key in catalog.sources[model.entity].keys]
+    rows = catalog.entity_rows(model.entity)
+    keys = [*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])]
     key_list = ", ".join(keys)
     shadow = names.shadow_table(model.name)
     span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow} "

@@ -3,14 +3,21 @@ real 2013 flights (January to May)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import warnings
+import zoneinfo
 
 import dagster as dg
 import pytest
 
 from ml_platform.entities.factory import build_entity_asset
+from ml_platform.build import build_definitions
+from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
+from ml_platform.monitoring.factory import build_monitoring_assets
+from ml_platform.names import daily_job_name, scoring_schedule_name
+from ml_platform.scoring.factory import build_predictions_asset
 from ml_platform.features.factory import build_feature_asset
 from ml_platform.snapshots.factory import build_snapshot_asset
 from ml_platform.sources.factory import build_source_asset
@@ -115,7 +122,8 @@ def trained(tmp_path_factory):
                  build_entity_asset(catalog, catalog.entities["busy_routes"]),
                  build_feature_asset(catalog, catalog.feature_sets["route_week_history"]),
                  build_snapshot_asset(catalog, model), build_model_asset(catalog, model),
-                 build_evaluation_asset(catalog, model)]
+                 build_evaluation_asset(catalog, model), build_deployment_asset(catalog, model),
+                 build_predictions_asset(catalog, model), *build_monitoring_assets(catalog, model)]
         assets = {asset.key: asset for asset in built}
     resources = build_resources(project.storage)
     instance = dg.DagsterInstance.ephemeral()
@@ -133,12 +141,14 @@ def trained(tmp_path_factory):
     run([feature_key("route_week_history")], "2013-01-14", "2013-05-20")
     training_run = training_run_key(model, catalog.spec_hash(model))
     instance.add_dynamic_partitions(f"{model.name}__training_runs", [training_run])
-    run([stage_key(stage, model.name) for stage in ("snapshot", "model", "evaluation")], partition=training_run)
-    return project, catalog, model, training_run, assets
+    run([stage_key(stage, model.name) for stage in ("snapshot", "model", "evaluation", "deployment")],
+        partition=training_run)
+    run([stage_key("predictions", model.name), stage_key("monitoring", model.name)], partition="2013-05-20")
+    return project, catalog, model, training_run, assets, run
 
 
 def test_a_weekly_entity_gives_weekly_feature_partitions(trained):
-    _, _, _, _, assets = trained
+    _, _, _, _, assets, _ = trained
     features = assets[feature_key("route_week_history")]
     assert isinstance(features.partitions_def, dg.WeeklyPartitionsDefinition)
     assert features.partitions_def.get_partition_keys()[:2] == ["2013-01-14", "2013-01-21"]
@@ -146,7 +156,7 @@ def test_a_weekly_entity_gives_weekly_feature_partitions(trained):
 
 
 def test_the_snapshot_holds_one_row_per_route_and_week_split_by_week(trained):
-    project, catalog, model, training_run, _ = trained
+    project, catalog, model, training_run, _, _ = trained
     with open_warehouse(project.storage.warehouse) as connection:
         snapshot = registry.snapshots.get(connection, model.name, training_run)
         population = dict(connection.execute(
@@ -167,7 +177,7 @@ def test_the_snapshot_holds_one_row_per_route_and_week_split_by_week(trained):
 
 
 def test_the_model_is_trained_and_judged_on_the_weekly_rows(trained):
-    project, _, model, training_run, _ = trained
+    project, _, model, training_run, _, _ = trained
     with open_warehouse(project.storage.warehouse) as connection:
         evaluation = registry.evaluations.get(connection, model.name, training_run)
         snapshot = registry.snapshots.get(connection, model.name, training_run)
@@ -178,3 +188,53 @@ def test_the_model_is_trained_and_judged_on_the_weekly_rows(trained):
     assert summary.test.window == ("2013-04-29", "2013-05-26")
     assert 0.5 < summary.test.roc_auc < 1.0  # the schedule of the week before tells growing routes apart
     assert summary.threshold_chosen_on == "validation" and 0 <= summary.test.flagged <= summary.test.rows
+
+
+def test_a_deployed_weekly_model_scores_a_week_and_monitoring_counts_weeks(trained):
+    project, _, model, training_run, assets, run = trained
+    with open_warehouse(project.storage.warehouse) as connection:
+        champion = registry.promotions.champion(connection, model.name)
+        scored = connection.execute(
+            "SELECT count(*), count(DISTINCT (origin, dest)), min(partition_date), max(partition_date) "
+            "FROM predictions.route_growth").fetchall()[0]
+        population = connection.execute(
+            "SELECT count(*) FROM population.busy_routes WHERE partition_date = DATE '2013-05-20'").fetchall()[0][0]
+        drift_days = connection.execute("SELECT DISTINCT day FROM monitoring.route_growth__drift").fetchall()
+
+    assert champion is not None and champion.training_run == training_run
+    assert scored[0] == scored[1] == population > 100
+    assert str(scored[2])[:10] == str(scored[3])[:10] == "2013-05-20"
+    assert [str(row[0])[:10] for row in drift_days] == ["2013-05-20"]
+    # the week before was never scored: monitoring names the week, not its six days without rows
+    result = dg.materialize([assets[stage_key("monitoring", model.name)]], resources=build_resources(
+        project.storage), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": "2013-05-13", "dagster/asset_partition_range_end": "2013-05-20"})
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "1 week(s) of 'route_growth' not scored yet (2013-05-13)" in str(
+        failure.step_failure_data.error.message), failure.step_failure_data.error.message
+
+
+def test_the_definitions_of_a_weekly_model_load_with_a_schedule_that_follows_its_weeks(trained):
+    project, catalog, model, _, _, _ = trained
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        definitions = build_definitions(catalog, project.storage)
+        dg.Definitions.validate_loadable(definitions)
+    job = definitions.resolve_job_def(daily_job_name(model.name))
+    assert isinstance(job.partitions_def, dg.WeeklyPartitionsDefinition)
+    schedule = definitions.resolve_schedule_def(scoring_schedule_name(model.name))
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(
+            2013, 5, 19, 18, 0, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+            resources=build_resources(project.storage),
+            repository_def=definitions.get_repository_def()) as context:
+        monday = schedule.evaluate_tick(context)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(
+            2013, 5, 21, 18, 0, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+            resources=build_resources(project.storage),
+            repository_def=definitions.get_repository_def()) as context:
+        wednesday = schedule.evaluate_tick(context)
+
+    assert [request.partition_key for request in monday.run_requests] == ["2013-05-20"]
+    assert not wednesday.run_requests and "2013-05-22 starts no week of entity 'busy_routes'" in \
+        wednesday.skip_message
