@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 import duckdb
 
+from ml_platform.features.labels import labels_known_through
 from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_split
 from ml_platform.specs.catalog import Catalog
@@ -24,7 +25,6 @@ from ml_platform.names import population_asset, source_asset
 from ml_platform.storage import registry
 from ml_platform.storage.versions import partition_versions
 
-LABELS_AFTER_DAYS = 1  # a day's outcomes (departure delays) are all known the morning after
 DRIFT_RETRAIN_AFTER_DAYS = 7  # a drift alarm retrains at most once a week: new data must have arrived meanwhile
 
 
@@ -52,22 +52,21 @@ def period_end(cadence: str, day: dt.date) -> dt.date:
     return dt.date(year, last_month, calendar.monthrange(year, last_month)[1])
 
 
-def last_labelled_day(connection: duckdb.DuckDBPyConnection, model: ModelSpec, today: dt.date,
-                      catalog: Catalog | None = None) -> dt.date | None:
-    """The last day of the unbroken stored run of entity partitions whose labels are known by `today` (a source's
-    days; with the catalog, an entity spec's populations, whose partitions follow one another by its grain)."""
-    rows = catalog.entity_rows(model.entity) if catalog is not None else None
-    population = rows is not None and rows.is_population
-    asset = population_asset(model.entity) if population else source_asset(model.entity)
+def last_labelled_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
+                      today: dt.date) -> dt.date | None:
+    """The last day of the unbroken stored run of entity partitions whose labels are mature and fully stored on
+    `today` (see ml_platform.features.labels: the label's horizon, the day's end and its sources' delivery); an
+    entity spec's partitions follow one another by its grain."""
+    rows = catalog.entity_rows(model.entity)
+    asset = population_asset(model.entity) if rows.is_population else source_asset(model.entity)
     stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, asset))
-    known = [day for day in stored if day <= today - dt.timedelta(days=LABELS_AFTER_DAYS)]
-    if not known:
+    known = labels_known_through(connection, catalog, model, stored[0], today) if stored else None
+    if known is None:
         return None
-    last = known[0]
-    for day in known[1:]:
-        following = grains.shift(rows.grain, dt.datetime.combine(last, dt.time()), 1).date() if population \
-            else last + dt.timedelta(days=1)
-        if day > following:  # a gap: no run can be cut off after it until the gap is filled
+    last = stored[0]
+    for day in stored[1:]:
+        following = grains.shift(rows.grain, dt.datetime.combine(last, dt.time()), 1).date()
+        if day > known or day > following:  # a gap: no run can be cut off after it until the gap is filled
             break
         last = day
     return last
@@ -79,7 +78,7 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                       ) -> Retraining | str:
     """The training run due on `today`, or the reason none is (for the sensor's skip message)."""
     spec_hash = catalog.spec_hash(model)
-    labelled = last_labelled_day(connection, model, today, catalog)
+    labelled = last_labelled_day(connection, catalog, model, today)
     if labelled is None:
         return f"no {model.entity} day with known labels is stored yet"
     cutoffs = {}

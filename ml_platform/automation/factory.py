@@ -4,8 +4,9 @@
   `<model>__daily` for the day being predicted: that day's source partitions (blocking data checks), its
   features, and, once a champion is deployed, its predictions and their monitoring. A source partition that fails
   a blocking check stops the run, so a broken day is never scored.
-- `<model>__outcomes` ticks the morning after each day, when its labels are known, and judges that day's
-  predictions in money against what the champion's evaluation promised.
+- `<model>__outcomes` ticks each morning and judges the day whose labels matured last (see
+  ml_platform.features.labels: the morning after, for a label without a horizon) in money against what the
+  champion's evaluation promised.
 - `<model>__retraining` (sensor) requests a training run on the spec's cadence, on a new spec revision, or on a
   drift alarm; the run's deployment step promotes the model only when every gate check passed.
 Everything starts running with the daemon (`dagster dev`); `ml-platform replay` drives the same schedules and
@@ -20,8 +21,9 @@ import zoneinfo
 import dagster as dg
 
 from ml_platform.adapters.clock import current_time
-from ml_platform.automation.cadence import LABELS_AFTER_DAYS, Retraining, decide_retraining, has_champion
+from ml_platform.automation.cadence import Retraining, decide_retraining, has_champion
 from ml_platform import grains
+from ml_platform.features.labels import label_lag_days
 from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, entity_key, feature_key, outcomes_job_name,
                                outcomes_run_key, outcomes_schedule_name, retraining_sensor_name, scoring_run_key,
                                scoring_schedule_name, source_key, stage_key, training_job_name)
@@ -118,18 +120,19 @@ def build_scoring_schedule(catalog: Catalog, model: ModelSpec,
 def build_outcomes_schedule(catalog: Catalog, model: ModelSpec) -> dg.ScheduleDefinition:
     """The schedule that judges each scored day the morning its labels are known."""
     timezone = _timezone(catalog, model)
+    lag = label_lag_days(catalog, model)
 
     @dg.schedule(
         name=outcomes_schedule_name(model.name), job_name=outcomes_job_name(model.name),
         cron_schedule=f"{OUTCOMES_TIME.minute} {OUTCOMES_TIME.hour} * * *", execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Every day at {OUTCOMES_TIME:%H:%M} ({timezone}), judge the predictions of the day "
-                    f"{LABELS_AFTER_DAYS} day(s) before, now that its outcomes are known, against what the "
+                    f"{lag} day(s) before, now that its labels are mature, against what the "
                     f"champion's evaluation promised.",
     )
     def outcomes(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time
-        day = _local_date(tick, timezone) - dt.timedelta(days=LABELS_AFTER_DAYS)
+        day = _local_date(tick, timezone) - dt.timedelta(days=lag)
         outside = _outside(catalog, model, day)
         if outside:
             return dg.SkipReason(outside)

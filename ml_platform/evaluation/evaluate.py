@@ -18,6 +18,8 @@ from ml_platform.partitions import run_split
 from ml_platform.records.evaluation import (
     EvaluationSummary, MeasuredSummary, MoneyCurve, TestMetrics, WindowMetrics)
 from ml_platform.records.gate import Gate, GateCheck, MoneyFloorDetails, RocAucFloorDetails, SanityDetails
+from ml_platform.records.registry import SnapshotRecord
+from ml_platform.records.snapshots import LabelWindows
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
@@ -174,9 +176,16 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     gate = Gate(**gate_results(model.gate, measured), beats_champion=comparison, no_leakage=leakage)
     summary = EvaluationSummary(**dict(measured), training_run=training_run, model_version=trained.model_version,
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
-                                single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed())
+                                single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed(),
+                                label_windows=_forward_label_windows(snapshot))
 
     keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(split["validation"], keys, validation_scores, threshold),
                              _prediction_rows(test, keys, test_scores, threshold)], ignore_index=True)
     return Evaluation(summary, predictions)
+
+
+def _forward_label_windows(snapshot: SnapshotRecord) -> LabelWindows | None:
+    """The snapshot's rows left out for a label that looks forward; None for a label of the row's own day."""
+    windows = snapshot.manifest.label_windows
+    return windows if windows is not None and windows.horizon_days > 0 else None

@@ -130,6 +130,20 @@ def _champion_section(summary: EvaluationSummary) -> list[str]:
                    f"and count as not flagged by it."] if details.rows_outside_champion_filter else [])
 
 
+def _label_windows_lines(summary: EvaluationSummary) -> list[str]:
+    """The rows a label that looks forward kept out of the snapshot: purged per window, and not yet mature."""
+    windows = summary.label_windows
+    if windows is None:
+        return []
+    immature = ", ".join(f"{windows.immature_excluded.get(name, 0):,} {name}"
+                         for name in ("train", "validation", "test"))
+    return ["", f"The label reads the {windows.horizon_days} days after each row's day. Purged because their label "
+                f"window reaches the next window: {windows.purged.get('train', 0):,} training rows (into "
+                f"validation) and {windows.purged.get('validation', 0):,} validation rows (into test). Left out "
+                f"because their label was not mature on {windows.as_of} (labels usable through "
+                f"{windows.mature_through}): {immature}."]
+
+
 def render_report(summary: EvaluationSummary, images: dict[str, str] | None = None) -> str:
     """Markdown report of an evaluation; `images` maps plot names (see PLOTS) to image URLs or relative paths."""
     images = images or {}
@@ -159,6 +173,7 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
         f"{test.rows:,} test rows.",
     ]
     lines += _image(images, "money_by_threshold")
+    lines += _label_windows_lines(summary)
     lines += ["", "## Gate", "", "| check | result | why |", "|---|---|---|"]
     lines += [f"| {name} | {'passed' if check.passed else '**failed**'} | {check.why} |" for name, check in checks]
     lines += _champion_section(summary)

@@ -12,6 +12,7 @@ import duckdb
 from ml_platform import grains
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
+from ml_platform.features.labels import labelled_rows_sql
 from ml_platform.features.slice_columns import slice_columns_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
@@ -117,15 +118,13 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
     columns = f"{keys}, base.partition_date, {features}"
     if with_outcomes:
         outcomes = model.money.outcomes
-        label = f"({model.label.expression})"
-        columns += (f", CAST({label} AS BOOLEAN) AS label"
+        columns += (", base.label"
                     f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
                     f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
                     f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
                     f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
         columns += slice_columns_sql(model)
-    # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM {entity_table(catalog, entity.name)})"
+    base = labelled_rows_sql(catalog, model, start, end) if with_outcomes else entity_table(catalog, entity.name)
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
             f"ORDER BY base.partition_date, {keys}")
 

@@ -17,9 +17,12 @@ import duckdb
 import pandas as pd
 
 from ml_platform import grains, names
+from ml_platform.partitions import days as days_of
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.money import OutcomeValues
 from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
+from ml_platform.features.labels import (horizon_days, labels_known_through, local_today, matures_on,
+                                         window_offset)
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
 from ml_platform.scoring.shadow import outcomes_sql
@@ -74,7 +77,8 @@ def promise(connection: duckdb.DuckDBPyConnection, model_version: str) -> Promis
 
 def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                  day: dt.date) -> dict:
-    """The day's realized money and counts, or a dict with `status` saying why there is nothing to report yet."""
+    """The day's realized money and counts, or a dict with `status` saying why there is nothing to report yet (not
+    scored, labels not mature: only mature labels over fully stored windows are judged)."""
     if not table_exists(connection, "predictions", model.name):
         return {"status": f"not scored: {names.table_label('predictions', model.name)} does not exist yet"}
     rows_of = catalog.entity_rows(model.entity)
@@ -86,6 +90,11 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
         return {"status": f"not scored: no production predictions of {day}"}
     version = versions[0][0]
     spec = recorded_spec(connection, version)
+    if labels_known_through(connection, catalog, spec, day, local_today(catalog, spec)) is None:
+        reads = ", ".join(sorted({spec.entity, *spec.label.label_sources()}))
+        return {"status": f"labels not mature: the labels of {day} are mature on {matures_on(catalog, spec, day)} "
+                          f"once every day of their window is stored in {reads}",
+                "model_version": version, "rows_scored": int(versions[0][1])}
     frame = connection.execute(
         f"WITH production AS (SELECT {keys}, flagged FROM {latest} WHERE partition_date = "
         f"{date_literal(day)} AND model_version = ?), outcomes AS ({outcomes_sql(catalog, spec, day, day)}) "
@@ -129,17 +138,31 @@ def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
                     end: dt.date) -> dict[str, PartitionVersion]:
     """{day: version} of the outcomes of [start, end] if judged now: the version of the day's production predictions
     (model and feature data, see scoring.score.scored_versions) and the data version of the entity's day, where
-    the labels come from. A day stored at this version was judged from the same predictions and labels."""
+    the labels come from (with the label window's days of the sources a forward-looking label aggregates, and a
+    mark while the labels are not mature). A day stored at this version was judged from the same predictions and
+    labels."""
     predictions = partition_versions(connection, names.stage_asset("predictions", model.name))
     rows = catalog.entity_rows(model.entity)
     labels = partition_versions(connection, names.population_asset(model.entity) if rows.is_population
                                 else names.source_asset(model.entity))
+    windows = {name: partition_versions(connection, names.source_asset(name)) for name in model.label.label_sources()}
+    horizon, today = horizon_days(model), local_today(catalog, model)
+    offset = window_offset(catalog, model)  # a source's row: its window starts the day after; a population's: that day
     result = {}
     for day in _partition_days(catalog, model, start, end):
         key = day.isoformat()
-        result[key] = partition_version({
+        components = {
             "predictions": predictions[key].version if key in predictions else "absent",
-            "labels": labels[key].version if key in labels else "absent"})
+            "labels": labels[key].version if key in labels else "absent"}
+        if windows:
+            components["label_window"] = {
+                name: [stored[later.isoformat()].version if later.isoformat() in stored else "absent"
+                       for later in days_of(day + dt.timedelta(days=offset),
+                                            day + dt.timedelta(days=offset + horizon - 1))]
+                for name, stored in windows.items()}
+        if labels_known_through(connection, catalog, model, day, today) is None:
+            components["labels_not_mature"] = True  # judged again once they are
+        result[key] = partition_version(components)
     return result
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from ml_platform.records.base import Record
 from ml_platform.records.gate import FeatureAuc, Gate
+from ml_platform.records.snapshots import LabelWindows
 
 
 class WindowMetrics(Record):
@@ -135,3 +136,5 @@ class EvaluationSummary(MeasuredSummary):
     gate: Gate
     gate_passed: bool
     artifacts: EvaluationFiles | None = None  # None until the evaluation's files are stored
+    # the snapshot's rows left out for a label that looks forward (immature, purged); None without a horizon
+    label_windows: LabelWindows | None = None

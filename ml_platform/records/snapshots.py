@@ -26,6 +26,16 @@ class SplitWindow(Record):
     end: str
 
 
+class LabelWindows(Record):
+    """Which rows' labels a snapshot could use: mature ones only, and none whose window reaches a later split."""
+
+    horizon_days: int  # the label reads the days (day, day + horizon_days] after a row's own day
+    mature_through: str  # ISO: the last row day whose label was mature and fully stored when the snapshot was made
+    as_of: str  # ISO: the local day the snapshot was made on (the platform's clock)
+    immature_excluded: dict[str, int]  # per split: rows left out because their label was not mature yet
+    purged: dict[str, int]  # train, validation: rows left out because their label window reaches the next split
+
+
 class SnapshotManifest(Record):
     """Everything a snapshot holds and read, as stored in registry.snapshots.manifest."""
 
@@ -45,3 +55,4 @@ class SnapshotManifest(Record):
     rows: dict[str, int] = Field(description="rows per split present in the file")
     positive_rate: dict[str, float]
     rows_without_label_excluded: int
+    label_windows: LabelWindows | None = None  # absent from manifests made before labels could look forward

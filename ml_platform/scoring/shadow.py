@@ -17,7 +17,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
-from ml_platform.features.compute import entity_table
+from ml_platform.features.labels import labelled_rows_sql, labels_known_through, local_today
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days
@@ -25,7 +25,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal, table_exists
+from ml_platform.storage.warehouse import table_exists
 from ml_platform.training.inference import ScoringError
 
 
@@ -74,18 +74,14 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     outcomes = model.money.outcomes
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
-    # the outcome expressions may name `label`, so it is computed on the entity rows first
-    base = (f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label "
-            f"FROM {entity_table(catalog, model.entity)} "
-            f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)})")
-    return f"SELECT {keys}, label{money} FROM {base} AS base"
+    return f"SELECT {keys}, label{money} FROM {labelled_rows_sql(catalog, model, start, end)} AS base"
 
 
 def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                       challenger_version: str, seed: int = 0) -> dict | None:
     """Money of production's and the challenger's decisions on the rows both scored whose labels are known.
 
-    None when there are no such rows yet (nothing scored in shadow, or no labels known for those days).
+    None when there are no such rows yet (nothing scored in shadow, or no mature labels for those days).
     """
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
@@ -98,6 +94,11 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                               f"WHERE model_version = ?", [challenger_version]).fetchall()[0]
     if span[0] is None:
         return None
+    first = pd.Timestamp(span[0]).date()
+    mature = labels_known_through(connection, catalog, model, first, local_today(catalog, model))
+    if mature is None:
+        return None  # only mature labels judge the challenger
+    span = (first, min(pd.Timestamp(span[1]).date(), mature))
     frame = connection.execute(
         f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow} "
         f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY rowid DESC) = 1), "

@@ -7,12 +7,14 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.errors import PlatformError
-from ml_platform.features.compute import entity_table, missing_feature_days, require_tables
+from ml_platform.features.compute import missing_feature_days, require_tables
+from ml_platform.features.labels import labelled_rows_sql
 from ml_platform.partitions import parse_training_run_key, run_split, training_run_key, training_split
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import SnapshotRecord, SpecRecord
 from ml_platform.records.snapshots import SnapshotManifest, SplitWindow
 from ml_platform.snapshots.columns import split_condition
+from ml_platform.snapshots.label_windows import ImmatureLabelsError, label_cut, label_windows
 from ml_platform.snapshots.pinning import MissingDataVersionError, pin_data_versions
 from ml_platform.snapshots.writing import write_rows
 from ml_platform.specs.catalog import Catalog
@@ -20,7 +22,6 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import date_literal
 
 
 class SnapshotError(PlatformError, RuntimeError):
@@ -82,19 +83,23 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         raise SnapshotError(f"features missing for the split windows of '{model.name}' ({details}); "
                             f"materialize those feature partitions first")
     try:
-        sources, features = pin_data_versions(connection, catalog, model, split)
+        cut = label_cut(connection, catalog, model, split, training_run)
+    except ImmatureLabelsError as error:
+        raise SnapshotError(str(error)) from None
+    try:
+        sources, features = pin_data_versions(connection, catalog, model, split, cut.mature_through)
     except MissingDataVersionError as error:
         raise SnapshotError(f"cannot pin the data versions the snapshot of '{model.name}' reads: {error}") from None
     stored = artifacts.write(f"snapshots/{model.name}", ".parquet",
-                             lambda path: write_rows(connection, catalog, model, split, path))
+                             lambda path: write_rows(connection, catalog, model, split, path,
+                                                     keep=cut.keep_condition(split)))
     stats = connection.execute(
         f"SELECT split, count(*), avg(CAST(label AS DOUBLE)) FROM read_parquet('{artifacts.path_of(stored.path)}') "
         f"GROUP BY split"
     ).fetchall()
     unlabelled = connection.execute(
-        f"SELECT count(*) FROM {entity_table(catalog, model.entity)} WHERE partition_date BETWEEN "
-        f"{date_literal(split.train.start)} AND {date_literal(split.test.end)} AND ({model.label.expression}) IS NULL"
-    ).fetchall()[0][0]
+        f"SELECT count(*) FROM {labelled_rows_sql(catalog, model, split.train.start, cut.mature_through)} "
+        f"WHERE label IS NULL").fetchall()[0][0]
     entity = catalog.entity_rows(model.entity)
     manifest = SnapshotManifest(
         model=model.name,
@@ -113,6 +118,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         rows={name: count for name, count, _ in stats},
         positive_rate={name: round(rate, 6) for name, _, rate in stats},
         rows_without_label_excluded=unlabelled,
+        label_windows=label_windows(connection, model, split, cut, names.table(entity.schema, entity.name)),
     )
     record = SnapshotRecord(training_run=training_run, model=model.name, snapshot_id=stored.sha256[:16],
                             spec_hash=spec_hash, path=stored.path, sha256=stored.sha256, manifest=manifest,

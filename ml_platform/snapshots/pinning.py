@@ -93,11 +93,33 @@ def _pin_days(versions: dict[str, PartitionVersion], first: dt.date, last: dt.da
                           versions_sha256=hashlib.sha256(text.encode()).hexdigest(), by_day=by_day)
 
 
+def label_windows_read(catalog: Catalog, model: ModelSpec, split: TimeSplit,
+                       labels_through: dt.date) -> dict[str, tuple[dt.date, dt.date]]:
+    """{source: (first, last)} of the days the labels of rows through `labels_through` aggregate over."""
+    if model.label.horizon is None:
+        return {}
+    reach = dt.timedelta(days=model.label.horizon.days)
+    windows = {}
+    for name in model.label.label_sources():
+        partitioning = catalog.sources[name].partitioning
+        first = max(split.train.start + dt.timedelta(days=1), partitioning.start)
+        last = min(labels_through + reach, partitioning.end or labels_through + reach)
+        windows[name] = (first, last)
+    return windows
+
+
 def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
-                      split: TimeSplit) -> tuple[dict[str, PinnedVersions], dict[str, PinnedVersions]]:
-    """({source: pinned versions}, {feature set: pinned versions}) of everything the snapshot reads; raises
+                      split: TimeSplit, labels_through: dt.date | None = None
+                      ) -> tuple[dict[str, PinnedVersions], dict[str, PinnedVersions]]:
+    """({source: pinned versions}, {feature set: pinned versions}) of everything the snapshot reads (the label's
+    aggregated sources over the windows of the labels of rows through `labels_through`); raises
     MissingDataVersionError when a day has no version or a feature day was computed from other data."""
     source_windows, feature_windows = read_windows(catalog, model, split)
+    if labels_through is not None:
+        for name, (first, last) in label_windows_read(catalog, model, split, labels_through).items():
+            if name in source_windows:
+                first, last = min(first, source_windows[name][0]), max(last, source_windows[name][1])
+            source_windows[name] = (first, last)
     sources = {}
     for dependency in catalog.source_dependencies(model):
         name = dependency.source

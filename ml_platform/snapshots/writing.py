@@ -26,25 +26,27 @@ CHUNK_ROWS = 1_000_000
 ROWS_TABLE = "temp.main.snapshot_rows"  # the connection's own, never a warehouse table
 
 
-def split_sql(split: TimeSplit, matrix_sql: str) -> str:
-    """The matrix's rows within the split's windows and with a label, each named by its window (`split`)."""
+def split_sql(split: TimeSplit, matrix_sql: str, keep: str = "true") -> str:
+    """The matrix's rows within the split's windows and with a label, each named by its window (`split`); only
+    those for which the SQL condition `keep` holds (mature labels that stay in their split, see label_windows)."""
     case = (f"CASE WHEN partition_date BETWEEN {date_literal(split.train.start)} AND {date_literal(split.train.end)} "
             f"THEN 'train' WHEN partition_date BETWEEN {date_literal(split.validation.start)} "
             f"AND {date_literal(split.validation.end)} THEN 'validation' "
             f"WHEN partition_date BETWEEN {date_literal(split.test.start)} AND {date_literal(split.test.end)} "
             f"THEN 'test' END")
-    return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL"
+    return f"SELECT * FROM (SELECT {case} AS split, * FROM ({matrix_sql})) WHERE split IS NOT NULL AND label IS NOT NULL" + (
+        f" AND {keep}" if keep != "true" else "")
 
 
 def write_rows(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, split: TimeSplit,
-               path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
-    """Write the snapshot's rows of the split's windows to a Parquet file at path, joining at most about
-    chunk_rows entity rows at a time."""
+               path: Path, chunk_rows: int = CHUNK_ROWS, keep: str = "true") -> None:
+    """Write the snapshot's rows of the split's windows (those `keep` holds for) to a Parquet file at path,
+    joining at most about chunk_rows entity rows at a time."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(model.entity).keys)
     ranges = day_ranges(connection, catalog, model.entity, split.train.start, split.test.end, chunk_rows)
     try:
         for index, (first, last) in enumerate(ranges):
-            rows = split_sql(split, feature_matrix_sql(catalog, model, first, last, True))
+            rows = split_sql(split, feature_matrix_sql(catalog, model, first, last, True), keep)
             connection.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS_TABLE} AS {rows}" if index == 0 else
                                f"INSERT INTO {ROWS_TABLE} {rows}")
         connection.execute(f"COPY (SELECT * FROM {ROWS_TABLE} ORDER BY partition_date, {keys}) TO '{path}' "

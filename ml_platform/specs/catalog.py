@@ -95,7 +95,7 @@ class Catalog:
         return {name: sorted(found) for name, found in sorted(paths.items())}
 
     def source_dependencies(self, model: ModelSpec) -> list["SourceDependency"]:
-        """Every source the model depends on, through its entity and its feature sets (used sets included), with
+        """Every source the model depends on, through its entity, its label and its feature sets (used sets included), with
         its trust level, what pulls it in and the spec's opt-in; sorted by source name."""
         index = self.feature_index()
         via: dict[str, set[str]] = {name: {"entity"} for name in self._entity_sources(model.entity)}
@@ -109,6 +109,10 @@ class Catalog:
                     via.setdefault(source, set()).add(" > ".join(chain))
                     features.setdefault(source, set()).update(
                         feature for feature in model.features if index.get(feature) == chain[0])
+        for source in model.label.label_sources():
+            if source != model.entity:
+                via.setdefault(source, set()).add("label")
+                features.setdefault(source, set())
         accepted = model.data_dependencies.accept
         return [SourceDependency(
             source=name, trust=self.sources[name].trust, daily=self.sources[name].is_daily,
@@ -140,11 +144,11 @@ class Catalog:
         return [self.feature_sets[name] for name in names]
 
     def sources_of(self, model: ModelSpec) -> list[SourceSpec]:
-        """Every source the model depends on, through its entity and its features."""
-        names = set(self.entity_rows(model.entity).reads()) if model.entity in self.entities else {model.entity}
+        """Every source the model depends on, through its entity, its label's aggregates and its features."""
+        names = {*self._entity_sources(model.entity), *model.label.label_sources()}
         for feature_set in self.feature_sets_of(model):
             names.update([*self._entity_sources(feature_set.entity), *feature_set.reads])
-        return [self.sources[name] for name in sorted(names) if name in self.sources]
+        return [self.sources[name] for name in sorted(names) if name in self.sources]  # unknown: a spec error
 
     def _entity_sources(self, name: str) -> list[str]:
         """The sources behind an `entity:` name: an entity spec's reads, or the source itself."""

@@ -12,6 +12,7 @@ from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.entity_checks import check_entity, population_source
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
+from ml_platform.specs.label_checks import check_label, label_sources
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
 from ml_platform.specs.partition_checks import check_daily_partitionings
 from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric, spec_sql_connection
@@ -385,11 +386,15 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                for field, expression in model_expressions(model)}
     if any(escapes.values()):  # checked before any of them is bound, as binding can already read a file
         return [_error(catalog, model, field, problem) for field, problem in escapes.items() if problem]
-    checker = SqlChecker({entity.name: entity}, connection=connection)
+    checker = SqlChecker({**label_sources(catalog, model), entity.name: entity}, connection=connection)
     after_event = set(entity.after_event_columns())
     before_event = [name for name in entity.all_columns() if name not in after_event]
     try:
-        kind, problem = checker.expression_type(model.label.expression, entity.name)
+        problems, aggregates = check_label(catalog, model, entity, checker)
+        if problems:
+            errors += [_error(catalog, model, field, message) for field, message in problems]
+            return errors
+        kind, problem = checker.expression_type(model.label.expression, entity.name, extra_columns=aggregates)
         if problem or kind != "BOOLEAN":
             errors.append(_error(catalog, model, "label.expression", problem or f"must be true/false, gives {kind}"))
             return errors
@@ -400,7 +405,7 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                            f"also selects the rows to score, before their outcome exists")
             if problem or kind != "BOOLEAN":
                 errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
-        with_label = {"label": model.label.expression}
+        with_label = {**aggregates, "label": model.label.expression}
         for outcome, expression in model.money.outcomes.model_dump().items():
             kind, problem = checker.expression_type(expression, entity.name, extra_columns=with_label)
             if problem or not is_numeric(kind):
@@ -436,7 +441,8 @@ def _pulled_in_by(dependency: SourceDependency) -> str:
     parts = []
     for via in dependency.via:
         *users, reader = via.split(" > ")
-        parts.append("its entity" if via == "entity" else f"feature set '{reader}'" + "".join(
+        named = {"entity": "its entity", "label": "its label's aggregates"}
+        parts.append(named.get(via) or f"feature set '{reader}'" + "".join(
             f", used by '{user}'" for user in reversed(users)))
     features = f" (the model's features from {'it' if len(parts) == 1 else 'them'}: " \
                f"{', '.join(dependency.features)})" if dependency.features else ""

@@ -12,7 +12,8 @@ COLUMNS = ("source", "trust", "partitioning", "read through", "model features", 
 
 
 def _read_through(dependency: SourceDependency) -> str:
-    return "; ".join("entity (rows, label, money)" if via == "entity" else via for via in dependency.via)
+    named = {"entity": "entity (rows, label, money)", "label": "label (aggregates over the horizon)"}
+    return "; ".join(named.get(via, via) for via in dependency.via)
 
 
 def _opt_in(dependency: SourceDependency) -> str:
@@ -24,10 +25,15 @@ def _opt_in(dependency: SourceDependency) -> str:
     return f"accepted by {accepted.reviewed_by} on {accepted.reviewed_on}: {' '.join(accepted.reason.split())}"
 
 
+def _no_feature(dependency: SourceDependency) -> str:
+    """What a source with no feature of its own feeds: every row (the entity), or only the label."""
+    return "none (the label only)" if dependency.via == ("label",) else "all"
+
+
 def dependency_rows(catalog: Catalog, model: ModelSpec) -> list[tuple[str, ...]]:
     """One row of texts per source the model depends on, in the order of COLUMNS."""
     return [(dependency.source, dependency.trust, "daily" if dependency.daily else "whole table",
-             _read_through(dependency), ", ".join(dependency.features) or "all",
+             _read_through(dependency), ", ".join(dependency.features) or _no_feature(dependency),
              _opt_in(dependency)) for dependency in catalog.source_dependencies(model)]
 
 

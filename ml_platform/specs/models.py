@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAYS_AHEAD = 7  # the furthest ahead a model can predict: daily partitions exist this many days beyond today
@@ -423,11 +423,61 @@ class TimeSplit(Frozen):
         return self
 
 
+class Horizon(Frozen):
+    """How far after a row's local day its label looks: the days (day, day + days] (the entity's grain is daily)."""
+
+    days: int = Field(ge=1, le=3660, description="days after the row's own day that the label reads")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _daily_grain(cls, value):
+        if isinstance(value, dict) and set(value) & {"hours", "weeks", "months", "years"}:
+            unit = sorted(set(value) & {"hours", "weeks", "months", "years"})[0]
+            raise ValueError(f"give the horizon in days (given {unit}): entities are daily, so a label window "
+                             f"is a number of whole days after the row's day")
+        return value
+
+
+class LabelAggregate(Frozen):
+    """A value the label reads from a daily source's later rows: an aggregate over the source's rows that match the
+    entity row's keys and whose local day falls in (row's day, row's day + horizon]."""
+
+    source: Identifier = Field(description="the daily source aggregated (declared as a source spec)")
+    match: dict[Identifier, Identifier] = Field(
+        min_length=1, description="entity column -> source column: the source rows matching the entity row")
+    expression: SqlExpression = Field(description="an aggregate over the source's columns, e.g. sum(amount), "
+                                                  "count(*)")
+    default: float | None = Field(default=None, allow_inf_nan=False, description="the value when the aggregate is missing (no matching "
+                                                            "row in the window), e.g. 0 for a sum")
+
+
 class LabelSpec(Frozen):
     """What the model predicts."""
 
     task: Literal["binary_classification"] = Field(description="the kind of prediction")
-    expression: SqlExpression = Field(description="SQL over the entity's columns: true for the positive class")
+    expression: SqlExpression = Field(description="SQL over the entity's columns (and the aggregates' names): true "
+                                                  "for the positive class")
+    horizon: Horizon | None = Field(
+        default=None, description="how far after the row's day the label looks; absent: the label reads only the "
+                                  "row's own outcome columns, known when the row's day is over")
+    aggregates: dict[Identifier, LabelAggregate] = Field(
+        default_factory=dict, description="named values the label expression reads from later rows of daily "
+                                          "sources, over the horizon (needs `horizon`)")
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler):
+        """Leave the optional forward-looking fields out when unused: a spec without them keeps its hash."""
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("horizon") is None:
+                data.pop("horizon", None)
+            if not data.get("aggregates"):
+                data.pop("aggregates", None)
+        return data
+
+    def label_sources(self) -> list[str]:
+        """The sources the label aggregates over, besides the entity's own row, sorted."""
+        return sorted({aggregate.source for aggregate in self.aggregates.values()})
 
 
 class LightGBMParams(Frozen):

@@ -102,7 +102,9 @@ def feature_set_tables(feature_set: FeatureSetSpec) -> frozenset[str]:
 def model_tables(model: ModelSpec, field: str) -> frozenset[str]:
     """The tables a model expression may read in a subquery: the label and money outcomes judge the row's outcome
     and may read their entity source; the filter selects the rows to score before outcomes exist and reads none."""
-    if field == "filter":
+    if field == "filter" or field.startswith("label.aggregates."):
+        # a label aggregate reads only the rows of its source's label window, which the platform selects: a
+        # subquery of its own could read days the label's maturity does not wait for
         return frozenset()
     return frozenset({model.entity, f"source.{model.entity}"})
 
@@ -110,6 +112,8 @@ def model_tables(model: ModelSpec, field: str) -> frozenset[str]:
 def model_expressions(model: ModelSpec) -> list[tuple[str, str]]:
     """(field, expression) of every SQL expression of a model spec."""
     found = [("label.expression", model.label.expression)]
+    found += [(f"label.aggregates.{name}.expression", aggregate.expression)
+              for name, aggregate in model.label.aggregates.items()]
     if model.filter is not None:
         found.append(("filter", model.filter))
     found += [(f"money.outcomes.{outcome}", expression)

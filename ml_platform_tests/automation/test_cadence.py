@@ -57,11 +57,11 @@ def test_periods_end_on_the_last_complete_week_month_or_quarter(cadence, today, 
 
 
 def test_labels_are_known_the_day_after_and_a_gap_stops_the_labelled_run(setting):
-    connection, _, model = setting
-    assert last_labelled_day(connection, model, day("2013-05-01")) is None
+    connection, catalog, model = setting
+    assert last_labelled_day(connection, catalog, model, day("2013-05-01")) is None
     store_days(connection, "2013-01-01", "2013-05-10", skip=("2013-04-15",))
-    assert last_labelled_day(connection, model, day("2013-04-10")) == day("2013-04-09")
-    assert last_labelled_day(connection, model, day("2013-05-20")) == day("2013-04-14")
+    assert last_labelled_day(connection, catalog, model, day("2013-04-10")) == day("2013-04-09")
+    assert last_labelled_day(connection, catalog, model, day("2013-05-20")) == day("2013-04-14")
 
 
 def test_the_first_run_is_cut_off_at_the_last_complete_month(setting):

@@ -30,6 +30,11 @@ REQUIRED = {
     "entity_end_beyond_source", "entity_timezone_differs", "entity_population_reads_undeclared_source",
     "entity_population_misses_time", "entity_population_reads_after_event_column", "entity_population_missing_key",
     "unknown_slice", "slice_feature_not_in_model", "slices_and_slice_column", "slice_listed_twice",
+    # labels that look forward (issue #14 item 4)
+    "label_aggregates_without_horizon", "label_aggregate_unknown_source", "label_aggregate_reference_source",
+    "label_aggregate_unknown_join_column", "label_aggregate_not_an_aggregate", "label_aggregate_escapes",
+    "label_aggregate_is_a_column", "label_aggregate_with_comment", "label_horizon_in_hours",
+    "label_horizon_reaches_next_split",
 }
 
 
