@@ -193,6 +193,14 @@ def table_label(schema: str, name: str) -> str:
     return f"{_schema(schema)}.{name}"
 
 
+MONEY_INPUT_PREFIX = "money_input__"  # a snapshot's copy of an entity column the money value expression reads
+
+
+def money_input_column(name: str) -> str:
+    """The snapshot column holding an entity column that the money value expression reads."""
+    return f"{MONEY_INPUT_PREFIX}{name}"
+
+
 def source_table(name: str) -> str:
     """A source's table: `source."<name>"`."""
     return table("source", name)

@@ -22,6 +22,7 @@ from ml_platform.records.outcomes import PromotionOutcome
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 
@@ -83,6 +84,7 @@ def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, cat
     `promoted_at` (naive UTC) is the platform clock's time of the decision: the tick that requested the run,
     which on a replay is simulated; by default, now.
     """
+    require_judged_today(model, "deployment")
     evaluation = registry.evaluations.get(connection, model.name, training_run)
     gate = verify_stored_gate(evaluation, model.name, training_run)
     current = registry.promotions.champion(connection, model.name)

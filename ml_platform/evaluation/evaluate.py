@@ -12,6 +12,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
+from ml_platform.evaluation.decisions import outcome_values
 from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
 from ml_platform.evaluation.slices import money_by_slices, sliced_entity_columns
 from ml_platform.partitions import run_split
@@ -23,6 +24,7 @@ from ml_platform.records.snapshots import LabelWindows
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
+from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.fit import categorical_features, load_model
@@ -84,9 +86,9 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
     `split` is the training run's split (the spec's own when omitted); it names the reported windows.
     """
     split = split or model.split
-    validation_values = OutcomeValues.from_frame(validation)
+    validation_values = outcome_values(model, validation, validation_scores)
     threshold, validation_money = best_threshold(validation_scores, validation_values)
-    values = OutcomeValues.from_frame(test)
+    values = outcome_values(model, test, test_scores)
     flags = test_scores >= threshold
     test_label = test["label"].astype(int).to_numpy()
     money = values.money(flags)
@@ -130,9 +132,10 @@ def summarize(model: ModelSpec, validation: pd.DataFrame, validation_scores: np.
     )
 
 
-def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, threshold: float) -> pd.DataFrame:
+def _prediction_rows(model: ModelSpec, frame: pd.DataFrame, keys: list[str], scores: np.ndarray,
+                     threshold: float) -> pd.DataFrame:
     """The rows a figure was measured on: keys, date, split, label, score, decision and its money."""
-    values = OutcomeValues.from_frame(frame)
+    values = outcome_values(model, frame, scores)
     rows = frame[keys + ["partition_date", "split"]].copy()
     rows["label"] = frame["label"].astype(bool).to_numpy()
     rows["score"] = scores
@@ -148,6 +151,7 @@ def _prediction_rows(frame: pd.DataFrame, keys: list[str], scores: np.ndarray, t
 def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
              training_run: str) -> Evaluation:
     """Compute the run's evaluation: summary, gate checks (against the live champion too) and per-row predictions."""
+    require_judged_today(model, "evaluation")
     trained = registry.models.get(connection, model.name, training_run)
     snapshot = registry.snapshots.get(connection, model.name, training_run)
     if trained is None or snapshot is None:
@@ -172,7 +176,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,
-                                OutcomeValues.from_frame(test), test_scores >= threshold, seed=model.algorithm.seed)
+                                outcome_values(model, test, test_scores), test_scores >= threshold,
+                                seed=model.algorithm.seed)
     gate = Gate(**gate_results(model.gate, measured), beats_champion=comparison, no_leakage=leakage)
     summary = EvaluationSummary(**dict(measured), training_run=training_run, model_version=trained.model_version,
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
@@ -180,8 +185,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                                 label_windows=_forward_label_windows(snapshot))
 
     keys = list(catalog.entity_rows(model.entity).keys)
-    predictions = pd.concat([_prediction_rows(split["validation"], keys, validation_scores, threshold),
-                             _prediction_rows(test, keys, test_scores, threshold)], ignore_index=True)
+    predictions = pd.concat([_prediction_rows(model, split["validation"], keys, validation_scores, threshold),
+                             _prediction_rows(model, test, keys, test_scores, threshold)], ignore_index=True)
     return Evaluation(summary, predictions)
 
 

@@ -18,7 +18,9 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.names import feature_table, history_view, population_table, quote, source_table, table_label
+from ml_platform.specs.tasks import value_inputs
+from ml_platform.names import (feature_table, history_view, money_input_column, population_table, quote, source_table,
+                               table_label)
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
@@ -118,11 +120,14 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
     columns = f"{keys}, base.partition_date, {features}"
     if with_outcomes:
         outcomes = model.money.outcomes
-        columns += (", base.label"
-                    f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
-                    f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
-                    f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
-                    f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
+        columns += ", base.label"
+        if outcomes is not None:
+            columns += (f", CAST(({outcomes.true_positive}) AS DOUBLE) AS money_true_positive"
+                        f", CAST(({outcomes.false_positive}) AS DOUBLE) AS money_false_positive"
+                        f", CAST(({outcomes.false_negative}) AS DOUBLE) AS money_false_negative"
+                        f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
+        columns += "".join(f", base.{quote(name)} AS {quote(money_input_column(name))}"
+                           for name in value_inputs(model))
         columns += slice_columns_sql(model)
     base = labelled_rows_sql(catalog, model, start, end) if with_outcomes else entity_table(catalog, entity.name)
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "

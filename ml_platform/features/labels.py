@@ -21,6 +21,7 @@ from ml_platform import clock, names
 from ml_platform.names import quote, source_table
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, SourceSpec
+from ml_platform.specs.tasks import label_sql
 from ml_platform.storage.versions import partition_versions
 from ml_platform.storage.warehouse import date_literal
 
@@ -133,4 +134,4 @@ def labelled_rows_sql(catalog: Catalog, model: ModelSpec, start: dt.date | None 
     rows = f"SELECT * FROM {names.table(catalog.entity_rows(model.entity).schema, model.entity)}{where}"
     if model.label.aggregates:
         rows = f"SELECT entity_row.*{label_columns_sql(catalog, model)} FROM ({rows}) AS entity_row"
-    return f"(SELECT *, CAST(({model.label.expression}) AS BOOLEAN) AS label FROM ({rows}))"
+    return f"(SELECT *, {label_sql(model.label)} AS label FROM ({rows}))"

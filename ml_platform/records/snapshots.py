@@ -53,6 +53,8 @@ class SnapshotManifest(Record):
     feature_data_versions: dict[str, PinnedVersions] | None = None
     split_windows: dict[str, SplitWindow]  # train, validation, test
     rows: dict[str, int] = Field(description="rows per split present in the file")
-    positive_rate: dict[str, float]
+    positive_rate: dict[str, float] | None = None  # binary classification: share of positive labels per split
+    label_mean: dict[str, float] | None = None  # regression: the label's mean per split
+    class_shares: dict[str, dict[str, float]] | None = None  # multiclass: split -> class -> share of its rows
     rows_without_label_excluded: int
     label_windows: LabelWindows | None = None  # absent from manifests made before labels could look forward

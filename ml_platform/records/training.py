@@ -17,7 +17,9 @@ class ModelCard(Record):
     artifact_bytes: int
     training_rows: int
     validation_rows: int
-    training_positive_rate: float
+    training_positive_rate: float | None = None  # binary classification
+    training_label_mean: float | None = None  # regression
+    training_class_shares: dict[str, float] | None = None  # multiclass: class -> share of the training rows
     features: tuple[str, ...]  # the model's input columns, in order
     categories: dict[str, int]  # category feature -> size of its training vocabulary
     # the training environment (provenance.environment); older cards may lack it

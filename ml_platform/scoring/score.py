@@ -23,6 +23,7 @@ from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sq
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
+from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
@@ -69,6 +70,7 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
     Only the features cross into pandas, for the model; keys and inputs stay in DuckDB. A table is read in the
     order its rows were inserted, so the scores line up with the staged rows by position: no row number, no join.
     """
+    require_judged_today(spec, "scoring")
     connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
                        f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
     staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")

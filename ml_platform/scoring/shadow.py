@@ -24,6 +24,7 @@ from ml_platform.scoring.score import ScoringResult, score_shadow_days
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
+from ml_platform.specs.tasks import TaskNotSupportedError
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import table_exists
 from ml_platform.training.inference import ScoringError
@@ -72,6 +73,9 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     # a population's keys name a row within its partition, so its rows are matched on the partition too
     keys = ", ".join([*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])])
     outcomes = model.money.outcomes
+    if outcomes is None:
+        raise TaskNotSupportedError(f"realized money of '{model.name}' is not supported for money given as a "
+                                    f"decision and a value expression yet (only the binary outcomes shorthand)")
     money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
                     for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
     return f"SELECT {keys}, label{money} FROM {labelled_rows_sql(catalog, model, start, end)} AS base"

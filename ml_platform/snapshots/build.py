@@ -93,10 +93,13 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     stored = artifacts.write(f"snapshots/{model.name}", ".parquet",
                              lambda path: write_rows(connection, catalog, model, split, path,
                                                      keep=cut.keep_condition(split)))
-    stats = connection.execute(
-        f"SELECT split, count(*), avg(CAST(label AS DOUBLE)) FROM read_parquet('{artifacts.path_of(stored.path)}') "
-        f"GROUP BY split"
-    ).fetchall()
+    file = f"read_parquet('{artifacts.path_of(stored.path)}')"
+    if model.label.task == "multiclass":
+        check_classes(connection, model, file)
+    # binary: the positive rate; regression: the label's mean; multiclass: the first class's share (by class below)
+    average = "avg(label)" if model.label.task == "regression" else "avg(CAST(label AS DOUBLE))" \
+        if model.label.task == "binary_classification" else "NULL"
+    stats = connection.execute(f"SELECT split, count(*), {average} FROM {file} GROUP BY split").fetchall()
     unlabelled = connection.execute(
         f"SELECT count(*) FROM {labelled_rows_sql(catalog, model, split.train.start, cut.mature_through)} "
         f"WHERE label IS NULL").fetchall()[0][0]
@@ -116,7 +119,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         split_windows={name: SplitWindow(start=str(getattr(split, name).start), end=str(getattr(split, name).end))
                        for name in ("train", "validation", "test")},
         rows={name: count for name, count, _ in stats},
-        positive_rate={name: round(rate, 6) for name, _, rate in stats},
+        **split_label_facts(connection, model, file, stats),
         rows_without_label_excluded=unlabelled,
         label_windows=label_windows(connection, model, split, cut, names.table(entity.schema, entity.name)),
     )
@@ -125,6 +128,31 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
                             created_at=registry.now())
     registry.snapshots.add(connection, record)
     return Stored(record, reused=False)
+
+
+def check_classes(connection: duckdb.DuckDBPyConnection, model: ModelSpec, file: str) -> None:
+    """Fail naming the label values of a multiclass snapshot that label.classes does not list."""
+    listed = ", ".join("'" + value.replace("'", "''") + "'" for value in model.label.classes)
+    unknown = connection.execute(f"SELECT label, count(*) FROM {file} WHERE label NOT IN ({listed}) GROUP BY 1 "
+                                 f"ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
+    if unknown:
+        values = ", ".join(f"'{value}' ({count} rows)" for value, count in unknown)
+        raise SnapshotError(f"label.expression of '{model.name}' gives values that label.classes does not list: "
+                            f"{values} (allowed: {', '.join(model.label.classes)})")
+
+
+def split_label_facts(connection: duckdb.DuckDBPyConnection, model: ModelSpec, file: str, stats: list) -> dict:
+    """The manifest's label facts per split: positive rate (binary), label mean (regression), class shares."""
+    if model.label.task == "binary_classification":
+        return {"positive_rate": {name: round(rate, 6) for name, _, rate in stats}}
+    if model.label.task == "regression":
+        return {"label_mean": {name: round(mean, 6) for name, _, mean in stats}}
+    shares = connection.execute(f"SELECT split, label, count(*) / sum(count(*)) OVER (PARTITION BY split) FROM {file} "
+                                f"GROUP BY split, label").fetchall()
+    by_split = {name: {value: 0.0 for value in model.label.classes} for name, _, _ in stats}
+    for name, value, share in shares:
+        by_split[name][value] = round(float(share), 6)
+    return {"class_shares": by_split}
 
 
 def read_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: SnapshotRecord,

@@ -30,7 +30,7 @@ def split_condition(*splits: str) -> str:
 
 @dataclass(frozen=True)
 class SplitRows:
-    """The rows of one split of a verified snapshot file: their 0/1 labels, and any column read when asked."""
+    """The rows of one split of a verified snapshot file: their labels, and any column read when asked."""
 
     connection: duckdb.DuckDBPyConnection
     path: Path
@@ -42,7 +42,10 @@ class SplitRows:
         """The split's rows of the snapshot at path (already verified), with their labels read."""
         label = connection.execute(
             f"SELECT label FROM read_parquet('{path}') WHERE {split_condition(split)}").df()["label"]
-        return cls(connection, path, split, label.astype(int).to_numpy())
+        # binary labels as 0/1; numbers (regression) and class text (multiclass) as they are
+        values = label.astype(int).to_numpy() if pd.api.types.is_bool_dtype(label) else \
+            label.to_numpy(dtype="float64") if pd.api.types.is_numeric_dtype(label) else label.astype(object).to_numpy()
+        return cls(connection, path, split, values)
 
     def __len__(self) -> int:
         return len(self.label)

@@ -19,12 +19,16 @@ def snapshot_metadata(artifacts: ArtifactStore, stored: Stored[SnapshotRecord]) 
     """The snapshot's materialization metadata: identity, rows and rates by split, file, and the short manifest."""
     record = stored.record
     manifest = record.manifest
+    # the labels by split: positive rate (binary), mean (regression) or class shares (multiclass)
+    label_facts = {f"{name}_by_split": dg.MetadataValue.json(dict(value)) for name, value in
+                   (("positive_rate", manifest.positive_rate), ("label_mean", manifest.label_mean),
+                    ("class_shares", manifest.class_shares)) if value is not None}
     return {
         "snapshot_id": record.snapshot_id,
         "reused": f"snapshot {record.snapshot_id} already stored for this run" if stored.reused else "no",
         names.ROW_COUNT_METADATA: sum(manifest.rows.values()),
         "rows_by_split": dg.MetadataValue.json(dict(manifest.rows)),
-        "positive_rate_by_split": dg.MetadataValue.json(dict(manifest.positive_rate)),
+        **label_facts,
         "path": dg.MetadataValue.path(str(artifacts.path_of(record.path))),
         "sha256": record.sha256,
         "spec_hash": record.spec_hash,

@@ -82,7 +82,8 @@ def label_windows(connection: duckdb.DuckDBPyConnection, model: ModelSpec, split
         f"SELECT split, count(*) FILTER (WHERE partition_date > {date_literal(cut.mature_through)}), "
         f"count(*) FILTER (WHERE partition_date <= {date_literal(cut.mature_through)} AND "
         f"{cut.purge_condition(split)}) FROM (SELECT CASE {cut.split_case(split)} END AS split, partition_date "
-        f"FROM {entity_table or source_table(model.entity)} AS base WHERE partition_date BETWEEN {date_literal(split.train.start)} "
+        f"FROM {entity_table or source_table(model.entity)} AS base "
+        f"WHERE partition_date BETWEEN {date_literal(split.train.start)} "
         f"AND {date_literal(split.test.end)}{condition}) WHERE split IS NOT NULL GROUP BY split").fetchall()
     immature = {name: 0 for name in SPLITS}
     purged = {name: 0 for name in SPLITS[:2]}

@@ -18,6 +18,7 @@ from ml_platform.specs.partition_checks import check_daily_partitionings
 from ml_platform.specs.sql_checks import RAW, SqlChecker, is_numeric, spec_sql_connection
 from ml_platform.specs.sql_reach import (feature_set_tables, find_escape, model_expressions, model_tables,
                                          refuse_escapes)
+from ml_platform.specs.tasks import DECISIONS, label_type_problem, task_problems, value_columns
 
 CATEGORY_TYPES = {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 
@@ -369,6 +370,7 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
     resolved = all(feature in index for feature in model.features) and not any(
         kind in ("feature_set", "file") for kind, _ in broken)
     errors += _check_data_dependencies(catalog, model, stale_too=resolved)
+    errors += [_error(catalog, model, field, message) for field, message in task_problems(model)]
     if model.slice_column and model.slice_column not in entity.all_columns():
         errors.append(_error(catalog, model, "slice_column",
                              unknown_name("column", model.slice_column, entity.all_columns())))
@@ -395,8 +397,8 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
             errors += [_error(catalog, model, field, message) for field, message in problems]
             return errors
         kind, problem = checker.expression_type(model.label.expression, entity.name, extra_columns=aggregates)
-        if problem or kind != "BOOLEAN":
-            errors.append(_error(catalog, model, "label.expression", problem or f"must be true/false, gives {kind}"))
+        if problem := problem or label_type_problem(model.label.task, kind):
+            errors.append(_error(catalog, model, "label.expression", problem))
             return errors
         if model.filter is not None:
             kind, problem = checker.expression_type(model.filter, entity.name, columns=before_event)
@@ -405,6 +407,13 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
                            f"also selects the rows to score, before their outcome exists")
             if problem or kind != "BOOLEAN":
                 errors.append(_error(catalog, model, "filter", problem or f"must be true/false, gives {kind}"))
+        if model.money.value is not None:
+            if model.money.decision.kind in DECISIONS[model.label.task]:
+                kind, problem = checker.expression_type(model.money.value, entity.name,
+                                                        extra_columns={**aggregates, **value_columns(model)})
+                if problem or not is_numeric(kind):
+                    errors.append(_error(catalog, model, "money.value", problem or f"must give a number, gives {kind}"))
+            return errors
         with_label = {**aggregates, "label": model.label.expression}
         for outcome, expression in model.money.outcomes.model_dump().items():
             kind, problem = checker.expression_type(expression, entity.name, extra_columns=with_label)

@@ -451,12 +451,58 @@ class LabelAggregate(Frozen):
                                                             "row in the window), e.g. 0 for a sum")
 
 
+TASKS = ("binary_classification", "regression", "multiclass")
+OBJECTIVES = ("l2", "l1", "huber", "poisson", "tweedie", "quantile")
+
+
+class RegressionObjective(Frozen):
+    """The loss a regression minimises, with its parameter where it has one."""
+
+    kind: Literal["l2", "l1", "huber", "poisson", "tweedie", "quantile"] = Field(
+        description="l2 (squared error, predicts the mean), l1 (absolute error, the median), huber, poisson "
+                    "(counts), tweedie (non-negative with many zeros), quantile (the alpha quantile)")
+    alpha: float | None = Field(default=None, gt=0, lt=1, description="quantile only: which quantile, e.g. 0.9")
+    delta: float | None = Field(default=None, gt=0, description="huber only: where the loss turns linear")
+    variance_power: float | None = Field(default=None, ge=1, le=2,
+                                         description="tweedie only: between 1 (poisson) and 2 (gamma)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        """Accept `objective: l1` as shorthand for `objective: {kind: l1}`."""
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _parameters_of_the_objective(self):
+        owners = {"alpha": "quantile", "delta": "huber", "variance_power": "tweedie"}
+        for parameter, owner in owners.items():
+            if getattr(self, parameter) is not None and self.kind != owner:
+                raise ValueError(f"{parameter} belongs to the {owner} objective, not {self.kind}; remove it")
+        if self.kind == "quantile" and self.alpha is None:
+            raise ValueError("the quantile objective needs alpha, the quantile to predict (between 0 and 1, "
+                             "e.g. alpha: 0.9)")
+        return self
+
+    def parameter(self) -> float | None:
+        """The objective's parameter (alpha, delta or variance_power), when it has one."""
+        return self.alpha if self.alpha is not None else self.delta if self.delta is not None else \
+            self.variance_power
+
+
 class LabelSpec(Frozen):
     """What the model predicts."""
 
-    task: Literal["binary_classification"] = Field(description="the kind of prediction")
-    expression: SqlExpression = Field(description="SQL over the entity's columns (and the aggregates' names): true "
-                                                  "for the positive class")
+    task: Literal["binary_classification", "regression", "multiclass"] = Field(
+        description="the kind of prediction: binary_classification (a probability), regression (a number) or "
+                    "multiclass (a probability per class)")
+    expression: SqlExpression = Field(
+        description="SQL over the entity's columns (and the aggregates' names): binary_classification, true for the "
+                    "positive class; regression, a number; multiclass, one of `classes`")
+    objective: RegressionObjective | None = Field(
+        default=None, description="regression only: the loss minimised (l2 when absent)")
+    classes: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=3,
+        description="multiclass only (required): every value the expression gives, in order (as text); at least 3")
     horizon: Horizon | None = Field(
         default=None, description="how far after the row's day the label looks; absent: the label reads only the "
                                   "row's own outcome columns, known when the row's day is over")
@@ -464,16 +510,40 @@ class LabelSpec(Frozen):
         default_factory=dict, description="named values the label expression reads from later rows of daily "
                                           "sources, over the horizon (needs `horizon`)")
 
+    @model_validator(mode="after")
+    def _fields_of_the_task(self):
+        if self.objective is not None and self.task != "regression":
+            raise ValueError(f"objective applies to task regression only, not {self.task}; remove it")
+        if self.classes is not None and self.task != "multiclass":
+            raise ValueError(f"classes applies to task multiclass only, not {self.task}; remove it")
+        if self.task == "multiclass":
+            if self.classes is None:
+                raise ValueError("task multiclass needs classes: the ordered list of the values the expression gives "
+                                 "(at least 3; for two use binary_classification)")
+            duplicates = sorted({value for value in self.classes if self.classes.count(value) > 1})
+            if duplicates:
+                raise ValueError(f"classes listed twice: {', '.join(duplicates)}")
+        return self
+
     @model_serializer(mode="wrap")
-    def _without_unused(self, handler):
-        """Leave the optional forward-looking fields out when unused: a spec without them keeps its hash."""
-        data = handler(self)
-        if isinstance(data, dict):
-            if data.get("horizon") is None:
-                data.pop("horizon", None)
-            if not data.get("aggregates"):
-                data.pop("aggregates", None)
-        return data
+    def _without_unused_options(self, handler):
+        """Leave out the options a spec does not use, so that a spec written before they existed keeps its hash."""
+        dumped = handler(self)
+        if isinstance(dumped, dict):
+            for name in ("objective", "classes", "horizon"):
+                if getattr(self, name) is None:
+                    dumped.pop(name, None)
+            if not self.aggregates:
+                dumped.pop("aggregates", None)
+        return dumped
+
+    def objective_kind(self) -> str:
+        """The objective's name: binary, multiclass, or the regression's loss (l2 when not given)."""
+        if self.task == "binary_classification":
+            return "binary"
+        if self.task == "multiclass":
+            return "multiclass"
+        return self.objective.kind if self.objective is not None else "l2"
 
     def label_sources(self) -> list[str]:
         """The sources the label aggregates over, besides the entity's own row, sorted."""
@@ -571,18 +641,129 @@ class OutcomeValues(Frozen):
     true_negative: SqlExpression = Field(description="not flagged and negative")
 
 
+class ThresholdDecision(Frozen):
+    """Binary: act on a row when its probability is at least a threshold, chosen on validation to make the most money."""
+
+    kind: Literal["threshold"]
+
+
+class BudgetDecision(Frozen):
+    """Act on the rows of highest prediction in each partition (day), within a budget: at most `count` rows or a
+    `share` of the day's rows; how many of them to act on is chosen on validation to make the most money."""
+
+    kind: Literal["top"]
+    count: int | None = Field(default=None, ge=1, description="most rows acted on per day")
+    share: float | None = Field(default=None, gt=0, le=1, description="largest share of a day's rows acted on")
+
+    @model_validator(mode="after")
+    def _one_budget(self):
+        if (self.count is None) == (self.share is None):
+            raise ValueError("give the budget as count (rows per day) or share (of a day's rows), one of the two")
+        return self
+
+
+class OffsetRange(Frozen):
+    """The offsets tried on validation: min, min + step, ..., max."""
+
+    min: float
+    max: float
+    step: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        if (self.max - self.min) / self.step > 10000:
+            raise ValueError(f"{(self.max - self.min) / self.step:,.0f} offsets to try; at most 10,000 (raise step)")
+        return self
+
+    def values(self) -> list[float]:
+        """Every offset tried, in order."""
+        count = int(round((self.max - self.min) / self.step + 1e-9)) + 1
+        return [round(self.min + index * self.step, 10) for index in range(count)]
+
+
+class QuantityDecision(Frozen):
+    """Regression: decide a quantity per row, `prediction x scale + offset`; the offset is chosen on validation (from
+    `offset`'s range) to make the most money."""
+
+    kind: Literal["quantity"]
+    scale: float = Field(default=1.0, gt=0, description="factor applied to the prediction")
+    offset: OffsetRange = Field(description="the offsets tried on validation")
+
+
+class ClassDecision(Frozen):
+    """Multiclass: decide one class per row: the most likely one, or the one of highest expected money under the
+    predicted probabilities (the value expression evaluated for every decided and actual class)."""
+
+    kind: Literal["class"]
+    rule: Literal["most_likely", "most_money"] = "most_likely"
+
+
+Decision = Annotated[Union[ThresholdDecision, BudgetDecision, QuantityDecision, ClassDecision],
+                     Field(discriminator="kind")]
+
+
 class MoneySpec(Frozen):
-    """How the model is judged: the money value of each outcome, in one currency."""
+    """How the model is judged in one currency: the money value of each binary outcome (`outcomes`), or a decision
+    and a per-row `value` expression for any task."""
 
     currency: Currency
-    outcomes: OutcomeValues
+    outcomes: OutcomeValues | None = Field(
+        default=None,
+        description="binary_classification shorthand: the money of each outcome; means a threshold decision")
+    decision: Decision | None = Field(
+        default=None, description="what is decided from each prediction (with `value`, instead of `outcomes`)")
+    value: SqlExpression | None = Field(
+        default=None,
+        description="SQL giving one row's money from its entity columns, `label`, `prediction` (binary: the "
+                    "probability; regression: the predicted number; multiclass: the decided class's probability) "
+                    "and `decision` (threshold or top: true when acted on; quantity: the number; class: the class)")
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if self.outcomes is not None and (self.decision is not None or self.value is not None):
+            raise ValueError("give either outcomes (binary shorthand) or decision and value, not both")
+        if self.outcomes is None and (self.decision is None or self.value is None):
+            missing = " and ".join(name for name in ("decision", "value") if getattr(self, name) is None)
+            raise ValueError(f"give outcomes (binary shorthand) or both decision and value (missing: {missing})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_forms(self, handler):
+        """Leave out the form a spec does not use, so that a spec written before `value` existed keeps its hash."""
+        dumped = handler(self)
+        for name in ("outcomes", "decision", "value"):
+            if getattr(self, name) is None:
+                dumped.pop(name, None)
+        return dumped
+
+
+class MetricBound(Frozen):
+    """Bounds of one test metric: the model is not deployed outside them."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self):
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        return self
 
 
 class GateSpec(Frozen):
     """Thresholds a trained model must clear before it is deployed; each is a blocking check on its evaluation."""
 
     min_money: float = Field(description="least money the model must make on the test window, in the spec's currency")
-    min_roc_auc: float = Field(default=0.5, ge=0.0, le=1.0, description="least ROC AUC on the test window")
+    min_roc_auc: float = Field(default=0.5, ge=0.0, le=1.0,
+                               description="binary_classification: least ROC AUC on the test window")
+    metrics: dict[str, MetricBound] | None = Field(
+        default=None,
+        description="bounds of the task's own test metrics, e.g. {rmse: {max: 12}} (regression: rmse, mae, wape, "
+                    "pinball; multiclass: log_loss, accuracy, macro_f1; binary_classification: roc_auc, log_loss)")
     min_gain_over_champion: float | None = Field(
         default=0.0,
         ge=0.0,
@@ -603,6 +784,14 @@ class GateSpec(Frozen):
             "(in either direction) is taken to leak the outcome, and the model is not deployed"
         ),
     )
+
+    @model_serializer(mode="wrap")
+    def _without_unused_metrics(self, handler):
+        """Leave out `metrics` when unused, so that a spec written before it existed keeps its hash."""
+        dumped = handler(self)
+        if self.metrics is None:
+            dumped.pop("metrics", None)
+        return dumped
 
 
 class CadenceSpec(Frozen):

@@ -100,8 +100,9 @@ def feature_set_tables(feature_set: FeatureSetSpec) -> frozenset[str]:
 
 
 def model_tables(model: ModelSpec, field: str) -> frozenset[str]:
-    """The tables a model expression may read in a subquery: the label and money outcomes judge the row's outcome
-    and may read their entity source; the filter selects the rows to score before outcomes exist and reads none."""
+    """The tables a model expression may read in a subquery: the label and money (outcomes or value) judge the row's
+    outcome and may read their entity source; the filter selects the rows to score before outcomes exist and reads
+    none."""
     if field == "filter" or field.startswith("label.aggregates."):
         # a label aggregate reads only the rows of its source's label window, which the platform selects: a
         # subquery of its own could read days the label's maturity does not wait for
@@ -116,8 +117,11 @@ def model_expressions(model: ModelSpec) -> list[tuple[str, str]]:
               for name, aggregate in model.label.aggregates.items()]
     if model.filter is not None:
         found.append(("filter", model.filter))
-    found += [(f"money.outcomes.{outcome}", expression)
-              for outcome, expression in model.money.outcomes.model_dump().items()]
+    if model.money.outcomes is not None:
+        found += [(f"money.outcomes.{outcome}", expression)
+                  for outcome, expression in model.money.outcomes.model_dump().items()]
+    if model.money.value is not None:
+        found.append(("money.value", model.money.value))
     return found
 
 

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.progress import Progress, silent
+from ml_platform.errors import PlatformError
 from ml_platform.specs.models import (
     HistGradientBoostingAlgorithm,
+    LabelSpec,
     LightGBMAlgorithm,
     LogisticRegressionAlgorithm,
     RandomForestAlgorithm,
@@ -29,8 +31,13 @@ SKLEARN_FORMAT = "ml_platform.sklearn-joblib.v1"
 THREADS = 2  # fixed, so that the same data and seed give the same model on any machine
 
 
+class LabelError(PlatformError, ValueError):
+    """The labels of the training rows cannot train the spec's task."""
+
+
 class Rows(Protocol):
-    """One split's rows for training: their 0/1 labels, and each input column read when asked (not kept)."""
+    """One split's rows for training: their labels (0/1, numbers or class text), and each input column read when
+    asked (not kept)."""
 
     label: np.ndarray
 
@@ -127,7 +134,8 @@ def category_text(series: pd.Series) -> pd.Series:
 
 
 class Predictor:
-    """A trained model that gives the probability of the positive class."""
+    """A trained model: binary, the probability of the positive class; regression, the predicted number;
+    multiclass, a row per input row of each class's probability (in the spec's order of classes)."""
 
     format: str
     layout: FeatureLayout
@@ -175,7 +183,11 @@ class SklearnPredictor(Predictor):
         self.layout = layout
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(self.layout.raw(frame))[:, 1]
+        inputs = self.layout.raw(frame)
+        if not hasattr(self.pipeline, "predict_proba"):  # a regressor
+            return self.pipeline.predict(inputs)
+        probabilities = self.pipeline.predict_proba(inputs)
+        return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities
 
     def save(self, path: Path) -> None:
         import joblib
@@ -208,17 +220,52 @@ class TrainingResult:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Targets:
+    """Rows whose labels are the learner's targets (class positions, numbers), their columns read as before."""
+
+    rows: Rows
+    label: np.ndarray
+
+    def column(self, name: str) -> pd.Series:
+        return self.rows.column(name)
+
+
+def targets(label: LabelSpec | None, values: np.ndarray, split: str) -> np.ndarray:
+    """The learner's targets of a split's labels: 0/1 (binary), float64 (regression) or each class's position in
+    the spec's classes (multiclass; a value that is not a declared class is an error naming it)."""
+    if label is None or label.task == "binary_classification":
+        return values
+    if label.task == "regression":
+        numbers = np.asarray(values, dtype="float64")
+        if not np.isfinite(numbers).all():
+            raise LabelError(f"the {split} rows have {int((~np.isfinite(numbers)).sum())} label(s) that are not "
+                             f"finite numbers (label.expression)")
+        return numbers
+    text = pd.Series(values, dtype="string")
+    positions = pd.Index(label.classes, dtype="string").get_indexer(text)
+    if (positions < 0).any():
+        unknown = sorted(set(text[positions < 0].astype(str)))
+        raise LabelError(f"the {split} rows have label value(s) {', '.join(map(repr, unknown[:5]))} that "
+                         f"label.classes does not list (allowed: {', '.join(label.classes)})")
+    return positions.astype("int64")
+
+
 def train(algorithm, columns: list[str], categorical: list[str], train_rows: Rows,
-          valid_rows: Rows, progress: Progress | None = None) -> TrainingResult:
+          valid_rows: Rows, progress: Progress | None = None, label: LabelSpec | None = None) -> TrainingResult:
     """Train the spec's algorithm on the training rows, using the validation rows for early stopping; the feature
-    layout (column order, category vocabularies) is learnt from the training rows. `progress` hears of LightGBM's
-    rounds every few seconds (nothing changes what is learnt)."""
+    layout (column order, category vocabularies) is learnt from the training rows. `label` is the spec's label
+    (binary classification when None). `progress` hears of LightGBM's rounds every few seconds (nothing changes
+    what is learnt)."""
     progress = progress if progress is not None else silent()
     started = time.perf_counter()
+    if label is not None and label.task != "binary_classification":
+        train_rows = _Targets(train_rows, targets(label, train_rows.label, "train"))
+        valid_rows = _Targets(valid_rows, targets(label, valid_rows.label, "validation"))
     if isinstance(algorithm, LightGBMAlgorithm):
-        result = _train_lightgbm(algorithm, columns, categorical, train_rows, valid_rows, progress)
+        result = _train_lightgbm(algorithm, columns, categorical, train_rows, valid_rows, progress, label)
     else:
-        result = _train_sklearn(algorithm, columns, categorical, train_rows, valid_rows)
+        result = _train_sklearn(algorithm, columns, categorical, train_rows, valid_rows, label)
     result.details["training_seconds"] = round(time.perf_counter() - started, 3)
     if progress.lines:  # the wait was long enough to report: say when it ends
         progress.report(f"trained {algorithm.kind} in {time.perf_counter() - started:.1f} s")
@@ -240,10 +287,16 @@ def _rounds_callback(progress: Progress, total: int):
     return report
 
 
-def lightgbm_parameters(algorithm: LightGBMAlgorithm) -> dict[str, Any]:
-    """LightGBM's parameters for the spec's algorithm: its hyper-parameters, seed, and a fixed deterministic setup."""
+# the spec's regression objective -> LightGBM's objective (its default metric has the same name)
+LIGHTGBM_OBJECTIVES = {"l2": "regression", "l1": "regression_l1", "huber": "huber", "poisson": "poisson",
+                       "tweedie": "tweedie", "quantile": "quantile"}
+
+
+def lightgbm_parameters(algorithm: LightGBMAlgorithm, label: LabelSpec | None = None) -> dict[str, Any]:
+    """LightGBM's parameters for the spec's algorithm and task: its hyper-parameters, seed, the task's objective and
+    metric, and a fixed deterministic setup."""
     params = algorithm.params
-    return {
+    parameters = {
         "objective": "binary", "metric": "binary_logloss", "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves, "max_depth": params.max_depth,
         "min_child_samples": params.min_child_samples, "feature_fraction": params.feature_fraction,
@@ -251,14 +304,24 @@ def lightgbm_parameters(algorithm: LightGBMAlgorithm) -> dict[str, Any]:
         "lambda_l2": params.reg_lambda, "seed": algorithm.seed, "deterministic": True, "force_col_wise": True,
         "num_threads": THREADS, "verbosity": -1,
     }
+    if label is not None and label.task == "multiclass":
+        parameters.update(objective="multiclass", metric="multi_logloss", num_class=len(label.classes))
+    elif label is not None and label.task == "regression":
+        objective = label.objective_kind()
+        parameters.update(objective=LIGHTGBM_OBJECTIVES[objective], metric=LIGHTGBM_OBJECTIVES[objective])
+        if objective in ("huber", "quantile") and label.objective.parameter() is not None:
+            parameters["alpha"] = label.objective.parameter()  # LightGBM's alpha is huber's delta too
+        if objective == "tweedie" and label.objective.variance_power is not None:
+            parameters["tweedie_variance_power"] = label.objective.variance_power
+    return parameters
 
 
 def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
-                    valid_rows: Rows, progress: Progress) -> TrainingResult:
+                    valid_rows: Rows, progress: Progress, label: LabelSpec | None) -> TrainingResult:
     import lightgbm
 
     params = algorithm.params
-    booster_params = lightgbm_parameters(algorithm)
+    booster_params = lightgbm_parameters(algorithm, label)
     layout, matrix = FeatureLayout.learn_and_encode(train_rows, columns, categorical)
     # built now with the training parameters (lightgbm.train would build it with the same ones, to the same bins),
     # so that the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
@@ -285,9 +348,14 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
     return TrainingResult(LightGBMPredictor(booster, layout), details)
 
 
-def _sklearn_pipeline(algorithm, layout: FeatureLayout):
+# the spec's regression objective -> scikit-learn's loss (HistGradientBoostingRegressor) or criterion (random forest)
+SKLEARN_LOSSES = {"l2": "squared_error", "l1": "absolute_error", "poisson": "poisson", "quantile": "quantile"}
+
+
+def _sklearn_pipeline(algorithm, layout: FeatureLayout, label: LabelSpec | None = None):
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline, make_pipeline
@@ -299,6 +367,8 @@ def _sklearn_pipeline(algorithm, layout: FeatureLayout):
     params = algorithm.params.model_dump()
     as_text = _as_text_transformer(categories)
     if isinstance(algorithm, LogisticRegressionAlgorithm):
+        if label is not None and label.task == "regression":
+            raise ValueError("logistic_regression does not learn task regression")  # the spec checks refuse it
         numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
         categorical = make_pipeline(as_text, OneHotEncoder(categories=vocabulary, handle_unknown="ignore"))
         estimator = LogisticRegression(random_state=algorithm.seed, **params)
@@ -306,12 +376,19 @@ def _sklearn_pipeline(algorithm, layout: FeatureLayout):
         numeric = "passthrough"
         categorical = make_pipeline(as_text, OrdinalEncoder(categories=vocabulary, handle_unknown="use_encoded_value",
                                                              unknown_value=np.nan, encoded_missing_value=np.nan))
-        if isinstance(algorithm, RandomForestAlgorithm):
+        regression = label is not None and label.task == "regression"
+        loss = SKLEARN_LOSSES.get(label.objective_kind()) if regression else None
+        if isinstance(algorithm, RandomForestAlgorithm) and regression:
+            estimator = RandomForestRegressor(random_state=algorithm.seed, n_jobs=THREADS, criterion=loss, **params)
+        elif isinstance(algorithm, RandomForestAlgorithm):
             estimator = RandomForestClassifier(random_state=algorithm.seed, n_jobs=THREADS, **params)
         elif isinstance(algorithm, HistGradientBoostingAlgorithm):
-            estimator = HistGradientBoostingClassifier(
-                random_state=algorithm.seed, early_stopping=True, n_iter_no_change=20,
-                categorical_features=[len(numbers) + index for index in range(len(categories))], **params)
+            options = dict(random_state=algorithm.seed, early_stopping=True, n_iter_no_change=20,
+                           categorical_features=[len(numbers) + index for index in range(len(categories))], **params)
+            if regression and loss == "quantile":
+                options["quantile"] = label.objective.alpha
+            estimator = HistGradientBoostingRegressor(loss=loss, **options) if regression else \
+                HistGradientBoostingClassifier(**options)
         else:
             raise ValueError(f"no trainer for algorithm {algorithm.kind!r}")
     transformer = ColumnTransformer([("numbers", numeric, numbers), ("categories", categorical, categories)],
@@ -332,14 +409,14 @@ def _categories_as_text(frame: pd.DataFrame):
 
 
 def _train_sklearn(algorithm, columns: list[str], categorical: list[str], train_rows: Rows,
-                   valid_rows: Rows) -> TrainingResult:
+                   valid_rows: Rows, label: LabelSpec | None) -> TrainingResult:
     import sklearn
     from threadpoolctl import threadpool_limits
 
     train_frame = pd.DataFrame({name: train_rows.column(name) for name in columns})
     train_label = train_rows.label
     layout = FeatureLayout.learn(train_frame, columns, categorical)
-    pipeline = _sklearn_pipeline(algorithm, layout)
+    pipeline = _sklearn_pipeline(algorithm, layout, label)
     with threadpool_limits(limits=THREADS):
         if isinstance(algorithm, HistGradientBoostingAlgorithm):
             encoder = pipeline.named_steps["encode"].fit(layout.raw(train_frame))
@@ -356,7 +433,8 @@ def _train_sklearn(algorithm, columns: list[str], categorical: list[str], train_
         details["feature_importance"] = dict(zip(names, map(float, estimator.feature_importances_)))
         details["importance_kind"] = "impurity decrease"
     elif hasattr(estimator, "coef_"):
-        details["feature_importance"] = dict(zip(names, map(lambda value: abs(float(value)), estimator.coef_[0])))
+        # one row of coefficients per class for multiclass (one in all for binary): their mean absolute size
+        details["feature_importance"] = dict(zip(names, map(float, np.abs(estimator.coef_).mean(axis=0))))
         details["importance_kind"] = "absolute standardised coefficient"
     if hasattr(estimator, "n_iter_"):
         details["iterations"] = int(np.max(estimator.n_iter_))

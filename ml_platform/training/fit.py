@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from ml_platform.errors import PlatformError
 from ml_platform.progress import Progress
@@ -11,7 +13,7 @@ from ml_platform.records.registry import ModelRecord
 from ml_platform.records.training import ModelCard
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.models import LabelSpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import Predictor, load_predictor, train
@@ -33,6 +35,31 @@ def categorical_features(catalog: Catalog, model: ModelSpec) -> list[str]:
     return [name for name in model.features if catalog.feature_sets[index[name]].features[name].type == "category"]
 
 
+def label_problem(label: LabelSpec, values: np.ndarray) -> str | None:
+    """Why a split's labels cannot train or judge the task (binary: both classes; regression: more than one value;
+    multiclass: at least two classes), else None."""
+    if len(values) == 0:
+        return "needs rows"
+    if label.task == "binary_classification" and values.min() == values.max():
+        return "needs both classes"
+    if label.task == "regression" and len(np.unique(values)) < 2:
+        return "needs at least two distinct label values"
+    if label.task == "multiclass" and len(set(values)) < 2:
+        return f"needs at least two of the classes {', '.join(label.classes)}"
+    return None
+
+
+def label_facts(label: LabelSpec, values: np.ndarray) -> dict:
+    """What the model card says of the training labels: the positive rate (binary), the mean (regression) or each
+    class's share (multiclass)."""
+    if label.task == "binary_classification":
+        return {"training_positive_rate": round(float(values.mean()), 6)}
+    if label.task == "regression":
+        return {"training_label_mean": round(float(np.mean(values)), 6)}
+    shares = pd.Series(values).value_counts(normalize=True)
+    return {"training_class_shares": {name: round(float(shares.get(name, 0.0)), 6) for name in label.classes}}
+
+
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 model: ModelSpec, training_run: str, progress: Progress | None = None) -> Stored[ModelRecord]:
     """Train the run's model once and record it; the stored one (reused) when the run is already trained.
@@ -48,10 +75,10 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     # only the labels are read here: each feature column is read when it is encoded, never a frame of them all
     rows = {name: SplitRows.read(connection, path, name) for name in ("train", "validation")}
     for name, split in rows.items():
-        if len(split) == 0 or split.label.min() == split.label.max():
-            raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and needs both classes")
+        if problem := label_problem(model.label, split.label):
+            raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and {problem}")
     result = train(model.algorithm, list(model.features), categorical_features(catalog, model), rows["train"],
-                   rows["validation"], progress)
+                   rows["validation"], progress, label=model.label)
     layout = result.predictor.layout
     train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
@@ -63,7 +90,7 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
         artifact_bytes=stored.size_bytes,
         training_rows=int(len(train_label)),
         validation_rows=int(len(valid_label)),
-        training_positive_rate=round(float(train_label.mean()), 6),
+        **label_facts(model.label, train_label),
         features=tuple(layout.columns),
         categories={name: len(values) for name, values in layout.categories.items()},
         **training_environment(),  # python, platform, library versions, code version: what reproduce compares

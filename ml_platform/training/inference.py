@@ -16,6 +16,7 @@ from ml_platform.features.compute import feature_matrix_sql, missing_feature_day
 from ml_platform.records.registry import ModelRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import Predictor
@@ -62,6 +63,7 @@ def require_features(connection: duckdb.DuckDBPyConnection, catalog: Catalog, sp
 
 def _scored_frame(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor: Predictor,
                   threshold: float, start: dt.date, end: dt.date) -> pd.DataFrame:
+    require_judged_today(spec, "scoring")
     frame = connection.execute(feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)).df()
     frame["score"] = predictor.predict(frame) if len(frame) else []
     frame["flagged"] = frame["score"] >= threshold

@@ -242,7 +242,7 @@ def test_label_given_as_text(spec_errors):
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: model 'flight_delay', field 'label': must be a mapping with the fields task, "
-        "expression, horizon, aggregates (given 'dep_delay > 15')"
+        "expression, objective, classes, horizon, aggregates (given 'dep_delay > 15')"
     ]
 
 

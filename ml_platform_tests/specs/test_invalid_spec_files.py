@@ -35,6 +35,13 @@ REQUIRED = {
     "label_aggregate_unknown_join_column", "label_aggregate_not_an_aggregate", "label_aggregate_escapes",
     "label_aggregate_is_a_column", "label_aggregate_with_comment", "label_horizon_in_hours",
     "label_horizon_reaches_next_split",
+    # tasks and money for every task (issue #14)
+    "regression_label_not_numeric", "objective_for_binary", "quantile_without_alpha", "objective_parameter_of_another",
+    "unknown_objective", "multiclass_without_classes", "classes_listed_twice", "too_few_classes",
+    "algorithm_without_task", "algorithm_without_objective", "outcomes_for_regression", "decision_not_of_task",
+    "money_value_not_numeric", "money_value_unknown_column", "money_value_without_decision", "budget_without_size",
+    "offset_range_reversed", "gate_metric_not_of_task", "roc_auc_floor_for_regression",
+    "class_decision_for_regression",
 }
 
 

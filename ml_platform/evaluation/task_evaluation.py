@@ -1,0 +1,182 @@
+"""Measure a regression or multiclass model on its validation and test rows: the decision chosen on validation,
+money with its bootstrap interval, the money curve, the task's metrics and its gate metric bounds on test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_platform.errors import PlatformError
+
+from ml_platform.evaluation.decisions import (
+    ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
+from ml_platform.evaluation.leakage import (
+    LEAKAGE_ROWS, SCORE_NAMES, leakage_result, measure_leakage, single_feature_aucs)
+from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
+from ml_platform.evaluation.slices import slice_column_of
+from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
+from ml_platform.evaluation.task_report import draw_task_plots, render_task_report
+from ml_platform.partitions import run_split
+from ml_platform.records.gate import GateCheck, LeakageDetails
+from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, StoredTaskEvaluation, TaskMeasurement
+from ml_platform.snapshots.build import read_snapshot
+from ml_platform.snapshots.columns import sample_split
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+from ml_platform.training.algorithms import targets
+from ml_platform.training.fit import categorical_features, load_model
+
+
+class TaskEvaluationError(PlatformError, RuntimeError):
+    """The run has no model or snapshot to evaluate, or a window without rows."""
+
+
+def test_curve(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame, predictions: np.ndarray) -> np.ndarray:
+    """Money on these rows at every candidate the decision was chosen from (for the plot beside validation's)."""
+    candidates = np.asarray(chosen.candidates, dtype="float64")
+    if chosen.kind == "quantity":
+        return offsets_money(model, rows, predictions, list(chosen.candidates))
+    if chosen.kind == "threshold":
+        return money_curve(predictions, outcome_values(model, rows, predictions), candidates)
+    if chosen.kind == "top":
+        _, key, _ = top_key(model, rows, predictions)
+        return key_curve(key, outcome_values(model, rows, predictions), candidates)
+    return np.array([])
+
+
+def prediction_problems(task: str, predictions: np.ndarray) -> tuple[str, ...]:
+    """What is wrong with a task's predictions: not finite, constant, or (multiclass) not probabilities."""
+    problems = []
+    if not np.isfinite(predictions).all():
+        problems.append(f"{int((~np.isfinite(predictions)).sum())} prediction(s) are not finite")
+    if task == "multiclass" and len(predictions):
+        if not np.allclose(predictions.sum(axis=1), 1.0, atol=1e-6) or (predictions < 0).any():
+            problems.append("class probabilities do not sum to 1 per row")
+        if len(np.unique(predictions.argmax(axis=1))) == 1:
+            problems.append("every row gets the same most likely class")
+    elif len(predictions) and np.ptp(predictions[np.isfinite(predictions)]) == 0:
+        problems.append("every prediction is the same number")
+    return tuple(problems)
+
+
+def first_slice(model: ModelSpec, rows: pd.DataFrame) -> np.ndarray | None:
+    """The values of the spec's first slice on these rows (entity column or feature), or None without slices."""
+    slices = model.slice_names()
+    return slice_column_of(model, slices[0], rows).to_numpy() if slices else None
+
+
+def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+    if values is None:
+        return ()
+    table = pd.DataFrame({"slice": pd.Series(values, dtype=object).fillna("(missing)").astype(str).to_numpy(),
+                          "money": decided.per_row, "perfect": decided.perfect})
+    grouped = table.groupby("slice").agg(rows=("money", "size"), money=("money", "sum"),
+                                         perfect=("perfect", "sum")).reset_index()
+    grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
+    return tuple(SliceTaskMoney(slice=row.slice, rows=int(row.rows), money=float(row.money),
+                                perfect=float(row.perfect)) for row in grouped.itertuples())
+
+
+def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predictions: np.ndarray,
+                 test: pd.DataFrame, test_predictions: np.ndarray, split: TimeSplit | None = None) -> TaskMeasurement:
+    """Choose the decision on validation and report every figure on test (see the module docstring)."""
+    split = split or model.split
+    chosen = choose(model, validation, validation_predictions)
+    decided = apply(model, chosen, test, test_predictions)
+    days = test["partition_date"].to_numpy()
+    low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
+    test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
+    checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
+    slice_values = first_slice(model, test)  # the first of the spec's slices: the others are not broken down yet
+    return TaskMeasurement(
+        model=model.name, task=model.label.task, objective=model.label.objective_kind(),
+        currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
+        decision_parameter=chosen.parameter, chosen_on="validation",
+        decision_rule=model.money.decision.rule if chosen.kind == "class" else None,
+        validation_window=(str(split.validation.start), str(split.validation.end)),
+        test_window=(str(split.test.start), str(split.test.end)),
+        validation_metrics=task_metrics(model.label, validation["label"].to_numpy(), validation_predictions),
+        test_metrics=test_metrics, validation_money=chosen.validation_money, test_money=decided.money(),
+        test_money_interval_95=(low, high),
+        money_interval_method=f"percentile bootstrap over the {len(np.unique(days))} test days ({RESAMPLES} "
+                              f"resamples of whole days)",
+        test_money_perfect=float(decided.perfect.sum()),
+        curve_candidates=chosen.candidates, curve_validation=chosen.validation_curve,
+        curve_test=tuple(float(value) for value in test_curve(model, chosen, test, test_predictions)),
+        money_by_slice=_slices(slice_values, decided),
+        residuals_by_slice=residuals_by_slice(slice_values, test["label"].to_numpy(), test_predictions)
+        if model.label.task == "regression" and slice_values is not None else (),
+        confusion=confusion(test["label"].to_numpy(), test_predictions, list(model.label.classes))
+        if model.label.task == "multiclass" else None,
+        metric_checks={name: MetricCheck(passed=passed, why=why, value=test_metrics[name])
+                       for name, (passed, why) in checks.items()},
+        sanity_problems=prediction_problems(model.label.task,
+                                            np.concatenate([validation_predictions, test_predictions])),
+    )
+
+
+def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Catalog,
+                 model: ModelSpec) -> GateCheck[LeakageDetails]:
+    """The no_leakage check of a regression (concordance, on training and validation rows, with the out-of-time
+    warning) or a multiclass model (one-vs-rest ROC AUC of each feature on the training rows, classes as codes)."""
+    categories = set(categorical_features(catalog, model))
+    kinds = {name: "category" if name in categories else "number" for name in model.features}
+    limit, seed, task = model.gate.max_feature_roc_auc, model.algorithm.seed, model.label.task
+    if task == "regression":
+        return measure_leakage(connection, path, kinds, limit, seed, task=task)[1]
+    train, available = sample_split(connection, path, "train", ["label", *kinds], LEAKAGE_ROWS, seed=seed)
+    codes = targets(model.label, train["label"].to_numpy(dtype=object), "train")
+    aucs = single_feature_aucs(train, kinds, codes, seed=seed, task=task)
+    return leakage_result(aucs, limit, len(train), available, score=SCORE_NAMES[task])
+
+
+def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                      model: ModelSpec, training_run: str
+                      ) -> tuple[TaskMeasurement, StoredTaskEvaluation, dict[str, bytes], GateCheck[LeakageDetails]]:
+    """Measure a regression or multiclass training run on its snapshot (with the leakage guard of its task) and
+    store the measurement, its report and plots as content-addressed files."""
+    trained = registry.models.get(connection, model.name, training_run)
+    snapshot = registry.snapshots.get(connection, model.name, training_run)
+    if trained is None or snapshot is None:
+        raise TaskEvaluationError(f"training run '{training_run}' of '{model.name}' has no trained model yet")
+    predictor = load_model(artifacts, trained)
+    frame = read_snapshot(connection, artifacts, snapshot, splits=("validation", "test"))
+    split = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("validation", "test")}
+    if split["test"].empty or split["validation"].empty:
+        raise TaskEvaluationError(f"the validation or test window of '{model.name}' has no rows")
+    test_predictions = predictor.predict(split["test"])
+    measurement = measure_task(model, split["validation"], predictor.predict(split["validation"]), split["test"],
+                               test_predictions, run_split(model, training_run))
+    plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
+    folder = f"evaluations/{model.name}"
+    written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),
+                                                                             encoding="utf-8"))
+    report = artifacts.write(folder, ".md", lambda path: path.write_text(render_task_report(measurement),
+                                                                          encoding="utf-8"))
+    stored_plots = {name: artifacts.write(f"{folder}/plots", ".png", lambda path, data=data: path.write_bytes(data))
+                    for name, data in plots.items()}
+    stored = StoredTaskEvaluation(measurement_path=written.path, measurement_sha256=written.sha256,
+                                  report_path=report.path, report_sha256=report.sha256,
+                                  plots={name: plot.path for name, plot in stored_plots.items()})
+    leakage = task_leakage(connection, artifacts.path_of(snapshot.path), catalog, model)
+    return measurement, stored, plots, leakage
+
+
+def task_checks(model: ModelSpec, measurement: TaskMeasurement) -> dict[str, tuple[bool, str]]:
+    """The blocking checks of a task evaluation (TASK_CHECKS): the money floor, the metric bounds, sane predictions."""
+    floor, money, currency = model.gate.min_money, measurement.test_money, measurement.currency
+    bounds = measurement.metric_checks
+    failed = [name for name, check in bounds.items() if not check.passed]
+    return {
+        "money_floor": (money >= floor, f"test money {money:,.0f} {currency} {'≥' if money >= floor else '<'} "
+                                        f"floor {floor:,.0f} {currency}"),
+        "metric_bounds": (not failed, "; ".join(check.why for check in bounds.values()) or
+                          "no bounds in gate.metrics"),
+        "predictions_sane": (not measurement.sanity_problems, "; ".join(measurement.sanity_problems) or
+                             "finite and not constant"),
+    }
