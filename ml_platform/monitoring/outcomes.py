@@ -62,14 +62,15 @@ def recorded_spec(connection: duckdb.DuckDBPyConnection, model_version: str) -> 
     return ModelSpec.model_validate(recorded.payload["model"])
 
 
-def promise(connection: duckdb.DuckDBPyConnection, model_version: str) -> Promise:
-    """The evaluation's promise per day and per row, with the per-day bounds of its day-bootstrap interval."""
+def promise(connection: duckdb.DuckDBPyConnection, model_version: str, grain: str = "daily") -> Promise:
+    """The evaluation's promise per entity partition (a day, or a weekly entity's week, ...) and per row, with the
+    per-partition bounds of its bootstrap interval."""
     evaluation = registry.evaluations.find(connection, model_version=model_version)
     if evaluation is None:
         raise OutcomesError(f"{model_version} has no evaluation")
     test = evaluation.summary.test
     start, end = (dt.date.fromisoformat(day) for day in test.window)
-    days = (end - start).days + 1
+    days = len(grains.partition_days(grain, start, end))  # the partitions of the test window
     low, high = test.money_interval_95
     return Promise(test_days=days, per_day=test.money / days, per_row=test.money / max(test.rows, 1),
                    per_day_low=low / days, per_day_high=high / days, currency=evaluation.summary.currency)
@@ -106,7 +107,7 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
     flags = labelled["flagged"].to_numpy(dtype=bool)
     label = labelled["label"].to_numpy(dtype=bool)
     money = OutcomeValues.from_frame(labelled).money(flags)
-    promised = promise(connection, version)
+    promised = promise(connection, version, catalog.entity_rows(model.entity).grain)
     return {"status": JUDGED[0] if len(labelled) == len(frame) else JUDGED[1], "model_version": version,
             "rows_scored": len(frame), "labelled_rows": len(labelled), "flagged": int(flags.sum()),
             "true_positives": int((flags & label).sum()), "false_positives": int((flags & ~label).sum()),
