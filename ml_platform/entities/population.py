@@ -2,7 +2,8 @@
 
 For a partition [start, end) the query sees the one-row view `bounds` and each declared source as a view of the
 same name holding its columns known before the event; a daily source's view holds only the days from the
-declared lookback before `start` to the day before `end`, so the lookback in the spec is all the query can read.
+declared lookback before `start` to the day before `start`: a population is chosen before its period begins (its
+rows are scored ahead of it), so the lookback in the spec is all the query can read.
 Each partition's rows replace the stored ones in one transaction, with the partition's start and local date.
 """
 
@@ -47,8 +48,9 @@ def timestamp_literal(moment: dt.datetime) -> str:
 
 
 def _days_read(entity: EntitySpec, start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]:
-    """The first and last local day of daily sources a partition reads."""
-    return grains.lookback_start(entity.lookback, start).date(), (end - dt.timedelta(microseconds=1)).date()
+    """The first and last local day of daily sources a partition reads: the lookback's days before its start (a
+    population is chosen before its period begins, from what is known by then)."""
+    return grains.lookback_start(entity.lookback, start).date(), (start - dt.timedelta(microseconds=1)).date()
 
 
 def _bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,

@@ -139,7 +139,12 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
     if errors or len(readable) != len(entity.reads):
         return errors
     for source in readable.values():
-        if source.is_daily:
+        if source.is_daily and entity.lookback is None:
+            errors.append(_error(catalog, entity, "lookback", (
+                f"missing, but the population reads daily source '{source.name}': it sees a daily source's days "
+                f"from the lookback before a partition's start to the day before it (a population is chosen "
+                f"before its period begins); give e.g. lookback: {{days: 28}}")))
+        elif source.is_daily:
             errors += _check_range(catalog, entity, source)
     if escape := refuse_escapes(entity.population, population_tables(entity), connection=connection):
         return errors + [_error(catalog, entity, "population", escape)]

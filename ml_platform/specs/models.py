@@ -325,8 +325,9 @@ class EntitySpec(Header):
 
     A partition covers [partition_start, partition_end) in local time. The query reads the one-row view `bounds`
     (columns `partition_start`, `partition_end`, local TIMESTAMPs) and the sources in `reads`, whose daily ones
-    it sees only from `lookback` before the partition's start to its end; it returns one row per entity row: the
-    keys, the row's time (inside the partition) and any other entity columns.
+    it sees only from `lookback` before the partition's start to the day before it (the population is known when
+    its period begins, so its rows can be scored ahead); it returns one row per entity row: the keys, the row's
+    time (inside the partition) and any other entity columns.
     """
 
     kind: Literal["entity"]
@@ -336,8 +337,9 @@ class EntitySpec(Header):
                                          "its partition; feature timing and labels are measured from it")
     reads: list[Identifier] = Field(min_length=1, description="the sources the population query reads")
     lookback: Lookback | None = Field(
-        default=None, description="how far before a partition's start the query reads daily sources; none: only "
-                                  "the partition's own days")
+        default=None, description="how far before a partition's start the query reads daily sources (it sees "
+                                  "their days from then to the day before the start: a population is chosen "
+                                  "before its period begins); required when it reads a daily source")
     population: str = Field(min_length=1, description="one SELECT returning the entity rows of the partition")
     start: dt.date = Field(description="the first partition's start: a Monday for weekly, a 1st for monthly")
     end: dt.date | None = Field(default=None, description="the last day covered: the last partition is the one "

@@ -44,18 +44,19 @@ MONTHLY = """\
 spec_version: 1
 kind: entity
 name: origin_months
-description: Each New York airport with departures scheduled in a month, at the month's start.
+description: Each New York airport with departures in the month before, at the month's start.
 owner: team:flight-ops-ds
 keys: [origin]
 grain: monthly
 time: month_start
 reads: [flights]
+lookback: {months: 1}
 population: |
-  SELECT origin, min(b.partition_start) AS month_start, count(*) AS departures_scheduled
+  SELECT origin, min(b.partition_start) AS month_start, count(*) AS departures_last_month
   FROM flights, bounds AS b
   GROUP BY origin
-start: 2013-01-01
-end: 2013-01-31
+start: 2013-02-01
+end: 2013-02-28
 timezone: America/New_York
 """
 
@@ -97,7 +98,7 @@ def january(tmp_path_factory):
 
     run(source_key("flights"), "2013-01-01", "2013-01-31")
     weekly = run(entity_key("busy_routes"), "2013-01-14", "2013-01-21")
-    monthly = run(entity_key("origin_months"), "2013-01-01", "2013-01-01")
+    monthly = run(entity_key("origin_months"), "2013-02-01", "2013-02-01")
     return project, catalog, assets, weekly, monthly
 
 
@@ -108,7 +109,7 @@ def test_entities_are_assets_of_their_own_partitioned_by_their_grain(january):
     assert isinstance(weekly.partitions_def, dg.WeeklyPartitionsDefinition)
     assert weekly.partitions_def.get_partition_keys() == ["2013-01-14", "2013-01-21"]
     assert isinstance(monthly.partitions_def, dg.MonthlyPartitionsDefinition)
-    assert monthly.partitions_def.get_partition_keys() == ["2013-01-01"]
+    assert monthly.partitions_def.get_partition_keys() == ["2013-02-01"]
     assert weekly.group_names_by_key[entity_key("busy_routes")] == ENTITIES_GROUP
     # the week of the 14th reads the 7 days before it as well as its own: 14 daily partitions of flights
     mapped = weekly.get_partition_mapping(source_key("flights")).get_upstream_mapped_partitions_result_for_partitions(
@@ -138,15 +139,15 @@ def test_the_weekly_population_is_every_route_flown_the_week_before_each_monday(
     assert events[0].metadata["partitions"].value == 2 and events[0].metadata["dagster/row_count"].value == len(stored)
 
 
-def test_the_monthly_population_counts_each_origins_departures_of_the_month(january):
+def test_the_monthly_population_counts_each_origins_departures_of_the_month_before(january):
     project, _, _, _, _ = january
-    counts = _flights().groupby("origin").size().to_dict()
+    counts = _flights().groupby("origin").size().to_dict()  # January's
     with open_warehouse(project.storage.warehouse) as connection:
         stored = connection.execute(
-            f"SELECT origin, month_start, departures_scheduled FROM {population_table('origin_months')} "
+            f"SELECT origin, month_start, departures_last_month FROM {population_table('origin_months')} "
             f"ORDER BY origin").fetchall()
 
-    assert stored == [(origin, dt.datetime(2013, 1, 1), count) for origin, count in sorted(counts.items())]
+    assert stored == [(origin, dt.datetime(2013, 2, 1), count) for origin, count in sorted(counts.items())]
 
 
 def test_rebuilding_a_partition_replaces_its_rows_and_keeps_the_others(january):
@@ -171,17 +172,17 @@ def test_a_partition_whose_lookback_days_are_not_loaded_fails_naming_them(januar
 
     assert str(caught.value) == (
         "entity 'busy_routes': the weekly partition from 2013-02-04 00:00 reads source 'flights' from 2013-01-28 to "
-        "2013-02-10, but 10 of those day(s) are not loaded (first 2013-02-01, last 2013-02-10): materialize those "
+        "2013-02-03, but 3 of those day(s) are not loaded (first 2013-02-01, last 2013-02-03): materialize those "
         "partitions of source 'flights' first")
 
 
 @pytest.mark.parametrize("population, message", [
     ("SELECT origin, dest, CAST(b.partition_start AS DATE) AS week_start FROM flights, bounds AS b",
-     "entity 'busy_routes': 11969 duplicate row(s) for the same key (\"origin\", \"dest\") in the weekly partition "
+     "entity 'busy_routes': 5935 duplicate row(s) for the same key (\"origin\", \"dest\") in the weekly partition "
      "[2013-01-14 00:00, 2013-01-21 00:00); the population query must return one row per key"),
     ("SELECT origin, dest, max(CAST(scheduled_departure AS DATE)) AS week_start FROM flights GROUP BY ALL",
-     "entity 'busy_routes': 2 row(s) of the weekly partition [2013-01-14 00:00, 2013-01-21 00:00) have a time "
-     "'week_start' outside it (e.g. 2013-01-12); a row's time lies inside its partition"),
+     "entity 'busy_routes': 179 row(s) of the weekly partition [2013-01-14 00:00, 2013-01-21 00:00) have a time "
+     "'week_start' outside it (e.g. 2013-01-11); a row's time lies inside its partition"),
     ("SELECT NULL AS origin, dest, CAST(b.partition_start AS DATE) AS week_start FROM flights, bounds AS b "
      "GROUP BY ALL",
      "entity 'busy_routes': 91 row(s) of the weekly partition [2013-01-14 00:00, 2013-01-21 00:00) have a missing "

@@ -34,7 +34,7 @@ ENTITY = """\
 spec_version: 1
 kind: entity
 name: busy_routes
-description: Each route flown from New York in the week before a Monday, at that Monday, with its schedule.
+description: Each route flown from New York in the week before a Monday, at that Monday.
 owner: team:flight-ops-ds
 keys: [origin, dest]
 grain: weekly
@@ -42,12 +42,9 @@ time: week_start
 reads: [flights]
 lookback: {days: 7}
 population: |
-  SELECT origin, dest, CAST(b.partition_start AS DATE) AS week_start,
-         count(*) FILTER (WHERE scheduled_departure < b.partition_start) AS departures_last_week,
-         count(*) FILTER (WHERE scheduled_departure >= b.partition_start) AS departures_scheduled
+  SELECT origin, dest, CAST(b.partition_start AS DATE) AS week_start, count(*) AS departures_last_week
   FROM flights, bounds AS b
   GROUP BY ALL
-  HAVING departures_last_week > 0
 start: 2013-01-14
 end: 2013-05-26
 timezone: America/New_York
@@ -84,12 +81,15 @@ MODEL = """\
 spec_version: 1
 kind: model
 name: route_growth
-description: Flags the routes whose departures scheduled for the week exceed the week before's.
+description: Flags the routes whose departures in the week exceed the week before's.
 owner: team:flight-ops-ds
 entity: busy_routes
 label:
   task: binary_classification
-  expression: "departures_scheduled > departures_last_week"
+  expression: "departures > departures_last_week"
+  horizon: {days: 7}
+  aggregates:
+    departures: {source: flights, match: {origin: origin, dest: dest}, expression: "count(*)", default: 0}
 features: [route_departures_last_week, route_carriers_last_week, route_distance, route_mean_hour]
 split:
   train: {start: 2013-01-14, end: 2013-03-31}
@@ -136,7 +136,7 @@ def trained(tmp_path_factory):
         assert result.success
         return result
 
-    run([source_key("flights")], "2013-01-07", "2013-06-01")
+    run([source_key("flights")], "2013-01-07", "2013-06-02")
     run([entity_key("busy_routes")], "2013-01-14", "2013-05-20")
     run([feature_key("route_week_history")], "2013-01-14", "2013-05-20")
     training_run = training_run_key(model, catalog.spec_hash(model))
