@@ -7,7 +7,7 @@ import warnings
 import dagster as dg
 
 from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
-                                            build_scoring_schedule)
+                                            build_scoring_schedule, build_source_loading)
 from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.entities.factory import build_entity_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
@@ -66,6 +66,7 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
             description=f"Score days with the {model.name} champion and measure their drift."))
         jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model.name)],
                                       outcomes=[stage_key("outcomes", model.name)])
+        jobs += build_source_loading(catalog, model)[0]
     return jobs
 
 
@@ -74,7 +75,7 @@ def build_schedules(catalog: Catalog) -> list[dg.ScheduleDefinition]:
     schedules = []
     for model in catalog.models.values():
         schedules += [build_scoring_schedule(catalog, model, monitoring=[stage_key("monitoring", model.name)]),
-                      build_outcomes_schedule(catalog, model)]
+                      build_outcomes_schedule(catalog, model), *build_source_loading(catalog, model)[1]]
     return schedules
 
 

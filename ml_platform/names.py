@@ -111,6 +111,16 @@ def outcomes_job_name(model: str) -> str:
     return f"{model}__judging"
 
 
+def sources_job_name(model: str) -> str:
+    """The job loading one day of the daily sources of a model over an entity spec: `<model>__sources`."""
+    return f"{model}__sources"
+
+
+def sources_schedule_name(model: str) -> str:
+    """The schedule loading each day of those sources: `<model>__daily_sources`."""
+    return f"{model}__daily_sources"
+
+
 def scoring_schedule_name(model: str) -> str:
     """The schedule that loads and scores each day: `<model>__daily_scoring`."""
     return f"{model}__daily_scoring"

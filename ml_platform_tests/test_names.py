@@ -53,6 +53,8 @@ def test_literal_names_for_model_m():
     assert names.source_key("flights") == dg.AssetKey(["source", "flights"])
     assert names.feature_key("flight_schedule") == dg.AssetKey(["features", "flight_schedule"])
     assert names.entity_key("busy_routes") == dg.AssetKey(["entity", "busy_routes"])
+    assert (names.sources_job_name("m"), names.sources_schedule_name("m")) == ("m__sources", "m__daily_sources")
+    assert names.population_asset("busy_routes") == "entity/busy_routes"
     assert names.ENTITIES_GROUP == "entities"
     assert names.population_table("busy_routes") == 'population."busy_routes"'
     assert (names.BOUNDS_VIEW, names.ENTITY_RESERVED_COLUMNS) == ("bounds", ("partition_start", "partition_date"))
