@@ -297,3 +297,10 @@ def registry_table(name: str) -> str:
     if name not in REGISTRY_TABLES:
         raise ValueError(f"unknown registry table {name!r}")
     return f"registry.{name}"
+
+
+# --- point in time ------------------------------------------------------------------------------------------------
+
+AVAILABLE_AT_COLUMN = "available_at"  # on every source relation feature SQL reads: when the row became known
+PREDICTION_TIME_COLUMN = "prediction_time"  # on the view `entity`: the moment the row's features must be known by
+POINT_IN_TIME_CHECK = "point_in_time"  # the blocking proof on each feature asset and on each snapshot

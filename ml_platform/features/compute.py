@@ -19,8 +19,9 @@ from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
-from ml_platform.names import (feature_table, history_view, money_input_column, population_table, quote, source_table,
-                               table_label)
+from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
+from ml_platform.features.timing import prediction_time
+from ml_platform.names import feature_table, money_input_column, population_table, quote, source_table, table_label
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
@@ -33,11 +34,9 @@ def entity_table(catalog: Catalog, name: str) -> str:
     return population_table(name) if catalog.entity_rows(name).is_population else source_table(name)
 
 
-def _bind_entity(connection: duckdb.DuckDBPyConnection, table: str, start: dt.date, end: dt.date) -> None:
-    connection.execute(
-        f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {table} "
-        f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
-    )
+def span_condition(start: dt.date, end: dt.date) -> str:
+    """SQL selecting the entity rows of the days [start, end]."""
+    return f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
 
 
 def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: list[str], hint: str) -> None:
@@ -58,6 +57,12 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
+    bypassing = reads_past_relations(connection, catalog, feature_set)
+    if bypassing:
+        raise FeatureComputationError(
+            f"feature set '{feature_set.name}': its SQL reads {', '.join(bypassing)}, past the relations that show "
+            f"only what is known at each row's prediction time; read `entity`, the sources it declares by name or "
+            f"as history.<source>, and the feature sets it uses by name")
     entity = catalog.entity_rows(feature_set.entity)
     read = sorted({*feature_set.reads, *([] if entity.is_population else [entity.name])})
     require_tables(connection, "source", read, "materialize the sources this feature set reads first")
@@ -65,10 +70,18 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
                    "materialize the feature sets this feature set uses first")
     if entity.is_population:
         require_tables(connection, "population", [entity.name], f"materialize entity '{entity.name}' first")
-    _bind_entity(connection, entity_table(catalog, entity.name), start, end)
-    for name in read:
-        # every column, outcomes included, for windows over earlier events (the spec checks allow no other use)
-        connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS SELECT * FROM {source_table(name)}")
+    with bound(connection, feature_set):
+        return _compute(connection, catalog, feature_set, start, end)
+
+
+def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+             start: dt.date, end: dt.date) -> int:
+    """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
+    entity = catalog.entity_rows(feature_set.entity)
+    bind_entity(connection, catalog, feature_set, span_condition(start, end))
+    # no row or outcome known only after the last prediction time of the range is reachable; the point-in-time
+    # proof (proof.py) covers the earlier rows of a range of several days
+    bind_sources(connection, catalog, feature_set, prediction_time(feature_set.known_by, end))
     for used in feature_set.uses:
         missing = connection.execute(
             f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "

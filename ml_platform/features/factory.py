@@ -3,11 +3,12 @@
 import dagster as dg
 
 from ml_platform.errors import as_dagster_failure
+from ml_platform.features.proof import PointInTimeError
 from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
 from ml_platform import grains
 from ml_platform.entities.factory import entity_partitions
-from ml_platform.names import (FEATURES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, entity_key, feature_key,
-                               source_key, table_label)
+from ml_platform.names import (FEATURES_GROUP, POINT_IN_TIME_CHECK, ROW_COUNT_METADATA, TABLE_NAME_METADATA,
+                               entity_key, feature_key, source_key, table_label)
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.progress import Progress
 from ml_platform.storage.resources import Warehouse
@@ -59,6 +60,10 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
             dg.AssetDep(feature_key(name), partition_mapping=_window(feature_set.lookback_days, rows.grain))
             for name in feature_set.uses],
         code_version=version,
+        check_specs=[dg.AssetCheckSpec(
+            POINT_IN_TIME_CHECK, asset=feature_key(feature_set.name), blocking=True,
+            description="every sampled stored value equals its value recomputed with every source cut at the "
+                        "row's prediction time")],
         metadata={
             "spec_file": catalog.file_of("feature_set", feature_set.name),
             TABLE_NAME_METADATA: table_label("features", feature_set.name),
@@ -70,12 +75,22 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
             "sql": dg.MetadataValue.md(f"```sql\n{feature_set.sql}\n```"),
         },
     )
-    def compute(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def compute(context: dg.AssetExecutionContext, warehouse: Warehouse):
         start, end = date_range(context)
-        with warehouse.get_connection() as connection, as_dagster_failure():
-            refresh = refresh_feature_set(connection, catalog, feature_set, start, end, Progress(context.log.info))
+        try:
+            with warehouse.get_connection() as connection, as_dagster_failure():
+                refresh = refresh_feature_set(connection, catalog, feature_set, start, end,
+                                              Progress(context.log.info))
+        except dg.Failure as failure:
+            if not isinstance(failure.__cause__, PointInTimeError):
+                raise
+            proof = failure.__cause__.proof
+            yield dg.AssetCheckResult(check_name=POINT_IN_TIME_CHECK, passed=False, description=proof.message(),
+                                      severity=dg.AssetCheckSeverity.ERROR, metadata=proof.metadata())
+            raise
         context.log.info(f"features '{feature_set.name}': {refresh.why_recomputed()}")
-        return dg.MaterializeResult(metadata=refresh_metadata(refresh, version))
+        yield dg.MaterializeResult(metadata=refresh_metadata(refresh, version),
+                                   check_results=[proof_result(refresh)])
 
     return compute
 
@@ -93,3 +108,12 @@ def refresh_metadata(refresh: FeatureRefresh, definition_version: str) -> dict:
     if refresh.stale:
         metadata[ROW_COUNT_METADATA] = refresh.rows
     return metadata
+
+
+def proof_result(refresh: FeatureRefresh) -> dg.AssetCheckResult:
+    """The point-in-time check's verdict: the recomputed days' proof, or passed when every day was reused."""
+    if refresh.proof is None:
+        return dg.AssetCheckResult(check_name=POINT_IN_TIME_CHECK, passed=True,
+                                   description="every day reused: proven when it was computed")
+    return dg.AssetCheckResult(check_name=POINT_IN_TIME_CHECK, passed=refresh.proof.passed,
+                               metadata=refresh.proof.metadata(), description=refresh.proof.message())

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 import duckdb
 
 from ml_platform.features.compute import compute_feature_set
+from ml_platform.features.proof import PointInTimeError, Proof, prove_feature_set
 from ml_platform.features.versions import segments, stale_days
-from ml_platform.names import feature_asset
+from ml_platform.names import feature_asset, feature_table
 from ml_platform.progress import Progress, silent
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.versions import record_versions
+from ml_platform.storage.versions import forget_versions, partition_version, record_versions
+from ml_platform.storage.warehouse import date_literal, transaction
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class FeatureRefresh:
     expected: dict[str, PartitionVersion]  # {day: the version it has now}
     stale: dict[str, str]  # {day: why it was recomputed}, empty when every day was reused
     rows: int  # rows written for the recomputed days
+    proof: Proof | None = None  # the point-in-time proof of the recomputed days (None when every day was reused)
 
     @property
     def reused_days(self) -> int:
@@ -66,15 +69,36 @@ def ranges(stale: list[str], size: int = RANGE_DAYS) -> list[tuple[dt.date, dt.d
 def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date, progress: Progress | None = None) -> FeatureRefresh:
     """Recompute the stale days of [start, end] and record their versions; the days already up to date are kept.
-    Each range of days is committed with its versions; `progress` hears how far a long backfill got."""
+    Each range of days is committed with its versions marked as awaiting the point-in-time proof, which runs on
+    a sample of all the recomputed days at the end: passed, the days get their versions; failed, their rows and
+    versions are dropped. `progress` hears how far a long backfill got."""
     progress = progress if progress is not None else silent()
     expected, stale = stale_days(connection, catalog, feature_set, start, end)
     rows = 0
     todo = ranges(list(stale))
     for index, (first, last) in enumerate(todo, start=1):
         rows += compute_feature_set(connection, catalog, feature_set, first, last)
+        # recorded as awaiting the proof: a run that dies before the proof leaves these days stale, never reused
         record_versions(connection, feature_asset(feature_set.name),
-                        {day: expected[day] for day in stale if first.isoformat() <= day <= last.isoformat()})
+                        {day: awaiting_proof(expected[day]) for day in stale
+                         if first.isoformat() <= day <= last.isoformat()})
         progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
                               f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
-    return FeatureRefresh(expected, stale, rows)
+    if not stale:
+        return FeatureRefresh(expected, stale, rows)
+    recomputed = [dt.date.fromisoformat(day) for day in stale]
+    proof = prove_feature_set(connection, catalog, feature_set, min(recomputed), max(recomputed), days=recomputed)
+    if not proof.passed:  # unproven rows are not kept: nothing downstream may read them, the next run recomputes
+        with transaction(connection):
+            for first, last in todo:
+                connection.execute(f"DELETE FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
+                                   f"{date_literal(first)} AND {date_literal(last)}")
+            forget_versions(connection, feature_asset(feature_set.name), stale)
+        raise PointInTimeError(proof)
+    record_versions(connection, feature_asset(feature_set.name), {day: expected[day] for day in stale})
+    return FeatureRefresh(expected, stale, rows, proof)
+
+
+def awaiting_proof(version: PartitionVersion) -> PartitionVersion:
+    """The version a computed day holds until the point-in-time proof passed: never the one a run expects."""
+    return partition_version({**version.components, "point_in_time": "awaiting the proof"})

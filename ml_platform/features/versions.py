@@ -27,7 +27,8 @@ ABSENT = "absent"
 @functools.lru_cache(maxsize=1)
 def feature_code_version() -> str:
     """Hash of the platform code that computes feature values."""
-    source = (Path(__file__).resolve().parent / "compute.py").read_bytes()
+    folder = Path(__file__).resolve().parent
+    source = b"".join((folder / name).read_bytes() for name in ("compute.py", "relations.py", "timing.py"))
     return hashlib.sha256(source).hexdigest()[:12]
 
 

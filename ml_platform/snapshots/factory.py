@@ -4,11 +4,13 @@ import dagster as dg
 
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
+from ml_platform.features.proof import Proof
 from ml_platform.partitions import training_runs
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import SnapshotRecord
 from ml_platform.snapshots.build import snapshot_run
 from ml_platform.snapshots.pinning import manifest_summary
+from ml_platform.snapshots.proof import SnapshotProofError, prove_training_run
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
@@ -57,11 +59,37 @@ def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         deps=deps,
         code_version=spec_hash,
         metadata={"spec_file": catalog.file_of("model", model.name), "spec_hash": spec_hash},
+        check_specs=[dg.AssetCheckSpec(
+            names.POINT_IN_TIME_CHECK, asset=names.stage_key("snapshot", model.name), blocking=True,
+            description="a sample of the snapshot's feature values equals their values recomputed with every "
+                        "source cut at each row's prediction time")],
     )
-    def snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                 artifacts: ArtifactStore) -> dg.MaterializeResult:
-        with as_dagster_failure(), warehouse.get_connection() as connection:
-            stored = snapshot_run(connection, artifacts, catalog, model, context.partition_key)
-        return dg.MaterializeResult(metadata=snapshot_metadata(artifacts, stored))
+    def snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse, artifacts: ArtifactStore):
+        try:
+            with as_dagster_failure(), warehouse.get_connection() as connection:
+                proofs = prove_training_run(connection, catalog, model, context.partition_key)
+                stored = snapshot_run(connection, artifacts, catalog, model, context.partition_key)
+        except dg.Failure as failure:
+            if isinstance(failure.__cause__, SnapshotProofError):
+                yield proof_check(failure.__cause__.proofs)
+            raise
+        yield dg.MaterializeResult(metadata=snapshot_metadata(artifacts, stored), check_results=[proof_check(proofs)])
 
     return snapshot
+
+
+def proof_check(proofs: list[Proof]) -> dg.AssetCheckResult:
+    """The snapshot's point-in-time check: its feature sets' proofs, or passed when the snapshot was already stored."""
+    if not proofs:
+        return dg.AssetCheckResult(check_name=names.POINT_IN_TIME_CHECK, passed=True,
+                                   description="snapshot already stored: proven when it was written")
+    failed = [proof for proof in proofs if not proof.passed]
+    metadata = {"cuts_checked": sum(len(proof.cuts) for proof in proofs),
+                "rows_checked": sum(proof.rows for proof in proofs),
+                "seconds": round(sum(proof.seconds for proof in proofs), 3),
+                "sample": "; ".join(f"{proof.feature_set}: {proof.metadata()['sample']}" for proof in proofs)}
+    description = (" || ".join(proof.message() for proof in failed) if failed else
+                   f"{metadata['rows_checked']:,} row(s) at {metadata['cuts_checked']} prediction time(s) of "
+                   f"{len(proofs)} feature set(s) recomputed with every source cut there: all values equal")
+    return dg.AssetCheckResult(check_name=names.POINT_IN_TIME_CHECK, passed=not failed, metadata=metadata,
+                               severity=dg.AssetCheckSeverity.ERROR, description=description)

@@ -123,7 +123,7 @@ def file_fingerprint(source: SourceSpec, project_dir: Path) -> str:
 
 def source_spec_hash(source: SourceSpec) -> str:
     """The hash of a source's spec: its asset's code version."""
-    return short_hash(canonical_json(source))
+    return short_hash(canonical_json(source.without_availability()))  # availability changes no loaded row
 
 
 def load_fingerprint(source: SourceSpec, project_dir: Path) -> dict[str, str]:

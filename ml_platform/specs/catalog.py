@@ -174,7 +174,7 @@ class Catalog:
         payload = {
             "model": model.model_dump(mode="json"),
             "feature_sets": {fs.name: fs.model_dump(mode="json") for fs in self.feature_sets_of(model)},
-            "sources": {source.name: source.model_dump(mode="json") for source in self.sources_of(model)},
+            "sources": {source.name: source.without_availability() for source in self.sources_of(model)},
         }
         entities = sorted({model.entity, *(fs.entity for fs in self.feature_sets_of(model))} & set(self.entities))
         if entities:  # only then, so that the spec hash of a model over a source's rows stays put

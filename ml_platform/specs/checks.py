@@ -9,6 +9,7 @@ from typing import Sequence
 import duckdb
 
 from ml_platform.names import RESERVED_KEY_PREFIXES
+from ml_platform.specs.availability_checks import availability_errors
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.entity_checks import check_entity, population_source
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
@@ -145,6 +146,7 @@ def _check_source(catalog: Catalog, source: SourceSpec, connection: duckdb.DuckD
                 errors.append(_error(catalog, source, "partitioning.date", problem))
             elif kind not in ("DATE", "TIMESTAMP"):
                 errors.append(_error(catalog, source, "partitioning.date", f"must give a DATE, gives {kind}"))
+        errors += availability_errors(source, catalog.file_of("source", source.name), checker)
     finally:
         checker.close()
     return errors

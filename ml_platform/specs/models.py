@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
+from ml_platform.names import AVAILABLE_AT_COLUMN, PREDICTION_TIME_COLUMN
+
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAYS_AHEAD = 7  # the furthest ahead a model can predict: daily partitions exist this many days beyond today
 Identifier = Annotated[
@@ -95,7 +97,23 @@ class ColumnSpec(Frozen):
         default="before_event",
         description="after_event columns (outcomes) may feed labels and money but never a feature of the same row",
     )
+    available_at: SqlExpression | None = Field(
+        default=None,
+        description=(
+            "after_event columns only: when this column's value becomes known, a local TIMESTAMP expression over "
+            "the source's columns (e.g. the actual departure for a departure delay). Before that moment the "
+            "column reads NULL in every relation feature SQL sees. Default: the source's default availability "
+            "(the end of the row's local partition day for daily sources; the row's availability for reference "
+            "tables)"),
+    )
     description: str = ""
+
+    @model_validator(mode="after")
+    def _availability_of_outcomes_only(self):
+        if self.available_at is not None and self.known != "after_event":
+            raise ValueError("available_at is only for columns with known: after_event (the other columns are "
+                             "known with their row: give the source's available_at instead)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -218,6 +236,10 @@ class SourceChecks(Frozen):
         description="daily sources: each column's missing share against the trailing days")
 
 
+PLATFORM_COLUMNS = (AVAILABLE_AT_COLUMN, PREDICTION_TIME_COLUMN)
+AVAILABILITY_FIELDS = {"available_at": True, "columns": {"__all__": {"available_at"}}}
+
+
 class SourceSpec(Header):
     """A raw business table loaded into the warehouse."""
 
@@ -230,7 +252,25 @@ class SourceSpec(Header):
     derived_columns: dict[Identifier, DerivedColumn] = Field(default_factory=dict)
     keys: list[Identifier] = Field(min_length=1, description="columns that identify a row uniquely")
     partitioning: Partitioning
+    available_at: SqlExpression | None = Field(
+        default=None,
+        description=(
+            "when each row becomes known to the platform: a local wall-clock TIMESTAMP expression (in the "
+            "partitioning's time zone; reference tables: the time zone of the entity reading them) over the "
+            "source's columns, derived columns and partition_date, e.g. `observed_at + INTERVAL 1 HOUR`. Feature "
+            "SQL never sees a row whose availability is after the prediction time of the entity row it computes. "
+            "Default: daily sources, the end of the row's local partition day (a day's rows are delivered when "
+            "the day is over); reference tables (partitioning none), always known (static reference facts)"),
+    )
     checks: SourceChecks = Field(default_factory=SourceChecks)
+
+    @model_validator(mode="after")
+    def _platform_columns_free(self):
+        taken = sorted({*self.columns, *self.derived_columns} & set(PLATFORM_COLUMNS))
+        if taken:
+            raise ValueError(f"column name(s) {', '.join(taken)} are the platform's (every relation feature SQL "
+                             f"reads carries them); rename the column")
+        return self
 
     @property
     def is_daily(self) -> bool:
@@ -244,6 +284,11 @@ class SourceSpec(Header):
         if self.is_daily:
             columns["partition_date"] = "DATE"
         return columns
+
+    def without_availability(self) -> dict:
+        """The spec as plain data without its availability times, which change no loaded row and no model's
+        spec hash (the point-in-time proof verifies them, and feature versions include them)."""
+        return self.model_dump(mode="json", exclude=AVAILABILITY_FIELDS)
 
     def after_event_columns(self) -> list[str]:
         """Columns that are only known after the event."""
@@ -288,12 +333,16 @@ class FeatureSetSpec(Header):
         default=0, ge=0, le=3660,
         description="how many days before a partition the SQL reads from daily sources and used feature sets",
     )
-    known_by: KnownBy = Field(description="the latest moment any value of this set is known")
+    known_by: KnownBy = Field(
+        description="the latest moment any value of this set is known: each entity row's prediction time; the "
+                    "blocking point_in_time check recomputes stored values with every source cut there")
     sql: str = Field(
         min_length=1,
         description=(
             "a SELECT returning the entity's keys and every declared feature, one row per row of the view "
-            "`entity` (the entity's rows of the partitions being computed); sources are read by name"
+            "`entity` (the entity's rows of the partitions being computed, each with its `prediction_time`: the "
+            "event date minus known_by); sources are read by name or as `history.<source>`, every one showing only "
+            "the rows and outcome columns known at the prediction time, each row with its `available_at`"
         ),
     )
     features: dict[Identifier, FeatureSpec] = Field(min_length=1)

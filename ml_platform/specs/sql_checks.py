@@ -92,8 +92,10 @@ class SqlChecker:
             self.connection.execute(f"CREATE TABLE {_qualified(RAW, source.name)} ({raw_columns})")
             hidden = set(source.after_event_columns()) if before_event_only else set()
             visible = {name: kind for name, kind in source.all_columns().items() if name not in hidden}
-            self._create("source", source.name, visible)
-            self._create("history", source.name, source.all_columns())
+            # feature SQL reads each source with the time its row became known (features/relations.py)
+            timed = {names.AVAILABLE_AT_COLUMN: "TIMESTAMP"} if before_event_only else {}
+            self._create("source", source.name, {**visible, **timed})
+            self._create("history", source.name, {**source.all_columns(), **timed})
             self.columns[(RAW, source.name)] = list(source.columns)
         for name, columns in (feature_tables or {}).items():
             self._create("features", name, columns)
@@ -153,7 +155,9 @@ class SqlChecker:
 
     def with_entity(self, entity: str):
         """Point the `entity` view at the given source for the next checks."""
-        self.connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * FROM {names.source_table(entity)}")
+        self.connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS SELECT * EXCLUDE ({names.AVAILABLE_AT_COLUMN}), "
+                                f"CAST(NULL AS TIMESTAMP) AS {names.PREDICTION_TIME_COLUMN} "
+                                f"FROM {names.source_table(entity)}")
         self.tables = sorted({*self.tables, "entity"})
 
     def _explain(self, error: duckdb.Error, sql: str, columns: Iterable[str] | None) -> str:

@@ -91,11 +91,11 @@ class Escape:
 
 
 def feature_set_tables(feature_set: FeatureSetSpec) -> frozenset[str]:
-    """The tables a feature set's SQL may read: `entity`, its entity and `reads` (also as `source.<name>` and
-    `history.<name>`), and the feature sets it `uses` (also as `features.<name>`)."""
+    """The tables a feature set's SQL may read: `entity`, its entity and `reads` by name and as `history.<name>`
+    (the relations cut at each row's prediction time; `source.<name>` would read past them), and the feature sets it
+    `uses` (also as `features.<name>`)."""
     sources = {feature_set.entity, *feature_set.reads}
-    return frozenset({names.ENTITY_VIEW, *sources, *(f"source.{name}" for name in sources),
-                      *(f"history.{name}" for name in sources),
+    return frozenset({names.ENTITY_VIEW, *sources, *(f"history.{name}" for name in sources),
                       *feature_set.uses, *(f"features.{name}" for name in feature_set.uses)})
 
 

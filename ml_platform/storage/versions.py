@@ -72,3 +72,8 @@ def explain_change(old: PartitionVersion | None, new: PartitionVersion) -> str:
     changed = sorted(name for name in set(old.components) | set(new.components)
                      if old.components.get(name) != new.components.get(name))
     return "changed: " + ", ".join(changed) if changed else "unchanged"
+
+
+def forget_versions(connection: duckdb.DuckDBPyConnection, asset: str, keys: Iterable[str]) -> None:
+    """Drop the stored versions of the given partitions: they are computed again on the next run."""
+    connection.execute(f"DELETE FROM {TABLE} WHERE asset = ? AND list_contains(?, partition_key)", [asset, list(keys)])

@@ -161,7 +161,7 @@ def test_unknown_field_in_a_column(spec_errors):
 
     assert spec_errors(text) == [
         "model_specs/test_spec.yaml: source 'delays_export', field 'columns.minutes': unknown field 'nullable' "
-        "(allowed: type, known, description)"
+        "(allowed: type, known, available_at, description)"
     ]
 
 

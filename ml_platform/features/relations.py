@@ -1,0 +1,104 @@
+"""The relations feature SQL reads, bound on a connection: `entity`, each source by its bare name, `history.<source>`.
+
+Feature SQL reads sources only through these: the bare names are temporary views that shadow the warehouse's
+`source` schema on the search path, and `history.<source>` views are replaced on each binding. Each source relation
+is cut at a moment (rows not yet known are absent, outcome columns not yet known read NULL) and carries each row's
+`available_at`; `entity` carries each row's `prediction_time`, its own outcome columns masked at it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import datetime as dt
+import json
+from typing import Iterable, Iterator
+
+import duckdb
+
+from ml_platform.features.timing import cut_relation_sql, entity_relation_sql, prediction_time_sql
+from ml_platform.names import PREDICTION_TIME_COLUMN, history_view, population_table, quote
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import FeatureSetSpec
+
+
+def readable_sources(feature_set: FeatureSetSpec) -> list[str]:
+    """The sources a feature set's SQL may read: its entity's and those it declares."""
+    return sorted({feature_set.entity, *feature_set.reads})
+
+
+def _table_references(tree) -> Iterator[tuple[str, str, str]]:
+    """(catalog, schema, table) of every table a parsed statement names."""
+    if isinstance(tree, dict):
+        if tree.get("type") == "BASE_TABLE":
+            yield tree.get("catalog_name", ""), tree.get("schema_name", ""), tree.get("table_name", "")
+        for value in tree.values():
+            yield from _table_references(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _table_references(value)
+
+
+def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                         feature_set: FeatureSetSpec) -> list[str]:
+    """The tables the feature set's SQL names that bypass the cut relations: a schema other than `history` (its
+    readable sources) or `features` (the sets it uses), or a source it does not declare."""
+    tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [feature_set.sql]).fetchall()[0][0])
+    readable, used = set(readable_sources(feature_set)), set(feature_set.uses)
+    bypassing = []
+    for catalog_name, schema, table in _table_references(tree):
+        allowed = (not catalog_name and (
+            (schema == "history" and table in readable) or (schema == "features" and table in used)
+            or (not schema and (table in readable or table not in catalog.sources))))
+        if not allowed:
+            bypassing.append(".".join(part for part in (catalog_name, schema, table) if part))
+    return sorted(set(bypassing))
+
+
+def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                condition: str) -> None:
+    """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns)."""
+    if catalog.entity_rows(feature_set.entity).is_population:  # its columns are all known at its period's start
+        connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW entity AS SELECT *, {prediction_time_sql(feature_set.known_by)} AS "
+            f"{PREDICTION_TIME_COLUMN} FROM {population_table(feature_set.entity)} WHERE {condition}")
+        return
+    entity = catalog.sources[feature_set.entity]
+    connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS "
+                       f"{entity_relation_sql(entity, feature_set.known_by, condition)}")
+
+
+def _local_time_source(catalog: Catalog, feature_set: FeatureSetSpec):
+    """The source whose local time the entity's rows are in: the entity itself, or for an entity spec the first
+    daily source it reads (load checks hold an entity spec to its daily sources' time zone)."""
+    rows = catalog.entity_rows(feature_set.entity)
+    if not rows.is_population:
+        return catalog.sources[feature_set.entity]
+    daily = [catalog.sources[name] for name in rows.reads() if catalog.sources[name].is_daily]
+    return daily[0] if daily else catalog.sources[rows.reads()[0]]
+
+
+def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                 cut: dt.datetime | None, uncut: Iterable[str] = ()) -> None:
+    """Point every source relation of the feature set at its rows and columns known at `cut`; the sources named in
+    `uncut` (and all of them when `cut` is None) show every row and column."""
+    entity = _local_time_source(catalog, feature_set)
+    uncut = set(uncut)
+    for name in [name for name in readable_sources(feature_set) if name in catalog.sources]:
+        relation = cut_relation_sql(catalog.sources[name], entity, None if name in uncut else cut)
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
+        connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")
+
+
+def unbind(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -> None:
+    """Drop the temporary views, so that bare names resolve to the warehouse's tables again."""
+    for name in [*readable_sources(feature_set), "entity"]:
+        connection.execute(f"DROP VIEW IF EXISTS temp.main.{quote(name)}")
+
+
+@contextmanager
+def bound(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -> Iterator[None]:
+    """Drop the feature set's temporary views when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        unbind(connection, feature_set)
