@@ -62,3 +62,31 @@ def test_the_weekly_example_runs_end_to_end_in_weeks(weekly_project):
 
     again = run_chain(weekly_project, "route_disruption", score_days=7, say=lines.append)
     assert again.runs == []  # nothing changed: every step is up to date
+
+
+def test_a_replay_of_the_weekly_example_scores_mondays_and_judges_them_a_week_later(tmp_path, dagster_home):
+    from ml_platform.replay.story import replay, summary_lines
+
+    root = tmp_path / "replayed"
+    for folder in ("sources", "entities", "route_weeks"):
+        shutil.copytree(SPECS / folder, root / "model_specs" / folder)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", root / "dagster.yaml")
+    shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
+    project = project_at(root)
+    lines = []
+    result = replay(project, dt.date(2013, 12, 8), dt.date(2013, 12, 16), say=lines.append)
+    summary = summary_lines(project, result)
+
+    ledger = result.ledgers["route_disruption"]
+    assert [training.promoted for training in ledger.trainings][:1] == [True], lines
+    assert "route_disruption: 2 of 2 weeks scored" in summary, summary
+    with open_warehouse(project.storage.warehouse) as connection:
+        scored = connection.execute("SELECT DISTINCT CAST(partition_date AS DATE) FROM predictions.route_disruption "
+                                    "ORDER BY 1").fetchall()
+        judged = connection.execute("SELECT CAST(day AS DATE), status FROM monitoring.route_disruption__outcomes "
+                                    "ORDER BY 1").fetchall()
+    assert [row[0] for row in scored] == [dt.date(2013, 12, 9), dt.date(2013, 12, 16)]
+    # the week of the 9th is judged on the 16th, once its seven days are over; nothing is judged on other days
+    assert [(day, status) for day, status in judged if day == dt.date(2013, 12, 9)] == [
+        (dt.date(2013, 12, 9), "labelled")], judged
+    assert any(line.startswith("[ 10/10] 2013-12-16") and "judged 2013-12-09" in line for line in lines), lines
