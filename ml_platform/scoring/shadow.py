@@ -69,7 +69,9 @@ def shadow_scoring(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
 def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> str:
     """SQL giving each entity row of [start, end] its keys, label and the money value of every outcome."""
     require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    rows = catalog.entity_rows(model.entity)
+    # a population's keys name a row within its partition, so its rows are matched on the partition too
+    keys = ", ".join([*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])])
     outcomes = model.money.outcomes
     if outcomes is None:
         raise TaskNotSupportedError(f"realized money of '{model.name}' is not supported for money given as a "
@@ -88,7 +90,8 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
         return None
-    keys = [quote(key) for key in catalog.sources[model.entity].keys]
+    rows = catalog.entity_rows(model.entity)
+    keys = [*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])]
     key_list = ", ".join(keys)
     shadow = names.shadow_table(model.name)
     span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow} "
