@@ -7,8 +7,9 @@ import warnings
 import dagster as dg
 
 from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
-                                            build_scoring_schedule)
+                                            build_scoring_schedule, build_source_loading)
 from ml_platform.deployment.factory import build_deployment_asset
+from ml_platform.entities.factory import build_entity_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
 from ml_platform.features.factory import build_feature_asset
 from ml_platform.monitoring.alarms import drift_alarm
@@ -26,6 +27,7 @@ from ml_platform.training.factory import build_model_asset
 def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     """Every asset the catalog defines."""
     assets = [build_source_asset(catalog, source) for source in catalog.sources.values()]
+    assets += [build_entity_asset(catalog, entity) for entity in catalog.entities.values()]
     assets += [build_feature_asset(catalog, feature_set) for feature_set in catalog.feature_sets.values()]
     for model in catalog.models.values():
         assets += [
@@ -43,7 +45,9 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
     """Jobs whose assets share one partitioning, so that one run can materialize each of them."""
     reference = [source_key(name) for name, source in catalog.sources.items() if not source.is_daily]
     daily = [source_key(name) for name, source in catalog.sources.items() if source.is_daily]
-    daily += [feature_key(name) for name in catalog.feature_sets]
+    # a feature set over an entity spec is partitioned by the entity's grain: its model's own job runs it
+    daily += [feature_key(name) for name, feature_set in catalog.feature_sets.items()
+              if not catalog.entity_rows(feature_set.entity).is_population]
     jobs = []
     if reference:
         jobs.append(dg.define_asset_job(REFERENCE_JOB, selection=reference,
@@ -62,6 +66,7 @@ def build_jobs(catalog: Catalog) -> list[dg.UnresolvedAssetJobDefinition]:
             description=f"Score days with the {model.name} champion and measure their drift."))
         jobs += build_automation_jobs(catalog, model, monitoring=[stage_key("monitoring", model.name)],
                                       outcomes=[stage_key("outcomes", model.name)])
+        jobs += build_source_loading(catalog, model)[0]
     return jobs
 
 
@@ -70,7 +75,7 @@ def build_schedules(catalog: Catalog) -> list[dg.ScheduleDefinition]:
     schedules = []
     for model in catalog.models.values():
         schedules += [build_scoring_schedule(catalog, model, monitoring=[stage_key("monitoring", model.name)]),
-                      build_outcomes_schedule(catalog, model)]
+                      build_outcomes_schedule(catalog, model), *build_source_loading(catalog, model)[1]]
     return schedules
 
 

@@ -35,6 +35,11 @@ def stage_of(key: dg.AssetKey) -> str | None:
     return None
 
 
+def entity_key(name: str) -> dg.AssetKey:
+    """The asset key of an entity spec's population: `["entity", name]`."""
+    return dg.AssetKey(["entity", name])
+
+
 def source_key(name: str) -> dg.AssetKey:
     """The asset key of a source: `["source", name]`."""
     return dg.AssetKey(["source", name])
@@ -45,7 +50,8 @@ def feature_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["features", name])
 
 
-RESERVED_KEY_PREFIXES = ("source", "features")  # the first part of source and feature keys: no model takes them
+RESERVED_KEY_PREFIXES = ("source", "features", "entity")  # first part of source, feature and entity keys: no model
+ENTITIES_GROUP = "entities"  # the asset group of every entity spec's population
 SOURCES_GROUP = "sources"  # the asset group of every source
 FEATURES_GROUP = "features"  # the asset group of every feature set
 
@@ -60,6 +66,11 @@ def model_group(model: str) -> str:
 def source_asset(name: str) -> str:
     """The version-index name of a source: `source/<name>`."""
     return f"source/{name}"
+
+
+def population_asset(name: str) -> str:
+    """The version-index name of an entity spec's population: `entity/<name>`."""
+    return f"entity/{name}"
 
 
 def feature_asset(name: str) -> str:
@@ -98,6 +109,16 @@ def outcomes_job_name(model: str) -> str:
     # not `<model>__outcomes`: that is the op name Dagster derives from the key `[model, "outcomes"]`, and a job and
     # an op may not share a name in one repository
     return f"{model}__judging"
+
+
+def sources_job_name(model: str) -> str:
+    """The job loading one day of the daily sources of a model over an entity spec: `<model>__sources`."""
+    return f"{model}__sources"
+
+
+def sources_schedule_name(model: str) -> str:
+    """The schedule loading each day of those sources: `<model>__daily_sources`."""
+    return f"{model}__daily_sources"
 
 
 def scoring_schedule_name(model: str) -> str:
@@ -148,8 +169,10 @@ SHADOW_TABLE_METADATA = "shadow_table"  # the predictions asset's shadow table, 
 
 # --- warehouse schemas, identifiers, tables -----------------------------------------------------------------------
 
-SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring")
+SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring", "population")
 ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
+BOUNDS_VIEW = "bounds"  # the one-row view of the partition's [partition_start, partition_end) a population reads
+ENTITY_RESERVED_COLUMNS = ("partition_start", "partition_date")  # written by the platform on every entity row
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions",
                    "task_evaluations")
 MONITORING_KINDS = ("drift", "outcomes")
@@ -192,6 +215,11 @@ def money_input_column(name: str) -> str:
 def source_table(name: str) -> str:
     """A source's table: `source."<name>"`."""
     return table("source", name)
+
+
+def population_table(name: str) -> str:
+    """An entity spec's rows, every partition: `population."<name>"`."""
+    return table("population", name)
 
 
 def feature_table(name: str) -> str:

@@ -49,9 +49,15 @@ def test_literal_names_for_model_m():
     assert [names.stage_of(names.stage_key(stage, "m")) for stage in names.MODEL_STAGES] == list(names.MODEL_STAGES)
     assert names.stage_of(names.source_key("model")) is None and names.stage_of(names.feature_key("snapshot")) is None
     assert names.stage_of(dg.AssetKey(["m", "weights"])) is None and names.stage_of(dg.AssetKey("model")) is None
-    assert names.RESERVED_KEY_PREFIXES == ("source", "features")
+    assert names.RESERVED_KEY_PREFIXES == ("source", "features", "entity")
     assert names.source_key("flights") == dg.AssetKey(["source", "flights"])
     assert names.feature_key("flight_schedule") == dg.AssetKey(["features", "flight_schedule"])
+    assert names.entity_key("busy_routes") == dg.AssetKey(["entity", "busy_routes"])
+    assert (names.sources_job_name("m"), names.sources_schedule_name("m")) == ("m__sources", "m__daily_sources")
+    assert names.population_asset("busy_routes") == "entity/busy_routes"
+    assert names.ENTITIES_GROUP == "entities"
+    assert names.population_table("busy_routes") == 'population."busy_routes"'
+    assert (names.BOUNDS_VIEW, names.ENTITY_RESERVED_COLUMNS) == ("bounds", ("partition_start", "partition_date"))
     assert (names.SOURCES_GROUP, names.FEATURES_GROUP, names.model_group("m")) == ("sources", "features", "m")
     assert names.source_asset("flights") == "source/flights"
     assert names.feature_asset("flight_schedule") == "features/flight_schedule"
@@ -76,7 +82,7 @@ def test_literal_names_for_model_m():
         "dagster/table_name", "dagster/row_count", "dagster/column_schema")
     assert (names.LATEST_VIEW_METADATA, names.SHADOW_TABLE_METADATA) == ("latest_view", "shadow_table")
 
-    assert names.SCHEMAS == ("source", "features", "registry", "predictions", "history", "monitoring")
+    assert names.SCHEMAS == ("source", "features", "registry", "predictions", "history", "monitoring", "population")
     assert names.source_table("flights") == 'source."flights"'
     assert names.feature_table("flight_schedule") == 'features."flight_schedule"'
     assert names.history_view("flights") == 'history."flights"'

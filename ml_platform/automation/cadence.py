@@ -20,7 +20,8 @@ from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
 from ml_platform.partitions import parse_training_run_key, training_run_key, training_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.names import source_asset
+from ml_platform import grains
+from ml_platform.names import population_asset, source_asset
 from ml_platform.storage import registry
 from ml_platform.storage.versions import partition_versions
 
@@ -53,15 +54,19 @@ def period_end(cadence: str, day: dt.date) -> dt.date:
 
 def last_labelled_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                       today: dt.date) -> dt.date | None:
-    """The last day of the unbroken stored run of entity days whose labels are mature and fully stored on `today`
-    (see ml_platform.features.labels: the label's horizon, the day's end and its sources' delivery)."""
-    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, source_asset(model.entity)))
+    """The last day of the unbroken stored run of entity partitions whose labels are mature and fully stored on
+    `today` (see ml_platform.features.labels: the label's horizon, the day's end and its sources' delivery); an
+    entity spec's partitions follow one another by its grain."""
+    rows = catalog.entity_rows(model.entity)
+    asset = population_asset(model.entity) if rows.is_population else source_asset(model.entity)
+    stored = sorted(dt.date.fromisoformat(key) for key in partition_versions(connection, asset))
     known = labels_known_through(connection, catalog, model, stored[0], today) if stored else None
     if known is None:
         return None
     last = stored[0]
     for day in stored[1:]:
-        if day > known or (day - last).days > 1:  # a gap: no run can be cut off after it until the gap is filled
+        following = grains.shift(rows.grain, dt.datetime.combine(last, dt.time()), 1).date()
+        if day > known or day > following:  # a gap: no run can be cut off after it until the gap is filled
             break
         last = day
     return last

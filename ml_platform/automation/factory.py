@@ -22,10 +22,12 @@ import dagster as dg
 
 from ml_platform.adapters.clock import current_time
 from ml_platform.automation.cadence import Retraining, decide_retraining, has_champion
+from ml_platform import grains
 from ml_platform.features.labels import label_lag_days
-from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, feature_key, outcomes_job_name,
+from ml_platform.names import (REASON_TAG, TICK_TAG, daily_job_name, entity_key, feature_key, outcomes_job_name,
                                outcomes_run_key, outcomes_schedule_name, retraining_sensor_name, scoring_run_key,
-                               scoring_schedule_name, source_key, stage_key, training_job_name)
+                               scoring_schedule_name, source_key, sources_job_name, sources_schedule_name, stage_key,
+                               training_job_name)
 from ml_platform.partitions import training_runs
 from ml_platform.storage.resources import Warehouse
 from ml_platform.specs.catalog import Catalog
@@ -39,13 +41,17 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def data_keys(catalog: Catalog, model: ModelSpec) -> list[dg.AssetKey]:
-    """The daily sources and feature sets a model's day needs, in graph order."""
+    """The daily sources and feature sets a model's day needs, in graph order; for an entity spec, its population
+    and feature sets (one run holds assets of one partitioning: its daily sources are loaded by their own runs)."""
+    features = [feature_key(feature_set.name) for feature_set in catalog.feature_sets_of(model)]
+    if catalog.entity_rows(model.entity).is_population:
+        return [entity_key(model.entity)] + features
     keys = [source_key(source.name) for source in catalog.sources_of(model) if source.is_daily]
-    return keys + [feature_key(feature_set.name) for feature_set in catalog.feature_sets_of(model)]
+    return keys + features
 
 
 def _timezone(catalog: Catalog, model: ModelSpec) -> str:
-    return catalog.sources[model.entity].partitioning.timezone
+    return catalog.entity_rows(model.entity).timezone
 
 
 def _local_date(tick: dt.datetime, timezone: str) -> dt.date:
@@ -54,10 +60,12 @@ def _local_date(tick: dt.datetime, timezone: str) -> dt.date:
 
 def _outside(catalog: Catalog, model: ModelSpec, day: dt.date) -> str | None:
     """Why a day has no partition of the model's entity, or None (Dagster's own test depends on the wall clock)."""
-    partitioning = catalog.sources[model.entity].partitioning
+    partitioning = catalog.entity_rows(model.entity)
     if day < partitioning.start or (partitioning.end is not None and day > partitioning.end):
         return (f"{day} is outside the {model.entity} partitions ({partitioning.start} to "
                 f"{partitioning.end or 'open-ended'})")
+    if partitioning.is_population and not grains.is_aligned(partitioning.grain, dt.datetime.combine(day, dt.time())):
+        return f"{day} starts no {grains.PERIOD_NOUN[partitioning.grain]} of entity '{model.entity}'"
     return None
 
 
@@ -108,6 +116,41 @@ def build_scoring_schedule(catalog: Catalog, model: ModelSpec,
                   REASON_TAG: "score" if deployed else "load data only: no model is deployed yet"})
 
     return daily_scoring
+
+
+def build_source_loading(catalog: Catalog, model: ModelSpec) -> tuple[list[dg.UnresolvedAssetJobDefinition],
+                                                                     list[dg.ScheduleDefinition]]:
+    """For a model over an entity spec: the job and the daily schedule loading its daily sources a day at a time
+    (its own daily job holds its entity's periods, and one run holds assets of one partitioning). At the
+    prediction time it loads the day being predicted, as a source model's daily job does, so that the days before
+    a period are stored when the scoring schedule requests the period. None for a model over a source's rows."""
+    if not catalog.entity_rows(model.entity).is_population:
+        return [], []
+    selection = [source_key(source.name) for source in catalog.sources_of(model) if source.is_daily]
+    job = dg.define_asset_job(sources_job_name(model.name), selection=selection,
+                              description=f"One day of the daily sources {model.name} reads, with their blocking "
+                                          f"data checks.")
+    predict_at = model.cadence.predict_at
+    hour, minute = (int(part) for part in predict_at.time.split(":"))
+    timezone = _timezone(catalog, model)
+    sources = [catalog.sources[key.path[-1]].partitioning for key in selection]
+
+    @dg.schedule(
+        name=sources_schedule_name(model.name), job_name=sources_job_name(model.name),
+        cron_schedule=f"{minute} {hour} * * *", execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every day at {predict_at.time} ({timezone}), load the day {predict_at.days_before} day(s) "
+                    f"ahead of the daily sources {model.name} reads.")
+    def daily_sources(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time
+        day = _local_date(tick, timezone) + dt.timedelta(days=predict_at.days_before)
+        if any(day < source.start or (source.end is not None and day > source.end) for source in sources):
+            return dg.SkipReason(f"{day} is outside the days of the sources {model.name} reads")
+        return dg.RunRequest(run_key=f"{sources_job_name(model.name)}:{day.isoformat()}",
+                             partition_key=day.isoformat(), run_config=RUN_CONFIG,
+                             tags={TICK_TAG: tick.isoformat(), REASON_TAG: "load the day's sources"})
+
+    return [job], [daily_sources]
 
 
 def build_outcomes_schedule(catalog: Catalog, model: ModelSpec) -> dg.ScheduleDefinition:

@@ -10,14 +10,16 @@ from typing import Callable
 from pathlib import Path
 
 from ml_platform.chain.instance import prepare_instance
+from ml_platform import grains
+from ml_platform.automation.factory import data_keys
 from ml_platform.chain.planning import (
-    days_text, plan_daily, plan_outcomes, plan_reference_sources, plan_scoring, training_done)
+    days_text, plan_daily, plan_outcomes, plan_population, plan_reference_sources, plan_scoring, training_done)
 from ml_platform.chain.runner import Chain, RunOutcome
 from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import MonitoringSummary, monitoring_summary
-from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, latest_view, outcomes_job_name, scoring_job_name,
-                               training_job_name)
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, latest_view, outcomes_job_name,
+                               scoring_job_name, source_key, training_job_name)
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
@@ -75,9 +77,22 @@ def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.
     """Days of daily sources and features the model's training and scoring need."""
     model = catalog.models[model_name]
     lookback = max([fs.lookback_days for fs in catalog.feature_sets_of(model)] or [0])
-    entity = catalog.sources[model.entity].partitioning
-    start = max(entity.start, model.split.train.start - dt.timedelta(days=lookback))
+    rows = catalog.entity_rows(model.entity)
     end = model.split.test.end + dt.timedelta(days=score_days)
+    if rows.is_population:  # its daily sources: from the population's lookback to the last label window's end
+        first = dt.datetime.combine(model.split.train.start, dt.time())
+        reads_from = grains.lookback_start(rows.population.lookback, first).date()
+        start = min(reads_from, model.split.train.start - dt.timedelta(days=lookback))
+        last = grains.period_start(rows.grain, dt.datetime.combine(end, dt.time()))
+        horizon = model.label.horizon.days if model.label.horizon is not None else 0
+        end = max((grains.shift(rows.grain, last, 1) - dt.timedelta(days=1)).date(),
+                  last.date() + dt.timedelta(days=horizon - 1))
+        sources = [catalog.sources[name].partitioning for name in rows.reads() if catalog.sources[name].is_daily]
+        start = max([start, *(partitioning.start for partitioning in sources)])
+        ends = [partitioning.end for partitioning in sources if partitioning.end is not None]
+        return start, min([end, *ends])
+    entity = rows.source.partitioning
+    start = max(entity.start, model.split.train.start - dt.timedelta(days=lookback))
     if entity.end is not None:
         end = min(end, entity.end)
     return start, end
@@ -103,14 +118,31 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
         say("     up to date: every reference source is stored from the same file and spec; no run needed")
     else:
         _require(chain.run(REFERENCE_JOB, f"load reference sources: {reference_plan.describe()}"))
-    with project_warehouse(project) as connection:
-        daily_plan = plan_daily(connection, catalog, first, last)
+    population = catalog.entity_rows(model.entity).is_population
+    with project_warehouse(project) as connection:  # a population model: only the sources it reads
+        daily_plan = plan_daily(connection, catalog, first, last, [
+            source.name for source in catalog.sources_of(model) if source.is_daily] if population else None)
     say(f"[2/4] daily sources and features, {first} to {last} ({(last - first).days + 1} days)")
     if daily_plan.up_to_date:
         say("     up to date: every partition is stored at the version it would get; no run needed")
     else:
+        assets = daily_plan.assets_to_run(catalog)
+        if population:  # only the daily sources its entity and features read
+            assets = [source_key(source.name) for source in catalog.sources_of(model) if source.is_daily]
         _require(chain.run(DAILY_JOB, f"load and compute stale partitions: {daily_plan.describe()}",
-                           date_range=(first, last), assets=daily_plan.assets_to_run(catalog)))
+                           date_range=(first, last), assets=assets))
+    rows = catalog.entity_rows(model.entity)
+    if rows.is_population:
+        partitions = grains.partition_days(rows.grain, model.split.train.start, score_window[1])
+        keys = (partitions[0][0], partitions[-1][0])
+        with project_warehouse(project) as connection:
+            population_plan = plan_population(connection, catalog, model_name, *keys)
+        say(f"     entity '{rows.name}' and its features, {len(partitions)} {rows.grain} partitions from {keys[0]}")
+        if population_plan.up_to_date:
+            say("     up to date: every partition is stored at the version it would get; no run needed")
+        else:
+            _require(chain.run(daily_job_name(model_name), f"build stale partitions: {population_plan.describe()}",
+                               date_range=keys, assets=data_keys(catalog, model)))
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
     with project_warehouse(project) as connection:

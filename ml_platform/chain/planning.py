@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
+from ml_platform import grains
+from ml_platform.entities.population import population_version
 from ml_platform.features.versions import stale_days
 from ml_platform.monitoring.outcomes import judged_versions
-from ml_platform.names import feature_asset, feature_key, source_asset, stage_asset
+from ml_platform.names import feature_asset, feature_key, population_asset, source_asset, stage_asset
 from ml_platform.partitions import days
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
@@ -73,18 +75,45 @@ def plan_reference_sources(connection: duckdb.DuckDBPyConnection, catalog: Catal
     return Plan({asset: count for asset, count in stale.items() if count})
 
 
-def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: dt.date, end: dt.date) -> Plan:
-    """Daily sources and feature partitions of [start, end] that a run would load or compute."""
+def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: dt.date, end: dt.date,
+               sources: list[str] | None = None) -> Plan:
+    """Daily sources (all, or the given ones) and feature partitions of [start, end] that a run would load or
+    compute."""
     keys = [day.isoformat() for day in days(start, end)]
     stale = {source_asset(name): _stale_source_partitions(connection, catalog, name, keys)
-             for name, source in catalog.sources.items() if source.is_daily}
+             for name, source in catalog.sources.items() if source.is_daily and (sources is None or name in sources)}
     stale = {asset: count for asset, count in stale.items() if count}
     if stale:
         return Plan(stale)  # feature versions depend on the data versions that loading will record
     for name, feature_set in catalog.feature_sets.items():
+        if catalog.entity_rows(feature_set.entity).is_population:
+            continue  # partitioned by its entity's grain: see plan_population
         _, outdated = stale_days(connection, catalog, feature_set, start, end)
         if outdated:
             stale[feature_asset(name)] = len(outdated)
+    return Plan(stale)
+
+
+def plan_population(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: str, start: dt.date,
+                    end: dt.date) -> Plan:
+    """An entity spec's partitions starting in [start, end] whose population or features a run would build: those
+    stored at another version than their inputs give now (their daily sources must be loaded first)."""
+    rows = catalog.entity_rows(catalog.models[model].entity)
+    entity = rows.population
+    stored = partition_versions(connection, population_asset(entity.name))
+    stale_keys = []
+    for first, last in grains.partition_days(rows.grain, start, end):
+        bounds = grains.bounds(rows.grain, first.isoformat())
+        expected = population_version(connection, catalog, entity, *bounds)
+        if first.isoformat() not in stored or stored[first.isoformat()].version != expected.version:
+            stale_keys.append(first.isoformat())
+    stale = {population_asset(entity.name): len(stale_keys)} if stale_keys else {}
+    if stale:
+        return Plan(stale)  # feature versions depend on the population versions the run will record
+    for feature_set in catalog.feature_sets_of(catalog.models[model]):
+        _, outdated = stale_days(connection, catalog, feature_set, start, end)
+        if outdated:
+            stale[feature_asset(feature_set.name)] = len(outdated)
     return Plan(stale)
 
 

@@ -22,7 +22,8 @@ def command_validate(arguments: argparse.Namespace) -> int:
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
         return 1
-    print(f"{len(catalog.sources)} sources, {len(catalog.feature_sets)} feature sets, "
+    entities = f"{len(catalog.entities)} entities, " if catalog.entities else ""
+    print(f"{len(catalog.sources)} sources, {entities}{len(catalog.feature_sets)} feature sets, "
           f"{len(catalog.models)} models: all valid")
     for model in catalog.models.values():
         print(f"  {model.name}: spec hash {catalog.spec_hash(model)}, {len(model.features)} features from "

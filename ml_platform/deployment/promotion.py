@@ -96,7 +96,7 @@ def recompare_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     if snapshot is None:
         raise GateRefusedError(f"{evaluation.model_version} has no snapshot left to compare it with the champion")
     test = read_snapshot(connection, artifacts, snapshot, splits=("test",)).reset_index(drop=True)
-    keys = list(catalog.sources[model.entity].keys)
+    keys = list(catalog.entity_rows(model.entity).keys)
     stored = stored_test_rows(connection, artifacts, evaluation)
     money = test[keys].merge(stored[keys + ["money"]], on=keys, how="left", validate="one_to_one")["money"]
     if money.isna().any():

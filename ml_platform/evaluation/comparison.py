@@ -50,7 +50,9 @@ def _champion_flags(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSt
     evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     if trained is None or evaluation is None:
         raise ScoringError(f"{champion.model_version} has no registered artifact or evaluation")
-    keys = list(catalog.sources[model.entity].keys)
+    entity = catalog.entity_rows(model.entity)
+    # a population's keys name a row within its partition: its rows are told apart by the partition too
+    keys = list(entity.keys) + (["partition_date"] if entity.is_population else [])
     start, end = window_of(rows)
     threshold = float(evaluation.summary.threshold)
     facts = {"champion": champion.model_version, "champion_training_run": champion.training_run,

@@ -184,7 +184,7 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                                 single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed(),
                                 label_windows=_forward_label_windows(snapshot))
 
-    keys = list(catalog.sources[model.entity].keys)
+    keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(model, split["validation"], keys, validation_scores, threshold),
                              _prediction_rows(model, test, keys, test_scores, threshold)], ignore_index=True)
     return Evaluation(summary, predictions)

@@ -29,7 +29,9 @@ def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.dat
     """SQL giving each entity row of [start, end] its keys, label and what its money needs: the value of every
     outcome (the binary shorthand) or the value expression's entity columns as `money_input__<column>`."""
     require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    rows = catalog.entity_rows(model.entity)
+    # a population's keys name a row within its partition, so its rows are matched on the partition too
+    keys = ", ".join([*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])])
     outcomes = model.money.outcomes
     if outcomes is not None:
         money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}" for name in OUTCOMES)

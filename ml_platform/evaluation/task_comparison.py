@@ -79,7 +79,7 @@ def champion_on_rows(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactS
                            f"spec a {model.label.task} deciding by {kind}: their decisions cannot be compared")
     facts = {"champion": champion.model_version, "champion_training_run": champion.training_run,
              "champion_promotion_id": champion.promotion_id, "rows_outside_champion_filter": 0}
-    keys = list(catalog.sources[model.entity].keys)
+    keys = list(catalog.entity_rows(model.entity).keys)
     columns = prediction_columns(model)
     stored = stored_test_rows(connection, artifacts, record)
     predictions = None

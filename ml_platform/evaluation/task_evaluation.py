@@ -233,7 +233,7 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
                                                                           encoding="utf-8"))
     stored_plots = {name: artifacts.write(f"{folder}/plots", ".png", lambda path, data=data: path.write_bytes(data))
                     for name, data in plots.items()}
-    keys = list(catalog.sources[model.entity].keys)
+    keys = list(catalog.entity_rows(model.entity).keys)
     rows = _prediction_rows(model, keys, split["test"], test_predictions, decided)
     predictions = write_predictions(connection, artifacts, model.name, rows)
     leakage = task_leakage(connection, artifacts.path_of(snapshot.path), catalog, model)

@@ -9,6 +9,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform import grains
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
 from ml_platform.features.labels import labelled_rows_sql
@@ -20,12 +21,17 @@ from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
 from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
 from ml_platform.features.timing import prediction_time
-from ml_platform.names import feature_table, money_input_column, quote, source_table, table_label
+from ml_platform.names import feature_table, money_input_column, population_table, quote, source_table, table_label
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
 class FeatureComputationError(PlatformError, RuntimeError):
     """A feature set's inputs are missing or its SQL broke the feature contract."""
+
+
+def entity_table(catalog: Catalog, name: str) -> str:
+    """The warehouse table of the rows an `entity:` field names: an entity spec's population or a source."""
+    return population_table(name) if catalog.entity_rows(name).is_population else source_table(name)
 
 
 def span_condition(start: dt.date, end: dt.date) -> str:
@@ -44,6 +50,10 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date) -> int:
     """Write features.<name> for [start, end] (one row per entity row); returns the rows written."""
+    if catalog.entity_rows(feature_set.entity).is_population and start != end:
+        # a population's keys name a row within one partition, so its SQL sees one partition at a time
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day)
+                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
     problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
@@ -53,11 +63,13 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
             f"feature set '{feature_set.name}': its SQL reads {', '.join(bypassing)}, past the relations that show "
             f"only what is known at each row's prediction time; read `entity`, the sources it declares by name or "
             f"as history.<source>, and the feature sets it uses by name")
-    entity = catalog.sources[feature_set.entity]
-    require_tables(connection, "source", sorted({entity.name, *feature_set.reads}),
-                   "materialize the sources this feature set reads first")
+    entity = catalog.entity_rows(feature_set.entity)
+    read = sorted({*feature_set.reads, *([] if entity.is_population else [entity.name])})
+    require_tables(connection, "source", read, "materialize the sources this feature set reads first")
     require_tables(connection, "features", sorted(feature_set.uses),
                    "materialize the feature sets this feature set uses first")
+    if entity.is_population:
+        require_tables(connection, "population", [entity.name], f"materialize entity '{entity.name}' first")
     with bound(connection, feature_set):
         return _compute(connection, catalog, feature_set, start, end)
 
@@ -65,7 +77,7 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
              start: dt.date, end: dt.date) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
-    entity = catalog.sources[feature_set.entity]
+    entity = catalog.entity_rows(feature_set.entity)
     bind_entity(connection, catalog, feature_set, span_condition(start, end))
     # no row or outcome known only after the last prediction time of the range is reachable; the point-in-time
     # proof (proof.py) covers the earlier rows of a range of several days
@@ -107,13 +119,15 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
 def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date,
                        with_outcomes: bool) -> str:
     """SQL giving one row per kept entity row of [start, end]: keys, date, features (and label and money)."""
-    entity = catalog.sources[model.entity]
+    entity = catalog.entity_rows(model.entity)
     keys = ", ".join(quote(key) for key in entity.keys)
     condition = f"base.partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     if model.filter:
         condition += f" AND ({model.filter})"
     index = catalog.feature_index()
-    joins = "".join(f" LEFT JOIN {feature_table(fs.name)} AS {quote(fs.name)} USING ({keys})"
+    # a population's keys name a row within its partition: its rows and features also match on the partition
+    matched = f"{keys}, partition_date" if entity.is_population else keys
+    joins = "".join(f" LEFT JOIN {feature_table(fs.name)} AS {quote(fs.name)} USING ({matched})"
                     for fs in catalog.feature_sets_of(model))
     features = ", ".join(f"{quote(index[name])}.{quote(name)}" for name in model.features)
     columns = f"{keys}, base.partition_date, {features}"
@@ -127,8 +141,8 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
                         f", CAST(({outcomes.true_negative}) AS DOUBLE) AS money_true_negative")
         columns += "".join(f", base.{quote(name)} AS {quote(money_input_column(name))}"
                            for name in value_inputs(model))
-        columns += slice_columns_sql(model, entity)
-    base = labelled_rows_sql(catalog, model, start, end) if with_outcomes else source_table(entity.name)
+        columns += slice_columns_sql(model)
+    base = labelled_rows_sql(catalog, model, start, end) if with_outcomes else entity_table(catalog, entity.name)
     return (f"SELECT {columns} FROM {base} AS base{joins} WHERE {condition} "
             f"ORDER BY base.partition_date, {keys}")
 
@@ -136,7 +150,7 @@ def feature_matrix_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: 
 def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                          start: dt.date, end: dt.date) -> dict[str, list[str]]:
     """Days of [start, end] that have entity rows but no rows yet in a feature set the model reads."""
-    entity = source_table(model.entity)
+    entity = entity_table(catalog, model.entity)
     span = f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     missing = {}
     for feature_set in catalog.feature_sets_of(model):
@@ -152,12 +166,12 @@ def missing_feature_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog
     return missing
 
 
-def day_ranges(connection: duckdb.DuckDBPyConnection, entity: str, start: dt.date, end: dt.date,
+def day_ranges(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: str, start: dt.date, end: dt.date,
                rows: int) -> list[tuple[dt.date, dt.date]]:
     """Consecutive day ranges covering [start, end], each holding at most `rows` rows of the entity (a day with
     more is a range of its own)."""
     counts = connection.execute(
-        f"SELECT partition_date, count(*) FROM {source_table(entity)} WHERE partition_date BETWEEN "
+        f"SELECT partition_date, count(*) FROM {entity_table(catalog, entity)} WHERE partition_date BETWEEN "
         f"{date_literal(start)} AND {date_literal(end)} GROUP BY 1 ORDER BY 1").fetchall()
     ranges, first, held = [], start, 0
     for day, count in counts:

@@ -5,34 +5,47 @@ import dagster as dg
 from ml_platform.errors import as_dagster_failure
 from ml_platform.features.proof import PointInTimeError
 from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
+from ml_platform import grains
+from ml_platform.entities.factory import entity_partitions
 from ml_platform.names import (FEATURES_GROUP, POINT_IN_TIME_CHECK, ROW_COUNT_METADATA, TABLE_NAME_METADATA,
-                               feature_key, source_key, table_label)
+                               entity_key, feature_key, source_key, table_label)
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.progress import Progress
 from ml_platform.storage.resources import Warehouse
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.specs.models import FeatureSetSpec, Lookback
 
 
 
-def _window(lookback_days: int) -> dg.TimeWindowPartitionMapping:
-    """Each day depends on the upstream days [day - lookback_days, day]."""
-    return dg.TimeWindowPartitionMapping(start_offset=-lookback_days, allow_nonexistent_upstream_partitions=True)
+def _window(lookback_days: int, grain: str = "daily") -> dg.TimeWindowPartitionMapping:
+    """Each partition depends on the upstream partitions from lookback_days before it to its end (Dagster counts
+    the offset in the feature set's own periods: a week's 14 days of lookback are 2 weeks)."""
+    periods = grains.lookback_periods(grain, Lookback(days=lookback_days)) if lookback_days else 0
+    return dg.TimeWindowPartitionMapping(start_offset=-periods, allow_nonexistent_upstream_partitions=True)
 
 
-def _source_dependency(catalog: Catalog, name: str, lookback_days: int) -> dg.AssetDep:
+def _source_dependency(catalog: Catalog, name: str, lookback_days: int, grain: str = "daily") -> dg.AssetDep:
     """A feature set's dependency on a source it reads: its lookback window of days, or the whole table."""
     source = catalog.sources[name]
     if not source.is_daily:
         return dg.AssetDep(source_key(name))
-    return dg.AssetDep(source_key(name), partition_mapping=_window(lookback_days))
+    return dg.AssetDep(source_key(name), partition_mapping=_window(lookback_days, grain))
+
+
+def feature_partitions(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.PartitionsDefinition:
+    """A feature set's partitions: its entity's (a source's days, or an entity spec's periods)."""
+    rows = catalog.entity_rows(feature_set.entity)
+    if rows.is_population:
+        return entity_partitions(rows.population)
+    return source_partitions(catalog.sources[feature_set.entity])
 
 
 def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.AssetsDefinition:
     """The asset that computes one feature set into `features.<name>`."""
-    entity = catalog.sources[feature_set.entity]
+    rows = catalog.entity_rows(feature_set.entity)
     version = catalog.feature_set_hash(feature_set)
-    reads = sorted({feature_set.entity, *feature_set.reads})
+    reads = sorted({*feature_set.reads, *([] if rows.is_population else [feature_set.entity])})
+    entity_dep = [dg.AssetDep(entity_key(rows.name))] if rows.is_population else []
 
     @dg.asset(
         key=feature_key(feature_set.name),
@@ -40,10 +53,11 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
         description=feature_set.description,
         owners=[feature_set.owner],
         kinds={"duckdb", "sql"},
-        partitions_def=source_partitions(entity),
+        partitions_def=feature_partitions(catalog, feature_set),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[_source_dependency(catalog, name, feature_set.lookback_days) for name in reads] + [
-            dg.AssetDep(feature_key(name), partition_mapping=_window(feature_set.lookback_days))
+        deps=entity_dep + [_source_dependency(catalog, name, feature_set.lookback_days, rows.grain)
+                           for name in reads] + [
+            dg.AssetDep(feature_key(name), partition_mapping=_window(feature_set.lookback_days, rows.grain))
             for name in feature_set.uses],
         code_version=version,
         check_specs=[dg.AssetCheckSpec(

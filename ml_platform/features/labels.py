@@ -1,7 +1,9 @@
 """Labels: the SQL that computes them, and when each one matures. The one place that knows either.
 
 A row of local day d has a label window (d, d + horizon] (empty without a horizon: the label reads the row's own
-outcome columns). Its label is mature, final and usable, at the start of day d + horizon + 1 + delay, local time:
+outcome columns); a row of an entity spec, whose time is its period's start, has the window [d, d + horizon) and
+its label matures a day earlier. Its label is mature, final and usable, at the start of day d + horizon + 1 + delay,
+local time:
 every day of its window is over (a daily source's day is complete when it ends) and the sources it reads have
 delivered it (`delivery_delay_days`). For the demo, a flight's outcome is known the morning after its day.
 A label is usable only when, besides being mature by the clock, every day of its window is stored in the sources
@@ -35,15 +37,24 @@ def horizon_days(model: ModelSpec) -> int:
     return model.label.horizon.days if model.label.horizon is not None else 0
 
 
-def label_source_names(model: ModelSpec) -> list[str]:
-    """Every source the label reads: the entity (its own row) and the aggregated sources, sorted."""
-    return sorted({model.entity, *model.label.label_sources()})
+def label_source_names(model: ModelSpec, catalog: Catalog | None = None) -> list[str]:
+    """Every source the label reads: the entity (its own row; with the catalog, an entity spec's sources) and the
+    aggregated sources, sorted."""
+    entity = list(catalog.entity_rows(model.entity).reads()) if catalog is not None else [model.entity]
+    return sorted({*entity, *model.label.label_sources()})
+
+
+def window_offset(catalog: Catalog, model: ModelSpec) -> int:
+    """Days from a row's day to the first day of its label window: 1 for a source's row, whose own day holds its
+    event; 0 for an entity spec's row, whose time is its period's start, before any of the period's days."""
+    return 0 if catalog.entity_rows(model.entity).is_population else 1
 
 
 def label_lag_days(catalog: Catalog, model: ModelSpec) -> int:
-    """Days from a row's local day to the start of the day its label matures: horizon + 1 + delivery delay."""
-    delay = max(delivery_delay_days(catalog.sources[name]) for name in label_source_names(model))
-    return horizon_days(model) + 1 + delay
+    """Days from a row's local day to the start of the day its label matures: the window's offset (1 for a
+    source's row, 0 for an entity spec's) + horizon + delivery delay."""
+    delay = max(delivery_delay_days(catalog.sources[name]) for name in label_source_names(model, catalog))
+    return window_offset(catalog, model) + horizon_days(model) + delay
 
 
 def matures_on(catalog: Catalog, model: ModelSpec, day: dt.date) -> dt.date:
@@ -58,7 +69,7 @@ def last_mature_day(catalog: Catalog, model: ModelSpec, today: dt.date) -> dt.da
 
 def local_today(catalog: Catalog, model: ModelSpec) -> dt.date:
     """Today in the entity's time zone, by the platform's clock (a replay's simulated moment)."""
-    zone = zoneinfo.ZoneInfo(catalog.sources[model.entity].partitioning.timezone)
+    zone = zoneinfo.ZoneInfo(catalog.entity_rows(model.entity).timezone)
     return clock.now().replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
 
 
@@ -76,15 +87,17 @@ def labels_known_through(connection: duckdb.DuckDBPyConnection, catalog: Catalog
     window, from the day after `first`, stored in each source the label aggregates (a gap stops the run). None
     when not even `first`'s is. (A label of the row's own columns is there when the row is.)"""
     through = last_mature_day(catalog, model, today)
-    horizon = dt.timedelta(days=horizon_days(model))
+    offset = window_offset(catalog, model)
+    # the window of a row of day d ends on d + offset + horizon - 1
+    reach = dt.timedelta(days=offset + horizon_days(model) - 1)
     for name in model.label.label_sources():
         stored = set(partition_versions(connection, names.source_asset(name)))
-        # the window of `first` starts the day after it; days before the source's first day hold no rows
-        start = max(first + dt.timedelta(days=1), catalog.sources[name].partitioning.start)
+        # the window of `first` starts `offset` days after it; days before the source's first day hold no rows
+        start = max(first + dt.timedelta(days=offset), catalog.sources[name].partitioning.start)
         last = _stored_through(stored, start)
         if last is None:
             return None
-        through = min(through, last - horizon)
+        through = min(through, last - reach)
     return through if through >= first else None
 
 
@@ -100,10 +113,14 @@ def label_columns_sql(catalog: Catalog, model: ModelSpec, entity_alias: str = "e
         value = f"({aggregate.expression})"
         if aggregate.default is not None:
             value = f"coalesce({value}, {aggregate.default!r})"
-        columns.append(
-            f", (SELECT {value} FROM {source_table(aggregate.source)} AS later WHERE {match} AND "
-            f"later.partition_date > {entity_alias}.partition_date AND later.partition_date <= "
-            f"{entity_alias}.partition_date + INTERVAL {horizon} DAY) AS {quote(name)}")
+        if catalog.entity_rows(model.entity).is_population:  # the window [d, d + horizon) from the period's start
+            window = (f"later.partition_date >= {entity_alias}.partition_date AND later.partition_date < "
+                      f"{entity_alias}.partition_date + INTERVAL {horizon} DAY")
+        else:  # the window (d, d + horizon] after the row's own day
+            window = (f"later.partition_date > {entity_alias}.partition_date AND later.partition_date <= "
+                      f"{entity_alias}.partition_date + INTERVAL {horizon} DAY")
+        columns.append(f", (SELECT {value} FROM {source_table(aggregate.source)} AS later WHERE {match} AND "
+                       f"{window}) AS {quote(name)}")
     return "".join(columns)
 
 
@@ -114,7 +131,7 @@ def labelled_rows_sql(catalog: Catalog, model: ModelSpec, start: dt.date | None 
     where = ""
     if start is not None and end is not None:
         where = f" WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
-    rows = f"SELECT * FROM {source_table(model.entity)}{where}"
+    rows = f"SELECT * FROM {names.table(catalog.entity_rows(model.entity).schema, model.entity)}{where}"
     if model.label.aggregates:
         rows = f"SELECT entity_row.*{label_columns_sql(catalog, model)} FROM ({rows}) AS entity_row"
     return f"(SELECT *, {label_sql(model.label)} AS label FROM ({rows}))"

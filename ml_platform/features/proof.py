@@ -23,6 +23,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
 from ml_platform.features.relations import bind_entity, bind_sources, bound, readable_sources
 from ml_platform.features.timing import prediction_time
+from ml_platform import names
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
@@ -126,7 +127,7 @@ def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_
 def _differing(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
                recomputed: str, limit: int | None) -> list[tuple]:
     """(feature, key, stored, recomputed) of the day's stored values that differ from `recomputed`'s."""
-    keys = catalog.sources[feature_set.entity].keys
+    keys = catalog.entity_rows(feature_set.entity).keys
     on = " AND ".join(f"stored.{quote(key)} = again.{quote(key)}" for key in keys)
     key_text = " || '|' || ".join(f"CAST(coalesce(stored.{quote(k)}, again.{quote(k)}) AS VARCHAR)" for k in keys)
     parts = [
@@ -158,7 +159,7 @@ def _blame(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set:
 
 
 def _row_value_sql(catalog: Catalog, feature_set: FeatureSetSpec, table: str, feature: str, key: str) -> str:
-    keys = catalog.sources[feature_set.entity].keys
+    keys = catalog.entity_rows(feature_set.entity).keys
     key_text = " || '|' || ".join(f"CAST({quote(k)} AS VARCHAR)" for k in keys)
     escaped = key.replace("'", "''")
     return f"SELECT {quote(feature)} AS value FROM {table} WHERE {key_text} = '{escaped}'"
@@ -170,10 +171,10 @@ def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
     """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
     prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs')."""
     began = time.monotonic()
-    entity = catalog.sources[feature_set.entity]
+    entity = catalog.entity_rows(feature_set.entity)
     wanted = set(days) if days is not None else None
     days = [row[0] for row in connection.execute(
-        f"SELECT DISTINCT partition_date FROM {source_table(entity.name)} WHERE partition_date BETWEEN "
+        f"SELECT DISTINCT partition_date FROM {names.table(entity.schema, entity.name)} WHERE partition_date BETWEEN "
         f"{date_literal(start)} AND {date_literal(end)} ORDER BY 1").fetchall()
         if wanted is None or row[0] in wanted]
     cuts = sample_cuts(f"{seed}{feature_set.name}", days, max_cuts)

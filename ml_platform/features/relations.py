@@ -15,8 +15,8 @@ from typing import Iterable, Iterator
 
 import duckdb
 
-from ml_platform.features.timing import cut_relation_sql, entity_relation_sql
-from ml_platform.names import history_view, quote
+from ml_platform.features.timing import cut_relation_sql, entity_relation_sql, prediction_time_sql
+from ml_platform.names import PREDICTION_TIME_COLUMN, history_view, population_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 
@@ -57,18 +57,33 @@ def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog
 def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                 condition: str) -> None:
     """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns)."""
+    if catalog.entity_rows(feature_set.entity).is_population:  # its columns are all known at its period's start
+        connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW entity AS SELECT *, {prediction_time_sql(feature_set.known_by)} AS "
+            f"{PREDICTION_TIME_COLUMN} FROM {population_table(feature_set.entity)} WHERE {condition}")
+        return
     entity = catalog.sources[feature_set.entity]
     connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS "
                        f"{entity_relation_sql(entity, feature_set.known_by, condition)}")
+
+
+def _local_time_source(catalog: Catalog, feature_set: FeatureSetSpec):
+    """The source whose local time the entity's rows are in: the entity itself, or for an entity spec the first
+    daily source it reads (load checks hold an entity spec to its daily sources' time zone)."""
+    rows = catalog.entity_rows(feature_set.entity)
+    if not rows.is_population:
+        return catalog.sources[feature_set.entity]
+    daily = [catalog.sources[name] for name in rows.reads() if catalog.sources[name].is_daily]
+    return daily[0] if daily else catalog.sources[rows.reads()[0]]
 
 
 def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                  cut: dt.datetime | None, uncut: Iterable[str] = ()) -> None:
     """Point every source relation of the feature set at its rows and columns known at `cut`; the sources named in
     `uncut` (and all of them when `cut` is None) show every row and column."""
-    entity = catalog.sources[feature_set.entity]
+    entity = _local_time_source(catalog, feature_set)
     uncut = set(uncut)
-    for name in readable_sources(feature_set):
+    for name in [name for name in readable_sources(feature_set) if name in catalog.sources]:
         relation = cut_relation_sql(catalog.sources[name], entity, None if name in uncut else cut)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
         connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")

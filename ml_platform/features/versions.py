@@ -13,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from ml_platform.names import feature_asset, source_asset
+from ml_platform import grains
+from ml_platform.names import feature_asset, population_asset, source_asset
 from ml_platform.partitions import days
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
@@ -35,24 +36,29 @@ def expected_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
                       start: dt.date, end: dt.date) -> dict[str, PartitionVersion]:
     """{day: version} that the feature set's partitions of [start, end] should have."""
     lookback = dt.timedelta(days=feature_set.lookback_days)
+    rows = catalog.entity_rows(feature_set.entity)
     inputs = {}
-    for name in sorted({feature_set.entity, *feature_set.reads}):
+    for name in sorted({*rows.reads(), *feature_set.reads}):
         stored = partition_versions(connection, source_asset(name))
         inputs[name] = (catalog.sources[name].is_daily, {key: entry.version for key, entry in stored.items()})
+    population = {key: entry.version for key, entry in
+                  partition_versions(connection, population_asset(rows.name)).items()} if rows.is_population else {}
     used = {name: {key: entry.version for key, entry in partition_versions(connection, feature_asset(name)).items()}
             for name in sorted(feature_set.uses)}
     definition = catalog.feature_set_hash(feature_set)
     result = {}
-    for day in days(start, end):
+    for day, last_day in grains.partition_days(rows.grain, start, end):
         components = {"definition": definition, "code": feature_code_version()}
+        if rows.is_population:
+            components[f"entity {rows.name}"] = population.get(day.isoformat(), ABSENT)
         for name, (daily, versions) in inputs.items():
             if daily:
-                window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, day)]
+                window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, last_day)]
                 components[f"source {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
             else:
                 components[f"source {name}"] = versions.get(WHOLE, ABSENT)
         for name, versions in used.items():
-            window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, day)]
+            window = [versions.get(other.isoformat(), ABSENT) for other in days(day - lookback, last_day)]
             components[f"features {name}"] = hashlib.sha256("|".join(window).encode()).hexdigest()[:16]
         result[day.isoformat()] = partition_version(components)
     return result

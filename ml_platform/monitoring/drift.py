@@ -24,14 +24,13 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from ml_platform import names
+from ml_platform import grains, names
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.task_comparison import stored_test_rows
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.monitoring.store import replace_days
 from ml_platform.names import quote
-from ml_platform.partitions import days
 from ml_platform.scoring.inputs import COLUMN as INPUTS, stored_fields
 from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.models import ModelSpec
@@ -154,13 +153,14 @@ def _score_sql(model: ModelSpec) -> str:
 
 
 def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
-                end: dt.date) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+                end: dt.date, grain: str = "daily") -> Iterator[tuple[dt.date, pd.DataFrame]]:
     """Each day of [start, end] and the latest production prediction of each of its rows: model_version, score and
     the inputs the model saw (a column `input:<feature>` per stored field). Close it when done: the range's rows
     are staged once (one pass over the latest-per-row view), then read a day at a time, so pandas holds one day's
     rows at a time."""
+    partitions = [day for day, _ in grains.partition_days(grain, start, end)]  # a weekly entity's Mondays, ...
     if not table_exists(connection, "predictions", model.name):
-        for day in days(start, end):
+        for day in partitions:
             yield day, pd.DataFrame(columns=["model_version", "score"])
         return
     fields = list(stored_fields(connection, names.predictions_table(model.name)))
@@ -172,7 +172,7 @@ def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: 
         f"{_score_sql(model)}, {INPUTS} FROM {names.latest_view(model.name)} "
         f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
     try:
-        for day in days(start, end):
+        for day in partitions:
             frame = connection.execute(f"SELECT model_version, score, {inputs} FROM {_STAGED} WHERE day = ?",
                                        [day]).df()
             frame.columns = columns
@@ -210,7 +210,8 @@ def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec, start: dt.date,
-                end: dt.date, window_days: int = WINDOW_DAYS, by_partition: bool = True) -> pd.DataFrame:
+                end: dt.date, window_days: int = WINDOW_DAYS, by_partition: bool = True,
+                grain: str = "daily") -> pd.DataFrame:
     """PSI of every feature and of the score for each day of [start, end], pooled over the scored days among the
     `window_days` calendar days ending on it, against the version that scored most of the day's rows; fails naming
     what is missing. `window_days=1, by_partition=False` is the former measure, each day's rows alone."""
@@ -219,7 +220,7 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     references, frames, unscored = {}, [], []
     recent: deque[pd.DataFrame] = deque()
     first = start - dt.timedelta(days=window_days - 1)
-    with closing(scored_days(connection, model, first, end)) as scored:
+    with closing(scored_days(connection, model, first, end, grain)) as scored:
         for day, rows in scored:
             while recent and (day - recent[0]["day"].iloc[0]).days >= window_days:
                 recent.popleft()
@@ -238,7 +239,8 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             drift["day"], drift["model_version"] = day, version
             frames.append(drift)
     if unscored:
-        raise MonitoringError(f"{len(unscored)} day(s) of '{model.name}' not scored yet ({', '.join(unscored[:5])}): "
+        raise MonitoringError(f"{len(unscored)} {_unit(grain)} of '{model.name}' not scored yet "
+                              f"({', '.join(unscored[:5])}): "
                               f"materialize {model.name}/predictions for them first")
     return pd.concat(frames, ignore_index=True)
 
@@ -263,12 +265,17 @@ def _worst(frame: pd.DataFrame) -> tuple[float, str]:
                                f"{pd.Timestamp(row['day']).date()}{scope}")
 
 
+def _unit(grain: str) -> str:
+    """The partitions of a grain counted in words: "day(s)", "week(s)" or "month(s)"."""
+    return f"{grains.PERIOD_NOUN[grain]}(s)"
+
+
 def measure_drift(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: ModelSpec,
-                  start: dt.date, end: dt.date, run_id: str) -> DriftMeasure:
+                  start: dt.date, end: dt.date, run_id: str, grain: str = "daily") -> DriftMeasure:
     """Measure the drift of each day of [start, end] and store it (replacing those days), stamped with the run."""
-    frame = drift_frame(connection, artifacts, model, start, end)
+    frame = drift_frame(connection, artifacts, model, start, end, grain=grain)
     frame["computed_at"], frame["run_id"] = registry.now(), run_id
-    replace_days(connection, model.name, "drift", frame, days(start, end))
+    replace_days(connection, model.name, "drift", frame, [day for day, _ in grains.partition_days(grain, start, end)])
     largest_feature, feature_where = _worst(frame[frame["feature"] != SCORE])
     largest_score, score_where = _worst(frame[frame["feature"] == SCORE])
     return DriftMeasure(frame, largest_feature, feature_where, largest_score, score_where.replace(SCORE, "the score"))

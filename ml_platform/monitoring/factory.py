@@ -8,10 +8,11 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform import names
+from ml_platform.entities.factory import entity_partitions_of
 from ml_platform.errors import as_dagster_failure
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, WINDOW_DAYS, DriftMeasure, measure_drift
 from ml_platform.monitoring.outcomes import JudgedDays, judge_days
-from ml_platform.partitions import date_range, source_partitions
+from ml_platform.partitions import date_range
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
@@ -84,7 +85,7 @@ def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
                     f"days ending on it: PSI of every feature against the champion's training rows (a feature "
                     f"constant within a day, or within a day and group, by its per-partition values) and of the "
                     f"scores against its evaluation test window (above {PSI_ALARM}: drifted).",
-        partitions_def=source_partitions(catalog.sources[model.entity]),
+        partitions_def=entity_partitions_of(catalog, model.entity),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
         check_specs=[dg.AssetCheckSpec("feature_drift", asset=key, description=f"no feature's PSI above {PSI_ALARM}"),
@@ -96,7 +97,8 @@ def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         start, end = date_range(context)
         with warehouse.get_connection() as connection:
             with as_dagster_failure(f"monitoring of '{model.name}' {start} to {end}"):
-                drift = measure_drift(connection, artifacts, model, start, end, context.run.run_id)
+                drift = measure_drift(connection, artifacts, model, start, end, context.run.run_id,
+                                      grain=catalog.entity_rows(model.entity).grain)
         yield from drift_results(drift)
 
     return monitoring
@@ -111,7 +113,7 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         description=f"Realized money of {model.name}'s production decisions per day, once labels are known, against "
                     f"the money its evaluation promised per day. A day not scored or not labelled yet is recorded "
                     f"as such and measured again when this partition is materialized later.",
-        partitions_def=source_partitions(catalog.sources[model.entity]),
+        partitions_def=entity_partitions_of(catalog, model.entity),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
         check_specs=[dg.AssetCheckSpec("realized_money", asset=key,

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from ml_platform import names
+from ml_platform import grains, names
+from ml_platform.partitions import days as days_of
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
 from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
-from ml_platform.features.labels import horizon_days, labels_known_through, local_today, matures_on
+from ml_platform.features.labels import (horizon_days, labels_known_through, local_today, matures_on,
+                                         window_offset)
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
-from ml_platform.partitions import days as days_of
 from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -61,21 +62,22 @@ def recorded_spec(connection: duckdb.DuckDBPyConnection, model_version: str) -> 
     return ModelSpec.model_validate(recorded.payload["model"])
 
 
-def promise(connection: duckdb.DuckDBPyConnection, model_version: str) -> Promise:
-    """The evaluation's promise per day and per row, with the per-day bounds of its day-bootstrap interval."""
+def promise(connection: duckdb.DuckDBPyConnection, model_version: str, grain: str = "daily") -> Promise:
+    """The evaluation's promise per entity partition (a day, or a weekly entity's week, ...) and per row, with the
+    per-partition bounds of its bootstrap interval."""
     evaluation = registry.evaluations.find(connection, model_version=model_version)
     if evaluation is None:
         task = registry.task_evaluations.find(connection, model_version=model_version)
         if task is None:
             raise OutcomesError(f"{model_version} has no evaluation")
         start, end = (dt.date.fromisoformat(day) for day in task.test_window)
-        days = (end - start).days + 1
+        days = len(grains.partition_days(grain, start, end))  # the partitions of the test window
         low, high = task.test_money_interval_95
         return Promise(test_days=days, per_day=task.test_money / days, per_row=task.test_money / max(task.test_rows, 1),
                        per_day_low=low / days, per_day_high=high / days, currency=task.currency)
     test = evaluation.summary.test
     start, end = (dt.date.fromisoformat(day) for day in test.window)
-    days = (end - start).days + 1
+    days = len(grains.partition_days(grain, start, end))  # the partitions of the test window
     low, high = test.money_interval_95
     return Promise(test_days=days, per_day=test.money / days, per_row=test.money / max(test.rows, 1),
                    per_day_low=low / days, per_day_high=high / days, currency=evaluation.summary.currency)
@@ -87,7 +89,8 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
     scored, labels not mature: only mature labels over fully stored windows are judged)."""
     if not table_exists(connection, "predictions", model.name):
         return {"status": f"not scored: {names.table_label('predictions', model.name)} does not exist yet"}
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
+    rows_of = catalog.entity_rows(model.entity)
+    keys = ", ".join([*(quote(key) for key in rows_of.keys), *(["partition_date"] if rows_of.is_population else [])])
     latest = names.latest_view(model.name)
     versions = connection.execute(f"SELECT model_version, count(*) FROM {latest} WHERE partition_date = "
                                   f"{date_literal(day)} GROUP BY 1 ORDER BY 2 DESC").fetchall()
@@ -121,7 +124,7 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
         money = float(realized_per_row(spec, labelled, "score", "flagged").sum())
         counts = {"flagged": int(flags.sum()), "true_positives": int((flags & label).sum()),
                   "false_positives": int((flags & ~label).sum())}
-    promised = promise(connection, version)
+    promised = promise(connection, version, catalog.entity_rows(model.entity).grain)
     return {"status": JUDGED[0] if len(labelled) == len(frame) else JUDGED[1], "model_version": version,
             "rows_scored": len(frame), "labelled_rows": len(labelled), **counts, "realized_money": money, "promised_money": promised.per_day,
             "promised_money_by_rows": promised.per_row * len(labelled), "promised_low": promised.per_day_low,
@@ -142,6 +145,11 @@ def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdi
     return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing))
 
 
+def _partition_days(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The first days of the model's entity partitions in [start, end]: every day, or a weekly entity's Mondays."""
+    return [day for day, _ in grains.partition_days(catalog.entity_rows(model.entity).grain, start, end)]
+
+
 def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
                     end: dt.date) -> dict[str, PartitionVersion]:
     """{day: version} of the outcomes of [start, end] if judged now: the version of the day's production predictions
@@ -150,11 +158,14 @@ def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
     mark while the labels are not mature). A day stored at this version was judged from the same predictions and
     labels."""
     predictions = partition_versions(connection, names.stage_asset("predictions", model.name))
-    labels = partition_versions(connection, names.source_asset(model.entity))
+    rows = catalog.entity_rows(model.entity)
+    labels = partition_versions(connection, names.population_asset(model.entity) if rows.is_population
+                                else names.source_asset(model.entity))
     windows = {name: partition_versions(connection, names.source_asset(name)) for name in model.label.label_sources()}
     horizon, today = horizon_days(model), local_today(catalog, model)
+    offset = window_offset(catalog, model)  # a source's row: its window starts the day after; a population's: that day
     result = {}
-    for day in days_of(start, end):
+    for day in _partition_days(catalog, model, start, end):
         key = day.isoformat()
         components = {
             "predictions": predictions[key].version if key in predictions else "absent",
@@ -162,7 +173,8 @@ def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
         if windows:
             components["label_window"] = {
                 name: [stored[later.isoformat()].version if later.isoformat() in stored else "absent"
-                       for later in days_of(day + dt.timedelta(days=1), day + dt.timedelta(days=horizon))]
+                       for later in days_of(day + dt.timedelta(days=offset),
+                                            day + dt.timedelta(days=offset + horizon - 1))]
                 for name, stored in windows.items()}
         if labels_known_through(connection, catalog, model, day, today) is None:
             components["labels_not_mature"] = True  # judged again once they are
@@ -184,10 +196,11 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
                end: dt.date, run_id: str) -> JudgedDays:
     """Value each day of [start, end] in money, store it (replacing those days), and judge the trailing days."""
     versions = judged_versions(connection, catalog, model, start, end)
-    rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in days_of(start, end)]
+    partitions = _partition_days(catalog, model, start, end)
+    rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in partitions]
     frame = pd.DataFrame(rows)
     frame["computed_at"], frame["run_id"] = registry.now(), run_id
-    replace_days(connection, model.name, "outcomes", frame, days_of(start, end))
+    replace_days(connection, model.name, "outcomes", frame, partitions)
     record_versions(connection, names.stage_asset("outcomes", model.name), versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)

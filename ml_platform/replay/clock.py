@@ -30,7 +30,7 @@ from ml_platform.automation.factory import OUTCOMES_TIME
 from ml_platform.chain.runner import failure_reasons
 from ml_platform.errors import PlatformError
 from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
-                               scoring_schedule_name)
+                               scoring_schedule_name, sources_schedule_name)
 from ml_platform.project import Project
 from ml_platform.tags import this_process
 
@@ -88,7 +88,8 @@ class Clock:
         self.queue = daemons.RunQueue()
         wanted = set()
         for name in model_names:
-            wanted |= {scoring_schedule_name(name), outcomes_schedule_name(name), retraining_sensor_name(name)}
+            wanted |= {scoring_schedule_name(name), outcomes_schedule_name(name), retraining_sensor_name(name),
+                       sources_schedule_name(name)}  # the last: models over an entity spec only
         self.instigators = daemons.instigators(context, wanted)
         self.sensor_models = {retraining_sensor_name(name): name for name in model_names}
         self.previous: float = 0.0  # the last simulated moment, as a timestamp

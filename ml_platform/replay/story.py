@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ml_platform.automation.factory import OUTCOMES_TIME
+from ml_platform.automation.factory import OUTCOMES_TIME, data_keys
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.model_chain import DemoError, data_window, project_warehouse
-from ml_platform.chain.planning import plan_daily, plan_reference_sources
+from ml_platform import grains
+from ml_platform.chain.planning import plan_daily, plan_population, plan_reference_sources
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
@@ -18,7 +19,7 @@ from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.outcomes import HISTORY_DAYS, trailing_verdict
 from ml_platform.monitoring.store import read_days
 from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcomes_job_name, predictions_table,
-                               training_job_name)
+                               source_key, training_job_name)
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
@@ -77,13 +78,33 @@ def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callab
     if not reference.up_to_date:
         _require(chain.run(REFERENCE_JOB, f"reference sources: {reference.describe()}"))
     if first <= last:
+        # when every model predicts for an entity spec, only the daily sources they read (nothing else needs days)
+        populations_only = all(catalog.entity_rows(model.entity).is_population for model in catalog.models.values())
+        read = sorted({source.name for model in catalog.models.values() for source in catalog.sources_of(model)
+                       if source.is_daily}) if populations_only else None
         with project_warehouse(project) as connection:
-            daily = plan_daily(connection, catalog, first, last)
+            daily = plan_daily(connection, catalog, first, last, read)
         if daily.up_to_date:
             say(f"  daily sources and features {first} to {last}: up to date")
         else:
+            assets = [source_key(name) for name in read] if read is not None else daily.assets_to_run(catalog)
             _require(chain.run(DAILY_JOB, f"daily sources and features {first} to {last}: {daily.describe()}",
-                               date_range=(first, last), assets=daily.assets_to_run(catalog)))
+                               date_range=(first, last), assets=assets))
+        for name, model in catalog.models.items():  # an entity spec's periods before the clock starts
+            rows = catalog.entity_rows(model.entity)
+            partitions = grains.partition_days(rows.grain, max(rows.start, first), last) if rows.is_population \
+                else []
+            if not partitions:
+                continue
+            keys = (partitions[0][0], partitions[-1][0])
+            with project_warehouse(project) as connection:
+                plan = plan_population(connection, catalog, name, *keys)
+            if plan.up_to_date:
+                say(f"  entity '{rows.name}' and its features {keys[0]} to {keys[1]}: up to date")
+            else:
+                _require(chain.run(daily_job_name(name), f"entity '{rows.name}' and its features {keys[0]} to "
+                                                         f"{keys[1]}: {plan.describe()}",
+                                   date_range=keys, assets=data_keys(catalog, model)))
     return time.perf_counter() - began
 
 
@@ -229,7 +250,7 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     history_seconds = load_history(project, catalog, start, say)
     ledgers = {name: ModelLedger() for name in catalog.models}
     first_model = next(iter(catalog.models.values()))
-    timezone = catalog.sources[first_model.entity].partitioning.timezone
+    timezone = catalog.entity_rows(first_model.entity).timezone
     days = (end - start).days + 2
     say(f"[clock] {start - dt.timedelta(days=1)} to {end}, {timezone}: the scheduler and sensor daemons tick at "
         f"{OUTCOMES_TIME:%H:%M} and {first_model.cadence.predict_at.time} each day")
@@ -248,13 +269,15 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
     """The closing summary: days scored, trainings promoted or blocked, champions, wall time."""
     lines = ["", f"== replay {result.start} to {result.end}: {result.runs} Dagster runs in {result.seconds:.0f} s "
                  f"(history {result.history_seconds:.0f} s) =="]
+    catalog = load_catalog(project.specs_dir, project.root)
     with project_warehouse(project) as connection:
         for name, ledger in result.ledgers.items():
-            wanted = [(result.start + dt.timedelta(days=offset)).isoformat()
-                      for offset in range((result.end - result.start).days + 1)]
+            grain = catalog.entity_rows(catalog.models[name].entity).grain  # a weekly model scores Mondays
+            wanted = [day.isoformat() for day, _ in grains.partition_days(grain, result.start, result.end)]
             scored = set(_scored_days(connection, name, result.start, result.end))
             missing = [day for day in wanted if day not in scored]
-            lines.append(f"{name}: {len(wanted) - len(missing)} of {len(wanted)} days scored"
+            unit = {"daily": "days"}.get(grain, f"{grains.PERIOD_NOUN[grain]}s")
+            lines.append(f"{name}: {len(wanted) - len(missing)} of {len(wanted)} {unit} scored"
                          + (f"; not scored: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
                             if missing else ""))
             for day in missing[:10]:

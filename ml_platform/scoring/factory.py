@@ -3,8 +3,9 @@
 import dagster as dg
 
 from ml_platform import names
+from ml_platform.entities.factory import entity_partitions_of
 from ml_platform.errors import as_dagster_failure
-from ml_platform.partitions import date_range, source_partitions
+from ml_platform.partitions import date_range
 from ml_platform.scoring.missing import (
     CHECK_NAME, MAX_EXTRA_MISSING, MissingFeature, degraded_features, degraded_text)
 from ml_platform.scoring.score import ScoringResult, score_days
@@ -73,7 +74,7 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
                     f"{shadow}, and is compared with production in money.",
         owners=[model.owner],
         kinds={"duckdb"},
-        partitions_def=source_partitions(catalog.sources[model.entity]),
+        partitions_def=entity_partitions_of(catalog, model.entity),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=deps,
         check_specs=[dg.AssetCheckSpec(

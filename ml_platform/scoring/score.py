@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_platform import names
+from ml_platform import grains, names
 from ml_platform.code_version import code_version
 from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.names import quote
@@ -31,7 +31,6 @@ from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
 from ml_platform.storage.versions import partition_version, partition_versions, record_versions
 from ml_platform.storage.warehouse import transaction
-from ml_platform.partitions import days as days_of
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
@@ -78,7 +77,7 @@ def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inpu
     """The stored rows of the batch: each row of `scoring_rows` beside its score in `scores` (the same position in
     both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
     explain it later), then the threshold and the given constant columns (one parameter each)."""
-    keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
             f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
@@ -129,7 +128,7 @@ def scored_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
     stored = {feature_set.name: partition_versions(connection, names.feature_asset(feature_set.name))
               for feature_set in catalog.feature_sets_of(spec)}
     result = {}
-    for day in days_of(start, end):
+    for day, _ in grains.partition_days(catalog.entity_rows(spec.entity).grain, start, end):
         key = day.isoformat()
         components = {"model_version": model_version}
         components.update({f"features {name}": versions[key].version if key in versions else "absent"
@@ -155,7 +154,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     rows = flagged = 0
     with transaction(connection):
-        for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS):
+        for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
             features = _score_batch(connection, catalog, spec, predictor, first, last)
             try:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
@@ -170,7 +169,10 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
                 connection.unregister("scores")
                 connection.execute("DROP TABLE IF EXISTS scoring_rows")
         if view is not None:
-            key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+            rows_of = catalog.entity_rows(spec.entity)
+            # a population's keys name a row within its partition: the latest prediction per key and partition
+            key_list = ", ".join([*(quote(key) for key in rows_of.keys),
+                                  *(["partition_date"] if rows_of.is_population else [])])
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")  # the last scored (append-only table)

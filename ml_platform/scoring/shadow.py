@@ -74,7 +74,8 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
         return None
-    keys = [quote(key) for key in catalog.sources[model.entity].keys]
+    rows = catalog.entity_rows(model.entity)
+    keys = [*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])]
     key_list = ", ".join(keys)
     shadow = names.shadow_table(model.name)
     span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow} "

@@ -61,7 +61,7 @@ def _money_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec:
     needed = value_inputs(spec)
     if not needed:
         return rows
-    keys = list(catalog.sources[spec.entity].keys)
+    keys = list(catalog.entity_rows(spec.entity).keys)
     selected = ", ".join([*(quote(key) for key in keys),
                           *(f"{quote(name)} AS {quote(MONEY_INPUT_PREFIX + name)}" for name in needed)])
     connection.register("task_scoring_keys", rows[keys])
@@ -96,7 +96,7 @@ def _task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
 
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str, scores: list[str]) -> str:
     """The stored rows of the batch: each staged row beside its scores (same position), then the constants."""
-    keys = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+    keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
             f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
@@ -121,7 +121,7 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
     parameters = list(constants.values())
     rows, decided = 0, []
     with transaction(connection):
-        for first, last in day_ranges(connection, spec.entity, start, end, 1_000_000):
+        for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
             connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
                                f"{feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)}")
             staged = connection.sql("SELECT * FROM scoring_rows")
@@ -140,7 +140,10 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
                 connection.unregister("task_scores")
                 connection.execute("DROP TABLE IF EXISTS scoring_rows")
         if view is not None:
-            key_list = ", ".join(quote(key) for key in catalog.sources[spec.entity].keys)
+            rows_of = catalog.entity_rows(spec.entity)
+            # a population's keys name a row within its partition: the latest prediction per key and partition
+            key_list = ", ".join([*(quote(key) for key in rows_of.keys),
+                                  *(["partition_date"] if rows_of.is_population else [])])
             connection.execute(
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
                 f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")

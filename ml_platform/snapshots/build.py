@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.features.compute import missing_feature_days, require_tables
 from ml_platform.features.labels import labelled_rows_sql
@@ -73,7 +74,9 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         return Stored(existing, reused=True)
     split = run_split(model, training_run)
     require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    require_tables(connection, "source", [model.entity], "materialize the model's sources first")
+    rows = catalog.entity_rows(model.entity)
+    require_tables(connection, rows.schema, [model.entity],
+                   f"materialize the model's {'entity' if rows.is_population else 'sources'} first")
     missing = missing_feature_days(connection, catalog, model, split.train.start, split.test.end)
     if missing:
         details = "; ".join(f"{name}: {len(days)} day(s) from {days[0]}" for name, days in missing.items())
@@ -100,7 +103,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     unlabelled = connection.execute(
         f"SELECT count(*) FROM {labelled_rows_sql(catalog, model, split.train.start, cut.mature_through)} "
         f"WHERE label IS NULL").fetchall()[0][0]
-    entity = catalog.sources[model.entity]
+    entity = catalog.entity_rows(model.entity)
     manifest = SnapshotManifest(
         model=model.name,
         training_run=training_run,
@@ -118,7 +121,7 @@ def build_snapshot(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         rows={name: count for name, count, _ in stats},
         **split_label_facts(connection, model, file, stats),
         rows_without_label_excluded=unlabelled,
-        label_windows=label_windows(connection, model, split, cut),
+        label_windows=label_windows(connection, model, split, cut, names.table(entity.schema, entity.name)),
     )
     record = SnapshotRecord(training_run=training_run, model=model.name, snapshot_id=stored.sha256[:16],
                             spec_hash=spec_hash, path=stored.path, sha256=stored.sha256, manifest=manifest,

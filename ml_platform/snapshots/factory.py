@@ -44,7 +44,9 @@ def build_snapshot_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
     all_days = dg.AllPartitionMapping()
     deps = [dg.AssetDep(names.feature_key(fs.name), partition_mapping=all_days)
             for fs in catalog.feature_sets_of(model)]
-    deps.append(dg.AssetDep(names.source_key(model.entity), partition_mapping=all_days))
+    entity = names.entity_key(model.entity) if catalog.entity_rows(model.entity).is_population \
+        else names.source_key(model.entity)
+    deps.append(dg.AssetDep(entity, partition_mapping=all_days))
 
     @dg.asset(
         key=names.stage_key("snapshot", model.name),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import duckdb
 
 from ml_platform.errors import PlatformError
-from ml_platform.features.labels import horizon_days, label_lag_days, labels_known_through, local_today
+from ml_platform.features.labels import (horizon_days, label_lag_days, label_source_names, labels_known_through,
+                                         local_today, window_offset)
 from ml_platform.names import source_table
 from ml_platform.records.snapshots import LabelWindows
 from ml_platform.specs.catalog import Catalog
@@ -35,6 +36,7 @@ class LabelCut:
     horizon: int
     mature_through: dt.date
     as_of: dt.date
+    offset: int = 1  # days from a row's day to its window's first: 1 for a source's row, 0 for a population's
 
     def split_case(self, split: TimeSplit) -> str:
         """SQL naming a row's split by its partition_date (NULL outside the windows)."""
@@ -45,7 +47,7 @@ class LabelCut:
         """SQL true for a row (with `split` named) whose label window reaches the next split's first day."""
         if self.horizon == 0:
             return "false"
-        reach = f"{column} + INTERVAL {self.horizon} DAY"
+        reach = f"{column} + INTERVAL {self.offset + self.horizon - 1} DAY"  # the window's last day
         return (f"((split = 'train' AND {reach} >= {date_literal(split.validation.start)}) OR "
                 f"(split = 'validation' AND {reach} >= {date_literal(split.test.start)}))")
 
@@ -62,24 +64,26 @@ def label_cut(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: Mo
     through = labels_known_through(connection, catalog, model, split.train.start, today)
     if through is None or through < split.test.start:
         lag = label_lag_days(catalog, model)
-        reads = ", ".join(sorted({model.entity, *model.label.label_sources()}))
+        reads = ", ".join(label_source_names(model, catalog))
         raise ImmatureLabelsError(
             f"training run '{training_run}' of '{model.name}': no row of its test window ({split.test.start} to "
             f"{split.test.end}) has a usable label on {today}: a row's label is mature {lag} day(s) after its day "
             f"(horizon {horizon_days(model)} day(s), then the day's end) and needs every day of its window stored in "
             f"{reads}; labels are usable through {through or 'no day yet'}")
-    return LabelCut(horizon=horizon_days(model), mature_through=min(through, split.test.end), as_of=today)
+    return LabelCut(horizon=horizon_days(model), mature_through=min(through, split.test.end), as_of=today,
+                    offset=window_offset(catalog, model))
 
 
 def label_windows(connection: duckdb.DuckDBPyConnection, model: ModelSpec, split: TimeSplit,
-                  cut: LabelCut) -> LabelWindows:
+                  cut: LabelCut, entity_table: str | None = None) -> LabelWindows:
     """The manifest's account of the cut: rows (kept by the model's filter) left out per split, and why."""
     condition = f" AND ({model.filter})" if model.filter else ""
     rows = connection.execute(
         f"SELECT split, count(*) FILTER (WHERE partition_date > {date_literal(cut.mature_through)}), "
         f"count(*) FILTER (WHERE partition_date <= {date_literal(cut.mature_through)} AND "
         f"{cut.purge_condition(split)}) FROM (SELECT CASE {cut.split_case(split)} END AS split, partition_date "
-        f"FROM {source_table(model.entity)} AS base WHERE partition_date BETWEEN {date_literal(split.train.start)} "
+        f"FROM {entity_table or source_table(model.entity)} AS base "
+        f"WHERE partition_date BETWEEN {date_literal(split.train.start)} "
         f"AND {date_literal(split.test.end)}{condition}) WHERE split IS NOT NULL GROUP BY split").fetchall()
     immature = {name: 0 for name in SPLITS}
     purged = {name: 0 for name in SPLITS[:2]}

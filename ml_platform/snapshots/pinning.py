@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ml_platform import names
+from ml_platform import grains, names
 from ml_platform.errors import PlatformError
 from ml_platform.features.versions import stale_days
-from ml_platform.partitions import days
 from ml_platform.records.snapshots import PinnedVersions, SnapshotManifest
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec, TimeSplit
@@ -43,25 +42,45 @@ def read_windows(catalog: Catalog, model: ModelSpec, split: TimeSplit) -> tuple[
             if name in catalog.feature_sets and (name not in needed or start < needed[name]):
                 needed[name] = start
                 pending.append(name)
-    sources = {model.entity: split.train.start}
+    sources = {name: _entity_reads_from(catalog, model.entity, split.train.start)
+               for name in catalog.entity_rows(model.entity).reads()}
     for name, first in needed.items():
         feature_set = catalog.feature_sets[name]
-        for source in {feature_set.entity, *feature_set.reads}:
+        for source in {*catalog.entity_rows(feature_set.entity).reads(), *feature_set.reads}:
             start = first - dt.timedelta(days=feature_set.lookback_days)
             sources[source] = min(start, sources.get(source, start))
     windows = {}
     for name, first in sorted(sources.items()):
         partitioning = catalog.sources[name].partitioning
         if catalog.sources[name].is_daily:
-            last = min(split.test.end, partitioning.end or split.test.end)
+            test_end = _last_day_read(catalog, model.entity, split.test.end)
+            last = min(test_end, partitioning.end or test_end)
             windows[name] = (max(first, partitioning.start), last)
     return windows, {name: (first, split.test.end) for name, first in sorted(needed.items())}
 
 
-def _pin_days(versions: dict[str, PartitionVersion], first: dt.date, last: dt.date, what: str, trust: str | None = None
-              ) -> PinnedVersions:
-    """The per-day versions of [first, last], with an aggregate hash; refuse when a day has no version."""
-    wanted = [day.isoformat() for day in days(first, last)]
+def _entity_reads_from(catalog: Catalog, entity: str, first: dt.date) -> dt.date:
+    """The first source day the entity rows of partitions from `first` read (a population's lookback)."""
+    rows = catalog.entity_rows(entity)
+    if not rows.is_population:
+        return first
+    return grains.lookback_start(rows.population.lookback, dt.datetime.combine(first, dt.time())).date()
+
+
+def _last_day_read(catalog: Catalog, entity: str, last: dt.date) -> dt.date:
+    """The last source day the entity rows of partitions up to `last` read (a population's period runs on)."""
+    rows = catalog.entity_rows(entity)
+    if not rows.is_population:
+        return last
+    start = grains.period_start(rows.grain, dt.datetime.combine(last, dt.time()))
+    return (grains.shift(rows.grain, start, 1) - dt.timedelta(days=1)).date()
+
+
+def _pin_days(versions: dict[str, PartitionVersion], first: dt.date, last: dt.date, what: str, trust: str | None = None,
+              grain: str = "daily") -> PinnedVersions:
+    """The per-partition versions of [first, last] (the partitions of the grain starting in it), with an aggregate
+    hash; refuse when one has no version."""
+    wanted = [day.isoformat() for day, _ in grains.partition_days(grain, first, last)]
     missing = [day for day in wanted if day not in versions]
     if missing:
         shown = ", ".join(missing[:SHOWN_DAYS]) + (f" and {len(missing) - SHOWN_DAYS} more" if len(missing) >
@@ -121,7 +140,8 @@ def pin_data_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
                 f"feature set '{name}' is not up to date with its inputs on {len(stale)} day(s) the snapshot reads, "
                 f"first {day} ({stale[day]}); materialize those partitions of features/{name} first")
         features[name] = _pin_days(partition_versions(connection, names.feature_asset(name)), first, last,
-                                   f"feature set '{name}'")
+                                   f"feature set '{name}'",
+                                   grain=catalog.entity_rows(catalog.feature_sets[name].entity).grain)
     return sources, features
 
 

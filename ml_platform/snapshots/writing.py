@@ -42,8 +42,8 @@ def write_rows(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
                path: Path, chunk_rows: int = CHUNK_ROWS, keep: str = "true") -> None:
     """Write the snapshot's rows of the split's windows (those `keep` holds for) to a Parquet file at path,
     joining at most about chunk_rows entity rows at a time."""
-    keys = ", ".join(quote(key) for key in catalog.sources[model.entity].keys)
-    ranges = day_ranges(connection, model.entity, split.train.start, split.test.end, chunk_rows)
+    keys = ", ".join(quote(key) for key in catalog.entity_rows(model.entity).keys)
+    ranges = day_ranges(connection, catalog, model.entity, split.train.start, split.test.end, chunk_rows)
     try:
         for index, (first, last) in enumerate(ranges):
             rows = split_sql(split, feature_matrix_sql(catalog, model, first, last, True), keep)

@@ -11,6 +11,7 @@ import duckdb
 from ml_platform.names import RESERVED_KEY_PREFIXES
 from ml_platform.specs.availability_checks import availability_errors
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
+from ml_platform.specs.entity_checks import check_entity, population_source
 from ml_platform.specs.errors import SpecError, did_you_mean, unknown_name
 from ml_platform.specs.label_checks import check_label, label_sources
 from ml_platform.specs.models import DailyPartitioning, FeatureSetSpec, FileLocation, ModelSpec, SourceSpec
@@ -42,11 +43,13 @@ def check_catalog(catalog: Catalog, broken: set[tuple[str, str]] = frozenset()) 
         errors += check_daily_partitionings(catalog)
         for feature_set in catalog.feature_sets.values():
             errors += _check_feature_set(catalog, feature_set, broken, connection)
+        for entity in catalog.entities.values():
+            errors += check_entity(catalog, entity, broken, connection)
         for model in catalog.models.values():
             if model.name in RESERVED_KEY_PREFIXES:  # its stage keys would be `source/<stage>`, a source's key shape
                 errors.append(_error(catalog, model, "name", f"given {model.name!r}: "
-                                     f"{', '.join(map(repr, RESERVED_KEY_PREFIXES))} name the sources' and feature "
-                                     "sets' asset keys; choose another model name"))
+                                     f"{', '.join(map(repr, RESERVED_KEY_PREFIXES))} name the sources', feature "
+                                     "sets' and entities' asset keys; choose another model name"))
             errors += _check_model(catalog, model, broken, connection)
     finally:
         connection.close()
@@ -185,10 +188,21 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
     return errors
 
 
-def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]]) -> tuple[SourceSpec | None, list[SpecError]]:
-    """The daily source a feature set or model describes, and the errors in its `entity` field."""
+def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
+                  connection: duckdb.DuckDBPyConnection) -> tuple[SourceSpec | None, list[SpecError]]:
+    """The daily source a feature set or model describes (an entity spec's population described as one), and the
+    errors in its `entity` field."""
+    if spec.entity in catalog.entities:  # its own errors are reported with it; nothing to check against then
+        entity = catalog.entities[spec.entity]
+        if entity.grain == "hourly":
+            return None, [_error(catalog, spec, "entity", (
+                f"entity '{entity.name}' is hourly: feature sets and models tell entity rows apart by their "
+                f"partition's day so far, so they read daily, weekly or monthly entities only"))]
+        return population_source(catalog, entity, connection), []
     if spec.entity not in catalog.sources:
-        message = _unknown("source", spec.entity, catalog.sources, broken)
+        if ("entity", spec.entity) in broken:
+            return None, []
+        message = _unknown("source", spec.entity, {**catalog.sources, **catalog.entities}, broken)
         return None, [_error(catalog, spec, "entity", message)] if message else []
     entity = catalog.sources[spec.entity]
     if not entity.is_daily:
@@ -198,7 +212,7 @@ def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]]) -> tuple
 
 def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]],
                        connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    entity, errors = _daily_entity(catalog, feature_set, broken)
+    entity, errors = _daily_entity(catalog, feature_set, broken, connection)
     if entity is None:
         return errors
     readable = {feature_set.entity: entity}
@@ -333,7 +347,7 @@ def _registered_functions(catalog: Catalog, feature_set: FeatureSetSpec) -> tupl
 
 def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]],
                  connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    entity, errors = _daily_entity(catalog, model, broken)
+    entity, errors = _daily_entity(catalog, model, broken, connection)
     if entity is None or errors:
         return errors
     index = catalog.feature_index()
@@ -413,17 +427,23 @@ def _check_model_sql(catalog: Catalog, model: ModelSpec, entity: SourceSpec,
     return errors
 
 
+def _what(catalog: Catalog, name: str) -> str:
+    """An `entity:` name in words: "source 'flights'" or "entity 'busy_routes'"."""
+    return f"entity '{name}'" if name in catalog.entities else f"source '{name}'"
+
+
 def _check_windows(catalog: Catalog, model: ModelSpec, partitioning: DailyPartitioning) -> list[SpecError]:
     errors = []
     for name in ("train", "validation", "test"):
         window = getattr(model.split, name)
         if window.start < partitioning.start:
             errors.append(_error(catalog, model, f"split.{name}.start",
-                                 f"{window.start} is before the first day of source '{model.entity}' "
+                                 f"{window.start} is before the first day of {_what(catalog, model.entity)} "
                                  f"({partitioning.start})"))
         if partitioning.end is not None and window.end > partitioning.end:
             errors.append(_error(catalog, model, f"split.{name}.end",
-                                 f"{window.end} is after the last day of source '{model.entity}' ({partitioning.end})"))
+                                 f"{window.end} is after the last day of {_what(catalog, model.entity)} "
+                                 f"({partitioning.end})"))
     return errors
 
 

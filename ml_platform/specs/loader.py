@@ -133,6 +133,7 @@ def load_catalog(specs_dir: Path, project_dir: Path | None = None, functions: Fu
         models=documents["model"],
         files=files,
         functions=dict(functions or {}),
+        entities=documents["entity"],
     )
     errors.extend(check_catalog(catalog, broken))
     for raw, file_errors in unparsed:

@@ -1,6 +1,6 @@
-"""The spec language, version 1: typed, frozen models for sources, feature sets and models.
+"""The spec language, version 1: typed, frozen models for sources, feature sets, entities and models.
 
-Every YAML document under `model_specs/` is one of these three kinds, chosen by its `kind` field. The
+Every YAML document under `model_specs/` is one of these four kinds, chosen by its `kind` field. The
 `description` of each field doubles as the reference documentation and ends up in the JSON schema.
 """
 
@@ -34,6 +34,15 @@ Currency = Literal[
     "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "IDR", "ILS", "INR", "JPY",
     "KRW", "MXN", "MYR", "NOK", "NZD", "PHP", "PLN", "SEK", "SGD", "THB", "TRY", "TWD", "USD", "ZAR",
 ]
+
+
+def known_timezone(value: str) -> str:
+    """The IANA time zone name, or a ValueError saying what is allowed."""
+    import zoneinfo
+
+    if value not in zoneinfo.available_timezones():
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/New_York' or 'UTC'")
+    return value
 
 
 class Frozen(BaseModel):
@@ -139,11 +148,7 @@ class DailyPartitioning(Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        import zoneinfo
-
-        if value not in zoneinfo.available_timezones():
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/New_York' or 'UTC'")
-        return value
+        return known_timezone(value)
 
 
 class NoPartitioning(Frozen):
@@ -341,6 +346,93 @@ class FeatureSetSpec(Header):
         ),
     )
     features: dict[Identifier, FeatureSpec] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------------------------------------- entities
+
+GRAINS = ("hourly", "daily", "weekly", "monthly")
+Grain = Literal["hourly", "daily", "weekly", "monthly"]
+
+
+class Lookback(Frozen):
+    """How far before a partition's start a population query reads its daily sources: exactly one of the fields."""
+
+    hours: int | None = Field(default=None, ge=1, le=24 * 3660, description="hours before the partition's start")
+    days: int | None = Field(default=None, ge=1, le=3660, description="days before the partition's start")
+    months: int | None = Field(default=None, ge=1, le=120, description="calendar months before the partition's start")
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [name for name in ("hours", "days", "months") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of hours, days or months (given: {', '.join(given) or 'none'})")
+        return self
+
+
+class EntitySpec(Header):
+    """The rows a model predicts for, at its grain: one population query per partition over declared sources.
+
+    A partition covers [partition_start, partition_end) in local time. The query reads the one-row view `bounds`
+    (columns `partition_start`, `partition_end`, local TIMESTAMPs) and the sources in `reads`, whose daily ones
+    it sees only from `lookback` before the partition's start to the day before it (the population is known when
+    its period begins, so its rows can be scored ahead); it returns one row per entity row: the keys, the row's
+    time (inside the partition) and any other entity columns.
+    """
+
+    kind: Literal["entity"]
+    keys: list[Identifier] = Field(min_length=1, description="columns that identify a row within a partition")
+    grain: Grain = Field(description="one partition per hour, day, ISO week (from Monday) or calendar month")
+    time: Identifier = Field(description="the column holding the row's time (DATE or TIMESTAMP, local), inside "
+                                         "its partition; feature timing and labels are measured from it")
+    reads: list[Identifier] = Field(min_length=1, description="the sources the population query reads")
+    lookback: Lookback | None = Field(
+        default=None, description="how far before a partition's start the query reads daily sources (it sees "
+                                  "their days from then to the day before the start: a population is chosen "
+                                  "before its period begins); required when it reads a daily source")
+    population: str = Field(min_length=1, description="one SELECT returning the entity rows of the partition")
+    start: dt.date = Field(description="the first partition's start: a Monday for weekly, a 1st for monthly")
+    end: dt.date | None = Field(default=None, description="the last day covered: the last partition is the one "
+                                                          "holding it; open-ended when absent")
+    timezone: str = Field(default="UTC", description="IANA time zone of partition bounds; equal to the daily "
+                                                     "sources' one")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return known_timezone(value)
+
+    @field_validator("keys", "reads")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"listed twice: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _not_a_key(cls, value: str, info: ValidationInfo) -> str:
+        if value in (info.data.get("keys") or []):
+            raise ValueError(f"'{value}' is also a key: the row's time is a column of its own")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _aligned(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        grain = info.data.get("grain")
+        if grain == "weekly" and value.isoweekday() != 1:
+            raise ValueError(f"{value} is a {value.strftime('%A')}: weekly partitions start on a Monday (ISO weeks)")
+        if grain == "monthly" and value.day != 1:
+            raise ValueError(f"{value} is not the 1st of a month: monthly partitions start on the 1st")
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"{value} is before start {start}")
+        return value
 
 
 # ------------------------------------------------------------------------------------------------------------ models
@@ -864,8 +956,8 @@ class ModelSpec(Header):
         return list(self.slices) if self.slices else [self.slice_column] if self.slice_column else []
 
 
-SpecDocument = Annotated[Union[SourceSpec, FeatureSetSpec, ModelSpec], Field(discriminator="kind")]
-KINDS = {"source": SourceSpec, "feature_set": FeatureSetSpec, "model": ModelSpec}
+SpecDocument = Annotated[Union[SourceSpec, FeatureSetSpec, EntitySpec, ModelSpec], Field(discriminator="kind")]
+KINDS = {"source": SourceSpec, "feature_set": FeatureSetSpec, "entity": EntitySpec, "model": ModelSpec}
 
 
 def is_identifier(value: str) -> bool:

@@ -34,10 +34,11 @@ def runs(tmp_path, dagster_home) -> Runs:
 
 
 def check_evaluations(run_id: str) -> dict[str, dg.AssetCheckEvaluation]:
-    """The gate check results a Dagster run recorded, by check name."""
+    """The gate check results a Dagster run recorded on its evaluation asset, by check name (the run's snapshot
+    has a check of its own, the point-in-time proof)."""
     records = dg.DagsterInstance.get().all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return {record.dagster_event.event_specific_data.check_name: record.dagster_event.event_specific_data
-            for record in records}
+            for record in records if record.dagster_event.event_specific_data.asset_key.path[-1] == "evaluation"}
 
 
 def test_evaluation_keeps_its_predictions_plots_and_report(runs):

@@ -94,7 +94,7 @@ def test_a_leaking_feature_fails_the_proof_naming_feature_key_values_and_source(
 
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
     connection, catalog = flights_warehouse
-    for spec in catalog.feature_sets.values():
+    for spec in catalog.feature_sets_of(catalog.models["flight_delay"]):  # the weekly example starts in February
         refresh = refresh_feature_set(connection, catalog, spec, START, END)
         proof = prove_feature_set(connection, catalog, spec, START, END, max_cuts=31)
         assert proof.passed, proof.message()

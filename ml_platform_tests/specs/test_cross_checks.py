@@ -376,14 +376,14 @@ def test_a_name_that_already_failed_is_not_reported_twice(spec_errors):
     ]
 
 
-@pytest.mark.parametrize("reserved", ["source", "features"])
+@pytest.mark.parametrize("reserved", ["source", "features", "entity"])
 def test_a_model_may_not_take_the_first_part_of_source_and_feature_keys(spec_errors, reserved):
     # its stage keys would be `source/snapshot`, ..., the shape of a source's or feature set's asset key
     errors = spec_errors(VALID_MODEL.replace("name: flight_delay", f"name: {reserved}", 1))
 
     assert errors == [
-        f"model_specs/test_spec.yaml: model '{reserved}', field 'name': given '{reserved}': 'source', 'features' "
-        "name the sources' and feature sets' asset keys; choose another model name"]
+        f"model_specs/test_spec.yaml: model '{reserved}', field 'name': given '{reserved}': 'source', 'features', "
+        "'entity' name the sources', feature sets' and entities' asset keys; choose another model name"]
 
 
 # ------------------------------------------------------------------------------------------------ slices

@@ -101,21 +101,21 @@ def test_file_holding_a_list(spec_errors):
 def test_missing_kind(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model\n", "")) == [
         "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
-        "missing required field (allowed: feature_set, model, source)"
+        "missing required field (allowed: entity, feature_set, model, source)"
     ]
 
 
 def test_unknown_kind_with_did_you_mean(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model", "kind: modle")) == [
         "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': unknown kind 'modle'; did you mean 'model'? "
-        "(allowed: feature_set, model, source)"
+        "(allowed: entity, feature_set, model, source)"
     ]
 
 
 def test_kind_that_is_not_text(spec_errors):
     assert spec_errors(edit(VALID_MODEL, "kind: model", "kind: [model]")) == [
         "model_specs/test_spec.yaml: spec 'flight_delay', field 'kind': "
-        "must be one of feature_set, model, source (given ['model'])"
+        "must be one of entity, feature_set, model, source (given ['model'])"
     ]
 
 

@@ -25,6 +25,10 @@ REQUIRED = {
     "feature_reads_after_event_column", "filter_reads_after_event_column", "feature_set_cycle", "unknown_function",
     "unknown_used_feature_set", "external_source_not_accepted", "accepted_source_not_used",
     "accepted_internal_source", "accepted_trust_changed", "acceptance_without_reason",
+    # entity specs (issue #14): the grain's alignment, the sources' range and zone, the population query
+    "entity_start_not_a_monday", "entity_monthly_start_not_first", "entity_lookback_before_source",
+    "entity_end_beyond_source", "entity_timezone_differs", "entity_population_reads_undeclared_source",
+    "entity_population_misses_time", "entity_population_reads_after_event_column", "entity_population_missing_key",
     "unknown_slice", "slice_feature_not_in_model", "slices_and_slice_column", "slice_listed_twice",
     # labels that look forward (issue #14 item 4)
     "label_aggregates_without_horizon", "label_aggregate_unknown_source", "label_aggregate_reference_source",
