@@ -5,9 +5,30 @@ from __future__ import annotations
 from ml_platform.chain.model_chain import ChainResult
 from ml_platform.evaluation.evaluate import interval_caveat
 from ml_platform.evaluation.plots import plot_names
+from ml_platform.evaluation.task_report import decision_text
 from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
+from ml_platform.records.tasks import TaskEvaluationRecord, TaskMeasurement
+
+
+def task_lines(project: Project, record: TaskEvaluationRecord, measurement: TaskMeasurement,
+               entity: str) -> list[str]:
+    """The summary of a regression or multiclass evaluation: money, decision, metrics and gate."""
+    low, high = record.test_money_interval_95
+    currency = record.currency
+    metrics = ", ".join(f"{name} {value:.4g}" for name, value in measurement.test_metrics.items())
+    lines = [
+        f"Money on the test window {record.test_window[0]} to {record.test_window[1]}: {record.test_money:,.0f} "
+        f"{currency} (95% interval {low:,.0f} to {high:,.0f}; deciding knowing the label "
+        f"{measurement.test_money_perfect:,.0f}) over {record.test_rows:,} test rows of '{entity}'",
+        f"{measurement.task} ({measurement.objective}); decision: {decision_text(measurement)}, chosen on "
+        f"validation; test {metrics}",
+        "Gate: " + ", ".join(f"{name} {'passed' if check.passed else 'FAILED'}" for name, check in record.gate.checks()),
+    ]
+    lines += [f"  {name}: {check.why}" for name, check in record.gate.failures()]
+    lines.append(f"Report: {project.storage.artifacts / record.report_path}")
+    return lines
 
 
 def summary_text(project: Project, result: ChainResult) -> str:
@@ -36,6 +57,8 @@ def summary_text(project: Project, result: ChainResult) -> str:
             lines.append(f"Report: {project.storage.artifacts / files.report_markdown.path}")
         lines += [f"  plot {name}: {project.storage.artifacts / files.plots[name].path}"
                   for name in plot_names(evaluation) if files is not None and name in files.plots]
+    if result.task_evaluation is not None:
+        lines += task_lines(project, result.task_evaluation, result.task_measurement, result.entity)
     if result.champion:
         lines.append(f"Deployed model: {result.champion.model_version} "
                      f"(promotion #{result.champion.promotion_id}, training run {result.champion.training_run})")

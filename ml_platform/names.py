@@ -173,7 +173,8 @@ SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitori
 ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
 BOUNDS_VIEW = "bounds"  # the one-row view of the partition's [partition_start, partition_end) a population reads
 ENTITY_RESERVED_COLUMNS = ("partition_start", "partition_date")  # written by the platform on every entity row
-REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions")
+REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions",
+                   "task_evaluations")
 MONITORING_KINDS = ("drift", "outcomes")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted
 
@@ -229,6 +230,21 @@ def feature_table(name: str) -> str:
 def history_view(source: str) -> str:
     """A source's view with every column, outcomes included: `history."<source>"`."""
     return table("history", source)
+
+
+# The columns a regression or multiclass model's predictions tables hold beside keys, date, inputs and provenance
+# (binary tables keep score, flagged and threshold): the predicted number (regression), or the decided class's
+# probability (multiclass); the decision taken (a quantity, a yes/no of a top decision, or a class); the decision's
+# parameter chosen on validation; and, multiclass, each class's probability.
+PREDICTION_COLUMN = "prediction"
+DECISION_COLUMN = "decision"
+DECISION_PARAMETER_COLUMN = "decision_parameter"
+PROBABILITY_PREFIX = "probability__"
+
+
+def probability_column(label_class: str) -> str:
+    """The column of one class's predicted probability: `probability__<class>`."""
+    return f"{PROBABILITY_PREFIX}{label_class}"
 
 
 def predictions_table(model: str) -> str:

@@ -102,10 +102,10 @@ def test_literal_names_for_model_m():
     assert (names.slice_plot_name("carrier"), names.slice_plot_name("")) == ("money_by_slice__carrier",
                                                                               "money_by_slice")
     assert names.REGISTRY_TABLES == ("specs", "snapshots", "models", "evaluations", "promotions",
-                                     "partition_versions")
+                                     "partition_versions", "task_evaluations")
     assert [names.registry_table(name) for name in names.REGISTRY_TABLES] == [
         "registry.specs", "registry.snapshots", "registry.models", "registry.evaluations", "registry.promotions",
-        "registry.partition_versions"]
+        "registry.partition_versions", "registry.task_evaluations"]
 
 
 def test_names_refuse_what_is_not_a_name():

@@ -22,9 +22,12 @@ from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, latest_
                                scoring_job_name, source_key, training_job_name)
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
-from ml_platform.records.registry import PromotionRecord
+from ml_platform.records.registry import EvaluationRecord, PromotionRecord
+from ml_platform.records.tasks import TaskEvaluationRecord, TaskMeasurement
 from ml_platform.scoring.missing import degraded_features
 from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
@@ -50,15 +53,24 @@ class ChainResult:
     dagster_home: Path  # the instance folder the runs were recorded in
     monitoring: MonitoringSummary | None = None
     degraded: list[str] = field(default_factory=list)  # scored days with a feature missing far more than in training
+    # a regression or multiclass model's evaluation (then `evaluation` is None) and its measurement
+    task_evaluation: TaskEvaluationRecord | None = None
+    task_measurement: TaskMeasurement | None = None
+
+    @property
+    def judged(self) -> EvaluationSummary | TaskEvaluationRecord | None:
+        """The training run's evaluation, binary or task: what the gate decided on."""
+        return self.evaluation if self.evaluation is not None else self.task_evaluation
 
     @property
     def blocked(self) -> bool:
         """True when the training run's model is not the live one because the gate blocked it (its checks failed,
         or the deployment step refused it): `ml-platform demo` then exits with code 3."""
-        if self.evaluation is None:
+        judged = self.judged
+        if judged is None:
             return False
-        return not self.evaluation.gate_passed or self.champion is None or \
-            self.champion.model_version != self.evaluation.model_version
+        return not judged.gate_passed or self.champion is None or \
+            self.champion.model_version != judged.model_version
 
 
 def data_window(catalog: Catalog, model_name: str, score_days: int) -> tuple[dt.date, dt.date]:
@@ -134,15 +146,21 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
     key = chain.add_training_run(model_name)
     say(f"[3/4] training run {key}: snapshot, train ({model.algorithm.kind}), evaluate, gate, deploy")
     with project_warehouse(project) as connection:
-        done = training_done(registry.evaluations.get(connection, model_name, key),
+        done = training_done(run_evaluation(connection, model, key),
                              registry.promotions.champion(connection, model_name))
     if done:
         say(f"     up to date: {done}; no run needed")
     else:
         training = chain.run(training_job_name(model_name), f"training run {key}", partition_key=key)
     with project_warehouse(project) as connection:
-        evaluation = registry.evaluations.get(connection, model_name, key)
+        evaluation = run_evaluation(connection, model, key)
         champion = registry.promotions.champion(connection, model_name)
+    task_evaluation = evaluation if isinstance(evaluation, TaskEvaluationRecord) else None
+    measurement = None
+    if task_evaluation is not None:
+        measurement = TaskMeasurement.model_validate_json(ArtifactStore(root=str(project.storage.artifacts)).verify(
+            task_evaluation.measurement_path, task_evaluation.measurement_sha256).read_text(encoding="utf-8"))
+        evaluation = None
     if not done and not training.success and (evaluation is None or not training.blocked):
         raise DemoError(f"training run {key} failed: {'; '.join(training.failures) or 'see the run in the UI'}")
     scored, monitored, degraded = 0, None, []
@@ -179,7 +197,14 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
                 connection, ArtifactStore(root=str(project.storage.artifacts)), catalog, trained, *score_window)]
     return ChainResult(model_name, catalog.models[model_name].entity, key, chain.runs,
                        evaluation.summary if evaluation else None, champion, scored, score_window,
-                       time.perf_counter() - started, home, monitored, degraded)
+                       time.perf_counter() - started, home, monitored, degraded, task_evaluation, measurement)
+
+
+def run_evaluation(connection, model: ModelSpec, training_run: str) -> EvaluationRecord | TaskEvaluationRecord | None:
+    """A training run's stored evaluation in the registry of its model's task, or None."""
+    if judged_by_decision(model):
+        return registry.task_evaluations.get(connection, model.name, training_run)
+    return registry.evaluations.get(connection, model.name, training_run)
 
 
 def _require(outcome: RunOutcome) -> None:

@@ -19,6 +19,7 @@ from ml_platform.monitoring.outcomes import judged_versions
 from ml_platform.names import feature_asset, feature_key, population_asset, source_asset, stage_asset
 from ml_platform.partitions import days
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
+from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.scoring.score import scored_versions
 from ml_platform.training.inference import ScoringError
@@ -116,7 +117,8 @@ def plan_population(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
     return Plan(stale)
 
 
-def training_done(evaluation: EvaluationRecord | None, champion: PromotionRecord | None) -> str | None:
+def training_done(evaluation: EvaluationRecord | TaskEvaluationRecord | None,
+                  champion: PromotionRecord | None) -> str | None:
     """Why a training run needs no run, or None when it does: it is evaluated (snapshot, model and evaluation are
     stored once per run and reused) and its gate's decision stands: blocked, or its model is the live one."""
     if evaluation is None:

@@ -33,7 +33,7 @@ def command_demo(arguments: argparse.Namespace) -> int:
         return ERROR
     print(summary_text(project, result))
     if result.blocked:
-        print(f"blocked: the gate did not deploy {result.evaluation.model_version} (training run "
+        print(f"blocked: the gate did not deploy {result.judged.model_version} (training run "
               f"{result.training_run}); exit code {BLOCKED}", file=sys.stderr)
         return BLOCKED
     return OK

@@ -12,7 +12,7 @@ import duckdb
 
 from ml_platform import names
 from ml_platform.deployment.promotion import (
-    GateRefusedError, append_promotion, promoted_versions, stored_gate_failures)
+    GateRefusedError, append_promotion, gate_of, promoted_versions, stored_gate_failures)
 from ml_platform.errors import PlatformError
 from ml_platform.records.outcomes import LoggedPromotion, RollbackOutcome
 from ml_platform.records.registry import PromotionRecord
@@ -106,7 +106,7 @@ def rollback(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     current = log[-1]
     version = target.model_version
     trained = registry.models.by_version(connection, version)
-    evaluation = registry.evaluations.get(connection, model, target.training_run)
+    evaluation = registry.evaluation_of(connection, model, target.training_run)
     if trained is None or evaluation is None:
         raise GateRefusedError(f"cannot roll back to {version}: its model or evaluation is missing from the registry")
     try:
@@ -120,5 +120,5 @@ def rollback(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                                + "; ".join(f"{name}: {why}" for name, why in failed.items()))
     text = f"rollback from {current.model_version} to {version} (promotion #{target.promotion_id}): {reason}"
     record = append_promotion(connection, model, version, target.training_run, ROLLBACK_RUN, text,
-                              evaluation.summary.gate)
+                              gate_of(evaluation))
     return RollbackOutcome(record, previous=current.model_version, checks_not_in_evaluation=())

@@ -194,27 +194,37 @@ def _class_decisions(model: ModelSpec, rows: pd.DataFrame, probabilities: np.nda
     return classes[np.argmax(expected, axis=1)]
 
 
+def decide(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame,
+           predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen decision for each row, without its label (what production scoring stores), and the `prediction`
+    the value expression reads with it: the probability or number, or the decided class's probability."""
+    kind = chosen.kind
+    if kind == "threshold":
+        return np.asarray(predictions) >= chosen.parameter, np.asarray(predictions, dtype="float64")
+    if kind == "top":
+        _, key, _ = top_key(model, rows, predictions)
+        return key <= chosen.parameter, np.asarray(predictions, dtype="float64")
+    if kind == "quantity":
+        quantities = np.asarray(predictions, dtype="float64") * model.money.decision.scale + chosen.parameter
+        return quantities, np.asarray(predictions, dtype="float64")
+    classes = list(model.label.classes)
+    decided = _class_decisions(model, rows, predictions)
+    return decided, predictions[np.arange(len(rows)), [classes.index(value) for value in decided]]
+
+
 def apply(model: ModelSpec, chosen: ChosenDecision, rows: pd.DataFrame, predictions: np.ndarray) -> Decided:
     """The chosen decision applied to rows (the test window's, or production's once labels are known)."""
     kind = chosen.kind
+    decisions, value_prediction = decide(model, chosen, rows, predictions)
     if kind in ("threshold", "top"):
         values = outcome_values(model, rows, predictions)
-        if kind == "threshold":
-            acted = np.asarray(predictions) >= chosen.parameter
-        else:
-            _, key, _ = top_key(model, rows, predictions)
-            acted = key <= chosen.parameter
-        return Decided(acted, values.per_row(acted), np.maximum(values.if_flagged, values.if_not_flagged))
+        return Decided(decisions, values.per_row(decisions), np.maximum(values.if_flagged, values.if_not_flagged))
     if kind == "quantity":
-        decision = model.money.decision
-        quantities = np.asarray(predictions, dtype="float64") * decision.scale + chosen.parameter
         labels = rows["label"].to_numpy(dtype="float64")
-        return Decided(quantities, row_money(model, rows, predictions, quantities),
+        return Decided(decisions, row_money(model, rows, predictions, decisions),
                        row_money(model, rows, predictions, labels))
     classes = list(model.label.classes)
-    decided = _class_decisions(model, rows, predictions)
-    chosen_probability = predictions[np.arange(len(rows)), [classes.index(value) for value in decided]]
     actual = rows["label"].to_numpy(dtype=object)
     actual_probability = predictions[np.arange(len(rows)), [classes.index(value) for value in actual]]
-    return Decided(decided, row_money(model, rows, chosen_probability, decided),
+    return Decided(decisions, row_money(model, rows, value_prediction, decisions),
                    row_money(model, rows, actual_probability, actual))

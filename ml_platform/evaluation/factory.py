@@ -11,6 +11,7 @@ from ml_platform.evaluation.leakage import LEAKAGE_ROWS
 from ml_platform.evaluation.report import headline_markdown, money_interval, readable_money
 from ml_platform.evaluation.store import evaluation_of_run, report_with_inline_plots
 from ml_platform.evaluation.task_factory import build_task_evaluation_asset
+from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.partitions import training_runs
 from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.records.outcomes import Stored
@@ -112,7 +113,7 @@ def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecor
 
 def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
     """The asset that evaluates each training run in money, with the gate as blocking checks."""
-    if model.label.task != "binary_classification":
+    if judged_by_decision(model):
         return build_task_evaluation_asset(catalog, model)
     key = names.stage_key("evaluation", model.name)
     gate = model.gate

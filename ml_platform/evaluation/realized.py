@@ -6,7 +6,7 @@ k/N * M - sqrt(k/N) * (M - L) to k/N * M + sqrt(k/N) * (H - M). (The day bootstr
 the spread of a sum of k days grows as sqrt(k), not as k: k days vary more, relative to their promise, than N did.)
 
 The verdict of k days that realized R:
-- `losing money`: R < 0;
+- `losing money`: R < 0 (unless the promise itself is below 0: a cost, judged against its interval only);
 - `below the interval`: 0 <= R < the interval's low end;
 - `on track`: R at or above the interval's low end (within it, or above it).
 """
@@ -65,9 +65,13 @@ class Verdict:
                 "interval_low": self.low, "interval_high": self.high}
 
 
-def state_of(realized: float, low: float) -> str:
-    """The verdict of realized money against the low end of its promised interval."""
-    if realized < 0:
+def state_of(realized: float, low: float, promised: float | None = None) -> str:
+    """The verdict of realized money against the low end of its promised interval.
+
+    A model whose money is a cost (its evaluation promised money below 0, e.g. a plan that always costs something)
+    is never `losing money` for being below 0: it was promised to be; it is judged against its interval only.
+    """
+    if realized < 0 and (promised is None or promised >= 0):
         return LOSING
     if realized < low:
         return BELOW
@@ -92,7 +96,7 @@ def verdict(realized: float, days: int, per_day: float, per_day_low: float, per_
     promised, low, high = promised_interval(days, test_days, per_day * test_days, per_day_low * test_days,
                                             per_day_high * test_days)
     return Verdict(days=days, realized=float(realized), promised=promised, low=low, high=high,
-                   state=state_of(realized, low), currency=currency, first_day=first_day, last_day=last_day,
+                   state=state_of(realized, low, promised), currency=currency, first_day=first_day, last_day=last_day,
                    model_version=model_version)
 
 

@@ -3,12 +3,14 @@ money with its bootstrap interval, the money curve, the task's metrics and its g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_platform import names
 from ml_platform.errors import PlatformError
 
 from ml_platform.evaluation.decisions import (
@@ -20,12 +22,15 @@ from ml_platform.evaluation.slices import slice_column_of
 from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
 from ml_platform.evaluation.task_report import draw_task_plots, render_task_report
 from ml_platform.partitions import run_split
-from ml_platform.records.gate import GateCheck, LeakageDetails
-from ml_platform.records.tasks import MetricCheck, SliceTaskMoney, StoredTaskEvaluation, TaskMeasurement
+from ml_platform.evaluation.predictions_file import write_predictions
+from ml_platform.evaluation.task_comparison import task_beats_champion
+from ml_platform.records.gate import ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails
+from ml_platform.records.tasks import (
+    MetricBoundsDetails, MetricCheck, SliceTaskMoney, TaskEvaluationRecord, TaskGate, TaskMeasurement)
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
-from ml_platform.specs.models import ModelSpec, TimeSplit
+from ml_platform.specs.models import MetricBound, ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import targets
@@ -70,7 +75,14 @@ def first_slice(model: ModelSpec, rows: pd.DataFrame) -> np.ndarray | None:
     return slice_column_of(model, slices[0], rows).to_numpy() if slices else None
 
 
-def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+def money_by_every_slice(model: ModelSpec, rows: pd.DataFrame, decided: Decided) -> tuple[SliceTaskMoney, ...]:
+    """Test money under the decision for each value of every slice the spec declares, slice by slice in the
+    spec's order."""
+    return tuple(row for name in model.slice_names()
+                 for row in _slices(slice_column_of(model, name, rows).to_numpy(), decided, name))
+
+
+def _slices(values: np.ndarray | None, decided: Decided, name: str | None = None) -> tuple[SliceTaskMoney, ...]:
     if values is None:
         return ()
     table = pd.DataFrame({"slice": pd.Series(values, dtype=object).fillna("(missing)").astype(str).to_numpy(),
@@ -78,21 +90,38 @@ def _slices(values: np.ndarray | None, decided: Decided) -> tuple[SliceTaskMoney
     grouped = table.groupby("slice").agg(rows=("money", "size"), money=("money", "sum"),
                                          perfect=("perfect", "sum")).reset_index()
     grouped = grouped.sort_values(["money", "slice"], ascending=[False, True])
-    return tuple(SliceTaskMoney(slice=row.slice, rows=int(row.rows), money=float(row.money),
+    return tuple(SliceTaskMoney(slice=row.slice, slice_name=name, rows=int(row.rows), money=float(row.money),
                                 perfect=float(row.perfect)) for row in grouped.itertuples())
+
+
+def metric_bounds(model: ModelSpec) -> dict[str, MetricBound]:
+    """The bounds the metric_bounds check applies: gate.metrics, and for a binary model gate.min_roc_auc as the
+    least ROC AUC (unless gate.metrics bounds roc_auc itself), as its binary threshold gate would."""
+    bounds = dict(model.gate.metrics or {})
+    if model.label.task == "binary_classification" and "roc_auc" not in bounds:
+        bounds["roc_auc"] = MetricBound(min=model.gate.min_roc_auc)
+    return bounds
 
 
 def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predictions: np.ndarray,
                  test: pd.DataFrame, test_predictions: np.ndarray, split: TimeSplit | None = None) -> TaskMeasurement:
     """Choose the decision on validation and report every figure on test (see the module docstring)."""
+    return measure_and_decide(model, validation, validation_predictions, test, test_predictions, split)[0]
+
+
+def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_predictions: np.ndarray,
+                       test: pd.DataFrame, test_predictions: np.ndarray, split: TimeSplit | None = None
+                       ) -> tuple[TaskMeasurement, Decided]:
+    """The measurement, and the decision applied to each test row (what the champion comparison and the stored
+    predictions need)."""
     split = split or model.split
     chosen = choose(model, validation, validation_predictions)
     decided = apply(model, chosen, test, test_predictions)
     days = test["partition_date"].to_numpy()
     low, high = percentile_interval(bootstrap_totals(decided.per_row, model.algorithm.seed, groups=days))
     test_metrics = task_metrics(model.label, test["label"].to_numpy(), test_predictions)
-    checks = metric_bound_problems(model.gate.metrics or {}, test_metrics)
-    slice_values = first_slice(model, test)  # the first of the spec's slices: the others are not broken down yet
+    checks = metric_bound_problems(metric_bounds(model), test_metrics)
+    slice_values = first_slice(model, test)  # residuals are broken down by the first of the spec's slices
     return TaskMeasurement(
         model=model.name, task=model.label.task, objective=model.label.objective_kind(),
         currency=model.money.currency, decision=chosen.kind, decision_parameter_name=chosen.parameter_name,
@@ -108,7 +137,7 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
         test_money_perfect=float(decided.perfect.sum()),
         curve_candidates=chosen.candidates, curve_validation=chosen.validation_curve,
         curve_test=tuple(float(value) for value in test_curve(model, chosen, test, test_predictions)),
-        money_by_slice=_slices(slice_values, decided),
+        money_by_slice=money_by_every_slice(model, test, decided),
         residuals_by_slice=residuals_by_slice(slice_values, test["label"].to_numpy(), test_predictions)
         if model.label.task == "regression" and slice_values is not None else (),
         confusion=confusion(test["label"].to_numpy(), test_predictions, list(model.label.classes))
@@ -117,7 +146,7 @@ def measure_task(model: ModelSpec, validation: pd.DataFrame, validation_predicti
                        for name, (passed, why) in checks.items()},
         sanity_problems=prediction_problems(model.label.task,
                                             np.concatenate([validation_predictions, test_predictions])),
-    )
+    ), decided
 
 
 def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Catalog,
@@ -129,17 +158,61 @@ def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Cat
     limit, seed, task = model.gate.max_feature_roc_auc, model.algorithm.seed, model.label.task
     if task == "regression":
         return measure_leakage(connection, path, kinds, limit, seed, task=task)[1]
+    if task == "binary_classification":
+        return measure_leakage(connection, path, kinds, limit, seed)[1]
     train, available = sample_split(connection, path, "train", ["label", *kinds], LEAKAGE_ROWS, seed=seed)
     codes = targets(model.label, train["label"].to_numpy(dtype=object), "train")
     aucs = single_feature_aucs(train, kinds, codes, seed=seed, task=task)
     return leakage_result(aucs, limit, len(train), available, score=SCORE_NAMES[task])
 
 
+@dataclass(frozen=True)
+class TaskRunEvaluation:
+    """A task run's stored evaluation: its registry record, measurement and plots (PNG bytes); `reused` when it
+    was stored by an earlier materialization."""
+
+    record: TaskEvaluationRecord
+    measurement: TaskMeasurement
+    plots: dict[str, bytes]
+    reused: bool
+
+
+def _prediction_rows(model: ModelSpec, keys: list[str], test: pd.DataFrame, predictions: np.ndarray,
+                     decided: Decided) -> pd.DataFrame:
+    """The stored test rows: keys, day, label, the prediction(s), the decision and its money."""
+    rows = test[keys + ["partition_date"]].copy()
+    rows["label"] = test["label"].to_numpy()
+    if model.label.task == "multiclass":  # `prediction` is the decided class's probability, as scoring stores it
+        classes = list(model.label.classes)
+        rows[names.PREDICTION_COLUMN] = predictions[np.arange(len(test)),
+                                                    [classes.index(value) for value in decided.decisions]]
+        for position, name in enumerate(classes):
+            rows[names.probability_column(name)] = predictions[:, position]
+    else:
+        rows[names.PREDICTION_COLUMN] = np.asarray(predictions, dtype="float64")
+    rows[names.DECISION_COLUMN] = decided.decisions
+    rows["money"] = decided.per_row
+    return rows
+
+
+def _stored_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
+                record: TaskEvaluationRecord) -> TaskRunEvaluation:
+    """A stored task evaluation read back: its measurement and plots from their files, hashes verified."""
+    measurement = TaskMeasurement.model_validate_json(
+        artifacts.verify(record.measurement_path, record.measurement_sha256).read_text(encoding="utf-8"))
+    plots = {name: artifacts.verify(path, sha256).read_bytes() for name, (path, sha256) in record.plots.items()}
+    return TaskRunEvaluation(record, measurement, plots, reused=True)
+
+
 def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, training_run: str
-                      ) -> tuple[TaskMeasurement, StoredTaskEvaluation, dict[str, bytes], GateCheck[LeakageDetails]]:
-    """Measure a regression or multiclass training run on its snapshot (with the leakage guard of its task) and
-    store the measurement, its report and plots as content-addressed files."""
+                      model: ModelSpec, training_run: str) -> TaskRunEvaluation:
+    """Measure a regression or multiclass training run on its snapshot, compare it with the live champion in money
+    (evaluation.task_comparison), run the leakage guard of its task, store the measurement, report, plots and test
+    predictions as content-addressed files and register it in registry.task_evaluations, once: a run already
+    evaluated is read back."""
+    existing = registry.task_evaluations.get(connection, model.name, training_run)
+    if existing is not None:
+        return _stored_run(connection, artifacts, existing)
     trained = registry.models.get(connection, model.name, training_run)
     snapshot = registry.snapshots.get(connection, model.name, training_run)
     if trained is None or snapshot is None:
@@ -150,8 +223,8 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     if split["test"].empty or split["validation"].empty:
         raise TaskEvaluationError(f"the validation or test window of '{model.name}' has no rows")
     test_predictions = predictor.predict(split["test"])
-    measurement = measure_task(model, split["validation"], predictor.predict(split["validation"]), split["test"],
-                               test_predictions, run_split(model, training_run))
+    measurement, decided = measure_and_decide(model, split["validation"], predictor.predict(split["validation"]),
+                                              split["test"], test_predictions, run_split(model, training_run))
     plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
     folder = f"evaluations/{model.name}"
     written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),
@@ -160,11 +233,44 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
                                                                           encoding="utf-8"))
     stored_plots = {name: artifacts.write(f"{folder}/plots", ".png", lambda path, data=data: path.write_bytes(data))
                     for name, data in plots.items()}
-    stored = StoredTaskEvaluation(measurement_path=written.path, measurement_sha256=written.sha256,
-                                  report_path=report.path, report_sha256=report.sha256,
-                                  plots={name: plot.path for name, plot in stored_plots.items()})
+    keys = list(catalog.entity_rows(model.entity).keys)
+    rows = _prediction_rows(model, keys, split["test"], test_predictions, decided)
+    predictions = write_predictions(connection, artifacts, model.name, rows)
     leakage = task_leakage(connection, artifacts.path_of(snapshot.path), catalog, model)
-    return measurement, stored, plots, leakage
+    comparison = task_beats_champion(connection, artifacts, catalog, model, trained.model_version, split["test"],
+                                     decided.per_row, seed=model.algorithm.seed)
+    gate = task_gate(model, measurement, comparison, leakage)
+    record = TaskEvaluationRecord(
+        model=model.name, training_run=training_run, model_version=trained.model_version, task=model.label.task,
+        decision=measurement.decision, decision_parameter_name=measurement.decision_parameter_name,
+        decision_parameter=measurement.decision_parameter, decision_rule=measurement.decision_rule,
+        measurement_path=written.path, measurement_sha256=written.sha256, report_path=report.path,
+        report_sha256=report.sha256, plots={name: (plot.path, plot.sha256) for name, plot in stored_plots.items()},
+        predictions_path=predictions.path, predictions_sha256=predictions.sha256,
+        test_money=measurement.test_money, test_money_interval_95=measurement.test_money_interval_95,
+        test_window=measurement.test_window, test_rows=int(len(split["test"])), currency=measurement.currency, gate=gate,
+        gate_passed=gate.passed(), created_at=registry.now())
+    registry.task_evaluations.add(connection, record)
+    return TaskRunEvaluation(record, measurement, plots, reused=False)
+
+
+def task_gate(model: ModelSpec, measurement: TaskMeasurement, comparison: GateCheck[ChampionComparison],
+              leakage: GateCheck[LeakageDetails]) -> TaskGate:
+    """The five checks of a task evaluation (TASK_GATE_ORDER) with the figures they were decided on."""
+    checks = task_checks(model, measurement)
+    return TaskGate(
+        money_floor=GateCheck[MoneyFloorDetails](
+            passed=bool(checks["money_floor"][0]), why=checks["money_floor"][1],
+            details=MoneyFloorDetails(money=measurement.test_money, floor=model.gate.min_money,
+                                      currency=measurement.currency)),
+        metric_bounds=GateCheck[MetricBoundsDetails](
+            passed=bool(checks["metric_bounds"][0]), why=checks["metric_bounds"][1],
+            details=MetricBoundsDetails(bounds=measurement.metric_checks)),
+        beats_champion=comparison,
+        no_leakage=leakage,
+        predictions_sane=GateCheck[SanityDetails](
+            passed=bool(checks["predictions_sane"][0]), why=checks["predictions_sane"][1],
+            details=SanityDetails(problems=measurement.sanity_problems)))
 
 
 def task_checks(model: ModelSpec, measurement: TaskMeasurement) -> dict[str, tuple[bool, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from ml_platform.records.tasks import ClassConfusion, SliceResiduals
 from ml_platform.specs.models import LabelSpec
@@ -76,7 +77,17 @@ def task_metrics(label_spec: LabelSpec, label: np.ndarray, predictions: np.ndarr
         return regression_metrics(label, predictions, alpha)
     if label_spec.task == "multiclass":
         return multiclass_metrics(label, predictions, list(label_spec.classes))
-    raise ValueError(f"task {label_spec.task}: use evaluation.metrics.classification_metrics")
+    return binary_metrics(label, predictions)
+
+
+def binary_metrics(label: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """A binary model judged by a decision other than a threshold: ROC AUC (NaN with one class), log loss, Brier."""
+    actual = np.asarray(label, dtype=bool)
+    probability = np.clip(np.asarray(probabilities, dtype="float64"), 1e-15, 1 - 1e-15)
+    auc = float(roc_auc_score(actual, probability)) if 0 < actual.sum() < len(actual) else float("nan")
+    return {"roc_auc": auc,
+            "log_loss": float(-np.mean(np.where(actual, np.log(probability), np.log(1 - probability)))),
+            "brier": float(np.mean((probability - actual) ** 2))}
 
 
 def metric_bound_problems(bounds: dict, metrics: dict[str, float]) -> dict[str, tuple[bool, str]]:

@@ -52,9 +52,14 @@ def render_task_report(measurement: TaskMeasurement) -> str:
     if measurement.sanity_problems:
         lines += ["", "Predictions not sane: " + "; ".join(measurement.sanity_problems)]
     if measurement.money_by_slice:
-        lines += ["", "## Money by slice (test)", "", "| slice | rows | money | knowing the label |", "|---|---|---|---|"]
-        lines += [f"| {row.slice} | {row.rows:,} | {readable_money(row.money, currency)} | "
-                  f"{readable_money(row.perfect, currency)} |" for row in measurement.money_by_slice]
+        lines += ["", "## Money by slice (test)"]
+        sliced_by = list(dict.fromkeys(row.slice_name for row in measurement.money_by_slice))
+        for name in sliced_by:
+            lines += ["", *([f"By {name}:", ""] if name is not None else []),
+                      "| slice | rows | money | knowing the label |", "|---|---|---|---|"]
+            lines += [f"| {row.slice} | {row.rows:,} | {readable_money(row.money, currency)} | "
+                      f"{readable_money(row.perfect, currency)} |" for row in measurement.money_by_slice
+                      if row.slice_name == name]
     if measurement.residuals_by_slice:
         lines += ["", "## Residuals by slice (test; label minus prediction)", "", "| slice | rows | mean | MAE |",
                   "|---|---|---|---|"]

@@ -27,10 +27,12 @@ import pandas as pd
 from ml_platform import grains, names
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.evaluation.task_comparison import stored_test_rows
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.monitoring.store import replace_days
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import COLUMN as INPUTS, stored_fields
+from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
@@ -116,9 +118,10 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
         raise MonitoringError(f"{model_version} of '{model}' is not in the model registry")
     snapshot = registry.snapshots.get(connection, model, trained.training_run)
     evaluation = registry.evaluations.get(connection, model, trained.training_run)
-    if snapshot is None or evaluation is None:
+    task_evaluation = registry.task_evaluations.get(connection, model, trained.training_run)
+    if snapshot is None or (evaluation is None and task_evaluation is None):
         raise MonitoringError(f"{model_version} has no recorded snapshot or evaluation to compare with")
-    if evaluation.summary.artifacts is None:
+    if evaluation is not None and evaluation.summary.artifacts is None:
         raise MonitoringError(f"the evaluation of {model_version} kept no per-row predictions")
     path = artifacts.verify(snapshot.path, snapshot.sha256)  # the snapshot file's hash first
     features = list(snapshot.manifest.features)
@@ -126,9 +129,12 @@ def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifac
     rows = connection.execute(f"SELECT split, CAST(partition_date AS DATE) AS {_DAY}, "
                               f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()
     train = rows[rows["split"] == "train"].reset_index(drop=True)
-    evaluated = read_predictions(connection, artifacts, evaluation.summary)
-    return reference_of(model_version, train, features, evaluated.loc[evaluated["split"] == "test", "score"],
-                        by_partition, _DAY)
+    if task_evaluation is not None:  # its stored rows are the test window's, with the prediction drift reads
+        scores = stored_test_rows(connection, artifacts, task_evaluation)[names.PREDICTION_COLUMN]
+    else:
+        evaluated = read_predictions(connection, artifacts, evaluation.summary)
+        scores = evaluated.loc[evaluated["split"] == "test", "score"]
+    return reference_of(model_version, train, features, scores, by_partition, _DAY)
 
 
 def reference_of(model_version: str, train: pd.DataFrame, features: list[str], scores: pd.Series,
@@ -138,6 +144,12 @@ def reference_of(model_version: str, train: pd.DataFrame, features: list[str], s
     bins = {name: _partition_bins(train, name, levels[name], day) if name in levels else Bins.of(train[name])
             for name in features}
     return Reference(model_version, bins, Bins.of(pd.Series(scores.to_numpy(dtype=float))), levels)
+
+
+def _score_sql(model: ModelSpec) -> str:
+    """The stored column whose drift is the prediction's: `score` (binary threshold tables) or `prediction` (a
+    task's tables: the predicted number, probability, or the decided class's probability), as `score`."""
+    return f"{quote(names.PREDICTION_COLUMN)} AS score" if uses_task_scoring(model) else "score"
 
 
 def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: dt.date,
@@ -157,7 +169,7 @@ def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: 
     columns = ["model_version", "score", *(f"{_FIELD}{name}" for name in fields)]
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE {_STAGED} AS SELECT CAST(partition_date AS DATE) AS day, model_version, "
-        f"score, {INPUTS} FROM {names.latest_view(model.name)} "
+        f"{_score_sql(model)}, {INPUTS} FROM {names.latest_view(model.name)} "
         f"WHERE partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
     try:
         for day in partitions:

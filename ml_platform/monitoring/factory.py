@@ -61,7 +61,8 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
                          "promised_money": round(float(labelled["promised_money"].sum())),
                          "currency": str(labelled["currency"].iloc[0]),
                          **{name: int(labelled[name].sum())
-                            for name in ("flagged", "true_positives", "false_positives")}})
+                            for name in ("flagged", "true_positives", "false_positives")
+                            if name in labelled and labelled[name].notna().any()}})  # yes/no decisions only
     verdict = judged.judged
     if verdict is not None:
         metadata.update({"verdict": verdict.state, "verdict_text": verdict.text()})

@@ -19,13 +19,13 @@ import pandas as pd
 from ml_platform import grains, names
 from ml_platform.partitions import days as days_of
 from ml_platform.errors import PlatformError
-from ml_platform.evaluation.money import OutcomeValues
+from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
 from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.features.labels import (horizon_days, labels_known_through, local_today, matures_on,
                                          window_offset)
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
-from ml_platform.scoring.shadow import outcomes_sql
+from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
@@ -67,7 +67,14 @@ def promise(connection: duckdb.DuckDBPyConnection, model_version: str, grain: st
     per-partition bounds of its bootstrap interval."""
     evaluation = registry.evaluations.find(connection, model_version=model_version)
     if evaluation is None:
-        raise OutcomesError(f"{model_version} has no evaluation")
+        task = registry.task_evaluations.find(connection, model_version=model_version)
+        if task is None:
+            raise OutcomesError(f"{model_version} has no evaluation")
+        start, end = (dt.date.fromisoformat(day) for day in task.test_window)
+        days = len(grains.partition_days(grain, start, end))  # the partitions of the test window
+        low, high = task.test_money_interval_95
+        return Promise(test_days=days, per_day=task.test_money / days, per_row=task.test_money / max(task.test_rows, 1),
+                       per_day_low=low / days, per_day_high=high / days, currency=task.currency)
     test = evaluation.summary.test
     start, end = (dt.date.fromisoformat(day) for day in test.window)
     days = len(grains.partition_days(grain, start, end))  # the partitions of the test window
@@ -96,22 +103,30 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
         return {"status": f"labels not mature: the labels of {day} are mature on {matures_on(catalog, spec, day)} "
                           f"once every day of their window is stored in {reads}",
                 "model_version": version, "rows_scored": int(versions[0][1])}
+    task = uses_task_scoring(spec)
+    stored = (f"{quote(names.PREDICTION_COLUMN)}, {quote(names.DECISION_COLUMN)}" if task else "score, flagged")
     frame = connection.execute(
-        f"WITH production AS (SELECT {keys}, flagged FROM {latest} WHERE partition_date = "
+        f"WITH production AS (SELECT {keys}, {stored} FROM {latest} WHERE partition_date = "
         f"{date_literal(day)} AND model_version = ?), outcomes AS ({outcomes_sql(catalog, spec, day, day)}) "
         f"SELECT * FROM production LEFT JOIN outcomes USING ({keys})", [version]).df()
     labelled = frame[frame["label"].notna()].reset_index(drop=True)
     if labelled.empty:
         return {"status": f"no labels yet: none of the {len(frame)} rows scored on {day} has a known label",
                 "model_version": version, "rows_scored": len(frame)}
-    flags = labelled["flagged"].to_numpy(dtype=bool)
-    label = labelled["label"].to_numpy(dtype=bool)
-    money = OutcomeValues.from_frame(labelled).money(flags)
+    if task:
+        money = float(realized_per_row(spec, labelled, names.PREDICTION_COLUMN, names.DECISION_COLUMN).sum())
+        counts = {}
+        if spec.money.decision.kind in ("top", "threshold"):
+            counts = {"flagged": int(labelled[names.DECISION_COLUMN].astype(bool).sum())}
+    else:
+        flags = labelled["flagged"].to_numpy(dtype=bool)
+        label = labelled["label"].to_numpy(dtype=bool)
+        money = float(realized_per_row(spec, labelled, "score", "flagged").sum())
+        counts = {"flagged": int(flags.sum()), "true_positives": int((flags & label).sum()),
+                  "false_positives": int((flags & ~label).sum())}
     promised = promise(connection, version, catalog.entity_rows(model.entity).grain)
     return {"status": JUDGED[0] if len(labelled) == len(frame) else JUDGED[1], "model_version": version,
-            "rows_scored": len(frame), "labelled_rows": len(labelled), "flagged": int(flags.sum()),
-            "true_positives": int((flags & label).sum()), "false_positives": int((flags & ~label).sum()),
-            "realized_money": money, "promised_money": promised.per_day,
+            "rows_scored": len(frame), "labelled_rows": len(labelled), **counts, "realized_money": money, "promised_money": promised.per_day,
             "promised_money_by_rows": promised.per_row * len(labelled), "promised_low": promised.per_day_low,
             "promised_high": promised.per_day_high, "test_days": promised.test_days,
             "currency": promised.currency}

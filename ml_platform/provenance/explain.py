@@ -158,7 +158,39 @@ def _run(recorded_by: str) -> str:
 
 
 def _decision(row: dict) -> str:
-    return "FLAGGED" if row["flagged"] else "not flagged"
+    """A row's decision in a few words: binary threshold tables flag; task tables store the decision taken."""
+    if "flagged" in row:
+        return "FLAGGED" if row["flagged"] else "not flagged"
+    decision = row[names.DECISION_COLUMN]
+    if isinstance(decision, bool):
+        return "ACTED ON" if decision else "not acted on"
+    return f"decision {_value(decision)}"
+
+
+def _prediction(row: dict) -> str:
+    """A row's prediction in a few words: the score, or a task's predicted number or decided class's probability."""
+    if "score" in row:
+        return f"score {row['score']:.4f}"
+    return f"prediction {row[names.PREDICTION_COLUMN]:.6g}"
+
+
+def _prediction_line(row: dict) -> str:
+    """The report's line of what was predicted and decided (names.py's columns of the row's table)."""
+    if "flagged" in row:
+        comparison = "≥" if row["flagged"] else "<"
+        return f"  score         {row['score']:.4f} {comparison} threshold {row['threshold']:.4f}: {_decision(row)}"
+    probabilities = {name.removeprefix(names.PROBABILITY_PREFIX): value for name, value in row.items()
+                     if name.startswith(names.PROBABILITY_PREFIX) and value is not None}
+    parameter = row.get(names.DECISION_PARAMETER_COLUMN)
+    chosen = "" if parameter is None or parameter != parameter else \
+        f" (decision parameter {parameter:g}, chosen on validation)"
+    if probabilities:
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in probabilities.items())
+        return (f"  prediction    class probabilities {shown}\n"
+                f"  decision      {row[names.DECISION_COLUMN]} (its probability "
+                f"{row[names.PREDICTION_COLUMN]:.4f}){chosen}")
+    return (f"  prediction    {row[names.PREDICTION_COLUMN]:.6g}\n"
+            f"  decision      {_decision(row).removeprefix('decision ')}{chosen}")
 
 
 def _value(value) -> str:
@@ -170,7 +202,6 @@ def _value(value) -> str:
 def explanation_text(result: Explanation, full_spec: bool = False) -> str:
     """The report `ml-platform explain` prints."""
     row, card, manifest, payload = result.prediction, result.trained.card, result.snapshot.manifest, result.payload
-    comparison = "≥" if row["flagged"] else "<"
     promotion = result.promotion
     made_live = (f"promotion #{promotion.promotion_id} at {timestamp(promotion.promoted_at)} UTC of training "
                  f"run {promotion.training_run} ({_run(promotion.dagster_run_id)}): {promotion.reason}"
@@ -180,7 +211,7 @@ def explanation_text(result: Explanation, full_spec: bool = False) -> str:
     lines = [
         f"Prediction of {result.model} for {result.entity} {_key_text(result.keys)}, "
         f"dated {event_day(row['partition_date'])}",
-        f"  score         {row['score']:.4f} {comparison} threshold {row['threshold']:.4f}: {_decision(row)}",
+        _prediction_line(row),
         f"  scored at     {timestamp(row['scored_at'])} UTC by Dagster run {row['dagster_run_id']}",
         f"  model         {row['model_version']} ({card.algorithm}, seed {card.seed}), trained "
         f"{timestamp(result.trained.created_at)} UTC in training run {row['training_run']}",
@@ -213,6 +244,6 @@ def explanation_text(result: Explanation, full_spec: bool = False) -> str:
         lines += ["", f"Scored {count(len(result.others), 'other time')} before, newest first:"]
         for other in result.others:
             lines.append(f"  {timestamp(other['scored_at'])} UTC  {event_day(other['partition_date'])}  "
-                         f"{other['model_version']}  score {other['score']:.4f}  {_decision(other)}  "
+                         f"{other['model_version']}  {_prediction(other)}  {_decision(other)}  "
                          f"promotion #{other['promotion_id']}  Dagster run {other['dagster_run_id']}")
     return "\n".join(lines)

@@ -27,6 +27,8 @@ class TrainingRun:
     gate_passed: bool | None
     promotions: tuple[int, ...]
     champion: bool
+    # a model judged by its decision (registry.task_evaluations): test money and its 95% interval; `test` is None
+    task_money: tuple[float, float, float] | None = None
 
 
 def training_runs(connection: duckdb.DuckDBPyConnection, model: str) -> list[TrainingRun]:
@@ -35,21 +37,25 @@ def training_runs(connection: duckdb.DuckDBPyConnection, model: str) -> list[Tra
     models = {trained.training_run: trained for trained in registry.models.all(connection, model=model)}
     evaluations = {evaluation.training_run: evaluation
                    for evaluation in registry.evaluations.all(connection, model=model)}
+    judged = {evaluation.training_run: evaluation
+              for evaluation in registry.task_evaluations.all(connection, model=model)}
     promotions = registry.promotions.log(connection, model)
     live = promotions[-1].training_run if promotions else None
     runs = []
     for snapshot in registry.snapshots.all(connection, model=model):
         key = snapshot.training_run
         evaluation = evaluations.get(key)
+        task = judged.get(key)
         runs.append(TrainingRun(
             key=key, created_at=snapshot.created_at, snapshot_id=snapshot.snapshot_id,
             snapshot_rows=sum(snapshot.manifest.rows.values()),
             model_version=models[key].model_version if key in models else None,
-            currency=evaluation.summary.currency if evaluation else None,
+            currency=evaluation.summary.currency if evaluation else task.currency if task else None,
             test=evaluation.summary.test if evaluation else None,
-            gate_passed=evaluation.gate_passed if evaluation else None,
+            gate_passed=evaluation.gate_passed if evaluation else task.gate_passed if task else None,
             promotions=tuple(promotion.promotion_id for promotion in promotions if promotion.training_run == key),
             champion=key == live,
+            task_money=(task.test_money, *task.test_money_interval_95) if task else None,
         ))
     return runs
 
@@ -73,7 +79,9 @@ def runs_text(model: str, runs: list[TrainingRun]) -> str:
         table.append((
             run.key, timestamp(run.created_at), run.snapshot_id, f"{run.snapshot_rows:,}",
             run.model_version or "(not trained)",
-            money_with_interval(run.test, run.currency) if run.test else "(not evaluated)",
+            money_with_interval(run.test, run.currency) if run.test else
+            f"{run.task_money[0]:,.0f} {run.currency} (95% {run.task_money[1]:,.0f} to {run.task_money[2]:,.0f})"
+            if run.task_money else "(not evaluated)",
             f"{run.test.roc_auc:.4f}" if run.test else "-",
             "-" if run.gate_passed is None else ("passed" if run.gate_passed else "FAILED"),
             _champion_text(run),

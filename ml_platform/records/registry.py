@@ -9,6 +9,7 @@ from ml_platform.records.base import Record
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.gate import Gate
 from ml_platform.records.snapshots import SnapshotManifest
+from ml_platform.records.tasks import TaskGate
 from ml_platform.records.training import ModelCard
 
 
@@ -71,4 +72,4 @@ class PromotionRecord(Record):
     promoted_at: dt.datetime  # naive UTC, the platform clock's time of the decision
     dagster_run_id: str  # or "ml-platform rollback"
     reason: str
-    gate: Gate  # the gate the promotion was decided on (beats_champion compared again when the champion changed)
+    gate: Gate | TaskGate  # binary or task; the gate the promotion was decided on (beats_champion compared again when the champion changed)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from ml_platform.records.base import Record
+from ml_platform.records.gate import (
+    ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails)
 
 
 class ClassConfusion(Record):
@@ -25,6 +30,9 @@ class SliceTaskMoney(Record):
     """The test money of one slice under the chosen decision, and of deciding knowing the labels."""
 
     slice: str
+    # the spec's slice this value belongs to (an entity column or a feature); absent in measurements stored when
+    # only the first slice was broken down
+    slice_name: str | None = None
     rows: int
     money: float
     perfect: float
@@ -70,15 +78,67 @@ class TaskMeasurement(Record):
     sanity_problems: tuple[str, ...]
 
 
-# the blocking checks of a regression or multiclass evaluation, in the order they are shown
-TASK_CHECKS = ("money_floor", "metric_bounds", "no_leakage", "predictions_sane")
+# the blocking checks of a regression or multiclass evaluation (its gate), in the order they are shown and verified
+TASK_CHECKS = ("money_floor", "metric_bounds", "beats_champion", "no_leakage", "predictions_sane")
 
 
-class StoredTaskEvaluation(Record):
-    """Where a task measurement's files are: its JSON, its report and its plots (content-addressed)."""
+class MetricBoundsDetails(Record):
+    """The metric_bounds check's figures: each bound of gate.metrics judged on the test window."""
 
-    measurement_path: str
+    bounds: dict[str, MetricCheck]
+
+
+class TaskGate(Record):
+    """The five gate checks of a regression or multiclass evaluation by name (all required: task gates were
+    stored with every check from the start). The same interface as records.gate.Gate, so promotion reads either."""
+
+    money_floor: GateCheck[MoneyFloorDetails]
+    metric_bounds: GateCheck[MetricBoundsDetails]
+    beats_champion: GateCheck[ChampionComparison]
+    no_leakage: GateCheck[LeakageDetails]
+    predictions_sane: GateCheck[SanityDetails]
+
+    def checks(self) -> tuple[tuple[str, GateCheck[Any]], ...]:
+        """(name, check) of every check, in TASK_CHECKS."""
+        return tuple((name, getattr(self, name)) for name in TASK_CHECKS)
+
+    def failures(self) -> tuple[tuple[str, GateCheck[Any]], ...]:
+        """(name, check) of every check that failed, in TASK_CHECKS."""
+        return tuple((name, check) for name, check in self.checks() if not check.passed)
+
+    def missing(self) -> tuple[str, ...]:
+        """Always empty: every check is required (the same call as Gate.missing)."""
+        return ()
+
+    def passed(self) -> bool:
+        """True when all five checks passed."""
+        return not self.failures()
+
+
+class TaskEvaluationRecord(Record):
+    """registry.task_evaluations: a regression or multiclass training run's stored evaluation, its decision (the
+    parameter chosen on validation), its files and its gate. Binary evaluations stay in registry.evaluations."""
+
+    model: str
+    training_run: str
+    model_version: str
+    task: str  # regression or multiclass
+    decision: str  # threshold, top, quantity, class
+    decision_parameter_name: str | None = None
+    decision_parameter: float | None = None
+    decision_rule: str | None = None  # class decisions: most_likely or most_money
+    measurement_path: str  # the TaskMeasurement as JSON
     measurement_sha256: str
     report_path: str
     report_sha256: str
-    plots: dict[str, str]  # plot name -> path
+    plots: dict[str, tuple[str, str]]  # plot name -> (path, sha256)
+    predictions_path: str  # the test rows' keys, day, label, prediction(s), decision and money (Parquet)
+    predictions_sha256: str
+    test_money: float
+    test_money_interval_95: tuple[float, float]
+    test_window: tuple[str, str]
+    test_rows: int
+    currency: str
+    gate: TaskGate
+    gate_passed: bool
+    created_at: dt.datetime  # naive UTC

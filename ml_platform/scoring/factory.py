@@ -20,7 +20,8 @@ from ml_platform.storage.resources import Warehouse
 def scoring_metadata(result: ScoringResult) -> dict:
     """The metadata of a production scoring: rows, flagged and the provenance every row carries."""
     provenance = result.provenance
-    return {names.ROW_COUNT_METADATA: result.rows, "flagged": result.flagged,
+    decided = {"flagged": result.flagged} if result.flagged is not None else {"decisions": result.decisions}
+    return {names.ROW_COUNT_METADATA: result.rows, **decided,
             "model_version": provenance.model_version, "spec_hash": provenance.spec_hash,
             "snapshot_id": provenance.snapshot_id, "code_version": provenance.code_version,
             "scored_at": provenance.scored_at.isoformat(timespec="seconds")}
@@ -35,7 +36,8 @@ def shadow_metadata(model: ModelSpec, outcome: ShadowOutcome) -> dict:
     shadow = names.table_label("predictions", names.shadow_table_name(model.name))
     metadata = {"shadow": f"challenger {outcome.challenger} scored {outcome.scored.rows:,} rows into {shadow}",
                 "shadow_model_version": outcome.challenger, "shadow_rows": outcome.scored.rows,
-                "shadow_flagged": outcome.scored.flagged}
+                **({"shadow_flagged": outcome.scored.flagged} if outcome.scored.flagged is not None else
+                   {"shadow_decisions": outcome.scored.decisions})}
     comparison = outcome.comparison
     if comparison is None:
         return {**metadata, "shadow_comparison": outcome.not_compared}

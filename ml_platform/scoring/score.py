@@ -19,11 +19,13 @@ from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.names import quote
 from ml_platform.records.registry import EvaluationRecord, ModelRecord
 from ml_platform.records.scoring import PredictionProvenance
+from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
+from ml_platform.scoring.task_score import score_task_into
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
-from ml_platform.specs.tasks import require_judged_today
+from ml_platform.specs.tasks import judged_by_decision, require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
@@ -36,11 +38,31 @@ from ml_platform.training.inference import ScoringError, require_features, train
 
 @dataclass(frozen=True)
 class ScoringResult:
-    """What one scoring of a range of days wrote: rows, how many were flagged, and their provenance."""
+    """What one scoring of a range of days wrote: rows, how many were flagged (binary threshold models; None for
+    a task decision, whose `decisions` says what was decided), and their provenance."""
 
     rows: int
-    flagged: int
+    flagged: int | None
     provenance: PredictionProvenance
+    decisions: str | None = None
+
+
+def uses_task_scoring(spec: ModelSpec) -> bool:
+    """Whether a model's predictions are stored as a task's (prediction, decision): every regression and multiclass
+    model, and a binary one with a top decision; binary threshold models keep score, flagged and threshold."""
+    return judged_by_decision(spec)
+
+
+def _score_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                trained: ModelRecord, start: dt.date, end: dt.date, target: str, constants: dict, view: str | None,
+                provenance: PredictionProvenance,
+                versions: dict[str, PartitionVersion] | None = None) -> ScoringResult:
+    """Score with a task model, its decision read from its stored task evaluation (scoring.task_score)."""
+    record = registry.task_evaluations.get(connection, trained.model, trained.training_run)
+    types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
+    rows, decisions = score_task_into(connection, artifacts, catalog, trained, record, start, end, target,
+                                      constants, types, view, versions)
+    return ScoringResult(rows, None, provenance, decisions)
 
 
 # rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
@@ -70,7 +92,6 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
     Only the features cross into pandas, for the model; keys and inputs stay in DuckDB. A table is read in the
     order its rows were inserted, so the scores line up with the staged rows by position: no row number, no join.
     """
-    require_judged_today(spec, "scoring")
     connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
                        f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
     staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")
@@ -168,9 +189,13 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     if champion is None:
         raise ScoringError(f"no version of '{model.name}' has been deployed yet: train it and pass the gate first")
     trained = registry.models.by_version(connection, champion.model_version)
-    evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     provenance = _provenance(trained, champion.promotion_id, dagster_run_id)
     versions = scored_versions(connection, catalog, trained.model_version, start, end)
+    if uses_task_scoring(model):
+        return _score_task(connection, artifacts, catalog, trained, start, end, names.predictions_table(model.name),
+                           provenance.plain(), names.latest_view(model.name), provenance, versions)
+    require_judged_today(model, "scoring")
+    evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     rows, flagged = _score_into(connection, artifacts, catalog, trained, evaluation.summary.threshold, start, end,
                                 names.predictions_table(model.name), provenance.plain(),
                                 names.latest_view(model.name), versions)
@@ -178,7 +203,8 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
 
 
 def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, challenger: EvaluationRecord, start: dt.date, end: dt.date,
+                      model: ModelSpec, challenger: EvaluationRecord | TaskEvaluationRecord, start: dt.date,
+                      end: dt.date,
                       dagster_run_id: str) -> ScoringResult:
     """Append the challenger's predictions for [start, end] to predictions.<model>__shadow, with provenance.
 
@@ -191,6 +217,9 @@ def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     provenance = _provenance(trained, None, dagster_run_id)
     champion = registry.promotions.champion(connection, model.name)
     constants = {**provenance.plain(), "shadowing": champion.model_version if champion else None}
+    if isinstance(challenger, TaskEvaluationRecord):
+        return _score_task(connection, artifacts, catalog, trained, start, end, names.shadow_table(model.name),
+                           constants, None, provenance)
     rows, flagged = _score_into(connection, artifacts, catalog, trained, challenger.summary.threshold, start, end,
                                 names.shadow_table(model.name), constants, None)
     return ScoringResult(rows, flagged, provenance)

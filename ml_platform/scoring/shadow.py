@@ -16,15 +16,14 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
-from ml_platform.evaluation.money import MoneyError, OutcomeValues, paired_bootstrap_interval
+from ml_platform.evaluation.money import MoneyError, paired_bootstrap_interval
+from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
 from ml_platform.features.labels import labelled_rows_sql, labels_known_through, local_today
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
-from ml_platform.scoring.score import ScoringResult, score_shadow_days
+from ml_platform.scoring.score import ScoringResult, score_shadow_days, uses_task_scoring
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
-from ml_platform.specs.sql_reach import require_contained_model
-from ml_platform.specs.tasks import TaskNotSupportedError
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import table_exists
 from ml_platform.training.inference import ScoringError
@@ -66,21 +65,6 @@ def shadow_scoring(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     return ShadowOutcome(candidate.model_version, scored, comparison=comparison)
 
 
-def outcomes_sql(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> str:
-    """SQL giving each entity row of [start, end] its keys, label and the money value of every outcome."""
-    require_contained_model(model)  # the loader refuses such SQL already; a spec built in code must not run it
-    rows = catalog.entity_rows(model.entity)
-    # a population's keys name a row within its partition, so its rows are matched on the partition too
-    keys = ", ".join([*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])])
-    outcomes = model.money.outcomes
-    if outcomes is None:
-        raise TaskNotSupportedError(f"realized money of '{model.name}' is not supported for money given as a "
-                                    f"decision and a value expression yet (only the binary outcomes shorthand)")
-    money = "".join(f", CAST(({getattr(outcomes, name)}) AS DOUBLE) AS money_{name}"
-                    for name in ("true_positive", "false_positive", "false_negative", "true_negative"))
-    return f"SELECT {keys}, label{money} FROM {labelled_rows_sql(catalog, model, start, end)} AS base"
-
-
 def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
                       challenger_version: str, seed: int = 0) -> dict | None:
     """Money of production's and the challenger's decisions on the rows both scored whose labels are known.
@@ -103,19 +87,22 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if mature is None:
         return None  # only mature labels judge the challenger
     span = (first, min(pd.Timestamp(span[1]).date(), mature))
+    task = uses_task_scoring(model)
+    prediction, decision = ((names.PREDICTION_COLUMN, names.DECISION_COLUMN) if task else ("score", "flagged"))
     frame = connection.execute(
-        f"WITH shadow AS (SELECT {key_list}, partition_date, flagged AS challenger_flagged FROM {shadow} "
+        f"WITH shadow AS (SELECT {key_list}, partition_date, {quote(prediction)} AS challenger_prediction, "
+        f"  {quote(decision)} AS challenger_decision FROM {shadow} "
         f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY rowid DESC) = 1), "
-        f"production AS (SELECT {key_list}, flagged AS champion_flagged, model_version AS champion_version "
+        f"production AS (SELECT {key_list}, {quote(prediction)} AS champion_prediction, "
+        f"  {quote(decision)} AS champion_decision, model_version AS champion_version "
         f"  FROM {names.latest_view(model.name)}), "
         f"outcomes AS ({outcomes_sql(catalog, model, *(pd.Timestamp(day).date() for day in span))}) "
         f"SELECT * FROM shadow JOIN production USING ({key_list}) JOIN outcomes USING ({key_list}) "
         f"WHERE outcomes.label IS NOT NULL ORDER BY partition_date, {key_list}", [challenger_version]).df()
     if frame.empty:
         return None
-    values = OutcomeValues.from_frame(frame)
-    challenger_rows = values.per_row(frame["challenger_flagged"].to_numpy(dtype=bool))
-    champion_rows = values.per_row(frame["champion_flagged"].to_numpy(dtype=bool))
+    challenger_rows = realized_per_row(model, frame, "challenger_prediction", "challenger_decision")
+    champion_rows = realized_per_row(model, frame, "champion_prediction", "champion_decision")
     low, high = paired_bootstrap_interval(challenger_rows, champion_rows, seed,
                                           groups=frame["partition_date"].to_numpy())
     days = pd.to_datetime(frame["partition_date"]).dt.date
@@ -131,8 +118,9 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
         "challenger_money": float(challenger_rows.sum()),
         "gain": float(challenger_rows.sum() - champion_rows.sum()),
         "gain_interval_95": [low, high],
-        "champion_flagged": int(frame["champion_flagged"].sum()),
-        "challenger_flagged": int(frame["challenger_flagged"].sum()),
+        **({} if task and model.money.decision.kind in ("quantity", "class") else {
+            "champion_flagged": int(frame["champion_decision"].astype(bool).sum()),
+            "challenger_flagged": int(frame["challenger_decision"].astype(bool).sum())}),
     }
 
 

@@ -121,6 +121,14 @@ class TaskNotSupportedError(PlatformError, NotImplementedError):
     """A stage that cannot yet handle the spec's task or decision: it refuses rather than produce wrong data."""
 
 
+def judged_by_decision(model: ModelSpec) -> bool:
+    """Whether a model is evaluated, gated, scored and judged through its decision (evaluation.task_evaluation,
+    registry.task_evaluations, prediction and decision columns): every regression and multiclass model and a
+    binary one deciding the top rows of each day. Binary threshold models keep the binary path, unchanged."""
+    return model.label.task != "binary_classification" or (
+        model.money.decision is not None and model.money.decision.kind != "threshold")
+
+
 def require_judged_today(model: ModelSpec, stage: str) -> None:
     """Refuse a stage that judges or scores only binary classification with a threshold decision (the outcomes
     shorthand or a value expression) today, naming the task and decision it was given."""

@@ -16,6 +16,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.names import registry_table
 from ml_platform.records.base import Record
 from ml_platform.records.registry import EvaluationRecord, ModelRecord, PromotionRecord, SnapshotRecord, SpecRecord
+from ml_platform.records.tasks import TaskEvaluationRecord
 
 _TABLES = {
     "specs": """
@@ -36,6 +37,14 @@ _TABLES = {
         promotion_id BIGINT PRIMARY KEY, model VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
         training_run VARCHAR NOT NULL, promoted_at TIMESTAMP NOT NULL, dagster_run_id VARCHAR NOT NULL,
         reason VARCHAR NOT NULL, gate JSON NOT NULL""",
+    "task_evaluations": """
+        model VARCHAR NOT NULL, training_run VARCHAR NOT NULL, model_version VARCHAR NOT NULL, task VARCHAR NOT NULL,
+        decision VARCHAR NOT NULL, decision_parameter_name VARCHAR, decision_parameter DOUBLE, decision_rule VARCHAR,
+        measurement_path VARCHAR NOT NULL, measurement_sha256 VARCHAR NOT NULL, report_path VARCHAR NOT NULL,
+        report_sha256 VARCHAR NOT NULL, plots JSON NOT NULL, predictions_path VARCHAR NOT NULL,
+        predictions_sha256 VARCHAR NOT NULL, test_money DOUBLE NOT NULL, test_money_interval_95 DOUBLE[] NOT NULL,
+        test_window VARCHAR[] NOT NULL, test_rows BIGINT NOT NULL, currency VARCHAR NOT NULL, gate JSON NOT NULL,
+        gate_passed BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (model, training_run)""",
 }
 
 
@@ -61,6 +70,7 @@ _RECORDS = {
     "models": ("trained model", ("model", "training_run")),
     "evaluations": ("evaluation", ("model", "training_run")),
     "promotions": ("promotion", ("promotion_id",)),
+    "task_evaluations": ("evaluation", ("model", "training_run")),
 }
 
 
@@ -117,7 +127,7 @@ def _rows(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | None
     result = []
     for values in cursor.fetchall():
         row = dict(zip(columns, values))
-        for key in ("payload", "manifest", "card", "summary", "gate"):
+        for key in ("payload", "manifest", "card", "summary", "gate", "plots"):
             if isinstance(row.get(key), str):
                 row[key] = json.loads(row[key])
         result.append(row)
@@ -192,3 +202,18 @@ snapshots = RecordTable("snapshots", SnapshotRecord, ("model", "training_run"), 
 models = ModelTable("models", ModelRecord, ("model", "training_run"), "created_at")
 evaluations = RecordTable("evaluations", EvaluationRecord, ("model", "training_run"), "created_at")
 promotions = PromotionTable("promotions", PromotionRecord, ("promotion_id",), "promotion_id")
+task_evaluations = RecordTable("task_evaluations", TaskEvaluationRecord, ("model", "training_run"), "created_at")
+
+
+def evaluation_of(connection: duckdb.DuckDBPyConnection, model: str, training_run: str
+                  ) -> EvaluationRecord | TaskEvaluationRecord | None:
+    """A training run's stored evaluation whatever its task: binary in registry.evaluations, regression and
+    multiclass in registry.task_evaluations (a run has at most one of the two), or None."""
+    return evaluations.get(connection, model, training_run) or task_evaluations.get(connection, model, training_run)
+
+
+def all_evaluations(connection: duckdb.DuckDBPyConnection, model: str
+                    ) -> list[EvaluationRecord | TaskEvaluationRecord]:
+    """Every stored evaluation of a model, binary and task, oldest first."""
+    found = [*evaluations.all(connection, model=model), *task_evaluations.all(connection, model=model)]
+    return sorted(found, key=lambda record: record.created_at)

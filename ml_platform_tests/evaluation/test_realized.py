@@ -50,6 +50,15 @@ def test_positive_money_under_the_low_end_is_below_the_interval():
     assert judged.figures()["verdict"] == BELOW
 
 
+def test_a_cost_promised_below_zero_is_judged_against_its_interval_not_against_zero():
+    # a plan that always costs: -6,700 a day promised over 16 test days, interval -7,570 to -5,940 a day
+    on_promise = verdict(-46_980, 7, -6_690.0, -7_570.0, -5_940.0, 16, "USD")
+    assert on_promise.promised < 0 and on_promise.low < -46_980 and on_promise.state == ON_TRACK
+    assert not on_promise.under_water
+    too_costly = verdict(-60_000, 7, -6_690.0, -7_570.0, -5_940.0, 16, "USD")
+    assert too_costly.realized < too_costly.low and too_costly.state == BELOW and too_costly.under_water
+
+
 UNDER_WATER = verdict(-34_192, 7, PER_DAY, LOW, HIGH, N, "USD", "2013-11-20", "2013-11-26")
 ON_PROMISE = verdict(300_000, 7, PER_DAY, LOW, HIGH, N, "USD", "2013-11-20", "2013-11-26")
 

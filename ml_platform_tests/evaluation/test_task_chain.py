@@ -1,6 +1,7 @@
 """Regression and multiclass specs through real Dagster runs on January: the snapshot carries the task's label and
 the money inputs, the model trains on them, the evaluation measures them in money and in their metrics with its
-blocking checks, and the deployment refuses, naming what it cannot handle yet."""
+blocking checks, the run is registered with its five-check gate, and the deployment promotes it; a worse
+challenger fails beats_champion, judged in money against the champion's own decisions on the same rows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from ml_platform import names
 from ml_platform.evaluation.report import readable_money
-from ml_platform.records.tasks import TASK_CHECKS
+from ml_platform.records.tasks import TASK_CHECKS, TaskGate
 
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
@@ -19,11 +20,11 @@ from ml_platform_tests.helpers import JANUARY_SPLIT, REPO_ROOT, load_yaml
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = REPO_ROOT / "docs" / "examples"
+EXAMPLES = REPO_ROOT / "model_specs"
 
 
 def example(name: str, **overrides) -> dict:
-    """An example spec of docs/examples on the January slice, as the model the January helpers drive."""
+    """An example model of model_specs on the January slice, as the model the January helpers drive."""
     document = {**load_yaml(EXAMPLES / f"{name}.yaml"), "name": MODEL, "split": JANUARY_SPLIT}
     document["algorithm"]["params"]["n_estimators"] = 60
     return {**document, **overrides}
@@ -68,11 +69,46 @@ def test_a_regression_is_snapshotted_trained_and_evaluated_in_money(tmp_path, da
     assert {key.name: record.status.value for key, record in checks.items()} == {
         name: "SUCCEEDED" for name in TASK_CHECKS}
 
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        record = registry.task_evaluations.get(connection, MODEL, trained.training_run)
+        assert registry.evaluations.get(connection, MODEL, trained.training_run) is None  # binary registry untouched
+    assert record.task == "regression" and record.decision == "quantity" and record.gate_passed
+    assert isinstance(record.gate, TaskGate) and record.decision_parameter == float(
+        metadata["decision"].value.split()[1])
+    assert record.gate.beats_champion.why == "no champion is deployed yet: there is nothing to beat"
+
     deployed = runs.deploy(trained.training_run)
 
-    assert not deployed.success
-    assert any("deployment of 'flight_delay' is not supported for task regression with decision quantity yet"
-               in failure for failure in deployed.failures), deployed.failures
+    assert deployed.success, deployed.failures
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        champion = registry.promotions.champion(connection, MODEL)
+    assert champion.model_version == record.model_version and isinstance(champion.gate, TaskGate)
+    assert champion.gate == record.gate
+
+    # a challenger that knows only the weekday loses money against the champion on the same test rows
+    worse = example("air_time_plan", features=["day_of_week"])
+    worse["algorithm"]["params"]["n_estimators"] = 2
+    challenger = runs.train(worse)
+
+    assert not challenger.outcome.success and challenger.outcome.blocked, challenger.outcome.failures
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        judged = registry.task_evaluations.get(connection, MODEL, challenger.training_run)
+        assert registry.promotions.champion(connection, MODEL).model_version == champion.model_version
+    comparison = judged.gate.beats_champion
+    assert not comparison.passed and comparison.details.champion == champion.model_version
+    assert comparison.details.champion_scores_from == "its own evaluation on the same test rows"
+    assert comparison.details.challenger_money == pytest.approx(judged.test_money)
+    assert comparison.details.champion_money == pytest.approx(record.test_money)
+    assert comparison.details.gain < 0 and comparison.details.gain_interval_95[1] < 0
+    assert comparison.why.startswith("does not beat the champion by the margin of")
+    assert any("beats_champion" in failure for failure in challenger.outcome.failures)
+
+    refused = runs.deploy(challenger.training_run)
+
+    assert not refused.success
+    assert any(f"{judged.model_version} is not deployed: the gate failed (" in failure
+               and "beats_champion: does not beat the champion" in failure for failure in refused.failures), \
+        refused.failures
 
 
 def test_a_multiclass_snapshots_its_classes_and_trains(tmp_path, dagster_home):
@@ -85,6 +121,15 @@ def test_a_multiclass_snapshots_its_classes_and_trains(tmp_path, dagster_home):
     shares = snapshot.manifest.class_shares["train"]
     assert set(shares) == set(CLASSES) and sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
     assert shares["on_time"] > 0.5 and model.card.training_class_shares["on_time"] == shares["on_time"]
+
+    deployed = runs.deploy(trained.training_run)
+
+    assert deployed.success, deployed.failures
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        champion = registry.promotions.champion(connection, MODEL)
+        record = registry.task_evaluations.get(connection, MODEL, trained.training_run)
+    assert champion.model_version == model.model_version and record.task == "multiclass"
+    assert record.decision == "class" and champion.gate.passed()
 
 
 def test_a_class_the_spec_does_not_list_fails_the_snapshot_naming_it(tmp_path, dagster_home):

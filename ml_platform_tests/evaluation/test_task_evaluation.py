@@ -46,7 +46,8 @@ def test_a_regression_plans_air_time_with_the_offset_chosen_on_validation():
         "label": {"task": "regression", "expression": "air_time"},
         "money": {"currency": "USD", "decision": {"kind": "quantity", "offset": {"min": -10, "max": 30, "step": 1}},
                   "value": SHORT_COSTS_MORE},
-        "gate": {"min_money": 0, "metrics": {"rmse": {"max": 30}, "wape": {"max": 0.0001}}}}, "air_time")
+        "gate": {"min_money": 0, "metrics": {"rmse": {"max": 30}, "wape": {"max": 0.0001}}},
+        "slice_column": None, "slices": ["origin", "carrier"]}, "air_time")
 
     assert (result.task, result.objective, result.decision, result.decision_parameter_name) == (
         "regression", "l2", "quantity", "offset")
@@ -60,7 +61,12 @@ def test_a_regression_plans_air_time_with_the_offset_chosen_on_validation():
     assert result.test_metrics["rmse"] < 0.5 * np.std(test["air_time"])
     assert result.metric_checks["rmse"].passed and not result.metric_checks["wape"].passed
     assert {item.slice for item in result.residuals_by_slice} == {"EWR", "JFK", "LGA"}
-    assert sum(item.money for item in result.money_by_slice) == pytest.approx(result.test_money)
+    # every declared slice is broken down, each adding up to the test money
+    assert list(dict.fromkeys(item.slice_name for item in result.money_by_slice)) == model.slice_names()
+    assert {item.slice for item in result.money_by_slice if item.slice_name == "origin"} == {"EWR", "JFK", "LGA"}
+    for name in model.slice_names():
+        assert sum(item.money for item in result.money_by_slice if item.slice_name == name) == pytest.approx(
+            result.test_money)
     assert result.sanity_problems == ()
 
 

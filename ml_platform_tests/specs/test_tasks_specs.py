@@ -75,7 +75,7 @@ def test_money_inputs_are_the_entity_columns_the_value_reads():
 @pytest.mark.parametrize("name", ["air_time_plan", "flight_outcome"])
 def test_the_example_specs_are_valid_beside_the_repository_specs(name, tmp_path):
     root = make_specs(tmp_path, {}, repository_model=True)
-    shutil.copyfile(REPO_ROOT / "docs" / "examples" / f"{name}.yaml", root / "model_specs" / f"{name}.yaml")
+    shutil.copyfile(REPO_ROOT / "model_specs" / f"{name}.yaml", root / "model_specs" / f"{name}.yaml")
 
     catalog = load(root)
 

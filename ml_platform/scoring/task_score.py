@@ -1,0 +1,153 @@
+"""Score days of production rows with a regression or multiclass model (or a binary `top` decision): the
+prediction, the decision the model's evaluation chose on its validation window, and the inputs and provenance.
+
+A task predictions table holds, beside the keys, the date, the `inputs` STRUCT and the provenance columns that
+binary tables hold too: `prediction` (the predicted number, the probability, or the decided class's probability),
+`decision` (a quantity, a yes/no of a top decision, or a class), `decision_parameter` (the offset, rows or share
+per day, or NULL for a class decision) and, for a multiclass model, `probability__<class>` for each class. The
+names live in ml_platform.names. Binary threshold models keep their own table layout (scoring.score).
+
+A top decision ranks each day's rows, so a batch always holds whole days (features.compute.day_ranges). A class
+decision of the most money reads the value expression's entity columns, taken from the entity's source table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_platform import names
+from ml_platform.evaluation.decisions import decide
+from ml_platform.evaluation.task_comparison import chosen_of
+from ml_platform.features.compute import day_ranges, feature_matrix_sql
+from ml_platform.names import MONEY_INPUT_PREFIX, quote
+from ml_platform.records.registry import ModelRecord
+from ml_platform.records.tasks import TaskEvaluationRecord
+from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.sql_reach import require_contained_model
+from ml_platform.specs.tasks import value_inputs
+from ml_platform.storage.faults import pause_point
+from ml_platform.storage.versions import record_versions
+from ml_platform.storage.warehouse import transaction
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.training.fit import load_model
+from ml_platform.training.inference import ScoringError, require_features, trained_spec
+
+
+def decision_summary(spec: ModelSpec, decisions: list[np.ndarray]) -> str:
+    """What was decided for the scored rows, in words (the scoring's metadata)."""
+    values = np.concatenate(decisions) if decisions else np.array([])
+    if not len(values):
+        return "no rows"
+    kind = spec.money.decision.kind
+    if kind == "quantity":
+        numbers = values.astype("float64")
+        return f"mean decision {numbers.mean():,.1f} (from {numbers.min():,.1f} to {numbers.max():,.1f})"
+    if kind in ("top", "threshold"):
+        return f"{int(values.astype(bool).sum()):,} of {len(values):,} rows acted on"
+    counts = pd.Series(values).value_counts()
+    return ", ".join(f"{name} {int(counts.get(name, 0)):,}" for name in spec.label.classes)
+
+
+def _money_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec,
+                  rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with the value expression's entity columns as `money_input__<column>` (a most-money class
+    decision needs them; a left merge keeps the rows' order)."""
+    needed = value_inputs(spec)
+    if not needed:
+        return rows
+    keys = list(catalog.entity_rows(spec.entity).keys)
+    selected = ", ".join([*(quote(key) for key in keys),
+                          *(f"{quote(name)} AS {quote(MONEY_INPUT_PREFIX + name)}" for name in needed)])
+    connection.register("task_scoring_keys", rows[keys])
+    try:
+        entity = connection.execute(
+            f"SELECT {selected} FROM {names.source_table(spec.entity)} SEMI JOIN task_scoring_keys USING "
+            f"({', '.join(quote(key) for key in keys)})").df()
+    finally:
+        connection.unregister("task_scoring_keys")
+    return rows.merge(entity, on=keys, how="left", validate="one_to_one")
+
+
+def _task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
+                 record: TaskEvaluationRecord, frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch's prediction, decision, parameter (and class probabilities), one row per staged row, in order."""
+    predictions = predictor.predict(frame[list(spec.features)]) if len(frame) else np.array([], dtype="float64")
+    multiclass = spec.label.task == "multiclass"
+    if multiclass and not len(frame):
+        predictions = np.zeros((0, len(spec.label.classes)))
+    rows = _money_inputs(connection, catalog, spec, frame)
+    decisions, value_prediction = decide(spec, chosen_of(record), rows, predictions)
+    scores = pd.DataFrame({names.PREDICTION_COLUMN: np.asarray(value_prediction, dtype="float64"),
+                           names.DECISION_COLUMN: decisions,
+                           names.DECISION_PARAMETER_COLUMN: np.full(len(frame), np.nan if record.decision_parameter
+                                                                   is None else record.decision_parameter)})
+    if multiclass:
+        scores[names.DECISION_COLUMN] = scores[names.DECISION_COLUMN].astype(object)
+        for position, label_class in enumerate(spec.label.classes):
+            scores[names.probability_column(label_class)] = predictions[:, position]
+    return scores
+
+
+def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str, scores: list[str]) -> str:
+    """The stored rows of the batch: each staged row beside its scores (same position), then the constants."""
+    keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
+    constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
+    return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
+            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
+            f"POSITIONAL JOIN task_scores")
+
+
+def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,
+                    record: TaskEvaluationRecord | None, start: dt.date, end: dt.date, target: str,
+                    constants: dict, types: dict[str, str], view: str | None,
+                    versions: dict[str, PartitionVersion] | None = None) -> tuple[int, str]:
+    """Score [start, end] batch by batch into target (and refresh the latest-per-row view) in one transaction;
+    returns the rows written and what was decided, in words."""
+    if record is None:
+        raise ScoringError(f"{trained.model_version} has no stored task evaluation: its decision is unknown")
+    spec = trained_spec(connection, catalog, trained)
+    require_contained_model(spec)
+    require_features(connection, catalog, spec, trained, start, end)
+    if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
+        raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
+                           "matched to their rows by position; it is off on this connection")
+    predictor = load_model(artifacts, trained)
+    parameters = list(constants.values())
+    rows, decided = 0, []
+    with transaction(connection):
+        for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
+                               f"{feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)}")
+            staged = connection.sql("SELECT * FROM scoring_rows")
+            features = {name: str(kind) for name, kind in zip(staged.columns, staged.types) if name in spec.features}
+            scores = _task_scores(connection, catalog, spec, predictor, record, staged.df())
+            decided.append(scores[names.DECISION_COLUMN].to_numpy())
+            connection.register("task_scores", scores)
+            try:
+                columns = list(scores.columns)
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
+                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features), columns)}) "
+                                   f"LIMIT 0", parameters)
+                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns)
+                rows += connection.execute(f"INSERT INTO {target} BY NAME {select}", parameters).fetchall()[0][0]
+            finally:
+                connection.unregister("task_scores")
+                connection.execute("DROP TABLE IF EXISTS scoring_rows")
+        if view is not None:
+            rows_of = catalog.entity_rows(spec.entity)
+            # a population's keys name a row within its partition: the latest prediction per key and partition
+            key_list = ", ".join([*(quote(key) for key in rows_of.keys),
+                                  *(["partition_date"] if rows_of.is_population else [])])
+            connection.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
+                f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")
+        if versions is not None:
+            record_versions(connection, names.stage_asset("predictions", spec.name), versions)
+        pause_point("predictions-written")
+    return rows, decision_summary(spec, decided)
