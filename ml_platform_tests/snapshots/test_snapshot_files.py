@@ -34,12 +34,12 @@ def january(tmp_path_factory):
 
 
 def test_day_ranges_cover_the_window_and_hold_at_most_the_rows_asked(january):
-    project, _, model, _ = january
+    project, catalog, model, _ = january
     start, end = model.split.train.start, model.split.test.end
     with open_warehouse(project.storage.warehouse) as connection:
         per_day = dict(connection.execute(
             "SELECT partition_date, count(*) FROM source.flights GROUP BY 1").fetchall())
-        ranges = {rows: day_ranges(connection, "flights", start, end, rows) for rows in (2000, 10, 10 ** 9)}
+        ranges = {rows: day_ranges(connection, catalog, "flights", start, end, rows) for rows in (2000, 10, 10 ** 9)}
     for rows, found in ranges.items():
         assert found[0][0] == start and found[-1][1] == end
         assert all((later[0] - earlier[1]).days == 1 for earlier, later in zip(found, found[1:]))
@@ -56,7 +56,7 @@ def test_rows_are_written_in_day_and_key_order_to_the_same_bytes_however_the_day
     chunked = tmp_path / "chunked.parquet"
     with open_warehouse(project.storage.warehouse) as connection:
         write_rows(connection, catalog, model, split, chunked, chunk_rows=2000)
-        assert len(day_ranges(connection, "flights", split.train.start, split.test.end, 2000)) > 10
+        assert len(day_ranges(connection, catalog, "flights", split.train.start, split.test.end, 2000)) > 10
         expected = connection.execute(
             split_sql(split, feature_matrix_sql(catalog, model, split.train.start, split.test.end, True))).df()
         written = connection.execute(f"SELECT * FROM read_parquet('{path}')").df()
