@@ -116,7 +116,8 @@ def features_dagster(project: Path, start: dt.date, end: dt.date) -> dict:
 
     _, catalog, chain = _context(project)
     return {**_run(chain, DAILY_JOB, date_range=(start, end),
-                   assets=[feature_key(name) for name in catalog.feature_sets]), "partitions": (end - start).days + 1}
+                   assets=[feature_key(feature_set.name) for feature_set in _in_dependency_order(catalog)]),
+            "partitions": (end - start).days + 1}
 
 
 def scoring(project: Path, start: dt.date, end: dt.date) -> dict:
@@ -134,9 +135,13 @@ def scoring(project: Path, start: dt.date, end: dt.date) -> dict:
 
 
 def _in_dependency_order(catalog) -> list:
+    """The feature sets of the benchmarked model's entity (the example models' other entities are not scaled), each
+    after the sets it uses."""
+    entity = catalog.models[MODEL].entity
+    sets = {name: feature_set for name, feature_set in catalog.feature_sets.items() if feature_set.entity == entity}
     done, order = set(), []
-    while len(order) < len(catalog.feature_sets):
-        for name, feature_set in sorted(catalog.feature_sets.items()):
+    while len(order) < len(sets):
+        for name, feature_set in sorted(sets.items()):
             if name not in done and set(feature_set.uses) <= done:
                 done.add(name)
                 order.append(feature_set)

@@ -16,6 +16,7 @@ Two rules, and the check says which one decided:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
@@ -97,6 +98,20 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
                    model: ModelSpec, challenger_version: str, rows: pd.DataFrame, values: OutcomeValues,
                    flags: np.ndarray, seed: int) -> GateCheck[ChampionComparison]:
     """The beats_champion gate check for a challenger's test rows, money values and decisions."""
+    def champion_money(champion: PromotionRecord) -> tuple[np.ndarray, dict]:
+        decisions, facts = _champion_flags(connection, artifacts, catalog, champion, model, rows)
+        return values.per_row(decisions), facts
+
+    return judge_in_money(connection, model, challenger_version, rows, values.per_row(flags), champion_money, seed)
+
+
+def judge_in_money(connection: duckdb.DuckDBPyConnection, model: ModelSpec, challenger_version: str,
+                   rows: pd.DataFrame, challenger_rows: np.ndarray,
+                   champion_money: Callable[[PromotionRecord], tuple[np.ndarray, dict]],
+                   seed: int) -> GateCheck[ChampionComparison]:
+    """The beats_champion check of any task: the challenger's per-row money on its test rows against the live
+    champion's on the same rows (`champion_money` values the champion's own decisions there, with the
+    ChampionComparison facts saying how they were made, or raises ScoringError)."""
     currency = model.money.currency
     margin = model.gate.min_gain_over_champion
     waived = margin is None
@@ -114,7 +129,7 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
     if champion.model_version == challenger_version:
         return check(True, f"{challenger_version} is itself the live champion", champion=challenger_version)
     try:
-        champion_decisions, facts = _champion_flags(connection, artifacts, catalog, champion, model, rows)
+        champion_rows, facts = champion_money(champion)
     except ScoringError as error:
         unscored = f"the champion {champion.model_version} cannot be scored on this run's test rows"
         if waived:
@@ -122,16 +137,17 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         return check(False, f"{unscored}, so the challenger cannot be shown to beat it: {error} (a spec may waive "
                             f"the comparison with gate.min_gain_over_champion: null)",
                      champion=champion.model_version)
-    challenger_rows = values.per_row(flags)
-    champion_rows = values.per_row(champion_decisions)
-    challenger_money, champion_money = float(challenger_rows.sum()), float(champion_rows.sum())
-    gain = challenger_money - champion_money
+    facts = dict(facts)
+    challenger_rows = np.asarray(challenger_rows, dtype="float64")
+    champion_rows = np.asarray(champion_rows, dtype="float64")
+    challenger_money, champion_money_sum = float(challenger_rows.sum()), float(champion_rows.sum())
+    gain = challenger_money - champion_money_sum
     days = rows["partition_date"].to_numpy()
     low, high = paired_bootstrap_interval(challenger_rows, champion_rows, seed, groups=days)
-    facts.update({"challenger_money": challenger_money, "champion_money": champion_money, "gain": gain,
+    facts.update({"challenger_money": challenger_money, "champion_money": champion_money_sum, "gain": gain,
                   "gain_interval_95": (low, high), "days": int(len(np.unique(days))),
                   "window": tuple(str(day) for day in window_of(rows))})
-    measured = (f"{_money(challenger_money, currency)} against {_money(champion_money, currency)} for champion "
+    measured = (f"{_money(challenger_money, currency)} against {_money(champion_money_sum, currency)} for champion "
                 f"{champion.model_version} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
                 f"95% interval {_money(low, currency)} to {_money(high, currency)} (paired bootstrap over "
                 f"{len(np.unique(days))} days)")

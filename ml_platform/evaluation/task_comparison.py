@@ -22,10 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ml_platform import names
-from ml_platform.evaluation.comparison import _money, champion_rule, window_of
+from ml_platform.evaluation.comparison import judge_in_money
 from ml_platform.evaluation.decisions import ChosenDecision, Decided, apply
-from ml_platform.evaluation.money import paired_bootstrap_interval
-from ml_platform.evaluation.realized import EVIDENCE_DAYS, recent_verdict
 from ml_platform.records.gate import ChampionComparison, GateCheck
 from ml_platform.records.registry import PromotionRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
@@ -111,50 +109,8 @@ def task_beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: Artifa
                         model: ModelSpec, challenger_version: str, rows: pd.DataFrame,
                         challenger_per_row: np.ndarray, seed: int) -> GateCheck[ChampionComparison]:
     """The beats_champion check of a task model: its per-row money on its test rows against the champion's."""
-    currency = model.money.currency
-    margin = model.gate.min_gain_over_champion
-    waived = margin is None
-    waiver = "waived by the spec (gate.min_gain_over_champion is null), so it passes; "
-    champion = registry.promotions.champion(connection, model.name)
-    details = {"margin": margin, "waived": waived, "currency": currency, "rows": int(len(rows)),
-               "compared_at": registry.now().isoformat(timespec="seconds")}
-
-    def check(passed: bool, why: str, **facts) -> GateCheck[ChampionComparison]:
-        return GateCheck[ChampionComparison](passed=passed, why=why, details=ChampionComparison(**details, **facts))
-
-    if champion is None:
-        return check(True, "no champion is deployed yet: there is nothing to beat", champion=None)
-    if champion.model_version == challenger_version:
-        return check(True, f"{challenger_version} is itself the live champion", champion=challenger_version)
-    try:
+    def champion_money(champion: PromotionRecord) -> tuple[np.ndarray, dict]:
         on_rows = champion_on_rows(connection, artifacts, catalog, champion, model, rows)
-    except ScoringError as error:
-        unscored = f"the champion {champion.model_version} cannot be judged on this run's test rows"
-        if waived:
-            return check(True, f"{waiver}{unscored}: {error}", champion=champion.model_version)
-        return check(False, f"{unscored}, so the challenger cannot be shown to beat it: {error} (a spec may waive "
-                            f"the comparison with gate.min_gain_over_champion: null)",
-                     champion=champion.model_version)
-    facts = dict(on_rows.facts)
-    champion_rows = on_rows.decided.per_row
-    challenger_money, champion_money = float(np.sum(challenger_per_row)), float(champion_rows.sum())
-    gain = challenger_money - champion_money
-    days = rows["partition_date"].to_numpy()
-    low, high = paired_bootstrap_interval(np.asarray(challenger_per_row, dtype="float64"), champion_rows, seed,
-                                          groups=days)
-    facts.update({"challenger_money": challenger_money, "champion_money": champion_money, "gain": gain,
-                  "gain_interval_95": (low, high), "days": int(len(np.unique(days))),
-                  "window": tuple(str(day) for day in window_of(rows))})
-    measured = (f"{_money(challenger_money, currency)} against {_money(champion_money, currency)} for champion "
-                f"{champion.model_version} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
-                f"95% interval {_money(low, currency)} to {_money(high, currency)} (paired bootstrap over "
-                f"{len(np.unique(days))} days)")
-    if waived:
-        return check(True, f"{waiver}measured {measured}", **facts)
-    realized = recent_verdict(connection, model.name, champion.model_version, window_of(rows)[1], EVIDENCE_DAYS)
-    if realized is not None:
-        facts.update({"champion_realized_verdict": realized.state, "champion_realized_money": realized.realized,
-                      "champion_realized_interval": (realized.low, realized.high),
-                      "champion_realized_window": (realized.first_day, realized.last_day)})
-    passed, why, rule = champion_rule(gain, low, margin, challenger_money, realized, measured, currency)
-    return check(passed, why, rule=rule, **facts)
+        return on_rows.decided.per_row, on_rows.facts
+
+    return judge_in_money(connection, model, challenger_version, rows, challenger_per_row, champion_money, seed)
