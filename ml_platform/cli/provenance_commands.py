@@ -14,6 +14,17 @@ from pathlib import Path
 from ml_platform.cli.common import BAD_INPUT, date_argument, project_of
 
 
+def _positive_count(text: str) -> int:
+    """A whole number of at least 1 (argparse's type for counts)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (given '{text}')")
+    return number
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -76,7 +87,7 @@ def command_explain(arguments: argparse.Namespace) -> int:
     with open_registry(project.storage.warehouse) as connection:
         result = explain(connection, arguments.model, arguments.key, arguments.date,
                          ArtifactStore(root=str(project.storage.artifacts)))
-    print(explanation_text(result, full_spec=arguments.full_spec))
+    print(explanation_text(result, full_spec=arguments.full_spec, top=arguments.top))
     if result.artifact_problem is not None:
         return _fail(f"the model that made this prediction, {result.trained.model_version}, fails its integrity "
                      f"check: {result.artifact_problem}", 1)
@@ -121,6 +132,8 @@ def register(commands) -> None:
     explain.add_argument("--date", type=date_argument, help="only the prediction for this event date (YYYY-MM-DD)")
     explain.add_argument("--full-spec", action="store_true",
                          help="print the recorded feature sets and sources too, not only the model's spec")
+    explain.add_argument("--top", type=_positive_count, default=5,
+                         help="how many of the contributions that moved the prediction most to show (default 5)")
     explain.set_defaults(handler=command_explain)
 
     diff = commands.add_parser(
