@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from ml_platform.evaluation.importance_report import importance_section
 from ml_platform.evaluation.leakage import MATERIAL_SIGNAL
 from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
 from ml_platform.names import slice_plot_name
@@ -195,6 +196,7 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
     lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
               for row in summary.calibration]
     lines += _image(images, "calibration")
+    lines += importance_section(summary, images)
     lines += _single_features_section(summary)
     return "\n".join(lines).rstrip() + "\n"
 
