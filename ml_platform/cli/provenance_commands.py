@@ -1,4 +1,4 @@
-"""`ml-platform runs`, `reproduce`, `explain` and `diff`: what made a model or a prediction, and can it be made again.
+"""`ml-platform runs`, `reproduce`, `explain`, `diff` and `compare`: what made a model or a prediction, and can it be made again.
 
 Exit codes: 0 when all is well (for reproduce: identical; for diff: no differences), 1 when reproduce finds a
 different artifact, a stored artifact fails its integrity check (reproduce, explain), or diff finds differences,
@@ -106,6 +106,14 @@ def command_diff(arguments: argparse.Namespace) -> int:
 
 
 
+@_guarded
+def command_compare(arguments: argparse.Namespace) -> int:
+    """Set two training runs or model versions side by side: money, metrics, decision, slices, importance, spec."""
+    from ml_platform.provenance.compare import compare, comparison_text
+
+    print(comparison_text(compare(project_of(arguments), arguments.a, arguments.b)))
+    return 0
+
 
 def register(commands) -> None:
     """Add the provenance subcommands: runs, reproduce, explain, diff."""
@@ -144,3 +152,13 @@ def register(commands) -> None:
     diff.add_argument("a", metavar="A", help="spec file, model version or training run")
     diff.add_argument("b", metavar="B", help="spec file, model version or training run")
     diff.set_defaults(handler=command_diff)
+
+    compare = commands.add_parser(
+        "compare", help="two training runs or model versions side by side: money with intervals, metrics, "
+                        "decision, slices, feature importance shift, spec diff",
+        description="A and B are each a training run key or a model version. Money is shown on each run's own "
+                    "test window with its 95%% interval, then on the test rows both scored, valued with B's money "
+                    "values, with a paired interval. Exit code 0; 2 when A or B names nothing known.")
+    compare.add_argument("a", metavar="A", help="training run or model version")
+    compare.add_argument("b", metavar="B", help="training run or model version")
+    compare.set_defaults(handler=command_compare)
