@@ -308,6 +308,11 @@ def slice_plot_name(name: str) -> str:
     return f"money_by_slice__{quote(name)[1:-1]}" if name else "money_by_slice"
 
 
+def dependence_plot_name(feature: str) -> str:
+    """The evaluation plot of one feature's contributions against its values: `dependence__<feature>`."""
+    return f"dependence__{quote(feature)[1:-1]}"
+
+
 def registry_table(name: str) -> str:
     """An append-only registry (or the version index), unquoted as the registries have always been: `registry.<name>`."""
     if name not in REGISTRY_TABLES:

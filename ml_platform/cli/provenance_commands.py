@@ -1,4 +1,4 @@
-"""`ml-platform runs`, `reproduce`, `explain` and `diff`: what made a model or a prediction, and can it be made again.
+"""`ml-platform runs`, `reproduce`, `explain`, `diff` and `compare`: what made a model or a prediction, and can it be made again.
 
 Exit codes: 0 when all is well (for reproduce: identical; for diff: no differences), 1 when reproduce finds a
 different artifact, a stored artifact fails its integrity check (reproduce, explain), or diff finds differences,
@@ -12,6 +12,17 @@ import sys
 from pathlib import Path
 
 from ml_platform.cli.common import BAD_INPUT, date_argument, project_of
+
+
+def _positive_count(text: str) -> int:
+    """A whole number of at least 1 (argparse's type for counts)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (given '{text}')")
+    return number
 
 
 def _fail(message: str, code: int) -> int:
@@ -76,7 +87,7 @@ def command_explain(arguments: argparse.Namespace) -> int:
     with open_registry(project.storage.warehouse) as connection:
         result = explain(connection, arguments.model, arguments.key, arguments.date,
                          ArtifactStore(root=str(project.storage.artifacts)))
-    print(explanation_text(result, full_spec=arguments.full_spec))
+    print(explanation_text(result, full_spec=arguments.full_spec, top=arguments.top))
     if result.artifact_problem is not None:
         return _fail(f"the model that made this prediction, {result.trained.model_version}, fails its integrity "
                      f"check: {result.artifact_problem}", 1)
@@ -94,6 +105,14 @@ def command_diff(arguments: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+
+@_guarded
+def command_compare(arguments: argparse.Namespace) -> int:
+    """Set two training runs or model versions side by side: money, metrics, decision, slices, importance, spec."""
+    from ml_platform.provenance.compare import compare, comparison_text
+
+    print(comparison_text(compare(project_of(arguments), arguments.a, arguments.b)))
+    return 0
 
 
 def register(commands) -> None:
@@ -121,6 +140,8 @@ def register(commands) -> None:
     explain.add_argument("--date", type=date_argument, help="only the prediction for this event date (YYYY-MM-DD)")
     explain.add_argument("--full-spec", action="store_true",
                          help="print the recorded feature sets and sources too, not only the model's spec")
+    explain.add_argument("--top", type=_positive_count, default=5,
+                         help="how many of the contributions that moved the prediction most to show (default 5)")
     explain.set_defaults(handler=command_explain)
 
     diff = commands.add_parser(
@@ -131,3 +152,13 @@ def register(commands) -> None:
     diff.add_argument("a", metavar="A", help="spec file, model version or training run")
     diff.add_argument("b", metavar="B", help="spec file, model version or training run")
     diff.set_defaults(handler=command_diff)
+
+    compare = commands.add_parser(
+        "compare", help="two training runs or model versions side by side: money with intervals, metrics, "
+                        "decision, slices, feature importance shift, spec diff",
+        description="A and B are each a training run key or a model version. Money is shown on each run's own "
+                    "test window with its 95%% interval, then on the test rows both scored, valued with B's money "
+                    "values, with a paired interval. Exit code 0; 2 when A or B names nothing known.")
+    compare.add_argument("a", metavar="A", help="training run or model version")
+    compare.add_argument("b", metavar="B", help="training run or model version")
+    compare.set_defaults(handler=command_compare)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml_platform import names
 from ml_platform.deployment.promotion import promote
+from ml_platform.deployment.side_by_side import promotion_comparison
 from ml_platform.errors import as_dagster_failure
 from ml_platform.partitions import training_runs
 from ml_platform.records.outcomes import PromotionOutcome
@@ -14,8 +15,9 @@ from ml_platform.storage.resources import Warehouse
 from ml_platform.tags import tick_time
 
 
-def promotion_metadata(outcome: PromotionOutcome) -> dict:
-    """The deployment's materialization metadata: the champion, its promotion and how it came about."""
+def promotion_metadata(outcome: PromotionOutcome, comparison: str | None = None) -> dict:
+    """The deployment's materialization metadata: the champion, its promotion and how it came about, and beside
+    the champion it was compared with (`comparison`, Markdown) when there was one."""
     record = outcome.record
     metadata = {
         "champion": record.model_version,
@@ -25,6 +27,8 @@ def promotion_metadata(outcome: PromotionOutcome) -> dict:
     }
     if outcome.recompared:
         metadata["compared_again"] = record.gate.beats_champion.why
+    if comparison is not None:
+        metadata["comparison"] = dg.MetadataValue.md(comparison)
     return metadata
 
 
@@ -51,6 +55,7 @@ def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         with as_dagster_failure(), warehouse.get_connection() as connection:
             outcome = promote(connection, artifacts, catalog, model, context.partition_key, context.run.run_id,
                               reason=reason, promoted_at=tick_time(context.run.tags))
-        return dg.MaterializeResult(metadata=promotion_metadata(outcome))
+            comparison = promotion_comparison(connection, outcome)
+        return dg.MaterializeResult(metadata=promotion_metadata(outcome, comparison))
 
     return deployment

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.errors import PlatformError
+from ml_platform.evaluation.importance import snapshot_importance
 from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
@@ -182,7 +183,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     summary = EvaluationSummary(**dict(measured), training_run=training_run, model_version=trained.model_version,
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
                                 single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed(),
-                                label_windows=_forward_label_windows(snapshot))
+                                label_windows=_forward_label_windows(snapshot),
+                                importance=snapshot_importance(connection, artifacts, snapshot, predictor, test))
 
     keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(model, split["validation"], keys, validation_scores, threshold),

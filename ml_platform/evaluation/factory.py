@@ -9,10 +9,12 @@ from ml_platform.errors import as_dagster_failure
 from ml_platform.evaluation.evaluate import EvaluationError
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS
 from ml_platform.evaluation.report import headline_markdown, money_interval, readable_money
+from ml_platform.evaluation.side_by_side import compared_champion
 from ml_platform.evaluation.store import evaluation_of_run, report_with_inline_plots
 from ml_platform.evaluation.task_factory import build_task_evaluation_asset
 from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.partitions import training_runs
+from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.gate import CHECK_ORDER, Gate, GateCheck, MoneyFloorDetails
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import EvaluationRecord
@@ -80,7 +82,8 @@ def check_results(gate: Gate) -> list[dg.AssetCheckResult]:
             for name, check in gate.checks()]
 
 
-def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecord]) -> dict:
+def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecord],
+                        champion: EvaluationSummary | None = None) -> dict:
     """The evaluation's materialization metadata: the headline first (shown inline), the full report, the metrics
     worth a chart across training runs (money, ROC AUC, log loss), the gate and the files; nothing else numeric."""
     summary = stored.record.summary
@@ -88,7 +91,7 @@ def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecor
     comparison = summary.gate.beats_champion.details
     metadata = {
         "headline": dg.MetadataValue.md(headline_markdown(summary)),
-        "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary)),
+        "report": dg.MetadataValue.md(report_with_inline_plots(artifacts, summary, champion)),
         f"money_{currency}": round(test.money),
         "money_interval_95": money_interval(test.money_interval_95, currency),
         "threshold": f"{summary.threshold:.3f} (chosen on the validation window)",
@@ -143,6 +146,7 @@ def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         with as_dagster_failure(), warehouse.get_connection() as connection:
             stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key)
             checks = check_results(stored.record.summary.gate)
-        return dg.MaterializeResult(metadata=evaluation_metadata(artifacts, stored), check_results=checks)
+            champion = compared_champion(connection, stored.record.summary)
+        return dg.MaterializeResult(metadata=evaluation_metadata(artifacts, stored, champion), check_results=checks)
 
     return evaluation

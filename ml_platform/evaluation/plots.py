@@ -11,7 +11,7 @@ import io
 import numpy as np
 
 from ml_platform.names import slice_plot_name
-from ml_platform.records.evaluation import MeasuredSummary, SliceTable
+from ml_platform.records.evaluation import EvaluationSummary, MeasuredSummary, SliceTable
 
 PLOTS = {
     "money_by_threshold": "Money versus decision threshold",
@@ -183,6 +183,10 @@ def draw_plots(summary: MeasuredSummary) -> dict[str, bytes]:
     figures = {name: FIGURES[name](summary) for name in PLOTS}
     figures.update({slice_plot_name(table.name): money_by_slice_figure(summary, table)
                     for table in summary.slice_tables()})
+    if isinstance(summary, EvaluationSummary):
+        from ml_platform.evaluation.importance_report import dependence_figures
+
+        figures.update(dependence_figures(summary))
     return {name: _png(figure) for name, figure in figures.items() if figure is not None}
 
 

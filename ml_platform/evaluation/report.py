@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from ml_platform.evaluation.importance_report import importance_section
 from ml_platform.evaluation.leakage import MATERIAL_SIGNAL
+from ml_platform.evaluation.side_by_side import side_by_side_markdown
 from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
 from ml_platform.names import slice_plot_name
 from ml_platform.records.evaluation import EvaluationSummary, SliceTable, TestMetrics
@@ -144,8 +146,10 @@ def _label_windows_lines(summary: EvaluationSummary) -> list[str]:
                 f"{windows.mature_through}): {immature}."]
 
 
-def render_report(summary: EvaluationSummary, images: dict[str, str] | None = None) -> str:
-    """Markdown report of an evaluation; `images` maps plot names (see PLOTS) to image URLs or relative paths."""
+def render_report(summary: EvaluationSummary, images: dict[str, str] | None = None,
+                  champion: EvaluationSummary | None = None) -> str:
+    """Markdown report of an evaluation; `images` maps plot names (see PLOTS) to image URLs or relative paths;
+    `champion`, the stored evaluation of the champion the gate compared with, sets it beside this model."""
     images = images or {}
     currency = summary.currency
     test = summary.test
@@ -177,6 +181,7 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
     lines += ["", "## Gate", "", "| check | result | why |", "|---|---|---|"]
     lines += [f"| {name} | {'passed' if check.passed else '**failed**'} | {check.why} |" for name, check in checks]
     lines += _champion_section(summary)
+    lines += side_by_side_markdown(summary, champion)
     lines += [
         "", "## Metrics (test)", "",
         "| metric | value |",
@@ -195,6 +200,7 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
     lines += [f"| {row.bin} | {row.rows:,} | {row.mean_predicted:.3f} | {row.observed:.3f} |"
               for row in summary.calibration]
     lines += _image(images, "calibration")
+    lines += importance_section(summary, images)
     lines += _single_features_section(summary)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -16,6 +16,7 @@ from ml_platform.evaluation.evaluate import Evaluation, evaluate
 from ml_platform.evaluation.plots import draw_plots
 from ml_platform.evaluation.predictions_file import stored_file, write_predictions
 from ml_platform.evaluation.report import render_report
+from ml_platform.evaluation.side_by_side import compared_champion
 from ml_platform.records.evaluation import EvaluationFiles, EvaluationSummary
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import EvaluationRecord
@@ -41,7 +42,8 @@ def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactS
     files = EvaluationFiles(predictions=predictions, plots=plots)
     summary = summary.model_copy(update={"artifacts": files})
     relative = {name: posixpath.relpath(plot.path, f"reports/{model}") for name, plot in plots.items()}
-    markdown = render_report(summary, relative)
+    champion = compared_champion(connection, summary)
+    markdown = render_report(summary, relative, champion)
     report = artifacts.write(f"reports/{model}", ".md", lambda path: path.write_text(markdown, encoding="utf-8"))
     summary = summary.model_copy(update={"artifacts": files.model_copy(
         update={"report_markdown": stored_file(report)})})
@@ -63,10 +65,12 @@ def evaluation_of_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     return store_evaluation(connection, artifacts, evaluate(connection, artifacts, catalog, model, training_run))
 
 
-def report_with_inline_plots(artifacts: ArtifactStore, summary: EvaluationSummary) -> str:
-    """The report with its plots inline as base64 PNG data, for the Dagster UI (plots are verified first)."""
+def report_with_inline_plots(artifacts: ArtifactStore, summary: EvaluationSummary,
+                             champion: EvaluationSummary | None = None) -> str:
+    """The report with its plots inline as base64 PNG data, for the Dagster UI (plots are verified first);
+    `champion` as render_report's."""
     images = {}
     for name, plot in (summary.artifacts.plots if summary.artifacts is not None else {}).items():
         data = artifacts.verify(plot.path, plot.sha256).read_bytes()
         images[name] = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    return render_report(summary, images)
+    return render_report(summary, images, champion)

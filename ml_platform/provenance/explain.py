@@ -10,6 +10,8 @@ import duckdb
 
 from ml_platform import names
 from ml_platform.names import quote
+from ml_platform.provenance.contributions import (
+    DEFAULT_TOP, PredictionContributions, contributions_text, prediction_contributions)
 from ml_platform.provenance.describe import count, day as event_day, snapshot_rows, snapshot_windows, timestamp
 from ml_platform.provenance.records import (
     ProvenanceInputError, choices, recorded_spec, registered_models, snapshot_record)
@@ -40,6 +42,7 @@ class Explanation:
     promotion: PromotionRecord | None
     others: list[dict]
     artifact_problem: str | None = None  # why the model's stored artifact fails its check, if it does
+    contributions: PredictionContributions | None = None  # None when the artifact fails its check
 
 
 def _scored_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
@@ -148,8 +151,10 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
         problem = None
     except TamperedArtifactError as error:
         problem = str(error).replace("; refusing to load it", "")
+    contributions = None if problem is not None else prediction_contributions(
+        connection, store, trained, inputs, latest, spec.payload["model"].get("label") or {})
     return Explanation(model, keys, entity, latest, inputs, trained, snapshot, spec.payload, spec.recorded_at,
-                       promotion, rows[1:], problem)
+                       promotion, rows[1:], problem, contributions)
 
 
 def _run(recorded_by: str) -> str:
@@ -199,8 +204,8 @@ def _value(value) -> str:
     return "missing" if value is None else str(value)
 
 
-def explanation_text(result: Explanation, full_spec: bool = False) -> str:
-    """The report `ml-platform explain` prints."""
+def explanation_text(result: Explanation, full_spec: bool = False, top: int = DEFAULT_TOP) -> str:
+    """The report `ml-platform explain` prints; `top` contributions that moved the prediction most."""
     row, card, manifest, payload = result.prediction, result.trained.card, result.snapshot.manifest, result.payload
     promotion = result.promotion
     made_live = (f"promotion #{promotion.promotion_id} at {timestamp(promotion.promoted_at)} UTC of training "
@@ -232,6 +237,8 @@ def explanation_text(result: Explanation, full_spec: bool = False) -> str:
     value_width = max([len(text) for text in values.values()] or [0])
     lines += [f"  {name:<{width}}  {values[name]:>{value_width}}  ({feature_set_of.get(name, '?')})"
               for name in result.inputs]
+    if result.contributions is not None:
+        lines += ["", *contributions_text(result.contributions, top)]
     lines += ["", f"Spec of {result.model} as recorded then (spec hash {row['spec_hash']})"
               + ("" if full_spec else "; --full-spec adds its feature sets and sources") + ":"]
     lines += [f"  {line}" for line in spec_yaml(payload["model"]).splitlines()]

@@ -125,6 +125,33 @@ class MeasuredSummary(Record):
         return (SliceTable(name="", binning="values", rows=self.money_by_slice),)
 
 
+class FeatureImportance(Record):
+    """One feature's global importance: its mean |contribution| over the rows measured, and its share of the sum."""
+
+    feature: str
+    mean_absolute: float
+    share: float  # of the sum over features; NaN when every contribution is 0
+
+
+class DependencePoints(Record):
+    """Points of a dependence plot: a feature's value (numbers; categories as text) against its contribution."""
+
+    feature: str
+    kind: Literal["number", "category"]
+    values: tuple[float | str | None, ...]  # None: missing
+    contributions: tuple[float, ...]
+
+
+class GlobalImportance(Record):
+    """Which features moved the model's output most over the test rows (training/attributions.py's methods)."""
+
+    method: str
+    scale: str  # "log-odds", "probability" or "value"
+    rows: int  # test rows the contributions were computed on
+    features: tuple[FeatureImportance, ...]  # largest first
+    dependence: tuple[DependencePoints, ...]  # the top features, in order
+
+
 class EvaluationSummary(MeasuredSummary):
     """A training run's evaluation, as stored in registry.evaluations.summary."""
 
@@ -138,3 +165,5 @@ class EvaluationSummary(MeasuredSummary):
     artifacts: EvaluationFiles | None = None  # None until the evaluation's files are stored
     # the snapshot's rows left out for a label that looks forward (immature, purged); None without a horizon
     label_windows: LabelWindows | None = None
+    # global feature importance on the test rows; None in summaries stored before it was measured
+    importance: GlobalImportance | None = None

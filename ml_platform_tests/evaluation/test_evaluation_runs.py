@@ -18,6 +18,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.storage.artifacts import file_sha256
+from ml_platform.training.attributions import TREE_SHAP
 from ml_platform_tests.helpers import january_model
 from ml_platform_tests.evaluation.january import (
     LEAKING_FEATURE, MODEL, Runs, january_project, latest_event, with_vendor_feature)
@@ -65,7 +66,20 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     text = report.read_text(encoding="utf-8")
     assert text.startswith(f"# {MODEL} — evaluation of {trained.evaluation.model_version}")
     links = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
-    plots = [*PLOTS, "money_by_slice__carrier"]  # the spec's slice_column: carrier
+    # the spec's slice_column: carrier; then the dependence plots of the three most important features
+    importance = summary.importance
+    assert importance.method == TREE_SHAP and importance.scale == "log-odds"
+    assert importance.rows == min(1_000, summary.test.rows)  # TreeSHAP: a seeded sample of 1,000 test rows
+    shares = [item.share for item in importance.features]
+    assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 1) < 1e-9
+    assert {item.feature for item in importance.features} == set(json.loads(
+        runs.query("SELECT card FROM registry.models")[0][0])["features"])
+    top = [item.feature for item in importance.features[:3]]
+    assert [points.feature for points in importance.dependence] == top
+    assert all(len(points.values) == len(points.contributions) == 400 for points in importance.dependence)
+    plots = [*PLOTS, "money_by_slice__carrier", *(names.dependence_plot_name(feature) for feature in top)]
+    assert "## Feature importance (test)" in text
+    assert f"| {top[0]} | {importance.features[0].mean_absolute:.4f} | {shares[0]:.1%} |" in text
     assert len(links) == len(plots)
     for link in links:
         assert (report.parent / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
