@@ -2,8 +2,9 @@
 
 Written for Dagster 1.13.27 and dagster-dask 0.29.27: the chosen executor's own config is validated with
 `process_config` (dagster._config) against that executor's schema, then its `executor_creation_fn` builds it from
-the same `InitExecutorContext` with that config. dagster-dask is the optional `[cluster]` extra, imported only
-when a run asks for it. Re-check on another version (ml_platform_tests/adapters/test_dagster_version.py).
+the same `InitExecutorContext` with that config; dask's is `dask_steps.SealedDaskExecutor` (dagster-dask's
+executor with its steps' arguments sealed for current dask). dagster-dask is the optional `[cluster]` extra,
+imported only when a run asks for it. Re-check on another version (ml_platform_tests/adapters/test_dagster_version.py).
 
     execution: {config: {in_process: {}}}                                       # the default
     execution: {config: {multiprocess: {max_concurrent: 2}}}
@@ -65,4 +66,17 @@ def chosen(executor_config: Mapping[str, Any]) -> tuple[dg.ExecutorDefinition, M
 def platform_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """In-process unless the run's config asks for Dagster's multiprocess executor or dagster-dask's."""
     definition, config = chosen(init_context.executor_config)
+    if definition.name == "dask":
+        return _sealed_dask_executor(config)
     return definition.executor_creation_fn(init_context._replace(executor_def=definition, executor_config=config))
+
+
+def _sealed_dask_executor(config: Mapping[str, Any]) -> dg.Executor:
+    """dagster-dask's executor as current dask can run it (ml_platform/adapters/dask_steps.py)."""
+    from ml_platform.adapters.dask_steps import CLUSTER_KINDS, SealedDaskExecutor
+
+    ((kind, settings),) = config["cluster"].items()
+    if kind not in CLUSTER_KINDS:
+        raise ExecutorConfigError(f"run config execution.config.dask.cluster: {kind!r} is not supported here; "
+                                  f"allowed: {', '.join(CLUSTER_KINDS)}")
+    return SealedDaskExecutor(kind, settings)

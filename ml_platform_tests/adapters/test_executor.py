@@ -10,7 +10,7 @@ import textwrap
 import dagster as dg
 import pytest
 
-from ml_platform.adapters.executor import ExecutorConfigError, chosen, platform_executor
+from ml_platform.adapters.executor import ExecutorConfigError, _sealed_dask_executor, chosen, platform_executor
 from ml_platform_tests.helpers import REPO_ROOT
 
 
@@ -34,6 +34,10 @@ def test_an_unknown_dask_cluster_kind_is_refused_naming_the_field():
         chosen({"dask": {"cluster": {"nowhere": {}}}})
     definition, config = chosen({"dask": {"cluster": {"existing": {"address": "tcp://127.0.0.1:8786"}}}})
     assert definition.name == "dask" and config == {"cluster": {"existing": {"address": "tcp://127.0.0.1:8786"}}}
+    # a kind dagster-dask knows but the platform's sealed executor does not build
+    with pytest.raises(ExecutorConfigError, match=r"execution\.config\.dask\.cluster: 'yarn' is not supported "
+                                                  r"here; allowed: existing, local"):
+        _sealed_dask_executor(chosen({"dask": {"cluster": {"yarn": {}}}})[1])
 
 
 def test_dask_without_the_cluster_extra_says_how_to_install_it():

@@ -20,25 +20,25 @@ def first_pid() -> int:
 
 
 @dg.op
-def second_pid() -> int:
-    """The process this step ran in."""
-    return os.getpid()
+def second_pid(first: int) -> list[int]:
+    """The processes the first step and this one ran in (a dependency: dask runs this one after the first)."""
+    return [first, os.getpid()]
 
 
 @dg.job(executor_def=platform_executor)
 def two_steps():
-    first_pid()
-    second_pid()
+    second_pid(first_pid())
 
 
 def test_a_run_configured_for_dask_executes_its_steps_in_the_local_clusters_worker_processes(tmp_path):
     pytest.importorskip("dagster_dask", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
     local = {"n_workers": 2, "processes": True, "host": "127.0.0.1", "dashboard_address": None}
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
-        result = dg.execute_job(dg.reconstructable(two_steps), instance, run_config={
-            "execution": {"config": {"dask": {"cluster": {"local": local}}}}})
-        assert result.success
-        pids = {event.pid for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SUCCESS}
-        outputs = {result.output_for_node("first_pid"), result.output_for_node("second_pid")}
+        with dg.execute_job(dg.reconstructable(two_steps), instance, run_config={
+                "execution": {"config": {"dask": {"cluster": {"local": local}}}}}) as result:
+            assert result.success
+            pids = {event.pid for event in result.all_events
+                    if event.event_type == dg.DagsterEventType.STEP_SUCCESS}
+            outputs = set(result.output_for_node("second_pid"))
     assert pids and os.getpid() not in pids
-    assert outputs <= pids  # the steps' own os.getpid() is the process their events name
+    assert outputs == pids  # the steps' own os.getpid() is the process their events name

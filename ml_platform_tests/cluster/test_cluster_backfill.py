@@ -36,6 +36,8 @@ def materialize(project_root: Path, home: Path, environment: dict[str, str], sel
     command += ["--config", str(config)] if config else []
     completed = subprocess.run(command, cwd=project_root, capture_output=True, text=True, timeout=900, env={
         **environment, "DAGSTER_HOME": str(home), "ML_PLATFORM_PROJECT": str(project_root)})
+    with (home / "materialize.log").open("a", encoding="utf-8") as log:  # kept in the test's folder
+        log.write(f"$ {' '.join(command)}\n{completed.stderr}\n")
     assert completed.returncode == 0, completed.stderr[-4000:]
     return completed
 
