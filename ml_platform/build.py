@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from ml_platform.adapters.executor import platform_executor
 from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
                                             build_scoring_schedule, build_source_loading)
 from ml_platform.deployment.factory import build_deployment_asset
@@ -84,13 +85,10 @@ def build_sensors(catalog: Catalog) -> list[dg.SensorDefinition]:
     return [build_retraining_sensor(catalog, model, drift_alarm=drift_alarm) for model in catalog.models.values()]
 
 
-# In-process unless a run asks for `execution: {config: {multiprocess: {...}}}`: the warehouse admits one writer
-# process at a time (parallel steps wait for its lock) and every extra process re-imports the code location.
-EXECUTOR = dg.multi_or_in_process_executor.configured(
-    lambda config: config, name="in_process_unless_configured",
-    config_schema=dg.Field(dg.Selector({"multiprocess": dg.Permissive(), "in_process": dg.Permissive()}),
-                           default_value={"in_process": {}}),
-)
+# In-process unless a run asks for `execution: {config: {multiprocess: {...}}}` or `{dask: {...}}` (the cluster
+# extra, docs/scale-out.md): the warehouse admits one writer process at a time (parallel steps wait for its lock)
+# and every extra process re-imports the code location.
+EXECUTOR = platform_executor
 
 
 def build_definitions(catalog: Catalog, storage: StoragePaths) -> dg.Definitions:

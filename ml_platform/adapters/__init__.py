@@ -6,6 +6,8 @@ Written for Dagster 1.13.27 (pinned in pyproject.toml and by ml_platform_tests/a
 - `clock`: Dagster's clock, read and frozen at a simulated moment;
 - `daemons`: the scheduler, sensor and run-queue daemon iterations `ml-platform replay` drives;
 - `run_tags`: the run tags of a partition range;
-- `abandoned_runs`: runs in progress listed, and marked failed from outside (a run whose process died).
+- `abandoned_runs`: runs in progress listed, and marked failed from outside (a run whose process died);
+- `executor`: the platform's executor, in-process unless a run's config selects multiprocess or dask;
+- `dask_steps`: dagster-dask's executor with each step's arguments sealed for current dask (the cluster extra).
 Everything else in ml_platform uses Dagster's public API only (the import-linter contracts in pyproject.toml).
 """

@@ -1,0 +1,82 @@
+"""The platform's executor: in-process by default, Dagster's multiprocess executor or dagster-dask's by run config.
+
+Written for Dagster 1.13.27 and dagster-dask 0.29.27: the chosen executor's own config is validated with
+`process_config` (dagster._config) against that executor's schema, then its `executor_creation_fn` builds it from
+the same `InitExecutorContext` with that config; dask's is `dask_steps.SealedDaskExecutor` (dagster-dask's
+executor with its steps' arguments sealed for current dask). dagster-dask is the optional `[cluster]` extra,
+imported only when a run asks for it. Re-check on another version (ml_platform_tests/adapters/test_dagster_version.py).
+
+    execution: {config: {in_process: {}}}                                       # the default
+    execution: {config: {multiprocess: {max_concurrent: 2}}}
+    execution: {config: {dask: {cluster: {existing: {address: "tcp://127.0.0.1:8786"}}}}}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import dagster as dg
+from dagster._config import process_config
+
+from ml_platform.errors import PlatformError
+
+CLUSTER_EXTRA = "pip install -e '.[cluster]'"
+KINDS = ("in_process", "multiprocess", "dask")
+
+
+class ExecutorConfigError(PlatformError):
+    """A run's `execution` config that names an executor this installation cannot build, or a bad config of it."""
+
+
+def _requirements(executor_config: Mapping[str, Any]) -> list:
+    """Steps in other processes (multiprocess, dask) need a persistent instance and a reconstructable job."""
+    return [] if "in_process" in executor_config else list(dg.multiple_process_executor_requirements())
+
+
+def _dask_executor() -> dg.ExecutorDefinition:
+    """dagster-dask's executor, or an error saying how to install it."""
+    try:
+        from dagster_dask import dask_executor
+    except ImportError as error:
+        raise ExecutorConfigError(
+            f"run config execution.config.dask: the dask executor needs the cluster extra, which is not installed "
+            f"here ({error}); install it with {CLUSTER_EXTRA}, or choose one of in_process, multiprocess") from error
+    return dask_executor
+
+
+def chosen(executor_config: Mapping[str, Any]) -> tuple[dg.ExecutorDefinition, Mapping[str, Any]]:
+    """The executor definition a run's config selects, and the config to build it with (validated, defaults in)."""
+    ((kind, config),) = executor_config.items()
+    if kind == "dask":
+        definition, inner = _dask_executor(), config or {}
+    else:
+        definition, inner = dg.multi_or_in_process_executor, {kind: config or {}}
+    result = process_config(definition.config_schema.config_type, inner)
+    if not result.success:
+        problems = "; ".join(error.message for error in result.errors or [])
+        raise ExecutorConfigError(f"run config execution.config.{kind}: {problems}")
+    return definition, result.value
+
+
+@dg.executor(
+    name="in_process_unless_configured",
+    config_schema=dg.Field(dg.Selector({kind: dg.Permissive() for kind in KINDS}), default_value={"in_process": {}}),
+    requirements=_requirements,
+)
+def platform_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """In-process unless the run's config asks for Dagster's multiprocess executor or dagster-dask's."""
+    definition, config = chosen(init_context.executor_config)
+    if definition.name == "dask":
+        return _sealed_dask_executor(config)
+    return definition.executor_creation_fn(init_context._replace(executor_def=definition, executor_config=config))
+
+
+def _sealed_dask_executor(config: Mapping[str, Any]) -> dg.Executor:
+    """dagster-dask's executor as current dask can run it (ml_platform/adapters/dask_steps.py)."""
+    from ml_platform.adapters.dask_steps import CLUSTER_KINDS, SealedDaskExecutor
+
+    ((kind, settings),) = config["cluster"].items()
+    if kind not in CLUSTER_KINDS:
+        raise ExecutorConfigError(f"run config execution.config.dask.cluster: {kind!r} is not supported here; "
+                                  f"allowed: {', '.join(CLUSTER_KINDS)}")
+    return SealedDaskExecutor(kind, settings)
