@@ -8,7 +8,9 @@ the spread of a sum of k days grows as sqrt(k), not as k: k days vary more, rela
 The verdict of k days that realized R:
 - `losing money`: R < 0 (unless the promise itself is below 0: a cost, judged against its interval only);
 - `below the interval`: 0 <= R < the interval's low end;
-- `on track`: R at or above the interval's low end (within it, or above it).
+- `on track`: R within the interval;
+- `above the expected range`: R above the interval's high end (not held against the model, but not called on track:
+  more than promised is luck, a changed world or a measurement to look at).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from ml_platform import names
 from ml_platform.storage.warehouse import date_literal, table_exists
 
 ON_TRACK = "on track"
+ABOVE = "above the expected range"
 BELOW = "below the interval"
 LOSING = "losing money"
-VERDICTS = (ON_TRACK, BELOW, LOSING)
+VERDICTS = (ON_TRACK, ABOVE, BELOW, LOSING)
 UNDER_WATER = (BELOW, LOSING)  # verdicts that count against a champion
 JUDGED = ("labelled", "partly labelled")  # the statuses of a stored outcomes day whose realized money is known
 EVIDENCE_DAYS = 7  # judged days of a champion's realized money the gate and the retraining sensor look at
@@ -65,8 +68,8 @@ class Verdict:
                 "interval_low": self.low, "interval_high": self.high}
 
 
-def state_of(realized: float, low: float, promised: float | None = None) -> str:
-    """The verdict of realized money against the low end of its promised interval.
+def state_of(realized: float, low: float, promised: float | None = None, high: float | None = None) -> str:
+    """The verdict of realized money against its promised interval [low, high] (no high: unbounded above).
 
     A model whose money is a cost (its evaluation promised money below 0, e.g. a plan that always costs something)
     is never `losing money` for being below 0: it was promised to be; it is judged against its interval only.
@@ -75,6 +78,8 @@ def state_of(realized: float, low: float, promised: float | None = None) -> str:
         return LOSING
     if realized < low:
         return BELOW
+    if high is not None and realized > high:
+        return ABOVE
     return ON_TRACK
 
 
@@ -96,7 +101,7 @@ def verdict(realized: float, days: int, per_day: float, per_day_low: float, per_
     promised, low, high = promised_interval(days, test_days, per_day * test_days, per_day_low * test_days,
                                             per_day_high * test_days)
     return Verdict(days=days, realized=float(realized), promised=promised, low=low, high=high,
-                   state=state_of(realized, low, promised), currency=currency, first_day=first_day, last_day=last_day,
+                   state=state_of(realized, low, promised, high), currency=currency, first_day=first_day, last_day=last_day,
                    model_version=model_version)
 
 

@@ -117,9 +117,10 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
         check_specs=[dg.AssetCheckSpec("realized_money", asset=key,
-                                       description="the trailing 7 judged days are on track: their realized money "
-                                                   "is at least the low end of the promise's 95% interval "
-                                                   "(else: below the interval, or losing money)")],
+                                       description="the trailing 7 judged days are not under water: their realized "
+                                                   "money is at least the low end of the promise's 95% interval "
+                                                   "(verdicts: on track, above the expected range, below the "
+                                                   "interval, losing money)")],
         metadata={names.TABLE_NAME_METADATA: _table_label(model, "outcomes")},
     )
     def outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):

@@ -3,9 +3,9 @@ what its evaluation promised.
 
 The promise is the evaluation's test money per test day (and per scored row). Its uncertainty is the day-resampled
 bootstrap interval of the test total, scaled to the k judged days (see `ml_platform.evaluation.realized`): the
-`realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `below the interval` or
-`losing money`, and warns unless it is `on track` (a model that performs as evaluated falls below the interval's low
-end about 2.5 % of the time). The retraining sensor reads the same verdict.
+`realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `above the expected
+range`, `below the interval` or `losing money`, and warns when it is below the interval or losing money (a model
+that performs as evaluated falls below the interval's low end about 2.5 % of the time). The retraining sensor reads the same verdict.
 """
 
 from __future__ import annotations

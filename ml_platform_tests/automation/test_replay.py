@@ -58,7 +58,7 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
                      r"score \d+\.\d\d, most \w+ \d+\.\d\d", day_lines[4]), day_lines[4]
     assert "judged 2013-02-01: not scored: no production predictions of 2013-02-01" in day_lines[4]
     assert re.search(r"judged 2013-02-02: realized -?[\d,]+ against a promised -?[\d,]+ USD; trailing 1 judged "
-                     r"day\(s\) (on track|below the interval|losing money): realized -?[\d,]+ USD over 1 judged "
+                     r"day\(s\) (on track|above the expected range|below the interval|losing money): realized -?[\d,]+ USD over 1 judged "
                      r"day\(s\) \(2013-02-02 to 2013-02-02\) against a promised -?[\d,]+ \(95% interval ",
                      day_lines[5]), day_lines[5]
 
@@ -69,7 +69,7 @@ def test_replay_trains_promotes_and_scores_every_day_through_the_daemons(make_pr
     summary = summary_lines(project, result)
     assert summary[2] == ("flight_delay: 2 of 3 days scored; not scored: 2013-02-01")
     assert summary[3] == "  2013-02-01: load data only: no model is deployed yet"
-    assert any(re.match(r"    flight_delay-\w+: (on track|below the interval|losing money): realized -?[\d,]+ USD "
+    assert any(re.match(r"    flight_delay-\w+: (on track|above the expected range|below the interval|losing money): realized -?[\d,]+ USD "
                         r"over \d judged day\(s\)", line) for line in summary), summary
 
     instance = instance_of(project)
