@@ -70,7 +70,7 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
     yield dg.AssetCheckResult(
         check_name="realized_money", passed=verdict is None or not verdict.under_water,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"the trailing {verdict.days} judged day(s): {verdict.text()}" if verdict
+        description=(f"the trailing {verdict.days} judged {verdict.unit}: {verdict.text()}" if verdict
                      else f"not judged: no labelled day yet ({judged.not_judged})"),
         metadata=verdict.figures() if verdict else {})
 
