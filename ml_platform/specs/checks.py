@@ -196,8 +196,10 @@ def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
         entity = catalog.entities[spec.entity]
         if entity.grain == "hourly":
             return None, [_error(catalog, spec, "entity", (
-                f"entity '{entity.name}' is hourly: feature sets and models tell entity rows apart by their "
-                f"partition's day so far, so they read daily, weekly or monthly entities only"))]
+                f"entity '{entity.name}' is hourly: feature sets and models read daily, weekly or monthly "
+                f"entities only (their tables, snapshots, predictions and outcomes key a row by its partition's "
+                f"day, so the rows of one key in the hours of a day would collide; hourly feature and prediction "
+                f"partitions are not built yet)"))]
         return population_source(catalog, entity, connection), []
     if spec.entity not in catalog.sources:
         if ("entity", spec.entity) in broken:
