@@ -397,7 +397,7 @@ class FeatureSetSpec(Header):
         description=(
             "a SELECT returning the entity's keys and every declared feature, one row per row of the view "
             "`entity` (the entity's rows of the partitions being computed, each with its `prediction_time`: the "
-            "event date minus known_by); sources are read by name or as `history.<source>`, every one showing only "
+            "row's time minus known_by); sources are read by name or as `history.<source>`, every one showing only "
             "the rows and outcome columns known at the prediction time, each row with its `available_at`"
         ),
     )
