@@ -65,7 +65,8 @@ class Verdict:
         """One line: the verdict, then the figures it was decided on."""
         span = f" ({self.first_day} to {self.last_day})" if self.first_day else ""
         share = f"; {self.realized / self.promised:.0%} of the promise" if self.promised > 0 else ""
-        return (f"{self.state}: realized {self.realized:,.0f} {self.currency} over {self.days} judged {self.unit}{span} "
+        return (f"{self.state}: realized {self.realized:,.0f} {self.currency} over {self.days} judged {self.unit}"
+                f"{span} "
                 f"against a promised {self.promised:,.0f} (95% interval {self.low:,.0f} to {self.high:,.0f})"
                 f"{share}")
 
@@ -109,7 +110,8 @@ def verdict(realized: float, days: int, per_day: float, per_day_low: float, per_
     promised, low, high = promised_interval(days, test_days, per_day * test_days, per_day_low * test_days,
                                             per_day_high * test_days)
     return Verdict(days=days, realized=float(realized), promised=promised, low=low, high=high,
-                   state=state_of(realized, low, promised, high), currency=currency, first_day=first_day, last_day=last_day,
+                   state=state_of(realized, low, promised, high), currency=currency, first_day=first_day,
+                   last_day=last_day,
                    model_version=model_version, grain=grain)
 
 

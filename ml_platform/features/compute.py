@@ -21,7 +21,8 @@ from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
 from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
 from ml_platform.features.timing import prediction_time
-from ml_platform.names import PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote, source_table, table_label
+from ml_platform.names import (PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote,
+                               source_table, table_label)
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 

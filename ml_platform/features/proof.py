@@ -5,10 +5,10 @@ of an earlier day could still reach rows or outcomes known only after its own pr
 deterministic sample of cuts (the distinct prediction times of each entity day: one per day when the rows' times
 are their day, several when each row has its own time), binds `entity` to every entity row of that cut's day (window
 functions over the entity see the same rows as in the bulk run) and every source to its relation cut there, runs the
-same SQL and compares each feature of each row whose prediction time is the cut with what was stored: NaN equals NaN, NULL
-equals NULL, floats compare exactly (feature SQL runs single-threaded, so its sums are reproducible). A difference
-names the feature set, the feature, a key, both values and the source whose later rows changed it, found by
-recomputing with one source at a time left uncut.
+same SQL and compares each feature of each row whose prediction time is the cut with what was stored: NaN equals
+NaN, NULL equals NULL, floats compare exactly (feature SQL runs single-threaded, so its sums are reproducible). A
+difference names the feature set, the feature, a key, both values and the source whose later rows changed it, found
+by recomputing with one source at a time left uncut.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ The promise is the evaluation's test money per test day (and per scored row). It
 bootstrap interval of the test total, scaled to the k judged days (see `ml_platform.evaluation.realized`): the
 `realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `above the expected
 range`, `below the interval` or `losing money`, and warns when it is below the interval or losing money (a model
-that performs as evaluated falls below the interval's low end about 2.5 % of the time). The retraining sensor reads the same verdict.
+that performs as evaluated falls below the interval's low end about 2.5 % of the time). The retraining sensor
+reads the same verdict.
 """
 
 from __future__ import annotations

@@ -130,8 +130,10 @@ def comparison_text(comparison: dict) -> str:
     """One sentence of a shadow comparison, for metadata and the CLI."""
     currency = comparison["currency"]
     low, high = comparison["gain_interval_95"]
-    return (f"on {comparison['rows']:,} labelled rows of {comparison['days']} {comparison['unit']} ({comparison['first_day']} to "
+    return (f"on {comparison['rows']:,} labelled rows of {comparison['days']} {comparison['unit']} "
+            f"({comparison['first_day']} to "
             f"{comparison['last_day']}): challenger {comparison['challenger']} {comparison['challenger_money']:,.0f} "
             f"{currency}, production ({', '.join(comparison['champions'])}) {comparison['champion_money']:,.0f} "
-            f"{currency}; gain {comparison['gain']:,.0f} {currency} (paired 95% interval over {comparison['unit']} {low:,.0f} to "
+            f"{currency}; gain {comparison['gain']:,.0f} {currency} (paired 95% interval over {comparison['unit']} "
+            f"{low:,.0f} to "
             f"{high:,.0f})")

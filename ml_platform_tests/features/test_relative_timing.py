@@ -5,7 +5,6 @@ row of a monthly entity at its own prediction time."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import duckdb
 import pytest

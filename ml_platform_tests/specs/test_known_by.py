@@ -29,8 +29,8 @@ def test_every_form_loads_for_a_daily_entity_and_its_model(tmp_path, form, known
 
 def test_a_relative_form_known_after_the_model_predicts_is_named(tmp_path):
     # the model predicts at 18:00 the day before; three hours before a flight's date is 21:00 that day
-    root = make_specs(tmp_path, {"features/flight_schedule.yaml": SCHEDULE.replace(FORM, "known_by: {hours_before: 3}")},
-                      repository_model=True)
+    late = SCHEDULE.replace(FORM, "known_by: {hours_before: 3}")
+    root = make_specs(tmp_path, {"features/flight_schedule.yaml": late}, repository_model=True)
     errors = errors_of(root)
     catalog_features = [name for name in load(make_specs(tmp_path / "ok", {}, repository_model=True)).models[
         "flight_delay"].features]
