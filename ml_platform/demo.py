@@ -22,7 +22,7 @@ def task_lines(project: Project, record: TaskEvaluationRecord, measurement: Task
         f"Money on the test window {record.test_window[0]} to {record.test_window[1]}: {record.test_money:,.0f} "
         f"{currency} (95% interval {low:,.0f} to {high:,.0f}; deciding knowing the label "
         f"{measurement.test_money_perfect:,.0f}) over {record.test_rows:,} test rows of '{entity}'",
-        f"{measurement.task} ({measurement.objective}); decision: {decision_text(measurement)}, chosen on "
+        f"{measurement.task_text()}; decision: {decision_text(measurement)}, chosen on "
         f"validation; test {metrics}",
         "Gate: " + ", ".join(f"{name} {'passed' if check.passed else 'FAILED'}" for name, check in record.gate.checks()),
     ]

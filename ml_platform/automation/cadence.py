@@ -101,7 +101,7 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
         candidates.append((due_end, f"{cadence} retraining: labelled data through {due_end} "
                                     f"(the last run was cut off on {latest})"))
     elif (labelled - latest).days >= DRIFT_RETRAIN_AFTER_DAYS:
-        under_water = realized_alarm(connection, model, labelled)
+        under_water = realized_alarm(connection, model, labelled, catalog.entity_rows(model.entity).grain)
         alarm = drift_alarm(connection, model.name, today) if drift_alarm is not None and not under_water else None
         if under_water:
             candidates.append((labelled, f"realized money: {under_water}"))
@@ -121,13 +121,14 @@ def decide_retraining(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     return Retraining(key, cutoff, reason)
 
 
-def realized_alarm(connection: duckdb.DuckDBPyConnection, model: ModelSpec, through: dt.date) -> str | None:
+def realized_alarm(connection: duckdb.DuckDBPyConnection, model: ModelSpec, through: dt.date,
+                   grain: str = "daily") -> str | None:
     """Why the champion's realized money calls for retraining, or None: its last EVIDENCE_DAYS (7) judged days up to
     `through` are `losing money` or `below the interval` (see ml_platform.evaluation.realized)."""
     champion = registry.promotions.champion(connection, model.name)
     if champion is None:
         return None
-    judged = recent_verdict(connection, model.name, champion.model_version, through, EVIDENCE_DAYS)
+    judged = recent_verdict(connection, model.name, champion.model_version, through, EVIDENCE_DAYS, grain)
     if judged is None or not judged.under_water:
         return None
     return f"the champion {champion.model_version} is {judged.text()}"

@@ -191,7 +191,8 @@ def run_chain(project: Project, model_name: str, score_days: int = 7,
             scored = connection.execute(
                 f"SELECT count(*) FROM {latest_view(model_name)} WHERE partition_date BETWEEN ? AND ?",
                 list(score_window)).fetchall()[0][0]
-            monitored = monitoring_summary(connection, model_name, *score_window)
+            monitored = monitoring_summary(connection, model_name, *score_window,
+                                           grain=catalog.entity_rows(catalog.models[model_name].entity).grain)
             trained = registry.models.by_version(connection, champion.model_version)
             degraded = [item.text() for item in degraded_features(
                 connection, ArtifactStore(root=str(project.storage.artifacts)), catalog, trained, *score_window)]

@@ -36,7 +36,7 @@ def task_headline(measurement: TaskMeasurement) -> str:
 def render_task_report(measurement: TaskMeasurement) -> str:
     """The measurement as markdown."""
     currency = measurement.currency
-    lines = [f"# {measurement.model}: {measurement.task} ({measurement.objective})", "", task_headline(measurement), "",
+    lines = [f"# {measurement.model}: {measurement.task_text()}", "", task_headline(measurement), "",
              "## Money", "", "| | validation | test |", "|---|---|---|",
              f"| money | {readable_money(measurement.validation_money, currency)} | "
              f"{readable_money(measurement.test_money, currency)} |",

@@ -21,7 +21,8 @@ from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
 from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
 from ml_platform.features.timing import prediction_time
-from ml_platform.names import feature_table, money_input_column, population_table, quote, source_table, table_label
+from ml_platform.names import (PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote,
+                               source_table, table_label)
 from ml_platform.storage.warehouse import date_literal, replace_date_range, single_threaded, table_exists
 
 
@@ -81,7 +82,9 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
     bind_entity(connection, catalog, feature_set, span_condition(start, end))
     # no row or outcome known only after the last prediction time of the range is reachable; the point-in-time
     # proof (proof.py) covers the earlier rows of a range of several days
-    bind_sources(connection, catalog, feature_set, prediction_time(feature_set.known_by, end))
+    latest = connection.execute(f"SELECT max({PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
+    # no entity row in the range: nothing is computed, any cut gives the same empty result
+    bind_sources(connection, catalog, feature_set, latest or prediction_time(feature_set.known_by, end))
     for used in feature_set.uses:
         missing = connection.execute(
             f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "

@@ -71,7 +71,7 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
                 "| feature | type | description |\n|---|---|---|\n" + "\n".join(
                     f"| {name} | {feature.type} | {feature.description} |"
                     for name, feature in feature_set.features.items())),
-            "known_by": f"{feature_set.known_by.days_before} day(s) before, {feature_set.known_by.time}",
+            "known_by": feature_set.known_by.describe(),
             "sql": dg.MetadataValue.md(f"```sql\n{feature_set.sql}\n```"),
         },
     )

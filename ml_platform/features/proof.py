@@ -2,12 +2,13 @@
 
 The bulk computation cuts every source at the latest prediction time of the range it computes (compute.py); a row
 of an earlier day could still reach rows or outcomes known only after its own prediction time. The proof takes a
-deterministic sample of cuts (distinct prediction times: one per entity day), binds `entity` to every entity row of
-that cut (window functions over the entity see the same rows as in the bulk run) and every source to its relation
-cut there, runs the same SQL and compares each feature of each row with what was stored: NaN equals NaN, NULL
-equals NULL, floats compare exactly (feature SQL runs single-threaded, so its sums are reproducible). A difference
-names the feature set, the feature, a key, both values and the source whose later rows changed it, found by
-recomputing with one source at a time left uncut.
+deterministic sample of cuts (the distinct prediction times of each entity day: one per day when the rows' times
+are their day, several when each row has its own time), binds `entity` to every entity row of that cut's day (window
+functions over the entity see the same rows as in the bulk run) and every source to its relation cut there, runs the
+same SQL and compares each feature of each row whose prediction time is the cut with what was stored: NaN equals
+NaN, NULL equals NULL, floats compare exactly (feature SQL runs single-threaded, so its sums are reproducible). A
+difference names the feature set, the feature, a key, both values and the source whose later rows changed it, found
+by recomputing with one source at a time left uncut.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import duckdb
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
 from ml_platform.features.relations import bind_entity, bind_sources, bound, readable_sources
-from ml_platform.features.timing import prediction_time
+from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.specs.catalog import Catalog
@@ -68,8 +69,8 @@ class Proof:
     """What one proof checked and found."""
 
     feature_set: str
-    cuts_total: int  # distinct prediction times in the range
-    cuts: tuple[dt.date, ...]  # entity days whose prediction time was checked
+    cuts_total: int  # distinct (entity day, prediction time) pairs in the range
+    cuts: tuple[tuple[dt.date, dt.datetime], ...]  # the (entity day, prediction time) pairs checked
     rows: int  # entity rows compared
     seconds: float
     differing_rows: int
@@ -94,9 +95,10 @@ class Proof:
         """Plain metadata for the check: sample, size, duration."""
         return {"cuts_checked": len(self.cuts), "cuts_total": self.cuts_total, "rows_checked": self.rows,
                 "seconds": round(self.seconds, 3), "differing_rows": self.differing_rows,
-                "sample": ", ".join(day.isoformat() for day in self.cuts[:20]) + (" ..." if len(self.cuts) > 20 else ""),
+                "sample": ", ".join(f"{cut:%Y-%m-%d %H:%M}" for _, cut in self.cuts[:20])
+                + (" ..." if len(self.cuts) > 20 else ""),
                 "sampling": f"every cut up to {MAX_CUTS}, else the {MAX_CUTS} with the smallest "
-                            f"sha256(seed + feature set | day)"}
+                            f"sha256(seed + feature set | day | prediction time)"}
 
 
 class PointInTimeError(PlatformError, RuntimeError):
@@ -107,34 +109,44 @@ class PointInTimeError(PlatformError, RuntimeError):
         self.proof = proof
 
 
-def sample_cuts(feature_set: str, days: list[dt.date], size: int = MAX_CUTS) -> list[dt.date]:
-    """Every day when there are at most `size`, else a deterministic subset seeded by the feature set's name."""
-    if len(days) <= size:
-        return sorted(days)
-    ranked = sorted(days, key=lambda day: hashlib.sha256(f"{feature_set}|{day.isoformat()}".encode()).hexdigest())
+def sample_cuts(feature_set: str, cuts: list, size: int = MAX_CUTS) -> list:
+    """Every cut (a day, or a (day, prediction time) pair) when there are at most `size`, else a deterministic
+    subset seeded by the feature set's name."""
+    if len(cuts) <= size:
+        return sorted(cuts)
+
+    def text(cut) -> str:
+        return "|".join(part.isoformat() for part in cut) if isinstance(cut, tuple) else cut.isoformat()
+
+    ranked = sorted(cuts, key=lambda cut: hashlib.sha256(f"{feature_set}|{text(cut)}".encode()).hexdigest())
     return sorted(ranked[:size])
 
 
 def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
-               uncut: tuple[str, ...], into: str) -> None:
-    """Feature values of the day's entity rows with the sources cut at its prediction time (but `uncut`)."""
+               cut: dt.datetime, uncut: tuple[str, ...], into: str) -> None:
+    """Feature values of the day's entity rows with the sources cut at `cut` (but `uncut`); only those of the rows
+    whose prediction time is `cut` are compared."""
     bind_entity(connection, catalog, feature_set, f"partition_date = {date_literal(day)}")
-    bind_sources(connection, catalog, feature_set, prediction_time(feature_set.known_by, day), uncut)
+    bind_sources(connection, catalog, feature_set, cut, uncut)
     with single_threaded(connection):
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {feature_set.sql}")
 
 
 def _differing(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
-               recomputed: str, limit: int | None) -> list[tuple]:
-    """(feature, key, stored, recomputed) of the day's stored values that differ from `recomputed`'s."""
+               cut: dt.datetime, recomputed: str, limit: int | None) -> list[tuple]:
+    """(feature, key, stored, recomputed) of the stored values of the day's rows predicted at `cut` that differ
+    from `recomputed`'s."""
     keys = catalog.entity_rows(feature_set.entity).keys
+    key_list = ", ".join(quote(key) for key in keys)
+    at_cut = (f"SEMI JOIN (SELECT {key_list} FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
+              f"{timestamp_literal(cut)}) AS due USING ({key_list})")
     on = " AND ".join(f"stored.{quote(key)} = again.{quote(key)}" for key in keys)
     key_text = " || '|' || ".join(f"CAST(coalesce(stored.{quote(k)}, again.{quote(k)}) AS VARCHAR)" for k in keys)
     parts = [
         f"SELECT '{name}' AS feature, {key_text} AS key, CAST(stored.{quote(name)} AS VARCHAR) AS stored, "
         f"CAST(again.{quote(name)} AS VARCHAR) AS recomputed FROM "
-        f"(SELECT * FROM {feature_table(feature_set.name)} WHERE partition_date = {date_literal(day)}) AS stored "
-        f"FULL JOIN {recomputed} AS again ON {on} "
+        f"(SELECT * FROM {feature_table(feature_set.name)} {at_cut} WHERE partition_date = {date_literal(day)}) "
+        f"AS stored FULL JOIN (SELECT * FROM {recomputed} {at_cut}) AS again ON {on} "
         f"WHERE stored.{quote(name)} IS DISTINCT FROM again.{quote(name)} "
         f"OR stored.{quote(keys[0])} IS NULL OR again.{quote(keys[0])} IS NULL"
         for name in feature_set.features]
@@ -143,11 +155,11 @@ def _differing(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_
 
 
 def _blame(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
-           feature: str, key: str) -> tuple[str, ...]:
+           cut: dt.datetime, feature: str, key: str) -> tuple[str, ...]:
     """The sources that change the row's value when left uncut alone (the others cut)."""
     blamed = []
     for name in readable_sources(feature_set):
-        _recompute(connection, catalog, feature_set, day, (name,), "proof_uncut")
+        _recompute(connection, catalog, feature_set, day, cut, (name,), "proof_uncut")
         changed = connection.execute(
             f"SELECT count(*) FROM ({_row_value_sql(catalog, feature_set, 'proof_uncut', feature, key)}) AS a, "
             f"({_row_value_sql(catalog, feature_set, 'proof_cut', feature, key)}) AS b "
@@ -171,29 +183,29 @@ def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
     """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
     prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs')."""
     began = time.monotonic()
-    entity = catalog.entity_rows(feature_set.entity)
     wanted = set(days) if days is not None else None
-    days = [row[0] for row in connection.execute(
-        f"SELECT DISTINCT partition_date FROM {names.table(entity.schema, entity.name)} WHERE partition_date BETWEEN "
-        f"{date_literal(start)} AND {date_literal(end)} ORDER BY 1").fetchall()
-        if wanted is None or row[0] in wanted]
-    cuts = sample_cuts(f"{seed}{feature_set.name}", days, max_cuts)
     register_functions(connection, list(feature_set.functions))
     rows = differing_rows = 0
     differences: list[Difference] = []
     with bound(connection, feature_set):
-        for day in cuts:
-            _recompute(connection, catalog, feature_set, day, (), "proof_cut")
-            rows += connection.execute("SELECT count(*) FROM entity").fetchall()[0][0]
-            found = _differing(connection, catalog, feature_set, day, "proof_cut", None)
+        bind_entity(connection, catalog, feature_set,
+                    f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
+        every = [(day, cut) for day, cut in connection.execute(
+            f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2").fetchall()
+            if wanted is None or day in wanted]
+        cuts = sample_cuts(f"{seed}{feature_set.name}", every, max_cuts)
+        for day, cut in cuts:
+            _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut")
+            rows += connection.execute(f"SELECT count(*) FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
+                                       f"{timestamp_literal(cut)}").fetchall()[0][0]
+            found = _differing(connection, catalog, feature_set, day, cut, "proof_cut", None)
             if not found:
                 continue
             differing_rows += len({key for _, key, _, _ in found})
             if len(differences) < SHOWN:
                 feature, key, stored, recomputed = found[0]
-                sources = _blame(connection, catalog, feature_set, day, feature, key)
-                differences.append(Difference(feature, key, day, prediction_time(feature_set.known_by, day),
-                                              stored, recomputed, sources))
+                sources = _blame(connection, catalog, feature_set, day, cut, feature, key)
+                differences.append(Difference(feature, key, day, cut, stored, recomputed, sources))
         connection.execute("DROP TABLE IF EXISTS proof_cut")
-    return Proof(feature_set.name, len(days), tuple(cuts), rows, time.monotonic() - began, differing_rows,
+    return Proof(feature_set.name, len(every), tuple(cuts), rows, time.monotonic() - began, differing_rows,
                  tuple(differences))

@@ -57,9 +57,11 @@ def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog
 def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                 condition: str) -> None:
     """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns)."""
-    if catalog.entity_rows(feature_set.entity).is_population:  # its columns are all known at its period's start
+    rows = catalog.entity_rows(feature_set.entity)
+    if rows.is_population:  # its columns are all known at its period's start; each row has its own time
+        row_time = f"CAST({quote(rows.population.time)} AS TIMESTAMP)"
         connection.execute(
-            f"CREATE OR REPLACE TEMP VIEW entity AS SELECT *, {prediction_time_sql(feature_set.known_by)} AS "
+            f"CREATE OR REPLACE TEMP VIEW entity AS SELECT *, {prediction_time_sql(feature_set.known_by, row_time)} AS "
             f"{PREDICTION_TIME_COLUMN} FROM {population_table(feature_set.entity)} WHERE {condition}")
         return
     entity = catalog.sources[feature_set.entity]

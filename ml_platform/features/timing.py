@@ -10,21 +10,35 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ml_platform.grains import add_months
 from ml_platform.names import AVAILABLE_AT_COLUMN, PREDICTION_TIME_COLUMN, quote, source_table
 from ml_platform.specs.models import DailyPartitioning, KnownBy, SourceSpec
 
 ALWAYS = "TIMESTAMP '-infinity'"  # the availability of a static reference row
 
 
-def prediction_time(known_by: KnownBy, day: dt.date) -> dt.datetime:
-    """The moment a row of the given local event date must be scored by."""
-    return dt.datetime.combine(day, dt.time()) - dt.timedelta(minutes=known_by.minutes_before_event_day())
+def prediction_time(known_by: KnownBy, row_time: dt.date | dt.datetime) -> dt.datetime:
+    """The moment a row of the given time (a date: its start) must be scored by."""
+    if not isinstance(row_time, dt.datetime):
+        row_time = dt.datetime.combine(row_time, dt.time())
+    if known_by.at_clock_time:
+        day = dt.datetime.combine(row_time.date(), dt.time())
+        return day - dt.timedelta(minutes=known_by.minutes_before_event_day())
+    if known_by.months_before is not None:
+        return add_months(row_time, -known_by.months_before)
+    return row_time - dt.timedelta(hours=known_by.hours_before or 0, days=known_by.days_before or 0)
 
 
-def prediction_time_sql(known_by: KnownBy, date_column: str = "partition_date") -> str:
-    """SQL of a row's prediction time from its local event date column."""
-    minutes = -known_by.minutes_before_event_day()
-    return f"(CAST({date_column} AS TIMESTAMP) + INTERVAL ({minutes}) MINUTE)"
+def prediction_time_sql(known_by: KnownBy, row_time: str = "CAST(partition_date AS TIMESTAMP)") -> str:
+    """SQL of a row's prediction time from the SQL of its time (a local TIMESTAMP)."""
+    if known_by.at_clock_time:
+        minutes = -known_by.minutes_before_event_day()
+        return f"(CAST(CAST({row_time} AS DATE) AS TIMESTAMP) + INTERVAL ({minutes}) MINUTE)"
+    if known_by.months_before is not None:
+        return f"(({row_time}) - INTERVAL ({known_by.months_before}) MONTH)"
+    if known_by.hours_before is not None:
+        return f"(({row_time}) - INTERVAL ({known_by.hours_before}) HOUR)"
+    return f"(({row_time}) - INTERVAL ({known_by.days_before}) DAY)"
 
 
 def timestamp_literal(moment: dt.datetime) -> str:
@@ -86,7 +100,8 @@ def cut_relation_sql(source: SourceSpec, entity: SourceSpec, cut: dt.datetime | 
 
 
 def entity_relation_sql(entity: SourceSpec, known_by: KnownBy, condition: str) -> str:
-    """The entity's rows meeting `condition`, each with its prediction time, its outcome columns masked at it."""
+    """The entity's rows meeting `condition`, each with its prediction time (its time: the start of its local
+    event date), its outcome columns masked at it."""
     rows = (f"SELECT *, {prediction_time_sql(known_by)} AS {PREDICTION_TIME_COLUMN} "
             f"FROM {source_table(entity.name)} WHERE {condition}")
     return f"SELECT {_masked(entity, entity, PREDICTION_TIME_COLUMN)} FROM ({rows})"

@@ -81,17 +81,17 @@ class MonitoringSummary:
     drifting_features: tuple[str, ...] = ()  # "<feature> <psi> (<scope>)" above PSI_ALARM on the last day, worst first
 
 
-def version_verdicts(labelled: pd.DataFrame) -> tuple[Verdict, ...]:
+def version_verdicts(labelled: pd.DataFrame, grain: str = "daily") -> tuple[Verdict, ...]:
     """The verdict of each model version's judged days among stored outcome rows, the first judged first."""
     if not len(labelled):
         return ()
     ordered = labelled.sort_values("day")
     versions = list(dict.fromkeys(ordered["model_version"]))
-    return tuple(verdict_of_rows(ordered[ordered["model_version"] == version]) for version in versions)
+    return tuple(verdict_of_rows(ordered[ordered["model_version"] == version], grain) for version in versions)
 
 
 def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, start: dt.date,
-                       end: dt.date) -> MonitoringSummary:
+                       end: dt.date, grain: str = "daily") -> MonitoringSummary:
     """Per day of [start, end]: the largest feature PSI, the score's PSI, realized and promised money; and totals."""
     drift = read_days(connection, model_name, "drift", start, end)
     outcomes = read_days(connection, model_name, "outcomes", start, end)
@@ -117,7 +117,7 @@ def monitoring_summary(connection: duckdb.DuckDBPyConnection, model_name: str, s
         realized_money=float(labelled["realized_money"].sum()) if len(labelled) else 0.0,
         promised_money=float(labelled["promised_money"].sum()) if len(labelled) else 0.0,
         currency=str(labelled["currency"].iloc[0]) if len(labelled) else None,
-        verdicts=version_verdicts(labelled),
+        verdicts=version_verdicts(labelled, grain),
         days_prediction_drift=int(drift.loc[(drift["feature"] == SCORE) & (drift["psi"] > PSI_ALARM), "day"].nunique())
         if not drift.empty else 0,
         drifting_features=_drifting_on_the_last_day(drift))

@@ -253,15 +253,15 @@ class DriftMeasure:
     # window_rows, window_days, model_version, day
     frame: pd.DataFrame
     feature_psi: float
-    feature_where: str  # "<feature> over the <n> scored day(s) to <day>[, compared per <scope>]"
+    feature_where: str  # "<feature> over the <n> scored day(s) (week(s), ...) to <day>[, compared per <scope>]"
     score_psi: float
     score_where: str  # "the score over the <n> scored day(s) to <day>"
 
 
-def _worst(frame: pd.DataFrame) -> tuple[float, str]:
+def _worst(frame: pd.DataFrame, grain: str) -> tuple[float, str]:
     row = frame.loc[frame["psi"].idxmax()]
     scope = "" if row["scope"] == "rows" else f", compared per {row['scope']}"
-    return float(row["psi"]), (f"{row['feature']} over the {int(row['window_days'])} scored day(s) to "
+    return float(row["psi"]), (f"{row['feature']} over the {int(row['window_days'])} scored {_unit(grain)} to "
                                f"{pd.Timestamp(row['day']).date()}{scope}")
 
 
@@ -276,6 +276,6 @@ def measure_drift(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStor
     frame = drift_frame(connection, artifacts, model, start, end, grain=grain)
     frame["computed_at"], frame["run_id"] = registry.now(), run_id
     replace_days(connection, model.name, "drift", frame, [day for day, _ in grains.partition_days(grain, start, end)])
-    largest_feature, feature_where = _worst(frame[frame["feature"] != SCORE])
-    largest_score, score_where = _worst(frame[frame["feature"] == SCORE])
+    largest_feature, feature_where = _worst(frame[frame["feature"] != SCORE], grain)
+    largest_score, score_where = _worst(frame[frame["feature"] == SCORE], grain)
     return DriftMeasure(frame, largest_feature, feature_where, largest_score, score_where.replace(SCORE, "the score"))

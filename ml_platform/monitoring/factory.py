@@ -70,7 +70,7 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
     yield dg.AssetCheckResult(
         check_name="realized_money", passed=verdict is None or not verdict.under_water,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"the trailing {verdict.days} judged day(s): {verdict.text()}" if verdict
+        description=(f"the trailing {verdict.days} judged {verdict.unit}: {verdict.text()}" if verdict
                      else f"not judged: no labelled day yet ({judged.not_judged})"),
         metadata=verdict.figures() if verdict else {})
 
@@ -117,9 +117,10 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
         check_specs=[dg.AssetCheckSpec("realized_money", asset=key,
-                                       description="the trailing 7 judged days are on track: their realized money "
-                                                   "is at least the low end of the promise's 95% interval "
-                                                   "(else: below the interval, or losing money)")],
+                                       description="the trailing 7 judged days are not under water: their realized "
+                                                   "money is at least the low end of the promise's 95% interval "
+                                                   "(verdicts: on track, above the expected range, below the "
+                                                   "interval, losing money)")],
         metadata={names.TABLE_NAME_METADATA: _table_label(model, "outcomes")},
     )
     def outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):

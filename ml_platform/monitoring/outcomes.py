@@ -3,9 +3,10 @@ what its evaluation promised.
 
 The promise is the evaluation's test money per test day (and per scored row). Its uncertainty is the day-resampled
 bootstrap interval of the test total, scaled to the k judged days (see `ml_platform.evaluation.realized`): the
-`realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `below the interval` or
-`losing money`, and warns unless it is `on track` (a model that performs as evaluated falls below the interval's low
-end about 2.5 % of the time). The retraining sensor reads the same verdict.
+`realized_money` check gives the trailing k (at most 7) judged days a verdict, `on track`, `above the expected
+range`, `below the interval` or `losing money`, and warns when it is below the interval or losing money (a model
+that performs as evaluated falls below the interval's low end about 2.5 % of the time). The retraining sensor
+reads the same verdict.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def day_outcomes(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model:
             "currency": promised.currency}
 
 
-def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdict | None:
+def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS, grain: str = "daily") -> Verdict | None:
     """The verdict of the trailing (at most 7) judged days of the model version judged last (see
     `ml_platform.evaluation.realized` for the interval and the states); None when no judged day is stored.
 
@@ -142,7 +143,7 @@ def trailing_verdict(days: pd.DataFrame, trailing: int = TRAILING_DAYS) -> Verdi
     if not len(judged):
         return None
     judged = judged.sort_values("day")
-    return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing))
+    return verdict_of_rows(judged[judged["model_version"] == judged["model_version"].iloc[-1]].tail(trailing), grain)
 
 
 def _partition_days(catalog: Catalog, model: ModelSpec, start: dt.date, end: dt.date) -> list[dt.date]:
@@ -204,4 +205,6 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
     record_versions(connection, names.stage_asset("outcomes", model.name), versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)
-    return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes, trailing_verdict(history))
+    grain = catalog.entity_rows(model.entity).grain
+    return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes,
+                      trailing_verdict(history, TRAILING_DAYS, grain))

@@ -119,7 +119,7 @@ class ChampionComparison(Record):
     days: int | None = None
     window: tuple[str, str] | None = None
     # the champion's realized money in production over its last 7 judged days up to the window's end, when known
-    champion_realized_verdict: str | None = None  # on track, below the interval, losing money
+    champion_realized_verdict: str | None = None  # on track, above the expected range, below the interval, losing money
     champion_realized_money: float | None = None
     champion_realized_interval: tuple[float, float] | None = None  # the promise's 95% interval for those days
     champion_realized_window: tuple[str, str] | None = None

@@ -77,6 +77,10 @@ class TaskMeasurement(Record):
     metric_checks: dict[str, MetricCheck]
     sanity_problems: tuple[str, ...]
 
+    def task_text(self) -> str:
+        """The task, with its objective when that says more: "regression (huber)", "multiclass"."""
+        return self.task if self.objective == self.task else f"{self.task} ({self.objective})"
+
 
 # the blocking checks of a regression or multiclass evaluation (its gate), in the order they are shown and verified
 TASK_CHECKS = ("money_floor", "metric_bounds", "beats_champion", "no_leakage", "predictions_sane")

@@ -53,6 +53,7 @@ class ModelLedger:
     unscored_days: dict[str, str] = field(default_factory=dict)
     trainings: list[TrainingOutcome] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
+    grain: str = "daily"  # the model's entity's grain: what one scored or judged partition is
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
     if run.status != "SUCCESS":
         ledger.unscored_days[day] = "; ".join(run.failures) or run.status
         ledger.failed_runs.append(run.run_id)
-        return f"day {day} NOT scored: {ledger.unscored_days[day]}"
+        return f"{grains.PERIOD_NOUN[ledger.grain]} {day} NOT scored: {ledger.unscored_days[day]}"
     if not run.reason.startswith("score"):
         ledger.unscored_days[day] = run.reason
         return f"loaded {day} ({run.reason})"
@@ -170,7 +171,7 @@ def _drift_text(connection, model_name: str, day: str) -> str:
     return text + (f", most {top['feature']} {float(top['psi']):.2f}" if top is not None else "")
 
 
-def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
+def _outcome_text(connection, model_name: str, run: ReplayRun, grain: str = "daily") -> str:
     """What judging a day found: realized money against the evaluation's promise, or why there was nothing."""
     if run.status != "SUCCESS":
         return f"NOT judged {run.partition}: {'; '.join(run.failures) or run.status}"
@@ -182,8 +183,8 @@ def _outcome_text(connection, model_name: str, run: ReplayRun) -> str:
     if row["status"] not in ("labelled", "partly labelled"):
         return f"judged {run.partition}: {row['status']}"
     trailing = trailing_verdict(read_days(connection, model_name, "outcomes", day - dt.timedelta(days=HISTORY_DAYS),
-                                          day))
-    verdict = f"; trailing {trailing.days} judged day(s) {trailing.text()}" if trailing else ""
+                                          day), grain=grain)
+    verdict = f"; trailing {trailing.days} judged {trailing.unit} {trailing.text()}" if trailing else ""
     return (f"judged {run.partition}: realized {row['realized_money']:,.0f} against a promised "
             f"{row['promised_money']:,.0f} {row['currency']}{verdict}")
 
@@ -205,7 +206,7 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
                     phrases += decisions.pop(name, [])
                     phrases.append(f"{name}: {line}")
                 elif run.job == outcomes_job_name(name):
-                    phrases.append(f"{name}: {_outcome_text(connection, name, run)}")
+                    phrases.append(f"{name}: {_outcome_text(connection, name, run, ledger.grain)}")
     return phrases + [phrase for said in decisions.values() for phrase in said]
 
 
@@ -248,7 +249,8 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
         raise ReplayError(f"no model spec in {project.specs_dir}: nothing to replay")
     say(f"[history] what existed before {start}")
     history_seconds = load_history(project, catalog, start, say)
-    ledgers = {name: ModelLedger() for name in catalog.models}
+    ledgers = {name: ModelLedger(grain=catalog.entity_rows(model.entity).grain)
+               for name, model in catalog.models.items()}
     first_model = next(iter(catalog.models.values()))
     timezone = catalog.entity_rows(first_model.entity).timezone
     days = (end - start).days + 2
@@ -296,15 +298,16 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 lines.append(f"    cut off {cutoff} ({training.reason}){money}: {verdict}")
             champion = registry.promotions.champion(connection, name)
             lines.append(f"  champion at the end: {champion.model_version if champion else 'none'}")
-            monitored = monitoring_summary(connection, name, result.start, result.end)
+            monitored = monitoring_summary(connection, name, result.start, result.end, grain)
             if monitored.days_labelled:
                 lines.append(f"  realized {monitored.realized_money:,.0f} {monitored.currency} over "
-                             f"{monitored.days_labelled} judged days, against a promised "
-                             f"{monitored.promised_money:,.0f} (each champion's test money per day)")
+                             f"{monitored.days_labelled} judged {unit}, against a promised "
+                             f"{monitored.promised_money:,.0f} (each champion's test money per "
+                             f"{grains.PERIOD_NOUN[grain]})")
                 lines += [f"    {verdict.model_version}: {verdict.text()}"
                           for verdict in monitored.verdicts]
             lines.append(f"  prediction drift (score PSI pooled over 7 days, above {PSI_ALARM}) on "
-                         f"{monitored.days_prediction_drift} of {monitored.days_measured} scored days; some feature "
+                         f"{monitored.days_prediction_drift} of {monitored.days_measured} scored {unit}; some feature "
                          f"above it on {monitored.days_drifted}")
             alarms = [training for training in ledger.trainings if training.reason.startswith("drift alarm")]
             if alarms:

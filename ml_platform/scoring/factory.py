@@ -96,11 +96,12 @@ def build_predictions_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefi
             outcome = shadow_scoring(connection, artifacts, catalog, model, start, end, context.run.run_id)
         if outcome.warning is not None:
             context.log.warning(outcome.warning)
+        grain = catalog.entity_rows(model.entity).grain
         if degraded:
-            context.log.warning(degraded_text(degraded))
+            context.log.warning(degraded_text(degraded, grain))
         check = dg.AssetCheckResult(
             check_name=CHECK_NAME, passed=not degraded, severity=dg.AssetCheckSeverity.WARN,
-            description=degraded_text(degraded),
+            description=degraded_text(degraded, grain),
             metadata={"degraded_days": len({item.day for item in degraded}),
                       "degraded": dg.MetadataValue.md(degraded_table(degraded))})
         metadata = {**scoring_metadata(result), **shadow_metadata(model, outcome)}

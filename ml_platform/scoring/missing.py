@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform.grains import PERIOD_NOUN
 from ml_platform.features.compute import feature_matrix_sql
 from ml_platform.names import quote
 from ml_platform.records.registry import ModelRecord
@@ -82,12 +83,13 @@ def degraded_features(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     return found
 
 
-def degraded_text(found: list[MissingFeature]) -> str:
-    """The check's description: each degraded day and feature, or that there is none."""
+def degraded_text(found: list[MissingFeature], grain: str = "daily") -> str:
+    """The check's description: each degraded partition (day, week, ...) and feature, or that there is none."""
+    noun = PERIOD_NOUN[grain]
     if not found:
-        return (f"no feature is missing on more than {MAX_EXTRA_MISSING:.0%} more of a day's rows than of the "
+        return (f"no feature is missing on more than {MAX_EXTRA_MISSING:.0%} more of a {noun}'s rows than of the "
                 f"training rows")
     days = sorted({item.day for item in found})
-    return (f"DEGRADED: {len(days)} scored day(s) with a feature missing far more than in training (more than "
+    return (f"DEGRADED: {len(days)} scored {noun}(s) with a feature missing far more than in training (more than "
             f"{MAX_EXTRA_MISSING:.0%} of the rows above its training share); their scores are not the ones the "
             f"evaluation promised: " + "; ".join(item.text() for item in found))

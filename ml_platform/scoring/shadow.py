@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform import names
+from ml_platform.grains import PERIOD_NOUN
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, paired_bootstrap_interval
 from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
@@ -112,6 +113,7 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
         "currency": model.money.currency,
         "rows": int(len(frame)),
         "days": int(days.nunique()),
+        "unit": f"{PERIOD_NOUN[catalog.entity_rows(model.entity).grain]}(s)",  # what one of the `days` is
         "first_day": str(days.min()),
         "last_day": str(days.max()),
         "champion_money": float(champion_rows.sum()),
@@ -128,8 +130,10 @@ def comparison_text(comparison: dict) -> str:
     """One sentence of a shadow comparison, for metadata and the CLI."""
     currency = comparison["currency"]
     low, high = comparison["gain_interval_95"]
-    return (f"on {comparison['rows']:,} labelled rows of {comparison['days']} day(s) ({comparison['first_day']} to "
+    return (f"on {comparison['rows']:,} labelled rows of {comparison['days']} {comparison['unit']} "
+            f"({comparison['first_day']} to "
             f"{comparison['last_day']}): challenger {comparison['challenger']} {comparison['challenger_money']:,.0f} "
             f"{currency}, production ({', '.join(comparison['champions'])}) {comparison['champion_money']:,.0f} "
-            f"{currency}; gain {comparison['gain']:,.0f} {currency} (paired 95% interval over days {low:,.0f} to "
+            f"{currency}; gain {comparison['gain']:,.0f} {currency} (paired 95% interval over {comparison['unit']} "
+            f"{low:,.0f} to "
             f"{high:,.0f})")

@@ -196,8 +196,10 @@ def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
         entity = catalog.entities[spec.entity]
         if entity.grain == "hourly":
             return None, [_error(catalog, spec, "entity", (
-                f"entity '{entity.name}' is hourly: feature sets and models tell entity rows apart by their "
-                f"partition's day so far, so they read daily, weekly or monthly entities only"))]
+                f"entity '{entity.name}' is hourly: feature sets and models read daily, weekly or monthly "
+                f"entities only (their tables, snapshots, predictions and outcomes key a row by its partition's "
+                f"day, so the rows of one key in the hours of a day would collide; hourly feature and prediction "
+                f"partitions are not built yet)"))]
         return population_source(catalog, entity, connection), []
     if spec.entity not in catalog.sources:
         if ("entity", spec.entity) in broken:
@@ -361,11 +363,14 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
         if feature_set.entity != model.entity:
             errors.append(_error(catalog, model, f"features[{position}]",
                                  f"feature '{feature}' describes '{feature_set.entity}' rows, not '{model.entity}'"))
-        if feature_set.known_by.minutes_before_event_day() < predict_at.minutes_before_event_day():
+        known_by = feature_set.known_by
+        # compared for a row whose time is its day's start (every row of a daily source; the proof checks each row)
+        if known_by.least_minutes_before_day_start() < predict_at.least_minutes_before_day_start():
+            known = (f"{known_by.days_before} day(s) before at {known_by.time}" if known_by.at_clock_time
+                     else known_by.describe())
             errors.append(_error(
                 catalog, model, f"features[{position}]",
-                f"feature '{feature}' of feature set '{feature_set.name}' is known only "
-                f"{feature_set.known_by.days_before} day(s) before at {feature_set.known_by.time}, after the model "
+                f"feature '{feature}' of feature set '{feature_set.name}' is known only {known}, after the model "
                 f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field cadence.predict_at)"))
     errors += _check_model_sql(catalog, model, entity, connection)
     errors += _check_windows(catalog, model, entity.partitioning)

@@ -297,6 +297,8 @@ class SourceSpec(Header):
 
 # ------------------------------------------------------------------------------------------------------ feature sets
 
+KNOWN_BY_FORMS = ("{hours_before: H}, {days_before: D}, {days_before: D, time: \"HH:MM\"} or {months_before: M}")
+
 
 class FeatureSpec(Frozen):
     """One feature: a column the feature set's SQL returns."""
@@ -306,15 +308,69 @@ class FeatureSpec(Frozen):
 
 
 class KnownBy(Frozen):
-    """When a value is known, relative to the entity's local event date."""
+    """When a value is known, relative to the entity row's own time: exactly one form.
 
-    days_before: int = Field(ge=0, le=366, description="how many days before the event date")
-    time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time of day, HH:MM")
+    `{hours_before: H}`: H hours before the row's time. `{days_before: D}`: D days before, at the row's clock time.
+    `{days_before: D, time: "HH:MM"}`: D days before the row's local event date (the date of its time), at that
+    clock time. `{months_before: M}`: M calendar months before, same day of month and time (clamped to the month's
+    end, as DuckDB's `INTERVAL M MONTH`).
+    """
+
+    hours_before: int | None = Field(default=None, ge=0, le=24 * 366,
+                                     description="hours before the row's time (alone)")
+    days_before: int | None = Field(default=None, ge=0, le=366,
+                                    description="days before the row's time, at its clock time; with `time`: days "
+                                                "before the row's local event date, at that time")
+    months_before: int | None = Field(default=None, ge=0, le=120,
+                                      description="calendar months before the row's time (alone)")
+    time: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                             description="local time of day, HH:MM, with days_before only")
+
+    @model_validator(mode="after")
+    def _exactly_one_form(self):
+        given = [name for name in ("hours_before", "days_before", "months_before", "time")
+                 if getattr(self, name) is not None]
+        if given not in (["hours_before"], ["days_before"], ["months_before"], ["days_before", "time"]):
+            raise ValueError(f"give exactly one of {KNOWN_BY_FORMS} (given: {', '.join(given) or 'none'})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_forms(self, handler):
+        """Leave out the fields of the other forms, so that a spec written before they existed keeps its hash."""
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+    @property
+    def at_clock_time(self) -> bool:
+        """True for the form `days_before` + `time` (relative to the event date, not to the row's time)."""
+        return self.time is not None
+
+    def describe(self) -> str:
+        """The form in words."""
+        if self.time is not None:
+            return f"{self.days_before} day(s) before the row's date, at {self.time}"
+        if self.hours_before is not None:
+            return f"{self.hours_before} hour(s) before the row's time"
+        if self.months_before is not None:
+            return f"{self.months_before} month(s) before the row's time"
+        return f"{self.days_before} day(s) before the row's time"
+
+    def least_minutes_before_day_start(self) -> int:
+        """The fewest minutes this moment lies before the start of the row's day, for a row at its day's start
+        (larger is earlier; a month counts as its shortest, 28 days)."""
+        if self.time is not None:
+            hours, minutes = (int(part) for part in self.time.split(":"))
+            return (self.days_before or 0) * 24 * 60 - (hours * 60 + minutes)
+        if self.hours_before is not None:
+            return self.hours_before * 60
+        if self.months_before is not None:
+            return self.months_before * 28 * 24 * 60
+        return (self.days_before or 0) * 24 * 60
 
     def minutes_before_event_day(self) -> int:
-        """Minutes between this moment and the start of the event day (larger is earlier)."""
-        hours, minutes = (int(part) for part in self.time.split(":"))
-        return self.days_before * 24 * 60 - (hours * 60 + minutes)
+        """Minutes between this moment and the start of the event day (larger is earlier); the clock form only."""
+        if self.time is None:
+            raise ValueError(f"known_by {self.describe()} is not at a clock time")
+        return self.least_minutes_before_day_start()
 
 
 class FeatureSetSpec(Header):
@@ -341,7 +397,7 @@ class FeatureSetSpec(Header):
         description=(
             "a SELECT returning the entity's keys and every declared feature, one row per row of the view "
             "`entity` (the entity's rows of the partitions being computed, each with its `prediction_time`: the "
-            "event date minus known_by); sources are read by name or as `history.<source>`, every one showing only "
+            "row's time minus known_by); sources are read by name or as `history.<source>`, every one showing only "
             "the rows and outcome columns known at the prediction time, each row with its `available_at`"
         ),
     )
@@ -856,6 +912,9 @@ class CadenceSpec(Frozen):
     @field_validator("predict_at")
     @classmethod
     def _within_scheduled_days(cls, value: KnownBy) -> KnownBy:
+        if not value.at_clock_time:
+            raise ValueError(f"scoring is scheduled once a day at a clock time: give {{days_before: D, time: "
+                             f"\"HH:MM\"}} (given {value.describe()})")
         if value.days_before > DAYS_AHEAD:
             raise ValueError(f"predictions can be made at most {DAYS_AHEAD} days before their date (daily "
                              f"partitions exist up to {DAYS_AHEAD} days ahead) (given days_before "

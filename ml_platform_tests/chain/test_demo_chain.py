@@ -6,6 +6,7 @@ import pytest
 
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.demo import summary_text
+from ml_platform.evaluation.realized import VERDICTS
 from ml_platform.names import DAILY_JOB, outcomes_job_name, scoring_job_name, stage_key, training_job_name
 from ml_platform.storage.warehouse import open_warehouse
 
@@ -52,7 +53,7 @@ def test_chain_trains_deploys_and_scores_with_provenance(make_project, dagster_h
     assert "promised for 2 days (table monitoring.flight_delay__outcomes)" in text
     # with a verdict, and drift pooled over the days: the summary says which rule each line follows
     verdict, = result.monitoring.verdicts
-    assert verdict.days == 2 and verdict.state in ("on track", "below the interval", "losing money")
+    assert verdict.days == 2 and verdict.state in VERDICTS
     assert f"  verdict ({result.champion.model_version}): {verdict.state}: realized " in text
     assert (f"Prediction drift (the score's PSI pooled over the 7 days ending on each day, against the test window's "
             f"scores): above 0.25 on {result.monitoring.days_prediction_drift} of 2 scored days") in text

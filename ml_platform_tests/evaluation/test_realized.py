@@ -10,7 +10,7 @@ import pytest
 
 from ml_platform.evaluation.comparison import champion_rule
 from ml_platform.evaluation.evaluate import gate_results
-from ml_platform.evaluation.realized import BELOW, LOSING, ON_TRACK, promised_interval, verdict
+from ml_platform.evaluation.realized import ABOVE, BELOW, LOSING, ON_TRACK, promised_interval, verdict
 
 # the demo's evaluation: 861,520 USD over 31 test days, day-bootstrap interval -353,876 to 2,498,511
 PER_DAY, LOW, HIGH, N = 861_520 / 31, -353_876 / 31, 2_498_511 / 31, 31
@@ -28,14 +28,15 @@ def test_the_interval_of_k_days_scales_the_centre_by_k_and_the_spread_by_its_squ
 
 @pytest.mark.parametrize("realized, state", [
     (20_905, ON_TRACK),  # the demo's week: 11% of the promise, yet within an interval that reaches below zero
-    (2_000_000, ON_TRACK),  # above the interval
+    (900_000, ON_TRACK),  # 463% of the promise, still under the interval's high end (972,407)
+    (2_000_000, ABOVE),  # 1028% of the promise: above the interval, never called on track
     (0, ON_TRACK),  # the interval's low end is negative: nothing made is still within it
     (-1, LOSING),
 ])
 def test_the_demos_week_is_on_track_within_an_interval_reaching_below_zero(realized, state):
     judged = verdict(realized, 7, PER_DAY, LOW, HIGH, N, "USD", "2013-11-01", "2013-11-07")
     assert judged.state == state
-    assert judged.under_water == (state != ON_TRACK)
+    assert judged.under_water == (state not in (ON_TRACK, ABOVE))
     assert judged.text().startswith(f"{state}: realized {realized:,.0f} USD over 7 judged day(s) "
                                     f"(2013-11-01 to 2013-11-07) against a promised 194,537 (95% interval")
 

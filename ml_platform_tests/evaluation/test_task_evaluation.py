@@ -100,6 +100,7 @@ def test_the_reports_say_the_money_the_decision_and_the_metrics():
         "gate": {"min_money": 0, "metrics": {"rmse": {"max": 1}}}}, "air_time")
 
     text = render_task_report(regression)
+    assert text.startswith(f"# {regression.model}: regression ({regression.objective})\n")
 
     assert task_headline(regression).startswith(f"{readable_money(regression.test_money, 'USD')} (95% interval ")
     assert f"at offset {regression.decision_parameter:+g} on the test window 2013-01-06 to 2013-01-07; " \
@@ -119,6 +120,7 @@ def test_the_multiclass_report_has_its_confusion_table():
     text = render_task_report(result)
 
     assert " at the most likely class on the test window " in text  # most_likely is the default rule
+    assert result.objective == "multiclass" and text.startswith(f"# {result.model}: multiclass\n")
     assert "| actual | on_time | late | very_late | cancelled |" in text
     assert set(draw_task_plots(result)) == {"confusion"}
 

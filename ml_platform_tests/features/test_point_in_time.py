@@ -92,6 +92,22 @@ def test_a_leaking_feature_fails_the_proof_naming_feature_key_values_and_source(
     assert partition_versions(connection, feature_asset(name)) == {}  # the next run computes them again
 
 
+@pytest.mark.parametrize("known_by", [{"hours_before": 6}, {"days_before": 1}])
+def test_a_leak_fails_the_proof_with_known_by_relative_to_the_row_s_time(flights_warehouse, known_by):
+    """A flight's time is the start of its local date: 6 hours before is 18:00 the evening before, as the clock
+    form; a day before is midnight, so yesterday's last observations are late for both."""
+    connection, catalog = flights_warehouse
+    sql, features, reads, culprit = FLIGHT_LEAKS["lag_one_step_short"]
+    name = f"lag_{next(iter(known_by))}"
+    spec = FeatureSetSpec.model_validate(feature_set(name, sql, features, reads, known_by=known_by, lookback_days=3))
+    with pytest.raises(PointInTimeError) as raised:
+        refresh_feature_set(connection, catalog, spec, START, END)
+    first = raised.value.proof.differences[0]
+    assert first.sources == (culprit,) and first.cut == dt.datetime.combine(first.day, dt.time()) - dt.timedelta(
+        hours=known_by.get("hours_before", 24))
+    assert connection.execute(f'SELECT count(*) FROM features."{name}"').fetchall() == [(0,)]
+
+
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
     connection, catalog = flights_warehouse
     for spec in catalog.feature_sets_of(catalog.models["flight_delay"]):  # the weekly example starts in February

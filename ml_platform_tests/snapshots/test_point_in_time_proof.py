@@ -30,7 +30,7 @@ def test_a_tampered_feature_value_stops_the_snapshot(make_project, tmp_path):
         refresh_feature_set(connection, catalog, schedule, dt.date(2013, 1, 1), dt.date(2013, 1, 31))
         proofs = prove_training_run(connection, catalog, model, run)
         assert [proof.passed for proof in proofs] == [True] and proofs[0].rows > 3000
-        sampled = proofs[0].cuts[0]
+        sampled, _ = proofs[0].cuts[0]
         connection.execute(f"UPDATE features.flight_schedule SET departure_hour = departure_hour + 0.5 "
                            f"WHERE flight_id = (SELECT min(flight_id) FROM features.flight_schedule "
                            f"WHERE partition_date = DATE '{sampled}')")

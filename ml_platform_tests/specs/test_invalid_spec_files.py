@@ -42,6 +42,9 @@ REQUIRED = {
     "money_value_not_numeric", "money_value_unknown_column", "money_value_without_decision", "budget_without_size",
     "offset_range_reversed", "gate_metric_not_of_task", "roc_auc_floor_for_regression",
     "class_decision_for_regression",
+    # feature timing relative to the entity row's time (issue #14 item 5)
+    "known_by_hours_and_days", "known_by_hours_with_time", "known_by_months_with_time", "known_by_time_alone",
+    "known_by_empty", "known_by_negative_hours", "known_by_unknown_unit", "predict_at_not_at_a_clock_time",
 }
 
 
