@@ -58,6 +58,9 @@ class FeatureReader:
         self.connection = connection
         self.catalog = catalog
         self._computing = threading.Lock()
+        # one connection computes: the feature functions it registers stay bound to it (a function registered
+        # on a closed cursor stays in the catalog but cannot be called)
+        self._compute_cursor = connection.cursor()
 
     def computed_days(self, cursor: duckdb.DuckDBPyConnection, spec: ModelSpec, days: list[dt.date],
                       force: bool) -> dict[dt.date, str]:
@@ -72,7 +75,7 @@ class FeatureReader:
             with self._computing:
                 for feature_set in _in_dependency_order(self.catalog, missing):
                     try:
-                        compute_feature_set(cursor, self.catalog, feature_set, day, day)
+                        compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day)
                     except FeatureComputationError as error:
                         raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
             result[day] = ON_DEMAND

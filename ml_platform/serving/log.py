@@ -53,7 +53,7 @@ class ServedLog:
             document = {REQUEST_ID_COLUMN: request_id, "served_at": served_at.isoformat(), "model": model.name,
                         "shadow": shadow, "shadowing": shadowing,
                         "keys": {key: plain(row[key]) for key in keys},
-                        "partition_date": plain(row["partition_date"]),
+                        "partition_date": pd.Timestamp(row["partition_date"]).date().isoformat(),
                         "prediction_time": prediction_time.isoformat() if prediction_time else None,
                         "score": plain(row["score"]), "decision": plain(row["decision"]),
                         "decision_parameter": plain(row["decision_parameter"]),

@@ -34,7 +34,10 @@ class Fingerprint:
 
 
 def _locked(error: duckdb.Error) -> bool:
-    return "lock" in str(error).lower()
+    """Whether the file is busy: held by a writer in another process (a lock), or open in this process with
+    other settings (a test, or a server sharing its process with in-process Dagster runs)."""
+    text = str(error).lower()
+    return "lock" in text or "different configuration" in text
 
 
 def _attach(connection: duckdb.DuckDBPyConnection, warehouse: Path, wait_seconds: float) -> None:
