@@ -24,7 +24,7 @@ from ml_platform.names import REQUEST_ID_COLUMN
 from ml_platform.serving.errors import BadRequestError, ServingError
 from ml_platform.serving.log import ServedLog, plain
 from ml_platform.serving.openapi import openapi_document
-from ml_platform.serving.predict import key_types, score_request
+from ml_platform.serving.predict import score_request
 from ml_platform.serving.requests import parse_request
 from ml_platform.serving.state import ServedState, data_folder
 from ml_platform.specs.errors import did_you_mean
@@ -45,7 +45,7 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
                                   f"{', '.join(known) or 'none'})", 404)
         raise BadRequestError(f"unknown model '{name}'{did_you_mean(name, known)} (served: "
                               f"{', '.join(known) or 'none'})", 404)
-    request = parse_request(body, key_types(served.connection, served.catalog, model))
+    request = parse_request(body, served.key_types[name])
     served_at = registry.now()
     rows = score_request(served, model, request)
     keys = list(served.catalog.entity_rows(model.spec.entity).keys)

@@ -1,9 +1,11 @@
 """The server's own in-memory copy of the warehouse tables its models read: sources, feature partitions, registry.
 
-DuckDB admits one writer process, and a process that holds the file open read-only keeps every writer out. The
-server therefore never keeps the warehouse open: it attaches the file read-only for as long as one copy takes, and
-answers every request from its copy. A Dagster run that holds the file makes a copy wait (the server keeps
-serving the copy it has); a copy in progress makes a run's connection wait (open_warehouse retries for two minutes).
+DuckDB admits one writer process, and a process that holds the file open, even to read, keeps every writer of
+another process out. The server therefore never keeps the warehouse open: it opens the file for as long as one copy
+(or one look at the promotion log) takes, and answers every request from its copy. A Dagster run that holds the
+file makes a copy wait (the server keeps serving the copy it has) and a look skip; a copy in progress makes a run's
+connection wait (open_warehouse retries for two minutes). The connection has the settings of every platform
+connection, so that within one process (a test, in-process runs) DuckDB shares its database instead of refusing.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from pathlib import Path
 
 import duckdb
 
-from ml_platform.names import REGISTRY_TABLES, SCHEMAS, feature_table, quote, registry_table, source_table
+from ml_platform.names import REGISTRY_TABLES, SCHEMAS, quote, registry_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.specs.catalog import Catalog
-from ml_platform.storage.warehouse import prepare, table_exists
+from ml_platform.storage.warehouse import connection_settings, prepare, table_exists
 
-ATTACHED = "stored_warehouse"
 COPY_WAIT_SECONDS = 60.0
 
 
@@ -40,15 +41,15 @@ def _locked(error: duckdb.Error) -> bool:
     return "lock" in text or "different configuration" in text
 
 
-def _attach(connection: duckdb.DuckDBPyConnection, warehouse: Path, wait_seconds: float) -> None:
-    """Attach the warehouse read-only, waiting while another process writes it."""
+def _open(warehouse: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse file, with the settings every platform connection uses (so that a process
+    holding it already shares it), waiting while another process writes it."""
     if not warehouse.exists():
         raise ServingError(f"no warehouse at {warehouse}: run `ml-platform demo` (or the project's jobs) first")
     deadline, delay = time.monotonic() + wait_seconds, 0.02
     while True:
         try:
-            connection.execute(f"ATTACH '{warehouse}' AS {ATTACHED} (READ_ONLY)")
-            return
+            return duckdb.connect(str(warehouse), config=connection_settings(warehouse))
         except duckdb.Error as error:
             if not _locked(error) or time.monotonic() >= deadline:
                 raise
@@ -60,9 +61,9 @@ def _digest(rows: list[tuple]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
-def fingerprint_of(connection: duckdb.DuckDBPyConnection, schema_prefix: str) -> Fingerprint:
-    """The fingerprint of a warehouse (attached under schema_prefix, or '' for the connection's own)."""
-    prefix = f"{schema_prefix}." if schema_prefix else ""
+def fingerprint_of(connection: duckdb.DuckDBPyConnection) -> Fingerprint:
+    """The fingerprint of the connection's warehouse."""
+    prefix = ""
     promotions = connection.execute(
         f"SELECT count(*), max(promotion_id) FROM {prefix}{registry_table('promotions')}").fetchall()
     versions = connection.execute(
@@ -72,15 +73,15 @@ def fingerprint_of(connection: duckdb.DuckDBPyConnection, schema_prefix: str) ->
 
 
 def read_fingerprint(warehouse: Path) -> Fingerprint | None:
-    """The warehouse's fingerprint through a short read-only connection, or None while a writer holds the file."""
+    """The warehouse's fingerprint through a short connection, or None while a writer holds the file."""
     try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
+        connection = _open(warehouse, 0.0)
     except duckdb.Error as error:
         if _locked(error):
             return None
         raise
     try:
-        return fingerprint_of(connection, "")
+        return fingerprint_of(connection)
     finally:
         connection.close()
 
@@ -95,25 +96,28 @@ def _tables_of(catalog: Catalog) -> list[tuple[str, str]]:
 def copy_warehouse(warehouse: Path, catalog: Catalog,
                    wait_seconds: float = COPY_WAIT_SECONDS) -> tuple[duckdb.DuckDBPyConnection, Fingerprint]:
     """An in-memory database holding the tables feature code reads and the whole registry, with the warehouse's
-    schemas and search path, and the fingerprint of the warehouse it was copied from (one consistent read)."""
+    schemas and search path, and the fingerprint of the warehouse it was copied from (one consistent read).
+    Rows cross as Arrow tables, their types unchanged."""
     memory = duckdb.connect(":memory:")
     for schema in SCHEMAS:
         memory.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    _attach(memory, warehouse, wait_seconds)
+    stored = _open(warehouse, wait_seconds)
     try:
-        memory.execute("BEGIN TRANSACTION")  # one snapshot of the attached file for every table copied
-        fingerprint = fingerprint_of(memory, ATTACHED)
-        for name in REGISTRY_TABLES:
-            memory.execute(f"CREATE TABLE {registry_table(name)} AS SELECT * FROM {ATTACHED}.{registry_table(name)}")
-        for schema, name in _tables_of(catalog):
-            rows = memory.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
-                                  "table_schema = ? AND table_name = ?", [ATTACHED, schema, name]).fetchall()
-            if rows[0][0]:
-                target = source_table(name) if schema == "source" else feature_table(name)
-                memory.execute(f"CREATE TABLE {target} AS SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
-        memory.execute("COMMIT")
+        stored.execute("BEGIN TRANSACTION")  # one snapshot of the file for every table copied
+        fingerprint = fingerprint_of(stored)
+        tables = [("registry", name) for name in REGISTRY_TABLES] + _tables_of(catalog)
+        for schema, name in tables:
+            if not table_exists(stored, schema, name):
+                continue
+            target = f"{schema}.{quote(name)}"
+            memory.register("copied_rows", stored.sql(f"SELECT * FROM {target}").to_arrow_table())
+            try:
+                memory.execute(f"CREATE TABLE {target} AS SELECT * FROM copied_rows")
+            finally:
+                memory.unregister("copied_rows")
+        stored.execute("COMMIT")
     finally:
-        memory.execute(f"DETACH {ATTACHED}")
+        stored.close()
     prepare(memory)
     return memory, fingerprint
 

@@ -35,10 +35,12 @@ class Served:
     champions: dict[str, LoadedModel]
     shadows: dict[str, LoadedModel]
     data_until: dict[str, dt.datetime]  # per model: the end of the last day its entity holds rows for
+    key_types: dict[str, dict[str, str]]  # per model: its entity's key columns and their DuckDB types
 
 
 def key_types(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel) -> dict[str, str]:
-    """The entity's key columns and their DuckDB types, as the copy stores them."""
+    """The entity's key columns and their DuckDB types, as the copy stores them (read while the state is built:
+    a DuckDB connection serves one call at a time, so requests use cursors of their own)."""
     rows = catalog.entity_rows(model.spec.entity)
     relation = connection.sql(f"SELECT {', '.join(quote(key) for key in rows.keys)} FROM "
                               f"{names.source_table(rows.name)} LIMIT 0")

@@ -16,7 +16,7 @@ from ml_platform.serving.errors import ServingError
 from ml_platform.serving.features import FeatureReader
 from ml_platform.serving.mirror import Fingerprint, copy_warehouse, read_fingerprint
 from ml_platform.serving.models import load_champion, load_version
-from ml_platform.serving.predict import Served
+from ml_platform.serving.predict import Served, key_types
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 
@@ -28,7 +28,7 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
     catalog = load_catalog(project.specs_dir, project.root)
     connection, fingerprint = copy_warehouse(project.storage.warehouse, catalog)
     artifacts = ArtifactStore(root=str(project.storage.artifacts))
-    champions, shadows, data_until, problems = {}, {}, {}, []
+    champions, shadows, data_until, keys, problems = {}, {}, {}, {}, []
     for model in sorted(catalog.models):
         try:
             champion = load_champion(connection, artifacts, catalog, model)
@@ -41,6 +41,7 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
                 problems.append(f"{model}: '{champion.spec.entity}' holds no rows yet")
                 continue
             champions[model] = champion
+            keys[model] = key_types(connection, catalog, champion)
             data_until[model] = dt.datetime.combine(last, dt.time()) + dt.timedelta(days=1)
             shadowed = challenger(connection, model)
             if shadowed is not None:
@@ -49,7 +50,8 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
                     shadows[model] = load_version(connection, artifacts, catalog, trained, None)
         except ServingError as error:
             problems.append(f"{model}: {error}")
-    return Served(connection, FeatureReader(connection, catalog), catalog, champions, shadows, data_until), \
+    return Served(connection, FeatureReader(connection, catalog), catalog, champions, shadows, data_until,
+                   keys), \
         fingerprint, problems
 
 
