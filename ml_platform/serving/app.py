@@ -12,9 +12,11 @@ import json
 import sys
 import traceback
 import uuid
+from typing import Callable
 
 import pandas as pd
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,7 +37,8 @@ def _error(status: int, message: str, request_id: str) -> JSONResponse:
     return JSONResponse({"error": message, REQUEST_ID_COLUMN: request_id}, status_code=status)
 
 
-def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str) -> dict:
+def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str) -> tuple[dict, Callable]:
+    """The answer to a predict request, logged, and the shadow scoring to run once it has been sent."""
     served = state.current  # one state for the whole request, whatever a swap does meanwhile
     model = served.champions.get(name)
     if model is None:
@@ -51,13 +54,18 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
     keys = list(served.catalog.entity_rows(model.spec.entity).keys)
     log.append(model, rows, keys, request_id, served_at, request.prediction_time, shadow=False)
     shadow = served.shadows.get(name)
-    if shadow is not None:
+
+    def score_shadow() -> None:
+        """The challenger on the same rows, logged after the answer has left (never returned)."""
+        if shadow is None:
+            return
         try:
             log.append(shadow, score_request(served, shadow, request), keys, request_id, served_at,
                        request.prediction_time, shadow=True, shadowing=model.trained.model_version)
         except Exception:  # never the client's problem: the champion answered; the fault is reported, not hidden
             print(f"ml-platform serve: shadow {shadow.trained.model_version} failed on request {request_id}:\n"
                   f"{traceback.format_exc()}", file=sys.stderr)
+
     predictions = [{"keys": {key: plain(row[key]) for key in keys},
                     "partition_date": plain(pd.Timestamp(row["partition_date"]).date()),
                     "score": plain(row["score"]), "decision": plain(row["decision"]),
@@ -65,7 +73,7 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
                     "decision_parameter": plain(row["decision_parameter"]),
                     "features_served": row["features_served"]} for row in rows.to_dict(orient="records")]
     return {REQUEST_ID_COLUMN: request_id, "model": name, **model.provenance(), "served_at": served_at.isoformat(),
-            "predictions": predictions}
+            "predictions": predictions}, score_shadow
 
 
 def create_app(state: ServedState) -> Starlette:
@@ -80,8 +88,9 @@ def create_app(state: ServedState) -> Starlette:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 return _error(400, f"body: not valid JSON ({error})", request_id)
-            answer = await run_in_threadpool(_answer, state, log, request.path_params["name"], body, request_id)
-            return JSONResponse(answer)
+            answer, shadow = await run_in_threadpool(_answer, state, log, request.path_params["name"], body,
+                                                     request_id)
+            return JSONResponse(answer, background=BackgroundTask(shadow))
         except BadRequestError as error:
             return _error(error.status, str(error), request_id)
         except ServingError as error:

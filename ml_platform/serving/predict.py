@@ -15,13 +15,12 @@ from ml_platform.features.timing import prediction_time
 from ml_platform.names import quote
 from ml_platform.scoring.task_score import _task_scores as task_scores
 from ml_platform.serving.errors import BadRequestError
-from ml_platform.serving.features import ON_DEMAND, REQUESTED, FeatureReader
+from ml_platform.serving.features import ON_DEMAND, FeatureReader, identity
 from ml_platform.serving.models import LoadedModel
 from ml_platform.serving.requests import PredictRequest
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
 
-POSITION = "served_position"
 
 
 @dataclass(frozen=True)
@@ -47,21 +46,14 @@ def key_types(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: Lo
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types)}
 
 
-def _row_days(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel,
-              request: PredictRequest) -> pd.DataFrame:
-    """Each requested row's day; an unknown key is a 404 naming it."""
+def _row_days(reader: FeatureReader, catalog: Catalog, model: LoadedModel, request: PredictRequest) -> list:
+    """Each requested row's day, in order; an unknown key is a 404 naming it."""
     keys = list(catalog.entity_rows(model.spec.entity).keys)
-    frame = pd.DataFrame(list(request.keys), columns=keys)
-    frame[POSITION] = np.arange(len(frame))
-    cursor.register(REQUESTED, frame)
-    found = cursor.execute(
-        f"SELECT {POSITION}, CAST(entity.partition_date AS DATE) AS day FROM {REQUESTED} LEFT JOIN "
-        f"{names.source_table(model.spec.entity)} AS entity USING ({', '.join(quote(key) for key in keys)}) "
-        f"ORDER BY {POSITION}").df()
-    unknown = found[found["day"].isna()]
-    if len(unknown):
-        first = request.keys[int(unknown[POSITION].iloc[0])]
-        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has {first}"
+    days = reader.entity_days(model.spec.entity)
+    found = [days.get(identity(values, keys)) for values in request.keys]
+    unknown = [values for values, day in zip(request.keys, found) if day is None]
+    if unknown:
+        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has {unknown[0]}"
                               f"{f' (and {len(unknown) - 1} more unknown rows)' if len(unknown) > 1 else ''}", 404)
     return found
 
@@ -102,28 +94,28 @@ def _decide(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedMo
 def score_request(served: Served, model: LoadedModel, request: PredictRequest) -> pd.DataFrame:
     """One row per requested key, in the request's order: keys, partition_date, the features, score, decision,
     decision_parameter and how the features were served."""
-    cursor = served.connection.cursor()
-    try:
-        found = _row_days(cursor, served.catalog, model, request)
-        days = sorted({value.date() if hasattr(value, "date") else value for value in found["day"]})
-        _require_time(request, served, model, days)
-        how = served.reader.computed_days(cursor, model.spec, days, force=request.features == ON_DEMAND)
-        keys = list(served.catalog.entity_rows(model.spec.entity).keys)
-        parts = []
+    reader, catalog = served.reader, served.catalog
+    keys = list(catalog.entity_rows(model.spec.entity).keys)
+    found = _row_days(reader, catalog, model, request)
+    days = sorted(set(found))
+    _require_time(request, served, model, days)
+    how = reader.computed_days(model.spec, days, force=request.features == ON_DEMAND)
+    parts = []
+    with served.connection.cursor() as cursor:
         for day in days:
-            rows = served.reader.rows(cursor, model.spec, day)
+            wanted = [identity(values, keys) for values, row_day in zip(request.keys, found) if row_day == day]
+            rows = reader.rows(model.spec, model.trained.model_version, day, wanted)
             if len(rows):
-                rows = pd.concat([rows.reset_index(drop=True), _decide(cursor, served.catalog, model, rows)], axis=1)
+                rows = pd.concat([rows, _decide(cursor, catalog, model, rows)], axis=1)
                 rows["features_served"] = how[day]
                 parts.append(rows)
-        scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=keys)
-        requested = pd.DataFrame(list(request.keys), columns=keys)
-        merged = requested.merge(scored, on=keys, how="left", validate="one_to_one", indicator=True)
-        excluded = merged[merged["_merge"] == "left_only"]
-        if len(excluded):
-            first = {key: excluded.iloc[0][key] for key in keys}
-            raise BadRequestError(f"key {first}: the row exists but model '{model.name}' does not score it (its "
-                                  f"filter: {model.spec.filter})", 422)
-        return merged.drop(columns=["_merge"])
-    finally:
-        cursor.close()
+    scored = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else \
+        pd.DataFrame(columns=keys)
+    if len(scored) < len(request.keys):
+        present = {identity(values, keys) for values in scored[keys].to_dict(orient="records")}
+        first = next(values for values in request.keys if identity(values, keys) not in present)
+        raise BadRequestError(f"key {first}: the row exists but model '{model.name}' does not score it (its "
+                              f"filter: {model.spec.filter})", 422)
+    order = {identity(values, keys): position for position, values in enumerate(request.keys)}
+    positions = [order[identity(values, keys)] for values in scored[keys].to_dict(orient="records")]
+    return scored.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)

@@ -137,6 +137,8 @@ def test_a_served_prediction_is_logged_and_explained(private_project):
     with serving(private_project) as (client, state):
         status, answer = client.predict(MODEL, {"keys": keys})
         shadow = state.current.shadows[MODEL].trained.model_version
+        client.request("GET", "/health")  # the shadow is scored after the answer is sent; let it finish
+        time.sleep(1.0)
     assert status == 200, answer
     every = [json.loads(line) for line in log_path(private_project.data_dir, MODEL).read_text().splitlines()]
     logged = [row for row in every if row["request_id"] == answer["request_id"]]
