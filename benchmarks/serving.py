@@ -191,6 +191,9 @@ def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows:
         _wait_for(port, process)
         print(f"server ready in {time.perf_counter() - started:.1f} s on {HOST}:{port}")
         rows = _stored_rows(project, max(parity_rows, requests))
+        if not rows:
+            raise SystemExit(f"no batch-scored rows of {MODEL}'s live champion in {project}: score some days with it "
+                             f"first (the measurements request rows it scored, and parity compares with them)")
         singles = [{"keys": {"flight_id": key}} for key, _ in rows]
         asyncio.run(_load(port, singles[:50], 4, 30))  # warm up
         for concurrency in (1, 8, 32):
