@@ -325,3 +325,14 @@ def registry_table(name: str) -> str:
 AVAILABLE_AT_COLUMN = "available_at"  # on every source relation feature SQL reads: when the row became known
 PREDICTION_TIME_COLUMN = "prediction_time"  # on the view `entity`: the moment the row's features must be known by
 POINT_IN_TIME_CHECK = "point_in_time"  # the blocking proof on each feature asset and on each snapshot
+
+
+SERVING_FOLDER = "serving"  # in the project's data folder: the append-only logs of served predictions
+REQUEST_ID_COLUMN = "request_id"  # a served prediction's request, as the log and the answer name it
+
+
+def served_log_name(model: str) -> str:
+    """The file name of a model's served-predictions log (JSON lines, append-only), in SERVING_FOLDER."""
+    if not IDENTIFIER.match(model):
+        raise ValueError(f"not a spec name: {model!r}")
+    return f"{model}.served.jsonl"

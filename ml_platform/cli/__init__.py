@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ml_platform.cli import demo_commands, deployment_commands, provenance_commands, spec_commands
+from ml_platform.cli import (demo_commands, deployment_commands, provenance_commands, serving_commands,
+                             spec_commands)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -14,7 +15,7 @@ def parser() -> argparse.ArgumentParser:
         prog="ml-platform", description="One YAML spec per model, carried by Dagster from sources to predictions.")
     main_parser.add_argument("--project", help="project folder (default: $ML_PLATFORM_PROJECT or the working folder)")
     commands = main_parser.add_subparsers(dest="command", required=True)
-    for module in (spec_commands, demo_commands, provenance_commands, deployment_commands):
+    for module in (spec_commands, demo_commands, provenance_commands, deployment_commands, serving_commands):
         module.register(commands)
     return main_parser
 

@@ -83,11 +83,21 @@ def command_explain(arguments: argparse.Namespace) -> int:
 
     from ml_platform.storage.artifacts import ArtifactStore
 
+    from ml_platform.provenance.served import explain_served, served_explanation_text
+
     project = project_of(arguments)
+    served = arguments.served or arguments.request_id is not None
+    if arguments.key is None and not served:
+        return _fail("give KEY (or --request-id for a served prediction)", BAD_INPUT)
     with open_registry(project.storage.warehouse) as connection:
-        result = explain(connection, arguments.model, arguments.key, arguments.date,
-                         ArtifactStore(root=str(project.storage.artifacts)))
-    print(explanation_text(result, full_spec=arguments.full_spec, top=arguments.top))
+        store = ArtifactStore(root=str(project.storage.artifacts))
+        if served:
+            result = explain_served(connection, project.data_dir, arguments.model, arguments.key,
+                                    arguments.request_id, store)
+        else:
+            result = explain(connection, arguments.model, arguments.key, arguments.date, store)
+    print((served_explanation_text if served else explanation_text)(result, full_spec=arguments.full_spec,
+                                                                     top=arguments.top))
     if result.artifact_problem is not None:
         return _fail(f"the model that made this prediction, {result.trained.model_version}, fails its integrity "
                      f"check: {result.artifact_problem}", 1)
@@ -135,13 +145,17 @@ def register(commands) -> None:
     explain = commands.add_parser(
         "explain", help="explain one production prediction: score, model, spec, snapshot, code, inputs, promotion")
     explain.add_argument("model", help="the name of a model spec")
-    explain.add_argument("key", help="the entity row's key: the value of its key column (the values of several "
+    explain.add_argument("key", nargs="?", help="the entity row's key: the value of its key column (the values of several "
                                      "key columns, separated by commas)")
     explain.add_argument("--date", type=date_argument, help="only the prediction for this event date (YYYY-MM-DD)")
     explain.add_argument("--full-spec", action="store_true",
                          help="print the recorded feature sets and sources too, not only the model's spec")
     explain.add_argument("--top", type=_positive_count, default=5,
                          help="how many of the contributions that moved the prediction most to show (default 5)")
+    explain.add_argument("--served", action="store_true",
+                         help="the latest online prediction served for KEY (`ml-platform serve`), not a batch one")
+    explain.add_argument("--request-id", help="the online prediction served for this request id (and KEY, when "
+                                              "the request held several rows)")
     explain.set_defaults(handler=command_explain)
 
     diff = commands.add_parser(

@@ -1,0 +1,68 @@
+"""The append-only log of served predictions: one JSON line per answered row, champion and shadow, with the same
+provenance columns as batch predictions plus the request id, when it was served, how its features were served
+and the exact inputs the model saw. A line is written whole (one write under a lock, then flushed) before the
+answer leaves, so a prediction a client received is always in the log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.names import REQUEST_ID_COLUMN, SERVING_FOLDER, served_log_name
+from ml_platform.serving.models import LoadedModel
+
+
+def plain(value):
+    """A JSON-ready value: numpy scalars as Python numbers, NaN and NaT as null, dates as ISO text."""
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def log_path(data_dir: Path, model: str) -> Path:
+    """Where a model's served predictions are logged."""
+    return data_dir / SERVING_FOLDER / served_log_name(model)
+
+
+class ServedLog:
+    """Appends served rows to each model's log file."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self._lock = threading.Lock()
+
+    def append(self, model: LoadedModel, rows: pd.DataFrame, keys: list[str], request_id: str,
+               served_at: dt.datetime, prediction_time: dt.datetime | None, shadow: bool,
+               shadowing: str | None = None) -> None:
+        """Log every row of one request scored by one model version."""
+        provenance = model.provenance()
+        lines = []
+        for row in rows.to_dict(orient="records"):
+            document = {REQUEST_ID_COLUMN: request_id, "served_at": served_at.isoformat(), "model": model.name,
+                        "shadow": shadow, "shadowing": shadowing,
+                        "keys": {key: plain(row[key]) for key in keys},
+                        "partition_date": pd.Timestamp(row["partition_date"]).date().isoformat(),
+                        "prediction_time": prediction_time.isoformat() if prediction_time else None,
+                        "score": plain(row["score"]), "decision": plain(row["decision"]),
+                        "decision_parameter": plain(row["decision_parameter"]),
+                        "features_served": row["features_served"],
+                        "inputs": {name: plain(row[name]) for name in model.spec.features}, **provenance}
+            lines.append(json.dumps(document, separators=(",", ":")) + "\n")
+        path = log_path(self.data_dir, model.name)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+                handle.flush()

@@ -1,0 +1,104 @@
+"""The served state and its hot swap: built from a fresh copy of the warehouse, replaced as a whole when the
+promotion log or the recorded data versions change, never modified in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+from pathlib import Path
+
+from ml_platform import names
+from ml_platform.deployment.promotion import challenger
+from ml_platform.features.library import load_catalog
+from ml_platform.project import Project
+from ml_platform.serving.errors import ServingError
+from ml_platform.serving.features import FeatureReader
+from ml_platform.serving.mirror import Fingerprint, copy_warehouse, read_fingerprint
+from ml_platform.serving.models import load_champion, load_version
+from ml_platform.serving.predict import Served, key_types
+from ml_platform.storage import registry
+from ml_platform.storage.artifacts import ArtifactStore
+
+POLL_SECONDS = 0.5
+
+
+def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
+    """A served state from a fresh copy of the project's warehouse; the models that cannot be served, in words."""
+    catalog = load_catalog(project.specs_dir, project.root)
+    connection, fingerprint = copy_warehouse(project.storage.warehouse, catalog)
+    artifacts = ArtifactStore(root=str(project.storage.artifacts))
+    champions, shadows, data_until, keys, problems = {}, {}, {}, {}, []
+    for model in sorted(catalog.models):
+        try:
+            champion = load_champion(connection, artifacts, catalog, model)
+            if champion is None:
+                problems.append(f"{model}: no version deployed yet")
+                continue
+            last = connection.execute(f"SELECT max(partition_date) FROM "
+                                      f"{names.source_table(champion.spec.entity)}").fetchall()[0][0]
+            if last is None:
+                problems.append(f"{model}: '{champion.spec.entity}' holds no rows yet")
+                continue
+            champions[model] = champion
+            keys[model] = key_types(connection, catalog, champion)
+            data_until[model] = dt.datetime.combine(last, dt.time()) + dt.timedelta(days=1)
+            shadowed = challenger(connection, model)
+            if shadowed is not None:
+                trained = registry.models.by_version(connection, shadowed.model_version)
+                if trained is not None:
+                    shadows[model] = load_version(connection, artifacts, catalog, trained, None)
+        except ServingError as error:
+            problems.append(f"{model}: {error}")
+    return Served(connection, FeatureReader(connection, catalog), catalog, champions, shadows, data_until,
+                   keys), \
+        fingerprint, problems
+
+
+class ServedState:
+    """Holds the current served state; a background thread rebuilds it when the warehouse's fingerprint changes
+    and swaps the reference (a request keeps the state it started with)."""
+
+    def __init__(self, project: Project, poll_seconds: float = POLL_SECONDS):
+        self.project = project
+        self.poll_seconds = poll_seconds
+        self.current, self.fingerprint, self.problems = build_served(project)
+        self.reloads = 0
+        self.last_reload_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Rebuild and swap when the warehouse changed; True when it did. A writer holding the file: no change."""
+        seen = read_fingerprint(self.project.storage.warehouse)
+        if seen is None or seen == self.fingerprint:
+            return False
+        served, fingerprint, problems = build_served(self.project)
+        self.current, self.fingerprint, self.problems = served, fingerprint, problems  # one reference each
+        self.reloads += 1
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+                self.last_reload_error = None
+            except Exception as error:  # the old state keeps serving; /health says why the new one is not
+                self.last_reload_error = f"{type(error).__name__}: {error}"
+                print(f"ml-platform serve: reload failed, serving the previous state: {self.last_reload_error}",
+                      file=sys.stderr)
+
+    def start(self) -> None:
+        """Start watching the warehouse for promotions, rollbacks and new data."""
+        self._thread = threading.Thread(target=self._watch, name="served-state-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def data_folder(project: Project) -> Path:
+    """Where the server logs what it served."""
+    return project.data_dir
