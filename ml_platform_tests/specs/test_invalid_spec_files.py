@@ -42,6 +42,10 @@ REQUIRED = {
     "money_value_not_numeric", "money_value_unknown_column", "money_value_without_decision", "budget_without_size",
     "offset_range_reversed", "gate_metric_not_of_task", "roc_auc_floor_for_regression",
     "class_decision_for_regression",
+    # the declared hyper-parameter search (issue #20)
+    "search_unknown_parameter", "search_empty_range", "search_without_trials", "search_objective_not_of_task",
+    "search_fractional_range_of_whole_number", "search_value_out_of_bounds", "search_log_range_from_zero",
+    "search_range_of_a_choice",
 }
 
 
