@@ -182,7 +182,7 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     summary = EvaluationSummary(**dict(measured), training_run=training_run, model_version=trained.model_version,
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
                                 single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed(),
-                                label_windows=_forward_label_windows(snapshot))
+                                label_windows=_forward_label_windows(snapshot), search=trained.card.search)
 
     keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(model, split["validation"], keys, validation_scores, threshold),

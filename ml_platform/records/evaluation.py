@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ml_platform.records.base import Record
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.gate import FeatureAuc, Gate
 from ml_platform.records.snapshots import LabelWindows
 
@@ -138,3 +139,4 @@ class EvaluationSummary(MeasuredSummary):
     artifacts: EvaluationFiles | None = None  # None until the evaluation's files are stored
     # the snapshot's rows left out for a label that looks forward (immature, purged); None without a horizon
     label_windows: LabelWindows | None = None
+    search: SearchRecord | None = None  # the hyper-parameter search that chose the model's parameters, if any

@@ -16,6 +16,7 @@ class SearchTrial(Record):
     validation_money: float | None = None  # the money at the validation window's best decision
     seconds: float
     state: str  # Optuna's trial state: COMPLETE, FAIL, ...
+    origin: str | None = None  # "params": the spec's own hand-set values, tried first as the baseline
 
 
 class SearchRecord(Record):
@@ -37,6 +38,10 @@ class SearchRecord(Record):
     def best(self) -> SearchTrial:
         """The chosen trial."""
         return next(trial for trial in self.trials if trial.number == self.best_trial)
+
+    def baseline(self) -> SearchTrial | None:
+        """The trial of the spec's own params, when the search tried them."""
+        return next((trial for trial in self.trials if trial.origin == "params"), None)
 
     def ending(self) -> str:
         """How the search ended, in words."""

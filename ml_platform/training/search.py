@@ -85,6 +85,19 @@ def _suggest(trial, params_type, name: str, parameter) -> Any:
     return trial.suggest_float(name, float(parameter.low), float(parameter.high), log=parameter.log)
 
 
+def hand_set_values(algorithm, parameters: dict) -> dict[str, Any] | None:
+    """The spec's own values of the searched hyper-parameters when every one lies in its range or choices (the
+    search then tries them first, as its baseline), else None."""
+    values = {name: getattr(algorithm.params, name) for name in parameters}
+    for name, parameter in parameters.items():
+        value = values[name]
+        inside = value in parameter.choices if not parameter.is_range() else \
+            value is not None and parameter.low <= value <= parameter.high
+        if not inside:
+            return None
+    return values
+
+
 @dataclass
 class SearchOutcome:
     """The chosen trial's trained model (the same bytes `train` gives with the chosen parameters) and the record."""
@@ -97,7 +110,8 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
                score: Scorer, progress: Progress | None = None,
                clock: Callable[[], float] = time.perf_counter) -> SearchOutcome:
     """Run the spec's search: each trial trains on `train_rows` with early stopping on `valid_rows` and is scored by
-    `score` on its validation predictions; the best trial's model is kept (ties: the earlier trial)."""
+    `score` on its validation predictions; the best trial's model is kept (ties: the earlier trial). When the
+    spec's own params lie inside the searched ranges, trial 0 tries them, so the search is measured against them."""
     import optuna
 
     search = model.algorithm.search
@@ -134,6 +148,9 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
     sampler = optuna.samplers.TPESampler(seed=search.seed)
     study = optuna.create_study(direction=search.direction(), sampler=sampler,
                                 storage=optuna.storages.InMemoryStorage())
+    baseline = hand_set_values(model.algorithm, parameters)
+    if baseline is not None:  # trial 0 is the spec's own params: what the search must beat on validation
+        study.enqueue_trial(baseline)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial goes to our progress, not Optuna's
     started = clock()
@@ -146,7 +163,8 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
         raise SearchError(f"the search of '{model.name}' completed no trial")
     trials = tuple(SearchTrial(number=trial.number, parameters=dict(trial.params), value=trial.value,
                                validation_money=trial.user_attrs.get("validation_money"),
-                               seconds=seconds.get(trial.number, 0.0), state=trial.state.name)
+                               seconds=seconds.get(trial.number, 0.0), state=trial.state.name,
+                               origin="params" if baseline is not None and trial.number == 0 else None)
                    for trial in study.trials)
     stopped = search.time_budget_seconds is not None and len(trials) < search.trials
     chosen = with_parameters(model.algorithm, best["values"]).params.model_dump()

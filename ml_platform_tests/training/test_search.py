@@ -66,6 +66,10 @@ def test_every_trial_is_recorded_and_the_best_one_is_the_model_evaluated(searche
         assert 0.02 <= trial.parameters["learning_rate"] <= 0.3
         assert trial.parameters["min_child_samples"] in (20, 50, 100)
         assert trial.value == trial.validation_money and trial.seconds > 0
+    baseline = search.trials[0]  # the spec's own params lie in the ranges: the search tries them first
+    assert baseline.origin == "params" and search.baseline() == baseline
+    assert baseline.parameters == {"num_leaves": 31, "learning_rate": 0.03, "min_child_samples": 100}
+    assert all(trial.origin is None for trial in search.trials[1:])
     values = [trial.value for trial in search.trials]
     assert len(set(values)) > 1  # the parameters tried make a difference
     best = search.best()
@@ -76,6 +80,20 @@ def test_every_trial_is_recorded_and_the_best_one_is_the_model_evaluated(searche
     assert model.card.parameters["n_estimators"] == spec["n_estimators"] == 60
     # the evaluation measures the very model chosen: its validation money is the chosen trial's
     assert evaluation.summary.validation.money == pytest.approx(best.validation_money, abs=1e-6)
+
+
+def test_the_evaluation_report_shows_every_trial_and_a_plot_of_money_by_trial(searched):
+    project, _, model, evaluation = searched
+    summary = evaluation.summary
+    assert summary.search == model.card.search
+    plot = summary.artifacts.plots["search_trials"]
+    assert (project.storage.artifacts / plot.path).read_bytes().startswith(b"\x89PNG")
+    report = (project.storage.artifacts / summary.artifacts.report_markdown.path).read_text(encoding="utf-8")
+    section = report.split("## Hyper-parameter search (validation window only)")[1].split("\n## ")[0]
+    assert "5 trials by Optuna" in section and "maximize money on the validation window: ran all 5 trials" in section
+    assert f"| {model.card.search.best_trial} **chosen** |" in section
+    assert section.count("| complete |") == 5
+    assert f"![Validation money by search trial](" in section and "search_trials" not in section.split("](")[0]
 
 
 def test_a_searched_model_reproduces_byte_for_byte_without_searching(searched):
