@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,search} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ COMMANDS = {
     "scoring": "benchmarks.scoring",
     "scale": "benchmarks.scale",
     "drift-alarms": "benchmarks.drift_alarms",
+    "search": "benchmarks.search",
 }
 
 

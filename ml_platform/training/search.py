@@ -145,16 +145,16 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
                         f"{judgement.value:,.4f}, best {best['value']:,.4f} (trial {best['number']})")
         return float(judgement.value)
 
-    sampler = optuna.samplers.TPESampler(seed=search.seed)
-    study = optuna.create_study(direction=search.direction(), sampler=sampler,
-                                storage=optuna.storages.InMemoryStorage())
-    baseline = hand_set_values(model.algorithm, parameters)
-    if baseline is not None:  # trial 0 is the spec's own params: what the search must beat on validation
-        study.enqueue_trial(baseline)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial goes to our progress, not Optuna's
-    started = clock()
     try:
+        sampler = optuna.samplers.TPESampler(seed=search.seed)
+        study = optuna.create_study(direction=search.direction(), sampler=sampler,
+                                    storage=optuna.storages.InMemoryStorage())
+        baseline = hand_set_values(model.algorithm, parameters)
+        if baseline is not None:  # trial 0 is the spec's own params: what the search must beat on validation
+            study.enqueue_trial(baseline)
+        started = clock()
         study.optimize(objective, n_trials=search.trials, timeout=search.time_budget_seconds, catch=())
     finally:
         optuna.logging.set_verbosity(verbosity)
