@@ -40,7 +40,7 @@ def prepare(project: Path) -> None:
     specs.write_text(original)  # the 24 trials of the example, measured below
 
 
-def _snapshot(project: Path):
+def _snapshot(project: Path, trials: int | None = None):
     from ml_platform.features.library import load_catalog
     from ml_platform.project import Project
     from ml_platform.storage.warehouse import open_warehouse
@@ -52,10 +52,14 @@ def _snapshot(project: Path):
                                  "DESC LIMIT 1", [MODEL]).fetchone()
         from ml_platform.storage import registry
         snapshot = registry.snapshots.get(connection, MODEL, row[0])
-    return paths, catalog, catalog.models[MODEL], snapshot
+    model = catalog.models[MODEL]
+    if trials is not None:  # fewer trials, no time budget: the same first trials on both sides
+        search = model.algorithm.search.model_copy(update={"trials": trials, "time_budget_seconds": None})
+        model = model.model_copy(update={"algorithm": model.algorithm.model_copy(update={"search": search})})
+    return paths, catalog, model, snapshot
 
 
-def platform_side(project: Path) -> dict:
+def platform_side(project: Path, trials: int | None = None) -> dict:
     """The platform's search: train_model with the evaluation's judge, into a private store."""
     import duckdb
 
@@ -65,7 +69,7 @@ def platform_side(project: Path) -> dict:
     from ml_platform.storage.warehouse import prepare as prepare_registry
     from ml_platform.training.fit import train_model
 
-    paths, catalog, model, snapshot = _snapshot(project)
+    paths, catalog, model, snapshot = _snapshot(project, trials)
     with tempfile.TemporaryDirectory(prefix="ml_platform-bench-search-") as scratch:
         link = Path(scratch) / snapshot.path
         link.parent.mkdir(parents=True)
@@ -82,17 +86,19 @@ def platform_side(project: Path) -> dict:
             "values": [trial.value for trial in search.trials], "best_trial": search.best_trial}
 
 
-def hand_side(project: Path) -> dict:
+def hand_side(project: Path, trials: int | None = None) -> dict:
     """The same trials by hand: matrices encoded once, Optuna + LightGBM, money with numpy."""
     import duckdb
     import lightgbm
     import numpy as np
     import optuna
 
+    from ml_platform.specs.search import searched
     from ml_platform.training.algorithms import FeatureLayout, lightgbm_parameters
+    from ml_platform.training.search import suggest
     from ml_platform.training.fit import categorical_features
 
-    paths, catalog, model, snapshot = _snapshot(project)
+    paths, catalog, model, snapshot = _snapshot(project, trials)
     started = time.perf_counter()
     with duckdb.connect() as connection:
         frame = connection.execute(f"SELECT * FROM read_parquet('{paths.storage.artifacts / snapshot.path}') "
@@ -107,6 +113,7 @@ def hand_side(project: Path) -> dict:
     categorical = [index for index, name in enumerate(layout.columns) if name in layout.categories]
     search = model.algorithm.search
     spec = model.algorithm.params
+    space = searched(search.parameters)
 
     def money(scores: np.ndarray) -> float:
         # the same decision as the platform's: the best of a fine grid of thresholds and the scores' quantiles
@@ -118,11 +125,7 @@ def hand_side(project: Path) -> dict:
         return float(totals[np.searchsorted(-scores[order], -thresholds, side="right")].max())
 
     def objective(trial) -> float:
-        values = {"learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-                  "num_leaves": trial.suggest_int("num_leaves", 7, 127, log=True),
-                  "min_child_samples": trial.suggest_int("min_child_samples", 20, 800, log=True),
-                  "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-                  "reg_lambda": trial.suggest_categorical("reg_lambda", [0.0, 1.0, 10.0, 100.0])}
+        values = {name: suggest(trial, type(spec), name, parameter) for name, parameter in space.items()}
         algorithm = model.algorithm.model_copy(update={"params": spec.model_copy(update=values)})
         params = lightgbm_parameters(algorithm)
         train_set = lightgbm.Dataset(train_matrix, label=train_label, feature_name=list(layout.columns),
@@ -134,9 +137,7 @@ def hand_side(project: Path) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=search.seed))
-    study.enqueue_trial({"learning_rate": spec.learning_rate, "num_leaves": spec.num_leaves,
-                         "min_child_samples": spec.min_child_samples, "feature_fraction": spec.feature_fraction,
-                         "reg_lambda": spec.reg_lambda})
+    study.enqueue_trial({name: getattr(spec, name) for name in space})  # trial 0: the spec params, as the platform does
     searching = time.perf_counter()
     study.optimize(objective, n_trials=search.trials)
     ended = time.perf_counter()
@@ -144,7 +145,7 @@ def hand_side(project: Path) -> dict:
             "values": [trial.value for trial in study.trials], "best_trial": study.best_trial.number}
 
 
-def run(project_folder: Path | None) -> dict:
+def run(project_folder: Path | None, trials: int | None = None) -> dict:
     """Prepare a project (or use one already prepared), then measure each side in its own child process."""
     with tempfile.TemporaryDirectory(prefix="ml_platform-bench-search-") as folder:
         project = project_folder or copy_project(Path(folder))
@@ -153,7 +154,9 @@ def run(project_folder: Path | None) -> dict:
         result = {}
         for side in ("hand", "platform"):
             child = require_success(run_child([sys.executable, "-m", "benchmarks.search", "--child", side,
-                                               "--project", str(project)], project_environment(project)),
+                                               "--project", str(project),
+                                               *(["--trials", str(trials)] if trials else [])],
+                                              project_environment(project)),
                                     f"the {side} search")
             result[side] = {**json.loads(child.stdout.strip().splitlines()[-1]), "wall_seconds": child.seconds,
                             "peak_mb": child.peak_mb}
@@ -181,13 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks search", description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="a project already prepared (its demo of the example ran)")
+    parser.add_argument("--trials", type=int, help="run this many trials instead of the spec's (no time budget)")
     parser.add_argument("--child", choices=("hand", "platform"), help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.child:
         side = hand_side if arguments.child == "hand" else platform_side
-        print(json.dumps(side(arguments.project)))
+        print(json.dumps(side(arguments.project, arguments.trials)))
         return
-    print(report(run(arguments.project)))
+    print(report(run(arguments.project, arguments.trials)))
     print(machine())
 
 

@@ -77,7 +77,8 @@ def with_parameters(algorithm, values: dict[str, Any]):
     return algorithm.model_copy(update={"params": params})
 
 
-def _suggest(trial, params_type, name: str, parameter) -> Any:
+def suggest(trial, params_type, name: str, parameter) -> Any:
+    """The trial's value of one searched hyper-parameter: an integer or float range (log scale or not), or a choice."""
     if not parameter.is_range():
         return trial.suggest_categorical(name, list(parameter.choices))
     if parameter_kind(params_type, name) == "int":
@@ -128,7 +129,7 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
 
     def objective(trial) -> float:
         started = clock()
-        values = {name: _suggest(trial, params_type, name, parameter) for name, parameter in parameters.items()}
+        values = {name: suggest(trial, params_type, name, parameter) for name, parameter in parameters.items()}
         result = train(with_parameters(model.algorithm, values), columns, categorical, train_rows, valid_rows,
                        label=model.label)
         judgement = score(result.predictor.predict(valid_frame))
