@@ -37,7 +37,7 @@ def test_the_search_example_beats_its_hand_set_params_and_is_judged_on_test(make
     assert evaluation.model_version == model.model_version and evaluation.search == search
     assert evaluation.validation.money == pytest.approx(chosen.validation_money, abs=1e-6)
     assert evaluation.test.window == ("2013-03-16", "2013-03-31")  # the gate judged it on the test window
-    assert set(dict(evaluation.gate.checks())) >= {"min_money", "min_roc_auc", "no_leakage"}
+    assert set(dict(evaluation.gate.checks())) >= {"money_floor", "roc_auc_floor", "no_leakage"}
     assert result.blocked == (not evaluation.gate_passed)
     reproduced = reproduce(project, model.model_version)
     assert reproduced.identical and reproduced.reproduced_card.search == search
