@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ COMMANDS = {
     "scale": "benchmarks.scale",
     "drift-alarms": "benchmarks.drift_alarms",
     "serving": "benchmarks.serving",
+    "search": "benchmarks.search",
 }
 
 

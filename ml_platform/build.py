@@ -12,6 +12,7 @@ from ml_platform.automation.factory import (build_automation_jobs, build_outcome
 from ml_platform.deployment.factory import build_deployment_asset
 from ml_platform.entities.factory import build_entity_asset
 from ml_platform.evaluation.factory import build_evaluation_asset
+from ml_platform.evaluation.search_objective import search_judge
 from ml_platform.features.factory import build_feature_asset
 from ml_platform.monitoring.alarms import drift_alarm
 from ml_platform.monitoring.factory import build_monitoring_assets
@@ -33,7 +34,7 @@ def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     for model in catalog.models.values():
         assets += [
             build_snapshot_asset(catalog, model),
-            build_model_asset(catalog, model),
+            build_model_asset(catalog, model, judge=search_judge),
             build_evaluation_asset(catalog, model),
             build_deployment_asset(catalog, model),
             build_predictions_asset(catalog, model),

@@ -14,7 +14,7 @@ from ml_platform.evaluation.comparison import beats_champion
 from ml_platform.evaluation.leakage import measure_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.decisions import outcome_values
-from ml_platform.evaluation.money import RESAMPLES, OutcomeValues, best_threshold, bootstrap_interval, money_curve
+from ml_platform.evaluation.money import RESAMPLES, best_threshold, bootstrap_interval, money_curve
 from ml_platform.evaluation.slices import money_by_slices, sliced_entity_columns
 from ml_platform.partitions import run_split
 from ml_platform.records.evaluation import (
@@ -184,7 +184,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                                 snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,
                                 single_feature_roc_auc=aucs, gate=gate, gate_passed=gate.passed(),
                                 label_windows=_forward_label_windows(snapshot),
-                                importance=snapshot_importance(connection, artifacts, snapshot, predictor, test))
+                                importance=snapshot_importance(connection, artifacts, snapshot, predictor, test),
+                                search=trained.card.search)
 
     keys = list(catalog.entity_rows(model.entity).keys)
     predictions = pd.concat([_prediction_rows(model, split["validation"], keys, validation_scores, threshold),

@@ -8,6 +8,7 @@ from ml_platform.evaluation.importance_report import importance_section
 from ml_platform.evaluation.leakage import MATERIAL_SIGNAL
 from ml_platform.evaluation.side_by_side import side_by_side_markdown
 from ml_platform.evaluation.plots import PLOTS, money_by_threshold_svg, slice_title
+from ml_platform.evaluation.search_report import search_section
 from ml_platform.names import slice_plot_name
 from ml_platform.records.evaluation import EvaluationSummary, SliceTable, TestMetrics
 from ml_platform.records.gate import FeatureAuc
@@ -182,6 +183,7 @@ def render_report(summary: EvaluationSummary, images: dict[str, str] | None = No
     lines += [f"| {name} | {'passed' if check.passed else '**failed**'} | {check.why} |" for name, check in checks]
     lines += _champion_section(summary)
     lines += side_by_side_markdown(summary, champion)
+    lines += search_section(summary, images)
     lines += [
         "", "## Metrics (test)", "",
         "| metric | value |",

@@ -17,6 +17,7 @@ from ml_platform.evaluation.plots import draw_plots
 from ml_platform.evaluation.predictions_file import stored_file, write_predictions
 from ml_platform.evaluation.report import render_report
 from ml_platform.evaluation.side_by_side import compared_champion
+from ml_platform.evaluation.search_report import draw_search_plot
 from ml_platform.records.evaluation import EvaluationFiles, EvaluationSummary
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import EvaluationRecord
@@ -36,7 +37,7 @@ def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactS
         return Stored(existing, reused=True)
     predictions = write_predictions(connection, artifacts, model, evaluation.predictions)
     plots = {}
-    for name, png in draw_plots(summary).items():
+    for name, png in {**draw_plots(summary), **draw_search_plot(summary)}.items():
         stored = artifacts.write(f"reports/{model}/plots", ".png", lambda path, data=png: path.write_bytes(data))
         plots[name] = stored_file(stored)
     files = EvaluationFiles(predictions=predictions, plots=plots)

@@ -24,6 +24,7 @@ from ml_platform.provenance.describe import snapshot_rows, timestamp
 from ml_platform.provenance.records import (
     ProvenanceInputError, model_records, open_registry, recorded_catalog, recorded_spec, snapshot_record)
 from ml_platform.records.registry import ModelRecord, SnapshotRecord
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.training import ModelCard
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -117,7 +118,8 @@ def reproduce(project: Project, model_version: str, output: Path | None = None,
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
         private = ArtifactStore(root=scratch)
-        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model, progress)
+        retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model, progress,
+                             recorded.card.search)
         if output is not None:
             shutil.copyfile(private.path_of(retrained.path), output)
     return Reproduction(
@@ -133,16 +135,19 @@ def reproduce(project: Project, model_version: str, output: Path | None = None,
 
 
 def _retrain(private: ArtifactStore, scratch: Path, snapshot: SnapshotRecord, snapshot_path: Path, catalog: Catalog,
-             model: ModelSpec, progress: Progress | None = None) -> ModelRecord:
+             model: ModelSpec, progress: Progress | None = None,
+             recorded_search: SearchRecord | None = None) -> ModelRecord:
     """Train the run again from its snapshot into the private store, through a registry in memory holding only
-    that snapshot; the retrained model's record."""
+    that snapshot; the retrained model's record. A searched model is retrained with the parameters its search
+    chose (`recorded_search`), without searching again."""
     link = scratch / snapshot.path
     link.parent.mkdir(parents=True)
     os.symlink(snapshot_path, link)  # read through the link; train_model verifies the hash again
     with duckdb.connect() as memory:
         prepare(memory)
         registry.snapshots.add(memory, snapshot)
-        return train_model(memory, private, catalog, model, snapshot.training_run, progress).record
+        return train_model(memory, private, catalog, model, snapshot.training_run, progress,
+                           recorded_search=recorded_search).record
 
 
 def reproduction_text(result: Reproduction) -> str:
@@ -154,6 +159,10 @@ def reproduction_text(result: Reproduction) -> str:
         f"({names.registry_table('specs')}, not today's spec file)",
         f"  training    {result.algorithm}, seed {result.seed}, through ml_platform.training into a temporary "
         f"file ({result.seconds:.1f} s)",
+        *([f"  search      not run again: trained with the parameters the recorded search chose (trial "
+            f"{result.recorded_card.search.best_trial} of {len(result.recorded_card.search.trials)}, "
+            f"{result.recorded_card.search.objective} on the validation window)"]
+          if result.recorded_card.search is not None else []),
         f"  stored      {result.stored_artifact}",
         *([f"  data        {data_check_text(result.data)}"] if result.data is not None else []),
         f"  recorded    sha256 {result.recorded_sha256}",

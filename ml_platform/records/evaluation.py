@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ml_platform.records.base import Record
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.gate import FeatureAuc, Gate
 from ml_platform.records.snapshots import LabelWindows
 
@@ -167,3 +168,4 @@ class EvaluationSummary(MeasuredSummary):
     label_windows: LabelWindows | None = None
     # global feature importance on the test rows; None in summaries stored before it was measured
     importance: GlobalImportance | None = None
+    search: SearchRecord | None = None  # the hyper-parameter search that chose the model's parameters, if any

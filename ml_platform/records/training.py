@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_platform.records.base import Record
+from ml_platform.records.search import SearchRecord
 
 
 class ModelCard(Record):
@@ -12,7 +13,7 @@ class ModelCard(Record):
 
     algorithm: str
     seed: int
-    parameters: dict[str, Any]  # the spec's hyper-parameters of that algorithm (model_dump of its params)
+    parameters: dict[str, Any]  # the hyper-parameters trained with: the spec's params, or the search's choice
     artifact_format: str
     artifact_bytes: int
     training_rows: int
@@ -35,6 +36,7 @@ class ModelCard(Record):
     iterations: int | None = None  # scikit-learn estimators with n_iter_
     feature_importance: dict[str, float] | None = None  # encoded column -> importance
     importance_kind: str | None = None  # "total gain", "impurity decrease", "absolute standardised coefficient"
+    search: SearchRecord | None = None  # the spec's hyper-parameter search, when it declares one
 
     def environment(self) -> dict[str, Any]:
         """The recorded training environment in the shape provenance.environment compares (absent parts left out)."""

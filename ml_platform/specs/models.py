@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ml_platform.names import AVAILABLE_AT_COLUMN, PREDICTION_TIME_COLUMN
+from ml_platform.specs.search import search_model
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAYS_AHEAD = 7  # the furthest ahead a model can predict: daily partitions exist this many days beyond today
@@ -674,12 +675,18 @@ class LightGBMParams(Frozen):
     )
 
 
+LightGBMSearch = search_model(LightGBMParams, "lightgbm")
+
+
 class LightGBMAlgorithm(Frozen):
     """Gradient-boosted trees with LightGBM."""
 
     kind: Literal["lightgbm"]
     seed: int = Field(default=0, ge=0, description="random seed: the same seed and data give the same model")
     params: LightGBMParams = Field(default_factory=LightGBMParams)
+    search: LightGBMSearch | None = Field(
+        default=None, exclude_if=lambda value: value is None,  # absent from the spec's hash when not declared
+        description="an optional hyper-parameter search over params, run inside each training run")
 
 
 class LogisticRegressionParams(Frozen):
@@ -690,12 +697,18 @@ class LogisticRegressionParams(Frozen):
     class_weight: Literal["balanced"] | None = None
 
 
+LogisticRegressionSearch = search_model(LogisticRegressionParams, "logistic_regression")
+
+
 class LogisticRegressionAlgorithm(Frozen):
     """Logistic regression with scikit-learn."""
 
     kind: Literal["logistic_regression"]
     seed: int = Field(default=0, ge=0)
     params: LogisticRegressionParams = Field(default_factory=LogisticRegressionParams)
+    search: LogisticRegressionSearch | None = Field(
+        default=None, exclude_if=lambda value: value is None,  # absent from the spec's hash when not declared
+        description="an optional hyper-parameter search over params, run inside each training run")
 
 
 class RandomForestParams(Frozen):
@@ -707,12 +720,18 @@ class RandomForestParams(Frozen):
     max_features: float = Field(default=0.5, gt=0, le=1, description="fraction of features tried at each split")
 
 
+RandomForestSearch = search_model(RandomForestParams, "random_forest")
+
+
 class RandomForestAlgorithm(Frozen):
     """Random forest with scikit-learn."""
 
     kind: Literal["random_forest"]
     seed: int = Field(default=0, ge=0)
     params: RandomForestParams = Field(default_factory=RandomForestParams)
+    search: RandomForestSearch | None = Field(
+        default=None, exclude_if=lambda value: value is None,  # absent from the spec's hash when not declared
+        description="an optional hyper-parameter search over params, run inside each training run")
 
 
 class HistGradientBoostingParams(Frozen):
@@ -725,12 +744,18 @@ class HistGradientBoostingParams(Frozen):
     l2_regularization: float = Field(default=0.0, ge=0)
 
 
+HistGradientBoostingSearch = search_model(HistGradientBoostingParams, "hist_gradient_boosting")
+
+
 class HistGradientBoostingAlgorithm(Frozen):
     """Histogram gradient boosting with scikit-learn."""
 
     kind: Literal["hist_gradient_boosting"]
     seed: int = Field(default=0, ge=0)
     params: HistGradientBoostingParams = Field(default_factory=HistGradientBoostingParams)
+    search: HistGradientBoostingSearch | None = Field(
+        default=None, exclude_if=lambda value: value is None,  # absent from the spec's hash when not declared
+        description="an optional hyper-parameter search over params, run inside each training run")
 
 
 Algorithm = Annotated[

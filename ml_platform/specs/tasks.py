@@ -7,6 +7,7 @@ import json
 from ml_platform.specs.models import OBJECTIVES, LabelSpec, ModelSpec
 from ml_platform.errors import PlatformError
 from ml_platform.specs.errors import unknown_name
+from ml_platform.specs.search import SEARCH_METRICS
 from ml_platform.specs.sql_checks import is_numeric
 
 # algorithm kind -> task -> the objectives it can minimise for that task (binary and multiclass have one each)
@@ -44,6 +45,11 @@ def task_problems(model: ModelSpec) -> list[tuple[str, str]]:
     if task != "binary_classification" and "min_roc_auc" in model.gate.model_fields_set:
         problems.append(("gate.min_roc_auc", f"ROC AUC judges binary_classification only, not {task}; bound the "
                                              f"task's metrics in gate.metrics ({', '.join(GATE_METRICS[task])})"))
+    search = model.algorithm.search
+    if search is not None and search.objective not in SEARCH_METRICS[task]:
+        problems.append(("algorithm.search.objective",
+                         f"{search.objective} is not a search objective of task {task} (allowed: "
+                         f"{', '.join(SEARCH_METRICS[task])})"))
     for name in sorted(model.gate.metrics or {}):
         if name not in GATE_METRICS[task]:
             problems.append((f"gate.metrics.{name}",

@@ -10,6 +10,7 @@ from ml_platform.partitions import training_runs
 from ml_platform.progress import Progress
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import ModelRecord
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.training import ModelCard
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.dependencies import dependencies_markdown
@@ -17,6 +18,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.resources import Warehouse
 from ml_platform.training.fit import train_model
+from ml_platform.training.search import SearchJudge
 
 
 def _importance_table(card: ModelCard, top: int = 15) -> str:
@@ -42,11 +44,30 @@ def model_metadata(artifacts: ArtifactStore, stored: Stored[ModelRecord]) -> dic
         "training_seconds": round(card.training_seconds, 1),
         "feature_importance": dg.MetadataValue.md(_importance_table(card)),
         "model_card": dg.MetadataValue.json(json.loads(card.model_dump_json(exclude={"feature_importance"}))),
+        **({"search": dg.MetadataValue.md(search_markdown(card.search))} if card.search is not None else {}),
     }
 
 
-def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
-    """The asset that trains the model of each training run from its snapshot."""
+def search_markdown(search: SearchRecord) -> str:
+    """The search's trials as a markdown table, the chosen one marked."""
+    lines = [f"Optuna {search.library.get('optuna', '')}, {search.sampler}, objective {search.objective} "
+             f"({search.direction}) on the validation window: {search.ending()} in {search.seconds:.1f} s; chose "
+             f"trial {search.best_trial}.", "", "| trial | value | validation money | seconds | state | parameters |",
+             "|---|---|---|---|---|---|"]
+    for trial in search.trials:
+        mark = " (chosen)" if trial.number == search.best_trial else ""
+        value = "" if trial.value is None else f"{trial.value:,.4f}"
+        money = "" if trial.validation_money is None else f"{trial.validation_money:,.0f}"
+        parameters = ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                               for name, value in trial.parameters.items())
+        lines.append(f"| {trial.number}{mark} | {value} | {money} | {trial.seconds:.2f} | {trial.state} | "
+                     f"{parameters} |")
+    return "\n".join(lines)
+
+
+def build_model_asset(catalog: Catalog, model: ModelSpec, judge: SearchJudge | None = None) -> dg.AssetsDefinition:
+    """The asset that trains the model of each training run from its snapshot; `judge` scores the trials of the
+    spec's hyper-parameter search on the validation window (needed when the spec declares one)."""
     spec_hash = catalog.spec_hash(model)
 
     @dg.asset(
@@ -70,7 +91,7 @@ def build_model_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition
                       artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
             stored = train_model(connection, artifacts, catalog, model, context.partition_key,
-                                 Progress(context.log.info))
+                                 Progress(context.log.info), judge=judge)
         return dg.MaterializeResult(metadata=model_metadata(artifacts, stored))
 
     return trained_model

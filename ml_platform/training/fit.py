@@ -10,6 +10,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.progress import Progress
 from ml_platform.records.outcomes import Stored
 from ml_platform.records.registry import ModelRecord
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.training import ModelCard
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.catalog import Catalog
@@ -18,6 +19,7 @@ from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import Predictor, load_predictor, train
 from ml_platform.training.environment import training_environment
+from ml_platform.training.search import SearchJudge, run_search, with_parameters
 
 
 class TrainingError(PlatformError, RuntimeError):
@@ -61,9 +63,12 @@ def label_facts(label: LabelSpec, values: np.ndarray) -> dict:
 
 
 def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                model: ModelSpec, training_run: str, progress: Progress | None = None) -> Stored[ModelRecord]:
+                model: ModelSpec, training_run: str, progress: Progress | None = None,
+                judge: SearchJudge | None = None, recorded_search: SearchRecord | None = None) -> Stored[ModelRecord]:
     """Train the run's model once and record it; the stored one (reused) when the run is already trained.
-    `progress` hears of the training rounds every few seconds."""
+    `progress` hears of the training rounds every few seconds. A spec with `algorithm.search` is searched, each
+    trial scored on the validation rows by `judge`, unless `recorded_search` (a model card's) gives the chosen
+    parameters: then the model is trained with them, without searching again (what reproduce does)."""
     existing = registry.models.get(connection, model.name, training_run)
     if existing is not None:
         artifacts.verify(existing.path, existing.sha256)
@@ -77,15 +82,30 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     for name, split in rows.items():
         if problem := label_problem(model.label, split.label):
             raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and {problem}")
-    result = train(model.algorithm, list(model.features), categorical_features(catalog, model), rows["train"],
-                   rows["validation"], progress, label=model.label)
+    columns, categorical = list(model.features), categorical_features(catalog, model)
+    algorithm, search = model.algorithm, recorded_search
+    if model.algorithm.search is not None and recorded_search is None:
+        if judge is None:
+            raise TrainingError(f"'{model.name}' declares algorithm.search, whose trials need the evaluation's judge "
+                                f"of the validation window; none was given to train_model")
+        outcome = run_search(model, columns, categorical, rows["train"], rows["validation"],
+                             judge(model, rows["validation"]), progress)
+        result, search = outcome.result, outcome.record
+        algorithm = with_parameters(model.algorithm, search.chosen)
+    elif recorded_search is not None:
+        algorithm = with_parameters(model.algorithm, recorded_search.chosen)
+        result = train(algorithm, columns, categorical, rows["train"], rows["validation"], progress,
+                       label=model.label)
+    else:
+        result = train(algorithm, columns, categorical, rows["train"], rows["validation"], progress,
+                       label=model.label)
     layout = result.predictor.layout
     train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
     card = ModelCard(
         algorithm=model.algorithm.kind,
         seed=model.algorithm.seed,
-        parameters=model.algorithm.params.model_dump(),
+        parameters=algorithm.params.model_dump(),
         artifact_format=result.predictor.format,
         artifact_bytes=stored.size_bytes,
         training_rows=int(len(train_label)),
@@ -95,6 +115,7 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
         categories={name: len(values) for name, values in layout.categories.items()},
         **training_environment(),  # python, platform, library versions, code version: what reproduce compares
         **result.details,
+        search=search,
     )
     record = ModelRecord(model_version=model_version(model, stored.sha256), model=model.name,
                          training_run=training_run, snapshot_id=snapshot.snapshot_id, spec_hash=snapshot.spec_hash,

@@ -45,6 +45,10 @@ REQUIRED = {
     # feature timing relative to the entity row's time (issue #14 item 5)
     "known_by_hours_and_days", "known_by_hours_with_time", "known_by_months_with_time", "known_by_time_alone",
     "known_by_empty", "known_by_negative_hours", "known_by_unknown_unit", "predict_at_not_at_a_clock_time",
+    # the declared hyper-parameter search (issue #20)
+    "search_unknown_parameter", "search_empty_range", "search_without_trials", "search_objective_not_of_task",
+    "search_fractional_range_of_whole_number", "search_value_out_of_bounds", "search_log_range_from_zero",
+    "search_range_of_a_choice",
 }
 
 
