@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from ml_platform.snapshots.columns import SplitRows
-from ml_platform.training.algorithms import FeatureLayout
-from ml_platform.training.arrow_matrix import (encodable, layout_matrix, learn_and_encode_batches, rows_matrix,
-                                               training_matrix)
+from ml_platform.training.algorithms import FeatureLayout, train
+from ml_platform.training.arrow_matrix import (encodable, layout_matrix, learn_and_encode_batches, predict_relation,
+                                               rows_matrix, training_matrix)
+from ml_platform_tests.records.builders import FrameRows, spec
 
 # every kind of column a feature set's SQL may give, with NULLs, NaN, values that differ by batch, large integers
 ROWS = """
@@ -102,3 +103,25 @@ def test_snapshot_splits_encode_as_a_pandas_column_at_a_time(connection, tmp_pat
     np.testing.assert_array_equal(matrix, expected)
     np.testing.assert_array_equal(rows_matrix(layout, valid), layout.rows_matrix(valid.column, len(valid)))
     assert len(matrix) == len(train) and len(train) + len(valid) == 2_999
+
+
+def _trained(connection, columns):
+    """A small LightGBM model trained (through the pandas path: rows given as a frame) on the test's columns."""
+    algorithm = spec().algorithm
+    algorithm = algorithm.model_copy(update={"params": algorithm.params.model_copy(
+        update={"n_estimators": 20, "early_stopping_rounds": None, "min_child_samples": 5})})
+    labelled = f"SELECT coalesce(row_id % 3 = 0 OR carrier = 'UA', false) AS label, * FROM ({ROWS.format(start=1, end=1_500)})"
+    frame = connection.sql(f"SELECT *, (row_id / 8)::DECIMAL(9, 3) AS price FROM ({labelled})").df()
+    rows = FrameRows(frame)
+    return train(algorithm, columns, CATEGORIES, rows, rows).predictor
+
+
+@pytest.mark.parametrize("columns", [COLUMNS, [*COLUMNS, "price"]])
+def test_scores_from_arrow_are_the_scores_from_the_pandas_frame(connection, columns):
+    predictor = _trained(connection, columns)
+    later = connection.sql(f"SELECT *, (row_id / 8)::DECIMAL(9, 3) AS price "
+                           f"FROM ({ROWS.format(start=1_000, end=4_000)})")
+    scores = predict_relation(predictor, later)
+    assert len(scores) == 3_000 and scores.std() > 0
+    np.testing.assert_array_equal(scores, predictor.predict(later.df()))
+    assert len(predict_relation(predictor, connection.sql(f"SELECT * FROM ({later.sql_query()}) WHERE false"))) == 0
