@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmarks.common import ChildRun, machine, markdown_table, require_success, run_child, write_section
 from benchmarks.scale_data import LAST_DAY, build_project, first_day
 
-TARGETS = {"features": 2.0, "training": 1.2, "scoring": 1 / 0.8}
+TARGETS = {"features": 2.0, "training": 1.1, "scoring": 1 / 0.5}  # issue #17
 MEMORY_TARGET_GB = 8.0
 
 
@@ -135,7 +135,7 @@ def report(result: dict) -> str:
         f"{per_partition * result['days'] * daily_assets / 60:,.0f} min to a backfill through Dagster; the stages "
         f"above call the same asset bodies without a run.\n"
         f"- Scoring {scoring.get('partitions', 0):,} days ({stages['bare predict']['rows']:,} rows): throughput "
-        f"platform / bare predict {throughput:.2f}x (target at least 0.8x).\n")
+        f"platform / bare predict {throughput:.2f}x (target at least {1 / TARGETS['scoring']:.1f}x).\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -245,7 +245,7 @@ def bare_predict(project: Path, start: dt.date, end: dt.date) -> dict:
         predictor = load_model(artifacts, model_row)
         parts = [predictor.layout.matrix(connection.execute(
                      feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)).df())
-                 for first, last in day_ranges(connection, spec.entity, start, end, BATCH_ROWS)]
+                 for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS)]
     matrix = np.empty((sum(len(part) for part in parts), len(predictor.layout.columns)), order="F")
     offset = 0
     while parts:  # column-major, as the platform's batches are, without holding two copies of every part

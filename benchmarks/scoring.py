@@ -25,7 +25,7 @@ from pathlib import Path
 from benchmarks.common import (BIN, copy_project, machine, markdown_table, project_environment, require_success,
                                run_child, write_section)
 
-TARGET = 0.8
+TARGET = 0.9  # issue #17
 # the weather has no observation dated 31 December 2013, so its source (and the demo) cannot load that day
 WINDOW = (dt.date(2013, 1, 1), dt.date(2013, 12, 30))
 

@@ -10,7 +10,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from ml_platform import grains, names
@@ -32,6 +31,7 @@ from ml_platform.storage.faults import pause_point
 from ml_platform.storage.versions import partition_version, partition_versions, record_versions
 from ml_platform.storage.warehouse import transaction
 from ml_platform.records.versions import PartitionVersion
+from ml_platform.training.arrow_matrix import predict_relation
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
 
@@ -89,14 +89,14 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
     """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`), in the same
     order; returns the DuckDB type of each feature.
 
-    Only the features cross into pandas, for the model; keys and inputs stay in DuckDB. A table is read in the
-    order its rows were inserted, so the scores line up with the staged rows by position: no row number, no join.
+    Only the features leave DuckDB, as Arrow columns for a LightGBM model (training.arrow_matrix; a pandas frame
+    for any other); keys and inputs stay in DuckDB. A table is read in the order its rows were inserted, so the
+    scores line up with the staged rows by position: no row number, no join.
     """
     connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
                        f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
     staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")
-    frame = staged.df()
-    scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
+    scores = predict_relation(predictor, staged)
     connection.register("scores", pd.DataFrame({"score": scores}))
     return {name: str(kind) for name, kind in zip(spec.features, staged.types)}
 

@@ -230,6 +230,11 @@ class _Targets:
     def column(self, name: str) -> pd.Series:
         return self.rows.column(name)
 
+    @property
+    def record_batches(self):
+        """The wrapped rows' reader of Arrow record batches, or None when they have none (training.arrow_matrix)."""
+        return getattr(self.rows, "record_batches", None)
+
 
 def targets(label: LabelSpec | None, values: np.ndarray, split: str) -> np.ndarray:
     """The learner's targets of a split's labels: 0/1 (binary), float64 (regression) or each class's position in
@@ -320,9 +325,11 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
                     valid_rows: Rows, progress: Progress, label: LabelSpec | None) -> TrainingResult:
     import lightgbm
 
+    from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
+
     params = algorithm.params
     booster_params = lightgbm_parameters(algorithm, label)
-    layout, matrix = FeatureLayout.learn_and_encode(train_rows, columns, categorical)
+    layout, matrix = training_matrix(train_rows, columns, categorical)
     # built now with the training parameters (lightgbm.train would build it with the same ones, to the same bins),
     # so that the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
     train_set = lightgbm.Dataset(matrix, label=train_rows.label, feature_name=list(layout.columns),
@@ -331,7 +338,7 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
                                  params=booster_params, free_raw_data=True)
     del matrix
     train_set.construct()
-    valid_set = lightgbm.Dataset(layout.rows_matrix(valid_rows.column, len(valid_rows.label)),
+    valid_set = lightgbm.Dataset(rows_matrix(layout, valid_rows),
                                  label=valid_rows.label, reference=train_set)
     callbacks = [_rounds_callback(progress, params.n_estimators)]
     if params.early_stopping_rounds:

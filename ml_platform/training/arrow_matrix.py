@@ -1,0 +1,164 @@
+"""The model's input matrix encoded straight from Arrow columns, with no pandas object column on the way.
+
+The same values as `FeatureLayout.matrix` on the frame DuckDB would hand over (tested side by side): numbers as
+float64 with NaN for missing; a category as its position in the vocabulary, the text of each *distinct* value
+computed once (by `category_text`, on the dictionary of the column) rather than a Python string per row. Only the
+Arrow types whose pandas reading is unambiguous take this path (integers, floats, booleans, text); a layout whose
+columns hold any other type (decimals, dates, ...) is encoded from the pandas frame, as before.
+
+Training reads its split in record batches, filling a preallocated column-major matrix: a category's codes wait
+until every batch has been read, since its vocabulary is the training rows' distinct values.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_platform.training.algorithms import FeatureLayout, category_text
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def encodable(schema: pa.Schema, columns: Iterable[str], categories: Iterable[str]) -> bool:
+    """Whether every named column has a type this module encodes exactly as the pandas path does: numbers
+    (integers, floats, booleans) and, for categories, text too."""
+    categorical = set(categories)
+    return all(_is_number(schema.field(name).type) or (name in categorical and _is_text(schema.field(name).type))
+               for name in columns)
+
+
+def float_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, missing values as NaN (what `as_float` gives on DuckDB's pandas column)."""
+    # unsafe: integers beyond 2**53 round to the nearest double, as numpy's conversion does
+    values = pc.cast(array, pa.float64(), safe=False)
+    return values.to_numpy(zero_copy_only=False) if values.null_count else np.asarray(values.to_numpy())
+
+
+class _Coded:
+    """One batch of a category column: each row's index into the batch's distinct values (-1 when missing), and
+    the text of those distinct values (`category_text`; NA for a value with no text, such as a float NaN)."""
+
+    def __init__(self, array: pa.Array):
+        encoded = pc.dictionary_encode(array)
+        self.indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        self.text = category_text(encoded.dictionary.to_pandas())
+
+    def positions(self, vocabulary: pd.Index) -> np.ndarray:
+        """Each row's position in the vocabulary as float64, NaN when missing or unseen."""
+        positions = vocabulary.get_indexer(self.text).astype("float64")
+        positions[positions < 0] = np.nan
+        if not len(positions):
+            return np.full(len(self.indices), np.nan)
+        return np.where(self.indices < 0, np.nan, positions[np.maximum(self.indices, 0)])
+
+
+def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def category_positions(array: pa.Array | pa.ChunkedArray, vocabulary: list[str]) -> np.ndarray:
+    """Each value's position in the vocabulary as float64, NaN when missing or unseen (`category_codes`)."""
+    index = pd.Index(vocabulary, dtype="string")
+    parts = [_Coded(chunk).positions(index) for chunk in _chunks(array)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype="float64")
+
+
+def vocabulary_of(batches: Iterable[_Coded]) -> list[str]:
+    """The sorted text of the distinct values of a category's batches, missing values left out
+    (`category_vocabulary`)."""
+    seen = set()
+    for batch in batches:
+        seen.update(batch.text.dropna().tolist())
+    return sorted(seen)
+
+
+def layout_matrix(layout: FeatureLayout, table: pa.Table) -> np.ndarray:
+    """The model's input matrix (column-major float64) of an Arrow table holding the layout's columns."""
+    encoded = np.empty((table.num_rows, len(layout.columns)), dtype="float64", order="F")
+    for position, name in enumerate(layout.columns):
+        column = table.column(name)
+        encoded[:, position] = category_positions(column, layout.categories[name]) if name in layout.categories \
+            else float_values(column)
+    return encoded
+
+
+def learn_and_encode_batches(batches: Iterable[pa.RecordBatch], rows: int, columns: list[str],
+                             categorical: list[str]) -> tuple[FeatureLayout, np.ndarray]:
+    """The layout learnt from the training rows, read as record batches in order, and their matrix."""
+    encoded = np.empty((rows, len(columns)), dtype="float64", order="F")
+    coded: dict[str, list[tuple[int, _Coded]]] = {name: [] for name in categorical}
+    offset = 0
+    for batch in batches:
+        size = batch.num_rows
+        if offset + size > rows:
+            raise ValueError(f"the batches hold more than the {rows} rows announced")
+        for position, name in enumerate(columns):
+            if name in coded:
+                coded[name].append((offset, _Coded(batch.column(name))))
+            else:
+                encoded[offset:offset + size, position] = float_values(batch.column(name))
+        offset += size
+    if offset != rows:
+        raise ValueError(f"the batches hold {offset} rows, not the {rows} announced")
+    categories = {}
+    for name in categorical:
+        categories[name] = vocabulary_of(part for _, part in coded[name])
+        index, position = pd.Index(categories[name], dtype="string"), columns.index(name)
+        for start, part in coded.pop(name):
+            encoded[start:start + len(part.indices), position] = part.positions(index)
+    return FeatureLayout(tuple(columns), categories), encoded
+
+
+def _batch_source(rows):
+    """The rows' own reader of record batches (a verified snapshot split's), or None (rows given as a frame)."""
+    return getattr(rows, "record_batches", None)
+
+
+def training_matrix(rows, columns: list[str], categorical: list[str]) -> tuple[FeatureLayout, np.ndarray]:
+    """The layout learnt from the training rows and their matrix: from one scan of Arrow record batches when the
+    rows can be read so and every column has a type encoded here, else a pandas column at a time."""
+    read = _batch_source(rows)
+    if read is not None:
+        reader = read(columns)
+        if encodable(reader.schema, columns, categorical):
+            return learn_and_encode_batches(reader, len(rows.label), columns, categorical)
+        reader.close()
+    return FeatureLayout.learn_and_encode(rows, columns, categorical)
+
+
+def rows_matrix(layout: FeatureLayout, rows) -> np.ndarray:
+    """The matrix of rows (validation rows) encoded with a learnt layout, from Arrow when it can be."""
+    read = _batch_source(rows)
+    if read is not None:
+        reader = read(list(layout.columns))
+        if encodable(reader.schema, layout.columns, layout.categories):
+            return layout_matrix(layout, reader.read_all())
+        reader.close()
+    return layout.rows_matrix(rows.column, len(rows.label))
+
+
+def predict_relation(predictor, relation) -> np.ndarray:
+    """A predictor's scores of the rows of a DuckDB relation holding its layout's columns, in the relation's order:
+    a LightGBM booster's from the Arrow columns (no pandas frame), any other predictor's from the pandas frame."""
+    from ml_platform.training.algorithms import THREADS, LightGBMPredictor
+
+    if isinstance(predictor, LightGBMPredictor):
+        table = relation.to_arrow_table()
+        if encodable(table.schema, predictor.layout.columns, predictor.layout.categories):
+            matrix = layout_matrix(predictor.layout, table)
+            del table
+            return predictor.booster.predict(matrix, num_threads=THREADS) if len(matrix) else \
+                np.array([], dtype="float64")
+    frame = relation.df()
+    return predictor.predict(frame) if len(frame) else np.array([], dtype="float64")

@@ -1,0 +1,127 @@
+"""The matrix encoded from Arrow is, value for value, the one the pandas path encodes from DuckDB's frame: numbers,
+categories of every encodable type, missing and unseen values, batches with different dictionaries; and types
+this path does not encode (decimals, dates) take the pandas path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from ml_platform.snapshots.columns import SplitRows
+from ml_platform.training.algorithms import FeatureLayout, train
+from ml_platform.training.arrow_matrix import (encodable, layout_matrix, learn_and_encode_batches, predict_relation,
+                                               rows_matrix, training_matrix)
+from ml_platform_tests.records.builders import FrameRows, spec
+
+# every kind of column a feature set's SQL may give, with NULLs, NaN, values that differ by batch, large integers
+ROWS = """
+SELECT
+    i AS row_id,
+    CASE WHEN i % 7 = 0 THEN NULL ELSE i * 3 END::INTEGER AS small_int,
+    (9007199254740993 + i * 1000003)::BIGINT AS big_int,
+    CASE WHEN i % 5 = 0 THEN NULL WHEN i % 11 = 0 THEN 'NaN'::DOUBLE ELSE i / 7 END::DOUBLE AS ratio,
+    CASE WHEN i % 9 = 0 THEN NULL ELSE i % 2 = 0 END AS yes_no,
+    CASE WHEN i % 13 = 0 THEN NULL ELSE ['AA', 'B6', 'UA', 'ÉÉ', ''][(i // 40) % 5 + 1] END AS carrier,
+    CASE WHEN i % 17 = 0 THEN NULL ELSE (i // 30) % 7 + 1 END::INTEGER AS weekday,
+    CASE WHEN i % 19 = 0 THEN NULL WHEN i % 23 = 0 THEN 'NaN'::DOUBLE ELSE (i // 50) % 4 END::DOUBLE AS level,
+    CASE WHEN i % 29 = 0 THEN NULL ELSE i % 3 = 0 END AS flag_category
+FROM range({start}, {end}) AS rows(i)
+"""
+NUMBERS = ["small_int", "big_int", "ratio", "yes_no"]
+CATEGORIES = ["carrier", "weekday", "level", "flag_category"]
+COLUMNS = [NUMBERS[0], CATEGORIES[0], *NUMBERS[1:], *CATEGORIES[1:]]
+
+
+@pytest.fixture
+def connection():
+    with duckdb.connect() as connection:
+        yield connection
+
+
+def test_training_batches_give_the_pandas_layout_and_matrix(connection):
+    relation = connection.sql(ROWS.format(start=1, end=2_000))
+    frame = relation.df()
+    expected_layout = FeatureLayout.learn(frame, COLUMNS, CATEGORIES)
+    expected = expected_layout.matrix(frame)
+    # small batches: each holds some of the categories only, in its own dictionary order
+    layout, matrix = learn_and_encode_batches(relation.to_arrow_reader(150), len(frame), COLUMNS, CATEGORIES)
+    assert layout == expected_layout
+    assert layout.categories["weekday"] == [str(day) for day in range(1, 8)]
+    assert layout.categories["level"] == ["0", "1", "2", "3"]
+    assert layout.categories["flag_category"] == ["False", "True"]
+    np.testing.assert_array_equal(matrix, expected)  # NaN where NaN, every other value equal
+    assert matrix.flags.f_contiguous and np.isnan(matrix).any()
+
+
+def test_scoring_rows_with_unseen_and_missing_values_encode_as_the_pandas_path(connection):
+    layout = FeatureLayout.learn(connection.sql(ROWS.format(start=1, end=500)).df(), COLUMNS, CATEGORIES)
+    later = connection.sql(ROWS.format(start=3_000, end=6_000))  # other carriers' order, weekdays, levels
+    expected = layout.matrix(later.df())
+    np.testing.assert_array_equal(layout_matrix(layout, later.to_arrow_table()), expected)
+    unseen = FeatureLayout(layout.columns, {**layout.categories, "carrier": ["AA", "ZZ"], "weekday": []})
+    codes = layout_matrix(unseen, later.to_arrow_table())
+    np.testing.assert_array_equal(codes, unseen.matrix(later.df()))
+    assert np.isnan(codes[:, COLUMNS.index("weekday")]).all()
+
+
+def test_batches_announcing_other_row_counts_fail(connection):
+    relation = connection.sql(ROWS.format(start=1, end=100))
+    with pytest.raises(ValueError, match="hold 99 rows, not the 100 announced"):
+        learn_and_encode_batches(relation.to_arrow_reader(40), 100, COLUMNS, CATEGORIES)
+    with pytest.raises(ValueError, match="more than the 50 rows announced"):
+        learn_and_encode_batches(relation.to_arrow_reader(40), 50, COLUMNS, CATEGORIES)
+
+
+def test_decimals_dates_and_numbers_as_text_are_not_encoded_from_arrow(connection):
+    schema = connection.sql("SELECT 1.5::DECIMAL(4, 2) AS price, DATE '2013-01-01' AS day, '3' AS text, "
+                            "1 AS number").to_arrow_table().schema
+    assert encodable(schema, ["number", "text"], ["text"])
+    assert not encodable(schema, ["price"], [])
+    assert not encodable(schema, ["day"], ["day"])
+    assert not encodable(schema, ["text"], [])  # a number given as text: pandas parses it
+
+
+def _snapshot(connection, folder: Path, extra: str = "") -> Path:
+    path = folder / "snapshot.parquet"
+    connection.execute(f"COPY (SELECT CASE WHEN row_id % 4 = 0 THEN 'validation' ELSE 'train' END AS split, "
+                       f"row_id % 3 = 0 AS label, *{extra} FROM ({ROWS.format(start=1, end=3_000)})) "
+                       f"TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 500)")
+    return path
+
+
+@pytest.mark.parametrize("extra, columns", [("", COLUMNS), (", (row_id / 8)::DECIMAL(9, 3) AS price",
+                                                              [*COLUMNS, "price"])])
+def test_snapshot_splits_encode_as_a_pandas_column_at_a_time(connection, tmp_path, extra, columns):
+    path = _snapshot(connection, tmp_path, extra)
+    train, valid = (SplitRows.read(connection, path, split) for split in ("train", "validation"))
+    expected_layout, expected = FeatureLayout.learn_and_encode(train, columns, CATEGORIES)
+    layout, matrix = training_matrix(train, columns, CATEGORIES)
+    assert layout == expected_layout
+    np.testing.assert_array_equal(matrix, expected)
+    np.testing.assert_array_equal(rows_matrix(layout, valid), layout.rows_matrix(valid.column, len(valid)))
+    assert len(matrix) == len(train) and len(train) + len(valid) == 2_999
+
+
+def _trained(connection, columns):
+    """A small LightGBM model trained (through the pandas path: rows given as a frame) on the test's columns."""
+    algorithm = spec().algorithm
+    algorithm = algorithm.model_copy(update={"params": algorithm.params.model_copy(
+        update={"n_estimators": 20, "early_stopping_rounds": None, "min_child_samples": 5})})
+    labelled = f"SELECT coalesce(row_id % 3 = 0 OR carrier = 'UA', false) AS label, * FROM ({ROWS.format(start=1, end=1_500)})"
+    frame = connection.sql(f"SELECT *, (row_id / 8)::DECIMAL(9, 3) AS price FROM ({labelled})").df()
+    rows = FrameRows(frame)
+    return train(algorithm, columns, CATEGORIES, rows, rows).predictor
+
+
+@pytest.mark.parametrize("columns", [COLUMNS, [*COLUMNS, "price"]])
+def test_scores_from_arrow_are_the_scores_from_the_pandas_frame(connection, columns):
+    predictor = _trained(connection, columns)
+    later = connection.sql(f"SELECT *, (row_id / 8)::DECIMAL(9, 3) AS price "
+                           f"FROM ({ROWS.format(start=1_000, end=4_000)})")
+    scores = predict_relation(predictor, later)
+    assert len(scores) == 3_000 and scores.std() > 0
+    np.testing.assert_array_equal(scores, predictor.predict(later.df()))
+    assert len(predict_relation(predictor, connection.sql(f"SELECT * FROM ({later.sql_query()}) WHERE false"))) == 0
