@@ -20,7 +20,7 @@ from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.training.attributions import TREE_SHAP, lightgbm_attributions
 from ml_platform.training.fit import load_model
 from ml_platform_tests.evaluation.january import (
-    MODEL, Runs, champion_and_challenger, copy_of, january_project, strong_model)
+    MODEL, Runs, champion_and_challenger, copy_of, january_project, latest_event, strong_model)
 from ml_platform_tests.evaluation.test_task_chain import MULTICLASS
 
 # drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
@@ -118,6 +118,11 @@ def test_a_multiclass_model_stores_the_contributions_of_each_rows_decided_class(
     runs = Runs(january_project(tmp_path / "project", {MODEL: {**MULTICLASS, "scoring": {"contributions": True}}}))
     trained = runs.train()
     assert trained.outcome.success, trained.outcome.failures
+    # the multiclass report shows global importance and the top features' dependence plots
+    report = latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata["report"].value
+    assert "## Feature importance (test)" in report and "summed over the classes" in report
+    assert report.count("](data:image/png;base64,") >= 4  # the confusion table and three dependence plots
+    assert "![dependence__" in report
 
     assert runs.score(FEBRUARY_1, FEBRUARY_1).success
 
