@@ -1,6 +1,6 @@
 """The report of a regression or multiclass measurement: money first, then the decision, the task's metrics and
-their gate bounds, the slices, and (multiclass) the confusion table; plots of the money curve, predicted against
-actual, residuals by slice and the confusion table."""
+their gate bounds, the slices, (multiclass) the confusion table and the global feature importance; plots of the
+money curve, predicted against actual, residuals by slice, the confusion table and the top features' dependence."""
 
 from __future__ import annotations
 

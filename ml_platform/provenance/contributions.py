@@ -28,6 +28,10 @@ STORED = "stored by scoring"
 RECOMPUTED = "recomputed from the stored inputs and the model's artifact"
 
 
+class ContributionsError(PlatformError, ValueError):
+    """A prediction's stored contributions do not fit its model."""
+
+
 @dataclass(frozen=True)
 class Contribution:
     """One feature's part in a prediction: its value, its contribution on the method's scale, and for log-odds
@@ -110,10 +114,6 @@ def _stored(stored: dict, columns: list[str]) -> Attributions:
     base = float(stored["expected_value"])
     return Attributions(stored["method"], stored["scale"], tuple(columns), values, np.array([base]),
                         np.array([base + values.sum()]))
-
-
-class ContributionsError(PlatformError, ValueError):
-    """A prediction's stored contributions do not fit its model."""
 
 
 def _summary(result: Attributions, frame: pd.DataFrame, reported: float, stored: float | None,
