@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ COMMANDS = {
     "drift-alarms": "benchmarks.drift_alarms",
     "serving": "benchmarks.serving",
     "search": "benchmarks.search",
+    "contributions": "benchmarks.contributions",
 }
 
 

@@ -240,6 +240,9 @@ PREDICTION_COLUMN = "prediction"
 DECISION_COLUMN = "decision"
 DECISION_PARAMETER_COLUMN = "decision_parameter"
 PROBABILITY_PREFIX = "probability__"
+# A predictions table of a spec with `scoring: {contributions: true}` holds each row's feature contributions:
+# STRUCT(method, scale, expected_value DOUBLE, features MAP(VARCHAR, DOUBLE)) (scoring.contributions)
+CONTRIBUTIONS_COLUMN = "contributions"
 
 
 def probability_column(label_class: str) -> str:

@@ -12,7 +12,7 @@ from ml_platform.records.registry import SnapshotRecord
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import LightGBMPredictor, Predictor
-from ml_platform.training.attributions import attributions
+from ml_platform.training.attributions import Attributions, attributions
 
 # TreeSHAP costs far more than a prediction (measured here: >70x predict with 578 trees of 31 leaves): a seeded
 # sample of the test rows, enough for a stable mean |contribution|
@@ -50,19 +50,23 @@ def global_importance(predictor: Predictor, test: pd.DataFrame, background: pd.D
     features = tuple(FeatureImportance(feature=name, mean_absolute=value,
                                        share=value / total if total > 0 else float("nan"))
                      for name, value in importance.items())
-    shown = _sample(pd.DataFrame({"position": np.arange(len(rows))}), DEPENDENCE_POINTS, SEED)["position"]
-    dependence = []
-    for item in features[:DEPENDENCE_FEATURES]:
-        column = result.columns.index(item.feature)
-        category = item.feature in predictor.layout.categories
-        values = rows[item.feature].iloc[shown]
-        points = tuple(None if _point(value) is None else (str(value) if category else _point(value))
-                       for value in values)
-        dependence.append(DependencePoints(feature=item.feature, kind="category" if category else "number",
-                                           values=points,
-                                           contributions=tuple(float(x) for x in result.contributions[shown, column])))
+    dependence = tuple(dependence_points(predictor, rows, result, item.feature)
+                       for item in features[:DEPENDENCE_FEATURES])
     return GlobalImportance(method=result.method, scale=result.scale, rows=len(rows), features=features,
-                            dependence=tuple(dependence))
+                            dependence=dependence)
+
+
+def dependence_points(predictor: Predictor, rows: pd.DataFrame, result: Attributions, feature: str,
+                      label_class: str | None = None) -> DependencePoints:
+    """A seeded sample of the rows' values of one feature beside its contributions in `result` (rows' order)."""
+    shown = _sample(pd.DataFrame({"position": np.arange(len(rows))}), DEPENDENCE_POINTS, SEED)["position"]
+    column = result.columns.index(feature)
+    category = feature in predictor.layout.categories
+    points = tuple(None if _point(value) is None else (str(value) if category else _point(value))
+                   for value in rows[feature].iloc[shown])
+    return DependencePoints(feature=feature, kind="category" if category else "number", values=points,
+                            contributions=tuple(float(x) for x in result.contributions[shown, column]),
+                            label_class=label_class)
 
 
 def snapshot_importance(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, snapshot: SnapshotRecord,

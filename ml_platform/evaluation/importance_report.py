@@ -14,6 +14,8 @@ MOST_CATEGORIES = 16
 
 def dependence_title(points: DependencePoints, scale: str) -> str:
     """The title of a feature's dependence plot."""
+    if points.label_class is not None:
+        return f"{points.feature}: contribution to class '{points.label_class}' ({scale}) by value (test)"
     return f"{points.feature}: contribution ({scale}) by value (test)"
 
 
@@ -53,7 +55,11 @@ def dependence_figure(points: DependencePoints, scale: str):
 
 def dependence_figures(summary: EvaluationSummary) -> dict:
     """The dependence plots of the summary's top features, by plot name (none before importance was measured)."""
-    importance = summary.importance
+    return importance_figures(summary.importance)
+
+
+def importance_figures(importance: GlobalImportance | None) -> dict:
+    """The dependence plots of an importance's top features, by plot name (none without importance)."""
     if importance is None:
         return {}
     figures = {dependence_plot_name(points.feature): dependence_figure(points, importance.scale)
@@ -63,12 +69,20 @@ def dependence_figures(summary: EvaluationSummary) -> dict:
 
 def _scale_text(importance: GlobalImportance) -> str:
     return {"log-odds": "log-odds (the binary LightGBM model's raw score)", "probability": "probability",
-            "value": "the predicted value"}.get(importance.scale, importance.scale)
+            "value": "the predicted value", CLASS_SCALE: "each class's raw score (before softmax), summed over "
+            "the classes"}.get(importance.scale, importance.scale)
+
+
+CLASS_SCALE = "class raw score"
 
 
 def importance_section(summary: EvaluationSummary, images: dict[str, str]) -> list[str]:
     """The report's section: mean |contribution| of each feature on the test rows, and the top dependence plots."""
-    importance = summary.importance
+    return importance_lines(summary.importance, images)
+
+
+def importance_lines(importance: GlobalImportance | None, images: dict[str, str]) -> list[str]:
+    """The importance section of a report, with the dependence plots among `images` (by plot name)."""
     if importance is None:
         return []
     lines = ["", "## Feature importance (test)", "",

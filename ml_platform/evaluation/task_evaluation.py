@@ -24,6 +24,7 @@ from ml_platform.evaluation.task_report import draw_task_plots, render_task_repo
 from ml_platform.partitions import run_split
 from ml_platform.evaluation.predictions_file import write_predictions
 from ml_platform.evaluation.task_comparison import task_beats_champion
+from ml_platform.evaluation.task_importance import NOT_MEASURED, task_importance
 from ml_platform.records.gate import ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails
 from ml_platform.records.tasks import (
     MetricBoundsDetails, MetricCheck, SliceTaskMoney, TaskEvaluationRecord, TaskGate, TaskMeasurement)
@@ -225,6 +226,9 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     test_predictions = predictor.predict(split["test"])
     measurement, decided = measure_and_decide(model, split["validation"], predictor.predict(split["validation"]),
                                               split["test"], test_predictions, run_split(model, training_run))
+    importance = task_importance(connection, artifacts, snapshot, model, predictor, split["test"])
+    measurement = measurement.model_copy(update={"importance": importance,
+                                                 "importance_note": None if importance else NOT_MEASURED})
     plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
     folder = f"evaluations/{model.name}"
     written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),

@@ -1,11 +1,12 @@
 """The report of a regression or multiclass measurement: money first, then the decision, the task's metrics and
-their gate bounds, the slices, and (multiclass) the confusion table; plots of the money curve, predicted against
-actual, residuals by slice and the confusion table."""
+their gate bounds, the slices, (multiclass) the confusion table and the global feature importance; plots of the
+money curve, predicted against actual, residuals by slice, the confusion table and the top features' dependence."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ml_platform.evaluation.importance_report import importance_figures, importance_lines
 from ml_platform.evaluation.plots import BLUE, GREY, ORANGE, _figure, _money_axis, _png
 from ml_platform.evaluation.report import money_interval, readable_money
 from ml_platform.records.tasks import TaskMeasurement
@@ -71,6 +72,10 @@ def render_task_report(measurement: TaskMeasurement) -> str:
                   "| actual | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{count:,}" for count in row) + " |"
                   for name, row in zip(classes, measurement.confusion.counts)]
+    # the dependence plots are drawn with the report's other plots (draw_task_plots)
+    lines += importance_lines(measurement.importance, {})
+    if measurement.importance_note:
+        lines += ["", "## Feature importance (test)", "", measurement.importance_note]
     return "\n".join(lines) + "\n"
 
 
@@ -133,7 +138,7 @@ def draw_task_plots(measurement: TaskMeasurement, test_label: np.ndarray | None 
                     test_predictions: np.ndarray | None = None) -> dict[str, bytes]:
     """Every plot the measurement supports, as PNG bytes by name (predicted against actual needs the test rows)."""
     figures = {"money_curve": money_curve_figure(measurement), "residuals_by_slice": residuals_figure(measurement),
-               "confusion": confusion_figure(measurement)}
+               "confusion": confusion_figure(measurement), **importance_figures(measurement.importance)}
     if measurement.task == "regression" and test_label is not None and test_predictions is not None:
         figures["predicted_against_actual"] = predicted_against_actual_figure(
             np.asarray(test_label, dtype="float64"), np.asarray(test_predictions, dtype="float64"))

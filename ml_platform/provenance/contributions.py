@@ -1,6 +1,7 @@
-"""Why a past prediction came out as it did: each feature's contribution, recomputed from the prediction's stored
-inputs and the model's verified artifact (training/attributions.py's methods), so that any past prediction can be
-explained, whichever model is live today."""
+"""Why a past prediction came out as it did: each feature's contribution, read from the predictions table when
+scoring stored them (`scoring: {contributions: true}`, scoring/contributions.py), else recomputed from the
+prediction's stored inputs and the model's verified artifact (training/attributions.py's methods), so that any past
+prediction can be explained, whichever model is live today."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform import names
+from ml_platform.errors import PlatformError
 from ml_platform.records.registry import ModelRecord
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.storage import registry
@@ -22,6 +24,12 @@ from ml_platform.training.fit import load_model
 BACKGROUND_ROWS = 200  # training rows a model-agnostic method compares the row with
 BACKGROUND_SEED = 7
 DEFAULT_TOP = 5
+STORED = "stored by scoring"
+RECOMPUTED = "recomputed from the stored inputs and the model's artifact"
+
+
+class ContributionsError(PlatformError, ValueError):
+    """A prediction's stored contributions do not fit its model."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class PredictionContributions:
     contributions: tuple[Contribution, ...]
     explained_class: str | None = None  # the decided class of a multiclass model
     threshold: float | None = None  # a binary decision's threshold
+    origin: str = RECOMPUTED  # STORED when read from the predictions table, RECOMPUTED otherwise
 
 
 def _stored_prediction(row: dict) -> float | None:
@@ -79,7 +88,10 @@ def prediction_contributions(connection: duckdb.DuckDBPyConnection, artifacts: A
     classes = label.get("classes") or None
     explained_class = str(row[names.DECISION_COLUMN]) if classes and names.DECISION_COLUMN in row else None
     class_index = classes.index(explained_class) if explained_class in (classes or []) else None
-    if isinstance(predictor, LightGBMPredictor):
+    stored = row.get(names.CONTRIBUTIONS_COLUMN)
+    if stored is not None:
+        result = _stored(stored, columns)
+    elif isinstance(predictor, LightGBMPredictor):
         result = attributions(predictor, frame, class_index=class_index)
     else:
         result = attributions(predictor, frame, _background(connection, artifacts, model, columns))
@@ -87,11 +99,25 @@ def prediction_contributions(connection: duckdb.DuckDBPyConnection, artifacts: A
     reported = float(reported[0, class_index] if np.ndim(reported) == 2 and class_index is not None
                       else np.ravel(reported)[0])
     return _summary(result, frame, reported, _stored_prediction(row), explained_class,
-                    float(row["threshold"]) if "threshold" in row else None)
+                    float(row["threshold"]) if "threshold" in row else None,
+                    STORED if stored is not None else RECOMPUTED)
+
+
+def _stored(stored: dict, columns: list[str]) -> Attributions:
+    """The contributions scoring stored for one row (a STRUCT read as a dict), in the model's column order."""
+    features = stored["features"]
+    missing = [name for name in columns if name not in features]
+    if missing:
+        raise ContributionsError(f"the stored contributions of this prediction lack the model's columns {missing} "
+                                 f"(stored: {sorted(features)}): the predictions table was changed after scoring")
+    values = np.array([[features[name] for name in columns]], dtype="float64")
+    base = float(stored["expected_value"])
+    return Attributions(stored["method"], stored["scale"], tuple(columns), values, np.array([base]),
+                        np.array([base + values.sum()]))
 
 
 def _summary(result: Attributions, frame: pd.DataFrame, reported: float, stored: float | None,
-             explained_class: str | None, threshold: float | None) -> PredictionContributions:
+             explained_class: str | None, threshold: float | None, origin: str) -> PredictionContributions:
     values = result.contributions[0]
     output = float(result.output[0])
     order = np.argsort(-np.abs(values), kind="stable")
@@ -102,7 +128,7 @@ def _summary(result: Attributions, frame: pd.DataFrame, reported: float, stored:
         value = frame[name].iloc[0]
         contributions.append(Contribution(name, None if pd.isna(value) else value, float(values[index]), without))
     return PredictionContributions(result.method, result.scale, float(result.base[0]), output, reported, stored,
-                                   tuple(contributions), explained_class, threshold)
+                                   tuple(contributions), explained_class, threshold, origin)
 
 
 def _shown(value) -> str:
@@ -119,7 +145,7 @@ def contributions_text(result: PredictionContributions, top: int = DEFAULT_TOP) 
         scale = f"the raw score of class '{result.explained_class}' (before softmax across the classes)"
     shown = result.contributions[:top]
     lines = [f"What moved the prediction most ({len(shown)} of {len(result.contributions)} features; "
-             f"{result.method}; recomputed from the stored inputs and the model's artifact):",
+             f"{result.method}; {result.origin}):",
              f"  on the scale of {scale}: expected value {result.base:+.4f} + contributions "
              f"{result.output - result.base:+.4f} = {result.output:.4f}"]
     if result.scale == "log-odds":

@@ -141,6 +141,7 @@ class DependencePoints(Record):
     kind: Literal["number", "category"]
     values: tuple[float | str | None, ...]  # None: missing
     contributions: tuple[float, ...]
+    label_class: str | None = None  # multiclass: the class whose raw score the contributions are to
 
 
 class GlobalImportance(Record):

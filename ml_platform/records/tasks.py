@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from ml_platform.records.base import Record
+from ml_platform.records.evaluation import GlobalImportance
 from ml_platform.records.gate import (
     ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails)
 
@@ -76,6 +77,9 @@ class TaskMeasurement(Record):
     confusion: ClassConfusion | None = None  # multiclass
     metric_checks: dict[str, MetricCheck]
     sanity_problems: tuple[str, ...]
+    # mean |contribution| per feature on the test rows (evaluation.task_importance); None when not measured
+    importance: GlobalImportance | None = None
+    importance_note: str | None = None  # why importance was not measured
 
     def task_text(self) -> str:
         """The task, with its objective when that says more: "regression (huber)", "multiclass"."""

@@ -19,6 +19,7 @@ from ml_platform.names import quote
 from ml_platform.records.registry import EvaluationRecord, ModelRecord
 from ml_platform.records.scoring import PredictionProvenance
 from ml_platform.records.tasks import TaskEvaluationRecord
+from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.scoring.task_score import score_task_into
 from ml_platform.specs.catalog import Catalog
@@ -55,13 +56,13 @@ def uses_task_scoring(spec: ModelSpec) -> bool:
 
 def _score_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 trained: ModelRecord, start: dt.date, end: dt.date, target: str, constants: dict, view: str | None,
-                provenance: PredictionProvenance,
-                versions: dict[str, PartitionVersion] | None = None) -> ScoringResult:
+                provenance: PredictionProvenance, versions: dict[str, PartitionVersion] | None = None,
+                contributions: bool = False) -> ScoringResult:
     """Score with a task model, its decision read from its stored task evaluation (scoring.task_score)."""
     record = registry.task_evaluations.get(connection, trained.model, trained.training_run)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     rows, decisions = score_task_into(connection, artifacts, catalog, trained, record, start, end, target,
-                                      constants, types, view, versions)
+                                      constants, types, view, versions, contributions)
     return ScoringResult(rows, None, provenance, decisions)
 
 
@@ -73,21 +74,23 @@ PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapsho
                     "promotion_id": "BIGINT", "dagster_run_id": "VARCHAR"}
 
 
-def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str) -> str:
+def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str,
+                contributions: str = "") -> str:
     """The stored rows of the batch: each row of `scoring_rows` beside its score in `scores` (the same position in
     both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
-    explain it later), then the threshold and the given constant columns (one parameter each)."""
+    explain it later), the `contributions` item when stored, then the threshold and the given constant columns
+    (one parameter each)."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
-            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
-            f"POSITIONAL JOIN (SELECT score, CAST(? AS DOUBLE) AS threshold FROM scores)")
+            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{contributions}{constants} FROM scoring_rows "
+            f"POSITIONAL JOIN (SELECT *, CAST(? AS DOUBLE) AS threshold FROM scores)")
 
 
 def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
-                 start: dt.date, end: dt.date) -> dict[str, str]:
-    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`), in the same
-    order; returns the DuckDB type of each feature.
+                 start: dt.date, end: dt.date, contributions: bool = False) -> dict[str, str]:
+    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`, with their
+    contribution columns when stored), in the same order; returns the DuckDB type of each feature.
 
     Only the features leave DuckDB, as Arrow columns for a LightGBM model (training.arrow_matrix; a pandas frame
     for any other); keys and inputs stay in DuckDB. A table is read in the order its rows were inserted, so the
@@ -96,8 +99,14 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
     connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
                        f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
     staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")
-    scores = predict_relation(predictor, staged)
-    connection.register("scores", pd.DataFrame({"score": scores}))
+    if contributions:  # TreeSHAP reads the pandas frame; its cost dwarfs the frame's
+        frame = staged.df()
+        scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
+        scores = pd.concat([pd.DataFrame({"score": scores}),
+                            stored_contributions.batch_columns(predictor, spec, frame)], axis=1)
+    else:
+        scores = pd.DataFrame({"score": predict_relation(predictor, staged)})
+    connection.register("scores", scores)
     return {name: str(kind) for name, kind in zip(spec.features, staged.types)}
 
 
@@ -139,8 +148,10 @@ def scored_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
 
 def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                 trained: ModelRecord, threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
-                view: str | None, versions: dict[str, PartitionVersion] | None = None) -> tuple[int, int]:
-    """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction.
+                view: str | None, versions: dict[str, PartitionVersion] | None = None,
+                contributions: bool = False) -> tuple[int, int]:
+    """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction;
+    with each row's feature contributions when `contributions` (scoring.contributions).
 
     Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
     never become Python objects. Returns the rows written and how many were flagged.
@@ -152,15 +163,18 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     predictor = load_model(artifacts, trained)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
+    contributed = stored_contributions.column_sql(predictor, spec) if contributions else ""
     rows = flagged = 0
     with transaction(connection):
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
-            features = _score_batch(connection, catalog, spec, predictor, first, last)
+            features = _score_batch(connection, catalog, spec, predictor, first, last, contributions)
             try:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
-                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features))}) LIMIT 0",
-                                   batch_parameters)
-                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features))
+                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) "
+                                   f"LIMIT 0", batch_parameters)
+                if contributions:
+                    stored_contributions.add_column(connection, target)
+                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), contributed)
                 rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
                                            batch_parameters).fetchall()[0][0]
                 flagged += connection.execute(
@@ -193,12 +207,13 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     versions = scored_versions(connection, catalog, trained.model_version, start, end)
     if uses_task_scoring(model):
         return _score_task(connection, artifacts, catalog, trained, start, end, names.predictions_table(model.name),
-                           provenance.plain(), names.latest_view(model.name), provenance, versions)
+                           provenance.plain(), names.latest_view(model.name), provenance, versions,
+                           stored_contributions.stored_by(model))
     require_judged_today(model, "scoring")
     evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     rows, flagged = _score_into(connection, artifacts, catalog, trained, evaluation.summary.threshold, start, end,
                                 names.predictions_table(model.name), provenance.plain(),
-                                names.latest_view(model.name), versions)
+                                names.latest_view(model.name), versions, stored_contributions.stored_by(model))
     return ScoringResult(rows, flagged, provenance)
 
 
@@ -219,7 +234,8 @@ def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     constants = {**provenance.plain(), "shadowing": champion.model_version if champion else None}
     if isinstance(challenger, TaskEvaluationRecord):
         return _score_task(connection, artifacts, catalog, trained, start, end, names.shadow_table(model.name),
-                           constants, None, provenance)
+                           constants, None, provenance, None, stored_contributions.stored_by(model))
     rows, flagged = _score_into(connection, artifacts, catalog, trained, challenger.summary.threshold, start, end,
-                                names.shadow_table(model.name), constants, None)
+                                names.shadow_table(model.name), constants, None, None,
+                                stored_contributions.stored_by(model))
     return ScoringResult(rows, flagged, provenance)

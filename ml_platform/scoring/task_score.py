@@ -26,6 +26,7 @@ from ml_platform.features.compute import day_ranges, feature_matrix_sql
 from ml_platform.names import MONEY_INPUT_PREFIX, quote
 from ml_platform.records.registry import ModelRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
+from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -94,21 +95,25 @@ def _task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: 
     return scores
 
 
-def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str, scores: list[str]) -> str:
-    """The stored rows of the batch: each staged row beside its scores (same position), then the constants."""
+def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str, scores: list[str],
+                contributions: str = "") -> str:
+    """The stored rows of the batch: each staged row beside its scores (same position), the `contributions` item
+    when stored, then the constants."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
-            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{constants} FROM scoring_rows "
+            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} FROM scoring_rows "
             f"POSITIONAL JOIN task_scores")
 
 
 def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,
                     record: TaskEvaluationRecord | None, start: dt.date, end: dt.date, target: str,
                     constants: dict, types: dict[str, str], view: str | None,
-                    versions: dict[str, PartitionVersion] | None = None) -> tuple[int, str]:
-    """Score [start, end] batch by batch into target (and refresh the latest-per-row view) in one transaction;
-    returns the rows written and what was decided, in words."""
+                    versions: dict[str, PartitionVersion] | None = None,
+                    contributions: bool = False) -> tuple[int, str]:
+    """Score [start, end] batch by batch into target (and refresh the latest-per-row view) in one transaction,
+    with each row's feature contributions when `contributions` (scoring.contributions); returns the rows written
+    and what was decided, in words."""
     if record is None:
         raise ScoringError(f"{trained.model_version} has no stored task evaluation: its decision is unknown")
     spec = trained_spec(connection, catalog, trained)
@@ -119,6 +124,7 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
                            "matched to their rows by position; it is off on this connection")
     predictor = load_model(artifacts, trained)
     parameters = list(constants.values())
+    contributed = stored_contributions.column_sql(predictor, spec) if contributions else ""
     rows, decided = 0, []
     with transaction(connection):
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
@@ -126,15 +132,22 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
                                f"{feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)}")
             staged = connection.sql("SELECT * FROM scoring_rows")
             features = {name: str(kind) for name, kind in zip(staged.columns, staged.types) if name in spec.features}
-            scores = _task_scores(connection, catalog, spec, predictor, record, staged.df())
+            frame = staged.df()
+            scores = _task_scores(connection, catalog, spec, predictor, record, frame)
             decided.append(scores[names.DECISION_COLUMN].to_numpy())
+            columns = list(scores.columns)
+            if contributions:
+                scores = pd.concat([scores.reset_index(drop=True), stored_contributions.batch_columns(
+                    predictor, spec, frame, scores[names.DECISION_COLUMN].to_numpy())], axis=1)
             connection.register("task_scores", scores)
             try:
-                columns = list(scores.columns)
-                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
-                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features), columns)}) "
-                                   f"LIMIT 0", parameters)
-                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns)
+                empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({empty}) LIMIT 0",
+                                   parameters)
+                if contributions:
+                    stored_contributions.add_column(connection, target)
+                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns,
+                                     contributed)
                 rows += connection.execute(f"INSERT INTO {target} BY NAME {select}", parameters).fetchall()[0][0]
             finally:
                 connection.unregister("task_scores")

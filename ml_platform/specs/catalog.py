@@ -172,7 +172,8 @@ class Catalog:
     def model_payload(self, model: ModelSpec) -> dict:
         """Everything that defines what a model learns: its spec, its feature sets and its sources."""
         payload = {
-            "model": model.model_dump(mode="json"),
+            # what scoring stores (`scoring`) does not change what the model learns: turning it on does not retrain
+            "model": model.model_dump(mode="json", exclude={"scoring"}),
             "feature_sets": {fs.name: fs.model_dump(mode="json") for fs in self.feature_sets_of(model)},
             "sources": {source.name: source.without_availability() for source in self.sources_of(model)},
         }

@@ -980,6 +980,17 @@ class DataDependencies(Frozen):
                     "and only for those")
 
 
+class ScoringSpec(Frozen):
+    """What batch scoring stores beside each prediction."""
+
+    contributions: bool = Field(
+        default=False,
+        description="store each prediction's feature contributions (exact TreeSHAP of a LightGBM model: expected "
+                    "value and one contribution per feature, on the model's raw scale) in the predictions table's "
+                    "`contributions` column, for `ml-platform explain` to read; off by default because it slows "
+                    "scoring many times over (docs/attributions.md)")
+
+
 class ModelSpec(Header):
     """One model: where its rows come from, what it predicts, how it learns, and how it is judged in money."""
 
@@ -1009,6 +1020,12 @@ class ModelSpec(Header):
     data_dependencies: DataDependencies = Field(
         default_factory=DataDependencies,
         description="opt-ins to the sources the model depends on that are not internal")
+    scoring: ScoringSpec | None = Field(
+        default=None,
+        # absent from the spec's hash when not declared; Catalog.model_payload leaves it out always: what scoring
+        # stores does not change what the model learns, so turning it on does not retrain
+        exclude_if=lambda value: value is None,
+        description="what batch scoring stores beside each prediction, e.g. {contributions: true}")
 
     @field_validator("features")
     @classmethod
@@ -1033,6 +1050,17 @@ class ModelSpec(Header):
         if value and slices:
             raise ValueError("give either slices or slice_column (which slices supersedes), not both: write "
                              f"slices: [{', '.join(dict.fromkeys([value, *slices]))}]")
+        return value
+
+    @field_validator("scoring")
+    @classmethod
+    def _contributions_of_lightgbm(cls, value: ScoringSpec | None, info: ValidationInfo) -> ScoringSpec | None:
+        algorithm = info.data.get("algorithm")
+        if value is not None and value.contributions and algorithm is not None and algorithm.kind != "lightgbm":
+            raise ValueError(f"contributions are stored by scoring for lightgbm models only (exact TreeSHAP); a "
+                             f"{algorithm.kind} model's are sampled Shapley values, too slow to compute for every "
+                             f"row: leave contributions off and use ml-platform explain, which computes them on "
+                             f"demand")
         return value
 
     def slice_names(self) -> list[str]:

@@ -10,7 +10,7 @@ from ml_platform.specs.models import CURRENCIES
 from ml_platform_tests.specs.helpers import VALID_FEATURE_SET, VALID_MODEL, VALID_SOURCE, edit, load, make_specs
 
 MODEL_FIELDS = ("spec_version, name, description, owner, kind, entity, label, filter, features, split, algorithm, "
-                "money, gate, cadence, slices, slice_column, data_dependencies")
+                "money, gate, cadence, slices, slice_column, data_dependencies, scoring")
 LIGHTGBM_PARAMS = ("n_estimators, learning_rate, num_leaves, max_depth, min_child_samples, feature_fraction, "
                    "bagging_fraction, bagging_freq, reg_lambda, early_stopping_rounds")
 ALGORITHMS = "lightgbm, logistic_regression, random_forest, hist_gradient_boosting"

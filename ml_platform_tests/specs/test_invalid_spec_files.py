@@ -49,6 +49,8 @@ REQUIRED = {
     "search_unknown_parameter", "search_empty_range", "search_without_trials", "search_objective_not_of_task",
     "search_fractional_range_of_whole_number", "search_value_out_of_bounds", "search_log_range_from_zero",
     "search_range_of_a_choice",
+    # contributions stored by batch scoring (issue #20 item 2)
+    "scoring_contributions_of_scikit_learn", "scoring_contributions_not_boolean", "scoring_unknown_field",
 }
 
 
