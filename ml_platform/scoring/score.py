@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ml_platform import grains, names
