@@ -225,10 +225,10 @@ def _on_demand(port: int, project: Path, requests: int, seconds: float) -> None:
 
     before = _health(port)["computed_on_demand"]
     result = asyncio.run(_load(port, [body(days[day][0]) for day in first_days], 1, seconds))
-    print(_line("single, on demand, first of a day, conc. 1", result))
+    print(_line("on demand, first of a day, conc. 1", result))
     burst = asyncio.run(_load(port, [body(key) for key in days[burst_day][:8]], 8, seconds))
     computed = _health(port)["computed_on_demand"] - before
-    print(_line("single, on demand, 8 firsts of one day, conc. 8", burst))
+    print(_line("on demand, 8 firsts of one day, conc. 8", burst))
     print(f"on demand: {len(first_days) + 1} new days requested, {computed} feature-set days computed "
           f"(the server's count; at most one computation per feature set and day)")
     computed_days = [*first_days, burst_day]
@@ -236,7 +236,7 @@ def _on_demand(port: int, project: Path, requests: int, seconds: float) -> None:
               if position < len(days[day]) for key in [days[day][position]]][:max(20, requests // 2)]
     for concurrency in (1, 8):
         result = asyncio.run(_load(port, cached, concurrency, seconds))
-        print(_line(f"single, on demand, day computed, conc. {concurrency}", result))
+        print(_line(f"on demand, day computed, conc. {concurrency}", result))
 
 
 def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows: int, swaps: int) -> None:
