@@ -26,6 +26,7 @@ from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
+SCORED_DAYS = 128
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
@@ -73,7 +74,8 @@ class FeatureReader:
         self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
         self.checked: OnceCache[None] = OnceCache()  # per feature set: its SQL checked
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
-        self.scored: OnceCache[ScoredDay] = OnceCache()  # per (model version, day, how served): scored once
+        # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
+        self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
         self._entity_days: dict[str, dict] = {}
         self._indexing = threading.Lock()
 

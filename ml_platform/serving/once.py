@@ -13,7 +13,8 @@ Value = TypeVar("Value")
 class OnceCache(Generic[Value]):
     """{key: value}, each value built at most once while it succeeds, whatever the number of concurrent callers."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int | None = None) -> None:
+        self.max_entries = max_entries  # beyond it, the oldest value is dropped (built again when asked again)
         self._values: dict[Hashable, Value] = {}
         self._building: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -32,7 +33,10 @@ class OnceCache(Generic[Value]):
                 return self._values[key]
             self.builds += 1
             value = build()
-            self._values[key] = value
+            with self._guard:
+                self._values[key] = value
+                if self.max_entries is not None and len(self._values) > self.max_entries:
+                    self._values.pop(next(iter(self._values)))
         with self._guard:
             self._building.pop(key, None)
         return value

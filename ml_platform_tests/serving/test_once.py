@@ -42,3 +42,11 @@ def test_a_failed_build_is_not_cached_and_the_next_caller_builds_again():
         cache.get("day", failing)
     assert "day" not in cache
     assert cache.get("day", lambda: 3) == 3 and cache.builds == 2
+
+
+def test_beyond_its_bound_the_oldest_value_is_dropped_and_built_again_when_asked():
+    cache: OnceCache[str] = OnceCache(max_entries=2)
+    for day in ("day 1", "day 2", "day 3"):
+        cache.get(day, lambda day=day: day.upper())
+    assert "day 1" not in cache and "day 2" in cache and "day 3" in cache
+    assert cache.get("day 1", lambda: "again") == "again" and cache.builds == 4
