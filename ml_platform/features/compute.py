@@ -48,13 +48,10 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
         raise FeatureComputationError(f"{listed} not in the warehouse yet: {hint}")
 
 
-def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                        start: dt.date, end: dt.date) -> int:
-    """Write features.<name> for [start, end] (one row per entity row); returns the rows written."""
-    if catalog.entity_rows(feature_set.entity).is_population and start != end:
-        # a population's keys name a row within one partition, so its SQL sees one partition at a time
-        return sum(compute_feature_set(connection, catalog, feature_set, day, day)
-                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
+def check_feature_set_sql(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                          feature_set: FeatureSetSpec) -> None:
+    """Refuse SQL that is not one SELECT, escapes its relations or reads past the cut relations (it depends only
+    on the SQL and the catalog: a caller computing many days of one catalog may check once)."""
     problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")
@@ -64,6 +61,18 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
             f"feature set '{feature_set.name}': its SQL reads {', '.join(bypassing)}, past the relations that show "
             f"only what is known at each row's prediction time; read `entity`, the sources it declares by name or "
             f"as history.<source>, and the feature sets it uses by name")
+
+
+def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                        start: dt.date, end: dt.date, sql_checked: bool = False) -> int:
+    """Write features.<name> for [start, end] (one row per entity row); returns the rows written. `sql_checked`:
+    the caller ran `check_feature_set_sql` on this feature set and catalog already."""
+    if catalog.entity_rows(feature_set.entity).is_population and start != end:
+        # a population's keys name a row within one partition, so its SQL sees one partition at a time
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked)
+                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
+    if not sql_checked:
+        check_feature_set_sql(connection, catalog, feature_set)
     entity = catalog.entity_rows(feature_set.entity)
     read = sorted({*feature_set.reads, *([] if entity.is_population else [entity.name])})
     require_tables(connection, "source", read, "materialize the sources this feature set reads first")

@@ -40,6 +40,8 @@ def feature_function(name: str, parameters: tuple[str, ...], returns: str):
 
 def register_functions(connection: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     """Make the named functions callable from SQL on this connection (once per connection)."""
+    if not names:  # most feature sets call none: skip the look at the connection's functions
+        return
     present = {row[0] for row in connection.execute(
         "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'scalar'").fetchall()}
     for name in names:

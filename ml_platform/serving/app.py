@@ -1,8 +1,9 @@
 """The HTTP service (Starlette on uvicorn): POST /v1/models/{name}/predict, GET /health, GET /openapi.json.
 
 A request's problem is a 4xx whose body names it; anything else is a 500 whose body holds only the request id
-(the traceback goes to the server's standard error, with that id). Scoring runs in Starlette's thread pool, so
-the event loop keeps accepting requests while DuckDB and the model work.
+(the traceback goes to the server's standard error, with that id). Parsing, reading and scoring run in a thread
+pool of WORKER_THREADS threads, so the event loop only accepts, decodes and sends: a pool far larger than the cores
+(Starlette's default is 40) only makes threads fight for the interpreter lock and the cores.
 """
 
 from __future__ import annotations
@@ -12,25 +13,27 @@ import json
 import sys
 import traceback
 import uuid
+from functools import partial
 from typing import Callable
 
-import pandas as pd
+import anyio
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ml_platform.names import REQUEST_ID_COLUMN
 from ml_platform.serving.errors import BadRequestError, ServingError
-from ml_platform.serving.log import ServedLog, plain
+from ml_platform.serving.log import ServedLog
 from ml_platform.serving.openapi import openapi_document
 from ml_platform.serving.predict import score_request
 from ml_platform.serving.requests import parse_request
 from ml_platform.serving.state import ServedState, data_folder
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.storage import registry
+
+WORKER_THREADS = 4  # two cores; DuckDB releases the interpreter lock while it reads
 
 
 def _error(status: int, message: str, request_id: str) -> JSONResponse:
@@ -51,8 +54,7 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
     request = parse_request(body, served.key_types[name])
     served_at = registry.now()
     rows = score_request(served, model, request)
-    keys = list(served.catalog.entity_rows(model.spec.entity).keys)
-    log.append(model, rows, keys, request_id, served_at, request.prediction_time, shadow=False)
+    log.append(model, rows, request_id, served_at, request.prediction_time, shadow=False)
     shadow = served.shadows.get(name)
 
     def score_shadow() -> None:
@@ -60,18 +62,16 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
         if shadow is None:
             return
         try:
-            log.append(shadow, score_request(served, shadow, request), keys, request_id, served_at,
+            log.append(shadow, score_request(served, shadow, request), request_id, served_at,
                        request.prediction_time, shadow=True, shadowing=model.trained.model_version)
         except Exception:  # never the client's problem: the champion answered; the fault is reported, not hidden
             print(f"ml-platform serve: shadow {shadow.trained.model_version} failed on request {request_id}:\n"
                   f"{traceback.format_exc()}", file=sys.stderr)
 
-    predictions = [{"keys": {key: plain(row[key]) for key in keys},
-                    "partition_date": plain(pd.Timestamp(row["partition_date"]).date()),
-                    "score": plain(row["score"]), "decision": plain(row["decision"]),
-                    "decision_kind": "threshold" if model.threshold is not None else model.decision.kind,
-                    "decision_parameter": plain(row["decision_parameter"]),
-                    "features_served": row["features_served"]} for row in rows.to_dict(orient="records")]
+    kind = "threshold" if model.threshold is not None else model.decision.kind
+    predictions = [{"keys": row.keys, "partition_date": row.partition_date, "score": row.score,
+                    "decision": row.decision, "decision_kind": kind, "decision_parameter": row.decision_parameter,
+                    "features_served": row.features_served} for row in rows]
     return {REQUEST_ID_COLUMN: request_id, "model": name, **model.provenance(), "served_at": served_at.isoformat(),
             "predictions": predictions}, score_shadow
 
@@ -79,6 +79,10 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
 def create_app(state: ServedState) -> Starlette:
     """The application over a served state (started and stopped with the application)."""
     log = ServedLog(data_folder(state.project))
+    workers: dict[str, anyio.CapacityLimiter] = {}  # made in the event loop, when the application starts
+
+    async def in_worker(function: Callable, *arguments):
+        return await anyio.to_thread.run_sync(partial(function, *arguments), limiter=workers["limiter"])
 
     async def predict(request: Request) -> JSONResponse:
         request_id = uuid.uuid4().hex
@@ -88,9 +92,8 @@ def create_app(state: ServedState) -> Starlette:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 return _error(400, f"body: not valid JSON ({error})", request_id)
-            answer, shadow = await run_in_threadpool(_answer, state, log, request.path_params["name"], body,
-                                                     request_id)
-            return JSONResponse(answer, background=BackgroundTask(shadow))
+            answer, shadow = await in_worker(_answer, state, log, request.path_params["name"], body, request_id)
+            return JSONResponse(answer, background=BackgroundTask(in_worker, shadow))
         except BadRequestError as error:
             return _error(error.status, str(error), request_id)
         except ServingError as error:
@@ -105,6 +108,8 @@ def create_app(state: ServedState) -> Starlette:
         return JSONResponse({
             "status": "ok", "reloads": state.reloads, "last_reload_error": state.last_reload_error,
             "not_served": state.problems,
+            # since the last swap: feature-set days computed on demand, and model-version days scored
+            "computed_on_demand": served.reader.computations.builds, "days_scored": served.reader.scored.builds,
             "models": {name: {**model.provenance(),
                               "shadow": served.shadows[name].trained.model_version if name in served.shadows
                               else None}
@@ -115,6 +120,7 @@ def create_app(state: ServedState) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Starlette):
+        workers["limiter"] = anyio.CapacityLimiter(WORKER_THREADS)
         state.start()
         try:
             yield

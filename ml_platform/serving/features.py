@@ -14,16 +14,19 @@ import datetime as dt
 import threading
 
 import duckdb
-import pandas as pd
 
-from ml_platform.features.compute import FeatureComputationError, compute_feature_set, feature_matrix_sql
+from ml_platform.features.compute import FeatureComputationError, check_feature_set_sql, compute_feature_set
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
+from ml_platform.serving.models import LoadedModel
+from ml_platform.serving.once import OnceCache
+from ml_platform.serving.scored_day import ScoredDay, score_day
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
+SCORED_DAYS = 128
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
@@ -51,8 +54,11 @@ class FeatureReader:
     """Reads feature rows from the server's copy; computes missing days one at a time (the copy's feature tables
     are written by one computation at a time, as a Dagster run writes the warehouse's).
 
-    It keeps, per model version and day, that day's feature matrix as `feature_matrix_sql` returned it (pandas,
-    indexed by key), so that a request takes its rows by key: the values and types batch scoring reads, read once.
+    The copy is one data version (a new version is a new copy and a new reader), so a day's features are computed
+    on demand at most once per reader: the sources are cut at the day's own prediction times (the feature sets'
+    `known_by`), never at a request's `prediction_time`, so a later request for the same day, whatever its
+    prediction time, reads what the first one computed; concurrent requests for that day wait for the one
+    computation. Each model version's answers for a day are scored once (`scored_day.score_day`) and kept.
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog):
@@ -65,7 +71,11 @@ class FeatureReader:
         self._stored_days = {name: {row[0] for row in connection.execute(
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
-        self._matrices: dict[tuple[str, dt.date], pd.DataFrame] = {}
+        self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
+        self.checked: OnceCache[None] = OnceCache()  # per feature set: its SQL checked
+        self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
+        # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
+        self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
         self._entity_days: dict[str, dict] = {}
         self._indexing = threading.Lock()
 
@@ -84,36 +94,36 @@ class FeatureReader:
                     self._entity_days[entity] = days
         return days
 
+    def _compute(self, feature_set: FeatureSetSpec, day: dt.date) -> None:
+        with self._computing:
+            try:
+                # the SQL checks depend on the SQL and the catalog only: once per feature set of this reader
+                self.checked.get(feature_set.name, lambda: check_feature_set_sql(self._compute_cursor, self.catalog,
+                                                                                 feature_set))
+                compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, sql_checked=True)
+            except FeatureComputationError as error:
+                raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
+            self._stored_days.setdefault(feature_set.name, set()).add(day)
+            self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+
     def computed_days(self, spec: ModelSpec, days: list[dt.date], force: bool) -> dict[dt.date, str]:
-        """{day: how its features are served}, computing the days whose partitions are missing (all when force)."""
+        """{day: how its features are served}: a day whose partitions the copy lacks (every day, when force) is
+        computed on demand, once per feature set and day; the others are read as precomputed."""
         sets = self.catalog.feature_sets_of(spec)
         result = {}
         for day in days:
-            missing = [fs for fs in sets if force or day not in self._stored_days.get(fs.name, ())]
-            if not missing:
-                result[day] = PRECOMPUTED
-                continue
-            with self._computing:
-                for feature_set in _in_dependency_order(self.catalog, missing):
-                    try:
-                        compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day)
-                    except FeatureComputationError as error:
-                        raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
-                    self._stored_days.setdefault(feature_set.name, set()).add(day)
-                for cached in [cached for cached in self._matrices if cached[1] == day]:
-                    self._matrices.pop(cached, None)
-            result[day] = ON_DEMAND
+            missing = [fs for fs in sets if day not in self._on_demand_days.get(fs.name, ())
+                       and (force or day not in self._stored_days.get(fs.name, ()))]
+            for feature_set in _in_dependency_order(self.catalog, missing):
+                self.computations.get((feature_set.name, day), lambda fs=feature_set: self._compute(fs, day))
+            result[day] = ON_DEMAND if any(day in self._on_demand_days.get(fs.name, ()) for fs in sets) \
+                else PRECOMPUTED
         return result
 
-    def rows(self, spec: ModelSpec, version: str, day: dt.date, requested: list) -> pd.DataFrame:
-        """The requested rows (their key identities) of one day, as batch scoring reads them: keys,
-        partition_date and the features, in the spec's order; a row the spec's filter leaves out is absent."""
-        matrix = self._matrices.get((version, day))
-        if matrix is None:
-            keys = list(self.catalog.entity_rows(spec.entity).keys)
+    def scored_day(self, model: LoadedModel, day: dt.date, how: str) -> ScoredDay:
+        """The model version's answers for every row of `day`, scored once per (version, day, how served)."""
+        def build() -> ScoredDay:
             with self.connection.cursor() as cursor:
-                matrix = cursor.execute(feature_matrix_sql(self.catalog, spec, day, day, with_outcomes=False)).df()
-            matrix.index = matrix[keys[0]] if len(keys) == 1 else pd.MultiIndex.from_frame(matrix[keys])
-            self._matrices[(version, day)] = matrix
-        present = [key for key in requested if key in matrix.index]
-        return matrix.loc[present].reset_index(drop=True)
+                return score_day(cursor, self.catalog, model, day, how)
+
+        return self.scored.get((model.trained.model_version, day, how), build)

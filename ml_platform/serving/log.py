@@ -19,10 +19,10 @@ from ml_platform.serving.models import LoadedModel
 
 
 def plain(value):
-    """A JSON-ready value: numpy scalars as Python numbers, NaN and NaT as null, dates as ISO text."""
+    """A JSON-ready value: numpy scalars as Python numbers, NaN, NaT and pandas' NA as null, dates as ISO text."""
     if isinstance(value, (np.generic,)):
         value = value.item()
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, (pd.Timestamp, dt.datetime)):
         return value.isoformat()
@@ -43,23 +43,17 @@ class ServedLog:
         self.data_dir = data_dir
         self._lock = threading.Lock()
 
-    def append(self, model: LoadedModel, rows: pd.DataFrame, keys: list[str], request_id: str,
-               served_at: dt.datetime, prediction_time: dt.datetime | None, shadow: bool,
-               shadowing: str | None = None) -> None:
-        """Log every row of one request scored by one model version."""
+    def append(self, model: LoadedModel, rows: list, request_id: str, served_at: dt.datetime,
+               prediction_time: dt.datetime | None, shadow: bool, shadowing: str | None = None) -> None:
+        """Log every row (`scored_day.ServedRow`) of one request scored by one model version."""
+        common = {REQUEST_ID_COLUMN: request_id, "served_at": served_at.isoformat(), "model": model.name,
+                  "shadow": shadow, "shadowing": shadowing}
         provenance = model.provenance()
-        lines = []
-        for row in rows.to_dict(orient="records"):
-            document = {REQUEST_ID_COLUMN: request_id, "served_at": served_at.isoformat(), "model": model.name,
-                        "shadow": shadow, "shadowing": shadowing,
-                        "keys": {key: plain(row[key]) for key in keys},
-                        "partition_date": pd.Timestamp(row["partition_date"]).date().isoformat(),
-                        "prediction_time": prediction_time.isoformat() if prediction_time else None,
-                        "score": plain(row["score"]), "decision": plain(row["decision"]),
-                        "decision_parameter": plain(row["decision_parameter"]),
-                        "features_served": row["features_served"],
-                        "inputs": {name: plain(row[name]) for name in model.spec.features}, **provenance}
-            lines.append(json.dumps(document, separators=(",", ":")) + "\n")
+        moment = prediction_time.isoformat() if prediction_time else None
+        lines = [json.dumps({**common, "keys": row.keys, "partition_date": row.partition_date,
+                             "prediction_time": moment, "score": row.score, "decision": row.decision,
+                             "decision_parameter": row.decision_parameter, "features_served": row.features_served,
+                             "inputs": row.inputs, **provenance}, separators=(",", ":")) + "\n" for row in rows]
         path = log_path(self.data_dir, model.name)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)

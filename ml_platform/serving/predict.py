@@ -7,20 +7,16 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from ml_platform import names
 from ml_platform.features.timing import prediction_time
 from ml_platform.names import quote
-from ml_platform.scoring.task_score import _task_scores as task_scores
 from ml_platform.serving.errors import BadRequestError
 from ml_platform.serving.features import ON_DEMAND, FeatureReader, identity
 from ml_platform.serving.models import LoadedModel
 from ml_platform.serving.requests import PredictRequest
+from ml_platform.serving.scored_day import ServedRow
 from ml_platform.specs.catalog import Catalog
-from ml_platform.storage import registry
-
 
 
 @dataclass(frozen=True)
@@ -78,44 +74,21 @@ def _require_time(request: PredictRequest, served: Served, model: LoadedModel, d
                                   f"they cannot be predicted yet")
 
 
-def _decide(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel,
-            rows: pd.DataFrame) -> pd.DataFrame:
-    """score, decision and decision_parameter per row, as batch scoring decides (the same functions)."""
-    if model.threshold is not None:
-        scores = model.predictor.predict(rows[list(model.spec.features)])
-        return pd.DataFrame({"score": scores, "decision": scores >= model.threshold,
-                             "decision_parameter": model.threshold})
-    record = registry.task_evaluations.get(cursor, model.trained.model, model.trained.training_run)
-    decided = task_scores(cursor, catalog, model.spec, model.predictor, record, rows)
-    return decided.rename(columns={names.PREDICTION_COLUMN: "score", names.DECISION_COLUMN: "decision",
-                                   names.DECISION_PARAMETER_COLUMN: "decision_parameter"})
-
-
-def score_request(served: Served, model: LoadedModel, request: PredictRequest) -> pd.DataFrame:
-    """One row per requested key, in the request's order: keys, partition_date, the features, score, decision,
-    decision_parameter and how the features were served."""
+def score_request(served: Served, model: LoadedModel, request: PredictRequest) -> list[ServedRow]:
+    """One answered row per requested key, in the request's order: keys, partition_date, the inputs, score,
+    decision, decision_parameter and how the features were served."""
     reader, catalog = served.reader, served.catalog
     keys = list(catalog.entity_rows(model.spec.entity).keys)
     found = _row_days(reader, catalog, model, request)
     days = sorted(set(found))
     _require_time(request, served, model, days)
     how = reader.computed_days(model.spec, days, force=request.features == ON_DEMAND)
-    parts = []
-    with served.connection.cursor() as cursor:
-        for day in days:
-            wanted = [identity(values, keys) for values, row_day in zip(request.keys, found) if row_day == day]
-            rows = reader.rows(model.spec, model.trained.model_version, day, wanted)
-            if len(rows):
-                rows = pd.concat([rows, _decide(cursor, catalog, model, rows)], axis=1)
-                rows["features_served"] = how[day]
-                parts.append(rows)
-    scored = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else \
-        pd.DataFrame(columns=keys)
-    if len(scored) < len(request.keys):
-        present = {identity(values, keys) for values in scored[keys].to_dict(orient="records")}
-        first = next(values for values in request.keys if identity(values, keys) not in present)
-        raise BadRequestError(f"key {first}: the row exists but model '{model.name}' does not score it (its "
-                              f"filter: {model.spec.filter})", 422)
-    order = {identity(values, keys): position for position, values in enumerate(request.keys)}
-    positions = [order[identity(values, keys)] for values in scored[keys].to_dict(orient="records")]
-    return scored.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)
+    scored = {day: reader.scored_day(model, day, how[day]) for day in days}
+    answered = []
+    for values, day in zip(request.keys, found):
+        row = scored[day].rows.get(identity(values, keys))
+        if row is None:
+            raise BadRequestError(f"key {values}: the row exists but model '{model.name}' does not score it (its "
+                                  f"filter: {model.spec.filter})", 422)
+        answered.append(row)
+    return answered

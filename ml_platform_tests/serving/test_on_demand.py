@@ -1,0 +1,73 @@
+"""Features computed on demand once per day and served state: concurrent first requests of a day share one
+computation, later requests (whatever their prediction time) reuse it, and a day is scored once per version and
+way of serving."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from ml_platform.serving.features import _in_dependency_order
+from ml_platform_tests.evaluation.january import MODEL
+from ml_platform_tests.serving.server import serving
+
+pytestmark = pytest.mark.slow
+
+DAY = dt.date(2013, 2, 2)  # precomputed, not batch-scored
+
+
+def _settled(count, expected: int) -> int:
+    """count() once the shadow challenger, scored after each answer has left, has caught up (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while count() < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # a build beyond the expected one would show now
+    return count()
+
+
+def test_concurrent_on_demand_requests_of_a_day_share_one_computation(scored_project):
+    with serving(scored_project) as (client, state):
+        reader, catalog = state.current.reader, state.current.catalog
+        # the champion answers; the challenger scores the same rows in shadow, with the same features mode
+        specs = [state.current.champions[MODEL].spec, state.current.shadows[MODEL].spec]
+        computed_sets = len({feature_set.name for spec in specs
+                             for feature_set in _in_dependency_order(catalog, catalog.feature_sets_of(spec))})
+        keys = sorted(key for key, day in reader.entity_days("flights").items() if day == DAY)[:8]
+        assert len(keys) == 8
+        status, precomputed = client.predict(MODEL, {"keys": [{"flight_id": key} for key in keys]})
+        assert status == 200 and {item["features_served"] for item in precomputed["predictions"]} == {"precomputed"}
+        assert _settled(lambda: reader.scored.builds, 2) == 2 and reader.computations.builds == 0
+
+        answers, barrier = [], threading.Barrier(8)
+
+        def request(key: str) -> None:
+            barrier.wait()
+            answers.append(client.predict(MODEL, {"keys": {"flight_id": key}, "features": "on_demand"}))
+
+        threads = [threading.Thread(target=request, args=(key,)) for key in keys]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [status for status, _ in answers] == [200] * 8, answers
+        assert {answer["predictions"][0]["features_served"] for _, answer in answers} == {"on_demand"}
+        # each feature set computed once for the day, not once per request; the day scored once more per version
+        assert _settled(lambda: reader.computations.builds, computed_sets) == computed_sets
+        assert _settled(lambda: reader.scored.builds, 4) == 4
+        health = client.request("GET", "/health")[1]
+        assert health["computed_on_demand"] == computed_sets and health["days_scored"] == 4
+        # the day's features computed again by the same code give the precomputed scores
+        on_demand = {answer["predictions"][0]["keys"]["flight_id"]: answer["predictions"][0]["score"]
+                     for _, answer in answers}
+        assert [on_demand[key] for key in keys] == [item["score"] for item in precomputed["predictions"]]
+
+        # later requests of that day, on demand with any prediction time or auto, read the same computation
+        for body in ({"features": "on_demand", "prediction_time": "2013-02-02T23:00:00"}, {}):
+            status, again = client.predict(MODEL, {"keys": [{"flight_id": key} for key in keys], **body})
+            assert status == 200, again
+            assert [item["score"] for item in again["predictions"]] == [on_demand[key] for key in keys]
+            assert {item["features_served"] for item in again["predictions"]} == {"on_demand"}
+        assert _settled(lambda: reader.scored.builds, 4) == 4 and reader.computations.builds == computed_sets
