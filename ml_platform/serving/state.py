@@ -74,6 +74,11 @@ class ServedState:
         if seen is None or seen == self.fingerprint:
             return False
         served, fingerprint, problems = build_served(self.project)
+        lost = sorted(model for model in self.current.champions
+                      if model not in served.champions and model in served.catalog.models)
+        if lost:  # a model served now would answer 404 after the swap: keep the old state, try again next poll
+            served.connection.close()
+            raise ServingError(f"the rebuilt state cannot serve {', '.join(lost)} ({'; '.join(problems)})")
         self.current, self.fingerprint, self.problems = served, fingerprint, problems  # one reference each
         self.reloads += 1
         return True
