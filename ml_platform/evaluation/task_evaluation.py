@@ -225,6 +225,7 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     test_predictions = predictor.predict(split["test"])
     measurement, decided = measure_and_decide(model, split["validation"], predictor.predict(split["validation"]),
                                               split["test"], test_predictions, run_split(model, training_run))
+    measurement = measurement.model_copy(update={"search": trained.card.search})
     plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
     folder = f"evaluations/{model.name}"
     written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),

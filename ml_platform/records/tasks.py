@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from ml_platform.records.base import Record
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.gate import (
     ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails)
 
@@ -76,6 +77,7 @@ class TaskMeasurement(Record):
     confusion: ClassConfusion | None = None  # multiclass
     metric_checks: dict[str, MetricCheck]
     sanity_problems: tuple[str, ...]
+    search: SearchRecord | None = None  # the model card's hyper-parameter search, when the spec declared one
 
     def task_text(self) -> str:
         """The task, with its objective when that says more: "regression (huber)", "multiclass"."""
