@@ -9,8 +9,8 @@ trials in a child process of their own (peak RSS from wait4):
 - by hand: the training and validation matrices encoded once, then an Optuna study with the same sampler, seed,
   space and first trial, each trial `lightgbm.train` with early stopping on validation, `predict`, and the best
   threshold's money computed with numpy from the snapshot's money columns.
-The hand side is the floor: the platform re-encodes columns per trial, judges through DuckDB-free pandas code, keeps
-the best model and records every trial. Both must find the same trial values, or the comparison is refused.
+The hand side is the floor: the platform also encodes the matrices once per search, but judges each trial with
+the evaluation's own decision code, keeps the best model and records every trial. Both must find the same trial values, or the comparison is refused.
 """
 
 from __future__ import annotations

@@ -35,9 +35,14 @@ def search_figure(search: SearchRecord, currency: str):
 
 def draw_search_plot(summary: EvaluationSummary) -> dict[str, bytes]:
     """The search plot as PNG bytes by name; nothing for a model trained without a search."""
-    if summary.search is None:
+    return search_plots(summary.search, summary.currency)
+
+
+def search_plots(search: SearchRecord | None, currency: str) -> dict[str, bytes]:
+    """The plot of a search's trials as PNG bytes by name (binary and task reports); nothing without a search."""
+    if search is None:
         return {}
-    return {SEARCH_PLOT: _png(search_figure(summary.search, summary.currency))}
+    return {SEARCH_PLOT: _png(search_figure(search, currency))}
 
 
 def _baseline_lines(search: SearchRecord, currency: str) -> list[str]:
@@ -52,10 +57,13 @@ def _baseline_lines(search: SearchRecord, currency: str) -> list[str]:
 
 def search_section(summary: EvaluationSummary, images: dict[str, str]) -> list[str]:
     """The report's lines on the search: how it ran, why it ended, the chosen parameters and every trial."""
-    search = summary.search
+    return search_lines(summary.search, summary.currency, images)
+
+
+def search_lines(search: SearchRecord | None, currency: str, images: dict[str, str]) -> list[str]:
+    """The lines of the search section of any task's report (the plot's link when `images` holds its path)."""
     if search is None:
         return []
-    currency = summary.currency
     chosen = search.best()
     lines = ["", "## Hyper-parameter search (validation window only)", "",
              f"{len(search.trials)} trials by Optuna {search.library.get('optuna', '')} ({search.sampler}), "

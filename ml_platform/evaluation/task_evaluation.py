@@ -228,7 +228,8 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
                                               split["test"], test_predictions, run_split(model, training_run))
     importance = task_importance(connection, artifacts, snapshot, model, predictor, split["test"])
     measurement = measurement.model_copy(update={"importance": importance,
-                                                 "importance_note": None if importance else NOT_MEASURED})
+                                                 "importance_note": None if importance else NOT_MEASURED,
+                                                 "search": trained.card.search})
     plots = draw_task_plots(measurement, split["test"]["label"].to_numpy(), test_predictions)
     folder = f"evaluations/{model.name}"
     written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),

@@ -9,6 +9,7 @@ import numpy as np
 from ml_platform.evaluation.importance_report import importance_figures, importance_lines
 from ml_platform.evaluation.plots import BLUE, GREY, ORANGE, _figure, _money_axis, _png
 from ml_platform.evaluation.report import money_interval, readable_money
+from ml_platform.evaluation.search_report import search_lines, search_plots
 from ml_platform.records.tasks import TaskMeasurement
 
 PARAMETER_TEXT = {"threshold": "threshold {:.3f}", "rows_per_day": "top {:.0f} rows a day",
@@ -35,7 +36,7 @@ def task_headline(measurement: TaskMeasurement) -> str:
 
 
 def render_task_report(measurement: TaskMeasurement) -> str:
-    """The measurement as markdown."""
+    """The measurement as markdown (its plots, the search's among them, travel beside it as files)."""
     currency = measurement.currency
     lines = [f"# {measurement.model}: {measurement.task_text()}", "", task_headline(measurement), "",
              "## Money", "", "| | validation | test |", "|---|---|---|",
@@ -52,6 +53,7 @@ def render_task_report(measurement: TaskMeasurement) -> str:
         lines.append(f"| {name} | {measurement.validation_metrics[name]:.4g} | {value:.4g} | {gate} |")
     if measurement.sanity_problems:
         lines += ["", "Predictions not sane: " + "; ".join(measurement.sanity_problems)]
+    lines += search_lines(measurement.search, currency, {})
     if measurement.money_by_slice:
         lines += ["", "## Money by slice (test)"]
         sliced_by = list(dict.fromkeys(row.slice_name for row in measurement.money_by_slice))
@@ -142,4 +144,5 @@ def draw_task_plots(measurement: TaskMeasurement, test_label: np.ndarray | None 
     if measurement.task == "regression" and test_label is not None and test_predictions is not None:
         figures["predicted_against_actual"] = predicted_against_actual_figure(
             np.asarray(test_label, dtype="float64"), np.asarray(test_predictions, dtype="float64"))
-    return {name: _png(figure) for name, figure in figures.items() if figure is not None}
+    return {**{name: _png(figure) for name, figure in figures.items() if figure is not None},
+            **search_plots(measurement.search, measurement.currency)}

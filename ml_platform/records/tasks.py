@@ -7,6 +7,7 @@ from typing import Any
 
 from ml_platform.records.base import Record
 from ml_platform.records.evaluation import GlobalImportance
+from ml_platform.records.search import SearchRecord
 from ml_platform.records.gate import (
     ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails)
 
@@ -80,6 +81,7 @@ class TaskMeasurement(Record):
     # mean |contribution| per feature on the test rows (evaluation.task_importance); None when not measured
     importance: GlobalImportance | None = None
     importance_note: str | None = None  # why importance was not measured
+    search: SearchRecord | None = None  # the model card's hyper-parameter search, when the spec declared one
 
     def task_text(self) -> str:
         """The task, with its objective when that says more: "regression (huber)", "multiclass"."""

@@ -157,7 +157,11 @@ class LightGBMPredictor(Predictor):
         self.layout = layout
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self.layout.matrix(frame), num_threads=THREADS)
+        return self.predict_matrix(self.layout.matrix(frame))
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """The predictions of rows already encoded by this predictor's layout."""
+        return self.booster.predict(matrix, num_threads=THREADS)
 
     def save(self, path: Path) -> None:
         document = {"format": self.format, "columns": list(self.layout.columns),
@@ -323,27 +327,40 @@ def lightgbm_parameters(algorithm: LightGBMAlgorithm, label: LabelSpec | None = 
 
 def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
                     valid_rows: Rows, progress: Progress, label: LabelSpec | None) -> TrainingResult:
-    import lightgbm
-
     from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
 
-    params = algorithm.params
-    booster_params = lightgbm_parameters(algorithm, label)
     layout, matrix = training_matrix(train_rows, columns, categorical)
-    # built now with the training parameters (lightgbm.train would build it with the same ones, to the same bins),
-    # so that the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
-    train_set = lightgbm.Dataset(matrix, label=train_rows.label, feature_name=list(layout.columns),
+    # the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
+    train_set = lightgbm_train_set(algorithm, label, layout, matrix, train_rows.label)
+    del matrix
+    valid_matrix = rows_matrix(layout, valid_rows)
+    return fit_lightgbm(algorithm, label, layout, train_set, valid_matrix, valid_rows.label, progress)
+
+
+def lightgbm_train_set(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout,
+                        matrix: np.ndarray, train_label: np.ndarray):
+    """The training rows' LightGBM Dataset, constructed now with the training parameters (lightgbm.train would
+    build it with the same ones, to the same bins)."""
+    import lightgbm
+
+    train_set = lightgbm.Dataset(matrix, label=train_label, feature_name=list(layout.columns),
                                  categorical_feature=[index for index, name in enumerate(layout.columns)
                                                       if name in layout.categories],
-                                 params=booster_params, free_raw_data=True)
-    del matrix
-    train_set.construct()
-    valid_set = lightgbm.Dataset(rows_matrix(layout, valid_rows),
-                                 label=valid_rows.label, reference=train_set)
+                                 params=lightgbm_parameters(algorithm, label), free_raw_data=True)
+    return train_set.construct()
+
+
+def fit_lightgbm(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout, train_set,
+                  valid_matrix: np.ndarray, valid_label: np.ndarray, progress: Progress) -> TrainingResult:
+    """Boost on a constructed training Dataset with early stopping on the validation matrix."""
+    import lightgbm
+
+    params = algorithm.params
+    valid_set = lightgbm.Dataset(valid_matrix, label=valid_label, reference=train_set)
     callbacks = [_rounds_callback(progress, params.n_estimators)]
     if params.early_stopping_rounds:
         callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))
-    booster = lightgbm.train(booster_params, train_set, num_boost_round=params.n_estimators,
+    booster = lightgbm.train(lightgbm_parameters(algorithm, label), train_set, num_boost_round=params.n_estimators,
                              valid_sets=[valid_set], valid_names=["validation"], callbacks=callbacks)
     if booster.best_iteration and booster.best_iteration < booster.current_iteration():
         booster = lightgbm.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))

@@ -27,6 +27,7 @@ from ml_platform.records.search import SearchRecord, SearchTrial
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.search import parameter_kind, searched
 from ml_platform.training.algorithms import Rows, TrainingResult, train
+from ml_platform.training.encoded import EncodedSplits, encodable, predict_validation, train_encoded
 
 STORAGE = "optuna in-memory storage, every trial recorded in the model card"
 
@@ -69,6 +70,21 @@ class CachedRows:
         if name not in self.cache:
             self.cache[name] = self.rows.column(name)
         return self.cache[name]
+
+
+def trial_training(model: ModelSpec, columns: list[str], categorical: list[str], train_rows: Rows, valid_rows: Rows
+                   ) -> tuple[Callable[[Any], TrainingResult], Callable[[TrainingResult], np.ndarray]]:
+    """How a trial trains an algorithm and predicts the validation rows: LightGBM on both splits' matrices encoded
+    once for the whole search; scikit-learn (whose pipeline encodes its own inputs) through `train` on columns read
+    once, predicting a validation frame built once."""
+    if encodable(model.algorithm):
+        encoded = EncodedSplits.encode(columns, categorical, train_rows, valid_rows, model.label)
+        return (lambda algorithm: train_encoded(algorithm, encoded, model.label),
+                lambda result: predict_validation(result, encoded))
+    train_rows, valid_rows = CachedRows(train_rows), CachedRows(valid_rows)
+    valid_frame = pd.DataFrame({name: valid_rows.column(name) for name in columns})
+    return (lambda algorithm: train(algorithm, columns, categorical, train_rows, valid_rows, label=model.label),
+            lambda result: result.predictor.predict(valid_frame))
 
 
 def with_parameters(algorithm, values: dict[str, Any]):
@@ -121,8 +137,7 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
     progress = progress if progress is not None else silent()
     params_type = type(model.algorithm.params)
     parameters = searched(search.parameters)
-    train_rows, valid_rows = CachedRows(train_rows), CachedRows(valid_rows)
-    valid_frame = pd.DataFrame({name: valid_rows.column(name) for name in columns})
+    fit, predict = trial_training(model, columns, categorical, train_rows, valid_rows)
     maximize = search.direction() == "maximize"
     best: dict[str, Any] = {}
     seconds: dict[int, float] = {}
@@ -130,9 +145,8 @@ def run_search(model: ModelSpec, columns: list[str], categorical: list[str], tra
     def objective(trial) -> float:
         started = clock()
         values = {name: suggest(trial, params_type, name, parameter) for name, parameter in parameters.items()}
-        result = train(with_parameters(model.algorithm, values), columns, categorical, train_rows, valid_rows,
-                       label=model.label)
-        judgement = score(result.predictor.predict(valid_frame))
+        result = fit(with_parameters(model.algorithm, values))
+        judgement = score(predict(result))
         if not np.isfinite(judgement.value):
             raise SearchError(f"trial {trial.number} of '{model.name}' has objective {search.objective} "
                               f"{judgement.value} on the validation window: not a number to compare")
