@@ -19,7 +19,7 @@ from ml_platform.progress import silent
 from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm
 from ml_platform.training.algorithms import (FeatureLayout, LightGBMPredictor, Rows, TrainingResult, fit_lightgbm,
                                              lightgbm_train_set, targets)
-
+from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
 
 class EncodedTrainingError(PlatformError, TypeError):
     """Encoded rows asked to train or predict what they cannot: another algorithm, or another model's layout."""
@@ -41,8 +41,8 @@ class EncodedSplits:
         """Read and encode each column of both splits once, as `train` does on each call."""
         train_label = targets(label, train_rows.label, "train")
         valid_label = targets(label, valid_rows.label, "validation")
-        layout, train_matrix = FeatureLayout.learn_and_encode(train_rows, columns, categorical)
-        valid_matrix = layout.rows_matrix(valid_rows.column, len(valid_rows.label))
+        layout, train_matrix = training_matrix(train_rows, columns, categorical)
+        valid_matrix = rows_matrix(layout, valid_rows)
         return cls(layout, train_matrix, train_label, valid_matrix, valid_label)
 
 
