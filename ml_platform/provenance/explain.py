@@ -139,22 +139,28 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     if not rows:
         raise _not_scored(connection, target, model, entity, keys, day)
-    latest = rows[0]
-    trained = registry.models.get(connection, model, latest["training_run"])
-    snapshot = snapshot_record(connection, model, latest["training_run"])
-    spec = recorded_spec(connection, latest["spec_hash"])
-    promotion = registry.promotions.get(connection, latest["promotion_id"])
+    return explanation_of(connection, store, model, keys, entity, rows[0], rows[1:])
+
+
+def explanation_of(connection: duckdb.DuckDBPyConnection, store: ArtifactStore, model: str, keys: dict[str, str],
+                   entity: str, row: dict, earlier: list[dict]) -> Explanation:
+    """The explanation of one stored prediction row (batch, or served in the batch row's shape): its model, spec,
+    snapshot and promotion as recorded, the artifact checked against its SHA-256, and its contributions."""
+    trained = registry.models.get(connection, model, row["training_run"])
+    snapshot = snapshot_record(connection, model, row["training_run"])
+    spec = recorded_spec(connection, row["spec_hash"])
+    promotion = registry.promotions.get(connection, row["promotion_id"])
     # a table's inputs may hold fields of other versions' features too: show those of this row's own spec
-    inputs = feature_values(latest["inputs"], spec.payload["model"]["features"])
+    inputs = feature_values(row["inputs"], spec.payload["model"]["features"])
     try:
         store.verify(trained.path, trained.sha256)
         problem = None
     except TamperedArtifactError as error:
         problem = str(error).replace("; refusing to load it", "")
     contributions = None if problem is not None else prediction_contributions(
-        connection, store, trained, inputs, latest, spec.payload["model"].get("label") or {})
-    return Explanation(model, keys, entity, latest, inputs, trained, snapshot, spec.payload, spec.recorded_at,
-                       promotion, rows[1:], problem, contributions)
+        connection, store, trained, inputs, row, spec.payload["model"].get("label") or {})
+    return Explanation(model, keys, entity, row, inputs, trained, snapshot, spec.payload, spec.recorded_at,
+                       promotion, earlier, problem, contributions)
 
 
 def _run(recorded_by: str) -> str:

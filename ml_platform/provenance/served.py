@@ -10,12 +10,11 @@ from pathlib import Path
 import duckdb
 
 from ml_platform.names import REQUEST_ID_COLUMN, SERVING_FOLDER, served_log_name
-from ml_platform.provenance.explain import Explanation, _entity_keys, _key_values, explanation_text
-from ml_platform.provenance.contributions import DEFAULT_TOP, prediction_contributions
-from ml_platform.provenance.records import ProvenanceInputError, recorded_spec, snapshot_record
-from ml_platform.scoring.inputs import feature_values
-from ml_platform.storage import registry
-from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
+from ml_platform.provenance.explain import (Explanation, _entity_keys, _key_values, explanation_of,
+                                            explanation_text)
+from ml_platform.provenance.contributions import DEFAULT_TOP
+from ml_platform.provenance.records import ProvenanceInputError, recorded_spec
+from ml_platform.storage.artifacts import ArtifactStore
 
 ONLINE = "online"  # the dagster_run_id shown for a served prediction: no Dagster run made it
 
@@ -62,23 +61,10 @@ def explain_served(connection: duckdb.DuckDBPyConnection, data_dir: Path, model:
     if len({json.dumps(row["keys"], sort_keys=True) for row in rows}) > 1:
         raise ProvenanceInputError(f"request {request_id} served {len(rows)} rows: give KEY too to choose one")
     latest = rows[-1]
-    trained = registry.models.get(connection, model, latest["training_run"])
-    snapshot = snapshot_record(connection, model, latest["training_run"])
     spec = recorded_spec(connection, latest["spec_hash"])
-    promotion = registry.promotions.get(connection, latest["promotion_id"])
     task = not isinstance(latest["decision"], bool) or spec.payload["model"]["money"].get("decision") is not None
-    try:
-        store.verify(trained.path, trained.sha256)
-        problem = None
-    except TamperedArtifactError as error:
-        problem = str(error).replace("; refusing to load it", "")
-    inputs = feature_values(latest["inputs"], spec.payload["model"]["features"])
-    stored = _as_stored(latest, task)
-    contributions = None if problem is not None else prediction_contributions(
-        connection, store, trained, inputs, stored, spec.payload["model"].get("label") or {})
-    return Explanation(model, {name: str(value) for name, value in latest["keys"].items()}, entity,
-                       stored, inputs, trained, snapshot, spec.payload, spec.recorded_at, promotion,
-                       [], problem, contributions)
+    return explanation_of(connection, store, model, {name: str(value) for name, value in latest["keys"].items()},
+                          entity, _as_stored(latest, task), [])
 
 
 def served_explanation_text(result: Explanation, full_spec: bool = False, top: int = DEFAULT_TOP) -> str:
