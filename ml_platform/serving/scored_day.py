@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.features.compute import feature_matrix_sql
-from ml_platform.scoring.task_score import _task_scores as task_scores
+from ml_platform.scoring.task_score import task_scores
 from ml_platform.serving.log import plain
 from ml_platform.serving.models import LoadedModel
 from ml_platform.specs.catalog import Catalog
