@@ -175,7 +175,7 @@ BOUNDS_VIEW = "bounds"  # the one-row view of the partition's [partition_start, 
 ENTITY_RESERVED_COLUMNS = ("partition_start", "partition_date")  # written by the platform on every entity row
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions",
                    "task_evaluations")
-MONITORING_KINDS = ("drift", "outcomes")
+MONITORING_KINDS = ("drift", "outcomes", "served_outcomes")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted
 
 
@@ -283,7 +283,7 @@ def monitoring_table_name(model: str, kind: str) -> str:
 
 
 def monitoring_table(model: str, kind: str) -> str:
-    """A model's monitoring table, kind 'drift' or 'outcomes': `monitoring."<model>__<kind>"`."""
+    """A model's monitoring table, kind 'drift', 'outcomes' or 'served_outcomes': `monitoring."<model>__<kind>"`."""
     return table("monitoring", monitoring_table_name(model, kind))
 
 
