@@ -15,7 +15,7 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import FeatureComputationError, check_feature_set_sql, compute_feature_set
+from ml_platform.features.compute import FeatureComputationError, compute_feature_set, prepare_feature_set
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
@@ -72,7 +72,7 @@ class FeatureReader:
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
         self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
-        self.checked: OnceCache[None] = OnceCache()  # per feature set: its SQL checked
+        self.checked: OnceCache[None] = OnceCache()  # per feature set: prepared (SQL checked, functions registered)
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
         # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
         self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
@@ -97,10 +97,11 @@ class FeatureReader:
     def _compute(self, feature_set: FeatureSetSpec, day: dt.date) -> None:
         with self._computing:
             try:
-                # the SQL checks depend on the SQL and the catalog only: once per feature set of this reader
-                self.checked.get(feature_set.name, lambda: check_feature_set_sql(self._compute_cursor, self.catalog,
-                                                                                 feature_set))
-                compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, sql_checked=True)
+                # the SQL checks, the input tables and the functions registered on the compute cursor depend on
+                # the SQL, the catalog and the copy's tables only: once per feature set of this reader
+                self.checked.get(feature_set.name, lambda: prepare_feature_set(self._compute_cursor, self.catalog,
+                                                                               feature_set))
+                compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, prepared=True)
             except FeatureComputationError as error:
                 raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
             self._stored_days.setdefault(feature_set.name, set()).add(day)
