@@ -11,8 +11,8 @@ import time
 import dagster as dg
 import pytest
 
-from ml_platform import names
-from ml_platform.monitoring.outcomes import judged_versions
+from ml_platform import clock, names
+from ml_platform.monitoring.outcomes import judge_days, judged_versions
 from ml_platform.project import Project
 from ml_platform.monitoring.served import ServedLogError, load_served
 from ml_platform.serving.log import log_path
@@ -123,6 +123,16 @@ def test_served_predictions_are_judged_beside_the_batch_ones_once_labels_are_kno
     assert metadata["served_realized_money"] == round(stored["2013-02-01"][8] + stored["2013-02-02"][8])
     assert "| 2013-02-01 | batch |" in metadata["channels"] and "| 2013-02-02 | served |" in metadata["channels"]
     assert "| 2013-02-02 | batch |" not in metadata["channels"]  # not batch-scored
+
+    # at noon of February 2 its labels are not known yet: its served rows are waiting, and say until when
+    catalog = runs.chain().catalog
+    with clock.simulated(dt.datetime(2013, 2, 2, 12, tzinfo=dt.timezone.utc)):
+        with open_warehouse(project.storage.warehouse) as connection:
+            waiting = judge_days(connection, catalog, catalog.models[MODEL], FEBRUARY_1, FEBRUARY_2, "noon").served
+    by_day = {str(row.day): row for row in waiting.itertuples()}
+    assert (by_day["2013-02-02"].labelled_rows, by_day["2013-02-02"].waiting_rows) == (0, 20)
+    assert by_day["2013-02-02"].status.startswith("labels not mature: the labels of 2013-02-02 are mature on ")
+    assert (by_day["2013-02-01"].status, by_day["2013-02-01"].labelled_rows) == ("labelled", 30)
 
     # a malformed line fails the materialization, naming the file and the line; fixed, it judges again
     good = path.read_text()
