@@ -145,7 +145,9 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         key=key, group_name=names.model_group(model.name), owners=[model.owner], kinds={"duckdb"},
         description=f"Realized money of {model.name}'s production decisions per day, once labels are known, against "
                     f"the money its evaluation promised per day. A day not scored or not labelled yet is recorded "
-                    f"as such and measured again when this partition is materialized later.",
+                    f"as such and measured again when this partition is materialized later. Rows the online server "
+                    f"answered (its log) are judged beside them, per channel, in "
+                    f"{_table_label(model, 'served_outcomes')}.",
         partitions_def=entity_partitions_of(catalog, model.entity),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],
