@@ -119,10 +119,6 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
     finally:
         stored.close()
     prepare(memory)
-    # one thread per query: each request runs on a thread of its own, and feature sets are computed on one thread
-    # for identical bits (storage.warehouse.single_threaded), which then need not change this database-wide
-    # setting (several milliseconds, and felt by every concurrent request) around each on-demand computation
-    memory.execute("SET threads = 1")
     return memory, fingerprint
 
 
