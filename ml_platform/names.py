@@ -171,11 +171,12 @@ SHADOW_TABLE_METADATA = "shadow_table"  # the predictions asset's shadow table, 
 
 SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitoring", "population")
 ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
+ENTITY_ROWS_TABLE = "_entity_rows"  # the temporary table a computation's `entity` reads (no spec name starts with _)
 BOUNDS_VIEW = "bounds"  # the one-row view of the partition's [partition_start, partition_end) a population reads
 ENTITY_RESERVED_COLUMNS = ("partition_start", "partition_date")  # written by the platform on every entity row
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions",
                    "task_evaluations")
-MONITORING_KINDS = ("drift", "outcomes")
+MONITORING_KINDS = ("drift", "outcomes", "served_outcomes")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a plain spec name, safe in SQL once double-quoted
 
 
@@ -283,7 +284,7 @@ def monitoring_table_name(model: str, kind: str) -> str:
 
 
 def monitoring_table(model: str, kind: str) -> str:
-    """A model's monitoring table, kind 'drift' or 'outcomes': `monitoring."<model>__<kind>"`."""
+    """A model's monitoring table, kind 'drift', 'outcomes' or 'served_outcomes': `monitoring."<model>__<kind>"`."""
     return table("monitoring", monitoring_table_name(model, kind))
 
 

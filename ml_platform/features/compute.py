@@ -42,7 +42,12 @@ def span_condition(start: dt.date, end: dt.date) -> str:
 
 def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: list[str], hint: str) -> None:
     """Fail with a clear message when any of the warehouse tables does not exist yet."""
-    missing = [name for name in names if not table_exists(connection, schema, name)]
+    if not names:
+        return
+    present = {row[0] for row in connection.execute(  # one look at the catalog for all of them
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND list_contains(?, table_name)",
+        [schema, list(names)]).fetchall()}
+    missing = [name for name in names if name not in present]
     if missing:
         listed = ", ".join(table_label(schema, name) for name in missing)
         raise FeatureComputationError(f"{listed} not in the warehouse yet: {hint}")
@@ -63,16 +68,9 @@ def check_feature_set_sql(connection: duckdb.DuckDBPyConnection, catalog: Catalo
             f"as history.<source>, and the feature sets it uses by name")
 
 
-def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                        start: dt.date, end: dt.date, sql_checked: bool = False) -> int:
-    """Write features.<name> for [start, end] (one row per entity row); returns the rows written. `sql_checked`:
-    the caller ran `check_feature_set_sql` on this feature set and catalog already."""
-    if catalog.entity_rows(feature_set.entity).is_population and start != end:
-        # a population's keys name a row within one partition, so its SQL sees one partition at a time
-        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked)
-                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
-    if not sql_checked:
-        check_feature_set_sql(connection, catalog, feature_set)
+def require_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec) -> None:
+    """Fail with a clear message when a table the feature set reads (its sources, the feature sets it uses, its
+    entity's population) does not exist yet."""
     entity = catalog.entity_rows(feature_set.entity)
     read = sorted({*feature_set.reads, *([] if entity.is_population else [entity.name])})
     require_tables(connection, "source", read, "materialize the sources this feature set reads first")
@@ -80,6 +78,31 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
                    "materialize the feature sets this feature set uses first")
     if entity.is_population:
         require_tables(connection, "population", [entity.name], f"materialize entity '{entity.name}' first")
+
+
+def prepare_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec) -> None:
+    """What computing a feature set needs before any day, once per connection: its SQL checked, its input tables
+    present and its functions registered on the connection (a caller computing day after day on one connection
+    whose tables stay, as the server does, prepares once and passes `prepared=True`)."""
+    check_feature_set_sql(connection, catalog, feature_set)
+    require_inputs(connection, catalog, feature_set)
+    register_functions(connection, list(feature_set.functions))
+
+
+def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                        start: dt.date, end: dt.date, sql_checked: bool = False, prepared: bool = False) -> int:
+    """Write features.<name> for [start, end] (one row per entity row); returns the rows written. `sql_checked`:
+    the caller ran `check_feature_set_sql` on this feature set and catalog already; `prepared`: it ran
+    `prepare_feature_set` on this connection (the SQL checked, the inputs present, the functions registered)."""
+    if catalog.entity_rows(feature_set.entity).is_population and start != end:
+        # a population's keys name a row within one partition, so its SQL sees one partition at a time
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared)
+                   for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
+    if not (sql_checked or prepared):
+        check_feature_set_sql(connection, catalog, feature_set)
+    if not prepared:
+        require_inputs(connection, catalog, feature_set)
+        register_functions(connection, list(feature_set.functions))
     with bound(connection, feature_set):
         return _compute(connection, catalog, feature_set, start, end)
 
@@ -88,7 +111,9 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
              start: dt.date, end: dt.date) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
     entity = catalog.entity_rows(feature_set.entity)
-    bind_entity(connection, catalog, feature_set, span_condition(start, end))
+    # `entity` is read several times below (its latest prediction time, the row checks, the join that writes):
+    # its rows are computed once
+    bind_entity(connection, catalog, feature_set, span_condition(start, end), materialized=True)
     # no row or outcome known only after the last prediction time of the range is reachable; the point-in-time
     # proof (proof.py) covers the earlier rows of a range of several days
     latest = connection.execute(f"SELECT max({PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
@@ -103,7 +128,6 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
             raise FeatureComputationError(
                 f"feature set '{feature_set.name}' uses '{used}', which has no rows yet for {len(missing)} day(s) "
                 f"from {missing[0][0]}: materialize it first")
-    register_functions(connection, list(feature_set.functions))
     keys = ", ".join(quote(key) for key in entity.keys)
     with single_threaded(connection):  # identical feature values on every rebuild (see single_threaded)
         connection.execute(f"CREATE OR REPLACE TEMP TABLE feature_result AS {feature_set.sql}")

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import duckdb
 
 from ml_platform.features.timing import cut_relation_sql, entity_relation_sql, prediction_time_sql
-from ml_platform.names import PREDICTION_TIME_COLUMN, history_view, population_table, quote
+from ml_platform.names import ENTITY_ROWS_TABLE, PREDICTION_TIME_COLUMN, history_view, population_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 
@@ -55,18 +55,21 @@ def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog
 
 
 def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                condition: str) -> None:
-    """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns)."""
+                condition: str, materialized: bool = False) -> None:
+    """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns).
+    `materialized`: the rows are computed once into a temporary table that the view reads (the same rows in the
+    same order), for a caller that reads `entity` several times (a computation counts, joins and checks it)."""
     rows = catalog.entity_rows(feature_set.entity)
     if rows.is_population:  # its columns are all known at its period's start; each row has its own time
         row_time = f"CAST({quote(rows.population.time)} AS TIMESTAMP)"
-        connection.execute(
-            f"CREATE OR REPLACE TEMP VIEW entity AS SELECT *, {prediction_time_sql(feature_set.known_by, row_time)} AS "
-            f"{PREDICTION_TIME_COLUMN} FROM {population_table(feature_set.entity)} WHERE {condition}")
-        return
-    entity = catalog.sources[feature_set.entity]
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS "
-                       f"{entity_relation_sql(entity, feature_set.known_by, condition)}")
+        select = (f"SELECT *, {prediction_time_sql(feature_set.known_by, row_time)} AS {PREDICTION_TIME_COLUMN} "
+                  f"FROM {population_table(feature_set.entity)} WHERE {condition}")
+    else:
+        select = entity_relation_sql(catalog.sources[feature_set.entity], feature_set.known_by, condition)
+    if materialized:
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {ENTITY_ROWS_TABLE} AS {select}")
+        select = f"SELECT * FROM temp.main.{ENTITY_ROWS_TABLE}"
+    connection.execute(f"CREATE OR REPLACE TEMP VIEW entity AS {select}")
 
 
 def _local_time_source(catalog: Catalog, feature_set: FeatureSetSpec):
@@ -95,6 +98,7 @@ def unbind(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -
     """Drop the temporary views, so that bare names resolve to the warehouse's tables again."""
     for name in [*readable_sources(feature_set), "entity"]:
         connection.execute(f"DROP VIEW IF EXISTS temp.main.{quote(name)}")
+    connection.execute(f"DROP TABLE IF EXISTS temp.main.{ENTITY_ROWS_TABLE}")
 
 
 @contextmanager

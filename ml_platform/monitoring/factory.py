@@ -10,6 +10,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.entities.factory import entity_partitions_of
 from ml_platform.errors import as_dagster_failure
+from ml_platform.evaluation.realized import JUDGED
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, WINDOW_DAYS, DriftMeasure, measure_drift
 from ml_platform.monitoring.outcomes import JudgedDays, judge_days
 from ml_platform.partitions import date_range
@@ -66,6 +67,8 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
     verdict = judged.judged
     if verdict is not None:
         metadata.update({"verdict": verdict.state, "verdict_text": verdict.text()})
+    if len(judged.served):
+        metadata.update(served_metadata(judged))
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name="realized_money", passed=verdict is None or not verdict.under_water,
@@ -73,6 +76,36 @@ def outcome_results(judged: JudgedDays) -> Iterator[dg.MaterializeResult | dg.As
         description=(f"the trailing {verdict.days} judged {verdict.unit}: {verdict.text()}" if verdict
                      else f"not judged: no labelled day yet ({judged.not_judged})"),
         metadata=verdict.figures() if verdict else {})
+
+
+def served_metadata(judged: JudgedDays) -> dict:
+    """The served channel beside the batch's: served rows, how many have a label and how many still wait for one,
+    and the realized money of the labelled ones (each channel counts a key once; the verdict stays the batch's)."""
+    served = judged.served
+    labelled = served[served["status"].isin(JUDGED)]
+    metadata = {"served_rows": int(served["rows_served"].sum()),
+                "served_labelled_rows": int(served["labelled_rows"].sum()),
+                "served_waiting_rows": int(served["waiting_rows"].sum()),
+                "served_other_version_rows": int(served["other_version_rows"].sum())}
+    if len(labelled):
+        metadata.update({"served_realized_money": round(float(labelled["realized_money"].sum())),
+                         "served_promised_money_by_rows": round(float(labelled["promised_money_by_rows"].sum()))})
+    batch = judged.frame.set_index("day")
+    lines = ["| day | channel | model version | rows | labelled | waiting | realized | promised for the labelled rows |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for row in served.itertuples():
+        day = pd.Timestamp(row.day).date()
+        if row.day in batch.index and batch.loc[row.day, "status"] in JUDGED:
+            scored = batch.loc[row.day]
+            lines.append(f"| {day} | batch | {scored['model_version']} | {int(scored['rows_scored']):,} | "
+                         f"{int(scored['labelled_rows']):,} | {int(scored['rows_scored'] - scored['labelled_rows']):,} "
+                         f"| {scored['realized_money']:,.0f} | {scored['promised_money_by_rows']:,.0f} |")
+        judged_row = row.status in JUDGED
+        lines.append(f"| {day} | served | {row.model_version} | {int(row.rows_served):,} | {int(row.labelled_rows):,} "
+                     f"| {int(row.waiting_rows):,} | {f'{row.realized_money:,.0f}' if judged_row else row.status} | "
+                     f"{f'{row.promised_money_by_rows:,.0f}' if judged_row else ''} |")
+    metadata["channels"] = dg.MetadataValue.md("\n".join(lines))
+    return metadata
 
 
 def build_monitoring_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
@@ -112,7 +145,9 @@ def build_outcomes_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinit
         key=key, group_name=names.model_group(model.name), owners=[model.owner], kinds={"duckdb"},
         description=f"Realized money of {model.name}'s production decisions per day, once labels are known, against "
                     f"the money its evaluation promised per day. A day not scored or not labelled yet is recorded "
-                    f"as such and measured again when this partition is materialized later.",
+                    f"as such and measured again when this partition is materialized later. Rows the online server "
+                    f"answered (its log) are judged beside them, per channel, in "
+                    f"{_table_label(model, 'served_outcomes')}.",
         partitions_def=entity_partitions_of(catalog, model.entity),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(names.stage_key("predictions", model.name))],

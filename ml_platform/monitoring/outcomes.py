@@ -7,12 +7,15 @@ bootstrap interval of the test total, scaled to the k judged days (see `ml_platf
 range`, `below the interval` or `losing money`, and warns when it is below the interval or losing money (a model
 that performs as evaluated falls below the interval's low end about 2.5 % of the time). The retraining sensor
 reads the same verdict.
+
+Served predictions (the online server's log) are judged beside the batch's as a channel of their own
+(`monitoring.served`), stored in `<model>__served_outcomes`; the verdict and the batch figures stay the batch's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -24,6 +27,7 @@ from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
 from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.features.labels import (horizon_days, labels_known_through, local_today, matures_on,
                                          window_offset)
+from ml_platform.monitoring.served import SERVED_VIEW, load_served, served_day, served_frame, served_marks
 from ml_platform.monitoring.store import read_days, replace_days
 from ml_platform.names import quote
 from ml_platform.scoring.score import uses_task_scoring
@@ -165,12 +169,15 @@ def judged_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
     windows = {name: partition_versions(connection, names.source_asset(name)) for name in model.label.label_sources()}
     horizon, today = horizon_days(model), local_today(catalog, model)
     offset = window_offset(catalog, model)  # a source's row: its window starts the day after; a population's: that day
+    served = served_marks(connection, catalog, model, start, end)  # empty without a log: versions unchanged
     result = {}
     for day in _partition_days(catalog, model, start, end):
         key = day.isoformat()
         components = {
             "predictions": predictions[key].version if key in predictions else "absent",
             "labels": labels[key].version if key in labels else "absent"}
+        if key in served:
+            components["served"] = served[key]
         if windows:
             components["label_window"] = {
                 name: [stored[later.isoformat()].version if later.isoformat() in stored else "absent"
@@ -191,6 +198,7 @@ class JudgedDays:
     labelled: pd.DataFrame  # the rows of days whose labels are known
     not_judged: str  # "<day>: <status>" of each day not judged, "; "-separated; empty when every day was
     judged: Verdict | None  # the trailing days' verdict; None before any labelled day is stored
+    served: pd.DataFrame = field(default_factory=pd.DataFrame)  # the served channel's days (served.served_frame)
 
 
 def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec, start: dt.date,
@@ -200,11 +208,41 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
     partitions = _partition_days(catalog, model, start, end)
     rows = [{"day": day, **day_outcomes(connection, catalog, model, day)} for day in partitions]
     frame = pd.DataFrame(rows)
-    frame["computed_at"], frame["run_id"] = registry.now(), run_id
+    computed_at = registry.now()
+    frame["computed_at"], frame["run_id"] = computed_at, run_id
+    served = served_frame(_served_days(connection, catalog, model, partitions), computed_at, run_id)
     replace_days(connection, model.name, "outcomes", frame, partitions)
+    if len(served) or table_exists(connection, "monitoring", names.monitoring_table_name(model.name,
+                                                                                          "served_outcomes")):
+        replace_days(connection, model.name, "served_outcomes", served, partitions)
     record_versions(connection, names.stage_asset("outcomes", model.name), versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)
     grain = catalog.entity_rows(model.entity).grain
     return JudgedDays(frame, frame[frame["status"].isin(JUDGED)], notes,
-                      trailing_verdict(history, TRAILING_DAYS, grain))
+                      trailing_verdict(history, TRAILING_DAYS, grain), served)
+
+
+def _served_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: ModelSpec,
+                 partitions: list[dt.date]) -> list[dict]:
+    """The served channel of each day with served champion rows (none without a served-predictions log)."""
+    if not partitions or not load_served(connection, catalog, model, min(partitions), max(partitions)):
+        return []
+    grain = catalog.entity_rows(model.entity).grain
+    specs, promises = {}, {}
+
+    def spec_of(version: str) -> ModelSpec:
+        if version not in specs:
+            specs[version] = recorded_spec(connection, version)
+        return specs[version]
+
+    def promise_of(version: str) -> Promise:
+        if version not in promises:
+            promises[version] = promise(connection, version, grain)
+        return promises[version]
+
+    try:
+        days = [(day, served_day(connection, catalog, model, day, spec_of, promise_of)) for day in partitions]
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {SERVED_VIEW}")
+    return [{"day": day, **outcome} for day, outcome in days if outcome is not None]

@@ -20,6 +20,12 @@ COLUMNS = {
                 "realized_money DOUBLE, promised_money DOUBLE, promised_money_by_rows DOUBLE, promised_low DOUBLE, "
                 "promised_high DOUBLE, test_days BIGINT, currency VARCHAR, computed_at TIMESTAMP NOT NULL, "
                 "run_id VARCHAR NOT NULL",
+    # the served channel of each day (monitoring/served.py), apart from the batch's rows so that no figure mixes them
+    "served_outcomes": "day DATE NOT NULL, status VARCHAR NOT NULL, model_version VARCHAR, served_lines BIGINT, "
+                       "rows_served BIGINT, other_version_rows BIGINT, also_batch_scored BIGINT, "
+                       "labelled_rows BIGINT, waiting_rows BIGINT, flagged BIGINT, true_positives BIGINT, "
+                       "false_positives BIGINT, realized_money DOUBLE, promised_money_by_rows DOUBLE, "
+                       "currency VARCHAR, computed_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL",
 }
 # columns added since a table was first created: a table made by an earlier version gains them (NULL in old rows)
 ADDED = {"drift": {"window_days": "BIGINT", "window_rows": "BIGINT", "scope": "VARCHAR"}}
@@ -38,7 +44,8 @@ def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, f
             listed = ", ".join(date_literal(day) for day in days)
             if listed:
                 connection.execute(f"DELETE FROM {target} WHERE day IN ({listed})")
-            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM monitoring_rows")
+            if len(frame):
+                connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM monitoring_rows")
     finally:
         connection.unregister("monitoring_rows")
     return len(frame)

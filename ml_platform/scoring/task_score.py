@@ -75,9 +75,10 @@ def _money_inputs(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec:
     return rows.merge(entity, on=keys, how="left", validate="one_to_one")
 
 
-def _task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
+def task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
                  record: TaskEvaluationRecord, frame: pd.DataFrame) -> pd.DataFrame:
-    """The batch's prediction, decision, parameter (and class probabilities), one row per staged row, in order."""
+    """A task model's prediction, decision, parameter (and class probabilities) for `frame`'s rows, in order: what
+    batch scoring stores, and what serving answers (the same function)."""
     predictions = predictor.predict(frame[list(spec.features)]) if len(frame) else np.array([], dtype="float64")
     multiclass = spec.label.task == "multiclass"
     if multiclass and not len(frame):
@@ -133,7 +134,7 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
             staged = connection.sql("SELECT * FROM scoring_rows")
             features = {name: str(kind) for name, kind in zip(staged.columns, staged.types) if name in spec.features}
             frame = staged.df()
-            scores = _task_scores(connection, catalog, spec, predictor, record, frame)
+            scores = task_scores(connection, catalog, spec, predictor, record, frame)
             decided.append(scores[names.DECISION_COLUMN].to_numpy())
             columns = list(scores.columns)
             if contributions:

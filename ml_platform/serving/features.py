@@ -15,7 +15,7 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import FeatureComputationError, check_feature_set_sql, compute_feature_set
+from ml_platform.features.compute import FeatureComputationError, compute_feature_set, prepare_feature_set
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
@@ -23,7 +23,7 @@ from ml_platform.serving.once import OnceCache
 from ml_platform.serving.scored_day import ScoredDay, score_day
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
-from ml_platform.storage.warehouse import table_exists
+from ml_platform.storage.warehouse import single_threaded, table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
 SCORED_DAYS = 128
@@ -72,7 +72,7 @@ class FeatureReader:
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
         self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
-        self.checked: OnceCache[None] = OnceCache()  # per feature set: its SQL checked
+        self.checked: OnceCache[None] = OnceCache()  # per feature set: prepared (SQL checked, functions registered)
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
         # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
         self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
@@ -95,16 +95,25 @@ class FeatureReader:
         return days
 
     def _compute(self, feature_set: FeatureSetSpec, day: dt.date) -> None:
-        with self._computing:
-            try:
-                # the SQL checks depend on the SQL and the catalog only: once per feature set of this reader
-                self.checked.get(feature_set.name, lambda: check_feature_set_sql(self._compute_cursor, self.catalog,
-                                                                                 feature_set))
-                compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, sql_checked=True)
-            except FeatureComputationError as error:
-                raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
-            self._stored_days.setdefault(feature_set.name, set()).add(day)
-            self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+        """Compute one feature set's day (the caller holds `_computing`, the cursor single-threaded)."""
+        try:
+            # the SQL checks, the input tables and the functions registered on the compute cursor depend on the
+            # SQL, the catalog and the copy's tables only: once per feature set of this reader
+            self.checked.get(feature_set.name, lambda: prepare_feature_set(self._compute_cursor, self.catalog,
+                                                                           feature_set))
+            compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, prepared=True)
+        except FeatureComputationError as error:
+            raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
+        self._stored_days.setdefault(feature_set.name, set()).add(day)
+        self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+
+    def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
+        """Compute the day's missing feature sets, in order, under one lock and one single-threaded stretch (the
+        thread setting is database-wide and costs milliseconds to change: once per day, not per feature set).
+        Every build of `computations` runs under the lock, so a caller waiting for it finds the sets built."""
+        with self._computing, single_threaded(self._compute_cursor):
+            for feature_set in feature_sets:
+                self.computations.get((feature_set.name, day), lambda fs=feature_set: self._compute(fs, day))
 
     def computed_days(self, spec: ModelSpec, days: list[dt.date], force: bool) -> dict[dt.date, str]:
         """{day: how its features are served}: a day whose partitions the copy lacks (every day, when force) is
@@ -114,8 +123,10 @@ class FeatureReader:
         for day in days:
             missing = [fs for fs in sets if day not in self._on_demand_days.get(fs.name, ())
                        and (force or day not in self._stored_days.get(fs.name, ()))]
-            for feature_set in _in_dependency_order(self.catalog, missing):
-                self.computations.get((feature_set.name, day), lambda fs=feature_set: self._compute(fs, day))
+            ordered = [feature_set for feature_set in _in_dependency_order(self.catalog, missing)
+                       if (feature_set.name, day) not in self.computations]
+            if ordered:
+                self._compute_day(ordered, day)
             result[day] = ON_DEMAND if any(day in self._on_demand_days.get(fs.name, ()) for fs in sets) \
                 else PRECOMPUTED
         return result

@@ -31,6 +31,17 @@ def plain(value):
     return value
 
 
+def plain_values(values: pd.Series) -> list:
+    """plain() of every value of a column, without its per-value checks where the column's numpy type settles
+    them: floats (NaN as null), integers and booleans as Python numbers; any other column value by value."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return [None if value != value else value for value in values.tolist()]  # NaN is the one value != itself
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return values.tolist()
+    return [plain(value) for value in values.tolist()]
+
+
 def log_path(data_dir: Path, model: str) -> Path:
     """Where a model's served predictions are logged."""
     return data_dir / SERVING_FOLDER / served_log_name(model)

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.features.compute import feature_matrix_sql
-from ml_platform.scoring.task_score import _task_scores as task_scores
-from ml_platform.serving.log import plain
+from ml_platform.scoring.task_score import task_scores
+from ml_platform.serving.log import plain_values
 from ml_platform.serving.models import LoadedModel
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
@@ -70,17 +70,19 @@ def score_day(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: Loaded
     decided = _decide(cursor, catalog, model, frame)
     features = list(model.spec.features)
     key_columns = [frame[key].tolist() for key in keys]
-    feature_columns = [frame[name].tolist() for name in features]
+    # JSON-ready values converted a column at a time (a day holds thousands of rows times dozens of features)
+    plain_keys = [plain_values(frame[key]) for key in keys]
+    inputs = [dict(zip(features, values)) for values in zip(*(plain_values(frame[name]) for name in features))] \
+        if features else [{} for _ in range(len(frame))]
     dates = [pd.Timestamp(value).date().isoformat() for value in frame["partition_date"].tolist()]
-    scores, decisions = decided["score"].tolist(), decided["decision"].tolist()
-    parameters = decided["decision_parameter"].tolist()
+    scores, decisions = plain_values(decided["score"]), plain_values(decided["decision"])
+    parameters = plain_values(decided["decision_parameter"])
     rows = {}
     for position in range(len(frame)):
         values = [column[position] for column in key_columns]
         identity = values[0] if len(keys) == 1 else tuple(values)
         rows[identity] = ServedRow(
-            keys={key: plain(value) for key, value in zip(keys, values)}, partition_date=dates[position],
-            inputs={name: plain(column[position]) for name, column in zip(features, feature_columns)},
-            score=plain(scores[position]), decision=plain(decisions[position]),
-            decision_parameter=plain(parameters[position]), features_served=features_served)
+            keys={key: column[position] for key, column in zip(keys, plain_keys)}, partition_date=dates[position],
+            inputs=inputs[position], score=scores[position], decision=decisions[position],
+            decision_parameter=parameters[position], features_served=features_served)
     return ScoredDay(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ml_platform import names
 from ml_platform.deployment.promotion import challenger
+from ml_platform.errors import PlatformError
 from ml_platform.features.library import load_catalog
 from ml_platform.project import Project
 from ml_platform.serving.errors import ServingError
@@ -48,7 +49,7 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
                 trained = registry.models.by_version(connection, shadowed.model_version)
                 if trained is not None:
                     shadows[model] = load_version(connection, artifacts, catalog, trained, None)
-        except ServingError as error:
+        except PlatformError as error:  # a missing or modified artifact too: the other models are still served
             problems.append(f"{model}: {error}")
     return Served(connection, FeatureReader(connection, catalog), catalog, champions, shadows, data_until,
                    keys), \
