@@ -213,3 +213,6 @@ def test_a_parallel_search_is_recorded_in_the_card_and_reproduces_byte_for_byte(
 
     assert result.identical and result.reproduced_sha256 == model.sha256, reproduction_text(result)
     assert result.reproduced_card.search == model.card.search and not result.card_differences
+    report = trained.evaluation.summary.artifacts.report_markdown
+    text = (runs.project.storage.artifacts / report.path).read_text(encoding="utf-8")
+    assert "2 trials at a time (proposed in fixed batches, 1 LightGBM thread(s) each); the chosen parameters" in text
