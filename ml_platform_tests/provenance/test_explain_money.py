@@ -11,7 +11,6 @@ import pytest
 
 from ml_platform import clock, names
 from ml_platform.cli import main
-from ml_platform.provenance.contributions import prediction_contributions
 from ml_platform.provenance.explain import explain, explained_money
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
