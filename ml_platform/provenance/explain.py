@@ -252,7 +252,7 @@ def explanation_text(result: Explanation, full_spec: bool = False, top: int = DE
     if result.contributions is not None:
         lines += ["", *contributions_text(result.contributions, top)]
         if money is not None:
-            lines += money_text(money)
+            lines += ["", *money_text(money)]
     lines += ["", f"Spec of {result.model} as recorded then (spec hash {row['spec_hash']})"
               + ("" if full_spec else "; --full-spec adds its feature sets and sources") + ":"]
     lines += [f"  {line}" for line in spec_yaml(payload["model"]).splitlines()]
