@@ -78,7 +78,7 @@ def command_reproduce(arguments: argparse.Namespace) -> int:
 @_guarded
 def command_explain(arguments: argparse.Namespace) -> int:
     """Explain one production prediction: what made it, from which inputs, and which promotion made it live."""
-    from ml_platform.provenance.explain import explain, explanation_text
+    from ml_platform.provenance.explain import explain, explained_money, explanation_text
     from ml_platform.provenance.records import open_registry
 
     from ml_platform.storage.artifacts import ArtifactStore
@@ -94,10 +94,14 @@ def command_explain(arguments: argparse.Namespace) -> int:
         if served:
             result = explain_served(connection, project.data_dir, arguments.model, arguments.key,
                                     arguments.request_id, store)
+            money = None
         else:
             result = explain(connection, arguments.model, arguments.key, arguments.date, store)
-    print((served_explanation_text if served else explanation_text)(result, full_spec=arguments.full_spec,
-                                                                     top=arguments.top))
+            money = explained_money(connection, project, result, arguments.top)
+    if served:
+        print(served_explanation_text(result, full_spec=arguments.full_spec, top=arguments.top))
+    else:
+        print(explanation_text(result, full_spec=arguments.full_spec, top=arguments.top, money=money))
     if result.artifact_problem is not None:
         return _fail(f"the model that made this prediction, {result.trained.model_version}, fails its integrity "
                      f"check: {result.artifact_problem}", 1)

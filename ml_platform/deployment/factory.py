@@ -55,7 +55,7 @@ def build_deployment_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
         with as_dagster_failure(), warehouse.get_connection() as connection:
             outcome = promote(connection, artifacts, catalog, model, context.partition_key, context.run.run_id,
                               reason=reason, promoted_at=tick_time(context.run.tags))
-            comparison = promotion_comparison(connection, outcome)
+            comparison = promotion_comparison(connection, artifacts, outcome)
         return dg.MaterializeResult(metadata=promotion_metadata(outcome, comparison))
 
     return deployment

@@ -55,6 +55,16 @@ def _baseline_lines(search: SearchRecord, currency: str) -> list[str]:
             f"{gain:+,.0f} {currency}.", ""]
 
 
+def _parallel_lines(search: SearchRecord) -> list[str]:
+    if search.parallel == 1:
+        return []
+    threads = "" if search.trial_threads is None else f", {search.trial_threads} LightGBM thread(s) each"
+    return [f"{search.parallel} trials at a time (proposed in fixed batches{threads}); the chosen parameters were "
+            f"trained once more with the platform's threads, so the model judged above is the one `train` and "
+            f"`reproduce` give with them (its validation figures may differ slightly from the trial's, which ran "
+            f"with fewer threads).", ""]
+
+
 def search_section(summary: EvaluationSummary, images: dict[str, str]) -> list[str]:
     """The report's lines on the search: how it ran, why it ended, the chosen parameters and every trial."""
     return search_lines(summary.search, summary.currency, images)
@@ -71,6 +81,7 @@ def search_lines(search: SearchRecord | None, currency: str, images: dict[str, s
              f"{search.seconds:,.1f} s. The test window was never seen by the search; the model judged above is "
              f"trial {chosen.number}'s, whose parameters the model card records (reproduce retrains them without "
              f"searching).", "",
+             *_parallel_lines(search),
              *_baseline_lines(search, currency),
              "| trial | " + search.objective + f" | validation money ({currency}) | seconds | state | parameters |",
              "|---|---|---|---|---|---|"]

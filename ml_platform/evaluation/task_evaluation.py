@@ -18,6 +18,7 @@ from ml_platform.evaluation.decisions import (
 from ml_platform.evaluation.leakage import (
     LEAKAGE_ROWS, SCORE_NAMES, leakage_result, measure_leakage, single_feature_aucs)
 from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
+from ml_platform.evaluation.side_by_side import task_side_by_side
 from ml_platform.evaluation.slices import slice_column_of
 from ml_platform.evaluation.task_metrics import confusion, metric_bound_problems, residuals_by_slice, task_metrics
 from ml_platform.evaluation.task_report import draw_task_plots, render_task_report
@@ -170,12 +171,14 @@ def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Cat
 @dataclass(frozen=True)
 class TaskRunEvaluation:
     """A task run's stored evaluation: its registry record, measurement and plots (PNG bytes); `reused` when it
-    was stored by an earlier materialization."""
+    was stored by an earlier materialization; the report's lines setting it beside the champion its gate compared
+    with (none without one)."""
 
     record: TaskEvaluationRecord
     measurement: TaskMeasurement
     plots: dict[str, bytes]
     reused: bool
+    beside_champion: tuple[str, ...] = ()
 
 
 def _prediction_rows(model: ModelSpec, keys: list[str], test: pd.DataFrame, predictions: np.ndarray,
@@ -202,7 +205,9 @@ def _stored_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     measurement = TaskMeasurement.model_validate_json(
         artifacts.verify(record.measurement_path, record.measurement_sha256).read_text(encoding="utf-8"))
     plots = {name: artifacts.verify(path, sha256).read_bytes() for name, (path, sha256) in record.plots.items()}
-    return TaskRunEvaluation(record, measurement, plots, reused=True)
+    beside = tuple(task_side_by_side(connection, artifacts, measurement, record.model_version,
+                                     record.gate.beats_champion))
+    return TaskRunEvaluation(record, measurement, plots, reused=True, beside_champion=beside)
 
 
 def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
@@ -234,8 +239,6 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     folder = f"evaluations/{model.name}"
     written = artifacts.write(folder, ".json", lambda path: path.write_text(measurement.model_dump_json(),
                                                                              encoding="utf-8"))
-    report = artifacts.write(folder, ".md", lambda path: path.write_text(render_task_report(measurement),
-                                                                          encoding="utf-8"))
     stored_plots = {name: artifacts.write(f"{folder}/plots", ".png", lambda path, data=data: path.write_bytes(data))
                     for name, data in plots.items()}
     keys = list(catalog.entity_rows(model.entity).keys)
@@ -245,6 +248,9 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     comparison = task_beats_champion(connection, artifacts, catalog, model, trained.model_version, split["test"],
                                      decided.per_row, seed=model.algorithm.seed)
     gate = task_gate(model, measurement, comparison, leakage)
+    beside = tuple(task_side_by_side(connection, artifacts, measurement, trained.model_version, comparison))
+    report = artifacts.write(folder, ".md", lambda path: path.write_text(render_task_report(measurement, beside),
+                                                                          encoding="utf-8"))
     record = TaskEvaluationRecord(
         model=model.name, training_run=training_run, model_version=trained.model_version, task=model.label.task,
         decision=measurement.decision, decision_parameter_name=measurement.decision_parameter_name,
@@ -256,7 +262,7 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
         test_window=measurement.test_window, test_rows=int(len(split["test"])), currency=measurement.currency, gate=gate,
         gate_passed=gate.passed(), created_at=registry.now())
     registry.task_evaluations.add(connection, record)
-    return TaskRunEvaluation(record, measurement, plots, reused=False)
+    return TaskRunEvaluation(record, measurement, plots, reused=False, beside_champion=beside)
 
 
 def task_gate(model: ModelSpec, measurement: TaskMeasurement, comparison: GateCheck[ChampionComparison],

@@ -74,7 +74,7 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
         currency = measurement.currency
         metadata = {
             "headline": dg.MetadataValue.md(task_headline(measurement)),
-            "report": dg.MetadataValue.md(render_task_report(measurement) + images),
+            "report": dg.MetadataValue.md(render_task_report(measurement, evaluated.beside_champion) + images),
             f"money_{currency}": round(measurement.test_money),
             "money_interval_95": money_interval(measurement.test_money_interval_95, currency),
             "decision": f"{decision_text(measurement)} (chosen on the validation window)",

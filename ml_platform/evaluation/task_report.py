@@ -35,8 +35,9 @@ def task_headline(measurement: TaskMeasurement) -> str:
             f"window {measurement.test_window[0]} to {measurement.test_window[1]}; {verdict}")
 
 
-def render_task_report(measurement: TaskMeasurement) -> str:
-    """The measurement as markdown (its plots, the search's among them, travel beside it as files)."""
+def render_task_report(measurement: TaskMeasurement, beside_champion: list[str] | tuple[str, ...] = ()) -> str:
+    """The measurement as markdown (its plots, the search's among them, travel beside it as files), with the
+    champion the gate compared it with set beside it (`beside_champion`, evaluation.side_by_side's lines)."""
     currency = measurement.currency
     lines = [f"# {measurement.model}: {measurement.task_text()}", "", task_headline(measurement), "",
              "## Money", "", "| | validation | test |", "|---|---|---|",
@@ -78,6 +79,7 @@ def render_task_report(measurement: TaskMeasurement) -> str:
     lines += importance_lines(measurement.importance, {})
     if measurement.importance_note:
         lines += ["", "## Feature importance (test)", "", measurement.importance_note]
+    lines += list(beside_champion)
     return "\n".join(lines) + "\n"
 
 

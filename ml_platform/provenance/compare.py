@@ -12,8 +12,9 @@ import pandas as pd
 from ml_platform.evaluation.importance import importance_shift
 from ml_platform.evaluation.money import paired_bootstrap_interval
 from ml_platform.evaluation.predictions_file import read_predictions
+from ml_platform.evaluation.run_figures import RunFigures, decision_rows, metric_rows, slice_shifts, stored_figures
 from ml_platform.project import Project
-from ml_platform.provenance.describe import money, money_with_interval, snapshot_rows, snapshot_windows
+from ml_platform.provenance.describe import money, snapshot_rows, snapshot_windows
 from ml_platform.provenance.records import (
     ProvenanceInputError, choices, known_versions, model_records, open_registry, recorded_payload, resolve_version,
     snapshot_record)
@@ -42,7 +43,7 @@ class RunSide:
 
 @dataclass(frozen=True)
 class PairedMoney:
-    """Both sides' decisions on the test rows they share, valued with one side's money values."""
+    """Both sides' decisions on the test rows they share, valued with one side's money values (binary runs)."""
 
     rows: int
     days: int
@@ -62,6 +63,8 @@ class Comparison:
     unpaired_why: str | None  # why the test rows could not be paired, when they could not
     spec_differs: bool
     spec_diff: str
+    first_figures: RunFigures | None  # None when that run was not evaluated
+    second_figures: RunFigures | None
 
 
 def _trained(connection: duckdb.DuckDBPyConnection, given: str) -> ModelRecord:
@@ -96,7 +99,10 @@ def _paired(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, fir
     """Both decisions on the shared test rows valued with B's money values (as the gate values a champion with a
     challenger's), with a paired interval resampling days; or why there are none to pair."""
     if first.evaluation is None or second.evaluation is None:
-        return None, "a side has no stored binary evaluation"
+        if first.task is not None or second.task is not None:
+            return None, ("paired on the same rows for binary runs only; a regression or multiclass challenger is "
+                          "compared with its champion on the same rows by its gate's beats_champion check")
+        return None, "a side has no stored evaluation"
     one = read_predictions(connection, artifacts, first.evaluation.summary)
     two = read_predictions(connection, artifacts, second.evaluation.summary)
     one, two = one[one["split"] == "test"], two[two["split"] == "test"]
@@ -122,9 +128,11 @@ def compare(project: Project, first: str, second: str) -> Comparison:
     with open_registry(project.storage.warehouse) as connection:
         one, two = _side(connection, first), _side(connection, second)
         paired, why = _paired(connection, artifacts, one, two)
+        figures = [stored_figures(connection, artifacts, side.model.model, side.model.training_run)
+                   for side in (one, two)]
     differs, text = diff_text(recorded_side(project, one.model.training_run),
                               recorded_side(project, two.model.training_run))
-    return Comparison(one, two, paired, why, differs, text)
+    return Comparison(one, two, paired, why, differs, text, *figures)
 
 
 def _side_lines(letter: str, side: RunSide) -> list[str]:
@@ -154,15 +162,19 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
                              for column, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in rows]
 
 
-def _binary_sections(comparison: Comparison) -> list[str]:
-    one, two = comparison.first.evaluation.summary, comparison.second.evaluation.summary
-    currency = two.currency
-    lines = ["", "Money on each run's own test window, valued with its own spec (95% interval, resampling days):",
-             f"  A  {money_with_interval(one.test, one.currency)}  test {one.test.window[0]} to {one.test.window[1]}",
-             f"  B  {money_with_interval(two.test, two.currency)}  test {two.test.window[0]} to {two.test.window[1]}"]
+def _money_lines(comparison: Comparison) -> list[str]:
+    lines = ["", "Money on each run's own test window, valued with its own spec (95% interval, resampling days):"]
+    for letter, figures in (("A", comparison.first_figures), ("B", comparison.second_figures)):
+        if figures is None:
+            lines.append(f"  {letter}  not evaluated")
+            continue
+        low, high = figures.test_interval
+        lines.append(f"  {letter}  {money(figures.test_money, figures.currency)} (95% {low:,.0f} to {high:,.0f})  "
+                     f"test {figures.test_window[0]} to {figures.test_window[1]}")
     paired = comparison.paired
     if paired is not None:
         low, high = paired.interval
+        currency = comparison.second_figures.currency
         lines += ["", f"Same rows: the {paired.rows:,} test rows both runs scored ({paired.days} days), each run's "
                       f"decisions valued with B's money values:",
                   f"  A {money(paired.first, currency)}, B {money(paired.second, currency)}: B - A "
@@ -170,52 +182,37 @@ def _binary_sections(comparison: Comparison) -> list[str]:
                   f"{high:+,.0f}, resampling days)"]
     else:
         lines += ["", f"Same rows: not compared ({comparison.unpaired_why})"]
-    lines += ["", "Metrics (test):"]
-    rows = [("metric", "A", "B", "B - A")]
-    for name, first, second in (("ROC AUC", one.test.roc_auc, two.test.roc_auc),
-                                ("log loss", one.test.log_loss, two.test.log_loss),
-                                ("Brier score", one.test.brier, two.test.brier),
-                                ("precision", one.test.precision, two.test.precision),
-                                ("recall", one.test.recall, two.test.recall),
-                                ("positive rate", one.test.positive_rate, two.test.positive_rate)):
-        rows.append((name, _number(first), _number(second), _difference(first, second)))
-    lines += _table(rows)
-    lines += ["", "Decision (threshold chosen on validation):"]
-    lines += _table([("", "A", "B"),
-                     ("threshold", f"{one.threshold:.4f}", f"{two.threshold:.4f}"),
-                     ("validation money", money(one.validation.money, one.currency),
-                      money(two.validation.money, two.currency)),
-                     ("flagged on test", f"{one.test.flagged:,} of {one.test.rows:,}",
-                      f"{two.test.flagged:,} of {two.test.rows:,}")])
-    lines += _slice_lines(one, two)
     return lines
 
 
-def _slice_lines(one, two) -> list[str]:
-    tables_a = {table.name: table for table in one.slice_tables()}
-    lines = []
-    for table in two.slice_tables():
-        if table.name not in tables_a or table.binning != "values":
-            continue
-        first = {row.slice: row.money for row in tables_a[table.name].rows}
-        second = {row.slice: row.money for row in table.rows}
-        shared = sorted(set(first) & set(second), key=lambda value: -abs(second[value] - first[value]))
-        lines += ["", f"Money by {table.name or 'slice'} (test, each run's own window and money values; the "
-                      f"{min(SLICE_ROWS_SHOWN, len(shared))} of {len(shared)} shared slices that moved most):"]
-        rows = [(table.name or "slice", "A", "B", "B - A")]
-        rows += [(str(value), f"{first[value]:,.0f}", f"{second[value]:,.0f}", f"{second[value] - first[value]:+,.0f}")
-                 for value in shared[:SLICE_ROWS_SHOWN]]
+def _figure_sections(one: RunFigures, two: RunFigures) -> list[str]:
+    """Metrics, decision and money by slice of two evaluated runs, whatever their task."""
+    lines = ["", "Metrics (test):"]
+    rows = [("metric", "A", "B", "B - A")]
+    rows += [(name, _number(first), _number(second), _difference(first, second))
+             for name, first, second in metric_rows(one, two)]
+    lines += _table(rows)
+    lines += ["", "Decision (chosen on validation):"]
+    rows = [("", "A", "B"), *decision_rows(one, two),
+            ("validation money", money(one.validation_money, one.currency), money(two.validation_money, two.currency))]
+    if one.decided_on_test is not None and two.decided_on_test is not None:
+        rows.append(("flagged on test", one.decided_on_test, two.decided_on_test))
+    lines += _table(rows)
+    for name, shared, moved in slice_shifts(one, two, SLICE_ROWS_SHOWN):
+        lines += ["", f"Money by {name or 'slice'} (test, each run's own window and money values; the "
+                      f"{len(moved)} of {shared} shared slices that moved most):"]
+        rows = [(name or "slice", "A", "B", "B - A")]
+        rows += [(value, f"{first:,.0f}", f"{second:,.0f}", f"{second - first:+,.0f}") for value, first, second in moved]
         lines += _table(rows)
     return lines
 
 
-def _importance_lines(comparison: Comparison) -> list[str]:
-    sides = [side.evaluation.summary.importance if side.evaluation else None
-             for side in (comparison.first, comparison.second)]
+def _importance_lines(one: RunFigures, two: RunFigures) -> list[str]:
+    sides = [one.importance, two.importance]
     if None in sides:
-        return ["", "Feature importance shift: not measured for "
-                + " and ".join(letter for letter, found in zip("AB", sides) if found is None)
-                + " (evaluated before importance was measured, or not a binary evaluation)"]
+        notes = [f"{letter}: {figures.importance_note or 'evaluated before importance was measured'}"
+                 for letter, figures in (("A", one), ("B", two)) if figures.importance is None]
+        return ["", "Feature importance shift: not measured (" + "; ".join(notes) + ")"]
     lines = ["", f"Feature importance shift (share of mean |contribution| on each run's test rows; A: "
                  f"{sides[0].method}, B: {sides[1].method}):"]
     rows = [("feature", "A", "B", "B - A")]
@@ -225,31 +222,13 @@ def _importance_lines(comparison: Comparison) -> list[str]:
     return lines + _table(rows)
 
 
-def _task_lines(comparison: Comparison) -> list[str]:
-    lines = ["", "Money on each run's own test window, valued with its own spec (95% interval, resampling days):"]
-    for letter, side in (("A", comparison.first), ("B", comparison.second)):
-        task, summary = side.task, side.evaluation.summary if side.evaluation else None
-        if task is not None:
-            low, high = task.test_money_interval_95
-            parameter = "" if task.decision_parameter is None else \
-                f"; decision {task.decision} {task.decision_parameter_name} {task.decision_parameter:g}"
-            lines.append(f"  {letter}  {task.test_money:,.0f} {task.currency} (95% {low:,.0f} to {high:,.0f})  "
-                         f"test {task.test_window[0]} to {task.test_window[1]}{parameter}")
-        elif summary is not None:
-            lines.append(f"  {letter}  {money_with_interval(summary.test, summary.currency)}  test "
-                         f"{summary.test.window[0]} to {summary.test.window[1]}; threshold {summary.threshold:.4f}")
-        else:
-            lines.append(f"  {letter}  not evaluated")
-    return lines
-
-
 def comparison_text(comparison: Comparison) -> str:
     """The report `ml-platform compare` prints."""
     lines = [f"Comparing A and B", *_side_lines("A", comparison.first), *_side_lines("B", comparison.second)]
-    if comparison.first.evaluation is not None and comparison.second.evaluation is not None:
-        lines += _binary_sections(comparison)
-        lines += _importance_lines(comparison)
-    else:
-        lines += _task_lines(comparison)
+    lines += _money_lines(comparison)
+    one, two = comparison.first_figures, comparison.second_figures
+    if one is not None and two is not None:
+        lines += _figure_sections(one, two)
+        lines += _importance_lines(one, two)
     lines += ["", "Spec diff:" if comparison.spec_differs else "Spec diff: none", comparison.spec_diff]
     return "\n".join(lines)

@@ -12,6 +12,9 @@ from ml_platform import names
 from ml_platform.names import quote
 from ml_platform.provenance.contributions import (
     DEFAULT_TOP, PredictionContributions, contributions_text, prediction_contributions)
+from ml_platform.features.library import load_catalog
+from ml_platform.project import Project
+from ml_platform.provenance.contribution_money import MoneyView, contributions_money, money_text
 from ml_platform.provenance.describe import count, day as event_day, snapshot_rows, snapshot_windows, timestamp
 from ml_platform.provenance.records import (
     ProvenanceInputError, choices, recorded_spec, registered_models, snapshot_record)
@@ -19,6 +22,7 @@ from ml_platform.provenance.spec_text import spec_yaml
 from ml_platform.records.registry import ModelRecord, PromotionRecord, SnapshotRecord
 from ml_platform.scoring.inputs import feature_values
 from ml_platform.specs.errors import did_you_mean
+from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import table_exists
@@ -210,8 +214,10 @@ def _value(value) -> str:
     return "missing" if value is None else str(value)
 
 
-def explanation_text(result: Explanation, full_spec: bool = False, top: int = DEFAULT_TOP) -> str:
-    """The report `ml-platform explain` prints; `top` contributions that moved the prediction most."""
+def explanation_text(result: Explanation, full_spec: bool = False, top: int = DEFAULT_TOP,
+                     money: MoneyView | None = None) -> str:
+    """The report `ml-platform explain` prints; `top` contributions that moved the prediction most, and their
+    money (`money`, provenance.contribution_money) when valued."""
     row, card, manifest, payload = result.prediction, result.trained.card, result.snapshot.manifest, result.payload
     promotion = result.promotion
     made_live = (f"promotion #{promotion.promotion_id} at {timestamp(promotion.promoted_at)} UTC of training "
@@ -245,6 +251,8 @@ def explanation_text(result: Explanation, full_spec: bool = False, top: int = DE
               for name in result.inputs]
     if result.contributions is not None:
         lines += ["", *contributions_text(result.contributions, top)]
+        if money is not None:
+            lines += ["", *money_text(money)]
     lines += ["", f"Spec of {result.model} as recorded then (spec hash {row['spec_hash']})"
               + ("" if full_spec else "; --full-spec adds its feature sets and sources") + ":"]
     lines += [f"  {line}" for line in spec_yaml(payload["model"]).splitlines()]
@@ -260,3 +268,14 @@ def explanation_text(result: Explanation, full_spec: bool = False, top: int = DE
                          f"{other['model_version']}  {_prediction(other)}  {_decision(other)}  "
                          f"promotion #{other['promotion_id']}  Dagster run {other['dagster_run_id']}")
     return "\n".join(lines)
+
+
+def explained_money(connection: duckdb.DuckDBPyConnection, project: Project, result: Explanation,
+                    top: int = DEFAULT_TOP) -> MoneyView | None:
+    """The money of the explained prediction's top contributions, valued with its recorded spec's money values on
+    the row's outcome (provenance.contribution_money); None without contributions."""
+    if result.contributions is None:
+        return None
+    catalog = load_catalog(project.specs_dir, project.root)
+    model = ModelSpec.model_validate(result.payload["model"])
+    return contributions_money(connection, catalog, model, result.keys, result.prediction, result.contributions, top)

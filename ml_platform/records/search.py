@@ -30,6 +30,8 @@ class SearchRecord(Record):
     trials_declared: int
     time_budget_seconds: float | None = None
     stopped_by_time_budget: bool
+    parallel: int = 1  # trials run at a time, proposed in fixed batches (searches recorded before it ran one)
+    trial_threads: int | None = None  # LightGBM threads of each trial (None: recorded before it was)
     seconds: float
     best_trial: int
     chosen: dict[str, Any]  # every hyper-parameter of the chosen model: params with the best trial's values

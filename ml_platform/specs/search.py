@@ -125,6 +125,13 @@ class SearchBase(_Frozen):
         description="start no trial after this many seconds of searching (the running trial finishes); the report "
                     "says when the budget stopped the search")
 
+    parallel: int = Field(
+        default=1, ge=1, le=64, strict=True, exclude_if=lambda value: value == 1,  # absent from the hash at 1
+        description="how many trials run at a time (lightgbm only): Optuna proposes them in fixed batches (ask this "
+                    "many, train them concurrently, tell their results in trial order), so the same seed and "
+                    "parallel try the same parameters; each trial's LightGBM uses the platform's threads divided "
+                    "by parallel (at least 1), and the chosen parameters are trained once more with all of them")
+
     def direction(self) -> str:
         """'maximize' or 'minimize', implied by the objective."""
         return OBJECTIVE_DIRECTIONS[self.objective]
@@ -152,8 +159,16 @@ def search_model(params: type[BaseModel], algorithm: str) -> type[SearchBase]:
                               __validators__={"_checked": model_validator(mode="after")(_checked)})
     parameters.__doc__ = (f"The {algorithm} hyper-parameters searched, each a range (low, high, log) or choices; "
                           f"a parameter not listed keeps the value of params.")
+    def _parallel_allowed(self):
+        if algorithm != "lightgbm" and self.parallel != 1:
+            raise ValueError(f"parallel trials run for lightgbm only, not {algorithm} (scikit-learn sets its thread "
+                             f"pools process-wide, so concurrent trials would share them): give parallel: 1 or "
+                             f"leave it out")
+        return self
+
     search = create_model(f"{params.__name__.removesuffix('Params')}Search", __base__=SearchBase,
-                          parameters=(parameters, Field(description="the hyper-parameters searched")))
+                          parameters=(parameters, Field(description="the hyper-parameters searched")),
+                          __validators__={"_parallel_allowed": model_validator(mode="after")(_parallel_allowed)})
     search.__doc__ = (f"A hyper-parameter search of {algorithm} run by Optuna's seeded TPE sampler inside the training "
                       f"run, judged on the validation window only; the chosen parameters are recorded in the model "
                       f"card and reproduce retrains with them without searching again.")

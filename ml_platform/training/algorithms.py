@@ -301,9 +301,11 @@ LIGHTGBM_OBJECTIVES = {"l2": "regression", "l1": "regression_l1", "huber": "hube
                        "tweedie": "tweedie", "quantile": "quantile"}
 
 
-def lightgbm_parameters(algorithm: LightGBMAlgorithm, label: LabelSpec | None = None) -> dict[str, Any]:
+def lightgbm_parameters(algorithm: LightGBMAlgorithm, label: LabelSpec | None = None,
+                        threads: int = THREADS) -> dict[str, Any]:
     """LightGBM's parameters for the spec's algorithm and task: its hyper-parameters, seed, the task's objective and
-    metric, and a fixed deterministic setup."""
+    metric, and a fixed deterministic setup (`threads` below THREADS only for a search's concurrent trials: the
+    model's bytes depend on the number of threads)."""
     params = algorithm.params
     parameters = {
         "objective": "binary", "metric": "binary_logloss", "learning_rate": params.learning_rate,
@@ -311,7 +313,7 @@ def lightgbm_parameters(algorithm: LightGBMAlgorithm, label: LabelSpec | None = 
         "min_child_samples": params.min_child_samples, "feature_fraction": params.feature_fraction,
         "bagging_fraction": params.bagging_fraction, "bagging_freq": params.bagging_freq,
         "lambda_l2": params.reg_lambda, "seed": algorithm.seed, "deterministic": True, "force_col_wise": True,
-        "num_threads": THREADS, "verbosity": -1,
+        "num_threads": threads, "verbosity": -1,
     }
     if label is not None and label.task == "multiclass":
         parameters.update(objective="multiclass", metric="multi_logloss", num_class=len(label.classes))
@@ -338,7 +340,7 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
 
 
 def lightgbm_train_set(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout,
-                        matrix: np.ndarray, train_label: np.ndarray):
+                        matrix: np.ndarray, train_label: np.ndarray, threads: int = THREADS):
     """The training rows' LightGBM Dataset, constructed now with the training parameters (lightgbm.train would
     build it with the same ones, to the same bins)."""
     import lightgbm
@@ -346,12 +348,13 @@ def lightgbm_train_set(algorithm: LightGBMAlgorithm, label: LabelSpec | None, la
     train_set = lightgbm.Dataset(matrix, label=train_label, feature_name=list(layout.columns),
                                  categorical_feature=[index for index, name in enumerate(layout.columns)
                                                       if name in layout.categories],
-                                 params=lightgbm_parameters(algorithm, label), free_raw_data=True)
+                                 params=lightgbm_parameters(algorithm, label, threads), free_raw_data=True)
     return train_set.construct()
 
 
 def fit_lightgbm(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout, train_set,
-                  valid_matrix: np.ndarray, valid_label: np.ndarray, progress: Progress) -> TrainingResult:
+                  valid_matrix: np.ndarray, valid_label: np.ndarray, progress: Progress,
+                  threads: int = THREADS) -> TrainingResult:
     """Boost on a constructed training Dataset with early stopping on the validation matrix."""
     import lightgbm
 
@@ -360,7 +363,7 @@ def fit_lightgbm(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: 
     callbacks = [_rounds_callback(progress, params.n_estimators)]
     if params.early_stopping_rounds:
         callbacks.append(lightgbm.early_stopping(params.early_stopping_rounds, verbose=False))
-    booster = lightgbm.train(lightgbm_parameters(algorithm, label), train_set, num_boost_round=params.n_estimators,
+    booster = lightgbm.train(lightgbm_parameters(algorithm, label, threads), train_set, num_boost_round=params.n_estimators,
                              valid_sets=[valid_set], valid_names=["validation"], callbacks=callbacks)
     if booster.best_iteration and booster.best_iteration < booster.current_iteration():
         booster = lightgbm.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))

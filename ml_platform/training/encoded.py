@@ -17,8 +17,8 @@ import numpy as np
 from ml_platform.errors import PlatformError
 from ml_platform.progress import silent
 from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm
-from ml_platform.training.algorithms import (FeatureLayout, LightGBMPredictor, Rows, TrainingResult, fit_lightgbm,
-                                             lightgbm_train_set, targets)
+from ml_platform.training.algorithms import (THREADS, FeatureLayout, LightGBMPredictor, Rows, TrainingResult,
+                                             fit_lightgbm, lightgbm_train_set, targets)
 from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
 
 class EncodedTrainingError(PlatformError, TypeError):
@@ -51,16 +51,17 @@ def encodable(algorithm) -> bool:
     return isinstance(algorithm, LightGBMAlgorithm)
 
 
-def train_encoded(algorithm: LightGBMAlgorithm, encoded: EncodedSplits,
-                  label: LabelSpec | None = None) -> TrainingResult:
+def train_encoded(algorithm: LightGBMAlgorithm, encoded: EncodedSplits, label: LabelSpec | None = None,
+                  threads: int = THREADS) -> TrainingResult:
     """Train LightGBM on the encoded training rows with early stopping on the encoded validation rows: the model
-    `train` gives on the rows they were encoded from."""
+    `train` gives on the rows they were encoded from (with THREADS threads; fewer give other bytes)."""
     if not encodable(algorithm):
         raise EncodedTrainingError(f"train_encoded trains lightgbm, not {algorithm.kind!r}: use train")
     started = time.perf_counter()
-    train_set = lightgbm_train_set(algorithm, label, encoded.layout, encoded.train_matrix, encoded.train_label)
+    train_set = lightgbm_train_set(algorithm, label, encoded.layout, encoded.train_matrix, encoded.train_label,
+                                   threads)
     result = fit_lightgbm(algorithm, label, encoded.layout, train_set, encoded.valid_matrix, encoded.valid_label,
-                          silent())
+                          silent(), threads)
     result.details["training_seconds"] = round(time.perf_counter() - started, 3)
     return result
 

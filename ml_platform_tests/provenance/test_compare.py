@@ -61,7 +61,7 @@ def test_compare_two_training_runs_prints_money_intervals_metrics_decision_impor
     metrics = output.split("Metrics (test):\n")[1].split("\n\n")[0].splitlines()
     assert metrics[1].split() == ["ROC", "AUC", f"{first.test.roc_auc:.4f}", f"{second.test.roc_auc:.4f}",
                                   f"{second.test.roc_auc - first.test.roc_auc:+.4f}"]
-    decision = output.split("Decision (threshold chosen on validation):\n")[1].split("\n\n")[0]
+    decision = output.split("Decision (chosen on validation):\n")[1].split("\n\n")[0]
     assert decision.splitlines()[1].split() == ["threshold", f"{first.threshold:.4f}", f"{second.threshold:.4f}"]
     assert "Money by carrier (test, each run's own window and money values;" in output
 

@@ -51,6 +51,8 @@ REQUIRED = {
     "search_range_of_a_choice",
     # contributions stored by batch scoring (issue #20 item 2)
     "scoring_contributions_of_scikit_learn", "scoring_contributions_not_boolean", "scoring_unknown_field",
+    # parallel search trials (issue #20 item 3)
+    "search_parallel_zero", "search_parallel_not_whole", "search_parallel_for_scikit_learn",
 }
 
 

@@ -17,7 +17,8 @@ from ml_platform.snapshots.columns import SplitRows
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform.training.fit import categorical_features
-from ml_platform.training.search import SearchError, run_search
+from ml_platform.training.algorithms import train
+from ml_platform.training.search import SearchError, run_search, with_parameters
 from ml_platform_tests.evaluation.january import MODEL, Runs, dagster_home_at, january_project
 from ml_platform_tests.helpers import REPO_ROOT, january_model
 
@@ -158,3 +159,60 @@ def test_a_time_budget_stops_the_search_early_and_says_so(searched):
     record = outcome.record
     assert record.stopped_by_time_budget and 1 <= len(record.trials) < 50
     assert record.ending() == f"stopped by its time budget of 0.001 s after {len(record.trials)} of 50 trials"
+
+
+def _trained_with(project, path, values: dict):
+    """The model `train` gives on the snapshot's rows with some searched parameters (THREADS threads)."""
+    catalog = load_catalog(project.specs_dir, project.root)
+    model = catalog.models[MODEL]
+    with duckdb.connect() as connection:
+        rows = {name: SplitRows.read(connection, path, name) for name in ("train", "validation")}
+        return train(with_parameters(model.algorithm, values), list(model.features),
+                     categorical_features(catalog, model), rows["train"], rows["validation"], label=model.label)
+
+
+def test_parallel_trials_propose_the_same_parameters_for_a_seed_and_parallel_and_keep_the_trained_model(searched):
+    project, snapshot, _, _ = searched
+    path = project.storage.artifacts / snapshot.path
+    first = _search_on(project, path, {"trials": 6, "parallel": 2})
+    second = _search_on(project, path, {"trials": 6, "parallel": 2})
+
+    record = first.record
+    assert record.parallel == 2 and record.trial_threads == 1  # THREADS (2) shared by 2 trials at a time
+    assert record.sampler == "TPESampler(seed=11, constant_liar=True)"
+    assert [trial.number for trial in record.trials] == [0, 1, 2, 3, 4, 5]
+    assert {trial.state for trial in record.trials} == {"COMPLETE"} and record.trials[0].origin == "params"
+    assert [(t.parameters, t.value, t.validation_money) for t in record.trials] == \
+        [(t.parameters, t.value, t.validation_money) for t in second.record.trials]
+    assert len({tuple(sorted(t.parameters.items())) for t in record.trials}) == 6  # a batch's proposals differ
+    # the chosen model is what `train` gives with the chosen parameters (all THREADS), not the 1-thread trial's
+    trained = _trained_with(project, path, record.best().parameters)
+    assert first.result.predictor.booster.model_to_string() == trained.predictor.booster.model_to_string()
+    assert first.result.predictor.booster.model_to_string() == second.result.predictor.booster.model_to_string()
+
+
+def test_a_time_budget_stops_a_parallel_search_after_its_first_batch(searched):
+    project, snapshot, _, _ = searched
+    outcome = _search_on(project, project.storage.artifacts / snapshot.path,
+                         {"trials": 50, "parallel": 2, "time_budget_seconds": 0.001})
+    record = outcome.record
+    assert record.stopped_by_time_budget and len(record.trials) == 2 and record.parallel == 2
+    assert record.ending() == "stopped by its time budget of 0.001 s after 2 of 50 trials"
+
+
+def test_a_parallel_search_is_recorded_in_the_card_and_reproduces_byte_for_byte(tmp_path, dagster_home):
+    runs = Runs(january_project(tmp_path / "project", {MODEL: searched_model(trials=4, parallel=2)}))
+    trained = runs.train(deploy=False)
+    assert trained.outcome.success, trained.outcome.failures
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        model = registry.models.get(connection, MODEL, trained.training_run)
+    assert model.card.search.parallel == 2 and model.card.search.trial_threads == 1
+    assert len(model.card.search.trials) == 4
+
+    result = reproduce(runs.project, model.model_version)
+
+    assert result.identical and result.reproduced_sha256 == model.sha256, reproduction_text(result)
+    assert result.reproduced_card.search == model.card.search and not result.card_differences
+    report = trained.evaluation.summary.artifacts.report_markdown
+    text = (runs.project.storage.artifacts / report.path).read_text(encoding="utf-8")
+    assert "2 trials at a time (proposed in fixed batches, 1 LightGBM thread(s) each); the chosen parameters" in text
