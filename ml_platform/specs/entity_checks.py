@@ -13,7 +13,7 @@ import datetime as dt
 import duckdb
 
 from ml_platform.names import BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS
-from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.catalog import Catalog, entity_row_keys
 from ml_platform.specs.errors import SpecError, unknown_name
 from ml_platform.specs.models import ColumnSpec, DailyPartitioning, EntitySpec, Lookback, SourceSpec
 from ml_platform.specs.sql_checks import SqlChecker
@@ -183,8 +183,9 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
 def population_source(catalog: Catalog, entity: EntitySpec,
                       connection: duckdb.DuckDBPyConnection) -> SourceSpec | None:
     """The entity's population described as a daily source would be, for checking the SQL of the feature sets and
-    models that name it (its columns are those the population query returns, plus partition_start; its days run
-    from the entity's start to its end); None when the query does not bind (its own errors say why).
+    models that name it (its columns are those the population query returns, plus partition_start, a key of an
+    hourly entity's rows; its days run from the entity's start to its end); None when the query does not bind
+    (its own errors say why).
 
     Built without validation, inside the checks only: it names no file and is never loaded.
     """
@@ -209,5 +210,5 @@ def population_source(catalog: Catalog, entity: EntitySpec,
                                                      end=entity.end, timezone=entity.timezone)
     return SourceSpec.model_construct(
         spec_version=1, kind="source", name=entity.name, description=entity.description, owner=entity.owner,
-        trust="internal", location=None, columns=described, derived_columns={}, keys=list(entity.keys),
+        trust="internal", location=None, columns=described, derived_columns={}, keys=list(entity_row_keys(entity)),
         partitioning=partitioning, checks=None)
