@@ -68,6 +68,8 @@ def check_unparsed_names(catalog: Catalog, raw: dict, parse_errors: Sequence[Spe
     errors = []
     for field, what, given in references:
         allowed = catalog.feature_index() if what == "feature" else catalog.sources
+        if field == "entity":  # a model or feature set names a daily source or an entity spec
+            allowed = {**catalog.sources, **catalog.entities}
         if isinstance(given, str) and field not in failed and given not in allowed:
             if message := _unknown(what, given, allowed, broken):
                 errors.append(SpecError(file, field, message, kind, name))
