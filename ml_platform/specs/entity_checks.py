@@ -146,6 +146,13 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
                 f"before its period begins); give e.g. lookback: {{days: 28}}")))
         elif source.is_daily:
             errors += _check_range(catalog, entity, source)
+    daily = [source.name for source in readable.values() if source.is_daily]
+    short = entity.lookback.hours if entity.lookback is not None and entity.lookback.hours is not None else None
+    if entity.grain == "hourly" and daily and short is not None and short < 24:
+        errors.append(_error(catalog, entity, "lookback", (
+            f"{{hours: {short}}} reaches no day of daily source '{daily[0]}' for the hours from {short:02d}:00: an "
+            f"hour's population reads a daily source's days before the hour's own day (a day is delivered once it "
+            f"is over); give at least {{hours: 24}}, e.g. {{days: 1}}")))
     if escape := refuse_escapes(entity.population, population_tables(entity), connection=connection):
         return errors + [_error(catalog, entity, "population", escape)]
     checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection, before_event_only=True)

@@ -61,7 +61,7 @@ keys: [origin]
 grain: hourly
 time: hour_start
 reads: [flights]
-lookback: {hours: 1}
+lookback: {days: 1}
 population: |
   SELECT origin, b.partition_start AS hour_start, count(*) AS departures_last_hour
   FROM flights, bounds AS b
