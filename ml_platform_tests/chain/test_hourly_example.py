@@ -110,3 +110,32 @@ def test_a_feature_that_leaks_within_a_day_of_hours_is_caught_by_the_point_in_ti
     assert re.search(r"feature 'departed_day_before', key (EWR|JFK|LGA)\|2013-01-\d\d \d\d:00:00 \(day 2013-01-\d\d, "
                      r"prediction time 2013-01-\d\d \d\d:00\)", message), message
     assert "feature 'scheduled_in_hour'" not in message  # the honest features pass their proof
+
+
+def test_a_replay_scores_each_days_hours_on_the_evening_before_and_judges_them_the_day_after(tmp_path,
+                                                                                              dagster_home):
+    from ml_platform.replay.story import replay, summary_lines
+
+    root = tmp_path / "replayed"
+    (root / "model_specs" / "entities").mkdir(parents=True)
+    shutil.copytree(SPECS / "sources", root / "model_specs" / "sources")
+    shutil.copyfile(SPECS / "entities" / "origin_hours.yaml", root / "model_specs" / "entities" / "origin_hours.yaml")
+    shutil.copytree(SPECS / "origin_hours", root / "model_specs" / "origin_hours")
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", root / "dagster.yaml")
+    shutil.copyfile(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
+    project = project_at(root)
+    lines = []
+    result = replay(project, dt.date(2013, 4, 1), dt.date(2013, 4, 2), say=lines.append)
+    summary = summary_lines(project, result)
+
+    assert "origin_departures: 2 of 2 days scored" in summary, summary
+    # the clock's first day (March 31) scores April 1st's 72 airport-hours at 23:00; a regression decides, no flags
+    assert any(line.startswith("[  1/3] 2013-03-31") and "scored 2013-04-01: 72 rows, decided by" in line
+               for line in lines), lines
+    with open_warehouse(project.storage.warehouse) as connection:
+        scored = connection.execute("SELECT CAST(partition_date AS DATE), count(DISTINCT partition_start), count(*) "
+                                    "FROM predictions.origin_departures GROUP BY 1 ORDER BY 1").fetchall()
+        judged = connection.execute("SELECT CAST(day AS DATE), status FROM monitoring.origin_departures__outcomes "
+                                    "ORDER BY 1").fetchall()
+    assert scored[:2] == [(dt.date(2013, 4, 1), 24, 72), (dt.date(2013, 4, 2), 24, 72)], scored
+    assert (dt.date(2013, 4, 1), "labelled") in judged, judged
