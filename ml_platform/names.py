@@ -173,6 +173,7 @@ SCHEMAS = ("source", "features", "registry", "predictions", "history", "monitori
 ENTITY_VIEW = "entity"  # the view of a feature set's rows of interest, which its SQL reads
 ENTITY_ROWS_TABLE = "_entity_rows"  # the temporary table a computation's `entity` reads (no spec name starts with _)
 BOUNDS_VIEW = "bounds"  # the one-row view of the partition's [partition_start, partition_end) a population reads
+PARTITION_START_COLUMN = "partition_start"  # an entity row's partition start: part of an hourly row's key
 ENTITY_RESERVED_COLUMNS = ("partition_start", "partition_date")  # written by the platform on every entity row
 REGISTRY_TABLES = ("specs", "snapshots", "models", "evaluations", "promotions", "partition_versions",
                    "task_evaluations")

@@ -1,4 +1,5 @@
-"""Build one Dagster asset per entity spec: `["entity", name]`, partitioned by the entity's grain."""
+"""Build one Dagster asset per entity spec: `["entity", name]`, partitioned by the entity's grain (an hourly entity
+by day, each day's partition holding its hours)."""
 
 
 import dagster as dg
@@ -9,21 +10,23 @@ from ml_platform.errors import as_dagster_failure
 from ml_platform.names import ENTITIES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, entity_key, source_key, \
     table_label
 from ml_platform.partitions import source_partitions
-from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.catalog import Catalog, partition_grain
 from ml_platform.specs.models import EntitySpec
 from ml_platform.storage.resources import Warehouse
 
 
 def entity_partitions(entity: EntitySpec) -> dg.TimeWindowPartitionsDefinition:
-    """The entity's partitions: one per period of its grain, from its start to the period holding its end."""
-    return grains.partitions_definition(entity.grain, entity.start, entity.end, entity.timezone)
+    """The entity's partitions: one per period of its grain (a day of hours for an hourly entity), from its start
+    to the period holding its end."""
+    return grains.partitions_definition(partition_grain(entity.grain), entity.start, entity.end, entity.timezone)
 
 
 def _source_dependency(catalog: Catalog, entity: EntitySpec, name: str) -> dg.AssetDep:
     """A daily source's days from the lookback before a partition to its end; a reference source whole."""
     if not catalog.sources[name].is_daily:
         return dg.AssetDep(source_key(name))
-    mapping = dg.TimeWindowPartitionMapping(start_offset=-grains.lookback_periods(entity.grain, entity.lookback),
+    mapping = dg.TimeWindowPartitionMapping(start_offset=-grains.lookback_periods(partition_grain(entity.grain),
+                                                                                 entity.lookback),
                                             allow_nonexistent_upstream_partitions=True)
     return dg.AssetDep(source_key(name), partition_mapping=mapping)
 
@@ -55,7 +58,8 @@ def build_entity_asset(catalog: Catalog, entity: EntitySpec) -> dg.AssetsDefinit
         with warehouse.get_connection() as connection, as_dagster_failure():
             built = [build_partition(connection, catalog, entity, key) for key in context.partition_keys]
         rows = [partition.rows for partition in built]
-        context.log.info(f"entity '{entity.name}': {sum(rows)} row(s) in {len(built)} {entity.grain} partition(s)")
+        context.log.info(f"entity '{entity.name}': {sum(rows)} {entity.grain} row(s) in {len(built)} "
+                         f"{partition_grain(entity.grain)} partition(s)")
         return dg.MaterializeResult(metadata={
             ROW_COUNT_METADATA: sum(rows),
             "partitions": len(built),

@@ -2,9 +2,11 @@
 
 For a partition [start, end) the query sees the one-row view `bounds` and each declared source as a view of the
 same name holding its columns known before the event; a daily source's view holds only the days from the
-declared lookback before `start` to the day before `start`: a population is chosen before its period begins (its
-rows are scored ahead of it), so the lookback in the spec is all the query can read.
-Each partition's rows replace the stored ones in one transaction, with the partition's start and local date.
+declared lookback before `start` to the day before `start`'s day: a population is chosen before its period begins
+(its rows are scored ahead of it, and a daily source's day is delivered once it is over), so the lookback in the
+spec is all the query can read.
+Each partition's rows replace the stored ones in one transaction, with their period's start and local date. An
+hourly entity's partitions are days: the query runs once per hour of the day, each row stamped with its hour.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ml_platform import grains
 from ml_platform.errors import PlatformError
 from ml_platform.names import (BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS, population_asset, population_table, quote,
                                source_asset, source_table, table_label)
-from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.catalog import Catalog, partition_grain
 from ml_platform.specs.entity_checks import population_tables
 from ml_platform.specs.models import EntitySpec
 from ml_platform.specs.sql_checks import only_one_select
@@ -48,9 +50,10 @@ def timestamp_literal(moment: dt.datetime) -> str:
 
 
 def _days_read(entity: EntitySpec, start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]:
-    """The first and last local day of daily sources a partition reads: the lookback's days before its start (a
-    population is chosen before its period begins, from what is known by then)."""
-    return grains.lookback_start(entity.lookback, start).date(), (start - dt.timedelta(microseconds=1)).date()
+    """The first and last local day of daily sources a period (or a day of hours) from `start` reads: the
+    lookback's days before its start, up to the last day over by then (a population is chosen before its period
+    begins, from what is known by then; a day's rows are delivered when the day is over)."""
+    return grains.lookback_start(entity.lookback, start).date(), start.date() - dt.timedelta(days=1)
 
 
 def _bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
@@ -88,7 +91,7 @@ def _unbind(connection: duckdb.DuckDBPyConnection, entity: EntitySpec) -> None:
 def _check_rows(connection: duckdb.DuckDBPyConnection, entity: EntitySpec, start: dt.datetime,
                 end: dt.datetime) -> None:
     """The query's rows must be one per key, with keys and a time inside the partition."""
-    columns = [row[0] for row in connection.execute("DESCRIBE population_result").fetchall()]
+    columns = [row[0] for row in connection.execute("DESCRIBE period_result").fetchall()]
     missing = [name for name in (*entity.keys, entity.time) if name not in columns]
     reserved = [name for name in ENTITY_RESERVED_COLUMNS if name in columns]
     if missing or reserved:
@@ -99,13 +102,13 @@ def _check_rows(connection: duckdb.DuckDBPyConnection, entity: EntitySpec, start
     null_keys = " OR ".join(f"{quote(key)} IS NULL" for key in entity.keys)
     time = quote(entity.time)
     rows, distinct, nulls, outside, example = connection.execute(
-        f"SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT {keys} FROM population_result)), "
+        f"SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT {keys} FROM period_result)), "
         f"count(*) FILTER (WHERE {null_keys}), "
         f"count(*) FILTER (WHERE {time} IS NULL OR CAST({time} AS TIMESTAMP) < {timestamp_literal(start)} "
         f"OR CAST({time} AS TIMESTAMP) >= {timestamp_literal(end)}), "
         f"min(CAST({time} AS VARCHAR)) FILTER (WHERE {time} IS NULL OR CAST({time} AS TIMESTAMP) < "
         f"{timestamp_literal(start)} OR CAST({time} AS TIMESTAMP) >= {timestamp_literal(end)}) "
-        f"FROM population_result").fetchall()[0]
+        f"FROM period_result").fetchall()[0]
     window = f"the {entity.grain} partition [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
     if nulls:
         raise PopulationError(f"entity '{entity.name}': {nulls} row(s) of {window} have a missing key ({keys})")
@@ -136,10 +139,11 @@ def population_version(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
 
 def _write(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec, start: dt.datetime,
            end: dt.datetime, key: str) -> int:
-    """Replace the partition's stored rows with the query's, in one transaction; returns the rows written."""
+    """Replace the partition's stored rows with the query's (each stamped with its period's start), in one
+    transaction; returns the rows written."""
     target = population_table(entity.name)
-    select = (f"SELECT *, {timestamp_literal(start)} AS partition_start, "
-              f"{date_literal(start.date())} AS partition_date FROM population_result")
+    select = "SELECT * FROM population_result"
+    span = f"partition_start >= {timestamp_literal(start)} AND partition_start < {timestamp_literal(end)}"
     with transaction(connection):
         if table_exists(connection, "population", entity.name):
             stored = [row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()]
@@ -151,12 +155,12 @@ def _write(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: Enti
                     f"population needs a new entity name (models trained on the old rows keep reading them)")
         else:
             connection.execute(f"CREATE TABLE {target} AS SELECT * FROM ({select}) LIMIT 0")
-        connection.execute(f"DELETE FROM {target} WHERE partition_start = {timestamp_literal(start)}")
+        connection.execute(f"DELETE FROM {target} WHERE {span}")
         connection.execute(f"INSERT INTO {target} BY NAME {select}")
         record_versions(connection, population_asset(entity.name),
                         {key: population_version(connection, catalog, entity, start, end)})
         return connection.execute(
-            f"SELECT count(*) FROM {target} WHERE partition_start = {timestamp_literal(start)}").fetchall()[0][0]
+            f"SELECT count(*) FROM {target} WHERE {span}").fetchall()[0][0]
 
 
 def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
@@ -170,11 +174,24 @@ def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, ent
     if missing:
         raise PopulationError(f"entity '{entity.name}': {', '.join(table_label('source', n) for n in missing)} not "
                               f"in the warehouse yet: materialize the sources it reads first")
-    start, end = grains.bounds(entity.grain, key)
+    start, end = grains.bounds(partition_grain(entity.grain), key)
+    try:
+        for index, period in enumerate(grains.periods(entity.grain, start, end - dt.timedelta(microseconds=1))):
+            _run_query(connection, catalog, entity, period, grains.shift(entity.grain, period, 1), index == 0)
+        rows = _write(connection, catalog, entity, start, end, key)
+    finally:
+        connection.execute("DROP TABLE IF EXISTS temp.main.population_result")
+    return PartitionPopulation(key=key, start=start, end=end, rows=rows)
+
+
+def _run_query(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec, start: dt.datetime,
+               end: dt.datetime, first: bool) -> None:
+    """Run the query for one period [start, end), check its rows and add them, stamped with the period's start
+    and local date, to `population_result` (created by the first period of a partition)."""
     try:
         _bind_sources(connection, catalog, entity, start, end)
         with single_threaded(connection):  # the same rows in the same order on every rebuild
-            connection.execute(f"CREATE OR REPLACE TEMP TABLE population_result AS {entity.population}")
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE period_result AS {entity.population}")
     except duckdb.Error as error:
         raise PopulationError(f"entity '{entity.name}': the population query failed for the partition from "
                               f"{start:%Y-%m-%d %H:%M}: {str(error).splitlines()[0]}") from None
@@ -182,7 +199,11 @@ def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, ent
         _unbind(connection, entity)
     try:
         _check_rows(connection, entity, start, end)
-        rows = _write(connection, catalog, entity, start, end, key)
+        stamped = (f"SELECT *, {timestamp_literal(start)} AS partition_start, {date_literal(start.date())} AS "
+                   f"partition_date FROM period_result")
+        if first:
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE population_result AS {stamped}")
+        else:
+            connection.execute(f"INSERT INTO population_result BY NAME {stamped}")
     finally:
-        connection.execute("DROP TABLE IF EXISTS temp.main.population_result")
-    return PartitionPopulation(key=key, start=start, end=end, rows=rows)
+        connection.execute("DROP TABLE IF EXISTS temp.main.period_result")

@@ -148,14 +148,17 @@ def _scoring_line(connection, model_name: str, run: ReplayRun, ledger: ModelLedg
         ledger.unscored_days[day] = run.reason
         return f"loaded {day} ({run.reason})"
     predictions = predictions_table(model_name)
+    binary = "flagged" in {row[0] for row in connection.execute(f"DESCRIBE {predictions}").fetchall()}
+    flags = "coalesce(sum(CAST(flagged AS INTEGER)), 0)" if binary else "NULL"  # other tasks decide, not flag
     rows, flagged, version = connection.execute(
-        f"SELECT count(*), coalesce(sum(CAST(flagged AS INTEGER)), 0), any_value(model_version) FROM {predictions} "
+        f"SELECT count(*), {flags}, any_value(model_version) FROM {predictions} "
         f"WHERE dagster_run_id = ?", [run.run_id]).fetchall()[0]
     ledger.scored_days.append(day)
     ledger.unscored_days.pop(day, None)
     # features may move without the scores moving, so only prediction drift is worth a warning on the line
     warnings = "".join(f" [{reason}]" for reason in run.failures if "prediction_drift" in reason)
-    return (f"scored {day}: {rows:,} rows, {flagged:,} flagged by {version}"
+    decided = f"{flagged:,} flagged" if binary else "decided"
+    return (f"scored {day}: {rows:,} rows, {decided} by {version}"
             f"{_drift_text(connection, model_name, day)}{warnings}")
 
 

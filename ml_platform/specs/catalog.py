@@ -8,10 +8,23 @@ from pathlib import Path
 from typing import Mapping
 
 from ml_platform.hashing import canonical_json, short_hash
+from ml_platform.names import PARTITION_START_COLUMN
 from ml_platform.specs.functions import FunctionLibrary
 from ml_platform.specs.models import AcceptedSource, EntitySpec, FeatureSetSpec, ModelSpec, SourceSpec
 
 NEEDS_OPT_IN = ("external_vendor", "model_output")
+
+
+def partition_grain(grain: str) -> str:
+    """The grain of the partitions that hold an entity's rows: an hourly entity's hours are kept in daily
+    partitions (one Dagster run scores a day's hours together), every other grain in its own periods."""
+    return "daily" if grain == "hourly" else grain
+
+
+def entity_row_keys(entity: EntitySpec) -> tuple[str, ...]:
+    """The columns that name one row of an entity's population within a partition: its keys, and for an hourly
+    entity the row's hour (partition_start), as a daily partition holds a key once in each of its hours."""
+    return (*entity.keys, PARTITION_START_COLUMN) if entity.grain == "hourly" else tuple(entity.keys)
 
 
 def semantic(value):
@@ -48,14 +61,15 @@ class EntityRows:
     spec's population at its grain. Every stage that reads entity rows asks for this, never for a source."""
 
     name: str
-    keys: tuple[str, ...]
-    grain: str  # "daily" for a source's rows
+    keys: tuple[str, ...]  # an hourly population's include partition_start: a key has a row in each hour of a day
+    grain: str  # of its partitions (every stage's unit): "daily" for a source's rows and for hourly populations
     schema: str  # the warehouse schema of its table: "source" or "population"
     timezone: str
     start: dt.date
     end: dt.date | None
     source: SourceSpec | None = None  # the source whose rows these are
     population: EntitySpec | None = None  # the entity spec whose population these are
+    row_grain: str = "daily"  # of its rows: an hourly population's rows are hours within its daily partitions
 
     @property
     def is_population(self) -> bool:
@@ -125,8 +139,9 @@ class Catalog:
         Raises KeyError for a name that is neither (the loader reports such names before anything asks)."""
         if name in self.entities:
             entity = self.entities[name]
-            return EntityRows(name=name, keys=tuple(entity.keys), grain=entity.grain, schema="population",
-                              timezone=entity.timezone, start=entity.start, end=entity.end, population=entity)
+            return EntityRows(name=name, keys=entity_row_keys(entity), grain=partition_grain(entity.grain),
+                              schema="population", timezone=entity.timezone, start=entity.start, end=entity.end,
+                              population=entity, row_grain=entity.grain)
         source = self.sources[name]
         partitioning = source.partitioning
         return EntityRows(name=name, keys=tuple(source.keys), grain="daily", schema="source",

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import duckdb
 
-from ml_platform.names import RESERVED_KEY_PREFIXES
+from ml_platform.names import PARTITION_START_COLUMN, RESERVED_KEY_PREFIXES
 from ml_platform.specs.availability_checks import availability_errors
 from ml_platform.specs.catalog import NEEDS_OPT_IN, Catalog, SourceDependency
 from ml_platform.specs.entity_checks import check_entity, population_source
@@ -68,6 +68,8 @@ def check_unparsed_names(catalog: Catalog, raw: dict, parse_errors: Sequence[Spe
     errors = []
     for field, what, given in references:
         allowed = catalog.feature_index() if what == "feature" else catalog.sources
+        if field == "entity":  # a model or feature set names a daily source or an entity spec
+            allowed = {**catalog.sources, **catalog.entities}
         if isinstance(given, str) and field not in failed and given not in allowed:
             if message := _unknown(what, given, allowed, broken):
                 errors.append(SpecError(file, field, message, kind, name))
@@ -188,18 +190,12 @@ def _check_feature_names(catalog: Catalog) -> list[SpecError]:
     return errors
 
 
-def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
-                  connection: duckdb.DuckDBPyConnection) -> tuple[SourceSpec | None, list[SpecError]]:
+def _entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
+            connection: duckdb.DuckDBPyConnection) -> tuple[SourceSpec | None, list[SpecError]]:
     """The daily source a feature set or model describes (an entity spec's population described as one), and the
     errors in its `entity` field."""
     if spec.entity in catalog.entities:  # its own errors are reported with it; nothing to check against then
         entity = catalog.entities[spec.entity]
-        if entity.grain == "hourly":
-            return None, [_error(catalog, spec, "entity", (
-                f"entity '{entity.name}' is hourly: feature sets and models read daily, weekly or monthly "
-                f"entities only (their tables, snapshots, predictions and outcomes key a row by its partition's "
-                f"day, so the rows of one key in the hours of a day would collide; hourly feature and prediction "
-                f"partitions are not built yet)"))]
         return population_source(catalog, entity, connection), []
     if spec.entity not in catalog.sources:
         if ("entity", spec.entity) in broken:
@@ -214,7 +210,7 @@ def _daily_entity(catalog: Catalog, spec, broken: set[tuple[str, str]],
 
 def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: set[tuple[str, str]],
                        connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    entity, errors = _daily_entity(catalog, feature_set, broken, connection)
+    entity, errors = _entity(catalog, feature_set, broken, connection)
     if entity is None:
         return errors
     readable = {feature_set.entity: entity}
@@ -248,7 +244,9 @@ def _check_feature_set(catalog: Catalog, feature_set: FeatureSetSpec, broken: se
     returned = dict(columns)
     for key in entity.keys:
         if key not in returned:
-            errors.append(_error(catalog, feature_set, "sql", f"must return the entity key column '{key}'"))
+            hourly = (f" (an hourly entity's row is a key in one hour: return entity.{key} beside its keys)"
+                      if key == PARTITION_START_COLUMN else "")
+            errors.append(_error(catalog, feature_set, "sql", f"must return the entity key column '{key}'{hourly}"))
     for name, feature in feature_set.features.items():
         if name not in returned:
             errors.append(_error(catalog, feature_set, f"features.{name}",
@@ -349,11 +347,12 @@ def _registered_functions(catalog: Catalog, feature_set: FeatureSetSpec) -> tupl
 
 def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]],
                  connection: duckdb.DuckDBPyConnection) -> list[SpecError]:
-    entity, errors = _daily_entity(catalog, model, broken, connection)
+    entity, errors = _entity(catalog, model, broken, connection)
     if entity is None or errors:
         return errors
     index = catalog.feature_index()
     predict_at = model.cadence.predict_at
+    hourly = catalog.entity_rows(model.entity).row_grain == "hourly"
     for position, feature in enumerate(model.features):
         if feature not in index:
             if message := _unknown("feature", feature, index, broken):
@@ -364,14 +363,19 @@ def _check_model(catalog: Catalog, model: ModelSpec, broken: set[tuple[str, str]
             errors.append(_error(catalog, model, f"features[{position}]",
                                  f"feature '{feature}' describes '{feature_set.entity}' rows, not '{model.entity}'"))
         known_by = feature_set.known_by
-        # compared for a row whose time is its day's start (every row of a daily source; the proof checks each row)
-        if known_by.least_minutes_before_day_start() < predict_at.least_minutes_before_day_start():
+        # compared for a row whose time is its day's start (every row of a daily source; the proof checks each row),
+        # for an hourly entity for its day's last hour, as a day's hours are scored together
+        last_hour = 23 * 60 if hourly and not known_by.at_clock_time else 0
+        if known_by.least_minutes_before_day_start() - last_hour < predict_at.least_minutes_before_day_start():
             known = (f"{known_by.days_before} day(s) before at {known_by.time}" if known_by.at_clock_time
                      else known_by.describe())
+            row = " (for an hour's row: a day's 24 hours are scored together, so its last hour counts)" \
+                if last_hour else ""
             errors.append(_error(
                 catalog, model, f"features[{position}]",
                 f"feature '{feature}' of feature set '{feature_set.name}' is known only {known}, after the model "
-                f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field cadence.predict_at)"))
+                f"predicts ({predict_at.days_before} day(s) before at {predict_at.time}; field "
+                f"cadence.predict_at){row}"))
     errors += _check_model_sql(catalog, model, entity, connection)
     errors += _check_windows(catalog, model, entity.partitioning)
     resolved = all(feature in index for feature in model.features) and not any(

@@ -13,7 +13,7 @@ import datetime as dt
 import duckdb
 
 from ml_platform.names import BOUNDS_VIEW, ENTITY_RESERVED_COLUMNS
-from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.catalog import Catalog, entity_row_keys
 from ml_platform.specs.errors import SpecError, unknown_name
 from ml_platform.specs.models import ColumnSpec, DailyPartitioning, EntitySpec, Lookback, SourceSpec
 from ml_platform.specs.sql_checks import SqlChecker
@@ -146,6 +146,13 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
                 f"before its period begins); give e.g. lookback: {{days: 28}}")))
         elif source.is_daily:
             errors += _check_range(catalog, entity, source)
+    daily = [source.name for source in readable.values() if source.is_daily]
+    short = entity.lookback.hours if entity.lookback is not None and entity.lookback.hours is not None else None
+    if entity.grain == "hourly" and daily and short is not None and short < 24:
+        errors.append(_error(catalog, entity, "lookback", (
+            f"{{hours: {short}}} reaches no day of daily source '{daily[0]}' for the hours from {short:02d}:00: an "
+            f"hour's population reads a daily source's days before the hour's own day (a day is delivered once it "
+            f"is over); give at least {{hours: 24}}, e.g. {{days: 1}}")))
     if escape := refuse_escapes(entity.population, population_tables(entity), connection=connection):
         return errors + [_error(catalog, entity, "population", escape)]
     checker = SqlChecker(readable, unreadable=catalog.sources, connection=connection, before_event_only=True)
@@ -183,8 +190,9 @@ def check_entity(catalog: Catalog, entity: EntitySpec, broken: set[tuple[str, st
 def population_source(catalog: Catalog, entity: EntitySpec,
                       connection: duckdb.DuckDBPyConnection) -> SourceSpec | None:
     """The entity's population described as a daily source would be, for checking the SQL of the feature sets and
-    models that name it (its columns are those the population query returns, plus partition_start; its days run
-    from the entity's start to its end); None when the query does not bind (its own errors say why).
+    models that name it (its columns are those the population query returns, plus partition_start, a key of an
+    hourly entity's rows; its days run from the entity's start to its end); None when the query does not bind
+    (its own errors say why).
 
     Built without validation, inside the checks only: it names no file and is never loaded.
     """
@@ -209,5 +217,5 @@ def population_source(catalog: Catalog, entity: EntitySpec,
                                                      end=entity.end, timezone=entity.timezone)
     return SourceSpec.model_construct(
         spec_version=1, kind="source", name=entity.name, description=entity.description, owner=entity.owner,
-        trust="internal", location=None, columns=described, derived_columns={}, keys=list(entity.keys),
+        trust="internal", location=None, columns=described, derived_columns={}, keys=list(entity_row_keys(entity)),
         partitioning=partitioning, checks=None)

@@ -29,6 +29,7 @@ REQUIRED = {
     "entity_start_not_a_monday", "entity_monthly_start_not_first", "entity_lookback_before_source",
     "entity_end_beyond_source", "entity_timezone_differs", "entity_population_reads_undeclared_source",
     "entity_population_misses_time", "entity_population_reads_after_event_column", "entity_population_missing_key",
+    "entity_hourly_lookback_within_the_day",
     "unknown_slice", "slice_feature_not_in_model", "slices_and_slice_column", "slice_listed_twice",
     # labels that look forward (issue #14 item 4)
     "label_aggregates_without_horizon", "label_aggregate_unknown_source", "label_aggregate_reference_source",

@@ -1,5 +1,6 @@
 """`known_by` relative to the entity row's time, as the loader reads it: every form accepted where it applies, each
-checked against the model's scoring time; hourly entities still refused, saying what is missing."""
+checked against the model's scoring time; an hourly entity's feature sets and models load, their rows keyed by
+their hour (partition_start), a day's hours judged against the day's scoring time by its last hour."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ keys: [origin]
 grain: hourly
 time: hour_start
 reads: [flights]
-lookback: {hours: 1}
+lookback: {days: 1}
 population: |
   SELECT origin, b.partition_start AS hour_start, count(*) AS departures_last_hour
   FROM flights, bounds AS b
@@ -78,16 +79,65 @@ description: Departures of the airport known a day ahead.
 owner: team:flight-ops-ds
 entity: origin_hours
 known_by: {hours_before: 24}
-sql: SELECT origin, departures_last_hour AS departures FROM entity
+sql: SELECT origin, partition_start, departures_last_hour AS departures FROM entity
 features:
   departures: {type: number, description: departures in the hour before}
 """
 
+HOURLY_MODEL = """\
+spec_version: 1
+kind: model
+name: origin_hour_model
+description: Departures per airport and hour.
+owner: team:flight-ops-ds
+entity: origin_hours
+label:
+  task: regression
+  expression: "departures_last_hour"
+features: [departures]
+split:
+  train: {start: 2013-02-01, end: 2013-02-14}
+  validation: {start: 2013-02-15, end: 2013-02-20}
+  test: {start: 2013-02-21, end: 2013-02-28}
+algorithm:
+  kind: lightgbm
+money:
+  currency: USD
+  decision: {kind: quantity, scale: 1.0, offset: {min: 0, max: 0, step: 1}}
+  value: "-abs(decision - label)"
+gate: {min_money: -1000000000}
+cadence:
+  predict_at: {days_before: 1, time: "23:00"}
+"""
 
-def test_an_hourly_entity_is_still_refused_saying_what_is_missing(tmp_path):
-    root = make_specs(tmp_path, {"entities/origin_hours.yaml": HOURLY, "features/origin_hours.yaml": HOURLY_FEATURES})
-    assert errors_of(root) == [
-        "model_specs/features/origin_hours.yaml: feature set 'origin_hour_features', field 'entity': entity "
-        "'origin_hours' is hourly: feature sets and models read daily, weekly or monthly entities only (their "
-        "tables, snapshots, predictions and outcomes key a row by its partition's day, so the rows of one key in the "
-        "hours of a day would collide; hourly feature and prediction partitions are not built yet)"]
+
+def _hourly(tmp_path, features: str = HOURLY_FEATURES, model: str = HOURLY_MODEL):
+    return make_specs(tmp_path, {"entities/origin_hours.yaml": HOURLY, "features/origin_hours.yaml": features,
+                                 "origin_hour_model.yaml": model})
+
+
+def test_an_hourly_entity_loads_with_its_feature_set_and_model_keyed_by_the_hour(tmp_path):
+    catalog = load(_hourly(tmp_path))
+    rows = catalog.entity_rows("origin_hours")
+    assert (rows.keys, rows.grain, rows.row_grain) == (("origin", "partition_start"), "daily", "hourly")
+    assert catalog.models["origin_hour_model"].entity == "origin_hours"
+    daily = catalog.entity_rows("flights")  # every other entity keeps its keys and grain
+    assert (daily.keys, daily.grain, daily.row_grain) == (("flight_id",), "daily", "daily")
+
+
+def test_a_feature_set_of_an_hourly_entity_must_return_the_rows_hour(tmp_path):
+    forgetful = HOURLY_FEATURES.replace("SELECT origin, partition_start,", "SELECT origin,")
+    assert errors_of(_hourly(tmp_path, features=forgetful)) == [
+        "model_specs/features/origin_hours.yaml: feature set 'origin_hour_features', field 'sql': must return the "
+        "entity key column 'partition_start' (an hourly entity's row is a key in one hour: return "
+        "entity.partition_start beside its keys)"]
+
+
+def test_an_hourly_feature_known_after_the_days_scoring_is_named_by_its_last_hour(tmp_path):
+    # the day's 24 hours are scored together at 18:00 the day before; 24 hours before 23:00 is 23:00 that day
+    early = HOURLY_MODEL.replace('time: "23:00"', 'time: "18:00"')
+    assert errors_of(_hourly(tmp_path, model=early)) == [
+        "model_specs/origin_hour_model.yaml: model 'origin_hour_model', field 'features[0]': feature 'departures' of "
+        "feature set 'origin_hour_features' is known only 24 hour(s) before the row's time, after the model "
+        "predicts (1 day(s) before at 18:00; field cadence.predict_at) (for an hour's row: a day's 24 hours are "
+        "scored together, so its last hour counts)"]

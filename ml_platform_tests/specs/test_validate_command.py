@@ -15,7 +15,7 @@ def test_validate_passes_on_the_repository_specs(capsys):
 
     output = capsys.readouterr()
     lines = output.out.splitlines()
-    assert lines[0] == "4 sources, 1 entities, 5 feature sets, 5 models: all valid"
+    assert lines[0] == "4 sources, 2 entities, 6 feature sets, 6 models: all valid"
     assert "  flight_delay_search: spec hash " in output.out  # the example of a declared search
     assert any(line.startswith("  flight_delay: spec hash ") and line.endswith(" lightgbm") for line in lines[1:])
     assert output.err == ""
