@@ -23,6 +23,7 @@ from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcome
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
+from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.replay.clock import Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
@@ -37,7 +38,18 @@ class TrainingOutcome:
     reason: str  # why the sensor requested it
     status: str  # the Dagster run's status
     promoted: bool
-    evaluation: EvaluationSummary | None = None  # None when the run failed before its evaluation was stored
+    # a binary run's evaluation summary or a regression/multiclass run's task evaluation; None when the run failed
+    # before its evaluation was stored
+    evaluation: EvaluationSummary | TaskEvaluationRecord | None = None
+
+    @property
+    def test_money(self) -> float | None:
+        """The run's money on its test window, whatever its task (None without an evaluation)."""
+        if self.evaluation is None:
+            return None
+        if isinstance(self.evaluation, TaskEvaluationRecord):
+            return self.evaluation.test_money
+        return self.evaluation.test.money
 
     def failed_checks(self) -> dict[str, str]:
         """Why each failed gate check failed, by check name in alphabetical order (as the replay always listed them)."""
@@ -115,18 +127,27 @@ def _require(outcome) -> None:
                         f"{'; '.join(outcome.failures) or 'see the run in the UI'}")
 
 
-def _training_line(connection, model_name: str, run: ReplayRun) -> tuple[str, TrainingOutcome]:
-    """What a training run did: promoted, or blocked by which gate checks (or why it failed)."""
-    evaluation = registry.evaluations.get(connection, model_name, run.partition)
+def training_line(connection, model_name: str, run: ReplayRun) -> tuple[str, TrainingOutcome]:
+    """What a training run did: promoted, blocked by which gate checks, passed but not promoted, or why it failed.
+    Binary runs are read from registry.evaluations, regression and multiclass runs from registry.task_evaluations."""
+    evaluation = registry.evaluation_of(connection, model_name, run.partition)
     promoted = any(promotion.training_run == run.partition
                    for promotion in registry.promotions.log(connection, model_name))
-    outcome = TrainingOutcome(run.partition, run.reason, run.status, promoted,
-                              evaluation.summary if evaluation else None)
-    if evaluation is not None:
+    if isinstance(evaluation, TaskEvaluationRecord):
+        judged = evaluation
+        measured = (f"test {evaluation.test_window[0]}..{evaluation.test_window[1]}: "
+                    f"{evaluation.test_money:,.0f} {evaluation.currency}, {evaluation.task}, "
+                    f"{evaluation.decision} decision")
+    elif evaluation is not None:
+        judged = evaluation.summary
         test = evaluation.summary.test
-        failed = outcome.failed_checks()
         measured = f"test {test.window[0]}..{test.window[1]}: {test.money:,.0f} " \
                    f"{evaluation.summary.currency}, ROC AUC {test.roc_auc:.3f}"
+    else:
+        judged = measured = None
+    outcome = TrainingOutcome(run.partition, run.reason, run.status, promoted, judged)
+    if evaluation is not None:
+        failed = outcome.failed_checks()
         if promoted:
             return f"retrained {run.partition} ({run.reason}): PROMOTED {evaluation.model_version}, {measured}", \
                 outcome
@@ -134,6 +155,9 @@ def _training_line(connection, model_name: str, run: ReplayRun) -> tuple[str, Tr
             first, why = next(iter(failed.items()))
             return (f"retrained {run.partition} ({run.reason}): BLOCKED by the gate ({', '.join(failed)}), "
                     f"{measured}; {first}: {why}"), outcome
+        if run.status == "SUCCESS":  # every check passed and the run succeeded, yet nothing was promoted
+            return (f"retrained {run.partition} ({run.reason}): passed the gate, NOT promoted "
+                    f"({evaluation.model_version}), {measured}"), outcome
     reason = "; ".join(run.failures) or run.status
     return f"retraining {run.partition} ({run.reason}) FAILED: {reason}", outcome
 
@@ -204,7 +228,7 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
                 if run.job == daily_job_name(name):
                     phrases.append(f"{name}: {_scoring_line(connection, name, run, ledger)}")
                 elif run.job == training_job_name(name):
-                    line, outcome = _training_line(connection, name, run)
+                    line, outcome = training_line(connection, name, run)
                     ledger.trainings.append(outcome)
                     phrases += decisions.pop(name, [])
                     phrases.append(f"{name}: {line}")
@@ -295,9 +319,11 @@ def summary_lines(project: Project, result: ReplayResult) -> list[str]:
                 cutoff = parse_training_run_key(training.training_run)[0]
                 failed = training.failed_checks()
                 verdict = "promoted" if training.promoted else (
-                    "blocked: " + ", ".join(failed) if failed else f"failed ({training.status})")
+                    "blocked: " + ", ".join(failed) if failed else
+                    "passed the gate, not promoted" if training.evaluation is not None and training.status == "SUCCESS"
+                    else f"failed ({training.status})")
                 summary = training.evaluation
-                money = f", {summary.test.money:,.0f} {summary.currency} on test" if summary else ""
+                money = f", {training.test_money:,.0f} {summary.currency} on test" if summary else ""
                 lines.append(f"    cut off {cutoff} ({training.reason}){money}: {verdict}")
             champion = registry.promotions.champion(connection, name)
             lines.append(f"  champion at the end: {champion.model_version if champion else 'none'}")

@@ -15,9 +15,11 @@ from ml_platform.chain.model_chain import run_chain
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.provenance.runs import runs_text, training_runs
+from ml_platform.replay.clock import ReplayRun
+from ml_platform.replay.story import training_line
 from ml_platform.storage.resources import Warehouse
 from ml_platform.demo import summary_text
-from ml_platform.names import daily_job_name, scoring_schedule_name, stage_key
+from ml_platform.names import daily_job_name, scoring_schedule_name, stage_key, training_job_name
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import SPECS, instance_of, january_model, load_yaml
 from ml_platform_tests.helpers import JANUARY_SPLIT
@@ -57,6 +59,13 @@ def test_an_example_model_runs_end_to_end_beside_the_flights_model(make_project,
                                     f'FROM predictions."{name}"').fetchall()[0]
         realized = connection.execute(f'SELECT sum(realized_money) FROM monitoring."{name}__outcomes"').fetchall()[0]
         listed = runs_text(name, training_runs(connection, name))  # what `ml-platform runs` prints
+        # the line a replay prints for this training run: read from the task evaluations, not the binary ones
+        judged = result.task_evaluation
+        line, outcome = training_line(connection, name, ReplayRun(
+            "run", training_job_name(name), judged.training_run, "SUCCESS", "first training", [], 1.0))
+    assert line == (f"retrained {judged.training_run} (first training): PROMOTED {judged.model_version}, "
+                    f"test 2013-01-26..2013-01-31: {judged.test_money:,.0f} USD, {task}, {decision} decision"), line
+    assert outcome.promoted and outcome.test_money == judged.test_money and outcome.failed_checks() == {}
     assert f"{result.task_evaluation.test_money:,.0f} USD (95% " in listed and "(not evaluated)" not in listed
     assert stored == (result.scored_rows, 1, result.scored_rows)
     text = summary_text(project, result)
