@@ -1,0 +1,123 @@
+"""Feature tables as Delta Lake tables (the cluster configuration's, here in a local folder): the same rows and
+versions as the embedded warehouse, partition by partition, each committed once; reuse; refusals."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ml_platform.build import build_assets
+from ml_platform.features.delta_partitions import stale_partitions
+from ml_platform.features.library import load_catalog
+from ml_platform.features.tables import DeltaFeatureTables, EmbeddedFeatureTables, feature_table_store
+from ml_platform.names import (FEATURE_TABLES_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE, delta_feature_path,
+                               delta_versions_path, feature_key, source_key)
+from ml_platform.storage.delta_tables import DeltaStore, DeltaStoreError, delta_store_from_environment
+from ml_platform.storage.resources import build_resources
+from ml_platform.storage.warehouse import open_warehouse, row_digests
+
+FIRST, LAST = "2013-01-01", "2013-01-03"
+SETS = ("flight_schedule", "disruption_history")  # disruption_history looks back over several days of flights
+
+
+def _materialize(project, keys: list[dg.AssetKey], first: str = FIRST, last: str = LAST) -> dg.ExecuteInProcessResult:
+    catalog = load_catalog(project.specs_dir, project.root)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        assets = {asset.key: asset for asset in build_assets(catalog)}
+    result = dg.materialize([assets[key] for key in keys], resources=build_resources(project.storage),
+                            instance=dg.DagsterInstance.ephemeral(), tags={
+                                "dagster/asset_partition_range_start": first,
+                                "dagster/asset_partition_range_end": last})
+    assert result.success
+    return result
+
+
+def _sources(project) -> None:
+    _materialize(project, [source_key("planes"), source_key("airports")])
+    _materialize(project, [source_key("flights"), source_key("weather")])
+
+
+def _delta_digests(store: DeltaStore, name: str) -> list[tuple]:
+    connection = duckdb.connect()
+    connection.register("delta", store.dataset(delta_feature_path(name)))
+    return sorted(row_digests(connection, "delta", by_day=True))
+
+
+def test_delta_feature_tables_hold_the_embedded_rows_and_versions_and_reuse_them(make_project, tmp_path,
+                                                                                  monkeypatch):
+    embedded, delta = make_project(name="embedded"), make_project(name="delta")
+    for project in (embedded, delta):
+        _sources(project)
+    _materialize(embedded, [feature_key(name) for name in SETS])
+
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    result = _materialize(delta, [feature_key(name) for name in SETS])
+    with open_warehouse(embedded.storage.warehouse) as connection:
+        expected = {name: sorted(row_digests(connection, f"features.{name}", by_day=True)) for name in SETS}
+        expected_versions = dict(connection.execute(
+            "SELECT partition_key, version FROM registry.partition_versions WHERE asset = "
+            "'features/disruption_history'").fetchall())
+    for name in SETS:
+        assert len(expected[name]) == 3 and all(count > 0 for _, count, _ in expected[name])
+        assert _delta_digests(store, name) == expected[name], name
+        # one commit per partition, nothing else
+        commits = store.commits(delta_feature_path(name))
+        assert [commit["first_day"] for commit in commits] == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    versions = store.table(delta_versions_path("disruption_history")).to_pyarrow_table().to_pylist()
+    assert {row["partition_key"]: row["version"] for row in versions} == expected_versions
+    # the Delta run left the warehouse without feature tables: they live in the store only
+    with open_warehouse(delta.storage.warehouse) as connection:
+        assert connection.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'features'").fetchall()[0][0] == 0
+    metadata = result.asset_materializations_for_node("features__flight_schedule")[0].metadata
+    assert metadata["delta_commits"].value == 3 and metadata["recomputed_days"].value == 3
+
+    # a second run reuses every partition: no new commit
+    again = _materialize(delta, [feature_key("flight_schedule")])
+    metadata = again.asset_materializations_for_node("features__flight_schedule")[0].metadata
+    assert metadata["reused_days"].value == 3 and "delta_commits" not in metadata
+    assert len(store.commits(delta_feature_path("flight_schedule"))) == 3
+
+
+def test_the_store_is_chosen_by_the_environment_and_refuses_bad_locations(tmp_path, monkeypatch):
+    assert delta_store_from_environment({}) is None
+    monkeypatch.delenv(FEATURE_TABLES_VARIABLE, raising=False)
+    assert isinstance(feature_table_store(), EmbeddedFeatureTables)
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, str(tmp_path))
+    assert feature_table_store() == DeltaFeatureTables(DeltaStore(str(tmp_path)))
+    store = delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://features/ml",
+                                          OBJECT_STORE_ENDPOINT_VARIABLE: "http://127.0.0.1:9000"})
+    assert store == DeltaStore("s3://features/ml", "http://127.0.0.1:9000")
+    assert store.storage_options()["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert store.storage_options()["conditional_put"] == "etag"
+    assert DeltaStore(str(tmp_path)).storage_options() == {}
+    with pytest.raises(DeltaStoreError, match=r"ML_PLATFORM_FEATURE_TABLES='relative/folder' is neither"):
+        delta_store_from_environment({FEATURE_TABLES_VARIABLE: "relative/folder"})
+    with pytest.raises(DeltaStoreError, match=r"ML_PLATFORM_FEATURE_TABLES='s3://' names no bucket"):
+        delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://"})
+    with pytest.raises(DeltaStoreError, match=r"ML_PLATFORM_S3_ENDPOINT='127.0.0.1:9000' is not an http"):
+        delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://b", OBJECT_STORE_ENDPOINT_VARIABLE: "127.0.0.1:9000"})
+
+
+def test_a_delta_refresh_without_materialized_sources_fails_naming_the_missing_tables(make_project, tmp_path):
+    project = make_project()
+    _materialize(project, [source_key("planes"), source_key("airports")])  # no flights yet
+    catalog = load_catalog(project.specs_dir, project.root)
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    tables = DeltaFeatureTables(store)
+    import datetime as dt
+    from ml_platform.features.compute import FeatureComputationError
+    from ml_platform.progress import silent
+    from ml_platform.storage.resources import Warehouse
+    with pytest.raises(FeatureComputationError, match=r"source.flights not in the warehouse yet"):
+        tables.refresh(Warehouse(database=str(project.storage.warehouse)), catalog,
+                       catalog.feature_sets["flight_schedule"], dt.date(2013, 1, 1), dt.date(2013, 1, 1), silent())
+    assert not store.exists(delta_feature_path("flight_schedule"))
+    with pytest.raises(FileNotFoundError, match="does not exist: materialize the sources first"):
+        stale_partitions(tmp_path / "absent.duckdb", store, catalog, catalog.feature_sets["flight_schedule"],
+                         dt.date(2013, 1, 1), dt.date(2013, 1, 1))
