@@ -98,7 +98,7 @@ def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: Fe
         for name in sorted(feature_set.uses):
             if store.exists(delta_feature_path(name)):
                 connection.register(f"delta_{name}", store.dataset(delta_feature_path(name)))
-                connection.execute(f"CREATE VIEW {feature_table(name)} AS SELECT * FROM {quote('delta_' + name)}")
+                connection.execute(f'CREATE VIEW {feature_table(name)} AS SELECT * FROM "delta_{name}"')
         yield connection
     finally:
         connection.close()

@@ -16,13 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
+
+import duckdb
 
 import pyarrow as pa
 
 from ml_platform.errors import PlatformError
-from ml_platform.names import FEATURE_TABLES_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE
+from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
+                               delta_feature_path, feature_table, table_label)
 
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
@@ -114,6 +118,24 @@ class DeltaStore:
                 max_commit_retries=COMMIT_RETRIES))
         return self.table(path).version()
 
+    def table_names(self, folder: str) -> list[str]:
+        """The names of the Delta tables directly under `folder` (e.g. every feature table under `features`)."""
+        import pyarrow.fs as pafs
+
+        if self.is_object_store:
+            options = self.storage_options()
+            filesystem = pafs.S3FileSystem(
+                access_key=options.get("AWS_ACCESS_KEY_ID"), secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+                session_token=options.get("AWS_SESSION_TOKEN"), region=options["AWS_REGION"],
+                endpoint_override=self.endpoint, scheme="http" if (self.endpoint or "").startswith("http://")
+                else "https")
+            base = self.uri(folder).removeprefix("s3://")
+        else:
+            filesystem, base = pafs.LocalFileSystem(), self.uri(folder).removeprefix("file://")
+        found = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        return sorted(info.base_name for info in found if info.type == pafs.FileType.Directory and
+                      filesystem.get_file_info(f"{info.path}/_delta_log").type == pafs.FileType.Directory)
+
     def commits(self, path: str) -> list[dict]:
         """Every commit of the table at `path`, oldest first: its version, time (ms) and the platform's metadata."""
         found = []
@@ -132,3 +154,37 @@ def delta_store_from_environment(environment: Mapping[str, str] | None = None) -
         return None
     endpoint = environment.get(OBJECT_STORE_ENDPOINT_VARIABLE, "").strip() or None
     return DeltaStore(root=root, endpoint=endpoint)
+
+
+@contextmanager
+def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[list[str]]:
+    """Every Delta feature table of the store readable in the warehouse connection as `features.<name>` (a view
+    over the table's latest version, read through Arrow), for the block's duration; the names shown.
+
+    The readers of feature rows (snapshots, scoring, serving) then run their SQL unchanged. The views exist only
+    while the connection that registered their Arrow datasets is open: dropped when the block ends (a view a
+    crashed process left behind fails loudly when read, and the next connection replaces it)."""
+    names = store.table_names("features")
+    for name in names:
+        if not IDENTIFIER.match(name):
+            raise DeltaStoreError(f"{store.uri('features/' + name)} is not a feature table: a feature set's name is "
+                                  f"lowercase letters, digits and underscores")
+        existing = connection.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'features' AND table_name = ?",
+            [name]).fetchall()
+        if existing and existing[0][0] != "VIEW":
+            raise DeltaStoreError(
+                f"the warehouse holds {table_label('features', name)} as a table of its own (written by an embedded "
+                f"run) while {FEATURE_TABLES_VARIABLE} names Delta feature tables in {store.root}: use a warehouse "
+                f"of the cluster configuration, or drop the table")
+    registered = []
+    try:
+        for name in names:
+            connection.register(f"delta_features__{name}", store.dataset(delta_feature_path(name)))
+            registered.append(name)
+            connection.execute(f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
+        yield names
+    finally:
+        for name in registered:
+            connection.execute(f"DROP VIEW IF EXISTS {feature_table(name)}")
+            connection.unregister(f"delta_features__{name}")

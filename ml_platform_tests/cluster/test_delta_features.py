@@ -116,14 +116,18 @@ def test_delta_features_on_two_workers_equal_the_embedded_rows_and_their_partiti
         assert len(runs) == 3 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
 
 
-def paused_on(day: dt.date, signal_file: str):
+def paused_on(day: dt.date, signal_file: str, release_file: str):
     """compute_partition, stopping before its commit (the pause point) for `day`, once: when the signal file
-    exists, the partition is computed and committed straight through (dask's retry on another worker)."""
+    exists (dask's retry on another worker), it waits for the release file, then computes and commits."""
 
     def run(task: PartitionTask):
         if task.first == day and not Path(signal_file).exists():
             os.environ["ML_PLATFORM_PAUSE_AT"] = "feature-partition-computed"
             os.environ["ML_PLATFORM_PAUSE_SIGNAL"] = signal_file
+        elif task.first == day:
+            deadline = time.monotonic() + 300
+            while not Path(release_file).exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
         try:
             return compute_partition(task)
         finally:
@@ -159,7 +163,9 @@ def test_a_worker_killed_mid_partition_leaves_the_last_version_intact_and_the_re
         version, rows = store.version(path), store.table(path).to_pyarrow_table()
         assert version is not None and rows.num_rows > 0
 
-        future = client.submit(paused_on(second_day.first, str(signal_file)), second_day, pure=False)
+        release_file = tmp_path / "released"
+        future = client.submit(paused_on(second_day.first, str(signal_file), str(release_file)), second_day,
+                               pure=False)
         deadline = time.monotonic() + 300
         while not signal_file.exists() or not signal_file.read_text():
             assert time.monotonic() < deadline and not future.done(), "the partition never reached its pause point"
@@ -186,6 +192,7 @@ def test_a_worker_killed_mid_partition_leaves_the_last_version_intact_and_the_re
                     if row["partition_key"] == "2013-01-02"]
 
         # dask runs the killed task again on the other worker, and that retry commits the partition
+        release_file.write_text("go")
         commit, proof = future.result(timeout=300)
     survivor = next(worker for worker in workers.values() if worker != pid)
     assert commit.pid == survivor and commit.first_day == second_day.first and commit.rows > 0 and proof.passed

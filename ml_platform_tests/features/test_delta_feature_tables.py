@@ -9,18 +9,23 @@ import dagster as dg
 import duckdb
 import pytest
 
+import datetime as dt
+
 from ml_platform.build import build_assets
+from ml_platform.features.compute import missing_feature_days
 from ml_platform.features.delta_partitions import stale_partitions
 from ml_platform.features.library import load_catalog
 from ml_platform.features.tables import DeltaFeatureTables, EmbeddedFeatureTables, feature_table_store
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE, delta_feature_path,
                                delta_versions_path, feature_key, source_key)
 from ml_platform.storage.delta_tables import DeltaStore, DeltaStoreError, delta_store_from_environment
-from ml_platform.storage.resources import build_resources
+from ml_platform.storage.resources import Warehouse, build_resources
+from ml_platform_tests.helpers import route_load_feature_set, write_yaml
 from ml_platform.storage.warehouse import open_warehouse, row_digests
 
 FIRST, LAST = "2013-01-01", "2013-01-03"
-SETS = ("flight_schedule", "disruption_history")  # disruption_history looks back over several days of flights
+# disruption_history looks back over several days of flights; route_load uses flight_schedule's table
+SETS = ("flight_schedule", "disruption_history", "route_load")
 
 
 def _materialize(project, keys: list[dg.AssetKey], first: str = FIRST, last: str = LAST) -> dg.ExecuteInProcessResult:
@@ -51,12 +56,15 @@ def test_delta_feature_tables_hold_the_embedded_rows_and_versions_and_reuse_them
                                                                                   monkeypatch):
     embedded, delta = make_project(name="embedded"), make_project(name="delta")
     for project in (embedded, delta):
+        write_yaml(project.specs_dir / "features" / "route_load.yaml", route_load_feature_set())
         _sources(project)
     _materialize(embedded, [feature_key(name) for name in SETS])
 
     store = DeltaStore(root=str(tmp_path / "tables"))
     monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
     result = _materialize(delta, [feature_key(name) for name in SETS])
+    route_load = _materialize(delta, [feature_key("route_load")])  # reused: its inputs' versions are unchanged
+    assert route_load.asset_materializations_for_node("features__route_load")[0].metadata["reused_days"].value == 3
     with open_warehouse(embedded.storage.warehouse) as connection:
         expected = {name: sorted(row_digests(connection, f"features.{name}", by_day=True)) for name in SETS}
         expected_versions = dict(connection.execute(
@@ -74,6 +82,21 @@ def test_delta_feature_tables_hold_the_embedded_rows_and_versions_and_reuse_them
     with open_warehouse(delta.storage.warehouse) as connection:
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'features'").fetchall()[0][0] == 0
+    # ... and the warehouse resource's connections (snapshots, scoring, serving) read them as features.<name>
+    with Warehouse(database=str(delta.storage.warehouse)).get_connection() as connection:
+        for name in SETS:
+            assert sorted(row_digests(connection, f"features.{name}", by_day=True)) == expected[name]
+        catalog = load_catalog(delta.specs_dir, delta.root)
+        model = next(iter(catalog.models.values()))
+        assert missing_feature_days(connection, catalog, model, dt.date(2013, 1, 1), dt.date(2013, 1, 3)) == {
+            "origin_weather_eve": ["all days"], "aircraft_and_destination": ["all days"]}
+    with open_warehouse(delta.storage.warehouse) as connection:  # the views lived as long as the connection
+        assert connection.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'features'").fetchall()[0][0] == 0
+    # a warehouse with feature tables of its own is refused rather than shadowed
+    with pytest.raises(DeltaStoreError, match=r"holds features.disruption_history as a table of its own"):
+        with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
+            pass
     metadata = result.asset_materializations_for_node("features__flight_schedule")[0].metadata
     assert metadata["delta_commits"].value == 3 and metadata["recomputed_days"].value == 3
 
@@ -110,10 +133,8 @@ def test_a_delta_refresh_without_materialized_sources_fails_naming_the_missing_t
     catalog = load_catalog(project.specs_dir, project.root)
     store = DeltaStore(root=str(tmp_path / "tables"))
     tables = DeltaFeatureTables(store)
-    import datetime as dt
     from ml_platform.features.compute import FeatureComputationError
     from ml_platform.progress import silent
-    from ml_platform.storage.resources import Warehouse
     with pytest.raises(FeatureComputationError, match=r"source.flights not in the warehouse yet"):
         tables.refresh(Warehouse(database=str(project.storage.warehouse)), catalog,
                        catalog.feature_sets["flight_schedule"], dt.date(2013, 1, 1), dt.date(2013, 1, 1), silent())
