@@ -26,8 +26,10 @@ import pyarrow as pa
 
 from ml_platform.errors import PlatformError
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, feature_table, table_label)
+                               delta_feature_path, delta_versions_path, feature_asset, feature_table, registry_table,
+                               table_label)
 
+VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
 
@@ -161,7 +163,8 @@ def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore
     """Every Delta feature table of the store readable in the warehouse connection as `features.<name>` (a view
     over the table's latest version, read through Arrow), for the block's duration; the names shown.
 
-    The readers of feature rows (snapshots, scoring, serving) then run their SQL unchanged. The views exist only
+    The readers of feature rows (snapshots, scoring, serving) then run their SQL unchanged, and find the
+    partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The views exist only
     while the connection that registered their Arrow datasets is open: dropped when the block ends (a view a
     crashed process left behind fails loudly when read, and the next connection replaces it)."""
     names = store.table_names("features")
@@ -177,14 +180,37 @@ def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore
                 f"the warehouse holds {table_label('features', name)} as a table of its own (written by an embedded "
                 f"run) while {FEATURE_TABLES_VARIABLE} names Delta feature tables in {store.root}: use a warehouse "
                 f"of the cluster configuration, or drop the table")
-    registered = []
+    registered, mirrored = [], False
     try:
         for name in names:
             connection.register(f"delta_features__{name}", store.dataset(delta_feature_path(name)))
             registered.append(name)
             connection.execute(f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
+        mirrored = True
+        mirror_feature_versions(connection, store, names)
         yield names
     finally:
+        if mirrored:  # the embedded configuration must never take these versions for its own tables' rows
+            connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
         for name in registered:
             connection.execute(f"DROP VIEW IF EXISTS {feature_table(name)}")
             connection.unregister(f"delta_features__{name}")
+
+
+def mirror_feature_versions(connection: duckdb.DuckDBPyConnection, store: DeltaStore, names: list[str]) -> None:
+    """Replace the feature partitions' rows of the warehouse's version index with the Delta version index's, in one
+    transaction: with Delta feature tables the Delta index is the truth (each partition's row committed after its
+    rows), and the warehouse's copy is refreshed on every connection, so it never lags behind for long."""
+    from ml_platform.storage.warehouse import transaction
+
+    with transaction(connection):
+        connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
+        for name in names:
+            if not store.exists(delta_versions_path(name)):
+                continue  # rows committed, versions not yet (a process died between the two commits): stale
+            connection.register("delta_feature_versions", store.table(delta_versions_path(name)).to_pyarrow_table())
+            try:
+                connection.execute(f"INSERT INTO {VERSIONS_TABLE} SELECT ?, partition_key, version, CAST(components AS JSON), "
+                                   f"recorded_at FROM delta_feature_versions", [feature_asset(name)])
+            finally:
+                connection.unregister("delta_feature_versions")

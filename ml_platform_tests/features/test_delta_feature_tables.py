@@ -90,9 +90,16 @@ def test_delta_feature_tables_hold_the_embedded_rows_and_versions_and_reuse_them
         model = next(iter(catalog.models.values()))
         assert missing_feature_days(connection, catalog, model, dt.date(2013, 1, 1), dt.date(2013, 1, 3)) == {
             "origin_weather_eve": ["all days"], "aircraft_and_destination": ["all days"]}
+        # the partitions' versions, which snapshots pin, mirrored from the Delta version index
+        mirrored = dict(connection.execute(
+            "SELECT partition_key, version FROM registry.partition_versions WHERE asset = "
+            "'features/disruption_history'").fetchall())
+        assert mirrored == expected_versions
     with open_warehouse(delta.storage.warehouse) as connection:  # the views lived as long as the connection
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'features'").fetchall()[0][0] == 0
+        assert connection.execute("SELECT count(*) FROM registry.partition_versions "
+                                  "WHERE asset LIKE 'features/%'").fetchall()[0][0] == 0
     # a warehouse with feature tables of its own is refused rather than shadowed
     with pytest.raises(DeltaStoreError, match=r"holds features.disruption_history as a table of its own"):
         with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
