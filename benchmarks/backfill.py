@@ -1,4 +1,4 @@
-"""A backfill of the demo's daily feature sets on 1, 2, 4... dask workers, with Delta feature tables on the object store.
+"""A backfill of the demo's daily feature sets on 1, 2, 4... dask workers, Delta feature tables on the object store.
 
     python -m benchmarks backfill [--workers 1 2 4] [--days N] [--write]
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,8 @@ def main() -> None:
     if any(count < 1 or count > 16 for count in options.workers):
         parser.error(f"--workers must each be between 1 and 16, got {options.workers}")
     last = FIRST + dt.timedelta(days=options.days - 1)
+    # a benchmark stopped by SIGTERM still stops the services it started (the `finally` below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = {key: value for key, value in os.environ.items()
             if key not in ("DAGSTER_HOME", "ML_PLATFORM_DATA", "ML_PLATFORM_FEATURE_TABLES")}
     rows = []

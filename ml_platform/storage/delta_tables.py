@@ -164,9 +164,10 @@ def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore
     over the table's latest version, read through Arrow), for the block's duration; the names shown.
 
     The readers of feature rows (snapshots, scoring, serving) then run their SQL unchanged, and find the
-    partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The views exist only
-    while the connection that registered their Arrow datasets is open: dropped when the block ends (a view a
-    crashed process left behind fails loudly when read, and the next connection replaces it)."""
+    partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The
+    views exist only while the connection that registered their Arrow datasets is open: dropped when the block
+    ends, and the mirrored versions deleted (a view a crashed process left behind fails loudly when read, and the
+    next connection replaces it)."""
     names = store.table_names("features")
     for name in names:
         if not IDENTIFIER.match(name):
@@ -185,7 +186,8 @@ def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore
         for name in names:
             connection.register(f"delta_features__{name}", store.dataset(delta_feature_path(name)))
             registered.append(name)
-            connection.execute(f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
+            connection.execute(
+                f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
         mirrored = True
         mirror_feature_versions(connection, store, names)
         yield names
@@ -210,7 +212,8 @@ def mirror_feature_versions(connection: duckdb.DuckDBPyConnection, store: DeltaS
                 continue  # rows committed, versions not yet (a process died between the two commits): stale
             connection.register("delta_feature_versions", store.table(delta_versions_path(name)).to_pyarrow_table())
             try:
-                connection.execute(f"INSERT INTO {VERSIONS_TABLE} SELECT ?, partition_key, version, CAST(components AS JSON), "
-                                   f"recorded_at FROM delta_feature_versions", [feature_asset(name)])
+                connection.execute(f"INSERT INTO {VERSIONS_TABLE} SELECT ?, partition_key, version, "
+                                   f"CAST(components AS JSON), recorded_at FROM delta_feature_versions",
+                                   [feature_asset(name)])
             finally:
                 connection.unregister("delta_feature_versions")

@@ -131,7 +131,8 @@ def test_the_store_is_chosen_by_the_environment_and_refuses_bad_locations(tmp_pa
     with pytest.raises(DeltaStoreError, match=r"ML_PLATFORM_FEATURE_TABLES='s3://' names no bucket"):
         delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://"})
     with pytest.raises(DeltaStoreError, match=r"ML_PLATFORM_S3_ENDPOINT='127.0.0.1:9000' is not an http"):
-        delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://b", OBJECT_STORE_ENDPOINT_VARIABLE: "127.0.0.1:9000"})
+        delta_store_from_environment({FEATURE_TABLES_VARIABLE: "s3://b",
+                                      OBJECT_STORE_ENDPOINT_VARIABLE: "127.0.0.1:9000"})
 
 
 def test_a_delta_refresh_without_materialized_sources_fails_naming_the_missing_tables(make_project, tmp_path):
