@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ml_platform import clock, grains
 from ml_platform.features.compute import check_feature_set_sql, compute_feature_set
-from ml_platform.features.proof import PointInTimeError, Proof, prove_feature_set
+from ml_platform.features.proof import Proof, prove_feature_set
 from ml_platform.features.versions import stale_days
 from ml_platform.names import (delta_feature_path, delta_versions_path, feature_asset, feature_table, quote,
                                registry_table)
@@ -117,8 +117,9 @@ class PartitionTask:
     version: PartitionVersion
 
 
-def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit, Proof]:
-    """Compute one partition privately, prove it, and commit its rows and then its version to the Delta tables."""
+def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit | None, Proof]:
+    """Compute one partition privately, prove it, and commit its rows and then its version to the Delta tables;
+    a partition whose point-in-time proof failed is not committed (None), its proof says why."""
     started = time.time()
     feature_set = task.feature_set
     with private_connection(task.warehouse, task.store, feature_set) as connection:
@@ -126,7 +127,7 @@ def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit, Proo
         compute_feature_set(connection, task.catalog, feature_set, task.first, task.last, sql_checked=True)
         proof = prove_feature_set(connection, task.catalog, feature_set, task.first, task.last, days=[task.first])
         if not proof.passed:  # nothing is published: the partition stays as it was, and stale
-            raise PointInTimeError(proof)
+            return None, proof
         rows = connection.sql(
             f"SELECT * FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
             f"{date_literal(task.first)} AND {date_literal(task.last)}").to_arrow_table()

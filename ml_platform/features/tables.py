@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ml_platform.adapters.partition_tasks import run_each
+from ml_platform.features.partition_tasks import run_each
 from ml_platform.features.delta_partitions import combined_proof, compute_partition, stale_partitions
 from ml_platform.features.proof import PointInTimeError
 from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
@@ -64,9 +64,9 @@ class DeltaFeatureTables:
             return StoredFeatures(FeatureRefresh(expected, stale, 0))
         progress.tick(lambda: f"features '{feature_set.name}': {len(tasks)} partition(s) to compute")
         results = run_each(compute_partition, tasks)
-        commits = tuple(commit for commit, _ in results)
+        commits = tuple(commit for commit, _ in results if commit is not None)
         proof = combined_proof(feature_set.name, [proof for _, proof in results])
-        if not proof.passed:  # each task refuses to commit an unproven partition; this holds the verdict
+        if not proof.passed:  # the unproven partitions were not committed (the proven ones were, each whole)
             raise PointInTimeError(proof)
         return StoredFeatures(FeatureRefresh(expected, stale, sum(commit.rows for commit in commits), proof),
                               commits)

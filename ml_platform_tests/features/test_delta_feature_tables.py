@@ -52,6 +52,7 @@ def _delta_digests(store: DeltaStore, name: str) -> list[tuple]:
     return sorted(row_digests(connection, "delta", by_day=True))
 
 
+@pytest.mark.slow  # three feature sets of three days, embedded and Delta, and four more runs
 def test_delta_feature_tables_hold_the_embedded_rows_and_versions_and_reuse_them(make_project, tmp_path,
                                                                                   monkeypatch):
     embedded, delta = make_project(name="embedded"), make_project(name="delta")
@@ -150,3 +151,27 @@ def test_a_delta_refresh_without_materialized_sources_fails_naming_the_missing_t
     with pytest.raises(FileNotFoundError, match="does not exist: materialize the sources first"):
         stale_partitions(tmp_path / "absent.duckdb", store, catalog, catalog.feature_sets["flight_schedule"],
                          dt.date(2013, 1, 1), dt.date(2013, 1, 1))
+
+
+def test_a_partition_failing_its_proof_is_not_committed_to_delta(make_project, tmp_path):
+    """Each partition is computed with its sources cut at its own prediction time, so the demo's leaks are
+    harmless by construction here; a value that changes on every computation fails the proof all the same."""
+    from ml_platform.features.proof import PointInTimeError
+    from ml_platform.progress import silent
+    from ml_platform.specs.models import FeatureSetSpec
+    from ml_platform_tests.features.test_point_in_time import feature_set
+
+    project = make_project()
+    _sources(project)
+    catalog = load_catalog(project.specs_dir, project.root)
+    spec = FeatureSetSpec.model_validate(feature_set("noisy", "SELECT flight_id, random() AS noise FROM entity",
+                                                     ["noise"], []))
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    with pytest.raises(PointInTimeError) as raised:
+        DeltaFeatureTables(store).refresh(Warehouse(database=str(project.storage.warehouse)), catalog, spec,
+                                          dt.date(2013, 1, 1), dt.date(2013, 1, 2), silent())
+    assert "point in time violated" in str(raised.value) and "feature set 'noisy', feature 'noise'" in str(raised.value)
+    assert raised.value.proof.differing_rows > 1000  # both days' rows, each proven on its own
+    # no partition was committed, and none has a version: the next run computes them again
+    assert not store.exists(delta_feature_path("noisy"))
+    assert not store.exists(delta_versions_path("noisy"))

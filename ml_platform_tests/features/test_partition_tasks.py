@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ml_platform.adapters.partition_tasks import on_dask_worker, run_each
+from ml_platform.features.partition_tasks import on_dask_worker, run_each
 
 
 def pid_after(seconds: float) -> int:
