@@ -175,3 +175,31 @@ def test_a_partition_failing_its_proof_is_not_committed_to_delta(make_project, t
     # no partition was committed, and none has a version: the next run computes them again
     assert not store.exists(delta_feature_path("noisy"))
     assert not store.exists(delta_versions_path("noisy"))
+
+
+@pytest.mark.slow  # six weeks of flights, twice
+def test_a_weekly_population_s_feature_partitions_in_delta_equal_the_embedded_ones(make_project, tmp_path,
+                                                                                  monkeypatch):
+    import shutil
+
+    from ml_platform.names import entity_key
+    from ml_platform_tests.helpers import SPECS
+
+    monkeypatch.delenv(FEATURE_TABLES_VARIABLE, raising=False)
+    embedded, delta = make_project(name="embedded"), make_project(name="delta")
+    for project in (embedded, delta):
+        shutil.copytree(SPECS / "entities", project.specs_dir / "entities")
+        shutil.copyfile(SPECS / "route_weeks" / "route_history.yaml",
+                        project.specs_dir / "features" / "route_history.yaml")
+        _materialize(project, [source_key("flights")], "2013-01-07", "2013-02-17")
+        _materialize(project, [entity_key("route_weeks")], "2013-02-04", "2013-02-11")
+    _materialize(embedded, [feature_key("route_history")], "2013-02-04", "2013-02-11")
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    _materialize(delta, [feature_key("route_history")], "2013-02-04", "2013-02-11")
+    with open_warehouse(embedded.storage.warehouse) as connection:
+        expected = sorted(row_digests(connection, "features.route_history", by_day=True))
+    assert [str(day) for day, _, _ in expected] == ["2013-02-04", "2013-02-11"] and expected[0][1] > 50
+    assert _delta_digests(store, "route_history") == expected
+    assert [(commit["first_day"], commit["last_day"]) for commit in store.commits(delta_feature_path("route_history"))
+            ] == [("2013-02-04", "2013-02-10"), ("2013-02-11", "2013-02-17")]
