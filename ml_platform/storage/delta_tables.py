@@ -163,7 +163,7 @@ def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore
     """Every Delta feature table of the store readable in the warehouse connection as `features.<name>` (a view
     over the table's latest version, read through Arrow), for the block's duration; the names shown.
 
-    The readers of feature rows (snapshots, scoring, serving) then run their SQL unchanged, and find the
+    The assets that read feature rows (snapshots, scoring) then run their SQL unchanged, and find the
     partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The
     views exist only while the connection that registered their Arrow datasets is open: dropped when the block
     ends, and the mirrored versions deleted (a view a crashed process left behind fails loudly when read, and the
