@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ COMMANDS = {
     "serving": "benchmarks.serving",
     "search": "benchmarks.search",
     "contributions": "benchmarks.contributions",
+    "backfill": "benchmarks.backfill",
 }
 
 

@@ -341,3 +341,21 @@ def served_log_name(model: str) -> str:
     if not IDENTIFIER.match(model):
         raise ValueError(f"not a spec name: {model!r}")
     return f"{model}.served.jsonl"
+
+
+# --- the cluster configuration's Delta Lake tables (docs/scale-out.md) ----------------------------------------------
+
+FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"  # where feature tables live: unset = the embedded warehouse
+OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
+
+
+def delta_feature_path(name: str) -> str:
+    """A feature set's Delta table, relative to the feature tables' root: `features/<name>`."""
+    quote(name)
+    return f"features/{name}"
+
+
+def delta_versions_path(name: str) -> str:
+    """The version index of a feature set's partitions, a Delta table beside it: `versions/features/<name>`."""
+    quote(name)
+    return f"versions/features/{name}"

@@ -30,7 +30,7 @@ from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.tasks import judged_by_decision
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.warehouse import open_warehouse
+from ml_platform.storage.resources import Warehouse
 
 
 class DemoError(PlatformError, RuntimeError):
@@ -215,5 +215,6 @@ def _require(outcome: RunOutcome) -> None:
 
 
 def project_warehouse(project: Project):
-    """A connection to the project's warehouse, as a context manager."""
-    return open_warehouse(project.storage.warehouse)
+    """A connection to the project's warehouse, as a context manager: the assets' own (Warehouse), so that it
+    reads the feature tables wherever the configuration keeps them."""
+    return Warehouse(database=str(project.storage.warehouse)).get_connection()

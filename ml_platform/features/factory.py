@@ -4,7 +4,8 @@ import dagster as dg
 
 from ml_platform.errors import as_dagster_failure
 from ml_platform.features.proof import PointInTimeError
-from ml_platform.features.refresh import FeatureRefresh, refresh_feature_set
+from ml_platform.features.refresh import FeatureRefresh
+from ml_platform.features.tables import StoredFeatures, feature_table_store
 from ml_platform import grains
 from ml_platform.entities.factory import entity_partitions
 from ml_platform.names import (FEATURES_GROUP, POINT_IN_TIME_CHECK, ROW_COUNT_METADATA, TABLE_NAME_METADATA,
@@ -78,9 +79,9 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
     def compute(context: dg.AssetExecutionContext, warehouse: Warehouse):
         start, end = date_range(context)
         try:
-            with warehouse.get_connection() as connection, as_dagster_failure():
-                refresh = refresh_feature_set(connection, catalog, feature_set, start, end,
-                                              Progress(context.log.info))
+            with as_dagster_failure():
+                stored = feature_table_store().refresh(warehouse, catalog, feature_set, start, end,
+                                                       Progress(context.log.info))
         except dg.Failure as failure:
             if not isinstance(failure.__cause__, PointInTimeError):
                 raise
@@ -88,8 +89,9 @@ def build_feature_asset(catalog: Catalog, feature_set: FeatureSetSpec) -> dg.Ass
             yield dg.AssetCheckResult(check_name=POINT_IN_TIME_CHECK, passed=False, description=proof.message(),
                                       severity=dg.AssetCheckSeverity.ERROR, metadata=proof.metadata())
             raise
+        refresh = stored.refresh
         context.log.info(f"features '{feature_set.name}': {refresh.why_recomputed()}")
-        yield dg.MaterializeResult(metadata=refresh_metadata(refresh, version),
+        yield dg.MaterializeResult(metadata={**refresh_metadata(refresh, version), **commits_metadata(stored)},
                                    check_results=[proof_result(refresh)])
 
     return compute
@@ -117,3 +119,20 @@ def proof_result(refresh: FeatureRefresh) -> dg.AssetCheckResult:
                                    description="every day reused: proven when it was computed")
     return dg.AssetCheckResult(check_name=POINT_IN_TIME_CHECK, passed=refresh.proof.passed,
                                metadata=refresh.proof.metadata(), description=refresh.proof.message())
+
+
+def commits_metadata(stored: StoredFeatures) -> dict:
+    """The Delta commits of the partitions (none for the embedded warehouse): how many, on how many processes, and
+    each partition's [start, commit] seconds, so that a reader sees which partitions ran at the same time."""
+    if not stored.commits:
+        return {}
+    origin = min(commit.started_at for commit in stored.commits)
+    return {
+        "delta_commits": len(stored.commits),
+        "delta_processes": len({(commit.host, commit.pid) for commit in stored.commits}),
+        "delta_partitions": dg.MetadataValue.md(
+            "| partition | rows | table version | process | start s | commit s |\n|---|---|---|---|---|---|\n"
+            + "\n".join(f"| {commit.first_day} | {commit.rows} | {commit.table_version} | {commit.host}:{commit.pid} "
+                        f"| {commit.started_at - origin:.2f} | {commit.committed_at - origin:.2f} |"
+                        for commit in sorted(stored.commits, key=lambda commit: commit.first_day))),
+    }

@@ -19,7 +19,7 @@ def missing_services() -> str | None:
     """Why the cluster tests cannot run here, or None when PostgreSQL and the cluster extra are installed."""
     if shutil.which("initdb") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         return "PostgreSQL's initdb is not installed (apt-get install -y postgresql; .ci/run installs it)"
-    for module in ("dagster_postgres", "dagster_dask", "distributed"):
+    for module in ("dagster_postgres", "dagster_dask", "distributed", "deltalake", "moto", "boto3"):
         if importlib.util.find_spec(module) is None:
             return f"the cluster extra is not installed ({module} missing: pip install -e '.[cluster]')"
     return None
@@ -45,7 +45,7 @@ class Services:
         return dict(self.started)
 
     def pids(self) -> dict[str, int]:
-        """{name: PID} of every process the script started (postgres, scheduler, worker-N)."""
+        """{name: PID} of every process the script started (postgres, object-store, scheduler, worker-N)."""
         path = self.state / "pids"
         if not path.exists():
             return {}

@@ -1,0 +1,178 @@
+"""Feature partitions computed each in a private DuckDB and committed to Delta tables, one transaction per partition.
+
+The cluster configuration's feature tables (docs/scale-out.md). A partition is computed by the same code as in the
+embedded warehouse (`compute_feature_set`, the point-in-time proof), but in an in-memory DuckDB of its own that
+reads the warehouse file read-only (sources, populations, their versions) and the Delta tables of the feature sets
+it uses; then its rows replace the partition's rows in the feature set's Delta table in one commit, and its version
+is recorded in the Delta version index beside it. Nothing is published before the proof passed; a process killed
+before the rows' commit leaves the table's last version as it was, and one killed between the two commits leaves
+the partition's version unrecorded, so the next run computes it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from ml_platform import clock, grains
+from ml_platform.features.compute import check_feature_set_sql, compute_feature_set
+from ml_platform.features.proof import Proof, prove_feature_set
+from ml_platform.features.versions import stale_days
+from ml_platform.names import (delta_feature_path, delta_versions_path, feature_asset, feature_table, quote,
+                               registry_table)
+from ml_platform.records.feature_partitions import FeaturePartitionCommit
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.delta_tables import DeltaStore
+from ml_platform.storage.faults import pause_point
+from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, date_literal, prepare
+
+ATTACHED = "warehouse"  # the warehouse file's catalog in a private connection
+VERSIONS = registry_table("partition_versions")
+
+
+def _attach_read_only(connection: duckdb.DuckDBPyConnection, path: Path, wait_seconds: float) -> None:
+    """Attach the warehouse file read-only; while a writer holds it, wait (up to wait_seconds), then fail."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            connection.execute(f"ATTACH '{path}' AS {ATTACHED} (READ_ONLY)")
+            return
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the warehouse {path} stayed locked by a writer for {wait_seconds:.0f} s: "
+                                   f"{str(error).splitlines()[0]}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
+    """The Delta version index of a feature set, or None before its first partition."""
+    path = delta_versions_path(name)
+    return store.table(path).to_pyarrow_table() if store.exists(path) else None
+
+
+@contextmanager
+def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: FeatureSetSpec,
+                       wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB laid out like the warehouse for one feature set: the warehouse's sources and populations
+    (read-only), their versions, the Delta tables of the feature sets it uses, and the Delta versions of those
+    and of its own partitions. Closed when the block ends; the warehouse file is never written."""
+    path = Path(warehouse).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"the warehouse {path} does not exist: materialize the sources first")
+    connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT})
+    try:
+        _attach_read_only(connection, path, wait_seconds)
+        prepare(connection)
+        for schema in ("source", "population"):
+            for (name,) in connection.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
+                    [ATTACHED, schema]).fetchall():
+                connection.execute(f"CREATE VIEW {schema}.{quote(name)} AS "
+                                   f"SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
+        # the warehouse's feature versions are the embedded tables': these feature tables' versions are Delta's
+        connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
+                           f"WHERE NOT starts_with(asset, 'features/')")
+        for name in sorted({*feature_set.uses, feature_set.name}):
+            versions = stored_versions_table(store, name)
+            if versions is not None:
+                connection.register("delta_versions", versions)
+                connection.execute(f"INSERT INTO {VERSIONS} SELECT ?, partition_key, version, CAST(components AS JSON),"
+                                   f" recorded_at FROM delta_versions", [feature_asset(name)])
+                connection.unregister("delta_versions")
+        for name in sorted(feature_set.uses):
+            if store.exists(delta_feature_path(name)):
+                connection.register(f"delta_{name}", store.dataset(delta_feature_path(name)))
+                connection.execute(f'CREATE VIEW {feature_table(name)} AS SELECT * FROM "delta_{name}"')
+        yield connection
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """One partition of one feature set to compute and commit (what a dask task carries to a worker)."""
+
+    warehouse: str
+    store: DeltaStore
+    catalog: Catalog
+    feature_set: FeatureSetSpec
+    first: dt.date
+    last: dt.date
+    version: PartitionVersion
+
+
+def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit | None, Proof]:
+    """Compute one partition privately, prove it, and commit its rows and then its version to the Delta tables;
+    a partition whose point-in-time proof failed is not committed (None), its proof says why."""
+    started = time.time()
+    feature_set = task.feature_set
+    with private_connection(task.warehouse, task.store, feature_set) as connection:
+        check_feature_set_sql(connection, task.catalog, feature_set)
+        compute_feature_set(connection, task.catalog, feature_set, task.first, task.last, sql_checked=True)
+        proof = prove_feature_set(connection, task.catalog, feature_set, task.first, task.last, days=[task.first])
+        if not proof.passed:  # nothing is published: the partition stays as it was, and stale
+            return None, proof
+        rows = connection.sql(
+            f"SELECT * FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
+            f"{date_literal(task.first)} AND {date_literal(task.last)}").to_arrow_table()
+    pause_point("feature-partition-computed")
+    context = {"feature_set": feature_set.name, "first_day": task.first.isoformat(),
+               "last_day": task.last.isoformat(), "started_at": started, "pid": os.getpid(),
+               "host": socket.gethostname(), "version": task.version.version}
+    table_version = task.store.replace_days(delta_feature_path(feature_set.name), rows, task.first, task.last,
+                                            "partition_date", context)
+    index = pa.table({
+        "partition_date": pa.array([task.first], pa.date32()),
+        "partition_key": [task.first.isoformat()],
+        "version": [task.version.version],
+        "components": [json.dumps(task.version.components, sort_keys=True)],
+        "recorded_at": pa.array([clock.now()], pa.timestamp("us")),
+        "table_version": pa.array([table_version], pa.int64()),
+    })
+    task.store.replace_days(delta_versions_path(feature_set.name), index, task.first, task.first, "partition_date",
+                            context)
+    commit = FeaturePartitionCommit(feature_set=feature_set.name, first_day=task.first, last_day=task.last,
+                                    rows=rows.num_rows, table_version=table_version, started_at=started,
+                                    committed_at=time.time(), pid=os.getpid(), host=socket.gethostname())
+    return commit, proof
+
+
+def stale_partitions(warehouse: str | Path, store: DeltaStore, catalog: Catalog, feature_set: FeatureSetSpec,
+                     start: dt.date, end: dt.date) -> tuple[dict[str, PartitionVersion], dict[str, str],
+                                                            list[PartitionTask]]:
+    """The expected versions of [start, end], the stale partitions and why, and a task for each stale one."""
+    with private_connection(warehouse, store, feature_set) as connection:
+        check_feature_set_sql(connection, catalog, feature_set)  # refused here, before any worker starts
+        expected, stale = stale_days(connection, catalog, feature_set, start, end)
+    grain = catalog.entity_rows(feature_set.entity).grain
+    tasks = []
+    for key in sorted(stale):
+        first = dt.date.fromisoformat(key)
+        (_, last), = grains.partition_days(grain, first, first)
+        tasks.append(PartitionTask(str(warehouse), store, catalog, feature_set, first, last, expected[key]))
+    return expected, stale, tasks
+
+
+def combined_proof(feature_set: str, proofs: list[Proof]) -> Proof:
+    """The proofs of several partitions as one: every cut, row and difference they found."""
+    return Proof(feature_set=feature_set, cuts_total=sum(proof.cuts_total for proof in proofs),
+                 cuts=tuple(cut for proof in proofs for cut in proof.cuts),
+                 rows=sum(proof.rows for proof in proofs), seconds=sum(proof.seconds for proof in proofs),
+                 differing_rows=sum(proof.differing_rows for proof in proofs),
+                 differences=tuple(difference for proof in proofs for difference in proof.differences))

@@ -1,0 +1,219 @@
+"""Tables kept as Delta Lake tables (delta-rs: no JVM) on an S3-compatible object store or in a local folder.
+
+The cluster configuration keeps its feature tables here instead of in the embedded DuckDB file (docs/scale-out.md):
+every worker writes its partition as one Delta transaction, so workers never wait for one file's lock, and a worker
+killed before its commit leaves no trace in the table (its data files, if any, are referenced by no version).
+Concurrent commits to disjoint partitions of one table are resolved by delta-rs itself (optimistic concurrency,
+retried); on S3 the commit is made exclusive by a conditional put, which the store must support (AWS S3, MinIO and
+moto do).
+
+The store is named by the environment (FEATURE_TABLES_VARIABLE, and OBJECT_STORE_ENDPOINT_VARIABLE for a store
+that is not AWS's), read when a step runs, never at import or load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+import duckdb
+
+import pyarrow as pa
+
+from ml_platform.errors import PlatformError
+from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
+                               delta_feature_path, delta_versions_path, feature_asset, feature_table, registry_table,
+                               table_label)
+
+VERSIONS_TABLE = registry_table("partition_versions")
+COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
+METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
+
+
+class DeltaStoreError(PlatformError, ValueError):
+    """The feature tables' location is not usable: a bad URI or endpoint in the environment."""
+
+
+@dataclass(frozen=True)
+class DeltaStore:
+    """Where Delta tables live: `s3://bucket/prefix` (with an optional endpoint) or an absolute local folder."""
+
+    root: str
+    endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.root.startswith("s3://"):
+            if len(self.root) <= len("s3://") or self.root[len("s3://"):].startswith("/"):
+                raise DeltaStoreError(f"{FEATURE_TABLES_VARIABLE}={self.root!r} names no bucket: "
+                                      f"allowed are s3://BUCKET[/PREFIX] or an absolute local folder")
+        elif not os.path.isabs(self.root.removeprefix("file://")):
+            raise DeltaStoreError(f"{FEATURE_TABLES_VARIABLE}={self.root!r} is neither s3://BUCKET[/PREFIX] nor an "
+                                  f"absolute local folder (file:///path or /path)")
+        if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
+            raise DeltaStoreError(f"{OBJECT_STORE_ENDPOINT_VARIABLE}={self.endpoint!r} is not an http:// or "
+                                  f"https:// URL")
+
+    @property
+    def is_object_store(self) -> bool:
+        """True for an S3-compatible store, False for a local folder."""
+        return self.root.startswith("s3://")
+
+    def uri(self, path: str) -> str:
+        """The URI of the table at `path` under the root."""
+        return f"{self.root.rstrip('/')}/{path}"
+
+    def storage_options(self) -> dict[str, str]:
+        """delta-rs's options for this store: its endpoint, and the exclusive commits S3 needs."""
+        if not self.is_object_store:
+            return {}
+        options = {"conditional_put": "etag", "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1")}
+        if self.endpoint:
+            options["AWS_ENDPOINT_URL"] = self.endpoint
+            options["AWS_ALLOW_HTTP"] = "true" if self.endpoint.startswith("http://") else "false"
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if os.environ.get(name):
+                options[name] = os.environ[name]
+        return options
+
+    def exists(self, path: str) -> bool:
+        """True when a Delta table is at `path`."""
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.uri(path), storage_options=self.storage_options())
+
+    def table(self, path: str):
+        """The Delta table at `path` (its latest version)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.uri(path), storage_options=self.storage_options())
+
+    def version(self, path: str) -> int | None:
+        """The latest version of the table at `path`, or None when there is no table."""
+        return self.table(path).version() if self.exists(path) else None
+
+    def dataset(self, path: str):
+        """The table's latest version as an Arrow dataset (read lazily: DuckDB pushes filters into it)."""
+        return self.table(path).to_pyarrow_dataset()
+
+    def replace_days(self, path: str, rows: pa.Table, first: dt.date, last: dt.date, date_column: str,
+                     metadata: Mapping[str, object]) -> int:
+        """Replace the rows of [first, last] in the table at `path` with `rows`, in one commit (created with the
+        first write); `metadata` is kept in the commit. Returns the table's new version."""
+        from deltalake import CommitProperties, write_deltalake
+
+        import pyarrow.compute as pc
+
+        outside = rows.filter(pc.or_(pc.less(rows[date_column], pa.scalar(first)),
+                                     pc.greater(rows[date_column], pa.scalar(last)))).num_rows
+        if outside:
+            raise ValueError(f"{outside} row(s) for {path} lie outside [{first}, {last}]")
+        write_deltalake(
+            self.uri(path), rows, mode="overwrite", partition_by=[date_column],
+            predicate=f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'",
+            storage_options=self.storage_options(),
+            commit_properties=CommitProperties(
+                custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
+                max_commit_retries=COMMIT_RETRIES))
+        return self.table(path).version()
+
+    def table_names(self, folder: str) -> list[str]:
+        """The names of the Delta tables directly under `folder` (e.g. every feature table under `features`)."""
+        import pyarrow.fs as pafs
+
+        if self.is_object_store:
+            options = self.storage_options()
+            filesystem = pafs.S3FileSystem(
+                access_key=options.get("AWS_ACCESS_KEY_ID"), secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+                session_token=options.get("AWS_SESSION_TOKEN"), region=options["AWS_REGION"],
+                endpoint_override=self.endpoint, scheme="http" if (self.endpoint or "").startswith("http://")
+                else "https")
+            base = self.uri(folder).removeprefix("s3://")
+        else:
+            filesystem, base = pafs.LocalFileSystem(), self.uri(folder).removeprefix("file://")
+        found = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        return sorted(info.base_name for info in found if info.type == pafs.FileType.Directory and
+                      filesystem.get_file_info(f"{info.path}/_delta_log").type == pafs.FileType.Directory)
+
+    def commits(self, path: str) -> list[dict]:
+        """Every commit of the table at `path`, oldest first: its version, time (ms) and the platform's metadata."""
+        found = []
+        for entry in reversed(self.table(path).history()):
+            platform = {key.removeprefix(METADATA_PREFIX): json.loads(value) for key, value in entry.items()
+                        if key.startswith(METADATA_PREFIX)}
+            found.append({"version": entry["version"], "timestamp_ms": entry["timestamp"], **platform})
+        return found
+
+
+def delta_store_from_environment(environment: Mapping[str, str] | None = None) -> DeltaStore | None:
+    """The feature tables' store the environment names, or None for the embedded warehouse (the default)."""
+    environment = os.environ if environment is None else environment
+    root = environment.get(FEATURE_TABLES_VARIABLE, "").strip()
+    if not root:
+        return None
+    endpoint = environment.get(OBJECT_STORE_ENDPOINT_VARIABLE, "").strip() or None
+    return DeltaStore(root=root, endpoint=endpoint)
+
+
+@contextmanager
+def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[list[str]]:
+    """Every Delta feature table of the store readable in the warehouse connection as `features.<name>` (a view
+    over the table's latest version, read through Arrow), for the block's duration; the names shown.
+
+    The assets that read feature rows (snapshots, scoring) then run their SQL unchanged, and find the
+    partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The
+    views exist only while the connection that registered their Arrow datasets is open: dropped when the block
+    ends, and the mirrored versions deleted (a view a crashed process left behind fails loudly when read, and the
+    next connection replaces it)."""
+    names = store.table_names("features")
+    for name in names:
+        if not IDENTIFIER.match(name):
+            raise DeltaStoreError(f"{store.uri('features/' + name)} is not a feature table: a feature set's name is "
+                                  f"lowercase letters, digits and underscores")
+        existing = connection.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'features' AND table_name = ?",
+            [name]).fetchall()
+        if existing and existing[0][0] != "VIEW":
+            raise DeltaStoreError(
+                f"the warehouse holds {table_label('features', name)} as a table of its own (written by an embedded "
+                f"run) while {FEATURE_TABLES_VARIABLE} names Delta feature tables in {store.root}: use a warehouse "
+                f"of the cluster configuration, or drop the table")
+    registered, mirrored = [], False
+    try:
+        for name in names:
+            connection.register(f"delta_features__{name}", store.dataset(delta_feature_path(name)))
+            registered.append(name)
+            connection.execute(
+                f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
+        mirrored = True
+        mirror_feature_versions(connection, store, names)
+        yield names
+    finally:
+        if mirrored:  # the embedded configuration must never take these versions for its own tables' rows
+            connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
+        for name in registered:
+            connection.execute(f"DROP VIEW IF EXISTS {feature_table(name)}")
+            connection.unregister(f"delta_features__{name}")
+
+
+def mirror_feature_versions(connection: duckdb.DuckDBPyConnection, store: DeltaStore, names: list[str]) -> None:
+    """Replace the feature partitions' rows of the warehouse's version index with the Delta version index's, in one
+    transaction: with Delta feature tables the Delta index is the truth (each partition's row committed after its
+    rows), and the warehouse's copy is refreshed on every connection, so it never lags behind for long."""
+    from ml_platform.storage.warehouse import transaction
+
+    with transaction(connection):
+        connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
+        for name in names:
+            if not store.exists(delta_versions_path(name)):
+                continue  # rows committed, versions not yet (a process died between the two commits): stale
+            connection.register("delta_feature_versions", store.table(delta_versions_path(name)).to_pyarrow_table())
+            try:
+                connection.execute(f"INSERT INTO {VERSIONS_TABLE} SELECT ?, partition_key, version, "
+                                   f"CAST(components AS JSON), recorded_at FROM delta_feature_versions",
+                                   [feature_asset(name)])
+            finally:
+                connection.unregister("delta_feature_versions")
