@@ -31,6 +31,7 @@ from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE
 
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
+CREATE_ATTEMPTS = 3  # a write that lost the race to create its table is done again, at most this often in all
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
 
 
@@ -111,13 +112,26 @@ class DeltaStore:
                                      pc.greater(rows[date_column], pa.scalar(last)))).num_rows
         if outside:
             raise ValueError(f"{outside} row(s) for {path} lie outside [{first}, {last}]")
-        write_deltalake(
-            self.uri(path), rows, mode="overwrite", partition_by=[date_column],
-            predicate=f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'",
-            storage_options=self.storage_options(),
-            commit_properties=CommitProperties(
-                custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
-                max_commit_retries=COMMIT_RETRIES))
+        from deltalake.exceptions import CommitFailedError
+
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            existed = self.exists(path)
+            try:
+                write_deltalake(
+                    self.uri(path), rows, mode="overwrite", partition_by=[date_column],
+                    predicate=f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'",
+                    storage_options=self.storage_options(),
+                    commit_properties=CommitProperties(
+                        custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
+                        max_commit_retries=COMMIT_RETRIES))
+                break
+            except CommitFailedError:
+                # Workers writing the first partitions of a new table at once each try to create it: one creation
+                # wins and the others fail on its protocol and metadata (delta-rs does not retry those). Their
+                # files were never committed; the write is done again against the table that now exists, where
+                # concurrent commits of other days do not conflict. Any other conflict is raised as it is.
+                if existed or not self.exists(path) or attempt == CREATE_ATTEMPTS:
+                    raise
         return self.table(path).version()
 
     def table_names(self, folder: str) -> list[str]:
