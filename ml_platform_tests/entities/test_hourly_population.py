@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import shutil
-import warnings
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_platform.build import build_assets
 from ml_platform.entities.population import PopulationError, build_partition
-from ml_platform.features.library import load_catalog
 from ml_platform.names import entity_key, population_table, source_key
-from ml_platform.storage.resources import build_resources
 from ml_platform.storage.warehouse import open_warehouse
 
-from ml_platform_tests.helpers import SPECS, project_at
+from ml_platform_tests.entities.materialized import entity_project
 
 HOURLY = """\
 spec_version: 1
@@ -47,24 +42,8 @@ timezone: America/New_York
 @pytest.fixture(scope="module")
 def hourly(tmp_path_factory):
     """A project with the hourly entity, January's first week of flights loaded, two days of hours built."""
-    root = tmp_path_factory.mktemp("hourly") / "project"
-    shutil.copytree(SPECS / "sources", root / "model_specs" / "sources")
-    (root / "model_specs" / "entities").mkdir()
-    (root / "model_specs" / "entities" / "origin_hours.yaml").write_text(HOURLY)
-    project = project_at(root)
-    catalog = load_catalog(project.specs_dir, project.root)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        assets = {asset.key: asset for asset in build_assets(catalog)}
-    resources = build_resources(project.storage)
-    instance = dg.DagsterInstance.ephemeral()
-
-    def run(key, first, last):
-        result = dg.materialize([assets[key]], resources=resources, instance=instance, tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-        assert result.success
-        return result
-
+    project, catalog, assets, run = entity_project(tmp_path_factory.mktemp("hourly") / "project",
+                                                   {"origin_hours": HOURLY})
     run(source_key("flights"), "2013-01-01", "2013-01-07")
     built = run(entity_key("origin_hours"), "2013-01-03", "2013-01-04")
     return project, catalog, assets, built

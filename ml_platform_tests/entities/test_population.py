@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -12,12 +11,11 @@ import pandas as pd
 import pytest
 
 from ml_platform import grains
-from ml_platform.build import build_assets
 from ml_platform.entities.population import PopulationError, build_partition
-from ml_platform.features.library import load_catalog
 from ml_platform.names import ENTITIES_GROUP, entity_key, population_table, source_key
-from ml_platform.storage.resources import build_resources
 from ml_platform.storage.warehouse import open_warehouse
+
+from ml_platform_tests.entities.materialized import entity_project
 
 WEEKLY = """\
 spec_version: 1
@@ -74,28 +72,8 @@ def _flights() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def january(tmp_path_factory):
     """A project with both entities, January's flights loaded, and both entities materialized over January."""
-    from ml_platform_tests.helpers import SPECS, project_at
-    import shutil
-
-    root = tmp_path_factory.mktemp("entities") / "project"
-    shutil.copytree(SPECS / "sources", root / "model_specs" / "sources")
-    (root / "model_specs" / "entities").mkdir()
-    (root / "model_specs" / "entities" / "busy_routes.yaml").write_text(WEEKLY)
-    (root / "model_specs" / "entities" / "origin_months.yaml").write_text(MONTHLY)
-    project = project_at(root)
-    catalog = load_catalog(project.specs_dir, project.root)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        assets = {asset.key: asset for asset in build_assets(catalog)}
-    resources = build_resources(project.storage)
-    instance = dg.DagsterInstance.ephemeral()
-
-    def run(key, first, last):
-        result = dg.materialize([assets[key]], resources=resources, instance=instance, tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-        assert result.success
-        return result
-
+    project, catalog, assets, run = entity_project(tmp_path_factory.mktemp("entities") / "project",
+                                                   {"busy_routes": WEEKLY, "origin_months": MONTHLY})
     run(source_key("flights"), "2013-01-01", "2013-01-31")
     weekly = run(entity_key("busy_routes"), "2013-01-14", "2013-01-21")
     monthly = run(entity_key("origin_months"), "2013-02-01", "2013-02-01")
