@@ -10,7 +10,7 @@ import pandas as pd
 
 from ml_platform import names
 from ml_platform.monitoring.factory import build_monitoring_assets
-from ml_platform_tests.evaluation.january import MODEL, Runs
+from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of
 
 
 def definition_psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float:
@@ -54,3 +54,13 @@ def monitor(runs: Runs, stages: list[str], first: dt.date, last: dt.date):
     job = dg.define_asset_job("monitor", selection=[names.stage_key(stage, MODEL) for stage in stages])
     chain.definitions = dg.Definitions.merge(chain.definitions, dg.Definitions(assets=extra, jobs=[job]))
     return chain.run("monitor", "monitor", date_range=(first, last))
+
+
+def champion_scored_on(folder, monkeypatch, day: dt.date) -> Runs:
+    """A copy of the January project (the demo model deployed as champion) in `folder`, its Dagster home set for
+    the test, and `day` scored in batch."""
+    project = copy_of(champion_and_challenger(), folder / "project")
+    monkeypatch.setenv("DAGSTER_HOME", str(project.dagster_home))
+    runs = Runs(project)
+    assert runs.score(day, day).success
+    return runs

@@ -24,8 +24,8 @@ from ml_platform.snapshots.build import read_snapshot
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of, january_project
-from ml_platform_tests.monitoring.helpers import definition_psi, monitor
+from ml_platform_tests.evaluation.january import MODEL, Runs, january_project
+from ml_platform_tests.monitoring.helpers import champion_scored_on, definition_psi, monitor
 
 # drives chains of Dagster runs: the full suite only (`pytest -m "not slow"` leaves it out)
 pytestmark = pytest.mark.slow
@@ -36,11 +36,7 @@ FEBRUARY_1, FEBRUARY_2 = dt.date(2013, 2, 1), dt.date(2013, 2, 2)
 @pytest.fixture
 def runs(tmp_path, monkeypatch) -> Runs:
     """The demo model deployed as champion on January, and February 1 scored."""
-    project = copy_of(champion_and_challenger(), tmp_path / "project")
-    monkeypatch.setenv("DAGSTER_HOME", str(project.dagster_home))
-    runs = Runs(project)
-    assert runs.score(FEBRUARY_1, FEBRUARY_1).success
-    return runs
+    return champion_scored_on(tmp_path, monkeypatch, FEBRUARY_1)
 
 
 def check_result(run_id: str, name: str) -> dg.AssetCheckEvaluation:

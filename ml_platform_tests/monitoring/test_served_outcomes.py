@@ -18,7 +18,7 @@ from ml_platform.monitoring.served import ServedLogError, load_served
 from ml_platform.serving.log import log_path
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 from ml_platform_tests.evaluation.january import MODEL, Runs, champion_and_challenger, copy_of
-from ml_platform_tests.monitoring.helpers import monitor
+from ml_platform_tests.monitoring.helpers import champion_scored_on, monitor
 from ml_platform_tests.serving.server import serving
 
 # a served project and Dagster runs: the full suite only
@@ -33,11 +33,7 @@ LABELS = ("SELECT flight_id, (dep_time IS NULL OR dep_delay > 15) AS label, "
 @pytest.fixture
 def runs(tmp_path, monkeypatch) -> Runs:
     """The demo model deployed as champion on January, and February 1 scored in batch (February 2 not)."""
-    project = copy_of(champion_and_challenger(), tmp_path / "project")
-    monkeypatch.setenv("DAGSTER_HOME", str(project.dagster_home))
-    runs = Runs(project)
-    assert runs.score(FEBRUARY_1, FEBRUARY_1).success
-    return runs
+    return champion_scored_on(tmp_path, monkeypatch, FEBRUARY_1)
 
 
 def _metadata() -> dict:
