@@ -91,3 +91,18 @@ def project_at(root: Path) -> Project:
 def instance_of(project: Project) -> dg.DagsterInstance:
     """The project's Dagster instance, as the run chain opens it (its folder, not DAGSTER_HOME)."""
     return open_instance(project)
+
+
+def asset_runner(assets: dict, resources: dict, instance: dg.DagsterInstance):
+    """`run(keys, first=None, last=None, partition=None)`: materialize the assets of `keys` (from `assets` by key) in
+    one in-process Dagster run on `instance`, over the partition range [first, last] or one `partition`; asserts
+    the run succeeded and returns its result."""
+    def run(keys, first=None, last=None, partition=None) -> dg.ExecuteInProcessResult:
+        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last} \
+            if first else {}
+        result = dg.materialize([assets[key] for key in keys], resources=resources, instance=instance, tags=tags,
+                                partition_key=partition)
+        assert result.success
+        return result
+
+    return run

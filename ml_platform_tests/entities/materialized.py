@@ -16,7 +16,7 @@ from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage.resources import build_resources
 
-from ml_platform_tests.helpers import SPECS, project_at
+from ml_platform_tests.helpers import SPECS, asset_runner, project_at
 
 
 def entity_project(root: Path, entities: dict[str, str]
@@ -32,13 +32,9 @@ def entity_project(root: Path, entities: dict[str, str]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         assets = {asset.key: asset for asset in build_assets(catalog)}
-    resources = build_resources(project.storage)
-    instance = dg.DagsterInstance.ephemeral()
+    materialize = asset_runner(assets, build_resources(project.storage), dg.DagsterInstance.ephemeral())
 
     def run(key, first, last):
-        result = dg.materialize([assets[key]], resources=resources, instance=instance, tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-        assert result.success
-        return result
+        return materialize([key], first, last)
 
     return project, catalog, assets, run

@@ -28,7 +28,7 @@ from ml_platform.partitions import training_run_key
 from ml_platform.storage import registry
 from ml_platform.storage.resources import build_resources
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform_tests.helpers import SPECS, project_at
+from ml_platform_tests.helpers import SPECS, asset_runner, project_at
 
 ENTITY = """\
 spec_version: 1
@@ -125,16 +125,8 @@ def trained(tmp_path_factory):
                  build_evaluation_asset(catalog, model), build_deployment_asset(catalog, model),
                  build_predictions_asset(catalog, model), *build_monitoring_assets(catalog, model)]
         assets = {asset.key: asset for asset in built}
-    resources = build_resources(project.storage)
     instance = dg.DagsterInstance.ephemeral()
-
-    def run(keys, first=None, last=None, partition=None):
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last} \
-            if first else {}
-        result = dg.materialize([assets[key] for key in keys], resources=resources, instance=instance, tags=tags,
-                                partition_key=partition)
-        assert result.success
-        return result
+    run = asset_runner(assets, build_resources(project.storage), instance)
 
     run([source_key("flights")], "2013-01-07", "2013-06-02")
     run([entity_key("busy_routes")], "2013-01-14", "2013-05-20")

@@ -14,6 +14,8 @@ from ml_platform.names import FEATURE_TABLES_VARIABLE, feature_key, source_key, 
 from ml_platform.partitions import training_run_key
 from ml_platform.storage.resources import build_resources
 
+from ml_platform_tests.helpers import asset_runner
+
 pytestmark = pytest.mark.slow  # a month of four feature sets, twice
 
 FEATURE_SETS = ("flight_schedule", "disruption_history", "origin_weather_eve", "aircraft_and_destination")
@@ -25,15 +27,8 @@ def _snapshot(project) -> dict:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         assets = {asset.key: asset for asset in build_assets(catalog)}
-    resources, instance = build_resources(project.storage), dg.DagsterInstance.ephemeral()
-
-    def run(keys, first=None, last=None, partition=None) -> dg.ExecuteInProcessResult:
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last} \
-            if first else {}
-        result = dg.materialize([assets[key] for key in keys], resources=resources, instance=instance, tags=tags,
-                                partition_key=partition)
-        assert result.success
-        return result
+    instance = dg.DagsterInstance.ephemeral()
+    run = asset_runner(assets, build_resources(project.storage), instance)
 
     run([source_key("planes"), source_key("airports")])
     run([source_key("flights"), source_key("weather")], "2013-01-01", "2013-01-31")
@@ -41,7 +36,7 @@ def _snapshot(project) -> dict:
     training_run = training_run_key(model, catalog.spec_hash(model))
     instance.add_dynamic_partitions(training_runs_name(model.name), [training_run])
     result = run([stage_key("snapshot", model.name)], partition=training_run)
-    metadata = result.asset_materializations_for_node(f"flight_delay__snapshot")[0].metadata
+    metadata = result.asset_materializations_for_node("flight_delay__snapshot")[0].metadata
     return {key: metadata[key].value for key in ("snapshot_id", "sha256", "rows_by_split", "manifest")}
 
 
