@@ -32,6 +32,8 @@ from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
 CREATE_ATTEMPTS = 3  # a write that lost the race to create its table is done again, at most this often in all
+# how delta-rs (1.x) words the conflicts a table's creation causes to writers that started before it
+CREATION_CONFLICTS = ("Metadata changed since last commit", "Protocol changed since last commit")
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
 
 
@@ -115,7 +117,6 @@ class DeltaStore:
         from deltalake.exceptions import CommitFailedError
 
         for attempt in range(1, CREATE_ATTEMPTS + 1):
-            existed = self.exists(path)
             try:
                 write_deltalake(
                     self.uri(path), rows, mode="overwrite", partition_by=[date_column],
@@ -125,12 +126,13 @@ class DeltaStore:
                         custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
                         max_commit_retries=COMMIT_RETRIES))
                 break
-            except CommitFailedError:
+            except CommitFailedError as error:
                 # Workers writing the first partitions of a new table at once each try to create it: one creation
-                # wins and the others fail on its protocol and metadata (delta-rs does not retry those). Their
-                # files were never committed; the write is done again against the table that now exists, where
+                # wins and the others fail on its protocol and metadata (delta-rs does not retry those; the
+                # platform's writes never change a table's schema, so only a creation carries them). Their files
+                # were never committed; the write is done again against the table that now exists, where
                 # concurrent commits of other days do not conflict. Any other conflict is raised as it is.
-                if existed or not self.exists(path) or attempt == CREATE_ATTEMPTS:
+                if not any(conflict in str(error) for conflict in CREATION_CONFLICTS) or attempt == CREATE_ATTEMPTS:
                     raise
         return self.table(path).version()
 

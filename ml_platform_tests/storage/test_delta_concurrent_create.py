@@ -14,7 +14,8 @@ import threading
 import pyarrow as pa
 import pytest
 
-pytest.importorskip("deltalake")
+pytest.importorskip("deltalake",
+                    reason="the cluster extra is not installed (deltalake missing: pip install -e '.[cluster]')")
 
 from ml_platform.storage.delta_tables import DeltaStore  # noqa: E402
 
