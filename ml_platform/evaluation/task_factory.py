@@ -13,7 +13,7 @@ from ml_platform import names
 from ml_platform.errors import as_dagster_failure
 from ml_platform.evaluation.report import money_interval
 from ml_platform.evaluation.task_evaluation import evaluate_task_run
-from ml_platform.evaluation.task_report import decision_text, render_task_report, task_headline
+from ml_platform.evaluation.task_report import decision_text, render_task_report, task_headline_markdown
 from ml_platform.partitions import training_runs
 from ml_platform.records.tasks import TASK_CHECKS
 from ml_platform.specs.catalog import Catalog
@@ -73,7 +73,7 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
                          for name, data in plots.items())
         currency = measurement.currency
         metadata = {
-            "headline": dg.MetadataValue.md(task_headline(measurement)),
+            "headline": dg.MetadataValue.md(task_headline_markdown(measurement)),
             "report": dg.MetadataValue.md(render_task_report(measurement, evaluated.beside_champion) + images),
             f"money_{currency}": round(measurement.test_money),
             "money_interval_95": money_interval(measurement.test_money_interval_95, currency),

@@ -24,15 +24,28 @@ def decision_text(measurement: TaskMeasurement) -> str:
     return PARAMETER_TEXT[measurement.decision_parameter_name].format(measurement.decision_parameter)
 
 
-def task_headline(measurement: TaskMeasurement) -> str:
-    """One line: test money with its 95% interval, the decision and the metric bounds' verdict."""
+def task_headline_parts(measurement: TaskMeasurement) -> tuple[str, str, str, str]:
+    """The headline's parts: the test money with its 95% interval, the decision, the test window, the verdict."""
     failed = [name for name, check in measurement.metric_checks.items() if not check.passed]
     verdict = "metric bounds met" if not failed else f"metric bounds failed: {', '.join(failed)}"
     if measurement.sanity_problems:
         verdict += "; predictions not sane"
     return (f"{readable_money(measurement.test_money, measurement.currency)} (95% interval "
-            f"{money_interval(measurement.test_money_interval_95, '')}) at {decision_text(measurement)} on the test "
-            f"window {measurement.test_window[0]} to {measurement.test_window[1]}; {verdict}")
+            f"{money_interval(measurement.test_money_interval_95, '')})", decision_text(measurement),
+            f"test window {measurement.test_window[0]} to {measurement.test_window[1]}", verdict)
+
+
+def task_headline(measurement: TaskMeasurement) -> str:
+    """One line: test money with its 95% interval, the decision and the metric bounds' verdict."""
+    money, decision, window, verdict = task_headline_parts(measurement)
+    return f"{money} at {decision} on the {window}; {verdict}"
+
+
+def task_headline_markdown(measurement: TaskMeasurement) -> str:
+    """The headline for the UI's metadata table: one short paragraph per part, since the table's cell does not wrap
+    and shows about 60 characters (the one-line headline was cut there, in the middle of its verdict)."""
+    money, decision, window, verdict = task_headline_parts(measurement)
+    return f"**{money}**\n\nat {decision}\n\n{window}\n\n**{verdict}**"
 
 
 def render_task_report(measurement: TaskMeasurement, beside_champion: list[str] | tuple[str, ...] = ()) -> str:

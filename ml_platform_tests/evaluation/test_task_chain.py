@@ -60,7 +60,12 @@ def test_a_regression_is_snapshotted_trained_and_evaluated_in_money(tmp_path, da
     event = latest_event(names.stage_key("evaluation", MODEL))
     metadata = event.asset_materialization.metadata
     assert metadata["decision"].value.startswith("offset ") and metadata["money_USD"].value < 0
-    assert metadata["headline"].value.startswith(f"{readable_money(metadata['money_USD'].value, 'USD')} (95%")
+    # the UI's headline: a short paragraph per part (its table cell does not wrap and shows about 60 characters)
+    paragraphs = metadata["headline"].value.split("\n\n")
+    assert paragraphs[0].startswith(f"**{readable_money(metadata['money_USD'].value, 'USD')} (95%")
+    assert paragraphs[1] == f"at {metadata['decision'].value.removesuffix(' (chosen on the validation window)')}"
+    assert paragraphs[2].startswith("test window ") and paragraphs[3].startswith("**metric bounds ")
+    assert len(paragraphs) == 4 and max(len(paragraph) for paragraph in paragraphs) <= 60, paragraphs
     assert "pinball" in metadata and "Predicted against actual" not in metadata["report"].value  # plots are images
     assert "![predicted_against_actual](data:image/png;base64," in metadata["report"].value
     assert "## Money by slice (test)" in metadata["report"].value and "| JFK |" in metadata["report"].value
