@@ -25,6 +25,7 @@ import pandas as pd
 from ml_platform.evaluation.money import OutcomeValues, paired_bootstrap_interval
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.realized import EVIDENCE_DAYS, Verdict, recent_verdict
+from ml_platform.grains import PERIOD_NOUN
 from ml_platform.records.gate import ChampionComparison, GateCheck
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.specs.catalog import Catalog
@@ -90,6 +91,12 @@ def _stored_decisions(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     return (joined["score"].to_numpy(dtype=float) >= threshold)
 
 
+def periods_text(count: int, grain: str) -> str:
+    """`13 week(s)`: a count of the partitions the bootstrap resampled, in the entity's grain, worded as the
+    realized-money verdicts word theirs."""
+    return f"{count} {PERIOD_NOUN[grain]}(s)"
+
+
 def _money(value: float, currency: str) -> str:
     return f"{value:,.0f} {currency}"
 
@@ -102,16 +109,18 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         decisions, facts = _champion_flags(connection, artifacts, catalog, champion, model, rows)
         return values.per_row(decisions), facts
 
-    return judge_in_money(connection, model, challenger_version, rows, values.per_row(flags), champion_money, seed)
+    return judge_in_money(connection, model, challenger_version, rows, values.per_row(flags), champion_money, seed,
+                          catalog.entity_rows(model.entity).grain)
 
 
 def judge_in_money(connection: duckdb.DuckDBPyConnection, model: ModelSpec, challenger_version: str,
                    rows: pd.DataFrame, challenger_rows: np.ndarray,
                    champion_money: Callable[[PromotionRecord], tuple[np.ndarray, dict]],
-                   seed: int) -> GateCheck[ChampionComparison]:
+                   seed: int, grain: str = "daily") -> GateCheck[ChampionComparison]:
     """The beats_champion check of any task: the challenger's per-row money on its test rows against the live
     champion's on the same rows (`champion_money` values the champion's own decisions there, with the
-    ChampionComparison facts saying how they were made, or raises ScoringError)."""
+    ChampionComparison facts saying how they were made, or raises ScoringError). The bootstrap resamples whole
+    partitions of the entity's `grain` (days, weeks, months), and says which."""
     currency = model.money.currency
     margin = model.gate.min_gain_over_champion
     waived = margin is None
@@ -150,7 +159,7 @@ def judge_in_money(connection: duckdb.DuckDBPyConnection, model: ModelSpec, chal
     measured = (f"{_money(challenger_money, currency)} against {_money(champion_money_sum, currency)} for champion "
                 f"{champion.model_version} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
                 f"95% interval {_money(low, currency)} to {_money(high, currency)} (paired bootstrap over "
-                f"{len(np.unique(days))} days)")
+                f"{periods_text(len(np.unique(days)), grain)})")
     if waived:
         return check(True, f"{waiver}measured {measured}", **facts)
     realized = recent_verdict(connection, model.name, champion.model_version, window_of(rows)[1], EVIDENCE_DAYS)

@@ -113,4 +113,5 @@ def task_beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: Artifa
         on_rows = champion_on_rows(connection, artifacts, catalog, champion, model, rows)
         return on_rows.decided.per_row, on_rows.facts
 
-    return judge_in_money(connection, model, challenger_version, rows, challenger_per_row, champion_money, seed)
+    return judge_in_money(connection, model, challenger_version, rows, challenger_per_row, champion_money, seed,
+                          catalog.entity_rows(model.entity).grain)

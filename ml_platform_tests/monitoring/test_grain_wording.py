@@ -8,6 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from ml_platform.evaluation.comparison import periods_text
 from ml_platform.evaluation.realized import ABOVE, ON_TRACK, verdict
 from ml_platform.monitoring.alarms import version_verdicts
 from ml_platform.monitoring.outcomes import trailing_verdict
@@ -53,3 +54,9 @@ def test_a_shadow_comparison_counts_its_partitions_in_the_grain():
                             "gain_interval_95": [-1.0, 5.0]})
     assert "on 300 labelled rows of 3 week(s) (2013-02-04 to 2013-02-18)" in text
     assert "paired 95% interval over week(s)" in text and "day" not in text.replace("first_day", "")
+
+
+@pytest.mark.parametrize("grain, text", [("daily", "31 day(s)"), ("weekly", "13 week(s)"), ("monthly", "3 month(s)")])
+def test_the_champion_comparison_counts_its_bootstrap_partitions_in_the_grain(grain, text):
+    count = int(text.split()[0])
+    assert periods_text(count, grain) == text
