@@ -110,17 +110,18 @@ def beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactSto
         return values.per_row(decisions), facts
 
     return judge_in_money(connection, model, challenger_version, rows, values.per_row(flags), champion_money, seed,
-                          catalog.entity_rows(model.entity).grain)
+                          lambda: catalog.entity_rows(model.entity).grain)
 
 
 def judge_in_money(connection: duckdb.DuckDBPyConnection, model: ModelSpec, challenger_version: str,
                    rows: pd.DataFrame, challenger_rows: np.ndarray,
                    champion_money: Callable[[PromotionRecord], tuple[np.ndarray, dict]],
-                   seed: int, grain: str = "daily") -> GateCheck[ChampionComparison]:
+                   seed: int, grain: Callable[[], str]) -> GateCheck[ChampionComparison]:
     """The beats_champion check of any task: the challenger's per-row money on its test rows against the live
     champion's on the same rows (`champion_money` values the champion's own decisions there, with the
     ChampionComparison facts saying how they were made, or raises ScoringError). The bootstrap resamples whole
-    partitions of the entity's `grain` (days, weeks, months), and says which."""
+    partitions of the entity's grain (days, weeks, months), and says which: `grain()`, asked only when a champion
+    is there to compare with."""
     currency = model.money.currency
     margin = model.gate.min_gain_over_champion
     waived = margin is None
@@ -159,7 +160,7 @@ def judge_in_money(connection: duckdb.DuckDBPyConnection, model: ModelSpec, chal
     measured = (f"{_money(challenger_money, currency)} against {_money(champion_money_sum, currency)} for champion "
                 f"{champion.model_version} on the same {len(rows):,} test rows: gain {_money(gain, currency)}, "
                 f"95% interval {_money(low, currency)} to {_money(high, currency)} (paired bootstrap over "
-                f"{periods_text(len(np.unique(days)), grain)})")
+                f"{periods_text(len(np.unique(days)), grain())})")
     if waived:
         return check(True, f"{waiver}measured {measured}", **facts)
     realized = recent_verdict(connection, model.name, champion.model_version, window_of(rows)[1], EVIDENCE_DAYS)

@@ -114,4 +114,4 @@ def task_beats_champion(connection: duckdb.DuckDBPyConnection, artifacts: Artifa
         return on_rows.decided.per_row, on_rows.facts
 
     return judge_in_money(connection, model, challenger_version, rows, challenger_per_row, champion_money, seed,
-                          catalog.entity_rows(model.entity).grain)
+                          lambda: catalog.entity_rows(model.entity).grain)
