@@ -347,6 +347,7 @@ def served_log_name(model: str) -> str:
 
 FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"  # where feature tables live: unset = the embedded warehouse
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
+ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
 
 
 def delta_feature_path(name: str) -> str:

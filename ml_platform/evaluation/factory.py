@@ -105,9 +105,9 @@ def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecor
         "champion_compared": comparison.champion or "none (nothing deployed)",
         "model_version": summary.model_version,
         "reused": "evaluation already stored for this run" if stored.reused else "no",
-        "report_file": dg.MetadataValue.path(str(artifacts.path_of(files.report_markdown.path))),
-        "summary_file": dg.MetadataValue.path(str(artifacts.path_of(stored.record.report_path))),
-        "predictions_file": dg.MetadataValue.path(str(artifacts.path_of(files.predictions.path))),
+        "report_file": dg.MetadataValue.path(artifacts.location_of(files.report_markdown.path)),
+        "summary_file": dg.MetadataValue.path(artifacts.location_of(stored.record.report_path)),
+        "predictions_file": dg.MetadataValue.path(artifacts.location_of(files.predictions.path)),
     }
     if comparison.gain is not None:
         metadata[f"gain_over_champion_{currency}"] = round(comparison.gain)

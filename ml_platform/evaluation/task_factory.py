@@ -82,8 +82,8 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
             "gate": "passed" if record.gate_passed else
                     f"failed: {', '.join(name for name, _ in record.gate.failures())}",
             "evaluation": "stored earlier, reused" if evaluated.reused else "measured and stored",
-            "report_file": dg.MetadataValue.path(str(artifacts.path_of(record.report_path))),
-            "measurement_file": dg.MetadataValue.path(str(artifacts.path_of(record.measurement_path))),
+            "report_file": dg.MetadataValue.path(artifacts.location_of(record.report_path)),
+            "measurement_file": dg.MetadataValue.path(artifacts.location_of(record.measurement_path)),
         }
         return dg.MaterializeResult(metadata=metadata, check_results=[
             dg.AssetCheckResult(check_name=name, passed=bool(checks[name][0]), severity=dg.AssetCheckSeverity.ERROR,

@@ -117,7 +117,7 @@ def reproduce(project: Project, model_version: str, output: Path | None = None,
         stored_artifact = f"FAILS its check: {error}"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_platform-reproduce-") as scratch:
-        private = ArtifactStore(root=scratch)
+        private = ArtifactStore(root=scratch, private=True)  # a retrained copy to compare: never shared
         retrained = _retrain(private, Path(scratch), snapshot, snapshot_path, catalog, model, progress,
                              recorded.card.search)
         if output is not None:

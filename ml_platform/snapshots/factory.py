@@ -31,7 +31,7 @@ def snapshot_metadata(artifacts: ArtifactStore, stored: Stored[SnapshotRecord]) 
         names.ROW_COUNT_METADATA: sum(manifest.rows.values()),
         "rows_by_split": dg.MetadataValue.json(dict(manifest.rows)),
         **label_facts,
-        "path": dg.MetadataValue.path(str(artifacts.path_of(record.path))),
+        "path": dg.MetadataValue.path(artifacts.location_of(record.path)),
         "sha256": record.sha256,
         "spec_hash": record.spec_hash,
         "manifest": dg.MetadataValue.json(manifest_summary(manifest)),  # per-day versions: registry.snapshots

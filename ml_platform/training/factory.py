@@ -39,7 +39,7 @@ def model_metadata(artifacts: ArtifactStore, stored: Stored[ModelRecord]) -> dic
         "snapshot_id": record.snapshot_id,
         "spec_hash": record.spec_hash,
         "sha256": record.sha256,
-        "path": dg.MetadataValue.path(str(artifacts.path_of(record.path))),
+        "path": dg.MetadataValue.path(artifacts.location_of(record.path)),
         "training_rows": card.training_rows,
         "training_seconds": round(card.training_seconds, 1),
         "feature_importance": dg.MetadataValue.md(_importance_table(card)),
