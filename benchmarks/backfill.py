@@ -1,6 +1,6 @@
 """A backfill of the demo's daily feature sets on 1, 2, 4... dask workers, Delta feature tables on the object store.
 
-    python -m benchmarks backfill [--workers 1 2 4] [--days N] [--write]
+    python -m benchmarks backfill [--workers 1 2 4] [--days N] [--tables s3|folder] [--write]
 
 For each worker count: `.ci/services` starts PostgreSQL, the object store (moto) and a dask cluster of that many
 workers; the four daily feature sets of N days from 2013-01-01 are materialized with the cluster configuration
@@ -10,6 +10,10 @@ run reads. Prints per worker count: the run's wall time, the partitions' summed 
 (summed partition time over the span from the first partition's start to the last commit), the parallel share (the
 part of that span during which two or more partitions were computing) and the speed-up against the first count.
 With --write, replaces the "Backfill on dask workers" section of benchmarks/RESULTS.md.
+
+`--tables folder` puts the Delta tables in a local folder (what a shared file system such as EFS or NFS is to many
+machines) instead of moto's server: moto is a single-threaded test double whose listing of a table's growing
+`_delta_log` on every commit dominates long backfills here, where a real object store lists in parallel.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--days", type=int, default=7, help=f"days from {FIRST} (1 to {MAX_DAYS})")
+    parser.add_argument("--tables", choices=("s3", "folder"), default="s3",
+                        help="Delta tables on moto's object store (s3) or in a local folder (folder)")
     parser.add_argument("--write", action="store_true", help="record the figures in benchmarks/RESULTS.md")
     options = parser.parse_args()
     if not 1 <= options.days <= MAX_DAYS:
@@ -112,7 +118,8 @@ def main() -> None:
         first_wall = None
         for workers in options.workers:
             state = Path(folder) / f"services-{workers}"
-            environment = {**base, "ML_PLATFORM_PROJECT": str(project), "ML_PLATFORM_FEATURE_TABLES": TABLES}
+            tables = TABLES if options.tables == "s3" else str(Path(folder) / f"tables-{workers}")
+            environment = {**base, "ML_PLATFORM_PROJECT": str(project), "ML_PLATFORM_FEATURE_TABLES": tables}
             _services("start", state, environment, workers)
             try:
                 environment.update(_started(state))
@@ -136,9 +143,10 @@ def main() -> None:
     print(table)
     if options.write:
         write_section("Backfill on dask workers (python -m benchmarks backfill)",
-                      f"{options.days} day(s) of the four daily feature sets from {FIRST}, Delta feature tables on "
-                      f"moto's object store, `.ci/services` on this machine; the run's wall time includes loading "
-                      f"the code location in every worker.\n\n{table}\n")
+                      f"{options.days} day(s) of the four daily feature sets from {FIRST}, Delta feature tables "
+                      f"{'on moto' + chr(39) + 's object store' if options.tables == 's3' else 'in a local folder'}, "
+                      f"`.ci/services` on this machine; the run's wall time includes loading the code location in "
+                      f"every worker.\n\n{table}\n")
 
 
 if __name__ == "__main__":
