@@ -348,6 +348,7 @@ def served_log_name(model: str) -> str:
 FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"  # where feature tables live: unset = the embedded warehouse
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
+REGISTRY_VARIABLE = "ML_PLATFORM_REGISTRY_URL"  # the registries' PostgreSQL database: unset = the warehouse file
 
 
 def delta_feature_path(name: str) -> str:

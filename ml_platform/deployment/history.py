@@ -10,7 +10,6 @@ import datetime as dt
 
 import duckdb
 
-from ml_platform import names
 from ml_platform.deployment.promotion import (
     GateRefusedError, append_promotion, gate_of, promoted_versions, stored_gate_failures)
 from ml_platform.errors import PlatformError
@@ -31,9 +30,7 @@ class DeploymentError(PlatformError, ValueError):
 def known_models(connection: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> list[str]:
     """Every model named by the specs or the registries."""
     models = set(catalog.models) if catalog is not None else set()
-    for name in ("promotions", "evaluations", "models"):
-        models.update(row[0] for row in connection.execute(
-            f"SELECT DISTINCT model FROM {names.registry_table(name)}").fetchall())
+    models.update(registry.models_in(connection, "promotions", "evaluations", "models"))
     return sorted(models)
 
 

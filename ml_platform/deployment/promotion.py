@@ -110,12 +110,10 @@ def append_promotion(connection: duckdb.DuckDBPyConnection, model: str, model_ve
                      dagster_run_id: str, reason: str, gate: Gate | TaskGate,
                      promoted_at: dt.datetime | None = None) -> PromotionRecord:
     """Append a promotion to the log under the next id (at `promoted_at`, by default now) and return it."""
-    record = PromotionRecord(promotion_id=registry.promotions.next_id(connection), model=model,
-                             model_version=model_version, training_run=training_run,
-                             promoted_at=promoted_at or registry.now(), dagster_run_id=dagster_run_id, reason=reason,
-                             gate=gate)
-    registry.promotions.add(connection, record)
-    return record
+    at = promoted_at or registry.now()
+    return registry.promotions.add_next(connection, lambda promotion_id: PromotionRecord(
+        promotion_id=promotion_id, model=model, model_version=model_version, training_run=training_run,
+        promoted_at=at, dagster_run_id=dagster_run_id, reason=reason, gate=gate))
 
 
 def promote(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,

@@ -72,10 +72,7 @@ def choices(values: list[str], limit: int = SHOWN_CHOICES) -> str:
 
 def registered_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the models that have at least one training run in the registry."""
-    rows = connection.execute(
-        f"SELECT DISTINCT model FROM {names.registry_table('snapshots')} UNION "
-        f"SELECT DISTINCT model FROM {names.registry_table('models')} ORDER BY 1").fetchall()
-    return [row[0] for row in rows]
+    return registry.models_in(connection, "snapshots", "models")
 
 
 def require_model(connection: duckdb.DuckDBPyConnection, model: str) -> None:
@@ -88,9 +85,9 @@ def require_model(connection: duckdb.DuckDBPyConnection, model: str) -> None:
 
 def known_versions(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """Every model version in the registry, newest first."""
-    return [row[0] for row in connection.execute(
-        f"SELECT model_version FROM {names.registry_table('models')} GROUP BY 1 ORDER BY max(created_at) DESC"
-    ).fetchall()]
+    return [row[0] for row in registry.read_registry(
+        connection, f"SELECT model_version FROM {names.registry_table('models')} GROUP BY 1 "
+                    f"ORDER BY max(created_at) DESC, 1")]
 
 
 def resolve_version(connection: duckdb.DuckDBPyConnection, given: str) -> str | None:

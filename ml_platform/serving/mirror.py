@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ml_platform.names import REGISTRY_TABLES, SCHEMAS, quote, registry_table
+from ml_platform.storage import registry
 from ml_platform.serving.errors import ServingError
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage.warehouse import connection_settings, prepare, table_exists
@@ -64,8 +65,7 @@ def _digest(rows: list[tuple]) -> str:
 def fingerprint_of(connection: duckdb.DuckDBPyConnection) -> Fingerprint:
     """The fingerprint of the connection's warehouse."""
     prefix = ""
-    promotions = connection.execute(
-        f"SELECT count(*), max(promotion_id) FROM {prefix}{registry_table('promotions')}").fetchall()
+    promotions = [registry.promotions.fingerprint(connection)]  # in the warehouse, or in PostgreSQL
     versions = connection.execute(
         f"SELECT count(*), coalesce(bit_xor(hash(stored)), 0) FROM {prefix}{registry_table('partition_versions')} "
         f"AS stored").fetchall()

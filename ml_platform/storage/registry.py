@@ -1,13 +1,16 @@
 """Append-only registries in the warehouse: snapshots, models, evaluations, promotions and spec texts.
 
 Rows are only ever inserted. Primary keys make a second write of the same identity fail instead of replacing it.
+With `ML_PLATFORM_REGISTRY_URL` set (the cluster configuration), the same tables live in that PostgreSQL database
+and every read and write below goes there instead of the warehouse connection it is handed
+(storage/registry_postgres.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import duckdb
 
@@ -17,6 +20,7 @@ from ml_platform.names import registry_table
 from ml_platform.records.base import Record
 from ml_platform.records.registry import EvaluationRecord, ModelRecord, PromotionRecord, SnapshotRecord, SpecRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
+from ml_platform.storage.registry_postgres import postgres_registry
 
 _TABLES = {
     "specs": """
@@ -79,6 +83,10 @@ def _insert(connection: duckdb.DuckDBPyConnection, name: str, row: dict[str, Any
     if name not in _TABLES:
         raise ValueError(f"unknown registry {name!r}")
     values = [json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value for value in row.values()]
+    shared = postgres_registry(_TABLES)
+    if shared is not None:
+        shared.insert(name, dict(zip(row, values)), lambda: _conflict_message(connection, name, row))
+        return
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     try:
@@ -122,10 +130,15 @@ def _rows(connection: duckdb.DuckDBPyConnection, name: str, order_by: str | None
         raise ValueError(f"unknown registry {name!r}")
     clause = " AND ".join(f"{column} = ?" for column in where) or "TRUE"
     order = f" ORDER BY {order_by}" if order_by else ""
-    cursor = connection.execute(f"SELECT * FROM {registry_table(name)} WHERE {clause}{order}", list(where.values()))
-    columns = [description[0] for description in cursor.description]
+    shared = postgres_registry(_TABLES)
+    if shared is not None:
+        columns, fetched = shared.rows(name, clause, order, list(where.values()))
+    else:
+        cursor = connection.execute(f"SELECT * FROM {registry_table(name)} WHERE {clause}{order}",
+                                    list(where.values()))
+        columns, fetched = [description[0] for description in cursor.description], cursor.fetchall()
     result = []
-    for values in cursor.fetchall():
+    for values in fetched:
         row = dict(zip(columns, values))
         for key in ("payload", "manifest", "card", "summary", "gate", "plots"):
             if isinstance(row.get(key), str):
@@ -193,8 +206,36 @@ class PromotionTable(RecordTable[PromotionRecord]):
 
     def next_id(self, connection: duckdb.DuckDBPyConnection) -> int:
         """The id the next promotion record takes."""
-        return connection.execute(
-            f"SELECT coalesce(max(promotion_id), 0) + 1 FROM {registry_table('promotions')}").fetchall()[0][0]
+        return read_registry(connection, f"SELECT coalesce(max(promotion_id), 0) + 1 FROM "
+                                         f"{registry_table('promotions')}")[0][0]
+
+    def add_next(self, connection: duckdb.DuckDBPyConnection,
+                 build: Callable[[int], PromotionRecord]) -> PromotionRecord:
+        """Append `build(id)` under the next id, the id taken and the row written as one step: in PostgreSQL in one
+        transaction holding the table's lock (promoters on other machines wait); in the warehouse file, whose one
+        writer process is the only promoter, one after the other."""
+        shared = postgres_registry(_TABLES)
+        if shared is None:
+            record = build(self.next_id(connection))
+            self.add(connection, record)
+            return record
+        built: list[PromotionRecord] = []
+
+        def row_of(promotion_id: int) -> dict[str, Any]:
+            built.append(build(promotion_id))
+            plain = {column: getattr(built[-1], column) for column in type(built[-1]).model_fields}
+            plain = {column: value.plain() if isinstance(value, Record) else value for column, value in plain.items()}
+            return {column: json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+                    for column, value in plain.items()}
+
+        shared.append_numbered("promotions", "promotion_id", row_of,
+                               lambda row: _conflict_message(connection, "promotions", row))
+        return built[-1]
+
+    def fingerprint(self, connection: duckdb.DuckDBPyConnection) -> tuple:
+        """(count, highest id) of the promotion log: it changes with every promotion or rollback."""
+        return tuple(read_registry(connection, f"SELECT count(*), max(promotion_id) FROM "
+                                               f"{registry_table('promotions')}")[0])
 
 
 specs = RecordTable("specs", SpecRecord, ("spec_hash",), "recorded_at")
@@ -203,6 +244,19 @@ models = ModelTable("models", ModelRecord, ("model", "training_run"), "created_a
 evaluations = RecordTable("evaluations", EvaluationRecord, ("model", "training_run"), "created_at")
 promotions = PromotionTable("promotions", PromotionRecord, ("promotion_id",), "promotion_id")
 task_evaluations = RecordTable("task_evaluations", TaskEvaluationRecord, ("model", "training_run"), "created_at")
+
+
+def read_registry(connection: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    """The rows of a read-only query over the registry tables (named `registry.<name>`, no parameters), wherever
+    the registries live: the warehouse connection, or the PostgreSQL database the environment names."""
+    shared = postgres_registry(_TABLES)
+    return shared.scalar_rows(sql) if shared is not None else connection.execute(sql).fetchall()
+
+
+def models_in(connection: duckdb.DuckDBPyConnection, *tables: str) -> list[str]:
+    """The distinct model names stored in the given registries, sorted."""
+    union = " UNION ".join(f"SELECT DISTINCT model FROM {registry_table(name)}" for name in tables)
+    return sorted(row[0] for row in read_registry(connection, union))
 
 
 def evaluation_of(connection: duckdb.DuckDBPyConnection, model: str, training_run: str

@@ -114,8 +114,10 @@ def test_the_pieces_name_each_other():
 
     # the variables the platform reads, and the secret that holds the instance's URL and the store's keys
     assert names.FEATURE_TABLES_VARIABLE in environment and environment["ML_PLATFORM_FEATURE_TABLES"].startswith("s3://")
-    assert set(secret["stringData"]) == {"ML_PLATFORM_POSTGRES_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert set(secret["stringData"]) == {names.REGISTRY_VARIABLE, "ML_PLATFORM_POSTGRES_URL", "AWS_ACCESS_KEY_ID",
+                                         "AWS_SECRET_ACCESS_KEY"}
     assert secret["stringData"]["ML_PLATFORM_POSTGRES_URL"].startswith("postgresql+psycopg2://")
+    assert names.ARTIFACTS_VARIABLE in environment and environment[names.ARTIFACTS_VARIABLE].startswith("s3://")
 
     # the dask address is the scheduler's Service, the workspace's gRPC server is the code location's Service
     def service_port(name: str) -> int:
