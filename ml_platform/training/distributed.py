@@ -118,7 +118,7 @@ def place_training(algorithm, searching: bool, training_rows: int,
 
 
 @contextmanager
-def cluster_client(address: str) -> Iterator:
+def cluster_client(address: str, timeout: float = CONNECT_SECONDS) -> Iterator:
     """A dask client of the scheduler at `address`. In a step that runs on a worker of that scheduler (dagster-dask's
     executor), the worker's own client, with the step's thread seceded so that its worker trains too."""
     from distributed import Client, get_worker, worker_client
@@ -128,10 +128,10 @@ def cluster_client(address: str) -> Iterator:
             yield client
         return
     try:
-        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
         raise DistributedTrainingError(
-            f"{DASK_ADDRESS_VARIABLE}={address!r}: no dask scheduler answered within {CONNECT_SECONDS} s "
+            f"{DASK_ADDRESS_VARIABLE}={address!r}: no dask scheduler answered within {timeout:g} s "
             f"({type(error).__name__}: {error}); start the cluster (`.ci/services start DIR N`) or correct the "
             f"address") from error
     try:

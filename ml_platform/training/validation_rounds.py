@@ -50,6 +50,7 @@ def _link(objective: str, raw: np.ndarray) -> np.ndarray:
 def validation_loss(parameters: dict, label: np.ndarray, predicted: np.ndarray) -> float:
     """LightGBM's validation metric of the parameters' objective (lower is better) for these predictions."""
     objective = parameters["objective"]
+    label = np.asarray(label, dtype="float32").astype("float64")  # LightGBM keeps labels as 32-bit floats
     if objective == "binary":
         probability = np.clip(predicted, EPSILON, 1.0 - EPSILON)
         return float(np.mean(-np.where(label > 0, np.log(probability), np.log(1.0 - probability))))
