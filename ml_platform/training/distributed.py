@@ -47,7 +47,7 @@ ENGINE = "dask.distributed (lightgbm.dask)"
 # What the platform states of a distributed model against single-machine LightGBM trained on the same rows with the
 # same parameters and seed: measured by ml_platform_tests/cluster/test_distributed_training.py (the demo's January
 # on 2 workers) and benchmarks/dask_training.py (synthetic rows, 2 workers); docs/scale-out.md gives the figures.
-AUC_TOLERANCE = 0.005  # binary classification: validation AUC, absolute
+AUC_TOLERANCE = 0.01  # binary classification: validation AUC, absolute
 LOSS_TOLERANCE = 0.02  # regression and multiclass: LightGBM's validation loss, relative
 TOLERANCES = {
     "binary_classification": f"validation AUC within {AUC_TOLERANCE} of single-machine LightGBM on the same rows",
