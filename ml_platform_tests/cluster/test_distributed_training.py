@@ -6,6 +6,7 @@ on it unchanged; regression and multiclass models on rows made here are within t
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,3 +151,27 @@ def test_regression_and_multiclass_train_on_two_workers_within_the_tolerance(tas
     print(f"{task}: validation {parameters['metric']} distributed {losses[0]:.5f}, single machine {losses[1]:.5f}, "
           f"relative difference {losses[0] / losses[1] - 1:+.4%}")
     assert abs(losses[0] / losses[1] - 1) <= LOSS_TOLERANCE
+
+
+def _train_on_a_worker(address: str) -> tuple[int, int]:
+    """What a model step placed on a dask worker by dagster-dask does: train on that worker's own cluster."""
+    import os
+
+    algorithm = LightGBMAlgorithm.model_validate({"kind": "lightgbm", "seed": 5, "params": {"n_estimators": 20}})
+    label = LabelSpec.model_validate(LABELS["regression"])
+    result = train_distributed(algorithm, ["distance", "hour", "carrier"], ["carrier"], _made_rows("regression",
+                               20_000, 3), _made_rows("regression", 5_000, 4), DistributedSetting(address, 1),
+                               label=label)
+    return os.getpid(), result.details["distributed"].workers
+
+
+def test_a_step_running_on_a_worker_of_the_scheduler_trains_with_its_own_worker_taking_part(local_cluster):
+    # with one thread per worker, the step's worker can train only if the step's thread secedes (worker_client):
+    # otherwise lightgbm.dask's task for that worker would wait for the step, which waits for it
+    from distributed import Client
+
+    with Client(local_cluster.scheduler_address, set_as_default=False) as client:
+        worker_pids = set(client.run(os.getpid).values())
+        pid, workers = client.submit(_train_on_a_worker, local_cluster.scheduler_address, pure=False).result(timeout=300)
+    assert pid in worker_pids and pid != os.getpid()
+    assert workers == 2
