@@ -10,8 +10,8 @@ the platform's own (`training.algorithms.train` and `training.distributed.train_
 both times), with the demo spec's LightGBM algorithm (model_specs/flight_delay.yaml; --rounds overrides its
 n_estimators). Each runs in a child process of its own: the single-machine one with the platform's fixed 2
 threads; the distributed one as the client of a dask LocalCluster of --workers processes of one thread each,
-started before its clock starts. Peak memory: each process's own peak RSS (the workers' read by the client with
-`client.run` after training). The copies are correlated, so the AUC is only a comparison of the two trainings.
+started before its clock starts. Peak memory: each process's own peak RSS (VmHWM; the workers' read by the
+client with `client.run` after training). The copies are correlated, so the AUC is only a comparison of the two trainings.
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ def _algorithm(rounds: int | None):
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory: VmHWM, which exec resets (ru_maxrss keeps the forking parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def child(kind: str, folder: Path, rows: int, workers: int, rounds: int | None) -> None:
@@ -82,17 +86,19 @@ def child(kind: str, folder: Path, rows: int, workers: int, rounds: int | None) 
     from ml_platform.training.algorithms import train
     from ml_platform.training.distributed import DistributedSetting, train_distributed
 
-    train_rows, valid_rows = _splits(folder, rows)
     algorithm, figures = _algorithm(rounds), {}
     if kind == "local":
+        train_rows, valid_rows = _splits(folder, rows)
         started = time.perf_counter()
         result = train(algorithm, FEATURES, CATEGORIES, train_rows, valid_rows)
         figures["seconds"] = time.perf_counter() - started
     else:
         from distributed import Client, LocalCluster
 
+        # the workers start before the rows are read, so that none of them starts as a copy of a large process
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
+            train_rows, valid_rows = _splits(folder, rows)
             started = time.perf_counter()
             result = train_distributed(algorithm, FEATURES, CATEGORIES, train_rows, valid_rows,
                                        DistributedSetting(cluster.scheduler_address, 1))
