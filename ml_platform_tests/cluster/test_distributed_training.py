@@ -16,6 +16,7 @@ import pytest
 from ml_platform import names
 from ml_platform.features.library import load_catalog
 from ml_platform.names import DASK_ADDRESS_VARIABLE, DISTRIBUTED_TRAINING_ROWS_VARIABLE
+from ml_platform.provenance.reproduce import reproduce, reproduction_text
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm
 from ml_platform.storage import registry
@@ -100,6 +101,16 @@ def test_the_demo_models_run_trains_on_two_workers_within_the_tolerance_and_eval
     assert distributed.validation_loss == pytest.approx(
         validation_loss(parameters, label, distributed_model.predict(valid)), rel=1e-6)
     assert trained.evaluation.summary.validation.roc_auc == pytest.approx(distributed_auc, abs=1e-9)
+
+    # reproduced on one machine (the threshold unset), it differs, and `reproduce` says why rather than "report it"
+    monkeypatch.delenv(DISTRIBUTED_TRAINING_ROWS_VARIABLE)
+    result = reproduce(project, record.model_version)
+    assert not result.identical and result.reproduced_card.distributed is None
+    text = reproduction_text(result)
+    assert (f"the recorded model was trained on {ENGINE} (2 workers of {local_cluster.scheduler_address}), which is "
+            f"not bit-identical from one training to the next: the platform states "
+            f"{TOLERANCES['binary_classification']}") in text
+    assert "please report it" not in text
 
 
 @dataclass(frozen=True)
