@@ -28,7 +28,7 @@ from ml_platform.training.distributed import (AUC_TOLERANCE, ENGINE, LOSS_TOLERA
 from ml_platform.training.fit import categorical_features, load_model
 from ml_platform.training.validation_rounds import validation_loss
 from ml_platform.training.algorithms import lightgbm_parameters
-from ml_platform_tests.evaluation.january import MODEL, Runs, january_project
+from ml_platform_tests.evaluation.january import MODEL, Runs, january_project, latest_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -72,6 +72,9 @@ def test_the_demo_models_run_trains_on_two_workers_within_the_tolerance_and_eval
     assert distributed.threshold_rows == 1000 and distributed.rounds_trained == 60  # the spec's n_estimators
     assert distributed.tolerance == TOLERANCES["binary_classification"]
     assert card.trees == distributed.rounds_trained or card.stopped_early
+    event = latest_event(names.stage_key("model", MODEL))
+    trained_on = event.asset_materialization.metadata["trained_on"].value
+    assert trained_on.startswith(f"{ENGINE}: 2 workers of {local_cluster.scheduler_address}")
 
     # the evaluation, the gate and the deployment ran on it, and it scores days as the champion
     assert trained.evaluation is not None and trained.evaluation.model_version == record.model_version
