@@ -361,3 +361,10 @@ def delta_versions_path(name: str) -> str:
     """The version index of a feature set's partitions, a Delta table beside it: `versions/features/<name>`."""
     quote(name)
     return f"versions/features/{name}"
+
+
+# --- the cluster configuration's distributed training (docs/scale-out.md) -------------------------------------------
+
+DASK_ADDRESS_VARIABLE = "ML_PLATFORM_DASK_ADDRESS"  # the dask scheduler's address, tcp://HOST:PORT
+# training windows of at least this many rows train on that scheduler's workers (lightgbm.dask); unset = never
+DISTRIBUTED_TRAINING_ROWS_VARIABLE = "ML_PLATFORM_DISTRIBUTED_TRAINING_ROWS"

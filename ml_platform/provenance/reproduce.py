@@ -194,11 +194,16 @@ def reproduction_text(result: Reproduction) -> str:
                          + ": it made no difference to the artifact)")
         return "\n".join(lines)
     lines.append("DIFFERENT: the reproduced artifact's SHA-256 is not the recorded one.")
+    distributed = result.recorded_card.distributed
+    if distributed is not None:
+        lines.append(f"  the recorded model was trained on {distributed.engine} ({distributed.workers} workers of "
+                     f"{distributed.scheduler}), which is not bit-identical from one training to the next: the "
+                     f"platform states {distributed.tolerance}")
     if result.environment:
         width = max(len(what) for what, _, _ in result.environment)
         lines.append("  what differs between the recorded training environment and now:")
         lines += [f"    {what:<{width}}  {then}  ->  {now_value}" for what, then, now_value in result.environment]
-    else:
+    elif distributed is None:
         lines.append(f"  the environment is the one recorded ({environment}): training was not "
                      f"deterministic here; please report it")
     if result.card_differences:

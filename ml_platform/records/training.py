@@ -8,6 +8,21 @@ from ml_platform.records.base import Record
 from ml_platform.records.search import SearchRecord
 
 
+class DistributedTraining(Record):
+    """How a model was trained on dask.distributed (lightgbm.dask), and the tolerance the platform states for it."""
+
+    engine: str  # "dask.distributed (lightgbm.dask)"
+    scheduler: str  # the scheduler's address
+    workers: int  # the workers that held a share of the training rows and trained together
+    threads_per_worker: tuple[int, ...]  # LightGBM's num_threads on each of them (the worker's threads)
+    rows_per_worker: tuple[int, ...]
+    threshold_rows: int  # the configured size from which training is distributed
+    rounds_trained: int  # every round the spec allows; the rounds kept are chosen on the validation window
+    validation_metric: str  # LightGBM's metric of the objective, on the whole validation window
+    validation_loss: float  # of the rounds kept
+    tolerance: str  # how far from single-machine LightGBM on the same rows the platform states it to be
+
+
 class ModelCard(Record):
     """Facts about a trained model, as stored in registry.models.card."""
 
@@ -37,6 +52,9 @@ class ModelCard(Record):
     feature_importance: dict[str, float] | None = None  # encoded column -> importance
     importance_kind: str | None = None  # "total gain", "impurity decrease", "absolute standardised coefficient"
     search: SearchRecord | None = None  # the spec's hyper-parameter search, when it declares one
+    distributed: DistributedTraining | None = None  # trained on dask.distributed (training.distributed)
+    # the training window reached the distributed size, but this model trained on one machine, and why
+    distributed_declined: str | None = None
 
     def environment(self) -> dict[str, Any]:
         """The recorded training environment in the shape provenance.environment compares (absent parts left out)."""

@@ -45,7 +45,19 @@ def model_metadata(artifacts: ArtifactStore, stored: Stored[ModelRecord]) -> dic
         "feature_importance": dg.MetadataValue.md(_importance_table(card)),
         "model_card": dg.MetadataValue.json(json.loads(card.model_dump_json(exclude={"feature_importance"}))),
         **({"search": dg.MetadataValue.md(search_markdown(card.search))} if card.search is not None else {}),
+        **({"trained_on": trained_on_text(card)} if card.distributed or card.distributed_declined else {}),
     }
+
+
+def trained_on_text(card: ModelCard) -> str:
+    """Where a model trained, when the configuration asked for distributed training: the cluster, or why not."""
+    if card.distributed is None:
+        return f"this machine: {card.distributed_declined}"
+    distributed = card.distributed
+    return (f"{distributed.engine}: {distributed.workers} workers of {distributed.scheduler} "
+            f"({', '.join(map(str, distributed.rows_per_worker))} rows), {distributed.rounds_trained} rounds trained, "
+            f"{card.trees} kept by early stopping on the validation window; not bit-identical to single-machine "
+            f"LightGBM: the platform states {distributed.tolerance}")
 
 
 def search_markdown(search: SearchRecord) -> str:

@@ -18,6 +18,7 @@ from ml_platform.specs.models import LabelSpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import Predictor, load_predictor, train
+from ml_platform.training.distributed import place_training, train_distributed
 from ml_platform.training.environment import training_environment
 from ml_platform.training.search import SearchJudge, run_search, with_parameters
 
@@ -84,7 +85,10 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             raise TrainingError(f"the {name} window of '{model.name}' has {len(split)} rows and {problem}")
     columns, categorical = list(model.features), categorical_features(catalog, model)
     algorithm, search = model.algorithm, recorded_search
-    if model.algorithm.search is not None and recorded_search is None:
+    searching = model.algorithm.search is not None and recorded_search is None
+    # the environment may ask for training on a dask cluster from a size on (training.distributed)
+    placement = place_training(model.algorithm, searching, len(rows["train"]))
+    if searching:
         if judge is None:
             raise TrainingError(f"'{model.name}' declares algorithm.search, whose trials need the evaluation's judge "
                                 f"of the validation window; none was given to train_model")
@@ -92,13 +96,17 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
                              judge(model, rows["validation"]), progress)
         result, search = outcome.result, outcome.record
         algorithm = with_parameters(model.algorithm, search.chosen)
-    elif recorded_search is not None:
-        algorithm = with_parameters(model.algorithm, recorded_search.chosen)
-        result = train(algorithm, columns, categorical, rows["train"], rows["validation"], progress,
-                       label=model.label)
     else:
-        result = train(algorithm, columns, categorical, rows["train"], rows["validation"], progress,
-                       label=model.label)
+        if recorded_search is not None:
+            algorithm = with_parameters(model.algorithm, recorded_search.chosen)
+        if placement.setting is None:
+            result = train(algorithm, columns, categorical, rows["train"], rows["validation"], progress,
+                           label=model.label)
+        else:
+            result = train_distributed(algorithm, columns, categorical, rows["train"], rows["validation"],
+                                       placement.setting, progress, label=model.label)
+    if placement.declined is not None:
+        result.details["distributed_declined"] = placement.declined
     layout = result.predictor.layout
     train_label, valid_label = rows["train"].label, rows["validation"].label
     stored = artifacts.write(f"models/{model.name}", ".model", result.predictor.save)
