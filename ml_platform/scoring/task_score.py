@@ -104,8 +104,8 @@ def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inpu
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
-            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} FROM {STAGED} "
-            f"POSITIONAL JOIN task_scores")
+            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} "
+            f"FROM {STAGED} POSITIONAL JOIN task_scores")
 
 
 def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,

@@ -12,11 +12,13 @@ from ml_platform.scoring.staging import VIEW, staged_rows
 
 TYPED = """
     SELECT range AS k, CAST(range AS HUGEINT) * 1000000000000 AS huge, CAST(range / 7 AS DECIMAL(18,3)) AS dec,
-           DATE '2013-01-01' + CAST(range % 365 AS INTEGER) AS d, TIMESTAMP '2013-01-01 10:00' + to_seconds(range) AS ts,
+           DATE '2013-01-01' + CAST(range % 365 AS INTEGER) AS d,
+           TIMESTAMP '2013-01-01 10:00' + to_seconds(range) AS ts,
            TIMESTAMPTZ '2013-01-01 10:00+00' + to_seconds(range) AS tz, to_seconds(range) AS iv,
            CASE WHEN range % 5 = 0 THEN NULL ELSE printf('v%d', range % 13) END AS s, range % 2 = 0 AS b,
            CAST(range % 100 AS TINYINT) AS t, CAST(range % 200 AS UTINYINT) AS u, CAST(range / 3 AS FLOAT) AS f,
-           CASE WHEN range % 3 = 0 THEN NULL ELSE range / 3 END AS x, CAST(['sad', 'ok', 'happy'][range % 3 + 1] AS mood) AS m,
+           CASE WHEN range % 3 = 0 THEN NULL ELSE range / 3 END AS x,
+           CAST(['sad', 'ok', 'happy'][range % 3 + 1] AS mood) AS m,
            {'a': range} AS st, [range, 1] AS li
     FROM range(5000)"""
 
