@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ml_platform import grains, names
 from ml_platform.code_version import code_version
@@ -22,6 +23,7 @@ from ml_platform.records.scoring import PredictionProvenance
 from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
+from ml_platform.scoring.staging import VIEW as STAGED, StagedRows, staged_rows
 from ml_platform.scoring.task_score import score_task_into
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -30,7 +32,7 @@ from ml_platform.specs.tasks import judged_by_decision, require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.versions import partition_version, partition_versions, record_versions
+from ml_platform.storage.versions import partition_version, record_versions, version_names
 from ml_platform.storage.warehouse import transaction
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.training.arrow_matrix import predict_relation
@@ -77,38 +79,36 @@ PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapsho
 
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str,
                 contributions: str = "") -> str:
-    """The stored rows of the batch: each row of `scoring_rows` beside its score in `scores` (the same position in
-    both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
+    """The stored rows of the batch: each staged row (scoring.staging) beside its score in `scores` (the same
+    position in both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
     explain it later), the `contributions` item when stored, then the threshold and the given constant columns
     (one parameter each)."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
-            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{contributions}{constants} FROM scoring_rows "
+            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{contributions}{constants} FROM {STAGED} "
             f"POSITIONAL JOIN (SELECT *, CAST(? AS DOUBLE) AS threshold FROM scores)")
 
 
-def _score_batch(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: ModelSpec, predictor,
-                 start: dt.date, end: dt.date, contributions: bool = False) -> dict[str, str]:
-    """Stage the batch's feature rows in DuckDB (`scoring_rows`) and register their scores (`scores`, with their
-    contribution columns when stored), in the same order; returns the DuckDB type of each feature.
+def _score_batch(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, predictor, staged: StagedRows,
+                 contributions: bool = False) -> np.ndarray:
+    """Register the scores of the staged rows (`scores`, with their contribution columns when stored), in the rows'
+    order; returns the scores.
 
-    Only the features leave DuckDB, as Arrow columns for a LightGBM model (training.arrow_matrix; a pandas frame
-    for any other); keys and inputs stay in DuckDB. A table is read in the order its rows were inserted, so the
-    scores line up with the staged rows by position: no row number, no join.
+    The features reach a LightGBM model as the staged Arrow columns (training.arrow_matrix; any other predictor, or
+    TreeSHAP, reads DuckDB's pandas frame of them); keys and inputs stay in the Arrow table that the write reads
+    back, so the scores line up with the staged rows by position: no row number, no join.
     """
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
-                       f"{feature_matrix_sql(catalog, spec, start, end, with_outcomes=False)}")
-    staged = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM scoring_rows")
+    features = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM {STAGED}")
     if contributions:  # TreeSHAP reads the pandas frame; its cost dwarfs the frame's
-        frame = staged.df()
+        frame = features.df()
         scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
-        scores = pd.concat([pd.DataFrame({"score": scores}),
-                            stored_contributions.batch_columns(predictor, spec, frame)], axis=1)
-    else:
-        scores = pd.DataFrame({"score": predict_relation(predictor, staged)})
-    connection.register("scores", scores)
-    return {name: str(kind) for name, kind in zip(spec.features, staged.types)}
+        connection.register("scores", pd.concat(
+            [pd.DataFrame({"score": scores}), stored_contributions.batch_columns(predictor, spec, frame)], axis=1))
+        return scores
+    scores = predict_relation(predictor, features, staged.table.select(list(spec.features)))
+    connection.register("scores", pa.table({"score": pa.array(scores, type=pa.float64())}))
+    return scores
 
 
 def _require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
@@ -135,13 +135,13 @@ def scored_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
     if trained is None:
         raise ScoringError(f"{model_version} has no registered model artifact")
     spec = trained_spec(connection, catalog, trained)
-    stored = {feature_set.name: partition_versions(connection, names.feature_asset(feature_set.name))
+    stored = {feature_set.name: version_names(connection, names.feature_asset(feature_set.name))
               for feature_set in catalog.feature_sets_of(spec)}
     result = {}
     for day, _ in grains.partition_days(catalog.entity_rows(spec.entity).grain, start, end):
         key = day.isoformat()
         components = {"model_version": model_version}
-        components.update({f"features {name}": versions[key].version if key in versions else "absent"
+        components.update({f"features {name}": versions.get(key, "absent")
                            for name, versions in sorted(stored.items())})
         result[key] = partition_version(components)
     return result
@@ -154,8 +154,8 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction;
     with each row's feature contributions when `contributions` (scoring.contributions).
 
-    Each batch's rows stay in DuckDB and only its features and scores cross into pandas: keys and the inputs
-    never become Python objects. Returns the rows written and how many were flagged.
+    Each batch's rows are read from DuckDB once, as Arrow (scoring.staging), and written back from it: keys and
+    the inputs never become Python objects. Returns the rows written and how many were flagged.
     """
     spec = trained_spec(connection, catalog, trained)
     require_contained_model(spec)  # the spec recorded at training, checked again before its SQL runs
@@ -168,21 +168,23 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     rows = flagged = 0
     with transaction(connection):
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
-            features = _score_batch(connection, catalog, spec, predictor, first, last, contributions)
-            try:
-                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
-                                   f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) "
-                                   f"LIMIT 0", batch_parameters)
-                if contributions:
-                    stored_contributions.add_column(connection, target)
-                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), contributed)
-                rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
-                                           batch_parameters).fetchall()[0][0]
-                flagged += connection.execute(
-                    "SELECT count(*) FROM scores WHERE score >= ?", [float(threshold)]).fetchall()[0][0]
-            finally:
-                connection.unregister("scores")
-                connection.execute("DROP TABLE IF EXISTS scoring_rows")
+            with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
+                scores = _score_batch(connection, spec, predictor, staged, contributions)
+                try:
+                    connection.execute(
+                        f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
+                        f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) LIMIT 0",
+                        batch_parameters)
+                    if contributions:
+                        stored_contributions.add_column(connection, target)
+                    select = _output_sql(catalog, spec, types,
+                                         writable_sql(connection, target, staged.features(list(spec.features))),
+                                         contributed)
+                    rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
+                                               batch_parameters).fetchall()[0][0]
+                    flagged += int(np.count_nonzero(scores >= float(threshold)))
+                finally:
+                    connection.unregister("scores")
         if view is not None:
             rows_of = catalog.entity_rows(spec.entity)
             # a population's keys name a row within its partition: the latest prediction per key and partition

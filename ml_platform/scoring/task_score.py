@@ -28,6 +28,7 @@ from ml_platform.records.registry import ModelRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
+from ml_platform.scoring.staging import VIEW as STAGED, staged_rows
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
@@ -103,8 +104,8 @@ def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inpu
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
-            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} FROM scoring_rows "
-            f"POSITIONAL JOIN task_scores")
+            f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} "
+            f"FROM {STAGED} POSITIONAL JOIN task_scores")
 
 
 def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,
@@ -129,30 +130,28 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
     rows, decided = 0, []
     with transaction(connection):
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
-            connection.execute(f"CREATE OR REPLACE TEMP TABLE scoring_rows AS "
-                               f"{feature_matrix_sql(catalog, spec, first, last, with_outcomes=False)}")
-            staged = connection.sql("SELECT * FROM scoring_rows")
-            features = {name: str(kind) for name, kind in zip(staged.columns, staged.types) if name in spec.features}
-            frame = staged.df()
-            scores = task_scores(connection, catalog, spec, predictor, record, frame)
-            decided.append(scores[names.DECISION_COLUMN].to_numpy())
-            columns = list(scores.columns)
-            if contributions:
-                scores = pd.concat([scores.reset_index(drop=True), stored_contributions.batch_columns(
-                    predictor, spec, frame, scores[names.DECISION_COLUMN].to_numpy())], axis=1)
-            connection.register("task_scores", scores)
-            try:
-                empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
-                connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({empty}) LIMIT 0",
-                                   parameters)
+            with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
+                features = staged.features([name for name in staged.types if name in spec.features])
+                frame = connection.sql(f"SELECT * FROM {STAGED}").df()
+                scores = task_scores(connection, catalog, spec, predictor, record, frame)
+                decided.append(scores[names.DECISION_COLUMN].to_numpy())
+                columns = list(scores.columns)
                 if contributions:
-                    stored_contributions.add_column(connection, target)
-                select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns,
-                                     contributed)
-                rows += connection.execute(f"INSERT INTO {target} BY NAME {select}", parameters).fetchall()[0][0]
-            finally:
-                connection.unregister("task_scores")
-                connection.execute("DROP TABLE IF EXISTS scoring_rows")
+                    scores = pd.concat([scores.reset_index(drop=True), stored_contributions.batch_columns(
+                        predictor, spec, frame, scores[names.DECISION_COLUMN].to_numpy())], axis=1)
+                connection.register("task_scores", scores)
+                try:
+                    empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
+                    connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({empty}) LIMIT 0",
+                                       parameters)
+                    if contributions:
+                        stored_contributions.add_column(connection, target)
+                    select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns,
+                                         contributed)
+                    rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
+                                               parameters).fetchall()[0][0]
+                finally:
+                    connection.unregister("task_scores")
         if view is not None:
             rows_of = catalog.entity_rows(spec.entity)
             # a population's keys name a row within its partition: the latest prediction per key and partition

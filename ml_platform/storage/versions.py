@@ -50,6 +50,12 @@ def partition_versions(connection: duckdb.DuckDBPyConnection, asset: str,
             for key, version, components in rows if wanted is None or key in wanted}
 
 
+def version_names(connection: duckdb.DuckDBPyConnection, asset: str) -> dict[str, str]:
+    """Stored {partition key: version} of an asset, without their components: what comparing versions needs, at
+    a fraction of the cost of `partition_versions` on thousands of partitions."""
+    return dict(connection.execute(f"SELECT partition_key, version FROM {TABLE} WHERE asset = ?", [asset]).fetchall())
+
+
 def record_versions(connection: duckdb.DuckDBPyConnection, asset: str, versions: dict[str, PartitionVersion]) -> None:
     """Replace the stored versions of the given partitions (call inside the transaction that wrote their data)."""
     if not versions:

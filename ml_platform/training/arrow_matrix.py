@@ -148,13 +148,14 @@ def rows_matrix(layout: FeatureLayout, rows) -> np.ndarray:
     return layout.rows_matrix(rows.column, len(rows.label))
 
 
-def predict_relation(predictor, relation) -> np.ndarray:
+def predict_relation(predictor, relation, table: pa.Table | None = None) -> np.ndarray:
     """A predictor's scores of the rows of a DuckDB relation holding its layout's columns, in the relation's order:
-    a LightGBM booster's from the Arrow columns (no pandas frame), any other predictor's from the pandas frame."""
+    a LightGBM booster's from the Arrow columns (no pandas frame), any other predictor's from the pandas frame.
+    `table`: the relation's rows already read as Arrow (they are not read again)."""
     from ml_platform.training.algorithms import THREADS, LightGBMPredictor
 
     if isinstance(predictor, LightGBMPredictor):
-        table = relation.to_arrow_table()
+        table = relation.to_arrow_table() if table is None else table
         if encodable(table.schema, predictor.layout.columns, predictor.layout.categories):
             matrix = layout_matrix(predictor.layout, table)
             del table
