@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,replay} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ COMMANDS = {
     "search": "benchmarks.search",
     "contributions": "benchmarks.contributions",
     "backfill": "benchmarks.backfill",
+    "replay": "benchmarks.replay",
 }
 
 

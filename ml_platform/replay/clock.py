@@ -31,12 +31,13 @@ from ml_platform.chain.runner import failure_reasons
 from ml_platform.errors import PlatformError
 from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
                                scoring_schedule_name, sources_schedule_name)
-from ml_platform.project import Project
+from ml_platform.project import MODELS_VARIABLE, Project
 from ml_platform.tags import this_process
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
 DEFINITIONS_MODULE = "ml_platform.definitions"
 MAX_QUEUE_ITERATIONS = 50  # a moment launches a few runs; more iterations mean the queue is stuck
+MOMENTS_PER_DAY = 2  # the morning tick (outcomes) and the prediction tick (scoring): see moments()
 RECENT_RUNS = 50  # a moment launches a few runs: the newest this many hold them all
 
 
@@ -194,9 +195,11 @@ def moments(start: dt.date, end: dt.date, timezone: str, predict_time: str) -> I
 
 
 @contextmanager
-def project_environment(project: Project) -> Iterator[None]:
-    """Point the definitions module at the project (it reads the environment when it loads), then restore."""
-    wanted = {"ML_PLATFORM_PROJECT": str(project.root), "ML_PLATFORM_DATA": str(project.data_dir)}
+def project_environment(project: Project, models: list[str] | None = None) -> Iterator[None]:
+    """Point the definitions module at the project and the replayed models (it reads the environment when it
+    loads), then restore."""
+    wanted = {"ML_PLATFORM_PROJECT": str(project.root), "ML_PLATFORM_DATA": str(project.data_dir),
+              MODELS_VARIABLE: ",".join(models or [])}
     before = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
@@ -213,7 +216,7 @@ def run_replay(project: Project, home: Path, model_names: list[str], timezone: s
                start: dt.date, end: dt.date, on_moment: Callable[[Moment], None]) -> None:
     """Tick through every simulated moment from the morning before `start` to the prediction time of `end`."""
     instance = daemons.in_process_instance(home)
-    with project_environment(project), replay_workspace(project, instance) as context:
+    with project_environment(project, model_names), replay_workspace(project, instance) as context:
         clock = Clock(context, model_names)
         try:
             first = next(moments(start, end, timezone, predict_time))
