@@ -314,9 +314,10 @@ class DayLines:
 
 
 def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], None] = print,
-           models: list[str] | None = None) -> ReplayResult:
+           models: list[str] | None = None, reuse: bool = True) -> ReplayResult:
     """Load the history, then live through [start, end] on the simulated clock, one line per day: every model's
-    chain, or only the named models' (their schedules and sensor tick; the others' stay untouched)."""
+    chain, or only the named models' (their schedules and sensor tick; the others' stay untouched). `reuse`: see
+    run_replay."""
     if end < start:
         raise ReplayError(f"--to {end} is before --from {start}")
     began = time.perf_counter()
@@ -339,7 +340,7 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
         lines.add(moment.at.date(), len(moment.runs), describe_moment(project, moment, ledgers))
 
     run_replay(project, home, list(chosen), timezone, first_model.cadence.predict_at.time, start, end,
-               on_moment)
+               on_moment, reuse)
     lines.flush()
     return ReplayResult(start, end, ledgers, lines.runs, time.perf_counter() - began, history_seconds)
 
