@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -100,3 +101,39 @@ def test_a_replay_of_one_model_runs_only_its_chain_and_what_it_reads(make_projec
         assert not partition_versions(connection, source_asset("weather"))
         assert not partition_versions(connection, feature_asset("origin_weather_eve"))
         assert "2013-01-15" in partition_versions(connection, feature_asset("flight_schedule"))
+
+
+def recorded(project) -> dict[str, list[tuple]]:
+    """Every row of every warehouse table (its Dagster run ids left out: each replay has its own runs), as text,
+    sorted: what a replay recorded."""
+    with open_warehouse(project.storage.warehouse) as connection:
+        tables = connection.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE "
+                                    "table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()
+        found = {}
+        for schema, name in tables:
+            frame = connection.execute(f'SELECT * FROM "{schema}"."{name}"').df()
+            kept = [column for column in frame.columns if "run_id" not in column]
+            found[f"{schema}.{name}"] = sorted(tuple(str(value) for value in row)
+                                               for row in frame[kept].itertuples(index=False))
+    return found
+
+
+@pytest.mark.slow
+def test_a_replay_reusing_what_does_not_change_records_what_a_replay_building_all_anew_records(
+        make_project, dagster_home, tmp_path):
+    # a first training run (the morning of 2013-02-01), its promotion, scoring with drift and judging: the days a
+    # replay kept its definitions, drift reference and event log databases against one that built each anew
+    reusing = make_project(name="reusing")
+    anew = dataclasses.replace(make_project(name="anew"), dagster_home=tmp_path / "anew_home")
+    runs = {}
+    for project, reuse in ((reusing, True), (anew, False)):
+        result = replay(project, dt.date(2013, 1, 31), dt.date(2013, 2, 3), say=lambda line: None, reuse=reuse)
+        assert [training.promoted for training in result.ledgers["flight_delay"].trainings] == [True]
+        runs[reuse] = sorted((run.job_name, run.tags.get(PARTITION_TAG), run.status.value)
+                             for run in instance_of(project).get_runs() if TICK_TAG in run.tags)
+    assert runs[True] == runs[False] and len(runs[True]) == 10, runs
+    first, second = recorded(reusing), recorded(anew)
+    assert sorted(first) == sorted(second)
+    assert {"predictions.flight_delay", "registry.promotions"} <= set(first), sorted(first)
+    for table in first:
+        assert first[table] == second[table], table
