@@ -116,9 +116,9 @@ def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callab
                        if source.is_daily})
         # a subset of the models: only the feature sets they use (all of them otherwise, as the daily job holds)
         feature_sets = None if len(chosen) == len(catalog.models) else _daily_feature_sets(catalog, chosen)
+        only_read = populations_only or feature_sets is not None
         with project_warehouse(project) as connection:
-            daily = plan_daily(connection, catalog, first, last, read if populations_only or feature_sets else None,
-                               feature_sets)
+            daily = plan_daily(connection, catalog, first, last, read if only_read else None, feature_sets)
         if daily.up_to_date:
             say(f"  daily sources and features {first} to {last}: up to date")
         else:
