@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ COMMANDS = {
     "contributions": "benchmarks.contributions",
     "backfill": "benchmarks.backfill",
     "dask-training": "benchmarks.dask_training",
+    "replay": "benchmarks.replay",
 }
 
 

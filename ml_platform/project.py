@@ -42,3 +42,12 @@ class Project:
         data = os.environ.get("ML_PLATFORM_DATA")
         home = os.environ.get("DAGSTER_HOME")
         return cls.at(root, Path(data) if data else None, Path(home) if home else None)
+
+
+MODELS_VARIABLE = "ML_PLATFORM_MODELS"  # a comma list: the definitions hold only these models (a replay of some)
+
+
+def models_from_environment() -> list[str] | None:
+    """The models ML_PLATFORM_MODELS names (a comma list), or None when it is unset or empty: every model."""
+    names = [name.strip() for name in os.environ.get(MODELS_VARIABLE, "").split(",") if name.strip()]
+    return names or None

@@ -33,6 +33,7 @@ from dagster._daemon.sensor import execute_sensor_iteration
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from ml_platform.adapters.instance import open_instance
+from ml_platform.adapters.pooled_event_log import pooled_event_log
 
 # runs execute in this process as the queue launches them: the code is already loaded, and the warehouse admits
 # one writer anyway
@@ -41,9 +42,10 @@ FOREVER = 86400 * 365 * 100  # seconds: purging ticks older than now plus this p
 Workspace = WorkspaceProcessContext  # a loaded workspace, what the daemons iterate over
 
 
-def in_process_instance(home: Path) -> dg.DagsterInstance:
-    """The instance of a folder (same storage, same queue), launching its runs in this process."""
-    return open_instance(home, overrides={"run_launcher": SYNC_LAUNCHER})
+def in_process_instance(home: Path, pooled: bool = True) -> dg.DagsterInstance:
+    """The instance of a folder (same storage, same queue), launching its runs in this process; with `pooled`, its
+    batching event log keeps its databases open (pooled_event_log)."""
+    return open_instance(home, overrides={"run_launcher": SYNC_LAUNCHER, **(pooled_event_log(home) if pooled else {})})
 
 
 @contextmanager

@@ -76,8 +76,8 @@ def plan_reference_sources(connection: duckdb.DuckDBPyConnection, catalog: Catal
 
 
 def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: dt.date, end: dt.date,
-               sources: list[str] | None = None) -> Plan:
-    """Daily sources (all, or the given ones) and feature partitions of [start, end] that a run would load or
+               sources: list[str] | None = None, feature_sets: list[str] | None = None) -> Plan:
+    """Daily sources and feature partitions (all, or the given ones) of [start, end] that a run would load or
     compute."""
     keys = [day.isoformat() for day in days(start, end)]
     stale = {source_asset(name): _stale_source_partitions(connection, catalog, name, keys)
@@ -86,8 +86,9 @@ def plan_daily(connection: duckdb.DuckDBPyConnection, catalog: Catalog, start: d
     if stale:
         return Plan(stale)  # feature versions depend on the data versions that loading will record
     for name, feature_set in catalog.feature_sets.items():
-        if catalog.entity_rows(feature_set.entity).is_population:
-            continue  # partitioned by its entity's grain: see plan_population
+        if catalog.entity_rows(feature_set.entity).is_population or \
+                (feature_sets is not None and name not in feature_sets):
+            continue  # partitioned by its entity's grain: see plan_population; or not asked for
         _, outdated = stale_days(connection, catalog, feature_set, start, end)
         if outdated:
             stale[feature_asset(name)] = len(outdated)

@@ -48,7 +48,8 @@ def command_replay(arguments: argparse.Namespace) -> int:
     project = project_of(arguments)
     print(f"ml-platform replay: {arguments.start} to {arguments.end} in {project.root}", flush=True)
     try:
-        result = replay(project, arguments.start, arguments.end, say=lambda line: print(line, flush=True))
+        result = replay(project, arguments.start, arguments.end, say=lambda line: print(line, flush=True),
+                        models=model_names(arguments.models))
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
         return ERROR
@@ -59,6 +60,15 @@ def command_replay(arguments: argparse.Namespace) -> int:
     return OK
 
 
+
+
+def model_names(given: list[str] | None) -> list[str] | None:
+    """The models named by repeated `--model` options, each a name or a comma list, in order without repeats; None
+    when none was given (every model)."""
+    if not given:
+        return None
+    names = [name.strip() for text in given for name in text.split(",") if name.strip()]
+    return list(dict.fromkeys(names))
 
 
 def automation_notice(project, home) -> list[str]:
@@ -146,6 +156,8 @@ def register(commands) -> None:
                         help="first day to score, YYYY-MM-DD")
     replay.add_argument("--to", dest="end", type=date_argument, required=True,
                         help="last day of the clock, YYYY-MM-DD")
+    replay.add_argument("--model", dest="models", action="append", metavar="NAME",
+                        help="replay only this model's chain (repeatable, or a comma list; default: every model)")
     replay.set_defaults(handler=command_replay)
 
     ui = commands.add_parser("ui", help="open the Dagster web UI on the project's instance")

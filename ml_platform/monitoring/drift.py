@@ -31,6 +31,7 @@ from ml_platform.evaluation.task_comparison import stored_test_rows
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
 from ml_platform.monitoring.store import replace_days
 from ml_platform.names import quote
+from ml_platform.reuse import remembered
 from ml_platform.scoring.inputs import COLUMN as INPUTS, stored_fields
 from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.models import ModelSpec
@@ -112,7 +113,15 @@ def _partition_bins(train: pd.DataFrame, feature: str, groups: tuple[str, ...], 
 def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
                        model_version: str, by_partition: bool = True) -> Reference:
     """A model version's training rows (from its verified snapshot) and test-window scores (from its evaluation),
-    binned; with `by_partition`, the features constant within partitions by their partitions' values."""
+    binned; with `by_partition`, the features constant within partitions by their partitions' values. Inside
+    `reuse.reused()` (a replay, which scores a day with the same champion for weeks) built once per version: its
+    snapshot and evaluation are content-addressed and never rewritten."""
+    return remembered("drift reference", (str(artifacts.root), model, model_version, by_partition),
+                      lambda: _champion_reference(connection, artifacts, model, model_version, by_partition))
+
+
+def _champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
+                        model_version: str, by_partition: bool) -> Reference:
     trained = registry.models.by_version(connection, model_version)
     if trained is None:
         raise MonitoringError(f"{model_version} of '{model}' is not in the model registry")

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import zoneinfo
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -31,12 +31,14 @@ from ml_platform.chain.runner import failure_reasons
 from ml_platform.errors import PlatformError
 from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name, retraining_sensor_name,
                                scoring_schedule_name, sources_schedule_name)
-from ml_platform.project import Project
+from ml_platform.project import MODELS_VARIABLE, Project
+from ml_platform.reuse import reused
 from ml_platform.tags import this_process
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
 DEFINITIONS_MODULE = "ml_platform.definitions"
 MAX_QUEUE_ITERATIONS = 50  # a moment launches a few runs; more iterations mean the queue is stuck
+MOMENTS_PER_DAY = 2  # the morning tick (outcomes) and the prediction tick (scoring): see moments()
 RECENT_RUNS = 50  # a moment launches a few runs: the newest this many hold them all
 
 
@@ -194,9 +196,11 @@ def moments(start: dt.date, end: dt.date, timezone: str, predict_time: str) -> I
 
 
 @contextmanager
-def project_environment(project: Project) -> Iterator[None]:
-    """Point the definitions module at the project (it reads the environment when it loads), then restore."""
-    wanted = {"ML_PLATFORM_PROJECT": str(project.root), "ML_PLATFORM_DATA": str(project.data_dir)}
+def project_environment(project: Project, models: list[str] | None = None) -> Iterator[None]:
+    """Point the definitions module at the project and the replayed models (it reads the environment when it
+    loads), then restore."""
+    wanted = {"ML_PLATFORM_PROJECT": str(project.root), "ML_PLATFORM_DATA": str(project.data_dir),
+              MODELS_VARIABLE: ",".join(models or [])}
     before = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
@@ -210,15 +214,24 @@ def project_environment(project: Project) -> Iterator[None]:
 
 
 def run_replay(project: Project, home: Path, model_names: list[str], timezone: str, predict_time: str,
-               start: dt.date, end: dt.date, on_moment: Callable[[Moment], None]) -> None:
-    """Tick through every simulated moment from the morning before `start` to the prediction time of `end`."""
-    instance = daemons.in_process_instance(home)
-    with project_environment(project), replay_workspace(project, instance) as context:
-        clock = Clock(context, model_names)
-        try:
-            first = next(moments(start, end, timezone, predict_time))
-            clock.reset(first - dt.timedelta(minutes=1))
-            for at in moments(start, end, timezone, predict_time):
-                on_moment(clock.tick(at))
-        finally:
-            clock.close()
+               start: dt.date, end: dt.date, on_moment: Callable[[Moment], None], reuse: bool = True) -> None:
+    """Tick through every simulated moment from the morning before `start` to the prediction time of `end`.
+
+    With `reuse` (the default) what does not change between runs is kept for the whole replay: the event log's
+    databases open, the definitions built once, each champion's drift reference built once (reuse.py); without
+    it every run builds them anew, as one run alone does. The runs record the same either way.
+    """
+    instance = daemons.in_process_instance(home, pooled=reuse)
+    try:
+        with project_environment(project, model_names), reused() if reuse else nullcontext(), \
+                replay_workspace(project, instance) as context:
+            clock = Clock(context, model_names)
+            try:
+                first = next(moments(start, end, timezone, predict_time))
+                clock.reset(first - dt.timedelta(minutes=1))
+                for at in moments(start, end, timezone, predict_time):
+                    on_moment(clock.tick(at))
+            finally:
+                clock.close()
+    finally:
+        instance.dispose()  # the event log's open databases are closed (and checkpointed)

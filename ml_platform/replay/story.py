@@ -7,25 +7,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import dagster as dg
+
 from ml_platform.automation.factory import OUTCOMES_TIME, data_keys
 from ml_platform.chain.instance import prepare_instance
 from ml_platform.chain.model_chain import DemoError, data_window, project_warehouse
 from ml_platform import grains
-from ml_platform.chain.planning import plan_daily, plan_population, plan_reference_sources
+from ml_platform.chain.planning import Plan, plan_daily, plan_population, plan_reference_sources
 from ml_platform.chain.runner import Chain
 from ml_platform.features.library import load_catalog
 from ml_platform.monitoring.alarms import monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE
 from ml_platform.monitoring.outcomes import HISTORY_DAYS, trailing_verdict
 from ml_platform.monitoring.store import read_days
-from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, outcomes_job_name, predictions_table,
-                               source_key, training_job_name)
+from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, daily_job_name, feature_key, outcomes_job_name,
+                               predictions_table, source_key, training_job_name)
 from ml_platform.partitions import parse_training_run_key
 from ml_platform.project import Project
 from ml_platform.records.evaluation import EvaluationSummary
 from ml_platform.records.tasks import TaskEvaluationRecord
-from ml_platform.replay.clock import Moment, ReplayError, ReplayRun, run_replay
+from ml_platform.replay.clock import MOMENTS_PER_DAY, Moment, ReplayError, ReplayRun, run_replay
 from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import table_exists
 
@@ -80,11 +83,27 @@ class ReplayResult:
     history_seconds: float
 
 
-def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callable[[str], None]) -> float:
-    """Load what existed before the clock starts: reference sources, and daily sources and features until `start`."""
+def selected_models(catalog: Catalog, names: list[str] | None) -> dict[str, ModelSpec]:
+    """The models a replay lives through: the named ones (all when `names` is None), in the catalog's
+    order; an unknown name is an error listing the known models."""
+    if names is None:
+        return dict(catalog.models)
+    unknown = [name for name in names if name not in catalog.models]
+    if unknown or not names:
+        known = ", ".join(sorted(catalog.models)) or "none"
+        raise ReplayError(f"--model {', '.join(unknown) or '(empty)'}: no model spec of that name in "
+                          f"{catalog.specs_dir}; the models are: {known}")
+    return {name: model for name, model in catalog.models.items() if name in names}
+
+
+def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callable[[str], None],
+                 models: list[str] | None = None) -> float:
+    """Load what existed before the clock starts for the given models (all by default): reference sources, and the
+    daily sources and features they read until `start`."""
     began = time.perf_counter()
     chain = Chain(project, catalog, say)
-    first = min(data_window(catalog, name, score_days=0)[0] for name in catalog.models)
+    chosen = selected_models(catalog, models)
+    first = min(data_window(catalog, name, score_days=0)[0] for name in chosen)
     last = start - dt.timedelta(days=1)
     with project_warehouse(project) as connection:
         reference = plan_reference_sources(connection, catalog)
@@ -92,18 +111,23 @@ def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callab
         _require(chain.run(REFERENCE_JOB, f"reference sources: {reference.describe()}"))
     if first <= last:
         # when every model predicts for an entity spec, only the daily sources they read (nothing else needs days)
-        populations_only = all(catalog.entity_rows(model.entity).is_population for model in catalog.models.values())
-        read = sorted({source.name for model in catalog.models.values() for source in catalog.sources_of(model)
-                       if source.is_daily}) if populations_only else None
+        populations_only = all(catalog.entity_rows(model.entity).is_population for model in chosen.values())
+        read = sorted({source.name for model in chosen.values() for source in catalog.sources_of(model)
+                       if source.is_daily})
+        # a subset of the models: only the feature sets they use (all of them otherwise, as the daily job holds)
+        feature_sets = None if len(chosen) == len(catalog.models) else _daily_feature_sets(catalog, chosen)
+        only_read = populations_only or feature_sets is not None
         with project_warehouse(project) as connection:
-            daily = plan_daily(connection, catalog, first, last, read)
+            daily = plan_daily(connection, catalog, first, last, read if only_read else None, feature_sets)
         if daily.up_to_date:
             say(f"  daily sources and features {first} to {last}: up to date")
         else:
-            assets = [source_key(name) for name in read] if read is not None else daily.assets_to_run(catalog)
+            assets = [source_key(name) for name in read] if populations_only else \
+                daily.assets_to_run(catalog) if feature_sets is None else \
+                _history_assets(catalog, read, feature_sets, daily)
             _require(chain.run(DAILY_JOB, f"daily sources and features {first} to {last}: {daily.describe()}",
                                date_range=(first, last), assets=assets))
-        for name, model in catalog.models.items():  # an entity spec's periods before the clock starts
+        for name, model in chosen.items():  # an entity spec's periods before the clock starts
             rows = catalog.entity_rows(model.entity)
             partitions = grains.partition_days(rows.grain, max(rows.start, first), last) if rows.is_population \
                 else []
@@ -119,6 +143,26 @@ def load_history(project: Project, catalog: Catalog, start: dt.date, say: Callab
                                                          f"{keys[1]}: {plan.describe()}",
                                    date_range=keys, assets=data_keys(catalog, model)))
     return time.perf_counter() - began
+
+
+def _history_assets(catalog: Catalog, sources: list[str], feature_sets: list[str], plan: Plan) -> list[dg.AssetKey]:
+    """The daily job's assets that a subset of the models needs: only the stale feature sets (and the sets using
+    them) when no source is stale, else their daily sources and every feature set they read."""
+    stale = plan.assets_to_run(catalog)
+    if stale is not None:
+        return stale
+    return [source_key(name) for name in sources] + [feature_key(name) for name in feature_sets]
+
+
+def _daily_feature_sets(catalog: Catalog, models: dict[str, ModelSpec]) -> list[str]:
+    """The daily feature sets the models read, with the sets those use (an entity spec's sets have their own runs)."""
+    wanted = {feature_set.name for model in models.values() for feature_set in catalog.feature_sets_of(model)}
+    while True:
+        used = {name for wanted_name in wanted for name in catalog.feature_sets[wanted_name].uses} - wanted
+        if not used:
+            break
+        wanted |= used
+    return sorted(name for name in wanted if not catalog.entity_rows(catalog.feature_sets[name].entity).is_population)
 
 
 def _require(outcome) -> None:
@@ -238,7 +282,7 @@ def describe_moment(project: Project, moment: Moment, ledgers: dict[str, ModelLe
 
 
 class DayLines:
-    """The replay's progress: one line per simulated day, said once the clock has moved past it."""
+    """The replay's progress: one line per simulated day, said as soon as the day's last moment has run."""
 
     def __init__(self, say: Callable[[str], None], days: int):
         self.say = say
@@ -247,26 +291,33 @@ class DayLines:
         self.phrases: list[str] = []
         self.index = 0
         self.runs = 0
+        self.moments = 0  # of the current day
 
     def add(self, day: dt.date, runs: int, phrases: list[str]) -> None:
-        """Record a moment's runs and phrases, saying the previous day's line when the day changes."""
+        """Record a moment's runs and phrases; say the day's line after its last moment (or when the day changes)."""
         if day != self.day:
             self.flush()
             self.day = day
         self.runs += runs
+        self.moments += 1
         # a decision repeated at the day's two moments (the sensor skipping for the same reason) is said once
         self.phrases += [phrase for phrase in phrases if phrase not in self.phrases]
+        if self.moments == MOMENTS_PER_DAY:
+            self.flush()
 
     def flush(self) -> None:
         """Say the current day's line (if any) and start afresh."""
         if self.day is not None:
             self.index += 1
             self.say(f"[{self.index:>3}/{self.days}] {self.day}  {' · '.join(self.phrases) or 'nothing to do'}")
-        self.phrases = []
+        self.day, self.phrases, self.moments = None, [], 0
 
 
-def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], None] = print) -> ReplayResult:
-    """Load the history, then live through [start, end] on the simulated clock, one line per day."""
+def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], None] = print,
+           models: list[str] | None = None, reuse: bool = True) -> ReplayResult:
+    """Load the history, then live through [start, end] on the simulated clock, one line per day: every model's
+    chain, or only the named models' (their schedules and sensor tick; the others' stay untouched). `reuse`: see
+    run_replay."""
     if end < start:
         raise ReplayError(f"--to {end} is before --from {start}")
     began = time.perf_counter()
@@ -274,11 +325,11 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     catalog = load_catalog(project.specs_dir, project.root)
     if not catalog.models:
         raise ReplayError(f"no model spec in {project.specs_dir}: nothing to replay")
-    say(f"[history] what existed before {start}")
-    history_seconds = load_history(project, catalog, start, say)
-    ledgers = {name: ModelLedger(grain=catalog.entity_rows(model.entity).grain)
-               for name, model in catalog.models.items()}
-    first_model = next(iter(catalog.models.values()))
+    chosen = selected_models(catalog, models)
+    say(f"[history] what existed before {start}" + (f" for {', '.join(chosen)}" if models else ""))
+    history_seconds = load_history(project, catalog, start, say, list(chosen))
+    ledgers = {name: ModelLedger(grain=catalog.entity_rows(model.entity).grain) for name, model in chosen.items()}
+    first_model = next(iter(chosen.values()))
     timezone = catalog.entity_rows(first_model.entity).timezone
     days = (end - start).days + 2
     say(f"[clock] {start - dt.timedelta(days=1)} to {end}, {timezone}: the scheduler and sensor daemons tick at "
@@ -288,8 +339,8 @@ def replay(project: Project, start: dt.date, end: dt.date, say: Callable[[str], 
     def on_moment(moment: Moment) -> None:
         lines.add(moment.at.date(), len(moment.runs), describe_moment(project, moment, ledgers))
 
-    run_replay(project, home, list(catalog.models), timezone, first_model.cadence.predict_at.time, start, end,
-               on_moment)
+    run_replay(project, home, list(chosen), timezone, first_model.cadence.predict_at.time, start, end,
+               on_moment, reuse)
     lines.flush()
     return ReplayResult(start, end, ledgers, lines.runs, time.perf_counter() - began, history_seconds)
 

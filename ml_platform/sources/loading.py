@@ -13,6 +13,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.hashing import canonical_json, short_hash
 from ml_platform.names import quote, source_table
 from ml_platform.partitions import days
+from ml_platform.reuse import remembered, reusing
 from ml_platform.sources.checks import conversion_problems
 from ml_platform.specs.checks import package_data_dir
 from ml_platform.specs.models import DailyPartitioning, PackageDataLocation, SourceSpec
@@ -88,10 +89,10 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
     path = source_file(source, project_dir)
     with tempfile.TemporaryDirectory(prefix="ml_platform-source-") as scratch:
         raw_sql = _raw_relation_sql(source, path, Path(scratch))
-        missing = missing_columns(connection, source, raw_sql)
-        if missing:
-            return "", [f"{path.name} lacks declared column(s) {', '.join(missing)}"]
-        problems = conversion_problems(connection, source, raw_sql)
+        problems = remembered(  # each load of a replay reads the same file: its whole file is checked once
+            "source schema problems", _schema_key(source, path),
+            lambda: _schema_problems(connection, source, path, raw_sql)) if reusing() else \
+            _schema_problems(connection, source, path, raw_sql)
         if problems:
             return "", problems
         select = typed_select(source, raw_sql)
@@ -100,6 +101,21 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
                       f"AND {date_literal(end)}")
         connection.execute(f"CREATE OR REPLACE TEMP TABLE staged_source AS {select}")
     return "staged_source", []
+
+
+def _schema_problems(connection: duckdb.DuckDBPyConnection, source: SourceSpec, path: Path,
+                     raw_sql: str) -> list[str]:
+    """The whole file's schema problems: declared columns it lacks, else values that do not convert."""
+    missing = missing_columns(connection, source, raw_sql)
+    if missing:
+        return [f"{path.name} lacks declared column(s) {', '.join(missing)}"]
+    return conversion_problems(connection, source, raw_sql)
+
+
+def _schema_key(source: SourceSpec, path: Path) -> tuple[str, str, str]:
+    """What the schema problems depend on: the file (its path and bytes) and the source's location and columns."""
+    return str(path), file_sha256(path), canonical_json(source.model_dump(mode="json",
+                                                                          include={"location", "columns"}))
 
 
 def publish_staged(connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
