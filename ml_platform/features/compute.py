@@ -6,6 +6,7 @@ Training snapshots and production scoring both read features through `feature_ma
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 
 import duckdb
 
@@ -19,7 +20,8 @@ from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
-from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, readable_sources,
+                                            reads_past_relations, unbind_names)
 from ml_platform.features.timing import prediction_time
 from ml_platform.names import (PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote,
                                source_table, table_label)
@@ -110,7 +112,14 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
              start: dt.date, end: dt.date) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
-    entity = catalog.entity_rows(feature_set.entity)
+    _bind_range(connection, catalog, feature_set, start, end)
+    return _write_bound(connection, catalog, feature_set, start, end)
+
+
+def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                start: dt.date, end: dt.date) -> dt.datetime:
+    """Bind `entity` to the range's rows and every readable source of the feature set at the range's latest
+    prediction time (returned: the cut)."""
     # `entity` is read several times below (its latest prediction time, the row checks, the join that writes):
     # its rows are computed once
     bind_entity(connection, catalog, feature_set, span_condition(start, end), materialized=True)
@@ -118,7 +127,56 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
     # proof (proof.py) covers the earlier rows of a range of several days
     latest = connection.execute(f"SELECT max({PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
     # no entity row in the range: nothing is computed, any cut gives the same empty result
-    bind_sources(connection, catalog, feature_set, latest or prediction_time(feature_set.known_by, end))
+    cut = latest or prediction_time(feature_set.known_by, end)
+    bind_sources(connection, catalog, feature_set, cut)
+    return cut
+
+
+def _binding(feature_set: FeatureSetSpec) -> tuple:
+    """What `entity` and the source relations of a day depend on besides the day: the entity and `known_by`."""
+    return feature_set.entity, feature_set.known_by
+
+
+def compute_feature_sets_of_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                                feature_sets: list[FeatureSetSpec], day: dt.date) -> dict[str, int]:
+    """Write one day of several prepared feature sets (`prepare_feature_set` ran for each on this connection)
+    of daily-source entities, in the order given (each after the sets it uses); {name: rows written}.
+
+    Each set's rows are computed exactly as `compute_feature_set` computes them; what only depends on the day,
+    the entity and `known_by` (the entity's rows, their latest prediction time, the cut source relations) is
+    bound once for consecutive sets that share them instead of once per set: the relations a set reads are the
+    same, and its SQL cannot name a source it does not declare (`check_feature_set_sql`), so the other sets'
+    bound sources are out of its reach."""
+    written: dict[str, int] = {}
+    position = 0
+    while position < len(feature_sets):
+        first = feature_sets[position]
+        if catalog.entity_rows(first.entity).is_population:
+            raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a "
+                                          f"population; a day of it is computed by compute_feature_set")
+        group = [first]
+        while position + len(group) < len(feature_sets) and \
+                _binding(feature_sets[position + len(group)]) == _binding(first):
+            group.append(feature_sets[position + len(group)])
+        bound_sources = list(readable_sources(first))
+        try:
+            cut = _bind_range(connection, catalog, first, day, day)
+            for feature_set in group:
+                missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
+                if feature_set is not first and missing:
+                    bind_sources(connection, catalog, feature_set, cut, sources=missing)
+                bound_sources += missing
+                written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
+        finally:
+            unbind_names(connection, bound_sources)
+        position += len(group)
+    return written
+
+
+def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                 start: dt.date, end: dt.date) -> int:
+    """Run the SQL over the bound relations, check its rows against `entity`, write them."""
+    entity = catalog.entity_rows(feature_set.entity)
     for used in feature_set.uses:
         missing = connection.execute(
             f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "

@@ -83,12 +83,15 @@ def _local_time_source(catalog: Catalog, feature_set: FeatureSetSpec):
 
 
 def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                 cut: dt.datetime | None, uncut: Iterable[str] = ()) -> None:
-    """Point every source relation of the feature set at its rows and columns known at `cut`; the sources named in
-    `uncut` (and all of them when `cut` is None) show every row and column."""
+                 cut: dt.datetime | None, uncut: Iterable[str] = (), sources: Iterable[str] | None = None) -> None:
+    """Point every source relation of the feature set (or those of them named in `sources`) at its rows and
+    columns known at `cut`; the sources named in `uncut` (and all of them when `cut` is None) show every row and
+    column."""
     entity = _local_time_source(catalog, feature_set)
     uncut = set(uncut)
-    for name in [name for name in readable_sources(feature_set) if name in catalog.sources]:
+    chosen = readable_sources(feature_set) if sources is None else \
+        [name for name in readable_sources(feature_set) if name in set(sources)]
+    for name in [name for name in chosen if name in catalog.sources]:
         relation = cut_relation_sql(catalog.sources[name], entity, None if name in uncut else cut)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
         connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")
@@ -96,7 +99,12 @@ def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, featur
 
 def unbind(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -> None:
     """Drop the temporary views, so that bare names resolve to the warehouse's tables again."""
-    for name in [*readable_sources(feature_set), "entity"]:
+    unbind_names(connection, readable_sources(feature_set))
+
+
+def unbind_names(connection: duckdb.DuckDBPyConnection, sources: Iterable[str]) -> None:
+    """Drop the temporary views of the named sources and of `entity`, and the entity's rows."""
+    for name in [*sources, "entity"]:
         connection.execute(f"DROP VIEW IF EXISTS temp.main.{quote(name)}")
     connection.execute(f"DROP TABLE IF EXISTS temp.main.{ENTITY_ROWS_TABLE}")
 

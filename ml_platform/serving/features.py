@@ -15,7 +15,8 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import FeatureComputationError, compute_feature_set, prepare_feature_set
+from ml_platform.features.compute import (FeatureComputationError, compute_feature_sets_of_day,
+                                         prepare_feature_set)
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
@@ -30,19 +31,25 @@ SCORED_DAYS = 128
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
-    """The feature sets and those they use, each after the sets it uses."""
+    """The feature sets and those they use, each after the sets it uses; among the sets that may come in any
+    order (the same depth of use), those of the same entity and `known_by` side by side, so that a day's
+    computation binds their relations once (`compute_feature_sets_of_day`)."""
     ordered: list[FeatureSetSpec] = []
+    depth: dict[str, int] = {}
 
     def visit(feature_set: FeatureSetSpec) -> None:
         if feature_set in ordered:
             return
         for used in feature_set.uses:
             visit(catalog.feature_sets[used])
+        depth[feature_set.name] = 1 + max((depth[used] for used in feature_set.uses), default=-1)
         ordered.append(feature_set)
 
     for feature_set in feature_sets:
         visit(feature_set)
-    return ordered
+    bindings = list(dict.fromkeys((feature_set.entity, feature_set.known_by) for feature_set in ordered))
+    return sorted(ordered, key=lambda feature_set: (depth[feature_set.name],
+                                                    bindings.index((feature_set.entity, feature_set.known_by))))
 
 
 def identity(values: dict, keys: list[str]):
@@ -94,26 +101,29 @@ class FeatureReader:
                     self._entity_days[entity] = days
         return days
 
-    def _compute(self, feature_set: FeatureSetSpec, day: dt.date) -> None:
-        """Compute one feature set's day (the caller holds `_computing`, the cursor single-threaded)."""
-        try:
-            # the SQL checks, the input tables and the functions registered on the compute cursor depend on the
-            # SQL, the catalog and the copy's tables only: once per feature set of this reader
-            self.checked.get(feature_set.name, lambda: prepare_feature_set(self._compute_cursor, self.catalog,
-                                                                           feature_set))
-            compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, prepared=True)
-        except FeatureComputationError as error:
-            raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
-        self._stored_days.setdefault(feature_set.name, set()).add(day)
-        self._on_demand_days.setdefault(feature_set.name, set()).add(day)
-
     def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
-        """Compute the day's missing feature sets, in order, under one lock and one single-threaded stretch (the
-        thread setting is database-wide and costs milliseconds to change: once per day, not per feature set).
-        Every build of `computations` runs under the lock, so a caller waiting for it finds the sets built."""
+        """Compute the day's feature sets not computed yet, in order, under one lock and one single-threaded
+        stretch (the thread setting is database-wide and costs milliseconds to change: once per day, not per
+        feature set), by `compute_feature_sets_of_day`: the day's entity rows and cut sources bound once per
+        entity and `known_by`, not once per set. Each computed (set, day) is then recorded in `computations`
+        under the lock, so a caller waiting for the lock finds them computed."""
         with self._computing, single_threaded(self._compute_cursor):
-            for feature_set in feature_sets:
-                self.computations.get((feature_set.name, day), lambda fs=feature_set: self._compute(fs, day))
+            pending = [fs for fs in feature_sets if (fs.name, day) not in self.computations]
+            if not pending:
+                return
+            try:
+                for feature_set in pending:
+                    # the SQL checks, the input tables and the functions registered on the compute cursor depend
+                    # on the SQL, the catalog and the copy's tables only: once per feature set of this reader
+                    self.checked.get(feature_set.name, lambda fs=feature_set: prepare_feature_set(
+                        self._compute_cursor, self.catalog, fs))
+                compute_feature_sets_of_day(self._compute_cursor, self.catalog, pending, day)
+            except FeatureComputationError as error:
+                raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
+            for feature_set in pending:
+                self._stored_days.setdefault(feature_set.name, set()).add(day)
+                self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+                self.computations.record((feature_set.name, day), None)
 
     def computed_days(self, spec: ModelSpec, days: list[dt.date], force: bool) -> dict[dt.date, str]:
         """{day: how its features are served}: a day whose partitions the copy lacks (every day, when force) is
