@@ -110,6 +110,7 @@ def create_app(state: ServedState) -> Starlette:
             "not_served": state.problems,
             # since the last swap: feature-set days computed on demand, and model-version days scored
             "computed_on_demand": served.reader.computations.builds, "days_scored": served.reader.scored.builds,
+            "key_scorings": served.reader.key_scorings,  # scorings of a day's first requested rows alone
             "models": {name: {**model.provenance(),
                               "shadow": served.shadows[name].trained.model_version if name in served.shadows
                               else None}
