@@ -117,9 +117,9 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
 
 
 def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                start: dt.date, end: dt.date) -> dt.datetime:
+                start: dt.date, end: dt.date, history: Iterable[str] | None = None) -> dt.datetime:
     """Bind `entity` to the range's rows and every readable source of the feature set at the range's latest
-    prediction time (returned: the cut)."""
+    prediction time (returned: the cut); `history` as `bind_sources` takes it."""
     # `entity` is read several times below (its latest prediction time, the row checks, the join that writes):
     # its rows are computed once
     bind_entity(connection, catalog, feature_set, span_condition(start, end), materialized=True)
@@ -128,48 +128,68 @@ def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature
     latest = connection.execute(f"SELECT max({PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
     # no entity row in the range: nothing is computed, any cut gives the same empty result
     cut = latest or prediction_time(feature_set.known_by, end)
-    bind_sources(connection, catalog, feature_set, cut)
+    bind_sources(connection, catalog, feature_set, cut, history=history)
     return cut
 
 
-def _binding(feature_set: FeatureSetSpec) -> tuple:
-    """What `entity` and the source relations of a day depend on besides the day: the entity and `known_by`."""
-    return feature_set.entity, feature_set.known_by
+def day_groups(feature_sets: list[FeatureSetSpec]) -> list[list[FeatureSetSpec]]:
+    """The feature sets (in the order given) cut into runs of consecutive sets of the same entity and `known_by`:
+    what `compute_group` binds once."""
+    groups: list[list[FeatureSetSpec]] = []
+    for feature_set in feature_sets:
+        if groups and (groups[-1][0].entity, groups[-1][0].known_by) == (feature_set.entity, feature_set.known_by):
+            groups[-1].append(feature_set)
+        else:
+            groups.append([feature_set])
+    return groups
 
 
 def compute_feature_sets_of_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
                                 feature_sets: list[FeatureSetSpec], day: dt.date) -> dict[str, int]:
     """Write one day of several prepared feature sets (`prepare_feature_set` ran for each on this connection)
-    of daily-source entities, in the order given (each after the sets it uses); {name: rows written}.
+    of daily-source entities, in the order given (each after the sets it uses); {name: rows written}: one
+    `compute_group` per run of consecutive sets of the same entity and `known_by` (`day_groups`)."""
+    written: dict[str, int] = {}
+    for group in day_groups(feature_sets):
+        written.update(compute_group(connection, catalog, group, day))
+    return written
+
+
+def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group: list[FeatureSetSpec],
+                  day: dt.date, history: dict[str, list[str]] | None = None) -> dict[str, int]:
+    """Write one day of prepared feature sets of one daily-source entity and `known_by`, in the order given;
+    {name: rows written}. `history`: per set, the sources whose `history.` views it names (`history_reads`;
+    by default every readable source's view is bound, as `compute_feature_set` binds them).
 
     Each set's rows are computed exactly as `compute_feature_set` computes them; what only depends on the day,
     the entity and `known_by` (the entity's rows, their latest prediction time, the cut source relations) is
-    bound once for consecutive sets that share them instead of once per set: the relations a set reads are the
-    same, and its SQL cannot name a source it does not declare (`check_feature_set_sql`), so the other sets'
-    bound sources are out of its reach."""
+    bound once for the group instead of once per set: the relations a set reads are the same, and its SQL cannot
+    name a source it does not declare (`check_feature_set_sql`), so the other sets' bound sources are out of its
+    reach."""
+    first = group[0]
+    if any((feature_set.entity, feature_set.known_by) != (first.entity, first.known_by) for feature_set in group):
+        raise FeatureComputationError(f"feature sets {', '.join(fs.name for fs in group)}: not one entity and "
+                                      f"known_by; compute them with compute_feature_sets_of_day")
+    if catalog.entity_rows(first.entity).is_population:
+        raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a population; "
+                                      f"a day of it is computed by compute_feature_set")
+    def histories(feature_set: FeatureSetSpec) -> list[str]:
+        return readable_sources(feature_set) if history is None else history[feature_set.name]
+
     written: dict[str, int] = {}
-    position = 0
-    while position < len(feature_sets):
-        first = feature_sets[position]
-        if catalog.entity_rows(first.entity).is_population:
-            raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a "
-                                          f"population; a day of it is computed by compute_feature_set")
-        group = [first]
-        while position + len(group) < len(feature_sets) and \
-                _binding(feature_sets[position + len(group)]) == _binding(first):
-            group.append(feature_sets[position + len(group)])
-        bound_sources = list(readable_sources(first))
-        try:
-            cut = _bind_range(connection, catalog, first, day, day)
-            for feature_set in group:
-                missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
-                if feature_set is not first and missing:
-                    bind_sources(connection, catalog, feature_set, cut, sources=missing)
-                bound_sources += missing
-                written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
-        finally:
-            unbind_names(connection, bound_sources)
-        position += len(group)
+    bound_sources, bound_histories = list(readable_sources(first)), set(histories(first))
+    try:
+        cut = _bind_range(connection, catalog, first, day, day, histories(first))
+        for feature_set in group:
+            missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
+            unbound = [name for name in histories(feature_set) if name not in bound_histories]
+            if missing or unbound:  # the relations this set reads that the group's earlier sets do not
+                bind_sources(connection, catalog, feature_set, cut, sources={*missing, *unbound}, history=unbound)
+            bound_sources += missing
+            bound_histories.update(unbound)
+            written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
+    finally:
+        unbind_names(connection, bound_sources)
     return written
 
 

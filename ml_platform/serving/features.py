@@ -15,8 +15,8 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import (FeatureComputationError, compute_feature_sets_of_day,
-                                         prepare_feature_set)
+from ml_platform.features.compute import FeatureComputationError, compute_group, day_groups, prepare_feature_set
+from ml_platform.features.relations import history_reads
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
@@ -29,6 +29,7 @@ from ml_platform.storage.warehouse import single_threaded, table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
 SCORED_DAYS = 128
+LANES = 2  # cursors computing a day's independent feature sets at once: the machine's two cores
 KEYS_SCORED_ALONE = 32  # a request for more rows of a day not scored yet scores the whole day
 
 
@@ -54,6 +55,23 @@ def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -
                                                     bindings.index((feature_set.entity, feature_set.known_by))))
 
 
+def _lanes(groups: list[list[FeatureSetSpec]], histories: dict[str, list[str]]) -> tuple[list, list]:
+    """Independent groups of feature sets shared out between two cursors, about the same number of sets each;
+    groups naming the same `history.` view (shared by every cursor: one cursor replacing it while another reads
+    it would change what that one reads) stay on one cursor, all of them when that cannot be kept apart."""
+    lanes: tuple[list, list] = ([], [])
+    named: tuple[set, set] = (set(), set())
+    for group in groups:
+        views = {name for feature_set in group for name in histories[feature_set.name]}
+        sharing = [lane for lane in (0, 1) if views & named[lane]]
+        if len(sharing) == 2:
+            return list(groups), []
+        lane = sharing[0] if sharing else min((0, 1), key=lambda lane: sum(len(group) for group in lanes[lane]))
+        lanes[lane].append(group)
+        named[lane].update(views)
+    return lanes if lanes[0] else (lanes[1], [])
+
+
 def identity(values: dict, keys: list[str]):
     """A row's key as a dictionary key: the value of a single key column, else the tuple of values."""
     return values[keys[0]] if len(keys) == 1 else tuple(values[key] for key in keys)
@@ -67,21 +85,24 @@ class FeatureReader:
     on demand at most once per reader: the sources are cut at the day's own prediction times (the feature sets'
     `known_by`), never at a request's `prediction_time`, so a later request for the same day, whatever its
     prediction time, reads what the first one computed; concurrent requests for that day wait for the one
-    computation. Each model version's answers for a day are scored once (`scored_day.score_day`) and kept.
+    computation. Each model version's answers for a day are scored once (`scored_day.score_day`) and kept; before
+    that, the day's first requests score only their own rows (`answers`, `first_answers`).
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog):
         self.connection = connection
         self.catalog = catalog
         self._computing = threading.Lock()
-        # one connection computes: the feature functions it registers stay bound to it (a function registered
-        # on a closed cursor stays in the catalog but cannot be called)
-        self._compute_cursor = connection.cursor()
+        # LANES cursors compute, each kept: the feature functions registered on one stay bound to it (a function
+        # registered on a closed cursor stays in the catalog but cannot be called)
+        self._compute_cursors = [connection.cursor() for _ in range(LANES)]
+        self._compute_cursor = self._compute_cursors[0]
+        self._histories: dict[str, list[str]] = {}  # per feature set: the sources whose history. views it names
         self._stored_days = {name: {row[0] for row in connection.execute(
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
         self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
-        self.checked: OnceCache[None] = OnceCache()  # per feature set: prepared (SQL checked, functions registered)
+        self.checked: OnceCache[None] = OnceCache()  # per (cursor, feature set): prepared (SQL checked, functions)
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
         # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
         self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
@@ -107,29 +128,68 @@ class FeatureReader:
                     self._entity_days[entity] = days
         return days
 
+    def _prepared(self, lane: int, feature_set: FeatureSetSpec) -> None:
+        """The SQL checks, the input tables and the functions registered on a compute cursor depend on the SQL,
+        the catalog and the copy's tables only: once per feature set and cursor of this reader; the sources
+        whose `history.` views the SQL names, once per feature set."""
+        self.checked.get((lane, feature_set.name), lambda: prepare_feature_set(self._compute_cursors[lane],
+                                                                               self.catalog, feature_set))
+        if feature_set.name not in self._histories:
+            self._histories[feature_set.name] = history_reads(self._compute_cursors[lane], feature_set)
+
+    def _run_lane(self, lane: int, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
+        for group in groups:
+            compute_group(self._compute_cursors[lane], self.catalog, group, day, self._histories)
+
     def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
-        """Compute the day's feature sets not computed yet, in order, under one lock and one single-threaded
-        stretch (the thread setting is database-wide and costs milliseconds to change: once per day, not per
-        feature set), by `compute_feature_sets_of_day`: the day's entity rows and cut sources bound once per
-        entity and `known_by`, not once per set. Each computed (set, day) is then recorded in `computations`
-        under the lock, so a caller waiting for the lock finds them computed."""
+        """Compute the day's feature sets not computed yet under one lock and one single-threaded stretch (the
+        thread setting is database-wide and costs milliseconds to change: once per day, not per feature set).
+        Each run of sets of one entity and `known_by` is one `compute_group` (the day's entity rows and cut
+        sources bound once, not once per set); the groups of one depth of use (none uses another) run on two
+        cursors at once (`_lanes`), each set single-threaded, so each set's rows are the same bits. Each
+        computed (set, day) is then recorded in `computations` under the lock, so a caller waiting for the lock
+        finds them computed."""
         with self._computing, single_threaded(self._compute_cursor):
             pending = [fs for fs in feature_sets if (fs.name, day) not in self.computations]
             if not pending:
                 return
             try:
-                for feature_set in pending:
-                    # the SQL checks, the input tables and the functions registered on the compute cursor depend
-                    # on the SQL, the catalog and the copy's tables only: once per feature set of this reader
-                    self.checked.get(feature_set.name, lambda fs=feature_set: prepare_feature_set(
-                        self._compute_cursor, self.catalog, fs))
-                compute_feature_sets_of_day(self._compute_cursor, self.catalog, pending, day)
+                for lane in range(LANES):
+                    for feature_set in pending:
+                        self._prepared(lane, feature_set)
+                for depth in sorted({self._depth(feature_set) for feature_set in pending}):
+                    level = [feature_set for feature_set in pending if self._depth(feature_set) == depth]
+                    first, second = _lanes(day_groups(level), self._histories) if LANES > 1 else \
+                        (day_groups(level), [])
+                    if not second:
+                        self._run_lane(0, first, day)
+                        continue
+                    failures: list[BaseException] = []
+
+                    def other_lane(groups=second) -> None:
+                        try:
+                            self._run_lane(1, groups, day)
+                        except BaseException as error:  # raised below, in the caller's thread
+                            failures.append(error)
+
+                    worker = threading.Thread(target=other_lane, name="on-demand-features")
+                    worker.start()
+                    try:
+                        self._run_lane(0, first, day)
+                    finally:
+                        worker.join()
+                    if failures:
+                        raise failures[0]
             except FeatureComputationError as error:
                 raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
             for feature_set in pending:
                 self._stored_days.setdefault(feature_set.name, set()).add(day)
                 self._on_demand_days.setdefault(feature_set.name, set()).add(day)
                 self.computations.record((feature_set.name, day), None)
+
+    def _depth(self, feature_set: FeatureSetSpec) -> int:
+        """0 for a set that uses no other, else one more than the deepest set it uses."""
+        return 1 + max((self._depth(self.catalog.feature_sets[used]) for used in feature_set.uses), default=-1)
 
     def computed_days(self, spec: ModelSpec, days: list[dt.date], force: bool) -> dict[dt.date, str]:
         """{day: how its features are served}: a day whose partitions the copy lacks (every day, when force) is

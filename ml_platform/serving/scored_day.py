@@ -3,8 +3,9 @@
 functions as batch scoring, then held per key as JSON-ready values. A request then takes its rows by key.
 
 Scoring the whole day is what the batch does, and a tree model scores each row on its own, so a served score is
-bit-identical to the batch score of the same row; the day is scored once (a few milliseconds for a thousand rows)
-instead of once per request (LightGBM's fixed cost per call dominates a one-row predict).
+bit-identical to the batch score of the same row; the day is scored once (about 20 ms for a thousand rows)
+instead of once per request. The first requests of a day score their own rows alone (`score_keys`, about 10 ms:
+the same feature matrix kept to their keys), for models whose rows score alone (`scores_rows_alone`).
 """
 
 from __future__ import annotations
