@@ -93,8 +93,8 @@ class FeatureReader:
         self.connection = connection
         self.catalog = catalog
         self._computing = threading.Lock()
-        # LANES cursors compute, each kept: the feature functions registered on one stay bound to it (a function
-        # registered on a closed cursor stays in the catalog but cannot be called)
+        # LANES cursors compute, each kept: the feature functions registered on the first stay bound to it (a
+        # function registered on a closed cursor stays in the catalog but cannot be called)
         self._compute_cursors = [connection.cursor() for _ in range(LANES)]
         self._compute_cursor = self._compute_cursors[0]
         self._histories: dict[str, list[str]] = {}  # per feature set: the sources whose history. views it names
@@ -102,7 +102,7 @@ class FeatureReader:
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
         self._on_demand_days: dict[str, set[dt.date]] = {}  # per feature set: the days this reader computed
-        self.checked: OnceCache[None] = OnceCache()  # per (cursor, feature set): prepared (SQL checked, functions)
+        self.checked: OnceCache[None] = OnceCache()  # per feature set: prepared (SQL checked, functions registered)
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
         # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
         self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
@@ -128,14 +128,16 @@ class FeatureReader:
                     self._entity_days[entity] = days
         return days
 
-    def _prepared(self, lane: int, feature_set: FeatureSetSpec) -> None:
-        """The SQL checks, the input tables and the functions registered on a compute cursor depend on the SQL,
-        the catalog and the copy's tables only: once per feature set and cursor of this reader; the sources
-        whose `history.` views the SQL names, once per feature set."""
-        self.checked.get((lane, feature_set.name), lambda: prepare_feature_set(self._compute_cursors[lane],
-                                                                               self.catalog, feature_set))
-        if feature_set.name not in self._histories:
-            self._histories[feature_set.name] = history_reads(self._compute_cursors[lane], feature_set)
+    def _prepared(self, feature_set: FeatureSetSpec) -> None:
+        """The SQL checks, the input tables and the functions registered on the first compute cursor depend on
+        the SQL, the catalog and the copy's tables only: once per feature set of this reader (a registered
+        function is in the database's catalog: every cursor calls it while the one it was registered on stays
+        open); and the sources whose `history.` views the SQL names."""
+        def prepare() -> None:
+            prepare_feature_set(self._compute_cursor, self.catalog, feature_set)
+            self._histories[feature_set.name] = history_reads(self._compute_cursor, feature_set)
+
+        self.checked.get(feature_set.name, prepare)
 
     def _run_lane(self, lane: int, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
         for group in groups:
@@ -154,9 +156,8 @@ class FeatureReader:
             if not pending:
                 return
             try:
-                for lane in range(LANES):
-                    for feature_set in pending:
-                        self._prepared(lane, feature_set)
+                for feature_set in pending:
+                    self._prepared(feature_set)
                 for depth in sorted({self._depth(feature_set) for feature_set in pending}):
                     level = [feature_set for feature_set in pending if self._depth(feature_set) == depth]
                     first, second = _lanes(day_groups(level), self._histories) if LANES > 1 else \
