@@ -133,8 +133,9 @@ def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature
 
 
 def day_groups(feature_sets: list[FeatureSetSpec]) -> list[list[FeatureSetSpec]]:
-    """The feature sets (in the order given) cut into runs of consecutive sets of the same entity and `known_by`:
-    what `compute_group` binds once."""
+    """The feature sets (in the order given, each after the sets it uses) cut into runs of consecutive sets of
+    the same entity and `known_by`: what `compute_group` binds once. Computing the groups in order on one
+    connection computes each set as `compute_feature_set` does, with fewer bindings."""
     groups: list[list[FeatureSetSpec]] = []
     for feature_set in feature_sets:
         if groups and (groups[-1][0].entity, groups[-1][0].known_by) == (feature_set.entity, feature_set.known_by):
@@ -142,17 +143,6 @@ def day_groups(feature_sets: list[FeatureSetSpec]) -> list[list[FeatureSetSpec]]
         else:
             groups.append([feature_set])
     return groups
-
-
-def compute_feature_sets_of_day(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
-                                feature_sets: list[FeatureSetSpec], day: dt.date) -> dict[str, int]:
-    """Write one day of several prepared feature sets (`prepare_feature_set` ran for each on this connection)
-    of daily-source entities, in the order given (each after the sets it uses); {name: rows written}: one
-    `compute_group` per run of consecutive sets of the same entity and `known_by` (`day_groups`)."""
-    written: dict[str, int] = {}
-    for group in day_groups(feature_sets):
-        written.update(compute_group(connection, catalog, group, day))
-    return written
 
 
 def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group: list[FeatureSetSpec],
@@ -169,7 +159,7 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
     first = group[0]
     if any((feature_set.entity, feature_set.known_by) != (first.entity, first.known_by) for feature_set in group):
         raise FeatureComputationError(f"feature sets {', '.join(fs.name for fs in group)}: not one entity and "
-                                      f"known_by; compute them with compute_feature_sets_of_day")
+                                      f"known_by; cut them into groups with day_groups")
     if catalog.entity_rows(first.entity).is_population:
         raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a population; "
                                       f"a day of it is computed by compute_feature_set")

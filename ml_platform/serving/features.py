@@ -1,8 +1,9 @@
 """The feature rows of requested entities, through the same SQL as training and batch scoring.
 
 A requested row's day is served from its precomputed feature partitions when the server's copy holds them,
-otherwise that day's feature sets are computed on demand by `features.compute.compute_feature_set` (the batch's
-own code: the entity bound to the day's rows, every source cut at the day's prediction time) into the copy, and
+otherwise that day's feature sets are computed on demand by `features.compute.compute_group` (the batch's own
+code: the entity bound to the day's rows, every source cut at the day's prediction time, bound once for the sets
+of one entity and `known_by`; independent sets on two cursors at once) into the copy, and
 the rows are then read exactly as batch scoring reads them (`features.compute.feature_matrix_sql`). A day's
 feature SQL may aggregate over the day's rows (departures from the same airport that day), so a day is computed
 whole: restricting the entity to the requested rows would change such features.
@@ -36,7 +37,7 @@ KEYS_SCORED_ALONE = 32  # a request for more rows of a day not scored yet scores
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
     """The feature sets and those they use, each after the sets it uses; among the sets that may come in any
     order (the same depth of use), those of the same entity and `known_by` side by side, so that a day's
-    computation binds their relations once (`compute_feature_sets_of_day`)."""
+    computation binds their relations once (`features.compute.day_groups`)."""
     ordered: list[FeatureSetSpec] = []
     depth: dict[str, int] = {}
 

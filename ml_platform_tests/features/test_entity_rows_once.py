@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from ml_platform import names
-from ml_platform.features.compute import (FeatureComputationError, compute_feature_set, compute_feature_sets_of_day,
-                                         compute_group, day_groups, prepare_feature_set, span_condition)
+from ml_platform.features.compute import (FeatureComputationError, compute_feature_set, compute_group, day_groups,
+                                         prepare_feature_set, span_condition)
 from ml_platform.features.functions import register_functions
 from ml_platform.features.library import load_catalog
 from ml_platform.features.relations import bind_entity, bind_sources, bound, history_reads
@@ -74,9 +74,9 @@ def _stored(connection, catalog, feature_set, day: dt.date) -> list[str]:
 
 
 def test_a_day_of_feature_sets_bound_once_per_known_by_is_bit_identical_to_one_set_at_a_time(tmp_path):
-    """compute_feature_sets_of_day (what the server computes on demand) binds the entity rows and cut sources
-    once per run of sets of one entity and known_by; compute_group with only the history views each SQL names
-    (what the server's parallel cursors do) too: every value equals compute_feature_set's."""
+    """compute_group binds the entity rows and cut sources once per run of sets of one entity and known_by
+    (day_groups), with every history view or (what the server's two cursors do) only those each SQL names:
+    every value equals compute_feature_set's."""
     project = january_project(tmp_path / "project")
     catalog = load_catalog(project.specs_dir, project.root)
     sets = sorted(catalog.feature_sets_of(catalog.models[MODEL]), key=lambda fs: repr(fs.known_by))
@@ -94,7 +94,9 @@ def test_a_day_of_feature_sets_bound_once_per_known_by_is_bit_identical_to_one_s
                 compute_feature_set(connection, catalog, feature_set, day, day, prepared=True)
                 expected[feature_set.name] = _stored(connection, catalog, feature_set, day)
                 assert len(expected[feature_set.name]) > 500
-            written = compute_feature_sets_of_day(connection, catalog, sets, day)
+            written = {}
+            for group in groups:
+                written.update(compute_group(connection, catalog, group, day))
             assert written == {name: len(rows) for name, rows in expected.items()}
             assert {fs.name: _stored(connection, catalog, fs, day) for fs in sets} == expected
             for group in groups:
