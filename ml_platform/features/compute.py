@@ -167,9 +167,11 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
         return readable_sources(feature_set) if history is None else history[feature_set.name]
 
     written: dict[str, int] = {}
-    bound_sources, bound_histories = list(readable_sources(first)), set(histories(first))
+    # the first set's sources with the history views any set of the group names (once, at the group's cut)
+    named = [name for name in readable_sources(first) if any(name in histories(fs) for fs in group)]
+    bound_sources, bound_histories = list(readable_sources(first)), set(named)
     try:
-        cut = _bind_range(connection, catalog, first, day, day, histories(first))
+        cut = _bind_range(connection, catalog, first, day, day, named)
         for feature_set in group:
             missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
             unbound = [name for name in histories(feature_set) if name not in bound_histories]
