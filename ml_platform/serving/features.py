@@ -224,15 +224,16 @@ class FeatureReader:
     def answers(self, model: LoadedModel, day: dt.date, how: str, wanted: dict) -> dict:
         """{identity: ServedRow, or None when the model's filter drops the row} of the wanted rows of `day`
         ({identity: key values}): from the day's answers when it is scored whole; the day's first requests
-        score their own rows alone (`first_answers`); a request for more than KEYS_SCORED_ALONE rows, or of a
-        model whose rows do not score alone, or arriving after the day's first scoring, scores the whole day."""
+        score their own rows alone (`first_answers`; the whole day is then scored by `complete_days`); a request
+        for more than KEYS_SCORED_ALONE rows, or of a model whose rows do not score alone, or asking for other rows
+        after the day's first scoring, scores (or waits for) the whole day."""
         key = (model.trained.model_version, day, how)
         first = None
         if key not in self.scored and len(wanted) <= KEYS_SCORED_ALONE and scores_rows_alone(model):
             with self._guard:
                 first = self._first.get(key)
                 if first is None:
-                    first = self._first[key] = FirstAnswers()
+                    first = self._first[key] = FirstAnswers(model, how)
                     if len(self._first) > SCORED_DAYS:
                         self._first.pop(next(iter(self._first)))
                 if first.first_done and not all(identity in first.asked for identity in wanted):
@@ -256,3 +257,14 @@ class FeatureReader:
                     first.first_done = True
                     self.key_scorings += 1
         return {identity: first.rows.get(identity) for identity in wanted}
+
+    def complete_days(self) -> None:
+        """Score whole the days whose first requests' rows were scored alone (each by one caller: the server runs
+        this after an answer has left, so that the next request of such a day finds its answers)."""
+        with self._guard:
+            waiting = [(key, first) for key, first in self._first.items() if first.first_done
+                       and not first.completing and key not in self.scored]
+            for _, first in waiting:
+                first.completing = True
+        for (_, day, how), first in waiting:
+            self.scored_day(first.model, day, how)

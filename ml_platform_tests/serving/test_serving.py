@@ -67,9 +67,10 @@ def test_the_first_requests_of_a_day_score_their_rows_alone_with_the_batch_score
         reader = state.current.reader
         for day, rows in sorted(days.items()):
             before, alone = reader.scored.builds, reader.key_scorings
-            # the day's first request is answered from its own row scored alone
+            # the day's first request is answered from its own row scored alone (the whole day is scored once
+            # the answer has left)
             answers = [client.predict(MODEL, {"keys": {"flight_id": rows[0][0]}})]
-            assert reader.key_scorings > alone and reader.scored.builds == before
+            assert reader.key_scorings > alone
             barrier = threading.Barrier(8)
 
             def request(key: str) -> None:
@@ -85,7 +86,7 @@ def test_the_first_requests_of_a_day_score_their_rows_alone_with_the_batch_score
                 thread.join()
             for row in [*rows[9:12], rows[0]]:
                 answers.append(client.predict(MODEL, {"keys": {"flight_id": row[0]}}))
-            assert 1 <= reader.scored.builds - before <= 2
+            assert 1 <= reader.scored.builds - before <= 2  # champion and shadow challenger, once each
             assert [status for status, _ in answers] == [200] * 13, answers
             assert answers[0][1]["predictions"] == answers[-1][1]["predictions"]
             served.update({answer["predictions"][0]["keys"]["flight_id"]: answer["predictions"][0]
