@@ -223,10 +223,10 @@ class FeatureReader:
 
     def answers(self, model: LoadedModel, day: dt.date, how: str, wanted: dict) -> dict:
         """{identity: ServedRow, or None when the model's filter drops the row} of the wanted rows of `day`
-        ({identity: key values}): from the day's answers when it is scored whole; until then, requests score
-        their own rows alone (`first_answers`: those arriving during a scoring share the next one; the whole day
-        is scored by `complete_days` once such an answer has left); a request for more than KEYS_SCORED_ALONE
-        rows, or of a model whose rows do not score alone, scores (or waits for) the whole day."""
+        ({identity: key values}): from the day's answers when it is scored whole; the day's first requests
+        score their own rows alone (`first_answers`; the whole day is then scored by `complete_days`); a request
+        for more than KEYS_SCORED_ALONE rows, or of a model whose rows do not score alone, or asking for other rows
+        after the day's first scoring, scores (or waits for) the whole day."""
         key = (model.trained.model_version, day, how)
         first = None
         if key not in self.scored and len(wanted) <= KEYS_SCORED_ALONE and scores_rows_alone(model):
@@ -236,7 +236,10 @@ class FeatureReader:
                     first = self._first[key] = FirstAnswers(model, how)
                     if len(self._first) > SCORED_DAYS:
                         self._first.pop(next(iter(self._first)))
-                first.pending.update(wanted)
+                if first.first_done and not all(identity in first.asked for identity in wanted):
+                    first = None
+                else:
+                    first.pending.update(wanted)
         if first is None:
             rows = self.scored_day(model, day, how).rows
             return {identity: rows.get(identity) for identity in wanted}

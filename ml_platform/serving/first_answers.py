@@ -5,8 +5,8 @@ serving); scoring the whole day costs tens of milliseconds, which the first requ
 its features. So the first request of a day scores only the rows it asks for (`scored_day.score_keys`, for models
 whose rows score alone: `scored_day.scores_rows_alone`); requests that arrive while that scoring runs add their
 rows to the next scoring of the day (one call for all of them, not one each). Once an answer scored so has left,
-the whole day is scored in the background (`FeatureReader.complete_days`), which then answers every later
-request; until it is, requests of the day keep scoring their own rows alone.
+the whole day is scored in the background (`FeatureReader.complete_days`), and a request asking for rows not
+scored yet meanwhile scores (or waits for) the whole day, which then answers every later request.
 """
 
 from __future__ import annotations
@@ -24,5 +24,5 @@ class FirstAnswers:
         self.rows: dict = {}  # key identity -> ServedRow; an asked identity without one: the model's filter drops it
         self.asked: set = set()  # identities scored (answered or dropped)
         self.pending: dict = {}  # identity -> key values: asked by requests waiting for the next scoring
-        self.first_done = False  # a scoring of the day is over: its whole day is to be scored (`complete_days`)
+        self.first_done = False  # a scoring of the day is over: rows not asked yet are scored with the whole day
         self.scoring = threading.Lock()  # one scoring of the day at a time
