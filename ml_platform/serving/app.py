@@ -41,8 +41,7 @@ def _error(status: int, message: str, request_id: str) -> JSONResponse:
 
 
 def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str) -> tuple[dict, Callable]:
-    """The answer to a predict request, logged, and what runs once it has been sent (the shadow's scoring, the
-    whole days of rows scored alone)."""
+    """The answer to a predict request, logged, and the shadow scoring to run once it has been sent."""
     served = state.current  # one state for the whole request, whatever a swap does meanwhile
     model = served.champions.get(name)
     if model is None:
@@ -58,20 +57,15 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
     log.append(model, rows, request_id, served_at, request.prediction_time, shadow=False)
     shadow = served.shadows.get(name)
 
-    def after_answer() -> None:
-        """Once the answer has left: the challenger on the same rows, logged (never returned); then the whole
-        days whose first rows were scored alone (`FeatureReader.complete_days`), for the next requests."""
+    def score_shadow() -> None:
+        """The challenger on the same rows, logged after the answer has left (never returned)."""
+        if shadow is None:
+            return
         try:
-            if shadow is not None:
-                log.append(shadow, score_request(served, shadow, request), request_id, served_at,
-                           request.prediction_time, shadow=True, shadowing=model.trained.model_version)
+            log.append(shadow, score_request(served, shadow, request), request_id, served_at,
+                       request.prediction_time, shadow=True, shadowing=model.trained.model_version)
         except Exception:  # never the client's problem: the champion answered; the fault is reported, not hidden
             print(f"ml-platform serve: shadow {shadow.trained.model_version} failed on request {request_id}:\n"
-                  f"{traceback.format_exc()}", file=sys.stderr)
-        try:
-            served.reader.complete_days()
-        except Exception:  # the next request of such a day scores it (and answers the error, if it recurs)
-            print(f"ml-platform serve: scoring whole days after request {request_id} failed:\n"
                   f"{traceback.format_exc()}", file=sys.stderr)
 
     kind = "threshold" if model.threshold is not None else model.decision.kind
@@ -79,7 +73,7 @@ def _answer(state: ServedState, log: ServedLog, name: str, body, request_id: str
                     "decision": row.decision, "decision_kind": kind, "decision_parameter": row.decision_parameter,
                     "features_served": row.features_served} for row in rows]
     return {REQUEST_ID_COLUMN: request_id, "model": name, **model.provenance(), "served_at": served_at.isoformat(),
-            "predictions": predictions}, after_answer
+            "predictions": predictions}, score_shadow
 
 
 def create_app(state: ServedState) -> Starlette:
@@ -98,8 +92,8 @@ def create_app(state: ServedState) -> Starlette:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 return _error(400, f"body: not valid JSON ({error})", request_id)
-            answer, after = await in_worker(_answer, state, log, request.path_params["name"], body, request_id)
-            return JSONResponse(answer, background=BackgroundTask(in_worker, after))
+            answer, shadow = await in_worker(_answer, state, log, request.path_params["name"], body, request_id)
+            return JSONResponse(answer, background=BackgroundTask(in_worker, shadow))
         except BadRequestError as error:
             return _error(error.status, str(error), request_id)
         except ServingError as error:
@@ -116,7 +110,6 @@ def create_app(state: ServedState) -> Starlette:
             "not_served": state.problems,
             # since the last swap: feature-set days computed on demand, and model-version days scored
             "computed_on_demand": served.reader.computations.builds, "days_scored": served.reader.scored.builds,
-            "key_scorings": served.reader.key_scorings,  # scorings of a day's first requested rows alone
             "models": {name: {**model.provenance(),
                               "shadow": served.shadows[name].trained.model_version if name in served.shadows
                               else None}

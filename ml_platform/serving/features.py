@@ -22,8 +22,7 @@ from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
 from ml_platform.serving.once import OnceCache
-from ml_platform.serving.first_answers import FirstAnswers
-from ml_platform.serving.scored_day import ScoredDay, score_day, score_keys, scores_rows_alone
+from ml_platform.serving.scored_day import ScoredDay, score_day
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.storage.warehouse import single_threaded, table_exists
@@ -31,7 +30,6 @@ from ml_platform.storage.warehouse import single_threaded, table_exists
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
 SCORED_DAYS = 128
 LANES = 2  # cursors computing a day's independent feature sets at once: the machine's two cores
-KEYS_SCORED_ALONE = 32  # a request for more rows of a day not scored yet scores the whole day
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
@@ -86,8 +84,7 @@ class FeatureReader:
     on demand at most once per reader: the sources are cut at the day's own prediction times (the feature sets'
     `known_by`), never at a request's `prediction_time`, so a later request for the same day, whatever its
     prediction time, reads what the first one computed; concurrent requests for that day wait for the one
-    computation. Each model version's answers for a day are scored once (`scored_day.score_day`) and kept; before
-    that, the day's first requests score only their own rows (`answers`, `first_answers`).
+    computation. Each model version's answers for a day are scored once (`scored_day.score_day`) and kept.
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog):
@@ -107,10 +104,6 @@ class FeatureReader:
         self.computations: OnceCache[None] = OnceCache()  # per (feature set, day): computed on demand once
         # per (model version, day, how served): scored once, the SCORED_DAYS latest kept (a few MB each)
         self.scored: OnceCache[ScoredDay] = OnceCache(SCORED_DAYS)
-        # per (model version, day, how served) not scored whole yet: its first requests' answers
-        self._first: dict[tuple, FirstAnswers] = {}
-        self.key_scorings = 0  # how many scorings of requested rows alone ran (what /health shows)
-        self._guard = threading.Lock()
         self._entity_days: dict[str, dict] = {}
         self._indexing = threading.Lock()
 
@@ -215,56 +208,4 @@ class FeatureReader:
             with self.connection.cursor() as cursor:
                 return score_day(cursor, self.catalog, model, day, how)
 
-        key = (model.trained.model_version, day, how)
-        scored = self.scored.get(key, build)
-        with self._guard:
-            self._first.pop(key, None)  # its rows are in the whole day's answers
-        return scored
-
-    def answers(self, model: LoadedModel, day: dt.date, how: str, wanted: dict) -> dict:
-        """{identity: ServedRow, or None when the model's filter drops the row} of the wanted rows of `day`
-        ({identity: key values}): from the day's answers when it is scored whole; the day's first requests
-        score their own rows alone (`first_answers`; the whole day is then scored by `complete_days`); a request
-        for more than KEYS_SCORED_ALONE rows, or of a model whose rows do not score alone, or asking for other rows
-        after the day's first scoring, scores (or waits for) the whole day."""
-        key = (model.trained.model_version, day, how)
-        first = None
-        if key not in self.scored and len(wanted) <= KEYS_SCORED_ALONE and scores_rows_alone(model):
-            with self._guard:
-                first = self._first.get(key)
-                if first is None:
-                    first = self._first[key] = FirstAnswers(model, how)
-                    if len(self._first) > SCORED_DAYS:
-                        self._first.pop(next(iter(self._first)))
-                if first.first_done and not all(identity in first.asked for identity in wanted):
-                    first = None
-                else:
-                    first.pending.update(wanted)
-        if first is None:
-            rows = self.scored_day(model, day, how).rows
-            return {identity: rows.get(identity) for identity in wanted}
-        with first.scoring:
-            with self._guard:  # this request's rows, and those of the requests waiting meanwhile
-                batch = {identity: values for identity, values in {**first.pending, **wanted}.items()
-                         if identity not in first.asked}
-                first.pending.clear()
-            if batch:
-                with self.connection.cursor() as cursor:
-                    scored = score_keys(cursor, self.catalog, model, day, list(batch.values()), how)
-                with self._guard:
-                    first.rows.update(scored)
-                    first.asked.update(batch)
-                    first.first_done = True
-                    self.key_scorings += 1
-        return {identity: first.rows.get(identity) for identity in wanted}
-
-    def complete_days(self) -> None:
-        """Score whole the days whose first requests' rows were scored alone (each by one caller: the server runs
-        this after an answer has left, so that the next request of such a day finds its answers)."""
-        with self._guard:
-            waiting = [(key, first) for key, first in self._first.items() if first.first_done
-                       and not first.completing and key not in self.scored]
-            for _, first in waiting:
-                first.completing = True
-        for (_, day, how), first in waiting:
-            self.scored_day(first.model, day, how)
+        return self.scored.get((model.trained.model_version, day, how), build)

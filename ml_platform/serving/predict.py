@@ -83,13 +83,10 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     days = sorted(set(found))
     _require_time(request, served, model, days)
     how = reader.computed_days(model.spec, days, force=request.features == ON_DEMAND)
-    wanted: dict = {day: {} for day in days}
-    for values, day in zip(request.keys, found):
-        wanted[day][identity(values, keys)] = values
-    scored = {day: reader.answers(model, day, how[day], wanted[day]) for day in days}
+    scored = {day: reader.scored_day(model, day, how[day]) for day in days}
     answered = []
     for values, day in zip(request.keys, found):
-        row = scored[day][identity(values, keys)]
+        row = scored[day].rows.get(identity(values, keys))
         if row is None:
             raise BadRequestError(f"key {values}: the row exists but model '{model.name}' does not score it (its "
                                   f"filter: {model.spec.filter})", 422)

@@ -3,9 +3,10 @@
 functions as batch scoring, then held per key as JSON-ready values. A request then takes its rows by key.
 
 Scoring the whole day is what the batch does, and a tree model scores each row on its own, so a served score is
-bit-identical to the batch score of the same row; the day is scored once (about 20 ms for a thousand rows)
-instead of once per request. The first requests of a day score their own rows alone (`score_keys`, about 10 ms:
-the same feature matrix kept to their keys), for models whose rows score alone (`scores_rows_alone`).
+bit-identical to the batch score of the same row; the day is scored once (about 20 ms for a thousand rows, a
+LightGBM model predicting on the calling thread: `models.CallingThreadLightGBM`) instead of once per request.
+Scoring only a first request's rows (tried) was no faster for a burst of first requests: the same feature matrix
+kept to a few keys costs about half the whole day's, and each later request then paid for its own rows or the day.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ml_platform import names
 from ml_platform.features.compute import feature_matrix_sql
 from ml_platform.scoring.task_score import task_scores
 from ml_platform.serving.log import plain_values
-from ml_platform.serving.models import CallingThreadLightGBM, LoadedModel
+from ml_platform.serving.models import LoadedModel
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage import registry
 
@@ -64,40 +65,10 @@ def _decide(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedMo
 def score_day(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel, day: dt.date,
               features_served: str) -> ScoredDay:
     """Read, score and decide every row of `day` for the model version, as batch scoring does."""
+    keys = list(catalog.entity_rows(model.spec.entity).keys)
     frame = cursor.execute(feature_matrix_sql(catalog, model.spec, day, day, with_outcomes=False)).df()
-    return ScoredDay(_answers(cursor, catalog, model, frame, features_served))
-
-
-def scores_rows_alone(model: LoadedModel) -> bool:
-    """Whether a row's answer of this model version is the same bits whether it is scored alone or with its day:
-    a LightGBM booster scores each row on its own (`models.CallingThreadLightGBM`), and every decision a served
-    model takes (a threshold, a quantity, a class) is a row's own (`top`, a ranking of a day, is not served).
-    Other predictors (a scikit-learn pipeline's matrix products) are scored with their whole day."""
-    return isinstance(model.predictor, CallingThreadLightGBM)
-
-
-def score_keys(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel, day: dt.date,
-               wanted: list[dict], features_served: str) -> dict:
-    """The answers of the wanted rows of `day` alone (a list of key dicts; for `scores_rows_alone` models): the
-    day's feature matrix as batch scoring reads it (`feature_matrix_sql`) kept to those keys, scored and decided
-    as `score_day` does; a wanted row the model's filter drops has no answer."""
-    keys = list(catalog.entity_rows(model.spec.entity).keys)
-    matrix = feature_matrix_sql(catalog, model.spec, day, day, with_outcomes=False)
-    cursor.register("served_keys", pd.DataFrame(wanted, columns=keys))
-    try:
-        frame = cursor.execute(f"SELECT * FROM ({matrix}) AS day_rows SEMI JOIN served_keys USING "
-                               f"({', '.join(names.quote(key) for key in keys)})").df()
-    finally:
-        cursor.unregister("served_keys")
-    return _answers(cursor, catalog, model, frame, features_served)
-
-
-def _answers(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel, frame: pd.DataFrame,
-             features_served: str) -> dict:
-    """{key identity: ServedRow} of the feature matrix's rows, scored and decided as batch scoring does."""
-    keys = list(catalog.entity_rows(model.spec.entity).keys)
     if not len(frame):
-        return {}
+        return ScoredDay({})
     decided = _decide(cursor, catalog, model, frame)
     features = list(model.spec.features)
     key_columns = [frame[key].tolist() for key in keys]
@@ -116,4 +87,4 @@ def _answers(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedM
             keys={key: column[position] for key, column in zip(keys, plain_keys)}, partition_date=dates[position],
             inputs=inputs[position], score=scores[position], decision=decisions[position],
             decision_parameter=parameters[position], features_served=features_served)
-    return rows
+    return ScoredDay(rows)

@@ -55,47 +55,6 @@ def test_served_scores_are_bit_identical_to_the_stored_batch_scores(scored_proje
     assert all(on_demand[key]["score"] == served[key]["score"] for key in on_demand)
 
 
-def test_the_first_requests_of_a_day_score_their_rows_alone_with_the_batch_scores_bits(scored_project):
-    stored = _stored(scored_project, f"SELECT flight_id, score, flagged FROM {names.predictions_table(MODEL)} "
-                                     f"ORDER BY hash(flight_id)")
-    days: dict[str, list] = {}
-    for row in stored:
-        days.setdefault(row[0][:10], []).append(row)
-    assert len(days) == 2
-    served = {}
-    with serving(scored_project) as (client, state):
-        reader = state.current.reader
-        for day, rows in sorted(days.items()):
-            before, alone = reader.scored.builds, reader.key_scorings
-            # the day's first request is answered from its own row scored alone (the whole day is scored once
-            # the answer has left)
-            answers = [client.predict(MODEL, {"keys": {"flight_id": rows[0][0]}})]
-            assert reader.key_scorings > alone
-            barrier = threading.Barrier(8)
-
-            def request(key: str) -> None:
-                barrier.wait()
-                answers.append(client.predict(MODEL, {"keys": {"flight_id": key}}))
-
-            # then 8 at once for other rows, and 4 more one by one: the whole day scored at most once per version
-            # (champion and shadow challenger), the rows scored alone answered as they were
-            threads = [threading.Thread(target=request, args=(row[0],)) for row in rows[1:9]]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            for row in [*rows[9:12], rows[0]]:
-                answers.append(client.predict(MODEL, {"keys": {"flight_id": row[0]}}))
-            assert 1 <= reader.scored.builds - before <= 2  # champion and shadow challenger, once each
-            assert [status for status, _ in answers] == [200] * 13, answers
-            assert answers[0][1]["predictions"] == answers[-1][1]["predictions"]
-            served.update({answer["predictions"][0]["keys"]["flight_id"]: answer["predictions"][0]
-                           for _, answer in answers})
-    expected = {key: (score, flagged) for key, score, flagged in stored if key in served}
-    assert len(expected) == 24
-    assert {key: (item["score"], item["decision"]) for key, item in served.items()} == expected
-
-
 KNOWN = "2013-01-31-9E3314-JFK"
 CORPUS = [
     # (model, raw body, status, exact message)
