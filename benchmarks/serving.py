@@ -1,6 +1,7 @@
 """Online serving: latency and throughput of `ml-platform serve`, hot swaps under load, parity with batch scores.
 
     python -m benchmarks serving [--project PATH] [--requests N] [--seconds S] [--parity-rows N] [--swaps N]
+                                 [--bursts N]
 
 Serves a project whose model is deployed and batch-scored (--project; without it, a fresh `ml-platform demo
 --score-days 60` project is built first) from a child `ml-platform serve` on 127.0.0.1, and drives it with an
@@ -11,7 +12,8 @@ stays on 127.0.0.1, and each measurement is bounded by a request count and a tim
   on demand once per served state (data version) and keeps them, so the first request of a day pays the day's
   computation and later requests of that day read what it computed. Measured: first requests of new days
   (concurrency 1); a burst of 8 concurrent first requests for one new day (they wait for one computation, which
-  /health's `computed_on_demand` counts); requests of days already computed (concurrency 1 and 8);
+  /health's `computed_on_demand` counts), and with --bursts N, N such bursts on N new days pooled (one burst is 8
+  latencies: its p99 is its slowest request); requests of days already computed (concurrency 1 and 8);
 - 1,000-entity requests at concurrency 1;
 - hot swaps: rollbacks between the two latest promoted versions, each appended to the promotion log while 8
   clients keep requesting; counts failed requests and checks that each swap reached the answers;
@@ -91,13 +93,15 @@ async def _load(port: int, bodies: list[dict], concurrency: int, seconds: float,
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
-
-    def percentile(share: float) -> float:
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000 if ordered else float("nan")
-
     return {"requests": len(latencies), "failed": len(failures), "seconds": elapsed,
-            "per_second": len(latencies) / elapsed, "p50_ms": percentile(0.50), "p95_ms": percentile(0.95),
-            "p99_ms": percentile(0.99), "answers": answers, "failures": failures[:3]}
+            "per_second": len(latencies) / elapsed, "p50_ms": _percentile(ordered, 0.50),
+            "p95_ms": _percentile(ordered, 0.95), "p99_ms": _percentile(ordered, 0.99), "answers": answers,
+            "failures": failures[:3], "latencies": latencies}
+
+
+def _percentile(ordered: list[float], share: float) -> float:
+    """The share's percentile of sorted latencies in seconds, in milliseconds."""
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 def _stored_rows(project: Path, limit: int) -> list[tuple]:
@@ -211,14 +215,34 @@ def _rows_by_day(project: Path, per_day: int) -> dict:
     return days
 
 
-def _on_demand(port: int, project: Path, requests: int, seconds: float) -> None:
-    """On-demand features: first requests of new days, a burst on one new day, then days already computed."""
+def _entity_rows_by_day(project: Path, per_day: int, before: object, days: int) -> dict:
+    """Up to `per_day` rows (flight_id) of each of the `days` last days of the entity before `before` (days the
+    batch did not score: their features are computed on demand all the same), in a fixed order."""
+    from ml_platform.project import Project
+    from ml_platform.storage.warehouse import open_warehouse
+
+    with open_warehouse(Project.at(project).storage.warehouse) as connection:
+        rows = connection.execute(
+            f"SELECT CAST(partition_date AS DATE) AS day, flight_id FROM source.flights WHERE partition_date >= ? - "
+            f"INTERVAL {int(days)} DAY AND partition_date < ? AND origin IN ('EWR', 'JFK', 'LGA') QUALIFY "
+            f"row_number() OVER (PARTITION BY partition_date ORDER BY hash(flight_id)) <= {int(per_day)} "
+            f"ORDER BY 1, hash(flight_id)", [before, before]).fetchall()
+    result: dict = {}
+    for day, key in rows:
+        result.setdefault(day, []).append(key)
+    return result
+
+
+def _on_demand(port: int, project: Path, requests: int, seconds: float, bursts: int) -> None:
+    """On-demand features: first requests of new days, bursts of 8 first requests on new days, then days already
+    computed."""
     days = _rows_by_day(project, 50)
     if len(days) < 2:
         print(f"on demand skipped: {len(days)} batch-scored day(s); two are needed")
         return
     ordered = sorted(days)
     burst_day, first_days = ordered[-1], ordered[:-1][: max(3, min(10, requests // 20))]
+    burst_days = {burst_day: days[burst_day], **_entity_rows_by_day(project, 8, ordered[0], bursts - 1)}
 
     def body(key: str) -> dict:
         return {"keys": {"flight_id": key}, "features": "on_demand"}
@@ -227,10 +251,23 @@ def _on_demand(port: int, project: Path, requests: int, seconds: float) -> None:
     result = asyncio.run(_load(port, [body(days[day][0]) for day in first_days], 1, seconds))
     print(_line("on demand, first of a day, conc. 1", result))
     burst = asyncio.run(_load(port, [body(key) for key in days[burst_day][:8]], 8, seconds))
-    computed = _health(port)["computed_on_demand"] - before
     print(_line("on demand, 8 firsts of one day, conc. 8", burst))
-    print(f"on demand: {len(first_days) + 1} new days requested, {computed} feature-set days computed "
-          f"(the server's count; at most one computation per feature set and day)")
+    if len(burst_days) > 1:
+        latencies, failed = [], 0
+        for day, keys in sorted(burst_days.items()):
+            if day == burst_day:
+                continue
+            result = asyncio.run(_load(port, [body(key) for key in keys[:8]], 8, seconds))
+            latencies += result["latencies"]
+            failed += result["failed"]
+        latencies = sorted([*latencies, *burst["latencies"]])
+        print(f"{'on demand, 8 firsts of a day, ' + str(len(burst_days)) + ' days, conc. 8':<42} "
+              f"{len(latencies):>6} req {failed + burst['failed']:>3} failed "
+              f"p50 {_percentile(latencies, 0.5):>7.1f} ms  p95 {_percentile(latencies, 0.95):>7.1f} ms  "
+              f"p99 {_percentile(latencies, 0.99):>7.1f} ms  max {latencies[-1] * 1000:>7.1f} ms")
+    computed = _health(port)["computed_on_demand"] - before
+    print(f"on demand: {len(first_days) + len(burst_days)} new days requested, {computed} feature-set days "
+          f"computed (the server's count; at most one computation per feature set and day)")
     computed_days = [*first_days, burst_day]
     cached = [body(key) for position in range(50) for day in computed_days
               if position < len(days[day]) for key in [days[day][position]]][:max(20, requests // 2)]
@@ -239,7 +276,8 @@ def _on_demand(port: int, project: Path, requests: int, seconds: float) -> None:
         print(_line(f"on demand, day computed, conc. {concurrency}", result))
 
 
-def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows: int, swaps: int) -> None:
+def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows: int, swaps: int,
+                      bursts: int = 1) -> None:
     """Start the server on the project, run every measurement, print the figures."""
     port = _free_port()
     process = subprocess.Popen([str(BIN / "ml-platform"), "--project", str(project), "serve", "--port", str(port)],
@@ -258,7 +296,7 @@ def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows:
         for concurrency in (1, 8, 32):
             result = asyncio.run(_load(port, singles[:requests], concurrency, seconds))
             print(_line(f"single, precomputed, concurrency {concurrency}", result))
-        _on_demand(port, project, requests, seconds)
+        _on_demand(port, project, requests, seconds, bursts)
         batches = [{"keys": [{"flight_id": key} for key, _ in rows[first:first + 1000]]}
                    for first in range(0, min(len(rows), 20_000) - 999, 1000)] or []
         if batches:
@@ -294,6 +332,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="time limit of each measurement")
     parser.add_argument("--parity-rows", type=int, default=10_000, help="batch-scored rows served again")
     parser.add_argument("--swaps", type=int, default=10, help="hot swaps under load")
+    parser.add_argument("--bursts", type=int, default=1,
+                        help="days of 8 concurrent first on-demand requests (the batch-scored last day, then days "
+                             "before the batch-scored ones)")
     arguments = parser.parse_args()
     project = arguments.project
     if project is None:
@@ -302,7 +343,7 @@ def main() -> None:
         require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo", "--score-days", "60"],
                                   project_environment(project)), "ml-platform demo")
     serve_and_measure(project.resolve(), arguments.requests, arguments.seconds, arguments.parity_rows,
-                      arguments.swaps)
+                      arguments.swaps, arguments.bursts)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Training snapshots and production scoring both read features through `feature_ma
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 
 import duckdb
 
@@ -19,7 +20,8 @@ from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
-from ml_platform.features.relations import bind_entity, bind_sources, bound, reads_past_relations
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, readable_sources,
+                                            reads_past_relations, unbind_names)
 from ml_platform.features.timing import prediction_time
 from ml_platform.names import (PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote,
                                source_table, table_label)
@@ -110,7 +112,14 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
              start: dt.date, end: dt.date) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
-    entity = catalog.entity_rows(feature_set.entity)
+    _bind_range(connection, catalog, feature_set, start, end)
+    return _write_bound(connection, catalog, feature_set, start, end)
+
+
+def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                start: dt.date, end: dt.date, history: Iterable[str] | None = None) -> dt.datetime:
+    """Bind `entity` to the range's rows and every readable source of the feature set at the range's latest
+    prediction time (returned: the cut); `history` as `bind_sources` takes it."""
     # `entity` is read several times below (its latest prediction time, the row checks, the join that writes):
     # its rows are computed once
     bind_entity(connection, catalog, feature_set, span_condition(start, end), materialized=True)
@@ -118,7 +127,68 @@ def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_se
     # proof (proof.py) covers the earlier rows of a range of several days
     latest = connection.execute(f"SELECT max({PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
     # no entity row in the range: nothing is computed, any cut gives the same empty result
-    bind_sources(connection, catalog, feature_set, latest or prediction_time(feature_set.known_by, end))
+    cut = latest or prediction_time(feature_set.known_by, end)
+    bind_sources(connection, catalog, feature_set, cut, history=history)
+    return cut
+
+
+def day_groups(feature_sets: list[FeatureSetSpec]) -> list[list[FeatureSetSpec]]:
+    """The feature sets (in the order given, each after the sets it uses) cut into runs of consecutive sets of
+    the same entity and `known_by`: what `compute_group` binds once. Computing the groups in order on one
+    connection computes each set as `compute_feature_set` does, with fewer bindings."""
+    groups: list[list[FeatureSetSpec]] = []
+    for feature_set in feature_sets:
+        if groups and (groups[-1][0].entity, groups[-1][0].known_by) == (feature_set.entity, feature_set.known_by):
+            groups[-1].append(feature_set)
+        else:
+            groups.append([feature_set])
+    return groups
+
+
+def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group: list[FeatureSetSpec],
+                  day: dt.date, history: dict[str, list[str]] | None = None) -> dict[str, int]:
+    """Write one day of prepared feature sets of one daily-source entity and `known_by`, in the order given;
+    {name: rows written}. `history`: per set, the sources whose `history.` views it names (`history_reads`;
+    by default every readable source's view is bound, as `compute_feature_set` binds them).
+
+    Each set's rows are computed exactly as `compute_feature_set` computes them; what only depends on the day,
+    the entity and `known_by` (the entity's rows, their latest prediction time, the cut source relations) is
+    bound once for the group instead of once per set: the relations a set reads are the same, and its SQL cannot
+    name a source it does not declare (`check_feature_set_sql`), so the other sets' bound sources are out of its
+    reach."""
+    first = group[0]
+    if any((feature_set.entity, feature_set.known_by) != (first.entity, first.known_by) for feature_set in group):
+        raise FeatureComputationError(f"feature sets {', '.join(fs.name for fs in group)}: not one entity and "
+                                      f"known_by; cut them into groups with day_groups")
+    if catalog.entity_rows(first.entity).is_population:
+        raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a population; "
+                                      f"a day of it is computed by compute_feature_set")
+    def histories(feature_set: FeatureSetSpec) -> list[str]:
+        return readable_sources(feature_set) if history is None else history[feature_set.name]
+
+    written: dict[str, int] = {}
+    # the first set's sources with the history views any set of the group names (once, at the group's cut)
+    named = [name for name in readable_sources(first) if any(name in histories(fs) for fs in group)]
+    bound_sources, bound_histories = list(readable_sources(first)), set(named)
+    try:
+        cut = _bind_range(connection, catalog, first, day, day, named)
+        for feature_set in group:
+            missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
+            unbound = [name for name in histories(feature_set) if name not in bound_histories]
+            if missing or unbound:  # the relations this set reads that the group's earlier sets do not
+                bind_sources(connection, catalog, feature_set, cut, sources={*missing, *unbound}, history=unbound)
+            bound_sources += missing
+            bound_histories.update(unbound)
+            written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
+    finally:
+        unbind_names(connection, bound_sources)
+    return written
+
+
+def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                 start: dt.date, end: dt.date) -> int:
+    """Run the SQL over the bound relations, check its rows against `entity`, write them."""
+    entity = catalog.entity_rows(feature_set.entity)
     for used in feature_set.uses:
         missing = connection.execute(
             f"SELECT DISTINCT partition_date FROM entity EXCEPT SELECT DISTINCT partition_date "

@@ -54,6 +54,18 @@ def reads_past_relations(connection: duckdb.DuckDBPyConnection, catalog: Catalog
     return sorted(set(bypassing))
 
 
+def history_reads(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -> list[str]:
+    """The sources whose `history.<source>` view the feature set's SQL names (every readable source when the SQL
+    cannot be parsed: a caller binding only these never leaves the SQL a view of another cut)."""
+    tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [feature_set.sql]).fetchall()[0][0])
+    readable = readable_sources(feature_set)
+    if not isinstance(tree, dict) or tree.get("error"):
+        return readable
+    named = {table for catalog_name, schema, table in _table_references(tree)
+             if not catalog_name and schema == "history"}
+    return [name for name in readable if name in named]
+
+
 def bind_entity(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                 condition: str, materialized: bool = False) -> None:
     """Point the view `entity` at the entity rows meeting `condition` (SQL over the entity's columns).
@@ -83,20 +95,33 @@ def _local_time_source(catalog: Catalog, feature_set: FeatureSetSpec):
 
 
 def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                 cut: dt.datetime | None, uncut: Iterable[str] = ()) -> None:
-    """Point every source relation of the feature set at its rows and columns known at `cut`; the sources named in
-    `uncut` (and all of them when `cut` is None) show every row and column."""
+                 cut: dt.datetime | None, uncut: Iterable[str] = (), sources: Iterable[str] | None = None,
+                 history: Iterable[str] | None = None) -> None:
+    """Point every source relation of the feature set (or those of them named in `sources`) at its rows and
+    columns known at `cut`; the sources named in `uncut` (and all of them when `cut` is None) show every row and
+    column. `history`: the sources whose `history.<source>` view is bound too (by default all of them; a caller
+    computing on several connections at once binds only those the SQL names, `history_reads`, since these views
+    are shared by every connection of the database)."""
     entity = _local_time_source(catalog, feature_set)
     uncut = set(uncut)
-    for name in [name for name in readable_sources(feature_set) if name in catalog.sources]:
+    chosen = readable_sources(feature_set) if sources is None else \
+        [name for name in readable_sources(feature_set) if name in set(sources)]
+    histories = None if history is None else set(history)
+    for name in [name for name in chosen if name in catalog.sources]:
         relation = cut_relation_sql(catalog.sources[name], entity, None if name in uncut else cut)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
-        connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")
+        if histories is None or name in histories:
+            connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")
 
 
 def unbind(connection: duckdb.DuckDBPyConnection, feature_set: FeatureSetSpec) -> None:
     """Drop the temporary views, so that bare names resolve to the warehouse's tables again."""
-    for name in [*readable_sources(feature_set), "entity"]:
+    unbind_names(connection, readable_sources(feature_set))
+
+
+def unbind_names(connection: duckdb.DuckDBPyConnection, sources: Iterable[str]) -> None:
+    """Drop the temporary views of the named sources and of `entity`, and the entity's rows."""
+    for name in [*sources, "entity"]:
         connection.execute(f"DROP VIEW IF EXISTS temp.main.{quote(name)}")
     connection.execute(f"DROP TABLE IF EXISTS temp.main.{ENTITY_ROWS_TABLE}")
 

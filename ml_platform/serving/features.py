@@ -1,8 +1,9 @@
 """The feature rows of requested entities, through the same SQL as training and batch scoring.
 
 A requested row's day is served from its precomputed feature partitions when the server's copy holds them,
-otherwise that day's feature sets are computed on demand by `features.compute.compute_feature_set` (the batch's
-own code: the entity bound to the day's rows, every source cut at the day's prediction time) into the copy, and
+otherwise that day's feature sets are computed on demand by `features.compute.compute_group` (the batch's own
+code: the entity bound to the day's rows, every source cut at the day's prediction time, bound once for the sets
+of one entity and `known_by`; independent sets on two cursors at once) into the copy, and
 the rows are then read exactly as batch scoring reads them (`features.compute.feature_matrix_sql`). A day's
 feature SQL may aggregate over the day's rows (departures from the same airport that day), so a day is computed
 whole: restricting the entity to the requested rows would change such features.
@@ -15,7 +16,8 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import FeatureComputationError, compute_feature_set, prepare_feature_set
+from ml_platform.features.compute import FeatureComputationError, compute_group, day_groups, prepare_feature_set
+from ml_platform.features.relations import history_reads
 from ml_platform.names import feature_table, quote, source_table
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.models import LoadedModel
@@ -27,22 +29,46 @@ from ml_platform.storage.warehouse import single_threaded, table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
 SCORED_DAYS = 128
+LANES = 2  # cursors computing a day's independent feature sets at once: the machine's two cores
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
-    """The feature sets and those they use, each after the sets it uses."""
+    """The feature sets and those they use, each after the sets it uses; among the sets that may come in any
+    order (the same depth of use), those of the same entity and `known_by` side by side, so that a day's
+    computation binds their relations once (`features.compute.day_groups`)."""
     ordered: list[FeatureSetSpec] = []
+    depth: dict[str, int] = {}
 
     def visit(feature_set: FeatureSetSpec) -> None:
         if feature_set in ordered:
             return
         for used in feature_set.uses:
             visit(catalog.feature_sets[used])
+        depth[feature_set.name] = 1 + max((depth[used] for used in feature_set.uses), default=-1)
         ordered.append(feature_set)
 
     for feature_set in feature_sets:
         visit(feature_set)
-    return ordered
+    bindings = list(dict.fromkeys((feature_set.entity, feature_set.known_by) for feature_set in ordered))
+    return sorted(ordered, key=lambda feature_set: (depth[feature_set.name],
+                                                    bindings.index((feature_set.entity, feature_set.known_by))))
+
+
+def _lanes(groups: list[list[FeatureSetSpec]], histories: dict[str, list[str]]) -> tuple[list, list]:
+    """Independent groups of feature sets shared out between two cursors, about the same number of sets each;
+    groups naming the same `history.` view (shared by every cursor: one cursor replacing it while another reads
+    it would change what that one reads) stay on one cursor, all of them when that cannot be kept apart."""
+    lanes: tuple[list, list] = ([], [])
+    named: tuple[set, set] = (set(), set())
+    for group in groups:
+        views = {name for feature_set in group for name in histories[feature_set.name]}
+        sharing = [lane for lane in (0, 1) if views & named[lane]]
+        if len(sharing) == 2:
+            return list(groups), []
+        lane = sharing[0] if sharing else min((0, 1), key=lambda lane: sum(len(group) for group in lanes[lane]))
+        lanes[lane].append(group)
+        named[lane].update(views)
+    return lanes if lanes[0] else (lanes[1], [])
 
 
 def identity(values: dict, keys: list[str]):
@@ -65,9 +91,11 @@ class FeatureReader:
         self.connection = connection
         self.catalog = catalog
         self._computing = threading.Lock()
-        # one connection computes: the feature functions it registers stay bound to it (a function registered
-        # on a closed cursor stays in the catalog but cannot be called)
-        self._compute_cursor = connection.cursor()
+        # LANES cursors compute, each kept: the feature functions registered on the first stay bound to it (a
+        # function registered on a closed cursor stays in the catalog but cannot be called)
+        self._compute_cursors = [connection.cursor() for _ in range(LANES)]
+        self._compute_cursor = self._compute_cursors[0]
+        self._histories: dict[str, list[str]] = {}  # per feature set: the sources whose history. views it names
         self._stored_days = {name: {row[0] for row in connection.execute(
             f"SELECT DISTINCT CAST(partition_date AS DATE) FROM {feature_table(name)}").fetchall()}
             for name in catalog.feature_sets if table_exists(connection, "features", name)}
@@ -94,26 +122,69 @@ class FeatureReader:
                     self._entity_days[entity] = days
         return days
 
-    def _compute(self, feature_set: FeatureSetSpec, day: dt.date) -> None:
-        """Compute one feature set's day (the caller holds `_computing`, the cursor single-threaded)."""
-        try:
-            # the SQL checks, the input tables and the functions registered on the compute cursor depend on the
-            # SQL, the catalog and the copy's tables only: once per feature set of this reader
-            self.checked.get(feature_set.name, lambda: prepare_feature_set(self._compute_cursor, self.catalog,
-                                                                           feature_set))
-            compute_feature_set(self._compute_cursor, self.catalog, feature_set, day, day, prepared=True)
-        except FeatureComputationError as error:
-            raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
-        self._stored_days.setdefault(feature_set.name, set()).add(day)
-        self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+    def _prepared(self, feature_set: FeatureSetSpec) -> None:
+        """The SQL checks, the input tables and the functions registered on the first compute cursor depend on
+        the SQL, the catalog and the copy's tables only: once per feature set of this reader (a registered
+        function is in the database's catalog: every cursor calls it while the one it was registered on stays
+        open); and the sources whose `history.` views the SQL names."""
+        def prepare() -> None:
+            prepare_feature_set(self._compute_cursor, self.catalog, feature_set)
+            self._histories[feature_set.name] = history_reads(self._compute_cursor, feature_set)
+
+        self.checked.get(feature_set.name, prepare)
+
+    def _run_lane(self, lane: int, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
+        for group in groups:
+            compute_group(self._compute_cursors[lane], self.catalog, group, day, self._histories)
 
     def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
-        """Compute the day's missing feature sets, in order, under one lock and one single-threaded stretch (the
+        """Compute the day's feature sets not computed yet under one lock and one single-threaded stretch (the
         thread setting is database-wide and costs milliseconds to change: once per day, not per feature set).
-        Every build of `computations` runs under the lock, so a caller waiting for it finds the sets built."""
+        Each run of sets of one entity and `known_by` is one `compute_group` (the day's entity rows and cut
+        sources bound once, not once per set); the groups of one depth of use (none uses another) run on two
+        cursors at once (`_lanes`), each set single-threaded, so each set's rows are the same bits. Each
+        computed (set, day) is then recorded in `computations` under the lock, so a caller waiting for the lock
+        finds them computed."""
         with self._computing, single_threaded(self._compute_cursor):
-            for feature_set in feature_sets:
-                self.computations.get((feature_set.name, day), lambda fs=feature_set: self._compute(fs, day))
+            pending = [fs for fs in feature_sets if (fs.name, day) not in self.computations]
+            if not pending:
+                return
+            try:
+                for feature_set in pending:
+                    self._prepared(feature_set)
+                for depth in sorted({self._depth(feature_set) for feature_set in pending}):
+                    level = [feature_set for feature_set in pending if self._depth(feature_set) == depth]
+                    first, second = _lanes(day_groups(level), self._histories) if LANES > 1 else \
+                        (day_groups(level), [])
+                    if not second:
+                        self._run_lane(0, first, day)
+                        continue
+                    failures: list[BaseException] = []
+
+                    def other_lane(groups=second) -> None:
+                        try:
+                            self._run_lane(1, groups, day)
+                        except BaseException as error:  # raised below, in the caller's thread
+                            failures.append(error)
+
+                    worker = threading.Thread(target=other_lane, name="on-demand-features")
+                    worker.start()
+                    try:
+                        self._run_lane(0, first, day)
+                    finally:
+                        worker.join()
+                    if failures:
+                        raise failures[0]
+            except FeatureComputationError as error:
+                raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
+            for feature_set in pending:
+                self._stored_days.setdefault(feature_set.name, set()).add(day)
+                self._on_demand_days.setdefault(feature_set.name, set()).add(day)
+                self.computations.record((feature_set.name, day), None)
+
+    def _depth(self, feature_set: FeatureSetSpec) -> int:
+        """0 for a set that uses no other, else one more than the deepest set it uses."""
+        return 1 + max((self._depth(self.catalog.feature_sets[used]) for used in feature_set.uses), default=-1)
 
     def computed_days(self, spec: ModelSpec, days: list[dt.date], force: bool) -> dict[dt.date, str]:
         """{day: how its features are served}: a day whose partitions the copy lacks (every day, when force) is

@@ -41,5 +41,16 @@ class OnceCache(Generic[Value]):
             self._building.pop(key, None)
         return value
 
+    def record(self, key: Hashable, value: Value) -> None:
+        """Keep a value the caller built itself (several keys built by one call), counted as a build; the caller
+        serialises such builds with `get`'s builds of the same keys (it holds the lock they build under)."""
+        with self._guard:
+            if key in self._values:
+                return
+            self.builds += 1
+            self._values[key] = value
+            if self.max_entries is not None and len(self._values) > self.max_entries:
+                self._values.pop(next(iter(self._values)))
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._values

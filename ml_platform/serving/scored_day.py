@@ -3,8 +3,10 @@
 functions as batch scoring, then held per key as JSON-ready values. A request then takes its rows by key.
 
 Scoring the whole day is what the batch does, and a tree model scores each row on its own, so a served score is
-bit-identical to the batch score of the same row; the day is scored once (a few milliseconds for a thousand rows)
-instead of once per request (LightGBM's fixed cost per call dominates a one-row predict).
+bit-identical to the batch score of the same row; the day is scored once (about 20 ms for a thousand rows, a
+LightGBM model predicting on the calling thread: `models.CallingThreadLightGBM`) instead of once per request.
+Scoring only a first request's rows (tried) was no faster for a burst of first requests: the same feature matrix
+kept to a few keys costs about half the whole day's, and each later request then paid for its own rows or the day.
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ import time
 
 import pytest
 
-from ml_platform.serving.features import _in_dependency_order
+from ml_platform.features.compute import day_groups
+from ml_platform.features.library import load_catalog
+from ml_platform.names import feature_table
+from ml_platform.serving.features import _in_dependency_order, _lanes
+from ml_platform.serving.state import ServedState
 from ml_platform_tests.evaluation.january import MODEL
 from ml_platform_tests.serving.server import serving
 
@@ -71,3 +75,40 @@ def test_concurrent_on_demand_requests_of_a_day_share_one_computation(scored_pro
             assert [item["score"] for item in again["predictions"]] == [on_demand[key] for key in keys]
             assert {item["features_served"] for item in again["predictions"]} == {"on_demand"}
         assert _settled(lambda: reader.scored.builds, 4) == 4 and reader.computations.builds == computed_sets
+
+
+def test_a_days_feature_sets_computed_on_two_cursors_equal_the_precomputed_partitions(scored_project):
+    state = ServedState(scored_project)
+    served = state.current
+    try:
+        reader, catalog = served.reader, served.catalog
+        sets = catalog.feature_sets_of(served.champions[MODEL].spec)
+        # the set calling a registered function (days_to_us_holiday) last: its group goes to the second cursor
+        order = sorted(sets, key=lambda feature_set: bool(feature_set.functions))
+        assert order[-1].functions and len(day_groups(order)) >= 2
+
+        def stored() -> dict:
+            with served.connection.cursor() as cursor:
+                return {fs.name: [repr(row) for row in cursor.execute(
+                    f"SELECT * FROM {feature_table(fs.name)} WHERE partition_date = ? ORDER BY 1", [DAY]).fetchall()]
+                    for fs in sets}
+
+        precomputed = stored()
+        assert all(len(rows) > 500 for rows in precomputed.values())
+        reader._compute_day(order, DAY)
+        first, second = _lanes(day_groups(order), reader._histories)
+        assert first and order[-1] in [fs for group in second for fs in group]
+        assert stored() == precomputed
+        assert reader.computations.builds == len(sets)
+    finally:
+        served.connection.close()
+
+
+def test_groups_naming_the_same_history_view_stay_on_one_cursor(scored_project):
+    catalog = load_catalog(scored_project.specs_dir, scored_project.root)
+    a, b, c = (catalog.feature_sets[name] for name in ("flight_schedule", "disruption_history", "aircraft_and_destination"))
+    # a and c apart, b with the cursor already naming history.flights, all on one when both cursors name it
+    assert _lanes([[a], [c]], {a.name: [], c.name: []}) == ([[a]], [[c]])
+    assert _lanes([[b], [a], [c]], {a.name: [], b.name: ["flights"], c.name: ["flights"]}) == ([[b], [c]], [[a]])
+    assert _lanes([[b], [a], [c]], {a.name: ["flights"], b.name: ["weather"], c.name: ["flights", "weather"]}) == \
+        ([[b], [a], [c]], [])
