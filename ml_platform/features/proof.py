@@ -25,7 +25,7 @@ from ml_platform.features.functions import register_functions
 from ml_platform.features.relations import bind_entity, bind_sources, bound, readable_sources
 from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
-from ml_platform.names import feature_table, quote, source_table
+from ml_platform.names import feature_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 from ml_platform.storage.warehouse import date_literal, single_threaded

@@ -224,7 +224,7 @@ def _importance_lines(one: RunFigures, two: RunFigures) -> list[str]:
 
 def comparison_text(comparison: Comparison) -> str:
     """The report `ml-platform compare` prints."""
-    lines = [f"Comparing A and B", *_side_lines("A", comparison.first), *_side_lines("B", comparison.second)]
+    lines = ["Comparing A and B", *_side_lines("A", comparison.first), *_side_lines("B", comparison.second)]
     lines += _money_lines(comparison)
     one, two = comparison.first_figures, comparison.second_figures
     if one is not None and two is not None:

@@ -19,7 +19,7 @@ from ml_platform.grains import PERIOD_NOUN
 from ml_platform.deployment.promotion import challenger
 from ml_platform.evaluation.money import MoneyError, paired_bootstrap_interval
 from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
-from ml_platform.features.labels import labelled_rows_sql, labels_known_through, local_today
+from ml_platform.features.labels import labels_known_through, local_today
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days, uses_task_scoring

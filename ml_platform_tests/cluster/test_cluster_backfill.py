@@ -3,7 +3,6 @@ instance on PostgreSQL and the steps on two dask workers, against the same days 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -82,7 +82,7 @@ def test_a_leaking_feature_fails_the_proof_naming_feature_key_values_and_source(
     with pytest.raises(PointInTimeError) as raised:
         refresh_feature_set(connection, catalog, spec, START, END)
     message = str(raised.value)
-    assert f"point in time violated" in message and f"feature set '{name}', feature '{features[0]}'" in message
+    assert "point in time violated" in message and f"feature set '{name}', feature '{features[0]}'" in message
     assert "stored " in message and "recomputed with every source cut at the prediction time" in message
     first = raised.value.proof.differences[0]
     assert first.sources == (culprit,), message

@@ -94,7 +94,7 @@ def test_the_evaluation_report_shows_every_trial_and_a_plot_of_money_by_trial(se
     assert "5 trials by Optuna" in section and "maximize money on the validation window: ran all 5 trials" in section
     assert f"| {model.card.search.best_trial} **chosen** |" in section
     assert section.count("| complete |") == 5
-    assert f"![Validation money by search trial](" in section and "search_trials" not in section.split("](")[0]
+    assert "![Validation money by search trial](" in section and "search_trials" not in section.split("](")[0]
 
 
 def test_a_searched_model_reproduces_byte_for_byte_without_searching(searched):
