@@ -86,7 +86,7 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     scored = {day: reader.scored_day(model, day, how[day]) for day in days}
     answered = []
     for values, day in zip(request.keys, found):
-        row = scored[day].rows.get(identity(values, keys))
+        row = scored[day].get(identity(values, keys))
         if row is None:
             raise BadRequestError(f"key {values}: the row exists but model '{model.name}' does not score it (its "
                                   f"filter: {model.spec.filter})", 422)

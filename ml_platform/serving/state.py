@@ -4,6 +4,7 @@ promotion log or the recorded data versions change, never modified in place."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 import threading
 from pathlib import Path
@@ -51,9 +52,22 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
                     shadows[model] = load_version(connection, artifacts, catalog, trained, None)
         except PlatformError as error:  # a missing or modified artifact too: the other models are still served
             problems.append(f"{model}: {error}")
-    return Served(connection, FeatureReader(connection, catalog), catalog, champions, shadows, data_until,
-                   keys), \
-        fingerprint, problems
+    reader = FeatureReader(connection, catalog)
+    for model in [*champions.values(), *shadows.values()]:
+        reader.warm(model.spec)
+    return Served(connection, reader, catalog, champions, shadows, data_until, keys), fingerprint, problems
+
+
+def settle() -> None:
+    """Move every object alive into the permanent generation (`gc.freeze`), once a served state is built.
+
+    The server holds a few hundred thousand long-lived objects (the libraries, the catalog, the models, the
+    entity's key index); a full collection walked them all, about 80-90 ms with the GIL held, and stalled the
+    requests under way: a burst of first requests of a day took 180 ms instead of 90 when one fell into it
+    (measured in-process with `gc.callbacks`). Frozen, they are no longer walked; a state replaced later is still
+    freed when its last request ends (reference counting: it holds no cycles worth counting, 9 small objects
+    measured)."""
+    gc.freeze()
 
 
 class ServedState:
@@ -64,6 +78,7 @@ class ServedState:
         self.project = project
         self.poll_seconds = poll_seconds
         self.current, self.fingerprint, self.problems = build_served(project)
+        settle()
         self.reloads = 0
         self.last_reload_error: str | None = None
         self._stop = threading.Event()
@@ -81,6 +96,7 @@ class ServedState:
             served.connection.close()
             raise ServingError(f"the rebuilt state cannot serve {', '.join(lost)} ({'; '.join(problems)})")
         self.current, self.fingerprint, self.problems = served, fingerprint, problems  # one reference each
+        settle()
         self.reloads += 1
         return True
 

@@ -5,6 +5,7 @@ way of serving."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 import time
 
@@ -112,3 +113,25 @@ def test_groups_naming_the_same_history_view_stay_on_one_cursor(scored_project):
     assert _lanes([[b], [a], [c]], {a.name: [], b.name: ["flights"], c.name: ["flights"]}) == ([[b], [c]], [[a]])
     assert _lanes([[b], [a], [c]], {a.name: ["flights"], b.name: ["weather"], c.name: ["flights", "weather"]}) == \
         ([[b], [a], [c]], [])
+
+
+def test_a_served_state_is_warmed_and_frozen_before_its_first_request(scored_project):
+    """What a first request would wait for is built with the state: the entity's key index and the on-demand
+    preparation of every served model's feature sets; then every object alive is frozen out of the collector's
+    walks (`state.settle`), so that a full collection no longer stalls requests for tens of milliseconds."""
+    gc.unfreeze()
+    state = ServedState(scored_project)
+    served = state.current
+    try:
+        reader, catalog = served.reader, served.catalog
+        specs = [*(model.spec for model in served.champions.values()), *(model.spec for model in served.shadows.values())]
+        prepared = {feature_set.name for spec in specs for feature_set in catalog.feature_sets_of(spec)}
+        assert reader.checked.builds == len(prepared) and all(name in reader.checked for name in prepared)
+        assert reader.computations.builds == 0 and reader.scored.builds == 0  # nothing computed or scored yet
+        assert "flights" in reader._entity_days and len(reader._entity_days["flights"]) > 10_000
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # a collection leaves the frozen ones alone
+    finally:
+        served.connection.close()
+        gc.unfreeze()
