@@ -24,7 +24,7 @@ import duckdb
 from benchmarks.common import (BIN, ChildRun, copy_project, markdown_table, machine, project_environment,
                                require_success, run_child, write_section)
 
-TARGET = 1.3
+TARGET = 1.2  # issue #17
 
 
 def run_platform(folder: Path) -> tuple[ChildRun, dict]:
@@ -36,7 +36,8 @@ def run_platform(folder: Path) -> tuple[ChildRun, dict]:
         summary = json.loads(connection.execute("SELECT summary FROM registry.evaluations").fetchall()[0][0])
     test = summary["test"]
     events = _event_counts(project / ".dagster_home")
-    steps = dict(re.findall(r"-> (.+?) \.\.\.\n\s+done in ([\d.]+) s", child.stdout))
+    # a run's label, its progress lines (the training run's rounds), then how long it took
+    steps = dict(re.findall(r"-> (.+?) \.\.\.\n(?:\s+\.\.\. .*\n)*\s+done in ([\d.]+) s", child.stdout))
     return child, {"roc_auc": test["roc_auc"], "threshold": summary["threshold"], "money": test["money"],
                    "flagged": test["flagged"], "steps": {label: float(value) for label, value in steps.items()},
                    "events": events}

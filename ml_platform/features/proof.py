@@ -135,20 +135,28 @@ def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_
 def _differing(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
                cut: dt.datetime, recomputed: str, limit: int | None) -> list[tuple]:
     """(feature, key, stored, recomputed) of the stored values of the day's rows predicted at `cut` that differ
-    from `recomputed`'s."""
+    from `recomputed`'s.
+
+    One join of the stored and recomputed rows first counts the rows where any feature differs or a side lacks
+    the row (a proof that holds ends there: one join per cut instead of one per feature); only when it finds some
+    does a join per feature say which values differ."""
     keys = catalog.entity_rows(feature_set.entity).keys
     key_list = ", ".join(quote(key) for key in keys)
     at_cut = (f"SEMI JOIN (SELECT {key_list} FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
               f"{timestamp_literal(cut)}) AS due USING ({key_list})")
     on = " AND ".join(f"stored.{quote(key)} = again.{quote(key)}" for key in keys)
+    joined = (f"(SELECT * FROM {feature_table(feature_set.name)} {at_cut} WHERE partition_date = "
+              f"{date_literal(day)}) AS stored FULL JOIN (SELECT * FROM {recomputed} {at_cut}) AS again ON {on}")
+    unmatched = f"stored.{quote(keys[0])} IS NULL OR again.{quote(keys[0])} IS NULL"
+    any_differs = " OR ".join([*(f"stored.{quote(name)} IS DISTINCT FROM again.{quote(name)}"
+                                 for name in feature_set.features), unmatched])
+    if not connection.execute(f"SELECT count(*) FROM {joined} WHERE {any_differs}").fetchall()[0][0]:
+        return []
     key_text = " || '|' || ".join(f"CAST(coalesce(stored.{quote(k)}, again.{quote(k)}) AS VARCHAR)" for k in keys)
     parts = [
         f"SELECT '{name}' AS feature, {key_text} AS key, CAST(stored.{quote(name)} AS VARCHAR) AS stored, "
-        f"CAST(again.{quote(name)} AS VARCHAR) AS recomputed FROM "
-        f"(SELECT * FROM {feature_table(feature_set.name)} {at_cut} WHERE partition_date = {date_literal(day)}) "
-        f"AS stored FULL JOIN (SELECT * FROM {recomputed} {at_cut}) AS again ON {on} "
-        f"WHERE stored.{quote(name)} IS DISTINCT FROM again.{quote(name)} "
-        f"OR stored.{quote(keys[0])} IS NULL OR again.{quote(keys[0])} IS NULL"
+        f"CAST(again.{quote(name)} AS VARCHAR) AS recomputed FROM {joined} "
+        f"WHERE stored.{quote(name)} IS DISTINCT FROM again.{quote(name)} OR {unmatched}"
         for name in feature_set.features]
     limited = f" LIMIT {limit}" if limit is not None else ""
     return connection.execute(f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY key, feature{limited}").fetchall()
