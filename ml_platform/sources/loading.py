@@ -58,6 +58,9 @@ def _raw_relation_sql(source: SourceSpec, path: Path, scratch: Path) -> str:
     )
 
 
+REPLAYED_TEXT = "replayed_source_text"  # a replay's raw rows of a file, registered while a day is staged
+
+
 def _sql_string(text: str | Path) -> str:
     return str(text).replace("'", "''")
 
@@ -84,22 +87,40 @@ def stage_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, proj
     """Read the source's rows (of [start, end] for a daily source) into a temporary table, unchecked.
 
     Returns the staged table's name and the schema problems found (then nothing is staged).
+
+    Inside a replay (`reuse.reused`), which loads one day after another of the same file, a text file's raw rows
+    (every column as text, as `_raw_relation_sql` reads them) are read, and unzipped, once per file and spec, and
+    each day's rows are typed and filtered from them by the same SQL as from the file: the same values.
     """
     require_contained_source(source)  # the loader refuses such SQL already; a spec built in code must not run it
     path = source_file(source, project_dir)
+    key = _schema_key(source, path) if reusing() else None
     with tempfile.TemporaryDirectory(prefix="ml_platform-source-") as scratch:
-        raw_sql = _raw_relation_sql(source, path, Path(scratch))
-        problems = remembered(  # each load of a replay reads the same file: its whole file is checked once
-            "source schema problems", _schema_key(source, path),
-            lambda: _schema_problems(connection, source, path, raw_sql)) if reusing() else \
-            _schema_problems(connection, source, path, raw_sql)
+        read: list[str] = []
+
+        def raw_sql() -> str:  # the file's relation, unzipped into the scratch folder on first use only
+            if not read:
+                read.append(_raw_relation_sql(source, path, Path(scratch)))
+            return read[0]
+
+        problems = _schema_problems(connection, source, path, raw_sql()) if key is None else remembered(
+            # each load of a replay reads the same file: its whole file is checked once
+            "source schema problems", key, lambda: _schema_problems(connection, source, path, raw_sql()))
         if problems:
             return "", problems
-        select = typed_select(source, raw_sql)
-        if start is not None:
-            select = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
-                      f"AND {date_literal(end)}")
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE staged_source AS {select}")
+        text = None
+        if key is not None and source.location.format != "parquet":
+            text = remembered("source raw rows", key, lambda: connection.sql(raw_sql()).to_arrow_table())
+            connection.register(REPLAYED_TEXT, text)
+        try:
+            select = typed_select(source, f"SELECT * FROM {REPLAYED_TEXT}" if text is not None else raw_sql())
+            if start is not None:
+                select = (f"SELECT * FROM ({select}) WHERE partition_date BETWEEN {date_literal(start)} "
+                          f"AND {date_literal(end)}")
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE staged_source AS {select}")
+        finally:
+            if text is not None:
+                connection.unregister(REPLAYED_TEXT)
     return "staged_source", []
 
 
