@@ -112,6 +112,11 @@ def test_promotions_from_several_processes_take_every_id_once(registry_url, tmp_
     context = multiprocessing.get_context("spawn")
     with context.Pool(4) as pool:
         taken = pool.starmap(_promote_five, [(registry_url, worker, gate) for worker in range(4)])
+        # the workers leave when the queue says there is no more work: leaving the block's terminate() nothing to
+        # signal (a test run whose shell left SIGTERM ignored hands that to every child, and a terminated worker
+        # waiting on the queue's lock then never ends: seen once in CI, hung until killed)
+        pool.close()
+        pool.join()
     assert sorted(sum(taken, [])) == list(range(1, 21)), taken
     stored = _postgres_rows(registry_url, "SELECT promotion_id, reason FROM registry.promotions ORDER BY 1")
     assert [row[0] for row in stored] == list(range(1, 21))
