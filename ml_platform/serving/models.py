@@ -74,9 +74,6 @@ def _require_servable(spec: ModelSpec, catalog: Catalog) -> None:
     if rows.is_population:
         raise ServingError(f"model '{spec.name}' predicts for entity spec '{spec.entity}', a population rebuilt "
                            f"per {rows.grain} partition: serving answers models whose entity is a daily source")
-    if spec.money.decision is not None and spec.money.decision.kind == "top":
-        raise ServingError(f"model '{spec.name}' decides by `top` (the best rows of each day): a ranking of a "
-                           f"whole day, decided by batch scoring, not one request at a time")
 
 
 def load_version(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,

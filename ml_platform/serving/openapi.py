@@ -29,7 +29,9 @@ class Prediction(BaseModel):
     keys: dict[str, Any]
     partition_date: str
     score: float = Field(description="the model's score: a probability, or the predicted number")
-    decision: Any = Field(description="what the spec's decision decides: flagged (threshold), a quantity, a class")
+    decision: Any = Field(description="what the spec's decision decides: flagged (threshold; top: among the "
+                                      "day's best rows, ranked over the whole day as batch scoring ranks it), a "
+                                      "quantity, a class")
     decision_kind: str
     decision_parameter: float | None
     features_served: str = Field(description="precomputed or on_demand")
