@@ -4,7 +4,8 @@
                                  [--bursts N]
 
 Serves a project whose model is deployed and batch-scored (--project; without it, a fresh `ml-platform demo
---score-days 60` project is built first) from a child `ml-platform serve` on 127.0.0.1, and drives it with an
+--score-days 60` project is built first, then a second version promoted by a hyper-parameter change and the demo
+again, so that the hot swaps have two versions to alternate) from a child `ml-platform serve` on 127.0.0.1, and drives it with an
 asyncio client of the standard library (HTTP/1.1 keep-alive, one connection per concurrent client); all traffic
 stays on 127.0.0.1, and each measurement is bounded by a request count and a time limit. Measures:
 - single-entity requests at concurrency 1, 8 and 32, features precomputed (rows the batch scored);
@@ -33,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import BIN, copy_project, project_environment, require_success, run_child
+from benchmarks.common import BIN, copy_project, edit_yaml, project_environment, require_success, run_child
 
 MODEL = "flight_delay"
 HOST = "127.0.0.1"
@@ -323,6 +324,22 @@ def serve_and_measure(project: Path, requests: int, seconds: float, parity_rows:
         process.wait(timeout=30)
 
 
+def _second_version(project: Path) -> None:
+    """Promote a second version of the model: another learning rate, then `ml-platform demo --score-days 60`
+    again (trained, gated, deployed and the days scored again by it). The gate's comparison with the champion is
+    waived: whether the change earns its promotion is not what this benchmark measures."""
+    def change(spec: dict) -> None:
+        spec["algorithm"]["params"]["learning_rate"] = spec["algorithm"]["params"].get("learning_rate", 0.1) * 0.9
+        spec["gate"]["min_gain_over_champion"] = None
+
+    edit_yaml(project / "model_specs" / f"{MODEL}.yaml", change)
+    print("promoting a second version (learning rate x 0.9, ml-platform demo --score-days 60)", file=sys.stderr)
+    require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo", "--score-days", "60"],
+                              project_environment(project)), "ml-platform demo (the second version)")
+    if len(_promoted(project)) < 2:
+        raise SystemExit(f"the second demo run promoted no new version of {MODEL} in {project}")
+
+
 def main() -> None:
     """Parse the options, make or take a project, measure."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks serving", description=__doc__.split("\n\n")[0])
@@ -341,6 +358,8 @@ def main() -> None:
         print(f"building the demo project in {project} (ml-platform demo --score-days 60)", file=sys.stderr)
         require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo", "--score-days", "60"],
                                   project_environment(project)), "ml-platform demo")
+        if arguments.swaps:
+            _second_version(project)
     serve_and_measure(project.resolve(), arguments.requests, arguments.seconds, arguments.parity_rows,
                       arguments.swaps, arguments.bursts)
 
