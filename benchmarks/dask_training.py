@@ -23,11 +23,8 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from benchmarks.common import REPO, markdown_table, require_success, run_child, write_section
@@ -37,19 +34,10 @@ FEATURES = ["month", "weekday", "hour", "minute", "distance", "carrier", "origin
 CATEGORIES = ["carrier", "origin", "dest"]
 
 
-@dataclass(frozen=True)
-class FrameRows:
-    """Rows given as a frame (training.algorithms' Rows protocol)."""
-
-    frame: pd.DataFrame
-    label: np.ndarray
-
-    def column(self, name: str) -> pd.Series:
-        return self.frame[name]
-
-
-def _splits(folder: Path, rows: int) -> tuple[FrameRows, FrameRows]:
+def _splits(folder: Path, rows: int):
     import duckdb
+
+    from ml_platform.training.algorithms import FrameRows
 
     frame = duckdb.connect().execute(f"""
         SELECT month, dayofweek(make_date(year, month, day)) AS weekday, hour, minute, distance, carrier, origin, dest,

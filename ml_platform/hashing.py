@@ -1,9 +1,11 @@
-"""Stable text and short hashes of specs and plain data: the versions every floor computes and compares."""
+"""Stable text and short hashes of specs and plain data: the versions every floor computes and compares; and the
+SHA-256 of a file's bytes, which names an artifact and versions a source file."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 
 def canonical_json(value) -> str:
@@ -16,3 +18,12 @@ def canonical_json(value) -> str:
 def short_hash(text: str, length: int = 12) -> str:
     """The first characters of a SHA-256 hex digest of text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ see storage/object_artifacts.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Callable
 import dagster as dg
 
 from ml_platform.errors import PlatformError
+from ml_platform.hashing import file_sha256  # imported from here too (sources.loading, tests)
 from ml_platform.storage.faults import pause_point
 from ml_platform.storage.object_artifacts import ObjectArtifacts, object_artifacts_from_environment
 
@@ -32,15 +32,6 @@ class StoredArtifact:
     path: str
     sha256: str
     size_bytes: int
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ArtifactStore(dg.ConfigurableResource):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ml_platform.errors import PlatformError
+from ml_platform.hashing import file_sha256
 from ml_platform.names import ARTIFACTS_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE
 
 SINGLE_UPLOAD_LIMIT = 5 * 1024 ** 3  # S3's largest single PUT: a larger artifact is refused, not split
@@ -33,14 +33,6 @@ SINGLE_UPLOAD_LIMIT = 5 * 1024 ** 3  # S3's largest single PUT: a larger artifac
 
 class ArtifactObjectStoreError(PlatformError, ValueError):
     """The shared artifact store is not usable: a bad URI, a missing client library, an artifact too large."""
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
@@ -109,7 +101,7 @@ class ObjectArtifacts:
         with tempfile.TemporaryDirectory(prefix="ml-platform-artifact-") as folder:
             copy = Path(folder) / "existing"
             self._download(relative_path, copy)
-            actual = _file_sha256(copy)
+            actual = file_sha256(copy)
         if actual != sha256:
             raise TamperedArtifactError(
                 f"artifact {self.location(relative_path)} was modified: its SHA-256 is {actual}, its name says "
@@ -140,7 +132,7 @@ class ObjectArtifacts:
         try:
             if not self._download(relative_path, temporary_path):
                 return False
-            actual = _file_sha256(temporary_path)
+            actual = file_sha256(temporary_path)
             if actual != sha256:
                 raise TamperedArtifactError(
                     f"artifact {self.location(relative_path)} was modified: its SHA-256 is {actual}, recorded "

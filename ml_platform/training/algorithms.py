@@ -46,6 +46,18 @@ class Rows(Protocol):
 
 
 @dataclass(frozen=True)
+class FrameRows:
+    """Rows given as a frame in memory and their labels (the tests and benchmarks train on these; the platform's
+    steps read a snapshot's SplitRows)."""
+
+    frame: pd.DataFrame
+    label: np.ndarray
+
+    def column(self, name: str) -> pd.Series:
+        return self.frame[name]
+
+
+@dataclass(frozen=True)
 class FeatureLayout:
     """The model's input columns, in order, and which of them are categories (with their training vocabulary)."""
 

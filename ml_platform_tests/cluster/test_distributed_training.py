@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform.training.algorithms import targets, train
+from ml_platform.training.algorithms import FrameRows, targets, train
 from ml_platform.training.distributed import (AUC_TOLERANCE, ENGINE, LOSS_TOLERANCE, TOLERANCES, DistributedSetting,
                                               train_distributed)
 from ml_platform.training.fit import categorical_features, load_model
@@ -114,17 +113,6 @@ def test_the_demo_models_run_trains_on_two_workers_within_the_tolerance_and_eval
             f"not bit-identical from one training to the next: the platform states "
             f"{TOLERANCES['binary_classification']}") in text
     assert "please report it" not in text
-
-
-@dataclass(frozen=True)
-class FrameRows:
-    """Rows given as a frame (the Rows protocol of training.algorithms)."""
-
-    frame: pd.DataFrame
-    label: np.ndarray
-
-    def column(self, name: str) -> pd.Series:
-        return self.frame[name]
 
 
 def _made_rows(task: str, rows: int, seed: int) -> FrameRows:

@@ -11,11 +11,11 @@ from ml_platform.evaluation.report import readable_money
 from ml_platform.evaluation.task_evaluation import measure_task, prediction_problems
 from ml_platform.evaluation.task_report import draw_task_plots, render_task_report, task_headline
 from ml_platform.specs.models import LightGBMAlgorithm, ModelSpec
-from ml_platform.training.algorithms import train
+from ml_platform.training.algorithms import FrameRows, train
 from ml_platform_tests.evaluation.test_decisions import SHORT_COSTS_MORE, class_value
 from ml_platform_tests.flights_sample import CLASSES, january
 from ml_platform_tests.helpers import january_model
-from ml_platform_tests.training.test_tasks_training import FEATURES, FrameRows
+from ml_platform_tests.training.test_tasks_training import FEATURES
 
 SPLIT = {"train": {"start": "2013-01-01", "end": "2013-01-03"},
          "validation": {"start": "2013-01-04", "end": "2013-01-05"},

@@ -8,7 +8,7 @@ import pytest
 
 from ml_platform.specs.models import (
     LabelSpec, LightGBMAlgorithm, LogisticRegressionAlgorithm, RandomForestAlgorithm)
-from ml_platform.training.algorithms import train
+from ml_platform.training.algorithms import FrameRows, train
 from ml_platform.training.attributions import (
     SAMPLED_SHAPLEY, TREE_SHAP, AttributionError, attributions, probability, sampled_shapley)
 
@@ -16,16 +16,6 @@ from ml_platform_tests.flights_sample import january
 
 FEATURES = ["hour", "distance", "carrier", "origin"]
 CATEGORIES = ["carrier", "origin"]
-
-
-class FrameRows:
-    """A split's rows as training reads them: labels, and columns asked for by name."""
-
-    def __init__(self, frame: pd.DataFrame, label: np.ndarray):
-        self.frame, self.label = frame, label
-
-    def column(self, name: str) -> pd.Series:
-        return self.frame[name]
 
 
 def split(regression: bool = False) -> tuple[FrameRows, FrameRows]:

@@ -12,13 +12,13 @@ import pytest
 from ml_platform.evaluation.search_objective import search_judge
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm, ModelSpec, RandomForestAlgorithm
-from ml_platform.training.algorithms import LabelError, train
+from ml_platform.training.algorithms import FrameRows, LabelError, train
 from ml_platform.training.encoded import EncodedSplits, EncodedTrainingError, predict_validation, train_encoded
 from ml_platform.training.search import run_search, with_parameters
 from ml_platform_tests.evaluation.test_decisions import SHORT_COSTS_MORE
 from ml_platform_tests.flights_sample import CLASSES, january
 from ml_platform_tests.helpers import january_model
-from ml_platform_tests.training.test_tasks_training import FEATURES, FrameRows, rows_for
+from ml_platform_tests.training.test_tasks_training import FEATURES, rows_for
 
 CATEGORICAL = ["carrier", "origin"]
 LABELS = {

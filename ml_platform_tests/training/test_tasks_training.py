@@ -4,27 +4,16 @@ the task's shape; labels a task cannot learn fail naming what is wrong."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ml_platform.specs.models import (
     HistGradientBoostingAlgorithm, LabelSpec, LightGBMAlgorithm, LogisticRegressionAlgorithm, RandomForestAlgorithm)
 from ml_platform.specs.tasks import SUPPORT
-from ml_platform.training.algorithms import LabelError, load_predictor, targets, train
+from ml_platform.training.algorithms import FrameRows, LabelError, load_predictor, targets, train
 from ml_platform_tests.flights_sample import CLASSES, january
 
 FEATURES = ["hour", "distance", "carrier", "origin"]
 OBJECTIVE_PARAMETERS = {"quantile": {"alpha": 0.9}, "huber": {"delta": 60.0}, "tweedie": {"variance_power": 1.5}}
-
-
-class FrameRows:
-    """A split's rows as training reads them: labels, and columns asked for by name."""
-
-    def __init__(self, frame: pd.DataFrame, label: np.ndarray):
-        self.frame, self.label = frame, label
-
-    def column(self, name: str) -> pd.Series:
-        return self.frame[name]
 
 
 def rows_for(label: LabelSpec) -> tuple[FrameRows, FrameRows]:
