@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ COMMANDS = {
     "backfill": "benchmarks.backfill",
     "dask-training": "benchmarks.dask_training",
     "replay": "benchmarks.replay",
+    "embedded-default": "benchmarks.embedded_default",
 }
 
 
