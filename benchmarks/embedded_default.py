@@ -61,10 +61,13 @@ def _side(tree: Path, pythonpath: str | None, folder: Path) -> tuple:
     environment = project_environment(project)
     if pythonpath:
         environment["PYTHONPATH"] = pythonpath
+    # from the project's folder: a child's working folder comes first on its path, and this one holds no package
     imported = run_child([str(BIN / "python"), "-c", "import ml_platform; print(ml_platform.__file__)"],
-                         environment).stdout.strip()
-    child = require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo"], environment),
-                            f"ml-platform demo ({tree})")
+                         environment, cwd=project).stdout.strip()
+    child = require_success(run_child([str(BIN / "ml-platform"), "--project", str(project), "demo"], environment,
+                                      cwd=project), f"ml-platform demo ({tree})")
+    if not imported.startswith(str(tree)):
+        raise SystemExit(f"the demo of {tree} would import ml_platform from {imported}")
     return child, _figures(project), imported
 
 
