@@ -24,6 +24,7 @@ from ml_platform import names
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.realized import JUDGED
 from ml_platform.evaluation.realized_rows import outcomes_sql, realized_per_row
+from ml_platform.features.compute import entity_table
 from ml_platform.features.labels import labels_known_through, local_today, matures_on
 from ml_platform.names import quote
 from ml_platform.scoring.score import uses_task_scoring
@@ -97,7 +98,7 @@ def load_served(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: 
         return 0
     keys = list(catalog.entity_rows(model.entity).keys)
     relation = connection.sql(f"SELECT {', '.join(quote(key) for key in keys)} FROM "
-                              f"{names.source_table(model.entity)} LIMIT 0")
+                              f"{entity_table(catalog, model.entity)} LIMIT 0")
     types = dict(zip(relation.columns, (str(kind) for kind in relation.types)))
     selected = ", ".join(f"CAST(json_extract_string(keys, '$.{key}') AS {types[key]}) AS {quote(key)}"
                          for key in keys)

@@ -22,7 +22,8 @@ from ml_platform.provenance.spec_text import spec_yaml
 from ml_platform.records.registry import ModelRecord, PromotionRecord, SnapshotRecord
 from ml_platform.scoring.inputs import feature_values
 from ml_platform.specs.errors import did_you_mean
-from ml_platform.specs.models import ModelSpec
+from ml_platform.specs.catalog import entity_row_keys
+from ml_platform.specs.models import EntitySpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
 from ml_platform.storage.warehouse import table_exists
@@ -70,13 +71,17 @@ def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str
 
 
 def _entity_keys(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[str, list[str]]:
-    """The entity a model predicts for and its key columns, from the model's latest recorded spec."""
+    """The entity a model predicts for and its key columns, from the model's latest recorded spec: a source's
+    keys, or an entity spec's keys within a partition (an hourly row's hour among them)."""
     latest = registry.specs.find(connection, model=model)
     if latest is None:
         raise ProvenanceInputError(f"model '{model}' has predictions but no recorded spec in "
                                    f"{names.registry_table('specs')}")
     payload = latest.payload
     entity = payload["model"]["entity"]
+    population = payload.get("entities", {}).get(entity)
+    if population is not None:
+        return entity, list(entity_row_keys(EntitySpec.model_validate(population)))
     return entity, list(payload["sources"][entity]["keys"])
 
 

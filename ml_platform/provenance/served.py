@@ -53,7 +53,8 @@ def explain_served(connection: duckdb.DuckDBPyConnection, data_dir: Path, model:
         if not rows:
             raise ProvenanceInputError(f"no prediction of '{model}' was served for request {request_id}")
     if keys is not None:
-        rows = [row for row in rows if {name: str(value) for name, value in row["keys"].items()} == keys]
+        # a population row's served keys name its partition too: KEY gives the entity's keys
+        rows = [row for row in rows if {name: str(row["keys"].get(name)) for name in keys} == keys]
         if not rows:
             raise ProvenanceInputError(f"no prediction of '{model}' was served for {entity} "
                                        + ", ".join(f"{name} '{value}'" for name, value in keys.items())

@@ -7,6 +7,12 @@ of one entity and `known_by`; independent sets on two cursors at once) into the 
 the rows are then read exactly as batch scoring reads them (`features.compute.feature_matrix_sql`). A day's
 feature SQL may aggregate over the day's rows (departures from the same airport that day), so a day is computed
 whole: restricting the entity to the requested rows would change such features.
+
+A model whose entity is a population (an entity spec: hourly, weekly or monthly rows) is served the same way from
+the copy's population partitions: a row is named by the entity's keys within its partition, so a request names
+the partition too (`served_keys`: an hourly row's `partition_start` already does, else `partition_date`, the
+period's first day), and a partition missing its feature rows is computed by `compute_feature_set`, the batch's
+code for populations, one partition at a time.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import threading
 
 import duckdb
 
-from ml_platform.features.compute import FeatureComputationError, compute_group, day_groups, prepare_feature_set
+from ml_platform.features.compute import (FeatureComputationError, compute_feature_set, compute_group, day_groups,
+                                          entity_table, prepare_feature_set)
 from ml_platform.features.relations import history_reads
-from ml_platform.names import feature_table, quote, source_table
+from ml_platform.names import feature_table, quote
 from ml_platform.serving.errors import ServingError
+from ml_platform.serving.keys import key_value, served_keys
 from ml_platform.serving.models import LoadedModel
 from ml_platform.serving.once import OnceCache
 from ml_platform.serving.scored_day import ScoredDay, score_day
@@ -71,11 +79,6 @@ def _lanes(groups: list[list[FeatureSetSpec]], histories: dict[str, list[str]]) 
     return lanes if lanes[0] else (lanes[1], [])
 
 
-def identity(values: dict, keys: list[str]):
-    """A row's key as a dictionary key: the value of a single key column, else the tuple of values."""
-    return values[keys[0]] if len(keys) == 1 else tuple(values[key] for key in keys)
-
-
 class FeatureReader:
     """Reads feature rows from the server's copy; computes missing days one at a time (the copy's feature tables
     are written by one computation at a time, as a Dagster run writes the warehouse's).
@@ -108,16 +111,18 @@ class FeatureReader:
         self._indexing = threading.Lock()
 
     def entity_days(self, entity: str) -> dict:
-        """{key: day} of every row of a daily-source entity in the copy, built on first use."""
+        """{key identity: day} of every row of the entity in the copy (`served_keys`), built on first use."""
         days = self._entity_days.get(entity)
         if days is None:
             with self._indexing:
                 days = self._entity_days.get(entity)
                 if days is None:
-                    keys = list(self.catalog.entity_rows(entity).keys)
+                    keys = served_keys(self.catalog, entity)
                     with self.connection.cursor() as cursor:
                         rows = cursor.execute(f"SELECT {', '.join(quote(key) for key in keys)}, CAST(partition_date "
-                                              f"AS DATE) FROM {source_table(entity)}").fetchall()
+                                              f"AS DATE) FROM {entity_table(self.catalog, entity)}").fetchall()
+                    if self.catalog.entity_rows(entity).is_population:  # a key may be a date: one kind of value
+                        rows = [(*(key_value(value) for value in row[:-1]), row[-1]) for row in rows]
                     days = {row[0] if len(keys) == 1 else row[:-1]: row[-1] for row in rows}
                     self._entity_days[entity] = days
         return days
@@ -148,7 +153,12 @@ class FeatureReader:
 
     def _run_lane(self, lane: int, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
         for group in groups:
-            compute_group(self._compute_cursors[lane], self.catalog, group, day, self._histories)
+            if self.catalog.entity_rows(group[0].entity).is_population:  # the batch's code for a population
+                for feature_set in group:
+                    compute_feature_set(self._compute_cursors[lane], self.catalog, feature_set, day, day,
+                                        sql_checked=True, prepared=True)
+            else:
+                compute_group(self._compute_cursors[lane], self.catalog, group, day, self._histories)
 
     def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
         """Compute the day's feature sets not computed yet under one lock and one single-threaded stretch (the
@@ -167,8 +177,10 @@ class FeatureReader:
                     self._prepared(feature_set)
                 for depth in sorted({self._depth(feature_set) for feature_set in pending}):
                     level = [feature_set for feature_set in pending if self._depth(feature_set) == depth]
-                    first, second = _lanes(day_groups(level), self._histories) if LANES > 1 else \
-                        (day_groups(level), [])
+                    # a population's set binds every `history.` view it may read (compute_feature_set): alone
+                    population = any(self.catalog.entity_rows(fs.entity).is_population for fs in level)
+                    first, second = _lanes(day_groups(level), self._histories) if LANES > 1 and not population \
+                        else (day_groups(level), [])
                     if not second:
                         self._run_lane(0, first, day)
                         continue

@@ -1,4 +1,5 @@
-"""The server's own in-memory copy of the warehouse tables its models read: sources, feature partitions, registry.
+"""The server's own in-memory copy of the warehouse tables its models read: sources, populations, feature partitions
+and the registry.
 
 DuckDB admits one writer process, and a process that holds the file open, even to read, keeps every writer of
 another process out. The server therefore never keeps the warehouse open: it opens the file for as long as one copy
@@ -87,9 +88,11 @@ def read_fingerprint(warehouse: Path) -> Fingerprint | None:
 
 
 def _tables_of(catalog: Catalog) -> list[tuple[str, str]]:
-    """(schema, name) of every table feature code can read: each source and each feature set of the catalog (a
-    champion trained on an older spec revision may read feature sets today's spec no longer names)."""
+    """(schema, name) of every table feature code can read: each source, each entity spec's population and each
+    feature set of the catalog (a champion trained on an older spec revision may read feature sets today's spec
+    no longer names)."""
     return [*(("source", name) for name in sorted(catalog.sources)),
+            *(("population", name) for name in sorted(catalog.entities)),
             *(("features", name) for name in sorted(catalog.feature_sets))]
 
 

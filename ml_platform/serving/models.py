@@ -69,13 +69,6 @@ class LoadedModel:
                 "promotion_id": self.promotion.promotion_id if self.promotion else None}
 
 
-def _require_servable(spec: ModelSpec, catalog: Catalog) -> None:
-    rows = catalog.entity_rows(spec.entity)
-    if rows.is_population:
-        raise ServingError(f"model '{spec.name}' predicts for entity spec '{spec.entity}', a population rebuilt "
-                           f"per {rows.grain} partition: serving answers models whose entity is a daily source")
-
-
 def load_version(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
                  trained: ModelRecord, promotion: PromotionRecord | None) -> LoadedModel:
     """A registered model version loaded from the copy's registry, its artifact's hash checked."""
@@ -83,7 +76,6 @@ def load_version(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore
         spec = trained_spec(connection, catalog, trained)
     except ScoringError as error:
         raise ServingError(str(error)) from error
-    _require_servable(spec, catalog)
     threshold, decision = None, None
     if uses_task_scoring(spec):
         record = registry.task_evaluations.get(connection, trained.model, trained.training_run)

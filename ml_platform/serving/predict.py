@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ml_platform import names
+from ml_platform.features.compute import entity_table
 from ml_platform.features.timing import prediction_time
-from ml_platform.names import quote
+from ml_platform.names import PARTITION_START_COLUMN, quote
 from ml_platform.serving.errors import BadRequestError
-from ml_platform.serving.features import ON_DEMAND, FeatureReader, identity
+from ml_platform.serving.features import ON_DEMAND, FeatureReader
+from ml_platform.serving.keys import identity, served_keys
 from ml_platform.serving.models import LoadedModel
-from ml_platform.serving.requests import PredictRequest
+from ml_platform.serving.requests import PredictRequest, shown
 from ml_platform.serving.scored_day import ServedRow
 from ml_platform.specs.catalog import Catalog
 
@@ -34,29 +35,32 @@ class Served:
 
 
 def key_types(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: LoadedModel) -> dict[str, str]:
-    """The entity's key columns and their DuckDB types, as the copy stores them (read while the state is built:
-    a DuckDB connection serves one call at a time, so requests use cursors of their own)."""
-    rows = catalog.entity_rows(model.spec.entity)
-    relation = connection.sql(f"SELECT {', '.join(quote(key) for key in rows.keys)} FROM "
-                              f"{names.source_table(rows.name)} LIMIT 0")
+    """The columns a request names a row by (`served_keys`) and their DuckDB types, as the copy stores them (read
+    while the state is built: a DuckDB connection serves one call at a time, so requests use cursors of their
+    own)."""
+    keys = served_keys(catalog, model.spec.entity)
+    relation = connection.sql(f"SELECT {', '.join(quote(key) for key in keys)} FROM "
+                              f"{entity_table(catalog, model.spec.entity)} LIMIT 0")
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types)}
 
 
 def _row_days(reader: FeatureReader, catalog: Catalog, model: LoadedModel, request: PredictRequest) -> list:
     """Each requested row's day, in order; an unknown key is a 404 naming it."""
-    keys = list(catalog.entity_rows(model.spec.entity).keys)
+    keys = served_keys(catalog, model.spec.entity)
     days = reader.entity_days(model.spec.entity)
     found = [days.get(identity(values, keys)) for values in request.keys]
     unknown = [values for values, day in zip(request.keys, found) if day is None]
     if unknown:
-        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has {unknown[0]}"
+        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has {shown(unknown[0])}"
                               f"{f' (and {len(unknown) - 1} more unknown rows)' if len(unknown) > 1 else ''}", 404)
     return found
 
 
-def _features_known_at(model: LoadedModel, catalog: Catalog, day: dt.date) -> dt.datetime:
-    """When every feature of a row of `day` is known: the latest prediction time of the model's feature sets."""
-    return max(prediction_time(feature_set.known_by, day) for feature_set in catalog.feature_sets_of(model.spec))
+def _features_known_at(model: LoadedModel, catalog: Catalog, row_time: dt.date | dt.datetime) -> dt.datetime:
+    """When every feature of a row of this time is known: the latest prediction time of the model's feature
+    sets (a population row's time is its period's start: its hour, or its partition's first day)."""
+    return max(prediction_time(feature_set.known_by, row_time)
+               for feature_set in catalog.feature_sets_of(model.spec))
 
 
 def _require_time(request: PredictRequest, served: Served, model: LoadedModel, days: list[dt.date]) -> None:
@@ -66,11 +70,14 @@ def _require_time(request: PredictRequest, served: Served, model: LoadedModel, d
     if request.prediction_time > until:
         raise BadRequestError(f"prediction_time: {request.prediction_time.isoformat()} is in the future of the "
                               f"data: '{model.spec.entity}' holds rows up to {until.isoformat()}")
-    for day in days:
-        known = _features_known_at(model, served.catalog, day)
+    hourly = PARTITION_START_COLUMN in served.key_types[model.name]
+    times = sorted({values[PARTITION_START_COLUMN] for values in request.keys}) if hourly else days
+    for row_time in times:
+        known = _features_known_at(model, served.catalog, row_time)
         if request.prediction_time < known:
+            rows = f"the row of {row_time.isoformat()}" if hourly else f"the rows of {row_time}"
             raise BadRequestError(f"prediction_time: {request.prediction_time.isoformat()} is before "
-                                  f"{known.isoformat()}, when the features of the rows of {day} are known; "
+                                  f"{known.isoformat()}, when the features of {rows} are known; "
                                   f"they cannot be predicted yet")
 
 
@@ -78,7 +85,7 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     """One answered row per requested key, in the request's order: keys, partition_date, the inputs, score,
     decision, decision_parameter and how the features were served."""
     reader, catalog = served.reader, served.catalog
-    keys = list(catalog.entity_rows(model.spec.entity).keys)
+    keys = served_keys(catalog, model.spec.entity)
     found = _row_days(reader, catalog, model, request)
     days = sorted(set(found))
     _require_time(request, served, model, days)
@@ -88,7 +95,7 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     for values, day in zip(request.keys, found):
         row = scored[day].get(identity(values, keys))
         if row is None:
-            raise BadRequestError(f"key {values}: the row exists but model '{model.name}' does not score it (its "
+            raise BadRequestError(f"key {shown(values)}: the row exists but model '{model.name}' does not score it (its "
                                   f"filter: {model.spec.filter})", 422)
         answered.append(row)
     return answered

@@ -13,7 +13,10 @@ MAX_KEYS = 10_000
 FIELDS = ("keys", "prediction_time", "features")
 # the JSON values a key column of each DuckDB type accepts
 _ACCEPTED = {"VARCHAR": (str,), "BIGINT": (int,), "INTEGER": (int,), "SMALLINT": (int,), "HUGEINT": (int,),
-             "DOUBLE": (int, float), "FLOAT": (int, float), "DATE": (str,)}
+             "DOUBLE": (int, float), "FLOAT": (int, float), "DATE": (str,), "TIMESTAMP": (str,)}
+# key columns of these types are given as ISO 8601 text and held as datetimes (a date as its midnight), as the
+# served indexes hold them (`features.key_value`)
+_TEMPORAL = {"DATE": ("an ISO date", "2013-05-20"), "TIMESTAMP": ("an ISO local time", "2013-03-02T14:00:00")}
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number"}
 
 
@@ -25,6 +28,11 @@ class PredictRequest:
     single: bool  # `keys` was one object, so the answer holds one prediction
     prediction_time: dt.datetime | None
     features: str
+
+
+def shown(values: dict) -> dict:
+    """A request's key values as the client wrote them (a date or a time in ISO text)."""
+    return {name: value.isoformat() if isinstance(value, dt.date) else value for name, value in values.items()}
 
 
 def _json_kind(value) -> str:
@@ -48,13 +56,28 @@ def _checked_keys(item, where: str, key_types: dict[str, str]) -> dict:
     if missing:
         raise BadRequestError(f"{where}: missing key column(s) {', '.join(missing)} (the entity's keys: "
                               f"{', '.join(key_types)})")
+    checked = {}
     for name, kind in key_types.items():
         value = item[name]
         accepted = _ACCEPTED.get(kind, (str,))
         if isinstance(value, bool) or not isinstance(value, accepted):
             allowed = " or ".join(_JSON_NAMES[python] for python in accepted)
             raise BadRequestError(f"{where}.{name}: must be {allowed} ({kind} column), got {_json_kind(value)}")
-    return {name: item[name] for name in key_types}
+        checked[name] = _temporal(value, f"{where}.{name}", kind) if kind in _TEMPORAL else value
+    return checked
+
+
+def _temporal(value: str, where: str, kind: str) -> dt.datetime:
+    """A DATE or TIMESTAMP key given as ISO text, as a naive datetime (a date: its midnight)."""
+    what, example = _TEMPORAL[kind]
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequestError(f"{where}: {value!r} is not {what} ({kind} column; for example {example})") from None
+    if moment.tzinfo is not None or (kind == "DATE" and moment.time() != dt.time()):
+        raise BadRequestError(f"{where}: {value!r} is not {what} ({kind} column; for example {example}, "
+                              f"without {'a time zone offset' if moment.tzinfo else 'a time of day'})")
+    return moment
 
 
 def parse_prediction_time(value) -> dt.datetime | None:
@@ -99,7 +122,7 @@ def parse_request(body, key_types: dict[str, str]) -> PredictRequest:
         for position, item in enumerate(keys):
             identity = tuple(item.values())
             if identity in seen:
-                raise BadRequestError(f"keys[{position}]: the same row is requested twice ({item})")
+                raise BadRequestError(f"keys[{position}]: the same row is requested twice ({shown(item)})")
             seen.add(identity)
     else:
         raise BadRequestError(f"keys: must be an object (one row) or a list of objects, got {_json_kind(given)}")

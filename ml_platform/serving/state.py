@@ -9,9 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ml_platform import names
+from ml_platform import grains
 from ml_platform.deployment.promotion import challenger
 from ml_platform.errors import PlatformError
+from ml_platform.features.compute import entity_table
 from ml_platform.features.library import load_catalog
 from ml_platform.project import Project
 from ml_platform.serving.errors import ServingError
@@ -37,14 +38,16 @@ def build_served(project: Project) -> tuple[Served, Fingerprint, list[str]]:
             if champion is None:
                 problems.append(f"{model}: no version deployed yet")
                 continue
-            last = connection.execute(f"SELECT max(partition_date) FROM "
-                                      f"{names.source_table(champion.spec.entity)}").fetchall()[0][0]
+            last = connection.execute(f"SELECT CAST(max(partition_date) AS DATE) FROM "
+                                      f"{entity_table(catalog, champion.spec.entity)}").fetchall()[0][0]
             if last is None:
                 problems.append(f"{model}: '{champion.spec.entity}' holds no rows yet")
                 continue
             champions[model] = champion
             keys[model] = key_types(connection, catalog, champion)
-            data_until[model] = dt.datetime.combine(last, dt.time()) + dt.timedelta(days=1)
+            # the end of its last partition: a day, or a population's week or month
+            data_until[model] = grains.shift(catalog.entity_rows(champion.spec.entity).grain,
+                                             dt.datetime.combine(last, dt.time()), 1)
             shadowed = challenger(connection, model)
             if shadowed is not None:
                 trained = registry.models.by_version(connection, shadowed.model_version)
