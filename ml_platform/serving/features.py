@@ -62,10 +62,21 @@ def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -
                                                     bindings.index((feature_set.entity, feature_set.known_by))))
 
 
+BINDING = 0.75  # a group's binding of the day's entity rows and cut sources, in sets' worth of work (measured on
+# the demo: about 9 ms, against 9 to 16 ms for each set's SQL, checks and write)
+
+
+def _cost(lane: list[list[FeatureSetSpec]]) -> float:
+    return sum(len(group) for group in lane) + BINDING * len(lane)
+
+
 def _lanes(groups: list[list[FeatureSetSpec]], histories: dict[str, list[str]]) -> tuple[list, list]:
-    """Independent groups of feature sets shared out between two cursors, about the same number of sets each;
-    groups naming the same `history.` view (shared by every cursor: one cursor replacing it while another reads
-    it would change what that one reads) stay on one cursor, all of them when that cannot be kept apart."""
+    """Independent groups of feature sets shared out between two cursors, about the same work each; groups
+    naming the same `history.` view (shared by every cursor: one cursor replacing it while another reads it
+    would change what that one reads) stay on one cursor, all of them when that cannot be kept apart. Then, while
+    it lowers the busier cursor's work, a set naming no `history.` view leaves the busier cursor's largest group
+    for a group of its own entity and `known_by` on the other cursor, which binds them once more (the demo's
+    three sets of one binding against one set of another: 46 and 22 ms on the two cursors, 34 and 40 ms split)."""
     lanes: tuple[list, list] = ([], [])
     named: tuple[set, set] = (set(), set())
     for group in groups:
@@ -73,9 +84,27 @@ def _lanes(groups: list[list[FeatureSetSpec]], histories: dict[str, list[str]]) 
         sharing = [lane for lane in (0, 1) if views & named[lane]]
         if len(sharing) == 2:
             return list(groups), []
-        lane = sharing[0] if sharing else min((0, 1), key=lambda lane: sum(len(group) for group in lanes[lane]))
+        lane = sharing[0] if sharing else min((0, 1), key=lambda lane: _cost(lanes[lane]))
         lanes[lane].append(group)
         named[lane].update(views)
+    while True:
+        busy = 0 if _cost(lanes[0]) >= _cost(lanes[1]) else 1
+        other = lanes[1 - busy]
+        largest = max(lanes[busy], key=len, default=[])
+        movable = [feature_set for feature_set in largest if not histories[feature_set.name]]
+        if len(largest) < 2 or not movable:
+            break
+        moved = movable[-1]
+        binding = (moved.entity, moved.known_by)
+        joined = next((group for group in other if (group[0].entity, group[0].known_by) == binding), None)
+        after = (_cost(lanes[busy]) - 1, _cost(other) + 1 + (0 if joined else BINDING))
+        if max(after) >= _cost(lanes[busy]):
+            break
+        largest.remove(moved)
+        if joined is None:
+            other.append([moved])
+        else:
+            joined.append(moved)
     return lanes if lanes[0] else (lanes[1], [])
 
 

@@ -115,6 +115,21 @@ def test_groups_naming_the_same_history_view_stay_on_one_cursor(scored_project):
         ([[b], [a], [c]], [])
 
 
+def test_the_busier_cursors_largest_group_gives_a_set_naming_no_history_view_to_the_other(scored_project):
+    catalog = load_catalog(scored_project.specs_dir, scored_project.root)
+    a, b, c, d = (catalog.feature_sets[name] for name in ("aircraft_and_destination", "disruption_history",
+                                                          "origin_weather_eve", "flight_schedule"))
+    free = {fs.name: [] for fs in (a, b, c, d)}
+    # the demo's day: three sets of one binding, one of another; the last set naming no view moves over
+    assert _lanes([[a, b, c], [d]], {**free, b.name: ["flights"]}) == ([[a, b]], [[d], [c]])
+    # one group alone: split while the busier cursor's work falls (3 sets + a binding -> 2 + 1 and 1 + 1)
+    assert _lanes([[a, b, c]], free) == ([[a, b]], [[c]])
+    # a set naming a view stays; when every set of the largest group names one, nothing moves
+    assert _lanes([[a, b, c]], {a.name: ["flights"], b.name: ["flights"], c.name: ["weather"]}) == ([[a, b, c]], [])
+    # two sets and a binding against one set and a binding: moving one would not lower the busier cursor's work
+    assert _lanes([[a, b], [d]], free) == ([[a, b]], [[d]])
+
+
 def test_a_served_state_is_warmed_and_frozen_before_its_first_request(scored_project):
     """What a first request would wait for is built with the state: the entity's key index and the on-demand
     preparation of every served model's feature sets; then every object alive is frozen out of the collector's
