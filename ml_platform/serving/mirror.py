@@ -7,6 +7,10 @@ another process out. The server therefore never keeps the warehouse open: it ope
 file makes a copy wait (the server keeps serving the copy it has) and a look skip; a copy in progress makes a run's
 connection wait (open_warehouse retries for two minutes). The connection has the settings of every platform
 connection, so that within one process (a test, in-process runs) DuckDB shares its database instead of refusing.
+
+In the cluster configuration (ML_PLATFORM_FEATURE_TABLES names Delta feature tables) the feature partitions are
+Delta tables, not tables of the file: the copy reads each at its latest version, and the fingerprint counts their
+versions, so that a committed partition makes the server take a new copy as a new partition of the file does.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from pathlib import Path
 
 import duckdb
 
-from ml_platform.names import REGISTRY_TABLES, SCHEMAS, quote, registry_table
+from ml_platform.names import REGISTRY_TABLES, SCHEMAS, delta_feature_path, quote, registry_table
 from ml_platform.storage import registry
 from ml_platform.serving.errors import ServingError
 from ml_platform.specs.catalog import Catalog
+from ml_platform.storage.delta_tables import DeltaStore, delta_store_from_environment
 from ml_platform.storage.warehouse import connection_settings, prepare, table_exists
 
 COPY_WAIT_SECONDS = 60.0
@@ -34,6 +39,7 @@ class Fingerprint:
 
     promotions: str
     versions: str
+    delta_features: str = ""  # the Delta feature tables' versions (the cluster configuration), else empty
 
 
 def _locked(error: duckdb.Error) -> bool:
@@ -63,14 +69,23 @@ def _digest(rows: list[tuple]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
+def _delta_versions(store: DeltaStore | None) -> dict[str, int]:
+    """{feature set: latest version} of the Delta feature tables, empty without them."""
+    if store is None:
+        return {}
+    return {name: store.version(delta_feature_path(name)) for name in store.table_names("features")}
+
+
 def fingerprint_of(connection: duckdb.DuckDBPyConnection) -> Fingerprint:
-    """The fingerprint of the connection's warehouse."""
+    """The fingerprint of the connection's warehouse, and of the Delta feature tables when the environment names
+    them."""
     prefix = ""
     promotions = [registry.promotions.fingerprint(connection)]  # in the warehouse, or in PostgreSQL
     versions = connection.execute(
         f"SELECT count(*), coalesce(bit_xor(hash(stored)), 0) FROM {prefix}{registry_table('partition_versions')} "
         f"AS stored").fetchall()
-    return Fingerprint(_digest(promotions), _digest(versions))
+    delta = _delta_versions(delta_store_from_environment())
+    return Fingerprint(_digest(promotions), _digest(versions), _digest(sorted(delta.items())) if delta else "")
 
 
 def read_fingerprint(warehouse: Path) -> Fingerprint | None:
@@ -100,7 +115,10 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
                    wait_seconds: float = COPY_WAIT_SECONDS) -> tuple[duckdb.DuckDBPyConnection, Fingerprint]:
     """An in-memory database holding the tables feature code reads and the whole registry, with the warehouse's
     schemas and search path, and the fingerprint of the warehouse it was copied from (one consistent read).
-    Rows cross as Arrow tables, their types unchanged."""
+    Rows cross as Arrow tables, their types unchanged. A feature set with a Delta table (the cluster
+    configuration) is copied from that table's latest version instead of the file."""
+    store = delta_store_from_environment()
+    delta = set(store.table_names("features")) if store is not None else set()
     memory = duckdb.connect(":memory:")
     for schema in SCHEMAS:
         memory.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -110,10 +128,14 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
         fingerprint = fingerprint_of(stored)
         tables = [("registry", name) for name in REGISTRY_TABLES] + _tables_of(catalog)
         for schema, name in tables:
-            if not table_exists(stored, schema, name):
-                continue
             target = f"{schema}.{quote(name)}"
-            memory.register("copied_rows", stored.sql(f"SELECT * FROM {target}").to_arrow_table())
+            if schema == "features" and name in delta:
+                rows = store.dataset(delta_feature_path(name)).to_table()
+            elif table_exists(stored, schema, name):
+                rows = stored.sql(f"SELECT * FROM {target}").to_arrow_table()
+            else:
+                continue
+            memory.register("copied_rows", rows)
             try:
                 memory.execute(f"CREATE TABLE {target} AS SELECT * FROM copied_rows")
             finally:
