@@ -14,7 +14,9 @@ class PredictBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     keys: dict[str, Any] | list[dict[str, Any]] = Field(
-        description=f"the entity's key columns of one row, or a list of them (at most {MAX_KEYS:,})")
+        description=f"the entity's key columns of one row, or a list of them (at most {MAX_KEYS:,}); a population's "
+                    f"row also names its partition: `partition_date` (the period's first day, ISO date), or an "
+                    f"hourly row's `partition_start` (ISO local time)")
     prediction_time: str | None = Field(
         None, description="local ISO 8601 time the request is made at (no later than the data, no earlier than "
                           "the rows' features are known); the features are those known at each row's prediction "
