@@ -24,7 +24,12 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _shares(codes: np.ndarray, bins: int) -> np.ndarray:
-    counts = np.bincount(codes, minlength=bins).astype(float)
+    return shares_of(np.bincount(codes, minlength=bins))
+
+
+def shares_of(counts: np.ndarray) -> np.ndarray:
+    """Bin shares from bin counts (a population's, or the sum of its parts': the same counts, the same shares)."""
+    counts = np.asarray(counts).astype(float)
     return counts / max(counts.sum(), 1.0)
 
 
@@ -79,6 +84,15 @@ class Bins:
     def psi(self, values: pd.Series) -> float:
         """PSI of a population against this reference."""
         return psi(self.shares, _shares(self.codes(values), self.size))
+
+    def counts(self, values: pd.Series) -> np.ndarray:
+        """How many of the values fall in each bin: a part of a population, whose parts' counts add up."""
+        return np.bincount(self.codes(values), minlength=self.size)
+
+    def psi_of_counts(self, counts: np.ndarray) -> float:
+        """PSI of a population given by its bin counts (`counts`, summed over its parts) against this reference:
+        the same value as `psi` of the population's values."""
+        return psi(self.shares, shares_of(counts))
 
 
 def feature_psi(reference: pd.Series, current: pd.Series) -> float:

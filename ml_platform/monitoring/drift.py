@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ml_platform import grains, names
@@ -190,24 +191,52 @@ def scored_days(connection: duckdb.DuckDBPyConnection, model: ModelSpec, start: 
         connection.execute(f"DROP TABLE IF EXISTS {_STAGED}")
 
 
-def window_drift(reference: Reference, window: pd.DataFrame) -> pd.DataFrame:
-    """PSI of every feature and of the score over the pooled rows of a window (scored_days' frames with a `day`
-    column) that the reference's version scored: row-level features over the rows, partition-level ones over the
-    window's partition values."""
-    rows = window[window["model_version"] == reference.model_version].reset_index(drop=True)
-    measures = []
+@dataclass(frozen=True)
+class BinCounts:
+    """The bin counts of some days' rows that one version scored (every feature's, a partition-level one's over
+    the days' partition values, and the score's), the rows counted and on how many days: a window's counts are the
+    sum of its days' (bincounts add up, and a partition value belongs to one day), so each day is binned once, not
+    once for every window it falls in."""
+
+    features: dict[str, np.ndarray]
+    score: np.ndarray
+    rows: int
+    days: int
+
+    def __add__(self, other: "BinCounts") -> "BinCounts":
+        return BinCounts({name: counts + other.features[name] for name, counts in self.features.items()},
+                         self.score + other.score, self.rows + other.rows, self.days + other.days)
+
+
+def bin_counts(reference: Reference, rows: pd.DataFrame) -> BinCounts:
+    """The bin counts of the rows (scored_days' frames with a `day` column) that the reference's version scored."""
+    rows = rows[rows["model_version"] == reference.model_version].reset_index(drop=True)
+    counts = {}
     for name, bins in reference.features.items():
         groups = reference.partition_level.get(name)
         values = rows[f"{_FIELD}{name}"] if groups is None else \
             _units(rows, "day", [f"{_FIELD}{group}" for group in groups], f"{_FIELD}{name}")
-        measures.append({"feature": name, "psi": bins.psi(values.reset_index(drop=True)),
-                         "scope": reference.scope(name)})
-    measures.append({"feature": SCORE, "psi": reference.scores.psi(rows["score"].to_numpy(dtype=float)),
-                     "scope": "rows"})
+        counts[name] = bins.counts(values.reset_index(drop=True))
+    return BinCounts(counts, reference.scores.counts(rows["score"].to_numpy(dtype=float)), len(rows),
+                     int(rows["day"].nunique()) if len(rows) else 0)
+
+
+def counts_drift(reference: Reference, counts: BinCounts) -> pd.DataFrame:
+    """PSI of every feature and of the score of a population given by its bin counts."""
+    measures = [{"feature": name, "psi": bins.psi_of_counts(counts.features[name]), "scope": reference.scope(name)}
+                for name, bins in reference.features.items()]
+    measures.append({"feature": SCORE, "psi": reference.scores.psi_of_counts(counts.score), "scope": "rows"})
     frame = pd.DataFrame(measures)
-    frame["window_rows"] = len(rows)
-    frame["window_days"] = int(rows["day"].nunique()) if len(rows) else 0
+    frame["window_rows"] = counts.rows
+    frame["window_days"] = counts.days
     return frame
+
+
+def window_drift(reference: Reference, window: pd.DataFrame) -> pd.DataFrame:
+    """PSI of every feature and of the score over the pooled rows of a window (scored_days' frames with a `day`
+    column) that the reference's version scored: row-level features over the rows, partition-level ones over the
+    window's partition values."""
+    return counts_drift(reference, bin_counts(reference, window))
 
 
 def day_drift(reference: Reference, scored: pd.DataFrame) -> pd.DataFrame:
@@ -227,14 +256,15 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     if registry.promotions.champion(connection, model.name) is None:
         raise MonitoringError(f"no version of '{model.name}' has been deployed: nothing is scored, nothing to monitor")
     references, frames, unscored = {}, [], []
-    recent: deque[pd.DataFrame] = deque()
+    # the window's scored days: each day's rows, and its bin counts per version, made when a window first needs them
+    recent: deque[tuple[dt.date, pd.DataFrame, dict[str, BinCounts]]] = deque()
     first = start - dt.timedelta(days=window_days - 1)
     with closing(scored_days(connection, model, first, end, grain)) as scored:
         for day, rows in scored:
-            while recent and (day - recent[0]["day"].iloc[0]).days >= window_days:
+            while recent and (day - recent[0][0]).days >= window_days:
                 recent.popleft()
             if not rows.empty:
-                recent.append(rows.assign(day=day))
+                recent.append((day, rows.assign(day=day), {}))
             if day < start:
                 continue
             if rows.empty:
@@ -243,7 +273,10 @@ def drift_frame(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
             version = rows["model_version"].mode().iloc[0]  # the version that scored most of the day's rows
             if version not in references:
                 references[version] = champion_reference(connection, artifacts, model.name, version, by_partition)
-            drift = window_drift(references[version], pd.concat(list(recent), ignore_index=True))
+            reference = references[version]
+            parts = [counted.get(version) or counted.setdefault(version, bin_counts(reference, day_rows))
+                     for _, day_rows, counted in recent]
+            drift = counts_drift(reference, sum(parts[1:], parts[0]))
             drift["rows"] = int((rows["model_version"] == version).sum())
             drift["day"], drift["model_version"] = day, version
             frames.append(drift)

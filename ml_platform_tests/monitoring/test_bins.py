@@ -119,3 +119,19 @@ def test_features_constant_within_a_day_are_found_in_training_and_compared_acros
     # a week truly colder than training drifts on the pooled measure too
     cold = week.assign(**{"input:temperature": week["input:temperature"] - 40})
     assert window_drift(pooled, cold).set_index("feature").loc["temperature", "psi"] > PSI_ALARM
+
+
+@pytest.mark.parametrize("reference, parts", [
+    (pd.Series([1.0, 2.0, 3.0, np.nan, 5.0, 8.0, 13.0] * 20),
+     [pd.Series([1.0, np.inf, 2.5]), pd.Series([], dtype=float), pd.Series([np.nan, 40.0, 0.5, 3.0] * 3)]),
+    (pd.Series(["JFK", "LGA", None, "EWR"] * 10, dtype=object),
+     [pd.Series(["JFK", "BOS", None]), pd.Series(["EWR", "EWR", "LGA"], dtype=object), pd.Series([], dtype=object)]),
+], ids=["numbers", "categories"])
+def test_a_population_s_psi_from_its_parts_bin_counts_is_the_psi_of_its_values(reference, parts):
+    bins = Bins.of(reference)
+    pooled = pd.concat(parts, ignore_index=True)
+    counts = sum((bins.counts(part) for part in parts), np.zeros(bins.size, dtype=np.int64))
+
+    assert counts.sum() == len(pooled)
+    assert bins.psi_of_counts(counts) == bins.psi(pooled)  # the same bits: a window's days binned one by one
+    assert bins.psi_of_counts(np.zeros(bins.size, dtype=np.int64)) == bins.psi(pooled.iloc[:0])
