@@ -44,14 +44,15 @@ def key_types(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: Lo
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types)}
 
 
-def _row_days(reader: FeatureReader, catalog: Catalog, model: LoadedModel, request: PredictRequest) -> list:
+def _row_days(served: Served, model: LoadedModel, request: PredictRequest) -> list:
     """Each requested row's day, in order; an unknown key is a 404 naming it."""
-    keys = served_keys(catalog, model.spec.entity)
-    days = reader.entity_days(model.spec.entity)
+    keys = served_keys(served.catalog, model.spec.entity)
+    days = served.reader.entity_days(model.spec.entity)
     found = [days.get(identity(values, keys)) for values in request.keys]
     unknown = [values for values, day in zip(request.keys, found) if day is None]
     if unknown:
-        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has {shown(unknown[0])}"
+        raise BadRequestError(f"unknown key: no row of '{model.spec.entity}' has "
+                              f"{shown(unknown[0], served.key_types[model.name])}"
                               f"{f' (and {len(unknown) - 1} more unknown rows)' if len(unknown) > 1 else ''}", 404)
     return found
 
@@ -86,7 +87,7 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     decision, decision_parameter and how the features were served."""
     reader, catalog = served.reader, served.catalog
     keys = served_keys(catalog, model.spec.entity)
-    found = _row_days(reader, catalog, model, request)
+    found = _row_days(served, model, request)
     days = sorted(set(found))
     _require_time(request, served, model, days)
     how = reader.computed_days(model.spec, days, force=request.features == ON_DEMAND)
@@ -95,7 +96,7 @@ def score_request(served: Served, model: LoadedModel, request: PredictRequest) -
     for values, day in zip(request.keys, found):
         row = scored[day].get(identity(values, keys))
         if row is None:
-            raise BadRequestError(f"key {shown(values)}: the row exists but model '{model.name}' does not score it (its "
-                                  f"filter: {model.spec.filter})", 422)
+            raise BadRequestError(f"key {shown(values, served.key_types[model.name])}: the row exists but model "
+                                  f"'{model.name}' does not score it (its filter: {model.spec.filter})", 422)
         answered.append(row)
     return answered

@@ -30,9 +30,15 @@ class PredictRequest:
     features: str
 
 
-def shown(values: dict) -> dict:
-    """A request's key values as the client wrote them (a date or a time in ISO text)."""
-    return {name: value.isoformat() if isinstance(value, dt.date) else value for name, value in values.items()}
+def shown(values: dict, key_types: dict[str, str]) -> dict:
+    """A request's key values as the client wrote them: a DATE key's as an ISO date, a TIMESTAMP key's as an ISO
+    time (they are held as datetimes)."""
+    def text(name: str, value):
+        if not isinstance(value, dt.date):
+            return value
+        return value.date().isoformat() if key_types.get(name) == "DATE" else value.isoformat()
+
+    return {name: text(name, value) for name, value in values.items()}
 
 
 def _json_kind(value) -> str:
@@ -122,7 +128,7 @@ def parse_request(body, key_types: dict[str, str]) -> PredictRequest:
         for position, item in enumerate(keys):
             identity = tuple(item.values())
             if identity in seen:
-                raise BadRequestError(f"keys[{position}]: the same row is requested twice ({shown(item)})")
+                raise BadRequestError(f"keys[{position}]: the same row is requested twice ({shown(item, key_types)})")
             seen.add(identity)
     else:
         raise BadRequestError(f"keys: must be an object (one row) or a list of objects, got {_json_kind(given)}")

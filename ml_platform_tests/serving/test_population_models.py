@@ -90,8 +90,7 @@ def test_a_population_model_is_served_by_key_and_partition_as_batch_scoring_scor
      "keys.partition_date: '2013-05-20T06:00:00' is not an ISO date (DATE column; for example 2013-05-20, "
      "without a time of day)"),
     ({"origin": "JFK", "dest": "XXX", "partition_date": WEEK}, None, 404,
-     "unknown key: no row of 'busy_routes' has {'origin': 'JFK', 'dest': 'XXX', 'partition_date': "
-     "'2013-05-20T00:00:00'}"),
+     "unknown key: no row of 'busy_routes' has {'origin': 'JFK', 'dest': 'XXX', 'partition_date': '2013-05-20'}"),
     ({"origin": "JFK", "dest": "LAX", "partition_date": WEEK}, "2013-05-18T12:00:00", 422,
      "prediction_time: 2013-05-18T12:00:00 is before 2013-05-19T00:00:00, when the features of the rows of "
      "2013-05-20 are known; they cannot be predicted yet"),
