@@ -29,8 +29,9 @@ FEBRUARY_1 = dt.date(2013, 2, 1)
 
 def test_a_server_in_the_cluster_configuration_serves_the_delta_feature_partitions(tmp_path, dagster_home,
                                                                                     monkeypatch):
-    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, str(tmp_path / "tables"))
+    # the January warehouse every test copies is built (once per process) in the embedded configuration
     project = january_project(tmp_path / "project")
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, str(tmp_path / "tables"))
     with open_warehouse(project.storage.warehouse) as connection:  # the copied January features: embedded ones
         for (name,) in connection.execute("SELECT table_name FROM information_schema.tables WHERE "
                                           "table_schema = 'features'").fetchall():
