@@ -27,7 +27,7 @@ from ml_platform.features.compute import (FeatureComputationError, compute_featu
 from ml_platform.features.relations import history_reads
 from ml_platform.names import feature_table, quote
 from ml_platform.serving.errors import ServingError
-from ml_platform.serving.keys import key_value, served_keys
+from ml_platform.serving.keys import held, served_keys
 from ml_platform.serving.models import LoadedModel
 from ml_platform.serving.once import OnceCache
 from ml_platform.serving.scored_day import ScoredDay, score_day
@@ -150,9 +150,10 @@ class FeatureReader:
                     with self.connection.cursor() as cursor:
                         rows = cursor.execute(f"SELECT {', '.join(quote(key) for key in keys)}, CAST(partition_date "
                                               f"AS DATE) FROM {entity_table(self.catalog, entity)}").fetchall()
-                    if self.catalog.entity_rows(entity).is_population:  # a key may be a date: one kind of value
-                        rows = [(*(key_value(value) for value in row[:-1]), row[-1]) for row in rows]
-                    days = {row[0] if len(keys) == 1 else row[:-1]: row[-1] for row in rows}
+                    # a DATE key as the datetime requests are parsed into (the day itself stays a date)
+                    identities = held([row[:-1] for row in rows])
+                    days = {identity[0] if len(keys) == 1 else identity: row[-1]
+                            for identity, row in zip(identities, rows)}
                     self._entity_days[entity] = days
         return days
 

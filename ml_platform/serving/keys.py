@@ -26,6 +26,15 @@ def key_value(value):
     return value
 
 
+def held(rows: list) -> list:
+    """Rows (tuples or lists) of key values as the served indexes hold them: a date column's values as datetimes
+    (`key_value`). A column's values are of one kind, so the first row says whether any needs it (a DATE key of
+    a source or a population's `partition_date`); other rows are returned as they are, at no cost per value."""
+    if not rows or not any(key_value(value) is not value for value in rows[0]):
+        return rows
+    return [tuple(key_value(value) for value in row) for row in rows]
+
+
 def identity(values: dict, keys: list[str]):
     """A row's key as a dictionary key: the value of a single key column, else the tuple of values."""
     return values[keys[0]] if len(keys) == 1 else tuple(values[key] for key in keys)

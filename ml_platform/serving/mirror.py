@@ -76,15 +76,14 @@ def _delta_versions(store: DeltaStore | None) -> dict[str, int]:
     return {name: store.version(delta_feature_path(name)) for name in store.table_names("features")}
 
 
-def fingerprint_of(connection: duckdb.DuckDBPyConnection) -> Fingerprint:
-    """The fingerprint of the connection's warehouse, and of the Delta feature tables when the environment names
-    them."""
+def fingerprint_of(connection: duckdb.DuckDBPyConnection, delta: dict[str, int]) -> Fingerprint:
+    """The fingerprint of the connection's warehouse, and of the Delta feature tables' versions (`delta`, empty
+    without them)."""
     prefix = ""
     promotions = [registry.promotions.fingerprint(connection)]  # in the warehouse, or in PostgreSQL
     versions = connection.execute(
         f"SELECT count(*), coalesce(bit_xor(hash(stored)), 0) FROM {prefix}{registry_table('partition_versions')} "
         f"AS stored").fetchall()
-    delta = _delta_versions(delta_store_from_environment())
     return Fingerprint(_digest(promotions), _digest(versions), _digest(sorted(delta.items())) if delta else "")
 
 
@@ -97,7 +96,7 @@ def read_fingerprint(warehouse: Path) -> Fingerprint | None:
             return None
         raise
     try:
-        return fingerprint_of(connection)
+        return fingerprint_of(connection, _delta_versions(delta_store_from_environment()))
     finally:
         connection.close()
 
@@ -118,14 +117,14 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
     Rows cross as Arrow tables, their types unchanged. A feature set with a Delta table (the cluster
     configuration) is copied from that table's latest version instead of the file."""
     store = delta_store_from_environment()
-    delta = set(store.table_names("features")) if store is not None else set()
+    delta = _delta_versions(store)  # listed once: the fingerprint's versions and the tables copied from Delta
     memory = duckdb.connect(":memory:")
     for schema in SCHEMAS:
         memory.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     stored = _open(warehouse, wait_seconds)
     try:
         stored.execute("BEGIN TRANSACTION")  # one snapshot of the file for every table copied
-        fingerprint = fingerprint_of(stored)
+        fingerprint = fingerprint_of(stored, delta)
         tables = [("registry", name) for name in REGISTRY_TABLES] + _tables_of(catalog)
         for schema, name in tables:
             target = f"{schema}.{quote(name)}"

@@ -15,7 +15,7 @@ FIELDS = ("keys", "prediction_time", "features")
 _ACCEPTED = {"VARCHAR": (str,), "BIGINT": (int,), "INTEGER": (int,), "SMALLINT": (int,), "HUGEINT": (int,),
              "DOUBLE": (int, float), "FLOAT": (int, float), "DATE": (str,), "TIMESTAMP": (str,)}
 # key columns of these types are given as ISO 8601 text and held as datetimes (a date as its midnight), as the
-# served indexes hold them (`features.key_value`)
+# served indexes hold them (`keys.key_value`)
 _TEMPORAL = {"DATE": ("an ISO date", "2013-05-20"), "TIMESTAMP": ("an ISO local time", "2013-03-02T14:00:00")}
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number"}
 

@@ -21,7 +21,7 @@ import pandas as pd
 from ml_platform import names
 from ml_platform.features.compute import feature_matrix_sql
 from ml_platform.scoring.task_score import task_scores
-from ml_platform.serving.keys import key_value, served_keys
+from ml_platform.serving.keys import held, served_keys
 from ml_platform.serving.log import plain
 from ml_platform.serving.models import LoadedModel
 from ml_platform.specs.catalog import Catalog
@@ -127,13 +127,11 @@ def score_day(cursor: duckdb.DuckDBPyConnection, catalog: Catalog, model: Loaded
     # a population row's partition is part of its key: given and answered as a day
     key_columns = {key: (frame[key].tolist(), _day) if key == "partition_date" else _column(frame[key])
                    for key in keys}
-    found = [key_columns[key][0] for key in keys]
-    if catalog.entity_rows(model.spec.entity).is_population:  # a key may be a date: one kind of value
-        found = [[key_value(value) for value in values] for values in found]
+    found = held(list(zip(*(key_columns[key][0] for key in keys))))  # a DATE key as requests hold it
     if len(keys) == 1:
-        positions = {value: position for position, value in enumerate(found[0])}
+        positions = {row[0]: position for position, row in enumerate(found)}
     else:
-        positions = {identity: position for position, identity in enumerate(zip(*found))}
+        positions = {identity: position for position, identity in enumerate(found)}
     return ScoredDay(positions, key_columns, {name: _column(frame[name]) for name in model.spec.features},
                      (frame["partition_date"].tolist(), _day),
                      {name: _column(decided[name]) for name in ("score", "decision", "decision_parameter")},
