@@ -8,8 +8,9 @@ whose training window holds at least that many rows is trained by lightgbm.dask 
 - the training rows are cut into one block of consecutive rows per worker. Rows of a snapshot file (a training
   run's) are read and encoded by each worker itself: the step's process learns the layout (the categories' values)
   from a scan of the category columns alone and sends each worker its block's bounds (file row numbers) and the
-  layout; the worker checks the file's SHA-256, reads its rows and encodes them with the same functions, so no
-  process holds the whole matrix. Rows given in memory are encoded by the step's process and scattered. Either
+  layout; the worker finds the snapshot in its copy of the artifact store (fetched from the shared object store
+  when missing), checks its SHA-256, reads its rows and encodes them with the same functions, so no process holds
+  the whole matrix. Rows given in memory are encoded by the step's process and scattered. Either
   way the blocks are those of single-machine training's matrix (same layout, same codes); the workers train
   together (LightGBM's data-parallel learner, the spec's parameters and seed, `num_threads` = each worker's
   threads);
@@ -162,12 +163,26 @@ def _bounds(rows: int, workers: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class SnapshotBlock:
-    """One worker's rows of a snapshot file's split: those whose file row numbers lie in [first, last], `rows` of
-    them, read from `path`, whose bytes have the SHA-256 `sha256`."""
+class SnapshotFile:
+    """Where a training run's snapshot is stored: its artifact store's root, its name there and its SHA-256 (and
+    whether the store is private: a reproduction's scratch folder, never fetched from the shared store)."""
 
-    path: str
+    root: str
+    relative_path: str
     sha256: str
+    private: bool = False
+
+    @classmethod
+    def at(cls, path: Path) -> "SnapshotFile":
+        """A file given by its path alone (no artifact store): its folder as the root, its bytes hashed here."""
+        return cls(str(path.parent), path.name, file_sha256(path), private=True)
+
+
+@dataclass(frozen=True)
+class SnapshotBlock:
+    """One worker's rows of a snapshot's split: those whose file row numbers lie in [first, last], `rows` of them."""
+
+    snapshot: SnapshotFile
     split: str
     first: int
     last: int
@@ -176,18 +191,19 @@ class SnapshotBlock:
 
 def encode_block(block: SnapshotBlock, layout: FeatureLayout) -> np.ndarray:
     """(On a worker.) The block's rows of the snapshot encoded with the layout, exactly as the rows of the whole
-    split are encoded in one process (arrow_matrix.layout_matrix); refused when the worker cannot read the file
-    the step's process read, or reads other bytes."""
+    split are encoded in one process (arrow_matrix.layout_matrix). The worker finds the snapshot in its own copy of
+    the artifact store, fetching it from the shared object store when its folder lacks it (ML_PLATFORM_ARTIFACTS
+    in the worker's environment), and hashes it first: missing or other bytes are refused, naming the artifact."""
+    from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
     from ml_platform.training.arrow_matrix import layout_matrix
 
-    path = Path(block.path)
-    if not path.is_file():
-        raise DistributedTrainingError(
-            f"the dask worker on {socket.gethostname()} cannot read the snapshot {path}: workers read their training "
-            f"rows from the path the model step reads (one machine, or a file system every worker mounts)")
-    if file_sha256(path) != block.sha256:
-        raise DistributedTrainingError(f"the dask worker on {socket.gethostname()} reads other bytes at {path} than "
-                                       f"the model step (SHA-256 {block.sha256}): refusing to train on them")
+    snapshot = block.snapshot
+    try:
+        path = ArtifactStore(root=snapshot.root, private=snapshot.private).verify(snapshot.relative_path,
+                                                                                  snapshot.sha256)
+    except TamperedArtifactError as error:
+        raise DistributedTrainingError(f"the dask worker on {socket.gethostname()} cannot train on the snapshot: "
+                                       f"{error}") from error
     columns = ", ".join(quote(name) for name in layout.columns)
     with closing(duckdb.connect()) as connection:
         connection.execute("SET threads = 1")  # the worker's own thread; LightGBM trains after
@@ -200,7 +216,7 @@ def encode_block(block: SnapshotBlock, layout: FeatureLayout) -> np.ndarray:
     return np.ascontiguousarray(layout_matrix(layout, table))
 
 
-def _file_blocks(rows: SplitRows, workers: int) -> list[SnapshotBlock]:
+def _file_blocks(rows: SplitRows, snapshot: SnapshotFile, workers: int) -> list[SnapshotBlock]:
     """One block of the split's rows per worker, in the file's order (the order of the rows' labels)."""
     positions = rows.connection.execute(
         f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) WHERE {split_condition(rows.split)} "
@@ -208,9 +224,8 @@ def _file_blocks(rows: SplitRows, workers: int) -> list[SnapshotBlock]:
     if len(positions) != len(rows.label):
         raise DistributedTrainingError(f"{rows.path} holds {len(positions)} {rows.split} rows, not the "
                                        f"{len(rows.label)} whose labels were read")
-    digest = file_sha256(Path(rows.path))
-    return [SnapshotBlock(str(rows.path), digest, rows.split, int(positions[start]), int(positions[end - 1]),
-                          end - start) for start, end in _bounds(len(positions), workers)]
+    return [SnapshotBlock(snapshot, rows.split, int(positions[start]), int(positions[end - 1]), end - start)
+            for start, end in _bounds(len(positions), workers)]
 
 
 def _learn_layout(rows: SplitRows, columns: list[str], categorical: list[str]) -> FeatureLayout | None:
@@ -225,10 +240,11 @@ def _learn_layout(rows: SplitRows, columns: list[str], categorical: list[str]) -
 
 
 def _spread(client, train_rows: Rows, columns: list[str], categorical: list[str], label: np.ndarray,
-            workers: list[str]):
+            workers: list[str], snapshot: SnapshotFile | None = None):
     """The training rows' layout, and their matrix and labels as dask arrays of one block of consecutive rows per
-    worker, each block made on its worker (rows of a snapshot file) or sent to it (rows in memory): lightgbm.dask
-    trains each worker on the blocks it holds. Also the rows per worker."""
+    worker, each block made on its worker (rows of a snapshot file: `snapshot` says where it is stored, else the
+    rows' own path) or sent to it (rows in memory): lightgbm.dask trains each worker on the blocks it holds. Also
+    the rows per worker."""
     import dask.array as da
 
     from ml_platform.training.arrow_matrix import training_matrix
@@ -237,7 +253,8 @@ def _spread(client, train_rows: Rows, columns: list[str], categorical: list[str]
     bounds = _bounds(len(label), len(workers))
     blocks, labels = [], []
     if layout is not None:
-        for block, worker in zip(_file_blocks(train_rows, len(workers)), workers):
+        stored = snapshot if snapshot is not None else SnapshotFile.at(Path(train_rows.path))
+        for block, worker in zip(_file_blocks(train_rows, stored, len(workers)), workers):
             data = client.submit(encode_block, block, layout, workers=[worker], allow_other_workers=False,
                                  pure=False)
             blocks.append(da.from_delayed(data, shape=(block.rows, len(layout.columns)), dtype="float64"))
@@ -255,9 +272,10 @@ def _spread(client, train_rows: Rows, columns: list[str], categorical: list[str]
 
 def train_distributed(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
                       valid_rows: Rows, setting: DistributedSetting, progress: Progress | None = None,
-                      label: LabelSpec | None = None) -> TrainingResult:
+                      label: LabelSpec | None = None, snapshot: SnapshotFile | None = None) -> TrainingResult:
     """Train the spec's LightGBM model with lightgbm.dask on the configured cluster's workers: the same layout,
-    parameters and seed as `train`, the rounds kept chosen on the validation rows as early stopping would."""
+    parameters and seed as `train`, the rounds kept chosen on the validation rows as early stopping would.
+    `snapshot` names the stored artifact the rows of a snapshot file come from, which each worker reads."""
     from lightgbm.dask import DaskLGBMRegressor
 
     from ml_platform.training.arrow_matrix import rows_matrix
@@ -277,7 +295,7 @@ def train_distributed(algorithm: LightGBMAlgorithm, columns: list[str], categori
         progress.report(f"training {algorithm.kind} on dask.distributed: {len(train_label)} rows on "
                         f"{len(workers)} workers of {setting.address}")
         layout, data, target, rows = _spread(client, train_rows, columns, categorical, train_label.astype("float64"),
-                                             [name for name, _ in workers])
+                                             [name for name, _ in workers], snapshot)
         # the generic estimator: the parameters say the objective (binary, multiclass with num_class), the booster
         # is what is kept; the classifier would re-encode the labels and count only the classes present
         estimator = DaskLGBMRegressor(client=client, n_estimators=algorithm.params.n_estimators, **parameters)

@@ -15,7 +15,7 @@ import pytest
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.training import distributed
 from ml_platform.training.arrow_matrix import training_matrix
-from ml_platform.training.distributed import DistributedTrainingError, encode_block
+from ml_platform.training.distributed import DistributedTrainingError, SnapshotFile, encode_block
 
 COLUMNS = ["distance", "carrier", "hour", "origin"]
 CATEGORICAL = ["carrier", "origin"]
@@ -47,23 +47,26 @@ def test_the_blocks_each_worker_encodes_are_the_single_machine_matrix_cut_in_con
     expected_layout, expected = training_matrix(rows, COLUMNS, CATEGORICAL)
     layout = distributed._learn_layout(rows, COLUMNS, CATEGORICAL)
     assert layout == expected_layout and "ALB" not in layout.categories["origin"]
-    blocks = distributed._file_blocks(rows, workers)
+    blocks = distributed._file_blocks(rows, SnapshotFile.at(path), workers)
     assert [block.rows for block in blocks] == [end - start for start, end in distributed._bounds(len(rows), workers)]
     made = np.vstack([encode_block(block, layout) for block in blocks])
     assert made.shape == expected.shape
     np.testing.assert_array_equal(made, expected)  # NaN where expected has NaN, every other value equal
 
 
-def test_a_worker_refuses_a_file_it_cannot_read_or_whose_bytes_differ_naming_the_path(tmp_path):
+def test_a_worker_refuses_a_file_it_cannot_read_or_whose_bytes_differ_naming_the_artifact(tmp_path):
     path = _snapshot(tmp_path / "snapshot.parquet")
     rows = SplitRows.read(duckdb.connect(), path, "train")
     layout = distributed._learn_layout(rows, COLUMNS, CATEGORICAL)
-    block = distributed._file_blocks(rows, 2)[1]
+    block = distributed._file_blocks(rows, SnapshotFile.at(path), 2)[1]
     shutil.copyfile(_snapshot(tmp_path / "other.parquet", seed=4), path)  # another snapshot at the same path
-    with pytest.raises(DistributedTrainingError, match=f"reads other bytes at {path} than the model step"):
+    with pytest.raises(DistributedTrainingError, match="cannot train on the snapshot: artifact snapshot.parquet was "
+                                                       "modified: its SHA-256 is [0-9a-f]{64}, recorded "
+                                                       f"{block.snapshot.sha256}; refusing to load it"):
         encode_block(block, layout)
     path.unlink()
-    with pytest.raises(DistributedTrainingError, match=f"cannot read the snapshot {path}: workers read"):
+    with pytest.raises(DistributedTrainingError, match=f"cannot train on the snapshot: artifact snapshot.parquet is "
+                                                       f"missing from {tmp_path}$"):
         encode_block(block, layout)
 
 
