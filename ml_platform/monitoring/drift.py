@@ -88,13 +88,28 @@ def partition_level(train: pd.DataFrame, features: list[str], day: str = "partit
     if train.empty:
         return {}
 
+    codes = {name: pd.factorize(train[name], use_na_sentinel=True)[0] for name in features}  # missing: -1
+    days = pd.factorize(train[day], use_na_sentinel=False)[0]
+
     def constant(groups: list[str]) -> set[str]:
         candidates = [name for name in features if name not in groups]
-        distinct = train.groupby([day, *groups], dropna=False)[candidates].nunique()
-        return {name for name in candidates if float((distinct[name] <= 1).mean()) >= CONSTANT_SHARE}
+        cells = days
+        for group in groups:  # a missing group value is a cell of its own, as in a groupby with dropna=False
+            values = pd.factorize(train[group], use_na_sentinel=False)[0]
+            cells = pd.factorize(cells.astype(np.int64) * (int(values.max()) + 1) + values)[0]
+        order = np.argsort(cells, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(cells[order]) != 0])
+        found = set()
+        for name in candidates:  # a cell holds at most one value when its largest code is at most its smallest
+            ordered = codes[name][order]
+            largest = np.maximum.reduceat(ordered, starts)
+            smallest = np.minimum.reduceat(np.where(ordered < 0, np.iinfo(ordered.dtype).max, ordered), starts)
+            if float((largest <= smallest).mean()) >= CONSTANT_SHARE:
+                found.add(name)
+        return found
 
     found: dict[str, tuple[str, ...]] = {name: () for name in constant([])}
-    sizes = train[features].nunique()
+    sizes = pd.Series({name: int(codes[name].max()) + 1 for name in features})  # distinct values present
     groups = sorted((name for name in features if name not in found and 1 < sizes[name] <= GROUP_MAX_VALUES),
                     key=lambda name: (sizes[name], name))
     for group in groups:

@@ -55,6 +55,11 @@ class SplitRows:
         return self.connection.execute(
             f"SELECT {quote(name)} FROM read_parquet('{self.path}') WHERE {split_condition(self.split)}").df()[name]
 
+    def arrow_schema(self, names: list[str]):
+        """The Arrow types of some columns of these rows (no row is read)."""
+        columns = ", ".join(quote(name) for name in names)
+        return self.connection.sql(f"SELECT {columns} FROM read_parquet('{self.path}') LIMIT 0").to_arrow_table().schema
+
     def record_batches(self, names: list[str], batch_rows: int = 1_000_000):
         """Some columns of these rows as Arrow record batches of at most `batch_rows` rows, in the file's order
         (a pyarrow RecordBatchReader: one scan of the file; read it to its end before the connection runs

@@ -83,6 +83,16 @@ def vocabulary_of(batches: Iterable[_Coded]) -> list[str]:
     return sorted(seen)
 
 
+def category_vocabularies(batches: Iterable[pa.RecordBatch], categorical: list[str]) -> dict[str, list[str]]:
+    """Each category column's vocabulary (`vocabulary_of`) from record batches of its rows: the categories of the
+    layout single-machine training learns from the same rows, without encoding their matrix."""
+    coded: dict[str, list[_Coded]] = {name: [] for name in categorical}
+    for batch in batches:
+        for name in categorical:
+            coded[name].append(_Coded(batch.column(name)))
+    return {name: vocabulary_of(coded[name]) for name in categorical}
+
+
 def layout_matrix(layout: FeatureLayout, table: pa.Table) -> np.ndarray:
     """The model's input matrix (column-major float64) of an Arrow table holding the layout's columns."""
     encoded = np.empty((table.num_rows, len(layout.columns)), dtype="float64", order="F")

@@ -5,9 +5,15 @@ number of rows) and `ML_PLATFORM_DASK_ADDRESS` (the scheduler, which `.ci/servic
 training is exactly the single-machine training of `training.algorithms` (same bytes). With it, a LightGBM model
 whose training window holds at least that many rows is trained by lightgbm.dask on the scheduler's workers:
 
-- the step's process encodes the training matrix as single-machine training does (same layout, same codes), cuts
-  it into one block of rows per worker and hands each block to its worker; the workers train together
-  (LightGBM's data-parallel learner, the spec's parameters and seed, `num_threads` = each worker's threads);
+- the training rows are cut into one block of consecutive rows per worker. Rows of a snapshot file (a training
+  run's) are read and encoded by each worker itself: the step's process learns the layout (the categories' values)
+  from a scan of the category columns alone and sends each worker its block's bounds (file row numbers) and the
+  layout; the worker finds the snapshot in its copy of the artifact store (fetched from the shared object store
+  when missing), checks its SHA-256, reads its rows and encodes them with the same functions, so no process holds
+  the whole matrix. Rows given in memory are encoded by the step's process and scattered. Either
+  way the blocks are those of single-machine training's matrix (same layout, same codes); the workers train
+  together (LightGBM's data-parallel learner, the spec's parameters and seed, `num_threads` = each worker's
+  threads);
 - the booster comes back to the step's process, which keeps the rounds early stopping would keep, judged on the
   whole validation window (`training.validation_rounds`), and stores it through the same artifact path: evaluation,
   the gate, scoring and explanations read it as any LightGBM model.
@@ -23,22 +29,27 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Mapping
 
+import duckdb
 import numpy as np
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.partition_tasks import on_dask_worker
-from ml_platform.names import DASK_ADDRESS_VARIABLE, DISTRIBUTED_TRAINING_ROWS_VARIABLE
+from ml_platform.hashing import file_sha256
+from ml_platform.names import DASK_ADDRESS_VARIABLE, DISTRIBUTED_TRAINING_ROWS_VARIABLE, quote
 from ml_platform.progress import Progress, silent
 from ml_platform.records.training import DistributedTraining
+from ml_platform.snapshots.columns import SplitRows, split_condition
 from ml_platform.specs.models import LabelSpec, LightGBMAlgorithm
-from ml_platform.training.algorithms import (THREADS, LightGBMPredictor, Rows, TrainingResult, lightgbm_parameters,
-                                             targets)
+from ml_platform.training.algorithms import (THREADS, FeatureLayout, LightGBMPredictor, Rows, TrainingResult,
+                                             lightgbm_parameters, targets)
 from ml_platform.training.validation_rounds import choose_rounds
 
 CONNECT_SECONDS = 10  # how long the scheduler may take to answer before the address is reported unreachable
@@ -145,37 +156,134 @@ def _same_scheduler(first: str, second: str) -> bool:
     return strip(first) == strip(second)
 
 
-def _spread(client, matrix: np.ndarray, label: np.ndarray, workers: list[str]):
-    """The matrix and labels as dask arrays of one block of consecutive rows per worker, each block already on its
-    worker (lightgbm.dask trains each worker on the blocks it holds)."""
+def _bounds(rows: int, workers: int) -> list[tuple[int, int]]:
+    """[start, end) of one block of consecutive rows per worker, as even as whole blocks allow."""
+    size = math.ceil(rows / workers)
+    return [(position * size, min(rows, (position + 1) * size)) for position in range(workers)]
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    """Where a training run's snapshot is stored: its artifact store's root, its name there and its SHA-256 (and
+    whether the store is private: a reproduction's scratch folder, never fetched from the shared store)."""
+
+    root: str
+    relative_path: str
+    sha256: str
+    private: bool = False
+
+    @classmethod
+    def at(cls, path: Path) -> "SnapshotFile":
+        """A file given by its path alone (no artifact store): its folder as the root, its bytes hashed here."""
+        return cls(str(path.parent), path.name, file_sha256(path), private=True)
+
+
+@dataclass(frozen=True)
+class SnapshotBlock:
+    """One worker's rows of a snapshot's split: those whose file row numbers lie in [first, last], `rows` of them."""
+
+    snapshot: SnapshotFile
+    split: str
+    first: int
+    last: int
+    rows: int
+
+
+def encode_block(block: SnapshotBlock, layout: FeatureLayout) -> np.ndarray:
+    """(On a worker.) The block's rows of the snapshot encoded with the layout, exactly as the rows of the whole
+    split are encoded in one process (arrow_matrix.layout_matrix). The worker finds the snapshot in its own copy of
+    the artifact store, fetching it from the shared object store when its folder lacks it (ML_PLATFORM_ARTIFACTS
+    in the worker's environment), and hashes it first: missing or other bytes are refused, naming the artifact."""
+    from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
+    from ml_platform.training.arrow_matrix import layout_matrix
+
+    snapshot = block.snapshot
+    try:
+        path = ArtifactStore(root=snapshot.root, private=snapshot.private).verify(snapshot.relative_path,
+                                                                                  snapshot.sha256)
+    except TamperedArtifactError as error:
+        raise DistributedTrainingError(f"the dask worker on {socket.gethostname()} cannot train on the snapshot: "
+                                       f"{error}") from error
+    columns = ", ".join(quote(name) for name in layout.columns)
+    with closing(duckdb.connect()) as connection:
+        connection.execute("SET threads = 1")  # the worker's own thread; LightGBM trains after
+        table = connection.execute(
+            f"SELECT {columns} FROM read_parquet(?, file_row_number = true) WHERE {split_condition(block.split)} "
+            f"AND file_row_number BETWEEN ? AND ?", [str(path), block.first, block.last]).to_arrow_table()
+    if table.num_rows != block.rows:
+        raise DistributedTrainingError(f"the dask worker on {socket.gethostname()} read {table.num_rows} rows of "
+                                       f"{path} between file rows {block.first} and {block.last}, not {block.rows}")
+    return np.ascontiguousarray(layout_matrix(layout, table))
+
+
+def _file_blocks(rows: SplitRows, snapshot: SnapshotFile, workers: int) -> list[SnapshotBlock]:
+    """One block of the split's rows per worker, in the file's order (the order of the rows' labels)."""
+    positions = rows.connection.execute(
+        f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) WHERE {split_condition(rows.split)} "
+        f"ORDER BY file_row_number", [str(rows.path)]).fetchnumpy()["file_row_number"]
+    if len(positions) != len(rows.label):
+        raise DistributedTrainingError(f"{rows.path} holds {len(positions)} {rows.split} rows, not the "
+                                       f"{len(rows.label)} whose labels were read")
+    return [SnapshotBlock(snapshot, rows.split, int(positions[start]), int(positions[end - 1]), end - start)
+            for start, end in _bounds(len(positions), workers)]
+
+
+def _learn_layout(rows: SplitRows, columns: list[str], categorical: list[str]) -> FeatureLayout | None:
+    """The layout single-machine training learns from these rows (each category's values, from a scan of the
+    category columns alone), or None when a column has a type only the pandas path encodes."""
+    from ml_platform.training.arrow_matrix import category_vocabularies, encodable
+
+    if not encodable(rows.arrow_schema(columns), columns, categorical):
+        return None
+    batches = rows.record_batches(categorical) if categorical else []
+    return FeatureLayout(tuple(columns), category_vocabularies(batches, categorical))
+
+
+def _spread(client, train_rows: Rows, columns: list[str], categorical: list[str], label: np.ndarray,
+            workers: list[str], snapshot: SnapshotFile | None = None):
+    """The training rows' layout, and their matrix and labels as dask arrays of one block of consecutive rows per
+    worker, each block made on its worker (rows of a snapshot file: `snapshot` says where it is stored, else the
+    rows' own path) or sent to it (rows in memory): lightgbm.dask trains each worker on the blocks it holds. Also
+    the rows per worker."""
     import dask.array as da
 
-    size = math.ceil(len(label) / len(workers))
-    blocks, labels, rows = [], [], []
-    for position, worker in enumerate(workers):
-        start, end = position * size, min(len(label), (position + 1) * size)
-        data = client.scatter(np.ascontiguousarray(matrix[start:end]), workers=[worker], hash=False)
+    from ml_platform.training.arrow_matrix import training_matrix
+
+    layout = _learn_layout(train_rows, columns, categorical) if isinstance(train_rows, SplitRows) else None
+    bounds = _bounds(len(label), len(workers))
+    blocks, labels = [], []
+    if layout is not None:
+        stored = snapshot if snapshot is not None else SnapshotFile.at(Path(train_rows.path))
+        for block, worker in zip(_file_blocks(train_rows, stored, len(workers)), workers):
+            data = client.submit(encode_block, block, layout, workers=[worker], allow_other_workers=False,
+                                 pure=False)
+            blocks.append(da.from_delayed(data, shape=(block.rows, len(layout.columns)), dtype="float64"))
+    else:
+        layout, matrix = training_matrix(train_rows, columns, categorical)
+        for (start, end), worker in zip(bounds, workers):
+            data = client.scatter(np.ascontiguousarray(matrix[start:end]), workers=[worker], hash=False)
+            blocks.append(da.from_delayed(data, shape=(end - start, matrix.shape[1]), dtype=matrix.dtype))
+        del matrix
+    for (start, end), worker in zip(bounds, workers):
         target = client.scatter(np.ascontiguousarray(label[start:end]), workers=[worker], hash=False)
-        blocks.append(da.from_delayed(data, shape=(end - start, matrix.shape[1]), dtype=matrix.dtype))
         labels.append(da.from_delayed(target, shape=(end - start,), dtype=label.dtype))
-        rows.append(end - start)
-    return da.concatenate(blocks), da.concatenate(labels), rows
+    return layout, da.concatenate(blocks), da.concatenate(labels), [end - start for start, end in bounds]
 
 
 def train_distributed(algorithm: LightGBMAlgorithm, columns: list[str], categorical: list[str], train_rows: Rows,
                       valid_rows: Rows, setting: DistributedSetting, progress: Progress | None = None,
-                      label: LabelSpec | None = None) -> TrainingResult:
+                      label: LabelSpec | None = None, snapshot: SnapshotFile | None = None) -> TrainingResult:
     """Train the spec's LightGBM model with lightgbm.dask on the configured cluster's workers: the same layout,
-    parameters and seed as `train`, the rounds kept chosen on the validation rows as early stopping would."""
+    parameters and seed as `train`, the rounds kept chosen on the validation rows as early stopping would.
+    `snapshot` names the stored artifact the rows of a snapshot file come from, which each worker reads."""
     from lightgbm.dask import DaskLGBMRegressor
 
-    from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
+    from ml_platform.training.arrow_matrix import rows_matrix
 
     progress = progress if progress is not None else silent()
     started = time.perf_counter()
     train_label = targets(label, train_rows.label, "train")
     valid_label = targets(label, valid_rows.label, "validation")
-    layout, matrix = training_matrix(train_rows, columns, categorical)
     parameters = lightgbm_parameters(algorithm, label)
     parameters.pop("num_threads")  # lightgbm.dask gives each worker its own threads
     with cluster_client(setting.address) as client:
@@ -186,8 +294,8 @@ def train_distributed(algorithm: LightGBMAlgorithm, columns: list[str], categori
         workers = workers[:len(train_label)]
         progress.report(f"training {algorithm.kind} on dask.distributed: {len(train_label)} rows on "
                         f"{len(workers)} workers of {setting.address}")
-        data, target, rows = _spread(client, matrix, train_label.astype("float64"), [name for name, _ in workers])
-        del matrix
+        layout, data, target, rows = _spread(client, train_rows, columns, categorical, train_label.astype("float64"),
+                                             [name for name, _ in workers], snapshot)
         # the generic estimator: the parameters say the objective (binary, multiclass with num_class), the booster
         # is what is kept; the classifier would re-encode the labels and count only the classes present
         estimator = DaskLGBMRegressor(client=client, n_estimators=algorithm.params.n_estimators, **parameters)

@@ -18,7 +18,7 @@ from ml_platform.specs.models import LabelSpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import Predictor, load_predictor, train
-from ml_platform.training.distributed import place_training, train_distributed
+from ml_platform.training.distributed import SnapshotFile, place_training, train_distributed
 from ml_platform.training.environment import training_environment
 from ml_platform.training.search import SearchJudge, run_search, with_parameters
 
@@ -104,7 +104,9 @@ def train_model(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
                            label=model.label)
         else:
             result = train_distributed(algorithm, columns, categorical, rows["train"], rows["validation"],
-                                       placement.setting, progress, label=model.label)
+                                       placement.setting, progress, label=model.label,
+                                       snapshot=SnapshotFile(artifacts.root, snapshot.path, snapshot.sha256,
+                                                             artifacts.private))
     if placement.declined is not None:
         result.details["distributed_declined"] = placement.declined
     layout = result.predictor.layout

@@ -177,3 +177,31 @@ def test_a_step_running_on_a_worker_of_the_scheduler_trains_with_its_own_worker_
         pid, workers = client.submit(_train_on_a_worker, local_cluster.scheduler_address, pure=False).result(timeout=300)
     assert pid in worker_pids and pid != os.getpid()
     assert workers == 2
+
+
+def test_workers_read_and_encode_their_own_rows_of_a_snapshot_file_and_the_step_never_holds_the_matrix(
+        tmp_path, monkeypatch, local_cluster):
+    import duckdb
+
+    from ml_platform.training import arrow_matrix
+    from ml_platform_tests.training.test_distributed_blocks import CATEGORICAL, COLUMNS, _snapshot
+
+    path = _snapshot(tmp_path / "snapshot.parquet", rows=40_000)
+    connection = duckdb.connect()
+    train_rows, valid_rows = (SplitRows.read(connection, path, split) for split in ("train", "validation"))
+    algorithm = LightGBMAlgorithm.model_validate({"kind": "lightgbm", "seed": 5, "params": {"n_estimators": 40}})
+    local = train(algorithm, COLUMNS, CATEGORICAL, train_rows, valid_rows)
+
+    def refused(*arguments):
+        raise AssertionError("the step's process encoded the training matrix")
+
+    monkeypatch.setattr(arrow_matrix, "training_matrix", refused)
+    read = train_distributed(algorithm, COLUMNS, CATEGORICAL, train_rows, valid_rows,
+                             DistributedSetting(local_cluster.scheduler_address, 1))
+    rows = read.details["distributed"].rows_per_worker
+    assert len(rows) == 2 and sum(rows) == len(train_rows) and abs(rows[0] - rows[1]) <= 1
+    assert read.predictor.layout == local.predictor.layout
+    valid = valid_rows.label.astype(int)
+    frame = pd.DataFrame({name: valid_rows.column(name) for name in COLUMNS})
+    aucs = [_auc(valid, result.predictor.predict(frame)) for result in (read, local)]
+    assert aucs[1] > 0.7 and abs(aucs[0] - aucs[1]) <= AUC_TOLERANCE, aucs

@@ -96,6 +96,24 @@ def _days(first: int, count: int, generator: np.random.Generator, rows: int = 60
     return pd.concat(frames, ignore_index=True)
 
 
+def test_a_missing_value_is_no_second_value_and_a_missing_group_is_a_partition_of_its_own():
+    # 100 days of 4 rows: "eve" holds one value per day and airport, missing on some rows; the airport is missing on
+    # one row a day, whose "eve" differs from every airport's; "noisy" has a second value on 4 days of 100 (96%, and
+    # 98.7% of the day-and-airport cells: both below 99%)
+    rows = []
+    for day in range(100):
+        for index, origin in enumerate(["A", "A", "B", None]):
+            eve = None if index == 1 and day % 3 == 0 else {"A": day, "B": day + 0.5, None: -day}[origin]
+            rows.append({"partition_date": day, "origin": origin, "eve": eve, "day_of_week": day % 7,
+                         "noisy": float(day) + (index == 0 and day in (5, 6, 7, 8)), "empty": None})
+    training = pd.DataFrame(rows).astype({"eve": float, "empty": float})
+    features = ["origin", "eve", "day_of_week", "noisy", "empty"]
+    assert partition_level(training, features) == {"day_of_week": (), "empty": (), "eve": ("origin",)}
+    # 99 of 100 days holding one value is constant enough
+    assert partition_level(training.assign(noisy=training["partition_date"].where(
+        (training["partition_date"] != 5) | (training.index % 4 != 3), -1.0)), features)["noisy"] == ()
+
+
 def test_features_constant_within_a_day_are_found_in_training_and_compared_across_days():
     generator = np.random.default_rng(7)
     training = _days(0, 240, generator)

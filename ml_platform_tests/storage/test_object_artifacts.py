@@ -133,3 +133,34 @@ def test_a_bad_shared_store_setting_names_the_variable(environment, message):
     with pytest.raises(ArtifactObjectStoreError, match=message.replace("(", r"\(")):
         object_artifacts_from_environment(environment)
     assert object_artifacts_from_environment({}) is None
+
+
+def test_a_training_worker_on_another_machine_fetches_the_snapshot_hashes_it_and_encodes_its_rows(s3, tmp_path):
+    import dataclasses
+
+    import duckdb
+    import numpy as np
+
+    from ml_platform.snapshots.columns import SplitRows
+    from ml_platform.training import distributed
+    from ml_platform.training.arrow_matrix import training_matrix
+    from ml_platform_tests.training.test_distributed_blocks import CATEGORICAL, COLUMNS, _snapshot
+
+    here = ArtifactStore(root=str(tmp_path / "step"))
+    made = _snapshot(tmp_path / "made.parquet")
+    stored = here.write("snapshots/m", ".parquet", lambda path: path.write_bytes(made.read_bytes()))
+    rows = SplitRows.read(duckdb.connect(), here.verify(stored.path, stored.sha256), "train")
+    layout, matrix = training_matrix(rows, COLUMNS, CATEGORICAL)
+    # the worker's copy of the store is another machine's empty folder: it fetches the snapshot from the bucket
+    elsewhere = distributed.SnapshotFile(str(tmp_path / "worker"), stored.path, stored.sha256)
+    blocks = distributed._file_blocks(rows, elsewhere, 2)
+    np.testing.assert_array_equal(np.vstack([distributed.encode_block(block, layout) for block in blocks]), matrix)
+    assert (tmp_path / "worker" / stored.path).read_bytes() == made.read_bytes()
+    # bytes replaced in the bucket under the snapshot's name are refused on a third machine, naming the object
+    s3.put_object(Bucket=BUCKET, Key=f"team/artifacts/{stored.path}", Body=b"other bytes")
+    third = distributed.SnapshotFile(str(tmp_path / "third"), stored.path, stored.sha256)
+    with pytest.raises(distributed.DistributedTrainingError,
+                       match=f"cannot train on the snapshot: artifact s3://{BUCKET}/team/artifacts/{stored.path} was "
+                             f"modified: its SHA-256 is [0-9a-f]{{64}}, recorded {stored.sha256}; refusing to load it"):
+        distributed.encode_block(dataclasses.replace(blocks[0], snapshot=third), layout)
+    assert not (tmp_path / "third" / stored.path).exists()
