@@ -4,6 +4,7 @@ the readers' views, and feature partitions computed from the Delta sources equal
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 
 import dagster as dg
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from ml_platform.build import build_assets
+from ml_platform.features.delta_partitions import stale_partitions
 from ml_platform.features.library import load_catalog
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, delta_feature_path, delta_source_path,
                                delta_source_versions_path, delta_versions_path, feature_key, source_key)
@@ -170,3 +172,8 @@ def test_features_computed_from_delta_sources_equal_the_embedded_ones(make_proje
             got = {row["partition_key"]: row["version"]
                    for row in store.table(delta_versions_path(name)).to_pyarrow_table().to_pylist()}
             assert got == expected_versions, name
+    # a feature partition's private DuckDB refuses a warehouse holding a daily source the store holds too
+    catalog = load_catalog(embedded.specs_dir, embedded.root)
+    with pytest.raises(DeltaStoreError, match=r"holds source.flights as a table of its own"):
+        stale_partitions(embedded.storage.warehouse, store, catalog, catalog.feature_sets["flight_schedule"],
+                         dt.date(2013, 1, 1), dt.date(2013, 1, 3))
