@@ -3,10 +3,11 @@
 The cluster configuration's feature tables (docs/scale-out.md). A partition is computed by the same code as in the
 embedded warehouse (`compute_feature_set`, the point-in-time proof), but in an in-memory DuckDB of its own that
 reads the warehouse file read-only (populations, reference sources, their versions), the daily sources' Delta tables
-and versions, and the Delta tables of the feature sets it uses; then its rows replace the partition's rows in the feature set's Delta table in one commit, and its version
-is recorded in the Delta version index beside it. Nothing is published before the proof passed; a process killed
-before the rows' commit leaves the table's last version as it was, and one killed between the two commits leaves
-the partition's version unrecorded, so the next run computes it again.
+and versions, and the Delta tables of the feature sets it uses; then its rows replace the partition's rows in the
+feature set's Delta table in one commit, and its version is recorded in the Delta version index beside it. Nothing
+is published before the proof passed; a process killed before the rows' commit leaves the table's last version as it
+was, and one killed between the two commits leaves the partition's version unrecorded, so the next run computes it
+again.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The whole chain of one model (sources, features, snapshot, training, evaluation, gate, deployment, scoring) with
-Delta feature tables and daily sources (the cluster configuration's, here in a local folder) and its artifacts shared through an
-object store (moto's server on 127.0.0.1) gives the embedded chain's model and predictions."""
+Delta feature tables and daily sources (the cluster configuration's, here in a local folder) and its artifacts
+shared through an object store (moto's server on 127.0.0.1) gives the embedded chain's model and predictions."""
 
 from __future__ import annotations
 
