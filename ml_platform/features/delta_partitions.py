@@ -37,28 +37,10 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
 from ml_platform.storage.delta_tables import SOURCES, DeltaStore, mirror_versions
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, date_literal, prepare
+from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, attach_read_only, date_literal, prepare
 
 ATTACHED = "warehouse"  # the warehouse file's catalog in a private connection
 VERSIONS = registry_table("partition_versions")
-
-
-def _attach_read_only(connection: duckdb.DuckDBPyConnection, path: Path, wait_seconds: float) -> None:
-    """Attach the warehouse file read-only; while a writer holds it, wait (up to wait_seconds), then fail."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            connection.execute(f"ATTACH '{path}' AS {ATTACHED} (READ_ONLY)")
-            return
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the warehouse {path} stayed locked by a writer for {wait_seconds:.0f} s: "
-                                   f"{str(error).splitlines()[0]}") from error
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
@@ -79,7 +61,7 @@ def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: Fe
         raise FileNotFoundError(f"the warehouse {path} does not exist: materialize the sources first")
     connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT})
     try:
-        _attach_read_only(connection, path, wait_seconds)
+        attach_read_only(connection, path, ATTACHED, wait_seconds)
         prepare(connection)
         delta_sources = SOURCES.names(store)
         for schema in ("source", "population"):

@@ -1,5 +1,7 @@
 """Build one Dagster asset per source spec: `["source", name]`, daily-partitioned or loaded whole."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from ml_platform.errors import as_dagster_failure
@@ -62,7 +64,8 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
             # the cluster configuration's daily source: staged apart and committed to its Delta table, the
             # warehouse file neither opened nor locked
             store = delta_store_from_environment() if source.is_daily else None
-            with (warehouse.get_connection() if store is None else staging_connection(store, source)) as connection:
+            with (warehouse.get_connection() if store is None else
+                  staging_connection(store, source, Path(warehouse.database))) as connection:
                 loaded = refresh_source(connection, source, catalog.project_dir, keys, start, end, store)
         results = check_results(loaded, check_names)
         if loaded.failures():

@@ -115,6 +115,17 @@ def test_daily_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_th
         with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
             pass
 
+    # ... and a first load into a store while the warehouse holds the source as its own table is refused before
+    # anything is committed (its earlier days would stay in the file)
+    elsewhere = DeltaStore(root=str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, elsewhere.root)
+    refused = _materialize(embedded, [source_key("flights")], "2013-01-04", "2013-01-04", succeed=False)
+    failure = next(event for event in refused.all_events if event.is_step_failure)
+    assert ("holds source.flights as a table of its own (loaded before ML_PLATFORM_FEATURE_TABLES was set)"
+            in str(failure.step_failure_data.error))
+    assert not elsewhere.exists(delta_source_path("flights"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+
     # the same file and spec again: reused, nothing read, no commit
     again = _materialize(delta, [source_key("flights")])
     assert again.asset_materializations_for_node("source__flights")[0].metadata["reused"].value.startswith("3 ")
