@@ -17,6 +17,7 @@ from ml_platform.features.delta_partitions import stale_partitions
 from ml_platform.features.library import load_catalog
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, delta_feature_path, delta_source_path,
                                delta_source_versions_path, delta_versions_path, feature_key, source_key)
+from ml_platform.serving.mirror import copy_warehouse
 from ml_platform.storage.delta_tables import DeltaStore, DeltaStoreError
 from ml_platform.storage.resources import Warehouse, build_resources
 from ml_platform.storage.warehouse import open_warehouse, row_digests
@@ -105,6 +106,16 @@ def test_daily_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_th
             "SELECT partition_key, version, CAST(components AS VARCHAR) FROM registry.partition_versions "
             "WHERE asset = 'source/weather'").fetchall()}
         assert _canonical(mirrored) == _canonical(_embedded_versions(embedded, "weather"))
+    # the online server's copy takes the Delta sources at their latest version, and counts them in its fingerprint
+    copy, fingerprint = copy_warehouse(delta.storage.warehouse, load_catalog(delta.specs_dir, delta.root))
+    try:
+        for name in DAILY:
+            with open_warehouse(embedded.storage.warehouse) as embedded_connection:
+                expected = sorted(row_digests(embedded_connection, f'source."{name}"', by_day=True))
+            assert sorted(row_digests(copy, f'source."{name}"', by_day=True)) == expected, name
+    finally:
+        copy.close()
+    assert fingerprint.delta_features
     with open_warehouse(delta.storage.warehouse) as connection:  # gone with the connection
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'source'").fetchall()[0][0] == 0
