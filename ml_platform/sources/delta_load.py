@@ -77,9 +77,10 @@ def staging_connection(store: DeltaStore, source: SourceSpec, warehouse: Path) -
 
 
 def commit_days(store: DeltaStore, connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
-                start: dt.date, end: dt.date, versions: dict[str, PartitionVersion]) -> int:
+                start: dt.date, end: dt.date, versions: dict[str, PartitionVersion]) -> tuple[int, int]:
     """Replace the days [start, end] of the source's Delta table with the staged (checked) rows in one commit, then
-    record the days' versions in its Delta version index in a second; returns the rows written."""
+    record the days' versions in its Delta version index in a second; returns the rows written and the table's
+    version that holds them."""
     started = time.time()
     rows = connection.sql(f"SELECT * FROM {staged}").to_arrow_table()
     connection.execute(f"DROP TABLE {staged}")
@@ -96,4 +97,4 @@ def commit_days(store: DeltaStore, connection: duckdb.DuckDBPyConnection, source
         "table_version": pa.array([table_version] * len(keys), pa.int64()),
     })
     store.replace_days(SOURCES.versions_path(source.name), index, start, end, "partition_date", context)
-    return rows.num_rows
+    return rows.num_rows, table_version

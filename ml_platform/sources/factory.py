@@ -93,7 +93,7 @@ def load_metadata(loaded: SourceLoad, source: SourceSpec) -> dict:
         return {"reused": f"{len(loaded.keys)} partition(s) already loaded from the same file and spec "
                           f"(file {fingerprint['file']}, spec {fingerprint['spec']}): nothing read",
                 "spec_hash": fingerprint["spec"]}
-    return {
+    metadata = {
         ROW_COUNT_METADATA: loaded.written,
         "days": len(loaded.keys) if source.is_daily else 0,
         "reused": "no",
@@ -101,3 +101,6 @@ def load_metadata(loaded: SourceLoad, source: SourceSpec) -> dict:
         "file_sha256": fingerprint["file"],
         "spec_hash": fingerprint["spec"],
     }
+    if loaded.delta_version is not None:  # the cluster configuration: the Delta table's version holding the rows
+        metadata["delta_table_version"] = loaded.delta_version
+    return metadata

@@ -33,6 +33,7 @@ class SourceLoad:
     outcomes: tuple[CheckOutcome, ...] = ()  # the data checks' verdicts on the staged rows (none when reused)
     written: int = 0  # rows written
     changed: int = 0  # partitions whose stored rows changed
+    delta_version: int | None = None  # the version of the source's Delta table holding the rows (Delta only)
 
     def failures(self) -> list[CheckOutcome]:
         """The data checks that failed: then nothing was written."""
@@ -81,9 +82,10 @@ def refresh_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, pr
     # they are
     versions = {key: PartitionVersion(version=version_of({"content": contents[key]}),
                                       components={"content": contents[key], "load": fingerprint}) for key in keys}
+    delta_version = None
     if store is None:
         record_versions(connection, asset, versions)
     else:
-        written = commit_days(store, connection, source, staged, start, end, versions)
+        written, delta_version = commit_days(store, connection, source, staged, start, end, versions)
     return SourceLoad(tuple(keys), fingerprint, reused=False, outcomes=tuple(outcomes), written=written,
-                      changed=len(changed))
+                      changed=len(changed), delta_version=delta_version)

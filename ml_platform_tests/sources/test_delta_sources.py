@@ -94,6 +94,7 @@ def test_daily_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_th
         assert len(store.commits(delta_source_versions_path(name))) == 1
     metadata = result.asset_materializations_for_node("source__flights")[0].metadata
     assert metadata["reused"].value == "no" and metadata["days"].value == 3
+    assert metadata["delta_table_version"].value == store.version(delta_source_path("flights")) == 0
 
     # the warehouse resource's connections read them as source.<name>, with their versions mirrored, for the
     # connection's life; the same rows' digests as the embedded tables
