@@ -345,7 +345,8 @@ def served_log_name(model: str) -> str:
 
 # --- the cluster configuration's Delta Lake tables (docs/scale-out.md) ----------------------------------------------
 
-FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"  # where feature tables live: unset = the embedded warehouse
+# where the warehouse's Delta tables live (feature tables and daily sources): unset = the embedded warehouse file
+FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
 REGISTRY_VARIABLE = "ML_PLATFORM_REGISTRY_URL"  # the registries' PostgreSQL database: unset = the warehouse file
@@ -361,6 +362,18 @@ def delta_versions_path(name: str) -> str:
     """The version index of a feature set's partitions, a Delta table beside it: `versions/features/<name>`."""
     quote(name)
     return f"versions/features/{name}"
+
+
+def delta_source_path(name: str) -> str:
+    """A daily source's Delta table, relative to the same root as the feature tables: `sources/<name>`."""
+    quote(name)
+    return f"sources/{name}"
+
+
+def delta_source_versions_path(name: str) -> str:
+    """The version index of a daily source's partitions, a Delta table beside it: `versions/sources/<name>`."""
+    quote(name)
+    return f"versions/sources/{name}"
 
 
 # --- the cluster configuration's distributed training (docs/scale-out.md) -------------------------------------------

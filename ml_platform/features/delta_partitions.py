@@ -2,11 +2,12 @@
 
 The cluster configuration's feature tables (docs/scale-out.md). A partition is computed by the same code as in the
 embedded warehouse (`compute_feature_set`, the point-in-time proof), but in an in-memory DuckDB of its own that
-reads the warehouse file read-only (sources, populations, their versions) and the Delta tables of the feature sets
-it uses; then its rows replace the partition's rows in the feature set's Delta table in one commit, and its version
-is recorded in the Delta version index beside it. Nothing is published before the proof passed; a process killed
-before the rows' commit leaves the table's last version as it was, and one killed between the two commits leaves
-the partition's version unrecorded, so the next run computes it again.
+reads the warehouse file read-only (populations, reference sources, their versions), the daily sources' Delta tables
+and versions, and the Delta tables of the feature sets it uses; then its rows replace the partition's rows in the
+feature set's Delta table in one commit, and its version is recorded in the Delta version index beside it. Nothing
+is published before the proof passed; a process killed before the rows' commit leaves the table's last version as it
+was, and one killed between the two commits leaves the partition's version unrecorded, so the next run computes it
+again.
 """
 
 from __future__ import annotations
@@ -34,30 +35,12 @@ from ml_platform.records.feature_partitions import FeaturePartitionCommit
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.delta_tables import DeltaStore
+from ml_platform.storage.delta_tables import SOURCES, DeltaStore, mirror_versions
 from ml_platform.storage.faults import pause_point
-from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, date_literal, prepare
+from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, attach_read_only, date_literal, prepare
 
 ATTACHED = "warehouse"  # the warehouse file's catalog in a private connection
 VERSIONS = registry_table("partition_versions")
-
-
-def _attach_read_only(connection: duckdb.DuckDBPyConnection, path: Path, wait_seconds: float) -> None:
-    """Attach the warehouse file read-only; while a writer holds it, wait (up to wait_seconds), then fail."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            connection.execute(f"ATTACH '{path}' AS {ATTACHED} (READ_ONLY)")
-            return
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the warehouse {path} stayed locked by a writer for {wait_seconds:.0f} s: "
-                                   f"{str(error).splitlines()[0]}") from error
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
@@ -69,25 +52,35 @@ def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
 @contextmanager
 def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: FeatureSetSpec,
                        wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB laid out like the warehouse for one feature set: the warehouse's sources and populations
-    (read-only), their versions, the Delta tables of the feature sets it uses, and the Delta versions of those
-    and of its own partitions. Closed when the block ends; the warehouse file is never written."""
+    """An in-memory DuckDB laid out like the warehouse for one feature set: the warehouse's populations and
+    reference sources (read-only), the daily sources' Delta tables, their versions, the Delta tables of the feature
+    sets it uses, and the Delta versions of those and of its own partitions. Closed when the block ends; the
+    warehouse file is never written."""
     path = Path(warehouse).resolve()
     if not path.exists():
         raise FileNotFoundError(f"the warehouse {path} does not exist: materialize the sources first")
     connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT})
     try:
-        _attach_read_only(connection, path, wait_seconds)
+        attach_read_only(connection, path, ATTACHED, wait_seconds)
         prepare(connection)
+        delta_sources = SOURCES.names(store)
         for schema in ("source", "population"):
-            for (name,) in connection.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
-                    [ATTACHED, schema]).fetchall():
+            for name, kind in connection.execute(
+                    "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND "
+                    "table_schema = ?", [ATTACHED, schema]).fetchall():
+                if schema == "source" and name in delta_sources:
+                    if kind != "VIEW":
+                        raise SOURCES.shadowed(store, name)
+                    continue  # a reader's view over the Delta table, left by a process that died: not the rows
                 connection.execute(f"CREATE VIEW {schema}.{quote(name)} AS "
                                    f"SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
+        for name in delta_sources:  # the daily sources' rows and versions are the Delta tables'
+            connection.register(SOURCES.dataset_name(name), store.dataset(SOURCES.path(name)))
+            connection.execute(f'CREATE VIEW {SOURCES.view(name)} AS SELECT * FROM "{SOURCES.dataset_name(name)}"')
         # the warehouse's feature versions are the embedded tables': these feature tables' versions are Delta's
         connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
                            f"WHERE NOT starts_with(asset, 'features/')")
+        mirror_versions(connection, store, SOURCES, delta_sources)
         for name in sorted({*feature_set.uses, feature_set.name}):
             versions = stored_versions_table(store, name)
             if versions is not None:

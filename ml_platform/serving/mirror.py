@@ -8,9 +8,10 @@ file makes a copy wait (the server keeps serving the copy it has) and a look ski
 connection wait (open_warehouse retries for two minutes). The connection has the settings of every platform
 connection, so that within one process (a test, in-process runs) DuckDB shares its database instead of refusing.
 
-In the cluster configuration (ML_PLATFORM_FEATURE_TABLES names Delta feature tables) the feature partitions are
-Delta tables, not tables of the file: the copy reads each at its latest version, and the fingerprint counts their
-versions, so that a committed partition makes the server take a new copy as a new partition of the file does.
+In the cluster configuration (ML_PLATFORM_FEATURE_TABLES names the Delta store) the feature partitions and the daily
+sources are Delta tables, not tables of the file: the copy reads each at its latest version, and the fingerprint
+counts their versions, so that a committed partition makes the server take a new copy as a new partition of the file
+does.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from pathlib import Path
 
 import duckdb
 
-from ml_platform.names import REGISTRY_TABLES, SCHEMAS, delta_feature_path, quote, registry_table
+from ml_platform.names import REGISTRY_TABLES, SCHEMAS, quote, registry_table
 from ml_platform.storage import registry
 from ml_platform.serving.errors import ServingError
 from ml_platform.specs.catalog import Catalog
-from ml_platform.storage.delta_tables import DeltaStore, delta_store_from_environment
+from ml_platform.storage.delta_tables import DELTA_KINDS, DeltaStore, delta_store_from_environment
 from ml_platform.storage.warehouse import connection_settings, prepare, table_exists
 
 COPY_WAIT_SECONDS = 60.0
+KINDS_BY_SCHEMA = {kind.schema: kind for kind in DELTA_KINDS}
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Fingerprint:
 
     promotions: str
     versions: str
-    delta_features: str = ""  # the Delta feature tables' versions (the cluster configuration), else empty
+    delta_features: str = ""  # the Delta tables' versions (features, daily sources: the cluster configuration)
 
 
 def _locked(error: duckdb.Error) -> bool:
@@ -69,16 +71,16 @@ def _digest(rows: list[tuple]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
-def _delta_versions(store: DeltaStore | None) -> dict[str, int]:
-    """{feature set: latest version} of the Delta feature tables, empty without them."""
+def _delta_versions(store: DeltaStore | None) -> dict[tuple[str, str], int]:
+    """{(schema, name): latest version} of the Delta tables (feature sets and daily sources), empty without them."""
     if store is None:
         return {}
-    return {name: store.version(delta_feature_path(name)) for name in store.table_names("features")}
+    return {(kind.schema, name): store.version(kind.path(name)) for kind in DELTA_KINDS for name in kind.names(store)}
 
 
-def fingerprint_of(connection: duckdb.DuckDBPyConnection, delta: dict[str, int]) -> Fingerprint:
-    """The fingerprint of the connection's warehouse, and of the Delta feature tables' versions (`delta`, empty
-    without them)."""
+def fingerprint_of(connection: duckdb.DuckDBPyConnection, delta: dict[tuple[str, str], int]) -> Fingerprint:
+    """The fingerprint of the connection's warehouse, and of the Delta tables' versions (`delta`, empty without
+    them)."""
     prefix = ""
     promotions = [registry.promotions.fingerprint(connection)]  # in the warehouse, or in PostgreSQL
     versions = connection.execute(
@@ -115,7 +117,7 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
     """An in-memory database holding the tables feature code reads and the whole registry, with the warehouse's
     schemas and search path, and the fingerprint of the warehouse it was copied from (one consistent read).
     Rows cross as Arrow tables, their types unchanged. A feature set with a Delta table (the cluster
-    configuration) is copied from that table's latest version instead of the file."""
+    configuration), and a daily source with one, is copied from that table's latest version instead of the file."""
     store = delta_store_from_environment()
     delta = _delta_versions(store)  # listed once: the fingerprint's versions and the tables copied from Delta
     memory = duckdb.connect(":memory:")
@@ -128,8 +130,8 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
         tables = [("registry", name) for name in REGISTRY_TABLES] + _tables_of(catalog)
         for schema, name in tables:
             target = f"{schema}.{quote(name)}"
-            if schema == "features" and name in delta:
-                rows = store.dataset(delta_feature_path(name)).to_table()
+            if (schema, name) in delta:
+                rows = store.dataset(KINDS_BY_SCHEMA[schema].path(name)).to_table()
             elif table_exists(stored, schema, name):
                 rows = stored.sql(f"SELECT * FROM {target}").to_arrow_table()
             else:

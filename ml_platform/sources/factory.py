@@ -1,5 +1,7 @@
 """Build one Dagster asset per source spec: `["source", name]`, daily-partitioned or loaded whole."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from ml_platform.errors import as_dagster_failure
@@ -7,10 +9,12 @@ from ml_platform.names import (COLUMN_SCHEMA_METADATA, ROW_COUNT_METADATA, SOURC
                                TRUST_TAG, source_key, table_label)
 from ml_platform.partitions import date_range, source_partitions
 from ml_platform.sources.checks import CHECK_NAMES, declared_checks
+from ml_platform.sources.delta_load import staging_connection
 from ml_platform.sources.loading import source_spec_hash
 from ml_platform.sources.refresh import SourceLoad, refresh_source
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import SourceSpec
+from ml_platform.storage.delta_tables import delta_store_from_environment
 from ml_platform.storage.resources import Warehouse
 from ml_platform.storage.versions import WHOLE
 
@@ -27,7 +31,8 @@ def column_schema(source: SourceSpec) -> dg.TableSchema:
 
 
 def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinition:
-    """The asset that loads one source into `source.<name>` in the warehouse."""
+    """The asset that loads one source into `source.<name>` in the warehouse (a daily source into its Delta table
+    when the environment names the Delta store: docs/scale-out.md)."""
     partitions = source_partitions(source)
     spec_hash = source_spec_hash(source)
     check_names = declared_checks(source)
@@ -55,8 +60,13 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
     def load(context: dg.AssetExecutionContext, warehouse: Warehouse):
         start, end = date_range(context) if partitions else (None, None)
         keys = context.partition_keys if partitions else [WHOLE]
-        with warehouse.get_connection() as connection, as_dagster_failure():
-            loaded = refresh_source(connection, source, catalog.project_dir, keys, start, end)
+        with as_dagster_failure():
+            # the cluster configuration's daily source: staged apart and committed to its Delta table, the
+            # warehouse file neither opened nor locked
+            store = delta_store_from_environment() if source.is_daily else None
+            with (warehouse.get_connection() if store is None else
+                  staging_connection(store, source, Path(warehouse.database))) as connection:
+                loaded = refresh_source(connection, source, catalog.project_dir, keys, start, end, store)
         results = check_results(loaded, check_names)
         if loaded.failures():
             yield from results
@@ -83,7 +93,7 @@ def load_metadata(loaded: SourceLoad, source: SourceSpec) -> dict:
         return {"reused": f"{len(loaded.keys)} partition(s) already loaded from the same file and spec "
                           f"(file {fingerprint['file']}, spec {fingerprint['spec']}): nothing read",
                 "spec_hash": fingerprint["spec"]}
-    return {
+    metadata = {
         ROW_COUNT_METADATA: loaded.written,
         "days": len(loaded.keys) if source.is_daily else 0,
         "reused": "no",
@@ -91,3 +101,6 @@ def load_metadata(loaded: SourceLoad, source: SourceSpec) -> dict:
         "file_sha256": fingerprint["file"],
         "spec_hash": fingerprint["spec"],
     }
+    if loaded.delta_version is not None:  # the cluster configuration: the Delta table's version holding the rows
+        metadata["delta_table_version"] = loaded.delta_version
+    return metadata

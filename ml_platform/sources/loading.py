@@ -169,9 +169,10 @@ def load_fingerprint(source: SourceSpec, project_dir: Path) -> dict[str, str]:
 
 
 def content_versions(connection: duckdb.DuckDBPyConnection, source: SourceSpec, start: dt.date | None = None,
-                     end: dt.date | None = None) -> dict[str, str]:
-    """An order-independent hash of the stored rows: per day of [start, end] for a daily source, else whole."""
-    target = source_table(source.name)
+                     end: dt.date | None = None, table: str | None = None) -> dict[str, str]:
+    """An order-independent hash of the stored rows (or of `table`'s, the same rows staged): per day of
+    [start, end] for a daily source, else whole."""
+    target = table or source_table(source.name)
     if start is None:
         count, digest = row_digests(connection, target)[0]
         return {"": f"{count}:{digest:016x}"}

@@ -16,8 +16,10 @@ import duckdb
 from ml_platform.names import source_asset
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.sources.checks import CheckOutcome, check_staged
+from ml_platform.sources.delta_load import commit_days
 from ml_platform.sources.loading import content_versions, load_fingerprint, publish_staged, stage_source
 from ml_platform.specs.models import SourceSpec
+from ml_platform.storage.delta_tables import DeltaStore
 from ml_platform.storage.versions import partition_versions, record_versions, version_of
 
 
@@ -31,6 +33,7 @@ class SourceLoad:
     outcomes: tuple[CheckOutcome, ...] = ()  # the data checks' verdicts on the staged rows (none when reused)
     written: int = 0  # rows written
     changed: int = 0  # partitions whose stored rows changed
+    delta_version: int | None = None  # the version of the source's Delta table holding the rows (Delta only)
 
     def failures(self) -> list[CheckOutcome]:
         """The data checks that failed: then nothing was written."""
@@ -48,8 +51,14 @@ def stale_partitions(stored: dict[str, PartitionVersion], keys: list[str], finge
 
 
 def refresh_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, project_dir: Path, keys: list[str],
-                   start: dt.date | None = None, end: dt.date | None = None) -> SourceLoad:
-    """Load the source's partitions (`keys`, the days of [start, end] for a daily source) unless already loaded."""
+                   start: dt.date | None = None, end: dt.date | None = None,
+                   store: DeltaStore | None = None) -> SourceLoad:
+    """Load the source's partitions (`keys`, the days of [start, end] for a daily source) unless already loaded.
+
+    Without `store`, into the warehouse `connection` is open on. With `store` (a daily source in the cluster
+    configuration), `connection` is a private one (`delta_load.staging_connection`) where the rows are staged and
+    checked the same way, and the checked days and then their versions are committed to the source's Delta tables.
+    """
     fingerprint = load_fingerprint(source, project_dir)
     asset = source_asset(source.name)
     stored = partition_versions(connection, asset, keys)
@@ -63,13 +72,20 @@ def refresh_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, pr
         if staged:
             connection.execute(f"DROP TABLE {staged}")
         return SourceLoad(tuple(keys), fingerprint, reused=False, outcomes=tuple(outcomes))
-    written = publish_staged(connection, source, staged, start, end)
-    contents = content_versions(connection, source, start, end)
+    if store is None:
+        written = publish_staged(connection, source, staged, start, end)
+        contents = content_versions(connection, source, start, end)
+    else:  # the staged rows are the ones committed: hashed before they leave, as the embedded path hashes its table
+        contents = content_versions(connection, source, start, end, table=staged)
     changed = [key for key in keys if key not in stored or stored[key].components.get("content") != contents[key]]
     # the version hashes the rows only: a file rewritten with the same rows leaves the feature sets reading it as
     # they are
-    record_versions(connection, asset, {
-        key: PartitionVersion(version=version_of({"content": contents[key]}),
-                              components={"content": contents[key], "load": fingerprint}) for key in keys})
+    versions = {key: PartitionVersion(version=version_of({"content": contents[key]}),
+                                      components={"content": contents[key], "load": fingerprint}) for key in keys}
+    delta_version = None
+    if store is None:
+        record_versions(connection, asset, versions)
+    else:
+        written, delta_version = commit_days(store, connection, source, staged, start, end, versions)
     return SourceLoad(tuple(keys), fingerprint, reused=False, outcomes=tuple(outcomes), written=written,
-                      changed=len(changed))
+                      changed=len(changed), delta_version=delta_version)

@@ -1,7 +1,9 @@
 """Tables kept as Delta Lake tables (delta-rs: no JVM) on an S3-compatible object store or in a local folder.
 
-The cluster configuration keeps its feature tables here instead of in the embedded DuckDB file (docs/scale-out.md):
-every worker writes its partition as one Delta transaction, so workers never wait for one file's lock, and a worker
+The cluster configuration keeps its feature tables and its daily sources here instead of in the embedded DuckDB file
+(docs/scale-out.md), each under the one root the environment names (`features/<name>`, `sources/<name>`, and their
+version indexes under `versions/`): every worker writes its partition (a feature set's) or its range of days (a
+source's) as one Delta transaction, so workers never wait for one file's lock, and a worker
 killed before its commit leaves no trace in the table (its data files, if any, are referenced by no version).
 Concurrent commits to disjoint partitions of one table are resolved by delta-rs itself (optimistic concurrency,
 retried); on S3 the commit is made exclusive by a conditional put, which the store must support (AWS S3, MinIO and
@@ -18,7 +20,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import duckdb
 
@@ -26,8 +28,8 @@ import pyarrow as pa
 
 from ml_platform.errors import PlatformError
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, delta_versions_path, feature_asset, feature_table, registry_table,
-                               table_label)
+                               delta_feature_path, delta_source_path, delta_source_versions_path, delta_versions_path,
+                               feature_asset, registry_table, source_asset, table, table_label)
 
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
@@ -38,7 +40,8 @@ METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in th
 
 
 class DeltaStoreError(PlatformError, ValueError):
-    """The feature tables' location is not usable: a bad URI or endpoint in the environment."""
+    """The Delta tables' location is not usable: a bad URI or endpoint in the environment, or a warehouse that
+    holds one of its tables as a table of its own."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,8 @@ class DeltaStore:
 
 
 def delta_store_from_environment(environment: Mapping[str, str] | None = None) -> DeltaStore | None:
-    """The feature tables' store the environment names, or None for the embedded warehouse (the default)."""
+    """The Delta tables' store the environment names (feature tables and daily sources), or None for the embedded
+    warehouse (the default)."""
     environment = os.environ if environment is None else environment
     root = environment.get(FEATURE_TABLES_VARIABLE, "").strip()
     if not root:
@@ -174,62 +178,111 @@ def delta_store_from_environment(environment: Mapping[str, str] | None = None) -
     return DeltaStore(root=root, endpoint=endpoint)
 
 
+@dataclass(frozen=True)
+class DeltaKind:
+    """One kind of warehouse table kept as Delta tables: where its tables and their version indexes lie under the
+    store's root, and the schema and version-index assets the warehouse knows them by."""
+
+    schema: str  # the warehouse schema readers find them in: `features`, `source`
+    folder: str  # their folder under the store's root: `features`, `sources`
+    path: Callable[[str], str]  # a table's path under the root
+    versions_path: Callable[[str], str]  # its version index's path under the root
+    asset: Callable[[str], str]  # its partitions' asset in the version index: `features/<name>`, `source/<name>`
+    every: bool  # True when every table of the schema is Delta's (features); False when some stay in the file
+
+    def view(self, name: str) -> str:
+        """The view readers see the table as: `features."<name>"`, `source."<name>"`."""
+        return table(self.schema, name)
+
+    def dataset_name(self, name: str) -> str:
+        """The name its Arrow dataset is registered under on a connection."""
+        return f"delta_{self.folder}__{name}"
+
+    def names(self, store: DeltaStore) -> list[str]:
+        """The tables of this kind in the store, each name checked to be a spec name."""
+        found = store.table_names(self.folder)
+        for name in found:
+            if not IDENTIFIER.match(name):
+                raise DeltaStoreError(f"{store.uri(self.folder + '/' + name)} is not a {self.schema} table: a spec's "
+                                      f"name is lowercase letters, digits and underscores")
+        return found
+
+    def shadowed(self, store: DeltaStore, name: str) -> DeltaStoreError:
+        """The refusal of a warehouse holding, as a table of its own, a table the store holds too."""
+        return DeltaStoreError(
+            f"the warehouse holds {table_label(self.schema, name)} as a table of its own (written by an embedded run) "
+            f"while {FEATURE_TABLES_VARIABLE} names Delta tables in {store.root} that hold it too "
+            f"({store.uri(self.path(name))}): use a warehouse of the cluster configuration, or drop the table")
+
+    def versions_condition(self, names: list[str]) -> tuple[str, list]:
+        """SQL (and its parameters) selecting this kind's mirrored rows of the warehouse's version index: every
+        feature set's, but only the Delta sources' (a reference source's versions stay the file's own)."""
+        if self.every:
+            return "starts_with(asset, ?)", [f"{self.schema}/"]  # feature_asset's prefix
+        return "list_contains(?, asset)", [[self.asset(name) for name in names]]
+
+
+FEATURES = DeltaKind("features", "features", delta_feature_path, delta_versions_path, feature_asset, every=True)
+SOURCES = DeltaKind("source", "sources", delta_source_path, delta_source_versions_path, source_asset, every=False)
+DELTA_KINDS = (FEATURES, SOURCES)
+
+
 @contextmanager
-def delta_feature_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[list[str]]:
-    """Every Delta feature table of the store readable in the warehouse connection as `features.<name>` (a view
-    over the table's latest version, read through Arrow), for the block's duration; the names shown.
+def delta_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[dict[str, list[str]]]:
+    """Every Delta table of the store readable in the warehouse connection, a feature set's as `features.<name>`
+    and a daily source's as `source.<name>` (a view over the table's latest version, read through Arrow), for the
+    block's duration; the names shown, per schema.
 
-    The assets that read feature rows (snapshots, scoring) then run their SQL unchanged, and find the
-    partitions' versions (which snapshots pin) in the warehouse's version index, mirrored from the Delta one. The
-    views exist only while the connection that registered their Arrow datasets is open: dropped when the block
-    ends, and the mirrored versions deleted (a view a crashed process left behind fails loudly when read, and the
-    next connection replaces it)."""
-    names = store.table_names("features")
-    for name in names:
-        if not IDENTIFIER.match(name):
-            raise DeltaStoreError(f"{store.uri('features/' + name)} is not a feature table: a feature set's name is "
-                                  f"lowercase letters, digits and underscores")
-        existing = connection.execute(
-            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'features' AND table_name = ?",
-            [name]).fetchall()
-        if existing and existing[0][0] != "VIEW":
-            raise DeltaStoreError(
-                f"the warehouse holds {table_label('features', name)} as a table of its own (written by an embedded "
-                f"run) while {FEATURE_TABLES_VARIABLE} names Delta feature tables in {store.root}: use a warehouse "
-                f"of the cluster configuration, or drop the table")
-    registered, mirrored = [], False
+    The assets that read feature or source rows (populations, snapshots, scoring) then run their SQL unchanged,
+    and find the partitions' versions (which staleness and snapshots use) in the warehouse's version index,
+    mirrored from the Delta ones. The views exist only while the connection that registered their Arrow datasets is
+    open: dropped when the block ends, and the mirrored versions deleted (a view a crashed process left behind
+    fails loudly when read, and the next connection replaces it)."""
+    shown = {kind.schema: kind.names(store) for kind in DELTA_KINDS}
+    for kind in DELTA_KINDS:
+        for name in shown[kind.schema]:
+            existing = connection.execute(
+                "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [kind.schema, name]).fetchall()
+            if existing and existing[0][0] != "VIEW":
+                raise kind.shadowed(store, name)
+    registered, mirrored = [], []
     try:
-        for name in names:
-            connection.register(f"delta_features__{name}", store.dataset(delta_feature_path(name)))
-            registered.append(name)
-            connection.execute(
-                f'CREATE OR REPLACE VIEW {feature_table(name)} AS SELECT * FROM "delta_features__{name}"')
-        mirrored = True
-        mirror_feature_versions(connection, store, names)
-        yield names
+        for kind in DELTA_KINDS:
+            for name in shown[kind.schema]:
+                connection.register(kind.dataset_name(name), store.dataset(kind.path(name)))
+                registered.append((kind, name))
+                connection.execute(f'CREATE OR REPLACE VIEW {kind.view(name)} AS SELECT * FROM '
+                                   f'"{kind.dataset_name(name)}"')
+            mirrored.append(kind)
+            mirror_versions(connection, store, kind, shown[kind.schema])
+        yield shown
     finally:
-        if mirrored:  # the embedded configuration must never take these versions for its own tables' rows
-            connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
-        for name in registered:
-            connection.execute(f"DROP VIEW IF EXISTS {feature_table(name)}")
-            connection.unregister(f"delta_features__{name}")
+        for kind in mirrored:  # the embedded configuration must never take these versions for its own tables' rows
+            condition, parameters = kind.versions_condition(shown[kind.schema])
+            connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE {condition}", parameters)
+        for kind, name in registered:
+            connection.execute(f"DROP VIEW IF EXISTS {kind.view(name)}")
+            connection.unregister(kind.dataset_name(name))
 
 
-def mirror_feature_versions(connection: duckdb.DuckDBPyConnection, store: DeltaStore, names: list[str]) -> None:
-    """Replace the feature partitions' rows of the warehouse's version index with the Delta version index's, in one
-    transaction: with Delta feature tables the Delta index is the truth (each partition's row committed after its
+def mirror_versions(connection: duckdb.DuckDBPyConnection, store: DeltaStore, kind: DeltaKind,
+                    names: list[str]) -> None:
+    """Replace this kind's rows of the connection's version index with the Delta version indexes' of `names`, in
+    one transaction: with Delta tables the Delta index is the truth (each partition's row committed after its
     rows), and the warehouse's copy is refreshed on every connection, so it never lags behind for long."""
     from ml_platform.storage.warehouse import transaction
 
+    condition, parameters = kind.versions_condition(names)
     with transaction(connection):
-        connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE starts_with(asset, 'features/')")
+        connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE {condition}", parameters)
         for name in names:
-            if not store.exists(delta_versions_path(name)):
+            if not store.exists(kind.versions_path(name)):
                 continue  # rows committed, versions not yet (a process died between the two commits): stale
-            connection.register("delta_feature_versions", store.table(delta_versions_path(name)).to_pyarrow_table())
+            connection.register("delta_partition_versions", store.table(kind.versions_path(name)).to_pyarrow_table())
             try:
                 connection.execute(f"INSERT INTO {VERSIONS_TABLE} SELECT ?, partition_key, version, "
-                                   f"CAST(components AS JSON), recorded_at FROM delta_feature_versions",
-                                   [feature_asset(name)])
+                                   f"CAST(components AS JSON), recorded_at FROM delta_partition_versions",
+                                   [kind.asset(name)])
             finally:
-                connection.unregister("delta_feature_versions")
+                connection.unregister("delta_partition_versions")

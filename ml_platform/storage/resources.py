@@ -11,7 +11,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.delta_tables import delta_feature_views, delta_store_from_environment
+from ml_platform.storage.delta_tables import delta_store_from_environment, delta_views
 from ml_platform.storage.warehouse import open_warehouse
 
 
@@ -25,13 +25,13 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse, closed when the block ends (see open_warehouse); when the environment
-        names Delta feature tables (the cluster configuration), they read as `features.<name>` in it."""
+        names Delta tables (the cluster configuration), they read as `features.<name>` and `source.<name>` in it."""
         store = delta_store_from_environment()
         with open_warehouse(self.database) as connection:
             if store is None:
                 yield connection
                 return
-            with delta_feature_views(connection, store):
+            with delta_views(connection, store):
                 yield connection
 
 

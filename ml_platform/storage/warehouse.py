@@ -62,6 +62,26 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
         connection.close()
 
 
+def attach_read_only(connection: duckdb.DuckDBPyConnection, path: Path, alias: str,
+                     wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+    """Attach the warehouse file read-only to a private connection as `alias` (many processes may read it at once);
+    while a writer holds it, wait (up to wait_seconds), then fail."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            connection.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+            return
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the warehouse {path} stayed locked by a writer for {wait_seconds:.0f} s: "
+                                   f"{str(error).splitlines()[0]}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 @contextmanager
 def single_threaded(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """The connection computing on one thread for the duration, its thread count restored afterwards.

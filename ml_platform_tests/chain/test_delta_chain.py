@@ -1,6 +1,6 @@
 """The whole chain of one model (sources, features, snapshot, training, evaluation, gate, deployment, scoring) with
-Delta feature tables (the cluster configuration's, here in a local folder) and its artifacts shared through an
-object store (moto's server on 127.0.0.1) gives the embedded chain's model and predictions."""
+Delta feature tables and daily sources (the cluster configuration's, here in a local folder) and its artifacts
+shared through an object store (moto's server on 127.0.0.1) gives the embedded chain's model and predictions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.names import (ARTIFACTS_VARIABLE, FEATURE_TABLES_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path)
+                               delta_feature_path, delta_source_path, delta_source_versions_path)
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.storage.delta_tables import DeltaStore
 from ml_platform.storage.warehouse import open_warehouse
@@ -36,6 +36,8 @@ def _outcome(project) -> dict:
                 f"AS kept").fetchall(),
             "feature_tables": connection.execute("SELECT count(*) FROM information_schema.tables "
                                                  "WHERE table_schema = 'features'").fetchall()[0][0],
+            "source_tables": sorted(name for (name,) in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'source'").fetchall()),
         }
 
 
@@ -70,6 +72,11 @@ def test_the_chain_on_delta_feature_tables_trains_the_same_model_and_scores_the_
 
     expected, got = _outcome(embedded), _outcome(delta)
     assert expected["feature_tables"] == 4 and got["feature_tables"] == 0  # Delta's rows live in the store only
+    # ... and so do the daily sources' (the reference sources stay in the file)
+    assert expected["source_tables"] == ["airports", "flights", "planes", "weather"]
+    assert got["source_tables"] == ["airports", "planes"]
+    assert store.version(delta_source_path("flights")) is not None
+    assert store.version(delta_source_versions_path("weather")) is not None
     assert len(expected["models"]) == 1 and expected["predictions"][0][0] > 2000
     for key in ("models", "snapshots", "predictions"):
         assert got[key] == expected[key], key

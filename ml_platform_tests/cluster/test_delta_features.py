@@ -1,6 +1,7 @@
-"""The cluster configuration with Delta feature tables on the object store: the demo's daily features backfilled on
-two dask workers, partitions computed in parallel, each committed as one Delta transaction; and a worker killed in
-the middle of a partition, which leaves the table's last version intact until dask's retry commits the partition."""
+"""The cluster configuration with Delta tables on the object store: the demo's daily sources loaded and its daily
+features backfilled on two dask workers, partitions computed in parallel, each committed as one Delta transaction;
+and a worker killed in the middle of a partition, which leaves the table's last version intact until dask's retry
+commits the partition."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 from ml_platform.adapters.instance import open_instance
 from ml_platform.features.delta_partitions import PartitionTask, compute_partition, stale_partitions
 from ml_platform.features.library import load_catalog
-from ml_platform.names import FEATURE_TABLES_VARIABLE, delta_feature_path, delta_versions_path
+from ml_platform.names import (FEATURE_TABLES_VARIABLE, delta_feature_path, delta_source_path,
+                               delta_source_versions_path, delta_versions_path)
 from ml_platform.storage.delta_tables import delta_store_from_environment
 from ml_platform.storage.warehouse import open_warehouse, row_digests
 from ml_platform_tests.cluster.test_cluster_backfill import CLUSTER_CONFIG, FEATURE_SETS, REFERENCE, materialize
@@ -28,7 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 1, 6)
 DAYS = f"{FIRST}...{LAST}"
-SOURCES = "key:source/flights or key:source/weather"
+DAILY_SOURCES = ("flights", "weather")
+SOURCES = " or ".join(f"key:source/{name}" for name in DAILY_SOURCES)
 FEATURES = " or ".join(f"key:features/{name}" for name in FEATURE_SETS)
 TABLES = "s3://ml-platform/features"
 
@@ -89,9 +92,26 @@ def test_delta_features_on_two_workers_equal_the_embedded_rows_and_their_partiti
     with open_warehouse(cluster.storage.warehouse) as connection:  # the warehouse holds no feature table
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'features'").fetchall()[0][0] == 0
+        # ... nor a daily source: they are Delta tables too, loaded by the workers in one commit each
+        assert sorted(name for (name,) in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'source'").fetchall()) == [
+            "airports", "planes"]
+    workers = {pid for name, pid in cluster_services.pids().items() if name.startswith("worker-")}
+    for name in DAILY_SOURCES:
+        with open_warehouse(embedded.storage.warehouse) as connection:
+            expected_rows = sorted(row_digests(connection, f'source."{name}"', by_day=True))
+            expected_source_versions = dict(connection.execute(
+                "SELECT partition_key, version FROM registry.partition_versions WHERE asset = ?",
+                [f"source/{name}"]).fetchall())
+        memory = duckdb.connect()
+        memory.register("delta", store.dataset(delta_source_path(name)))
+        assert len(expected_rows) == 6 and sorted(row_digests(memory, "delta", by_day=True)) == expected_rows, name
+        index = store.table(delta_source_versions_path(name)).to_pyarrow_table().to_pylist()
+        assert {row["partition_key"]: row["version"] for row in index} == expected_source_versions, name
+        commits = store.commits(delta_source_path(name))
+        assert len(commits) == 1 and commits[0]["pid"] in workers, (name, commits)
 
     # (b) one commit per partition, made by the worker processes, partitions of one run computed at the same time
-    workers = {pid for name, pid in cluster_services.pids().items() if name.startswith("worker-")}
     intervals, by_set = [], {}
     for name in FEATURE_SETS:
         commits = store.commits(delta_feature_path(name))
