@@ -207,9 +207,9 @@ def encode_block(block: SnapshotBlock, layout: FeatureLayout) -> np.ndarray:
     columns = ", ".join(quote(name) for name in layout.columns)
     with closing(duckdb.connect()) as connection:
         connection.execute("SET threads = 1")  # the worker's own thread; LightGBM trains after
-        table = connection.execute(
+        table = connection.sql(
             f"SELECT {columns} FROM read_parquet(?, file_row_number = true) WHERE {split_condition(block.split)} "
-            f"AND file_row_number BETWEEN ? AND ?", [str(path), block.first, block.last]).to_arrow_table()
+            f"AND file_row_number BETWEEN ? AND ?", params=[str(path), block.first, block.last]).to_arrow_table()
     if table.num_rows != block.rows:
         raise DistributedTrainingError(f"the dask worker on {socket.gethostname()} read {table.num_rows} rows of "
                                        f"{path} between file rows {block.first} and {block.last}, not {block.rows}")
