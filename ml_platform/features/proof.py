@@ -22,12 +22,13 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
-from ml_platform.features.relations import bind_entity, bind_sources, bound, readable_sources
+from ml_platform.features.relations import bind_entity, bind_sources, bound, history_reads, readable_sources
 from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
 from ml_platform.names import feature_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.lanes import lane_cursors, run_on_cursors
 from ml_platform.storage.warehouse import date_literal, single_threaded
 
 # Cuts checked per proof when there are more: a seeded subset (every cut when there are fewer). A run of one day
@@ -123,11 +124,12 @@ def sample_cuts(feature_set: str, cuts: list, size: int = MAX_CUTS) -> list:
 
 
 def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
-               cut: dt.datetime, uncut: tuple[str, ...], into: str) -> None:
+               cut: dt.datetime, uncut: tuple[str, ...], into: str, history: list[str] | None = None) -> None:
     """Feature values of the day's entity rows with the sources cut at `cut` (but `uncut`); only those of the rows
-    whose prediction time is `cut` are compared."""
+    whose prediction time is `cut` are compared. `history`: the sources whose `history.` views are bound (all of
+    them by default), as `bind_sources` takes it."""
     bind_entity(connection, catalog, feature_set, f"partition_date = {date_literal(day)}")
-    bind_sources(connection, catalog, feature_set, cut, uncut)
+    bind_sources(connection, catalog, feature_set, cut, uncut, history=history)
     with single_threaded(connection):
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {feature_set.sql}")
 
@@ -185,14 +187,34 @@ def _row_value_sql(catalog: Catalog, feature_set: FeatureSetSpec, table: str, fe
     return f"SELECT {quote(feature)} AS value FROM {table} WHERE {key_text} = '{escaped}'"
 
 
+def _check_cut(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
+               cut: dt.datetime, history: list[str] | None) -> tuple[int, list[tuple]]:
+    """(the day's entity rows predicted at `cut`, their differing values as `_differing` lists them) of one cut,
+    recomputed on `connection` (a cursor of the proof's connection or the connection itself)."""
+    try:
+        _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut", history)
+        rows = connection.execute(f"SELECT count(*) FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
+                                  f"{timestamp_literal(cut)}").fetchall()[0][0]
+        return rows, _differing(connection, catalog, feature_set, day, cut, "proof_cut", None)
+    finally:
+        connection.execute("DROP TABLE IF EXISTS proof_cut")
+
+
 def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                       start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
-                      seed: str = "") -> Proof:
+                      seed: str = "", lanes: int = 1) -> Proof:
     """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
-    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs')."""
+    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs').
+
+    `lanes` > 1: the cuts are recomputed on that many cursors of the connection at once (`run_on_cursors`), each
+    cut's SQL single-threaded as always, so each cut finds the same values; the verdict, the counts and the
+    differences named are those of the cuts taken in order. A cursor sees only what the database holds: a caller
+    whose connection holds more (rows it has not committed, objects registered on it) proves on one lane. A set
+    whose SQL names a `history.` view proves on one lane too: these views are the database's, shared by every
+    cursor, and each cut binds them at its own moment."""
     began = time.monotonic()
     wanted = set(days) if days is not None else None
-    register_functions(connection, list(feature_set.functions))
+    register_functions(connection, list(feature_set.functions))  # callable from its cursors while it is open
     rows = differing_rows = 0
     differences: list[Difference] = []
     with bound(connection, feature_set):
@@ -202,16 +224,24 @@ def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
             f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2").fetchall()
             if wanted is None or day in wanted]
         cuts = sample_cuts(f"{seed}{feature_set.name}", every, max_cuts)
-        for day, cut in cuts:
-            _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut")
-            rows += connection.execute(f"SELECT count(*) FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
-                                       f"{timestamp_literal(cut)}").fetchall()[0][0]
-            found = _differing(connection, catalog, feature_set, day, cut, "proof_cut", None)
+        if lanes > 1 and len(cuts) > 1 and not history_reads(connection, feature_set):
+            # no lane binds a `history.` view (the SQL names none): the lanes share nothing they write
+            with single_threaded(connection), lane_cursors(connection, min(lanes, len(cuts))) as cursors:
+                checked = run_on_cursors(cursors, [
+                    lambda cursor, day=day, cut=cut: _check_cut(cursor, catalog, feature_set, day, cut, [])
+                    for day, cut in cuts])
+        else:
+            checked = run_on_cursors([connection], [
+                lambda cursor, day=day, cut=cut: _check_cut(cursor, catalog, feature_set, day, cut, None)
+                for day, cut in cuts])
+        for (day, cut), (cut_rows, found) in zip(cuts, checked):
+            rows += cut_rows
             if not found:
                 continue
             differing_rows += len({key for _, key, _, _ in found})
             if len(differences) < SHOWN:
                 feature, key, stored, recomputed = found[0]
+                _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut")  # what `_blame` compares to
                 sources = _blame(connection, catalog, feature_set, day, cut, feature, key)
                 differences.append(Difference(feature, key, day, cut, stored, recomputed, sources))
         connection.execute("DROP TABLE IF EXISTS proof_cut")

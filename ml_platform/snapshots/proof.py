@@ -12,6 +12,7 @@ from ml_platform.snapshots.build import SnapshotError, check_run_matches_spec
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
+from ml_platform.storage.lanes import LANES
 
 
 class SnapshotProofError(SnapshotError):
@@ -32,7 +33,7 @@ def prove_training_run(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
     check_run_matches_spec(model, training_run, catalog.spec_hash(model))
     split = run_split(model, training_run)
     proofs = [prove_feature_set(connection, catalog, feature_set, split.train.start, split.test.end,
-                                seed=f"{training_run}|")
+                                seed=f"{training_run}|", lanes=LANES)
               for feature_set in catalog.feature_sets_of(model)]
     if not all(proof.passed for proof in proofs):
         raise SnapshotProofError(model.name, proofs)

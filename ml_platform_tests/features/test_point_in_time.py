@@ -1,15 +1,18 @@
 """Point in time enforced: a corpus of leaking feature sets, each failing the blocking proof with a message naming
 the feature set, the feature, a key, both values and the source whose later rows changed it; honest point-in-time
-joins through `available_at` and `prediction_time` pass."""
+joins through `available_at` and `prediction_time` pass. The proof on two cursors says what it says on one, and
+an error recomputing a cut on either cursor reaches the caller as the first failing cut's."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from ml_platform.features.compute import FeatureComputationError
+from ml_platform.features.compute import FeatureComputationError, compute_feature_set
 from ml_platform.features.library import load_catalog
 from ml_platform.features.proof import PointInTimeError, prove_feature_set, sample_cuts
 from ml_platform.features.refresh import refresh_feature_set
@@ -106,6 +109,37 @@ def test_a_leak_fails_the_proof_with_known_by_relative_to_the_row_s_time(flights
     assert first.sources == (culprit,) and first.cut == dt.datetime.combine(first.day, dt.time()) - dt.timedelta(
         hours=known_by.get("hours_before", 24))
     assert connection.execute(f'SELECT count(*) FROM features."{name}"').fetchall() == [(0,)]
+
+
+def _without_seconds(message: str) -> str:
+    return re.sub(r"\d+\.\d\d s\b", "", message)
+
+
+def test_a_leak_found_on_two_cursors_is_reported_as_on_one(flights_warehouse):
+    connection, catalog = flights_warehouse
+    sql, features, reads, culprit = FLIGHT_LEAKS["lag_one_step_short"]  # reads `weather`, no `history.` view
+    spec = FeatureSetSpec.model_validate(feature_set("lanes_leak", sql, features, reads, lookback_days=3))
+    compute_feature_set(connection, catalog, spec, START, END)
+    one = prove_feature_set(connection, catalog, spec, START, END, lanes=1)
+    two = prove_feature_set(connection, catalog, spec, START, END, lanes=2)
+    assert not two.passed and two.differences[0].sources == (culprit,)
+    assert (two.cuts, two.cuts_total, two.rows, two.differing_rows, two.differences) == \
+        (one.cuts, one.cuts_total, one.rows, one.differing_rows, one.differences)
+    assert _without_seconds(two.message()) == _without_seconds(one.message())
+    assert len(two.cuts) == 10 and two.differing_rows > 100
+
+
+def test_an_error_recomputing_a_cut_on_a_cursor_reaches_the_caller(flights_warehouse):
+    connection, catalog = flights_warehouse
+    stored = FeatureSetSpec.model_validate(feature_set("lanes_error", "SELECT flight_id, 1 AS one FROM entity",
+                                                       ["one"], []))
+    compute_feature_set(connection, catalog, stored, START, END)
+    failing = stored.model_copy(update={"sql": "SELECT flight_id, CASE WHEN partition_date = DATE '2013-01-01' "
+                                               "THEN 1 ELSE error('no cut after ' || CAST(partition_date AS "
+                                               "VARCHAR)) END AS one FROM entity"})
+    for lanes in (1, 2):  # every cut but the first fails: the second cut's error, whichever cursor ran it
+        with pytest.raises(duckdb.Error, match="no cut after 2013-01-02"):
+            prove_feature_set(connection, catalog, failing, START, END, lanes=lanes)
 
 
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
