@@ -204,36 +204,81 @@ def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
                       start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
                       seed: str = "", lanes: int = 1) -> Proof:
     """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
-    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs').
+    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs');
+    `lanes` as `prove_feature_sets` takes it."""
+    return prove_feature_sets(connection, catalog, [feature_set], start, end, max_cuts, days, seed, lanes)[0]
 
-    `lanes` > 1: the cuts are recomputed on that many cursors of the connection at once (`run_on_cursors`), each
-    cut's SQL single-threaded as always, so each cut finds the same values; the verdict, the counts and the
-    differences named are those of the cuts taken in order. A cursor sees only what the database holds: a caller
-    whose connection holds more (rows it has not committed, objects registered on it) proves on one lane. A set
-    whose SQL names a `history.` view proves on one lane too: these views are the database's, shared by every
-    cursor, and each cut binds them at its own moment."""
-    began = time.monotonic()
+
+def prove_feature_sets(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_sets: list[FeatureSetSpec],
+                       start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
+                       seed: str = "", lanes: int = 1) -> list[Proof]:
+    """The proof of each feature set (`prove_feature_set`), in the order given.
+
+    `lanes` > 1: the cuts of every set are recomputed on that many cursors of the connection at once
+    (`run_on_cursors`), each cut's SQL single-threaded as always, so each cut finds the same values; verdicts,
+    counts, differences and errors are those of the sets and cuts taken in order (the first cut to fail in that
+    order raises its error). A cursor sees only what the database holds: a caller whose connection holds more
+    (rows it has not committed, objects registered on it) proves on one lane. The cuts of the sets whose SQL
+    names a `history.` view run one after another on one cursor, beside the others: these views are the
+    database's, shared by every cursor, and each cut binds them at its own moment. A set's `seconds` adds the
+    time of its own cuts (others ran beside them)."""
     wanted = set(days) if days is not None else None
-    register_functions(connection, list(feature_set.functions))  # callable from its cursors while it is open
+    samples = []
+    for feature_set in feature_sets:
+        began = time.monotonic()
+        register_functions(connection, list(feature_set.functions))  # callable from its cursors while it is open
+        with bound(connection, feature_set):
+            bind_entity(connection, catalog, feature_set,
+                        f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
+            every = [(day, cut) for day, cut in connection.execute(
+                f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2"
+            ).fetchall() if wanted is None or day in wanted]
+            shares_history = lanes > 1 and bool(history_reads(connection, feature_set))
+        samples.append((feature_set, every, sample_cuts(f"{seed}{feature_set.name}", every, max_cuts),
+                        shares_history, time.monotonic() - began))
+    # every cut of every set in order: (set's index, day, cut)
+    ordered = [(index, day, cut) for index, (_, _, cuts, _, _) in enumerate(samples) for day, cut in cuts]
+    outcomes: dict[tuple, tuple[float, tuple[int, list[tuple]] | BaseException]] = {}
+
+    def check(cursor: duckdb.DuckDBPyConnection, pieces: list[tuple], history: list[str] | None) -> None:
+        for piece in pieces:  # one after another; the first failing one ends them (a loop over them stops there)
+            began = time.monotonic()
+            index, day, cut = piece
+            try:
+                found = _check_cut(cursor, catalog, samples[index][0], day, cut, history)
+            except Exception as error:  # raised below in the order of the cuts, as a loop over them raises it
+                outcomes[piece] = (time.monotonic() - began, error)
+                return
+            outcomes[piece] = (time.monotonic() - began, found)
+
+    if lanes > 1 and len(ordered) > 1:
+        chained = [piece for piece in ordered if samples[piece[0]][3]]
+        # the chain of cuts binding `history.` views first (the longest piece), then each other cut alone; the
+        # other cuts bind no `history.` view (their SQL names none)
+        work = ([lambda cursor: check(cursor, chained, None)] if chained else []) + [
+            lambda cursor, piece=piece: check(cursor, [piece], []) for piece in ordered if piece not in chained]
+        with single_threaded(connection), lane_cursors(connection, min(lanes, len(work))) as cursors:
+            run_on_cursors(cursors, work)
+    else:
+        check(connection, ordered, None)
+    for piece in ordered:  # the first cut to fail in order, as one loop over the sets and their cuts raises it
+        outcome = outcomes.get(piece)
+        if isinstance(outcome, tuple) and isinstance(outcome[1], BaseException):
+            raise outcome[1]
+    return [_verdict(connection, catalog, feature_set, every, cuts,
+                     [outcomes[(index, day, cut)][1] for day, cut in cuts],
+                     seconds + sum(outcomes[(index, day, cut)][0] for day, cut in cuts))
+            for index, (feature_set, every, cuts, _, seconds) in enumerate(samples)]
+
+
+def _verdict(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, every: list,
+             cuts: list, checked: list[tuple[int, list[tuple]]], seconds: float) -> Proof:
+    """The proof of a set from what its cuts found: rows counted, differing rows counted, and the first SHOWN
+    differences each recomputed again on the connection to find the sources that change it."""
+    began = time.monotonic()
     rows = differing_rows = 0
     differences: list[Difference] = []
     with bound(connection, feature_set):
-        bind_entity(connection, catalog, feature_set,
-                    f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
-        every = [(day, cut) for day, cut in connection.execute(
-            f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2").fetchall()
-            if wanted is None or day in wanted]
-        cuts = sample_cuts(f"{seed}{feature_set.name}", every, max_cuts)
-        if lanes > 1 and len(cuts) > 1 and not history_reads(connection, feature_set):
-            # no lane binds a `history.` view (the SQL names none): the lanes share nothing they write
-            with single_threaded(connection), lane_cursors(connection, min(lanes, len(cuts))) as cursors:
-                checked = run_on_cursors(cursors, [
-                    lambda cursor, day=day, cut=cut: _check_cut(cursor, catalog, feature_set, day, cut, [])
-                    for day, cut in cuts])
-        else:
-            checked = run_on_cursors([connection], [
-                lambda cursor, day=day, cut=cut: _check_cut(cursor, catalog, feature_set, day, cut, None)
-                for day, cut in cuts])
         for (day, cut), (cut_rows, found) in zip(cuts, checked):
             rows += cut_rows
             if not found:
@@ -245,5 +290,5 @@ def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, f
                 sources = _blame(connection, catalog, feature_set, day, cut, feature, key)
                 differences.append(Difference(feature, key, day, cut, stored, recomputed, sources))
         connection.execute("DROP TABLE IF EXISTS proof_cut")
-    return Proof(feature_set.name, len(every), tuple(cuts), rows, time.monotonic() - began, differing_rows,
-                 tuple(differences))
+    return Proof(feature_set.name, len(every), tuple(cuts), rows, seconds + time.monotonic() - began,
+                 differing_rows, tuple(differences))

@@ -14,7 +14,7 @@ import pytest
 
 from ml_platform.features.compute import FeatureComputationError, compute_feature_set
 from ml_platform.features.library import load_catalog
-from ml_platform.features.proof import PointInTimeError, prove_feature_set, sample_cuts
+from ml_platform.features.proof import PointInTimeError, prove_feature_set, prove_feature_sets, sample_cuts
 from ml_platform.features.refresh import refresh_feature_set
 from ml_platform.features.timing import prediction_time
 from ml_platform.partitions import days
@@ -140,6 +140,41 @@ def test_an_error_recomputing_a_cut_on_a_cursor_reaches_the_caller(flights_wareh
     for lanes in (1, 2):  # every cut but the first fails: the second cut's error, whichever cursor ran it
         with pytest.raises(duckdb.Error, match="no cut after 2013-01-02"):
             prove_feature_set(connection, catalog, failing, START, END, lanes=lanes)
+
+
+def test_several_sets_proven_on_two_cursors_are_reported_as_on_one(flights_warehouse):
+    """A set naming a `history.` view (its cuts one after another on one cursor) beside sets that name none."""
+    connection, catalog = flights_warehouse
+    sets = [catalog.feature_sets["flight_schedule"]]
+    for name in ("same_day_outcomes", "lag_one_step_short"):  # the first names history.flights, the second none
+        sql, features, reads, _ = FLIGHT_LEAKS[name]
+        sets.append(FeatureSetSpec.model_validate(feature_set(f"several_{name}", sql, features, reads,
+                                                              lookback_days=3)))
+    for spec in sets:
+        compute_feature_set(connection, catalog, spec, START, END)
+    one = prove_feature_sets(connection, catalog, sets, START, END, max_cuts=6, seed="several|", lanes=1)
+    two = prove_feature_sets(connection, catalog, sets, START, END, max_cuts=6, seed="several|", lanes=2)
+    assert [proof.passed for proof in two] == [True, False, False]
+    assert [(p.feature_set, p.cuts, p.rows, p.differing_rows, p.differences) for p in two] == \
+        [(p.feature_set, p.cuts, p.rows, p.differing_rows, p.differences) for p in one]
+    assert [_without_seconds(p.message()) for p in two] == [_without_seconds(p.message()) for p in one]
+
+
+def test_the_first_set_s_error_is_raised_though_a_later_set_failed_first(flights_warehouse):
+    """The cuts of a set naming a `history.` view start first on their cursor; an error of an earlier set's cut
+    is still the one raised, as a loop over the sets raises it."""
+    connection, catalog = flights_warehouse
+    stored = [FeatureSetSpec.model_validate(feature_set(name, "SELECT flight_id, 1 AS one FROM entity", ["one"],
+                                                        [])) for name in ("order_first", "order_history")]
+    for spec in stored:
+        compute_feature_set(connection, catalog, spec, START, END)
+    failing = [stored[0].model_copy(update={"sql": "SELECT flight_id, CASE WHEN partition_date < DATE '2013-01-09' "
+                                                   "THEN 1 ELSE error('first set failed') END AS one FROM entity"}),
+               stored[1].model_copy(update={"sql": "SELECT e.flight_id, error('history set failed') AS one "
+                                                   "FROM entity e, (SELECT count(*) FROM history.flights) h"})]
+    for lanes in (1, 2):
+        with pytest.raises(duckdb.Error, match="first set failed"):
+            prove_feature_sets(connection, catalog, failing, START, END, lanes=lanes)
 
 
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
