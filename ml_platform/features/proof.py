@@ -28,7 +28,7 @@ from ml_platform import names
 from ml_platform.names import feature_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.lanes import lane_cursors, run_on_cursors
+from ml_platform.storage.lanes import lane_cursors, private_objects, run_on_cursors
 from ml_platform.storage.warehouse import date_literal, single_threaded
 
 # Cuts checked per proof when there are more: a seeded subset (every cut when there are fewer). A run of one day
@@ -217,12 +217,14 @@ def prove_feature_sets(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
     `lanes` > 1: the cuts of every set are recomputed on that many cursors of the connection at once
     (`run_on_cursors`), each cut's SQL single-threaded as always, so each cut finds the same values; verdicts,
     counts, differences and errors are those of the sets and cuts taken in order (the first cut to fail in that
-    order raises its error). A cursor sees only what the database holds: a caller whose connection holds more
-    (rows it has not committed, objects registered on it) proves on one lane. The cuts of the sets whose SQL
+    order raises its error). A cursor sees only what the database holds: a connection holding a temporary table
+    or view, or an object registered on it (Delta feature tables read through Arrow), proves on one lane by itself
+    (`private_objects`); a caller must not hand over rows it has not committed. The cuts of the sets whose SQL
     names a `history.` view run one after another on one cursor, beside the others: these views are the
     database's, shared by every cursor, and each cut binds them at its own moment. A set's `seconds` adds the
     time of its own cuts (others ran beside them)."""
     wanted = set(days) if days is not None else None
+    lanes = 1 if lanes > 1 and private_objects(connection) else lanes  # what a cursor could not read
     samples = []
     for feature_set in feature_sets:
         began = time.monotonic()

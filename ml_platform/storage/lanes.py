@@ -20,13 +20,25 @@ Result = TypeVar("Result")
 LANES = 2  # cursors working at once: the machine's two cores
 
 
+def private_objects(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The temporary tables and views of the connection (an object registered on it, such as an Arrow dataset, is
+    one): its cursors cannot read them, nor a view of the database that reads them. Work that may read one stays
+    on the connection itself."""
+    return [row[0] for row in connection.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal UNION ALL "
+        "SELECT table_name FROM duckdb_tables() WHERE temporary ORDER BY 1").fetchall()]
+
+
 @contextmanager
 def lane_cursors(connection: duckdb.DuckDBPyConnection,
                  lanes: int = LANES) -> Iterator[list[duckdb.DuckDBPyConnection]]:
-    """`lanes` new cursors of the connection, closed (their temporary tables and views dropped) when the block
-    ends, however it ends."""
+    """`lanes` new cursors of the connection resolving bare names as it does (its search path), closed (their
+    temporary tables and views dropped) when the block ends, however it ends."""
+    search_path = connection.execute("SELECT current_setting('search_path')").fetchall()[0][0]
     cursors = [connection.cursor() for _ in range(lanes)]
     try:
+        for cursor in cursors:  # a new cursor starts with the default search path
+            cursor.execute(f"SET search_path = '{search_path.replace(chr(39), chr(39) * 2)}'")
         yield cursors
     finally:
         for cursor in cursors:

@@ -160,6 +160,36 @@ def test_several_sets_proven_on_two_cursors_are_reported_as_on_one(flights_wareh
     assert [_without_seconds(p.message()) for p in two] == [_without_seconds(p.message()) for p in one]
 
 
+def test_a_set_reading_a_set_it_uses_by_its_bare_name_is_proven_on_two_cursors(flights_warehouse):
+    connection, catalog = flights_warehouse
+    schedule = catalog.feature_sets["flight_schedule"]
+    compute_feature_set(connection, catalog, schedule, START, END)
+    spec = FeatureSetSpec.model_validate({**feature_set(
+        "twice_the_hour", "SELECT flight_id, departure_hour * 2 AS twice FROM entity JOIN flight_schedule "
+        "USING (flight_id)", ["twice"], []), "uses": ["flight_schedule"]})
+    compute_feature_set(connection, catalog, spec, START, END)
+    proof = prove_feature_set(connection, catalog, spec, START, END, lanes=2)
+    assert proof.passed and proof.rows > 8000, proof.message()
+
+
+def test_an_object_registered_on_the_connection_keeps_the_proof_on_it(flights_warehouse):
+    """Delta feature tables are Arrow datasets registered on the warehouse connection: no cursor reads them."""
+    connection, catalog = flights_warehouse
+    schedule = catalog.feature_sets["flight_schedule"]
+    compute_feature_set(connection, catalog, schedule, START, END)
+    rows = connection.sql("SELECT * FROM features.flight_schedule").to_arrow_table()
+    connection.execute("ALTER TABLE features.flight_schedule RENAME TO flight_schedule_stored")
+    connection.register("registered_schedule", rows)
+    try:
+        connection.execute("CREATE VIEW features.flight_schedule AS SELECT * FROM registered_schedule")
+        proof = prove_feature_set(connection, catalog, schedule, START, END, lanes=2)
+        assert proof.passed and len(proof.cuts) == 10, proof.message()
+    finally:
+        connection.execute("DROP VIEW IF EXISTS features.flight_schedule")
+        connection.unregister("registered_schedule")
+        connection.execute("ALTER TABLE features.flight_schedule_stored RENAME TO flight_schedule")
+
+
 def test_the_first_set_s_error_is_raised_though_a_later_set_failed_first(flights_warehouse):
     """The cuts of a set naming a `history.` view start first on their cursor; an error of an earlier set's cut
     is still the one raised, as a loop over the sets raises it."""

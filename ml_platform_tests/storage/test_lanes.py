@@ -8,7 +8,7 @@ import threading
 import duckdb
 import pytest
 
-from ml_platform.storage.lanes import lane_cursors, run_on_cursors
+from ml_platform.storage.lanes import lane_cursors, private_objects, run_on_cursors
 
 
 def test_results_come_in_the_order_given_and_both_cursors_work_at_once():
@@ -81,3 +81,24 @@ def test_one_cursor_runs_every_piece_on_the_calling_thread():
     connection = duckdb.connect()
     calling = threading.get_ident()
     assert run_on_cursors([connection], [lambda cursor: threading.get_ident() == calling] * 3) == [True] * 3
+
+
+def test_cursors_resolve_bare_names_as_the_connection_does():
+    connection = duckdb.connect()
+    connection.execute("CREATE SCHEMA features")
+    connection.execute("CREATE TABLE features.schedule AS SELECT 3 AS hour")
+    connection.execute("SET search_path = 'features,main'")
+    with lane_cursors(connection) as cursors:
+        assert run_on_cursors(cursors, [lambda cursor: cursor.execute("SELECT hour FROM schedule").fetchall()] * 2) \
+            == [[(3,)], [(3,)]]
+
+
+def test_what_only_the_connection_reads_is_named():
+    import pyarrow as pa
+
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE shared AS SELECT 1 AS value")
+    assert private_objects(connection) == []
+    connection.register("arrow_rows", pa.table({"value": [1]}))
+    connection.execute("CREATE TEMP TABLE mine AS SELECT 1 AS value")
+    assert private_objects(connection) == ["arrow_rows", "mine"]
