@@ -22,7 +22,8 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
-from ml_platform.features.relations import bind_entity, bind_sources, bound, history_reads, readable_sources
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, history_reads, readable_sources,
+                                            unbind)
 from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
 from ml_platform.names import feature_table, quote
@@ -262,7 +263,11 @@ def prove_feature_sets(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
         with single_threaded(connection), lane_cursors(connection, min(lanes, len(work))) as cursors:
             run_on_cursors(cursors, work)
     else:
-        check(connection, ordered, None)
+        try:
+            check(connection, ordered, None)
+        finally:  # the bare names resolve to the warehouse's tables again, however the cuts ended
+            for feature_set in feature_sets:
+                unbind(connection, feature_set)
     for piece in ordered:  # the first cut to fail in order, as one loop over the sets and their cuts raises it
         outcome = outcomes.get(piece)
         if isinstance(outcome, tuple) and isinstance(outcome[1], BaseException):

@@ -21,6 +21,7 @@ from ml_platform.partitions import days
 from ml_platform.sources.refresh import refresh_source
 from ml_platform.specs.models import FeatureSetSpec, KnownBy
 from ml_platform.names import feature_asset
+from ml_platform.storage.lanes import private_objects
 from ml_platform.storage.versions import WHOLE, partition_versions
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import SPECS, write_yaml
@@ -140,6 +141,7 @@ def test_an_error_recomputing_a_cut_on_a_cursor_reaches_the_caller(flights_wareh
     for lanes in (1, 2):  # every cut but the first fails: the second cut's error, whichever cursor ran it
         with pytest.raises(duckdb.Error, match="no cut after 2013-01-02"):
             prove_feature_set(connection, catalog, failing, START, END, lanes=lanes)
+        assert private_objects(connection) == []  # nothing left bound: bare names read the warehouse again
 
 
 def test_several_sets_proven_on_two_cursors_are_reported_as_on_one(flights_warehouse):
