@@ -22,12 +22,14 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
-from ml_platform.features.relations import bind_entity, bind_sources, bound, readable_sources
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, history_reads, readable_sources,
+                                            unbind)
 from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
 from ml_platform.names import feature_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.lanes import lane_cursors, private_objects, run_on_cursors
 from ml_platform.storage.warehouse import date_literal, single_threaded
 
 # Cuts checked per proof when there are more: a seeded subset (every cut when there are fewer). A run of one day
@@ -123,11 +125,12 @@ def sample_cuts(feature_set: str, cuts: list, size: int = MAX_CUTS) -> list:
 
 
 def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
-               cut: dt.datetime, uncut: tuple[str, ...], into: str) -> None:
+               cut: dt.datetime, uncut: tuple[str, ...], into: str, history: list[str] | None = None) -> None:
     """Feature values of the day's entity rows with the sources cut at `cut` (but `uncut`); only those of the rows
-    whose prediction time is `cut` are compared."""
+    whose prediction time is `cut` are compared. `history`: the sources whose `history.` views are bound (all of
+    them by default), as `bind_sources` takes it."""
     bind_entity(connection, catalog, feature_set, f"partition_date = {date_literal(day)}")
-    bind_sources(connection, catalog, feature_set, cut, uncut)
+    bind_sources(connection, catalog, feature_set, cut, uncut, history=history)
     with single_threaded(connection):
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {feature_set.sql}")
 
@@ -185,35 +188,114 @@ def _row_value_sql(catalog: Catalog, feature_set: FeatureSetSpec, table: str, fe
     return f"SELECT {quote(feature)} AS value FROM {table} WHERE {key_text} = '{escaped}'"
 
 
+def _check_cut(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
+               cut: dt.datetime, history: list[str] | None) -> tuple[int, list[tuple]]:
+    """(the day's entity rows predicted at `cut`, their differing values as `_differing` lists them) of one cut,
+    recomputed on `connection` (a cursor of the proof's connection or the connection itself)."""
+    try:
+        _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut", history)
+        rows = connection.execute(f"SELECT count(*) FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
+                                  f"{timestamp_literal(cut)}").fetchall()[0][0]
+        return rows, _differing(connection, catalog, feature_set, day, cut, "proof_cut", None)
+    finally:
+        connection.execute("DROP TABLE IF EXISTS proof_cut")
+
+
 def prove_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                       start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
-                      seed: str = "") -> Proof:
+                      seed: str = "", lanes: int = 1) -> Proof:
     """Recompute a sample of the stored days of [start, end] (only those of `days`, when given) at their
-    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs')."""
-    began = time.monotonic()
+    prediction times and compare; `seed` varies the sample (a snapshot's differs from its feature runs');
+    `lanes` as `prove_feature_sets` takes it."""
+    return prove_feature_sets(connection, catalog, [feature_set], start, end, max_cuts, days, seed, lanes)[0]
+
+
+def prove_feature_sets(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_sets: list[FeatureSetSpec],
+                       start: dt.date, end: dt.date, max_cuts: int = MAX_CUTS, days: list[dt.date] | None = None,
+                       seed: str = "", lanes: int = 1) -> list[Proof]:
+    """The proof of each feature set (`prove_feature_set`), in the order given.
+
+    `lanes` > 1: the cuts of every set are recomputed on that many cursors of the connection at once
+    (`run_on_cursors`), each cut's SQL single-threaded as always, so each cut finds the same values; verdicts,
+    counts, differences and errors are those of the sets and cuts taken in order (the first cut to fail in that
+    order raises its error). A cursor sees only what the database holds: a connection holding a temporary table
+    or view, or an object registered on it (Delta feature tables read through Arrow), proves on one lane by itself
+    (`private_objects`); a caller must not hand over rows it has not committed. The cuts of the sets whose SQL
+    names a `history.` view run one after another on one cursor, beside the others: these views are the
+    database's, shared by every cursor, and each cut binds them at its own moment. A set's `seconds` adds the
+    time of its own cuts (others ran beside them)."""
     wanted = set(days) if days is not None else None
-    register_functions(connection, list(feature_set.functions))
+    lanes = 1 if lanes > 1 and private_objects(connection) else lanes  # what a cursor could not read
+    samples = []
+    for feature_set in feature_sets:
+        began = time.monotonic()
+        register_functions(connection, list(feature_set.functions))  # callable from its cursors while it is open
+        with bound(connection, feature_set):
+            bind_entity(connection, catalog, feature_set,
+                        f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
+            every = [(day, cut) for day, cut in connection.execute(
+                f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2"
+            ).fetchall() if wanted is None or day in wanted]
+            shares_history = lanes > 1 and bool(history_reads(connection, feature_set))
+        samples.append((feature_set, every, sample_cuts(f"{seed}{feature_set.name}", every, max_cuts),
+                        shares_history, time.monotonic() - began))
+    # every cut of every set in order: (set's index, day, cut)
+    ordered = [(index, day, cut) for index, (_, _, cuts, _, _) in enumerate(samples) for day, cut in cuts]
+    outcomes: dict[tuple, tuple[float, tuple[int, list[tuple]] | BaseException]] = {}
+
+    def check(cursor: duckdb.DuckDBPyConnection, pieces: list[tuple], history: list[str] | None) -> None:
+        for piece in pieces:  # one after another; the first failing one ends them (a loop over them stops there)
+            began = time.monotonic()
+            index, day, cut = piece
+            try:
+                found = _check_cut(cursor, catalog, samples[index][0], day, cut, history)
+            except Exception as error:  # raised below in the order of the cuts, as a loop over them raises it
+                outcomes[piece] = (time.monotonic() - began, error)
+                return
+            outcomes[piece] = (time.monotonic() - began, found)
+
+    if lanes > 1 and len(ordered) > 1:
+        chained = [piece for piece in ordered if samples[piece[0]][3]]
+        # the chain of cuts binding `history.` views first (the longest piece), then each other cut alone; the
+        # other cuts bind no `history.` view (their SQL names none)
+        work = ([lambda cursor: check(cursor, chained, None)] if chained else []) + [
+            lambda cursor, piece=piece: check(cursor, [piece], []) for piece in ordered if piece not in chained]
+        with single_threaded(connection), lane_cursors(connection, min(lanes, len(work))) as cursors:
+            run_on_cursors(cursors, work)
+    else:
+        try:
+            check(connection, ordered, None)
+        finally:  # the bare names resolve to the warehouse's tables again, however the cuts ended
+            for feature_set in feature_sets:
+                unbind(connection, feature_set)
+    for piece in ordered:  # the first cut to fail in order, as one loop over the sets and their cuts raises it
+        outcome = outcomes.get(piece)
+        if isinstance(outcome, tuple) and isinstance(outcome[1], BaseException):
+            raise outcome[1]
+    return [_verdict(connection, catalog, feature_set, every, cuts,
+                     [outcomes[(index, day, cut)][1] for day, cut in cuts],
+                     seconds + sum(outcomes[(index, day, cut)][0] for day, cut in cuts))
+            for index, (feature_set, every, cuts, _, seconds) in enumerate(samples)]
+
+
+def _verdict(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, every: list,
+             cuts: list, checked: list[tuple[int, list[tuple]]], seconds: float) -> Proof:
+    """The proof of a set from what its cuts found: rows counted, differing rows counted, and the first SHOWN
+    differences each recomputed again on the connection to find the sources that change it."""
+    began = time.monotonic()
     rows = differing_rows = 0
     differences: list[Difference] = []
     with bound(connection, feature_set):
-        bind_entity(connection, catalog, feature_set,
-                    f"partition_date BETWEEN {date_literal(start)} AND {date_literal(end)}")
-        every = [(day, cut) for day, cut in connection.execute(
-            f"SELECT DISTINCT partition_date, {names.PREDICTION_TIME_COLUMN} FROM entity ORDER BY 1, 2").fetchall()
-            if wanted is None or day in wanted]
-        cuts = sample_cuts(f"{seed}{feature_set.name}", every, max_cuts)
-        for day, cut in cuts:
-            _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut")
-            rows += connection.execute(f"SELECT count(*) FROM entity WHERE {names.PREDICTION_TIME_COLUMN} = "
-                                       f"{timestamp_literal(cut)}").fetchall()[0][0]
-            found = _differing(connection, catalog, feature_set, day, cut, "proof_cut", None)
+        for (day, cut), (cut_rows, found) in zip(cuts, checked):
+            rows += cut_rows
             if not found:
                 continue
             differing_rows += len({key for _, key, _, _ in found})
             if len(differences) < SHOWN:
                 feature, key, stored, recomputed = found[0]
+                _recompute(connection, catalog, feature_set, day, cut, (), "proof_cut")  # what `_blame` compares to
                 sources = _blame(connection, catalog, feature_set, day, cut, feature, key)
                 differences.append(Difference(feature, key, day, cut, stored, recomputed, sources))
         connection.execute("DROP TABLE IF EXISTS proof_cut")
-    return Proof(feature_set.name, len(every), tuple(cuts), rows, time.monotonic() - began, differing_rows,
-                 tuple(differences))
+    return Proof(feature_set.name, len(every), tuple(cuts), rows, seconds + time.monotonic() - began,
+                 differing_rows, tuple(differences))

@@ -21,6 +21,7 @@ from ml_platform.progress import Progress, silent
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.lanes import LANES
 from ml_platform.storage.versions import forget_versions, partition_version, record_versions
 from ml_platform.storage.warehouse import date_literal, transaction
 
@@ -77,7 +78,8 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     rows = 0
     todo = ranges(list(stale))
     for index, (first, last) in enumerate(todo, start=1):
-        rows += compute_feature_set(connection, catalog, feature_set, first, last)
+        # the SQL checks depend on the SQL and the catalog only: the first range's hold for the others
+        rows += compute_feature_set(connection, catalog, feature_set, first, last, sql_checked=index > 1)
         # recorded as awaiting the proof: a run that dies before the proof leaves these days stale, never reused
         record_versions(connection, feature_asset(feature_set.name),
                         {day: awaiting_proof(expected[day]) for day in stale
@@ -87,7 +89,9 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     if not stale:
         return FeatureRefresh(expected, stale, rows)
     recomputed = [dt.date.fromisoformat(day) for day in stale]
-    proof = prove_feature_set(connection, catalog, feature_set, min(recomputed), max(recomputed), days=recomputed)
+    # the range's rows are committed: the proof's cursors see them
+    proof = prove_feature_set(connection, catalog, feature_set, min(recomputed), max(recomputed), days=recomputed,
+                              lanes=LANES)
     if not proof.passed:  # unproven rows are not kept: nothing downstream may read them, the next run recomputes
         with transaction(connection):
             for first, last in todo:

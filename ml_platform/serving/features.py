@@ -33,11 +33,11 @@ from ml_platform.serving.once import OnceCache
 from ml_platform.serving.scored_day import ScoredDay, score_day
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
+from ml_platform.storage.lanes import LANES, run_on_cursors
 from ml_platform.storage.warehouse import single_threaded, table_exists
 
 PRECOMPUTED, ON_DEMAND = "precomputed", "on_demand"
 SCORED_DAYS = 128
-LANES = 2  # cursors computing a day's independent feature sets at once: the machine's two cores
 
 
 def _in_dependency_order(catalog: Catalog, feature_sets: list[FeatureSetSpec]) -> list[FeatureSetSpec]:
@@ -181,14 +181,13 @@ class FeatureReader:
                 except FeatureComputationError:
                     continue
 
-    def _run_lane(self, lane: int, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
+    def _run_lane(self, cursor: duckdb.DuckDBPyConnection, groups: list[list[FeatureSetSpec]], day: dt.date) -> None:
         for group in groups:
             if self.catalog.entity_rows(group[0].entity).is_population:  # the batch's code for a population
                 for feature_set in group:
-                    compute_feature_set(self._compute_cursors[lane], self.catalog, feature_set, day, day,
-                                        sql_checked=True, prepared=True)
+                    compute_feature_set(cursor, self.catalog, feature_set, day, day, sql_checked=True, prepared=True)
             else:
-                compute_group(self._compute_cursors[lane], self.catalog, group, day, self._histories)
+                compute_group(cursor, self.catalog, group, day, self._histories)
 
     def _compute_day(self, feature_sets: list[FeatureSetSpec], day: dt.date) -> None:
         """Compute the day's feature sets not computed yet under one lock and one single-threaded stretch (the
@@ -212,24 +211,11 @@ class FeatureReader:
                     first, second = _lanes(day_groups(level), self._histories) if LANES > 1 and not population \
                         else (day_groups(level), [])
                     if not second:
-                        self._run_lane(0, first, day)
+                        self._run_lane(self._compute_cursor, first, day)
                         continue
-                    failures: list[BaseException] = []
-
-                    def other_lane(groups=second) -> None:
-                        try:
-                            self._run_lane(1, groups, day)
-                        except BaseException as error:  # raised below, in the caller's thread
-                            failures.append(error)
-
-                    worker = threading.Thread(target=other_lane, name="on-demand-features")
-                    worker.start()
-                    try:
-                        self._run_lane(0, first, day)
-                    finally:
-                        worker.join()
-                    if failures:
-                        raise failures[0]
+                    # the first lane's error first, as when the lanes ran one after the other
+                    run_on_cursors(self._compute_cursors, [lambda cursor, groups=groups: self._run_lane(
+                        cursor, groups, day) for groups in (first, second)])
             except FeatureComputationError as error:
                 raise ServingError(f"features of {day} cannot be computed on demand: {error}") from error
             for feature_set in pending:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import duckdb
 
-from ml_platform.features.proof import Proof, prove_feature_set
+from ml_platform.features.proof import Proof, prove_feature_sets
 from ml_platform.partitions import run_split
 from ml_platform.snapshots.build import SnapshotError, check_run_matches_spec
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
+from ml_platform.storage.lanes import LANES
 
 
 class SnapshotProofError(SnapshotError):
@@ -31,9 +32,9 @@ def prove_training_run(connection: duckdb.DuckDBPyConnection, catalog: Catalog, 
         return []
     check_run_matches_spec(model, training_run, catalog.spec_hash(model))
     split = run_split(model, training_run)
-    proofs = [prove_feature_set(connection, catalog, feature_set, split.train.start, split.test.end,
-                                seed=f"{training_run}|")
-              for feature_set in catalog.feature_sets_of(model)]
+    # every set's cuts on LANES cursors at once (see prove_feature_sets)
+    proofs = prove_feature_sets(connection, catalog, catalog.feature_sets_of(model), split.train.start,
+                                split.test.end, seed=f"{training_run}|", lanes=LANES)
     if not all(proof.passed for proof in proofs):
         raise SnapshotProofError(model.name, proofs)
     return proofs

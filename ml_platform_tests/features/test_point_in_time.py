@@ -1,23 +1,27 @@
 """Point in time enforced: a corpus of leaking feature sets, each failing the blocking proof with a message naming
 the feature set, the feature, a key, both values and the source whose later rows changed it; honest point-in-time
-joins through `available_at` and `prediction_time` pass."""
+joins through `available_at` and `prediction_time` pass. The proof on two cursors says what it says on one, and
+an error recomputing a cut on either cursor reaches the caller as the first failing cut's."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from ml_platform.features.compute import FeatureComputationError
+from ml_platform.features.compute import FeatureComputationError, compute_feature_set
 from ml_platform.features.library import load_catalog
-from ml_platform.features.proof import PointInTimeError, prove_feature_set, sample_cuts
+from ml_platform.features.proof import PointInTimeError, prove_feature_set, prove_feature_sets, sample_cuts
 from ml_platform.features.refresh import refresh_feature_set
 from ml_platform.features.timing import prediction_time
 from ml_platform.partitions import days
 from ml_platform.sources.refresh import refresh_source
 from ml_platform.specs.models import FeatureSetSpec, KnownBy
 from ml_platform.names import feature_asset
+from ml_platform.storage.lanes import private_objects
 from ml_platform.storage.versions import WHOLE, partition_versions
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.helpers import SPECS, write_yaml
@@ -106,6 +110,103 @@ def test_a_leak_fails_the_proof_with_known_by_relative_to_the_row_s_time(flights
     assert first.sources == (culprit,) and first.cut == dt.datetime.combine(first.day, dt.time()) - dt.timedelta(
         hours=known_by.get("hours_before", 24))
     assert connection.execute(f'SELECT count(*) FROM features."{name}"').fetchall() == [(0,)]
+
+
+def _without_seconds(message: str) -> str:
+    return re.sub(r"\d+\.\d\d s\b", "", message)
+
+
+def test_a_leak_found_on_two_cursors_is_reported_as_on_one(flights_warehouse):
+    connection, catalog = flights_warehouse
+    sql, features, reads, culprit = FLIGHT_LEAKS["lag_one_step_short"]  # reads `weather`, no `history.` view
+    spec = FeatureSetSpec.model_validate(feature_set("lanes_leak", sql, features, reads, lookback_days=3))
+    compute_feature_set(connection, catalog, spec, START, END)
+    one = prove_feature_set(connection, catalog, spec, START, END, lanes=1)
+    two = prove_feature_set(connection, catalog, spec, START, END, lanes=2)
+    assert not two.passed and two.differences[0].sources == (culprit,)
+    assert (two.cuts, two.cuts_total, two.rows, two.differing_rows, two.differences) == \
+        (one.cuts, one.cuts_total, one.rows, one.differing_rows, one.differences)
+    assert _without_seconds(two.message()) == _without_seconds(one.message())
+    assert len(two.cuts) == 10 and two.differing_rows > 100
+
+
+def test_an_error_recomputing_a_cut_on_a_cursor_reaches_the_caller(flights_warehouse):
+    connection, catalog = flights_warehouse
+    stored = FeatureSetSpec.model_validate(feature_set("lanes_error", "SELECT flight_id, 1 AS one FROM entity",
+                                                       ["one"], []))
+    compute_feature_set(connection, catalog, stored, START, END)
+    failing = stored.model_copy(update={"sql": "SELECT flight_id, CASE WHEN partition_date = DATE '2013-01-01' "
+                                               "THEN 1 ELSE error('no cut after ' || CAST(partition_date AS "
+                                               "VARCHAR)) END AS one FROM entity"})
+    for lanes in (1, 2):  # every cut but the first fails: the second cut's error, whichever cursor ran it
+        with pytest.raises(duckdb.Error, match="no cut after 2013-01-02"):
+            prove_feature_set(connection, catalog, failing, START, END, lanes=lanes)
+        assert private_objects(connection) == []  # nothing left bound: bare names read the warehouse again
+
+
+def test_several_sets_proven_on_two_cursors_are_reported_as_on_one(flights_warehouse):
+    """A set naming a `history.` view (its cuts one after another on one cursor) beside sets that name none."""
+    connection, catalog = flights_warehouse
+    sets = [catalog.feature_sets["flight_schedule"]]
+    for name in ("same_day_outcomes", "lag_one_step_short"):  # the first names history.flights, the second none
+        sql, features, reads, _ = FLIGHT_LEAKS[name]
+        sets.append(FeatureSetSpec.model_validate(feature_set(f"several_{name}", sql, features, reads,
+                                                              lookback_days=3)))
+    for spec in sets:
+        compute_feature_set(connection, catalog, spec, START, END)
+    one = prove_feature_sets(connection, catalog, sets, START, END, max_cuts=6, seed="several|", lanes=1)
+    two = prove_feature_sets(connection, catalog, sets, START, END, max_cuts=6, seed="several|", lanes=2)
+    assert [proof.passed for proof in two] == [True, False, False]
+    assert [(p.feature_set, p.cuts, p.rows, p.differing_rows, p.differences) for p in two] == \
+        [(p.feature_set, p.cuts, p.rows, p.differing_rows, p.differences) for p in one]
+    assert [_without_seconds(p.message()) for p in two] == [_without_seconds(p.message()) for p in one]
+
+
+def test_a_set_reading_a_set_it_uses_by_its_bare_name_is_proven_on_two_cursors(flights_warehouse):
+    connection, catalog = flights_warehouse
+    schedule = catalog.feature_sets["flight_schedule"]
+    compute_feature_set(connection, catalog, schedule, START, END)
+    spec = FeatureSetSpec.model_validate({**feature_set(
+        "twice_the_hour", "SELECT flight_id, departure_hour * 2 AS twice FROM entity JOIN flight_schedule "
+        "USING (flight_id)", ["twice"], []), "uses": ["flight_schedule"]})
+    compute_feature_set(connection, catalog, spec, START, END)
+    proof = prove_feature_set(connection, catalog, spec, START, END, lanes=2)
+    assert proof.passed and proof.rows > 8000, proof.message()
+
+
+def test_an_object_registered_on_the_connection_keeps_the_proof_on_it(flights_warehouse):
+    """Delta feature tables are Arrow datasets registered on the warehouse connection: no cursor reads them."""
+    connection, catalog = flights_warehouse
+    schedule = catalog.feature_sets["flight_schedule"]
+    compute_feature_set(connection, catalog, schedule, START, END)
+    rows = connection.sql("SELECT * FROM features.flight_schedule").to_arrow_table()
+    connection.execute("ALTER TABLE features.flight_schedule RENAME TO flight_schedule_stored")
+    connection.register("registered_schedule", rows)
+    try:
+        connection.execute("CREATE VIEW features.flight_schedule AS SELECT * FROM registered_schedule")
+        proof = prove_feature_set(connection, catalog, schedule, START, END, lanes=2)
+        assert proof.passed and len(proof.cuts) == 10, proof.message()
+    finally:
+        connection.execute("DROP VIEW IF EXISTS features.flight_schedule")
+        connection.unregister("registered_schedule")
+        connection.execute("ALTER TABLE features.flight_schedule_stored RENAME TO flight_schedule")
+
+
+def test_the_first_set_s_error_is_raised_though_a_later_set_failed_first(flights_warehouse):
+    """The cuts of a set naming a `history.` view start first on their cursor; an error of an earlier set's cut
+    is still the one raised, as a loop over the sets raises it."""
+    connection, catalog = flights_warehouse
+    stored = [FeatureSetSpec.model_validate(feature_set(name, "SELECT flight_id, 1 AS one FROM entity", ["one"],
+                                                        [])) for name in ("order_first", "order_history")]
+    for spec in stored:
+        compute_feature_set(connection, catalog, spec, START, END)
+    failing = [stored[0].model_copy(update={"sql": "SELECT flight_id, CASE WHEN partition_date < DATE '2013-01-09' "
+                                                   "THEN 1 ELSE error('first set failed') END AS one FROM entity"}),
+               stored[1].model_copy(update={"sql": "SELECT e.flight_id, error('history set failed') AS one "
+                                                   "FROM entity e, (SELECT count(*) FROM history.flights) h"})]
+    for lanes in (1, 2):
+        with pytest.raises(duckdb.Error, match="first set failed"):
+            prove_feature_sets(connection, catalog, failing, START, END, lanes=lanes)
 
 
 def test_the_demo_features_pass_the_proof_on_every_day(flights_warehouse):
