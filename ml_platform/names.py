@@ -365,13 +365,14 @@ def delta_versions_path(name: str) -> str:
 
 
 def delta_source_path(name: str) -> str:
-    """A daily source's Delta table, relative to the same root as the feature tables: `sources/<name>`."""
+    """A source's Delta table (daily or reference), under the same root as the feature tables: `sources/<name>`."""
     quote(name)
     return f"sources/{name}"
 
 
 def delta_source_versions_path(name: str) -> str:
-    """The version index of a daily source's partitions, a Delta table beside it: `versions/sources/<name>`."""
+    """The version index of a source's partitions (one, WHOLE, for a reference source), a Delta table beside it:
+    `versions/sources/<name>`."""
     quote(name)
     return f"versions/sources/{name}"
 
