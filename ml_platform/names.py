@@ -345,7 +345,7 @@ def served_log_name(model: str) -> str:
 
 # --- the cluster configuration's Delta Lake tables (docs/scale-out.md) ----------------------------------------------
 
-# where the warehouse's Delta tables live (feature tables and daily sources): unset = the embedded warehouse file
+# where the warehouse's Delta tables live (feature tables and sources): unset = the embedded warehouse file
 FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder

@@ -242,6 +242,16 @@ def test_reference_sources_in_delta_hold_the_embedded_rows_and_versions_and_reus
             "SELECT partition_key, version, CAST(components AS VARCHAR) FROM registry.partition_versions "
             "WHERE asset = 'source/planes'").fetchall()}
         assert _canonical(mirrored) == _canonical(_embedded_versions(embedded, "planes"))
+    # the online server's copy takes them from their Delta tables too, counted in its fingerprint
+    copy, fingerprint = copy_warehouse(delta.storage.warehouse, load_catalog(delta.specs_dir, delta.root))
+    try:
+        for name in REFERENCE:
+            with open_warehouse(embedded.storage.warehouse) as embedded_connection:
+                expected = row_digests(embedded_connection, f'source."{name}"')
+            assert row_digests(copy, f'source."{name}"') == expected, name
+    finally:
+        copy.close()
+    assert fingerprint.delta_features
     with open_warehouse(delta.storage.warehouse) as connection:  # gone with the connection
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'source'").fetchall()[0][0] == 0
