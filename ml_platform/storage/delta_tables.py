@@ -4,8 +4,8 @@ The cluster configuration keeps its feature tables and its sources (daily and re
 embedded DuckDB file (docs/scale-out.md), each under the one root the environment names (`features/<name>`,
 `sources/<name>`, and their version indexes under `versions/`): every worker writes its partition (a feature set's),
 its range of days (a daily source's) or the whole table (a reference source's) as one Delta transaction, so workers
-never wait for one file's lock, and a worker
-killed before its commit leaves no trace in the table (its data files, if any, are referenced by no version).
+never wait for one file's lock, and a worker killed before its commit leaves no trace in the table (its data files,
+if any, are referenced by no version).
 Concurrent commits to disjoint partitions of one table are resolved by delta-rs itself (optimistic concurrency,
 retried); on S3 the commit is made exclusive by a conditional put, which the store must support (AWS S3, MinIO and
 moto do).
