@@ -345,7 +345,7 @@ def served_log_name(model: str) -> str:
 
 # --- the cluster configuration's Delta Lake tables (docs/scale-out.md) ----------------------------------------------
 
-# where the warehouse's Delta tables live (feature tables and daily sources): unset = the embedded warehouse file
+# where the warehouse's Delta tables live (feature tables and sources): unset = the embedded warehouse file
 FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
@@ -365,13 +365,14 @@ def delta_versions_path(name: str) -> str:
 
 
 def delta_source_path(name: str) -> str:
-    """A daily source's Delta table, relative to the same root as the feature tables: `sources/<name>`."""
+    """A source's Delta table (daily or reference), under the same root as the feature tables: `sources/<name>`."""
     quote(name)
     return f"sources/{name}"
 
 
 def delta_source_versions_path(name: str) -> str:
-    """The version index of a daily source's partitions, a Delta table beside it: `versions/sources/<name>`."""
+    """The version index of a source's partitions (one, WHOLE, for a reference source), a Delta table beside it:
+    `versions/sources/<name>`."""
     quote(name)
     return f"versions/sources/{name}"
 

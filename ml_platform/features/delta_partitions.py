@@ -2,12 +2,13 @@
 
 The cluster configuration's feature tables (docs/scale-out.md). A partition is computed by the same code as in the
 embedded warehouse (`compute_feature_set`, the point-in-time proof), but in an in-memory DuckDB of its own that
-reads the warehouse file read-only (populations, reference sources, their versions), the daily sources' Delta tables
-and versions, and the Delta tables of the feature sets it uses; then its rows replace the partition's rows in the
-feature set's Delta table in one commit, and its version is recorded in the Delta version index beside it. Nothing
-is published before the proof passed; a process killed before the rows' commit leaves the table's last version as it
-was, and one killed between the two commits leaves the partition's version unrecorded, so the next run computes it
-again.
+reads the sources' Delta tables and versions, the Delta tables of the feature sets it uses, and the warehouse file
+read-only for what is still in it (populations, sources loaded there before the store was named, their versions);
+a partition reading nothing from the file runs where the file does not exist. Then its rows replace the partition's
+rows in the feature set's Delta table in one commit, and its version is recorded in the Delta version index beside
+it. Nothing is published before the proof passed; a process killed before the rows' commit leaves the table's last
+version as it was, and one killed between the two commits leaves the partition's version unrecorded, so the next run
+computes it again.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from ml_platform import clock, grains
 from ml_platform.features.compute import check_feature_set_sql, compute_feature_set
 from ml_platform.features.proof import Proof, prove_feature_set
 from ml_platform.features.versions import stale_days
+from ml_platform.errors import PlatformError
 from ml_platform.names import (delta_feature_path, delta_versions_path, feature_asset, feature_table, quote,
-                               registry_table)
+                               registry_table, table_label)
 from ml_platform.records.feature_partitions import FeaturePartitionCommit
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
@@ -43,6 +45,35 @@ ATTACHED = "warehouse"  # the warehouse file's catalog in a private connection
 VERSIONS = registry_table("partition_versions")
 
 
+class WarehouseFileMissing(PlatformError, FileNotFoundError):
+    """A feature partition reads tables that only the warehouse file can hold, and the file does not exist."""
+
+
+def file_tables(catalog: Catalog, feature_set: FeatureSetSpec, delta_sources: list[str]) -> list[tuple[str, str]]:
+    """(schema, name) of the tables a feature set's partitions read (its rows, the sources it reads, their
+    versions) that are not Delta tables of the store: its entity's population, and any source not in
+    `delta_sources`. Only these need the warehouse file."""
+    rows = catalog.entity_rows(feature_set.entity)
+    found = [("source", name) for name in sorted({*rows.reads(), *feature_set.reads}) if name not in delta_sources]
+    return found + ([("population", rows.name)] if rows.is_population else [])
+
+
+def missing_file(path: Path, store: DeltaStore, feature_set: FeatureSetSpec,
+                 needed: list[tuple[str, str]]) -> WarehouseFileMissing:
+    """The refusal of a partition that needs the warehouse file where it does not exist, naming each table and
+    where it was looked for."""
+    said = []
+    for schema, name in needed:
+        if schema == "source":
+            said.append(f"{table_label(schema, name)} (no Delta table at {store.uri(SOURCES.path(name))}: "
+                        f"materialize source '{name}' first)")
+        else:
+            said.append(f"{table_label(schema, name)} (populations are kept in the warehouse file: materialize "
+                        f"entity '{name}' first, with the file where every worker reaches it)")
+    return WarehouseFileMissing(f"feature set '{feature_set.name}' reads from the warehouse file {path}, which does "
+                                f"not exist: " + "; ".join(said))
+
+
 def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
     """The Delta version index of a feature set, or None before its first partition."""
     path = delta_versions_path(name)
@@ -50,21 +81,28 @@ def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
 
 
 @contextmanager
-def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: FeatureSetSpec,
+def private_connection(warehouse: str | Path, store: DeltaStore, catalog: Catalog, feature_set: FeatureSetSpec,
                        wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB laid out like the warehouse for one feature set: the warehouse's populations and
-    reference sources (read-only), the daily sources' Delta tables, their versions, the Delta tables of the feature
-    sets it uses, and the Delta versions of those and of its own partitions. Closed when the block ends; the
-    warehouse file is never written."""
+    """An in-memory DuckDB laid out like the warehouse for one feature set: the sources' Delta tables, their
+    versions, the Delta tables of the feature sets it uses, the Delta versions of those and of its own partitions,
+    and, when the warehouse file exists, its populations and the sources it holds (read-only, a Delta source's
+    table of its own refused). Without the file, a feature set whose rows and sources are all Delta tables is
+    served all the same (a fresh cluster's first feature step may run before anything wrote the file); one reading
+    a population, or a source in no Delta table, is refused naming them (`missing_file`). Closed when the block
+    ends; the warehouse file is never written."""
     path = Path(warehouse).resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"the warehouse {path} does not exist: materialize the sources first")
+    delta_sources = SOURCES.names(store)
+    attached = path.exists()
+    if not attached:
+        needed = file_tables(catalog, feature_set, delta_sources)
+        if needed:
+            raise missing_file(path, store, feature_set, needed)
     connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT})
     try:
-        attach_read_only(connection, path, ATTACHED, wait_seconds)
+        if attached:
+            attach_read_only(connection, path, ATTACHED, wait_seconds)
         prepare(connection)
-        delta_sources = SOURCES.names(store)
-        for schema in ("source", "population"):
+        for schema in ("source", "population") if attached else ():
             for name, kind in connection.execute(
                     "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND "
                     "table_schema = ?", [ATTACHED, schema]).fetchall():
@@ -74,12 +112,12 @@ def private_connection(warehouse: str | Path, store: DeltaStore, feature_set: Fe
                     continue  # a reader's view over the Delta table, left by a process that died: not the rows
                 connection.execute(f"CREATE VIEW {schema}.{quote(name)} AS "
                                    f"SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
-        for name in delta_sources:  # the daily sources' rows and versions are the Delta tables'
+        for name in delta_sources:  # these sources' rows and versions are the Delta tables'
             connection.register(SOURCES.dataset_name(name), store.dataset(SOURCES.path(name)))
             connection.execute(f'CREATE VIEW {SOURCES.view(name)} AS SELECT * FROM "{SOURCES.dataset_name(name)}"')
-        # the warehouse's feature versions are the embedded tables': these feature tables' versions are Delta's
-        connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
-                           f"WHERE NOT starts_with(asset, 'features/')")
+        if attached:  # the warehouse's feature versions are the embedded tables': these feature tables' are Delta's
+            connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
+                               f"WHERE NOT starts_with(asset, 'features/')")
         mirror_versions(connection, store, SOURCES, delta_sources)
         for name in sorted({*feature_set.uses, feature_set.name}):
             versions = stored_versions_table(store, name)
@@ -115,7 +153,7 @@ def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit | Non
     a partition whose point-in-time proof failed is not committed (None), its proof says why."""
     started = time.time()
     feature_set = task.feature_set
-    with private_connection(task.warehouse, task.store, feature_set) as connection:
+    with private_connection(task.warehouse, task.store, task.catalog, feature_set) as connection:
         check_feature_set_sql(connection, task.catalog, feature_set)
         compute_feature_set(connection, task.catalog, feature_set, task.first, task.last, sql_checked=True)
         proof = prove_feature_set(connection, task.catalog, feature_set, task.first, task.last, days=[task.first])
@@ -150,7 +188,7 @@ def stale_partitions(warehouse: str | Path, store: DeltaStore, catalog: Catalog,
                      start: dt.date, end: dt.date) -> tuple[dict[str, PartitionVersion], dict[str, str],
                                                             list[PartitionTask]]:
     """The expected versions of [start, end], the stale partitions and why, and a task for each stale one."""
-    with private_connection(warehouse, store, feature_set) as connection:
+    with private_connection(warehouse, store, catalog, feature_set) as connection:
         check_feature_set_sql(connection, catalog, feature_set)  # refused here, before any worker starts
         expected, stale = stale_days(connection, catalog, feature_set, start, end)
     grain = catalog.entity_rows(feature_set.entity).grain

@@ -1,11 +1,12 @@
-"""A daily source's days committed to its Delta table (the cluster configuration, docs/scale-out.md).
+"""A source's rows committed to its Delta table (the cluster configuration, docs/scale-out.md).
 
-With the Delta store configured (FEATURE_TABLES_VARIABLE names its root), a daily source is staged and checked
-exactly as in the embedded warehouse (refresh.py), but in a private in-memory DuckDB that neither reads nor writes
-the warehouse file; the checked days' rows then replace those days in the source's Delta table (`sources/<name>`)
-in one commit, and only then their versions (the same `content` and `load` components, the same version hashes) are
-committed to the Delta version index beside it (`versions/sources/<name>`). A process killed before the first commit
-leaves the table's last version as it was; killed between the two, the days stay stale and are loaded again.
+With the Delta store configured (FEATURE_TABLES_VARIABLE names its root), a source is staged and checked exactly as
+in the embedded warehouse (refresh.py), but in a private in-memory DuckDB that neither reads nor writes the warehouse
+file; the checked rows then go to the source's Delta table (`sources/<name>`) in one commit (a daily source's days
+replace those days, a reference source's rows the whole table), and only then their versions (the same `content` and
+`load` components, the same version hashes) are committed to the Delta version index beside it
+(`versions/sources/<name>`). A process killed before the first commit leaves the table's last version as it was;
+killed between the two, the partitions stay stale and are loaded again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ml_platform.storage.warehouse import MEMORY_LIMIT, attach_read_only, prepar
 
 def refuse_warehouse_copy(store: DeltaStore, source: SourceSpec, warehouse: Path) -> None:
     """Refuse a first load into Delta while the warehouse file holds the source as a table of its own (loaded
-    before the store was named): the new days would go to the store, the earlier ones stay in the file, and every
+    before the store was named): the new rows would go to the store, the earlier ones stay in the file, and every
     reader would then refuse the warehouse (`DeltaKind.shadowed`). Nothing is committed; the file is only read."""
     if not warehouse.exists():
         return
@@ -48,18 +49,16 @@ def refuse_warehouse_copy(store: DeltaStore, source: SourceSpec, warehouse: Path
         raise DeltaStoreError(
             f"source '{source.name}': the warehouse {warehouse} holds {table_label('source', source.name)} as a table "
             f"of its own (loaded before {FEATURE_TABLES_VARIABLE} was set), and {store.uri(SOURCES.path(source.name))} "
-            f"does not exist yet: a daily source lives in one place. Drop the table and load its days again (they go "
+            f"does not exist yet: a source lives in one place. Drop the table and load the source again (it goes "
             f"to the store), or unset {FEATURE_TABLES_VARIABLE}")
 
 
 @contextmanager
 def staging_connection(store: DeltaStore, source: SourceSpec, warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB laid out like the warehouse for one daily source's load: its Delta table as
-    `source.<name>` (the stored days the health checks compare the staged ones with) and its Delta versions in the
-    version index (which decide what is reused). Closed when the block ends; the warehouse file is never written,
-    and read only before the source's first load into the store (`refuse_warehouse_copy`)."""
-    if not source.is_daily:
-        raise ValueError(f"source '{source.name}' is not daily: only daily sources are kept as Delta tables")
+    """An in-memory DuckDB laid out like the warehouse for one source's load: its Delta table as `source.<name>`
+    (a daily source's stored days, which the health checks compare the staged ones with) and its Delta versions in
+    the version index (which decide what is reused). Closed when the block ends; the warehouse file is never
+    written, and read only before the source's first load into the store (`refuse_warehouse_copy`)."""
     exists = store.exists(SOURCES.path(source.name))
     if not exists:
         refuse_warehouse_copy(store, source, Path(warehouse))
@@ -97,4 +96,29 @@ def commit_days(store: DeltaStore, connection: duckdb.DuckDBPyConnection, source
         "table_version": pa.array([table_version] * len(keys), pa.int64()),
     })
     store.replace_days(SOURCES.versions_path(source.name), index, start, end, "partition_date", context)
+    return rows.num_rows, table_version
+
+
+def commit_whole(store: DeltaStore, connection: duckdb.DuckDBPyConnection, source: SourceSpec, staged: str,
+                 versions: dict[str, PartitionVersion]) -> tuple[int, int]:
+    """Replace the whole Delta table of a reference source (loaded whole, unpartitioned) with the staged (checked)
+    rows in one commit, then its version (the one partition, WHOLE) in its Delta version index in a second; returns
+    the rows written and the table's version that holds them."""
+    if source.is_daily:
+        raise ValueError(f"source '{source.name}' is daily: its days are committed by commit_days, not whole")
+    started = time.time()
+    rows = connection.sql(f"SELECT * FROM {staged}").to_arrow_table()
+    connection.execute(f"DROP TABLE {staged}")
+    context = {"source": source.name, "whole": True, "started_at": started, "pid": os.getpid(),
+               "host": socket.gethostname()}
+    table_version = store.replace_all(SOURCES.path(source.name), rows, context)
+    keys = sorted(versions)
+    index = pa.table({
+        "partition_key": keys,
+        "version": [versions[key].version for key in keys],
+        "components": [json.dumps(versions[key].components, sort_keys=True) for key in keys],
+        "recorded_at": pa.array([clock.now()] * len(keys), pa.timestamp("us")),
+        "table_version": pa.array([table_version] * len(keys), pa.int64()),
+    })
+    store.replace_all(SOURCES.versions_path(source.name), index, context)
     return rows.num_rows, table_version

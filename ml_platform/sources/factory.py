@@ -31,8 +31,8 @@ def column_schema(source: SourceSpec) -> dg.TableSchema:
 
 
 def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinition:
-    """The asset that loads one source into `source.<name>` in the warehouse (a daily source into its Delta table
-    when the environment names the Delta store: docs/scale-out.md)."""
+    """The asset that loads one source into `source.<name>` in the warehouse (into its Delta table when the
+    environment names the Delta store: docs/scale-out.md)."""
     partitions = source_partitions(source)
     spec_hash = source_spec_hash(source)
     check_names = declared_checks(source)
@@ -61,9 +61,9 @@ def build_source_asset(catalog: Catalog, source: SourceSpec) -> dg.AssetsDefinit
         start, end = date_range(context) if partitions else (None, None)
         keys = context.partition_keys if partitions else [WHOLE]
         with as_dagster_failure():
-            # the cluster configuration's daily source: staged apart and committed to its Delta table, the
-            # warehouse file neither opened nor locked
-            store = delta_store_from_environment() if source.is_daily else None
+            # the cluster configuration's source (daily or reference): staged apart and committed to its Delta
+            # table, the warehouse file neither opened nor locked
+            store = delta_store_from_environment()
             with (warehouse.get_connection() if store is None else
                   staging_connection(store, source, Path(warehouse.database))) as connection:
                 loaded = refresh_source(connection, source, catalog.project_dir, keys, start, end, store)

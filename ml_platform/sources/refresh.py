@@ -16,7 +16,7 @@ import duckdb
 from ml_platform.names import source_asset
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.sources.checks import CheckOutcome, check_staged
-from ml_platform.sources.delta_load import commit_days
+from ml_platform.sources.delta_load import commit_days, commit_whole
 from ml_platform.sources.loading import content_versions, load_fingerprint, publish_staged, stage_source
 from ml_platform.specs.models import SourceSpec
 from ml_platform.storage.delta_tables import DeltaStore
@@ -55,9 +55,10 @@ def refresh_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, pr
                    store: DeltaStore | None = None) -> SourceLoad:
     """Load the source's partitions (`keys`, the days of [start, end] for a daily source) unless already loaded.
 
-    Without `store`, into the warehouse `connection` is open on. With `store` (a daily source in the cluster
-    configuration), `connection` is a private one (`delta_load.staging_connection`) where the rows are staged and
-    checked the same way, and the checked days and then their versions are committed to the source's Delta tables.
+    Without `store`, into the warehouse `connection` is open on. With `store` (the cluster configuration),
+    `connection` is a private one (`delta_load.staging_connection`) where the rows are staged and checked the same
+    way, and the checked rows (a daily source's days, a reference source's whole table) and then their versions are
+    committed to the source's Delta tables.
     """
     fingerprint = load_fingerprint(source, project_dir)
     asset = source_asset(source.name)
@@ -85,7 +86,9 @@ def refresh_source(connection: duckdb.DuckDBPyConnection, source: SourceSpec, pr
     delta_version = None
     if store is None:
         record_versions(connection, asset, versions)
-    else:
+    elif source.is_daily:
         written, delta_version = commit_days(store, connection, source, staged, start, end, versions)
+    else:
+        written, delta_version = commit_whole(store, connection, source, staged, versions)
     return SourceLoad(tuple(keys), fingerprint, reused=False, outcomes=tuple(outcomes), written=written,
                       changed=len(changed), delta_version=delta_version)

@@ -1,10 +1,11 @@
 """Tables kept as Delta Lake tables (delta-rs: no JVM) on an S3-compatible object store or in a local folder.
 
-The cluster configuration keeps its feature tables and its daily sources here instead of in the embedded DuckDB file
-(docs/scale-out.md), each under the one root the environment names (`features/<name>`, `sources/<name>`, and their
-version indexes under `versions/`): every worker writes its partition (a feature set's) or its range of days (a
-source's) as one Delta transaction, so workers never wait for one file's lock, and a worker
-killed before its commit leaves no trace in the table (its data files, if any, are referenced by no version).
+The cluster configuration keeps its feature tables and its sources (daily and reference) here instead of in the
+embedded DuckDB file (docs/scale-out.md), each under the one root the environment names (`features/<name>`,
+`sources/<name>`, and their version indexes under `versions/`): every worker writes its partition (a feature set's),
+its range of days (a daily source's) or the whole table (a reference source's) as one Delta transaction, so workers
+never wait for one file's lock, and a worker killed before its commit leaves no trace in the table (its data files,
+if any, are referenced by no version).
 Concurrent commits to disjoint partitions of one table are resolved by delta-rs itself (optimistic concurrency,
 retried); on S3 the commit is made exclusive by a conditional put, which the store must support (AWS S3, MinIO and
 moto do).
@@ -109,32 +110,42 @@ class DeltaStore:
                      metadata: Mapping[str, object]) -> int:
         """Replace the rows of [first, last] in the table at `path` with `rows`, in one commit (created with the
         first write); `metadata` is kept in the commit. Returns the table's new version."""
-        from deltalake import CommitProperties, write_deltalake
-
         import pyarrow.compute as pc
 
         outside = rows.filter(pc.or_(pc.less(rows[date_column], pa.scalar(first)),
                                      pc.greater(rows[date_column], pa.scalar(last)))).num_rows
         if outside:
             raise ValueError(f"{outside} row(s) for {path} lie outside [{first}, {last}]")
+        within = f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'"
+        return self._write(path, rows, metadata, partition_by=[date_column], predicate=within)
+
+    def replace_all(self, path: str, rows: pa.Table, metadata: Mapping[str, object]) -> int:
+        """Replace every row of the table at `path` with `rows`, in one commit (created with the first write), its
+        schema replaced too (as `CREATE OR REPLACE TABLE` replaces a whole table in the warehouse): an unpartitioned
+        table loaded whole, a reference source. `metadata` is kept in the commit. Returns the table's new version."""
+        return self._write(path, rows, metadata, schema_mode="overwrite")
+
+    def _write(self, path: str, rows: pa.Table, metadata: Mapping[str, object], **options) -> int:
+        """One `overwrite` commit of `rows` to the table at `path` (delta-rs's `options`: what it replaces), made
+        again when it lost the race to create the table; returns the table's new version."""
+        from deltalake import CommitProperties, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 write_deltalake(
-                    self.uri(path), rows, mode="overwrite", partition_by=[date_column],
-                    predicate=f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'",
-                    storage_options=self.storage_options(),
+                    self.uri(path), rows, mode="overwrite", storage_options=self.storage_options(),
                     commit_properties=CommitProperties(
                         custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
-                        max_commit_retries=COMMIT_RETRIES))
+                        max_commit_retries=COMMIT_RETRIES), **options)
                 break
             except CommitFailedError as error:
                 # Workers writing the first partitions of a new table at once each try to create it: one creation
-                # wins and the others fail on its protocol and metadata (delta-rs does not retry those; the
-                # platform's writes never change a table's schema, so only a creation carries them). Their files
-                # were never committed; the write is done again against the table that now exists, where
-                # concurrent commits of other days do not conflict. Any other conflict is raised as it is.
+                # wins and the others fail on its protocol and metadata (delta-rs does not retry those; besides a
+                # creation, only a whole table's replacement with new columns carries them). Their files were never
+                # committed; the write is done again against the table that now exists, where concurrent commits of
+                # other days do not conflict (a whole replacement simply replaces again). Any other conflict is
+                # raised as it is.
                 if not any(conflict in str(error) for conflict in CREATION_CONFLICTS) or attempt == CREATE_ATTEMPTS:
                     raise
         return self.table(path).version()
@@ -168,7 +179,7 @@ class DeltaStore:
 
 
 def delta_store_from_environment(environment: Mapping[str, str] | None = None) -> DeltaStore | None:
-    """The Delta tables' store the environment names (feature tables and daily sources), or None for the embedded
+    """The Delta tables' store the environment names (feature tables and sources), or None for the embedded
     warehouse (the default)."""
     environment = os.environ if environment is None else environment
     root = environment.get(FEATURE_TABLES_VARIABLE, "").strip()
@@ -188,7 +199,7 @@ class DeltaKind:
     path: Callable[[str], str]  # a table's path under the root
     versions_path: Callable[[str], str]  # its version index's path under the root
     asset: Callable[[str], str]  # its partitions' asset in the version index: `features/<name>`, `source/<name>`
-    every: bool  # True when every table of the schema is Delta's (features); False when some stay in the file
+    every: bool  # True when every table of the schema is Delta's (features); False when some may be the file's
 
     def view(self, name: str) -> str:
         """The view readers see the table as: `features."<name>"`, `source."<name>"`."""
@@ -216,7 +227,8 @@ class DeltaKind:
 
     def versions_condition(self, names: list[str]) -> tuple[str, list]:
         """SQL (and its parameters) selecting this kind's mirrored rows of the warehouse's version index: every
-        feature set's, but only the Delta sources' (a reference source's versions stay the file's own)."""
+        feature set's, but only the Delta sources' (a source loaded into the file before the store was named keeps
+        its own versions there)."""
         if self.every:
             return "starts_with(asset, ?)", [f"{self.schema}/"]  # feature_asset's prefix
         return "list_contains(?, asset)", [[self.asset(name) for name in names]]
@@ -230,8 +242,8 @@ DELTA_KINDS = (FEATURES, SOURCES)
 @contextmanager
 def delta_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[dict[str, list[str]]]:
     """Every Delta table of the store readable in the warehouse connection, a feature set's as `features.<name>`
-    and a daily source's as `source.<name>` (a view over the table's latest version, read through Arrow), for the
-    block's duration; the names shown, per schema.
+    and a source's (daily or reference) as `source.<name>` (a view over the table's latest version, read through
+    Arrow), for the block's duration; the names shown, per schema.
 
     The assets that read feature or source rows (populations, snapshots, scoring) then run their SQL unchanged,
     and find the partitions' versions (which staleness and snapshots use) in the warehouse's version index,

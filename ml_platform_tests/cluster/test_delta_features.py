@@ -1,4 +1,4 @@
-"""The cluster configuration with Delta tables on the object store: the demo's daily sources loaded and its daily
+"""The cluster configuration with Delta tables on the object store: the demo's sources loaded and its daily
 features backfilled on two dask workers, partitions computed in parallel, each committed as one Delta transaction;
 and a worker killed in the middle of a partition, which leaves the table's last version intact until dask's retry
 commits the partition."""
@@ -92,11 +92,23 @@ def test_delta_features_on_two_workers_equal_the_embedded_rows_and_their_partiti
     with open_warehouse(cluster.storage.warehouse) as connection:  # the warehouse holds no feature table
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
                                   "WHERE table_schema = 'features'").fetchall()[0][0] == 0
-        # ... nor a daily source: they are Delta tables too, loaded by the workers in one commit each
-        assert sorted(name for (name,) in connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'source'").fetchall()) == [
-            "airports", "planes"]
+        # ... nor a source: they are Delta tables too, loaded by the workers in one commit each
+        assert connection.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'source'").fetchall()[0][0] == 0
     workers = {pid for name, pid in cluster_services.pids().items() if name.startswith("worker-")}
+    for name in ("airports", "planes"):  # the reference sources: the whole table, one commit, one version
+        with open_warehouse(embedded.storage.warehouse) as connection:
+            expected_rows = row_digests(connection, f'source."{name}"')
+            expected_source_versions = dict(connection.execute(
+                "SELECT partition_key, version FROM registry.partition_versions WHERE asset = ?",
+                [f"source/{name}"]).fetchall())
+        memory = duckdb.connect()
+        memory.register("delta", store.dataset(delta_source_path(name)))
+        assert row_digests(memory, "delta") == expected_rows, name
+        index = store.table(delta_source_versions_path(name)).to_pyarrow_table().to_pylist()
+        assert {row["partition_key"]: row["version"] for row in index} == expected_source_versions, name
+        commits = store.commits(delta_source_path(name))
+        assert len(commits) == 1 and commits[0]["whole"] and commits[0]["pid"] in workers, (name, commits)
     for name in DAILY_SOURCES:
         with open_warehouse(embedded.storage.warehouse) as connection:
             expected_rows = sorted(row_digests(connection, f'source."{name}"', by_day=True))

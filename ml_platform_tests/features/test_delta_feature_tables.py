@@ -153,9 +153,15 @@ def test_a_delta_refresh_without_materialized_sources_fails_naming_the_missing_t
         tables.refresh(Warehouse(database=str(project.storage.warehouse)), catalog,
                        catalog.feature_sets["flight_schedule"], dt.date(2013, 1, 1), dt.date(2013, 1, 1), silent())
     assert not store.exists(delta_feature_path("flight_schedule"))
-    with pytest.raises(FileNotFoundError, match="does not exist: materialize the sources first"):
-        stale_partitions(tmp_path / "absent.duckdb", store, catalog, catalog.feature_sets["flight_schedule"],
+    # without the warehouse file, a source in no Delta table is looked for in both places, and both are named
+    absent = tmp_path / "absent.duckdb"
+    with pytest.raises(FileNotFoundError) as raised:
+        stale_partitions(absent, store, catalog, catalog.feature_sets["flight_schedule"],
                          dt.date(2013, 1, 1), dt.date(2013, 1, 1))
+    assert str(raised.value) == (
+        f"feature set 'flight_schedule' reads from the warehouse file {absent.resolve()}, which does not exist: "
+        f"source.flights (no Delta table at {store.uri('sources/flights')}: materialize source 'flights' first)")
+    assert not absent.exists()
 
 
 def test_a_partition_failing_its_proof_is_not_committed_to_delta(make_project, tmp_path):

@@ -1,6 +1,7 @@
-"""Daily sources as Delta Lake tables (the cluster configuration's, here in a local folder): the same rows and
-versions as the embedded warehouse, one commit per load, reuse without a commit, a rejected load committing nothing,
-the readers' views, and feature partitions computed from the Delta sources equal to the embedded ones."""
+"""Sources as Delta Lake tables (the cluster configuration's, here in a local folder), daily and reference: the same
+rows and versions as the embedded warehouse, one commit per load, reuse without a commit, a rejected load committing
+nothing, the readers' views, and feature partitions computed from the Delta sources equal to the embedded ones (with
+no warehouse file at all when everything they read is in Delta)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 from ml_platform.build import build_assets
 from ml_platform.features.delta_partitions import stale_partitions
 from ml_platform.features.library import load_catalog
-from ml_platform.names import (FEATURE_TABLES_VARIABLE, delta_feature_path, delta_source_path,
+from ml_platform.names import (FEATURE_TABLES_VARIABLE, ROW_COUNT_METADATA, delta_feature_path, delta_source_path,
                                delta_source_versions_path, delta_versions_path, feature_key, source_key)
 from ml_platform.serving.mirror import copy_warehouse
 from ml_platform.storage.delta_tables import DeltaStore, DeltaStoreError
@@ -27,6 +28,7 @@ pytest.importorskip("deltalake",
 
 FIRST, LAST = "2013-01-01", "2013-01-03"
 DAILY = ("flights", "weather")
+REFERENCE = ("airports", "planes")
 
 
 def _materialize(project, keys: list[dg.AssetKey], first: str = FIRST, last: str = LAST,
@@ -200,3 +202,166 @@ def test_features_computed_from_delta_sources_equal_the_embedded_ones(make_proje
     with pytest.raises(DeltaStoreError, match=r"holds source.flights as a table of its own"):
         stale_partitions(embedded.storage.warehouse, store, catalog, catalog.feature_sets["flight_schedule"],
                          dt.date(2013, 1, 1), dt.date(2013, 1, 3))
+
+
+def test_reference_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_them(make_project, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.delenv(FEATURE_TABLES_VARIABLE, raising=False)
+    embedded, delta = make_project(name="embedded"), make_project(name="delta")
+    _materialize(embedded, [source_key(name) for name in REFERENCE])
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    result = _materialize(delta, [source_key(name) for name in REFERENCE])
+    assert not delta.storage.warehouse.exists()  # the reference sources' step never opened the warehouse file
+    for name in REFERENCE:
+        expected = _embedded_rows(embedded, name)
+        assert len(expected) > 1000
+        memory = duckdb.connect()  # read as a reader's DuckDB reads it: the same types as the embedded table's
+        memory.register("delta", store.dataset(delta_source_path(name)))
+        got = _sorted(memory.sql("SELECT * FROM delta").df())
+        assert dict(got.dtypes) == dict(expected.dtypes)
+        assert got.equals(expected), name
+        # the one partition (WHOLE) with the embedded version index's hash and components
+        versions = _delta_versions(store, name)
+        assert list(versions) == [""]
+        assert _canonical(versions) == _canonical(_embedded_versions(embedded, name)), name
+        # the whole table in one commit, then its version in one
+        assert [commit["whole"] for commit in store.commits(delta_source_path(name))] == [True]
+        assert len(store.commits(delta_source_versions_path(name))) == 1
+    metadata = result.asset_materializations_for_node("source__planes")[0].metadata
+    assert metadata["reused"].value == "no" and metadata["delta_table_version"].value == 0
+    assert metadata[ROW_COUNT_METADATA].value == len(_embedded_rows(embedded, "planes"))
+
+    # the warehouse resource's connections read them as source.<name>, their versions mirrored, for its life
+    with Warehouse(database=str(delta.storage.warehouse)).get_connection() as connection:
+        for name in REFERENCE:
+            with open_warehouse(embedded.storage.warehouse) as embedded_connection:
+                expected = row_digests(embedded_connection, f'source."{name}"')
+            assert row_digests(connection, f'source."{name}"') == expected, name
+        mirrored = {key: (version, components) for key, version, components in connection.execute(
+            "SELECT partition_key, version, CAST(components AS VARCHAR) FROM registry.partition_versions "
+            "WHERE asset = 'source/planes'").fetchall()}
+        assert _canonical(mirrored) == _canonical(_embedded_versions(embedded, "planes"))
+    # the online server's copy takes them from their Delta tables too, counted in its fingerprint
+    copy, fingerprint = copy_warehouse(delta.storage.warehouse, load_catalog(delta.specs_dir, delta.root))
+    try:
+        for name in REFERENCE:
+            with open_warehouse(embedded.storage.warehouse) as embedded_connection:
+                expected = row_digests(embedded_connection, f'source."{name}"')
+            assert row_digests(copy, f'source."{name}"') == expected, name
+    finally:
+        copy.close()
+    assert fingerprint.delta_features
+    with open_warehouse(delta.storage.warehouse) as connection:  # gone with the connection
+        assert connection.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'source'").fetchall()[0][0] == 0
+        assert connection.execute("SELECT count(*) FROM registry.partition_versions "
+                                  "WHERE asset LIKE 'source/%'").fetchall()[0][0] == 0
+    # a warehouse holding a reference source as a table of its own is refused rather than shadowed
+    with pytest.raises(DeltaStoreError, match=r"holds source.airports as a table of its own"):
+        with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
+            pass
+
+    # the same file and spec again: reused, nothing read, no commit
+    again = _materialize(delta, [source_key(name) for name in REFERENCE])
+    assert again.asset_materializations_for_node("source__planes")[0].metadata["reused"].value.startswith("1 ")
+    for name in REFERENCE:
+        assert len(store.commits(delta_source_path(name))) == 1
+        assert len(store.commits(delta_source_versions_path(name))) == 1
+
+
+def _edit_source(project, name: str, edit) -> None:
+    spec = project.specs_dir / "sources" / f"{name}.yaml"
+    document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    edit(document)
+    spec.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def test_a_rejected_reference_load_commits_nothing_to_delta_and_a_new_spec_replaces_the_whole_table(
+        make_project, tmp_path, monkeypatch):
+    project = make_project()
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    _materialize(project, [source_key("planes")])
+    before = (store.version(delta_source_path("planes")), store.version(delta_source_versions_path("planes")))
+    versions = _delta_versions(store, "planes")
+
+    def too_few(document):  # planes.csv has 3,322 rows
+        document.setdefault("checks", {})["min_rows_per_day"] = 100000
+
+    _edit_source(project, "planes", too_few)
+    _edit_source(project, "airports", too_few)
+    result = _materialize(project, [source_key("planes")], succeed=False)
+    assert {evaluation.check_name: evaluation.passed
+            for evaluation in result.get_asset_check_evaluations()}["row_count"] is False
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "source 'planes' rejected, nothing written: row_count: 3322 row(s)" in str(failure.step_failure_data.error)
+    assert (store.version(delta_source_path("planes")), store.version(delta_source_versions_path("planes"))) == before
+    assert _delta_versions(store, "planes") == versions
+    # a rejected first load creates no table
+    _materialize(project, [source_key("airports")], succeed=False)
+    assert not store.exists(delta_source_path("airports")) and not store.exists(delta_source_versions_path("airports"))
+
+    def without_engine(document):  # a column less: the whole table, its schema too, replaced in one commit
+        document["checks"].pop("min_rows_per_day")
+        del document["columns"]["engine"]
+
+    _edit_source(project, "planes", without_engine)
+    loaded = _materialize(project, [source_key("planes")])
+    assert loaded.asset_materializations_for_node("source__planes")[0].metadata["delta_table_version"].value == 1
+    table = store.dataset(delta_source_path("planes")).to_table()
+    assert "engine" not in table.column_names and "engines" in table.column_names and table.num_rows == 3322
+    assert store.version(delta_source_versions_path("planes")) == 1
+    assert _delta_versions(store, "planes")[""][0] != versions[""][0]  # the rows changed: so did their version
+    assert not project.storage.warehouse.exists()
+
+
+def test_a_feature_set_joining_reference_sources_in_delta_equals_the_embedded_one_without_a_warehouse_file(
+        make_project, tmp_path, monkeypatch):
+    monkeypatch.delenv(FEATURE_TABLES_VARIABLE, raising=False)
+    embedded, delta = make_project(name="embedded"), make_project(name="delta")
+    name = "aircraft_and_destination"  # reads planes and airports, for the flights of each day
+    _materialize(embedded, [source_key(source) for source in (*REFERENCE, *DAILY)])
+    _materialize(embedded, [feature_key(name)])
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    _materialize(delta, [source_key(source) for source in (*REFERENCE, *DAILY)])
+    result = _materialize(delta, [feature_key(name)])
+    # every table the feature partitions read was a Delta table: no step opened, or needed, the warehouse file
+    assert not delta.storage.warehouse.exists()
+    assert result.asset_materializations_for_node(f"features__{name}")[0].metadata["delta_commits"].value == 3
+    with open_warehouse(embedded.storage.warehouse) as connection:
+        expected = sorted(row_digests(connection, f"features.{name}", by_day=True))
+        expected_versions = dict(connection.execute(
+            "SELECT partition_key, version FROM registry.partition_versions WHERE asset = ?",
+            [f"features/{name}"]).fetchall())
+    assert len(expected) == 3 and all(count > 50 for _, count, _ in expected)
+    memory = duckdb.connect()
+    memory.register("delta", store.dataset(delta_feature_path(name)))
+    assert sorted(row_digests(memory, "delta", by_day=True)) == expected
+    assert {row["partition_key"]: row["version"]
+            for row in store.table(delta_versions_path(name)).to_pyarrow_table().to_pylist()} == expected_versions
+
+
+def test_a_feature_partition_needing_a_missing_warehouse_file_names_what_it_reads_from_it(make_project, tmp_path,
+                                                                                        monkeypatch):
+    import shutil
+
+    from ml_platform_tests.helpers import SPECS
+
+    project = make_project()
+    shutil.copytree(SPECS / "entities", project.specs_dir / "entities")
+    shutil.copyfile(SPECS / "route_weeks" / "route_history.yaml", project.specs_dir / "features" / "route_history.yaml")
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    _materialize(project, [source_key("flights")], FIRST, FIRST)  # its source in Delta; its population nowhere
+    catalog = load_catalog(project.specs_dir, project.root)
+    warehouse = project.storage.warehouse
+    with pytest.raises(FileNotFoundError) as raised:
+        stale_partitions(warehouse, store, catalog, catalog.feature_sets["route_history"], dt.date(2013, 2, 4),
+                         dt.date(2013, 2, 4))
+    assert str(raised.value) == (
+        f"feature set 'route_history' reads from the warehouse file {warehouse.resolve()}, which does not exist: "
+        f"population.route_weeks (populations are kept in the warehouse file: materialize entity 'route_weeks' "
+        f"first, with the file where every worker reaches it)")
+    assert not warehouse.exists()
