@@ -371,8 +371,7 @@ def delta_source_path(name: str) -> str:
 
 
 def delta_source_versions_path(name: str) -> str:
-    """The version index of a source's partitions (one, WHOLE, for a reference source), a Delta table beside it:
-    `versions/sources/<name>`."""
+    """The Delta version index of a source's partitions (one, WHOLE, for a reference one): `versions/sources/<name>`."""
     quote(name)
     return f"versions/sources/{name}"
 
