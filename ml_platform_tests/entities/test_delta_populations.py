@@ -1,7 +1,7 @@
 """Entity populations as Delta Lake tables (the cluster configuration's, here in a local folder): a weekly and an
 hourly population hold the embedded rows and versions, one commit of rows and one of versions per step, reuse
-without a commit, the readers' views, and a feature set of a population computed from Delta with no warehouse
-file."""
+without a commit, the readers' views, a feature set of a population computed from Delta with no warehouse file,
+and the refusal of a first build into the store while the file holds the population."""
 
 from __future__ import annotations
 
@@ -159,3 +159,28 @@ def test_a_population_s_feature_set_computes_from_delta_without_the_warehouse_fi
     assert sorted(row_digests(memory, "delta", by_day=True)) == expected
     assert {row["partition_key"]: row["version"] for row in
             store.table(delta_versions_path("route_history")).to_pyarrow_table().to_pylist()} == expected_versions
+
+
+def test_a_first_build_into_delta_is_refused_while_the_warehouse_file_holds_the_population(make_project, tmp_path,
+                                                                                          monkeypatch):
+    project = _project(make_project, "project")
+    _load_flights(project, None, monkeypatch)  # flights and the population in the file: an embedded warehouse
+    _materialize(project, [entity_key("route_weeks")], *WEEKS)
+    store = DeltaStore(root=str(tmp_path / "tables"))
+    monkeypatch.setenv(FEATURE_TABLES_VARIABLE, store.root)
+    catalog = load_catalog(project.specs_dir, project.root)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        assets = {asset.key: asset for asset in build_assets(catalog)}
+    result = dg.materialize([assets[entity_key("route_weeks")]], resources=build_resources(project.storage),
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, tags={
+                                "dagster/asset_partition_range_start": WEEKS[0],
+                                "dagster/asset_partition_range_end": WEEKS[1]})
+    assert not result.success
+    failure = result.failure_data_for_node(result.all_node_events[0].node_name)
+    warehouse = project.storage.warehouse.resolve()
+    assert (f"entity 'route_weeks': the warehouse {warehouse} holds population.route_weeks as a table of its own "
+            f"(built before {FEATURE_TABLES_VARIABLE} was set), and {store.root}/populations/route_weeks does not "
+            f"exist yet: a population lives in one place. Drop the table and materialize the entity again (it goes "
+            f"to the store), or unset {FEATURE_TABLES_VARIABLE}") in str(failure.error)
+    assert not store.exists(delta_population_path("route_weeks"))  # nothing committed
