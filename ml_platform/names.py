@@ -345,7 +345,7 @@ def served_log_name(model: str) -> str:
 
 # --- the cluster configuration's Delta Lake tables (docs/scale-out.md) ----------------------------------------------
 
-# where the warehouse's Delta tables live (feature tables and sources): unset = the embedded warehouse file
+# where the warehouse's Delta tables live (feature tables, sources, populations): unset = the embedded warehouse file
 FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
@@ -374,6 +374,18 @@ def delta_source_versions_path(name: str) -> str:
     """The Delta version index of a source's partitions (one, WHOLE, for a reference one): `versions/sources/<name>`."""
     quote(name)
     return f"versions/sources/{name}"
+
+
+def delta_population_path(name: str) -> str:
+    """An entity spec's population as a Delta table, under the same root as the feature tables: `populations/<name>`."""
+    quote(name)
+    return f"populations/{name}"
+
+
+def delta_population_versions_path(name: str) -> str:
+    """The Delta version index of a population's partitions: `versions/populations/<name>`."""
+    quote(name)
+    return f"versions/populations/{name}"
 
 
 # --- the cluster configuration's distributed training (docs/scale-out.md) -------------------------------------------

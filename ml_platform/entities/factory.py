@@ -2,9 +2,12 @@
 by day, each day's partition holding its hours)."""
 
 
+from pathlib import Path
+
 import dagster as dg
 
 from ml_platform import grains
+from ml_platform.entities.delta_populations import build_delta_partitions
 from ml_platform.entities.population import build_partition
 from ml_platform.errors import as_dagster_failure
 from ml_platform.names import ENTITIES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_METADATA, entity_key, source_key, \
@@ -12,6 +15,7 @@ from ml_platform.names import ENTITIES_GROUP, ROW_COUNT_METADATA, TABLE_NAME_MET
 from ml_platform.partitions import source_partitions
 from ml_platform.specs.catalog import Catalog, partition_grain
 from ml_platform.specs.models import EntitySpec
+from ml_platform.storage.delta_tables import delta_store_from_environment
 from ml_platform.storage.resources import Warehouse
 
 
@@ -32,7 +36,8 @@ def _source_dependency(catalog: Catalog, entity: EntitySpec, name: str) -> dg.As
 
 
 def build_entity_asset(catalog: Catalog, entity: EntitySpec) -> dg.AssetsDefinition:
-    """The asset that builds an entity's population into `population.<name>`."""
+    """The asset that builds an entity's population into `population.<name>` (into its Delta table when the
+    environment names the Delta store: docs/scale-out.md)."""
 
     @dg.asset(
         key=entity_key(entity.name),
@@ -55,8 +60,20 @@ def build_entity_asset(catalog: Catalog, entity: EntitySpec) -> dg.AssetsDefinit
         },
     )
     def population(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        with warehouse.get_connection() as connection, as_dagster_failure():
-            built = [build_partition(connection, catalog, entity, key) for key in context.partition_keys]
+        with as_dagster_failure():
+            store = delta_store_from_environment()
+        delta = {}
+        if store is None:
+            with warehouse.get_connection() as connection, as_dagster_failure():
+                built = [build_partition(connection, catalog, entity, key) for key in context.partition_keys]
+        else:  # the cluster configuration: computed apart and committed to its Delta table, the file never written
+            with as_dagster_failure():
+                build = build_delta_partitions(store, catalog, entity, context.partition_keys,
+                                               Path(warehouse.database))
+            built = build.partitions
+            delta = {"reused": "yes" if build.reused else "no"}
+            if build.table_version is not None:
+                delta["delta_table_version"] = build.table_version
         rows = [partition.rows for partition in built]
         context.log.info(f"entity '{entity.name}': {sum(rows)} {entity.grain} row(s) in {len(built)} "
                          f"{partition_grain(entity.grain)} partition(s)")
@@ -65,6 +82,7 @@ def build_entity_asset(catalog: Catalog, entity: EntitySpec) -> dg.AssetsDefinit
             "partitions": len(built),
             "rows_per_partition": f"min {min(rows)}, max {max(rows)}" if rows else "none",
             "empty_partitions": sum(1 for count in rows if count == 0),
+            **delta,
         })
 
     return population

@@ -148,11 +148,9 @@ def _write(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: Enti
         if table_exists(connection, "population", entity.name):
             stored = [row[0] for row in connection.execute(f"DESCRIBE {target}").fetchall()]
             returned = [row[0] for row in connection.execute(f"DESCRIBE {select}").fetchall()]
-            if sorted(stored) != sorted(returned):
-                raise PopulationError(
-                    f"entity '{entity.name}': {table_label('population', entity.name)} holds columns "
-                    f"({', '.join(stored)}) but the population query now returns ({', '.join(returned)}); a changed "
-                    f"population needs a new entity name (models trained on the old rows keep reading them)")
+            refusal = stored_columns_refusal(entity, stored, returned)
+            if refusal:
+                raise refusal
         else:
             connection.execute(f"CREATE TABLE {target} AS SELECT * FROM ({select}) LIMIT 0")
         connection.execute(f"DELETE FROM {target} WHERE {span}")
@@ -163,9 +161,8 @@ def _write(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: Enti
             f"SELECT count(*) FROM {target} WHERE {span}").fetchall()[0][0]
 
 
-def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
-                    key: str) -> PartitionPopulation:
-    """Build the population of the partition a key names into `population.<name>`."""
+def check_inputs(connection: duckdb.DuckDBPyConnection, entity: EntitySpec) -> None:
+    """Refuse a population query that is not one SELECT of its declared tables, or sources not loaded yet."""
     problem = only_one_select(connection, entity.population) or refuse_escapes(
         entity.population, population_tables(entity))
     if problem:  # the loader rejects such SQL already; a spec built in code must not run either
@@ -174,10 +171,33 @@ def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, ent
     if missing:
         raise PopulationError(f"entity '{entity.name}': {', '.join(table_label('source', n) for n in missing)} not "
                               f"in the warehouse yet: materialize the sources it reads first")
+
+
+def compute_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
+                      start: dt.datetime, end: dt.datetime) -> None:
+    """Run the population query for every period of the partition [start, end) into the temporary table
+    `population_result` (checked and stamped rows), which the caller writes and then drops."""
+    for index, period in enumerate(grains.periods(entity.grain, start, end - dt.timedelta(microseconds=1))):
+        _run_query(connection, catalog, entity, period, grains.shift(entity.grain, period, 1), index == 0)
+
+
+def stored_columns_refusal(entity: EntitySpec, stored: list[str], returned: list[str]) -> PopulationError | None:
+    """The refusal of a query whose columns are not the stored population's, or None when they are the same set."""
+    if sorted(stored) == sorted(returned):
+        return None
+    return PopulationError(
+        f"entity '{entity.name}': {table_label('population', entity.name)} holds columns ({', '.join(stored)}) but "
+        f"the population query now returns ({', '.join(returned)}); a changed population needs a new entity name "
+        f"(models trained on the old rows keep reading them)")
+
+
+def build_partition(connection: duckdb.DuckDBPyConnection, catalog: Catalog, entity: EntitySpec,
+                    key: str) -> PartitionPopulation:
+    """Build the population of the partition a key names into `population.<name>`."""
+    check_inputs(connection, entity)
     start, end = grains.bounds(partition_grain(entity.grain), key)
     try:
-        for index, period in enumerate(grains.periods(entity.grain, start, end - dt.timedelta(microseconds=1))):
-            _run_query(connection, catalog, entity, period, grains.shift(entity.grain, period, 1), index == 0)
+        compute_partition(connection, catalog, entity, start, end)
         rows = _write(connection, catalog, entity, start, end, key)
     finally:
         connection.execute("DROP TABLE IF EXISTS temp.main.population_result")

@@ -2,9 +2,9 @@
 
 The cluster configuration's feature tables (docs/scale-out.md). A partition is computed by the same code as in the
 embedded warehouse (`compute_feature_set`, the point-in-time proof), but in an in-memory DuckDB of its own that
-reads the sources' Delta tables and versions, the Delta tables of the feature sets it uses, and the warehouse file
-read-only for what is still in it (populations, sources loaded there before the store was named, their versions);
-a partition reading nothing from the file runs where the file does not exist. Then its rows replace the partition's
+reads the sources' and populations' Delta tables and versions, the Delta tables of the feature sets it uses, and the
+warehouse file read-only for what is still in it (sources and populations written there before the store was named,
+their versions); a partition reading nothing from the file runs where the file does not exist. Then its rows replace the partition's
 rows in the feature set's Delta table in one commit, and its version is recorded in the Delta version index beside
 it. Nothing is published before the proof passed; a process killed before the rows' commit leaves the table's last
 version as it was, and one killed between the two commits leaves the partition's version unrecorded, so the next run
@@ -37,7 +37,7 @@ from ml_platform.records.feature_partitions import FeaturePartitionCommit
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.delta_tables import SOURCES, DeltaStore, mirror_versions
+from ml_platform.storage.delta_tables import POPULATIONS, SOURCES, DeltaStore, mirror_versions
 from ml_platform.storage.faults import pause_point
 from ml_platform.storage.warehouse import LOCK_WAIT_SECONDS, MEMORY_LIMIT, attach_read_only, date_literal, prepare
 
@@ -49,13 +49,14 @@ class WarehouseFileMissing(PlatformError, FileNotFoundError):
     """A feature partition reads tables that only the warehouse file can hold, and the file does not exist."""
 
 
-def file_tables(catalog: Catalog, feature_set: FeatureSetSpec, delta_sources: list[str]) -> list[tuple[str, str]]:
+def file_tables(catalog: Catalog, feature_set: FeatureSetSpec, delta_sources: list[str],
+                delta_populations: list[str]) -> list[tuple[str, str]]:
     """(schema, name) of the tables a feature set's partitions read (its rows, the sources it reads, their
-    versions) that are not Delta tables of the store: its entity's population, and any source not in
-    `delta_sources`. Only these need the warehouse file."""
+    versions) that are not Delta tables of the store: its entity's population unless in `delta_populations`, and
+    any source not in `delta_sources`. Only these need the warehouse file."""
     rows = catalog.entity_rows(feature_set.entity)
     found = [("source", name) for name in sorted({*rows.reads(), *feature_set.reads}) if name not in delta_sources]
-    return found + ([("population", rows.name)] if rows.is_population else [])
+    return found + ([("population", rows.name)] if rows.is_population and rows.name not in delta_populations else [])
 
 
 def missing_file(path: Path, store: DeltaStore, feature_set: FeatureSetSpec,
@@ -64,12 +65,9 @@ def missing_file(path: Path, store: DeltaStore, feature_set: FeatureSetSpec,
     where it was looked for."""
     said = []
     for schema, name in needed:
-        if schema == "source":
-            said.append(f"{table_label(schema, name)} (no Delta table at {store.uri(SOURCES.path(name))}: "
-                        f"materialize source '{name}' first)")
-        else:
-            said.append(f"{table_label(schema, name)} (populations are kept in the warehouse file: materialize "
-                        f"entity '{name}' first, with the file where every worker reaches it)")
+        kind, asset = (SOURCES, "source") if schema == "source" else (POPULATIONS, "entity")
+        said.append(f"{table_label(schema, name)} (no Delta table at {store.uri(kind.path(name))}: "
+                    f"materialize {asset} '{name}' first)")
     return WarehouseFileMissing(f"feature set '{feature_set.name}' reads from the warehouse file {path}, which does "
                                 f"not exist: " + "; ".join(said))
 
@@ -84,17 +82,18 @@ def stored_versions_table(store: DeltaStore, name: str) -> pa.Table | None:
 def private_connection(warehouse: str | Path, store: DeltaStore, catalog: Catalog, feature_set: FeatureSetSpec,
                        wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB laid out like the warehouse for one feature set: the sources' Delta tables, their
-    versions, the Delta tables of the feature sets it uses, the Delta versions of those and of its own partitions,
-    and, when the warehouse file exists, its populations and the sources it holds (read-only, a Delta source's
-    table of its own refused). Without the file, a feature set whose rows and sources are all Delta tables is
-    served all the same (a fresh cluster's first feature step may run before anything wrote the file); one reading
-    a population, or a source in no Delta table, is refused naming them (`missing_file`). Closed when the block
-    ends; the warehouse file is never written."""
+    versions, the populations' Delta tables and versions, the Delta tables of the feature sets it uses, the Delta
+    versions of those and of its own partitions, and, when the warehouse file exists, the populations and sources
+    it holds (read-only, a Delta source's or population's table of its own refused). Without the file, a feature
+    set whose rows and sources are all Delta tables is served all the same (a fresh cluster's first feature step
+    may run before anything wrote the file); one reading a population or a source in no Delta table is refused
+    naming them (`missing_file`). Closed when the block ends; the warehouse file is never written."""
     path = Path(warehouse).resolve()
-    delta_sources = SOURCES.names(store)
+    delta_sources, delta_populations = SOURCES.names(store), POPULATIONS.names(store)
+    in_delta = {"source": (SOURCES, delta_sources), "population": (POPULATIONS, delta_populations)}
     attached = path.exists()
     if not attached:
-        needed = file_tables(catalog, feature_set, delta_sources)
+        needed = file_tables(catalog, feature_set, delta_sources, delta_populations)
         if needed:
             raise missing_file(path, store, feature_set, needed)
     connection = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT})
@@ -106,9 +105,10 @@ def private_connection(warehouse: str | Path, store: DeltaStore, catalog: Catalo
             for name, kind in connection.execute(
                     "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND "
                     "table_schema = ?", [ATTACHED, schema]).fetchall():
-                if schema == "source" and name in delta_sources:
+                delta_kind, names = in_delta[schema]
+                if name in names:
                     if kind != "VIEW":
-                        raise SOURCES.shadowed(store, name)
+                        raise delta_kind.shadowed(store, name)
                     continue  # a reader's view over the Delta table, left by a process that died: not the rows
                 connection.execute(f"CREATE VIEW {schema}.{quote(name)} AS "
                                    f"SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
@@ -118,7 +118,12 @@ def private_connection(warehouse: str | Path, store: DeltaStore, catalog: Catalo
         if attached:  # the warehouse's feature versions are the embedded tables': these feature tables' are Delta's
             connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
                                f"WHERE NOT starts_with(asset, 'features/')")
+        for name in delta_populations:  # these populations' rows and versions are the Delta tables'
+            connection.register(POPULATIONS.dataset_name(name), store.dataset(POPULATIONS.path(name)))
+            connection.execute(f'CREATE VIEW {POPULATIONS.view(name)} AS SELECT * FROM '
+                               f'"{POPULATIONS.dataset_name(name)}"')
         mirror_versions(connection, store, SOURCES, delta_sources)
+        mirror_versions(connection, store, POPULATIONS, delta_populations)
         for name in sorted({*feature_set.uses, feature_set.name}):
             versions = stored_versions_table(store, name)
             if versions is not None:

@@ -8,10 +8,10 @@ file makes a copy wait (the server keeps serving the copy it has) and a look ski
 connection wait (open_warehouse retries for two minutes). The connection has the settings of every platform
 connection, so that within one process (a test, in-process runs) DuckDB shares its database instead of refusing.
 
-In the cluster configuration (ML_PLATFORM_FEATURE_TABLES names the Delta store) the feature partitions and the
-sources are Delta tables, not tables of the file: the copy reads each at its latest version, and the fingerprint
-counts their versions, so that a committed partition makes the server take a new copy as a new partition of the file
-does.
+In the cluster configuration (ML_PLATFORM_FEATURE_TABLES names the Delta store) the feature partitions, the sources
+and the populations are Delta tables, not tables of the file: the copy reads each at its latest version, and the
+fingerprint counts their versions, so that a committed partition makes the server take a new copy as a new partition
+of the file does.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _digest(rows: list[tuple]) -> str:
 
 
 def _delta_versions(store: DeltaStore | None) -> dict[tuple[str, str], int]:
-    """{(schema, name): latest version} of the Delta tables (feature sets and sources), empty without them."""
+    """{(schema, name): latest version} of the Delta tables (feature sets, sources, populations), or empty."""
     if store is None:
         return {}
     return {(kind.schema, name): store.version(kind.path(name)) for kind in DELTA_KINDS for name in kind.names(store)}
@@ -117,7 +117,8 @@ def copy_warehouse(warehouse: Path, catalog: Catalog,
     """An in-memory database holding the tables feature code reads and the whole registry, with the warehouse's
     schemas and search path, and the fingerprint of the warehouse it was copied from (one consistent read).
     Rows cross as Arrow tables, their types unchanged. A feature set with a Delta table (the cluster
-    configuration), and a source with one, is copied from that table's latest version instead of the file."""
+    configuration), and a source or population with one, is copied from that table's latest version instead of the
+    file."""
     store = delta_store_from_environment()
     delta = _delta_versions(store)  # listed once: the fingerprint's versions and the tables copied from Delta
     memory = duckdb.connect(":memory:")

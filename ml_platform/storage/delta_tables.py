@@ -1,9 +1,10 @@
 """Tables kept as Delta Lake tables (delta-rs: no JVM) on an S3-compatible object store or in a local folder.
 
-The cluster configuration keeps its feature tables and its sources (daily and reference) here instead of in the
-embedded DuckDB file (docs/scale-out.md), each under the one root the environment names (`features/<name>`,
-`sources/<name>`, and their version indexes under `versions/`): every worker writes its partition (a feature set's),
-its range of days (a daily source's) or the whole table (a reference source's) as one Delta transaction, so workers
+The cluster configuration keeps its feature tables, its sources (daily and reference) and its entity populations
+here instead of in the embedded DuckDB file (docs/scale-out.md), each under the one root the environment names
+(`features/<name>`, `sources/<name>`, `populations/<name>`, and their version indexes under `versions/`): every worker
+writes its partition (a feature set's), its range of days (a daily source's, a population's partitions) or the whole
+table (a reference source's) as one Delta transaction, so workers
 never wait for one file's lock, and a worker killed before its commit leaves no trace in the table (its data files,
 if any, are referenced by no version).
 Concurrent commits to disjoint partitions of one table are resolved by delta-rs itself (optimistic concurrency,
@@ -29,8 +30,9 @@ import pyarrow as pa
 
 from ml_platform.errors import PlatformError
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, delta_source_path, delta_source_versions_path, delta_versions_path,
-                               feature_asset, registry_table, source_asset, table, table_label)
+                               delta_feature_path, delta_population_path, delta_population_versions_path,
+                               delta_source_path, delta_source_versions_path, delta_versions_path, feature_asset,
+                               population_asset, registry_table, source_asset, table, table_label)
 
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
@@ -194,15 +196,15 @@ class DeltaKind:
     """One kind of warehouse table kept as Delta tables: where its tables and their version indexes lie under the
     store's root, and the schema and version-index assets the warehouse knows them by."""
 
-    schema: str  # the warehouse schema readers find them in: `features`, `source`
-    folder: str  # their folder under the store's root: `features`, `sources`
+    schema: str  # the warehouse schema readers find them in: `features`, `source`, `population`
+    folder: str  # their folder under the store's root: `features`, `sources`, `populations`
     path: Callable[[str], str]  # a table's path under the root
     versions_path: Callable[[str], str]  # its version index's path under the root
-    asset: Callable[[str], str]  # its partitions' asset in the version index: `features/<name>`, `source/<name>`
+    asset: Callable[[str], str]  # its partitions' asset in the version index: `features/<name>`, `entity/<name>`...
     every: bool  # True when every table of the schema is Delta's (features); False when some may be the file's
 
     def view(self, name: str) -> str:
-        """The view readers see the table as: `features."<name>"`, `source."<name>"`."""
+        """The view readers see the table as: `features."<name>"`, `source."<name>"`, `population."<name>"`."""
         return table(self.schema, name)
 
     def dataset_name(self, name: str) -> str:
@@ -227,8 +229,8 @@ class DeltaKind:
 
     def versions_condition(self, names: list[str]) -> tuple[str, list]:
         """SQL (and its parameters) selecting this kind's mirrored rows of the warehouse's version index: every
-        feature set's, but only the Delta sources' (a source loaded into the file before the store was named keeps
-        its own versions there)."""
+        feature set's, but only the Delta sources' and populations' (one loaded into the file before the store was
+        named keeps its own versions there)."""
         if self.every:
             return "starts_with(asset, ?)", [f"{self.schema}/"]  # feature_asset's prefix
         return "list_contains(?, asset)", [[self.asset(name) for name in names]]
@@ -236,16 +238,18 @@ class DeltaKind:
 
 FEATURES = DeltaKind("features", "features", delta_feature_path, delta_versions_path, feature_asset, every=True)
 SOURCES = DeltaKind("source", "sources", delta_source_path, delta_source_versions_path, source_asset, every=False)
-DELTA_KINDS = (FEATURES, SOURCES)
+POPULATIONS = DeltaKind("population", "populations", delta_population_path, delta_population_versions_path,
+                        population_asset, every=False)
+DELTA_KINDS = (FEATURES, SOURCES, POPULATIONS)
 
 
 @contextmanager
 def delta_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[dict[str, list[str]]]:
-    """Every Delta table of the store readable in the warehouse connection, a feature set's as `features.<name>`
-    and a source's (daily or reference) as `source.<name>` (a view over the table's latest version, read through
-    Arrow), for the block's duration; the names shown, per schema.
+    """Every Delta table of the store readable in the warehouse connection, a feature set's as `features.<name>`,
+    a source's (daily or reference) as `source.<name>` and a population's as `population.<name>` (a view over the
+    table's latest version, read through Arrow), for the block's duration; the names shown, per schema.
 
-    The assets that read feature or source rows (populations, snapshots, scoring) then run their SQL unchanged,
+    The assets that read feature, source or population rows (snapshots, scoring) then run their SQL unchanged,
     and find the partitions' versions (which staleness and snapshots use) in the warehouse's version index,
     mirrored from the Delta ones. The views exist only while the connection that registered their Arrow datasets is
     open: dropped when the block ends, and the mirrored versions deleted (a view a crashed process left behind

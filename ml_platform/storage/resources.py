@@ -25,7 +25,8 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse, closed when the block ends (see open_warehouse); when the environment
-        names Delta tables (the cluster configuration), they read as `features.<name>` and `source.<name>` in it."""
+        names Delta tables (the cluster configuration), they read as `features.<name>`, `source.<name>` and
+        `population.<name>` in it."""
         store = delta_store_from_environment()
         with open_warehouse(self.database) as connection:
             if store is None:

@@ -362,6 +362,6 @@ def test_a_feature_partition_needing_a_missing_warehouse_file_names_what_it_read
                          dt.date(2013, 2, 4))
     assert str(raised.value) == (
         f"feature set 'route_history' reads from the warehouse file {warehouse.resolve()}, which does not exist: "
-        f"population.route_weeks (populations are kept in the warehouse file: materialize entity 'route_weeks' "
-        f"first, with the file where every worker reaches it)")
+        f"population.route_weeks (no Delta table at {store.root}/populations/route_weeks: materialize entity "
+        f"'route_weeks' first)")
     assert not warehouse.exists()
