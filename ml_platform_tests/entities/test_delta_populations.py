@@ -24,6 +24,7 @@ from ml_platform.serving.mirror import copy_warehouse
 from ml_platform.storage.delta_tables import DeltaStore
 from ml_platform.storage.resources import Warehouse, build_resources
 from ml_platform.storage.warehouse import open_warehouse, row_digests
+from ml_platform_tests.features.test_delta_feature_tables import _materialize
 from ml_platform_tests.helpers import SPECS
 
 pytest.importorskip("deltalake",
@@ -32,19 +33,6 @@ pytest.importorskip("deltalake",
 # route_weeks (weekly, four weeks of lookback) and origin_hours (hourly, a week of lookback), both reading flights
 WEEKS = ("2013-02-04", "2013-02-11")
 HOURS = ("2013-01-08", "2013-01-09")
-
-
-def _materialize(project, keys: list[dg.AssetKey], first: str, last: str) -> dg.ExecuteInProcessResult:
-    catalog = load_catalog(project.specs_dir, project.root)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        assets = {asset.key: asset for asset in build_assets(catalog)}
-    result = dg.materialize([assets[key] for key in keys], resources=build_resources(project.storage),
-                            instance=dg.DagsterInstance.ephemeral(), tags={
-                                "dagster/asset_partition_range_start": first,
-                                "dagster/asset_partition_range_end": last})
-    assert result.success
-    return result
 
 
 def _project(make_project, name: str, with_features: bool = False):

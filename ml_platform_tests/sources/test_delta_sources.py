@@ -70,6 +70,16 @@ def _canonical(versions: dict[str, tuple[str, str]]) -> dict[str, tuple[str, dic
     return {key: (version, yaml.safe_load(components)) for key, (version, components) in versions.items()}
 
 
+
+def _assert_no_source_left(project) -> None:
+    """The warehouse file holds no source table and no source version once the Delta views' connection closed."""
+    with open_warehouse(project.storage.warehouse) as connection:
+        assert connection.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_schema = 'source'").fetchall()[0][0] == 0
+        assert connection.execute("SELECT count(*) FROM registry.partition_versions "
+                                  "WHERE asset LIKE 'source/%'").fetchall()[0][0] == 0
+
+
 def test_daily_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_them(make_project, tmp_path,
                                                                                   monkeypatch):
     monkeypatch.delenv(FEATURE_TABLES_VARIABLE, raising=False)
@@ -119,11 +129,7 @@ def test_daily_sources_in_delta_hold_the_embedded_rows_and_versions_and_reuse_th
     finally:
         copy.close()
     assert fingerprint.delta_features
-    with open_warehouse(delta.storage.warehouse) as connection:  # gone with the connection
-        assert connection.execute("SELECT count(*) FROM information_schema.tables "
-                                  "WHERE table_schema = 'source'").fetchall()[0][0] == 0
-        assert connection.execute("SELECT count(*) FROM registry.partition_versions "
-                                  "WHERE asset LIKE 'source/%'").fetchall()[0][0] == 0
+    _assert_no_source_left(delta)  # gone with the connection
     # a warehouse holding a daily source as a table of its own is refused rather than shadowed
     with pytest.raises(DeltaStoreError, match=r"holds source.flights as a table of its own"):
         with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
@@ -252,11 +258,7 @@ def test_reference_sources_in_delta_hold_the_embedded_rows_and_versions_and_reus
     finally:
         copy.close()
     assert fingerprint.delta_features
-    with open_warehouse(delta.storage.warehouse) as connection:  # gone with the connection
-        assert connection.execute("SELECT count(*) FROM information_schema.tables "
-                                  "WHERE table_schema = 'source'").fetchall()[0][0] == 0
-        assert connection.execute("SELECT count(*) FROM registry.partition_versions "
-                                  "WHERE asset LIKE 'source/%'").fetchall()[0][0] == 0
+    _assert_no_source_left(delta)  # gone with the connection
     # a warehouse holding a reference source as a table of its own is refused rather than shadowed
     with pytest.raises(DeltaStoreError, match=r"holds source.airports as a table of its own"):
         with Warehouse(database=str(embedded.storage.warehouse)).get_connection():
