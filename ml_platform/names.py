@@ -388,6 +388,39 @@ def delta_population_versions_path(name: str) -> str:
     return f"versions/populations/{name}"
 
 
+def delta_predictions_path(name: str) -> str:
+    """A model's predictions (or its challenger's shadow predictions, `<model>__shadow`) as a Delta table:
+    `predictions/<name>`."""
+    quote(name)
+    return f"predictions/{name}"
+
+
+def delta_predictions_versions_path(name: str) -> str:
+    """The Delta version index of a model's scored partitions: `versions/predictions/<name>`."""
+    quote(name)
+    return f"versions/predictions/{name}"
+
+
+def delta_monitoring_path(name: str) -> str:
+    """A model's monitoring table (`<model>__<kind>`) as a Delta table: `monitoring/<name>`."""
+    quote(name)
+    return f"monitoring/{name}"
+
+
+def delta_monitoring_versions_path(name: str) -> str:
+    """The Delta version index of a monitoring table's days (outcomes'): `versions/monitoring/<name>`."""
+    quote(name)
+    return f"versions/monitoring/{name}"
+
+
+def monitoring_asset(name: str) -> str:
+    """The version-index asset of a monitoring table `<model>__<kind>`: `<kind>/<model>` (see stage_asset)."""
+    model, _, kind = name.rpartition("__")
+    if not model or kind not in MONITORING_KINDS:
+        raise ValueError(f"not a monitoring table's name: {name!r}")
+    return stage_asset(kind, model)
+
+
 # --- the cluster configuration's distributed training (docs/scale-out.md) -------------------------------------------
 
 DASK_ADDRESS_VARIABLE = "ML_PLATFORM_DASK_ADDRESS"  # the dask scheduler's address, tcp://HOST:PORT

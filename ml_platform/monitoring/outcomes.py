@@ -28,14 +28,14 @@ from ml_platform.evaluation.realized import JUDGED, Verdict, verdict_of_rows
 from ml_platform.features.labels import (horizon_days, labels_known_through, local_today, matures_on,
                                          window_offset)
 from ml_platform.monitoring.served import SERVED_VIEW, load_served, served_day, served_frame, served_marks
-from ml_platform.monitoring.store import read_days, replace_days
+from ml_platform.monitoring.store import read_days, record_days_versions, replace_days
 from ml_platform.names import quote
 from ml_platform.scoring.score import uses_task_scoring
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.records.versions import PartitionVersion
-from ml_platform.storage.versions import partition_version, partition_versions, record_versions
+from ml_platform.storage.versions import partition_version, partition_versions
 from ml_platform.storage.warehouse import date_literal, table_exists
 
 TRAILING_DAYS = 7
@@ -215,7 +215,7 @@ def judge_days(connection: duckdb.DuckDBPyConnection, catalog: Catalog, model: M
     if len(served) or table_exists(connection, "monitoring", names.monitoring_table_name(model.name,
                                                                                           "served_outcomes")):
         replace_days(connection, model.name, "served_outcomes", served, partitions)
-    record_versions(connection, names.stage_asset("outcomes", model.name), versions)
+    record_days_versions(connection, model.name, "outcomes", versions)
     history = read_days(connection, model.name, "outcomes", start - dt.timedelta(days=HISTORY_DAYS), end)
     notes = "; ".join(f"{row['day']}: {row['status']}" for row in rows if row["status"] not in JUDGED)
     grain = catalog.entity_rows(model.entity).grain

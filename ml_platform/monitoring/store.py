@@ -1,14 +1,22 @@
 """Monitoring tables in the warehouse: one row per model, day and measure, replaced whole when a day is measured
-again."""
+again; with the Delta store named (the cluster configuration, docs/scale-out.md), Delta tables under
+`monitoring/<model>__<kind>` that readers see as the same `monitoring.<model>__<kind>` views."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import os
+import socket
+
 import duckdb
 import pandas as pd
 
 from ml_platform import names
+from ml_platform.records.versions import PartitionVersion
+from ml_platform.storage.delta_tables import (MONITORING, DeltaStore, delta_store_from_environment, is_delta_view,
+                                              refresh_view, version_index)
+from ml_platform.storage.versions import record_versions
 from ml_platform.storage.warehouse import date_literal, table_exists, transaction
 
 COLUMNS = {
@@ -33,7 +41,11 @@ ADDED = {"drift": {"window_days": "BIGINT", "window_rows": "BIGINT", "scope": "V
 
 def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, frame: pd.DataFrame,
                  days: list[dt.date]) -> int:
-    """Replace the rows of the given days with frame's rows, in one transaction; returns rows written."""
+    """Replace the rows of the given days with frame's rows, in one transaction (with the Delta store named, one
+    commit to the model's Delta table `monitoring/<model>__<kind>`); returns rows written."""
+    store = delta_store_from_environment()
+    if store is not None:
+        return _replace_delta_days(connection, store, model, kind, frame, days)
     target = names.monitoring_table(model, kind)
     connection.register("monitoring_rows", frame)
     try:
@@ -49,6 +61,48 @@ def replace_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, f
     finally:
         connection.unregister("monitoring_rows")
     return len(frame)
+
+
+def _replace_delta_days(connection: duckdb.DuckDBPyConnection, store: DeltaStore, model: str, kind: str,
+                        frame: pd.DataFrame, days: list[dt.date]) -> int:
+    """replace_days with the Delta store: the rows typed as the warehouse's table would type them (COLUMNS), then
+    one commit replacing their days (the table created, or given the columns it lacks, by that commit)."""
+    name = names.monitoring_table_name(model, kind)
+    if table_exists(connection, "monitoring", name) and not is_delta_view(connection, "monitoring", name):
+        raise MONITORING.held_by_file(store, name)  # the file holds it: measuring into Delta would split its days
+    if not days:
+        return 0
+    connection.register("monitoring_rows", frame)
+    try:
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE monitoring_staged ({COLUMNS[kind]})")
+        if len(frame):
+            connection.execute("INSERT INTO monitoring_staged BY NAME SELECT * FROM monitoring_rows")
+        rows = connection.sql("SELECT * FROM monitoring_staged").to_arrow_table()
+    finally:
+        connection.unregister("monitoring_rows")
+        connection.execute("DROP TABLE IF EXISTS temp.main.monitoring_staged")
+    store.replace_where(MONITORING.path(name), rows, "day", days,
+                        {"model": model, "kind": kind, "days": len(days), "pid": os.getpid(),
+                         "host": socket.gethostname()})
+    refresh_view(connection, store, MONITORING, name)
+    return len(frame)
+
+
+def record_days_versions(connection: duckdb.DuckDBPyConnection, model: str, kind: str,
+                         versions: dict[str, PartitionVersion]) -> None:
+    """Record the versions of the days a monitoring table was given (outcomes': what judged them), after their
+    rows: in the warehouse's version index, or with the Delta store named in the table's Delta version index."""
+    store = delta_store_from_environment()
+    if store is None:
+        record_versions(connection, names.stage_asset(kind, model), versions)
+        return
+    if not versions:
+        return
+    name = names.monitoring_table_name(model, kind)
+    days = sorted(dt.date.fromisoformat(key[:10]) for key in versions)
+    store.replace_days(MONITORING.versions_path(name), version_index(versions, store.version(MONITORING.path(name))),
+                       days[0], days[-1], "partition_date", {"model": model, "kind": kind, "pid": os.getpid()})
+    refresh_view(connection, store, MONITORING, name)
 
 
 def read_days(connection: duckdb.DuckDBPyConnection, model: str, kind: str, start: dt.date,

@@ -26,6 +26,8 @@ from ml_platform.specs.catalog import entity_row_keys
 from ml_platform.specs.models import EntitySpec, ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore, TamperedArtifactError
+from ml_platform.storage.delta_tables import (DELTA_LATEST_ORDER, PREDICTIONS, SOURCES, DeltaKind,
+                                              delta_store_from_environment)
 from ml_platform.storage.warehouse import table_exists
 
 _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -50,19 +52,33 @@ class Explanation:
     contributions: PredictionContributions | None = None  # None when the artifact fails its check
 
 
+def _delta_table(connection: duckdb.DuckDBPyConnection, kind: DeltaKind, name: str) -> str | None:
+    """With the Delta store named (the cluster configuration), its table of `kind` called `name` registered on the
+    (read-only) connection, as the name to read it by; None without the store or the table."""
+    store = delta_store_from_environment()
+    if store is None or not store.exists(kind.path(name)):
+        return None
+    connection.register(kind.dataset_name(name), store.dataset(kind.path(name)))
+    return quote(kind.dataset_name(name))
+
+
 def _scored_models(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Models with a production predictions table (not the shadow tables of their challengers)."""
+    """Models with a production predictions table (not the shadow tables of their challengers): the warehouse's,
+    and with the Delta store named its Delta tables."""
     rows = connection.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'predictions' "
                               "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()
+    store = delta_store_from_environment()
+    found = {row[0] for row in rows} | set(PREDICTIONS.names(store) if store is not None else [])
     models = set(registered_models(connection))
-    return [row[0] for row in rows if row[0] in models]
+    return sorted(name for name in found if name in models)
 
 
 def _predictions_table(connection: duckdb.DuckDBPyConnection, model: str) -> str:
-    """The model's predictions table, or a clear error naming the models that have predictions."""
+    """The model's predictions table (its Delta table's, registered, in the cluster configuration), or a clear
+    error naming the models that have predictions."""
     scored = _scored_models(connection)
     if model in scored:
-        return names.predictions_table(model)
+        return _delta_table(connection, PREDICTIONS, model) or names.predictions_table(model)
     if model in registered_models(connection):
         raise ProvenanceInputError(f"model '{model}' has training runs but has not scored anything yet "
                                    f"(models with predictions: {choices(scored)})")
@@ -114,9 +130,11 @@ def _not_scored(connection: duckdb.DuckDBPyConnection, target: str, model: str, 
         if days:
             return ProvenanceInputError(f"{_key_text(keys)} was not scored for {day} by {model}; it was scored for "
                                         f"{choices([event_day(value) for value in days])}")
-    if table_exists(connection, "source", entity):
+    source = _delta_table(connection, SOURCES, entity) or (
+        names.source_table(entity) if table_exists(connection, "source", entity) else None)
+    if source is not None:
         found = connection.execute(
-            f"SELECT min(partition_date) FROM {names.source_table(entity)} WHERE {where}", values).fetchall()[0][0]
+            f"SELECT min(partition_date) FROM {source} WHERE {where}", values).fetchall()[0][0]
         if found is not None:
             when = f" for {day}" if day is not None else ""
             return ProvenanceInputError(f"{_key_text(keys)} is a {entity} row dated {event_day(found)}, but {model} "
@@ -137,15 +155,17 @@ def explain(connection: duckdb.DuckDBPyConnection, model: str, key: str, day: dt
     """Everything recorded about the latest prediction of one entity row (of one day when given), the stored
     artifact of the model that made it checked against its recorded SHA-256."""
     target = _predictions_table(connection, model)
+    # a warehouse table only grows (the newest row last); a Delta table's rows have no order
+    order = "rowid DESC" if target == names.predictions_table(model) else DELTA_LATEST_ORDER
     entity, columns = _entity_keys(connection, model)
     keys = _key_values(key, columns, entity)
     where, values = _where(keys)
     if day is not None:
         where, values = f"{where} AND partition_date = ?", [*values, day]
     cursor = connection.execute(
-        f"SELECT * FROM {target} WHERE {where} ORDER BY rowid DESC", values)  # newest first: the table only grows
-    names = [description[0] for description in cursor.description]
-    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        f"SELECT * FROM {target} WHERE {where} ORDER BY {order}", values)  # newest first
+    columns_read = [description[0] for description in cursor.description]
+    rows = [dict(zip(columns_read, row)) for row in cursor.fetchall()]
     if not rows:
         raise _not_scored(connection, target, model, entity, keys, day)
     return explanation_of(connection, store, model, keys, entity, rows[0], rows[1:])

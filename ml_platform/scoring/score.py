@@ -25,15 +25,14 @@ from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.scoring.staging import VIEW as STAGED, StagedRows, staged_rows
 from ml_platform.scoring.task_score import score_task_into
+from ml_platform.scoring.writes import latest_partition_by, prediction_writes
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.specs.tasks import judged_by_decision, require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.faults import pause_point
-from ml_platform.storage.versions import partition_version, record_versions, version_names
-from ml_platform.storage.warehouse import transaction
+from ml_platform.storage.versions import partition_version, version_names
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.training.arrow_matrix import predict_relation
 from ml_platform.training.fit import load_model
@@ -58,14 +57,14 @@ def uses_task_scoring(spec: ModelSpec) -> bool:
 
 
 def _score_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                trained: ModelRecord, start: dt.date, end: dt.date, target: str, constants: dict, view: str | None,
+                trained: ModelRecord, start: dt.date, end: dt.date, name: str, constants: dict, latest: bool,
                 provenance: PredictionProvenance, versions: dict[str, PartitionVersion] | None = None,
                 contributions: bool = False) -> ScoringResult:
     """Score with a task model, its decision read from its stored task evaluation (scoring.task_score)."""
     record = registry.task_evaluations.get(connection, trained.model, trained.training_run)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
-    rows, decisions = score_task_into(connection, artifacts, catalog, trained, record, start, end, target,
-                                      constants, types, view, versions, contributions)
+    rows, decisions = score_task_into(connection, artifacts, catalog, trained, record, start, end, name,
+                                      constants, types, latest, versions, contributions)
     return ScoringResult(rows, None, provenance, decisions)
 
 
@@ -148,11 +147,12 @@ def scored_versions(connection: duckdb.DuckDBPyConnection, catalog: Catalog, mod
 
 
 def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                trained: ModelRecord, threshold: float, start: dt.date, end: dt.date, target: str, constants: dict,
-                view: str | None, versions: dict[str, PartitionVersion] | None = None,
+                trained: ModelRecord, threshold: float, start: dt.date, end: dt.date, name: str, constants: dict,
+                latest: bool, versions: dict[str, PartitionVersion] | None = None,
                 contributions: bool = False) -> tuple[int, int]:
-    """Score [start, end] batch by batch into target (and refresh the latest-per-row view), in one transaction;
-    with each row's feature contributions when `contributions` (scoring.contributions).
+    """Score [start, end] batch by batch into `predictions.<name>` (and, when `latest`, refresh its latest-per-row
+    view), stored at once (scoring.writes); with each row's feature contributions when `contributions`
+    (scoring.contributions).
 
     Each batch's rows are read from DuckDB once, as Arrow (scoring.staging), and written back from it: keys and
     the inputs never become Python objects. Returns the rows written and how many were flagged.
@@ -166,36 +166,26 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders
     contributed = stored_contributions.column_sql(predictor, spec) if contributions else ""
     rows = flagged = 0
-    with transaction(connection):
+    latest_by = latest_partition_by(catalog, spec) if latest else None
+    with prediction_writes(connection, name, latest_by, versions, spec.name) as writes:
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
             with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
                 scores = _score_batch(connection, spec, predictor, staged, contributions)
                 try:
                     connection.execute(
-                        f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM "
+                        f"{writes.create} AS SELECT * FROM "
                         f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) LIMIT 0",
                         batch_parameters)
                     if contributions:
-                        stored_contributions.add_column(connection, target)
+                        stored_contributions.add_column(connection, writes.table)
                     select = _output_sql(catalog, spec, types,
-                                         writable_sql(connection, target, staged.features(list(spec.features))),
+                                         writable_sql(connection, writes.table, staged.features(list(spec.features))),
                                          contributed)
-                    rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
+                    rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
                                                batch_parameters).fetchall()[0][0]
                     flagged += int(np.count_nonzero(scores >= float(threshold)))
                 finally:
                     connection.unregister("scores")
-        if view is not None:
-            rows_of = catalog.entity_rows(spec.entity)
-            # a population's keys name a row within its partition: the latest prediction per key and partition
-            key_list = ", ".join([*(quote(key) for key in rows_of.keys),
-                                  *(["partition_date"] if rows_of.is_population else [])])
-            connection.execute(
-                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
-                f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")  # the last scored (append-only table)
-        if versions is not None:
-            record_versions(connection, names.stage_asset("predictions", spec.name), versions)
-        pause_point("predictions-written")
     return rows, flagged
 
 
@@ -209,14 +199,14 @@ def score_days(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, 
     provenance = _provenance(trained, champion.promotion_id, dagster_run_id)
     versions = scored_versions(connection, catalog, trained.model_version, start, end)
     if uses_task_scoring(model):
-        return _score_task(connection, artifacts, catalog, trained, start, end, names.predictions_table(model.name),
-                           provenance.plain(), names.latest_view(model.name), provenance, versions,
+        return _score_task(connection, artifacts, catalog, trained, start, end, model.name,
+                           provenance.plain(), True, provenance, versions,
                            stored_contributions.stored_by(model))
     require_judged_today(model, "scoring")
     evaluation = registry.evaluations.get(connection, model.name, champion.training_run)
     rows, flagged = _score_into(connection, artifacts, catalog, trained, evaluation.summary.threshold, start, end,
-                                names.predictions_table(model.name), provenance.plain(),
-                                names.latest_view(model.name), versions, stored_contributions.stored_by(model))
+                                model.name, provenance.plain(), True, versions,
+                                stored_contributions.stored_by(model))
     return ScoringResult(rows, flagged, provenance)
 
 
@@ -236,9 +226,9 @@ def score_shadow_days(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     champion = registry.promotions.champion(connection, model.name)
     constants = {**provenance.plain(), "shadowing": champion.model_version if champion else None}
     if isinstance(challenger, TaskEvaluationRecord):
-        return _score_task(connection, artifacts, catalog, trained, start, end, names.shadow_table(model.name),
-                           constants, None, provenance, None, stored_contributions.stored_by(model))
+        return _score_task(connection, artifacts, catalog, trained, start, end, names.shadow_table_name(model.name),
+                           constants, False, provenance, None, stored_contributions.stored_by(model))
     rows, flagged = _score_into(connection, artifacts, catalog, trained, challenger.summary.threshold, start, end,
-                                names.shadow_table(model.name), constants, None, None,
+                                names.shadow_table_name(model.name), constants, False, None,
                                 stored_contributions.stored_by(model))
     return ScoringResult(rows, flagged, provenance)

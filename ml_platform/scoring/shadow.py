@@ -23,6 +23,7 @@ from ml_platform.features.labels import labels_known_through, local_today
 from ml_platform.names import quote
 from ml_platform.scoring.inputs import InputsColumnError
 from ml_platform.scoring.score import ScoringResult, score_shadow_days, uses_task_scoring
+from ml_platform.scoring.writes import latest_order, latest_partition_by
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage.artifacts import ArtifactStore
@@ -75,9 +76,7 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     if not (table_exists(connection, "predictions", names.shadow_table_name(model.name))
             and table_exists(connection, "predictions", model.name)):
         return None
-    rows = catalog.entity_rows(model.entity)
-    keys = [*(quote(key) for key in rows.keys), *(["partition_date"] if rows.is_population else [])]
-    key_list = ", ".join(keys)
+    key_list = ", ".join(quote(key) for key in latest_partition_by(catalog, model))
     shadow = names.shadow_table(model.name)
     span = connection.execute(f"SELECT min(partition_date), max(partition_date) FROM {shadow} "
                               f"WHERE model_version = ?", [challenger_version]).fetchall()[0]
@@ -93,7 +92,7 @@ def shadow_comparison(connection: duckdb.DuckDBPyConnection, catalog: Catalog, m
     frame = connection.execute(
         f"WITH shadow AS (SELECT {key_list}, partition_date, {quote(prediction)} AS challenger_prediction, "
         f"  {quote(decision)} AS challenger_decision FROM {shadow} "
-        f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY rowid DESC) = 1), "
+        f"  WHERE model_version = ? QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {latest_order(connection, names.shadow_table_name(model.name))}) = 1), "
         f"production AS (SELECT {key_list}, {quote(prediction)} AS champion_prediction, "
         f"  {quote(decision)} AS champion_decision, model_version AS champion_version "
         f"  FROM {names.latest_view(model.name)}), "

@@ -29,13 +29,11 @@ from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
 from ml_platform.scoring.staging import VIEW as STAGED, staged_rows
+from ml_platform.scoring.writes import latest_partition_by, prediction_writes
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
 from ml_platform.specs.sql_reach import require_contained_model
 from ml_platform.specs.tasks import value_inputs
-from ml_platform.storage.faults import pause_point
-from ml_platform.storage.versions import record_versions
-from ml_platform.storage.warehouse import transaction
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.training.fit import load_model
 from ml_platform.training.inference import ScoringError, require_features, trained_spec
@@ -109,13 +107,13 @@ def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inpu
 
 
 def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,
-                    record: TaskEvaluationRecord | None, start: dt.date, end: dt.date, target: str,
-                    constants: dict, types: dict[str, str], view: str | None,
+                    record: TaskEvaluationRecord | None, start: dt.date, end: dt.date, name: str,
+                    constants: dict, types: dict[str, str], latest: bool,
                     versions: dict[str, PartitionVersion] | None = None,
                     contributions: bool = False) -> tuple[int, str]:
-    """Score [start, end] batch by batch into target (and refresh the latest-per-row view) in one transaction,
-    with each row's feature contributions when `contributions` (scoring.contributions); returns the rows written
-    and what was decided, in words."""
+    """Score [start, end] batch by batch into `predictions.<name>` (and, when `latest`, refresh its latest-per-row
+    view), stored at once (scoring.writes), with each row's feature contributions when `contributions`
+    (scoring.contributions); returns the rows written and what was decided, in words."""
     if record is None:
         raise ScoringError(f"{trained.model_version} has no stored task evaluation: its decision is unknown")
     spec = trained_spec(connection, catalog, trained)
@@ -128,7 +126,8 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
     parameters = list(constants.values())
     contributed = stored_contributions.column_sql(predictor, spec) if contributions else ""
     rows, decided = 0, []
-    with transaction(connection):
+    latest_by = latest_partition_by(catalog, spec) if latest else None
+    with prediction_writes(connection, name, latest_by, versions, spec.name) as writes:
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
             with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
                 features = staged.features([name for name in staged.types if name in spec.features])
@@ -142,25 +141,14 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
                 connection.register("task_scores", scores)
                 try:
                     empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
-                    connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM ({empty}) LIMIT 0",
+                    connection.execute(f"{writes.create} AS SELECT * FROM ({empty}) LIMIT 0",
                                        parameters)
                     if contributions:
-                        stored_contributions.add_column(connection, target)
-                    select = _output_sql(catalog, spec, types, writable_sql(connection, target, features), columns,
+                        stored_contributions.add_column(connection, writes.table)
+                    select = _output_sql(catalog, spec, types, writable_sql(connection, writes.table, features), columns,
                                          contributed)
-                    rows += connection.execute(f"INSERT INTO {target} BY NAME {select}",
+                    rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
                                                parameters).fetchall()[0][0]
                 finally:
                     connection.unregister("task_scores")
-        if view is not None:
-            rows_of = catalog.entity_rows(spec.entity)
-            # a population's keys name a row within its partition: the latest prediction per key and partition
-            key_list = ", ".join([*(quote(key) for key in rows_of.keys),
-                                  *(["partition_date"] if rows_of.is_population else [])])
-            connection.execute(
-                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} QUALIFY row_number() OVER "
-                f"(PARTITION BY {key_list} ORDER BY rowid DESC) = 1")
-        if versions is not None:
-            record_versions(connection, names.stage_asset("predictions", spec.name), versions)
-        pause_point("predictions-written")
     return rows, decision_summary(spec, decided)

@@ -22,6 +22,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterator, Mapping
 
 import duckdb
@@ -29,10 +30,13 @@ import duckdb
 import pyarrow as pa
 
 from ml_platform.errors import PlatformError
+from ml_platform.records.versions import PartitionVersion
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, delta_population_path, delta_population_versions_path,
-                               delta_source_path, delta_source_versions_path, delta_versions_path, feature_asset,
-                               population_asset, registry_table, source_asset, table, table_label)
+                               delta_feature_path, delta_monitoring_path, delta_monitoring_versions_path,
+                               delta_population_path, delta_population_versions_path, delta_predictions_path,
+                               delta_predictions_versions_path, delta_source_path, delta_source_versions_path,
+                               delta_versions_path, feature_asset, latest_view, monitoring_asset, population_asset,
+                               quote, registry_table, source_asset, stage_asset, table, table_label)
 
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
@@ -121,22 +125,51 @@ class DeltaStore:
         within = f"{date_column} >= '{first.isoformat()}' AND {date_column} <= '{last.isoformat()}'"
         return self._write(path, rows, metadata, partition_by=[date_column], predicate=within)
 
+    def replace_where(self, path: str, rows: pa.Table, column: str, values: list[dt.date],
+                      metadata: Mapping[str, object]) -> int:
+        """Replace the rows whose `column` is one of `values` (dates) in the table at `path` with `rows`, in one
+        commit (created with the first write), new columns added to the table's schema (a monitoring table's days,
+        which need not be adjacent). Returns the table's new version."""
+        import pyarrow.compute as pc
+
+        if not values:
+            raise ValueError(f"no {column} to replace in {path}")
+        outside = rows.filter(pc.invert(pc.is_in(rows[column], pa.array(values, pa.date32())))).num_rows
+        if outside:
+            raise ValueError(f"{outside} row(s) for {path} have a {column} outside the replaced ones")
+        listed = ", ".join(f"'{value.isoformat()}'" for value in sorted(set(values)))
+        return self._write(path, rows, metadata, predicate=f"{column} IN ({listed})", schema_mode="merge")
+
+    def append(self, path: str, rows: pa.Table, metadata: Mapping[str, object]) -> int:
+        """Add `rows` to the table at `path` in one commit (created with the first write), new columns (and new
+        fields of a STRUCT column) added to its schema, earlier rows reading NULL there: an append-only table, a
+        model's predictions. `metadata` is kept in the commit. Returns the table's new version."""
+        return self._write(path, rows, metadata, mode="append", schema_mode="merge")
+
+    def latest_metadata(self, path: str) -> dict:
+        """The platform's metadata of the latest commit of the table at `path`."""
+        entry = self.table(path).history(1)[0]
+        return {key.removeprefix(METADATA_PREFIX): json.loads(value) for key, value in entry.items()
+                if key.startswith(METADATA_PREFIX)}
+
     def replace_all(self, path: str, rows: pa.Table, metadata: Mapping[str, object]) -> int:
         """Replace every row of the table at `path` with `rows`, in one commit (created with the first write), its
         schema replaced too (as `CREATE OR REPLACE TABLE` replaces a whole table in the warehouse): an unpartitioned
         table loaded whole, a reference source. `metadata` is kept in the commit. Returns the table's new version."""
         return self._write(path, rows, metadata, schema_mode="overwrite")
 
-    def _write(self, path: str, rows: pa.Table, metadata: Mapping[str, object], **options) -> int:
-        """One `overwrite` commit of `rows` to the table at `path` (delta-rs's `options`: what it replaces), made
-        again when it lost the race to create the table; returns the table's new version."""
+    def _write(self, path: str, rows: pa.Table, metadata: Mapping[str, object], mode: str = "overwrite",
+               **options) -> int:
+        """One commit of `rows` to the table at `path` (an `overwrite` unless `mode` says `append`; delta-rs's
+        `options`: what it replaces, how the schema may change), made again when it lost the race to create the
+        table; returns the table's new version."""
         from deltalake import CommitProperties, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 write_deltalake(
-                    self.uri(path), rows, mode="overwrite", storage_options=self.storage_options(),
+                    self.uri(path), rows, mode=mode, storage_options=self.storage_options(),
                     commit_properties=CommitProperties(
                         custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
                         max_commit_retries=COMMIT_RETRIES), **options)
@@ -227,6 +260,15 @@ class DeltaKind:
             f"while {FEATURE_TABLES_VARIABLE} names Delta tables in {store.root} that hold it too "
             f"({store.uri(self.path(name))}): use a warehouse of the cluster configuration, or drop the table")
 
+    def held_by_file(self, store: DeltaStore, name: str) -> DeltaStoreError:
+        """The refusal of a first write into the store while the warehouse holds the table as one of its own
+        (written before the store was named): its earlier rows would stay in the file, split from the new ones."""
+        return DeltaStoreError(
+            f"the warehouse holds {table_label(self.schema, name)} as a table of its own (written before "
+            f"{FEATURE_TABLES_VARIABLE} was set), and {store.uri(self.path(name))} does not exist yet: a table lives "
+            f"in one place. Move its rows to the store (or drop the table) and run again, or unset "
+            f"{FEATURE_TABLES_VARIABLE}")
+
     def versions_condition(self, names: list[str]) -> tuple[str, list]:
         """SQL (and its parameters) selecting this kind's mirrored rows of the warehouse's version index: every
         feature set's, but only the Delta sources' and populations' (one loaded into the file before the store was
@@ -240,20 +282,79 @@ FEATURES = DeltaKind("features", "features", delta_feature_path, delta_versions_
 SOURCES = DeltaKind("source", "sources", delta_source_path, delta_source_versions_path, source_asset, every=False)
 POPULATIONS = DeltaKind("population", "populations", delta_population_path, delta_population_versions_path,
                         population_asset, every=False)
-DELTA_KINDS = (FEATURES, SOURCES, POPULATIONS)
+PREDICTIONS = DeltaKind("predictions", "predictions", delta_predictions_path, delta_predictions_versions_path,
+                        partial(stage_asset, "predictions"), every=False)
+MONITORING = DeltaKind("monitoring", "monitoring", delta_monitoring_path, delta_monitoring_versions_path,
+                       monitoring_asset, every=False)
+DELTA_KINDS = (FEATURES, SOURCES, POPULATIONS, PREDICTIONS, MONITORING)
+
+SHADOW_SUFFIX = "__shadow"  # names.shadow_table_name's: a challenger's predictions, which have no latest view
+LATEST_KEYS = "latest_partition_by"  # a predictions commit's metadata: the columns its latest view partitions by
+# the newest prediction first, in a Delta table's view, which has no insertion order (a warehouse table's latest
+# view orders by rowid): the later scoring, then the later partition of one scoring
+DELTA_LATEST_ORDER = "scored_at DESC, partition_date DESC"
+# every connection's installed Delta views, by id(connection): what delta_views' block drops when it ends
+_INSTALLED: dict[int, list[tuple[DeltaKind, str, list[str]]]] = {}
+
+
+def _install(connection: duckdb.DuckDBPyConnection, store: DeltaStore, kind: DeltaKind, name: str) -> list[str]:
+    """Register the Delta table's latest version on the connection and (re)create its view, and for a model's
+    predictions its latest view; returns the views made."""
+    connection.register(kind.dataset_name(name), store.dataset(kind.path(name)))
+    views = [kind.view(name)]
+    connection.execute(f'CREATE OR REPLACE VIEW {views[0]} AS SELECT * FROM "{kind.dataset_name(name)}"')
+    if kind is PREDICTIONS and not name.endswith(SHADOW_SUFFIX):
+        keys = store.latest_metadata(kind.path(name)).get(LATEST_KEYS)
+        if not keys:
+            raise DeltaStoreError(f"{store.uri(kind.path(name))}'s latest commit does not say which columns name a "
+                                  f"row ({METADATA_PREFIX}{LATEST_KEYS}): it was not written by the platform's "
+                                  f"scoring")
+        views.append(latest_view(name))
+        connection.execute(
+            f'CREATE OR REPLACE VIEW {views[1]} AS SELECT * FROM "{kind.dataset_name(name)}" QUALIFY row_number() '
+            f"OVER (PARTITION BY {', '.join(quote(key) for key in keys)} ORDER BY {DELTA_LATEST_ORDER}) = 1")
+    return views
+
+
+def refresh_view(connection: duckdb.DuckDBPyConnection, store: DeltaStore, kind: DeltaKind, name: str) -> None:
+    """Show the Delta table's newest version in the connection, after a commit made through it (a scoring's, a
+    monitoring day's), its version index mirrored again; dropped with the other views when the connection's
+    delta_views block ends."""
+    installed = _INSTALLED.get(id(connection))
+    if installed is None:
+        raise RuntimeError("refresh_view needs a connection inside delta_views' block")
+    installed[:] = [entry for entry in installed if entry[:2] != (kind, name)]
+    installed.append((kind, name, _install(connection, store, kind, name)))
+    mirror_versions(connection, store, kind, [entry[1] for entry in installed if entry[0] is kind])
+
+
+def is_delta_view(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """True when `<schema>.<name>` is one of the connection's views of a Delta table (the cluster configuration),
+    False for a table of the warehouse's own or none."""
+    return any(kind.schema == schema and name in _view_names(kind, entry_name)
+               for kind, entry_name, _ in _INSTALLED.get(id(connection), []))
+
+
+def _view_names(kind: DeltaKind, name: str) -> tuple[str, ...]:
+    """The bare names of the views a Delta table of `kind` shows as: its own, and a model's latest view."""
+    if kind is PREDICTIONS and not name.endswith(SHADOW_SUFFIX):
+        return (name, f"{name}__latest")
+    return (name,)
 
 
 @contextmanager
 def delta_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Iterator[dict[str, list[str]]]:
     """Every Delta table of the store readable in the warehouse connection, a feature set's as `features.<name>`,
-    a source's (daily or reference) as `source.<name>` and a population's as `population.<name>` (a view over the
-    table's latest version, read through Arrow), for the block's duration; the names shown, per schema.
+    a source's (daily or reference) as `source.<name>`, a population's as `population.<name>`, a model's
+    predictions as `predictions.<name>` (and its latest prediction per row as `predictions.<name>__latest`) and its
+    monitoring tables as `monitoring.<name>__<kind>` (a view over the table's latest version, read through Arrow),
+    for the block's duration; the names shown, per schema.
 
-    The assets that read feature, source or population rows (snapshots, scoring) then run their SQL unchanged,
-    and find the partitions' versions (which staleness and snapshots use) in the warehouse's version index,
-    mirrored from the Delta ones. The views exist only while the connection that registered their Arrow datasets is
-    open: dropped when the block ends, and the mirrored versions deleted (a view a crashed process left behind
-    fails loudly when read, and the next connection replaces it)."""
+    The assets that read these rows (snapshots, scoring, monitoring) then run their SQL unchanged, and find the
+    partitions' versions (which staleness and snapshots use) in the warehouse's version index, mirrored from the
+    Delta ones. The views exist only while the connection that registered their Arrow datasets is open: dropped
+    when the block ends, and the mirrored versions deleted (a view a crashed process left behind fails loudly when
+    read, and the next connection replaces it)."""
     shown = {kind.schema: kind.names(store) for kind in DELTA_KINDS}
     for kind in DELTA_KINDS:
         for name in shown[kind.schema]:
@@ -262,24 +363,42 @@ def delta_views(connection: duckdb.DuckDBPyConnection, store: DeltaStore) -> Ite
                 [kind.schema, name]).fetchall()
             if existing and existing[0][0] != "VIEW":
                 raise kind.shadowed(store, name)
-    registered, mirrored = [], []
+    installed: list[tuple[DeltaKind, str, list[str]]] = []
+    _INSTALLED[id(connection)] = installed
+    mirrored = []
     try:
         for kind in DELTA_KINDS:
             for name in shown[kind.schema]:
-                connection.register(kind.dataset_name(name), store.dataset(kind.path(name)))
-                registered.append((kind, name))
-                connection.execute(f'CREATE OR REPLACE VIEW {kind.view(name)} AS SELECT * FROM '
-                                   f'"{kind.dataset_name(name)}"')
+                installed.append((kind, name, _install(connection, store, kind, name)))
             mirrored.append(kind)
             mirror_versions(connection, store, kind, shown[kind.schema])
         yield shown
     finally:
+        _INSTALLED.pop(id(connection), None)
         for kind in mirrored:  # the embedded configuration must never take these versions for its own tables' rows
-            condition, parameters = kind.versions_condition(shown[kind.schema])
+            condition, parameters = kind.versions_condition(sorted(
+                set(shown[kind.schema]) | {name for entry_kind, name, _ in installed if entry_kind is kind}))
             connection.execute(f"DELETE FROM {VERSIONS_TABLE} WHERE {condition}", parameters)
-        for kind, name in registered:
-            connection.execute(f"DROP VIEW IF EXISTS {kind.view(name)}")
+        for kind, name, views in installed:
+            for view in reversed(views):
+                connection.execute(f"DROP VIEW IF EXISTS {view}")
             connection.unregister(kind.dataset_name(name))
+
+
+def version_index(versions: Mapping[str, PartitionVersion], table_version: int | None) -> pa.Table:
+    """The rows of a Delta version index for the given partitions' versions, each naming the table's version that
+    holds the partition's rows (partitions of days: a key's first ten characters are its day)."""
+    from ml_platform import clock
+
+    keys = sorted(versions)
+    return pa.table({
+        "partition_date": pa.array([dt.date.fromisoformat(key[:10]) for key in keys], pa.date32()),
+        "partition_key": keys,
+        "version": [versions[key].version for key in keys],
+        "components": [json.dumps(versions[key].components, sort_keys=True) for key in keys],
+        "recorded_at": pa.array([clock.now()] * len(keys), pa.timestamp("us")),
+        "table_version": pa.array([table_version] * len(keys), pa.int64()),
+    })
 
 
 def mirror_versions(connection: duckdb.DuckDBPyConnection, store: DeltaStore, kind: DeltaKind,
