@@ -19,6 +19,7 @@ from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.errors import did_you_mean
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec, SourceSpec
 from ml_platform.storage import registry
+from ml_platform.storage.warehouse import file_free, open_private_warehouse
 
 LOCK_WAIT_SECONDS = 60.0
 SHOWN_CHOICES = 8
@@ -36,8 +37,14 @@ class RecordedSpecError(PlatformError, RuntimeError):
 
 @contextmanager
 def open_registry(warehouse: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the warehouse (nothing can be written through it), always closed afterwards."""
+    """A read-only connection to the warehouse (nothing can be written through it), always closed afterwards; in
+    the cluster configuration with no file (storage.warehouse.file_free), a private in-memory one holding no rows
+    (the registries are read from PostgreSQL, the tables from the Delta store)."""
     warehouse = Path(warehouse)
+    if not warehouse.exists() and file_free(warehouse):  # the cluster configuration without a file
+        with open_private_warehouse(warehouse) as connection:
+            yield connection
+        return
     if not warehouse.is_file():
         raise ProvenanceInputError(f"no warehouse at {warehouse}: nothing was trained in this project yet "
                                    f"(run `ml-platform demo`, or pass --project)")

@@ -27,11 +27,14 @@ from ml_platform.names import REGISTRY_TABLES, SCHEMAS, quote, registry_table
 from ml_platform.storage import registry
 from ml_platform.serving.errors import ServingError
 from ml_platform.specs.catalog import Catalog
-from ml_platform.storage.delta_tables import DELTA_KINDS, DeltaStore, delta_store_from_environment
-from ml_platform.storage.warehouse import connection_settings, prepare, table_exists
+from ml_platform.storage.delta_tables import (FEATURES, POPULATIONS, SOURCES, DeltaStore,
+                                              delta_store_from_environment)
+from ml_platform.storage.warehouse import connection_settings, file_free, prepare, table_exists
 
 COPY_WAIT_SECONDS = 60.0
-KINDS_BY_SCHEMA = {kind.schema: kind for kind in DELTA_KINDS}
+# the Delta tables the copy holds (what feature code reads): predictions and monitoring tables are not copied, and
+# their commits (every scoring's) do not make the server take a new copy
+KINDS_BY_SCHEMA = {kind.schema: kind for kind in (FEATURES, SOURCES, POPULATIONS)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ def _open(warehouse: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     """A connection to the warehouse file, with the settings every platform connection uses (so that a process
     holding it already shares it), waiting while another process writes it."""
     if not warehouse.exists():
+        if file_free(warehouse):  # the cluster configuration without a file: registries and tables elsewhere
+            connection = duckdb.connect(":memory:", config=connection_settings(warehouse))
+            prepare(connection)
+            return connection
         raise ServingError(f"no warehouse at {warehouse}: run `ml-platform demo` (or the project's jobs) first")
     deadline, delay = time.monotonic() + wait_seconds, 0.02
     while True:
@@ -75,7 +82,8 @@ def _delta_versions(store: DeltaStore | None) -> dict[tuple[str, str], int]:
     """{(schema, name): latest version} of the Delta tables (feature sets, sources, populations), or empty."""
     if store is None:
         return {}
-    return {(kind.schema, name): store.version(kind.path(name)) for kind in DELTA_KINDS for name in kind.names(store)}
+    return {(kind.schema, name): store.version(kind.path(name)) for kind in KINDS_BY_SCHEMA.values()
+            for name in kind.names(store)}
 
 
 def fingerprint_of(connection: duckdb.DuckDBPyConnection, delta: dict[tuple[str, str], int]) -> Fingerprint:

@@ -25,13 +25,16 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse, closed when the block ends (see open_warehouse); when the environment
-        names Delta tables (the cluster configuration), they read as `features.<name>`, `source.<name>` and
-        `population.<name>` in it."""
+        names Delta tables (the cluster configuration), they read as `features.<name>`, `source.<name>`,
+        `population.<name>`, `predictions.<model>` and `monitoring.<model>__<kind>` in it (and when it names the
+        registries' database too and no warehouse file exists, the connection is a private in-memory one that
+        never creates the file: warehouse.file_free)."""
         store = delta_store_from_environment()
-        with open_warehouse(self.database) as connection:
-            if store is None:
+        if store is None:
+            with open_warehouse(self.database) as connection:
                 yield connection
-                return
+            return
+        with open_warehouse(self.database) as connection:
             with delta_views(connection, store):
                 yield connection
 

@@ -9,14 +9,15 @@ folder: DuckDB shares its process with pandas and LightGBM, and the machine with
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import duckdb
 
-from ml_platform.names import SCHEMAS
+from ml_platform.names import FEATURE_TABLES_VARIABLE, REGISTRY_VARIABLE, SCHEMAS
 from ml_platform.storage.faults import pause_point
 
 # SCHEMAS, quote and table are names.py's, listed here too for the modules that write their SQL through this one
@@ -36,9 +37,14 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
     """A connection to the warehouse file with schemas and registries in place, always closed afterwards.
 
     DuckDB admits one writer process: while another process holds the file, wait for it (up to wait_seconds),
-    then fail saying so. Any other error is raised at once.
+    then fail saying so. Any other error is raised at once. In the cluster configuration with no file (file_free),
+    a private in-memory one instead: nothing to wait for, and the file is not created.
     """
     path = Path(path)
+    if file_free(path):  # the cluster configuration, every table and registry elsewhere: the file is never made
+        with open_private_warehouse(path) as connection:
+            yield connection
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
@@ -55,6 +61,30 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
                     f"{str(error).splitlines()[0]}") from error
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    try:
+        prepare(connection)
+        yield connection
+    finally:
+        connection.close()
+
+
+def file_free(database: str | Path, environment: Mapping[str, str] | None = None) -> bool:
+    """Whether the cluster configuration's warehouse connections need no file: every table is a Delta table
+    (FEATURE_TABLES_VARIABLE), the registries are in PostgreSQL (REGISTRY_VARIABLE), and no warehouse file exists
+    (one that does, from an embedded run, may hold tables and registries of its own: it is opened as before).
+    Then many processes hold warehouse connections at once, none waiting for the file's lock."""
+    environment = os.environ if environment is None else environment
+    return (bool(environment.get(FEATURE_TABLES_VARIABLE, "").strip())
+            and bool(environment.get(REGISTRY_VARIABLE, "").strip()) and not Path(database).exists())
+
+
+@contextmanager
+def open_private_warehouse(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB laid out as the warehouse at `path` (schemas and registries in place, its settings),
+    holding no rows of its own and never touching the file: the cluster configuration's connection when every
+    table and registry lives elsewhere (storage/resources.py). Closed afterwards."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # where it spills
+    connection = duckdb.connect(":memory:", config=connection_settings(Path(path)))
     try:
         prepare(connection)
         yield connection
