@@ -389,8 +389,7 @@ def delta_population_versions_path(name: str) -> str:
 
 
 def delta_predictions_path(name: str) -> str:
-    """A model's predictions (or its challenger's shadow predictions, `<model>__shadow`) as a Delta table:
-    `predictions/<name>`."""
+    """A model's predictions (or its challenger's shadow ones, `<model>__shadow`) as a Delta table: `predictions/<name>`."""
     quote(name)
     return f"predictions/{name}"
 
