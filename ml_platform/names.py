@@ -350,6 +350,9 @@ FEATURE_TABLES_VARIABLE = "ML_PLATFORM_FEATURE_TABLES"
 OBJECT_STORE_ENDPOINT_VARIABLE = "ML_PLATFORM_S3_ENDPOINT"  # an S3-compatible store's endpoint (unset: AWS's)
 ARTIFACTS_VARIABLE = "ML_PLATFORM_ARTIFACTS"  # where artifacts are shared: unset = only the project's local folder
 REGISTRY_VARIABLE = "ML_PLATFORM_REGISTRY_URL"  # the registries' PostgreSQL database: unset = the warehouse file
+# a run config file (YAML) whose executor the chain's runs (`ml-platform demo`) use, e.g. deploy/cluster/run_config.yaml:
+# unset = each run executed in the chain's own process
+RUN_CONFIG_VARIABLE = "ML_PLATFORM_RUN_CONFIG"
 
 
 def delta_feature_path(name: str) -> str:

@@ -71,12 +71,26 @@ def platform_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     return definition.executor_creation_fn(init_context._replace(executor_def=definition, executor_config=config))
 
 
-def _sealed_dask_executor(config: Mapping[str, Any]) -> dg.Executor:
-    """dagster-dask's executor as current dask can run it (ml_platform/adapters/dask_steps.py)."""
-    from ml_platform.adapters.dask_steps import CLUSTER_KINDS, SealedDaskExecutor
+def check_executor_config(executor_config: Mapping[str, Any]) -> None:
+    """Refuse, as a run would when it starts, an executor config this installation cannot build (nothing built)."""
+    definition, config = chosen(executor_config)
+    if definition.name == "dask":
+        _dask_cluster(config)
+
+
+def _dask_cluster(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """The dask cluster's kind and settings, refused when the sealed executor cannot build that kind."""
+    from ml_platform.adapters.dask_steps import CLUSTER_KINDS
 
     ((kind, settings),) = config["cluster"].items()
     if kind not in CLUSTER_KINDS:
         raise ExecutorConfigError(f"run config execution.config.dask.cluster: {kind!r} is not supported here; "
                                   f"allowed: {', '.join(CLUSTER_KINDS)}")
-    return SealedDaskExecutor(kind, settings)
+    return kind, settings
+
+
+def _sealed_dask_executor(config: Mapping[str, Any]) -> dg.Executor:
+    """dagster-dask's executor as current dask can run it (ml_platform/adapters/dask_steps.py)."""
+    from ml_platform.adapters.dask_steps import SealedDaskExecutor
+
+    return SealedDaskExecutor(*_dask_cluster(config))

@@ -11,9 +11,12 @@ from typing import Callable, Iterable, Iterator
 
 import dagster as dg
 
+from ml_platform.adapters.job_runs import execute_reconstructable
 from ml_platform.adapters.run_tags import partition_range_tags
 from ml_platform.build import build_definitions
 from ml_platform.chain.instance import fail_abandoned_runs, open_instance
+from ml_platform.chain.run_config import (check_run_config, merged, read_run_config, reconstructable_chain_job,
+                                          run_config_file)
 from ml_platform.deployment.promotion import GateRefusedError
 from ml_platform.names import CHAIN_TAG, stage_of
 from ml_platform.partitions import training_run_key, training_runs
@@ -52,7 +55,7 @@ class RunOutcome:
         return all(gate) or (self.refused and sum(not flag for flag in gate) == 1)
 
 
-def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+def _failures(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> list[str]:
     """Readable reasons a run failed: failed steps and failed blocking checks."""
     return failure_reasons(result.all_events)
 
@@ -122,7 +125,12 @@ def relay_progress(say: Callable[[str], None]) -> Iterator[None]:
 
 
 class Chain:
-    """Runs jobs of a project's definitions in its Dagster instance, reporting progress as it goes."""
+    """Runs jobs of a project's definitions in its Dagster instance, reporting progress as it goes.
+
+    Each run executes in this process, unless ML_PLATFORM_RUN_CONFIG names a run config file (chain/run_config.py):
+    then its runs are launched with that run config's executor (dask workers, in the cluster configuration), the
+    file checked against every job before anything runs.
+    """
 
     def __init__(self, project: Project, catalog: Catalog, say: Callable[[str], None] = print,
                  instance: dg.DagsterInstance | None = None):
@@ -130,6 +138,11 @@ class Chain:
         self.catalog = catalog
         self.say = say
         self.definitions = build_definitions(catalog, project.storage)
+        self.run_config: dict = QUIET
+        self.launched = run_config_file()  # the run config file the runs are launched with, or None: in-process
+        if self.launched is not None:
+            self.run_config = merged(QUIET, read_run_config(self.launched))
+            check_run_config(self.launched, self.run_config, self.definitions)
         self.instance = instance if instance is not None else open_instance(project)
         self.runs: list[RunOutcome] = []
         for abandoned in fail_abandoned_runs(self.instance):
@@ -144,10 +157,14 @@ class Chain:
             tags.update(partition_range_tags(*date_range))
         self.say(f"  -> {label} ...")
         started = time.perf_counter()
-        with relay_progress(lambda line: self.say(f"     ... {line}")):
-            result = self.definitions.resolve_job_def(job).execute_in_process(
-                instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET,
-                raise_on_error=False, asset_selection=assets)
+        if self.launched is not None:  # the steps execute where the run config's executor puts them
+            result = execute_reconstructable(reconstructable_chain_job(self.project, self.catalog, job),
+                                             self.instance, self.run_config, tags, partition_key, assets)
+        else:
+            with relay_progress(lambda line: self.say(f"     ... {line}")):
+                result = self.definitions.resolve_job_def(job).execute_in_process(
+                    instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET,
+                    raise_on_error=False, asset_selection=assets)
         outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result),
                              refused=refused_by_gate(result.all_events))
         self.runs.append(outcome)

@@ -18,6 +18,7 @@ from ml_platform.specs.errors import SpecErrors
 def command_demo(arguments: argparse.Namespace) -> int:
     """Run the demo model end to end through Dagster."""
     from ml_platform.chain.model_chain import DemoError, run_chain
+    from ml_platform.chain.run_config import RunConfigError
     from ml_platform.demo import summary_text
 
     project = project_of(arguments)
@@ -28,7 +29,7 @@ def command_demo(arguments: argparse.Namespace) -> int:
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
         return ERROR
-    except DemoError as error:
+    except (DemoError, RunConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return ERROR
     print(summary_text(project, result))
@@ -44,6 +45,7 @@ def command_replay(arguments: argparse.Namespace) -> int:
     from ml_platform.replay.clock import ReplayError
     from ml_platform.replay.story import replay, summary_lines
     from ml_platform.chain.model_chain import DemoError
+    from ml_platform.chain.run_config import RunConfigError
 
     project = project_of(arguments)
     print(f"ml-platform replay: {arguments.start} to {arguments.end} in {project.root}", flush=True)
@@ -53,7 +55,7 @@ def command_replay(arguments: argparse.Namespace) -> int:
     except SpecErrors as errors:
         print(errors, file=sys.stderr)
         return ERROR
-    except (DemoError, ReplayError) as error:
+    except (DemoError, ReplayError, RunConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return ERROR
     print("\n".join(summary_lines(project, result)))

@@ -33,10 +33,12 @@ class Services:
     environment: dict[str, str]
     started: dict[str, str] = field(default_factory=dict)
 
-    def start(self, workers: int = 2, **environment: str) -> dict[str, str]:
-        """Start the services (the workers with environment added to this process's); their URL and address."""
+    def start(self, workers: int = 2, registry: bool = False, **environment: str) -> dict[str, str]:
+        """Start the services (the workers with environment added to this process's; with registry, also
+        ML_PLATFORM_REGISTRY_URL naming the instance's database); their URL and address."""
         env = {**self.environment, **environment, "PYTHON": sys.executable}
-        completed = subprocess.run(["bash", str(SCRIPT), "start", str(self.state), str(workers)], env=env,
+        options = ["--registry"] if registry else []
+        completed = subprocess.run(["bash", str(SCRIPT), "start", str(self.state), str(workers), *options], env=env,
                                    capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, completed.stdout + completed.stderr
         for line in (self.state / "env").read_text().splitlines():
