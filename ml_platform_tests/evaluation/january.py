@@ -27,6 +27,7 @@ from ml_platform.project import Project
 from ml_platform.records.registry import EvaluationRecord, PromotionRecord
 from ml_platform.storage import registry
 from ml_platform.storage.warehouse import open_warehouse
+from ml_platform.storage.resources import Warehouse
 from ml_platform_tests.helpers import REPO_ROOT, SPECS, january_model, write_yaml
 from ml_platform_tests.helpers import project_at
 
@@ -209,7 +210,8 @@ class Runs:
         return self.chain().run(scoring_job_name(MODEL), "scoring", date_range=(first, last))
 
     def query(self, sql: str, *parameters) -> list[tuple]:
-        with open_warehouse(self.project.storage.warehouse) as connection:
+        """Rows of a query, read as the assets read them (the Delta tables' views too, where configured)."""
+        with Warehouse(database=str(self.project.storage.warehouse)).get_connection() as connection:
             return connection.execute(sql, list(parameters)).fetchall()
 
 
