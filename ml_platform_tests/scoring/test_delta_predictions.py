@@ -46,8 +46,8 @@ def _score(connection, name: str, latest: bool, scored_at: dt.datetime, rows: li
     frame["y"] = "z"
     connection.register("batch", frame)
     packed = "struct_pack(x := x)"
-    select = (f"SELECT key, CAST(day AS TIMESTAMP) AS partition_date, score, {{inputs}} AS inputs, "
-              f"CAST(? AS TIMESTAMP) AS scored_at, CAST(? AS VARCHAR) AS model_version FROM batch")
+    select = ("SELECT key, CAST(day AS TIMESTAMP) AS partition_date, score, {inputs} AS inputs, "
+              "CAST(? AS TIMESTAMP) AS scored_at, CAST(? AS VARCHAR) AS model_version FROM batch")
     with prediction_writes(connection, name, ["key"] if latest else None, versions, MODEL) as writes:
         connection.execute(f"{writes.create} AS {select.format(inputs=packed)} LIMIT 0",
                            [scored_at, "v1"])
