@@ -10,6 +10,7 @@ from ml_platform.monitoring.drift import PSI_ALARM
 from ml_platform.names import latest_view_name, monitoring_table_name, table_label
 from ml_platform.project import Project
 from ml_platform.records.tasks import TaskEvaluationRecord, TaskMeasurement
+from ml_platform.storage.delta_tables import PREDICTIONS, delta_store_from_environment
 
 
 def task_lines(project: Project, record: TaskEvaluationRecord, measurement: TaskMeasurement,
@@ -67,10 +68,12 @@ def summary_text(project: Project, result: ChainResult) -> str:
     latest = table_label("predictions", latest_view_name(result.model))
     outcomes = table_label("monitoring", monitoring_table_name(result.model, "outcomes"))
     drift = table_label("monitoring", monitoring_table_name(result.model, "drift"))
+    store = delta_store_from_environment()  # the cluster configuration: the rows are in the Delta store
+    where = (f"(the Delta table {store.uri(PREDICTIONS.path(result.model))})" if store is not None
+             else f"of {project.storage.warehouse}")
     if result.scored_rows:
         lines.append(f"Predictions: {result.scored_rows:,} rows for {result.score_window[0]} to "
-                     f"{result.score_window[1]} in table {latest} of "
-                     f"{project.storage.warehouse}")
+                     f"{result.score_window[1]} in table {latest} {where}")
     if result.degraded:
         lines.append(f"DEGRADED: {len(result.degraded)} scored day/feature(s) with a feature missing far more than in "
                      f"training (scored, but not as evaluated; check feature_missing):")

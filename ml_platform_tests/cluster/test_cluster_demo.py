@@ -13,6 +13,7 @@ import pytest
 
 from ml_platform.adapters.instance import open_instance
 from ml_platform.chain.model_chain import run_chain
+from ml_platform.demo import summary_text
 from ml_platform.names import (ARTIFACTS_VARIABLE, FEATURE_TABLES_VARIABLE, REGISTRY_VARIABLE, RUN_CONFIG_VARIABLE,
                                training_job_name)
 from ml_platform.storage import registry
@@ -68,8 +69,11 @@ def test_the_demo_chain_runs_every_step_on_two_workers_and_gives_the_embedded_mo
     try:
         result = run_chain(cluster, "flight_delay", score_days=2, say=lambda line: None)
         got = _outcome(cluster, result)
+        summary = summary_text(cluster, result)  # what `ml-platform demo` prints at the end
     finally:
         _registry.cache_clear()
+    assert ("in table predictions.flight_delay__latest (the Delta table s3://ml-platform/features/predictions/"
+            "flight_delay)") in summary, summary
 
     # the same model from the same snapshot, the same money, the same predictions from the same code
     assert len(expected["code_versions"]) == 1 and expected["predictions"][0][0] > 1000
