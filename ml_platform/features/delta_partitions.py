@@ -113,13 +113,13 @@ def private_connection(warehouse: str | Path, store: DeltaStore, catalog: Catalo
                 connection.execute(f"CREATE VIEW {schema}.{quote(name)} AS "
                                    f"SELECT * FROM {ATTACHED}.{schema}.{quote(name)}")
         for name in delta_sources:  # these sources' rows and versions are the Delta tables'
-            connection.register(SOURCES.dataset_name(name), store.dataset(SOURCES.path(name)))
+            connection.register(SOURCES.dataset_name(name), store.readable(SOURCES.path(name)))
             connection.execute(f'CREATE VIEW {SOURCES.view(name)} AS SELECT * FROM "{SOURCES.dataset_name(name)}"')
         if attached:  # the warehouse's feature versions are the embedded tables': these feature tables' are Delta's
             connection.execute(f"INSERT INTO {VERSIONS} SELECT * FROM {ATTACHED}.{VERSIONS} "
                                f"WHERE NOT starts_with(asset, 'features/')")
         for name in delta_populations:  # these populations' rows and versions are the Delta tables'
-            connection.register(POPULATIONS.dataset_name(name), store.dataset(POPULATIONS.path(name)))
+            connection.register(POPULATIONS.dataset_name(name), store.readable(POPULATIONS.path(name)))
             connection.execute(f'CREATE VIEW {POPULATIONS.view(name)} AS SELECT * FROM '
                                f'"{POPULATIONS.dataset_name(name)}"')
         mirror_versions(connection, store, SOURCES, delta_sources)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -44,6 +46,14 @@ CREATE_ATTEMPTS = 3  # a write that lost the race to create its table is done ag
 # how delta-rs (1.x) words the conflicts a table's creation causes to writers that started before it
 CREATION_CONFLICTS = ("Metadata changed since last commit", "Protocol changed since last commit")
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
+
+
+# a process keeps the rows of the small Delta tables it reads again and again (DeltaStore.readable): tables whose
+# data files total at most this, and at most CACHE_LIMIT_BYTES of rows in all, the least recently read dropped first
+CACHED_TABLE_BYTES = 256 * 2**20
+CACHE_LIMIT_BYTES = 2 * 2**30
+_CACHED_TABLES: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 class DeltaStoreError(PlatformError, ValueError):
@@ -111,6 +121,29 @@ class DeltaStore:
     def dataset(self, path: str):
         """The table's latest version as an Arrow dataset (read lazily: DuckDB pushes filters into it)."""
         return self.table(path).to_pyarrow_dataset()
+
+    def readable(self, path: str):
+        """The table's latest version for a computation that reads it again and again (every feature partition a
+        worker computes reads its sources): an Arrow table kept in this process, read from the store once per table
+        version, when its data files total at most CACHED_TABLE_BYTES; otherwise its Arrow dataset. A committed
+        version never changes, so the kept rows are exactly the store's; a new commit is a new version, read
+        anew."""
+        delta = self.table(path)
+        key = (self.uri(path), delta.version())
+        with _CACHE_LOCK:
+            if key in _CACHED_TABLES:
+                _CACHED_TABLES.move_to_end(key)
+                return _CACHED_TABLES[key]
+        sizes = delta.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+        if sum(sizes) > CACHED_TABLE_BYTES:
+            return delta.to_pyarrow_dataset()
+        rows = delta.to_pyarrow_dataset().to_table()
+        with _CACHE_LOCK:
+            _CACHED_TABLES[key] = rows
+            while sum(kept.nbytes for kept in _CACHED_TABLES.values()) > CACHE_LIMIT_BYTES and \
+                    len(_CACHED_TABLES) > 1:
+                _CACHED_TABLES.popitem(last=False)  # the least recently read
+        return rows
 
     def replace_days(self, path: str, rows: pa.Table, first: dt.date, last: dt.date, date_column: str,
                      metadata: Mapping[str, object]) -> int:
