@@ -355,64 +355,45 @@ REGISTRY_VARIABLE = "ML_PLATFORM_REGISTRY_URL"  # the registries' PostgreSQL dat
 RUN_CONFIG_VARIABLE = "ML_PLATFORM_RUN_CONFIG"
 
 
-def delta_feature_path(name: str) -> str:
-    """A feature set's Delta table, relative to the feature tables' root: `features/<name>`."""
+def delta_table_path(folder: str, name: str) -> str:
+    """A Delta table of the warehouse, relative to the tables' root: `<folder>/<name>` (storage/delta_tables.py)."""
     quote(name)
-    return f"features/{name}"
+    return f"{folder}/{name}"
+
+
+def delta_index_path(folder: str, name: str) -> str:
+    """The Delta version index of the table `<folder>/<name>`, relative to the same root: `versions/<folder>/<name>`."""
+    return f"versions/{delta_table_path(folder, name)}"
+
+
+def delta_feature_path(name: str) -> str:
+    """A feature set's Delta table: `features/<name>`."""
+    return delta_table_path("features", name)
 
 
 def delta_versions_path(name: str) -> str:
     """The version index of a feature set's partitions, a Delta table beside it: `versions/features/<name>`."""
-    quote(name)
-    return f"versions/features/{name}"
+    return delta_index_path("features", name)
 
 
 def delta_source_path(name: str) -> str:
-    """A source's Delta table (daily or reference), under the same root as the feature tables: `sources/<name>`."""
-    quote(name)
-    return f"sources/{name}"
+    """A source's Delta table (daily or reference): `sources/<name>`."""
+    return delta_table_path("sources", name)
 
 
 def delta_source_versions_path(name: str) -> str:
     """The Delta version index of a source's partitions (one, WHOLE, for a reference one): `versions/sources/<name>`."""
-    quote(name)
-    return f"versions/sources/{name}"
+    return delta_index_path("sources", name)
 
 
 def delta_population_path(name: str) -> str:
-    """An entity spec's population as a Delta table, under the same root as the feature tables: `populations/<name>`."""
-    quote(name)
-    return f"populations/{name}"
+    """An entity spec's population as a Delta table: `populations/<name>`."""
+    return delta_table_path("populations", name)
 
 
 def delta_population_versions_path(name: str) -> str:
     """The Delta version index of a population's partitions: `versions/populations/<name>`."""
-    quote(name)
-    return f"versions/populations/{name}"
-
-
-def delta_predictions_path(name: str) -> str:
-    """A model's predictions (or its challenger's shadow ones, `<model>__shadow`) as a Delta table: `predictions/<name>`."""
-    quote(name)
-    return f"predictions/{name}"
-
-
-def delta_predictions_versions_path(name: str) -> str:
-    """The Delta version index of a model's scored partitions: `versions/predictions/<name>`."""
-    quote(name)
-    return f"versions/predictions/{name}"
-
-
-def delta_monitoring_path(name: str) -> str:
-    """A model's monitoring table (`<model>__<kind>`) as a Delta table: `monitoring/<name>`."""
-    quote(name)
-    return f"monitoring/{name}"
-
-
-def delta_monitoring_versions_path(name: str) -> str:
-    """The Delta version index of a monitoring table's days (outcomes'): `versions/monitoring/<name>`."""
-    quote(name)
-    return f"versions/monitoring/{name}"
+    return delta_index_path("populations", name)
 
 
 def monitoring_asset(name: str) -> str:

@@ -34,11 +34,10 @@ import pyarrow as pa
 from ml_platform.errors import PlatformError
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, delta_monitoring_path, delta_monitoring_versions_path,
-                               delta_population_path, delta_population_versions_path, delta_predictions_path,
-                               delta_predictions_versions_path, delta_source_path, delta_source_versions_path,
-                               delta_versions_path, feature_asset, latest_view, monitoring_asset, population_asset,
-                               quote, registry_table, source_asset, stage_asset, table, table_label)
+                               delta_feature_path, delta_index_path, delta_population_path,
+                               delta_population_versions_path, delta_source_path, delta_source_versions_path,
+                               delta_table_path, delta_versions_path, feature_asset, latest_view, monitoring_asset,
+                               population_asset, quote, registry_table, source_asset, stage_asset, table, table_label)
 
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
@@ -315,10 +314,10 @@ FEATURES = DeltaKind("features", "features", delta_feature_path, delta_versions_
 SOURCES = DeltaKind("source", "sources", delta_source_path, delta_source_versions_path, source_asset, every=False)
 POPULATIONS = DeltaKind("population", "populations", delta_population_path, delta_population_versions_path,
                         population_asset, every=False)
-PREDICTIONS = DeltaKind("predictions", "predictions", delta_predictions_path, delta_predictions_versions_path,
-                        partial(stage_asset, "predictions"), every=False)
-MONITORING = DeltaKind("monitoring", "monitoring", delta_monitoring_path, delta_monitoring_versions_path,
-                       monitoring_asset, every=False)
+PREDICTIONS = DeltaKind("predictions", "predictions", partial(delta_table_path, "predictions"),
+                        partial(delta_index_path, "predictions"), partial(stage_asset, "predictions"), every=False)
+MONITORING = DeltaKind("monitoring", "monitoring", partial(delta_table_path, "monitoring"),
+                       partial(delta_index_path, "monitoring"), monitoring_asset, every=False)
 DELTA_KINDS = (FEATURES, SOURCES, POPULATIONS, PREDICTIONS, MONITORING)
 
 SHADOW_SUFFIX = "__shadow"  # names.shadow_table_name's: a challenger's predictions, which have no latest view

@@ -9,12 +9,11 @@ import pytest
 
 from ml_platform.chain.model_chain import run_chain
 from ml_platform.names import (ARTIFACTS_VARIABLE, FEATURE_TABLES_VARIABLE, OBJECT_STORE_ENDPOINT_VARIABLE,
-                               delta_feature_path, delta_monitoring_path, delta_predictions_path, delta_source_path,
-                               delta_source_versions_path)
+                               delta_feature_path, delta_source_path, delta_source_versions_path)
 from ml_platform.provenance.explain import explain
 from ml_platform.provenance.records import open_registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.storage.delta_tables import DeltaStore
+from ml_platform.storage.delta_tables import MONITORING, PREDICTIONS as PREDICTION_TABLES, DeltaStore
 from ml_platform.storage.resources import Warehouse
 from ml_platform.storage.warehouse import open_warehouse
 
@@ -106,8 +105,8 @@ def test_the_chain_on_delta_feature_tables_trains_the_same_model_and_scores_the_
     for name in files[0]["source"]:
         assert store.version(delta_source_path(name)) is not None, name
         assert store.version(delta_source_versions_path(name)) is not None, name
-    assert store.version(delta_predictions_path("flight_delay")) is not None
-    assert store.version(delta_monitoring_path("flight_delay__drift")) is not None
+    assert store.version(PREDICTION_TABLES.path("flight_delay")) is not None
+    assert store.version(MONITORING.path("flight_delay__drift")) is not None
     assert len(expected["models"]) == 1 and expected["predictions"][0][0] > 2000
     assert expected["latest"][0][0] > 2000 and expected["drift"] and expected["outcomes"]
     assert {asset for asset, _, _ in expected["prediction_versions"]} == {"predictions/flight_delay",

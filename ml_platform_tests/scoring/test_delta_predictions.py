@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 
 from ml_platform.monitoring.store import read_days, record_days_versions, replace_days
-from ml_platform.names import (FEATURE_TABLES_VARIABLE, delta_monitoring_path, delta_monitoring_versions_path,
-                               delta_predictions_path, delta_predictions_versions_path)
+from ml_platform.names import FEATURE_TABLES_VARIABLE
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.scoring.inputs import writable_sql
 from ml_platform.scoring.writes import latest_order, prediction_writes
-from ml_platform.storage.delta_tables import DeltaStore, DeltaStoreError
+from ml_platform.storage.delta_tables import MONITORING, PREDICTIONS, DeltaStore, DeltaStoreError
 from ml_platform.storage.resources import Warehouse
 from ml_platform.storage.warehouse import open_warehouse, table_exists
 
@@ -110,11 +109,11 @@ def test_delta_predictions_equal_the_embedded_table_and_its_latest_view(tmp_path
     assert within == expected and got == expected
 
     # one append per scoring, each carrying what names a row for the latest view; the versions after the rows
-    commits = delta_store.commits(delta_predictions_path(MODEL))
+    commits = delta_store.commits(PREDICTIONS.path(MODEL))
     assert [commit["latest_partition_by"] for commit in commits] == [["key"], ["key"]]
-    assert len(delta_store.commits(delta_predictions_path("m__shadow"))) == 2
-    assert len(delta_store.commits(delta_predictions_versions_path(MODEL))) == 2
-    assert not delta_store.exists(delta_predictions_versions_path("m__shadow"))
+    assert len(delta_store.commits(PREDICTIONS.path("m__shadow"))) == 2
+    assert len(delta_store.commits(PREDICTIONS.versions_path(MODEL))) == 2
+    assert not delta_store.exists(PREDICTIONS.versions_path("m__shadow"))
     # nothing of the predictions is left in the file: no table, no view, no mirrored version
     with open_warehouse(tmp_path / "delta.duckdb") as connection:
         assert connection.execute("SELECT count(*) FROM information_schema.tables "
@@ -132,8 +131,8 @@ def test_a_failed_delta_scoring_commits_nothing(tmp_path, delta_store):
                    fail=True)
         assert not table_exists(connection, "main", "scored_rows")  # the staged rows are dropped
         assert connection.execute("SELECT count(*) FROM predictions.m").fetchall()[0][0] == 3
-    assert delta_store.version(delta_predictions_path(MODEL)) == 0
-    assert delta_store.version(delta_predictions_versions_path(MODEL)) == 0
+    assert delta_store.version(PREDICTIONS.path(MODEL)) == 0
+    assert delta_store.version(PREDICTIONS.versions_path(MODEL)) == 0
 
 
 def test_a_warehouse_holding_the_predictions_table_is_refused_by_name(tmp_path, monkeypatch, delta_store):
@@ -151,8 +150,8 @@ def test_a_warehouse_holding_the_predictions_table_is_refused_by_name(tmp_path, 
         with pytest.raises(DeltaStoreError, match=r"monitoring\.m__outcomes as a table of its own .*"
                                                   r"tables/monitoring/m__outcomes does not exist yet"):
             replace_days(connection, MODEL, "outcomes", _outcomes([DAY_1], 2.0), [DAY_1])
-    assert not delta_store.exists(delta_predictions_path(MODEL))
-    assert not delta_store.exists(delta_monitoring_path("m__outcomes"))
+    assert not delta_store.exists(PREDICTIONS.path(MODEL))
+    assert not delta_store.exists(MONITORING.path("m__outcomes"))
 
 
 def _outcomes(days: list[dt.date], realized: float) -> pd.DataFrame:
@@ -188,7 +187,7 @@ def test_delta_monitoring_days_equal_the_embedded_table(tmp_path, monkeypatch, d
     pd.testing.assert_frame_equal(got_frame, expected_frame)
     pd.testing.assert_frame_equal(again, expected_frame)
     assert got_versions == expected_versions
-    assert len(delta_store.commits(delta_monitoring_path("m__outcomes"))) == 2
-    assert delta_store.exists(delta_monitoring_versions_path("m__outcomes"))
+    assert len(delta_store.commits(MONITORING.path("m__outcomes"))) == 2
+    assert delta_store.exists(MONITORING.versions_path("m__outcomes"))
     with open_warehouse(tmp_path / "delta.duckdb") as connection:
         assert not table_exists(connection, "monitoring", "m__outcomes")
