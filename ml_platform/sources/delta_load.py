@@ -27,7 +27,7 @@ from ml_platform import clock
 from ml_platform.names import FEATURE_TABLES_VARIABLE, table_label
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.models import SourceSpec
-from ml_platform.storage.delta_tables import SOURCES, DeltaStore, DeltaStoreError, mirror_versions
+from ml_platform.storage.delta_tables import SOURCES, DeltaStore, DeltaStoreError, mirror_versions, version_index
 from ml_platform.storage.warehouse import MEMORY_LIMIT, attach_read_only, prepare
 
 
@@ -86,16 +86,8 @@ def commit_days(store: DeltaStore, connection: duckdb.DuckDBPyConnection, source
     context = {"source": source.name, "first_day": start.isoformat(), "last_day": end.isoformat(),
                "started_at": started, "pid": os.getpid(), "host": socket.gethostname()}
     table_version = store.replace_days(SOURCES.path(source.name), rows, start, end, "partition_date", context)
-    keys = sorted(versions)
-    index = pa.table({
-        "partition_date": pa.array([dt.date.fromisoformat(key) for key in keys], pa.date32()),
-        "partition_key": keys,
-        "version": [versions[key].version for key in keys],
-        "components": [json.dumps(versions[key].components, sort_keys=True) for key in keys],
-        "recorded_at": pa.array([clock.now()] * len(keys), pa.timestamp("us")),
-        "table_version": pa.array([table_version] * len(keys), pa.int64()),
-    })
-    store.replace_days(SOURCES.versions_path(source.name), index, start, end, "partition_date", context)
+    store.replace_days(SOURCES.versions_path(source.name), version_index(versions, table_version), start, end,
+                       "partition_date", context)
     return rows.num_rows, table_version
 
 
