@@ -89,6 +89,8 @@ def _auc(label: np.ndarray, scores: np.ndarray, task: str = "binary_classificati
 
 def _out_of_fold_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Each row's category positive rate, learned on the other folds and smoothed towards the overall rate."""
+    if label.dtype.kind in "iub":
+        return _out_of_fold_counted_rate(codes, label, folds)
     encoded = np.empty(len(codes))
     size = int(codes.max()) + 1 if len(codes) else 0
     for fold in range(FOLDS):
@@ -100,6 +102,23 @@ def _out_of_fold_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -
         rate = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
         encoded[held] = rate[codes[held]]
     return encoded
+
+
+def _out_of_fold_counted_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """_out_of_fold_rate for an integer label in one pass: every fold's sums are whole numbers, exact in float64
+    whatever their order, so the other folds' sums are the totals less the fold's, and the rates the same bits."""
+    if not len(codes):
+        return np.empty(0)
+    size = int(codes.max()) + 1
+    cells = folds.astype(np.int64) * size + codes
+    fold_positives = np.bincount(cells, weights=label, minlength=FOLDS * size).reshape(FOLDS, size)
+    fold_counts = np.bincount(cells, minlength=FOLDS * size).reshape(FOLDS, size)
+    positives = fold_positives.sum(axis=0) - fold_positives
+    counts = fold_counts.sum(axis=0) - fold_counts
+    rows = counts.sum(axis=1)
+    prior = np.where(rows > 0, positives.sum(axis=1) / np.maximum(rows, 1), 0.5)
+    rate = (positives + SMOOTHING * prior[:, None]) / (counts + SMOOTHING)
+    return rate[folds, codes]
 
 
 def _category_codes(values: pd.Series) -> np.ndarray:
@@ -122,22 +141,60 @@ def _bin_codes(numbers: np.ndarray) -> np.ndarray:
     return codes + 1
 
 
+class _Columns:
+    """A frame's feature columns as the guard reads them, each worked out once however many scores and
+    correlations read it: whether it holds a single value, a category's codes, a number column's floats and
+    quantile bins."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._memo: dict[tuple[str, str], object] = {}
+
+    def _get(self, what: str, name: str, compute):
+        key = (what, name)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def constant(self, name: str) -> bool:
+        return self._get("constant", name, lambda: self.frame[name].nunique(dropna=False) <= 1)
+
+    def codes(self, name: str) -> np.ndarray:
+        return self._get("codes", name, lambda: _category_codes(self.frame[name]))
+
+    def numbers(self, name: str) -> np.ndarray:
+        return self._get("numbers", name, lambda: pd.to_numeric(self.frame[name], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan))
+
+    def bins(self, name: str) -> np.ndarray:
+        return self._get("bins", name, lambda: _bin_codes(self.numbers(name)))
+
+
 def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarray,
                 task: str = "binary_classification") -> float:
     """The feature's score alone, in the stronger direction (0.5 means no signal): ROC AUC for a 0/1 label,
     concordance for a regression label, the largest one-vs-rest ROC AUC for a multiclass label."""
-    if values.nunique(dropna=False) <= 1:
+    return _feature_score(_Columns(values.to_frame("feature")), "feature", kind, label, folds, task)
+
+
+def _feature_score(columns: _Columns, name: str, kind: str, label: np.ndarray, folds: np.ndarray,
+                   task: str) -> float:
+    """feature_auc of the column `name`, reading it through `columns`."""
+    if columns.constant(name):
         return 0.5  # one value for every row carries no signal (out-of-fold rates would still wobble by fold)
     if task == "multiclass":
         classes = np.unique(label)
         if len(classes) < 2:
             raise ValueError("the one-vs-rest ROC AUC needs at least two classes among the rows")
-        return max(feature_auc(values, kind, (label == code).astype(int), folds) for code in classes)
+        return max(_feature_score(columns, name, kind, (label == code).astype(int), folds, "binary_classification")
+                   for code in classes)
     if kind == "category":
-        return _auc(label, _out_of_fold_rate(_category_codes(values), label, folds), task)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return _auc(label, _out_of_fold_rate(columns.codes(name), label, folds), task)
+    numbers = columns.numbers(name)
     missing = ~np.isfinite(numbers)
-    best = _auc(label, _out_of_fold_rate(_bin_codes(numbers), label, folds), task)
+    best = _auc(label, _out_of_fold_rate(columns.bins(name), label, folds), task)
+    if not missing.any():
+        return max(best, _auc(label, numbers, task))  # either place for missing values leaves the same numbers
     if (~missing).any():
         low, high = np.nanmin(numbers[~missing]), np.nanmax(numbers[~missing])
         for fill in (low - 1.0, high + 1.0):  # missing values ranked below, then above, every value
@@ -175,12 +232,15 @@ def task_label(label: np.ndarray, task: str) -> np.ndarray:
 
 
 def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.ndarray,
-                        seed: int, task: str = "binary_classification") -> tuple[FeatureAuc, ...]:
-    """Every feature's score alone on these rows (see feature_auc; 0.5 means no signal), strongest first."""
+                        seed: int, task: str = "binary_classification", columns: _Columns | None = None
+                        ) -> tuple[FeatureAuc, ...]:
+    """Every feature's score alone on these rows (see feature_auc; 0.5 means no signal), strongest first.
+    `columns` is the frame's _Columns when the caller reads the frame again (design_effects)."""
     label = task_label(label, task)
     folds = np.random.default_rng(seed).permutation(len(label)) % FOLDS
+    columns = columns if columns is not None else _Columns(frame)
     rows = [FeatureAuc(feature=name, type=kind,
-                       roc_auc=round(feature_auc(frame[name], kind, label, folds, task), 6))
+                       roc_auc=round(_feature_score(columns, name, kind, label, folds, task), 6))
             for name, kind in kinds.items()]
     return tuple(sorted(rows, key=lambda row: (-row.roc_auc, row.feature)))
 
@@ -209,13 +269,13 @@ def with_validation(aucs: Sequence[FeatureAuc], validation: Sequence[FeatureAuc]
     return tuple(row.model_copy(update={"validation_roc_auc": by_feature[row.feature]}) for row in aucs)
 
 
-def _feature_correlation(values: pd.Series, kind: str, groups: np.ndarray) -> float | None:
+def _feature_correlation(columns: _Columns, name: str, kind: str, groups: np.ndarray) -> float | None:
     """The feature's intraclass correlation within days (None when it has a single value on these rows)."""
-    if values.nunique(dropna=False) <= 1:
+    if columns.constant(name):
         return None
     if kind == "category":
-        return agreement_correlation(_category_codes(values), groups)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return agreement_correlation(columns.codes(name), groups)
+    numbers = columns.numbers(name)
     ranks = pd.Series(np.where(np.isfinite(numbers), numbers, -np.inf)).rank().to_numpy()  # missing lowest
     return intraclass_correlation(ranks, groups)
 
@@ -229,8 +289,8 @@ def _label_correlation(label: np.ndarray, task: str, groups: np.ndarray) -> floa
 
 
 def design_effects(training: pd.DataFrame, validation: pd.DataFrame, kinds: dict[str, str],
-                   task: str = "binary_classification", day: str = "partition_date"
-                   ) -> dict[str, tuple[float, float]]:
+                   task: str = "binary_classification", day: str = "partition_date",
+                   columns: tuple[_Columns, _Columns] | None = None) -> dict[str, tuple[float, float]]:
     """Each feature's design effect on the training and the validation rows: by how much the variance of its
     score exceeds the one of independent rows, since rows of one day share its conditions (weather, say).
 
@@ -238,8 +298,10 @@ def design_effects(training: pd.DataFrame, validation: pd.DataFrame, kinds: dict
     with days as the clusters, m their size-weighted mean size (sum of squared sizes over rows) and rho the
     intraclass correlations within days (ANOVA on ranks for numbers and a numeric label, agreement for categories
     and classes). A feature's rho is the larger of the two windows' (the training one alone when the feature has one
-    value on validation): the guard would rather not flag than flag by chance. Frames carry `label` and `day`.
+    value on validation): the guard would rather not flag than flag by chance. Frames carry `label` and `day`;
+    `columns` are their _Columns when the caller has read them already.
     """
+    columns = columns if columns is not None else (_Columns(training), _Columns(validation))
     windows = []
     for frame in (training, validation):
         groups = pd.factorize(frame[day])[0].astype(np.int64)
@@ -249,8 +311,8 @@ def design_effects(training: pd.DataFrame, validation: pd.DataFrame, kinds: dict
                                                             groups)))
     effects = {}
     for name, kind in kinds.items():
-        correlations = [_feature_correlation(frame[name], kind, groups)
-                        for frame, (groups, _, _) in zip((training, validation), windows)]
+        correlations = [_feature_correlation(read, name, kind, groups)
+                        for read, (groups, _, _) in zip(columns, windows)]
         feature = max((value for value in correlations if value is not None), default=0.0)
         effects[name] = tuple(round(1.0 + (typical - 1.0) * feature * label_rho, 4)
                               for _, typical, label_rho in windows)
@@ -359,15 +421,18 @@ def measure_leakage(connection: duckdb.DuckDBPyConnection, path: Path, kinds: di
     columns = ["label", "partition_date", *kinds]
     train, available = sample_split(connection, path, "train", columns, LEAKAGE_ROWS, seed=seed)
     training_label = train["label"].to_numpy()
-    aucs = single_feature_aucs(train, kinds, training_label, seed=seed, task=task)
+    read = _Columns(train)
+    aucs = single_feature_aucs(train, kinds, training_label, seed=seed, task=task, columns=read)
     validation, validation_available = sample_split(connection, path, "validation", columns, LEAKAGE_ROWS,
                                                     seed=seed)
     validation_label = validation["label"].to_numpy()
     effects = None
     if _measurable(task_label(validation_label, task)):
-        aucs = with_validation(aucs, single_feature_aucs(validation, kinds, validation_label, seed=seed, task=task))
-        effects = design_effects(train, validation, kinds, task)
-    del train
+        read_validation = _Columns(validation)
+        aucs = with_validation(aucs, single_feature_aucs(validation, kinds, validation_label, seed=seed, task=task,
+                                                         columns=read_validation))
+        effects = design_effects(train, validation, kinds, task, columns=(read, read_validation))
+    del train, read
     warning = out_of_time_signal(aucs, training_label, validation_label, task, effects)
     check = leakage_result(aucs, limit, len(training_label), available, score=SCORE_NAMES[task],
                            validation_rows=len(validation), validation_available=validation_available,
