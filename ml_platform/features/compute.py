@@ -6,7 +6,8 @@ Training snapshots and production scoring both read features through `feature_ma
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable, Iterable
 
 import duckdb
 
@@ -92,13 +93,19 @@ def prepare_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 
 
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                        start: dt.date, end: dt.date, sql_checked: bool = False, prepared: bool = False) -> int:
+                        start: dt.date, end: dt.date, sql_checked: bool = False, prepared: bool = False,
+                        write_turn: Callable[[], AbstractContextManager] = nullcontext,
+                        history: Iterable[str] | None = None) -> int:
     """Write features.<name> for [start, end] (one row per entity row); returns the rows written. `sql_checked`:
     the caller ran `check_feature_set_sql` on this feature set and catalog already; `prepared`: it ran
-    `prepare_feature_set` on this connection (the SQL checked, the inputs present, the functions registered)."""
+    `prepare_feature_set` on this connection (the SQL checked, the inputs present, the functions registered).
+    `write_turn()` is entered around the write of the computed rows (and only that): a caller computing ranges
+    on several cursors at once makes their writes wait for each other there. `history`: the sources whose
+    `history.` views are bound, as `bind_sources` takes it (by default all of them)."""
     if catalog.entity_rows(feature_set.entity).is_population and start != end:
         # a population's keys name a row within one partition, so its SQL sees one partition at a time
-        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared)
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared, write_turn,
+                                       history)
                    for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
     if not (sql_checked or prepared):
         check_feature_set_sql(connection, catalog, feature_set)
@@ -106,14 +113,15 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
         require_inputs(connection, catalog, feature_set)
         register_functions(connection, list(feature_set.functions))
     with bound(connection, feature_set):
-        return _compute(connection, catalog, feature_set, start, end)
+        return _compute(connection, catalog, feature_set, start, end, write_turn, history)
 
 
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-             start: dt.date, end: dt.date) -> int:
+             start: dt.date, end: dt.date, write_turn: Callable[[], AbstractContextManager] = nullcontext,
+             history: Iterable[str] | None = None) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
-    _bind_range(connection, catalog, feature_set, start, end)
-    return _write_bound(connection, catalog, feature_set, start, end)
+    _bind_range(connection, catalog, feature_set, start, end, history)
+    return _write_bound(connection, catalog, feature_set, start, end, write_turn)
 
 
 def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
@@ -186,7 +194,7 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
 
 
 def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                 start: dt.date, end: dt.date) -> int:
+                 start: dt.date, end: dt.date, write_turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
     """Run the SQL over the bound relations, check its rows against `entity`, write them."""
     entity = catalog.entity_rows(feature_set.entity)
     for used in feature_set.uses:
@@ -217,7 +225,8 @@ def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, featur
     features = ", ".join(f"feature_result.{quote(name)}" for name in feature_set.features)
     select = (f"SELECT {', '.join('entity.' + quote(key) for key in entity.keys)}, {features}, entity.partition_date "
               f"FROM feature_result JOIN entity USING ({keys})")
-    written = replace_date_range(connection, feature_table(feature_set.name), select, start, end)
+    with write_turn():
+        written = replace_date_range(connection, feature_table(feature_set.name), select, start, end)
     connection.execute("DROP TABLE feature_result")
     return written
 

@@ -8,12 +8,16 @@ in the same warehouse as their rows.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import duckdb
 
-from ml_platform.features.compute import compute_feature_set
+from ml_platform.features.compute import check_feature_set_sql, compute_feature_set, prepare_feature_set
+from ml_platform.features.relations import history_reads
 from ml_platform.features.proof import PointInTimeError, Proof, prove_feature_set
 from ml_platform.features.versions import segments, stale_days
 from ml_platform.names import feature_asset, feature_table
@@ -21,9 +25,9 @@ from ml_platform.progress import Progress, silent
 from ml_platform.records.versions import PartitionVersion
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
-from ml_platform.storage.lanes import LANES
+from ml_platform.storage.lanes import LANES, lane_cursors, private_objects, run_on_cursors
 from ml_platform.storage.versions import forget_versions, partition_version, record_versions
-from ml_platform.storage.warehouse import date_literal, transaction
+from ml_platform.storage.warehouse import date_literal, single_threaded, transaction
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,45 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     versions are dropped. `progress` hears how far a long backfill got."""
     progress = progress if progress is not None else silent()
     expected, stale = stale_days(connection, catalog, feature_set, start, end)
-    rows = 0
     todo = ranges(list(stale))
-    for index, (first, last) in enumerate(todo, start=1):
-        # the SQL checks depend on the SQL and the catalog only: the first range's hold for the others
-        rows += compute_feature_set(connection, catalog, feature_set, first, last, sql_checked=index > 1)
+    rows = 0
+
+    def record(cursor: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> None:
         # recorded as awaiting the proof: a run that dies before the proof leaves these days stale, never reused
-        record_versions(connection, feature_asset(feature_set.name),
+        record_versions(cursor, feature_asset(feature_set.name),
                         {day: awaiting_proof(expected[day]) for day in stale
                          if first.isoformat() <= day <= last.isoformat()})
-        progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
-                              f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
+
+    if _side_by_side(connection, catalog, feature_set, todo):
+        # the SQL checked, the inputs present and the functions registered once, on the connection: its cursors
+        # call its functions (registering them on a cursor would race with the other cursor's registration)
+        prepare_feature_set(connection, catalog, feature_set)
+        turns = _Turns()
+
+        def piece(index: int, first: dt.date, last: dt.date) -> Callable[[duckdb.DuckDBPyConnection], int]:
+            def written(cursor: duckdb.DuckDBPyConnection) -> int:
+                def after() -> None:
+                    record(cursor, first, last)
+                    progress.tick(lambda: f"features '{feature_set.name}': {index + 1} of {len(todo)} ranges of "
+                                          f"days computed, up to {last}, {progress.elapsed:.0f} s")
+                with turns.failing(index):
+                    # no `history.` view: the SQL names none, and these views are shared by every cursor
+                    return compute_feature_set(cursor, catalog, feature_set, first, last, prepared=True,
+                                               write_turn=lambda: turns.turn(index, after), history=())
+            return written
+
+        # each range's SQL on one thread as always, so the same bits on either cursor; the writes in order
+        with single_threaded(connection), lane_cursors(connection, LANES) as cursors:
+            rows = sum(run_on_cursors(cursors, [piece(index, first, last)
+                                                for index, (first, last) in enumerate(todo)]))
+    else:
+        if todo:  # the SQL checks depend on the SQL and the catalog only: once for every range
+            check_feature_set_sql(connection, catalog, feature_set)
+        for index, (first, last) in enumerate(todo, start=1):
+            rows += compute_feature_set(connection, catalog, feature_set, first, last, sql_checked=True)
+            record(connection, first, last)
+            progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
+                                  f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
     if not stale:
         return FeatureRefresh(expected, stale, rows)
     recomputed = [dt.date.fromisoformat(day) for day in stale]
@@ -101,6 +133,56 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
         raise PointInTimeError(proof)
     record_versions(connection, feature_asset(feature_set.name), {day: expected[day] for day in stale})
     return FeatureRefresh(expected, stale, rows, proof)
+
+
+def _side_by_side(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
+                  todo: list[tuple[dt.date, dt.date]]) -> bool:
+    """True when the ranges can be computed on LANES cursors at once: there are several; the entity is a daily
+    source (a population's partitions are computed one by one); the SQL names no `history.` view (these views are
+    the database's, shared by every cursor, and each range binds them at its own cut); the connection holds no
+    temporary table or view, nor a registered object, that a cursor could not read (`private_objects`)."""
+    return (len(todo) > 1 and not catalog.entity_rows(feature_set.entity).is_population
+            and not history_reads(connection, feature_set) and not private_objects(connection))
+
+
+class _Turns:
+    """The ranges' writes one after another in the ranges' order, whichever cursor computed them first, so the
+    table's rows are stored in the order one loop over the ranges stores them; a range whose earlier range failed
+    is not written (as a loop stops at the failure), the ranges before it are."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._next = 0  # the range whose write is next
+        self._failed: int | None = None  # the earliest range that failed
+
+    @contextmanager
+    def turn(self, index: int, after: Callable[[], None]) -> Iterator[None]:
+        """Wait until every earlier range is written, write (the block), run `after` and pass the turn on."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._next == index or (
+                self._failed is not None and self._failed < index))
+            if self._next != index:
+                raise _EarlierRangeFailed(f"range {index + 1} not written: range {self._failed + 1} failed")
+        yield
+        after()
+        with self._condition:
+            self._next = index + 1
+            self._condition.notify_all()
+
+    @contextmanager
+    def failing(self, index: int) -> Iterator[None]:
+        """Mark the range failed when the block raises, so that the later ranges' writes stop waiting."""
+        try:
+            yield
+        except BaseException:
+            with self._condition:
+                self._failed = index if self._failed is None else min(self._failed, index)
+                self._condition.notify_all()
+            raise
+
+
+class _EarlierRangeFailed(RuntimeError):
+    """A range's write did not happen because an earlier range failed (that range's error is the one raised)."""
 
 
 def awaiting_proof(version: PartitionVersion) -> PartitionVersion:
