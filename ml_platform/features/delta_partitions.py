@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -156,17 +156,41 @@ class PartitionTask:
 def compute_partition(task: PartitionTask) -> tuple[FeaturePartitionCommit | None, Proof]:
     """Compute one partition privately, prove it, and commit its rows and then its version to the Delta tables;
     a partition whose point-in-time proof failed is not committed (None), its proof says why."""
+    return compute_partitions([task])[0]
+
+
+def compute_partitions(tasks: Sequence[PartitionTask]) -> list[tuple[FeaturePartitionCommit | None, Proof]]:
+    """Partitions of one feature set (one dask task's share of a backfill), each computed, proven and committed as
+    `compute_partition` does it, one after another, in one private connection: what only depends on the feature
+    set (its SQL checks, its sources' rows and versions read from the store) is done once for all of them. Each
+    partition is committed before the next is computed, so a process killed in the middle leaves the earlier ones
+    committed and the later ones as they were; the first error ends the call."""
+    if not tasks:
+        return []
+    first = tasks[0]
+    if any((task.warehouse, task.store, task.feature_set) != (first.warehouse, first.store, first.feature_set)
+           for task in tasks):
+        raise ValueError("compute_partitions takes partitions of one feature set, warehouse and store")
+    results = []
+    with private_connection(first.warehouse, first.store, first.catalog, first.feature_set) as connection:
+        check_feature_set_sql(connection, first.catalog, first.feature_set)
+        for task in tasks:
+            results.append(_compute_and_commit(connection, task))
+    return results
+
+
+def _compute_and_commit(connection: duckdb.DuckDBPyConnection,
+                        task: PartitionTask) -> tuple[FeaturePartitionCommit | None, Proof]:
+    """One partition computed and proven on the private connection, then its rows and its version committed."""
     started = time.time()
     feature_set = task.feature_set
-    with private_connection(task.warehouse, task.store, task.catalog, feature_set) as connection:
-        check_feature_set_sql(connection, task.catalog, feature_set)
-        compute_feature_set(connection, task.catalog, feature_set, task.first, task.last, sql_checked=True)
-        proof = prove_feature_set(connection, task.catalog, feature_set, task.first, task.last, days=[task.first])
-        if not proof.passed:  # nothing is published: the partition stays as it was, and stale
-            return None, proof
-        rows = connection.sql(
-            f"SELECT * FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
-            f"{date_literal(task.first)} AND {date_literal(task.last)}").to_arrow_table()
+    compute_feature_set(connection, task.catalog, feature_set, task.first, task.last, sql_checked=True)
+    proof = prove_feature_set(connection, task.catalog, feature_set, task.first, task.last, days=[task.first])
+    if not proof.passed:  # nothing is published: the partition stays as it was, and stale
+        return None, proof
+    rows = connection.sql(
+        f"SELECT * FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
+        f"{date_literal(task.first)} AND {date_literal(task.last)}").to_arrow_table()
     pause_point("feature-partition-computed")
     context = {"feature_set": feature_set.name, "first_day": task.first.isoformat(),
                "last_day": task.last.isoformat(), "started_at": started, "pid": os.getpid(),

@@ -42,6 +42,10 @@ from ml_platform.names import (FEATURE_TABLES_VARIABLE, IDENTIFIER, OBJECT_STORE
 VERSIONS_TABLE = registry_table("partition_versions")
 COMMIT_RETRIES = 100  # concurrent commits to one table (one per worker) each retry at most this often
 CREATE_ATTEMPTS = 3  # a write that lost the race to create its table is done again, at most this often in all
+# a table created here writes a checkpoint of its log every this many commits (delta-rs's default is 100): a reader
+# or writer replays the log from the last checkpoint, one object-store read per commit, and a table taking a
+# commit per partition would otherwise replay up to 99 of them on every open
+CHECKPOINT_INTERVAL = 10
 # how delta-rs (1.x) words the conflicts a table's creation causes to writers that started before it
 CREATION_CONFLICTS = ("Metadata changed since last commit", "Protocol changed since last commit")
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
@@ -195,13 +199,21 @@ class DeltaStore:
         """One commit of `rows` to the table at `path` (an `overwrite` unless `mode` says `append`; delta-rs's
         `options`: what it replaces, how the schema may change), made again when it lost the race to create the
         table; returns the table's new version."""
-        from deltalake import CommitProperties, write_deltalake
-        from deltalake.exceptions import CommitFailedError
+        from deltalake import CommitProperties, DeltaTable, write_deltalake
+        from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
         for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:  # the table opened once: written through, it holds the version its commit made
+                table = DeltaTable(self.uri(path), storage_options=self.storage_options())
+            except TableNotFoundError:
+                table = None
             try:
                 write_deltalake(
-                    self.uri(path), rows, mode=mode, storage_options=self.storage_options(),
+                    table if table is not None else self.uri(path), rows, mode=mode,
+                    storage_options=self.storage_options(),
+                    # taken when the write creates the table, and only then
+                    configuration=None if table is not None else {
+                        "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)},
                     commit_properties=CommitProperties(
                         custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
                         max_commit_retries=COMMIT_RETRIES), **options)
@@ -215,7 +227,7 @@ class DeltaStore:
                 # raised as it is.
                 if not any(conflict in str(error) for conflict in CREATION_CONFLICTS) or attempt == CREATE_ATTEMPTS:
                     raise
-        return self.table(path).version()
+        return table.version() if table is not None else self.table(path).version()
 
     def table_names(self, folder: str) -> list[str]:
         """The names of the Delta tables directly under `folder` (e.g. every feature table under `features`)."""
