@@ -169,6 +169,11 @@ class _Columns:
     def bins(self, name: str) -> np.ndarray:
         return self._get("bins", name, lambda: _bin_codes(self.numbers(name)))
 
+    def scored(self, name: str) -> None:
+        """The column's score is taken: its bins (read by the scores alone, once per class) are let go, so that at
+        most one column's bins are held; its codes and numbers stay for the day correlations."""
+        self._memo.pop(("bins", name), None)
+
 
 def feature_auc(values: pd.Series, kind: str, label: np.ndarray, folds: np.ndarray,
                 task: str = "binary_classification") -> float:
@@ -239,9 +244,11 @@ def single_feature_aucs(frame: pd.DataFrame, kinds: dict[str, str], label: np.nd
     label = task_label(label, task)
     folds = np.random.default_rng(seed).permutation(len(label)) % FOLDS
     columns = columns if columns is not None else _Columns(frame)
-    rows = [FeatureAuc(feature=name, type=kind,
-                       roc_auc=round(_feature_score(columns, name, kind, label, folds, task), 6))
-            for name, kind in kinds.items()]
+    rows = []
+    for name, kind in kinds.items():
+        rows.append(FeatureAuc(feature=name, type=kind,
+                               roc_auc=round(_feature_score(columns, name, kind, label, folds, task), 6)))
+        columns.scored(name)
     return tuple(sorted(rows, key=lambda row: (-row.roc_auc, row.feature)))
 
 

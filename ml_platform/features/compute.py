@@ -103,6 +103,9 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     on several cursors at once makes their writes wait for each other there. `history`: the sources whose
     `history.` views are bound, as `bind_sources` takes it (by default all of them)."""
     if catalog.entity_rows(feature_set.entity).is_population and start != end:
+        if write_turn is not nullcontext:  # the turn would be entered once per partition: a range takes one
+            raise ValueError("compute_feature_set: a write_turn is for one range's write; a population's range is "
+                             "written a partition at a time")
         # a population's keys name a row within one partition, so its SQL sees one partition at a time
         return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared, write_turn,
                                        history)
@@ -225,7 +228,10 @@ def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, featur
     features = ", ".join(f"feature_result.{quote(name)}" for name in feature_set.features)
     select = (f"SELECT {', '.join('entity.' + quote(key) for key in entity.keys)}, {features}, entity.partition_date "
               f"FROM feature_result JOIN entity USING ({keys})")
-    with write_turn():
+    # the write on one thread too, on every path: the rows' stored order then depends on the rows alone (a
+    # parallel insert of more than a row group may store them in another order), as a later set's SQL that sums
+    # over this table on one thread adds them in stored order
+    with write_turn(), single_threaded(connection):
         written = replace_date_range(connection, feature_table(feature_set.name), select, start, end)
     connection.execute("DROP TABLE feature_result")
     return written

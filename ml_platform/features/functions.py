@@ -52,6 +52,9 @@ def register_functions(connection: duckdb.DuckDBPyConnection, names: list[str]) 
                                    registered.returns, type="arrow", null_handling="special")
 
 
+_UNKNOWN = object()  # a value not computed yet (None is a value: a NULL argument's)
+
+
 def per_distinct_arguments(registered: RegisteredFunction) -> Callable:
     """The function over DuckDB's Arrow batches, called once per distinct argument tuple on this connection.
 
@@ -66,11 +69,15 @@ def per_distinct_arguments(registered: RegisteredFunction) -> Callable:
     known: dict[tuple, object] = {}
 
     def value(arguments: tuple) -> object:
-        if arguments not in known:
+        # two cursors of one connection call this at once (feature ranges side by side): the value is returned
+        # from a local, never read back from the dict another thread may have cleared meanwhile
+        found = known.get(arguments, _UNKNOWN)
+        if found is _UNKNOWN:
             if len(known) >= CACHED_ARGUMENTS:
                 known.clear()
-            known[arguments] = None if None in arguments else registered.function(*arguments)
-        return known[arguments]
+            found = None if None in arguments else registered.function(*arguments)
+            known[arguments] = found
+        return found
 
     def vectorised(*columns):  # no annotations: DuckDB evaluates them in this module, where pyarrow is not imported
         if len(columns) == 1:

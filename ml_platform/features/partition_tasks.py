@@ -52,7 +52,7 @@ def run_chunked(function: Callable[[list[Item]], list[Result]], items: Sequence[
     from distributed import wait, worker_client
 
     with worker_client(separate_thread=True) as client:
-        threads = sum(worker["nthreads"] for worker in client.scheduler_info()["workers"].values())
+        threads = sum(client.nthreads().values())  # every worker's (scheduler_info() may list only a few)
         futures = client.map(function, chunks(items, largest, max(threads, 1)), pure=False)
         wait(futures)  # runs already going keep going: each item commits on its own, none is left half-done
         return [result for run in client.gather(futures) for result in run]

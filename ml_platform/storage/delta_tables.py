@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import threading
+import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ CREATE_ATTEMPTS = 3  # a write that lost the race to create its table is done ag
 # or writer replays the log from the last checkpoint, one object-store read per commit, and a table taking a
 # commit per partition would otherwise replay up to 99 of them on every open
 CHECKPOINT_INTERVAL = 10
+WRITE_MARK = "write"  # the commit metadata key marking a write that found no table, to find its version after
 # how delta-rs (1.x) words the conflicts a table's creation causes to writers that started before it
 CREATION_CONFLICTS = ("Metadata changed since last commit", "Protocol changed since last commit")
 METADATA_PREFIX = "ml_platform."  # keys of the platform's commit metadata in the Delta log
@@ -207,6 +209,8 @@ class DeltaStore:
                 table = DeltaTable(self.uri(path), storage_options=self.storage_options())
             except TableNotFoundError:
                 table = None
+            # a write by URI (the table did not exist when looked for) marks its commit, to find its version after
+            written = dict(metadata) if table is not None else {**metadata, WRITE_MARK: uuid.uuid4().hex}
             try:
                 write_deltalake(
                     table if table is not None else self.uri(path), rows, mode=mode,
@@ -215,7 +219,7 @@ class DeltaStore:
                     configuration=None if table is not None else {
                         "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)},
                     commit_properties=CommitProperties(
-                        custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in metadata.items()},
+                        custom_metadata={METADATA_PREFIX + key: json.dumps(value) for key, value in written.items()},
                         max_commit_retries=COMMIT_RETRIES), **options)
                 break
             except CommitFailedError as error:
@@ -227,7 +231,16 @@ class DeltaStore:
                 # raised as it is.
                 if not any(conflict in str(error) for conflict in CREATION_CONFLICTS) or attempt == CREATE_ATTEMPTS:
                     raise
-        return table.version() if table is not None else self.table(path).version()
+        if table is not None:
+            return table.version()
+        # another writer may have committed since (or created the table just before this write): the version is
+        # the one of the commit carrying this write's mark, not the table's latest
+        mark = json.dumps(written[WRITE_MARK])
+        for entry in self.table(path).history():
+            if entry.get(METADATA_PREFIX + WRITE_MARK) == mark:
+                return int(entry["version"])
+        raise DeltaStoreError(f"the write to {self.uri(path)} committed, but no commit of its history carries its "
+                              f"mark {mark}")
 
     def table_names(self, folder: str) -> list[str]:
         """The names of the Delta tables directly under `folder` (e.g. every feature table under `features`)."""

@@ -2,7 +2,7 @@
 PostgreSQL, deploy/cluster/dagster.yaml), with every table a Delta table and the registries in PostgreSQL, so no
 warehouse file: a backfill of four daily partitions, queued by `dagster job backfill`, is launched by a real
 `dagster-daemon` through Dagster's run queue, its runs overlap in time, none waits for a lock, no warehouse file
-appears, and the features they commit are the embedded computation's rows and versions."""
+appears, and the features they commit are the embedded computation's rows."""
 
 from __future__ import annotations
 

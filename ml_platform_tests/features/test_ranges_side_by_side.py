@@ -88,11 +88,16 @@ def test_a_failing_range_keeps_the_ranges_before_it_and_writes_none_after_it(loa
     feature_set = catalog.feature_sets["flight_schedule"]
     compute = refresh.compute_feature_set
     started = []
+    march = threading.Event()
 
     def failing_in_february(cursor, catalog, feature_set, first, last, **options):
         started.append(first)
+        if first.month == 3:
+            march.set()
         if first.month == 2:
-            time.sleep(0.5)  # March's range is computed on the other cursor meanwhile, and waits for its turn
+            # February fails once March's range is being computed on the other cursor (it then waits for its
+            # turn, after February's write, which never comes)
+            assert march.wait(60), "March's range was never started"
             raise FeatureComputationError("February broke")
         return compute(cursor, catalog, feature_set, first, last, **options)
 
@@ -106,7 +111,7 @@ def test_a_failing_range_keeps_the_ranges_before_it_and_writes_none_after_it(loa
     january = [day.isoformat() for day in _days(START, dt.date(2013, 1, 31))]
     assert sorted({row[-1].isoformat() for row in rows}) == january  # partition_date is the last column
     assert versions == {day: awaiting_proof(expected[day]).version for day in january}
-    assert dt.date(2013, 1, 1) in started and dt.date(2013, 2, 1) in started
+    assert sorted(started) == [dt.date(2013, 1, 1), dt.date(2013, 2, 1), dt.date(2013, 3, 4)]
 
 
 def test_turns_write_in_order_whichever_piece_is_ready_first():
@@ -153,3 +158,14 @@ def test_turns_stop_the_pieces_after_a_failed_one_and_not_those_before_it():
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def test_a_write_turn_is_refused_for_a_population_s_range(loaded):
+    """A population's range is written a partition at a time: a turn (one write per range) would be entered once
+    per partition and wait for itself."""
+    catalog = loaded[1]
+    feature_set = next(fs for fs in catalog.feature_sets.values()
+                       if catalog.entity_rows(fs.entity).is_population)
+    with pytest.raises(ValueError, match="a population's range is written a partition at a time"):
+        refresh.compute_feature_set(None, catalog, feature_set, dt.date(2013, 2, 4), dt.date(2013, 2, 24),
+                                    write_turn=lambda: _Turns().turn(0, lambda: None))

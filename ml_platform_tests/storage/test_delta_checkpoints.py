@@ -47,22 +47,38 @@ def test_a_created_table_checkpoints_every_interval_and_later_commits_carry_no_m
     assert sorted(stored["value"]) == sorted(2 * list(range(commits)))
 
 
-def test_a_write_answers_its_own_commit_s_version_after_another_writer_s(tmp_path, monkeypatch):
+def _overtaken(monkeypatch, store: DeltaStore, path: str, day: dt.date, value: int) -> None:
+    """Another writer commits `day` right after each of this process's writes commits (once)."""
+    import deltalake
+
+    write = deltalake.write_deltalake
+    pending = [True]
+
+    def then_another(*args, **kwargs):
+        write(*args, **kwargs)
+        if pending.pop() if pending else False:
+            write(store.uri(path), _rows(day, value), mode="overwrite", partition_by=["partition_date"],
+                  predicate=f"partition_date = '{day.isoformat()}'")
+
+    monkeypatch.setattr(deltalake, "write_deltalake", then_another)
+
+
+def test_a_write_answers_its_own_commit_s_version_when_another_writer_commits_right_after(tmp_path, monkeypatch):
     store = DeltaStore(root=str(tmp_path / "store"))
-    store.replace_days("features/shared", _rows(_day(0), 0), _day(0), _day(0), "partition_date", {})
-    opened = delta_tables.DeltaStore.table
+    assert store.replace_days("features/shared", _rows(_day(0), 0), _day(0), _day(0), "partition_date", {}) == 0
+    _overtaken(monkeypatch, store, "features/shared", _day(1), 1)
+    assert store.replace_days("features/shared", _rows(_day(2), 2), _day(2), _day(2), "partition_date", {}) == 1
+    table = store.table("features/shared")
+    assert table.version() == 2 and sorted(table.to_pyarrow_table().to_pydict()["value"]) == [0, 0, 1, 1, 2, 2]
 
-    # another writer commits a day right after this write opened the table and before it commits
-    from deltalake import DeltaTable, write_deltalake
 
-    class OpenedThenOvertaken(DeltaTable):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            monkeypatch.setattr("deltalake.DeltaTable", DeltaTable)
-            write_deltalake(store.uri("features/shared"), _rows(_day(1), 1), mode="overwrite",
-                            predicate="partition_date = '2013-01-02'")
-
-    monkeypatch.setattr("deltalake.DeltaTable", OpenedThenOvertaken)
-    version = store.replace_days("features/shared", _rows(_day(2), 2), _day(2), _day(2), "partition_date", {})
-    assert version == 2 == opened(store, "features/shared").version()
-    assert sorted(opened(store, "features/shared").to_pyarrow_table().to_pydict()["value"]) == [0, 0, 1, 1, 2, 2]
+def test_the_write_that_creates_a_table_answers_version_0_when_another_writer_commits_right_after(
+        tmp_path, monkeypatch):
+    store = DeltaStore(root=str(tmp_path / "store"))
+    _overtaken(monkeypatch, store, "features/new", _day(1), 1)
+    assert store.replace_days("features/new", _rows(_day(0), 0), _day(0), _day(0), "partition_date",
+                              {"day": 0}) == 0
+    assert store.table("features/new").version() == 1
+    commits = store.commits("features/new")
+    assert [commit["version"] for commit in commits] == [0, 1] and commits[0]["day"] == 0
+    assert len(commits[0][delta_tables.WRITE_MARK]) == 32  # the mark it was found by
