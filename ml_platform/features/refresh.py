@@ -93,13 +93,18 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
         # call its functions (registering them on a cursor would race with the other cursor's registration)
         prepare_feature_set(connection, catalog, feature_set)
         turns = _Turns()
+        so_far = [0]  # rows written by the ranges written so far (in their order: one turn at a time)
 
         def piece(index: int, first: dt.date, last: dt.date) -> Callable[[duckdb.DuckDBPyConnection], int]:
             def written(cursor: duckdb.DuckDBPyConnection) -> int:
                 def after() -> None:
                     record(cursor, first, last)
+                    so_far[0] += cursor.execute(
+                        f"SELECT count(*) FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
+                        f"{date_literal(first)} AND {date_literal(last)}").fetchall()[0][0]
+                    total = so_far[0]
                     progress.tick(lambda: f"features '{feature_set.name}': {index + 1} of {len(todo)} ranges of "
-                                          f"days computed, up to {last}, {progress.elapsed:.0f} s")
+                                          f"days computed, up to {last} ({total:,} rows), {progress.elapsed:.0f} s")
                 with turns.failing(index):
                     # no `history.` view: the SQL names none, and these views are shared by every cursor
                     return compute_feature_set(cursor, catalog, feature_set, first, last, prepared=True,

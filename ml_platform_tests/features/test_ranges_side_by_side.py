@@ -6,6 +6,7 @@ error is the one raised. A set whose SQL names a `history.` view is computed one
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 
@@ -16,6 +17,7 @@ from ml_platform.features.compute import FeatureComputationError
 from ml_platform.features.library import load_catalog
 from ml_platform.features.refresh import _Turns, awaiting_proof, refresh_feature_set
 from ml_platform.names import feature_asset, feature_table
+from ml_platform.progress import Progress
 from ml_platform.storage.versions import partition_versions
 from ml_platform.storage.warehouse import open_warehouse
 from ml_platform_tests.features.test_point_in_time import load_sources
@@ -58,13 +60,20 @@ def test_ranges_on_two_cursors_store_what_one_loop_stores(loaded, tmp_path, monk
     chosen = []
     decide = refresh._side_by_side
     monkeypatch.setattr(refresh, "_side_by_side", lambda *args: chosen.append(decide(*args)) or chosen[-1])
+    told = {"side_by_side": [], "one_loop": []}
     with open_warehouse(side_by_side) as connection:
-        parallel = refresh_feature_set(connection, catalog, feature_set, START, END)
+        parallel = refresh_feature_set(connection, catalog, feature_set, START, END,
+                                       Progress(told["side_by_side"].append, every_seconds=0))
     assert chosen == [True]
     one_loop = _copy(loaded, tmp_path, "one_loop")
     monkeypatch.setattr(refresh, "_side_by_side", lambda *args: False)
     with open_warehouse(one_loop) as connection:
-        sequential = refresh_feature_set(connection, catalog, feature_set, START, END)
+        sequential = refresh_feature_set(connection, catalog, feature_set, START, END,
+                                         Progress(told["one_loop"].append, every_seconds=0))
+    # the same progress lines, in the ranges' order (their seconds aside)
+    lines = {path: [re.sub(r", \d+ s$", "", line) for line in said] for path, said in told.items()}
+    assert lines["side_by_side"] == lines["one_loop"] and len(lines["one_loop"]) == 3
+    assert lines["one_loop"][0].startswith(f"features '{name}': 1 of 3 ranges of days computed, up to 2013-01-31 (")
     assert parallel.rows == sequential.rows > 5000 and len(parallel.stale) == len(_days(START, END))
     assert parallel.proof.passed and parallel.proof.cuts == sequential.proof.cuts
     rows, versions = _stored(side_by_side, name)
