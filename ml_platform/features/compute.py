@@ -6,7 +6,6 @@ Training snapshots and production scoring both read features through `feature_ma
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Iterable
 
 import duckdb
@@ -94,21 +93,21 @@ def prepare_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
 
 def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
                         start: dt.date, end: dt.date, sql_checked: bool = False, prepared: bool = False,
-                        write_turn: Callable[[], AbstractContextManager] = nullcontext,
+                        writes: Callable[[Callable[[], int]], int] | None = None,
                         history: Iterable[str] | None = None) -> int:
     """Write features.<name> for [start, end] (one row per entity row); returns the rows written. `sql_checked`:
     the caller ran `check_feature_set_sql` on this feature set and catalog already; `prepared`: it ran
     `prepare_feature_set` on this connection (the SQL checked, the inputs present, the functions registered).
-    `write_turn()` is entered around the write of the computed rows (and only that): a caller computing ranges
-    on several cursors at once makes their writes wait for each other there. `history`: the sources whose
+    `writes(write)` does the write of the computed rows (and only that) and answers its rows: a caller computing
+    ranges on several cursors at once makes their writes wait for each other there. `history`: the sources whose
     `history.` views are bound, as `bind_sources` takes it (by default all of them)."""
     if catalog.entity_rows(feature_set.entity).is_population and start != end:
-        if write_turn is not nullcontext:  # the turn would be entered once per partition: a range takes one
-            raise ValueError("compute_feature_set: a write_turn is for one range's write; a population's range is "
+        if writes is not None:  # it would be called once per partition: a range takes one
+            raise ValueError("compute_feature_set: `writes` is for one range's write; a population's range is "
                              "written a partition at a time")
         # a population's keys name a row within one partition, so its SQL sees one partition at a time
-        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared, write_turn,
-                                       history)
+        return sum(compute_feature_set(connection, catalog, feature_set, day, day, sql_checked, prepared,
+                                       history=history)
                    for day, _ in grains.partition_days(catalog.entity_rows(feature_set.entity).grain, start, end))
     if not (sql_checked or prepared):
         check_feature_set_sql(connection, catalog, feature_set)
@@ -116,15 +115,15 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
         require_inputs(connection, catalog, feature_set)
         register_functions(connection, list(feature_set.functions))
     with bound(connection, feature_set):
-        return _compute(connection, catalog, feature_set, start, end, write_turn, history)
+        return _compute(connection, catalog, feature_set, start, end, writes, history)
 
 
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-             start: dt.date, end: dt.date, write_turn: Callable[[], AbstractContextManager] = nullcontext,
+             start: dt.date, end: dt.date, writes: Callable[[Callable[[], int]], int] | None = None,
              history: Iterable[str] | None = None) -> int:
     """Bind the relations (every source cut at the range's latest prediction time), run the SQL, write the rows."""
     _bind_range(connection, catalog, feature_set, start, end, history)
-    return _write_bound(connection, catalog, feature_set, start, end, write_turn)
+    return _write_bound(connection, catalog, feature_set, start, end, writes)
 
 
 def _bind_range(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
@@ -197,7 +196,7 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
 
 
 def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
-                 start: dt.date, end: dt.date, write_turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
+                 start: dt.date, end: dt.date, writes: Callable[[Callable[[], int]], int] | None = None) -> int:
     """Run the SQL over the bound relations, check its rows against `entity`, write them."""
     entity = catalog.entity_rows(feature_set.entity)
     for used in feature_set.uses:
@@ -231,8 +230,11 @@ def _write_bound(connection: duckdb.DuckDBPyConnection, catalog: Catalog, featur
     # the write on one thread too, on every path: the rows' stored order then depends on the rows alone (a
     # parallel insert of more than a row group may store them in another order), as a later set's SQL that sums
     # over this table on one thread adds them in stored order
-    with write_turn(), single_threaded(connection):
-        written = replace_date_range(connection, feature_table(feature_set.name), select, start, end)
+    def write() -> int:
+        with single_threaded(connection):
+            return replace_date_range(connection, feature_table(feature_set.name), select, start, end)
+
+    written = write() if writes is None else writes(write)
     connection.execute("DROP TABLE feature_result")
     return written
 

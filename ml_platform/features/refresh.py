@@ -80,49 +80,45 @@ def refresh_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     progress = progress if progress is not None else silent()
     expected, stale = stale_days(connection, catalog, feature_set, start, end)
     todo = ranges(list(stale))
-    rows = 0
+    rows = 0  # written so far, in the ranges' order
 
-    def record(cursor: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> None:
+    def written(cursor: duckdb.DuckDBPyConnection, number: int, first: dt.date, last: dt.date, count: int) -> None:
+        """Range `number` (from 1) of `count` rows written: its versions recorded, the progress told."""
+        nonlocal rows
         # recorded as awaiting the proof: a run that dies before the proof leaves these days stale, never reused
         record_versions(cursor, feature_asset(feature_set.name),
                         {day: awaiting_proof(expected[day]) for day in stale
                          if first.isoformat() <= day <= last.isoformat()})
+        rows += count
+        total = rows
+        progress.tick(lambda: f"features '{feature_set.name}': {number} of {len(todo)} ranges of days computed, "
+                              f"up to {last} ({total:,} rows), {progress.elapsed:.0f} s")
 
     if _side_by_side(connection, catalog, feature_set, todo):
         # the SQL checked, the inputs present and the functions registered once, on the connection: its cursors
         # call its functions (registering them on a cursor would race with the other cursor's registration)
         prepare_feature_set(connection, catalog, feature_set)
         turns = _Turns()
-        so_far = [0]  # rows written by the ranges written so far (in their order: one turn at a time)
 
         def piece(index: int, first: dt.date, last: dt.date) -> Callable[[duckdb.DuckDBPyConnection], int]:
-            def written(cursor: duckdb.DuckDBPyConnection) -> int:
-                def after() -> None:
-                    record(cursor, first, last)
-                    so_far[0] += cursor.execute(
-                        f"SELECT count(*) FROM {feature_table(feature_set.name)} WHERE partition_date BETWEEN "
-                        f"{date_literal(first)} AND {date_literal(last)}").fetchall()[0][0]
-                    total = so_far[0]
-                    progress.tick(lambda: f"features '{feature_set.name}': {index + 1} of {len(todo)} ranges of "
-                                          f"days computed, up to {last} ({total:,} rows), {progress.elapsed:.0f} s")
+            def computed(cursor: duckdb.DuckDBPyConnection) -> int:
                 with turns.failing(index):
                     # no `history.` view: the SQL names none, and these views are shared by every cursor
-                    return compute_feature_set(cursor, catalog, feature_set, first, last, prepared=True,
-                                               write_turn=lambda: turns.turn(index, after), history=())
-            return written
+                    return compute_feature_set(
+                        cursor, catalog, feature_set, first, last, prepared=True, history=(),
+                        writes=lambda write: turns.turn(index, write, lambda count: written(
+                            cursor, index + 1, first, last, count)))
+            return computed
 
         # each range's SQL on one thread as always, so the same bits on either cursor; the writes in order
         with single_threaded(connection), lane_cursors(connection, LANES) as cursors:
-            rows = sum(run_on_cursors(cursors, [piece(index, first, last)
-                                                for index, (first, last) in enumerate(todo)]))
+            run_on_cursors(cursors, [piece(index, first, last) for index, (first, last) in enumerate(todo)])
     else:
         if todo:  # the SQL checks depend on the SQL and the catalog only: once for every range
             check_feature_set_sql(connection, catalog, feature_set)
-        for index, (first, last) in enumerate(todo, start=1):
-            rows += compute_feature_set(connection, catalog, feature_set, first, last, sql_checked=True)
-            record(connection, first, last)
-            progress.tick(lambda: f"features '{feature_set.name}': {index} of {len(todo)} ranges of days computed, "
-                                  f"up to {last} ({rows:,} rows), {progress.elapsed:.0f} s")
+        for number, (first, last) in enumerate(todo, start=1):
+            written(connection, number, first, last,
+                    compute_feature_set(connection, catalog, feature_set, first, last, sql_checked=True))
     if not stale:
         return FeatureRefresh(expected, stale, rows)
     recomputed = [dt.date.fromisoformat(day) for day in stale]
@@ -160,19 +156,20 @@ class _Turns:
         self._next = 0  # the range whose write is next
         self._failed: int | None = None  # the earliest range that failed
 
-    @contextmanager
-    def turn(self, index: int, after: Callable[[], None]) -> Iterator[None]:
-        """Wait until every earlier range is written, write (the block), run `after` and pass the turn on."""
+    def turn(self, index: int, write: Callable[[], int], after: Callable[[int], None]) -> int:
+        """Wait until every earlier range is written, then `write()`, `after(its rows)`, pass the turn on; the
+        rows written."""
         with self._condition:
             self._condition.wait_for(lambda: self._next == index or (
                 self._failed is not None and self._failed < index))
             if self._next != index:
                 raise _EarlierRangeFailed(f"range {index + 1} not written: range {self._failed + 1} failed")
-        yield
-        after()
+        count = write()
+        after(count)
         with self._condition:
             self._next = index + 1
             self._condition.notify_all()
+        return count
 
     @contextmanager
     def failing(self, index: int) -> Iterator[None]:

@@ -129,8 +129,8 @@ def test_turns_write_in_order_whichever_piece_is_ready_first():
 
     def piece(index: int, delay: float) -> None:
         time.sleep(delay)
-        with turns.failing(index), turns.turn(index, lambda: written.append(f"after {index}")):
-            written.append(index)
+        with turns.failing(index):
+            turns.turn(index, lambda: written.append(index) or 0, lambda count: written.append(f"after {index}"))
 
     threads = [threading.Thread(target=piece, args=(index, delay)) for index, delay in ((2, 0.0), (1, 0.1),
                                                                                         (0, 0.3))]
@@ -151,8 +151,7 @@ def test_turns_stop_the_pieces_after_a_failed_one_and_not_those_before_it():
             with turns.failing(index):
                 if fails:
                     raise ValueError(f"piece {index} broke")
-                with turns.turn(index, lambda: None):
-                    outcomes[index] = "written"
+                turns.turn(index, lambda: outcomes.__setitem__(index, "written") or 0, lambda count: None)
         except Exception as error:  # noqa: BLE001 - the test reads each piece's error
             outcomes[index] = type(error).__name__
 
@@ -170,11 +169,11 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def test_a_write_turn_is_refused_for_a_population_s_range(loaded):
-    """A population's range is written a partition at a time: a turn (one write per range) would be entered once
+    """A population's range is written a partition at a time: a turn (one write per range) would be taken once
     per partition and wait for itself."""
     catalog = loaded[1]
     feature_set = next(fs for fs in catalog.feature_sets.values()
                        if catalog.entity_rows(fs.entity).is_population)
     with pytest.raises(ValueError, match="a population's range is written a partition at a time"):
         refresh.compute_feature_set(None, catalog, feature_set, dt.date(2013, 2, 4), dt.date(2013, 2, 24),
-                                    write_turn=lambda: _Turns().turn(0, lambda: None))
+                                    writes=lambda write: _Turns().turn(0, write, lambda count: None))
