@@ -15,6 +15,7 @@ from typing import Callable
 import duckdb
 
 from ml_platform.specs.functions import RegisteredFunction
+from ml_platform.storage.warehouse import registering
 
 
 REGISTRY: dict[str, RegisteredFunction] = {}
@@ -39,17 +40,19 @@ def feature_function(name: str, parameters: tuple[str, ...], returns: str):
 
 
 def register_functions(connection: duckdb.DuckDBPyConnection, names: list[str]) -> None:
-    """Make the named functions callable from SQL on this connection (once per connection)."""
+    """Make the named functions callable from SQL on this connection (once per connection, or once per held
+    warehouse: storage/warehouse.py `registering`)."""
     if not names:  # most feature sets call none: skip the look at the connection's functions
         return
-    present = {row[0] for row in connection.execute(
-        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'scalar'").fetchall()}
-    for name in names:
-        if name in present:
-            continue
-        registered = REGISTRY[name]
-        connection.create_function(name, per_distinct_arguments(registered), list(registered.parameters),
-                                   registered.returns, type="arrow", null_handling="special")
+    with registering(connection) as owner:  # the held warehouse's holder when connection is one of its cursors
+        present = {row[0] for row in owner.execute(
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'scalar'").fetchall()}
+        for name in names:
+            if name in present:
+                continue
+            registered = REGISTRY[name]
+            owner.create_function(name, per_distinct_arguments(registered), list(registered.parameters),
+                                  registered.returns, type="arrow", null_handling="special")
 
 
 _UNKNOWN = object()  # a value not computed yet (None is a value: a NULL argument's)

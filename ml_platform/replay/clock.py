@@ -33,6 +33,7 @@ from ml_platform.names import (PARTITION_TAG, REASON_TAG, outcomes_schedule_name
                                scoring_schedule_name, sources_schedule_name)
 from ml_platform.project import MODELS_VARIABLE, Project
 from ml_platform.reuse import reused
+from ml_platform.storage.warehouse import held_open
 from ml_platform.tags import this_process
 
 LOCATION_NAME = "ml_platform"  # the code location's name in workspace.yaml, so the UI shows the same schedules
@@ -218,12 +219,15 @@ def run_replay(project: Project, home: Path, model_names: list[str], timezone: s
     """Tick through every simulated moment from the morning before `start` to the prediction time of `end`.
 
     With `reuse` (the default) what does not change between runs is kept for the whole replay: the event log's
-    databases open, the definitions built once, each champion's drift reference built once (reuse.py); without
-    it every run builds them anew, as one run alone does. The runs record the same either way.
+    databases open, the definitions built once, each champion's drift reference built once (reuse.py), and in
+    the embedded configuration the warehouse file open (storage/warehouse.py `held_open`: each step's connection
+    is a new connection to it, not the file opened and checkpointed again); without it every run builds and opens
+    them anew, as one run alone does. The runs record the same either way.
     """
     instance = daemons.in_process_instance(home, pooled=reuse)
     try:
         with project_environment(project, model_names), reused() if reuse else nullcontext(), \
+                held_open(project.storage.warehouse) if reuse else nullcontext(), \
                 replay_workspace(project, instance) as context:
             clock = Clock(context, model_names)
             try:

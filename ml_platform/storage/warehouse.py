@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Iterator, Mapping
 
 import duckdb
 
-from ml_platform.names import FEATURE_TABLES_VARIABLE, REGISTRY_VARIABLE, SCHEMAS
+from ml_platform.names import FEATURE_TABLES_VARIABLE, REGISTRY_VARIABLE, RUN_CONFIG_VARIABLE, SCHEMAS
 from ml_platform.storage.faults import pause_point
 
 # SCHEMAS, quote and table are names.py's, listed here too for the modules that write their SQL through this one
@@ -25,6 +26,14 @@ from ml_platform.storage.faults import pause_point
 LOCK_WAIT_SECONDS = 120.0
 MEMORY_LIMIT = "25%"  # of physical memory (or the container's limit), as DuckDB reads it
 SPILL_FOLDER = "duckdb_spill"
+# spec SQL names sources and feature sets bare; the checks keep their names apart
+SEARCH_PATH = "SET search_path = 'source,features,main'"
+
+# warehouse files this process holds open (`held_open`), by resolved path: their connections are handed out as
+# cursors of the database already open, each (by id, while it is open) with the connection holding its database
+_held: dict[Path, duckdb.DuckDBPyConnection] = {}
+_handed: dict[int, duckdb.DuckDBPyConnection] = {}
+_holding = threading.Lock()  # a holder's cursors and registrations are made one at a time, from any thread
 
 
 def connection_settings(path: Path) -> dict[str, str]:
@@ -41,10 +50,30 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
     a private in-memory one instead: nothing to wait for, and the file is not created.
     """
     path = Path(path)
+    held = _held.get(path.resolve()) if _held else None
+    if held is not None:  # the database is open in this process already (held_open): a new connection to it
+        with _holding:
+            connection = held.cursor()
+            _handed[id(connection)] = held
+        try:
+            connection.execute(SEARCH_PATH)
+            yield connection
+        finally:
+            with _holding:
+                del _handed[id(connection)]
+            connection.close()
+        return
     if file_free(path):  # the cluster configuration, every table and registry elsewhere: the file is never made
         with open_private_warehouse(path) as connection:
             yield connection
         return
+    with _connected(path, wait_seconds) as connection:
+        yield connection
+
+
+@contextmanager
+def _connected(path: Path, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse file opened (waiting while another process holds its lock) and prepared; closed afterwards."""
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
@@ -66,6 +95,52 @@ def open_warehouse(path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS) ->
         yield connection
     finally:
         connection.close()
+
+
+def holdable(environment: Mapping[str, str] | None = None) -> bool:
+    """Whether a process may hold the warehouse file open across the runs it executes (held_open): only in the
+    embedded configuration with every run in this process. Delta tables (FEATURE_TABLES_VARIABLE) attach the file
+    read-only from private connections, registries in PostgreSQL (REGISTRY_VARIABLE) may leave no file at all,
+    and a run config file (RUN_CONFIG_VARIABLE) launches steps in other processes, which wait for the file's lock."""
+    environment = os.environ if environment is None else environment
+    return not any(environment.get(name, "").strip()
+                   for name in (FEATURE_TABLES_VARIABLE, REGISTRY_VARIABLE, RUN_CONFIG_VARIABLE))
+
+
+@contextmanager
+def held_open(path: str | Path) -> Iterator[bool]:
+    """Hold the warehouse file open in this process for the block (in the embedded configuration: `holdable`;
+    elsewhere nothing is held). Every `open_warehouse` of it meanwhile is a new connection to the database already
+    open, as cheap as a cursor, instead of opening the file (its catalog read, its log replayed) and closing it
+    (a checkpoint written) each time: a process that executes many runs (a replay: about a dozen connections per
+    simulated day) keeps its connections' work and loses the files' opening. Each connection still starts afresh
+    (its own transactions, temporary objects and settings; the search path set as `prepare` sets it). Committed
+    rows are in the file's log as always; the database is checkpointed and closed when the block ends. The file
+    stays locked by this process meanwhile: another process waits for it (open_warehouse's wait). Yields whether
+    the file is held."""
+    path = Path(path)
+    key = path.resolve()
+    if key in _held or not holdable() or file_free(path):
+        yield key in _held
+        return
+    with _connected(path, LOCK_WAIT_SECONDS) as connection:
+        _held[key] = connection
+        try:
+            yield True
+        finally:
+            del _held[key]
+
+
+@contextmanager
+def registering(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection to register Python functions on (`create_function`) for SQL run on `connection`, one
+    registration at a time. DuckDB registers a function for the whole database, every connection to it sees it,
+    but the Python function lives only as long as the connection that registered it: registered on a connection
+    `open_warehouse` handed out of a held database (held_open), it would be called after that connection closed
+    and freed it. Such functions are registered on the holder, which outlives every connection to its database;
+    any other connection registers its own."""
+    with _holding:
+        yield _handed.get(id(connection), connection)
 
 
 def file_free(database: str | Path, environment: Mapping[str, str] | None = None) -> bool:
@@ -146,8 +221,7 @@ def prepare(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     create_registry_tables(connection)
     create_versions_table(connection)
-    # spec SQL names sources and feature sets bare; the checks keep their names apart
-    connection.execute("SET search_path = 'source,features,main'")
+    connection.execute(SEARCH_PATH)
 
 
 def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
