@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -11,7 +13,7 @@ import pandas as pd
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.importance import snapshot_importance
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.leakage import measure_leakage
+from ml_platform.evaluation.leakage_store import leakage_question, measured_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.decisions import outcome_values
 from ml_platform.evaluation.money import RESAMPLES, best_threshold, bootstrap_interval, money_curve
@@ -28,7 +30,7 @@ from ml_platform.specs.models import GateSpec, ModelSpec, TimeSplit
 from ml_platform.specs.tasks import require_judged_today
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.training.fit import categorical_features, load_model
+from ml_platform.training.fit import load_model
 
 CURVE_POINTS = 101
 
@@ -150,8 +152,10 @@ def _prediction_rows(model: ModelSpec, frame: pd.DataFrame, keys: list[str], sco
 
 
 def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog, model: ModelSpec,
-             training_run: str) -> Evaluation:
-    """Compute the run's evaluation: summary, gate checks (against the live champion too) and per-row predictions."""
+             training_run: str, say: Callable[[str], None] | None = None) -> Evaluation:
+    """Compute the run's evaluation: summary, gate checks (against the live champion too) and per-row predictions.
+    The leakage guard's figures are read back when an earlier evaluation measured the same snapshot file with the
+    same features, limit, seed and code (leakage_store.py); `say` is told so."""
     require_judged_today(model, "evaluation")
     trained = registry.models.get(connection, model.name, training_run)
     snapshot = registry.snapshots.get(connection, model.name, training_run)
@@ -169,11 +173,13 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
                          run_split(model, training_run))
     threshold = measured.threshold
 
-    categories = set(categorical_features(catalog, model))
-    kinds = {name: "category" if name in categories else "number" for name in model.features}
     # the file's hash was verified by read_snapshot above
-    aucs, leakage = measure_leakage(connection, artifacts.path_of(snapshot.path), kinds,
-                                    model.gate.max_feature_roc_auc, seed=model.algorithm.seed)
+    guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
+                             leakage_question(catalog, model, snapshot.sha256))
+    aucs, leakage = guard.aucs, guard.check
+    if guard.reused_from is not None and say is not None:
+        say(f"leakage guard: figures read from {guard.reused_from}, measured by an earlier evaluation of snapshot "
+            f"{snapshot.snapshot_id} with the same features, limit, seed and code")
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,

@@ -144,7 +144,8 @@ def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefin
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key)
+            stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key,
+                                       say=context.log.info)
             checks = check_results(stored.record.summary.gate)
             champion = compared_champion(connection, stored.record.summary)
         return dg.MaterializeResult(metadata=evaluation_metadata(artifacts, stored, champion), check_results=checks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import posixpath
+from typing import Callable
 
 import duckdb
 
@@ -58,12 +59,14 @@ def store_evaluation(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactS
 
 
 def evaluation_of_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, training_run: str) -> Stored[EvaluationRecord]:
-    """The run's stored evaluation (reused), or the run evaluated and stored now."""
+                      model: ModelSpec, training_run: str,
+                      say: Callable[[str], None] | None = None) -> Stored[EvaluationRecord]:
+    """The run's stored evaluation (reused), or the run evaluated and stored now (`say` as evaluate's)."""
     existing = registry.evaluations.get(connection, model.name, training_run)
     if existing is not None:
         return Stored(existing, reused=True)
-    return store_evaluation(connection, artifacts, evaluate(connection, artifacts, catalog, model, training_run))
+    return store_evaluation(connection, artifacts, evaluate(connection, artifacts, catalog, model, training_run,
+                                                            say))
 
 
 def report_with_inline_plots(artifacts: ArtifactStore, summary: EvaluationSummary,

@@ -13,6 +13,7 @@ import pytest
 from ml_platform import names
 from ml_platform.evaluation.plots import PLOTS
 from ml_platform.evaluation.leakage import measure_leakage
+from ml_platform.evaluation.leakage_store import LEAKAGE_FOLDER
 from ml_platform.evaluation.report import headline_markdown
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
@@ -125,6 +126,43 @@ def test_evaluation_keeps_its_predictions_plots_and_report(runs):
     assert runs.query("SELECT count(*) FROM registry.evaluations") == [(1,)]
     assert latest_event(names.stage_key("evaluation", MODEL)).asset_materialization.metadata["reused"].value.startswith(
         "evaluation already stored")
+
+
+def logged(run_id: str, step: str) -> list[str]:
+    """The messages a run's step logged itself (context.log), in order."""
+    return [record.user_message for record in dg.DagsterInstance.get().all_logs(run_id)
+            if record.dagster_event is None and record.step_key and record.step_key.endswith(step)]
+
+
+def test_the_leakage_guard_measures_a_snapshot_once(runs):
+    trained = runs.train()
+    assert trained.outcome.success, trained.outcome.failures
+    answers = runs.project.storage.artifacts / LEAKAGE_FOLDER
+    [answer] = answers.glob("*.json")
+    assert not [line for line in logged(trained.outcome.run_id, "evaluation") if line.startswith("leakage guard:")]
+    with open_warehouse(runs.project.storage.warehouse) as connection:
+        snapshot = registry.snapshots.get(connection, MODEL, trained.training_run)
+    summary = trained.evaluation.summary
+    text = lambda record: "".join(row.model_dump_json() for row in record.single_feature_roc_auc) + \
+        record.gate.no_leakage.model_dump_json()  # noqa: E731
+    # a hyper-parameter change: a new training run on the same snapshot file reads the same answer, and says so
+    document = january_model()
+    document["algorithm"]["params"]["learning_rate"] = 0.07
+    again = runs.train(document, deploy=False)
+    assert again.evaluation is not None, again.outcome.failures  # evaluated (its gate may block it: no matter)
+    assert again.training_run != trained.training_run and again.evaluation.summary.snapshot_id == summary.snapshot_id
+    assert again.evaluation.summary.model_version != summary.model_version
+    assert list(answers.glob("*.json")) == [answer]
+    assert text(again.evaluation.summary) == text(summary)
+    assert [line for line in logged(again.outcome.run_id, "evaluation") if line.startswith("leakage guard:")] == [
+        f"leakage guard: figures read from {answer}, measured by an earlier evaluation of snapshot "
+        f"{summary.snapshot_id} with the same features, limit, seed and code"]
+    assert file_sha256(runs.project.storage.artifacts / snapshot.path) == snapshot.sha256
+    # a new seed is a new question: measured anew, beside the first answer
+    document["algorithm"]["seed"] = document["algorithm"].get("seed", 0) + 1
+    third = runs.train(document, deploy=False)
+    assert third.evaluation is not None, third.outcome.failures
+    assert len(list(answers.glob("*.json"))) == 2
 
 
 def test_a_leaking_feature_fails_the_gate_and_is_named(runs):

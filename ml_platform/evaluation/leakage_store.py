@@ -1,0 +1,136 @@
+"""The leakage guard's figures, measured once per question and kept in the artifact store.
+
+The guard (leakage.py `measure_leakage`) scores every feature alone on fixed-seed samples of a snapshot's training
+and validation rows: its figures follow from the snapshot file's bytes, the features' kinds, the limit, the seed
+and the task, and from the code that measures them. A training run after a hyper-parameter change reuses the
+snapshot of the run before it (same features, same rows), so its guard would measure the same figures again, about
+a second and a half on the demo's snapshot. Instead the figures are stored under a key hashed from all of those
+(the platform's code version and the versions of the libraries that sample and score included), and a later
+evaluation asking the same question reads them back, the same figures to the bit, as recomputing would give.
+
+A stored answer is written whole or not at all (a temporary file renamed into place) and names its own key; one
+that cannot be read or names another key is an error naming the file, never silently measured again over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.code_version import code_version
+from ml_platform.errors import PlatformError
+from ml_platform.evaluation.leakage import measure_leakage
+from ml_platform.records.base import Record
+from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails
+from ml_platform.specs.catalog import Catalog
+from ml_platform.specs.models import ModelSpec
+from ml_platform.training.fit import categorical_features
+
+LEAKAGE_FOLDER = "leakage"  # in the artifact store's root folder
+
+
+class StoredLeakageError(PlatformError, RuntimeError):
+    """A stored leakage answer is unreadable or answers another question."""
+
+
+class LeakageAnswer(Record):
+    """What the guard measured for one question: every feature's scores and the no_leakage check."""
+
+    key: str
+    question: dict
+    aucs: tuple[FeatureAuc, ...]
+    check: GateCheck[LeakageDetails]
+
+
+@dataclass(frozen=True)
+class LeakageQuestion:
+    """Everything the guard's figures are a function of."""
+
+    snapshot_sha256: str
+    kinds: tuple[tuple[str, str], ...]  # (feature, "number" or "category"), in the model's feature order
+    limit: float
+    seed: int
+    task: str
+
+    def described(self) -> dict:
+        import numpy
+        import pandas
+
+        return {"snapshot_sha256": self.snapshot_sha256, "kinds": [list(pair) for pair in self.kinds],
+                "limit": self.limit, "seed": self.seed, "task": self.task, "platform": code_version(),
+                "duckdb": duckdb.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__}
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.described(), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MeasuredLeakage:
+    """The guard's figures, and the stored answer they were read from (None: measured now, and stored)."""
+
+    aucs: tuple[FeatureAuc, ...]
+    check: GateCheck[LeakageDetails]
+    reused_from: Path | None
+
+
+def answer_path(root: Path, question: LeakageQuestion) -> Path:
+    return root / LEAKAGE_FOLDER / f"{question.key()}.json"
+
+
+def read_answer(path: Path, question: LeakageQuestion) -> LeakageAnswer:
+    """The stored answer at path, checked to answer this question."""
+    try:
+        answer = LeakageAnswer.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as error:
+        reason = " ".join(str(error).split())  # on one line
+        raise StoredLeakageError(f"the stored leakage figures {path} cannot be read ({reason}); remove the file to "
+                                 f"measure them again") from error
+    if answer.key != question.key() or answer.question != question.described():
+        raise StoredLeakageError(f"the stored leakage figures {path} answer another question (key {answer.key[:12]}, "
+                                 f"expected {question.key()[:12]}); remove the file to measure them again")
+    return answer
+
+
+def write_answer(path: Path, answer: LeakageAnswer) -> None:
+    """Write the answer whole or not at all: a temporary file beside it, renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".json")
+    try:
+        with os.fdopen(handle, "wb") as output:
+            output.write(answer.model_dump_json().encode())
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def leakage_question(catalog: Catalog, model: ModelSpec, snapshot_sha256: str) -> LeakageQuestion:
+    """The question a binary model's evaluation asks the guard of the snapshot file whose bytes hash to
+    snapshot_sha256: its features as numbers or categories, the gate's limit, the spec's seed."""
+    categories = set(categorical_features(catalog, model))
+    return LeakageQuestion(snapshot_sha256,
+                           tuple((name, "category" if name in categories else "number") for name in model.features),
+                           float(model.gate.max_feature_roc_auc), int(model.algorithm.seed), "binary_classification")
+
+
+def measured_leakage(connection: duckdb.DuckDBPyConnection, root: Path, snapshot_path: Path,
+                     question: LeakageQuestion) -> MeasuredLeakage:
+    """`measure_leakage` of the snapshot file (whose bytes hash to the question's snapshot_sha256, as its caller
+    verified), or the answer stored for the same question under `root` (the artifact store's folder); a new answer
+    is stored."""
+    path = answer_path(root, question)
+    if path.is_file():
+        answer = read_answer(path, question)
+        return MeasuredLeakage(answer.aucs, answer.check, path)
+    aucs, check = measure_leakage(connection, snapshot_path, dict(question.kinds), question.limit, question.seed,
+                                  task=question.task)
+    write_answer(path, LeakageAnswer(key=question.key(), question=question.described(), aucs=aucs, check=check))
+    return MeasuredLeakage(aucs, check, None)
+

@@ -1,0 +1,106 @@
+"""The leakage guard's figures measured once per question (snapshot bytes, kinds, limit, seed, task, code) and read
+back by a later evaluation asking the same: the same figures as measuring again, a new question measured anew, and
+a damaged stored answer refused with its file named."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_platform.evaluation import leakage_store
+from ml_platform.evaluation.leakage import measure_leakage
+from ml_platform.evaluation.leakage_store import (LEAKAGE_FOLDER, LeakageQuestion, StoredLeakageError,
+                                                  measured_leakage)
+from ml_platform.hashing import file_sha256
+
+KINDS = {"feed": "number", "noise": "number", "carrier": "category"}
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    generator = np.random.default_rng(3)
+    frames = []
+    for split, days, start in (("train", 30, "2013-01-01"), ("validation", 8, "2013-02-01"),
+                               ("test", 4, "2013-02-10")):
+        size = days * 80
+        minutes = generator.gamma(2.0, 15.0, size)
+        frames.append(pd.DataFrame({
+            "split": split, "label": (minutes > 30).astype(int),
+            "feed": minutes + generator.normal(scale=10.0, size=size), "noise": generator.normal(size=size),
+            "carrier": generator.choice(["AA", "B6", "DL", None], size=size),
+            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(days), 80), unit="D")}))
+    path = tmp_path / "snapshot.parquet"
+    with duckdb.connect() as connection:
+        connection.register("rows", pd.concat(frames, ignore_index=True))
+        connection.execute(f"COPY rows TO '{path}' (FORMAT parquet)")
+    return path
+
+
+def question(path, seed: int = 7) -> LeakageQuestion:
+    return LeakageQuestion(file_sha256(path), tuple(KINDS.items()), 0.97, seed, "binary_classification")
+
+
+def as_text(aucs, check) -> str:
+    return "".join(auc.model_dump_json() for auc in aucs) + check.model_dump_json()
+
+
+def test_a_second_evaluation_of_the_same_snapshot_reads_the_same_figures_back(tmp_path, snapshot, monkeypatch):
+    root = tmp_path / "artifacts"
+    with duckdb.connect() as connection:
+        first = measured_leakage(connection, root, snapshot, question(snapshot))
+        expected = measure_leakage(connection, snapshot, KINDS, 0.97, seed=7)
+        assert first.reused_from is None
+        assert as_text(first.aucs, first.check) == as_text(*expected)
+        stored = list((root / LEAKAGE_FOLDER).glob("*.json"))
+        assert len(stored) == 1 and not list((root / LEAKAGE_FOLDER).glob(".incoming-*"))
+
+        def measured_again(*arguments, **options):
+            raise AssertionError("the guard measured again a question already answered")
+
+        monkeypatch.setattr(leakage_store, "measure_leakage", measured_again)
+        second = measured_leakage(connection, root, snapshot, question(snapshot))
+    assert second.reused_from == stored[0]
+    assert as_text(second.aucs, second.check) == as_text(*expected)
+
+
+@pytest.mark.parametrize("change", ["seed", "limit", "kinds", "snapshot", "task", "code"])
+def test_another_question_is_measured_anew(tmp_path, snapshot, monkeypatch, change):
+    root, asked = tmp_path / "artifacts", question(snapshot)
+    with duckdb.connect() as connection:
+        measured_leakage(connection, root, snapshot, asked)
+        if change == "seed":
+            asked = dataclasses.replace(asked, seed=8)
+        elif change == "limit":
+            asked = dataclasses.replace(asked, limit=0.9)
+        elif change == "kinds":
+            asked = dataclasses.replace(asked, kinds=tuple({**KINDS, "noise": "category"}.items()))
+        elif change == "snapshot":
+            asked = dataclasses.replace(asked, snapshot_sha256="0" * 64)
+        elif change == "task":
+            asked = dataclasses.replace(asked, task="regression")
+        else:  # a change to the platform's code changes its version
+            monkeypatch.setattr(leakage_store, "code_version", lambda: "0.0.0+changed")
+        again = measured_leakage(connection, root, snapshot, asked)
+    assert again.reused_from is None
+    assert len(list((root / LEAKAGE_FOLDER).glob("*.json"))) == 2
+
+
+def test_a_damaged_or_foreign_stored_answer_is_refused_naming_its_file(tmp_path, snapshot):
+    root = tmp_path / "artifacts"
+    with duckdb.connect() as connection:
+        measured_leakage(connection, root, snapshot, question(snapshot))
+        [stored] = (root / LEAKAGE_FOLDER).glob("*.json")
+        text = stored.read_text()
+        stored.write_text(text[: len(text) // 2])  # cut short
+        with pytest.raises(StoredLeakageError, match=f"{stored}.*cannot be read.*remove the file"):
+            measured_leakage(connection, root, snapshot, question(snapshot))
+        # a whole answer to another question copied under this one's name
+        measured_leakage(connection, root, snapshot, question(snapshot, seed=8))
+        other = next(path for path in (root / LEAKAGE_FOLDER).glob("*.json") if path != stored)
+        stored.write_bytes(other.read_bytes())
+        with pytest.raises(StoredLeakageError, match="answer another question"):
+            measured_leakage(connection, root, snapshot, question(snapshot))
