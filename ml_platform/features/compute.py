@@ -12,6 +12,7 @@ import duckdb
 
 from ml_platform import grains
 from ml_platform.errors import PlatformError
+from ml_platform.reuse import remembered, reusing
 from ml_platform.features.functions import register_functions
 from ml_platform.features.labels import labelled_rows_sql
 from ml_platform.features.slice_columns import slice_columns_sql
@@ -58,7 +59,19 @@ def require_tables(connection: duckdb.DuckDBPyConnection, schema: str, names: li
 def check_feature_set_sql(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
                           feature_set: FeatureSetSpec) -> None:
     """Refuse SQL that is not one SELECT, escapes its relations or reads past the cut relations (it depends only
-    on the SQL and the catalog: a caller computing many days of one catalog may check once)."""
+    on the feature set's spec and the catalog's source names: a caller computing many days of one catalog may
+    check once). Inside `reuse.reused()` (a replay, which refreshes every feature set day after day) a spec
+    checked already against the same source names passes without being parsed again; a refusal is never kept."""
+    if reusing():
+        key = (feature_set.model_dump_json(), tuple(sorted(catalog.sources)))
+        remembered(f"feature set SQL checked: {feature_set.name}", key,
+                   lambda: _check_feature_set_sql(connection, catalog, feature_set) or True)
+        return
+    _check_feature_set_sql(connection, catalog, feature_set)
+
+
+def _check_feature_set_sql(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
+                           feature_set: FeatureSetSpec) -> None:
     problem = only_one_select(connection, feature_set.sql) or refuse_escapes(feature_set.sql, tables_of(feature_set))
     if problem:  # the loader rejects such SQL already; a spec built in code must not write either
         raise FeatureComputationError(f"feature set '{feature_set.name}': {problem}")

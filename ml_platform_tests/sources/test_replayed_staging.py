@@ -35,6 +35,10 @@ def test_a_replay_stages_each_day_from_one_read_of_the_file_with_the_same_rows(t
     monkeypatch.setattr(loading, "_raw_relation_sql",
                         lambda source, path, scratch: reads.append(source.name) or raw_relation_sql(source, path,
                                                                                                       scratch))
+    checked: list[str] = []  # the spec's SQL reach check: each day alone, once per spec in a replay
+    require_contained_source = loading.require_contained_source
+    monkeypatch.setattr(loading, "require_contained_source",
+                        lambda source: checked.append(source.name) or require_contained_source(source))
     with open_warehouse(tmp_path / "warehouse.duckdb") as connection:
         for name in ("flights", "weather"):  # a zipped CSV and a CSV
             source = catalog.sources[name]
@@ -43,6 +47,7 @@ def test_a_replay_stages_each_day_from_one_read_of_the_file_with_the_same_rows(t
             with reused():
                 replayed = [_staged(connection, source, REPO_ROOT, day) for day in DAYS]
             assert reads.count(name) == len(DAYS) + 1  # the file read once for the three days
+            assert checked.count(name) == len(DAYS) + 1
             assert replayed == alone  # column types, values and order of every row
             assert connection.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
                                       [loading.REPLAYED_TEXT]).fetchall() == [(0,)]
