@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 DAYS = [dt.date(2013, 1, day).isoformat() for day in range(1, 5)]
 TABLES = "s3://ml-platform/features-queued"
 BIN = os.path.dirname(sys.executable)
+
+
+def stop_group(group: int, seconds: float = 20.0) -> None:
+    """Stop every process left in a process group: asked to end, then killed after `seconds`."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
 
 
 def test_the_daemon_launches_a_queued_backfill_s_runs_at_once_without_a_warehouse_file(
@@ -57,7 +74,8 @@ def test_the_daemon_launches_a_queued_backfill_s_runs_at_once_without_a_warehous
     monkeypatch.setenv("ML_PLATFORM_POSTGRES_URL", started["ML_PLATFORM_POSTGRES_URL"])  # the instance's database
     daemon_log = (tmp_path / "daemon.log").open("w")
     daemon = subprocess.Popen([os.path.join(BIN, "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                              cwd=queued.root, env=daemon_environment, stdout=daemon_log, stderr=subprocess.STDOUT)
+                              cwd=queued.root, env=daemon_environment, stdout=daemon_log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # its code server and run workers in its process group
     try:
         queued_backfill = subprocess.run(
             [os.path.join(BIN, "dagster"), "job", "backfill", "-w", "workspace.yaml", "-j", DAILY_JOB,
@@ -80,8 +98,11 @@ def test_the_daemon_launches_a_queued_backfill_s_runs_at_once_without_a_warehous
             assert not failures, failures
     finally:
         daemon.terminate()
-        daemon.wait(60)
-        daemon_log.close()
+        try:
+            daemon.wait(60)
+        finally:
+            stop_group(daemon.pid)  # the code server it started outlives it otherwise
+            daemon_log.close()
 
     # launched by the daemon (a run of the queue), and at the same time: the queue let them go together
     assert sorted(records) == DAYS
