@@ -56,7 +56,7 @@ import pandas as pd
 
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.rank_statistics import (
-    agreement_correlation, concordance, intraclass_correlation, null_concordance_error, roc_auc)
+    agreement_correlation, coded_concordance, coded_roc_auc, intraclass_correlation, null_concordance_error)
 from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails, OutOfTimeSignal, SignalCollapse
 from ml_platform.snapshots.columns import sample_split
 
@@ -73,78 +73,111 @@ SMOOTHING = 10.0  # pseudo-rows at the overall positive rate added to every cate
 # beyond this many training rows the guard measures a fixed-seed sample of them: a million rows pin each AUC to
 # about 0.001, far finer than any sensible limit, at a tenth of the memory and time of ten million
 LEAKAGE_ROWS = 1_000_000
+_MISSING = "\x00missing"  # a category column's missing values, as text: a category of their own
 
 
 class LeakageInputError(PlatformError, ValueError):
     """The leakage guard was given a task it does not know or a label that does not fit the task."""
 
 
-def _auc(label: np.ndarray, scores: np.ndarray, task: str = "binary_classification") -> float:
-    """ROC AUC (binary) or concordance (regression) in the stronger direction (at least 0.5)."""
-    if np.ptp(scores) == 0:
-        return 0.5
-    auc = concordance(label, scores) if task == "regression" else roc_auc(label, scores)
+def _auc(label: np.ndarray, codes: np.ndarray, size: int, task: str = "binary_classification") -> float:
+    """ROC AUC (binary) or concordance (regression) in the stronger direction (at least 0.5) of scores given as
+    codes: each row's position among the `size` distinct scores in increasing order. Every score the guard takes
+    is read this way, so that a column is sorted once however many scores read it."""
+    if size < 2:
+        return 0.5  # a single value for every row
+    auc = coded_concordance(label, codes, size) if task == "regression" else coded_roc_auc(label, codes, size)
     return max(auc, 1.0 - auc)
+
+
+def _out_of_fold_table(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each fold's rate of each category, learned on the other folds and smoothed towards the overall rate (a
+    fold's rows get their category's rate in the fold's row), and which cells hold rows, both FOLDS x categories."""
+    size = int(codes.max()) + 1 if len(codes) else 0
+    cells = folds.astype(np.int64) * size + codes
+    fold_counts = np.bincount(cells, minlength=FOLDS * size).reshape(FOLDS, size)
+    if label.dtype.kind in "iub":
+        # an integer label in one pass: every fold's sums are whole numbers, exact in float64 whatever their
+        # order, so the other folds' sums are the totals less the fold's, and the rates the same bits
+        fold_positives = np.bincount(cells, weights=label, minlength=FOLDS * size).reshape(FOLDS, size)
+        positives = fold_positives.sum(axis=0) - fold_positives
+        counts = fold_counts.sum(axis=0) - fold_counts
+        rows = counts.sum(axis=1)
+        prior = np.where(rows > 0, positives.sum(axis=1) / np.maximum(rows, 1), 0.5)
+        return (positives + SMOOTHING * prior[:, None]) / (counts + SMOOTHING), fold_counts > 0
+    table = np.empty((FOLDS, size))
+    for fold in range(FOLDS):
+        rest = folds != fold
+        prior = label[rest].mean() if rest.any() else 0.5
+        positives = np.bincount(codes[rest], weights=label[rest], minlength=size)
+        counts = np.bincount(codes[rest], minlength=size)
+        table[fold] = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
+    return table, fold_counts > 0
 
 
 def _out_of_fold_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Each row's category positive rate, learned on the other folds and smoothed towards the overall rate."""
-    if label.dtype.kind in "iub":
-        return _out_of_fold_counted_rate(codes, label, folds)
-    encoded = np.empty(len(codes))
-    size = int(codes.max()) + 1 if len(codes) else 0
-    for fold in range(FOLDS):
-        held = folds == fold
-        rest = ~held
-        prior = label[rest].mean() if rest.any() else 0.5
-        positives = np.bincount(codes[rest], weights=label[rest], minlength=size)
-        counts = np.bincount(codes[rest], minlength=size)
-        rate = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
-        encoded[held] = rate[codes[held]]
-    return encoded
+    table, _ = _out_of_fold_table(codes, label, folds)
+    return table[folds, codes] if len(codes) else np.empty(0)
 
 
-def _out_of_fold_counted_rate(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """_out_of_fold_rate for an integer label in one pass: every fold's sums are whole numbers, exact in float64
-    whatever their order, so the other folds' sums are the totals less the fold's, and the rates the same bits."""
-    if not len(codes):
-        return np.empty(0)
-    size = int(codes.max()) + 1
-    cells = folds.astype(np.int64) * size + codes
-    fold_positives = np.bincount(cells, weights=label, minlength=FOLDS * size).reshape(FOLDS, size)
-    fold_counts = np.bincount(cells, minlength=FOLDS * size).reshape(FOLDS, size)
-    positives = fold_positives.sum(axis=0) - fold_positives
-    counts = fold_counts.sum(axis=0) - fold_counts
-    rows = counts.sum(axis=1)
-    prior = np.where(rows > 0, positives.sum(axis=1) / np.maximum(rows, 1), 0.5)
-    rate = (positives + SMOOTHING * prior[:, None]) / (counts + SMOOTHING)
-    return rate[folds, codes]
+def _out_of_fold_codes(codes: np.ndarray, label: np.ndarray, folds: np.ndarray) -> tuple[np.ndarray, int]:
+    """_out_of_fold_rate as codes of its distinct rates (see _auc): a rate is a function of the row's fold and
+    category, so the rates sorted are those of the cells that hold rows, not of every row."""
+    table, filled = _out_of_fold_table(codes, label, folds)
+    distinct, inverse = np.unique(table[filled], return_inverse=True)
+    cells = np.zeros(table.shape, dtype=np.int64)
+    cells[filled] = inverse
+    return cells[folds, codes], len(distinct)
 
 
 def _category_codes(values: pd.Series) -> np.ndarray:
-    """Integer codes of a column's values as text, missing values as a code of their own."""
-    text = values.astype("string").fillna("\x00missing")
-    return pd.factorize(text, sort=True)[0].astype(np.int64)
+    """Integer codes of a column's values as text, in the text's sorted order, missing values as a code of their
+    own ("\x00missing", first).
+
+    A column of texts or integers is turned into text once per distinct value, not per row: there two values are
+    equal exactly when their texts are. Any other column (floats: 0.0 and -0.0 are equal, their texts are not;
+    objects of mixed types: True == 1 == 1.0) has each row turned into text."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # missing: -1
+    if not (values.dtype.kind in "iu" or (values.dtype == object and pd.api.types.infer_dtype(uniques) == "string")):
+        return pd.factorize(values.astype("string").fillna(_MISSING), sort=True)[0].astype(np.int64)
+    text = pd.Series(uniques).astype("string").fillna(_MISSING).tolist()
+    missing = codes < 0
+    if missing.any():
+        text.append(_MISSING)
+    text_codes = pd.factorize(pd.array(text, dtype="string"), sort=True)[0].astype(np.int64)
+    return text_codes[np.where(missing, len(text) - 1, codes)]
 
 
-def _bin_codes(numbers: np.ndarray) -> np.ndarray:
-    """Bin codes of numbers (each value its own bin when there are few, else quantile bins), missing apart."""
-    codes = np.full(len(numbers), -1, dtype=np.int64)
+def _sorted_values(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct finite values of numbers in increasing order, and each row's position among them (-1 for a
+    missing or infinite value)."""
     present = np.isfinite(numbers)
-    if present.any():
-        distinct = np.unique(numbers[present])
-        if len(distinct) <= QUANTILE_BINS:
-            codes[present] = np.searchsorted(distinct, numbers[present])
-        else:
-            codes[present] = np.asarray(pd.qcut(numbers[present], QUANTILE_BINS, labels=False, duplicates="drop"),
-                                        dtype=np.int64)
-    return codes + 1
+    distinct, inverse = np.unique(numbers[present], return_inverse=True)
+    positions = np.full(len(numbers), -1, dtype=np.int64)
+    positions[present] = inverse
+    return distinct, positions
+
+
+def _bin_codes(distinct: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Bin codes of numbers given as their _sorted_values: each value its own bin when there are few, else the
+    bins of `pd.qcut(values, QUANTILE_BINS, duplicates="drop")`; missing values apart (code 0).
+
+    The quantiles are those of the values sorted (`np.repeat` of the distinct values by their counts: the same
+    order statistics, with no sort), and each distinct value is cut once, not each row."""
+    if len(distinct) <= QUANTILE_BINS:
+        return positions + 1
+    counts = np.bincount(positions[positions >= 0], minlength=len(distinct))
+    edges = pd.Series(np.repeat(distinct, counts)).quantile(np.linspace(0, 1, QUANTILE_BINS + 1)).to_numpy()
+    bins = np.asarray(pd.cut(distinct, edges, labels=False, include_lowest=True, duplicates="drop"),
+                      dtype=np.int64)
+    return np.concatenate([[0], bins + 1])[positions + 1]
 
 
 class _Columns:
     """A frame's feature columns as the guard reads them, each worked out once however many scores and
-    correlations read it: whether it holds a single value, a category's codes, a number column's floats and
-    quantile bins."""
+    correlations read it: whether it holds a single value, a category's codes, a number column's floats, its
+    distinct values sorted (and each row's place among them) and its quantile bins."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
@@ -166,8 +199,11 @@ class _Columns:
         return self._get("numbers", name, lambda: pd.to_numeric(self.frame[name], errors="coerce").to_numpy(
             dtype="float64", na_value=np.nan))
 
+    def sorted_values(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._get("sorted", name, lambda: _sorted_values(self.numbers(name)))
+
     def bins(self, name: str) -> np.ndarray:
-        return self._get("bins", name, lambda: _bin_codes(self.numbers(name)))
+        return self._get("bins", name, lambda: _bin_codes(*self.sorted_values(name)))
 
     def scored(self, name: str) -> None:
         """The column's score is taken: its bins (read by the scores alone, once per class) are let go, so that at
@@ -194,16 +230,20 @@ def _feature_score(columns: _Columns, name: str, kind: str, label: np.ndarray, f
         return max(_feature_score(columns, name, kind, (label == code).astype(int), folds, "binary_classification")
                    for code in classes)
     if kind == "category":
-        return _auc(label, _out_of_fold_rate(columns.codes(name), label, folds), task)
-    numbers = columns.numbers(name)
-    missing = ~np.isfinite(numbers)
-    best = _auc(label, _out_of_fold_rate(columns.bins(name), label, folds), task)
+        return _auc(label, *_out_of_fold_codes(columns.codes(name), label, folds), task)
+    best = _auc(label, *_out_of_fold_codes(columns.bins(name), label, folds), task)
+    distinct, positions = columns.sorted_values(name)
+    missing = positions < 0
+    size = len(distinct)
     if not missing.any():
-        return max(best, _auc(label, numbers, task))  # either place for missing values leaves the same numbers
-    if (~missing).any():
-        low, high = np.nanmin(numbers[~missing]), np.nanmax(numbers[~missing])
-        for fill in (low - 1.0, high + 1.0):  # missing values ranked below, then above, every value
-            best = max(best, _auc(label, np.where(missing, fill, numbers), task))
+        return max(best, _auc(label, positions, size, task))  # either place for missing values: the same numbers
+    if size:
+        # missing values ranked below, then above, every value: filled with the lowest value - 1 and the highest
+        # + 1, which are new values unless 1 is below the value's precision (then they join it)
+        below = 1 if distinct[0] - 1.0 < distinct[0] else 0
+        best = max(best, _auc(label, np.where(missing, 0, positions + below), size + below, task))
+        above = 1 if distinct[-1] + 1.0 > distinct[-1] else 0
+        best = max(best, _auc(label, np.where(missing, size - 1 + above, positions), size + above, task))
     return best
 
 
@@ -282,9 +322,15 @@ def _feature_correlation(columns: _Columns, name: str, kind: str, groups: np.nda
         return None
     if kind == "category":
         return agreement_correlation(columns.codes(name), groups)
-    numbers = columns.numbers(name)
-    ranks = pd.Series(np.where(np.isfinite(numbers), numbers, -np.inf)).rank().to_numpy()  # missing lowest
-    return intraclass_correlation(ranks, groups)
+    return intraclass_correlation(_average_ranks(*columns.sorted_values(name)), groups)
+
+
+def _average_ranks(distinct: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Each row's rank from 1 among the values of its column (_sorted_values), ties sharing their average rank and
+    missing values lowest, as pandas' `rank()` gives them (half-integers: exact in float64)."""
+    counts = np.bincount(positions + 1, minlength=len(distinct) + 1).astype("float64")  # missing first
+    before = np.cumsum(counts) - counts
+    return (before + (counts + 1.0) / 2.0)[positions + 1]
 
 
 def _label_correlation(label: np.ndarray, task: str, groups: np.ndarray) -> float:

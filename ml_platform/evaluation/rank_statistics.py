@@ -13,8 +13,14 @@ def roc_auc(label: np.ndarray, scores: np.ndarray) -> float:
     counted per distinct score: the leakage guard scores every feature of every training row two to four times.
     """
     values, inverse = np.unique(scores, return_inverse=True)
-    positives = np.bincount(inverse, weights=label, minlength=len(values))
-    negatives = np.bincount(inverse, minlength=len(values)) - positives
+    return coded_roc_auc(label, inverse, len(values))
+
+
+def coded_roc_auc(label: np.ndarray, codes: np.ndarray, size: int) -> float:
+    """roc_auc of scores given as codes: each row's position among the `size` distinct scores in increasing order
+    (np.unique's inverse), for a caller that has sorted the scores once and reads them several times."""
+    positives = np.bincount(codes, weights=label, minlength=size)
+    negatives = np.bincount(codes, minlength=size) - positives
     total_positive, total_negative = positives.sum(), negatives.sum()
     if total_positive == 0 or total_negative == 0:
         raise ValueError("ROC AUC needs both classes among the rows")
@@ -64,18 +70,24 @@ def concordance(label: np.ndarray, scores: np.ndarray) -> float:
     an inversion of the scores' ranks, so concordant - discordant = all pairs - score-tied pairs - 2 inversions
     - the pairs inside a label group that differ in score (all of them counted as concordant by the sort).
     """
+    score_values, score_codes = np.unique(np.asarray(scores, dtype="float64"), return_inverse=True)
+    return coded_concordance(label, score_codes, len(score_values))
+
+
+def coded_concordance(label: np.ndarray, score_codes: np.ndarray, size: int) -> float:
+    """concordance of scores given as codes: each row's position among the `size` distinct scores in increasing
+    order (np.unique's inverse)."""
     label = np.asarray(label, dtype="float64")
-    scores = np.asarray(scores, dtype="float64")
     label_values, label_codes = np.unique(label, return_inverse=True)
     if len(label_values) < 2:
         raise ValueError("the concordance index needs at least two different labels among the rows")
-    score_values, score_codes = np.unique(scores, return_inverse=True)
+    score_codes = np.asarray(score_codes, dtype=np.int64)
     order = np.lexsort((score_codes, label_codes))
     size = len(label)
     all_pairs = size * (size - 1) // 2
     score_tied = _pairs(np.bincount(score_codes))
     label_tied = _pairs(np.bincount(label_codes))
-    both_tied = _pairs(np.unique(label_codes.astype(np.int64) * len(score_values) + score_codes,
+    both_tied = _pairs(np.unique(label_codes.astype(np.int64) * size + score_codes,
                                  return_counts=True)[1])
     excess = all_pairs - score_tied - 2 * strict_inversions(score_codes[order]) - (label_tied - both_tied)
     return 0.5 + 0.5 * excess / (all_pairs - label_tied)

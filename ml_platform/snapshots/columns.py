@@ -74,13 +74,15 @@ def sample_split(connection: duckdb.DuckDBPyConnection, path: Path, split: str, 
                  seed: int) -> tuple[pd.DataFrame, int]:
     """Some columns of at most `size` rows of a split, drawn without replacement with a fixed seed, in the file's
     order (every row when there are no more), and the number of rows the split has."""
+    columns = ", ".join(quote(name) for name in names)
+    available = connection.execute(
+        f"SELECT count(*) FROM read_parquet('{path}') WHERE {split_condition(split)}").fetchone()[0]
+    if available <= size:
+        return connection.execute(
+            f"SELECT {columns} FROM read_parquet('{path}') WHERE {split_condition(split)}").df(), available
     positions = connection.execute(
         f"SELECT file_row_number FROM read_parquet('{path}', file_row_number = true) "
         f"WHERE {split_condition(split)} ORDER BY file_row_number").fetchnumpy()["file_row_number"]
-    columns = ", ".join(quote(name) for name in names)
-    if len(positions) <= size:
-        return connection.execute(
-            f"SELECT {columns} FROM read_parquet('{path}') WHERE {split_condition(split)}").df(), len(positions)
     drawn = pd.DataFrame({"file_row_number": np.sort(np.random.default_rng(seed).choice(positions, size=size,
                                                                                          replace=False))})
     connection.register("sampled_snapshot_rows", drawn)

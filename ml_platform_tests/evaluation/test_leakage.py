@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_platform.evaluation.leakage import leakage_result, roc_auc, single_feature_aucs
+from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+from ml_platform.evaluation.rank_statistics import roc_auc
 from ml_platform.records.gate import FeatureAuc
 
 ROWS = 2000
