@@ -177,9 +177,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
                              leakage_question(catalog, model, snapshot.sha256))
     aucs, leakage = guard.aucs, guard.check
-    if guard.reused_from is not None and say is not None:
-        say(f"leakage guard: figures read from {guard.reused_from}, measured by an earlier evaluation of snapshot "
-            f"{snapshot.snapshot_id} with the same features, limit, seed and code")
+    if say is not None and (line := guard.reuse_line(snapshot.snapshot_id)):
+        say(line)
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,

@@ -3,6 +3,7 @@ money with its bootstrap interval, the money curve, the task's metrics and its g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,7 @@ from ml_platform.errors import PlatformError
 
 from ml_platform.evaluation.decisions import (
     ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
-from ml_platform.evaluation.leakage import (
-    LEAKAGE_ROWS, SCORE_NAMES, leakage_result, measure_leakage, single_feature_aucs)
+from ml_platform.evaluation.leakage_store import leakage_question, measured_leakage
 from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
 from ml_platform.evaluation.side_by_side import task_side_by_side
 from ml_platform.evaluation.slices import slice_column_of
@@ -29,14 +29,13 @@ from ml_platform.evaluation.task_importance import NOT_MEASURED, task_importance
 from ml_platform.records.gate import ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails
 from ml_platform.records.tasks import (
     MetricBoundsDetails, MetricCheck, SliceTaskMoney, TaskEvaluationRecord, TaskGate, TaskMeasurement)
+from ml_platform.records.registry import SnapshotRecord
 from ml_platform.snapshots.build import read_snapshot
-from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import MetricBound, ModelSpec, TimeSplit
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
-from ml_platform.training.algorithms import targets
-from ml_platform.training.fit import categorical_features, load_model
+from ml_platform.training.fit import load_model
 
 
 class TaskEvaluationError(PlatformError, RuntimeError):
@@ -151,21 +150,17 @@ def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_pr
     ), decided
 
 
-def task_leakage(connection: duckdb.DuckDBPyConnection, path: Path, catalog: Catalog,
-                 model: ModelSpec) -> GateCheck[LeakageDetails]:
+def task_leakage(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                 model: ModelSpec, snapshot: SnapshotRecord,
+                 say: Callable[[str], None] | None = None) -> GateCheck[LeakageDetails]:
     """The no_leakage check of a regression (concordance, on training and validation rows, with the out-of-time
-    warning) or a multiclass model (one-vs-rest ROC AUC of each feature on the training rows, classes as codes)."""
-    categories = set(categorical_features(catalog, model))
-    kinds = {name: "category" if name in categories else "number" for name in model.features}
-    limit, seed, task = model.gate.max_feature_roc_auc, model.algorithm.seed, model.label.task
-    if task == "regression":
-        return measure_leakage(connection, path, kinds, limit, seed, task=task)[1]
-    if task == "binary_classification":
-        return measure_leakage(connection, path, kinds, limit, seed)[1]
-    train, available = sample_split(connection, path, "train", ["label", *kinds], LEAKAGE_ROWS, seed=seed)
-    codes = targets(model.label, train["label"].to_numpy(dtype=object), "train")
-    aucs = single_feature_aucs(train, kinds, codes, seed=seed, task=task)
-    return leakage_result(aucs, limit, len(train), available, score=SCORE_NAMES[task])
+    warning) or a multiclass model (one-vs-rest ROC AUC of each feature on the training rows, classes as codes),
+    measured once per snapshot and question (leakage_store): a later run on the same snapshot reads it back."""
+    guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
+                             leakage_question(catalog, model, snapshot.sha256))
+    if say is not None and (line := guard.reuse_line(snapshot.snapshot_id)):
+        say(line)
+    return guard.check
 
 
 @dataclass(frozen=True)
@@ -211,7 +206,8 @@ def _stored_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
 
 
 def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                      model: ModelSpec, training_run: str) -> TaskRunEvaluation:
+                      model: ModelSpec, training_run: str,
+                      say: Callable[[str], None] | None = None) -> TaskRunEvaluation:
     """Measure a regression or multiclass training run on its snapshot, compare it with the live champion in money
     (evaluation.task_comparison), run the leakage guard of its task, store the measurement, report, plots and test
     predictions as content-addressed files and register it in registry.task_evaluations, once: a run already
@@ -244,7 +240,7 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     keys = list(catalog.entity_rows(model.entity).keys)
     rows = _prediction_rows(model, keys, split["test"], test_predictions, decided)
     predictions = write_predictions(connection, artifacts, model.name, rows)
-    leakage = task_leakage(connection, artifacts.path_of(snapshot.path), catalog, model)
+    leakage = task_leakage(connection, artifacts, catalog, model, snapshot, say)
     comparison = task_beats_champion(connection, artifacts, catalog, model, trained.model_version, split["test"],
                                      decided.per_row, seed=model.algorithm.seed)
     gate = task_gate(model, measurement, comparison, leakage)

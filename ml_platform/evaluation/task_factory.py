@@ -66,7 +66,8 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.Assets
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            evaluated = evaluate_task_run(connection, artifacts, catalog, model, context.partition_key)
+            evaluated = evaluate_task_run(connection, artifacts, catalog, model, context.partition_key,
+                                          say=context.log.info)
         measurement, record, plots = evaluated.measurement, evaluated.record, evaluated.plots
         checks = {name: (check.passed, check.why) for name, check in record.gate.checks()}
         images = "".join(f"\n\n![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"

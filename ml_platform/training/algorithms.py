@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -263,12 +264,18 @@ def targets(label: LabelSpec | None, values: np.ndarray, split: str) -> np.ndarr
             raise LabelError(f"the {split} rows have {int((~np.isfinite(numbers)).sum())} label(s) that are not "
                              f"finite numbers (label.expression)")
         return numbers
+    return class_positions(label.classes, values, split)
+
+
+def class_positions(classes: Sequence[str], values: np.ndarray, split: str) -> np.ndarray:
+    """Each multiclass label's position in the spec's classes (a value that is not a declared class is an error
+    naming it)."""
     text = pd.Series(values, dtype="string")
-    positions = pd.Index(label.classes, dtype="string").get_indexer(text)
+    positions = pd.Index(list(classes), dtype="string").get_indexer(text)
     if (positions < 0).any():
         unknown = sorted(set(text[positions < 0].astype(str)))
         raise LabelError(f"the {split} rows have label value(s) {', '.join(map(repr, unknown[:5]))} that "
-                         f"label.classes does not list (allowed: {', '.join(label.classes)})")
+                         f"label.classes does not list (allowed: {', '.join(classes)})")
     return positions.astype("int64")
 
 

@@ -104,3 +104,71 @@ def test_a_damaged_or_foreign_stored_answer_is_refused_naming_its_file(tmp_path,
         stored.write_bytes(other.read_bytes())
         with pytest.raises(StoredLeakageError, match="answer another question"):
             measured_leakage(connection, root, snapshot, question(snapshot))
+
+
+def task_snapshot(tmp_path, task: str):
+    """A snapshot whose label is a number (regression) or a class name (multiclass), from the same rows."""
+    generator = np.random.default_rng(5)
+    frames = []
+    for split, days, start in (("train", 20, "2013-01-01"), ("validation", 6, "2013-02-01"),
+                               ("test", 3, "2013-02-10")):
+        size = days * 60
+        minutes = generator.gamma(2.0, 15.0, size)
+        label = minutes if task == "regression" else np.select([minutes < 15, minutes < 45], ["early", "on_time"],
+                                                               "late")
+        frames.append(pd.DataFrame({
+            "split": split, "label": label, "feed": minutes + generator.normal(scale=10.0, size=size),
+            "noise": generator.normal(size=size), "carrier": generator.choice(["AA", "B6", "DL", None], size=size),
+            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(days), 60), unit="D")}))
+    path = tmp_path / f"{task}.parquet"
+    with duckdb.connect() as connection:
+        connection.register("rows", pd.concat(frames, ignore_index=True))
+        connection.execute(f"COPY rows TO '{path}' (FORMAT parquet)")
+    return path
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_every_task_is_measured_once_and_read_back(tmp_path, monkeypatch, task):
+    """A regression model's guard (training and validation, with the out-of-time warning) and a multiclass one's
+    (training rows, labels coded by the classes' positions) are stored and read back like a binary one's."""
+    from ml_platform.evaluation.leakage import leakage_result, single_feature_aucs
+    from ml_platform.snapshots.columns import sample_split
+
+    path, root = task_snapshot(tmp_path, task), tmp_path / "artifacts"
+    classes = ("early", "on_time", "late") if task == "multiclass" else ()
+    asked = LeakageQuestion(file_sha256(path), tuple(KINDS.items()), 0.97, 7, task, classes)
+    with duckdb.connect() as connection:
+        if task == "regression":
+            expected = measure_leakage(connection, path, KINDS, 0.97, seed=7, task=task)
+        else:
+            train, available = sample_split(connection, path, "train", ["label", *KINDS], 10**6, seed=7)
+            codes = pd.Index(classes).get_indexer(train["label"])
+            aucs = single_feature_aucs(train, KINDS, codes, seed=7, task=task)
+            expected = aucs, leakage_result(aucs, 0.97, len(train), available, score="one-vs-rest ROC AUC")
+        first = measured_leakage(connection, root, path, asked)
+        assert first.reused_from is None and as_text(first.aucs, first.check) == as_text(*expected)
+        assert first.check.details.out_of_time is not None if task == "regression" else \
+            first.check.details.out_of_time is None
+
+        def measured_again(*arguments, **options):
+            raise AssertionError("the guard measured again a question already answered")
+
+        monkeypatch.setattr(leakage_store, "_measure", measured_again)
+        second = measured_leakage(connection, root, path, asked)
+        assert second.reused_from is not None and as_text(second.aucs, second.check) == as_text(*expected)
+        assert second.reuse_line("S1").startswith(f"leakage guard: figures read from {second.reused_from}")
+        if task == "multiclass":  # the classes in another order code the labels otherwise: another question
+            monkeypatch.undo()
+            reordered = measured_leakage(connection, root, path, dataclasses.replace(asked, classes=classes[::-1]))
+            assert reordered.reused_from is None
+
+
+def test_a_label_outside_the_classes_is_refused_naming_it(tmp_path):
+    from ml_platform.training.algorithms import LabelError
+
+    path = task_snapshot(tmp_path, "multiclass")
+    asked = LeakageQuestion(file_sha256(path), tuple(KINDS.items()), 0.97, 7, "multiclass", ("early", "on_time"))
+    with duckdb.connect() as connection, pytest.raises(LabelError, match="'late'.*allowed: early, on_time"):
+        measured_leakage(connection, tmp_path / "artifacts", path, asked)
+    assert not (tmp_path / "artifacts" / LEAKAGE_FOLDER).exists() or \
+        not list((tmp_path / "artifacts" / LEAKAGE_FOLDER).iterdir())
