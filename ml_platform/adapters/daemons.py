@@ -34,6 +34,7 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from ml_platform.adapters.instance import open_instance
 from ml_platform.adapters.pooled_event_log import pooled_event_log
+from ml_platform.adapters.stamped_storage import stamped_storages
 
 # runs execute in this process as the queue launches them: the code is already loaded, and the warehouse admits
 # one writer anyway
@@ -43,9 +44,11 @@ Workspace = WorkspaceProcessContext  # a loaded workspace, what the daemons iter
 
 
 def in_process_instance(home: Path, pooled: bool = True) -> dg.DagsterInstance:
-    """The instance of a folder (same storage, same queue), launching its runs in this process; with `pooled`, its
-    batching event log keeps its databases open (pooled_event_log)."""
-    return open_instance(home, overrides={"run_launcher": SYNC_LAUNCHER, **(pooled_event_log(home) if pooled else {})})
+    """The instance of a folder (same storage, same queue), launching its runs in this process; its run and schedule
+    databases opened without reading Alembic's scripts (stamped_storages: the instances its ticks build from its
+    reference do the same); with `pooled`, its batching event log keeps its databases open (pooled_event_log)."""
+    return open_instance(home, overrides={"run_launcher": SYNC_LAUNCHER, **stamped_storages(home),
+                                          **(pooled_event_log(home) if pooled else {})})
 
 
 @contextmanager
