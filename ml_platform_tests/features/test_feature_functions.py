@@ -47,3 +47,41 @@ def test_the_python_function_runs_once_per_distinct_argument(monkeypatch):
 def test_a_return_type_outside_the_list_is_refused():
     with pytest.raises(ValueError, match="returns HUGEINT; allowed: INTEGER, BIGINT, DOUBLE"):
         functions.feature_function("huge", ("DATE",), "HUGEINT")
+
+
+class RecordingConnection:
+    """Stands in for a DuckDB connection: records the look at its functions and each registration."""
+
+    def __init__(self, present: tuple[str, ...] = ()):
+        self.looks, self.registered, self.present = 0, [], present
+
+    def execute(self, sql):
+        assert "duckdb_functions()" in sql
+        self.looks += 1
+        return self
+
+    def fetchall(self):
+        return [(name,) for name in self.present]
+
+    def create_function(self, name, *arguments, **options):
+        self.registered.append(name)
+
+
+def test_a_connection_looks_at_its_functions_once_per_name():
+    """What a connection registered (or found registered) is remembered with it: the next feature set calling the
+    same function neither looks at the connection's functions (12 ms) nor registers it again; a new name does."""
+    connection = RecordingConnection()
+    register_functions(connection, ["days_to_us_holiday"])
+    register_functions(connection, ["days_to_us_holiday"])
+    assert (connection.looks, connection.registered) == (1, ["days_to_us_holiday"])
+    other = RecordingConnection(present=("days_to_us_holiday",))  # found there: not registered, remembered
+    register_functions(other, ["days_to_us_holiday"])
+    register_functions(other, ["days_to_us_holiday"])
+    assert (other.looks, other.registered) == (1, [])
+    assert connection in functions._callable and other in functions._callable
+    del connection
+    import gc
+
+    gc.collect()
+    remembered = [key for key in functions._callable.keys() if isinstance(key, RecordingConnection)]
+    assert remembered == [other]  # forgotten with the connection
