@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import duckdb
@@ -13,7 +12,7 @@ import pandas as pd
 from ml_platform.errors import PlatformError
 from ml_platform.evaluation.importance import snapshot_importance
 from ml_platform.evaluation.comparison import beats_champion
-from ml_platform.evaluation.leakage_store import leakage_question, measured_leakage
+from ml_platform.evaluation.leakage_store import snapshot_leakage
 from ml_platform.evaluation.metrics import calibration_table, classification_metrics, roc_points, sanity_problems
 from ml_platform.evaluation.decisions import outcome_values
 from ml_platform.evaluation.money import RESAMPLES, best_threshold, bootstrap_interval, money_curve
@@ -174,11 +173,8 @@ def evaluate(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, ca
     threshold = measured.threshold
 
     # the file's hash was verified by read_snapshot above
-    guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
-                             leakage_question(catalog, model, snapshot.sha256))
+    guard = snapshot_leakage(connection, artifacts, catalog, model, snapshot, say)
     aucs, leakage = guard.aucs, guard.check
-    if say is not None and (line := guard.reuse_line(snapshot.snapshot_id)):
-        say(line)
 
     test = split["test"]
     comparison = beats_champion(connection, artifacts, catalog, model, trained.model_version, test,

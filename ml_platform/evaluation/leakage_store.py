@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,11 @@ from ml_platform.evaluation.leakage import (
     LEAKAGE_ROWS, SCORE_NAMES, leakage_result, measure_leakage, single_feature_aucs)
 from ml_platform.records.base import Record
 from ml_platform.records.gate import FeatureAuc, GateCheck, LeakageDetails
+from ml_platform.records.registry import SnapshotRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.models import ModelSpec
+from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import class_positions
 from ml_platform.training.fit import categorical_features
 
@@ -93,6 +96,7 @@ class MeasuredLeakage:
                 f"{snapshot_id} with the same features, limit, seed and code")
 
 
+
 def answer_path(root: Path, question: LeakageQuestion) -> Path:
     return root / LEAKAGE_FOLDER / f"{question.key()}.json"
 
@@ -148,6 +152,18 @@ def _measure(connection: duckdb.DuckDBPyConnection, path: Path, question: Leakag
     codes = class_positions(question.classes, train["label"].to_numpy(dtype=object), "train")
     aucs = single_feature_aucs(train, kinds, codes, seed=question.seed, task=question.task)
     return aucs, leakage_result(aucs, question.limit, len(train), available, score=SCORE_NAMES[question.task])
+
+
+def snapshot_leakage(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
+                     model: ModelSpec, snapshot: SnapshotRecord,
+                     say: Callable[[str], None] | None = None) -> MeasuredLeakage:
+    """The guard's figures for a training run's snapshot (its file's hash verified by the caller), measured or read
+    back (measured_leakage); `say` is told when they were read back."""
+    guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
+                             leakage_question(catalog, model, snapshot.sha256))
+    if say is not None and (line := guard.reuse_line(snapshot.snapshot_id)):
+        say(line)
+    return guard
 
 
 def measured_leakage(connection: duckdb.DuckDBPyConnection, root: Path, snapshot_path: Path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -16,7 +15,7 @@ from ml_platform.errors import PlatformError
 
 from ml_platform.evaluation.decisions import (
     ChosenDecision, Decided, key_curve, offsets_money, top_key, apply, choose, outcome_values)
-from ml_platform.evaluation.leakage_store import leakage_question, measured_leakage
+from ml_platform.evaluation.leakage_store import snapshot_leakage
 from ml_platform.evaluation.money import RESAMPLES, bootstrap_totals, money_curve, percentile_interval
 from ml_platform.evaluation.side_by_side import task_side_by_side
 from ml_platform.evaluation.slices import slice_column_of
@@ -29,7 +28,6 @@ from ml_platform.evaluation.task_importance import NOT_MEASURED, task_importance
 from ml_platform.records.gate import ChampionComparison, GateCheck, LeakageDetails, MoneyFloorDetails, SanityDetails
 from ml_platform.records.tasks import (
     MetricBoundsDetails, MetricCheck, SliceTaskMoney, TaskEvaluationRecord, TaskGate, TaskMeasurement)
-from ml_platform.records.registry import SnapshotRecord
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import MetricBound, ModelSpec, TimeSplit
@@ -150,19 +148,6 @@ def measure_and_decide(model: ModelSpec, validation: pd.DataFrame, validation_pr
     ), decided
 
 
-def task_leakage(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, catalog: Catalog,
-                 model: ModelSpec, snapshot: SnapshotRecord,
-                 say: Callable[[str], None] | None = None) -> GateCheck[LeakageDetails]:
-    """The no_leakage check of a regression (concordance, on training and validation rows, with the out-of-time
-    warning) or a multiclass model (one-vs-rest ROC AUC of each feature on the training rows, classes as codes),
-    measured once per snapshot and question (leakage_store): a later run on the same snapshot reads it back."""
-    guard = measured_leakage(connection, Path(artifacts.root), artifacts.path_of(snapshot.path),
-                             leakage_question(catalog, model, snapshot.sha256))
-    if say is not None and (line := guard.reuse_line(snapshot.snapshot_id)):
-        say(line)
-    return guard.check
-
-
 @dataclass(frozen=True)
 class TaskRunEvaluation:
     """A task run's stored evaluation: its registry record, measurement and plots (PNG bytes); `reused` when it
@@ -240,7 +225,9 @@ def evaluate_task_run(connection: duckdb.DuckDBPyConnection, artifacts: Artifact
     keys = list(catalog.entity_rows(model.entity).keys)
     rows = _prediction_rows(model, keys, split["test"], test_predictions, decided)
     predictions = write_predictions(connection, artifacts, model.name, rows)
-    leakage = task_leakage(connection, artifacts, catalog, model, snapshot, say)
+    # regression: concordance on training and validation rows, with the out-of-time warning; multiclass:
+    # one-vs-rest ROC AUC on the training rows (leakage_store), measured once per snapshot and question
+    leakage = snapshot_leakage(connection, artifacts, catalog, model, snapshot, say).check
     comparison = task_beats_champion(connection, artifacts, catalog, model, trained.model_version, split["test"],
                                      decided.per_row, seed=model.algorithm.seed)
     gate = task_gate(model, measurement, comparison, leakage)
