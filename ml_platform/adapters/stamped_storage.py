@@ -49,35 +49,34 @@ def is_stamped(path: str, *tables: str) -> bool:
     return len(stamps) == 1 and bool(stamps[0][0])
 
 
-class StampedSqliteRunStorage(SqliteRunStorage):
+class _OpenedByStamp:
+    """`from_config_value` and `from_local` of a sqlite storage whose database (`_database` in base_dir, holding
+    `_tables`) is opened by reading its stamp when it has one, and Dagster's way (the next class's) otherwise."""
+
+    _database: str
+    _tables: tuple[str, ...]
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]):
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        if is_stamped(os.path.join(base_dir, f"{cls._database}.db"), *cls._tables):
+            return cls(create_db_conn_string(base_dir, cls._database), inst_data)
+        return super().from_local(base_dir, inst_data)
+
+
+class StampedSqliteRunStorage(_OpenedByStamp, SqliteRunStorage):
     """SqliteRunStorage whose opening of a stamped database reads its stamp, not Alembic's scripts."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: Mapping[str, Any]) -> StampedSqliteRunStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> StampedSqliteRunStorage:
-        if is_stamped(os.path.join(base_dir, "runs.db"), "runs", "instance_info"):
-            return cls(create_db_conn_string(base_dir, "runs"), inst_data)
-        return super().from_local(base_dir, inst_data)
+    _database, _tables = "runs", ("runs", "instance_info")
 
 
-class StampedSqliteScheduleStorage(SqliteScheduleStorage):
+class StampedSqliteScheduleStorage(_OpenedByStamp, SqliteScheduleStorage):
     """SqliteScheduleStorage whose opening of a stamped database reads its stamp, not Alembic's scripts."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: Mapping[str, Any]) -> StampedSqliteScheduleStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str,
-                   inst_data: ConfigurableClassData | None = None) -> StampedSqliteScheduleStorage:
-        if is_stamped(os.path.join(base_dir, "schedules.db"), "jobs", "job_ticks"):
-            return cls(create_db_conn_string(base_dir, "schedules"), inst_data)
-        return super().from_local(base_dir, inst_data)
+    _database, _tables = "schedules", ("jobs", "job_ticks")
 
 
 def stamped_storages(home: Path) -> dict[str, Any]:
