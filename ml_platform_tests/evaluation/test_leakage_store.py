@@ -5,6 +5,7 @@ a damaged stored answer refused with its file named."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -20,24 +21,28 @@ from ml_platform.hashing import file_sha256
 KINDS = {"feed": "number", "noise": "number", "carrier": "category"}
 
 
-@pytest.fixture
-def snapshot(tmp_path):
-    generator = np.random.default_rng(3)
+def write_snapshot(path, seed: int, days: tuple[int, int, int], per_day: int, label) -> Path:
+    """A snapshot file of train, validation and test days of flights: `label(minutes)` is each row's label, a
+    feature ("feed") follows the minutes, another is noise, a category ("carrier") has missing values."""
+    generator = np.random.default_rng(seed)
     frames = []
-    for split, days, start in (("train", 30, "2013-01-01"), ("validation", 8, "2013-02-01"),
-                               ("test", 4, "2013-02-10")):
-        size = days * 80
+    for split, count, start in zip(("train", "validation", "test"), days, ("2013-01-01", "2013-02-01", "2013-02-10")):
+        size = count * per_day
         minutes = generator.gamma(2.0, 15.0, size)
         frames.append(pd.DataFrame({
-            "split": split, "label": (minutes > 30).astype(int),
+            "split": split, "label": label(minutes),
             "feed": minutes + generator.normal(scale=10.0, size=size), "noise": generator.normal(size=size),
             "carrier": generator.choice(["AA", "B6", "DL", None], size=size),
-            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(days), 80), unit="D")}))
-    path = tmp_path / "snapshot.parquet"
+            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(count), per_day), unit="D")}))
     with duckdb.connect() as connection:
         connection.register("rows", pd.concat(frames, ignore_index=True))
         connection.execute(f"COPY rows TO '{path}' (FORMAT parquet)")
     return path
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    return write_snapshot(tmp_path / "snapshot.parquet", 3, (30, 8, 4), 80, lambda minutes: (minutes > 30).astype(int))
 
 
 def question(path, seed: int = 7) -> LeakageQuestion:
@@ -108,23 +113,11 @@ def test_a_damaged_or_foreign_stored_answer_is_refused_naming_its_file(tmp_path,
 
 def task_snapshot(tmp_path, task: str):
     """A snapshot whose label is a number (regression) or a class name (multiclass), from the same rows."""
-    generator = np.random.default_rng(5)
-    frames = []
-    for split, days, start in (("train", 20, "2013-01-01"), ("validation", 6, "2013-02-01"),
-                               ("test", 3, "2013-02-10")):
-        size = days * 60
-        minutes = generator.gamma(2.0, 15.0, size)
-        label = minutes if task == "regression" else np.select([minutes < 15, minutes < 45], ["early", "on_time"],
+    def label(minutes):
+        return minutes if task == "regression" else np.select([minutes < 15, minutes < 45], ["early", "on_time"],
                                                                "late")
-        frames.append(pd.DataFrame({
-            "split": split, "label": label, "feed": minutes + generator.normal(scale=10.0, size=size),
-            "noise": generator.normal(size=size), "carrier": generator.choice(["AA", "B6", "DL", None], size=size),
-            "partition_date": pd.Timestamp(start) + pd.to_timedelta(np.repeat(np.arange(days), 60), unit="D")}))
-    path = tmp_path / f"{task}.parquet"
-    with duckdb.connect() as connection:
-        connection.register("rows", pd.concat(frames, ignore_index=True))
-        connection.execute(f"COPY rows TO '{path}' (FORMAT parquet)")
-    return path
+
+    return write_snapshot(tmp_path / f"{task}.parquet", 5, (20, 6, 3), 60, label)
 
 
 @pytest.mark.parametrize("task", ["regression", "multiclass"])
