@@ -12,10 +12,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from ml_platform.progress import Progress, silent
 from ml_platform.errors import PlatformError
@@ -350,18 +353,20 @@ def _train_lightgbm(algorithm: LightGBMAlgorithm, columns: list[str], categorica
                     valid_rows: Rows, progress: Progress, label: LabelSpec | None) -> TrainingResult:
     from ml_platform.training.arrow_matrix import rows_matrix, training_matrix
 
-    layout, matrix = training_matrix(train_rows, columns, categorical)
-    # the float64 matrix, referenced only by the Dataset, is freed before the validation rows are read
+    # LightGBM reads the encoded values as Arrow columns (no matrix written; the same Dataset, bin for bin)
+    layout, matrix = training_matrix(train_rows, columns, categorical, as_arrow=True)
+    # the encoded values, referenced only by the Dataset, are freed before the validation rows are read
     train_set = lightgbm_train_set(algorithm, label, layout, matrix, train_rows.label)
     del matrix
-    valid_matrix = rows_matrix(layout, valid_rows)
+    valid_matrix = rows_matrix(layout, valid_rows, as_arrow=True)
     return fit_lightgbm(algorithm, label, layout, train_set, valid_matrix, valid_rows.label, progress)
 
 
 def lightgbm_train_set(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout,
-                        matrix: np.ndarray, train_label: np.ndarray, threads: int = THREADS):
+                        matrix: np.ndarray | pa.Table, train_label: np.ndarray, threads: int = THREADS):
     """The training rows' LightGBM Dataset, constructed now with the training parameters (lightgbm.train would
-    build it with the same ones, to the same bins)."""
+    build it with the same ones, to the same bins); `matrix` the encoded rows, or their values as Arrow columns
+    (arrow_matrix.layout_columns: the same Dataset, bin for bin)."""
     import lightgbm
 
     train_set = lightgbm.Dataset(matrix, label=train_label, feature_name=list(layout.columns),
@@ -372,7 +377,7 @@ def lightgbm_train_set(algorithm: LightGBMAlgorithm, label: LabelSpec | None, la
 
 
 def fit_lightgbm(algorithm: LightGBMAlgorithm, label: LabelSpec | None, layout: FeatureLayout, train_set,
-                  valid_matrix: np.ndarray, valid_label: np.ndarray, progress: Progress,
+                  valid_matrix: np.ndarray | pa.Table, valid_label: np.ndarray, progress: Progress,
                   threads: int = THREADS) -> TrainingResult:
     """Boost on a constructed training Dataset with early stopping on the validation matrix."""
     import lightgbm

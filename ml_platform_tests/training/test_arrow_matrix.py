@@ -1,19 +1,23 @@
 """The matrix encoded from Arrow is, value for value, the one the pandas path encodes from DuckDB's frame: numbers,
 categories of every encodable type, missing and unseen values, batches with different dictionaries; and types
-this path does not encode (decimals, dates) take the pandas path."""
+this path does not encode (decimals, dates) take the pandas path. The same values handed to LightGBM as Arrow
+columns (what single-machine training and scoring do) give the same Dataset: the same model bytes and scores."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
+import lightgbm
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from ml_platform.snapshots.columns import SplitRows
 from ml_platform.training.algorithms import FeatureLayout, train
-from ml_platform.training.arrow_matrix import (encodable, layout_matrix, learn_and_encode_batches, predict_relation,
-                                               rows_matrix, training_matrix)
+from ml_platform.training.arrow_matrix import (encodable, layout_columns, layout_matrix, learn_and_encode_batches,
+                                               learn_and_encode_columns, predict_relation, rows_matrix,
+                                               training_matrix)
 from ml_platform_tests.records.builders import FrameRows, spec
 
 # every kind of column a feature set's SQL may give, with NULLs, NaN, values that differ by batch, large integers
@@ -67,12 +71,63 @@ def test_scoring_rows_with_unseen_and_missing_values_encode_as_the_pandas_path(c
     assert np.isnan(codes[:, COLUMNS.index("weekday")]).all()
 
 
-def test_batches_announcing_other_row_counts_fail(connection):
+def _as_matrix(table: pa.Table) -> np.ndarray:
+    """Arrow columns as the column-major matrix of their values (NaN where a value is NaN or missing)."""
+    assert all(field.type == pa.float64() for field in table.schema)
+    return np.column_stack([table.column(name).to_numpy() for name in table.column_names]) if table.num_columns \
+        else np.empty((table.num_rows, 0))
+
+
+def test_training_batches_as_arrow_columns_hold_the_matrix_values(connection):
+    relation = connection.sql(ROWS.format(start=1, end=2_000))
+    layout, matrix = learn_and_encode_batches(relation.to_arrow_reader(150), 1_999, COLUMNS, CATEGORIES)
+    arrow_layout, columns = learn_and_encode_columns(relation.to_arrow_reader(150), 1_999, COLUMNS, CATEGORIES)
+    assert arrow_layout == layout and columns.column_names == COLUMNS
+    np.testing.assert_array_equal(_as_matrix(columns), matrix)  # NaN where NaN, every other value equal
+    # a chunk per batch, in the batches' order; a number's NaN is a value, never an Arrow null
+    assert columns.column("ratio").num_chunks == 14 and columns.column("ratio").null_count == 0
+    assert np.isnan(columns.column("ratio").to_numpy()).any()
+
+
+def test_scoring_rows_as_arrow_columns_hold_the_matrix_values_chunk_for_chunk(connection):
+    layout = FeatureLayout.learn(connection.sql(ROWS.format(start=1, end=500)).df(), COLUMNS, CATEGORIES)
+    later = connection.sql(ROWS.format(start=3_000, end=6_000)).to_arrow_reader(700).read_all()  # 5 chunks
+    unseen = FeatureLayout(layout.columns, {**layout.categories, "carrier": ["AA", "ZZ"], "weekday": []})
+    for each in (layout, unseen):
+        columns = layout_columns(each, later)
+        np.testing.assert_array_equal(_as_matrix(columns), layout_matrix(each, later))
+        assert [column.num_chunks for column in columns.columns] == [5] * len(COLUMNS)
+    assert layout_columns(layout, later.slice(0, 0)).num_rows == 0
+
+
+@pytest.mark.parametrize("encode", [learn_and_encode_batches, learn_and_encode_columns])
+def test_batches_announcing_other_row_counts_fail(connection, encode):
     relation = connection.sql(ROWS.format(start=1, end=100))
     with pytest.raises(ValueError, match="hold 99 rows, not the 100 announced"):
-        learn_and_encode_batches(relation.to_arrow_reader(40), 100, COLUMNS, CATEGORIES)
+        encode(relation.to_arrow_reader(40), 100, COLUMNS, CATEGORIES)
     with pytest.raises(ValueError, match="more than the 50 rows announced"):
-        learn_and_encode_batches(relation.to_arrow_reader(40), 50, COLUMNS, CATEGORIES)
+        encode(relation.to_arrow_reader(40), 50, COLUMNS, CATEGORIES)
+
+
+def test_lightgbm_learns_the_same_model_from_arrow_columns_as_from_the_matrix(connection):
+    """The Dataset LightGBM builds from the Arrow columns is the matrix's, bin for bin: the same model bytes (with
+    categories, NaN in numbers and categories, integers beyond 2**53), and the same scores read either way."""
+    labelled = connection.sql(f"SELECT coalesce(row_id % 3 = 0 OR carrier = 'UA' OR ratio > 200, false) AS label, * "
+                              f"FROM ({ROWS.format(start=1, end=3_000)})")
+    label = labelled.df()["label"].astype(int).to_numpy()
+    layout, matrix = learn_and_encode_batches(labelled.to_arrow_reader(400), len(label), COLUMNS, CATEGORIES)
+    _, columns = learn_and_encode_columns(labelled.to_arrow_reader(400), len(label), COLUMNS, CATEGORIES)
+    parameters = {"objective": "binary", "seed": 7, "deterministic": True, "force_col_wise": True, "num_threads": 2,
+                  "verbosity": -1, "min_child_samples": 5, "num_leaves": 15}
+    categorical = [COLUMNS.index(name) for name in CATEGORIES]
+    models = [lightgbm.train(parameters, lightgbm.Dataset(values, label=label, feature_name=COLUMNS,
+                                                          categorical_feature=categorical), num_boost_round=30)
+              for values in (matrix, columns)]
+    assert models[0].model_to_string() == models[1].model_to_string()
+    later = connection.sql(ROWS.format(start=2_500, end=5_000)).to_arrow_reader(600).read_all()
+    scores = models[0].predict(layout_matrix(layout, later))
+    assert scores.std() > 0
+    np.testing.assert_array_equal(models[0].predict(layout_columns(layout, later)), scores)
 
 
 def test_decimals_dates_and_numbers_as_text_are_not_encoded_from_arrow(connection):
@@ -103,6 +158,15 @@ def test_snapshot_splits_encode_as_a_pandas_column_at_a_time(connection, tmp_pat
     np.testing.assert_array_equal(matrix, expected)
     np.testing.assert_array_equal(rows_matrix(layout, valid), layout.rows_matrix(valid.column, len(valid)))
     assert len(matrix) == len(train) and len(train) + len(valid) == 2_999
+    # as Arrow columns where the types allow it (a decimal takes the pandas path: its matrix)
+    arrow_layout, values = training_matrix(train, columns, CATEGORIES, as_arrow=True)
+    valid_values = rows_matrix(layout, valid, as_arrow=True)
+    assert arrow_layout == expected_layout
+    assert isinstance(values, pa.Table) == isinstance(valid_values, pa.Table) == ("price" not in columns)
+    if isinstance(values, pa.Table):
+        values, valid_values = _as_matrix(values), _as_matrix(valid_values)
+    np.testing.assert_array_equal(values, expected)
+    np.testing.assert_array_equal(valid_values, layout.rows_matrix(valid.column, len(valid)))
 
 
 def _trained(connection, columns):
