@@ -15,7 +15,7 @@ written: the same Dataset bin for bin, the same model bytes and the same scores 
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -160,20 +160,27 @@ def learn_and_encode_batches(batches: Iterable[pa.RecordBatch], rows: int, colum
     return _encode_batches(batches, rows, columns, categorical, put), encoded
 
 
-def learn_and_encode_columns(batches: Iterable[pa.RecordBatch], rows: int, columns: list[str],
+def learn_and_encode_columns(read: Callable[[list[str]], Iterable[pa.RecordBatch]], rows: int, columns: list[str],
                              categorical: list[str]) -> tuple[FeatureLayout, pa.Table]:
-    """The layout learnt from the training rows, read as record batches in order, and their `layout_columns`
-    (the matrix's values as Arrow columns, a chunk per batch: no matrix is written)."""
-    parts: list[list[tuple[int, np.ndarray]]] = [[] for _ in columns]
+    """The layout learnt from the training rows and their `layout_columns` (the matrix's values as Arrow columns,
+    a chunk per batch: no matrix is written). `read(names)` gives those columns of the rows as record batches in
+    order; the categories are read in one scan and the numbers in another, so that the numbers' batches, which
+    the columns keep without a copy (a batch's buffers are released together), hold no text."""
+    parts: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in columns}
+    categories: dict[str, list[str]] = {}
+    categories_first = [name for name in columns if name in categorical]
+    for names, coded in ((categories_first, categories_first),
+                         ([name for name in columns if name not in categorical], [])):
+        if names:
+            def put(offset: int, position: int, values: np.ndarray, names: list[str] = names) -> None:
+                parts[names[position]].append((offset, values))
 
-    def put(offset: int, position: int, values: np.ndarray) -> None:
-        parts[position].append((offset, values))
-
-    layout = _encode_batches(batches, rows, columns, categorical, put)
-    return layout, pa.table({name: pa.chunked_array([pa.array(values) for _, values in sorted(parts[position],
-                                                                                              key=lambda part: part[0])],
+            categories.update(_encode_batches(read(names), rows, names, coded, put).categories)
+    layout = FeatureLayout(tuple(columns), {name: categories[name] for name in categorical})
+    return layout, pa.table({name: pa.chunked_array([pa.array(values) for _, values in sorted(parts[name],
+                                                                                          key=lambda part: part[0])],
                                                     type=pa.float64())
-                             for position, name in enumerate(columns)})
+                             for name in columns})
 
 
 def _batch_source(rows):
@@ -191,8 +198,10 @@ def training_matrix(rows, columns: list[str], categorical: list[str],
     if read is not None:
         reader = read(columns)
         if encodable(reader.schema, columns, categorical):
-            return (learn_and_encode_columns if as_arrow else learn_and_encode_batches)(
-                reader, len(rows.label), columns, categorical)
+            if not as_arrow:
+                return learn_and_encode_batches(reader, len(rows.label), columns, categorical)
+            reader.close()
+            return learn_and_encode_columns(read, len(rows.label), columns, categorical)
         reader.close()
     return FeatureLayout.learn_and_encode(rows, columns, categorical)
 

@@ -78,15 +78,30 @@ def _as_matrix(table: pa.Table) -> np.ndarray:
         else np.empty((table.num_rows, 0))
 
 
+def _reading(relation, batch_rows: int, scans: list | None = None):
+    """A `read(names)` of some columns of the relation's rows as record batches, noting each scan's columns."""
+    def read(names: list[str]):
+        if scans is not None:
+            scans.append(list(names))
+        return relation.select(*names).to_arrow_reader(batch_rows)
+    return read
+
+
 def test_training_batches_as_arrow_columns_hold_the_matrix_values(connection):
     relation = connection.sql(ROWS.format(start=1, end=2_000))
     layout, matrix = learn_and_encode_batches(relation.to_arrow_reader(150), 1_999, COLUMNS, CATEGORIES)
-    arrow_layout, columns = learn_and_encode_columns(relation.to_arrow_reader(150), 1_999, COLUMNS, CATEGORIES)
+    scans = []
+    arrow_layout, columns = learn_and_encode_columns(_reading(relation, 150, scans), 1_999, COLUMNS, CATEGORIES)
     assert arrow_layout == layout and columns.column_names == COLUMNS
+    assert list(arrow_layout.categories) == CATEGORIES
     np.testing.assert_array_equal(_as_matrix(columns), matrix)  # NaN where NaN, every other value equal
     # a chunk per batch, in the batches' order; a number's NaN is a value, never an Arrow null
     assert columns.column("ratio").num_chunks == 14 and columns.column("ratio").null_count == 0
     assert np.isnan(columns.column("ratio").to_numpy()).any()
+    # the categories in one scan, the numbers in another: a number's batch holds no text
+    assert scans == [CATEGORIES, NUMBERS]
+    numbers_only, _ = learn_and_encode_columns(_reading(relation, 500, scans), 1_999, NUMBERS, [])
+    assert numbers_only.categories == {} and scans[2:] == [NUMBERS]
 
 
 def test_scoring_rows_as_arrow_columns_hold_the_matrix_values_chunk_for_chunk(connection):
@@ -100,13 +115,16 @@ def test_scoring_rows_as_arrow_columns_hold_the_matrix_values_chunk_for_chunk(co
     assert layout_columns(layout, later.slice(0, 0)).num_rows == 0
 
 
-@pytest.mark.parametrize("encode", [learn_and_encode_batches, learn_and_encode_columns])
+@pytest.mark.parametrize("encode", [
+    lambda relation, rows: learn_and_encode_batches(relation.to_arrow_reader(40), rows, COLUMNS, CATEGORIES),
+    lambda relation, rows: learn_and_encode_columns(_reading(relation, 40), rows, COLUMNS, CATEGORIES),
+    lambda relation, rows: learn_and_encode_columns(_reading(relation, 40), rows, NUMBERS, [])])
 def test_batches_announcing_other_row_counts_fail(connection, encode):
     relation = connection.sql(ROWS.format(start=1, end=100))
     with pytest.raises(ValueError, match="hold 99 rows, not the 100 announced"):
-        encode(relation.to_arrow_reader(40), 100, COLUMNS, CATEGORIES)
+        encode(relation, 100)
     with pytest.raises(ValueError, match="more than the 50 rows announced"):
-        encode(relation.to_arrow_reader(40), 50, COLUMNS, CATEGORIES)
+        encode(relation, 50)
 
 
 def test_lightgbm_learns_the_same_model_from_arrow_columns_as_from_the_matrix(connection):
@@ -116,7 +134,7 @@ def test_lightgbm_learns_the_same_model_from_arrow_columns_as_from_the_matrix(co
                               f"FROM ({ROWS.format(start=1, end=3_000)})")
     label = labelled.df()["label"].astype(int).to_numpy()
     layout, matrix = learn_and_encode_batches(labelled.to_arrow_reader(400), len(label), COLUMNS, CATEGORIES)
-    _, columns = learn_and_encode_columns(labelled.to_arrow_reader(400), len(label), COLUMNS, CATEGORIES)
+    _, columns = learn_and_encode_columns(_reading(labelled, 400), len(label), COLUMNS, CATEGORIES)
     parameters = {"objective": "binary", "seed": 7, "deterministic": True, "force_col_wise": True, "num_threads": 2,
                   "verbosity": -1, "min_child_samples": 5, "num_leaves": 15}
     categorical = [COLUMNS.index(name) for name in CATEGORIES]
