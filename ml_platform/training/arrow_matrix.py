@@ -70,10 +70,15 @@ def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
 
 
+def _chunk_positions(array: pa.Array | pa.ChunkedArray, vocabulary: list[str]) -> list[np.ndarray]:
+    """`category_positions` of each chunk of the array, in order."""
+    index = pd.Index(vocabulary, dtype="string")
+    return [_Coded(chunk).positions(index) for chunk in _chunks(array)]
+
+
 def category_positions(array: pa.Array | pa.ChunkedArray, vocabulary: list[str]) -> np.ndarray:
     """Each value's position in the vocabulary as float64, NaN when missing or unseen (`category_codes`)."""
-    index = pd.Index(vocabulary, dtype="string")
-    parts = [_Coded(chunk).positions(index) for chunk in _chunks(array)]
+    parts = _chunk_positions(array, vocabulary)
     return np.concatenate(parts) if parts else np.empty(0, dtype="float64")
 
 
@@ -112,11 +117,9 @@ def layout_columns(layout: FeatureLayout, table: pa.Table) -> pa.Table:
     without missing values is not copied)."""
     columns = {}
     for name in layout.columns:
-        if name in layout.categories:
-            index = pd.Index(layout.categories[name], dtype="string")
-            parts = [_Coded(chunk).positions(index) for chunk in _chunks(table.column(name))]
-        else:
-            parts = [float_values(chunk) for chunk in _chunks(table.column(name))]
+        column = table.column(name)
+        parts = _chunk_positions(column, layout.categories[name]) if name in layout.categories \
+            else [float_values(chunk) for chunk in _chunks(column)]
         columns[name] = pa.chunked_array([pa.array(part) for part in parts], type=pa.float64())
     return pa.table(columns)
 
@@ -166,21 +169,19 @@ def learn_and_encode_columns(read: Callable[[list[str]], Iterable[pa.RecordBatch
     a chunk per batch: no matrix is written). `read(names)` gives those columns of the rows as record batches in
     order; the categories are read in one scan and the numbers in another, so that the numbers' batches, which
     the columns keep without a copy (a batch's buffers are released together), hold no text."""
-    parts: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in columns}
+    # each column's values reach `put` batch after batch, in the rows' order: its chunks are appended as they come
+    parts: dict[str, list[pa.Array]] = {name: [] for name in columns}
     categories: dict[str, list[str]] = {}
     categories_first = [name for name in columns if name in categorical]
     for names, coded in ((categories_first, categories_first),
                          ([name for name in columns if name not in categorical], [])):
         if names:
             def put(offset: int, position: int, values: np.ndarray, names: list[str] = names) -> None:
-                parts[names[position]].append((offset, values))
+                parts[names[position]].append(pa.array(values))
 
             categories.update(_encode_batches(read(names), rows, names, coded, put).categories)
     layout = FeatureLayout(tuple(columns), {name: categories[name] for name in categorical})
-    return layout, pa.table({name: pa.chunked_array([pa.array(values) for _, values in sorted(parts[name],
-                                                                                          key=lambda part: part[0])],
-                                                    type=pa.float64())
-                             for name in columns})
+    return layout, pa.table({name: pa.chunked_array(parts[name], type=pa.float64()) for name in columns})
 
 
 def _batch_source(rows):
