@@ -96,7 +96,6 @@ class MeasuredLeakage:
                 f"{snapshot_id} with the same features, limit, seed and code")
 
 
-
 def answer_path(root: Path, question: LeakageQuestion) -> Path:
     return root / LEAKAGE_FOLDER / f"{question.key()}.json"
 
