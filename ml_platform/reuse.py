@@ -11,6 +11,7 @@ another thread.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Callable, Hashable, Iterator, TypeVar
@@ -19,6 +20,7 @@ KEPT_PER_KIND = 4  # a replay's project has one set of definitions and one or tw
 Value = TypeVar("Value")
 
 _kept: dict[str, OrderedDict] | None = None  # by kind, then by key; None outside `reused()`
+_keeping = threading.Lock()  # steps of a run may remember on threads of their own at once
 
 
 @contextmanager
@@ -34,16 +36,19 @@ def reused() -> Iterator[None]:
 
 def remembered(kind: str, key: Hashable, build: Callable[[], Value]) -> Value:
     """`build()`, or inside `reused()` the value built before for the same kind and key."""
-    if _kept is None:
+    kept = _kept
+    if kept is None:
         return build()
-    values = _kept.setdefault(kind, OrderedDict())
-    if key in values:
-        values.move_to_end(key)
-        return values[key]
-    value = build()
-    values[key] = value
-    while len(values) > KEPT_PER_KIND:
-        values.popitem(last=False)
+    with _keeping:
+        values = kept.setdefault(kind, OrderedDict())
+        if key in values:
+            values.move_to_end(key)
+            return values[key]
+    value = build()  # outside the lock: two threads may build the same value once each, never wait on another's
+    with _keeping:
+        values[key] = value
+        while len(values) > KEPT_PER_KIND:
+            values.popitem(last=False)
     return value
 
 

@@ -97,6 +97,12 @@ def _connected(path: Path, wait_seconds: float) -> Iterator[duckdb.DuckDBPyConne
         connection.close()
 
 
+def holding() -> bool:
+    """Whether this process holds a warehouse file open (`held_open`): the runs it executes meanwhile share one
+    database, their connections cursors of its holder, their Python functions registered on the holder."""
+    return bool(_held)
+
+
 def holdable(environment: Mapping[str, str] | None = None) -> bool:
     """Whether a process may hold the warehouse file open across the runs it executes (held_open): only in the
     embedded configuration with every run in this process. Delta tables (FEATURE_TABLES_VARIABLE) attach the file
@@ -187,6 +193,11 @@ def attach_read_only(connection: duckdb.DuckDBPyConnection, path: Path, alias: s
             delay = min(delay * 2, 2.0)
 
 
+# databases computing on one thread for someone (`single_threaded`): {database: [holders, threads to restore]}
+_single: dict[object, list[int]] = {}
+_single_lock = threading.Lock()
+
+
 @contextmanager
 def single_threaded(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """The connection computing on one thread for the duration, its thread count restored afterwards.
@@ -195,16 +206,36 @@ def single_threaded(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.Du
     sums in whatever order the threads finish: the last bits of a DOUBLE sum (or average, or window sum) differ
     from one run to the next with more than one thread. On one thread a query adds its rows in their stored
     order, so the same rows give the same bits on every rebuild, whatever the connection's thread count.
+
+    The thread count is the database's, shared by every connection to it in this process: while several blocks
+    hold it (steps of a run on threads, each on its own connection), the first sets it to one and the last one out
+    restores it, so no block's queries run on more threads because another block ended.
     """
-    threads = connection.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    if int(threads) == 1:  # single-threaded already (the server's copy): changing the setting costs milliseconds
-        yield connection
-        return
-    connection.execute("SET threads = 1")
+    key = database_key(connection)
+    with _single_lock:
+        entry = _single.get(key)
+        if entry is None:
+            threads = int(connection.execute("SELECT current_setting('threads')").fetchall()[0][0])
+            if threads != 1:  # single-threaded already (the server's copy): nothing to set nor restore
+                connection.execute("SET threads = 1")
+            entry = _single[key] = [0, threads]
+        entry[0] += 1
     try:
         yield connection
     finally:
-        connection.execute(f"SET threads = {int(threads)}")
+        with _single_lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _single[key]
+                if entry[1] != 1:
+                    connection.execute(f"SET threads = {entry[1]}")
+
+
+def database_key(connection: duckdb.DuckDBPyConnection) -> object:
+    """What identifies the connection's database in this process: its file, or for an in-memory database (which
+    only its own connection and its cursors reach) the connection."""
+    file = connection.execute("SELECT file FROM pragma_database_list WHERE name = current_database()").fetchall()
+    return ("file", str(Path(file[0][0]).resolve())) if file and file[0][0] else ("connection", id(connection))
 
 
 def date_literal(day: dt.date) -> str:

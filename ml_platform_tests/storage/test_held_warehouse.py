@@ -98,3 +98,10 @@ def test_nothing_is_held_outside_the_embedded_configuration(tmp_path, embedded, 
         assert not held and not warehouse._held
         # the file is free for another process between the connections
         assert other_process_reads(path) == "1"
+
+
+def test_holding_says_whether_the_process_holds_a_warehouse_open(tmp_path, embedded):
+    assert not warehouse.holding()
+    with held_open(tmp_path / "warehouse.duckdb") as held:
+        assert held and warehouse.holding()
+    assert not warehouse.holding()
