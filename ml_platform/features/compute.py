@@ -21,8 +21,8 @@ from ml_platform.specs.sql_checks import only_one_select
 from ml_platform.specs.sql_reach import feature_set_tables as tables_of, refuse_escapes
 from ml_platform.specs.models import FeatureSetSpec, ModelSpec
 from ml_platform.specs.tasks import value_inputs
-from ml_platform.features.relations import (bind_entity, bind_sources, bound, readable_sources,
-                                            reads_past_relations, unbind_names)
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, history_bound, history_reads,
+                                            readable_sources, reads_past_relations, unbind_names)
 from ml_platform.features.timing import prediction_time
 from ml_platform.names import (PREDICTION_TIME_COLUMN, feature_table, money_input_column, population_table, quote,
                                source_table, table_label)
@@ -113,7 +113,7 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     `prepare_feature_set` on this connection (the SQL checked, the inputs present, the functions registered).
     `writes(write)` does the write of the computed rows (and only that) and answers its rows: a caller computing
     ranges on several cursors at once makes their writes wait for each other there. `history`: the sources whose
-    `history.` views are bound, as `bind_sources` takes it (by default all of them)."""
+    `history.` views are bound, as `bind_sources` takes it (by default those its SQL names)."""
     if catalog.entity_rows(feature_set.entity).is_population and start != end:
         if writes is not None:  # it would be called once per partition: a range takes one
             raise ValueError("compute_feature_set: `writes` is for one range's write; a population's range is "
@@ -127,8 +127,9 @@ def compute_feature_set(connection: duckdb.DuckDBPyConnection, catalog: Catalog,
     if not prepared:
         require_inputs(connection, catalog, feature_set)
         register_functions(connection, list(feature_set.functions))
-    with bound(connection, feature_set):
-        return _compute(connection, catalog, feature_set, start, end, writes, history)
+    histories = history_reads(connection, feature_set) if history is None else list(history)
+    with history_bound(connection, histories), bound(connection, feature_set):
+        return _compute(connection, catalog, feature_set, start, end, writes, histories)
 
 
 def _compute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec,
@@ -172,7 +173,7 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
                   day: dt.date, history: dict[str, list[str]] | None = None) -> dict[str, int]:
     """Write one day of prepared feature sets of one daily-source entity and `known_by`, in the order given;
     {name: rows written}. `history`: per set, the sources whose `history.` views it names (`history_reads`;
-    by default every readable source's view is bound, as `compute_feature_set` binds them).
+    by default those its SQL names, as `compute_feature_set` binds them).
 
     Each set's rows are computed exactly as `compute_feature_set` computes them; what only depends on the day,
     the entity and `known_by` (the entity's rows, their latest prediction time, the cut source relations) is
@@ -187,24 +188,26 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
         raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a population; "
                                       f"a day of it is computed by compute_feature_set")
     def histories(feature_set: FeatureSetSpec) -> list[str]:
-        return readable_sources(feature_set) if history is None else history[feature_set.name]
+        return history_reads(connection, feature_set) if history is None else history[feature_set.name]
 
     written: dict[str, int] = {}
     # the first set's sources with the history views any set of the group names (once, at the group's cut)
     named = [name for name in readable_sources(first) if any(name in histories(fs) for fs in group)]
     bound_sources, bound_histories = list(readable_sources(first)), set(named)
-    try:
-        cut = _bind_range(connection, catalog, first, day, day, named)
-        for feature_set in group:
-            missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
-            unbound = [name for name in histories(feature_set) if name not in bound_histories]
-            if missing or unbound:  # the relations this set reads that the group's earlier sets do not
-                bind_sources(connection, catalog, feature_set, cut, sources={*missing, *unbound}, history=unbound)
-            bound_sources += missing
-            bound_histories.update(unbound)
-            written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
-    finally:
-        unbind_names(connection, bound_sources)
+    with history_bound(connection, {name for fs in group for name in histories(fs)}):
+        try:
+            cut = _bind_range(connection, catalog, first, day, day, named)
+            for feature_set in group:
+                missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
+                unbound = [name for name in histories(feature_set) if name not in bound_histories]
+                if missing or unbound:  # the relations this set reads that the group's earlier sets do not
+                    bind_sources(connection, catalog, feature_set, cut, sources={*missing, *unbound},
+                                 history=unbound)
+                bound_sources += missing
+                bound_histories.update(unbound)
+                written[feature_set.name] = _write_bound(connection, catalog, feature_set, day, day)
+        finally:
+            unbind_names(connection, bound_sources)
     return written
 
 

@@ -22,8 +22,8 @@ import duckdb
 
 from ml_platform.errors import PlatformError
 from ml_platform.features.functions import register_functions
-from ml_platform.features.relations import (bind_entity, bind_sources, bound, history_reads, readable_sources,
-                                            unbind)
+from ml_platform.features.relations import (bind_entity, bind_sources, bound, history_bound, history_reads,
+                                            readable_sources, unbind)
 from ml_platform.features.timing import timestamp_literal
 from ml_platform import names
 from ml_platform.names import feature_table, quote
@@ -127,12 +127,14 @@ def sample_cuts(feature_set: str, cuts: list, size: int = MAX_CUTS) -> list:
 def _recompute(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,
                cut: dt.datetime, uncut: tuple[str, ...], into: str, history: list[str] | None = None) -> None:
     """Feature values of the day's entity rows with the sources cut at `cut` (but `uncut`); only those of the rows
-    whose prediction time is `cut` are compared. `history`: the sources whose `history.` views are bound (all of
-    them by default), as `bind_sources` takes it."""
+    whose prediction time is `cut` are compared. `history`: the sources whose `history.` views are bound (by
+    default those the SQL names), as `bind_sources` takes it; bound and read under the database's history lock."""
     bind_entity(connection, catalog, feature_set, f"partition_date = {date_literal(day)}")
-    bind_sources(connection, catalog, feature_set, cut, uncut, history=history)
-    with single_threaded(connection):
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {feature_set.sql}")
+    histories = history_reads(connection, feature_set) if history is None else history
+    with history_bound(connection, histories):  # the views bound and read under the database's history lock
+        bind_sources(connection, catalog, feature_set, cut, uncut, history=histories)
+        with single_threaded(connection):
+            connection.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {feature_set.sql}")
 
 
 def _differing(connection: duckdb.DuckDBPyConnection, catalog: Catalog, feature_set: FeatureSetSpec, day: dt.date,

@@ -4,6 +4,11 @@ Feature SQL reads sources only through these: the bare names are temporary views
 `source` schema on the search path, and `history.<source>` views are replaced on each binding. Each source relation
 is cut at a moment (rows not yet known are absent, outcome columns not yet known read NULL) and carries each row's
 `available_at`; `entity` carries each row's `prediction_time`, its own outcome columns masked at it.
+
+The `history.<source>` views are the database's, shared by every connection to it: a binding of them and the SQL
+that reads them hold the database's history lock (`history_bound`), so that steps computing at once on threads of
+one process (adapters/threaded_executor.py) never read each other's cut. A set's relations bind only the history
+views its SQL names.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import datetime as dt
 import json
+import threading
 from typing import Iterable, Iterator
 
 import duckdb
@@ -19,6 +25,40 @@ from ml_platform.features.timing import cut_relation_sql, entity_relation_sql, p
 from ml_platform.names import ENTITY_ROWS_TABLE, PREDICTION_TIME_COLUMN, history_view, population_table, quote
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import FeatureSetSpec
+from ml_platform.storage.warehouse import database_key
+
+_history_locks: dict[object, threading.RLock] = {}  # by database (`database_key`)
+_history_locks_made = threading.Lock()
+_history_held = threading.local()  # this thread's holds: {database key: how many nested}
+
+
+class HistoryLockError(RuntimeError):
+    """`history.` views bound without the database's history lock: a caller that binds them must hold it."""
+
+
+@contextmanager
+def history_bound(connection: duckdb.DuckDBPyConnection, names: Iterable[str]) -> Iterator[None]:
+    """While the block runs, this thread alone in the process binds the database's `history.` views and runs SQL
+    reading them (the history lock, reentrant); with no `names` (the SQL names no history view) nothing is held."""
+    if not list(names):
+        yield
+        return
+    key = database_key(connection)
+    with _history_locks_made:
+        lock = _history_locks.setdefault(key, threading.RLock())
+    with lock:
+        held = _history_held.__dict__.setdefault("depths", {})
+        held[key] = held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+            if not held[key]:
+                del held[key]
+
+
+def _holds_history(connection: duckdb.DuckDBPyConnection) -> bool:
+    return database_key(connection) in _history_held.__dict__.get("depths", {})
 
 
 def readable_sources(feature_set: FeatureSetSpec) -> list[str]:
@@ -99,18 +139,21 @@ def bind_sources(connection: duckdb.DuckDBPyConnection, catalog: Catalog, featur
                  history: Iterable[str] | None = None) -> None:
     """Point every source relation of the feature set (or those of them named in `sources`) at its rows and
     columns known at `cut`; the sources named in `uncut` (and all of them when `cut` is None) show every row and
-    column. `history`: the sources whose `history.<source>` view is bound too (by default all of them; a caller
-    computing on several connections at once binds only those the SQL names, `history_reads`, since these views
-    are shared by every connection of the database)."""
+    column. `history`: the sources whose `history.<source>` view is bound too (by default those the SQL names,
+    `history_reads`); binding any needs the database's history lock held (`history_bound`), since these views
+    are shared by every connection of the database."""
     entity = _local_time_source(catalog, feature_set)
     uncut = set(uncut)
     chosen = readable_sources(feature_set) if sources is None else \
         [name for name in readable_sources(feature_set) if name in set(sources)]
-    histories = None if history is None else set(history)
+    histories = set(history_reads(connection, feature_set) if history is None else history)
+    if histories & set(chosen) and not _holds_history(connection):
+        raise HistoryLockError(f"feature set '{feature_set.name}': history views "
+                               f"{', '.join(sorted(histories & set(chosen)))} bound without the history lock")
     for name in [name for name in chosen if name in catalog.sources]:
         relation = cut_relation_sql(catalog.sources[name], entity, None if name in uncut else cut)
         connection.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {relation}")
-        if histories is None or name in histories:
+        if name in histories:
             connection.execute(f"CREATE OR REPLACE VIEW {history_view(name)} AS {relation}")
 
 

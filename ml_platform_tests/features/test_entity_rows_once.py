@@ -14,7 +14,7 @@ from ml_platform.features.compute import (FeatureComputationError, compute_featu
                                          prepare_feature_set, span_condition)
 from ml_platform.features.functions import register_functions
 from ml_platform.features.library import load_catalog
-from ml_platform.features.relations import bind_entity, bind_sources, bound, history_reads
+from ml_platform.features.relations import bind_entity, bind_sources, bound, history_bound, history_reads
 from ml_platform.names import feature_table, quote
 from ml_platform.storage.warehouse import open_warehouse, single_threaded
 from ml_platform_tests.evaluation.january import MODEL, january_project
@@ -29,7 +29,7 @@ DAYS = (dt.date(2013, 1, 20), dt.date(2013, 1, 21))
 def _by_the_plain_view(connection, catalog, feature_set, day: dt.date) -> list[str]:
     """The day's rows as the feature SQL gives them over `entity` as a plain view (no rows computed before)."""
     keys = [quote(key) for key in catalog.entity_rows(feature_set.entity).keys]
-    with bound(connection, feature_set):
+    with history_bound(connection, history_reads(connection, feature_set)), bound(connection, feature_set):
         bind_entity(connection, catalog, feature_set, span_condition(day, day))
         latest = connection.execute(f"SELECT max({names.PREDICTION_TIME_COLUMN}) FROM entity").fetchall()[0][0]
         bind_sources(connection, catalog, feature_set, latest)
