@@ -6,7 +6,7 @@ import warnings
 
 import dagster as dg
 
-from ml_platform.adapters.executor import platform_executor
+from ml_platform.adapters.executor import platform_executor_for
 from ml_platform.automation.factory import (build_automation_jobs, build_outcomes_schedule, build_retraining_sensor,
                                             build_scoring_schedule, build_source_loading)
 from ml_platform.deployment.factory import build_deployment_asset
@@ -23,6 +23,7 @@ from ml_platform.snapshots.factory import build_snapshot_asset
 from ml_platform.sources.factory import build_source_asset
 from ml_platform.specs.catalog import Catalog
 from ml_platform.storage.resources import StoragePaths, build_resources
+from ml_platform.storage.warehouse import holding
 from ml_platform.training.factory import build_model_asset
 
 
@@ -86,10 +87,11 @@ def build_sensors(catalog: Catalog) -> list[dg.SensorDefinition]:
     return [build_retraining_sensor(catalog, model, drift_alarm=drift_alarm) for model in catalog.models.values()]
 
 
-# In-process unless a run asks for `execution: {config: {multiprocess: {...}}}` or `{dask: {...}}` (the cluster
-# extra, docs/scale-out.md): the warehouse admits one writer process at a time (parallel steps wait for its lock)
-# and every extra process re-imports the code location.
-EXECUTOR = platform_executor
+# In this process (`threads`: independent steps at once while this process holds the warehouse open, as the chain
+# and the replay do; one after another otherwise), unless a run asks for `in_process` (Dagster's, one step after
+# another), `multiprocess` or `dask` (the cluster extra, docs/scale-out.md): the warehouse admits one writer process
+# at a time (parallel step processes wait for its lock) and every extra process re-imports the code location.
+EXECUTOR = platform_executor_for(holding)
 
 
 def build_definitions(catalog: Catalog, storage: StoragePaths) -> dg.Definitions:

@@ -6,22 +6,25 @@ the same `InitExecutorContext` with that config; dask's is `dask_steps.SealedDas
 executor with its steps' arguments sealed for current dask). dagster-dask is the optional `[cluster]` extra,
 imported only when a run asks for it. Re-check on another version (ml_platform_tests/adapters/test_dagster_version.py).
 
-    execution: {config: {in_process: {}}}                                       # the default
+    execution: {config: {threads: {max_concurrent: 2}}}                          # the default
+    execution: {config: {in_process: {}}}                                       # one step after another
     execution: {config: {multiprocess: {max_concurrent: 2}}}
     execution: {config: {dask: {cluster: {existing: {address: "tcp://127.0.0.1:8786"}}}}}
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import dagster as dg
 from dagster._config import process_config
 
+from ml_platform.adapters.threaded_executor import STEP_THREADS, ThreadedInProcessExecutor
 from ml_platform.errors import PlatformError
 
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
-KINDS = ("in_process", "multiprocess", "dask")
+KINDS = ("threads", "in_process", "multiprocess", "dask")
+DEFAULT = {"threads": {}}
 
 
 class ExecutorConfigError(PlatformError):
@@ -30,7 +33,16 @@ class ExecutorConfigError(PlatformError):
 
 def _requirements(executor_config: Mapping[str, Any]) -> list:
     """Steps in other processes (multiprocess, dask) need a persistent instance and a reconstructable job."""
-    return [] if "in_process" in executor_config else list(dg.multiple_process_executor_requirements())
+    in_this_process = not executor_config or "in_process" in executor_config or "threads" in executor_config
+    return [] if in_this_process else list(dg.multiple_process_executor_requirements())
+
+
+@dg.executor(name="threads", config_schema={"max_concurrent": dg.Field(
+    dg.IntSource, default_value=STEP_THREADS, description="Steps executed at once, each on a thread of this process")})
+def threads_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """This process, up to max_concurrent independent steps at once (ml_platform/adapters/threaded_executor.py):
+    the `threads` choice's settings; `platform_executor_for` builds it only where steps may share a database."""
+    return ThreadedInProcessExecutor(init_context.executor_config["max_concurrent"])
 
 
 def _dask_executor() -> dg.ExecutorDefinition:
@@ -49,26 +61,45 @@ def chosen(executor_config: Mapping[str, Any]) -> tuple[dg.ExecutorDefinition, M
     ((kind, config),) = executor_config.items()
     if kind == "dask":
         definition, inner = _dask_executor(), config or {}
+    elif kind == "threads":
+        definition, inner = threads_executor, config or {}
     else:
         definition, inner = dg.multi_or_in_process_executor, {kind: config or {}}
     result = process_config(definition.config_schema.config_type, inner)
     if not result.success:
         problems = "; ".join(error.message for error in result.errors or [])
         raise ExecutorConfigError(f"run config execution.config.{kind}: {problems}")
+    if kind == "threads" and result.value["max_concurrent"] < 1:
+        raise ExecutorConfigError(f"run config execution.config.threads.max_concurrent: "
+                                  f"{result.value['max_concurrent']} is not allowed; it must be at least 1")
     return definition, result.value
 
 
-@dg.executor(
-    name="in_process_unless_configured",
-    config_schema=dg.Field(dg.Selector({kind: dg.Permissive() for kind in KINDS}), default_value={"in_process": {}}),
-    requirements=_requirements,
-)
-def platform_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """In-process unless the run's config asks for Dagster's multiprocess executor or dagster-dask's."""
-    definition, config = chosen(init_context.executor_config)
-    if definition.name == "dask":
-        return _sealed_dask_executor(config)
-    return definition.executor_creation_fn(init_context._replace(executor_def=definition, executor_config=config))
+def platform_executor_for(shared_database: Callable[[], bool]) -> dg.ExecutorDefinition:
+    """The platform's executor (build.py passes storage.warehouse.holding): `threads`, the default, runs a run's
+    independent steps at once only while `shared_database()` says that every step's connection is a cursor of one
+    database this process holds open (its schemas prepared once, its Python functions registered on the holder:
+    the chain's and the replay's runs); one step after another otherwise, each step opening the warehouse itself."""
+
+    @dg.executor(
+        name="in_process_unless_configured",
+        config_schema=dg.Field(dg.Selector({kind: dg.Permissive() for kind in KINDS}), default_value=DEFAULT),
+        requirements=_requirements,
+    )
+    def platform_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+        """Steps on threads of this process unless the run's config asks for Dagster's in-process executor, its
+        multiprocess executor or dagster-dask's."""
+        definition, config = chosen(init_context.executor_config)
+        if definition.name == "dask":
+            return _sealed_dask_executor(config)
+        if definition is threads_executor:
+            if config["max_concurrent"] > 1 and shared_database():
+                return ThreadedInProcessExecutor(config["max_concurrent"])
+            definition, config = chosen({"in_process": {}})  # one at a time: Dagster's, on the run's thread
+        return definition.executor_creation_fn(init_context._replace(executor_def=definition,
+                                                                     executor_config=config))
+
+    return platform_executor
 
 
 def check_executor_config(executor_config: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ import dagster as dg
 
 from ml_platform.adapters.job_runs import execute_reconstructable
 from ml_platform.adapters.run_tags import partition_range_tags
+from ml_platform.adapters.threaded_executor import STEP_THREADS, execute_in_threads
 from ml_platform.build import build_definitions
 from ml_platform.chain.instance import fail_abandoned_runs, open_instance
 from ml_platform.chain.run_config import (check_run_config, merged, read_run_config, reconstructable_chain_job,
@@ -23,6 +24,7 @@ from ml_platform.partitions import training_run_key, training_runs
 from ml_platform.progress import LOGGER as PROGRESS_LOGGER
 from ml_platform.project import Project
 from ml_platform.specs.catalog import Catalog
+from ml_platform.storage.warehouse import held_open
 from ml_platform.tags import this_process
 
 # Dagster's console logger prints a failed step's error with its stack trace at level ERROR; the chain reports each
@@ -127,9 +129,11 @@ def relay_progress(say: Callable[[str], None]) -> Iterator[None]:
 class Chain:
     """Runs jobs of a project's definitions in its Dagster instance, reporting progress as it goes.
 
-    Each run executes in this process, unless ML_PLATFORM_RUN_CONFIG names a run config file (chain/run_config.py):
-    then its runs are launched with that run config's executor (dask workers, in the cluster configuration), the
-    file checked against every job before anything runs.
+    Each run executes in this process with the warehouse held open for it (storage/warehouse.py `held_open`), its
+    independent steps on threads at once (adapters/threaded_executor.py); one step after another when the
+    warehouse cannot be held (Delta tables, registries in PostgreSQL). When ML_PLATFORM_RUN_CONFIG names a run
+    config file (chain/run_config.py), its runs are launched with that run config's executor instead (dask
+    workers, in the cluster configuration), the file checked against every job before anything runs.
     """
 
     def __init__(self, project: Project, catalog: Catalog, say: Callable[[str], None] = print,
@@ -161,10 +165,16 @@ class Chain:
             result = execute_reconstructable(reconstructable_chain_job(self.project, self.catalog, job),
                                              self.instance, self.run_config, tags, partition_key, assets)
         else:
-            with relay_progress(lambda line: self.say(f"     ... {line}")):
-                result = self.definitions.resolve_job_def(job).execute_in_process(
-                    instance=self.instance, partition_key=partition_key, tags=tags, run_config=QUIET,
-                    raise_on_error=False, asset_selection=assets)
+            job_def = self.definitions.resolve_job_def(job)
+            with relay_progress(lambda line: self.say(f"     ... {line}")), \
+                    held_open(self.project.storage.warehouse) as held:
+                if held:  # every step's connection a cursor of this process's one: independent steps at once
+                    result = execute_in_threads(job_def, self.instance, STEP_THREADS, partition_key=partition_key,
+                                                tags=tags, run_config=QUIET, asset_selection=assets)
+                else:  # steps that open the warehouse (or Delta tables) themselves: one after another
+                    result = job_def.execute_in_process(instance=self.instance, partition_key=partition_key,
+                                                        tags=tags, run_config=QUIET, raise_on_error=False,
+                                                        asset_selection=assets)
         outcome = RunOutcome(job, result.run_id, result.success, time.perf_counter() - started, _failures(result),
                              refused=refused_by_gate(result.all_events))
         self.runs.append(outcome)

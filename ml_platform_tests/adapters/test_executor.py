@@ -1,4 +1,5 @@
-"""The platform's executor: in-process by default; Dagster's multiprocess or dagster-dask's executor by run config,
+"""The platform's executor: steps on threads of this process by default (test_threaded_executor.py); Dagster's
+in-process, multiprocess or dagster-dask's executor by run config,
 each validated against its own schema, with errors that name the run config's field."""
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import textwrap
 import dagster as dg
 import pytest
 
-from ml_platform.adapters.executor import ExecutorConfigError, _sealed_dask_executor, chosen, platform_executor
+from ml_platform.adapters.executor import ExecutorConfigError, _sealed_dask_executor, chosen, platform_executor_for
 from ml_platform_tests.helpers import REPO_ROOT
 
 
-def test_in_process_is_the_default_and_multiprocess_keeps_its_settings():
+def test_dagsters_in_process_and_multiprocess_keep_their_settings():
     definition, config = chosen({"in_process": {}})
     assert definition is dg.multi_or_in_process_executor and set(config) == {"in_process"}
     definition, config = chosen({"multiprocess": {"max_concurrent": 2}})
     assert definition is dg.multi_or_in_process_executor and config["multiprocess"]["max_concurrent"] == 2
+    platform_executor = platform_executor_for(lambda: False)
     assert platform_executor.get_requirements({"in_process": {}}) == []
     assert platform_executor.get_requirements({"dask": {}})  # another process needs a persistent instance
 

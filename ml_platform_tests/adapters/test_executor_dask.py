@@ -8,7 +8,7 @@ import os
 import dagster as dg
 import pytest
 
-from ml_platform.adapters.executor import platform_executor
+from ml_platform.adapters.executor import platform_executor_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def second_pid(first: int) -> list[int]:
     return [first, os.getpid()]
 
 
-@dg.job(executor_def=platform_executor)
+@dg.job(executor_def=platform_executor_for(lambda: False))
 def two_steps():
     second_pid(first_pid())
 
