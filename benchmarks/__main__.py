@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default,cpu-timeline} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ COMMANDS = {
     "dask-training": "benchmarks.dask_training",
     "replay": "benchmarks.replay",
     "embedded-default": "benchmarks.embedded_default",
+    "cpu-timeline": "benchmarks.cpu_timeline",
 }
 
 

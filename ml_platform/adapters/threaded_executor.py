@@ -12,8 +12,10 @@ executor in place of Dagster's in-process one. Re-check both against another ver
 Why threads: the warehouse file admits one writer process, so a run's steps cannot spread over processes, and the
 steps compute in DuckDB, LightGBM and numpy, native code that lets other threads run. A daily run's two sources,
 and then its feature sets, are independent of each other: one after another they kept one of the machine's two
-cores idle. A step that fails fails as it would in process: the steps that need its output are skipped, the
-others run, and the run fails.
+cores idle. A step that fails fails as it would in process: the steps that need its output never start, the
+others run, and the run fails. The platform uses it only where every step's connection is a cursor of one database
+that the process holds open (executor.py `platform_executor_for`, chain/runner.py); what such connections share
+is taken under a lock (docs/architecture.md).
 """
 
 from __future__ import annotations

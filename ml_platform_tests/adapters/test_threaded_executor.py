@@ -1,6 +1,6 @@
 """A run's independent steps on threads of this process at once (ml_platform/adapters/threaded_executor.py), on a
 real Dagster instance: they overlap, they keep to max_concurrent, a failure fails the run as in process (the steps
-that need its output skipped, the others done), and the events are the in-process executor's."""
+that need its output never start, the others finish), and the events are the in-process executor's."""
 
 from __future__ import annotations
 
