@@ -40,8 +40,8 @@ def _requirements(executor_config: Mapping[str, Any]) -> list:
 @dg.executor(name="threads", config_schema={"max_concurrent": dg.Field(
     dg.IntSource, default_value=STEP_THREADS, description="Steps executed at once, each on a thread of this process")})
 def threads_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """This process, up to max_concurrent independent steps at once (ml_platform/adapters/threaded_executor.py):
-    the `threads` choice's settings; `platform_executor_for` builds it only where steps may share a database."""
+    """This process, up to max_concurrent independent steps at once (ml_platform/adapters/threaded_executor.py);
+    `platform_executor_for` builds it only where steps may share a database."""
     return ThreadedInProcessExecutor(init_context.executor_config["max_concurrent"])
 
 
@@ -92,9 +92,7 @@ def platform_executor_for(shared_database: Callable[[], bool]) -> dg.ExecutorDef
         definition, config = chosen(init_context.executor_config)
         if definition.name == "dask":
             return _sealed_dask_executor(config)
-        if definition is threads_executor:
-            if config["max_concurrent"] > 1 and shared_database():
-                return ThreadedInProcessExecutor(config["max_concurrent"])
+        if definition is threads_executor and not (config["max_concurrent"] > 1 and shared_database()):
             definition, config = chosen({"in_process": {}})  # one at a time: Dagster's, on the run's thread
         return definition.executor_creation_fn(init_context._replace(executor_def=definition,
                                                                      executor_config=config))
