@@ -187,19 +187,18 @@ def compute_group(connection: duckdb.DuckDBPyConnection, catalog: Catalog, group
     if catalog.entity_rows(first.entity).is_population:
         raise FeatureComputationError(f"feature set '{first.name}': its entity '{first.entity}' is a population; "
                                       f"a day of it is computed by compute_feature_set")
-    def histories(feature_set: FeatureSetSpec) -> list[str]:
-        return history_reads(connection, feature_set) if history is None else history[feature_set.name]
-
+    # each set's history views, its SQL parsed once (by default)
+    histories = {fs.name: history_reads(connection, fs) if history is None else history[fs.name] for fs in group}
     written: dict[str, int] = {}
     # the first set's sources with the history views any set of the group names (once, at the group's cut)
-    named = [name for name in readable_sources(first) if any(name in histories(fs) for fs in group)]
+    named = [name for name in readable_sources(first) if any(name in histories[fs.name] for fs in group)]
     bound_sources, bound_histories = list(readable_sources(first)), set(named)
-    with history_bound(connection, {name for fs in group for name in histories(fs)}):
+    with history_bound(connection, {name for names in histories.values() for name in names}):
         try:
             cut = _bind_range(connection, catalog, first, day, day, named)
             for feature_set in group:
                 missing = [name for name in readable_sources(feature_set) if name not in bound_sources]
-                unbound = [name for name in histories(feature_set) if name not in bound_histories]
+                unbound = [name for name in histories[feature_set.name] if name not in bound_histories]
                 if missing or unbound:  # the relations this set reads that the group's earlier sets do not
                     bind_sources(connection, catalog, feature_set, cut, sources={*missing, *unbound},
                                  history=unbound)
