@@ -11,12 +11,10 @@ import duckdb
 import pytest
 
 from ml_platform.features.compute import compute_feature_set
-from ml_platform.features.library import load_catalog
 from ml_platform.features.relations import HistoryLockError, bind_sources, history_bound, history_reads, unbind
 from ml_platform.names import feature_table
 from ml_platform.storage.warehouse import held_open, open_warehouse
-from ml_platform_tests.features.test_point_in_time import load_sources
-from ml_platform_tests.helpers import SPECS
+from ml_platform_tests.features.test_point_in_time import copied, loaded_warehouse
 
 START, END = dt.date(2013, 1, 1), dt.date(2013, 1, 20)
 WAIT = 20.0
@@ -24,23 +22,14 @@ WAIT = 20.0
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("history_lock")
-    catalog = load_catalog(SPECS, SPECS.parent)
-    with open_warehouse(root / "warehouse.duckdb") as connection:
-        load_sources(connection, catalog, SPECS.parent, START, END)
-    return root / "warehouse.duckdb", catalog
-
-
-def _copy(loaded, tmp_path, name: str):
-    path = tmp_path / f"{name}.duckdb"
-    path.write_bytes(loaded[0].read_bytes())
-    return path
+    """A warehouse file with the repository's sources loaded for START to END, copied for each test."""
+    return loaded_warehouse(tmp_path_factory.mktemp("history_lock"), START, END)
 
 
 def test_binding_a_history_view_without_the_lock_is_refused(loaded, tmp_path):
     catalog = loaded[1]
     reading, not_reading = catalog.feature_sets["disruption_history"], catalog.feature_sets["flight_schedule"]
-    with open_warehouse(_copy(loaded, tmp_path, "refused")) as connection:
+    with open_warehouse(copied(loaded[0], tmp_path, "refused")) as connection:
         assert history_reads(connection, reading) == ["flights"] and history_reads(connection, not_reading) == []
         cut = dt.datetime(2013, 1, 10, 6)
         with pytest.raises(HistoryLockError, match=r"feature set 'disruption_history': history views flights "
@@ -103,11 +92,11 @@ def test_sets_reading_history_computed_at_once_store_what_one_after_another_stor
             return connection.execute(f"SELECT * FROM {feature_table(feature_set.name)} "
                                       f"ORDER BY partition_date, flight_id").fetchall()
 
-    one_after_another = _copy(loaded, tmp_path, "sequential")
+    one_after_another = copied(loaded[0], tmp_path, "sequential")
     with open_warehouse(one_after_another) as connection:
         for first, last in ranges:
             compute_feature_set(connection, catalog, feature_set, first, last)
-    at_once = _copy(loaded, tmp_path, "at_once")
+    at_once = copied(loaded[0], tmp_path, "at_once")
     errors = []
 
     def compute(first, last):

@@ -38,6 +38,22 @@ def load_sources(connection, catalog, root: Path, start: dt.date, end: dt.date) 
             refresh_source(connection, source, root, [WHOLE])
 
 
+def loaded_warehouse(folder: Path, start: dt.date, end: dt.date):
+    """(a warehouse file in folder with the repository's sources loaded for [start, end], the catalog): a module
+    loads it once and hands each test a copy (`copied`)."""
+    catalog = load_catalog(SPECS, SPECS.parent)
+    with open_warehouse(folder / "warehouse.duckdb") as connection:
+        load_sources(connection, catalog, SPECS.parent, start, end)
+    return folder / "warehouse.duckdb", catalog
+
+
+def copied(warehouse: Path, folder: Path, name: str) -> Path:
+    """A copy of the warehouse file, `<name>.duckdb` in folder."""
+    path = folder / f"{name}.duckdb"
+    path.write_bytes(warehouse.read_bytes())
+    return path
+
+
 def feature_set(name: str, sql: str, features: list[str], reads: list[str], entity: str = "flights",
                 known_by: dict | None = None, lookback_days: int = 0) -> dict:
     """A feature set spec document."""

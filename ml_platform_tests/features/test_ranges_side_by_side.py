@@ -14,14 +14,12 @@ import pytest
 
 from ml_platform.features import refresh
 from ml_platform.features.compute import FeatureComputationError
-from ml_platform.features.library import load_catalog
 from ml_platform.features.refresh import _Turns, awaiting_proof, refresh_feature_set
 from ml_platform.names import feature_asset, feature_table
 from ml_platform.progress import Progress
 from ml_platform.storage.versions import partition_versions
 from ml_platform.storage.warehouse import open_warehouse
-from ml_platform_tests.features.test_point_in_time import load_sources
-from ml_platform_tests.helpers import SPECS
+from ml_platform_tests.features.test_point_in_time import copied, loaded_warehouse
 
 START, END = dt.date(2013, 1, 1), dt.date(2013, 3, 10)  # three ranges: 31, 28 + 3 and 7 days
 
@@ -29,17 +27,7 @@ START, END = dt.date(2013, 1, 1), dt.date(2013, 3, 10)  # three ranges: 31, 28 +
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """A warehouse file with the repository's sources loaded for START to END, copied for each test."""
-    root = tmp_path_factory.mktemp("ranges")
-    catalog = load_catalog(SPECS, SPECS.parent)
-    with open_warehouse(root / "warehouse.duckdb") as connection:
-        load_sources(connection, catalog, SPECS.parent, START, END)
-    return root / "warehouse.duckdb", catalog
-
-
-def _copy(loaded, tmp_path, name: str):
-    path = tmp_path / f"{name}.duckdb"
-    path.write_bytes(loaded[0].read_bytes())
-    return path
+    return loaded_warehouse(tmp_path_factory.mktemp("ranges"), START, END)
 
 
 def _stored(path, name: str):
@@ -56,7 +44,7 @@ def test_ranges_on_two_cursors_store_what_one_loop_stores(loaded, tmp_path, monk
     catalog = loaded[1]
     feature_set = catalog.feature_sets[name]
     assert len(refresh.ranges([day.isoformat() for day in _days(START, END)])) == 3
-    side_by_side = _copy(loaded, tmp_path, "side_by_side")
+    side_by_side = copied(loaded[0], tmp_path, "side_by_side")
     chosen = []
     decide = refresh._side_by_side
     monkeypatch.setattr(refresh, "_side_by_side", lambda *args: chosen.append(decide(*args)) or chosen[-1])
@@ -65,7 +53,7 @@ def test_ranges_on_two_cursors_store_what_one_loop_stores(loaded, tmp_path, monk
         parallel = refresh_feature_set(connection, catalog, feature_set, START, END,
                                        Progress(told["side_by_side"].append, every_seconds=0))
     assert chosen == [True]
-    one_loop = _copy(loaded, tmp_path, "one_loop")
+    one_loop = copied(loaded[0], tmp_path, "one_loop")
     monkeypatch.setattr(refresh, "_side_by_side", lambda *args: False)
     with open_warehouse(one_loop) as connection:
         sequential = refresh_feature_set(connection, catalog, feature_set, START, END,
@@ -87,7 +75,7 @@ def test_a_set_reading_a_history_view_is_computed_one_range_after_another(loaded
     assert "history." in feature_set.sql
     lanes = []
     monkeypatch.setattr(refresh, "lane_cursors", lambda *args: lanes.append(args) or pytest.fail("lanes used"))
-    with open_warehouse(_copy(loaded, tmp_path, "reading_history")) as connection:
+    with open_warehouse(copied(loaded[0], tmp_path, "reading_history")) as connection:
         assert refresh_feature_set(connection, catalog, feature_set, START, END).proof.passed
     assert lanes == []
 
@@ -111,7 +99,7 @@ def test_a_failing_range_keeps_the_ranges_before_it_and_writes_none_after_it(loa
         return compute(cursor, catalog, feature_set, first, last, **options)
 
     monkeypatch.setattr(refresh, "compute_feature_set", failing_in_february)
-    path = _copy(loaded, tmp_path, "failing")
+    path = copied(loaded[0], tmp_path, "failing")
     with open_warehouse(path) as connection:
         with pytest.raises(FeatureComputationError, match="February broke"):
             refresh_feature_set(connection, catalog, feature_set, START, END)
