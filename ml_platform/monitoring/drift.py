@@ -19,6 +19,7 @@ import datetime as dt
 from contextlib import closing
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import duckdb
@@ -30,6 +31,7 @@ from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.task_comparison import stored_test_rows
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
+from ml_platform.monitoring.reference_store import FeatureBins, FeatureBinsQuestion, stored_feature_bins
 from ml_platform.monitoring.store import replace_days
 from ml_platform.names import quote
 from ml_platform.reuse import remembered
@@ -129,9 +131,10 @@ def _partition_bins(train: pd.DataFrame, feature: str, groups: tuple[str, ...], 
 def champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore, model: str,
                        model_version: str, by_partition: bool = True) -> Reference:
     """A model version's training rows (from its verified snapshot) and test-window scores (from its evaluation),
-    binned; with `by_partition`, the features constant within partitions by their partitions' values. Inside
-    `reuse.reused()` (a replay, which scores a day with the same champion for weeks) built once per version: its
-    snapshot and evaluation are content-addressed and never rewritten."""
+    binned; with `by_partition`, the features constant within partitions by their partitions' values. The features'
+    bins are binned once per snapshot and stored (reference_store): a later run, or a training run reusing the
+    snapshot, reads them back. Inside `reuse.reused()` (a replay, which scores a day with the same champion for
+    weeks) built once per version: its snapshot and evaluation are content-addressed and never rewritten."""
     return remembered("drift reference", (str(artifacts.root), model, model_version, by_partition),
                       lambda: _champion_reference(connection, artifacts, model, model_version, by_partition))
 
@@ -149,25 +152,43 @@ def _champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifa
     if evaluation is not None and evaluation.summary.artifacts is None:
         raise MonitoringError(f"the evaluation of {model_version} kept no per-row predictions")
     path = artifacts.verify(snapshot.path, snapshot.sha256)  # the snapshot file's hash first
-    features = list(snapshot.manifest.features)
-    # every row is read, as the whole snapshot would be: pandas types a column by its values (NULLs among them)
-    rows = connection.execute(f"SELECT split, CAST(partition_date AS DATE) AS {_DAY}, "
-                              f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()
-    train = rows[rows["split"] == "train"].reset_index(drop=True)
+    features = tuple(snapshot.manifest.features)
+    question = FeatureBinsQuestion(snapshot.sha256, features, by_partition)
+    bins, levels = stored_feature_bins(Path(artifacts.root), question,
+                                       lambda: snapshot_feature_bins(connection, path, list(features), by_partition))
     if task_evaluation is not None:  # its stored rows are the test window's, with the prediction drift reads
         scores = stored_test_rows(connection, artifacts, task_evaluation)[names.PREDICTION_COLUMN]
     else:
         evaluated = read_predictions(connection, artifacts, evaluation.summary)
         scores = evaluated.loc[evaluated["split"] == "test", "score"]
-    return reference_of(model_version, train, features, scores, by_partition, _DAY)
+    return Reference(model_version, bins, Bins.of(pd.Series(scores.to_numpy(dtype=float))), levels)
+
+
+def snapshot_feature_bins(connection: duckdb.DuckDBPyConnection, path: Path, features: list[str],
+                          by_partition: bool) -> FeatureBins:
+    """The bins of the training rows of the snapshot file at path (its hash verified by the caller), and, with
+    `by_partition`, its features constant within partitions with their groupings."""
+    # every row is read, as the whole snapshot would be: pandas types a column by its values (NULLs among them)
+    rows = connection.execute(f"SELECT split, CAST(partition_date AS DATE) AS {_DAY}, "
+                              f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()
+    train = rows[rows["split"] == "train"].reset_index(drop=True)
+    return feature_bins(train, features, by_partition, _DAY)
+
+
+def feature_bins(train: pd.DataFrame, features: list[str], by_partition: bool = True,
+                 day: str = "partition_date") -> FeatureBins:
+    """Each feature's bins over the training rows (with their partition day in column `day`): a feature constant
+    within partitions (`by_partition`) by its partitions' values; and those features' groupings."""
+    levels = partition_level(train, features, day) if by_partition else {}
+    bins = {name: _partition_bins(train, name, levels[name], day) if name in levels else Bins.of(train[name])
+            for name in features}
+    return bins, levels
 
 
 def reference_of(model_version: str, train: pd.DataFrame, features: list[str], scores: pd.Series,
                  by_partition: bool = True, day: str = "partition_date") -> Reference:
     """A version's reference from its training rows (with their partition day in column `day`) and test scores."""
-    levels = partition_level(train, features, day) if by_partition else {}
-    bins = {name: _partition_bins(train, name, levels[name], day) if name in levels else Bins.of(train[name])
-            for name in features}
+    bins, levels = feature_bins(train, features, by_partition, day)
     return Reference(model_version, bins, Bins.of(pd.Series(scores.to_numpy(dtype=float))), levels)
 
 

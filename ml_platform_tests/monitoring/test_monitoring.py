@@ -19,6 +19,7 @@ from ml_platform.evaluation.realized import ON_TRACK, promised_interval, state_o
 from ml_platform.monitoring.alarms import drift_alarm, monitoring_summary
 from ml_platform.monitoring.drift import PSI_ALARM, SCORE, feature_psi, psi
 from ml_platform.monitoring.outcomes import recorded_spec
+from ml_platform.monitoring.reference_store import REFERENCE_FOLDER
 from ml_platform.monitoring.store import replace_days
 from ml_platform.snapshots.build import read_snapshot
 from ml_platform.storage import registry
@@ -118,9 +119,14 @@ def test_a_scored_day_is_measured_against_the_champions_training_rows(runs):
     for name in ("feature_drift", "prediction_drift"):
         check = check_result(outcome.run_id, name)
         assert check.severity == dg.AssetCheckSeverity.WARN and check.description.startswith("largest PSI ")
-    # measuring the day again replaces its rows
+    # measuring the day again replaces its rows; the snapshot's bins, stored by the first run, are read back: the
+    # same PSIs to the bit
+    stored = list((runs.project.storage.artifacts / REFERENCE_FOLDER).glob("*.json"))
+    assert len(stored) == 1, stored
     assert monitor(runs, ["monitoring"], FEBRUARY_1, FEBRUARY_1).success
-    assert runs.query(f"SELECT count(*) FROM monitoring.{MODEL}__drift")[0][0] == len(rows)
+    again = runs.query(f"SELECT feature, psi, rows, model_version FROM monitoring.{MODEL}__drift ORDER BY feature")
+    assert again == rows
+    assert list((runs.project.storage.artifacts / REFERENCE_FOLDER).glob("*.json")) == stored
 
 
 def test_realized_money_of_a_labelled_day_against_the_promise(runs):
