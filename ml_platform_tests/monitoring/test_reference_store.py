@@ -135,3 +135,87 @@ def test_the_reference_of_frames_is_the_stored_bins_with_the_scores(snapshot):
     expected = Bins.of(scores)
     assert np.array_equal(reference.scores.edges, expected.edges)
     assert np.array_equal(reference.scores.shares, expected.shares)
+
+
+class Snapshots:
+    """registry.snapshots as training_bins reads it: one training run's snapshot record, or none."""
+
+    def __init__(self, record):
+        self.record = record
+
+    def get(self, connection, model, training_run):
+        return self.record if training_run == "run-1" else None
+
+
+@pytest.fixture
+def stored_snapshot(tmp_path, snapshot, monkeypatch):
+    """The snapshot file in an artifact store, its record given to training_bins."""
+    from types import SimpleNamespace
+
+    from ml_platform.monitoring import training_bins
+    from ml_platform.storage.artifacts import ArtifactStore
+
+    root = tmp_path / "artifacts"
+    (root / "snapshots").mkdir(parents=True)
+    relative = f"snapshots/{file_sha256(snapshot)}.parquet"
+    (root / relative).write_bytes(snapshot.read_bytes())
+    record = SimpleNamespace(path=relative, sha256=file_sha256(snapshot), snapshot_id="snap-1",
+                             manifest=SimpleNamespace(features=list(FEATURES)))
+    monkeypatch.setattr(training_bins.registry, "snapshots", Snapshots(record))
+    return ArtifactStore(root=str(root)), record
+
+
+def test_a_training_run_bins_its_snapshot_while_the_evaluation_runs(stored_snapshot, snapshot):
+    import threading
+
+    import duckdb
+
+    from ml_platform.monitoring.training_bins import snapshot_bins_beside
+
+    artifacts, record = stored_snapshot
+    threads = []
+    with duckdb.connect() as connection:
+        with snapshot_bins_beside(connection, artifacts, "model", "run-1"):
+            threads = [thread.name for thread in threading.enumerate()]
+    assert any(name.startswith("drift-bins") for name in threads)  # binned on its own thread, during the block
+    question = FeatureBinsQuestion(record.sha256, FEATURES, True)
+    assert same_bins(stored_feature_bins(artifacts.path_of("."), question, lambda: pytest.fail("not stored")),
+                     measured(snapshot))
+
+
+def test_stored_bins_or_no_snapshot_bin_nothing(stored_snapshot, snapshot, monkeypatch):
+    import duckdb
+
+    from ml_platform.monitoring import training_bins
+
+    artifacts, record = stored_snapshot
+    question = FeatureBinsQuestion(record.sha256, FEATURES, True)
+    stored_feature_bins(artifacts.path_of("."), question, lambda: measured(snapshot))
+    monkeypatch.setattr(training_bins, "_bin", lambda *arguments: pytest.fail("binned again"))
+    ran = []
+    with duckdb.connect() as connection:
+        for run in ("run-1", "no-such-run"):
+            with training_bins.snapshot_bins_beside(connection, artifacts, "model", run):
+                ran.append(run)
+    assert ran == ["run-1", "no-such-run"]
+
+
+def test_a_failed_binning_fails_the_step_and_never_hides_the_evaluations_error(stored_snapshot):
+    import duckdb
+
+    from ml_platform.monitoring.training_bins import snapshot_bins_beside
+    from ml_platform.storage.artifacts import TamperedArtifactError
+
+    artifacts, record = stored_snapshot
+    with open(artifacts.path_of(record.path), "ab") as handle:
+        handle.write(b"tampered")
+    with duckdb.connect() as connection:
+        with pytest.raises(TamperedArtifactError, match=f"artifact {record.path} was modified"):
+            with snapshot_bins_beside(connection, artifacts, "model", "run-1"):
+                pass
+        with pytest.raises(ValueError, match="the evaluation's own error") as raised:
+            with snapshot_bins_beside(connection, artifacts, "model", "run-1"):
+                raise ValueError("the evaluation's own error")
+    assert any("binning snapshot snap-1 for drift monitoring also failed" in note and "was modified" in note
+               for note in raised.value.__notes__)
+    assert not (artifacts.path_of(".") / REFERENCE_FOLDER).exists()  # nothing stored
