@@ -31,12 +31,15 @@ from ml_platform.errors import PlatformError
 from ml_platform.evaluation.predictions_file import read_predictions
 from ml_platform.evaluation.task_comparison import stored_test_rows
 from ml_platform.monitoring.bins import Bins, feature_psi, psi, score_psi
-from ml_platform.monitoring.reference_store import FeatureBins, FeatureBinsQuestion, stored_feature_bins
+from ml_platform.monitoring import reference_store
+from ml_platform.monitoring.reference_store import (REFERENCE_SEED, FeatureBins, FeatureBinsQuestion,
+                                                    stored_feature_bins)
 from ml_platform.monitoring.store import replace_days
 from ml_platform.names import quote
 from ml_platform.reuse import remembered
 from ml_platform.scoring.inputs import COLUMN as INPUTS, stored_fields
 from ml_platform.scoring.score import uses_task_scoring
+from ml_platform.snapshots.columns import sample_split, split_condition
 from ml_platform.specs.models import ModelSpec
 from ml_platform.storage import registry
 from ml_platform.storage.artifacts import ArtifactStore
@@ -167,7 +170,18 @@ def _champion_reference(connection: duckdb.DuckDBPyConnection, artifacts: Artifa
 def snapshot_feature_bins(connection: duckdb.DuckDBPyConnection, path: Path, features: list[str],
                           by_partition: bool) -> FeatureBins:
     """The bins of the training rows of the snapshot file at path (its hash verified by the caller), and, with
-    `by_partition`, its features constant within partitions with their groupings."""
+    `by_partition`, its features constant within partitions with their groupings; of a fixed-seed sample of
+    REFERENCE_ROWS training rows when the snapshot has more (a snapshot of millions of rows, read whole into
+    pandas, would take minutes and more memory than the training run)."""
+    available = connection.execute(f"SELECT count(*) FROM read_parquet(?) WHERE {split_condition('train')}",
+                                   [str(path)]).fetchone()[0]
+    rows_at_most = reference_store.REFERENCE_ROWS  # read at the call: tests lower it
+    if available > rows_at_most:
+        train, _ = sample_split(connection, path, "train", ["partition_date", *features], rows_at_most,
+                                seed=REFERENCE_SEED)
+        # the partition's day, as CAST(partition_date AS DATE) gives it below (an hourly partition's day)
+        train.insert(0, _DAY, pd.to_datetime(train.pop("partition_date")).dt.floor("D"))
+        return feature_bins(train, features, by_partition, _DAY)
     # every row is read, as the whole snapshot would be: pandas types a column by its values (NULLs among them)
     rows = connection.execute(f"SELECT split, CAST(partition_date AS DATE) AS {_DAY}, "
                               f"{', '.join(quote(name) for name in features)} FROM read_parquet(?)", [str(path)]).df()

@@ -33,6 +33,8 @@ from ml_platform.monitoring.bins import Bins
 from ml_platform.records.base import Record
 
 REFERENCE_FOLDER = "drift_references"  # in the artifact store's root folder
+REFERENCE_ROWS = 1_000_000  # training rows binned at most: a fixed-seed sample of them when a snapshot has more
+REFERENCE_SEED = 0  # the seed of that sample: the same rows on every binning of the same snapshot
 
 
 class StoredReferenceError(PlatformError, RuntimeError):
@@ -79,8 +81,9 @@ class FeatureBinsQuestion:
         import pandas
 
         return {"snapshot_sha256": self.snapshot_sha256, "features": list(self.features),
-                "by_partition": self.by_partition, "platform": code_version(), "duckdb": duckdb.__version__,
-                "numpy": np.__version__, "pandas": pandas.__version__}
+                "by_partition": self.by_partition, "rows_at_most": REFERENCE_ROWS, "sample_seed": REFERENCE_SEED,
+                "platform": code_version(), "duckdb": duckdb.__version__, "numpy": np.__version__,
+                "pandas": pandas.__version__}
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.described(), sort_keys=True).encode()).hexdigest()

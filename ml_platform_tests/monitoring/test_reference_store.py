@@ -221,3 +221,29 @@ def test_a_failed_binning_fails_the_step_and_never_hides_the_evaluations_error(s
                "was modified" in note
                for note in raised.value.__notes__)
     assert not (artifacts.path_of(".") / REFERENCE_FOLDER).exists()  # nothing stored
+
+
+def test_a_large_snapshot_is_binned_from_a_fixed_seed_sample_of_its_training_rows(tmp_path, snapshot, monkeypatch):
+    """Above REFERENCE_ROWS training rows the bins are a fixed-seed sample's (the same rows on every binning, the
+    partition-level features still found); at or below it, every training row's, as before."""
+    import duckdb
+
+    from ml_platform.monitoring import reference_store
+    from ml_platform.snapshots.columns import sample_split
+
+    with duckdb.connect() as connection:
+        training_rows = connection.execute(f"SELECT count(*) FROM '{snapshot}' WHERE split = 'train'").fetchone()[0]
+    whole = measured(snapshot)
+    monkeypatch.setattr(reference_store, "REFERENCE_ROWS", training_rows)  # at the bound: every row
+    assert same_bins(measured(snapshot), whole)
+    monkeypatch.setattr(reference_store, "REFERENCE_ROWS", 600)
+    sampled = measured(snapshot)
+    assert same_bins(measured(snapshot), sampled) and not same_bins(sampled, whole)
+    assert sampled[1] == whole[1] == {"day_share": ()}
+    with duckdb.connect() as connection:  # the sample's bins: those of the 600 rows the guard's sampler draws
+        rows, available = sample_split(connection, snapshot, "train", ["partition_date", *FEATURES], 600, seed=0)
+    assert available == training_rows and len(rows) == 600
+    rows.insert(0, "day", pd.to_datetime(rows.pop("partition_date")).dt.floor("D"))
+    assert same_bins(drift.feature_bins(rows, list(FEATURES), True, "day"), sampled)
+    # the bound is part of the stored answer's question: a stored answer of another bound is not read back
+    assert FeatureBinsQuestion("0" * 64, FEATURES, True).described()["rows_at_most"] == 600
