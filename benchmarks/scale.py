@@ -6,7 +6,8 @@ Builds the replicated data (benchmarks/scale_data.py) into a temporary project w
 each stage in its own process, recording its wall time and peak resident memory (benchmarks/scale_stages.py):
 the platform's sources and features (their asset bodies over the whole range), snapshot, training and evaluation
 with deployment (the training job's Dagster runs), scoring of every replicated day (the predictions asset's
-scoring code), and the bare equivalents (the feature SQL straight in DuckDB, lightgbm.train on the same matrix,
+scoring code), the drift monitoring of the last 7 scored days (its measure_drift, the champion's reference
+included), and the bare equivalents (the feature SQL straight in DuckDB, lightgbm.train on the same matrix,
 booster.predict on the same rows). Dagster records two events per daily partition of each asset; what that costs
 is measured on the last --dagster-days days, through a Dagster run beside the direct call on the same window.
 --replicas 3 gives a run of about a million rows in a few minutes.
@@ -28,6 +29,7 @@ from benchmarks.scale_data import LAST_DAY, build_project, first_day
 
 TARGETS = {"features": 2.0, "training": 1.1, "scoring": 1 / 0.5}  # issue #17
 MEMORY_TARGET_GB = 8.0
+MONITORED_DAYS = 7  # the monitoring stage measures the drift of the last week scored, as daily runs do
 
 
 def _stage(stage: str, project: Path, *dates) -> tuple[ChildRun, dict]:
@@ -82,6 +84,7 @@ def run(folder: Path, replicas: int, trees: int, dagster_days: int, health_check
     stages["evaluation"] = _stage("evaluation", project)
     stages["scoring"] = _stage("scoring", project, *window)
     stages["bare predict"] = _stage("bare-predict", project, *window)
+    stages["monitoring"] = _stage("monitoring", project, LAST_DAY - dt.timedelta(days=MONITORED_DAYS - 1), LAST_DAY)
     return {"replicas": replicas, "trees": trees, "health_checks": health_checks, "counts": counts,
             "build_seconds": build_seconds,
             "days": (window[1] - window[0]).days + 1, "window": [str(day) for day in window],
@@ -93,7 +96,7 @@ def run(folder: Path, replicas: int, trees: int, dagster_days: int, health_check
 def report(result: dict) -> str:
     """The figures as markdown."""
     stages = result["stages"]
-    platform = ["sources", "features", "snapshot", "training", "evaluation", "scoring"]
+    platform = ["sources", "features", "snapshot", "training", "evaluation", "scoring", "monitoring"]
     bare_of = {"features": "bare features", "training": "bare training", "scoring": "bare predict"}
     rows = []
     for name in platform:
@@ -124,7 +127,8 @@ def report(result: dict) -> str:
         f"(platform {stages['training'].get('trees', '')} / bare {stages['bare training']['trees']}). "
         f"Each stage ran in its own process: *wall* is that process, *work* the timed call (the asset bodies over "
         f"the whole range for sources and features, score_days for scoring, the training job's Dagster run for "
-        f"snapshot, training and evaluation; lightgbm or DuckDB alone for bare).\n\n{table}\n\n"
+        f"snapshot, training and evaluation, measure_drift of the last {stages['monitoring']['partitions']} scored "
+        f"days for monitoring, as a daily run measures them; lightgbm or DuckDB alone for bare).\n\n{table}\n\n"
         f"- **End to end through the platform: {total:,.0f} s, peak memory {peak:.2f} GB** (target under "
         f"{MEMORY_TARGET_GB:.0f} GB: {'met' if peak < MEMORY_TARGET_GB else 'NOT met'}).\n"
         f"- Dagster's records: the feature assets of the last {result['dagster_days']} days took "

@@ -134,6 +134,23 @@ def scoring(project: Path, start: dt.date, end: dt.date) -> dict:
     return {"seconds": time.perf_counter() - started, "rows": result.rows, "partitions": (end - start).days + 1}
 
 
+def monitoring(project: Path, start: dt.date, end: dt.date) -> dict:
+    """The monitoring asset's drift code (measure_drift) over [start, end] with the champion, as a daily run
+    measures its days: the champion's reference (its snapshot's bins, stored by its evaluation step, read back),
+    the scored rows of the days and their windows."""
+    from ml_platform.monitoring.drift import measure_drift
+    from ml_platform.storage.artifacts import ArtifactStore
+    from ml_platform.storage.warehouse import open_warehouse
+
+    paths, catalog, _ = _context(project)
+    artifacts = ArtifactStore(root=str(paths.storage.artifacts))
+    started = time.perf_counter()
+    with open_warehouse(paths.storage.warehouse) as connection:
+        drift = measure_drift(connection, artifacts, catalog.models[MODEL], start, end, "scale-benchmark")
+    return {"seconds": time.perf_counter() - started, "partitions": (end - start).days + 1,
+            "max_feature_psi": drift.feature_psi, "score_psi": drift.score_psi}
+
+
 def _in_dependency_order(catalog) -> list:
     """The feature sets of the benchmarked model's entity (the example models' other entities are not scaled), each
     after the sets it uses."""
@@ -272,6 +289,8 @@ def main() -> None:
         result = features_dagster(project, start, end)
     elif stage == "scoring":
         result = scoring(project, start, end)
+    elif stage == "monitoring":
+        result = monitoring(project, start, end)
     elif stage == "bare-features":
         result = bare_features(project, start, end)
     elif stage == "bare-training":
