@@ -2,8 +2,8 @@
 
 A day's measure is pooled over a window: the rows of the day and of the days scored among the 6 before it (7
 calendar days) that the same model version scored. Each feature is binned as the champion's training rows were (see
-`bins`), and scores at the deciles of the champion's scores on its evaluation test window; a reference is binned
-once, for every day measured against it. Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
+`bins`; a fixed-seed sample of REFERENCE_ROWS of them when its snapshot has more), and scores at the deciles of the
+champion's scores on its evaluation test window; a snapshot's bins are binned once and stored (reference_store). Rule of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25 drifted.
 
 A feature constant within a partition (one value per day, like the day of the week or the days to a holiday, or per
 day and group, like the eve's weather per airport) says nothing within one day: all of a day's rows share one
