@@ -85,36 +85,3 @@ def run_on_cursors(cursors: Sequence[duckdb.DuckDBPyConnection],
     if failures:
         raise failures[min(failures)]
     return results
-
-
-@contextmanager
-def beside(connection: duckdb.DuckDBPyConnection, piece: Callable[[duckdb.DuckDBPyConnection], object],
-           what: str) -> Iterator[None]:
-    """piece(cursor) on a new cursor of the connection, on a thread of its own, while the block runs on the caller's
-    thread; the block's end waits for it. The block's error is the one raised (the piece's, if any, added to it
-    as a note naming `what`); else the piece's. The cursor is closed however either ends. A piece reads only the
-    database's objects and files: not the connection's temporary ones (private_objects)."""
-    cursor = connection.cursor()
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            piece(cursor)
-        except BaseException as error:  # raised below, in the caller's thread
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, name=f"beside-{what}")
-    try:
-        thread.start()
-        try:
-            yield
-        except BaseException as error:
-            thread.join()  # the piece reads through the cursor closed below
-            if outcome:
-                error.add_note(f"{what} also failed: {type(outcome[0]).__name__}: {outcome[0]}")
-            raise
-        thread.join()
-    finally:
-        cursor.close()
-    if outcome:
-        raise outcome[0]

@@ -177,8 +177,7 @@ def test_a_training_run_bins_its_snapshot_while_the_evaluation_runs(stored_snaps
     with duckdb.connect() as connection:
         with snapshot_bins_beside(connection, artifacts, "model", "run-1"):
             threads = [thread.name for thread in threading.enumerate()]
-    # binned on a thread of its own, during the block
-    assert any(name.startswith("beside-binning snapshot snap-1") for name in threads)
+    assert any(name.startswith("drift-bins") for name in threads)  # binned on its own thread, during the block
     question = FeatureBinsQuestion(record.sha256, FEATURES, True)
     assert same_bins(stored_feature_bins(artifacts.path_of("."), question, lambda: pytest.fail("not stored")),
                      measured(snapshot))
@@ -192,7 +191,7 @@ def test_stored_bins_or_no_snapshot_bin_nothing(stored_snapshot, snapshot, monke
     artifacts, record = stored_snapshot
     question = FeatureBinsQuestion(record.sha256, FEATURES, True)
     stored_feature_bins(artifacts.path_of("."), question, lambda: measured(snapshot))
-    monkeypatch.setattr(training_bins, "beside", lambda *arguments: pytest.fail("binned again"))
+    monkeypatch.setattr(training_bins, "_bin", lambda *arguments: pytest.fail("binned again"))
     ran = []
     with duckdb.connect() as connection:
         for run in ("run-1", "no-such-run"):
@@ -217,8 +216,7 @@ def test_a_failed_binning_fails_the_step_and_never_hides_the_evaluations_error(s
         with pytest.raises(ValueError, match="the evaluation's own error") as raised:
             with snapshot_bins_beside(connection, artifacts, "model", "run-1"):
                 raise ValueError("the evaluation's own error")
-    assert any("binning snapshot snap-1 for drift monitoring also failed: TamperedArtifactError" in note and
-               "was modified" in note
+    assert any("binning snapshot snap-1 for drift monitoring also failed" in note and "was modified" in note
                for note in raised.value.__notes__)
     assert not (artifacts.path_of(".") / REFERENCE_FOLDER).exists()  # nothing stored
 

@@ -1,6 +1,5 @@
 """Pieces of work on two cursors at once: results in the order given, both cursors working at the same time, and
-an error raised on either cursor raised to the caller (the first failed piece's, in order), never swallowed; and one
-piece beside a block of the caller's, its error raised after the block's end, never hiding the block's own."""
+an error raised on either cursor raised to the caller (the first failed piece's, in order), never swallowed."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import threading
 import duckdb
 import pytest
 
-from ml_platform.storage.lanes import beside, lane_cursors, private_objects, run_on_cursors
+from ml_platform.storage.lanes import lane_cursors, private_objects, run_on_cursors
 
 
 def test_results_come_in_the_order_given_and_both_cursors_work_at_once():
@@ -103,44 +102,3 @@ def test_what_only_the_connection_reads_is_named():
     connection.register("arrow_rows", pa.table({"value": [1]}))
     connection.execute("CREATE TEMP TABLE mine AS SELECT 1 AS value")
     assert private_objects(connection) == ["arrow_rows", "mine"]
-
-
-def test_a_piece_beside_runs_while_the_block_runs_and_the_block_waits_for_it(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "lanes.duckdb"))
-    connection.execute("CREATE TABLE numbers AS SELECT range AS n FROM range(10)")
-    both = threading.Barrier(2, timeout=10)  # passes only when the piece and the block run at the same time
-    seen = {}
-
-    def piece(cursor: duckdb.DuckDBPyConnection) -> None:
-        both.wait()
-        seen["cursor"] = cursor
-        seen["sum"] = cursor.execute("SELECT sum(n) FROM numbers").fetchall()[0][0]
-        seen["thread"] = threading.current_thread().name
-
-    with beside(connection, piece, "summing"):
-        both.wait()
-    assert seen["sum"] == 45 and seen["thread"] == "beside-summing"
-    with pytest.raises(duckdb.ConnectionException):  # its cursor is closed once the block ends
-        seen["cursor"].execute("SELECT 1")
-
-
-def test_the_pieces_error_is_raised_after_the_block_and_never_hides_the_blocks():
-    connection = duckdb.connect()
-    ran = []
-
-    def failing(cursor: duckdb.DuckDBPyConnection) -> None:
-        cursor.execute("SELECT * FROM no_such_table")
-
-    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
-        with beside(connection, failing, "reading"):
-            ran.append("block")
-    assert ran == ["block"]  # the block ran whole; the piece's error came at its end
-    with pytest.raises(ValueError, match="the block's own") as raised:
-        with beside(connection, failing, "reading"):
-            raise ValueError("the block's own")
-    assert raised.value.__notes__ == [raised.value.__notes__[0]]
-    assert raised.value.__notes__[0].startswith("reading also failed: CatalogException: ")
-    with pytest.raises(KeyError) as alone:  # a block's error alone, when the piece succeeded, carries no note
-        with beside(connection, lambda cursor: cursor.execute("SELECT 1"), "nothing"):
-            raise KeyError("x")
-    assert not getattr(alone.value, "__notes__", None)
