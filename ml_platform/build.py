@@ -16,7 +16,6 @@ from ml_platform.evaluation.search_objective import search_judge
 from ml_platform.features.factory import build_feature_asset
 from ml_platform.monitoring.alarms import drift_alarm
 from ml_platform.monitoring.factory import build_monitoring_assets
-from ml_platform.monitoring.training_bins import snapshot_bins_beside
 from ml_platform.names import (DAILY_JOB, REFERENCE_JOB, TRAINING_STAGES, feature_key, scoring_job_name,
                                source_key, stage_key, training_job_name)
 from ml_platform.scoring.factory import build_predictions_asset
@@ -37,7 +36,7 @@ def build_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
         assets += [
             build_snapshot_asset(catalog, model),
             build_model_asset(catalog, model, judge=search_judge),
-            build_evaluation_asset(catalog, model, beside=snapshot_bins_beside),
+            build_evaluation_asset(catalog, model),
             build_deployment_asset(catalog, model),
             build_predictions_asset(catalog, model),
             *build_monitoring_assets(catalog, model),

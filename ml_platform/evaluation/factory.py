@@ -6,7 +6,6 @@ import dagster as dg
 
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
-from ml_platform.evaluation.beside import Beside, nothing_beside
 from ml_platform.evaluation.evaluate import EvaluationError
 from ml_platform.evaluation.leakage import LEAKAGE_ROWS
 from ml_platform.evaluation.report import headline_markdown, money_interval, readable_money
@@ -115,11 +114,10 @@ def evaluation_metadata(artifacts: ArtifactStore, stored: Stored[EvaluationRecor
     return metadata
 
 
-def build_evaluation_asset(catalog: Catalog, model: ModelSpec, beside: Beside = nothing_beside) -> dg.AssetsDefinition:
-    """The asset that evaluates each training run in money, with the gate as blocking checks; `beside` runs around
-    the evaluation, in its step."""
+def build_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
+    """The asset that evaluates each training run in money, with the gate as blocking checks."""
     if judged_by_decision(model):
-        return build_task_evaluation_asset(catalog, model, beside)
+        return build_task_evaluation_asset(catalog, model)
     key = names.stage_key("evaluation", model.name)
     gate = model.gate
     descriptions = check_descriptions(model)
@@ -146,9 +144,8 @@ def build_evaluation_asset(catalog: Catalog, model: ModelSpec, beside: Beside = 
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            with beside(connection, artifacts, model.name, context.partition_key):
-                stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key,
-                                           say=context.log.info)
+            stored = evaluation_of_run(connection, artifacts, catalog, model, context.partition_key,
+                                       say=context.log.info)
             checks = check_results(stored.record.summary.gate)
             champion = compared_champion(connection, stored.record.summary)
         return dg.MaterializeResult(metadata=evaluation_metadata(artifacts, stored, champion), check_results=checks)

@@ -11,7 +11,6 @@ import dagster as dg
 
 from ml_platform import names
 from ml_platform.errors import as_dagster_failure
-from ml_platform.evaluation.beside import Beside, nothing_beside
 from ml_platform.evaluation.report import money_interval
 from ml_platform.evaluation.task_evaluation import evaluate_task_run
 from ml_platform.evaluation.task_report import decision_text, render_task_report, task_headline_markdown
@@ -44,9 +43,8 @@ def task_check_descriptions(model: ModelSpec) -> dict[str, str]:
     }
 
 
-def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec,
-                                beside: Beside = nothing_beside) -> dg.AssetsDefinition:
-    """The evaluation asset of a regression or multiclass model; `beside` runs around the evaluation, in its step."""
+def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec) -> dg.AssetsDefinition:
+    """The evaluation asset of a regression or multiclass model."""
     key = names.stage_key("evaluation", model.name)
     descriptions = task_check_descriptions(model)
 
@@ -68,9 +66,8 @@ def build_task_evaluation_asset(catalog: Catalog, model: ModelSpec,
     def evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    artifacts: ArtifactStore) -> dg.MaterializeResult:
         with as_dagster_failure(), warehouse.get_connection() as connection:
-            with beside(connection, artifacts, model.name, context.partition_key):
-                evaluated = evaluate_task_run(connection, artifacts, catalog, model, context.partition_key,
-                                              say=context.log.info)
+            evaluated = evaluate_task_run(connection, artifacts, catalog, model, context.partition_key,
+                                          say=context.log.info)
         measurement, record, plots = evaluated.measurement, evaluated.record, evaluated.plots
         checks = {name: (check.passed, check.why) for name, check in record.gate.checks()}
         images = "".join(f"\n\n![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
