@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from ml_platform.records.registry import SnapshotRecord
 from ml_platform.specs.catalog import Catalog
 from ml_platform.snapshots.columns import sample_split
 from ml_platform.specs.models import ModelSpec
+from ml_platform.storage import stored_answers
 from ml_platform.storage.artifacts import ArtifactStore
 from ml_platform.training.algorithms import class_positions
 from ml_platform.training.fit import categorical_features
@@ -102,30 +101,8 @@ def answer_path(root: Path, question: LeakageQuestion) -> Path:
 
 def read_answer(path: Path, question: LeakageQuestion) -> LeakageAnswer:
     """The stored answer at path, checked to answer this question."""
-    try:
-        answer = LeakageAnswer.model_validate_json(path.read_bytes())
-    except (OSError, ValueError) as error:
-        reason = " ".join(str(error).split())  # on one line
-        raise StoredLeakageError(f"the stored leakage figures {path} cannot be read ({reason}); remove the file to "
-                                 f"measure them again") from error
-    if answer.key != question.key() or answer.question != question.described():
-        raise StoredLeakageError(f"the stored leakage figures {path} answer another question (key {answer.key[:12]}, "
-                                 f"expected {question.key()[:12]}); remove the file to measure them again")
-    return answer
-
-
-def write_answer(path: Path, answer: LeakageAnswer) -> None:
-    """Write the answer whole or not at all: a temporary file beside it, renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".json")
-    try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(answer.model_dump_json().encode())
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    return stored_answers.read_answer(path, LeakageAnswer, question.key(), question.described(), StoredLeakageError,
+                                      "leakage figures", "measure them again", answers="answer")
 
 
 def leakage_question(catalog: Catalog, model: ModelSpec, snapshot_sha256: str) -> LeakageQuestion:
@@ -175,6 +152,7 @@ def measured_leakage(connection: duckdb.DuckDBPyConnection, root: Path, snapshot
         answer = read_answer(path, question)
         return MeasuredLeakage(answer.aucs, answer.check, path)
     aucs, check = _measure(connection, snapshot_path, question)
-    write_answer(path, LeakageAnswer(key=question.key(), question=question.described(), aucs=aucs, check=check))
+    stored_answers.write_answer(path, LeakageAnswer(key=question.key(), question=question.described(), aucs=aucs,
+                                                    check=check))
     return MeasuredLeakage(aucs, check, None)
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from ml_platform.code_version import code_version
 from ml_platform.errors import PlatformError
 from ml_platform.monitoring.bins import Bins
 from ml_platform.records.base import Record
+from ml_platform.storage import stored_answers
 
 REFERENCE_FOLDER = "drift_references"  # in the artifact store's root folder
 REFERENCE_ROWS = 1_000_000  # training rows binned at most: a fixed-seed sample of them when a snapshot has more
@@ -98,16 +97,8 @@ def answer_path(root: Path, question: FeatureBinsQuestion) -> Path:
 
 def read_answer(path: Path, question: FeatureBinsQuestion) -> FeatureBins:
     """The stored bins at path, checked to answer this question."""
-    try:
-        answer = FeatureBinsAnswer.model_validate_json(path.read_bytes())
-    except (OSError, ValueError) as error:
-        reason = " ".join(str(error).split())  # on one line
-        raise StoredReferenceError(f"the stored drift reference {path} cannot be read ({reason}); remove the file to "
-                                   f"bin the snapshot again") from error
-    if answer.key != question.key() or answer.question != question.described():
-        raise StoredReferenceError(f"the stored drift reference {path} answers another question (key "
-                                   f"{answer.key[:12]}, expected {question.key()[:12]}); remove the file to bin the "
-                                   f"snapshot again")
+    answer = stored_answers.read_answer(path, FeatureBinsAnswer, question.key(), question.described(),
+                                        StoredReferenceError, "drift reference", "bin the snapshot again")
     if list(answer.bins) != list(question.features):
         raise StoredReferenceError(f"the stored drift reference {path} bins the features {list(answer.bins)}, not the "
                                    f"snapshot's {list(question.features)}; remove the file to bin the snapshot again")
@@ -121,16 +112,7 @@ def write_answer(path: Path, question: FeatureBinsQuestion, measured: FeatureBin
     answer = FeatureBinsAnswer(key=question.key(), question=question.described(),
                                bins={name: StoredBins.of(bins[name]) for name in question.features},
                                partition_level={name: list(groups) for name, groups in levels.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".json")
-    try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(answer.model_dump_json().encode())
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    stored_answers.write_answer(path, answer)
 
 
 def stored_feature_bins(root: Path, question: FeatureBinsQuestion, measure: Callable[[], FeatureBins]) -> FeatureBins:

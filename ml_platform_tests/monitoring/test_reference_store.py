@@ -115,7 +115,7 @@ def test_no_half_written_answer_is_left_when_writing_fails(tmp_path, snapshot, m
     def failing_replace(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr("ml_platform.monitoring.reference_store.os.replace", failing_replace)
+    monkeypatch.setattr("ml_platform.storage.stored_answers.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         stored_feature_bins(root, question, lambda: measured(snapshot))
     assert list((root / REFERENCE_FOLDER).iterdir()) == []
