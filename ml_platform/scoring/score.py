@@ -78,35 +78,35 @@ PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapsho
 
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str,
                 contributions: str = "") -> str:
-    """The stored rows of the batch: each staged row (scoring.staging) beside its score in `scores` (the same
-    position in both): keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
+    """The stored rows of the batch: each staged row (scoring.staging) with its score, a column of the same staged
+    table: keys, date, score, decision, the exact feature values the model saw (the `inputs` expression, to
     explain it later), the `contributions` item when stored, then the threshold and the given constant columns
     (one parameter each)."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, score, "
-            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{contributions}{constants} FROM {STAGED} "
-            f"POSITIONAL JOIN (SELECT *, CAST(? AS DOUBLE) AS threshold FROM scores)")
+            f"score >= threshold AS flagged, threshold, {inputs} AS {INPUTS}{contributions}{constants} FROM "
+            f"(SELECT *, CAST(? AS DOUBLE) AS threshold FROM {STAGED})")
 
 
 def _score_batch(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, predictor, staged: StagedRows,
                  contributions: bool = False) -> np.ndarray:
-    """Register the scores of the staged rows (`scores`, with their contribution columns when stored), in the rows'
-    order; returns the scores.
+    """Score the staged rows and add their scores (`score`, with the contribution columns when stored) to the
+    staged table, in the rows' order; returns the scores.
 
     The features reach a LightGBM model as the staged Arrow columns (training.arrow_matrix; any other predictor, or
     TreeSHAP, reads DuckDB's pandas frame of them); keys and inputs stay in the Arrow table that the write reads
-    back, so the scores line up with the staged rows by position: no row number, no join.
+    back, and the scores become its columns: no row number, no join.
     """
     features = connection.sql(f"SELECT {', '.join(quote(name) for name in spec.features)} FROM {STAGED}")
     if contributions:  # TreeSHAP reads the pandas frame; its cost dwarfs the frame's
         frame = features.df()
         scores = predictor.predict(frame) if len(frame) else np.array([], dtype="float64")
-        connection.register("scores", pd.concat(
+        staged.add_frame(pd.concat(
             [pd.DataFrame({"score": scores}), stored_contributions.batch_columns(predictor, spec, frame)], axis=1))
         return scores
     scores = predict_relation(predictor, features, staged.table.select(list(spec.features)))
-    connection.register("scores", pa.table({"score": pa.array(scores, type=pa.float64())}))
+    staged.add_columns(pa.table({"score": pa.array(scores, type=pa.float64())}))
     return scores
 
 
@@ -171,21 +171,18 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
         for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
             with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
                 scores = _score_batch(connection, spec, predictor, staged, contributions)
-                try:
-                    connection.execute(
-                        f"{writes.create} AS SELECT * FROM "
-                        f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) LIMIT 0",
-                        batch_parameters)
-                    if contributions:
-                        stored_contributions.add_column(connection, writes.table)
-                    select = _output_sql(catalog, spec, types,
-                                         writable_sql(connection, writes.table, staged.features(list(spec.features))),
-                                         contributed)
-                    rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
-                                               batch_parameters).fetchall()[0][0]
-                    flagged += int(np.count_nonzero(scores >= float(threshold)))
-                finally:
-                    connection.unregister("scores")
+                connection.execute(
+                    f"{writes.create} AS SELECT * FROM "
+                    f"({_output_sql(catalog, spec, types, packed_sql(spec.features), contributed)}) LIMIT 0",
+                    batch_parameters)
+                if contributions:
+                    stored_contributions.add_column(connection, writes.table)
+                select = _output_sql(catalog, spec, types,
+                                     writable_sql(connection, writes.table, staged.features(list(spec.features))),
+                                     contributed)
+                rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
+                                           batch_parameters).fetchall()[0][0]
+                flagged += int(np.count_nonzero(scores >= float(threshold)))
     return rows, flagged
 
 

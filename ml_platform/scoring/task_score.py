@@ -97,13 +97,13 @@ def task_scores(connection: duckdb.DuckDBPyConnection, catalog: Catalog, spec: M
 
 def _output_sql(catalog: Catalog, spec: ModelSpec, columns: dict[str, str], inputs: str, scores: list[str],
                 contributions: str = "") -> str:
-    """The stored rows of the batch: each staged row beside its scores (same position), the `contributions` item
-    when stored, then the constants."""
+    """The stored rows of the batch: each staged row with its scores (columns of the same staged table), the
+    `contributions` item when stored, then the constants."""
     keys = ", ".join(quote(key) for key in catalog.entity_rows(spec.entity).keys)
     constants = "".join(f", CAST(? AS {kind}) AS {quote(name)}" for name, kind in columns.items())
     return (f"SELECT {keys}, CAST(CAST(partition_date AS DATE) AS TIMESTAMP) AS partition_date, "
             f"{', '.join(quote(name) for name in scores)}, {inputs} AS {INPUTS}{contributions}{constants} "
-            f"FROM {STAGED} POSITIONAL JOIN task_scores")
+            f"FROM {STAGED}")
 
 
 def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: Catalog, trained: ModelRecord,
@@ -138,17 +138,13 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
                 if contributions:
                     scores = pd.concat([scores.reset_index(drop=True), stored_contributions.batch_columns(
                         predictor, spec, frame, scores[names.DECISION_COLUMN].to_numpy())], axis=1)
-                connection.register("task_scores", scores)
-                try:
-                    empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
-                    connection.execute(f"{writes.create} AS SELECT * FROM ({empty}) LIMIT 0",
-                                       parameters)
-                    if contributions:
-                        stored_contributions.add_column(connection, writes.table)
-                    select = _output_sql(catalog, spec, types, writable_sql(connection, writes.table, features), columns,
-                                         contributed)
-                    rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
-                                               parameters).fetchall()[0][0]
-                finally:
-                    connection.unregister("task_scores")
+                staged.add_frame(scores)
+                empty = _output_sql(catalog, spec, types, packed_sql(spec.features), columns, contributed)
+                connection.execute(f"{writes.create} AS SELECT * FROM ({empty}) LIMIT 0", parameters)
+                if contributions:
+                    stored_contributions.add_column(connection, writes.table)
+                select = _output_sql(catalog, spec, types, writable_sql(connection, writes.table, features), columns,
+                                     contributed)
+                rows += connection.execute(f"INSERT INTO {writes.table} BY NAME {select}",
+                                           parameters).fetchall()[0][0]
     return rows, decision_summary(spec, decided)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ml_platform.scoring.staging import VIEW, staged_rows
+from ml_platform.scoring.staging import VIEW, StagingError, staged_rows
 
 TYPED = """
     SELECT range AS k, CAST(range AS HUGEINT) * 1000000000000 AS huge, CAST(range / 7 AS DECIMAL(18,3)) AS dec,
@@ -44,22 +45,39 @@ def test_the_view_gives_the_types_values_and_order_of_a_temporary_table(connecti
             connection.execute("SELECT * FROM expected").fetchall()
 
 
-def test_rows_line_up_with_their_scores_by_position_over_many_record_batches(connection):
-    # more rows than one Arrow record batch holds, read by two threads: positions must still line up
+def test_scores_added_as_columns_are_stored_beside_their_rows_in_order_over_many_record_batches(connection):
+    # more rows than one Arrow record batch holds, written by two threads: each score stays with its row, and the
+    # stored table keeps the staged order
     connection.execute("SET threads = 2")
     sql = "SELECT range AS k, range % 7 AS day FROM range(2500000) ORDER BY day, k"
     with staged_rows(connection, sql) as staged:
         assert staged.table.num_rows == 2_500_000 and len(staged.table.to_batches()) > 1
-        connection.register("scores", pa.table({"score": staged.table.column("k").to_numpy() * 2.0}))
-        try:
-            mismatched = connection.execute(
-                f"SELECT count(*) FROM (SELECT k, score FROM {VIEW} POSITIONAL JOIN scores) WHERE score != k * 2"
-            ).fetchall()[0][0]
-            order = connection.execute(f"SELECT k FROM {VIEW}").fetchnumpy()["k"]
-        finally:
-            connection.unregister("scores")
-    assert mismatched == 0
-    assert np.array_equal(order, connection.execute(sql).fetchnumpy()["k"])
+        staged.add_columns(pa.table({"score": staged.table.column("k").to_numpy() * 2.0}))
+        connection.execute(f"CREATE TABLE stored AS SELECT k, day, score FROM {VIEW}")
+    stored = connection.execute("SELECT k, score FROM stored ORDER BY rowid").fetchnumpy()
+    assert np.array_equal(stored["k"], connection.execute(sql).fetchnumpy()["k"])
+    assert np.array_equal(stored["score"], stored["k"] * 2.0)
+
+
+def test_scores_are_refused_unless_there_is_exactly_one_per_row(connection):
+    with staged_rows(connection, "SELECT range AS k FROM range(10)") as staged:
+        with pytest.raises(StagingError, match="the batch has 10 rows but 9 scores: each row needs exactly one"):
+            staged.add_columns(pa.table({"score": np.zeros(9)}))
+        with pytest.raises(StagingError, match=r"score columns \['k'\] are already columns of the batch's rows"):
+            staged.add_columns(pa.table({"k": np.zeros(10)}))
+        assert connection.sql(f"SELECT * FROM {VIEW}").columns == ["k"]  # the refused columns were not added
+
+
+def test_a_frame_of_scores_keeps_the_types_duckdb_gives_a_frame(connection):
+    frame = pd.DataFrame({"prediction": [0.5, np.nan], "decision": pd.Series(["late", None], dtype=object),
+                          "acted": [True, False], "rows": np.array([3, 4], dtype="int64")})
+    connection.register("frame", frame)
+    expected = connection.sql("SELECT * FROM frame")
+    with staged_rows(connection, "SELECT range AS k FROM range(2)") as staged:
+        staged.add_frame(frame)
+        view = connection.sql(f"SELECT prediction, decision, acted, rows FROM {VIEW}")
+        assert [str(kind) for kind in view.types] == [str(kind) for kind in expected.types]
+        assert view.fetchall() == expected.fetchall() == [(0.5, "late", True, 3), (None, None, False, 4)]
 
 
 def test_nothing_is_left_behind_after_a_batch_even_a_failed_one(connection):
