@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from ml_platform.records.tasks import ClassConfusion, SliceResiduals
 from ml_platform.specs.models import LabelSpec
@@ -82,6 +81,8 @@ def task_metrics(label_spec: LabelSpec, label: np.ndarray, predictions: np.ndarr
 
 def binary_metrics(label: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """A binary model judged by a decision other than a threshold: ROC AUC (NaN with one class), log loss, Brier."""
+    from sklearn.metrics import roc_auc_score  # here, not at import: loading the definitions stays without sklearn
+
     actual = np.asarray(label, dtype=bool)
     probability = np.clip(np.asarray(probabilities, dtype="float64"), 1e-15, 1 - 1e-15)
     auc = float(roc_auc_score(actual, probability)) if 0 < actual.sum() < len(actual) else float("nan")
