@@ -111,7 +111,8 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, predict
 
 
 def _require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
-    # scores are joined to their rows by position, which holds only while tables are read in insertion order
+    # scores computed from a frame read through the view become the staged table's columns by position, and the
+    # rows are stored in the staged order: both hold only while tables are read in insertion order
     if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
         raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
                            "matched to their rows by position; it is off on this connection")
