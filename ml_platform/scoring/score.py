@@ -23,7 +23,8 @@ from ml_platform.records.scoring import PredictionProvenance
 from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
-from ml_platform.scoring.staging import VIEW as STAGED, StagedRows, staged_rows
+from ml_platform.scoring.staging import (BATCH_ROWS, VIEW as STAGED, StagedRows, require_insertion_order,
+                                     staged_rows)
 from ml_platform.scoring.task_score import score_task_into
 from ml_platform.scoring.writes import latest_partition_by, prediction_writes
 from ml_platform.specs.catalog import Catalog
@@ -68,8 +69,6 @@ def _score_task(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     return ScoringResult(rows, None, provenance, decisions)
 
 
-# rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
-BATCH_ROWS = 1_000_000
 # the stored type of each provenance column, as the first scoring of a model creates its table
 PROVENANCE_TYPES = {"model_version": "VARCHAR", "spec_hash": "VARCHAR", "snapshot_id": "VARCHAR",
                     "training_run": "VARCHAR", "code_version": "VARCHAR", "scored_at": "TIMESTAMP",
@@ -108,14 +107,6 @@ def _score_batch(connection: duckdb.DuckDBPyConnection, spec: ModelSpec, predict
     scores = predict_relation(predictor, features, staged.table.select(list(spec.features)))
     staged.add_columns(pa.table({"score": pa.array(scores, type=pa.float64())}))
     return scores
-
-
-def _require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
-    # scores computed from a frame read through the view become the staged table's columns by position, and the
-    # rows are stored in the staged order: both hold only while tables are read in insertion order
-    if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
-        raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
-                           "matched to their rows by position; it is off on this connection")
 
 
 def _provenance(model: ModelRecord, promotion_id: int | None, dagster_run_id: str) -> PredictionProvenance:
@@ -161,7 +152,7 @@ def _score_into(connection: duckdb.DuckDBPyConnection, artifacts: ArtifactStore,
     spec = trained_spec(connection, catalog, trained)
     require_contained_model(spec)  # the spec recorded at training, checked again before its SQL runs
     require_features(connection, catalog, spec, trained, start, end)
-    _require_insertion_order(connection)
+    require_insertion_order(connection)
     predictor = load_model(artifacts, trained)
     types = {name: PROVENANCE_TYPES.get(name, "VARCHAR") for name in constants}
     batch_parameters = [*constants.values(), float(threshold)]  # in the order of the placeholders

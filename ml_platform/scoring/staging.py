@@ -23,10 +23,22 @@ import pyarrow as pa
 
 from ml_platform.errors import PlatformError
 from ml_platform.names import quote
+from ml_platform.training.inference import ScoringError
 
 VIEW = "scoring_rows"
 _TABLE = "scoring_rows_arrow"
 _FRAME = "scoring_rows_scores"
+# rows scored at a time: bounds memory when a backfill scores millions of rows (predictions do not depend on it)
+BATCH_ROWS = 1_000_000
+
+
+def require_insertion_order(connection: duckdb.DuckDBPyConnection) -> None:
+    """Scoring stages rows here only on a connection that reads tables in insertion order: scores computed from a
+    frame read through the view become the staged table's columns by position, and the rows are stored in the
+    staged order."""
+    if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
+        raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
+                           "matched to their rows by position; it is off on this connection")
 
 
 class StagingError(PlatformError, RuntimeError):

@@ -28,7 +28,7 @@ from ml_platform.records.registry import ModelRecord
 from ml_platform.records.tasks import TaskEvaluationRecord
 from ml_platform.scoring import contributions as stored_contributions
 from ml_platform.scoring.inputs import COLUMN as INPUTS, packed_sql, writable_sql
-from ml_platform.scoring.staging import VIEW as STAGED, staged_rows
+from ml_platform.scoring.staging import BATCH_ROWS, VIEW as STAGED, require_insertion_order, staged_rows
 from ml_platform.scoring.writes import latest_partition_by, prediction_writes
 from ml_platform.specs.catalog import Catalog
 from ml_platform.specs.models import ModelSpec
@@ -119,16 +119,14 @@ def score_task_into(connection: duckdb.DuckDBPyConnection, artifacts, catalog: C
     spec = trained_spec(connection, catalog, trained)
     require_contained_model(spec)
     require_features(connection, catalog, spec, trained, start, end)
-    if not connection.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]:
-        raise ScoringError("scoring needs DuckDB's preserve_insertion_order setting on (its default): scores are "
-                           "matched to their rows by position; it is off on this connection")
+    require_insertion_order(connection)
     predictor = load_model(artifacts, trained)
     parameters = list(constants.values())
     contributed = stored_contributions.column_sql(predictor, spec) if contributions else ""
     rows, decided = 0, []
     latest_by = latest_partition_by(catalog, spec) if latest else None
     with prediction_writes(connection, name, latest_by, versions, spec.name) as writes:
-        for first, last in day_ranges(connection, catalog, spec.entity, start, end, 1_000_000):
+        for first, last in day_ranges(connection, catalog, spec.entity, start, end, BATCH_ROWS):
             with staged_rows(connection, feature_matrix_sql(catalog, spec, first, last, False)) as staged:
                 features = staged.features([name for name in staged.types if name in spec.features])
                 frame = connection.sql(f"SELECT * FROM {STAGED}").df()
