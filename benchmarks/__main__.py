@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default,cpu-timeline} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scoring-parts,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default,cpu-timeline} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ COMMANDS = {
     "demo-vs-script": "benchmarks.demo_vs_script",
     "iteration": "benchmarks.iteration",
     "scoring": "benchmarks.scoring",
+    "scoring-parts": "benchmarks.scoring_parts",
     "scale": "benchmarks.scale",
     "drift-alarms": "benchmarks.drift_alarms",
     "serving": "benchmarks.serving",
