@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ml_platform.names import quote
 
@@ -60,15 +61,31 @@ class SplitRows:
         columns = ", ".join(quote(name) for name in names)
         return self.connection.sql(f"SELECT {columns} FROM read_parquet('{self.path}') LIMIT 0").to_arrow_table().schema
 
-    def record_batches(self, names: list[str], batch_rows: int = 1_000_000):
+    def record_batches(self, names: list[str], batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
         """Some columns of these rows as Arrow record batches of at most `batch_rows` rows, in the file's order
-        (a pyarrow RecordBatchReader: one scan of the file; read it to its end before the connection runs
-        anything else)."""
+        (one scan of the file). Each reader scans on a cursor of its own, closed when the reader is read to its
+        end: readers of several column lists can be read at once, on several threads (`concurrent_reads`)."""
         columns = ", ".join(quote(name) for name in names)
-        return self.connection.sql(
-            f"SELECT {columns} FROM read_parquet('{self.path}') WHERE {split_condition(self.split)}"
-        ).to_arrow_reader(batch_rows)
+        cursor = self.connection.cursor()
+        try:
+            reader = cursor.sql(
+                f"SELECT {columns} FROM read_parquet('{self.path}') WHERE {split_condition(self.split)}"
+            ).to_arrow_reader(batch_rows)
+        except BaseException:
+            cursor.close()
+            raise
 
+        def batches():
+            try:
+                yield from reader
+            finally:  # read to its end (or the reader dropped): the scan's cursor goes with it
+                reader.close()
+                cursor.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    # the readers of record_batches may be read on several threads at once (training.arrow_matrix)
+    record_batches.concurrent_reads = True
 
 def sample_split(connection: duckdb.DuckDBPyConnection, path: Path, split: str, names: list[str], size: int,
                  seed: int) -> tuple[pd.DataFrame, int]:

@@ -15,6 +15,7 @@ written: the same Dataset bin for bin, the same model bytes and the same scores 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 import numpy as np
@@ -164,25 +165,41 @@ def learn_and_encode_batches(batches: Iterable[pa.RecordBatch], rows: int, colum
 
 
 def learn_and_encode_columns(read: Callable[[list[str]], Iterable[pa.RecordBatch]], rows: int, columns: list[str],
-                             categorical: list[str]) -> tuple[FeatureLayout, pa.Table]:
+                             categorical: list[str], concurrently: bool = False) -> tuple[FeatureLayout, pa.Table]:
     """The layout learnt from the training rows and their `layout_columns` (the matrix's values as Arrow columns,
     a chunk per batch: no matrix is written). `read(names)` gives those columns of the rows as record batches in
     order; the categories are read in one scan and the numbers in another, so that the numbers' batches, which
-    the columns keep without a copy (a batch's buffers are released together), hold no text."""
+    the columns keep without a copy (a batch's buffers are released together), hold no text.
+
+    `concurrently`: the two scans run at once, the categories' on a thread of its own (when `read` may be called
+    from several threads: `SplitRows.record_batches`). Each scan fills only its own columns, batch after batch in
+    the rows' order, so the layout and the values are the same either way; pyarrow's and numpy's work on the
+    batches (the categories' dictionary encoding, the numbers' float64 casts) then shares the machine's cores."""
     # each column's values reach `put` batch after batch, in the rows' order: its chunks are appended as they come
     parts: dict[str, list[pa.Array]] = {name: [] for name in columns}
-    categories: dict[str, list[str]] = {}
-    categories_first = [name for name in columns if name in categorical]
-    for names, coded in ((categories_first, categories_first),
-                         ([name for name in columns if name not in categorical], [])):
-        if names:
-            def put(offset: int, position: int, values: np.ndarray, names: list[str] = names) -> None:
-                parts[names[position]].append(pa.array(values))
+    scans = [(names, coded) for names, coded in (
+        ([name for name in columns if name in categorical], [name for name in columns if name in categorical]),
+        ([name for name in columns if name not in categorical], [])) if names]
 
-            categories.update(_encode_batches(read(names), rows, names, coded, put).categories)
+    def scan(names: list[str], coded: list[str]) -> dict[str, list[str]]:
+        def put(offset: int, position: int, values: np.ndarray) -> None:
+            parts[names[position]].append(pa.array(values))
+
+        return _encode_batches(read(names), rows, names, coded, put).categories
+
+    categories: dict[str, list[str]] = {}
+    if concurrently and len(scans) == 2:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="category-scan") as pool:
+            first = pool.submit(scan, *scans[0])
+            try:
+                categories.update(scan(*scans[1]))
+            finally:  # the categories' scan is waited for (and its error raised) even when the numbers' failed
+                categories.update(first.result())
+    else:
+        for names, coded in scans:
+            categories.update(scan(names, coded))
     layout = FeatureLayout(tuple(columns), {name: categories[name] for name in categorical})
     return layout, pa.table({name: pa.chunked_array(parts[name], type=pa.float64()) for name in columns})
-
 
 def _batch_source(rows):
     """The rows' own reader of record batches (a verified snapshot split's), or None (rows given as a frame)."""
@@ -202,7 +219,8 @@ def training_matrix(rows, columns: list[str], categorical: list[str],
             if not as_arrow:
                 return learn_and_encode_batches(reader, len(rows.label), columns, categorical)
             reader.close()
-            return learn_and_encode_columns(read, len(rows.label), columns, categorical)
+            return learn_and_encode_columns(read, len(rows.label), columns, categorical,
+                                            concurrently=getattr(read, "concurrent_reads", False))
         reader.close()
     return FeatureLayout.learn_and_encode(rows, columns, categorical)
 

@@ -5,6 +5,8 @@ columns (what single-machine training and scoring do) give the same Dataset: the
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -207,3 +209,84 @@ def test_scores_from_arrow_are_the_scores_from_the_pandas_frame(connection, colu
     assert len(scores) == 3_000 and scores.std() > 0
     np.testing.assert_array_equal(scores, predictor.predict(later.df()))
     assert len(predict_relation(predictor, connection.sql(f"SELECT * FROM ({later.sql_query()}) WHERE false"))) == 0
+
+
+def _same_values(table: pa.Table, expected: pa.Table) -> None:
+    """The same columns, chunk for chunk, NaN where NaN and every other value equal."""
+    assert table.column_names == expected.column_names
+    assert [column.num_chunks for column in table.columns] == [column.num_chunks for column in expected.columns]
+    np.testing.assert_array_equal(_as_matrix(table), _as_matrix(expected))
+
+
+def _threaded_reading(connection, sql: str, batch_rows: int, scans: list, fail: str | None = None):
+    """A `read(names)` callable from several threads (a cursor per scan), noting each scan's columns and thread;
+    a scan of `fail` raises when its first batch is read."""
+    def read(names: list[str]):
+        scans.append((list(names), threading.current_thread().name))
+        reader = connection.cursor().sql(sql).select(*names).to_arrow_reader(batch_rows)
+        if fail in names:
+            def failing():
+                raise RuntimeError(f"the scan of {fail} failed")
+                yield  # a generator
+            return pa.RecordBatchReader.from_batches(reader.schema, failing())
+        return reader
+    return read
+
+
+def test_the_two_scans_run_at_once_to_the_same_layout_and_values(connection):
+    sql = ROWS.format(start=1, end=2_000)
+    scans = []
+    expected = learn_and_encode_columns(_reading(connection.sql(sql), 150), 1_999, COLUMNS, CATEGORIES)
+    layout, columns = learn_and_encode_columns(_threaded_reading(connection, sql, 150, scans), 1_999, COLUMNS,
+                                               CATEGORIES, concurrently=True)
+    assert layout == expected[0] and columns.column_names == COLUMNS
+    _same_values(columns, expected[1])
+    assert [column.num_chunks for column in columns.columns] == [14] * len(COLUMNS)
+    # the categories' scan on a thread of its own, the numbers' on the caller's
+    threads = {tuple(names): thread for names, thread in scans}
+    assert threads[tuple(CATEGORIES)].startswith("category-scan")
+    assert threads[tuple(NUMBERS)] == threading.current_thread().name
+    # one kind of column only: one scan, on the caller's thread
+    scans.clear()
+    learn_and_encode_columns(_threaded_reading(connection, sql, 150, scans), 1_999, NUMBERS, [], concurrently=True)
+    assert scans == [(NUMBERS, threading.current_thread().name)]
+
+
+@pytest.mark.parametrize("fail", ["carrier", "ratio"])
+def test_a_failing_scan_fails_the_encoding_when_they_run_at_once(connection, fail):
+    scans = []
+    read = _threaded_reading(connection, ROWS.format(start=1, end=2_000), 150, scans, fail)
+    with pytest.raises(RuntimeError, match=f"the scan of {fail} failed"):
+        learn_and_encode_columns(read, 1_999, COLUMNS, CATEGORIES, concurrently=True)
+    assert len(scans) == 2  # both scans started; the other one ran to its end before the error was raised
+
+
+def test_snapshot_readers_scan_on_cursors_of_their_own(connection, tmp_path):
+    """A snapshot split's readers can be read at once, interleaved or on two threads, each in the file's order;
+    training reads its categories and numbers so, to the same layout and values as one scan after the other."""
+    path = _snapshot(connection, tmp_path)
+    train = SplitRows.read(connection, path, "train")
+    expected = connection.sql(f"SELECT row_id, carrier FROM read_parquet('{path}') WHERE split = 'train'").fetchall()
+    ids, carriers = train.record_batches(["row_id"], 300), train.record_batches(["carrier"], 300)
+    pairs = [(row_id, carrier) for left, right in zip(ids, carriers)
+             for row_id, carrier in zip(left.column(0).to_pylist(), right.column(0).to_pylist())]
+    assert pairs == expected and len(pairs) == len(train)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        read = [pool.submit(lambda name: train.record_batches([name], 100).read_all().column(0).to_pylist(), name)
+                for name in ("row_id", "carrier")]
+        assert list(zip(read[0].result(), read[1].result())) == expected
+    assert train.record_batches.concurrent_reads
+    scans = []
+
+    def noted(names: list[str], batch_rows: int = 1_000_000):
+        scans.append(threading.current_thread().name)
+        return train.record_batches(names, batch_rows)
+    noted.concurrent_reads = True
+    at_once = learn_and_encode_columns(noted, len(train), COLUMNS, CATEGORIES, concurrently=True)
+    assert scans[0].startswith("category-scan") or scans[1].startswith("category-scan")
+    one_after_another = learn_and_encode_columns(train.record_batches, len(train), COLUMNS, CATEGORIES)
+    assert at_once[0] == one_after_another[0]
+    _same_values(at_once[1], one_after_another[1])
+    layout, values = training_matrix(train, COLUMNS, CATEGORIES, as_arrow=True)  # at once: SplitRows allows it
+    assert layout == at_once[0]
+    _same_values(values, at_once[1])
