@@ -87,6 +87,7 @@ class SplitRows:
     # the readers of record_batches may be read on several threads at once (training.arrow_matrix)
     record_batches.concurrent_reads = True
 
+
 def sample_split(connection: duckdb.DuckDBPyConnection, path: Path, split: str, names: list[str], size: int,
                  seed: int) -> tuple[pd.DataFrame, int]:
     """Some columns of at most `size` rows of a split, drawn without replacement with a fixed seed, in the file's

@@ -201,6 +201,7 @@ def learn_and_encode_columns(read: Callable[[list[str]], Iterable[pa.RecordBatch
     layout = FeatureLayout(tuple(columns), {name: categories[name] for name in categorical})
     return layout, pa.table({name: pa.chunked_array(parts[name], type=pa.float64()) for name in columns})
 
+
 def _batch_source(rows):
     """The rows' own reader of record batches (a verified snapshot split's), or None (rows given as a frame)."""
     return getattr(rows, "record_batches", None)
