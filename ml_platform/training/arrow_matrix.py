@@ -177,9 +177,10 @@ def learn_and_encode_columns(read: Callable[[list[str]], Iterable[pa.RecordBatch
     batches (the categories' dictionary encoding, the numbers' float64 casts) then shares the machine's cores."""
     # each column's values reach `put` batch after batch, in the rows' order: its chunks are appended as they come
     parts: dict[str, list[pa.Array]] = {name: [] for name in columns}
-    scans = [(names, coded) for names, coded in (
-        ([name for name in columns if name in categorical], [name for name in columns if name in categorical]),
-        ([name for name in columns if name not in categorical], [])) if names]
+    categories_first = [name for name in columns if name in categorical]
+    numbers = [name for name in columns if name not in categorical]
+    # (the scan's columns, those of them coded as categories): the categories' scan first, an empty one left out
+    scans = [(names, coded) for names, coded in ((categories_first, categories_first), (numbers, [])) if names]
 
     def scan(names: list[str], coded: list[str]) -> dict[str, list[str]]:
         def put(offset: int, position: int, values: np.ndarray) -> None:
