@@ -63,6 +63,9 @@ def measure(project: Path, model: str, repeats: int) -> dict:
 
     paths = Project.at(project)
     catalog = load_catalog(paths.specs_dir, paths.root)
+    if not Path(paths.storage.warehouse).is_file():
+        raise SystemExit(f"{project} has no warehouse ({paths.storage.warehouse}): run the demo or the scale "
+                         f"benchmark there first")
     connection = duckdb.connect(str(paths.storage.warehouse), read_only=True)
     connection.execute(SEARCH_PATH)
     champion = registry.promotions.champion(connection, model)
