@@ -1,4 +1,4 @@
-"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scoring-parts,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default,cpu-timeline} [options]` (--help on each)."""
+"""Run a benchmark: `python -m benchmarks {demo-vs-script,iteration,scoring,scoring-parts,scale,drift-alarms,serving,search,contributions,backfill,dask-training,replay,embedded-default,cpu-timeline,demo-profile} [options]` (--help on each)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "replay": "benchmarks.replay",
     "embedded-default": "benchmarks.embedded_default",
     "cpu-timeline": "benchmarks.cpu_timeline",
+    "demo-profile": "benchmarks.demo_profile",
 }
 
 
