@@ -124,25 +124,28 @@ def record(rate: int, folder: Path, keep: Path | None) -> Profile:
     """One cold demo on a fresh project, py-spy attached to it from its start."""
     project = _project(REPO, folder / "project")
     raw = keep or folder / "profile.txt"
-    started = time.perf_counter()
-    demo = subprocess.Popen([str(BIN / "ml-platform"), "--project", str(project), "demo"],
-                            env=project_environment(project), cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    spy = subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(demo.pid), "--rate", str(rate),
-                            "--format", "raw", "--output", str(raw), "--nonblocking"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(demo.pid, 0)
-    wall = time.perf_counter() - started
-    demo.returncode = os.waitstatus_to_exitcode(status)
-    try:
-        spy.wait(timeout=60)  # py-spy writes its file when the process it follows ends
-    except subprocess.TimeoutExpired:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=30)
+    raw.unlink(missing_ok=True)  # a profile left by an earlier run must not stand in for this one's
+    demo_log, spy_log = folder / "demo.log", folder / "py-spy.log"
+    with demo_log.open("wb") as demo_output, spy_log.open("wb") as spy_output:  # files: a full pipe would block
+        started = time.perf_counter()
+        demo = subprocess.Popen([str(BIN / "ml-platform"), "--project", str(project), "demo"],
+                                env=project_environment(project), cwd=project, stdout=demo_output,
+                                stderr=subprocess.STDOUT)
+        spy = subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(demo.pid), "--rate", str(rate),
+                                "--format", "raw", "--output", str(raw), "--nonblocking"],
+                               stdout=spy_output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(demo.pid, 0)
+        wall = time.perf_counter() - started
+        demo.returncode = os.waitstatus_to_exitcode(status)
+        try:
+            spy.wait(timeout=60)  # py-spy writes its file when the process it follows ends
+        except subprocess.TimeoutExpired:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
     if demo.returncode != 0:
-        raise SystemExit(f"ml-platform demo failed ({demo.returncode}):\n{demo.stderr.read().decode()[-4000:]}")
+        raise SystemExit(f"ml-platform demo failed ({demo.returncode}):\n{demo_log.read_text()[-4000:]}")
     if not raw.exists():
-        raise SystemExit(f"py-spy wrote no profile ({spy.returncode}):\n{spy.stderr.read().decode()[-2000:]}")
+        raise SystemExit(f"py-spy wrote no profile ({spy.returncode}):\n{spy_log.read_text()[-2000:]}")
     parts: Counter = Counter()
     for stack, samples in read_raw(raw).items():
         parts[classify(stack)] += samples
