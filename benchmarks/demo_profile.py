@@ -9,7 +9,8 @@ each is filed under the guarantee one of whose markers occurs in its stack (so a
 step counts as that guarantee and not as the step), else under the step whose marker is outermost in it (the
 evaluation's predictions are the evaluation's, though LightGBM's predictor lives beside the training), else as
 an import, Dagster's or the platform's own running. Prints the seconds of samples of each part and group, and the
-process's wall and CPU seconds (wait4) for scale.
+process's wall and CPU seconds (wait4) for scale. Then runs the plain script (benchmarks/plain_script.py, the same
+work without the platform) right after, so that the parts read against the script's wall time in the same hour.
 
 LightGBM's and DuckDB's worker threads are not Python threads: their work shows once, as the Python call that
 waits for it, on the calling thread. A part's seconds are therefore its time on the threads that call it, close
@@ -23,13 +24,15 @@ import argparse
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import BIN, REPO, machine, markdown_table, project_environment, write_section
+from benchmarks.common import (BIN, REPO, machine, markdown_table, project_environment, require_success,
+                               run_child, write_section)
 from benchmarks.embedded_default import _project
 
 GUARANTEE = "a guarantee the script does not give"
@@ -48,17 +51,21 @@ class Part:
 # The guarantees (anywhere in a stack, first match), then the steps' other work (the outermost match), then
 # imports, Dagster and the rest (first match).
 PARTS = (
-    Part("point-in-time proofs of the feature sets", GUARANTEE, ("ml_platform/features/proof.py",)),
-    Part("point-in-time proof of the training snapshot", GUARANTEE, ("ml_platform/snapshots/proof.py",)),
+    Part("point-in-time proof of the training snapshot", GUARANTEE,  # its cuts are the feature sets'
+         ("ml_platform/snapshots/proof.py",)),
+    Part("point-in-time proofs of the feature sets' refreshes", GUARANTEE, ("ml_platform/features/proof.py",)),
     Part("feature SQL reach checks", GUARANTEE, ("check_feature_set_sql",)),
     Part("source checks: conversions, distributions, null surges", GUARANTEE,
          ("ml_platform/sources/checks.py", "ml_platform/sources/health.py")),
     Part("leakage guard", GUARANTEE, ("ml_platform/evaluation/leakage",)),
     Part("TreeSHAP importance", GUARANTEE, ("ml_platform/evaluation/importance", "task_importance.py")),
     Part("evaluation plots", GUARANTEE, ("ml_platform/evaluation/plots.py",)),
-    Part("drift monitoring", GUARANTEE, ("ml_platform/monitoring/drift.py", "ml_platform/monitoring/bins.py",
+    Part("drift monitoring", GUARANTEE, ("build_monitoring_asset", "ml_platform/monitoring/drift.py",
+                                         "ml_platform/monitoring/bins.py",
                                          "ml_platform/monitoring/reference_store.py",
                                          "ml_platform/monitoring/alarms.py")),
+    Part("outcomes: the realized money of the scored days", GUARANTEE,
+         ("build_outcomes_asset", "ml_platform/monitoring/outcomes.py")),
     Part("the evaluation's stored report, predictions file and records", GUARANTEE,
          ("store_evaluation (", "ml_platform/evaluation/report.py", "ml_platform/provenance/")),
     Part("sources: staging the rows", SAME_WORK, ("ml_platform/sources/",)),
@@ -67,7 +74,6 @@ PARTS = (
     Part("training: LightGBM and its matrix", SAME_WORK, ("ml_platform/training/",)),
     Part("evaluation: predictions, threshold, money, interval", SAME_WORK, ("ml_platform/evaluation/",)),
     Part("scoring the production days", SAME_WORK, ("ml_platform/scoring/",)),
-    Part("outcomes of the scored days", SAME_WORK, ("ml_platform/monitoring/",)),
     Part("imports", RUNNING, ()),  # a module being imported, by a caller of none of the parts above
     Part("Dagster: runs, steps, events, planning", RUNNING, ("dagster/", "dagster_shared/", "sqlalchemy/")),
     Part("the platform's chain, specs and CLI", RUNNING, ("ml_platform/",)),
@@ -152,7 +158,7 @@ def record(rate: int, folder: Path, keep: Path | None) -> Profile:
     return Profile(wall, usage.ru_utime + usage.ru_stime, rate, parts)
 
 
-def report(profile: Profile) -> str:
+def report(profile: Profile, script_seconds: float) -> str:
     total = sum(profile.parts.values())
     seconds = {part: samples / profile.rate for part, samples in profile.parts.items()}
     ordered = [part for part in (*PARTS, ELSEWHERE) if part in seconds]
@@ -166,7 +172,10 @@ def report(profile: Profile) -> str:
     return (f"One cold `ml-platform demo`: wall {profile.wall:.1f} s, CPU {profile.cpu:.1f} s (wait4, every "
             f"thread); py-spy at {profile.rate} Hz: {total / profile.rate:.1f} s of Python threads' samples.\n\n"
             + markdown_table(["part", "group", "seconds of samples", "share"], rows) + "\n\n"
-            + markdown_table(["group", "seconds of samples", "share"], group_rows) + "\n")
+            + markdown_table(["group", "seconds of samples", "share"], group_rows) + "\n\n"
+            + f"The plain script right after it (the same work without the platform, not profiled): "
+              f"{script_seconds:.1f} s of wall; the demo took {profile.wall / script_seconds:.2f}x that under "
+              f"py-spy, and 1.2x would be {1.2 * script_seconds:.1f} s.\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{BIN / 'py-spy'} is missing: install it with `.venv/bin/pip install -e '.[bench]'`")
     with tempfile.TemporaryDirectory(prefix="ml_platform-profile-") as folder:
         profile = record(arguments.rate, Path(folder), arguments.keep)
-    text = report(profile)
+        script = require_success(run_child([sys.executable, "-m", "benchmarks.plain_script", "--output",
+                                            str(Path(folder) / "script")]), "plain script")
+    text = report(profile, script.seconds)
     print(text)
     print(machine())
     if arguments.write:
