@@ -24,15 +24,14 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import (BIN, REPO, machine, markdown_table, project_environment, require_success,
-                               run_child, write_section)
+from benchmarks.common import BIN, REPO, machine, markdown_table, project_environment, write_section
+from benchmarks.demo_vs_script import run_script
 from benchmarks.embedded_default import _project
 
 GUARANTEE = "a guarantee the script does not give"
@@ -48,9 +47,8 @@ class Part:
     markers: tuple[str, ...]  # a stack containing any of these (a module path or a function) is this part's
 
 
-# The guarantees (anywhere in a stack, first match), then the steps' other work (the outermost match), then
-# imports, Dagster and the rest (first match).
-PARTS = (
+# Matched anywhere in a stack, the first that matches.
+GUARANTEES = (
     Part("point-in-time proof of the training snapshot", GUARANTEE,  # its cuts are the feature sets'
          ("ml_platform/snapshots/proof.py",)),
     Part("point-in-time proofs of the feature sets' refreshes", GUARANTEE, ("ml_platform/features/proof.py",)),
@@ -68,17 +66,23 @@ PARTS = (
          ("build_outcomes_asset", "ml_platform/monitoring/outcomes.py")),
     Part("the evaluation's stored report, predictions file and records", GUARANTEE,
          ("store_evaluation (", "ml_platform/evaluation/report.py", "ml_platform/provenance/")),
+)
+# Matched in a stack's outermost call that matches one.
+STEPS = (
     Part("sources: staging the rows", SAME_WORK, ("ml_platform/sources/",)),
     Part("features: their SQL", SAME_WORK, ("ml_platform/features/",)),
     Part("snapshot: the training rows", SAME_WORK, ("ml_platform/snapshots/",)),
     Part("training: LightGBM and its matrix", SAME_WORK, ("ml_platform/training/",)),
     Part("evaluation: predictions, threshold, money, interval", SAME_WORK, ("ml_platform/evaluation/",)),
     Part("scoring the production days", SAME_WORK, ("ml_platform/scoring/",)),
-    Part("imports", RUNNING, ()),  # a module being imported, by a caller of none of the parts above
+)
+IMPORTS = Part("imports", RUNNING, ())  # a module being imported, by a caller of none of the parts above
+# Matched anywhere in a stack that is none of the above, the first that matches.
+RUNNING_PARTS = (
     Part("Dagster: runs, steps, events, planning", RUNNING, ("dagster/", "dagster_shared/", "sqlalchemy/")),
     Part("the platform's chain, specs and CLI", RUNNING, ("ml_platform/",)),
 )
-IMPORTS = PARTS[-3]
+PARTS = (*GUARANTEES, *STEPS, IMPORTS, *RUNNING_PARTS)  # the report's order
 ELSEWHERE = Part("elsewhere (idle waits, threads' start)", OTHER, ())
 
 
@@ -93,19 +97,21 @@ def classify(stack: str) -> Part:
     frames = stack.split(";")
     importing = next((index for index, frame in enumerate(frames) if frame.startswith("_find_and_load ")), None)
     calls = [frame for frame in frames[:importing] if not frame.startswith("<module> ")]
-    for part in PARTS:
-        if part.group == GUARANTEE and any(marker in frame for frame in calls for marker in part.markers):
-            return part
-    for frame in calls:
-        for part in PARTS:
-            if part.group == SAME_WORK and any(marker in frame for marker in part.markers):
+
+    def anywhere(parts: tuple[Part, ...]) -> Part | None:
+        return next((part for part in parts if any(marker in frame for frame in calls for marker in part.markers)),
+                    None)
+
+    guarantee = anywhere(GUARANTEES)
+    if guarantee is not None:
+        return guarantee
+    for frame in calls:  # outermost first
+        for part in STEPS:
+            if any(marker in frame for marker in part.markers):
                 return part
     if importing is not None:
         return IMPORTS
-    for part in PARTS:
-        if part.group == RUNNING and any(marker in frame for frame in calls for marker in part.markers):
-            return part
-    return ELSEWHERE
+    return anywhere(RUNNING_PARTS) or ELSEWHERE
 
 
 def read_raw(path: Path) -> Counter:
@@ -188,8 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{BIN / 'py-spy'} is missing: install it with `.venv/bin/pip install -e '.[bench]'`")
     with tempfile.TemporaryDirectory(prefix="ml_platform-profile-") as folder:
         profile = record(arguments.rate, Path(folder), arguments.keep)
-        script = require_success(run_child([sys.executable, "-m", "benchmarks.plain_script", "--output",
-                                            str(Path(folder) / "script")]), "plain script")
+        script, _ = run_script(Path(folder) / "script")
     text = report(profile, script.seconds)
     print(text)
     print(machine())
